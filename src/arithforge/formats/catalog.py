@@ -1,0 +1,127 @@
+# Ref: ml_dtypes README (names); OFP8 v1.0; OCP Microscaling Formats (MX) v1.0 §5; Posit Standard 2022.
+"""Named formats, spelled as ml_dtypes spells them, plus any ``eXmY`` the user writes.
+
+Like Amaranth's ``crc.catalog``: named presets of the one descriptor class per kind.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+
+from ._errors import FormatError
+from .descriptors import FloatFormat, Format, IntFormat, Specials
+
+__all__ = ["get_format", "names", "register"]
+
+_FACTORIES: dict[str, Callable[[], Format]] = {}
+
+
+def register(name: str, factory: Callable[[], Format]) -> None:
+    """Add a named format to the catalog (other modules register posits and block formats)."""
+    _FACTORIES[name] = factory
+
+
+def _float(e: int, m: int, **kw: object) -> Callable[[], Format]:
+    return lambda: FloatFormat(e, m, **kw)  # type: ignore[arg-type]
+
+
+for _name, _factory in {
+    "float64": _float(11, 52),
+    "float32": _float(8, 23),
+    "float16": _float(5, 10),
+    "bfloat16": _float(8, 7),
+    "float8_e5m2": _float(5, 2),
+    "float8_e4m3fn": _float(4, 3, specials=Specials.FN),
+    "float8_e4m3": _float(4, 3),
+    "float8_e3m4": _float(3, 4),
+    "float8_e4m3fnuz": _float(4, 3, specials=Specials.FNUZ),
+    "float8_e5m2fnuz": _float(5, 2, specials=Specials.FNUZ),
+    "float8_e4m3b11fnuz": _float(4, 3, specials=Specials.FNUZ, bias=11),
+    "float8_e8m0fnu": _float(8, 0, specials=Specials.FN, signed=False, subnormals=False,
+                             zero=False),
+    "float6_e3m2fn": _float(3, 2, specials=Specials.NONE),
+    "float6_e2m3fn": _float(2, 3, specials=Specials.NONE),
+    "float4_e2m1fn": _float(2, 1, specials=Specials.NONE),
+}.items():
+    register(_name, _factory)
+for _bits in (2, 3, 4, 8, 16, 32):
+    register(f"int{_bits}", lambda b=_bits: IntFormat(b))
+    register(f"uint{_bits}", lambda b=_bits: IntFormat(b, False))
+
+_EXMY = re.compile(
+    r"^(?:float(?P<bits>\d+)_)?e(?P<e>\d+)m(?P<m>\d+)(?:b(?P<bias>-?\d+))?(?P<tail>fnuz|fn_nan|"
+    r"fn_nonan|fnu|fn)?(?P<nosub>_nosub)?$"
+)
+
+
+def _parse_exmy(name: str) -> Format | None:
+    match = _EXMY.match(name)
+    if match is None:
+        return None
+    e, m = int(match["e"]), int(match["m"])
+    tail = match["tail"] or ""
+    bits = 1 + e + m - (tail == "fnu")
+    sub_byte = bits <= 6
+    specials = {
+        "": Specials.IEEE, "fnuz": Specials.FNUZ, "fn_nan": Specials.FN,
+        "fn_nonan": Specials.NONE, "fnu": Specials.FN,
+        "fn": Specials.NONE if sub_byte else Specials.FN,
+    }[tail]
+    kw: dict[str, object] = {"specials": specials}
+    if match["bias"] is not None:
+        kw["bias"] = int(match["bias"])
+    if match["nosub"]:
+        kw["subnormals"] = False
+    if tail == "fnu":
+        kw.update(signed=False, subnormals=False, zero=False)
+    fmt = FloatFormat(e, m, **kw)  # type: ignore[arg-type]
+    if match["bits"] is not None and int(match["bits"]) != fmt.bits:
+        raise FormatError(
+            f"{name!r} says {match['bits']} bits but e{e}m{m} with that sign and policy has "
+            f"{fmt.bits}; write float{fmt.bits}_e{e}m{m}{tail}"
+        )
+    return fmt
+
+
+def names() -> list[str]:
+    """Names of every catalog format, in catalog order."""
+    _load_plugins()
+    return list(_FACTORIES)
+
+
+def _load_plugins() -> None:
+    # Posits and block formats live in their own modules and register themselves on import.
+    from . import block, posit  # noqa: F401
+
+
+def get_format(name: str | Format) -> Format:
+    """Return the format called ``name`` (a catalog name or any ``eXmY`` spelling).
+
+    Raises
+    ------
+    FormatError
+        For an unknown name, listing the closest valid names.
+    """
+    if isinstance(name, Format):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"format name must be a string, not {name!r}")
+    _load_plugins()
+    key = name.strip().lower()
+    factory = _FACTORIES.get(key)
+    if factory is not None:
+        return factory()
+    try:
+        parsed = _parse_exmy(key)
+    except FormatError:
+        raise
+    if parsed is not None:
+        return parsed
+    close = difflib.get_close_matches(key, list(_FACTORIES), n=3, cutoff=0.5)
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    raise FormatError(
+        f"unknown format {name!r}{hint} (see 'arithforge formats' for the catalog, or spell a "
+        f"float as eXmY)"
+    )

@@ -1,0 +1,208 @@
+"""Encode real values to codes and decode codes to float64, for float and fixed-point formats.
+
+The golden path (:func:`encode_float_exact`) splits each input into an exact integer significand
+and exponent and rounds once with :func:`arithforge.formats._core.round_float`. For float32 and
+float64 inputs and deterministic rounding the fast path looks results up in a table *derived from
+the golden path*: the result of rounding depends only on the input's sign, exponent, the kept
+mantissa bits, the round bit and whether any lower bit is set, so one representative per class
+fixes the whole class.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _core
+from ._errors import FormatError
+from .rounding import Rounding, as_rounding
+
+if TYPE_CHECKING:
+    from .descriptors import FixedFormat, FloatFormat
+
+# Largest derived table for the fast path, in entries.
+_TABLE_LIMIT = 1 << 22
+_CHUNK = 1 << 16
+
+
+def split_float(x: npt.NDArray[np.float64]) -> tuple[Any, Any, Any, Any]:
+    """Split float64 values into ``(cls, neg, sig, exp)``: exact, sig below 2**53."""
+    neg = np.signbit(x)
+    a = np.abs(x)
+    finite = np.isfinite(a)
+    mant, ex = np.frexp(np.where(finite, a, 0.0))
+    sig = np.ldexp(mant, 53).astype(np.int64)
+    exp = ex.astype(np.int64) - 53
+    cls = np.where(sig == 0, _core.ZERO, _core.FINITE)
+    cls = np.where(np.isinf(a), _core.INF, cls)
+    cls = np.where(np.isnan(a), _core.NAN, cls).astype(np.int8)
+    return cls, neg, sig, exp
+
+
+def _as_float_array(values: npt.ArrayLike) -> npt.NDArray[Any]:
+    x = np.asarray(values)
+    if x.dtype == np.float32 or x.dtype == np.float64:
+        return x
+    if x.dtype.kind in "biuf":
+        return x.astype(np.float64)
+    raise FormatError(f"values must be a real numeric array, not dtype {x.dtype}")
+
+
+def encode_float_exact(
+    fmt: FloatFormat,
+    x: npt.NDArray[Any],
+    rounding: Rounding,
+    *,
+    saturate: bool,
+    rand: Any,
+    rwidth: int,
+    ftz: bool,
+) -> npt.NDArray[Any]:
+    """Golden encode: exact split of each value, one rounding."""
+    with np.errstate(invalid="ignore"):  # signalling NaNs quiet silently on widening
+        x64 = x.astype(np.float64)
+    cls, neg, sig, exp = split_float(x64)
+    return _core.round_float(
+        fmt, neg, sig, exp, rounding, saturate=saturate, ftz=ftz, rand=rand, rwidth=rwidth,
+        cls=cls,
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _encode_table(
+    fmt: FloatFormat, src_bits: int, rounding: Rounding, saturate: bool, ftz: bool
+) -> tuple[npt.NDArray[Any], int] | None:
+    """Derived table for the fast path, or None when it would be too large."""
+    src_man, src_emin = (23, -126) if src_bits == 32 else (52, -1022)
+    k = src_man - fmt.man_bits - 1  # low bits folded into one sticky bit
+    if k < 1 or (src_bits - k + 1) > 22:
+        return None
+    # For a subnormal input the rounding point moves with its leading bit, unless the target's
+    # own subnormal grid (or its flush threshold) fixes it: only then do classes decide rounding.
+    keeps_grid = fmt.subnormals and not ftz and fmt.zero
+    if fmt.emin < src_emin + (0 if keeps_grid else 2):
+        return None
+    n = 1 << (src_bits - k + 1)
+    idx = np.arange(n, dtype=np.uint64)
+    rep = ((idx >> np.uint64(1)) << np.uint64(k)) | (idx & np.uint64(1))
+    utype = np.uint32 if src_bits == 32 else np.uint64
+    ftype = np.float32 if src_bits == 32 else np.float64
+    values = rep.astype(utype).view(ftype)
+    if not fmt.has_nan:
+        # NaN inputs never take the fast path for NaN-free formats (the golden path raises).
+        values = np.where(np.isnan(values), ftype(0), values)
+    table = encode_float_exact(
+        fmt, values, rounding, saturate=saturate, rand=None, rwidth=0, ftz=ftz
+    )
+    return table, k
+
+
+def _encode_fast(
+    fmt: FloatFormat, x: npt.NDArray[Any], rounding: Rounding, saturate: bool, ftz: bool
+) -> npt.NDArray[Any] | None:
+    src_bits = x.dtype.itemsize * 8
+    if fmt.specials.value == "none" and np.isnan(x).any():
+        return None  # let the golden path raise its error
+    found = _encode_table(fmt, src_bits, rounding, saturate, ftz)
+    if found is None:
+        return None
+    table, k = found
+    utype = np.uint32 if src_bits == 32 else np.uint64
+    u = np.ascontiguousarray(x).reshape(-1).view(utype)
+    out = np.empty(u.shape, dtype=table.dtype)
+    mask = utype((1 << k) - 1)
+    kk = utype(k)
+    one = utype(1)
+    chunk = min(_CHUNK, max(u.size, 1))
+    idx = np.empty(chunk, dtype=utype)
+    low = np.empty(chunk, dtype=utype)
+    sticky = np.empty(chunk, dtype=bool)
+    for start in range(0, u.size, chunk):
+        part = u[start : start + chunk]
+        n = part.size
+        i, lo, st = idx[:n], low[:n], sticky[:n]
+        np.right_shift(part, kk, out=i)
+        np.left_shift(i, one, out=i)
+        np.bitwise_and(part, mask, out=lo)
+        np.not_equal(lo, 0, out=st)
+        np.bitwise_or(i, st, out=i, casting="unsafe")
+        np.take(table, i, out=out[start : start + n])
+    return out.reshape(x.shape)
+
+
+def encode_float(
+    fmt: FloatFormat,
+    values: npt.ArrayLike,
+    rounding: Rounding | str,
+    *,
+    saturate: bool = False,
+    random_bits: npt.ArrayLike | None = None,
+    random_width: int | None = None,
+    ftz: bool = False,
+) -> npt.NDArray[Any]:
+    """Encode real values to codes of a float format (see :meth:`FloatFormat.encode`)."""
+    mode = as_rounding(rounding)
+    x = _as_float_array(values)
+    rand, rwidth = _core.check_random(mode, x.shape, random_bits, random_width)
+    if rand is None:
+        fast = _encode_fast(fmt, x, mode, bool(saturate), bool(ftz))
+        if fast is not None:
+            return fast
+    return encode_float_exact(
+        fmt, x, mode, saturate=bool(saturate), rand=rand, rwidth=rwidth, ftz=bool(ftz)
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _decode_table(fmt: FloatFormat, daz: bool) -> npt.NDArray[np.float64]:
+    return _decode_exact(fmt, fmt.all_codes(), daz)
+
+
+def _decode_exact(fmt: FloatFormat, codes: npt.NDArray[Any], daz: bool) -> npt.NDArray[np.float64]:
+    cls, neg, sig, exp = _core.unpack_float(fmt, codes, daz=daz)
+    mag = np.ldexp(sig.astype(np.float64), exp.astype(np.int32))
+    mag = np.where(cls == _core.INF, np.inf, mag)
+    mag = np.where(cls == _core.NAN, np.nan, mag)
+    return np.where(neg, -mag, mag)
+
+
+def decode_float(
+    fmt: FloatFormat, codes: npt.ArrayLike, *, daz: bool = False
+) -> npt.NDArray[np.float64]:
+    """Exact float64 value of each code."""
+    c = np.asarray(codes)
+    if c.dtype.kind not in "iu":
+        raise FormatError(f"codes of {fmt.name} must be an integer array, not dtype {c.dtype}")
+    if c.size and (int(c.min()) < 0 or int(c.max()) >= (1 << fmt.bits)):
+        raise FormatError(f"codes of {fmt.name} must lie in [0, 2**{fmt.bits}), got {c.max()!r}")
+    if fmt.bits <= 16:
+        return _decode_table(fmt, daz)[c.astype(np.intp)]
+    return _decode_exact(fmt, c, daz)
+
+
+def encode_fixed(
+    fmt: FixedFormat,
+    values: npt.ArrayLike,
+    rounding: Rounding | str,
+    *,
+    random_bits: npt.ArrayLike | None = None,
+    random_width: int | None = None,
+) -> npt.NDArray[Any]:
+    """Round values to a fixed-point grid, saturating at the ends (see :meth:`FixedFormat.encode`)."""
+    mode = as_rounding(rounding)
+    with np.errstate(invalid="ignore"):
+        x = _as_float_array(values).astype(np.float64)
+    if np.isnan(x).any():
+        raise FormatError(f"{fmt.name} has no NaN encoding; remove NaN inputs before encoding")
+    rand, rwidth = _core.check_random(mode, x.shape, random_bits, random_width)
+    cls, neg, sig, exp = split_float(x)
+    q = _core.shift_right_round(sig, fmt.scale_exp - exp, neg, mode, rand, rwidth)
+    # Values so large that the shift overflowed, and infinities, saturate.
+    huge = (cls == _core.INF) | ((exp - fmt.scale_exp) > 62 - 53) & (sig != 0)
+    q = np.where(huge, np.int64(1) << 62, q)
+    signed_q = np.where(neg, -q, q)
+    signed_q = np.clip(signed_q, fmt.min_int, fmt.max_int)
+    return fmt.from_int(signed_q)

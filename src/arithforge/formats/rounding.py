@@ -1,0 +1,48 @@
+# Ref: IEEE Std 754-2019 §4.3 (rounding-direction attributes); round to odd: Boldo & Melquiond,
+#      "Emulation of FMA and correctly rounded sums: proved algorithms using rounding to odd" (2008).
+"""Rounding modes shared by every format and operation."""
+
+from __future__ import annotations
+
+import enum
+import difflib
+
+from ._errors import FormatError
+
+__all__ = ["Rounding", "as_rounding"]
+
+
+class Rounding(str, enum.Enum):
+    """Rounding direction applied when an exact result is not representable.
+
+    ``STOCHASTIC`` rounds up with probability equal to the discarded fraction, using caller-supplied
+    random bits so that hardware can reproduce the result bit for bit: with ``r`` random bits
+    ``R`` and ``t`` the first ``r`` bits below the rounding point (the rest are ignored), the result
+    is rounded up exactly when ``t + R >= 2**r``.
+    """
+
+    RNE = "rne"  #: to nearest, ties to even
+    RNA = "rna"  #: to nearest, ties away from zero
+    RTZ = "rtz"  #: toward zero (truncate)
+    RUP = "rup"  #: toward +infinity
+    RDN = "rdn"  #: toward -infinity
+    RTO = "rto"  #: to odd (truncate, then set the last bit if inexact)
+    STOCHASTIC = "stochastic"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def as_rounding(value: Rounding | str) -> Rounding:
+    """Convert a rounding name (``"rne"``, ``"stochastic"``, ...) to a :class:`Rounding`."""
+    if isinstance(value, Rounding):
+        return value
+    if isinstance(value, str):
+        try:
+            return Rounding(value.lower())
+        except ValueError:
+            pass
+    names = [r.value for r in Rounding]
+    close = difflib.get_close_matches(str(value).lower(), names, n=2)
+    hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+    raise FormatError(f"rounding must be one of {', '.join(names)}, not {value!r}{hint}")
