@@ -170,7 +170,8 @@ def round_float(
     mag = np.where(over, max_mag, mag)
     is_nan = cls == NAN
     is_inf = cls == INF
-    is_zero = (cls == ZERO) | (below & fmt.zero)
+    # A finite value whose significand rounded away entirely is a (signed) zero too.
+    is_zero = (cls == ZERO) | ((cls == FINITE) & ~nonzero) | (below & fmt.zero)
     if not fmt.zero:
         mag = np.where(below, 0, mag)
     mag = np.where(is_zero, 0, mag)

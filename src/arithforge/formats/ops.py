@@ -1,0 +1,473 @@
+# Ref: IEEE Std 754-2019 §5.4.1 (addition, multiplication, fusedMultiplyAdd), §6.2-6.3 (NaN and
+#      signed-zero rules); Luo & Sun, arXiv 2410.00907 §3 (L-Mul); Alexandridis et al.,
+#      arXiv 2408.11997 (approximate normalization).
+"""Exact arithmetic on codes, rounded once.
+
+Every operand and the result carry their own format (``e4m3 x e4m3 + float32 -> float32``). The
+exact result is formed with integers, compressed with round-to-odd only where that provably leaves
+the final rounding unchanged (see :func:`_sum2`), and rounded once by :mod:`._core`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _core
+from ._core import FINITE, INF, NAN, ZERO
+from ._errors import FormatError
+from .catalog import get_format
+from .descriptors import FixedFormat, FloatFormat, Format
+from .rounding import Rounding, as_rounding
+
+__all__ = ["add", "mul", "fma", "lmul", "lmul_offset_bits", "dot", "imac", "Normalization"]
+
+I64 = npt.NDArray[np.int64]
+Normalization = str | int  # "exact", or the window of an approximate normalizer
+
+
+def _float_format(fmt: Format | str, what: str) -> FloatFormat:
+    f = get_format(fmt) if isinstance(fmt, str) else fmt
+    if not isinstance(f, FloatFormat):
+        raise FormatError(f"{what} must be a float format, not {getattr(f, 'name', f)!r}")
+    return f
+
+
+class _Operand:
+    """Unpacked operand: class, sign, integer significand, exponent of its LSB."""
+
+    def __init__(self, fmt: FloatFormat, codes: Any, daz: bool) -> None:
+        self.fmt = fmt
+        self.cls, self.neg, self.sig, self.exp = _core.unpack_float(fmt, codes, daz=daz)
+        # Exponent of the leading significand position as the exponent field says (emin for
+        # subnormals): what a hardware aligner sees.
+        self.field_exp = self.exp + fmt.man_bits
+
+
+def _prepare(codes: list[Any], fmts: list[FloatFormat], daz: bool) -> list[_Operand]:
+    arrays = np.broadcast_arrays(*[np.asarray(c) for c in codes])
+    return [_Operand(f, a, daz) for f, a in zip(fmts, arrays, strict=True)]
+
+
+def _rounding_args(
+    mode: Rounding, shape: tuple[int, ...], random_bits: Any, random_width: int | None
+) -> tuple[I64 | None, int]:
+    return _core.check_random(mode, shape, random_bits, random_width)
+
+
+def _check_width(bits: int, what: str) -> None:
+    if bits > _core.SIG_LIMIT_BITS - 2:
+        raise FormatError(
+            f"{what} needs {bits}-bit significands; the emulator supports up to "
+            f"{_core.SIG_LIMIT_BITS - 2} (float32 x float32 products fit)"
+        )
+
+
+def _product(x: _Operand, y: _Operand) -> tuple[Any, Any, I64, I64]:
+    """Exact product: class, sign, significand, exponent."""
+    _check_width(x.fmt.precision + y.fmt.precision, "a product")
+    nan = (x.cls == NAN) | (y.cls == NAN)
+    nan |= ((x.cls == INF) & (y.cls == ZERO)) | ((x.cls == ZERO) & (y.cls == INF))
+    inf = ~nan & ((x.cls == INF) | (y.cls == INF))
+    zero = ~nan & ~inf & ((x.cls == ZERO) | (y.cls == ZERO))
+    cls = np.select([nan, inf, zero], [NAN, INF, ZERO], FINITE).astype(np.int8)
+    neg = x.neg ^ y.neg
+    sig = np.where(cls == FINITE, x.sig * y.sig, 0)
+    return cls, neg, sig, x.exp + y.exp
+
+
+def _sum2(
+    n1: Any, s1: I64, e1: I64, n2: Any, s2: I64, e2: I64, precision: int
+) -> tuple[Any, I64, I64]:
+    """Sum of two finite terms, exact or compressed so that rounding to ``precision`` is unchanged.
+
+    With ``d`` the distance between the leading bits, ``d <= 1`` can cancel massively, so the sum
+    is formed exactly (at most max(width1, width2 + 1) + 1 bits). For ``d >= 2`` the result's
+    leading bit is at most one below the larger term's, so the smaller term is rounded to odd at a
+    grid ``g`` at least ``precision + 2`` bits below it; the larger term sits exactly on the grid.
+    Both sums then fall in the same open interval between multiples of ``2**(g+1)``, which no
+    rounding boundary at ``g + 1`` or above can split.
+    """
+    t1 = e1 + _core.bit_length(s1) - 1
+    t2 = e2 + _core.bit_length(s2) - 1
+    z1, z2 = s1 == 0, s2 == 0
+    first = ((t1 >= t2) & ~z1) | z2
+    big_n, big_s, big_e, big_t = (np.where(first, a, b) for a, b in ((n1, n2), (s1, s2), (e1, e2),
+                                                                     (t1, t2)))
+    sm_n, sm_s, sm_e, sm_t = (np.where(first, b, a) for a, b in ((n1, n2), (s1, s2), (e1, e2),
+                                                                (t1, t2)))
+    near = (big_t - sm_t <= 1) & ~(z1 | z2)
+    g_far = np.minimum(big_e - 1, big_t - precision - 3)
+    g = np.where(near, np.minimum(big_e, sm_e), g_far)
+    g = np.where(z1 | z2, big_e, g)
+    width = big_t - g + 2
+    if width.size and int(width.max()) > _core.SIG_LIMIT_BITS:
+        raise FormatError(
+            f"a sum needs {int(width.max())} bits; the emulator supports operand significands and "
+            f"output precision up to about {_core.SIG_LIMIT_BITS - 5} bits"
+        )
+    sm_s, sm_e = _core.compress_odd(sm_s, sm_e, g)
+    sm_s = np.where(z1 | z2, 0, sm_s)
+    sm_e = np.where(z1 | z2, g, sm_e)
+    a = big_s << (big_e - g)
+    b = sm_s << np.maximum(sm_e - g, 0)
+    total = np.where(big_n, -a, a) + np.where(sm_n, -b, b)
+    return total < 0, np.abs(total), g
+
+
+def _zero_sign(n1: Any, n2: Any, mode: Rounding) -> Any:
+    """Sign of an exact zero sum (IEEE 754 §6.3).
+
+    Zeros of one sign keep it; otherwise (opposite-signed zeros or an exact cancellation) the
+    result is +0, or -0 under RDN.
+    """
+    return np.where(n1 == n2, n1, mode is Rounding.RDN)
+
+
+def _finish(
+    fmt_out: FloatFormat, cls: Any, neg: Any, sig: I64, exp: I64, mode: Rounding, *,
+    saturate: bool, ftz: bool, rand: I64 | None, rwidth: int, shape: tuple[int, ...],
+    min_top: I64 | None = None,
+) -> npt.NDArray[Any]:
+    if min_top is not None:
+        sig, exp = _approx_round(fmt_out, neg, sig, exp, min_top, mode, rand, rwidth)
+    codes = _core.round_float(
+        fmt_out, neg, sig, exp, mode, saturate=saturate, ftz=ftz, rand=rand, rwidth=rwidth,
+        cls=cls,
+    )
+    return codes.reshape(shape)
+
+
+def _approx_round(
+    fmt_out: FloatFormat, neg: Any, sig: I64, exp: I64, min_top: I64, mode: Rounding,
+    rand: I64 | None, rwidth: int,
+) -> tuple[I64, I64]:
+    """Round at the position an approximate normalizer reaches when the LZC window runs out."""
+    m = fmt_out.man_bits
+    top = exp + _core.bit_length(sig) - 1
+    lsb = min_top - m
+    normal_lsb = np.maximum(top, fmt_out.emin) - m
+    use = (sig != 0) & (lsb > normal_lsb)
+    q = _core.shift_right_round(sig, lsb - exp, neg, mode, rand, rwidth)
+    return np.where(use, q, sig), np.where(use, lsb, exp)
+
+
+def mul(
+    a: npt.ArrayLike, b: npt.ArrayLike, fmt_a: Format | str, fmt_b: Format | str | None = None,
+    fmt_out: Format | str | None = None, rounding: Rounding | str = Rounding.RNE, *,
+    saturate: bool = False, ftz: bool = False, daz: bool = False,
+    random_bits: npt.ArrayLike | None = None, random_width: int | None = None,
+) -> npt.NDArray[Any]:
+    """Compute ``round(a * b)`` on codes; ``fmt_b`` and ``fmt_out`` default to ``fmt_a``."""
+    fa = _float_format(fmt_a, "fmt_a")
+    fb = _float_format(fmt_b if fmt_b is not None else fa, "fmt_b")
+    fo = _float_format(fmt_out if fmt_out is not None else fa, "fmt_out")
+    mode = as_rounding(rounding)
+    x, y = _prepare([a, b], [fa, fb], daz)
+    shape = x.sig.shape
+    rand, rwidth = _rounding_args(mode, shape, random_bits, random_width)
+    cls, neg, sig, exp = _product(x, y)
+    return _finish(fo, cls, neg, sig, exp, mode, saturate=saturate, ftz=ftz, rand=rand,
+                   rwidth=rwidth, shape=shape)
+
+
+def _add_terms(
+    c1: Any, n1: Any, s1: I64, e1: I64, c2: Any, n2: Any, s2: I64, e2: I64,
+    fo: FloatFormat, mode: Rounding, rwidth: int,
+) -> tuple[Any, Any, I64, I64]:
+    """Class, sign, significand, exponent of the exact (or safely compressed) sum of two terms."""
+    nan = (c1 == NAN) | (c2 == NAN) | ((c1 == INF) & (c2 == INF) & (n1 != n2))
+    inf = ~nan & ((c1 == INF) | (c2 == INF))
+    inf_neg = np.where(c1 == INF, n1, n2)
+    f1 = np.where(c1 == FINITE, s1, 0)
+    f2 = np.where(c2 == FINITE, s2, 0)
+    neg, sig, exp = _sum2(n1, f1, e1, n2, f2, e2, fo.precision + rwidth)
+    zero = ~nan & ~inf & (sig == 0)
+    neg = np.where(zero, _zero_sign(n1, n2, mode), np.where(inf, inf_neg, neg))
+    cls = np.select([nan, inf, zero], [NAN, INF, ZERO], FINITE).astype(np.int8)
+    return cls, neg, sig, exp
+
+
+def add(
+    a: npt.ArrayLike, b: npt.ArrayLike, fmt_a: Format | str, fmt_b: Format | str | None = None,
+    fmt_out: Format | str | None = None, rounding: Rounding | str = Rounding.RNE, *,
+    saturate: bool = False, ftz: bool = False, daz: bool = False,
+    random_bits: npt.ArrayLike | None = None, random_width: int | None = None,
+) -> npt.NDArray[Any]:
+    """Compute ``round(a + b)`` on codes; ``fmt_b`` and ``fmt_out`` default to ``fmt_a``."""
+    fa = _float_format(fmt_a, "fmt_a")
+    fb = _float_format(fmt_b if fmt_b is not None else fa, "fmt_b")
+    fo = _float_format(fmt_out if fmt_out is not None else fa, "fmt_out")
+    mode = as_rounding(rounding)
+    x, y = _prepare([a, b], [fa, fb], daz)
+    shape = x.sig.shape
+    rand, rwidth = _rounding_args(mode, shape, random_bits, random_width)
+    cls, neg, sig, exp = _add_terms(x.cls, x.neg, x.sig, x.exp, y.cls, y.neg, y.sig, y.exp,
+                                    fo, mode, rwidth)
+    return _finish(fo, cls, neg, sig, exp, mode, saturate=saturate, ftz=ftz, rand=rand,
+                   rwidth=rwidth, shape=shape)
+
+
+def _window(normalization: Normalization) -> int | None:
+    if isinstance(normalization, str) and normalization == "exact":
+        return None
+    if isinstance(normalization, bool) or not isinstance(normalization, int | np.integer):
+        raise FormatError(
+            f"normalization must be 'exact' or a window width (int >= 1), not {normalization!r}"
+        )
+    if normalization < 1:
+        raise FormatError(f"normalization window must be at least 1, not {normalization!r}")
+    return int(normalization)
+
+
+def fma(
+    a: npt.ArrayLike, b: npt.ArrayLike, c: npt.ArrayLike, fmt_a: Format | str,
+    fmt_b: Format | str | None = None, fmt_c: Format | str | None = None,
+    fmt_out: Format | str | None = None, rounding: Rounding | str = Rounding.RNE, *,
+    saturate: bool = False, ftz: bool = False, daz: bool = False,
+    random_bits: npt.ArrayLike | None = None, random_width: int | None = None,
+    normalization: Normalization = "exact",
+) -> npt.NDArray[Any]:
+    """Compute ``round(a * b + c)`` with a single rounding; formats default to ``fmt_a``.
+
+    Parameters
+    ----------
+    normalization : "exact" or int
+        ``"exact"`` normalizes fully. An integer ``W`` models an approximate normalizer whose
+        leading-zero count and left shift cover only ``W`` positions below the adder's top bit
+        ``T = max(Ea + Eb + 1, Ec) + 1`` (``E`` being the exponent each operand's exponent field
+        gives, ``emin`` for subnormals): a result whose leading bit lies below ``T - W`` is
+        rounded at ``T - W - man_bits`` instead, keeping fewer significant bits. Outputs are
+        still ordinary codes of ``fmt_out``.
+    """
+    fa = _float_format(fmt_a, "fmt_a")
+    fb = _float_format(fmt_b if fmt_b is not None else fa, "fmt_b")
+    fc = _float_format(fmt_c if fmt_c is not None else fa, "fmt_c")
+    fo = _float_format(fmt_out if fmt_out is not None else fc, "fmt_out")
+    mode = as_rounding(rounding)
+    window = _window(normalization)
+    x, y, z = _prepare([a, b, c], [fa, fb, fc], daz)
+    shape = x.sig.shape
+    rand, rwidth = _rounding_args(mode, shape, random_bits, random_width)
+    pc, pn, ps, pe = _product(x, y)
+    cls, neg, sig, exp = _add_terms(pc, pn, ps, pe, z.cls, z.neg, z.sig, z.exp, fo, mode, rwidth)
+    min_top = None
+    if window is not None:
+        top_bit = np.maximum(x.field_exp + y.field_exp + 1, z.field_exp) + 1
+        min_top = top_bit - window
+    return _finish(fo, cls, neg, sig, exp, mode, saturate=saturate, ftz=ftz, rand=rand,
+                   rwidth=rwidth, shape=shape, min_top=min_top)
+
+
+# -- L-Mul --------------------------------------------------------------------------------------
+
+def lmul_offset_bits(man_bits: int) -> int:
+    """The paper's l(m): the offset 2**-l(m) replacing the mantissa product (arXiv 2410.00907)."""
+    return man_bits if man_bits <= 3 else (3 if man_bits == 4 else 4)
+
+
+def lmul(
+    a: npt.ArrayLike, b: npt.ArrayLike, fmt: Format | str, *, form: str = "int",
+    fmt_out: Format | str | None = None, rounding: Rounding | str = Rounding.RNE,
+    saturate: bool = False, offset_bits: int | None = None,
+) -> npt.NDArray[Any]:
+    """Compute the L-Mul approximate product of two codes of ``fmt``.
+
+    With ``x = (1 + xm) 2**xe``, ``y = (1 + ym) 2**ye`` and ``s = xm + ym + 2**-l``:
+
+    - ``form="int"`` (the paper's code: one integer addition of the exponent and mantissa fields,
+      ``R = (x & ~S) + (y & ~S) - C``) gives ``(1 + s) 2**(xe+ye)`` when ``s < 1`` and
+      ``s 2**(xe+ye+1)`` when the fraction carries into the exponent;
+    - ``form="equation"`` gives the literal ``(1 + s) 2**(xe+ye)``, rounded to ``fmt_out``.
+
+    Special values (not specified by the paper; our choice): the sign is the XOR of the signs;
+    zero or subnormal inputs give zero; NaN gives NaN, inf gives inf (inf times zero gives NaN);
+    results below the smallest normal of ``fmt_out`` flush to zero; overflow saturates or goes to
+    inf/NaN as ``fmt_out`` and ``saturate`` say.
+    """
+    f = _float_format(fmt, "fmt")
+    fo = _float_format(fmt_out if fmt_out is not None else f, "fmt_out")
+    if form not in ("int", "equation"):
+        raise FormatError(f"form must be 'int' or 'equation', not {form!r}")
+    mode = as_rounding(rounding)
+    if mode is Rounding.STOCHASTIC:
+        raise FormatError("lmul does not take stochastic rounding; use rne, rtz, ... instead")
+    m = f.man_bits
+    lbits = lmul_offset_bits(m) if offset_bits is None else int(offset_bits)
+    if not 0 <= lbits <= 40:
+        raise FormatError(f"offset_bits must be between 0 and 40, not {offset_bits!r}")
+    x, y = _prepare([a, b], [f, f], daz=True)
+    shape = x.sig.shape
+    cls = _product(x, y)[0]
+    # Fractions on a common grid of F = max(m, l) bits: s = (xf + yf + 1 << (F - l)) / 2**F.
+    grid = max(m, lbits)
+    one = np.int64(1) << grid
+    xf = (x.sig - (1 << m)) << (grid - m)
+    yf = (y.sig - (1 << m)) << (grid - m)
+    s = xf + yf + (np.int64(1) << (grid - lbits))
+    e = x.field_exp + y.field_exp
+    if form == "int":
+        carry = s >= one
+        sig = np.where(carry, s, one + s)
+        exp = np.where(carry, e + 1, e) - grid
+    else:
+        sig = one + s
+        exp = e - grid
+    sig = np.where(cls == FINITE, sig, 0)
+    neg = x.neg ^ y.neg
+    codes = _core.round_float(fo, neg, sig, exp, mode, saturate=saturate, ftz=True, cls=cls)
+    return codes.reshape(shape)
+
+
+# -- dot products -------------------------------------------------------------------------------
+
+def _big_exact_sum(neg: Any, sig: I64, exp: I64) -> tuple[Any, I64, I64]:
+    """Exact sum along the last axis with Python integers, compressed to odd below 2**60."""
+    rows = sig.reshape(-1, sig.shape[-1])
+    negs = neg.reshape(rows.shape)
+    exps = exp.reshape(rows.shape)
+    out_neg = np.zeros(rows.shape[0], dtype=bool)
+    out_sig = np.zeros(rows.shape[0], dtype=np.int64)
+    out_exp = np.zeros(rows.shape[0], dtype=np.int64)
+    for i in range(rows.shape[0]):
+        nz = rows[i] != 0
+        if not nz.any():
+            continue
+        e0 = int(exps[i][nz].min())
+        total = 0
+        for s_, e_, n_ in zip(rows[i][nz].tolist(), exps[i][nz].tolist(), negs[i][nz].tolist(),
+                              strict=True):
+            total += -(s_ << (e_ - e0)) if n_ else (s_ << (e_ - e0))
+        mag = abs(total)
+        extra = max(mag.bit_length() - 60, 0)
+        if extra:
+            sticky = int(mag & ((1 << extra) - 1) != 0)
+            mag = (mag >> extra) | sticky
+        out_neg[i], out_sig[i], out_exp[i] = total < 0, mag, e0 + extra
+    return (out_neg.reshape(sig.shape[:-1]), out_sig.reshape(sig.shape[:-1]),
+            out_exp.reshape(sig.shape[:-1]))
+
+
+def dot(
+    a: npt.ArrayLike, b: npt.ArrayLike, fmt_a: Format | str, fmt_b: Format | str | None = None,
+    *, fmt_out: Format | str = "float32", model: str = "exact",
+    fmt_acc: Format | str | None = None, rounding: Rounding | str = Rounding.RNE,
+    c: npt.ArrayLike | None = None, normalization: Normalization = "exact",
+    n: int = 16, frac_bits: int = 25, out_rounding: Rounding | str = Rounding.RTZ,
+    saturate: bool = False,
+) -> npt.NDArray[Any]:
+    """Dot products along the last axis of code arrays ``a`` and ``b``, under an accumulation model.
+
+    Models
+    ------
+    ``"exact"``
+        Exact sum of all products (and ``c``), rounded once to ``fmt_out``.
+    ``"fma_chain"``
+        ``acc = fma(a_k, b_k, acc)`` for k = 0..K-1 in ``fmt_acc`` (default ``fmt_out``), starting
+        from ``c`` (or +0), with ``rounding`` and ``normalization`` at every step; the final
+        accumulator is rounded to ``fmt_out``.
+    ``"pairwise"``
+        Products rounded to ``fmt_acc``, then a balanced tree of additions in ``fmt_acc``.
+    ``"block"``
+        Block-aligned truncating accumulation (tensor-core model): for each step of ``n`` products
+        plus the accumulator, every term is truncated toward zero to ``frac_bits`` fraction bits
+        relative to the largest term's leading bit, the terms are summed exactly, and the sum is
+        rounded to ``fmt_acc`` with ``out_rounding``; steps chain over K.
+
+    ``c`` is an optional initial accumulator (codes of ``fmt_acc``, default ``fmt_out``).
+    """
+    fa = _float_format(fmt_a, "fmt_a")
+    fb = _float_format(fmt_b if fmt_b is not None else fa, "fmt_b")
+    fo = _float_format(fmt_out, "fmt_out")
+    facc = _float_format(fmt_acc if fmt_acc is not None else fo, "fmt_acc")
+    mode = as_rounding(rounding)
+    av, bv = np.broadcast_arrays(np.asarray(a), np.asarray(b))
+    if av.ndim == 0:
+        raise FormatError("dot needs arrays with a last axis to reduce, not scalars")
+    k = av.shape[-1]
+    out_shape = av.shape[:-1]
+    c0 = (np.zeros(out_shape, dtype=facc.code_dtype) if c is None
+          else np.broadcast_to(np.asarray(c), out_shape))
+    if model == "exact":
+        x, y = _prepare([av, bv], [fa, fb], daz=False)
+        cls, neg, sig, exp = _product(x, y)
+        z = _Operand(facc, c0, daz=False)
+        all_cls = np.concatenate([cls, z.cls[..., None]], axis=-1)
+        all_neg = np.concatenate([neg, z.neg[..., None]], axis=-1)
+        all_sig = np.concatenate([sig, z.sig[..., None]], axis=-1)
+        all_exp = np.concatenate([exp, z.exp[..., None]], axis=-1)
+        rneg, rsig, rexp = _big_exact_sum(all_neg, all_sig, all_exp)
+        nan = (all_cls == NAN).any(-1)
+        pinf = ((all_cls == INF) & ~all_neg).any(-1)
+        ninf = ((all_cls == INF) & all_neg).any(-1)
+        nan |= pinf & ninf
+        inf = ~nan & (pinf | ninf)
+        zero = ~nan & ~inf & (rsig == 0)
+        all_neg_zero = (all_neg | (all_cls != ZERO)).all(-1) & (all_cls == ZERO).all(-1)
+        rneg = np.where(zero, all_neg_zero | (mode is Rounding.RDN), np.where(inf, ninf, rneg))
+        rcls = np.select([nan, inf, zero], [NAN, INF, ZERO], FINITE).astype(np.int8)
+        return _core.round_float(fo, rneg, rsig, rexp, mode, saturate=saturate,
+                                 cls=rcls).reshape(out_shape)
+    if model == "fma_chain":
+        acc = c0
+        for i in range(k):
+            acc = fma(av[..., i], bv[..., i], acc, fa, fb, facc, facc, mode, saturate=saturate,
+                      normalization=normalization)
+        return _convert(acc, facc, fo, mode, saturate)
+    if model == "pairwise":
+        terms = mul(av, bv, fa, fb, facc, mode, saturate=saturate)
+        while terms.shape[-1] > 1:
+            if terms.shape[-1] % 2:
+                zero_col = np.zeros(terms.shape[:-1] + (1,), dtype=terms.dtype)
+                terms = np.concatenate([terms, zero_col], axis=-1)
+            terms = add(terms[..., 0::2], terms[..., 1::2], facc, facc, facc, mode,
+                        saturate=saturate)
+        acc = add(terms[..., 0], c0, facc, facc, facc, mode, saturate=saturate)
+        return _convert(acc, facc, fo, mode, saturate)
+    if model == "block":
+        from .mma import block_accumulate
+
+        acc = block_accumulate(av, bv, fa, fb, facc, c0, n=n, frac_bits=frac_bits,
+                               out_rounding=as_rounding(out_rounding))
+        return _convert(acc, facc, fo, mode, saturate)
+    raise FormatError(
+        f"model must be one of exact, fma_chain, pairwise, block, not {model!r}"
+    )
+
+
+def _convert(codes: Any, src: FloatFormat, dst: FloatFormat, mode: Rounding,
+             saturate: bool) -> npt.NDArray[Any]:
+    """Round codes of one float format to another (exact when ``dst`` holds them)."""
+    if src == dst:
+        return np.asarray(codes)
+    x = _Operand(src, codes, daz=False)
+    return _core.round_float(dst, x.neg, x.sig, x.exp, mode, saturate=saturate, cls=x.cls)
+
+
+# -- integers -----------------------------------------------------------------------------------
+
+def imac(
+    a: npt.ArrayLike, b: npt.ArrayLike, acc: npt.ArrayLike, fmt_a: Format | str,
+    fmt_b: Format | str | None = None, fmt_acc: Format | str = "int32", *,
+    saturate: bool = False,
+) -> npt.NDArray[Any]:
+    """Integer multiply-accumulate ``acc + a * b`` on codes.
+
+    The product is exact; the sum wraps modulo ``2**bits`` of ``fmt_acc`` (two's complement), or
+    clamps to its range with ``saturate=True``.
+    """
+    fa, fb, fc = (get_format(f) if isinstance(f, str) else f
+                  for f in (fmt_a, fmt_b if fmt_b is not None else fmt_a, fmt_acc))
+    for f, what in ((fa, "fmt_a"), (fb, "fmt_b"), (fc, "fmt_acc")):
+        if not isinstance(f, FixedFormat) or f.frac_bits != 0:
+            raise FormatError(f"{what} must be an integer format, not {getattr(f, 'name', f)!r}")
+    assert isinstance(fa, FixedFormat) and isinstance(fb, FixedFormat)
+    assert isinstance(fc, FixedFormat)
+    if fa.bits + fb.bits + 1 > 62 or fc.bits > 62:
+        raise FormatError("imac supports products and accumulators of up to 62 bits")
+    total = fc.to_int(acc) + fa.to_int(a) * fb.to_int(b)
+    if saturate:
+        total = np.clip(total, fc.min_int, fc.max_int)
+    return fc.from_int(total)
