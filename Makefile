@@ -66,7 +66,7 @@ $(STAMPS)/apt:
 	  fi; \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  echo "apt-get install -y $$missing"; \
-	  if ! compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null \
+	  if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null \
 	      || ! apt-get install -y --no-install-recommends $$missing; then \
 	    apt-get update && apt-get install -y --no-install-recommends $$missing; \
 	  fi; \

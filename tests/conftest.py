@@ -97,11 +97,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if marker is None:
         return
     for simulator in marker.args or ("verilator",):
-        if simulator not in _SIMULATORS:
-            raise pytest.UsageError(
-                f"cosim simulators must be among {sorted(_SIMULATORS)}, not {simulator!r} "
-                f"({item.nodeid})"
-            )
         missing = _SIMULATORS[simulator]()
         if missing is None:
             continue
@@ -110,7 +105,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(missing)
 
 
-# -- GPU ----------------------------------------------------------------------------------------
+# -- GPU and marker checks -------------------------------------------------------------------
 
 def _no_gpu_reason() -> str | None:
     if importlib.util.find_spec("torch") is None:
@@ -123,6 +118,14 @@ def _no_gpu_reason() -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        marker = item.get_closest_marker("cosim")
+        unknown = set(marker.args) - set(_SIMULATORS) if marker is not None else set()
+        if unknown:
+            raise pytest.UsageError(
+                f"cosim simulators must be among {sorted(_SIMULATORS)}, not "
+                f"{sorted(unknown)} ({item.nodeid})"
+            )
     gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
     if not gpu_items:
         return  # torch is slow to import: only look when some test asks for a GPU
