@@ -46,7 +46,7 @@ help:
 	@echo "make lint         ruff on src tests benchmarks, mypy on the typed packages"
 	@echo "make verify-all   the slow tests: exhaustive sweeps"
 	@echo "make bench        every script in benchmarks/"
-	@echo "make clean        caches and build outputs (make distclean: the venv too)"
+	@echo "make clean        caches and build outputs (make distclean: the venv and results too)"
 
 install: install-system $(INSTALL_STAMP)
 
@@ -74,6 +74,9 @@ $(STAMPS)/apt:
 	@mkdir -p $(@D) && touch $@
 
 $(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	  || { echo "make: arithforge needs Python >= 3.11; $(PYTHON) is $$($(PYTHON) -V 2>&1)" \
+	       "(make PYTHON=python3.11 ...)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
 $(INSTALL_STAMP): pyproject.toml | $(PY)
@@ -112,6 +115,7 @@ verify-all: install
 explore: install install-trace
 	$(VENV)/bin/arithforge explore
 
+# Top-level scripts only: subfolders (benchmarks/gpu/) need hardware this machine may lack.
 bench: install
 	@shopt -s nullglob; scripts=(benchmarks/*.py); \
 	if [ $${#scripts[@]} -eq 0 ]; then echo "bench: no scripts in benchmarks/"; exit 0; fi; \
@@ -120,9 +124,11 @@ bench: install
 	done
 
 clean:
-	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis sim_build results
-	find src tests $(wildcard benchmarks) -name __pycache__ -type d -prune -exec rm -rf {} +
-	find . -maxdepth 3 -name '*.egg-info' -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis sim_build
+	find src tests $(wildcard benchmarks) -type d \( -name __pycache__ -o -name sim_build \) \
+	  -prune -exec rm -rf {} +
+	find src -maxdepth 1 -name '*.egg-info' -type d -prune -exec rm -rf {} +
 
+# Also the venv and exploration results.
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) results

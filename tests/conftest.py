@@ -10,6 +10,9 @@
 - Hypothesis: profile ``ci`` under ``CI=true`` (derandomized, no deadline, no example
   database), ``dev`` otherwise (no deadline: a 2-core machine under load misses any fixed one).
   ``HYPOTHESIS_PROFILE`` picks another.
+
+pytest runs with ``--import-mode=importlib`` (pyproject.toml), so test files of one name may sit in
+several folders; share helpers as fixtures in a ``conftest.py``, not by importing test modules.
 """
 
 from __future__ import annotations
