@@ -101,7 +101,9 @@ def check_random(
     """Validate the random bits of stochastic rounding and broadcast them to ``shape``."""
     if rounding is not Rounding.STOCHASTIC:
         if random_bits is not None:
-            raise FormatError(f"random_bits are only used with rounding='stochastic', not {rounding}")
+            raise FormatError(
+                f"random_bits are only used with rounding='stochastic', not {rounding}"
+            )
         return None, 0
     if random_bits is None or random_width is None:
         raise FormatError("stochastic rounding needs random_bits and random_width (bits per value)")
@@ -203,7 +205,8 @@ def round_float(
         is_nan = is_nan | (cls == ZERO)  # zero has no code
     if fmt.has_nan:
         assert code_nan is not None
-        if fmt.specials.value in ("fnuz",) or not fmt.signed:
+        nan_codes: Any
+        if fmt.specials.value == "fnuz" or not fmt.signed:
             nan_codes = np.uint64(code_nan)
         else:
             nan_codes = np.uint64(code_nan) | (neg.astype(np.uint64) << np.uint64(fmt.bits - 1))

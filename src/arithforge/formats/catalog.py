@@ -1,4 +1,5 @@
-# Ref: ml_dtypes README (names); OFP8 v1.0; OCP Microscaling Formats (MX) v1.0 §5; Posit Standard 2022.
+# Ref: ml_dtypes README (names); OFP8 v1.0; OCP Microscaling Formats (MX) v1.0 §5;
+#      Posit Standard 2022.
 """Named formats, spelled as ml_dtypes spells them, plus any ``eXmY`` the user writes.
 
 Like Amaranth's ``crc.catalog``: named presets of the one descriptor class per kind.
@@ -46,9 +47,13 @@ for _name, _factory in {
     "float4_e2m1fn": _float(2, 1, specials=Specials.NONE),
 }.items():
     register(_name, _factory)
+def _int(bits: int, signed: bool) -> Callable[[], Format]:
+    return lambda: IntFormat(bits, signed)
+
+
 for _bits in (2, 3, 4, 8, 16, 32):
-    register(f"int{_bits}", lambda b=_bits: IntFormat(b))
-    register(f"uint{_bits}", lambda b=_bits: IntFormat(b, False))
+    register(f"int{_bits}", _int(_bits, True))
+    register(f"uint{_bits}", _int(_bits, False))
 
 _EXMY = re.compile(
     r"^(?:float(?P<bits>\d+)_)?e(?P<e>\d+)m(?P<m>\d+)(?:b(?P<bias>-?\d+))?(?P<tail>fnuz|fn_nan|"

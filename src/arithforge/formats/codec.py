@@ -115,9 +115,8 @@ def _encode_fast(
     out = np.empty(u.shape, dtype=table.dtype)
     mask = utype((1 << k) - 1)
     kk = utype(k)
-    one = utype(1)
     chunk = min(_CHUNK, max(u.size, 1))
-    idx = np.empty(chunk, dtype=utype)
+    idx = np.empty(chunk, dtype=np.intp)
     low = np.empty(chunk, dtype=utype)
     sticky = np.empty(chunk, dtype=bool)
     for start in range(0, u.size, chunk):
@@ -125,10 +124,10 @@ def _encode_fast(
         n = part.size
         i, lo, st = idx[:n], low[:n], sticky[:n]
         np.right_shift(part, kk, out=i)
-        np.left_shift(i, one, out=i)
+        np.left_shift(i, 1, out=i)
         np.bitwise_and(part, mask, out=lo)
         np.not_equal(lo, 0, out=st)
-        np.bitwise_or(i, st, out=i, casting="unsafe")
+        np.bitwise_or(i, st, out=i)
         np.take(table, i, out=out[start : start + n])
     return out.reshape(x.shape)
 
@@ -191,7 +190,7 @@ def encode_fixed(
     random_bits: npt.ArrayLike | None = None,
     random_width: int | None = None,
 ) -> npt.NDArray[Any]:
-    """Round values to a fixed-point grid, saturating at the ends (see :meth:`FixedFormat.encode`)."""
+    """Round values to a fixed-point grid, saturating at both ends (``FixedFormat.encode``)."""
     mode = as_rounding(rounding)
     with np.errstate(invalid="ignore"):
         x = _as_float_array(values).astype(np.float64)

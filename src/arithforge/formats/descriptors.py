@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["Format", "FloatFormat", "IntFormat", "FixedFormat", "Specials"]
 
 
-class Specials(str, enum.Enum):
+class Specials(enum.StrEnum):
     """Where a float format keeps its special values.
 
     ``IEEE``: infinities at exponent all-ones with zero fraction, NaNs at the other fractions.
@@ -167,14 +167,19 @@ class FloatFormat(Format):
         if specials is Specials.IEEE and exp_bits == 1:
             raise FormatError("specials='ieee' needs exp_bits >= 2 to leave finite codes, not 1")
         if specials is Specials.FNUZ and not self.signed:
-            raise FormatError("specials='fnuz' keeps its NaN at the -0 code, so signed must be True")
+            raise FormatError(
+                "specials='fnuz' keeps its NaN at the -0 code, so signed must be True"
+            )
         if not self.zero and self.subnormals:
-            raise FormatError("zero=False makes exponent field 0 a normal binade: set subnormals=False")
+            raise FormatError(
+                "zero=False makes exponent field 0 a normal binade: set subnormals=False"
+            )
         if self.emax < self.emin:
             raise FormatError(f"{self.name} has no finite normal numbers; widen exp_bits")
         if self.emin - self.man_bits < -1074 or self.emax > 1023:
             raise FormatError(
-                f"bias must keep every value of the format inside float64's range, not {self.bias!r}"
+                "bias must keep every value of the format inside float64's range, "
+                f"not {self.bias!r}"
             )
 
     # -- naming -------------------------------------------------------------------------------
@@ -193,7 +198,9 @@ class FloatFormat(Format):
         tail = suffix[self.specials]
         if not self.signed:
             tail += "u"
-        ieee_names = {(5, 10): "float16", (8, 7): "bfloat16", (8, 23): "float32", (11, 52): "float64"}
+        ieee_names = {
+            (5, 10): "float16", (8, 7): "bfloat16", (8, 23): "float32", (11, 52): "float64",
+        }
         default_bias = (1 << (self.exp_bits - 1)) - 1 + (self.specials is Specials.FNUZ)
         plain = (
             self.specials is Specials.IEEE and self.signed and self.subnormals and self.zero
@@ -506,7 +513,9 @@ class IntFormat(FixedFormat):
     def __init__(self, bits: int, signed: bool = True) -> None:
         bits = _index(bits, "bits")
         if not 1 + int(signed) <= bits <= 62:
-            raise FormatError(f"an integer format must have {1 + int(signed)} to 62 bits, not {bits}")
+            raise FormatError(
+                f"an integer format must have {1 + int(signed)} to 62 bits, not {bits}"
+            )
         object.__setattr__(self, "width", bits)
         object.__setattr__(self, "signed", signed)
         object.__setattr__(self, "int_bits", bits - int(signed))

@@ -1,18 +1,19 @@
 # Ref: IEEE Std 754-2019 §4.3 (rounding-direction attributes); round to odd: Boldo & Melquiond,
-#      "Emulation of FMA and correctly rounded sums: proved algorithms using rounding to odd" (2008).
+#      "Emulation of FMA and correctly rounded sums: proved algorithms using rounding to odd"
+#      (IEEE Trans. Computers, 2008).
 """Rounding modes shared by every format and operation."""
 
 from __future__ import annotations
 
-import enum
 import difflib
+import enum
 
 from ._errors import FormatError
 
 __all__ = ["Rounding", "as_rounding"]
 
 
-class Rounding(str, enum.Enum):
+class Rounding(enum.StrEnum):
     """Rounding direction applied when an exact result is not representable.
 
     ``STOCHASTIC`` rounds up with probability equal to the discarded fraction, using caller-supplied
