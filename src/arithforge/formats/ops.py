@@ -463,7 +463,8 @@ def imac(
     for f, what in ((fa, "fmt_a"), (fb, "fmt_b"), (fc, "fmt_acc")):
         if not isinstance(f, FixedFormat) or f.frac_bits != 0:
             raise FormatError(f"{what} must be an integer format, not {getattr(f, 'name', f)!r}")
-    assert isinstance(fa, FixedFormat) and isinstance(fb, FixedFormat)
+    assert isinstance(fa, FixedFormat)
+    assert isinstance(fb, FixedFormat)
     assert isinstance(fc, FixedFormat)
     if fa.bits + fb.bits + 1 > 62 or fc.bits > 62:
         raise FormatError("imac supports products and accumulators of up to 62 bits")
