@@ -207,6 +207,15 @@ def test_print_table_rich() -> None:
     assert "━" in text or "─" in text  # a box was drawn
 
 
+def test_print_table_never_cuts_cells(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    wide = [["x" * 40, "1.7976931348623157e+308" * 2]]
+    rich_out, plain_out = io.StringIO(), io.StringIO()
+    cli.print_table(["a", "b"], wide, file=rich_out, rich=True)
+    cli.print_table(["a", "b"], wide, file=plain_out, rich=False)
+    assert rich_out.getvalue() == plain_out.getvalue()
+
+
 def test_print_table_align_checked() -> None:
     with pytest.raises(ValueError, match="align must be one of 'l'/'r' per column, not 'x'"):
         cli.print_table(["a"], [], align="x", file=io.StringIO())

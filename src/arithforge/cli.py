@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -32,6 +33,7 @@ __all__ = ["COMMAND_MODULES", "Command", "command", "commands", "import_package"
 COMMAND_MODULES = (
     "arithforge.formats_cli",
     "arithforge.explore_cli",
+    "arithforge.workloads.cli",
 )
 
 PROG = "arithforge"
@@ -115,22 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for cmd in commands().values():
         sub = subparsers.add_parser(
-            cmd.name, help=cmd.help, description=_description(cmd),
+            cmd.name, help=cmd.help, description=inspect.cleandoc(cmd.run.__doc__ or cmd.help),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         if cmd.configure is not None:
             cmd.configure(sub)
         sub.set_defaults(_command=cmd)
     return parser
-
-
-def _description(cmd: Command) -> str:
-    doc = cmd.run.__doc__
-    if not doc:
-        return cmd.help
-    lines = doc.expandtabs().splitlines()
-    indent = min((len(ln) - len(ln.lstrip()) for ln in lines[1:] if ln.strip()), default=0)
-    return "\n".join([lines[0].strip(), *(ln[indent:] for ln in lines[1:])]).strip()
 
 
 def _is_format_error(exc: BaseException) -> bool:
@@ -181,6 +174,9 @@ def print_table(
 ) -> None:
     """Print a table: a ``rich`` table on a terminal, plain aligned columns otherwise.
 
+    Cells are never cut: a table wider than the terminal is printed plain, since ``rich`` would
+    shorten cells (``1.79…``) and these hold exact values.
+
     Parameters
     ----------
     headers : sequence of str
@@ -193,26 +189,28 @@ def print_table(
     file : text stream, optional
         Default ``sys.stdout``.
     rich : bool, optional
-        Force (True) or refuse (False) ``rich``; default: whether ``file`` is a terminal.
+        Refuse ``rich`` (False), or use it whatever the stream (True) as long as the table fits;
+        default: whether ``file`` is a terminal.
     """
     out = sys.stdout if file is None else file
     align = align or "l" * len(headers)
     if len(align) != len(headers) or set(align) - {"l", "r"}:
         raise ValueError(f"align must be one of 'l'/'r' per column, not {align!r}")
-    if rich is None:
-        rich = out.isatty()
-    if rich:
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers)]
+    if out.isatty() if rich is None else rich:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=title, title_justify="left")
-        for header, a in zip(headers, align, strict=True):
-            table.add_column(header, justify="right" if a == "r" else "left")
-        for row in rows:
-            table.add_row(*row)
-        Console(file=out).print(table)
-        return
-    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers)]
+        console = Console(file=out)
+        # Each column takes its width plus a space either side and one rule.
+        if sum(widths) + 3 * len(widths) + 1 <= console.width:
+            table = Table(title=title, title_justify="left")
+            for header, a in zip(headers, align, strict=True):
+                table.add_column(header, justify="right" if a == "r" else "left", no_wrap=True)
+            for row in rows:
+                table.add_row(*row)
+            console.print(table)
+            return
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(c.rjust(w) if a == "r" else c.ljust(w)
