@@ -1,0 +1,211 @@
+"""Verilog of a datapath, and the checks every exported module passes: Verilator lint, Yosys.
+
+:func:`to_verilog` is deterministic: the same datapath gives the same bytes on every run and in
+every checkout. Amaranth's export already is, once source locations are left out (``emit_src``
+would write this checkout's absolute paths into ``(* src = ... *)`` attributes); the text is
+checked against the port contract below so that a generator that breaks it fails here, with the
+port named, rather than as a C++ compile error in the harness.
+
+Port contract (``arithforge.hdl.Datapath``): ``i__valid``, ``i__<operand>`` for each operand,
+``o__valid``, ``o__result``, and ``clk``, ``rst`` only when ``latency > 0``.
+
+Lint: ``verilator --lint-only -Wall`` with the waivers of :data:`WAIVERS`, each an artifact of
+Amaranth's code generation rather than of the design; ``docs/verification.md`` gives the reasons.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .._errors import ArithforgeError
+from . import toolchain
+
+__all__ = ["Port", "ports", "to_verilog", "module_ports", "LintMessage", "LintError", "WAIVERS",
+           "lint", "SynthError", "synth_ice40", "module_name"]
+
+
+@dataclass(frozen=True)
+class Port:
+    """One port of an exported datapath: Verilog name, direction and width in bits."""
+
+    name: str
+    direction: str  # "input" or "output"
+    width: int
+
+
+def ports(dp: Any) -> list[Port]:
+    """Return the ports the contract promises for ``dp``, clock and reset first."""
+    out = []
+    if dp.latency > 0:
+        out += [Port("clk", "input", 1), Port("rst", "input", 1)]
+    out.append(Port("i__valid", "input", 1))
+    out += [Port(f"i__{op}", "input", int(dp.operand_widths[op])) for op in dp.operands]
+    out += [Port("o__valid", "output", 1), Port("o__result", "output", int(dp.result_width))]
+    return out
+
+
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def module_name(text: str) -> str:
+    """Turn ``text`` (a datapath name, say) into a valid Verilog module name."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", text)
+    return name if _MODULE_NAME.fullmatch(name) else f"m_{name}"
+
+
+def to_verilog(dp: Any, name: str = "top") -> str:
+    """Export ``dp`` as Verilog module ``name`` and check its ports against the contract.
+
+    Raises
+    ------
+    ArithforgeError
+        If the module's ports differ from :func:`ports` (a generator bug, named exactly).
+    """
+    from amaranth.back import verilog
+
+    if not _MODULE_NAME.fullmatch(name):
+        raise ValueError(f"module name must be a Verilog identifier, not {name!r}")
+    text = verilog.convert(dp, name=name, emit_src=False)
+    text = text.rstrip("\n") + "\n"
+    expected = {(p.name, p.direction, p.width) for p in ports(dp)}
+    found = {(p.name, p.direction, p.width) for p in module_ports(text, name)}
+    if found != expected:
+        missing = sorted(expected - found)
+        extra = sorted(found - expected)
+        raise ArithforgeError(
+            f"{type(dp).__name__} breaks the port contract: missing {missing}, unexpected {extra}"
+        )
+    return text
+
+
+_DECL = re.compile(r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:\[(\d+):(\d+)\]\s*)?(\S+?)\s*;",
+                   re.M)
+
+
+def module_ports(text: str, name: str) -> list[Port]:
+    """Parse the port declarations of module ``name`` out of Amaranth-exported Verilog."""
+    start = re.search(rf"^module\s+{re.escape(name)}\s*\(", text, re.M)
+    if start is None:
+        raise ArithforgeError(f"no module {name!r} in the exported Verilog")
+    end = text.find("\nendmodule", start.end())
+    body = text[start.end():end]
+    out = []
+    for m in _DECL.finditer(body):
+        width = 1 if m.group(2) is None else int(m.group(2)) - int(m.group(3)) + 1
+        out.append(Port(m.group(4).lstrip("\\"), m.group(1), width))
+    return out
+
+
+# -- lint ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LintMessage:
+    """One Verilator warning: rule, line in the exported file, message text."""
+
+    rule: str
+    line: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"%Warning-{self.rule}: line {self.line}: {self.text}"
+
+
+class LintError(ArithforgeError):
+    """The exported Verilog has lint warnings that no waiver covers."""
+
+    def __init__(self, messages: list[LintMessage]) -> None:
+        self.messages = messages
+        shown = "; ".join(str(m) for m in messages[:3])
+        more = f" (and {len(messages) - 3} more)" if len(messages) > 3 else ""
+        super().__init__(f"verilator --lint-only -Wall: {len(messages)} warning(s): {shown}{more}")
+
+
+def _is_port(message: LintMessage) -> bool:
+    return bool(re.search(r"'(i__|o__|clk'|rst')", message.text))
+
+
+#: Waived Verilator warnings: rule -> (applies to this message?, why it is not a design defect).
+#: Everything else, and any of these rules on a port, fails the lint.
+WAIVERS: dict[str, tuple[Callable[[LintMessage], bool], str]] = {
+    "PROCASSINIT": (
+        lambda m: True,
+        ("Amaranth writes a register's init value on its declaration (`reg v = 1'h0;`) and assigns "
+        "it in an always block: that is how Amaranth gives registers a power-on value besides "
+        "their synchronous reset; not a mistake in the generator's logic."),
+    ),
+    "UNUSEDSIGNAL": (
+        lambda m: not _is_port(m),
+        ("Amaranth keeps every named Python Signal as a Verilog wire, so aliases of kept values "
+        "and the unused bits of intermediate slices show up as unused; an unused input port is "
+        "still reported."),
+    ),
+    "DECLFILENAME": (
+        lambda m: True,
+        "the lint runs on a temporary file whose name is not the module's.",
+    ),
+}
+
+_WARNING = re.compile(r"^%Warning-([A-Z0-9_]+): [^:]*:(\d+):(?:\d+:)? (.*)$", re.M)
+
+
+def lint(text: str, top: str) -> list[LintMessage]:
+    """Run ``verilator --lint-only -Wall`` on ``text``; return the waived messages.
+
+    Raises
+    ------
+    LintError
+        On any warning no entry of :data:`WAIVERS` covers, or an error.
+    """
+    tool = toolchain.verilator()
+    with tempfile.TemporaryDirectory(prefix="arithforge-lint-") as tmp:
+        path = Path(tmp) / f"{top}.v"
+        path.write_text(text)
+        proc = subprocess.run(
+            [str(tool.path), "--lint-only", "-Wall", "-Wno-fatal", "--top-module", top, str(path)],
+            capture_output=True, text=True, env=tool.env(), timeout=600,
+        )
+    output = proc.stdout + proc.stderr
+    messages = [LintMessage(m.group(1), int(m.group(2)), m.group(3).strip())
+                for m in _WARNING.finditer(output)]
+    if proc.returncode != 0 and not messages:
+        first = next((ln for ln in output.splitlines() if ln.startswith("%Error")), output.strip())
+        raise ArithforgeError(f"verilator --lint-only failed: {first}")
+    kept = [m for m in messages if not (m.rule in WAIVERS and WAIVERS[m.rule][0](m))]
+    if kept:
+        raise LintError(kept)
+    return messages
+
+
+# -- synthesis ----------------------------------------------------------------------------------
+
+class SynthError(ArithforgeError):
+    """Yosys rejected the exported Verilog or found a structural problem in it."""
+
+
+def synth_ice40(text: str, top: str) -> dict[str, int]:
+    """Synthesize ``text`` for iCE40 with Yosys; return the cell counts by type.
+
+    ``check -assert`` after synthesis fails the run on combinational loops, multiple drivers and
+    undriven nets.
+    """
+    tool = toolchain.yosys()
+    with tempfile.TemporaryDirectory(prefix="arithforge-synth-") as tmp:
+        src, stat = Path(tmp) / f"{top}.v", Path(tmp) / "stat.json"
+        src.write_text(text)
+        script = (f"read_verilog {src}; synth_ice40 -top {top}; check -assert; "
+                  f"tee -q -o {stat} stat -json")
+        proc = subprocess.run([str(tool.path), "-q", "-p", script], capture_output=True,
+                              text=True, timeout=1800)
+        if proc.returncode != 0:
+            lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if "ERROR" in ln]
+            raise SynthError(f"yosys synth_ice40 failed: {(lines or ['unknown error'])[0]}")
+        data = json.loads(stat.read_text())
+    cells = data["design"]["num_cells_by_type"]
+    return {str(k): int(v) for k, v in sorted(cells.items())}

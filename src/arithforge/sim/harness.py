@@ -1,0 +1,710 @@
+"""The Verilator batch harness: stream operand vectors through the exported Verilog, compare
+against ``reference()``.
+
+:func:`verify` exports a datapath (:func:`.export.to_verilog`), wraps ``L`` copies of it in one
+Verilog module (lanes: one ``eval()`` advances every lane, amortizing Verilator's per-eval
+overhead), generates a C++ testbench for that wrapper, and compiles it once; the binary is cached
+under ``build/harness/<hash>/``, keyed by a hash of everything that goes into it (Verilog,
+testbench, Verilator version, flags). A second run of the same design starts at once.
+
+The testbench reads binary vector chunks on stdin (or from a file: ``harness vectors.bin``) and
+writes one small report per chunk to stdout. A chunk is ``u64 n``, then one column of ``n`` codes
+per operand in the datapath's operand order, then ``n`` expected result codes; each column is
+little-endian in the narrowest unsigned type that holds its port (``u8``/``u16``/``u32``/``u64``);
+``n = 0`` ends the stream. Python computes chunk ``k + 1`` (``reference()``) while the compiled
+model simulates chunk ``k``.
+
+Timing contract checked for every vector, as the datapath contract states it:
+
+- ``latency == 0``: ``o__result`` and ``o__valid`` follow the inputs combinationally;
+- ``latency == N > 0``: one vector per lane per cycle; the result and ``o__valid = 1`` of the vector
+  presented at clock edge ``k`` are on the outputs after edge ``k + N - 1``, where a register
+  clocked by edge ``k + N`` samples them. In every other cycle (after reset, while the pipeline
+  fills, between chunks, in padding lanes) ``o__valid`` must be 0.
+
+A mismatch is a vector whose result differs while valid, or whose ``o__valid`` is wrong; an
+``o__valid`` of 1 where no vector is due also counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from .._errors import ArithforgeError
+from . import export, toolchain
+
+__all__ = ["Failure", "Result", "Harness", "verify", "build_dir", "code_dtype", "DEFAULT_LANES",
+           "DEFAULT_CHUNK", "MAX_FAILURES"]
+
+#: Copies of the datapath in the compiled model; 8 to 16 amortize the eval overhead of an FP8
+#: datapath (see benchmarks/bench_harness.py), more only lengthen compiles.
+DEFAULT_LANES = 16
+#: Vectors per chunk: large enough that pipe and Python overheads vanish, small enough to keep
+#: memory flat (an FMA chunk is about 1 MiB).
+DEFAULT_CHUNK = 1 << 18
+#: Failing vectors kept in :attr:`Result.first_failures`.
+MAX_FAILURES = 10
+
+_HARNESS_VERSION = 1  # bump when the generated testbench changes meaning
+_RECORDS_PER_CHUNK = 16
+_KINDS = ("exhaustive", "random", "corner")
+
+
+def code_dtype(bits: int) -> np.dtype[Any]:
+    """Return the narrowest unsigned dtype that holds ``bits``-bit codes."""
+    for dt in (np.uint8, np.uint16, np.uint32, np.uint64):
+        if bits <= np.iinfo(dt).bits:
+            return np.dtype(dt)
+    raise ArithforgeError(f"the harness handles ports of at most 64 bits, not {bits}")
+
+
+def _ctype(bits: int) -> str:
+    return {1: "uint8_t", 2: "uint16_t", 4: "uint32_t", 8: "uint64_t"}[code_dtype(bits).itemsize]
+
+
+def build_dir() -> Path:
+    """Return the folder of compiled harnesses and other build outputs.
+
+    ``$ARITHFORGE_BUILD`` if set; else ``build/`` of the source checkout this package runs from
+    (an editable install); else ``~/.cache/arithforge``.
+    """
+    env = os.environ.get("ARITHFORGE_BUILD")
+    if env:
+        return Path(env)
+    root = Path(__file__).resolve().parents[3]
+    if (root / "pyproject.toml").is_file() and (root / "src" / "arithforge").is_dir():
+        return root / "build"
+    return Path.home() / ".cache" / "arithforge"
+
+
+# -- results ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Failure:
+    """One failing vector.
+
+    Members
+    -------
+    index : int
+        Position in the vector stream (``-1`` for an ``o__valid`` where no vector was due).
+    inputs : dict of str to int
+        Operand codes.
+    expected : int
+        Result code of ``reference()``.
+    got : int
+        Result code the model produced.
+    got_valid : bool
+        The model's ``o__valid`` for this vector (``False``: the result never came out).
+    """
+
+    index: int
+    inputs: dict[str, int]
+    expected: int
+    got: int
+    got_valid: bool
+
+
+@dataclass
+class Result:
+    """Outcome of :func:`verify`.
+
+    Members
+    -------
+    vectors : int
+        Vectors compared.
+    mismatches : int
+        Vectors with a wrong result or ``o__valid``, plus spurious ``o__valid`` pulses.
+    vectors_per_s : float
+        Throughput of the compiled model alone (simulation and comparison, measured inside it).
+    first_failures : list of Failure
+        The first :data:`MAX_FAILURES` failing vectors, in stream order.
+    """
+
+    vectors: int
+    mismatches: int
+    vectors_per_s: float
+    first_failures: list[Failure] = field(default_factory=list)
+    kind: str = ""
+    seed: int = 0
+    lanes: int = 1
+    latency: int = 0
+    wall_s: float = 0.0
+    sim_s: float = 0.0
+    reference_s: float = 0.0
+    compile_s: float = 0.0
+    cached: bool = False
+    design: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Whether every vector matched."""
+        return self.mismatches == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the result as plain JSON-ready data."""
+        return {
+            "vectors": self.vectors, "mismatches": self.mismatches,
+            "vectors_per_s": round(self.vectors_per_s, 1), "kind": self.kind, "seed": self.seed,
+            "lanes": self.lanes, "latency": self.latency, "wall_s": round(self.wall_s, 3),
+            "sim_s": round(self.sim_s, 3), "reference_s": round(self.reference_s, 3),
+            "compile_s": round(self.compile_s, 3), "cached": self.cached, "design": self.design,
+            "first_failures": [
+                {"index": f.index, "inputs": f.inputs, "expected": f.expected, "got": f.got,
+                 "got_valid": f.got_valid} for f in self.first_failures
+            ],
+        }
+
+
+# -- code generation ----------------------------------------------------------------------------
+
+def _wrapper(dp: Any, dut: str, lanes: int) -> str:
+    """Verilog of ``harness_top``: ``lanes`` copies of module ``dut`` with per-lane ports."""
+    clocked = dp.latency > 0
+    decls, insts = [], []
+    if clocked:
+        decls += ["  input clk", "  input rst"]
+    for lane in range(lanes):
+        decls.append(f"  input i_valid_{lane}")
+        for op in dp.operands:
+            decls.append(f"  input [{dp.operand_widths[op] - 1}:0] i_{op}_{lane}")
+        decls.append(f"  output o_valid_{lane}")
+        decls.append(f"  output [{dp.result_width - 1}:0] o_result_{lane}")
+        conns = [".clk(clk)", ".rst(rst)"] if clocked else []
+        conns.append(f".i__valid(i_valid_{lane})")
+        conns += [f".i__{op}(i_{op}_{lane})" for op in dp.operands]
+        conns += [f".o__valid(o_valid_{lane})", f".o__result(o_result_{lane})"]
+        insts.append(f"  {dut} u{lane} ({', '.join(conns)});")
+    return ("// Generated by arithforge.sim.harness: lanes of the datapath under test.\n"
+            "module harness_top (\n" + ",\n".join(decls) + "\n);\n" + "\n".join(insts)
+            + "\nendmodule\n")
+
+
+_CPP_HEAD = r"""// Generated by arithforge.sim.harness: batch testbench of harness_top.
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+#include "Vharness_top.h"
+#include "verilated.h"
+#ifdef HARNESS_TRACE
+#include "verilated_vcd_c.h"
+#endif
+
+static const uint64_t L = @LANES@;
+static const uint64_t LAT = @LATENCY@;
+static const uint32_t MAX_REC = @MAXREC@;
+@TYPEDEFS@
+
+struct Rec { uint64_t idx, got, got_valid; };
+
+static FILE* in;
+static FILE* out;
+static std::unique_ptr<Vharness_top> top;
+#ifdef HARNESS_TRACE
+static VerilatedVcdC* tfp = nullptr;
+#endif
+static uint64_t now = 0;
+static std::vector<Rec> recs;
+
+static void record(uint64_t idx, uint64_t got, uint64_t got_valid) {
+    if (recs.size() < MAX_REC) recs.push_back({idx, got, got_valid});
+}
+
+static void eval() {
+    top->eval();
+#ifdef HARNESS_TRACE
+    tfp->dump(now);
+#endif
+    now += 5;
+}
+
+static bool read_all(void* buf, size_t bytes) {
+    return bytes == 0 || fread(buf, 1, bytes, in) == bytes;
+}
+
+template <class T> static bool read_col(std::vector<T>& v, uint64_t n) {
+    // Padded to whole lanes plus one lane, zero-filled: lanes past n read defined memory.
+    v.assign(n + 2 * L, 0);
+    return read_all(v.data(), n * sizeof(T));
+}
+
+int main(int argc, char** argv) {
+    VerilatedContext* ctx = new VerilatedContext;
+    ctx->commandArgs(1, argv);
+    in = argc > 1 && strcmp(argv[1], "-") ? fopen(argv[1], "rb") : stdin;
+    out = argc > 2 && strcmp(argv[2], "-") ? fopen(argv[2], "wb") : stdout;
+    if (!in || !out) { perror("harness"); return 2; }
+    static char inbuf[1 << 20];
+    setvbuf(in, inbuf, _IOFBF, sizeof inbuf);
+    top.reset(new Vharness_top{ctx});
+#ifdef HARNESS_TRACE
+    ctx->traceEverOn(true);
+    tfp = new VerilatedVcdC;
+    top->trace(tfp, 99);
+    tfp->open(argc > 3 ? argv[3] : "harness.vcd");
+#endif
+@DECLS@
+    std::vector<T_result> E;
+@RESET@
+    for (;;) {
+        uint64_t n;
+        if (!read_all(&n, sizeof n)) { fprintf(stderr, "harness: truncated input\n"); return 2; }
+        if (n == 0) break;
+        bool ok = true;
+@READ@
+        ok = ok && read_col(E, n);
+        if (!ok) { fprintf(stderr, "harness: truncated chunk\n"); return 2; }
+        uint64_t mism = 0, spurious = 0;
+        recs.clear();
+        auto t0 = std::chrono::steady_clock::now();
+@LOOP@
+        auto t1 = std::chrono::steady_clock::now();
+        uint64_t head[4] = {mism, spurious,
+            (uint64_t)std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count(),
+            (uint64_t)recs.size()};
+        fwrite(head, sizeof head, 1, out);
+        if (!recs.empty()) fwrite(recs.data(), sizeof(Rec), recs.size(), out);
+        fflush(out);
+    }
+    top->final();
+#ifdef HARNESS_TRACE
+    tfp->close();
+#endif
+    return 0;
+}
+"""
+
+
+def _testbench(dp: Any, lanes: int) -> str:
+    """C++ source of the batch testbench for ``_wrapper(dp, ..., lanes)``."""
+    ops = list(dp.operands)
+    typedefs = [f"typedef {_ctype(dp.operand_widths[op])} T_{op};" for op in ops]
+    typedefs.append(f"typedef {_ctype(dp.result_width)} T_result;")
+    decls = "\n".join(f"    std::vector<T_{op}> C_{op};" for op in ops)
+    read = "\n".join(f"        ok = ok && read_col(C_{op}, n);" for op in ops)
+
+    def drive(base: str, indent: str) -> list[str]:
+        lines = []
+        for lane in range(lanes):
+            idx = f"{base} + {lane}"
+            lines.append(f"{indent}top->i_valid_{lane} = ({idx}) < n;")
+            lines += [f"{indent}top->i_{op}_{lane} = C_{op}[{idx}];" for op in ops]
+        return lines
+
+    def check(base: str, indent: str) -> list[str]:
+        lines = []
+        for lane in range(lanes):
+            lines += [
+                f"{indent}{{ const uint64_t idx = {base} + {lane}; const bool ev = idx < n;",
+                f"{indent}  const bool gv = top->o_valid_{lane};",
+                f"{indent}  const uint64_t got = top->o_result_{lane};",
+                f"{indent}  if (gv != ev || (ev && got != (uint64_t)E[idx])) {{",
+                f"{indent}    if (ev) ++mism; else ++spurious;",
+                f"{indent}    record(ev ? idx : ~0ull, got, gv);",
+                f"{indent}  }} }}",
+            ]
+        return lines
+
+    def quiet(indent: str) -> list[str]:
+        lines = []
+        for lane in range(lanes):
+            lines.append(f"{indent}if (top->o_valid_{lane}) {{ ++spurious; "
+                         f"record(~0ull, top->o_result_{lane}, 1); }}")
+        return lines
+
+    if dp.latency == 0:
+        reset = ""
+        loop = ["        for (uint64_t base = 0; base < n; base += L) {",
+                *drive("base", "            "),
+                "            eval();",
+                *check("base", "            "),
+                "        }"]
+    else:
+        idle = [f"    top->i_valid_{lane} = 0;" for lane in range(lanes)]
+        # Two cycles in reset, then o__valid must already be low before the first vector.
+        reset = "\n".join([*idle, "    top->rst = 1;",
+                           ("    for (int c = 0; c < 2; ++c) { top->clk = 1; eval(); "
+                           "top->clk = 0; eval(); }"),
+                           "    top->rst = 0; top->clk = 0; eval();"])
+        loop = ["        const uint64_t cycles = (n + L - 1) / L + LAT;",
+                "        for (uint64_t c = 0; c < cycles; ++c) {",
+                "            if (c >= LAT) {",
+                "                const uint64_t base = (c - LAT) * L;",
+                *check("base", "                "),
+                "            } else {",
+                *quiet("                "),
+                "            }",
+                "            const uint64_t ib = c * L;",
+                *drive("ib", "            "),
+                "            top->clk = 1; eval(); top->clk = 0; eval();",
+                "        }"]
+    text = _CPP_HEAD
+    for key, value in {
+        "@LANES@": str(lanes), "@LATENCY@": str(int(dp.latency)),
+        "@MAXREC@": str(_RECORDS_PER_CHUNK), "@TYPEDEFS@": "\n".join(typedefs),
+        "@DECLS@": decls, "@READ@": read, "@RESET@": reset, "@LOOP@": "\n".join(loop),
+    }.items():
+        text = text.replace(key, value)
+    return text
+
+
+# -- compiled harness ---------------------------------------------------------------------------
+
+_VERILATOR_FLAGS = [
+    "--cc", "--exe", "--top-module", "harness_top",
+    # Two-state simulation: X is never produced by Amaranth's export, `fast` keeps the model lean.
+    "--x-assign", "fast", "--x-initial", "fast",
+    # Lint is export.lint's job; the harness build must not fail on a style warning.
+    "-Wno-fatal", "-Wno-lint", "-Wno-style",
+    "-CFLAGS", "-O2",
+]
+_MAKE_VARS = ["OPT_FAST=-O2", "OPT_SLOW=-O1", "OPT_GLOBAL=-O2"]
+#: Verilator's runtime objects: the same for every design built with the same flags, and most of
+#: a small design's compile time (about 12 of 16 s), so they are compiled once and reused.
+_RUNTIME_OBJECTS = ("verilated", "verilated_threads", "verilated_vcd_c")
+
+
+def _make(obj_dir: Path, tool: toolchain.Verilator, jobs: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["make", "-C", str(obj_dir), "-f", "Vharness_top.mk", "-j", jobs,
+                           *_MAKE_VARS], capture_output=True, text=True, env=tool.env(),
+                          timeout=3600)
+
+
+def _reuse_runtime(obj_dir: Path, runtime: Path) -> None:
+    """Copy cached runtime objects into ``obj_dir``, newer than their sources so make keeps them."""
+    if not runtime.is_dir():
+        return
+    stamp = time.time()
+    for path in runtime.iterdir():
+        if path.suffix in (".o", ".d"):
+            target = obj_dir / path.name
+            shutil.copyfile(path, target)
+            os.utime(target, (stamp, stamp))
+
+
+def _save_runtime(obj_dir: Path, runtime: Path) -> None:
+    if runtime.is_dir():
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=f".{runtime.name}-", dir=runtime.parent))
+    for stem in _RUNTIME_OBJECTS:
+        for suffix in (".o", ".d"):
+            if (obj_dir / f"{stem}{suffix}").is_file():
+                shutil.copyfile(obj_dir / f"{stem}{suffix}", tmp / f"{stem}{suffix}")
+    try:
+        tmp.rename(runtime)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class Harness:
+    """A compiled batch testbench for one datapath, built on first use and cached.
+
+    Parameters
+    ----------
+    dp : Datapath
+        The design under test (see ``arithforge.hdl.Datapath``).
+    lanes : int
+        Copies of the datapath per ``eval()``.
+    trace : bool
+        Build with VCD tracing (slow; used to replay failing vectors).
+    """
+
+    def __init__(self, dp: Any, *, lanes: int = DEFAULT_LANES, trace: bool = False) -> None:
+        if lanes < 1:
+            raise ValueError(f"lanes must be at least 1, not {lanes!r}")
+        for op in dp.operands:
+            code_dtype(int(dp.operand_widths[op]))
+        code_dtype(int(dp.result_width))
+        self.dp = dp
+        self.lanes = lanes
+        self.trace = trace
+        self.dut_verilog = export.to_verilog(dp, "dut")
+        self.wrapper_verilog = _wrapper(dp, "dut", lanes)
+        self.testbench = _testbench(dp, lanes)
+        self.flags = [*_VERILATOR_FLAGS, *(["--trace", "-CFLAGS", "-DHARNESS_TRACE"]
+                                          if trace else [])]
+        tool = toolchain.verilator()
+        key = json.dumps({"v": _HARNESS_VERSION, "verilator": tool.version, "flags": self.flags,
+                          "dut": self.dut_verilog, "wrapper": self.wrapper_verilog,
+                          "tb": self.testbench}, sort_keys=True)
+        self.hash = hashlib.sha256(key.encode()).hexdigest()[:16]
+        runtime_key = json.dumps({"verilator": tool.version, "root": str(tool.root),
+                                  "flags": self.flags, "make": _MAKE_VARS})
+        self.runtime = (build_dir() / "harness"
+                        / f"runtime-{hashlib.sha256(runtime_key.encode()).hexdigest()[:12]}")
+        self.dir = build_dir() / "harness" / self.hash
+        self.binary = self.dir / "obj_dir" / "Vharness_top"
+        self.compile_s = 0.0
+        self.cached = True
+
+    def build(self) -> Path:
+        """Compile the testbench unless a cached binary exists; return the binary's path."""
+        if self.binary.is_file():
+            return self.binary
+        tool = toolchain.verilator()
+        self.cached = False
+        start = time.perf_counter()
+        self.dir.parent.mkdir(parents=True, exist_ok=True)
+        # Build in a private folder and rename it into place: concurrent runs never see half a
+        # build, and the loser of a race throws its copy away.
+        tmp = Path(tempfile.mkdtemp(prefix=f".{self.hash}-", dir=self.dir.parent))
+        tmp.chmod(0o755)
+        try:
+            (tmp / "dut.v").write_text(self.dut_verilog)
+            (tmp / "harness_top.v").write_text(self.wrapper_verilog)
+            (tmp / "harness.cpp").write_text(self.testbench)
+            jobs = str(max(1, min(4, os.cpu_count() or 1)))
+            argv = [str(tool.path), *self.flags, "-Mdir", "obj_dir", "dut.v", "harness_top.v",
+                    "harness.cpp"]
+            proc = subprocess.run(argv, cwd=tmp, capture_output=True, text=True,
+                                  env=tool.env(), timeout=3600)
+            if proc.returncode == 0:
+                _reuse_runtime(tmp / "obj_dir", self.runtime)
+                proc = _make(tmp / "obj_dir", tool, jobs)
+            if proc.returncode != 0 or not (tmp / "obj_dir" / "Vharness_top").is_file():
+                log = tmp / "build.log"
+                log.write_text(proc.stdout + proc.stderr)
+                errors = [ln for ln in (proc.stdout + proc.stderr).splitlines()
+                          if "error" in ln.lower()]
+                keep = self.dir.parent / f"failed-{self.hash}"
+                shutil.rmtree(keep, ignore_errors=True)
+                tmp.rename(keep)
+                raise ArithforgeError(
+                    f"Verilator build of the harness failed: {(errors or ['see log'])[0]} "
+                    f"(log: {keep / 'build.log'})"
+                )
+            _save_runtime(tmp / "obj_dir", self.runtime)
+            (tmp / "meta.json").write_text(json.dumps({
+                "datapath": type(self.dp).__name__, "lanes": self.lanes, "trace": self.trace,
+                "latency": int(self.dp.latency), "verilator": tool.version,
+            }, indent=1) + "\n")
+            try:
+                tmp.rename(self.dir)
+            except OSError:
+                if not self.binary.is_file():
+                    raise
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        self.compile_s = time.perf_counter() - start
+        return self.binary
+
+    # -- running --
+
+    def _columns(self) -> list[tuple[str, np.dtype[Any], int]]:
+        return [(op, code_dtype(int(self.dp.operand_widths[op])), int(self.dp.operand_widths[op]))
+                for op in self.dp.operands]
+
+    def encode_chunk(self, operands: Mapping[str, np.ndarray], expected: np.ndarray) -> bytes:
+        """Serialize one chunk of the stream protocol."""
+        n = len(expected)
+        parts = [struct.pack("<Q", n)]
+        for op, dtype, width in self._columns():
+            col = np.asarray(operands[op])
+            if len(col) != n:
+                raise ValueError(f"operand {op!r} has {len(col)} vectors, expected {n}")
+            if n and int(col.max()) >> width:
+                raise ValueError(f"operand {op!r} has codes wider than its {width}-bit port")
+            parts.append(col.astype(dtype.newbyteorder("<"), copy=False).tobytes())
+        res_dtype = code_dtype(int(self.dp.result_width))
+        parts.append(np.asarray(expected).astype(res_dtype.newbyteorder("<"), copy=False).tobytes())
+        return b"".join(parts)
+
+    @staticmethod
+    def _read_report(stream: IO[bytes]) -> tuple[int, int, int, list[tuple[int, int, int]]]:
+        head = stream.read(32)
+        if len(head) != 32:
+            raise ArithforgeError("the harness stopped before reporting a chunk")
+        mism, spurious, ns, count = struct.unpack("<4Q", head)
+        recs = []
+        if count:
+            body = stream.read(24 * count)
+            recs = [struct.unpack_from("<3Q", body, 24 * i) for i in range(count)]
+        return mism, spurious, ns, recs
+
+    def run(self, chunks: Iterator[tuple[dict[str, np.ndarray], np.ndarray]],
+            vcd: Path | None = None) -> Result:
+        """Stream ``chunks`` (operands, expected) through the compiled model."""
+        binary = self.build()
+        argv = [str(binary)]
+        if vcd is not None:
+            argv += ["-", "-", str(vcd)]
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        result = Result(0, 0, 0.0, lanes=self.lanes, latency=int(self.dp.latency),
+                        compile_s=self.compile_s, cached=self.cached, design=self.hash)
+        pending: deque[tuple[int, dict[str, np.ndarray], np.ndarray]] = deque()
+        sim_ns = 0
+        ref_s = 0.0
+
+        def collect() -> None:
+            nonlocal sim_ns
+            offset, ops, exp = pending.popleft()
+            mism, spurious, ns, recs = self._read_report(proc.stdout)  # type: ignore[arg-type]
+            sim_ns += ns
+            result.mismatches += mism + spurious
+            for idx, got, got_valid in recs:
+                if len(result.first_failures) >= MAX_FAILURES:
+                    break
+                if idx == (1 << 64) - 1:
+                    result.first_failures.append(Failure(-1, {}, 0, int(got), bool(got_valid)))
+                    continue
+                result.first_failures.append(Failure(
+                    offset + int(idx), {op: int(ops[op][idx]) for op in self.dp.operands},
+                    int(exp[idx]), int(got), bool(got_valid)))
+
+        try:
+            offset = 0
+            it = iter(chunks)
+            while True:
+                t0 = time.perf_counter()
+                item = next(it, None)
+                ref_s += time.perf_counter() - t0
+                if item is None:
+                    break
+                ops, exp = item
+                if len(exp) == 0:
+                    continue
+                proc.stdin.write(self.encode_chunk(ops, exp))
+                pending.append((offset, ops, exp))
+                offset += len(exp)
+                # Keep one chunk in flight: the model simulates it while Python makes the next.
+                if len(pending) > 1:
+                    collect()
+            proc.stdin.write(struct.pack("<Q", 0))
+            proc.stdin.close()
+            while pending:
+                collect()
+        except BrokenPipeError as exc:
+            raise ArithforgeError(f"the harness {binary} died (exit {proc.wait()})") from exc
+        finally:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+            status = proc.wait()
+            proc.stdout.close()
+        if status != 0:
+            raise ArithforgeError(f"the harness {binary} exited with status {status}")
+        result.vectors = offset
+        result.wall_s = time.perf_counter() - start
+        result.sim_s = sim_ns / 1e9
+        result.reference_s = ref_s
+        result.vectors_per_s = offset / result.sim_s if sim_ns else 0.0
+        return result
+
+
+# -- vectors ------------------------------------------------------------------------------------
+
+def _narrow(dp: Any, operands: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out = {}
+    for op in dp.operands:
+        if op not in operands:
+            raise ArithforgeError(f"{type(dp).__name__}.test_cases gave no operand {op!r}")
+        out[op] = np.asarray(operands[op]).reshape(-1).astype(
+            code_dtype(int(dp.operand_widths[op])), copy=False)
+    lengths = {len(v) for v in out.values()}
+    if len(lengths) > 1:
+        raise ArithforgeError(f"{type(dp).__name__}.test_cases gave operands of different "
+                              f"lengths {sorted(lengths)}")
+    return out
+
+
+def _chunks(dp: Any, kind: str, n: int | None, seed: int, chunk: int
+            ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+    """Yield (operands, expected) chunks; random vectors are drawn chunk by chunk."""
+    rng = np.random.default_rng(seed)
+    res_dtype = code_dtype(int(dp.result_width))
+
+    def with_expected(ops: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        exp = np.asarray(dp.reference(**ops)).reshape(-1)
+        if len(exp) != len(next(iter(ops.values()))):
+            raise ArithforgeError(f"{type(dp).__name__}.reference returned {len(exp)} results "
+                                  f"for {len(next(iter(ops.values())))} vectors")
+        return ops, exp.astype(res_dtype, copy=False)
+
+    if kind == "random":
+        if n is None:
+            raise ArithforgeError("random vectors need a count: random:N")
+        done = 0
+        while done < n:
+            m = min(chunk, n - done)
+            ops = _narrow(dp, dp.test_cases(rng, "random", m))
+            yield with_expected(ops)
+            done += m
+        return
+    ops = _narrow(dp, dp.test_cases(rng, kind, n))
+    total = len(next(iter(ops.values())))
+    for start in range(0, total, chunk):
+        yield with_expected({k: v[start:start + chunk] for k, v in ops.items()})
+
+
+def verify(dp: Any, kind: str = "exhaustive", n: int | None = None, seed: int = 0, *,
+           lanes: int = DEFAULT_LANES, chunk: int = DEFAULT_CHUNK) -> Result:
+    """Compare the Verilator model of ``dp`` with ``dp.reference()`` on a set of vectors.
+
+    Parameters
+    ----------
+    dp : Datapath
+    kind : {"exhaustive", "random", "corner"}
+        Which ``dp.test_cases`` to draw. ``"random"`` needs ``n`` and is drawn ``chunk`` vectors
+        at a time from one generator seeded with ``seed``.
+    n : int, optional
+        Number of vectors (random), or the bound the datapath puts on corner cases.
+    seed : int
+    lanes : int
+        Copies of the datapath in the compiled model.
+    chunk : int
+        Vectors per chunk streamed to the model.
+
+    Returns
+    -------
+    Result
+        ``vectors_per_s`` is the compiled model's own rate; ``wall_s`` includes computing the
+        expected results and, on a first run, ``compile_s``.
+    """
+    if kind not in _KINDS:
+        raise ArithforgeError(f"vector kind must be one of {', '.join(_KINDS)}, not {kind!r}")
+    if n is not None and n < 0:
+        raise ArithforgeError(f"vector count must be positive, not {n!r}")
+    if kind == "random" and n is None:
+        raise ArithforgeError("random vectors need a count: random:N")
+    harness = Harness(dp, lanes=lanes)
+    harness.build()
+    result = harness.run(_chunks(dp, kind, n, seed, chunk))
+    result.kind, result.seed = kind, seed
+    return result
+
+
+def replay(dp: Any, failures: list[Failure], vcd: Path) -> Result:
+    """Re-run failing vectors in a one-lane tracing build, writing the waveform to ``vcd``.
+
+    A failure that depends on the vectors before it in a pipeline may not reproduce alone; the
+    returned result says whether it did.
+    """
+    vecs = [f for f in failures if f.index >= 0]
+    if not vecs:
+        raise ArithforgeError("no failing vector to replay (only spurious o__valid pulses)")
+    ops = {op: np.array([f.inputs[op] for f in vecs], dtype=np.uint64) for op in dp.operands}
+    exp = np.array([f.expected for f in vecs], dtype=np.uint64)
+    harness = Harness(dp, lanes=1, trace=True)
+    vcd.parent.mkdir(parents=True, exist_ok=True)
+    return harness.run(iter([(ops, exp)]), vcd=vcd.resolve())

