@@ -1,0 +1,401 @@
+# Ref: NumPy NEP 1, "A simple file format for NumPy arrays" (.npy, version 1.0 header)
+# Ref: PKWARE APPNOTE.TXT 6.3.10 §4.3.7 (local file header), §4.4.6 (MS-DOS date/time fields)
+"""Trace directories: an op graph, the operands of its GEMMs and how they were recorded.
+
+A trace is a directory of three files, read back with :func:`load_trace` using only numpy,
+networkx and json (no torch):
+
+``graph.json``
+    The op graph as a directed networkx node-link document (``nx.node_link_data(G,
+    edges="edges")``). Nodes are in execution order. Every node has ``kind`` (``"input"``,
+    ``"output"``, ``"gemm"`` or ``"op"``), ``op`` (``"linear"``, ``"conv2d"``, ``"matmul"``,
+    ``"layer_norm"``, ``"gelu"``, ...) and ``layer`` (the module path that ran it, ``""`` for the
+    root). GEMM nodes also have ``M``, ``N``, ``K`` (``Y[M, N] = X[M, K] @ W[N, K].T + b``),
+    ``batch`` (independent GEMMs of that shape, e.g. attention heads) and ``traced``. Traced GEMMs
+    carry ``rows`` (rows of X and Y stored) and ``tensors``, a map from ``"x"``, ``"w"``, ``"y"``
+    and optionally ``"b"`` and ``"rows"`` to keys of ``tensors.npz``; where padding rows were
+    left out of ``M`` (the pad tokens of a batch of sentences), ``M_padded`` is the M that ran.
+    Edges are dataflow.
+``tensors.npz``
+    The operands of each traced GEMM: X (``rows × K``), W (``N × K``), bias (``N``), the reference
+    fp32 output Y (``rows × N``), and, where X and Y are a sample of the ``M`` rows, the sorted
+    row indices taken (``rows``). Keys are ``<gemm>/<operand>``; operands shared by several GEMMs
+    (the one input of the query, key and value projections, a reused weight) are stored once
+    and named by each. Workload-level arrays live under ``input/`` and ``reference/``.
+``meta.json``
+    The workload, its inputs, the sampling rule, how the reference was computed and the
+    versions of the libraries that produced the trace.
+
+Traces are deterministic: building one twice gives the same bytes. :func:`save_npz` writes the
+archive itself with a fixed zip timestamp and fixed attributes (``np.savez`` stamps the current
+time), and JSON is written with sorted keys.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import networkx as nx
+import numpy as np
+
+from .._errors import ArithforgeError
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "GEMM",
+    "GEMMOperands",
+    "GEMMOverride",
+    "TensorStore",
+    "Trace",
+    "load_trace",
+    "sample_rows",
+    "save_npz",
+    "write_trace",
+]
+
+#: Value of ``meta.json``'s ``"format"`` field.
+FORMAT = "arithforge-trace"
+#: Version of the layout described in this module; :func:`load_trace` refuses other versions.
+FORMAT_VERSION = 1
+
+#: A replacement for one GEMM in a forward pass: ``override_fn(layer_name, x, w, b) -> y`` with
+#: ``x`` of shape ``(M, K)``, ``w`` ``(N, K)``, ``b`` ``(N,)`` or ``None``, all float32, returning
+#: ``y`` of shape ``(M, N)`` including the bias. Accuracy evaluation passes one that emulates a
+#: number format.
+GEMMOverride = Callable[[str, np.ndarray, np.ndarray, "np.ndarray | None"], np.ndarray]
+
+# 1980-01-01 00:00:00, the earliest MS-DOS date a zip entry can carry.
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+# Floats barely compress past level 1; im2col operands and ReLU outputs (many zeros) do at 1 too.
+_ZIP_LEVEL = 1
+
+GRAPH_FILE = "graph.json"
+TENSORS_FILE = "tensors.npz"
+META_FILE = "meta.json"
+
+
+@dataclass(frozen=True)
+class GEMM:
+    """One traced GEMM ``Y[M, N] = X[M, K] @ W[N, K].T + b``.
+
+    Parameters
+    ----------
+    name : str
+        Node name in the graph; for a module, its path (``encoder.layer.0.attention.self.query``).
+    op : str
+        ``"linear"`` or ``"conv2d"`` (lowered with im2col: ``M`` is output pixels, ``K`` is
+        ``C_in * kh * kw`` in that order).
+    M, N, K : int
+        The GEMM's shape: rows of activations, output features, reduction length.
+    layer : str
+        Module path or layer name that ran it.
+    rows : int
+        Rows of X and Y stored in the trace: ``M``, or fewer when they are a sample.
+    has_bias : bool
+    """
+
+    name: str
+    op: str
+    M: int
+    N: int
+    K: int
+    layer: str
+    rows: int
+    has_bias: bool
+
+    @property
+    def sampled(self) -> bool:
+        """Whether X and Y hold a sample of the ``M`` rows rather than all of them."""
+        return self.rows < self.M
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of the full GEMM, ``M * N * K``."""
+        return self.M * self.N * self.K
+
+
+class GEMMOperands(NamedTuple):
+    """Arrays of one traced GEMM, as stored (float32; ``rows`` is int64)."""
+
+    x: np.ndarray
+    w: np.ndarray
+    b: np.ndarray | None
+    y: np.ndarray
+    rows: np.ndarray | None
+
+
+class TensorStore(Mapping[str, np.ndarray]):
+    """Read-only, lazy view of ``tensors.npz``: each lookup reads one array from the archive.
+
+    Parameters
+    ----------
+    path : path-like
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self._path = Path(path)
+        self._npz: Any = None
+        with zipfile.ZipFile(self._path) as zf:
+            self._keys = tuple(n[: -len(".npy")] for n in zf.namelist() if n.endswith(".npy"))
+
+    def _archive(self) -> Any:
+        if self._npz is None:
+            self._npz = np.load(self._path, allow_pickle=False)
+        return self._npz
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._keys:
+            raise KeyError(key)
+        return np.asarray(self._archive()[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def close(self) -> None:
+        """Close the archive; a later lookup opens it again."""
+        if self._npz is not None:
+            self._npz.close()
+            self._npz = None
+
+    def __repr__(self) -> str:
+        return f"TensorStore({str(self._path)!r}, {len(self)} arrays)"
+
+
+@dataclass
+class Trace:
+    """A trace read back from its directory; arrays are read on demand.
+
+    Parameters
+    ----------
+    path : Path
+        The trace directory.
+    graph : networkx.DiGraph
+        The op graph (see the module documentation for node attributes).
+    gemms : list of GEMM
+        The traced GEMMs in execution order.
+    meta : dict
+        Contents of ``meta.json``.
+    tensors : TensorStore
+        Every array of ``tensors.npz`` by key.
+    """
+
+    path: Path
+    graph: Any
+    gemms: list[GEMM]
+    meta: dict[str, Any]
+    tensors: TensorStore = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        """Name of the workload the trace records."""
+        return str(self.meta.get("workload", self.path.name))
+
+    def gemm(self, name: str) -> GEMM:
+        """Return the traced GEMM called ``name``."""
+        for g in self.gemms:
+            if g.name == name:
+                return g
+        raise KeyError(f"trace {self.name!r} has no traced GEMM {name!r}")
+
+    def operands(self, name: str) -> GEMMOperands:
+        """Read the operands of the traced GEMM ``name``."""
+        self.gemm(name)
+        keys = self.graph.nodes[name]["tensors"]
+        b = keys.get("b")
+        rows = keys.get("rows")
+        return GEMMOperands(
+            x=self.tensors[keys["x"]],
+            w=self.tensors[keys["w"]],
+            b=None if b is None else self.tensors[b],
+            y=self.tensors[keys["y"]],
+            rows=None if rows is None else self.tensors[rows],
+        )
+
+    def close(self) -> None:
+        """Close the tensor archive."""
+        self.tensors.close()
+
+    def __enter__(self) -> Trace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def sample_rows(m: int, max_rows: int | None, seed: int) -> np.ndarray | None:
+    """Choose which of ``m`` rows a trace stores: ``None`` (all of them) or sorted indices.
+
+    The choice depends only on ``(m, max_rows, seed)``, so GEMMs with the same number of rows (all
+    the projections of a transformer, fed the same tokens) keep the same rows, and a sampled
+    output of one layer lines up with the sampled input of the next.
+    """
+    if max_rows is None or m <= max_rows:
+        return None
+    rng = np.random.default_rng([seed, m])
+    return np.sort(rng.choice(m, size=max_rows, replace=False)).astype(np.int64)
+
+
+def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write ``arrays`` as an ``.npz`` archive ``np.load`` reads, with the same bytes every time.
+
+    Entries are deflated, in the order given, each stamped 1980-01-01 with fixed attributes.
+    Arrays are written C-contiguous and without pickling, so object arrays are refused.
+    """
+    with zipfile.ZipFile(path, "w", allowZip64=True) as zf:
+        for key, array in arrays.items():
+            a = np.ascontiguousarray(array)
+            if a.dtype.hasobject:
+                raise TypeError(f"array {key!r} must not hold Python objects, not {a.dtype!r}")
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, a, version=(1, 0), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_EPOCH)
+            info.create_system = 3  # Unix, whatever system writes the file
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, buf.getvalue(), compresslevel=_ZIP_LEVEL)
+
+
+def _dump_json(obj: Any) -> str:
+    return json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n"
+
+
+def _check_gemm_node(name: str, node: Mapping[str, Any],
+                     shapes: Mapping[str, tuple[int, ...]]) -> None:
+    keys = node["tensors"]
+    M, N, K, rows = node["M"], node["N"], node["K"], node["rows"]
+    expected = {"x": (rows, K), "w": (N, K), "y": (rows, N), "b": (N,), "rows": (rows,)}
+    for operand, key in keys.items():
+        if operand not in expected:
+            raise ValueError(f"tensors of GEMM {name!r} must be among {sorted(expected)}, "
+                             f"not {operand!r}")
+        if key not in shapes:
+            raise ValueError(f"tensor {key!r} of GEMM {name!r} must be in the arrays written")
+        if shapes[key] != expected[operand]:
+            raise ValueError(f"{operand} of GEMM {name!r} (M={M}, N={N}, K={K}, rows={rows}) "
+                             f"must have shape {expected[operand]}, not {shapes[key]!r}")
+    if rows > M or (rows < M) != ("rows" in keys):
+        raise ValueError(f"GEMM {name!r} must store all M={M} rows or name the sampled rows, "
+                         f"not rows={rows!r}")
+
+
+def write_trace(out_dir: str | Path, graph: Any, arrays: Mapping[str, np.ndarray],
+                meta: Mapping[str, Any]) -> Path:
+    """Write a trace directory (created if missing; its three files are replaced).
+
+    The shapes of every traced GEMM's arrays are checked against its node's ``M``, ``N``, ``K``
+    and ``rows`` before anything is written.
+
+    Parameters
+    ----------
+    out_dir : path-like
+    graph : networkx.DiGraph
+    arrays : mapping of str to numpy.ndarray
+    meta : mapping
+        Written to ``meta.json`` after ``format`` and ``version``; must be JSON-serializable.
+
+    Returns
+    -------
+    Path
+        ``out_dir``.
+    """
+    if not isinstance(graph, nx.DiGraph):
+        raise TypeError(f"graph must be a networkx.DiGraph, not {type(graph).__name__!r}")
+    shapes = {k: tuple(int(d) for d in np.shape(a)) for k, a in arrays.items()}
+    for name, node in graph.nodes(data=True):
+        if node.get("kind") == "gemm" and node.get("traced"):
+            _check_gemm_node(name, node, shapes)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = nx.node_link_data(graph, edges="edges")
+    (out / GRAPH_FILE).write_text(_dump_json(doc), encoding="utf-8")
+    save_npz(out / TENSORS_FILE, arrays)
+    full_meta = {**meta, "format": FORMAT, "version": FORMAT_VERSION}
+    (out / META_FILE).write_text(_dump_json(full_meta), encoding="utf-8")
+    return out
+
+
+def load_trace(path: str | Path) -> Trace:
+    """Read the trace in directory ``path``; arrays stay on disk until asked for.
+
+    Needs only numpy, networkx and json.
+
+    Raises
+    ------
+    ArithforgeError
+        If ``path`` is not a trace directory of this version.
+    """
+    root = Path(path)
+    missing = [f for f in (GRAPH_FILE, TENSORS_FILE, META_FILE) if not (root / f).is_file()]
+    if missing:
+        raise ArithforgeError(f"trace directory must contain {', '.join(missing)}: "
+                              f"{str(root)!r} does not")
+    try:
+        meta = json.loads((root / META_FILE).read_text(encoding="utf-8"))
+        doc = json.loads((root / GRAPH_FILE).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArithforgeError(f"trace {str(root)!r} does not parse: {exc}") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ArithforgeError(f"meta.json format must be {FORMAT!r}, "
+                              f"not {meta.get('format') if isinstance(meta, dict) else meta!r}")
+    if meta.get("version") != FORMAT_VERSION:
+        raise ArithforgeError(f"trace version must be {FORMAT_VERSION}, not {meta.get('version')!r}"
+                              "; rebuild it with `arithforge trace`")
+    graph = nx.node_link_graph(doc, directed=True, multigraph=False, edges="edges")
+    gemms = [
+        GEMM(name=name, op=node["op"], M=node["M"], N=node["N"], K=node["K"],
+             layer=node.get("layer", ""), rows=node["rows"], has_bias="b" in node["tensors"])
+        for name, node in graph.nodes(data=True)
+        if node.get("kind") == "gemm" and node.get("traced")
+    ]
+    return Trace(path=root, graph=graph, gemms=gemms, meta=meta,
+                 tensors=TensorStore(root / TENSORS_FILE))
+
+
+def gemm_node(op: str, layer: str, M: int, N: int, K: int, *, batch: int = 1,
+              **attrs: Any) -> dict[str, Any]:
+    """Return the attributes of an (untraced) GEMM node; tracing adds ``rows`` and ``tensors``."""
+    for what, v in (("M", M), ("N", N), ("K", K), ("batch", batch)):
+        if not isinstance(v, int) or v < 0:
+            raise ValueError(f"{what} must be a non-negative int, not {v!r}")
+    return {"kind": "gemm", "op": op, "layer": layer, "M": M, "N": N, "K": K, "batch": batch,
+            "traced": False, **attrs}
+
+
+def mark_traced(node: dict[str, Any], tensors: Mapping[str, str], rows: int) -> None:
+    """Record on a GEMM node that its operands are stored under ``tensors``."""
+    node["traced"] = True
+    node["tensors"] = dict(tensors)
+    node["rows"] = rows
+
+
+def file_sizes(path: str | Path) -> dict[str, int]:
+    """Sizes in bytes of a trace directory's files."""
+    root = Path(path)
+    return {f: (root / f).stat().st_size for f in (GRAPH_FILE, TENSORS_FILE, META_FILE)}
+
+
+def library_versions(*names: str) -> dict[str, str]:
+    """Installed versions of the distributions ``names`` (``"absent"`` for those not installed)."""
+    from importlib import metadata
+
+    out: dict[str, str] = {}
+    for n in names:
+        try:
+            out[n] = metadata.version(n)
+        except metadata.PackageNotFoundError:
+            out[n] = "absent"
+    return out
+

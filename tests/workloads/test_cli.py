@@ -1,0 +1,44 @@
+"""`arithforge trace`: the subcommand, its output and its user errors."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from arithforge import cli
+from arithforge.workloads import load_trace
+from arithforge.workloads.cli import add_trace_parser, trace_main
+
+
+def test_trace_synthetic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = cli.main(["trace", "synthetic", "-o", str(tmp_path / "t"), "--seed", "2"])
+    out, err = capsys.readouterr()
+    assert (status, err) == (0, "")
+    assert out.startswith("synthetic: 6 traced GEMMs\n")
+    assert "student-t3-outliers" in out
+    assert out.splitlines()[-1].startswith(f"wrote {tmp_path / 't'} (")
+    with load_trace(tmp_path / "t") as trace:
+        assert trace.meta["sampling"]["seed"] == 2
+
+
+def test_max_rows_is_minilm_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = cli.main(["trace", "synthetic", "-o", str(tmp_path), "--max-rows", "8"])
+    assert (status, capsys.readouterr()) == (
+        2, ("", "arithforge: error: --max-rows applies to minilm only, not 'synthetic'\n"))
+
+
+def test_unknown_workload(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["trace", "resnet", "-o", str(tmp_path)])
+    assert exc.value.code == 2
+    assert "argument WORKLOAD: invalid choice: 'resnet'" in capsys.readouterr().err
+
+
+def test_standalone_parser() -> None:
+    parser = argparse.ArgumentParser()
+    add_trace_parser(parser.add_subparsers())
+    args = parser.parse_args(["trace", "digits-cnn", "-o", "out"])
+    assert (args.func, args.workload, args.output, args.seed, args.max_rows) == (
+        trace_main, "digits-cnn", Path("out"), 0, None)
