@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from arithforge.workloads import Trace, build
+from arithforge.workloads import Trace, build, load_trace
 from arithforge.workloads.digits import (
     LAYERS,
     _col2im,
@@ -110,3 +110,11 @@ def test_col2im_is_adjoint(rng: np.random.Generator) -> None:
 def test_forward_checks_images() -> None:
     with pytest.raises(ValueError, match=r"^images must have shape \(n, 8, 8\), not \(2, 64\)$"):
         digits_forward({}, np.zeros((2, 64)))
+
+
+def test_override_from_path(digits_dir: Path, synthetic_dir: Path) -> None:
+    with load_trace(digits_dir) as trace:
+        assert digits_accuracy(digits_dir) == trace.meta["accuracy_fp32"]
+    with pytest.raises(ValueError, match=r"^trace must be of workload 'digits-cnn', "
+                                         r"not 'synthetic'$"):
+        digits_accuracy(synthetic_dir)

@@ -122,6 +122,17 @@ def test_override(minilm_trace: Trace) -> None:
         run_minilm_with_linear_override(bad, ["A short sentence of several tokens, really."])
 
 
+def test_override_cannot_change_the_model(minilm_trace: Trace) -> None:
+    def in_place(name: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+        w[...] = 0
+        x[...] = 0
+        return np.zeros((x.shape[0], w.shape[0]), dtype=np.float32)
+
+    run_minilm_with_linear_override(in_place)
+    np.testing.assert_array_equal(run_minilm_with_linear_override(None),
+                                  minilm_trace.tensors["reference/sts_embeddings"])
+
+
 def test_override_padding_excluded() -> None:
     from arithforge.workloads.minilm import _tokenize
 

@@ -338,11 +338,15 @@ def build_digits(out_dir: str | Path, *, seed: int = 0) -> Trace:
     return load_trace(out_dir)
 
 
-def _trace_of(trace: Trace | str | Path) -> Trace:
-    t = trace if isinstance(trace, Trace) else load_trace(trace)
-    if t.meta.get("workload") != "digits-cnn":
-        raise ValueError(f"trace must be of workload 'digits-cnn', not {t.meta.get('workload')!r}")
-    return t
+@contextlib.contextmanager
+def _trace_of(trace: Trace | str | Path) -> Iterator[Trace]:
+    """Use ``trace``, or open the trace at that path and close it afterwards."""
+    with contextlib.ExitStack() as stack:
+        t = trace if isinstance(trace, Trace) else stack.enter_context(load_trace(trace))
+        if t.meta.get("workload") != "digits-cnn":
+            raise ValueError(f"trace must be of workload 'digits-cnn', "
+                             f"not {t.meta.get('workload')!r}")
+        yield t
 
 
 def run_digits_with_gemm_override(trace: Trace | str | Path,
@@ -363,14 +367,13 @@ def run_digits_with_gemm_override(trace: Trace | str | Path,
     numpy.ndarray
         Logits ``(n_test, 10)``.
     """
-    t = _trace_of(trace)
-    params = {f"{name}/{o}": t.tensors[f"{name}/{o}"] for name in LAYERS for o in ("w", "b")}
-    with _one_blas_thread():
+    with _trace_of(trace) as t, _one_blas_thread():
+        params = {f"{name}/{o}": t.tensors[f"{name}/{o}"] for name in LAYERS for o in ("w", "b")}
         return digits_forward(params, t.tensors["input/images"], override_fn)
 
 
 def digits_accuracy(trace: Trace | str | Path, override_fn: GEMMOverride | None = None) -> float:
     """Return the test accuracy of the traced CNN with its GEMMs replaced by ``override_fn``."""
-    t = _trace_of(trace)
-    logits = run_digits_with_gemm_override(t, override_fn)
-    return float((logits.argmax(axis=1) == t.tensors["input/labels"]).mean())
+    with _trace_of(trace) as t:
+        logits = run_digits_with_gemm_override(t, override_fn)
+        return float((logits.argmax(axis=1) == t.tensors["input/labels"]).mean())

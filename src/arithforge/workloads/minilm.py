@@ -191,10 +191,11 @@ def run_minilm_with_linear_override(override_fn: GEMMOverride | None = None,
             x = inputs[0]
             rows = mask if tuple(x.shape[:-1]) == tuple(mask.shape) else None
             x2 = x[rows] if rows is not None else x.reshape(-1, x.shape[-1])
-            w = module.weight.detach().numpy()
-            b = None if module.bias is None else module.bias.detach().numpy()
+            # Copies: an override that rounds its operands in place must not touch the model.
+            w = module.weight.detach().numpy().copy()
+            b = None if module.bias is None else module.bias.detach().numpy().copy()
             assert override_fn is not None
-            y = np.asarray(override_fn(name, x2.detach().numpy(), w, b))
+            y = np.asarray(override_fn(name, x2.detach().numpy().copy(), w, b))
             expected = (x2.shape[0], w.shape[0])
             if y.shape != expected:
                 raise ValueError(f"override_fn output for {name!r} must have shape {expected}, "
