@@ -1,0 +1,18 @@
+"""The golden numeric emulator: format descriptors, codec and exact operations on codes.
+
+Everything here is numpy only and imports nothing else of arithforge. Every operation is exact and
+then rounded once, on integer codes; nothing is "quantize then compute in float32".
+"""
+
+from . import ops
+from ._errors import FormatError
+from .block import BlockFormat
+from .catalog import get_format, names
+from .descriptors import FixedFormat, FloatFormat, Format, IntFormat, Specials
+from .posit import PositFormat
+from .rounding import Rounding
+
+__all__ = [
+    "BlockFormat", "FixedFormat", "FloatFormat", "Format", "FormatError", "IntFormat",
+    "PositFormat", "Rounding", "Specials", "get_format", "names", "ops",
+]
