@@ -16,10 +16,12 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 STAMPS := build/stamps
 
-# Extras `make install` puts in the venv. Add `trace` here (or on the command line,
-# `make test EXTRAS=test,sim,fpga,trace`) once the tests need the workloads; `trace` always goes
-# through install-trace, which installs torch==2.13.0 first.
+# Extras `make install` puts in the venv. The `trace` extra always goes through install-trace,
+# which installs torch==2.13.0 first.
 EXTRAS ?= test,sim,fpga
+# What `make test` installs: the trace extra too, because tests/workloads trace real models
+# (MiniLM, a digits CNN). `make test TEST_INSTALL=install` leaves it out.
+TEST_INSTALL ?= install install-trace
 # System packages: synthesis, a second simulator, iCE40 place and route, Verilator's C++ build.
 APT_PACKAGES := yosys iverilog nextpnr-ice40 make g++
 
@@ -40,7 +42,7 @@ TRACE_STAMP := $(VENV)/.installed-trace
 
 help:
 	@echo "make explore      install everything, run the main job on the built-in default"
-	@echo "make test         install, lint (ruff, mypy), run the tests except those marked slow"
+	@echo "make test         install (with trace), lint, run the tests except those marked slow"
 	@echo "make install      apt packages (as root) and .venv with extras $(EXTRAS)"
 	@echo "make install-trace  torch==2.13.0 (CPU) then the trace extra, for workloads"
 	@echo "make lint         ruff on src tests benchmarks, mypy on the typed packages"
@@ -106,7 +108,7 @@ define run-pytest
 	exit $$status
 endef
 
-test: lint
+test: $(TEST_INSTALL) lint
 	$(call run-pytest,-m "not slow")
 
 verify-all: install

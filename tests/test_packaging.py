@@ -102,9 +102,9 @@ needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="GNU make i
 
 
 def _make(*args: str) -> subprocess.CompletedProcess[str]:
-    # `-o install`: take the install as done, so this never installs anything.
-    return subprocess.run(["make", "--no-print-directory", "-o", "install", *args],
-                          cwd=ROOT, capture_output=True, text=True, check=False)
+    # `-o`: take the installs as done, so this never installs anything.
+    command = ["make", "--no-print-directory", "-o", "install", "-o", "install-trace", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
 
 
 @needs_make
