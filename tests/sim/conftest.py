@@ -17,8 +17,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 #: Bugs IntMul can carry: a wrong product for one operand pair, a dropped valid, a result one
-#: cycle late (a pipeline register too many on the data path only).
-BUGS = (None, "result", "valid", "late")
+#: cycle late (a pipeline register too many on the data path only), valid bits that reset ignores.
+BUGS = (None, "result", "valid", "late", "noreset")
 
 
 class IntMul(wiring.Component):
@@ -69,7 +69,8 @@ class IntMul(wiring.Component):
                 m.d.comb += product.eq(16)
         valid, result = self.i.valid, product
         for stage in range(self._stages):
-            v, r = Signal(name=f"valid_{stage}"), Signal(16, name=f"result_{stage}")
+            v = Signal(name=f"valid_{stage}", reset_less=self._bug == "noreset")
+            r = Signal(16, name=f"result_{stage}")
             m.d.sync += [v.eq(valid), r.eq(result)]
             valid, result = v, r
         if self._bug == "late":
