@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "arithforge.formats_cli",
     "arithforge.explore_cli",
     "arithforge.workloads.cli",
+    "arithforge.hdl_cli",
 )
 
 PROG = "arithforge"

@@ -8,7 +8,9 @@ harness and the benches catch what they are meant to catch.
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+import types
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import pytest
@@ -87,3 +89,46 @@ class IntMul(wiring.Component):
 def intmul() -> type[IntMul]:
     """The IntMul class (fixtures share it: test modules must not import each other)."""
     return IntMul
+
+
+class _Param(NamedTuple):
+    kind: str
+    default: Any
+    help: str
+
+
+class IntMulEntry(IntMul):
+    """IntMul as a registry entry, with the registry's cli_params."""
+
+    cli_params: ClassVar[dict[str, _Param]] = {
+        "stages": _Param("int", 0, "pipeline registers"),
+        "bug": _Param("choice:result|valid|late|noreset", None, "injected bug"),
+        "fmt": _Param("format", "uint8", "operand format (decoding only)"),
+        "check": _Param("bool", None, "a flag"),
+    }
+
+    def __init__(self, *, stages: int = 0, bug: str | None = None, fmt: str = "uint8",
+                 check: bool | None = None) -> None:
+        super().__init__(stages=stages, bug=bug)
+        self._fmt = fmt
+
+    @property
+    def formats(self) -> dict[str, str]:
+        return {"a": self._fmt, "b": self._fmt, "result": "uint16"}
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """A stand-in ``arithforge.hdl.registry`` holding ``intmul``, for the CLI tests."""
+    module = types.ModuleType("arithforge.hdl.registry")
+    module.DATAPATHS = {"intmul": IntMulEntry}  # type: ignore[attr-defined]
+
+    def build(name: str, **params: Any) -> IntMulEntry:
+        if params.get("stages", 0) < 0:
+            raise ValueError(f"stages must be at least 0, not {params['stages']!r}")
+        return module.DATAPATHS[name](**params)  # type: ignore[attr-defined]
+
+    module.build = build  # type: ignore[attr-defined]
+    module.Param = _Param  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "arithforge.hdl.registry", module)
+    return module

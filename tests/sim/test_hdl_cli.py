@@ -1,0 +1,142 @@
+"""`arithforge generate` and `arithforge verify` over a stand-in registry entry (intmul)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from arithforge import cli
+from arithforge.hdl_cli import parse_vectors
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_parse_vectors() -> None:
+    assert parse_vectors("exhaustive") == ("exhaustive", None)
+    assert parse_vectors("corner") == ("corner", None)
+    assert parse_vectors("random:1e6") == ("random", 1_000_000)
+    assert parse_vectors("random:300") == ("random", 300)
+
+
+@pytest.mark.parametrize("text", ["random", "random:0", "random:x", "all", "corner:5"])
+def test_parse_vectors_rejects(text: str) -> None:
+    with pytest.raises(Exception, match=r"--vectors must be exhaustive, corner or random:N"):
+        parse_vectors(text)
+
+
+def test_generate(registry, capsys, tmp_path: Path) -> None:
+    target = tmp_path / "m.v"
+    status, out, err = run_cli(capsys, "generate", "intmul", "--stages", "2", "-o", str(target))
+    assert (status, out) == (0, "")
+    assert err.startswith(f"wrote {target}: module intmul, latency 2, ")
+    text = target.read_text()
+    assert text.count("module intmul(") == 1
+    status, out, _ = run_cli(capsys, "generate", "intmul", "--stages", "2", "--module", "x")
+    assert status == 0
+    assert out == text.replace("module intmul(", "module x(")
+
+
+@pytest.mark.cosim
+def test_generate_lint(registry, capsys) -> None:
+    status, out, _ = run_cli(capsys, "generate", "intmul", "--lint")
+    assert status == 0
+    assert "module intmul(" in out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["generate", "intmull"], "unknown datapath 'intmull'; closest: intmul (known: intmul)"),
+    (["verify", "intmul", "--stagse", "2"],
+     "arithforge verify intmul: unrecognized arguments: --stagse 2"),
+    (["verify", "intmul", "--stages", "two"],
+     "arithforge verify intmul: argument --stages: invalid int value: 'two'"),
+    (["verify", "intmul", "--stages", "-1"], "intmul: stages must be at least 0, not -1"),
+    (["verify", "intmul", "--vectors", "random"],
+     "--vectors must be exhaustive, corner or random:N (N a positive count), not 'random'"),
+])
+def test_user_errors_are_one_line(registry, capsys, argv: list[str], message: str) -> None:
+    assert run_cli(capsys, *argv) == (2, "", f"arithforge: error: {message}\n")
+
+
+def test_bad_choice(registry, capsys) -> None:
+    # argparse quotes the choices differently from one Python release to the next.
+    status, out, err = run_cli(capsys, "verify", "intmul", "--bug", "bad")
+    assert (status, out) == (2, "")
+    assert err.startswith("arithforge: error: arithforge verify intmul: argument --bug: invalid "
+                          "choice: 'bad' (choose from ")
+    assert err.count("\n") == 1
+
+
+def test_missing_registry_is_a_user_error(capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "arithforge.hdl.registry", None)
+    status, out, err = run_cli(capsys, "verify", "fma")
+    assert (status, out) == (2, "")
+    assert err.startswith("arithforge: error: arithforge.hdl.registry is not available")
+
+
+def test_datapath_help_lists_parameters(registry, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["verify", "intmul", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: arithforge verify intmul ")
+    for option in ("--stages N", "--bug {result,valid,late,noreset}", "--fmt FORMAT",
+                   "--check, --no-check", "--vectors KIND", "--json"):
+        assert option in out
+
+
+@pytest.mark.cosim
+def test_verify_passes(registry, capsys) -> None:
+    status, out, err = run_cli(capsys, "verify", "intmul", "--stages", "1")
+    assert (status, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0] == "verify intmul stages=1 fmt=uint8"
+    assert lines[1] == "  vectors      65536 (exhaustive, seed 0)"
+    assert lines[2] == "  mismatches   0"
+    assert lines[3].startswith("  vectors/s    ")
+
+
+@pytest.mark.cosim
+def test_verify_json(registry, capsys) -> None:
+    status, out, _ = run_cli(capsys, "verify", "intmul", "--vectors", "random:5000", "--seed",
+                             "3", "--json")
+    assert status == 0
+    data = json.loads(out)
+    assert (data["vectors"], data["mismatches"], data["seed"]) == (5000, 0, 3)
+    assert data["vectors_per_s"] > 0
+    assert data["datapath"] == "intmul"
+
+
+@pytest.mark.cosim
+def test_verify_mismatch(registry, capsys, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run_cli(capsys, "verify", "intmul", "--bug", "result", "--stages", "2",
+                               "--fmt", "uint8")
+    assert (status, err) == (1, "")
+    assert "  mismatches   1" in out
+    assert ("  #773: a=0x03 (3.0), b=0x05 (5.0): expected 0x000f (15.0), got 0x0010 (16.0)"
+            in out.splitlines())
+    assert out.splitlines()[-1] == ("waveform of the failing vectors (reproduced alone): "
+                                    "verify_fail.vcd")
+    assert (tmp_path / "verify_fail.vcd").read_text().startswith("$version")
+
+
+@pytest.mark.cosim
+def test_verify_mismatch_json(registry, capsys, tmp_path: Path) -> None:
+    vcd = tmp_path / "w.vcd"
+    status, out, _ = run_cli(capsys, "verify", "intmul", "--bug", "valid", "--json", "--vcd",
+                             str(vcd))
+    assert status == 1
+    data = json.loads(out)
+    assert data["mismatches"] == 3
+    assert data["first_failures"][0] == {"index": 305, "inputs": {"a": 1, "b": 49},
+                                         "expected": 49, "got": 49, "got_valid": False}
+    assert data["vcd"] == str(vcd)
+    assert vcd.is_file()
