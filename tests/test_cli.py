@@ -230,15 +230,19 @@ def test_sqnr_db() -> None:
 
 
 def test_explore_interim(capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, err = run_cli(capsys, "explore", "--samples", "4096", "--formats",
-                               "int8,float8_e4m3fn,float16")
+    names = ("int8", "float8_e4m3fn", "float16", "posit8_1")
+    status, out, err = run_cli(capsys, "explore", "--samples", "4096", "--formats", ",".join(names))
     assert (status, err) == (0, "")
     assert "INTERIM JOB" in out
     rows = {line.split()[0]: line.split() for line in out.splitlines()
-            if line.split() and line.split()[0] in ("int8", "float8_e4m3fn", "float16")}
+            if line.split() and line.split()[0] in names}
+    assert set(rows) == set(names)
     sqnr = {name: float(row[2]) for name, row in rows.items()}
     # Seven more mantissa bits are worth about 42 dB.
     assert sqnr["float16"] > sqnr["float8_e4m3fn"] + 30
+    # A uniform grid wants the whole range used; a posit wants the data near 1, as it is.
+    assert rows["int8"][-1] == "absmax"
+    assert rows["posit8_1"][-1] == "none"
 
 
 def test_explore_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:

@@ -34,23 +34,36 @@ def sqnr_db(reference: Any, approx: Any) -> float:
     return 10.0 * math.log10(float(np.sum(np.square(x))) / noise)
 
 
-def _max_finite(fmt: Any) -> float | None:
-    value = getattr(fmt, "max_finite", None)
-    return None if value is None else float(value)
+def _scalings(fmt: Any, x: Any) -> dict[str, float]:
+    """Candidate per-tensor scales: absmax (max|x| lands on max_finite) and none (x as it is).
 
-
-def _score(fmt: Any, x: Any) -> tuple[float, float]:
-    """SQNR of ``x`` through ``fmt`` with per-tensor absmax scaling, and encode+decode seconds."""
+    Absmax suits uniform grids (integers) and floats; tapered formats (posits) keep their
+    precision near 1, where an N(0, 1) tensor already is.
+    """
     import numpy as np
 
-    amax = float(np.max(np.abs(x)))
-    top = _max_finite(fmt)
-    scale = amax / top if top else 1.0
-    start = time.perf_counter()
-    codes = fmt.encode(x / scale, saturate=True)
-    y = np.asarray(fmt.decode(codes), dtype=np.float64) * scale
-    seconds = time.perf_counter() - start
-    return sqnr_db(x, y), seconds
+    top = getattr(fmt, "max_finite", None)
+    scales = {"none": 1.0}
+    if top:
+        scales["absmax"] = float(np.max(np.abs(x))) / float(top)
+    return scales
+
+
+def _score(fmt: Any, x: Any) -> tuple[float, str, float]:
+    """Best SQNR of ``x`` through ``fmt`` over the scalings, that scaling, and elements/second."""
+    import numpy as np
+
+    best, best_name, seconds = -math.inf, "none", 0.0
+    scalings = _scalings(fmt, x)
+    for name, scale in scalings.items():
+        start = time.perf_counter()
+        y = np.asarray(fmt.decode(fmt.encode(x / scale, saturate=True)), dtype=np.float64)
+        seconds += time.perf_counter() - start
+        sqnr = sqnr_db(x, y * scale)
+        if sqnr > best or math.isnan(sqnr):
+            best, best_name = sqnr, name
+    rate = len(scalings) * x.size / seconds if seconds > 0 else math.inf
+    return best, best_name, rate
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -67,9 +80,10 @@ def run(args: argparse.Namespace) -> int:
     """Explore the design space: interim job until the exploration engine lands.
 
     Until sweeps over formats x datapaths with cost and Pareto fronts exist, this encodes a
-    tensor drawn from N(0, 1) into each signed catalog format after per-tensor absmax scaling
-    (x / (max|x| / max_finite)), decodes it, and reports the signal-to-quantization-noise ratio
-    (SQNR) per format, with the emulator's encode+decode rate.
+    tensor drawn from N(0, 1) into each signed catalog format, decodes it, and reports the
+    signal-to-quantization-noise ratio (SQNR) per format with the emulator's encode+decode rate.
+    The tensor is scaled per tensor, by absmax (max|x| onto max_finite) or not at all, whichever
+    scores better: absmax suits integers and floats, posits keep their precision near 1.
     """
     import numpy as np
 
@@ -86,21 +100,21 @@ def run(args: argparse.Namespace) -> int:
 
     print("arithforge explore: INTERIM JOB. The design-space exploration engine has not landed;")
     print("until it does, this runs the emulator end to end on the built-in default workload:")
-    print(f"  {args.samples} samples of N(0, 1) (seed {args.seed}), per-tensor absmax scaling,")
-    print("  encode (round to nearest even, saturating), decode, SQNR against the float64 tensor.")
+    print(f"  {args.samples} samples of N(0, 1) (seed {args.seed}), scaled per tensor,")
+    print("  encoded (round to nearest even, saturating), decoded, scored by SQNR in dB against")
+    print("  the float64 tensor. Scaling: absmax (max|x| onto max_finite) or none, the better.")
     print()
 
     x = np.random.default_rng(args.seed).standard_normal(args.samples)
     rows = []
     for fmt in sorted(chosen, key=lambda f: (f.bits, f.name)):
         try:
-            sqnr, seconds = _score(fmt, x)
+            sqnr, scaling, rate = _score(fmt, x)
         except (formats.FormatError, NotImplementedError) as exc:
-            rows.append([fmt.name, str(fmt.bits), "-", "-", f"skipped: {exc}"])
+            rows.append([fmt.name, str(fmt.bits), "-", "-", "-", f"skipped: {exc}"])
             continue
-        rate = args.samples / seconds / 1e6 if seconds > 0 else math.inf
         rows.append([fmt.name, str(fmt.bits), f"{sqnr:.2f}", f"{sqnr / fmt.bits:.2f}",
-                     f"{rate:.1f}"])
-    print_table(["format", "bits", "SQNR dB", "dB/bit", "M elem/s"], rows, align="lrrrr",
-                title="Quantization of N(0, 1) with per-tensor absmax scaling")
+                     f"{rate / 1e6:.1f}", scaling])
+    print_table(["format", "bits", "SQNR dB", "dB/bit", "M elem/s", "scaling"], rows,
+                align="lrrrrl", title="Quantization of N(0, 1), per-tensor scaling")
     return 0
