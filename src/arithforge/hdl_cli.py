@@ -15,13 +15,15 @@ import argparse
 import difflib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
 from ._errors import ArithforgeError
 from .cli import PROG, command, import_package
 
-__all__ = ["parse_vectors", "datapath_parser"]
+__all__ = ["parse_vectors", "datapath_parser", "datapath_options", "build_datapath",
+           "configure_datapath"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,15 +85,19 @@ def _add_param(parser: argparse.ArgumentParser, name: str, param: Any) -> None:
                          f"not {kind!r} ({name})")
 
 
-def datapath_parser(subcommand: str, name: str, cls: Any) -> argparse.ArgumentParser:
+def datapath_parser(subcommand: str, name: str, cls: Any,
+                    options: Callable[[argparse.ArgumentParser], None] | None = None
+                    ) -> argparse.ArgumentParser:
     """Build the parser of ``arithforge <subcommand> <name> ...``: the datapath's parameters and
-    the subcommand's options."""
+    the subcommand's options (``options`` adds them for subcommands defined elsewhere)."""
     parser = _Parser(prog=f"{PROG} {subcommand} {name}",
                      description=(cls.__doc__ or name).strip().splitlines()[0])
     group = parser.add_argument_group(f"{name} parameters")
     for pname, param in cls.cli_params.items():
         _add_param(group, pname, param)
-    if subcommand == "generate":
+    if options is not None:
+        options(parser)
+    elif subcommand == "generate":
         parser.add_argument("-o", "--output", metavar="FILE", default="-",
                             help="Verilog file to write (default: standard output)")
         parser.add_argument("--module", metavar="NAME",
@@ -111,16 +117,18 @@ def datapath_parser(subcommand: str, name: str, cls: Any) -> argparse.ArgumentPa
     return parser
 
 
-def _options(subcommand: str, args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
+def datapath_options(subcommand: str, args: argparse.Namespace,
+                     options: Callable[[argparse.ArgumentParser], None] | None = None
+                     ) -> tuple[Any, dict[str, Any], Any]:
     """Parse the datapath's parameters; return (registry, the parameters, all options)."""
     registry = _registry()
     cls = _datapath_class(registry, args.datapath)
-    options = datapath_parser(subcommand, args.datapath, cls).parse_args(args.rest)
-    params = {p: getattr(options, p) for p in cls.cli_params if getattr(options, p) is not None}
-    return registry, params, options
+    parsed = datapath_parser(subcommand, args.datapath, cls, options).parse_args(args.rest)
+    params = {p: getattr(parsed, p) for p in cls.cli_params if getattr(parsed, p) is not None}
+    return registry, params, parsed
 
 
-def _build(registry: Any, name: str, params: dict[str, Any]) -> Any:
+def build_datapath(registry: Any, name: str, params: dict[str, Any]) -> Any:
     """Build the datapath (last, once every option is known good: Amaranth warns about a
     component that is never elaborated)."""
     try:
@@ -132,7 +140,7 @@ def _build(registry: Any, name: str, params: dict[str, Any]) -> Any:
         raise ArithforgeError(f"{name}: {exc}") from exc
 
 
-def _configure(parser: argparse.ArgumentParser) -> None:
+def configure_datapath(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("datapath", metavar="DATAPATH",
                         help="a datapath of the registry (fma, mul, add, lmul, lmac, imac, ...)")
     parser.add_argument("rest", nargs=argparse.REMAINDER, metavar="...",
@@ -140,17 +148,17 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                              "`arithforge <command> DATAPATH --help`")
 
 
-@command("generate", help="write a datapath's Verilog", configure=_configure)
+@command("generate", help="write a datapath's Verilog", configure=configure_datapath)
 def generate(args: argparse.Namespace) -> int:
     """Write the Verilog of a datapath.
 
     Parameters come from the datapath's registry entry; `arithforge generate DATAPATH --help`
     lists them. The output is deterministic: the same parameters give the same bytes.
     """
-    registry, params, options = _options("generate", args)
+    registry, params, options = datapath_options("generate", args)
     export = import_package("arithforge.sim.export")
     name = export.module_name(options.module or args.datapath)
-    dp = _build(registry, args.datapath, params)
+    dp = build_datapath(registry, args.datapath, params)
     text = export.to_verilog(dp, name)
     if options.lint:
         export.lint(text, name)
@@ -216,7 +224,7 @@ def _failure_lines(dp: Any, failures: list[Any]) -> list[str]:
 
 
 @command("verify", help="check a datapath's Verilog against its reference, in Verilator",
-         configure=_configure)
+         configure=configure_datapath)
 def verify(args: argparse.Namespace) -> int:
     """Check a datapath's Verilog against its reference, bit for bit, in Verilator.
 
@@ -225,10 +233,10 @@ def verify(args: argparse.Namespace) -> int:
     datapath's reference(). Exit status 1 on any mismatch, after printing the first failing
     vectors and writing their waveform (--vcd, default verify_fail.vcd).
     """
-    registry, params, options = _options("verify", args)
+    registry, params, options = datapath_options("verify", args)
     kind, n = parse_vectors(options.vectors)
     harness = import_package("arithforge.sim.harness")
-    dp = _build(registry, args.datapath, params)
+    dp = build_datapath(registry, args.datapath, params)
     extra = {} if options.lanes is None else {"lanes": options.lanes}
     result = harness.verify(dp, kind, n, options.seed, **extra)
     vcd = None
