@@ -68,9 +68,9 @@ def test_stream_from_file(intmul, tmp_path: Path) -> None:
     with report.open("rb") as f:
         first, second = h._read_report(f), h._read_report(f)
     assert first[:2] == (0, 0)
-    assert first[3] == []
+    assert first[4] == []
     assert second[:2] == (1, 0)
-    assert second[3] == [(1, 15, 1)]
+    assert second[4] == [(1, 15, 1)]
 
 
 def test_codes_wider_than_the_port(intmul) -> None:
