@@ -1,0 +1,352 @@
+# Ref: Weste & Harris, "CMOS VLSI Design" 4th ed., ch. 11 (adders, multipliers, shifters,
+#      comparators, leading-zero counters); Brent & Kung 1982 and Kogge & Stone 1973 (prefix
+#      adders); Booth 1951, Wallace 1964 (multipliers).
+"""Closed-form cost of each component kind: cell counts and critical-path delay.
+
+Each primitive returns a :class:`Primitive`: how many standard cells of the technology
+(:data:`~arithforge.costmodel.tech.CELLS`) it is built from, how many of them switch in one
+operation, and its delay from inputs to outputs in terms of the cells' delays. :func:`cost` turns
+that into area, transistors, energy and delay with a :class:`~.tech.Technology`.
+
+The cell counts follow the textbook structures; where Yosys maps a structure differently (its
+signed multiplier sign-extends the operands) the count follows what synthesis builds, since the
+model predicts the synthesis truth it is calibrated against, and the comment says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .tech import KINDS, Technology
+
+__all__ = ["ADDER_ARCHS", "MULTIPLIER_ARCHS", "LUT_STORAGE", "ComponentCost", "Primitive",
+           "adder", "comparator", "cost", "logic", "lut", "lzc", "multiplier", "mux", "primitive",
+           "register", "rounder", "shifter"]
+
+ADDER_ARCHS = ("ripple", "brent-kung", "kogge-stone")
+MULTIPLIER_ARCHS = ("array", "wallace", "booth")
+LUT_STORAGE = ("ff", "rom", "sram")
+
+
+def clog2(n: int) -> int:
+    """Ceiling of log2(n), at least 0."""
+    return max(0, (int(n) - 1).bit_length())
+
+
+@dataclass(frozen=True)
+class Primitive:
+    """A component as standard cells.
+
+    Members
+    -------
+    cells : dict of str to float
+        Cells built (area, transistors).
+    delay : callable
+        Delay in ns given the technology.
+    switched : dict of str to float, optional
+        Cells that switch in one operation (energy); default all of ``cells``. A table read
+        switches one word, not every stored bit.
+    """
+
+    cells: Mapping[str, float]
+    delay: Callable[[Technology], float]
+    switched: Mapping[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class ComponentCost:
+    """Cost of one component (all ``count`` copies of it).
+
+    Members
+    -------
+    area_um2, transistors, energy_pj : float
+        Calibrated, for all copies.
+    delay_ns : float
+        Inputs to outputs of one copy; a register's is its clock-to-Q.
+    cells : dict of str to float
+        Uncalibrated cell counts, all copies.
+    """
+
+    area_um2: float
+    transistors: float
+    energy_pj: float
+    delay_ns: float
+    cells: Mapping[str, float] = field(default_factory=dict)
+
+
+def _csa_levels(operands: int) -> int:
+    """Levels of 3:2 compressors that reduce ``operands`` rows to two."""
+    levels = 0
+    while operands > 2:
+        operands = 2 * (operands // 3) + operands % 3
+        levels += 1
+    return levels
+
+
+def _check(value: int, what: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{what} must be an integer of at least {minimum}, not {value!r}")
+    return value
+
+
+# -- primitives ---------------------------------------------------------------------------------
+
+def adder(width: int, *, arch: str = "ripple", inputs: int = 2) -> Primitive:
+    """Carry-propagate adder of ``inputs`` ``width``-bit operands.
+
+    More than two operands first go through a carry-save tree of full adders. ``ripple``: one full
+    adder per bit, delay linear in the width (what Yosys and ABC build when optimizing area).
+    ``brent-kung`` / ``kogge-stone``: generate/propagate half adders, a prefix tree of
+    ``2w - 2 - log2 w`` / ``w log2 w - w + 1`` carry cells (three gates each) and sum XORs; delay
+    logarithmic.
+    """
+    w = _check(width, "adder width")
+    _check(inputs, "adder inputs", 2)
+    if arch not in ADDER_ARCHS:
+        raise ValueError(f"adder arch must be one of {', '.join(ADDER_ARCHS)}, not {arch!r}")
+    levels = _csa_levels(inputs)
+    cells: dict[str, float] = {"fa": float((inputs - 2) * w)}
+    lg = clog2(w)
+    if arch == "ripple":
+        cells["fa"] += w
+        return Primitive(cells, lambda t: (levels + w) * t.cell("fa").delay_ns)
+    prefix = 2 * w - 2 - lg if arch == "brent-kung" else w * lg - w + 1
+    depth = 2 * lg - 1 if arch == "brent-kung" else lg
+    cells.update(ha=float(w), gate=3.0 * max(prefix, 0), xor2=float(w))
+    return Primitive(cells, lambda t: (levels * t.cell("fa").delay_ns + t.cell("ha").delay_ns
+                                       + max(depth, 0) * 2 * t.cell("gate").delay_ns
+                                       + t.cell("xor2").delay_ns))
+
+
+def multiplier(a_width: int, b_width: int | None = None, *, arch: str = "array",
+               signed: bool = False, cpa: str = "brent-kung") -> Primitive:
+    """Multiplier of an ``a_width``-bit by a ``b_width``-bit operand, full-width product.
+
+    ``array``: ``a*b`` partial-product ANDs and ``(a-1)(b-1)`` full adders in rows, what Yosys
+    0.23 builds for ``$mul``; delay ``a + b`` full adders. ``wallace``: the same ANDs reduced by a
+    3:2 tree, then a ``cpa`` adder. ``booth``: radix-4 Booth recoding (``b/2 + 1`` partial
+    products, each a row of select cells of one MUX2 and one XOR2), a 3:2 tree and a ``cpa``
+    adder. ``signed`` adds a quarter of the partial-product bits in full adders: Yosys maps a
+    signed ``$mul`` by sign-extending the operands (8x8 signed: 3618 transistors, unsigned 2766).
+    """
+    a = _check(a_width, "multiplier width")
+    b = a if b_width is None else _check(b_width, "multiplier width")
+    if arch not in MULTIPLIER_ARCHS:
+        raise ValueError(f"multiplier arch must be one of {', '.join(MULTIPLIER_ARCHS)}, "
+                         f"not {arch!r}")
+    extra = a * b / 4 if signed and arch != "booth" else 0.0
+    if arch == "array":
+        cells = {"and2": float(a * b), "fa": (a - 1) * (b - 1) + extra, "ha": float(a - 1)}
+        return Primitive(cells, lambda t: (a + b) * t.cell("fa").delay_ns)
+    final = adder(a + b, arch=cpa)
+    if arch == "wallace":
+        rows = b
+        cells = {"and2": float(a * b), "fa": max(0.0, a * b - 2.0 * (a + b)) + extra,
+                 "ha": float(a)}
+        gen = "and2"
+    else:
+        rows = b // 2 + (0 if signed else 1)
+        cells = {"gate": 6.0 * rows, "mux2": float(rows * (a + 1)), "xor2": float(rows * (a + 1)),
+                 "fa": float(max(rows - 2, 0) * (a + 2))}
+        gen = "mux2"
+    for name, n in final.cells.items():
+        cells[name] = cells.get(name, 0.0) + n
+    levels = _csa_levels(rows)
+    return Primitive(cells, lambda t: (t.cell(gen).delay_ns + t.cell("xor2").delay_ns * (
+        gen == "mux2") + levels * t.cell("fa").delay_ns + final.delay(t)))
+
+
+def shifter(width: int, *, shift_bits: int | None = None, bidirectional: bool = False,
+            sticky: bool = False) -> Primitive:
+    """Logarithmic barrel shifter of a ``width``-bit word by a ``shift_bits``-bit distance.
+
+    One MUX2 row per distance bit up to ``log2(width)``; larger distances only force zeros (one
+    gate per bit per further bit). ``bidirectional`` doubles the rows and adds a direction MUX;
+    ``sticky`` adds an OR tree over the bits shifted out.
+    """
+    w = _check(width, "shifter width")
+    s = clog2(w) if shift_bits is None else _check(shift_bits, "shifter shift_bits", 0)
+    stages = min(s, clog2(w))
+    cells: dict[str, float] = {"mux2": float(w * stages), "gate": float(w * (s - stages))}
+    if bidirectional:
+        cells["mux2"] = 2 * cells["mux2"] + w
+        cells["gate"] *= 2
+    if sticky:
+        cells["gate"] += w
+    extra = 1 if bidirectional else 0
+    zero = 1 if s > stages else 0
+    return Primitive(cells, lambda t: (stages + extra) * t.cell("mux2").delay_ns
+                     + zero * t.cell("gate").delay_ns)
+
+
+def lzc(width: int) -> Primitive:
+    """Leading-zero counter of a ``width``-bit word: a binary tree of about three gates per bit,
+    ``log2(width)`` levels of two gates."""
+    w = _check(width, "lzc width")
+    return Primitive({"gate": 3.0 * w}, lambda t: 2 * max(clog2(w), 1) * t.cell("gate").delay_ns)
+
+
+def comparator(width: int, *, op: str = "lt") -> Primitive:
+    """Comparator of two ``width``-bit words: ``lt`` (magnitude: an XOR and three gates per bit)
+    or ``eq`` (an XNOR and one gate of the AND tree per bit); logarithmic delay."""
+    w = _check(width, "comparator width")
+    if op not in ("lt", "eq"):
+        raise ValueError(f"comparator op must be 'lt' or 'eq', not {op!r}")
+    gates = 3.0 * w if op == "lt" else float(w)
+    return Primitive({"xor2": float(w), "gate": gates},
+                     lambda t: t.cell("xor2").delay_ns
+                     + 2 * max(clog2(w), 1) * t.cell("gate").delay_ns)
+
+
+def mux(width: int, *, inputs: int = 2) -> Primitive:
+    """Multiplexer of ``inputs`` ``width``-bit words: a tree of ``inputs - 1`` MUX2 per bit."""
+    w = _check(width, "mux width")
+    k = _check(inputs, "mux inputs", 2)
+    return Primitive({"mux2": float((k - 1) * w)},
+                     lambda t: clog2(k) * t.cell("mux2").delay_ns)
+
+
+def register(width: int) -> Primitive:
+    """``width`` D flip-flops; the delay is clock-to-Q (setup is charged where a path ends)."""
+    w = _check(width, "register width")
+    return Primitive({"dff": float(w)}, lambda t: t.cell("dff").delay_ns)
+
+
+def rounder(width: int) -> Primitive:
+    """Rounding incrementer of a ``width``-bit significand: a half adder per bit and four gates
+    of round-bit logic; delay of a prefix incrementer."""
+    w = _check(width, "rounder width")
+    return Primitive({"ha": float(w), "gate": 4.0},
+                     lambda t: t.cell("ha").delay_ns
+                     + 2 * (max(clog2(w), 1) + 1) * t.cell("gate").delay_ns)
+
+
+def logic(width: int, *, gates: float | None = None, depth: int = 1) -> Primitive:
+    """Random logic: ``gates`` NAND2 equivalents (default one per bit), ``depth`` levels."""
+    w = _check(width, "logic width", 0)
+    n = float(w) if gates is None else float(gates)
+    if not n >= 0:
+        raise ValueError(f"logic gates must be non-negative, not {gates!r}")
+    d = _check(depth, "logic depth", 0)
+    return Primitive({"gate": n}, lambda t: d * t.cell("gate").delay_ns)
+
+
+def lut(width: int, *, entries: int, storage: str = "ff") -> Primitive:
+    """Lookup table (register file) of ``entries`` words of ``width`` bits, one read per op.
+
+    ``ff``: flip-flops read through a MUX tree; the storage is clock-gated, so a read switches
+    half the tree. ``rom``: a constant table synthesized into about ``entries / log2(entries)``
+    gates per output bit. ``sram``: an SRAM array with a decoder; a read switches one word of bit
+    cells at the technology's per-bit read energy and takes ``sram_access_ns``.
+    """
+    w = _check(width, "lut width")
+    e = _check(entries, "lut entries")
+    if storage not in LUT_STORAGE:
+        raise ValueError(f"lut storage must be one of {', '.join(LUT_STORAGE)}, "
+                         f"not {storage!r}")
+    lg = clog2(e)
+    if storage == "ff":
+        tree = float((e - 1) * w)
+        return Primitive({"dff": float(e * w), "mux2": tree},
+                         lambda t: lg * t.cell("mux2").delay_ns, {"mux2": tree / 2})
+    if storage == "rom":
+        return Primitive({"gate": w * e / max(lg, 1)},
+                         lambda t: 2 * max(lg, 1) * t.cell("gate").delay_ns)
+    return Primitive({"sram_bit": float(e * w), "gate": float(e)}, lambda t: t.sram_access_ns,
+                     {"sram_bit": float(w), "gate": float(lg)})
+
+
+# -- dispatch -----------------------------------------------------------------------------------
+
+def _int_attr(attrs: Mapping[str, Any], key: str, node: str, default: int | None = None) -> int:
+    value = attrs.get(key, default)
+    if value is None:
+        raise ValueError(f"component {node!r} ({attrs.get('kind')}) needs attribute {key!r}")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"component {node!r} attribute {key!r} must be an integer, "
+                         f"not {value!r}")
+    return value
+
+
+def primitive(attrs: Mapping[str, Any], node: str = "?") -> Primitive:
+    """Build the primitive of one structure-graph node from its attributes.
+
+    Attributes read (besides ``kind`` and ``width``): adder ``arch``, ``inputs``; multiplier
+    ``a_width``, ``b_width`` (default ``width`` each), ``arch``, ``signed``, ``cpa``; shifter
+    ``shift_bits``, ``bidirectional``, ``sticky``; comparator ``op``; mux ``inputs``; logic
+    ``gates``, ``depth``; lut ``entries``, ``storage``. Others are ignored.
+    """
+    kind = attrs.get("kind")
+    if kind not in KINDS:
+        raise ValueError(f"component {node!r} kind must be one of {', '.join(KINDS)}, "
+                         f"not {kind!r}")
+    width = _int_attr(attrs, "width", node, 0 if kind == "logic" else None)
+    try:
+        if kind == "adder":
+            return adder(width, arch=attrs.get("arch", "ripple"),
+                         inputs=_int_attr(attrs, "inputs", node, 2))
+        if kind == "multiplier":
+            a = _int_attr(attrs, "a_width", node, width)
+            b = _int_attr(attrs, "b_width", node, width if "a_width" not in attrs else a)
+            return multiplier(a, b, arch=attrs.get("arch", "array"),
+                              signed=bool(attrs.get("signed", False)),
+                              cpa=attrs.get("cpa", "brent-kung"))
+        if kind == "shifter":
+            bits = attrs.get("shift_bits")
+            return shifter(width, shift_bits=None if bits is None else int(bits),
+                           bidirectional=bool(attrs.get("bidirectional", False)),
+                           sticky=bool(attrs.get("sticky", False)))
+        if kind == "lzc":
+            return lzc(width)
+        if kind == "comparator":
+            return comparator(width, op=attrs.get("op", "lt"))
+        if kind == "mux":
+            return mux(width, inputs=_int_attr(attrs, "inputs", node, 2))
+        if kind == "register":
+            return register(width)
+        if kind == "rounder":
+            return rounder(width)
+        if kind == "logic":
+            return logic(width, gates=attrs.get("gates"),
+                         depth=_int_attr(attrs, "depth", node, 1))
+        return lut(width, entries=_int_attr(attrs, "entries", node),
+                   storage=attrs.get("storage", "ff"))
+    except ValueError as exc:
+        if str(exc).startswith("component "):
+            raise
+        raise ValueError(f"component {node!r}: {exc}") from None
+
+
+def cost(attrs: Mapping[str, Any], tech: Technology, node: str = "?") -> ComponentCost:
+    """Area, transistors, energy per operation and delay of one node, ``count`` copies.
+
+    The node's ``activity`` (default 1: uniformly random operands) scales its energy; the
+    technology's calibration factor of its kind scales area, transistors and energy.
+    """
+    prim = primitive(attrs, node)
+    count = attrs.get("count", 1)
+    activity = attrs.get("activity", 1.0)
+    if not (isinstance(count, int | float) and count >= 0):
+        raise ValueError(f"component {node!r} count must be non-negative, not {count!r}")
+    if not (isinstance(activity, int | float) and activity >= 0):
+        raise ValueError(f"component {node!r} activity must be non-negative, not {activity!r}")
+    factor = tech.calibration.factor(str(attrs["kind"])) * count
+    cells = {name: n * count for name, n in prim.cells.items() if n}
+    switched = prim.cells if prim.switched is None else prim.switched
+    return ComponentCost(
+        area_um2=factor * sum(n * tech.cell(c).area_um2 for c, n in prim.cells.items()),
+        transistors=factor * sum(n * tech.cell(c).transistors for c, n in prim.cells.items()),
+        energy_pj=factor * activity * sum(n * tech.cell(c).energy_pj
+                                          for c, n in switched.items()),
+        delay_ns=prim.delay(tech),
+        cells=cells,
+    )
+
+
+def size_features(attrs: Mapping[str, Any], tech: Technology, node: str = "?") -> float:
+    """Uncalibrated transistors of a node, all copies: the feature calibration fits on."""
+    prim = primitive(attrs, node)
+    count = attrs.get("count", 1)
+    return float(count) * sum(n * tech.cell(c).transistors for c, n in prim.cells.items())

@@ -1,0 +1,107 @@
+"""Roll-up of component graphs: sums, longest path, registers cutting paths, loops."""
+
+from __future__ import annotations
+
+import networkx as nx
+import pytest
+
+from arithforge.costmodel import critical_path, estimate, load_tech
+from arithforge.costmodel.primitives import cost
+
+TECH = load_tech(calibration=False)
+
+
+def mac(stages: int = 0) -> nx.DiGraph:
+    """An 8x8 multiplier into a 24-bit accumulator, ``stages`` registers after the multiplier."""
+    g = nx.DiGraph()
+    g.add_node("a", kind="input", width=8)
+    g.add_node("mul", kind="multiplier", width=8)
+    g.add_node("add", kind="adder", width=24)
+    g.add_node("acc", kind="register", width=24)
+    g.add_edge("a", "mul")
+    prev = "mul"
+    for i in range(stages):
+        g.add_node(f"p{i}", kind="register", width=16)
+        g.add_edge(prev, f"p{i}")
+        prev = f"p{i}"
+    g.add_edges_from([(prev, "add"), ("add", "acc"), ("acc", "add")])
+    return g
+
+
+def test_rollup_sums_components() -> None:
+    g = mac()
+    est = estimate(g, TECH)
+    parts = [cost(g.nodes[n], TECH) for n in ("mul", "add", "acc")]
+    assert est.area_um2 == pytest.approx(sum(p.area_um2 for p in parts))
+    assert est.transistors == pytest.approx(sum(p.transistors for p in parts))
+    assert est.energy_pj == pytest.approx(sum(p.energy_pj for p in parts))
+    assert {c.name for c in est.components} == {"a", "mul", "add", "acc"}
+    by_kind = est.by_kind()
+    assert by_kind["multiplier"]["area_um2"] == pytest.approx(parts[0].area_um2)
+    assert by_kind["input"]["area_um2"] == 0
+
+
+def test_longest_path_is_node_weighted() -> None:
+    g = nx.DiGraph()
+    g.add_edges_from([("s", "x"), ("x", "t"), ("s", "y"), ("y", "z"), ("z", "t")])
+    delays = {"s": 1.0, "x": 10.0, "y": 2.0, "z": 3.0, "t": 1.0}
+    assert critical_path(g, delays) == (12.0, ["s", "x", "t"])
+    delays["z"] = 9.5
+    assert critical_path(g, delays) == (13.5, ["s", "y", "z", "t"])
+
+
+def test_registers_cut_paths() -> None:
+    comb = estimate(mac(0), TECH)
+    piped = estimate(mac(1), TECH)
+    d = {n: cost(mac(1).nodes[n], TECH).delay_ns for n in ("mul", "add", "acc")}
+    setup = TECH.dff_setup_ns
+    # Unpipelined: multiplier and adder in one cycle, ending at the accumulator.
+    assert comb.delay_ns == pytest.approx(d["mul"] + d["add"] + setup)
+    assert comb.critical_path == ("a", "mul", "add", "acc")
+    # One register after the multiplier: the slower of the two stages.
+    stages = [d["mul"] + setup, d["acc"] + d["add"] + setup]
+    assert piped.delay_ns == pytest.approx(max(stages))
+    assert piped.delay_ns < comb.delay_ns
+    assert piped.transistors > comb.transistors
+
+
+def test_feedback_through_a_register_is_legal_without_one_a_loop() -> None:
+    g = nx.DiGraph()
+    g.add_node("add", kind="adder", width=8)
+    g.add_node("fix", kind="logic", width=8)
+    g.add_edges_from([("add", "fix"), ("fix", "add")])
+    with pytest.raises(ValueError, match=r"^combinational loop \(no register on it\): "
+                                         r"(add -> fix|fix -> add)$"):
+        estimate(g, TECH)
+
+
+def test_pipelined_delay_is_max_stage() -> None:
+    g = nx.DiGraph()
+    names = ["r0", "m", "r1", "a", "r2"]
+    for n in names:
+        g.add_node(n, kind="register", width=16)
+    g.nodes["m"].update(kind="multiplier", width=8)
+    g.nodes["a"].update(kind="adder", width=16)
+    nx.add_path(g, names)
+    est = estimate(g, TECH)
+    clk_q, setup = TECH.cell("dff").delay_ns, TECH.dff_setup_ns
+    stage_m = clk_q + cost(g.nodes["m"], TECH).delay_ns + setup
+    stage_a = clk_q + cost(g.nodes["a"], TECH).delay_ns + setup
+    assert est.delay_ns == pytest.approx(max(stage_m, stage_a))
+    assert est.critical_path == ("r0", "m", "r1")
+
+
+def test_cycles_per_op_scales_energy() -> None:
+    g = mac()
+    once = estimate(g, TECH).energy_pj
+    g.graph["cycles_per_op"] = 4
+    assert estimate(g, TECH).energy_pj == pytest.approx(4 * once)
+    g.graph["ops_per_cycle"] = 8
+    assert estimate(g, TECH).energy_pj == pytest.approx(once / 2)
+
+
+def test_as_dict_keys() -> None:
+    data = estimate(mac(1), TECH).as_dict()
+    assert {"area_um2", "transistors", "energy_pj", "delay_ns", "critical_path",
+            "components"} <= set(data)
+    assert isinstance(data["transistors"], int)
