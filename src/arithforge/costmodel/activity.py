@@ -1,0 +1,297 @@
+"""Data-dependent energy: toggle counts of a datapath's Verilator model on an operand stream.
+
+The analytical model's energy (:func:`~.model.estimate`) is for uniformly random operand codes.
+Real operands are not uniform: Gaussian activations encoded in a float format keep their exponent
+bits near the bias and flip few of them; integers near zero keep their sign-extension bits.
+:func:`data_energy` runs the datapath in the Verilator harness of ``arithforge.sim`` with VCD
+tracing, on a uniformly random stream and on the stream of interest, counts bit toggles of every
+net inside the datapath (:func:`count_toggles`), and scales the analytical energy by the ratio:
+
+    energy(stream) = energy(uniform) * toggles(stream) / toggles(uniform)
+
+so one average energy per toggle, calibrated on the uniform stream, carries the activity of the
+data. Streams (:func:`operand_stream`): ``uniform`` codes; ``gaussian``, ``laplace``,
+``student-t3`` values (:func:`arithforge.workloads.synthetic.sample`) encoded in each operand's
+format; ``trace:DIR``: activations and weights of the first GEMM of a workload trace.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from .._errors import ArithforgeError
+
+__all__ = ["STREAMS", "Toggles", "ActivityReport", "count_toggles", "data_energy",
+           "operand_stream"]
+
+#: Named operand distributions besides ``trace:DIR``.
+STREAMS = ("uniform", "gaussian", "laplace", "student-t3")
+
+#: Signals that toggle whatever the data: not part of a datapath's switching activity.
+_CLOCKING = ("clk", "rst")
+
+
+@dataclass(frozen=True)
+class Toggles:
+    """Bit toggles counted in a VCD file.
+
+    Members
+    -------
+    total : int
+        Toggles of every counted net, each net once however many scopes show it.
+    per_signal : dict of str to int
+        Toggles by net (its first hierarchical name).
+    bits : int
+        Bits of the counted nets.
+    """
+
+    total: int
+    per_signal: Mapping[str, int]
+    bits: int
+
+
+def _value(text: str) -> int:
+    # Two-state view: x and z read as 0 (the harness builds with --x-assign fast anyway).
+    return int(text.translate(str.maketrans("xXzZ", "0000")) or "0", 2)
+
+
+def count_toggles(vcd: IO[str], scope: str | None = None) -> Toggles:
+    """Count bit toggles per net in a VCD stream.
+
+    Parameters
+    ----------
+    vcd : text stream
+    scope : str, optional
+        Count only nets declared under this dotted scope (``harness_top.u0`` matches
+        ``TOP.harness_top.u0`` and everything below it); default all.
+
+    The first value a net takes (``$dumpvars``) is not a toggle; a vector net toggles by the
+    Hamming distance between successive values. Clock and reset nets are left out.
+    """
+    names: dict[str, str] = {}
+    widths: dict[str, int] = {}
+    stack: list[str] = []
+    for line in vcd:
+        words = line.split()
+        if not words:
+            continue
+        if words[0] == "$scope":
+            stack.append(words[2])
+        elif words[0] == "$upscope":
+            stack.pop()
+        elif words[0] == "$var":
+            width, code, name = int(words[2]), words[3], words[4]
+            path = ".".join(stack)
+            inside = scope is None or f".{scope}." in f".{path}."
+            if inside and name not in _CLOCKING and code not in names:
+                names[code] = f"{path}.{name}"
+                widths[code] = width
+        elif words[0] == "$enddefinitions":
+            break
+    last: dict[str, int] = {}
+    counts = dict.fromkeys(names, 0)
+    for line in vcd:
+        head = line[:1]
+        if head in ("#", "$", "") or line.isspace():
+            continue
+        if head in ("b", "B", "r", "R"):
+            if head in ("r", "R"):
+                continue
+            value_text, _, code = line[1:].strip().partition(" ")
+            value = _value(value_text)
+        else:
+            code = line[1:].strip()
+            value = _value(head)
+        if code not in counts:
+            continue
+        old = last.get(code)
+        if old is not None:
+            counts[code] += (old ^ value).bit_count()
+        last[code] = value
+    per_signal = {names[c]: n for c, n in sorted(counts.items(), key=lambda kv: -kv[1])}
+    return Toggles(sum(counts.values()), per_signal, sum(widths.values()))
+
+
+# -- operand streams ----------------------------------------------------------------------------
+
+def _formats(dp: Any) -> dict[str, Any]:
+    """Format of each operand, where the datapath says (``formats`` or ``describe()``)."""
+    from ..formats import get_format
+
+    found = getattr(dp, "formats", None)
+    if callable(found):
+        found = found()
+    if not isinstance(found, Mapping):
+        described = dp.describe() if hasattr(dp, "describe") else {}
+        found = described.get("formats", {}) if isinstance(described, Mapping) else {}
+    return {op: get_format(f) if isinstance(f, str) else f for op, f in found.items()
+            if op in dp.operands}
+
+
+def _encode(fmt: Any, values: np.ndarray, width: int) -> np.ndarray:
+    """Codes of ``values`` in ``fmt``, saturating. Formats of at most 8 bits (integers, FP8 and
+    narrower) get per-tensor absmax scaling onto their largest finite value, as quantization
+    does; wider floats take the unit-variance values as they are."""
+    from ..formats import FloatFormat
+
+    if isinstance(fmt, FloatFormat) and fmt.bits > 8:
+        scaled = values
+    else:
+        peak = float(np.max(np.abs(values))) or 1.0
+        scaled = values * (float(fmt.max_finite) / peak)
+    codes = np.asarray(fmt.encode(scaled, saturate=True)).astype(np.uint64)
+    return codes & np.uint64((1 << width) - 1)
+
+
+def _trace_values(path: str, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    from ..workloads import load_trace
+
+    with load_trace(path) as trace:
+        if not trace.gemms:
+            raise ArithforgeError(f"trace {path!r} has no GEMM")
+        x, w, *_ = trace.operands(trace.gemms[0].name)
+        x, w = np.asarray(x, dtype=np.float64), np.asarray(w, dtype=np.float64)
+    rows = rng.integers(0, x.shape[0], n)
+    cols = rng.integers(0, w.shape[0], n)
+    ks = rng.integers(0, x.shape[1], n)
+    return x[rows, ks], w[cols, ks]
+
+
+def operand_stream(dp: Any, stream: str, n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """``n`` operand vectors for ``dp`` drawn from ``stream``.
+
+    ``uniform``: uniformly random codes of every operand. ``gaussian``/``laplace``/
+    ``student-t3``: values of unit variance encoded into each operand's format (a datapath
+    without formats gets uniform codes for that operand). ``trace:DIR``: products of the first
+    GEMM of the trace: the first operand from its activations, the second from its weights, any
+    further one (an addend) Gaussian with the spread of a partial sum.
+    """
+    from ..workloads.synthetic import DISTRIBUTIONS, sample
+
+    rng = np.random.default_rng(seed)
+    widths = {op: int(dp.operand_widths[op]) for op in dp.operands}
+
+    def uniform(op: str) -> np.ndarray:
+        return rng.integers(0, 1 << widths[op], n, dtype=np.uint64)
+
+    if stream == "uniform":
+        return {op: uniform(op) for op in dp.operands}
+    formats = _formats(dp)
+    if stream.startswith("trace:"):
+        x, w = _trace_values(stream.partition(":")[2], n, rng)
+        values = [x, w]
+    elif stream in DISTRIBUTIONS:
+        values = []
+    else:
+        raise ArithforgeError(f"operand stream must be one of {', '.join(STREAMS)} or "
+                              f"trace:DIR, not {stream!r}")
+    out = {}
+    for i, op in enumerate(dp.operands):
+        if op not in formats:
+            out[op] = uniform(op)
+            continue
+        v = values[i] if i < len(values) else sample(
+            "gaussian" if stream.startswith("trace:") else stream, rng, (n,)).astype(np.float64)
+        out[op] = _encode(formats[op], v, widths[op])
+    return out
+
+
+# -- energy -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ActivityReport:
+    """Analytical (uniform-activity) energy next to the data-dependent one.
+
+    Members
+    -------
+    stream : str
+    vectors : int
+    energy_pj : float
+        Analytical estimate: uniformly random operands.
+    data_energy_pj : float
+        Scaled by the toggles of ``stream`` relative to the uniform stream.
+    toggles_per_op : float
+        Of ``stream``.
+    uniform_toggles_per_op : float
+    top_signals : list of (str, float)
+        The nets that toggle most per operation on ``stream``.
+    """
+
+    stream: str
+    vectors: int
+    energy_pj: float
+    data_energy_pj: float
+    toggles_per_op: float
+    uniform_toggles_per_op: float
+    top_signals: list[tuple[str, float]]
+
+    @property
+    def activity(self) -> float:
+        """Toggles of the stream over toggles of the uniform stream."""
+        return self.toggles_per_op / self.uniform_toggles_per_op
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the report as JSON-ready data."""
+        return {"stream": self.stream, "vectors": self.vectors,
+                "energy_pj": round(self.energy_pj, 5),
+                "data_energy_pj": round(self.data_energy_pj, 5),
+                "activity": round(self.activity, 4),
+                "toggles_per_op": round(self.toggles_per_op, 2),
+                "uniform_toggles_per_op": round(self.uniform_toggles_per_op, 2),
+                "top_signals": [[s, round(t, 3)] for s, t in self.top_signals]}
+
+
+def _run_traced(dp: Any, operands: dict[str, np.ndarray], folder: Path) -> Toggles:
+    from ..sim.harness import Harness, code_dtype
+
+    harness = Harness(dp, lanes=1, trace=True)
+    expected = np.asarray(dp.reference(**operands)).reshape(-1)
+    expected = expected.astype(code_dtype(int(dp.result_width)))
+    chunks: Iterator[tuple[dict[str, np.ndarray], np.ndarray]] = iter([(operands, expected)])
+    vcd = folder / "trace.vcd"
+    result = harness.run(chunks, vcd=vcd)
+    if result.mismatches:
+        raise ArithforgeError(f"{type(dp).__name__}: {result.mismatches} of {result.vectors} "
+                              f"vectors differ from reference() in the traced run; verify it "
+                              f"first (`arithforge verify`)")
+    with vcd.open() as f:
+        return count_toggles(f, scope="harness_top.u0")
+
+
+def data_energy(dp: Any, stream: str = "gaussian", *, vectors: int = 10_000, seed: int = 0,
+                tech: Any = None) -> ActivityReport:
+    """Energy per operation of ``dp`` on ``stream``, beside the analytical estimate.
+
+    Parameters
+    ----------
+    dp : Datapath
+        An ``arithforge.hdl`` datapath (structure, reference, Verilog).
+    stream : str
+        See :func:`operand_stream`.
+    vectors : int
+        Operations simulated per stream (VCD size grows with it; 10^4 take seconds).
+    seed : int
+    tech : Technology, optional
+    """
+    from .model import estimate
+
+    if vectors < 1:
+        raise ArithforgeError(f"vectors must be at least 1, not {vectors!r}")
+    est = estimate(dp.structure(), tech)
+    with tempfile.TemporaryDirectory(prefix="arithforge-activity-") as tmp:
+        base = _run_traced(dp, operand_stream(dp, "uniform", vectors, seed), Path(tmp))
+        data = (base if stream == "uniform" else
+                _run_traced(dp, operand_stream(dp, stream, vectors, seed), Path(tmp)))
+    if base.total == 0:
+        raise ArithforgeError(f"{type(dp).__name__}: no net toggled on uniformly random operands "
+                              f"(is the VCD empty?)")
+    top = [(name, n / vectors) for name, n in list(data.per_signal.items())[:10]]
+    return ActivityReport(stream, vectors, est.energy_pj,
+                          est.energy_pj * data.total / base.total, data.total / vectors,
+                          base.total / vectors, top)
