@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "arithforge.explore_cli",
     "arithforge.workloads.cli",
     "arithforge.hdl_cli",
+    "arithforge.cost_cli",
 )
 
 PROG = "arithforge"

@@ -1,0 +1,76 @@
+"""`arithforge cost` and `arithforge synth` over the stand-in registry entry (tinymac)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from arithforge import cli
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_cost_json(registry, capsys) -> None:
+    status, out, err = run_cli(capsys, "cost", "tinymac", "--stages", "1", "--json")
+    assert (status, err) == (0, "")
+    data = json.loads(out)
+    assert {"area_um2", "transistors", "energy_pj", "delay_ns"} <= set(data)
+    assert data["datapath"] == "tinymac"
+    assert data["params"] == {"stages": 1}
+    assert data["latency"] == 1
+    assert data["transistors"] > 0
+    assert [c["kind"] for c in data["components"]] == ["multiplier", "adder", "register"]
+
+
+def test_cost_node_and_uncalibrated(registry, capsys) -> None:
+    _, out45, _ = run_cli(capsys, "cost", "tinymac", "--json", "--uncalibrated")
+    _, out7, _ = run_cli(capsys, "cost", "tinymac", "--json", "--uncalibrated", "--node", "7")
+    at45, at7 = json.loads(out45), json.loads(out7)
+    assert at7["area_um2"] == pytest.approx(0.05 * at45["area_um2"], rel=1e-3)
+    assert at7["transistors"] == at45["transistors"]
+    assert at7["tech"] == "generic-45nm@7nm"
+
+
+def test_cost_table(registry, capsys) -> None:
+    status, out, _ = run_cli(capsys, "cost", "tinymac", "--stages", "1")
+    assert status == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("cost tinymac stages=1 (generic-45nm")
+    assert lines[1].split() == ["component", "kind", "width", "area", "um2", "transistors",
+                                "energy", "pJ", "delay", "ns", "crit"]
+    assert [ln.split()[0] for ln in lines[2:6]] == ["mul", "add", "r0", "total"]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["cost", "tinymac", "--node", "5"], "node must be one of 7, 16, 28, 45 nm"),
+    (["cost", "tinymac", "--stagse", "1"],
+     "arithforge cost tinymac: unrecognized arguments: --stagse 1"),
+    (["synth", "tinymac", "--target", "cmos", "--fmax"],
+     "--fmax needs target ice40 or ecp5, not 'cmos'"),
+    (["cost", "tinymax"], "unknown datapath 'tinymax'; closest: tinymac (known: tinymac)"),
+])
+def test_user_errors(registry, capsys, argv: list[str], message: str) -> None:
+    status, out, err = run_cli(capsys, *argv)
+    assert (status, out) == (2, "")
+    assert err.startswith(f"arithforge: error: {message}")
+    assert err.count("\n") == 1
+
+
+def test_synth_json(registry, synth_cache, capsys) -> None:
+    status, out, _ = run_cli(capsys, "synth", "tinymac", "--json")
+    assert status == 0
+    data = json.loads(out)
+    assert data["target"] == "cmos"
+    assert data["transistors"] > 0
+    assert data["cached"] is False
+    _, again, _ = run_cli(capsys, "synth", "tinymac", "--json")
+    assert json.loads(again)["cached"] is True
+    status, out, _ = run_cli(capsys, "synth", "tinymac", "--target", "ice40", "--stages", "1")
+    assert status == 0
+    assert out.splitlines()[0] == "synth tinymac stages=1 --target ice40"
+    assert "  luts" in out
