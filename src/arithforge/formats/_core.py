@@ -113,9 +113,13 @@ def check_random(
     if r.dtype.kind not in "iu":
         raise FormatError(f"random_bits must be an integer array, not {r.dtype}")
     r = np.broadcast_to(r.astype(np.int64), shape)
-    if r.size and (r.min() < 0 or r.max() >= (1 << int(random_width))):
-        raise FormatError(f"random_bits must lie in [0, 2**{random_width}), one per value")
-    return r, int(random_width)
+    width = int(random_width)
+    if r.size and (r.min() < 0 or r.max() >= (1 << width)):
+        bad = int(r.min()) if r.min() < 0 else int(r.max())
+        raise FormatError(
+            f"random_bits must lie in [0, 2**{width}) for random_width={width}, not {bad}"
+        )
+    return r, width
 
 
 def round_float(

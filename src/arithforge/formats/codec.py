@@ -176,7 +176,8 @@ def decode_float(
     if c.dtype.kind not in "iu":
         raise FormatError(f"codes of {fmt.name} must be an integer array, not dtype {c.dtype}")
     if c.size and (int(c.min()) < 0 or int(c.max()) >= (1 << fmt.bits)):
-        raise FormatError(f"codes of {fmt.name} must lie in [0, 2**{fmt.bits}), got {c.max()!r}")
+        bad = int(c.min()) if int(c.min()) < 0 else int(c.max())
+        raise FormatError(f"codes of {fmt.name} must lie in [0, 2**{fmt.bits}), not {bad}")
     if fmt.bits <= 16:
         return _decode_table(fmt, daz)[c.astype(np.intp)]
     return _decode_exact(fmt, c, daz)
