@@ -1,7 +1,7 @@
 """A stand-in datapath and registry for the cost commands, until ``arithforge.hdl`` has them.
 
-``TinyMAC`` computes ``a * b + c`` on unsigned 4-, 4- and 8-bit operands (9-bit result), with
-``stages`` pipeline registers, and implements the four faces of a datapath: ``reference()``,
+``TinyMAC`` computes ``a * b + c`` on unsigned ``width``-, ``width``- and ``2 * width``-bit
+operands (default 4; the result has ``2 * width + 1`` bits), with ``stages`` pipeline registers, and implements the four faces of a datapath: ``reference()``,
 ``elaborate()``, ``structure()`` and ``test_cases()``.
 """
 
@@ -18,6 +18,8 @@ from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from arithforge.formats import IntFormat
+
 
 class Param(NamedTuple):
     kind: str
@@ -29,19 +31,22 @@ class TinyMAC(wiring.Component):
     """Unsigned multiply-add ``a * b + c``."""
 
     operands = ("a", "b", "c")
-    operand_widths: ClassVar[dict[str, int]] = {"a": 4, "b": 4, "c": 8}
-    result_width = 9
     cli_params: ClassVar[dict[str, Param]] = {
+        "width": Param("int", 4, "width of a and b"),
         "stages": Param("int", 0, "pipeline registers"),
     }
 
-    def __init__(self, *, stages: int = 0) -> None:
+    def __init__(self, *, width: int = 4, stages: int = 0) -> None:
         if stages < 0:
             raise ValueError(f"stages must be at least 0, not {stages!r}")
+        self._w = width
         self._stages = stages
+        self.operand_widths = {"a": width, "b": width, "c": 2 * width}
+        self.result_width = 2 * width + 1
         super().__init__({
-            "i": In(wiring.Signature({"valid": Out(1), "a": Out(4), "b": Out(4), "c": Out(8)})),
-            "o": Out(wiring.Signature({"valid": Out(1), "result": Out(9)})),
+            "i": In(wiring.Signature({"valid": Out(1), "a": Out(width), "b": Out(width),
+                                      "c": Out(2 * width)})),
+            "o": Out(wiring.Signature({"valid": Out(1), "result": Out(2 * width + 1)})),
         })
 
     @property
@@ -49,8 +54,9 @@ class TinyMAC(wiring.Component):
         return self._stages
 
     @property
-    def formats(self) -> dict[str, str]:
-        return {"a": "uint4", "b": "uint4", "c": "uint8"}
+    def formats(self) -> dict[str, IntFormat]:
+        return {"a": IntFormat(self._w, False), "b": IntFormat(self._w, False),
+                "c": IntFormat(2 * self._w, False)}
 
     def reference(self, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
         a, b, c = (np.asarray(v, dtype=np.uint64) for v in (a, b, c))
@@ -63,27 +69,30 @@ class TinyMAC(wiring.Component):
                 for op, w in self.operand_widths.items()}
 
     def describe(self) -> dict[str, Any]:
-        return {"name": "tinymac", "stages": self._stages, "formats": self.formats}
+        return {"name": "tinymac", "width": self._w, "stages": self._stages,
+                "formats": self.formats}
 
     def structure(self) -> nx.DiGraph:
         g = nx.DiGraph()
-        g.add_node("mul", kind="multiplier", width=8, a_width=4, b_width=4)
-        g.add_node("add", kind="adder", width=9)
+        w = self._w
+        g.add_node("mul", kind="multiplier", width=2 * w, a_width=w, b_width=w)
+        g.add_node("add", kind="adder", width=2 * w + 1)
         g.add_edge("mul", "add")
         prev = "add"
         for i in range(self._stages):
-            g.add_node(f"r{i}", kind="register", width=10)
+            g.add_node(f"r{i}", kind="register", width=2 * w + 2)
             g.add_edge(prev, f"r{i}")
             prev = f"r{i}"
         return g
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
-        result = Signal(9)
+        result = Signal(2 * self._w + 1)
         m.d.comb += result.eq(self.i.a * self.i.b + self.i.c)
         valid: Any = self.i.valid
         for stage in range(self._stages):
-            v, r = Signal(name=f"valid_{stage}"), Signal(9, name=f"result_{stage}")
+            v = Signal(name=f"valid_{stage}")
+            r = Signal(2 * self._w + 1, name=f"result_{stage}")
             m.d.sync += [v.eq(valid), r.eq(result)]
             valid, result = v, r
         m.d.comb += [self.o.valid.eq(valid), self.o.result.eq(result)]

@@ -1,0 +1,327 @@
+"""Calibration: fit the analytical model's per-kind factors to Yosys over a set of datapaths.
+
+For every design of :func:`design_set` the uncalibrated model gives one feature per component
+kind (the transistors its closed forms predict for that kind), and synthesis gives two truths:
+Yosys ``stat -tech cmos`` transistors and iCE40 LUT4s (:mod:`.synth`, cached). A deterministic
+split (:func:`.fit.held_out`, by a hash of each design's label) keeps about a quarter of the
+designs out of the fit; non-negative least squares on relative error (:func:`.fit.fit_factors`)
+fits one factor per kind for transistors and one LUT-per-transistor coefficient per kind for
+iCE40. Quality is reported on the held-out designs only: Spearman rank correlation and median
+absolute relative error of the prediction against the truth.
+
+:func:`write_calibration` stores the factors in ``data/calibrated.toml``, which
+:func:`~.tech.load_tech` applies by default.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import networkx as nx
+
+from .._errors import ArithforgeError
+from .fit import fit_factors, held_out, median_abs_err, spearman
+from .model import FREE_KINDS
+from .primitives import size_features
+from .tech import DEFAULT_CALIBRATION, KINDS, Technology, load_tech
+
+__all__ = ["Design", "Report", "Sample", "calibrate", "design_set", "features", "measure",
+           "write_calibration"]
+
+
+@dataclass(frozen=True)
+class Design:
+    """One datapath of the registry with its parameters."""
+
+    datapath: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """``name key=value ...``: names the design in reports and picks its split."""
+        shown = " ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.datapath} {shown}".strip()
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A design's model features and synthesis truths."""
+
+    design: Design
+    features: Mapping[str, float]
+    transistors: int
+    luts: int
+    held_out: bool
+
+    @property
+    def raw(self) -> float:
+        """Transistors the uncalibrated model predicts."""
+        return float(sum(self.features.values()))
+
+
+def features(graph: nx.DiGraph, tech: Technology) -> dict[str, float]:
+    """Uncalibrated transistors of ``graph`` per component kind."""
+    out: dict[str, float] = {}
+    for n, attrs in graph.nodes(data=True):
+        kind = attrs.get("kind")
+        if kind in FREE_KINDS:
+            continue
+        out[str(kind)] = out.get(str(kind), 0.0) + size_features(attrs, tech, str(n))
+    return out
+
+
+def _predict(factors: Mapping[str, float], feats: Mapping[str, float]) -> float:
+    return sum(factors.get(k, 0.0) * v for k, v in feats.items())
+
+
+# -- the design set -----------------------------------------------------------------------------
+
+#: Formats the FMA, multiplier and MAC sweeps cover: OCP FP8 and its relatives, FP6, FP4,
+#: half-precision floats and FP32.
+FLOAT_FORMATS = ("float4_e2m1fn", "float6_e2m3fn", "float6_e3m2fn", "float8_e3m4",
+                 "float8_e4m3fn", "float8_e5m2", "e5m3", "e6m5", "float16", "bfloat16",
+                 "e8m10", "float32")
+INT_FORMATS = ("int2", "int4", "int8", "int16")
+
+
+def _param_kinds(cls: Any) -> dict[str, str]:
+    return {name: str(getattr(p, "kind", "")) for name, p in getattr(cls, "cli_params", {}).items()}
+
+
+def design_set(registry: Any = None) -> list[Design]:
+    """The calibration designs the registry can build, in a fixed order.
+
+    Depends on what ``arithforge.hdl.registry`` has: see :data:`SWEEPS` (one function per
+    datapath name, each returning its designs).
+    """
+    if registry is None:
+        from ..cli import import_package
+
+        registry = import_package("arithforge.hdl.registry")
+    designs: list[Design] = []
+    for name, sweep in SWEEPS.items():
+        if name in registry.DATAPATHS:
+            designs += sweep(_param_kinds(registry.DATAPATHS[name]))
+    seen: set[str] = set()
+    unique = []
+    for d in designs:
+        if d.label not in seen:
+            seen.add(d.label)
+            unique.append(d)
+    return unique
+
+
+#: Datapath name -> designs, given the datapath's parameter kinds. Filled in against the registry
+#: of ``arithforge.hdl`` (see its README).
+SWEEPS: dict[str, Callable[[Mapping[str, str]], list[Design]]] = {}
+
+
+# -- measuring and fitting ----------------------------------------------------------------------
+
+def _truth(verilog: str, top: str) -> tuple[int, int]:
+    from .synth import synthesize
+
+    cmos = synthesize(verilog, top, "cmos")
+    ice40 = synthesize(verilog, top, "ice40")
+    if cmos.transistors is None or ice40.luts is None:
+        raise ArithforgeError(f"{top}: synthesis reported no transistors or LUTs")
+    return cmos.transistors, ice40.luts
+
+
+def measure(designs: Sequence[Design], *, jobs: int = 2, registry: Any = None,
+            progress: IO[str] | None = None) -> list[Sample]:
+    """Build, cost and synthesize every design; at most ``jobs`` synthesis runs at a time.
+
+    Datapaths are built and exported in this thread (Amaranth), Yosys runs in ``jobs`` worker
+    threads, each waiting on one process.
+    """
+    from ..sim import export
+
+    if registry is None:
+        from ..cli import import_package
+
+        registry = import_package("arithforge.hdl.registry")
+    tech = load_tech(calibration=False)
+    start = time.perf_counter()
+    pending = []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for d in designs:
+            dp = registry.build(d.datapath, **d.params)
+            feats = features(dp.structure(), tech)
+            top = export.module_name(d.datapath)
+            pending.append((d, feats, pool.submit(_truth, export.to_verilog(dp, top), top)))
+        samples = []
+        for i, (d, feats, future) in enumerate(pending, 1):
+            transistors, luts = future.result()
+            samples.append(Sample(d, feats, transistors, luts, held_out(d.label)))
+            if progress is not None:
+                print(f"[{i}/{len(pending)} {time.perf_counter() - start:6.1f} s] {d.label}: "
+                      f"{transistors} transistors, {luts} LUTs", file=progress, flush=True)
+    return samples
+
+
+@dataclass
+class Report:
+    """Fitted factors and their quality."""
+
+    samples: list[Sample]
+    size: dict[str, float]
+    ice40_luts: dict[str, float]
+
+    @property
+    def train(self) -> list[Sample]:
+        """Designs the factors were fitted on."""
+        return [s for s in self.samples if not s.held_out]
+
+    @property
+    def test(self) -> list[Sample]:
+        """Held-out designs."""
+        return [s for s in self.samples if s.held_out]
+
+    def predicted_transistors(self, s: Sample) -> float:
+        """Calibrated transistor prediction of a sample."""
+        return _predict(self.size, s.features)
+
+    def predicted_luts(self, s: Sample) -> float:
+        """Calibrated iCE40 LUT prediction of a sample."""
+        return _predict(self.ice40_luts, s.features)
+
+    def quality(self, samples: Iterable[Sample]) -> dict[str, float]:
+        """Spearman and median relative error on ``samples``: calibrated transistors, iCE40
+        LUTs, and the uncalibrated transistor model."""
+        rows = list(samples)
+        t = [s.transistors for s in rows]
+        luts = [s.luts for s in rows]
+        pt = [self.predicted_transistors(s) for s in rows]
+        pl = [self.predicted_luts(s) for s in rows]
+        raw = [s.raw for s in rows]
+        return {
+            "spearman": spearman(pt, t), "median_abs_err": median_abs_err(pt, t),
+            "luts_spearman": spearman(pl, luts), "luts_median_abs_err": median_abs_err(pl, luts),
+            "uncalibrated_spearman": spearman(raw, t),
+            "uncalibrated_median_abs_err": median_abs_err(raw, t),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready: held-out quality, sizes of the split, the factors."""
+        test = self.quality(self.test)
+        train = self.quality(self.train)
+        return {
+            "spearman": round(test["spearman"], 4),
+            "median_abs_err": round(test["median_abs_err"], 4),
+            "designs": len(self.samples), "train": len(self.train), "held_out": len(self.test),
+            "ice40_luts": {"spearman": round(test["luts_spearman"], 4),
+                           "median_abs_err": round(test["luts_median_abs_err"], 4)},
+            "uncalibrated": {"spearman": round(test["uncalibrated_spearman"], 4),
+                             "median_abs_err": round(test["uncalibrated_median_abs_err"], 4)},
+            "train_quality": {k: round(v, 4) for k, v in train.items()},
+            "factors": {k: round(v, 4) for k, v in sorted(self.size.items())},
+            "ice40_lut_factors": {k: round(v, 6) for k, v in sorted(self.ice40_luts.items())},
+        }
+
+    def lines(self) -> list[str]:
+        """A human-readable report: the designs, the factors, the held-out quality."""
+        out = [(f"{'design':<58} {'split':<8} {'yosys T':>9} {'model T':>9} {'err':>7} "
+                f"{'LUTs':>6} {'model':>6}")]
+        for d in self.samples:
+            pt, pl = self.predicted_transistors(d), self.predicted_luts(d)
+            err = (pt - d.transistors) / d.transistors
+            out.append(f"{d.design.label[:58]:<58} {'held-out' if d.held_out else 'train':<8} "
+                       f"{d.transistors:>9} {pt:>9.0f} {err:>+7.1%} {d.luts:>6} {pl:>6.0f}")
+        out.append("factors (transistors): " + ", ".join(f"{k} {v:.3f}"
+                                                       for k, v in sorted(self.size.items())))
+        out.append("iCE40 LUTs per transistor: " + ", ".join(
+            f"{k} {v:.4f}" for k, v in sorted(self.ice40_luts.items())))
+        s = self.summary()
+        out.append(f"held out ({s['held_out']} of {s['designs']} designs): transistors Spearman "
+                   f"{s['spearman']:.3f}, median |error| {s['median_abs_err']:.1%}; iCE40 LUTs "
+                   f"Spearman {s['ice40_luts']['spearman']:.3f}, median |error| "
+                   f"{s['ice40_luts']['median_abs_err']:.1%}; uncalibrated transistors "
+                   f"Spearman {s['uncalibrated']['spearman']:.3f}, median |error| "
+                   f"{s['uncalibrated']['median_abs_err']:.1%}")
+        return out
+
+
+def fit(samples: list[Sample]) -> Report:
+    """Fit the factors on the training samples."""
+    train = [s for s in samples if not s.held_out]
+    if len(train) < 2 or not any(s.held_out for s in samples):
+        raise ArithforgeError(f"calibration needs designs both to fit and to hold out; "
+                              f"have {len(train)} and {len(samples) - len(train)}")
+    feats = [s.features for s in train]
+    size = fit_factors(feats, [s.transistors for s in train], dict.fromkeys(KINDS, 1.0))
+    ratio = sum(s.luts for s in train) / sum(s.raw for s in train)
+    luts = fit_factors(feats, [s.luts for s in train], dict.fromkeys(KINDS, ratio))
+    return Report(samples, size, luts)
+
+
+def calibrate(designs: Sequence[Design] | None = None, *, jobs: int = 2, registry: Any = None,
+              progress: IO[str] | None = None) -> Report:
+    """Measure ``designs`` (default :func:`design_set`) and fit the factors."""
+    designs = design_set(registry) if designs is None else designs
+    if not designs:
+        raise ArithforgeError("no calibration design: arithforge.hdl.registry has none of "
+                              f"{', '.join(SWEEPS) or 'the calibrated datapaths'}")
+    return fit(measure(designs, jobs=jobs, registry=registry, progress=progress))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            return '"nan"'
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_calibration(report: Report, *, command: str, path: str | Path = DEFAULT_CALIBRATION,
+                      tech: Technology | None = None) -> Path:
+    """Write the fitted factors, how they were made and their quality as TOML."""
+    from .synth import _yosys
+
+    tech = load_tech(calibration=False) if tech is None else tech
+    summary = report.summary()
+    meta = {"command": command, "tech": tech.source.name if tech.source else tech.name,
+            "yosys": _yosys()[1], "designs": summary["designs"], "train": summary["train"],
+            "held_out": summary["held_out"]}
+    quality = {"spearman": summary["spearman"], "median_abs_err": summary["median_abs_err"],
+               "luts_spearman": summary["ice40_luts"]["spearman"],
+               "luts_median_abs_err": summary["ice40_luts"]["median_abs_err"],
+               "uncalibrated_spearman": summary["uncalibrated"]["spearman"],
+               "uncalibrated_median_abs_err": summary["uncalibrated"]["median_abs_err"]}
+    lines = [
+        f"# Written by `{command}`: per-kind factors of the cost model fitted against",
+        "# Yosys synthesis (costmodel/calibrate.py). Do not edit by hand; rerun the command.",
+        "# [calibration.size] multiplies the area, transistors and energy of each component",
+        "# kind; [calibration.ice40_luts] gives iCE40 LUT4s per model transistor of each kind.",
+        "# [calibration.quality] is measured on the held-out designs only.",
+        "",
+        "[calibration.meta]",
+        *(f"{k} = {_toml_value(v)}" for k, v in meta.items()),
+        "",
+        "[calibration.size]",
+        *(f"{k} = {round(v, 6)!r}" for k, v in sorted(report.size.items())),
+        "",
+        "[calibration.ice40_luts]",
+        *(f"{k} = {round(v, 8)!r}" for k, v in sorted(report.ice40_luts.items())),
+        "",
+        "[calibration.quality]",
+        *(f"{k} = {_toml_value(v)}" for k, v in quality.items()),
+        "",
+        "# Held-out designs: label = [Yosys transistors, model, iCE40 LUTs, model]",
+        "[calibration.quality.held_out]",
+        *(f"{_toml_value(s.design.label)} = [{s.transistors}, "
+          f"{round(report.predicted_transistors(s))}, {s.luts}, {round(report.predicted_luts(s))}]"
+          for s in report.test),
+        "",
+    ]
+    path = Path(path)
+    path.write_text("\n".join(lines))
+    return path

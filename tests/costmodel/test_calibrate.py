@@ -1,0 +1,75 @@
+"""Calibration: the numerical pieces, and a real fit over the stand-in datapath."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from arithforge.costmodel import calibrate as cal
+from arithforge.costmodel.fit import fit_factors, held_out, median_abs_err, nnls, spearman
+from arithforge.costmodel.tech import load_calibration, load_tech
+
+
+def test_nnls_kkt(rng: np.random.Generator) -> None:
+    for _ in range(20):
+        a, b = rng.normal(size=(15, 4)), rng.normal(size=15)
+        x = nnls(a, b)
+        gradient = a.T @ (b - a @ x)
+        assert np.all(x >= 0)
+        assert np.all(gradient[x == 0] <= 1e-9)
+        np.testing.assert_allclose(gradient[x > 0], 0, atol=1e-8)
+
+
+def test_spearman_and_error() -> None:
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486833)  # ties averaged
+    assert median_abs_err([110, 90, 100], [100, 100, 100]) == pytest.approx(0.1)
+
+
+def test_held_out_is_deterministic() -> None:
+    labels = [f"fma a=e{e}m{m}" for e in range(2, 9) for m in range(1, 11)]
+    picks = [held_out(label) for label in labels]
+    assert picks == [held_out(label) for label in labels]
+    assert 0.15 < np.mean(picks) < 0.35
+
+
+def test_fit_recovers_factors(rng: np.random.Generator) -> None:
+    true = {"adder": 1.3, "multiplier": 0.8, "register": 1.0}
+    feats = [{k: float(rng.uniform(10, 1000)) for k in true} for _ in range(30)]
+    truth = [sum(true[k] * f[k] for k in true) for f in feats]
+    got = fit_factors(feats, truth, dict.fromkeys(cal.KINDS, 1.0), ridge=1e-9)
+    for k, v in true.items():
+        assert got[k] == pytest.approx(v, rel=1e-4)
+    assert got["lzc"] == 1.0  # absent: keeps its prior
+
+
+def test_calibrate_tinymac(registry, tmp_path: Path) -> None:
+    # Synthesis results come from the shared cache (build/synth-cache/): this tests the fit.
+    designs = [cal.Design("tinymac", {"width": w, "stages": s})
+               for w in (2, 3, 4, 6) for s in (0, 1)]
+    report = cal.calibrate(designs, jobs=2, registry=registry)
+    summary = report.summary()
+    assert summary["designs"] == 8
+    assert summary["held_out"] + summary["train"] == 8
+    assert summary["held_out"] >= 1
+    assert summary["spearman"] > 0.9
+    assert summary["median_abs_err"] < 0.2
+    assert set(summary["factors"]) >= {"adder", "multiplier", "register"}
+    assert len(report.lines()) == 8 + 4
+    path = cal.write_calibration(report, command="arithforge calibrate --test",
+                                 path=tmp_path / "c.toml")
+    loaded = load_calibration(path)
+    assert loaded.size["multiplier"] == pytest.approx(report.size["multiplier"], rel=1e-5)
+    assert loaded.meta["command"] == "arithforge calibrate --test"
+    assert loaded.meta["quality"]["spearman"] == summary["spearman"]
+    tech = load_tech(calibration=path)
+    assert tech.calibration.ice40_luts
+
+
+def test_design_set_needs_the_registry(registry) -> None:
+    assert cal.design_set(registry) == []
+    with pytest.raises(cal.ArithforgeError, match="no calibration design"):
+        cal.calibrate([], registry=registry)
