@@ -462,6 +462,37 @@ def test_encode_matches_ml_dtypes(fmt: FloatFormat, rng: np.random.Generator) ->
     np.testing.assert_array_equal(fmt.encode(_widen(sample)), fast[:: x.size // 4096])
 
 
+@pytest.mark.parametrize(("name", "dtype", "utype"), [
+    ("float16", np.float16, np.uint16), ("float32", np.float32, np.uint32),
+    ("float64", np.float64, np.uint64),
+], ids=["float16", "float32", "float64"])
+def test_wide_formats_match_numpy(
+    name: str, dtype: type, utype: type, rng: np.random.Generator
+) -> None:
+    """Random bit patterns decode as numpy reads them; float64 inputs (random bit patterns and
+    values over 100 decades) encode as numpy's ``astype`` rounds them, through the golden path."""
+    fmt = get_format(name)
+    codes = rng.integers(0, np.iinfo(utype).max, 1 << 16, dtype=utype, endpoint=True)
+    with np.errstate(invalid="ignore"):
+        want = codes.view(dtype).astype(np.float64)
+    got = fmt.decode(codes)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    ok = ~np.isnan(want)
+    np.testing.assert_array_equal(got[ok], want[ok])
+    np.testing.assert_array_equal(np.signbit(got[ok]), np.signbit(want[ok]))
+    x = np.concatenate([
+        rng.integers(0, 2**64 - 1, 1 << 16, dtype=np.uint64, endpoint=True).view(np.float64),
+        rng.standard_normal(1 << 16) * 10.0 ** rng.integers(-50, 50, 1 << 16),
+    ])
+    with np.errstate(over="ignore", invalid="ignore"):
+        peer = x.astype(dtype)
+    nan = np.isnan(peer)
+    got = fmt.encode(x)
+    _report(got[~nan], peer[~nan].view(utype), x[~nan], f"{name} vs numpy")
+    assert np.all(fmt.is_nan_code(got[nan]))
+    np.testing.assert_array_equal(np.signbit(fmt.decode(got[nan])), np.signbit(x[nan]))
+
+
 def test_e8m0_differs_from_ml_dtypes_only_in_its_bottom_binade() -> None:
     """ml_dtypes returns 2**-126 for every input in (2**-127, 2**-126); we round to nearest."""
     fmt = get_format("float8_e8m0fnu")
