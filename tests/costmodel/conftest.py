@@ -1,8 +1,9 @@
 """A stand-in datapath and registry for the cost commands, until ``arithforge.hdl`` has them.
 
 ``TinyMAC`` computes ``a * b + c`` on unsigned ``width``-, ``width``- and ``2 * width``-bit
-operands (default 4; the result has ``2 * width + 1`` bits), with ``stages`` pipeline registers, and implements the four faces of a datapath: ``reference()``,
-``elaborate()``, ``structure()`` and ``test_cases()``.
+operands (default 4; the result has ``2 * width + 1`` bits), with ``stages`` pipeline registers,
+and implements the four faces of a datapath: ``reference()``, ``elaborate()``, ``structure()``
+and ``test_cases()``.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ def test_cost_json(registry, capsys) -> None:
     data = json.loads(out)
     assert {"area_um2", "transistors", "energy_pj", "delay_ns"} <= set(data)
     assert data["datapath"] == "tinymac"
-    assert data["params"] == {"stages": 1}
+    assert data["params"] == {"width": 4, "stages": 1}
     assert data["latency"] == 1
     assert data["transistors"] > 0
     assert [c["kind"] for c in data["components"]] == ["multiplier", "adder", "register"]
@@ -40,7 +40,7 @@ def test_cost_table(registry, capsys) -> None:
     status, out, _ = run_cli(capsys, "cost", "tinymac", "--stages", "1")
     assert status == 0
     lines = out.splitlines()
-    assert lines[0].startswith("cost tinymac stages=1 (generic-45nm")
+    assert lines[0].startswith("cost tinymac width=4 stages=1 (generic-45nm")
     assert lines[1].split() == ["component", "kind", "width", "area", "um2", "transistors",
                                 "energy", "pJ", "delay", "ns", "crit"]
     assert [ln.split()[0] for ln in lines[2:6]] == ["mul", "add", "r0", "total"]
@@ -72,5 +72,5 @@ def test_synth_json(registry, synth_cache, capsys) -> None:
     assert json.loads(again)["cached"] is True
     status, out, _ = run_cli(capsys, "synth", "tinymac", "--target", "ice40", "--stages", "1")
     assert status == 0
-    assert out.splitlines()[0] == "synth tinymac stages=1 --target ice40"
+    assert out.splitlines()[0] == "synth tinymac width=4 stages=1 --target ice40"
     assert "  luts" in out
