@@ -46,7 +46,7 @@ help:
 	@echo "make install      apt packages (as root) and .venv with extras $(EXTRAS)"
 	@echo "make install-trace  torch==2.13.0 (CPU) then the trace extra, for workloads"
 	@echo "make lint         ruff on src tests benchmarks, mypy on the typed packages"
-	@echo "make verify-all   the slow tests: exhaustive sweeps"
+	@echo "make verify-all   the slow tests, then the acceptance sweep (docs/verification.md)"
 	@echo "make bench        every script in benchmarks/"
 	@echo "make clean        caches and build outputs (make distclean: the venv and results too)"
 
@@ -113,6 +113,7 @@ test: $(TEST_INSTALL) lint
 
 verify-all: install
 	$(call run-pytest,-m slow)
+	$(PY) -m arithforge.sim.acceptance --full
 
 explore: install install-trace
 	$(VENV)/bin/arithforge explore

@@ -1,0 +1,44 @@
+"""The acceptance sweep: its list, its table, and the bounded subset `make test` runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from arithforge.sim import acceptance
+
+BOUNDED = acceptance.cases(full=False)
+
+
+def test_the_list() -> None:
+    full = acceptance.cases(full=True)
+    muls = {(c.params["a"], c.params["rounding"]) for c in full if c.datapath == "mul"}
+    assert muls == {(f, r) for f in acceptance.SMALL_FLOATS for r in acceptance.ROUNDINGS}
+    exhaustive_fma = [c for c in full if c.datapath == "fma" and c.kind == "exhaustive"]
+    assert {c.params["a"] for c in exhaustive_fma} == set(acceptance.FP8)
+    sampled = [c for c in full if c.kind in ("random", "corner")]
+    assert all(c.n is not None and c.n >= 10**6 for c in sampled)
+    assert {c.kind for c in sampled if c.params["a"] == "bfloat16"} == {"random", "corner"}
+    windows = {c.params.get("normalization") for c in sampled}
+    assert len(windows - {None}) == 2
+
+
+def test_bounded_subset() -> None:
+    exhaustive_fp8_mul = {c.params["a"] for c in BOUNDED
+                          if c.datapath == "mul" and c.kind == "exhaustive"}
+    assert exhaustive_fp8_mul == set(acceptance.FP8)
+    assert any(c.datapath == "fma" and c.kind == "random" and c.n >= 10**6 for c in BOUNDED)
+
+
+def test_write_docs(tmp_path: Path) -> None:
+    doc = tmp_path / "v.md"
+    doc.write_text(f"# V\n\nbefore\n\n{acceptance.BEGIN}\nold\n{acceptance.END}\n\nafter\n")
+    case = acceptance.Case("mul e4m3fn rne", "mul", {"a": "float8_e4m3fn"}, "exhaustive")
+    rows = [acceptance.Row(case, vectors=65536, vectors_per_s=2.5e7, wall_s=1.25),
+            acceptance.Row(case, vectors=65536, mismatches=3, vectors_per_s=2.5e7, wall_s=1.0)]
+    acceptance.write_docs(doc, rows, "Last run: now.")
+    text = doc.read_text()
+    assert text.startswith("# V\n\nbefore\n\n<!-- acceptance:begin -->\nLast run: now.\n\n")
+    assert text.endswith("<!-- acceptance:end -->\n\nafter\n")
+    assert "| mul e4m3fn rne | 65,536 | exhaustive | 0 | 25.0 M | 1.2 |" in text
+    assert "| **3** |" in text
+    assert "old" not in text
