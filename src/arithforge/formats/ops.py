@@ -278,8 +278,9 @@ def lmul(
     With ``x = (1 + xm) 2**xe``, ``y = (1 + ym) 2**ye`` and ``s = xm + ym + 2**-l``:
 
     - ``form="int"`` (the paper's code: one integer addition of the exponent and mantissa fields,
-      ``R = (x & ~S) + (y & ~S) - C``) gives ``(1 + s) 2**(xe+ye)`` when ``s < 1`` and
-      ``s 2**(xe+ye+1)`` when the fraction carries into the exponent;
+      ``R = (x & ~S) + (y & ~S) - C``) gives ``(1 + s - k) 2**(xe+ye+k)``, ``k = floor(s)`` the
+      carries from the fraction into the exponent field: ``(1 + s) 2**(xe+ye)`` when ``s < 1``,
+      ``s 2**(xe+ye+1)`` after one carry (two need ``l <= m - 1``, as in bfloat16);
     - ``form="equation"`` gives the literal ``(1 + s) 2**(xe+ye)``, rounded to ``fmt_out``.
 
     Special values (not specified by the paper; our choice): the sign is the XOR of the signs;
@@ -309,9 +310,11 @@ def lmul(
     s = xf + yf + (np.int64(1) << (grid - lbits))
     e = x.field_exp + y.field_exp
     if form == "int":
-        carry = s >= one
-        sig = np.where(carry, s, one + s)
-        exp = np.where(carry, e + 1, e) - grid
+        # The fraction field keeps s modulo 1 and each carry out of it increments the exponent
+        # field: s reaches 2 (two carries) when l <= m - 1, e.g. bfloat16.
+        carries = s >> grid
+        sig = one + (s & (one - 1))
+        exp = e + carries - grid
     else:
         sig = one + s
         exp = e - grid
@@ -405,8 +408,11 @@ def dot(
         nan |= pinf & ninf
         inf = ~nan & (pinf | ninf)
         zero = ~nan & ~inf & (rsig == 0)
-        all_neg_zero = (all_neg | (all_cls != ZERO)).all(-1) & (all_cls == ZERO).all(-1)
-        rneg = np.where(zero, all_neg_zero | (mode is Rounding.RDN), np.where(inf, ninf, rneg))
+        # Zeros of one sign keep it (x + x = x); otherwise +0, or -0 under RDN (IEEE 754 §6.3).
+        all_zero = (all_cls == ZERO).all(-1)
+        all_pos_zero = all_zero & ~all_neg.any(-1)
+        zero_neg = (all_zero & all_neg.all(-1)) | ((mode is Rounding.RDN) & ~all_pos_zero)
+        rneg = np.where(zero, zero_neg, np.where(inf, ninf, rneg))
         rcls = np.select([nan, inf, zero], [NAN, INF, ZERO], FINITE).astype(np.int8)
         return _core.round_float(fo, rneg, rsig, rexp, mode, saturate=saturate,
                                  cls=rcls).reshape(out_shape)
