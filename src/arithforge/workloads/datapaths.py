@@ -1,0 +1,277 @@
+# Ref: Luo & Sun, arXiv 2410.00907 (L-Mul); OCP MX v1.0 §6.2 (block dot product); MMA-Sim,
+#      arXiv 2511.10909 and Khattak & Mikaitis, arXiv 2512.07004 (tensor-core accumulation);
+#      Alexandridis et al., arXiv 2408.11997 (approximate normalization)
+"""Numeric models of GEMM datapaths: one registry from names to functions on quantized operands.
+
+A datapath takes the quantized activations ``X`` (``M x K``) and weights ``W`` (``N x K``) and
+returns the exact values of its accumulator output, ``M x N`` float64, for the element values
+(the callers multiply by the operands' row scales). Every model is bit-exact with
+:mod:`arithforge.formats.ops` on the codes; :mod:`.gemm` holds the fast kernels.
+
+=============== ==========================================================================
+``exact``       exact products, exact sum, one rounding to ``acc`` (default float32)
+``fma_chain``   ``acc = fma(x_k, w_k, acc)`` in ``acc`` for k = 0..K-1; option
+                ``normalization`` (``"exact"`` or a window W, arXiv 2408.11997, emulated)
+``lmul``        every product an L-Mul in the operand format (``ops.lmul``), its value passed
+                to float32 exactly (it has at most ``max(m, l) + 2`` significant bits); options
+                ``form`` (``"int"``, the paper's code, or ``"equation"``), ``offset_bits``, and
+                ``accumulate``: ``"exact"`` (exact sum, one rounding to ``acc``) or ``"chain"``
+                (one rounding to ``acc`` per addition, in order of K)
+``mx``          OCP MX block-scaled operands, exact dot product, one rounding (``mx_dot``)
+``tensorcore``  ``ops.dot(model="block")``: steps of ``n`` products plus the accumulator,
+                truncated to ``frac_bits`` fraction bits, rounded with ``rounding`` (default
+                ``rtz``); defaults n=32, frac_bits=13 (H100 fp8) for operands of at most 8 bits,
+                n=16, frac_bits=25 (H100 fp16/bf16) otherwise
+``int``         integer MAC (``ops.imac``): exact products of the integer codes, sum wrapping
+                modulo 2**bits of ``acc`` (default int32)
+=============== ==========================================================================
+
+To add a datapath, write ``run(qx, qw, config) -> (values, path)`` and register it with
+:func:`register_datapath`; :data:`PLANNED` names the ones to come (the BitMoD bit-serial PE,
+``bitserial``, and the LUT tensor core, ``lut``), which fail with a clear message until then.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .._errors import ArithforgeError
+from ..formats import BlockFormat, FixedFormat, FloatFormat, Format, Rounding, ops
+from . import gemm
+from .quantize import Quantized
+
+__all__ = ["DATAPATHS", "PLANNED", "Config", "Datapath", "get_datapath", "register_datapath"]
+
+F64 = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Config:
+    """What a datapath is asked to do besides its operands.
+
+    Parameters
+    ----------
+    acc : Format
+        Accumulator (and output) format.
+    rounding : Rounding
+        Rounding of the accumulator.
+    options : mapping
+        The datapath's own options, defaults filled in.
+    """
+
+    acc: Format
+    rounding: Rounding
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: ``run(qx, qw, config) -> (values, path)``: accumulator values ``(M, N)`` and a word on how they
+#: were computed (``"matmul"``, ``"limbs:2x2"``, ``"chain"``, ``"emulator"``...).
+Run = Callable[[Quantized, Quantized, Config], tuple[F64, str]]
+
+
+@dataclass(frozen=True)
+class Datapath:
+    """A registered datapath model.
+
+    Parameters
+    ----------
+    name : str
+    run : callable
+        See :data:`Run`.
+    summary : str
+        One line for listings.
+    options : mapping
+        Option names and their defaults; anything else is refused.
+    acc : str
+        Default accumulator format.
+    rounding : str
+        Default accumulator rounding.
+    fast : bool
+        Whether its cost is that of a few float64 matmuls, so it runs on every row and column of
+        a trace by default. Slow models run on a sample of rows for per-layer metrics.
+    """
+
+    name: str
+    run: Run
+    summary: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    acc: str = "float32"
+    rounding: str = "rne"
+    fast: bool = True
+
+
+#: Registered datapaths by name.
+DATAPATHS: dict[str, Datapath] = {}
+
+#: Datapaths to come: name -> what it will model.
+PLANNED = {
+    "bitserial": "the BitMoD bit-serial PE, arXiv 2411.11745",
+    "lut": "the LUT tensor core, arXiv 2408.06003",
+}
+
+
+def register_datapath(datapath: Datapath) -> Datapath:
+    """Add ``datapath`` to :data:`DATAPATHS` (replacing one of the same name); return it."""
+    DATAPATHS[datapath.name] = datapath
+    return datapath
+
+
+def get_datapath(name: str) -> Datapath:
+    """Return the datapath called ``name``.
+
+    Raises
+    ------
+    ArithforgeError
+        For a planned or unknown name, listing the registered ones.
+    """
+    if name in DATAPATHS:
+        return DATAPATHS[name]
+    known = ", ".join(DATAPATHS)
+    if name in PLANNED:
+        raise ArithforgeError(f"datapath {name!r} is not implemented yet ({PLANNED[name]}); "
+                              f"choose one of {known}")
+    close = difflib.get_close_matches(name, list(DATAPATHS), n=2)
+    hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+    raise ArithforgeError(f"datapath must be one of {known}, not {name!r}{hint}")
+
+
+def check_options(datapath: Datapath, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Fill in a datapath's option defaults; refuse options it does not have."""
+    given = dict(options or {})
+    unknown = sorted(set(given) - set(datapath.options))
+    if unknown:
+        have = ", ".join(datapath.options) or "none"
+        raise ArithforgeError(f"datapath {datapath.name!r} has no option {unknown[0]!r} "
+                              f"(its options: {have})")
+    return {**datapath.options, **given}
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+def _float_acc(config: Config, what: str) -> FloatFormat:
+    if not isinstance(config.acc, FloatFormat):
+        raise ArithforgeError(f"the {what} datapath needs a float accumulator, not "
+                              f"{config.acc.name!r}")
+    return config.acc
+
+
+def _element(q: Quantized, what: str) -> FloatFormat:
+    if not isinstance(q.fmt, FloatFormat):
+        raise ArithforgeError(f"the {what} datapath needs float operand formats, not "
+                              f"{q.fmt.name!r}")
+    return q.fmt
+
+
+# -- the models ----------------------------------------------------------------------------------
+
+def _exact(qx: Quantized, qw: Quantized, config: Config) -> tuple[F64, str]:
+    acc = _float_acc(config, "exact")
+    y, path = gemm.exact_dot([(qx.values, qw.values)])
+    return gemm.finish(y, acc, config.rounding, zeros=_zeros(qx.values, qw.values)), path
+
+
+def _zeros(x: F64, w: F64, min_normal: float = 0.0) -> tuple[F64, F64, Any, Any]:
+    """Operands and which of their elements give zero products (below ``min_normal`` too)."""
+    return x, w, np.abs(x) <= min_normal, np.abs(w) <= min_normal
+
+
+def _fma_chain(qx: Quantized, qw: Quantized, config: Config) -> tuple[F64, str]:
+    acc = _float_acc(config, "fma_chain")
+    window = config.options["normalization"]
+    if window == "exact":
+        return gemm.fma_chain(qx.values, qw.values, acc, config.rounding), "chain"
+    fx, fw = _element(qx, "fma_chain"), _element(qw, "fma_chain")
+    codes = ops.dot(qx.codes[:, None, :], qw.codes[None, :, :], fx, fw, fmt_out=acc,
+                    model="fma_chain", fmt_acc=acc, rounding=config.rounding,
+                    normalization=window)
+    return acc.decode(codes), "emulator"
+
+
+_LMUL_OUT = FloatFormat(8, 23)  # L-Mul products go to float32, exactly
+
+
+def _lmul(qx: Quantized, qw: Quantized, config: Config) -> tuple[F64, str]:
+    acc = _float_acc(config, "lmul")
+    fx, fw = _element(qx, "lmul"), _element(qw, "lmul")
+    if fx != fw:
+        raise ArithforgeError(f"the lmul datapath needs one operand format for weights and "
+                              f"activations, not {fw.name!r} and {fx.name!r}")
+    opts = config.options
+    if opts["accumulate"] not in ("exact", "chain"):
+        raise ArithforgeError(f"accumulate must be 'exact' or 'chain', not {opts['accumulate']!r}")
+    gemm.check_lmul_range(qx.values, qw.values, fx, _LMUL_OUT)
+    if opts["accumulate"] == "chain":
+        product = gemm.lmul_products(qx.values, qw.values, fx, form=opts["form"],
+                                     offset_bits=opts["offset_bits"])
+        return gemm.fma_chain(qx.values, qw.values, acc, config.rounding,
+                              product=product), "chain"
+    pairs = gemm.lmul_pairs(qx.values, qw.values, fx, form=opts["form"],
+                            offset_bits=opts["offset_bits"])
+    y, path = gemm.exact_dot(pairs)
+    below = np.nextafter(fx.min_normal, 0.0)  # subnormal inputs give zero products
+    zeros = _zeros(qx.values, qw.values, below)
+    return gemm.finish(y, acc, config.rounding, zeros=zeros), f"{path}, {len(pairs)} pairs"
+
+
+def _mx(qx: Quantized, qw: Quantized, config: Config) -> tuple[F64, str]:
+    acc = _float_acc(config, "mx")
+    for q, what in ((qx, "activations"), (qw, "weights")):
+        if not isinstance(q.fmt, BlockFormat):
+            raise ArithforgeError(f"the mx datapath needs block formats: {what} are "
+                                  f"{q.fmt.name!r}; use an mx format (mxfp8_e4m3, mxfp4_e2m1, "
+                                  "mxint8...) or scaling 'per-block'")
+    y, path = gemm.exact_dot([(qx.values, qw.values)])
+    return gemm.finish(y, acc, config.rounding, zeros=_zeros(qx.values, qw.values)), path
+
+
+def _tensorcore(qx: Quantized, qw: Quantized, config: Config) -> tuple[F64, str]:
+    acc = _float_acc(config, "tensorcore")
+    narrow = max(qx.fmt.bits, qw.fmt.bits) <= 8
+    n = config.options["n"] or (32 if narrow else 16)
+    frac_bits = config.options["frac_bits"] or (13 if narrow else 25)
+    y = gemm.block_chain(qx.values, qw.values, acc, n=int(n), frac_bits=int(frac_bits),
+                         out_rounding=config.rounding)
+    return y, f"steps n={n} F={frac_bits}"
+
+
+def _int(qx: Quantized, qw: Quantized, config: Config) -> tuple[F64, str]:
+    acc = config.acc
+    if not (isinstance(acc, FixedFormat) and acc.frac_bits == 0):
+        raise ArithforgeError(f"the int datapath needs an integer accumulator, not {acc.name!r}")
+    fx, fw = qx.fmt, qw.fmt
+    for f, what in ((fx, "activations"), (fw, "weights")):
+        if not isinstance(f, FixedFormat):
+            raise ArithforgeError(f"the int datapath needs integer formats (int8, int4...): "
+                                  f"{what} are {f.name!r}")
+    assert isinstance(fx, FixedFormat)
+    assert isinstance(fw, FixedFormat)
+    fracs = fx.frac_bits + fw.frac_bits
+    k = qx.values.shape[1]
+    if fx.bits + fw.bits + (k - 1).bit_length() > 53 or acc.bits > 52:
+        raise ArithforgeError("the int datapath supports products and sums of up to 53 bits and "
+                              "accumulators of up to 52")
+    ints = gemm.exact_dot([(np.ldexp(qx.values, fx.frac_bits),
+                            np.ldexp(qw.values, fw.frac_bits))])[0]
+    half = float(1 << (acc.bits - 1))
+    wrapped = np.mod(ints + half, 2 * half) - half  # two's complement, as ops.imac
+    return np.ldexp(wrapped, -fracs), "matmul"
+
+
+for _dp in (
+    Datapath("exact", _exact, "exact products and sum, one rounding to acc"),
+    Datapath("fma_chain", _fma_chain, "sequential FMA in acc, optional normalization window",
+             {"normalization": "exact"}, fast=False),
+    Datapath("lmul", _lmul, "L-Mul products (exact in float32), accumulated in acc",
+             {"form": "int", "offset_bits": None, "accumulate": "exact"}),
+    Datapath("mx", _mx, "OCP MX block formats, exact dot product, one rounding"),
+    Datapath("tensorcore", _tensorcore, "tensor-core steps of n products truncated to frac_bits",
+             {"n": None, "frac_bits": None}, rounding="rtz", fast=False),
+    Datapath("int", _int, "integer MAC, wrapping accumulator", acc="int32"),
+):
+    register_datapath(_dp)
