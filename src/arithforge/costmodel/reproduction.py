@@ -52,7 +52,7 @@ def _registry() -> Any:
     try:
         return importlib.import_module("arithforge.hdl.registry")
     except ModuleNotFoundError as exc:
-        if exc.name is not None and "arithforge.hdl".startswith(exc.name):
+        if exc.name in ("arithforge.hdl", "arithforge.hdl.registry"):
             return None
         raise
 
