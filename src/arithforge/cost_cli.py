@@ -29,9 +29,16 @@ def _cost_options(parser: argparse.ArgumentParser) -> None:
                         help="scale to this node (45, 28, 16, 7; approximate factors)")
     parser.add_argument("--uncalibrated", action="store_true",
                         help="leave out the factors fitted by `arithforge calibrate`")
+    parser.add_argument("--stream", metavar="STREAM",
+                        help="also the data-dependent energy: toggles of a Verilator run on "
+                             "uniform, gaussian, laplace, student-t3 or trace:DIR operands")
+    parser.add_argument("--vectors", type=int, default=10_000, metavar="N",
+                        help="operations simulated per stream with --stream (default 10000)")
 
 
-def _estimate(registry: Any, name: str, params: dict[str, Any], options: Any) -> tuple[Any, Any]:
+def _estimate(registry: Any, name: str, params: dict[str, Any], options: Any
+              ) -> tuple[Any, Any, Any]:
+    """The estimate, the datapath and the technology the options ask for."""
     costmodel = import_package("arithforge.costmodel")
     tech = costmodel.load_tech(options.tech, calibration=not options.uncalibrated,
                                node_nm=options.node)
@@ -40,7 +47,7 @@ def _estimate(registry: Any, name: str, params: dict[str, Any], options: Any) ->
     # elaborated.
     dp._MustUse__silence = True
     try:
-        return costmodel.estimate(dp.structure(), tech), dp
+        return costmodel.estimate(dp.structure(), tech), dp, tech
     except ValueError as exc:
         raise ArithforgeError(f"{name}: structure() cannot be costed: {exc}") from exc
 
@@ -58,13 +65,21 @@ def cost(args: argparse.Namespace) -> int:
     technology file (45 nm by default, calibrated against Yosys by `arithforge calibrate`):
     area in um2, Yosys-cmos transistors, energy per operation at the activity of uniformly random
     operands, and the critical-path delay, pipeline registers cutting paths. Without --json it
-    prints one row per component.
+    prints one row per component. --stream adds the energy on a chosen operand stream, scaled by
+    the toggle counts of a Verilator run (costmodel.activity).
     """
     registry, params, options = datapath_options("cost", args, _cost_options)
-    est, dp = _estimate(registry, args.datapath, params, options)
+    est, dp, tech = _estimate(registry, args.datapath, params, options)
+    activity = None
+    if options.stream is not None:
+        activity_mod = import_package("arithforge.costmodel.activity")
+        activity = activity_mod.data_energy(dp, options.stream, vectors=options.vectors,
+                                            tech=tech)
     if options.json:
         out = {"datapath": args.datapath, "params": params, "latency": int(dp.latency),
                **est.as_dict()}
+        if activity is not None:
+            out["activity"] = activity.as_dict()
         print(json.dumps(out, default=str))
         return 0
     rows = [[c.name, c.kind, str(c.width), _number(c.cost.area_um2), _number(c.cost.transistors),
@@ -78,6 +93,10 @@ def cost(args: argparse.Namespace) -> int:
                 title=f"cost {args.datapath} {shown} ({est.tech})".replace("  ", " "))
     if est.ice40_luts is not None:
         print(f"predicted iCE40 LUT4s: {est.ice40_luts:,.0f}")
+    if activity is not None:
+        print(f"energy per op on {activity.stream} operands: {activity.data_energy_pj:.4f} pJ "
+              f"({activity.activity:.2f}x the toggles of uniform operands, "
+              f"{activity.vectors} vectors in Verilator)")
     return 0
 
 

@@ -74,3 +74,14 @@ def test_synth_json(registry, synth_cache, capsys) -> None:
     assert status == 0
     assert out.splitlines()[0] == "synth tinymac width=4 stages=1 --target ice40"
     assert "  luts" in out
+
+
+@pytest.mark.cosim
+def test_cost_stream(registry, capsys) -> None:
+    status, out, _ = run_cli(capsys, "cost", "tinymac", "--json", "--stream", "gaussian",
+                             "--vectors", "500")
+    assert status == 0
+    data = json.loads(out)
+    assert data["activity"]["stream"] == "gaussian"
+    assert 0 < data["activity"]["activity"] < 1
+    assert data["activity"]["energy_pj"] == data["energy_pj"]
