@@ -1,0 +1,358 @@
+"""Accuracy of a number format and datapath on a trace: per-GEMM error and the model's end metric.
+
+:func:`evaluate` quantizes every traced GEMM's activations and weights (:mod:`.quantize`), runs
+the chosen datapath model bit-exactly on the codes (:mod:`.datapaths`, :mod:`.gemm`), scales the
+accumulator output back, adds the bias in float64, and compares with the trace's fp32 output:
+
+``sqnr_db``
+    ``10 log10(sum Y**2 / sum (Y - Yq)**2)`` over the outputs compared (``None`` when they agree
+    exactly or when an output is not finite).
+``rel_err``
+    ``||Y - Yq|| / ||Y||`` (Frobenius).
+
+Each GEMM is evaluated in isolation, on the fp32 operands the trace recorded. The end metric
+instead replaces every GEMM of the model by the emulated one and runs it, so errors propagate:
+MiniLM gives the Spearman correlation on its graded sentence pairs and the cosine similarity of
+each sentence embedding to the fp32 one; the digits CNN gives its test accuracy and its agreement
+with the fp32 predictions. Synthetic traces (and traces of other modules) have per-GEMM metrics
+only. Outputs of the emulated GEMMs enter the model as float32.
+
+Which outputs a metric saw is part of the result. A trace may store a sample of each GEMM's rows
+(MiniLM stores 64 tokens of 439). Slow datapaths (:attr:`Datapath.fast` false: ``fma_chain``,
+``tensorcore``) are evaluated per layer on at most ``max_rows`` rows (64 unless given), and on at
+most ``max_cols`` output columns if given; each layer's ``sample`` says what was used. The end
+metric always runs every row and column of every GEMM. Per-tensor activation scales come from the
+rows the GEMM sees: the stored rows per layer, the whole batch in the end metric.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .._errors import ArithforgeError
+from ..formats import Format, Rounding, get_format
+from ..formats.rounding import as_rounding
+from .datapaths import Config, Datapath, check_options, get_datapath
+from .quantize import SCALINGS, Quantized, quantize
+from .trace import GEMMOverride, Trace, load_trace, sample_rows
+
+__all__ = ["DEFAULT_SLOW_ROWS", "evaluate", "rel_err", "sqnr_db"]
+
+#: Rows per layer for the per-layer metrics of slow datapaths, unless ``max_rows`` says otherwise.
+DEFAULT_SLOW_ROWS = 64
+
+F64 = npt.NDArray[np.float64]
+
+
+def sqnr_db(reference: npt.ArrayLike, estimate: npt.ArrayLike) -> float | None:
+    """Signal-to-quantization-noise ratio ``10 log10(sum ref**2 / sum (ref - est)**2)`` in dB.
+
+    ``None`` when the two agree exactly (infinite SQNR) or an estimate is not finite.
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    est = np.asarray(estimate, dtype=np.float64)
+    if not np.isfinite(est).all():
+        return None
+    noise = float(np.sum((ref - est) ** 2))
+    signal = float(np.sum(ref ** 2))
+    if noise == 0:
+        return None
+    if signal == 0:
+        return -math.inf
+    return 10 * math.log10(signal / noise)
+
+
+def rel_err(reference: npt.ArrayLike, estimate: npt.ArrayLike) -> float | None:
+    """Relative error ``||ref - est|| / ||ref||`` (Frobenius); ``None`` if not finite."""
+    ref = np.asarray(reference, dtype=np.float64)
+    est = np.asarray(estimate, dtype=np.float64)
+    norm = float(np.linalg.norm(ref))
+    err = float(np.linalg.norm(ref - est))
+    if not math.isfinite(err) or norm == 0:
+        return None
+    return err / norm
+
+
+class _Setup:
+    """Resolved formats, datapath and options of one evaluation; quantizes and runs GEMMs."""
+
+    def __init__(self, weights: str | Format, acts: str | Format, datapath: str,
+                 acc: str | Format | None, scaling: str, weight_scaling: str | None,
+                 act_scaling: str | None, pow2_scales: bool, block_size: int,
+                 rounding: str | None, options: Mapping[str, Any] | None) -> None:
+        self.datapath: Datapath = get_datapath(datapath)
+        self.options = check_options(self.datapath, options)
+        self.fmt_w = get_format(weights)
+        self.fmt_x = get_format(acts)
+        self.acc = get_format(acc if acc is not None else self.datapath.acc)
+        self.rounding: Rounding = as_rounding(rounding or self.datapath.rounding)
+        self.scaling_w = weight_scaling or scaling
+        self.scaling_x = act_scaling or scaling
+        for s in (self.scaling_w, self.scaling_x):
+            if s not in SCALINGS:
+                raise ArithforgeError(f"scaling must be one of {', '.join(SCALINGS)}, not {s!r}")
+        self.pow2 = bool(pow2_scales)
+        if int(block_size) < 1:
+            raise ArithforgeError(f"block size must be at least 1, not {block_size!r}")
+        self.block_size = int(block_size)
+        self.config = Config(self.acc, self.rounding, self.options)
+        self._weights: dict[str, Quantized] = {}
+
+    def quantize_w(self, name: str, w: np.ndarray) -> Quantized:
+        q = self._weights.get(name)
+        if q is None or q.values.shape != w.shape:
+            q = quantize(w, self.fmt_w, self.scaling_w, pow2=self.pow2,
+                         block_size=self.block_size)
+            self._weights[name] = q
+        return q
+
+    def quantize_x(self, x: np.ndarray) -> Quantized:
+        return quantize(x, self.fmt_x, self.scaling_x, pow2=self.pow2, block_size=self.block_size)
+
+    def gemm(self, qx: Quantized, qw: Quantized, b: np.ndarray | None) -> tuple[F64, str]:
+        """Emulated ``X @ W.T + b`` in float64 (scales and bias applied in float64)."""
+        acc, path = self.datapath.run(qx, qw, self.config)
+        with np.errstate(invalid="ignore", over="ignore"):
+            y = acc * qx.scale * qw.scale.T
+            if b is not None:
+                y = y + np.asarray(b, dtype=np.float64)
+        return y, path
+
+    def override(self) -> GEMMOverride:
+        """A GEMM override for the models' forward passes (float32 out)."""
+
+        def run(name: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+            y, _ = self.gemm(self.quantize_x(x), self.quantize_w(name, w), b)
+            with np.errstate(over="ignore"):
+                return y.astype(np.float32)
+
+        return run
+
+    def describe(self) -> dict[str, Any]:
+        def scaling(fmt: Format, asked: str) -> str:
+            return "per-block" if fmt.kind == "block" else asked
+
+        return {
+            "weights": self.fmt_w.name, "acts": self.fmt_x.name,
+            "datapath": self.datapath.name, "acc": self.acc.name,
+            "rounding": self.rounding.value,
+            "scaling": {"weights": scaling(self.fmt_w, self.scaling_w),
+                        "acts": scaling(self.fmt_x, self.scaling_x)},
+            "pow2_scales": self.pow2, "block_size": self.block_size,
+            "options": dict(self.options),
+        }
+
+
+def _sample(total: int, limit: int | None, seed: int) -> npt.NDArray[np.intp] | None:
+    rows = sample_rows(total, limit, seed)
+    return None if rows is None else rows.astype(np.intp)
+
+
+def _layer(setup: _Setup, trace: Trace, name: str, max_rows: int | None,
+           max_cols: int | None, seed: int) -> tuple[dict[str, Any], float, float]:
+    """Metrics of one GEMM, and the sums of squares of its reference and its error."""
+    g = trace.gemm(name)
+    start = time.perf_counter()
+    x, w, b, y, _ = trace.operands(name)
+    qx = setup.quantize_x(x)
+    qw = setup.quantize_w(name, w)
+    rows = _sample(x.shape[0], max_rows, seed)
+    cols = _sample(w.shape[0], max_cols, seed + 1)
+    y_ref = y if rows is None else y[rows]
+    y_ref = y_ref if cols is None else y_ref[:, cols]
+    bias = None if b is None else (b if cols is None else b[cols])
+    y_hat, path = setup.gemm(qx.take(rows), qw.take(cols), bias)
+    n_rows = x.shape[0] if rows is None else len(rows)
+    n_cols = w.shape[0] if cols is None else len(cols)
+    notes = []
+    if g.sampled:
+        notes.append(f"{g.rows} of {g.M} rows stored in the trace")
+    if rows is not None:
+        notes.append(f"{n_rows} of {x.shape[0]} stored rows")
+    if cols is not None:
+        notes.append(f"{n_cols} of {g.N} columns")
+    with np.errstate(invalid="ignore", over="ignore"):
+        signal = float(np.sum(y_ref.astype(np.float64) ** 2))
+        noise = float(np.sum((y_ref - y_hat) ** 2))
+    return {
+        "name": name, "op": g.op, "M": g.M, "N": g.N, "K": g.K, "rows": n_rows, "cols": n_cols,
+        "sample": "; ".join(notes) or None,
+        "sqnr_db": sqnr_db(y_ref, y_hat), "rel_err": rel_err(y_ref, y_hat),
+        "max_abs_err": _finite_or_none(float(np.max(np.abs(y_ref - y_hat), initial=0.0))),
+        "nonfinite": int((~np.isfinite(y_hat)).sum()),
+        "path": path, "seconds": round(time.perf_counter() - start, 4),
+    }, signal, noise
+
+
+def _finite_or_none(v: float) -> float | None:
+    return v if math.isfinite(v) else None
+
+
+def _summary(layers: list[dict[str, Any]], pooled: tuple[float, float]) -> dict[str, Any]:
+    sq = [r["sqnr_db"] for r in layers if r["sqnr_db"] is not None]
+    re = [r["rel_err"] for r in layers if r["rel_err"] is not None]
+    signal, noise = pooled
+    pooled_db = (10 * math.log10(signal / noise)
+                 if noise > 0 and signal > 0 and math.isfinite(noise) else None)
+    return {
+        "layers": len(layers),
+        "sampled_layers": sum(r["sample"] is not None for r in layers),
+        "sqnr_db_mean": float(np.mean(sq)) if sq else None,
+        "sqnr_db_min": float(np.min(sq)) if sq else None,
+        "sqnr_db_median": float(np.median(sq)) if sq else None,
+        "sqnr_db_pooled": pooled_db,
+        "rel_err_mean": float(np.mean(re)) if re else None,
+        "rel_err_max": float(np.max(re)) if re else None,
+        "nonfinite": sum(r["nonfinite"] for r in layers),
+    }
+
+
+def _minilm_metric(setup: _Setup, trace: Trace) -> dict[str, Any]:
+    from .minilm import run_minilm_with_linear_override, spearman
+
+    emb = run_minilm_with_linear_override(setup.override()).astype(np.float64)
+    ref = trace.tensors["reference/sts_embeddings"].astype(np.float64)
+    pairs = trace.tensors["input/sts_pairs"]
+    scores = trace.tensors["input/sts_scores"]
+    cos_ref = np.einsum("ij,ij->i", emb, ref)
+    finite = bool(np.isfinite(emb).all())
+    cos_pairs = np.einsum("ij,ij->i", emb[pairs[:, 0]], emb[pairs[:, 1]])
+    return {
+        "name": "spearman",
+        "value": spearman(cos_pairs, scores) if finite else None,
+        "fp32": float(trace.meta["sts"]["spearman_fp32"]),
+        "cosine_to_fp32_mean": float(np.mean(cos_ref)) if finite else None,
+        "cosine_to_fp32_min": float(np.min(cos_ref)) if finite else None,
+        "sentences": int(emb.shape[0]), "pairs": int(len(scores)),
+    }
+
+
+def _digits_metric(setup: _Setup, trace: Trace) -> dict[str, Any]:
+    from .digits import run_digits_with_gemm_override
+
+    logits = run_digits_with_gemm_override(trace, setup.override())
+    labels = trace.tensors["input/labels"]
+    ref = trace.tensors["reference/logits"]
+    pred = logits.argmax(axis=1)
+    return {
+        "name": "accuracy",
+        "value": float((pred == labels).mean()),
+        "fp32": float(trace.meta["accuracy_fp32"]),
+        "agreement_with_fp32": float((pred == ref.argmax(axis=1)).mean()),
+        "samples": int(len(labels)),
+    }
+
+
+_END_METRICS = {"minilm": _minilm_metric, "digits-cnn": _digits_metric}
+
+
+@contextlib.contextmanager
+def _open(trace: Trace | str | Path) -> Iterator[Trace]:
+    with contextlib.ExitStack() as stack:
+        yield trace if isinstance(trace, Trace) else stack.enter_context(load_trace(trace))
+
+
+def evaluate(trace: Trace | str | Path, weights: str | Format = "float8_e4m3fn",
+             acts: str | Format = "float8_e4m3fn", datapath: str = "exact",
+             acc: str | Format | None = None, scaling: str = "per-tensor", *,
+             weight_scaling: str | None = None, act_scaling: str | None = None,
+             pow2_scales: bool = False, block_size: int = 32, rounding: str | None = None,
+             options: Mapping[str, Any] | None = None, end_metric: bool = True,
+             max_rows: int | None = None, max_cols: int | None = None,
+             seed: int = 0) -> dict[str, Any]:
+    """Emulate weights in ``weights``, activations in ``acts`` and ``datapath`` on a trace.
+
+    Parameters
+    ----------
+    trace : Trace or path-like
+        A trace directory (``arithforge trace``) or an open trace.
+    weights, acts : str or Format
+        Formats of the weights and activations: any catalog name or ``eXmY`` spelling, integer
+        formats, posits, or block formats (``mxfp8_e4m3``, ``mxfp4_e2m1``, ``mxint8``...).
+    datapath : str
+        A registered datapath model (:data:`arithforge.workloads.datapaths.DATAPATHS`).
+    acc : str or Format, optional
+        Accumulator format; default the datapath's (float32, int32 for ``int``).
+    scaling : str
+        ``none``, ``per-tensor``, ``per-channel`` or ``per-block``, for both operands unless
+        ``weight_scaling`` or ``act_scaling`` say otherwise (block formats always scale
+        per block). See :mod:`arithforge.workloads.quantize`.
+    pow2_scales : bool
+        Round per-tensor and per-channel scales up to powers of two.
+    block_size : int
+        Block size when ``per-block`` scaling wraps an element format.
+    rounding : str, optional
+        Accumulator rounding; default the datapath's (``rne``; ``rtz`` for ``tensorcore``).
+    options : mapping, optional
+        The datapath's options (``normalization``, ``n``, ``frac_bits``, ``form``...).
+    end_metric : bool
+        Run the whole model with every GEMM emulated (MiniLM, digits CNN).
+    max_rows, max_cols : int, optional
+        Evaluate each GEMM on at most this many rows (columns), sampled deterministically.
+        Slow datapaths default to :data:`DEFAULT_SLOW_ROWS` rows.
+    seed : int
+        Seed of those samples.
+
+    Returns
+    -------
+    dict
+        ``trace``, ``workload``, ``config``, ``layers`` (one dict per GEMM: shape, rows and
+        columns used, ``sample``, ``sqnr_db``, ``rel_err``, ``max_abs_err``, ``nonfinite``,
+        ``path``, ``seconds``), ``summary``, ``end_metric`` (``None`` for workloads without one)
+        and ``seconds``. JSON-serializable; infinite SQNR is ``None``.
+
+    Raises
+    ------
+    ArithforgeError, FormatError
+        For unknown formats, datapaths, scalings or options, and trace directories that do not
+        load.
+    """
+    t0 = time.perf_counter()
+    setup = _Setup(weights, acts, datapath, acc, scaling, weight_scaling, act_scaling,
+                   pow2_scales, block_size, rounding, options)
+    for what, v in (("max_rows", max_rows), ("max_cols", max_cols)):
+        if v is not None and v < 1:
+            raise ArithforgeError(f"{what} must be positive, not {v!r}")
+    if max_rows is None and not setup.datapath.fast:
+        max_rows = DEFAULT_SLOW_ROWS
+    with _open(trace) as t:
+        layers = []
+        signal = noise = 0.0
+        for g in t.gemms:
+            record, s, n = _layer(setup, t, g.name, max_rows, max_cols, seed)
+            layers.append(record)
+            signal += s
+            noise += n
+        t1 = time.perf_counter()
+        metric_fn = _END_METRICS.get(t.name)
+        metric = metric_fn(setup, t) if end_metric and metric_fn is not None else None
+        t2 = time.perf_counter()
+        notes = []
+        summary = _summary(layers, (signal, noise))
+        if summary["nonfinite"]:
+            notes.append(f"{summary['nonfinite']} outputs are not finite: the accumulator "
+                         "overflowed or saturated to NaN (scaling a wide format such as bfloat16 "
+                         "to its largest value makes products overflow float32: try scaling "
+                         "'none')")
+        if any(r["sample"] for r in layers):
+            notes.append("per-layer metrics of the layers with a 'sample' use only those rows "
+                         "and columns")
+        if metric is not None:
+            notes.append("the end metric runs every row and column of every GEMM")
+        elif end_metric:
+            notes.append(f"workload {t.name!r} has no end metric; per-GEMM metrics only")
+        return {
+            "trace": str(t.path), "workload": t.name, "config": setup.describe(),
+            "layers": layers, "summary": summary,
+            "end_metric": metric, "notes": notes,
+            "seconds": {"layers": round(t1 - t0, 3), "end_metric": round(t2 - t1, 3),
+                        "total": round(t2 - t0, 3)},
+        }

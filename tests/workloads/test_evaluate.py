@@ -1,0 +1,240 @@
+"""`evaluate`: scaling, metrics, per-layer and end metrics, the command line and its errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from arithforge import ArithforgeError, cli
+from arithforge.formats import BlockFormat, FormatError, get_format, ops
+from arithforge.workloads import build, load_trace
+from arithforge.workloads.evaluate import DEFAULT_SLOW_ROWS, evaluate, rel_err, sqnr_db
+from arithforge.workloads.quantize import quantize
+
+E4M3 = get_format("float8_e4m3fn")
+DATAPATH_LIST = "datapath must be one of exact, fma_chain, lmul, mx, tensorcore, int, "
+SCALING_LIST = "scaling must be one of none, per-tensor, per-channel, per-block, "
+
+
+@pytest.fixture(scope="module")
+def small_synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic GEMMs of 96 x 96 x 96, outliers in 4 input channels."""
+    out = tmp_path_factory.mktemp("synthetic96")
+    build("synthetic", out, size=96).close()
+    return out
+
+
+def test_sqnr_and_rel_err() -> None:
+    ref = np.array([[3.0, 4.0]])
+    est = np.array([[3.0, 4.1]])
+    assert sqnr_db(ref, est) == pytest.approx(10 * math.log10(25 / 0.01))
+    assert rel_err(ref, est) == pytest.approx(0.1 / 5)
+    assert sqnr_db(ref, ref) is None  # no error: infinite SQNR
+    assert rel_err(ref, ref) == 0.0
+    assert sqnr_db(ref, np.array([[3.0, np.nan]])) is None
+    assert rel_err(ref, np.array([[np.inf, 4.0]])) is None
+    assert sqnr_db(np.zeros((1, 2)), est) == -math.inf
+
+
+def test_per_tensor_scaling(rng: np.random.Generator) -> None:
+    x = rng.standard_normal((20, 30)) * 7
+    q = quantize(x, E4M3, "per-tensor")
+    amax = np.abs(x).max()
+    np.testing.assert_array_equal(q.scale, np.full((20, 1), amax / 448))
+    assert np.abs(q.values).max() == 448  # amax lands on the format's largest value
+    np.testing.assert_array_equal(q.values, E4M3.decode(E4M3.encode(x / (amax / 448))))
+    assert np.max(np.abs(q.values * q.scale - x) / np.abs(x)) <= 2.0 ** -4 + 1e-12
+
+
+def test_pow2_scales_are_exact(rng: np.random.Generator) -> None:
+    """A power-of-two scale divides exactly: values already on the grid come back unchanged."""
+    x = E4M3.decode(E4M3.encode(rng.standard_normal((10, 12)) * 40)) * 2.0 ** -20
+    q = quantize(x, E4M3, "per-tensor", pow2=True)
+    s = float(q.scale[0, 0])
+    assert math.frexp(s)[0] == 0.5
+    assert np.abs(x).max() / 448 <= s < 2 * np.abs(x).max() / 448
+    np.testing.assert_array_equal(q.values * q.scale, x)
+
+
+def test_per_channel_is_per_row(rng: np.random.Generator) -> None:
+    x = rng.standard_normal((5, 16)) * np.exp2(np.arange(5))[:, None]
+    q = quantize(x, get_format("int8"), "per-channel")
+    np.testing.assert_array_equal(q.scale[:, 0], np.abs(x).max(axis=1) / 127)
+    for i in range(5):
+        row = quantize(x[i:i + 1], get_format("int8"), "per-tensor")
+        np.testing.assert_array_equal(q.values[i], row.values[0])
+    assert set(np.abs(q.values).max(axis=1)) == {127.0}
+
+
+def test_per_block_scaling(rng: np.random.Generator) -> None:
+    x = rng.standard_normal((3, 70)) * np.exp2(rng.integers(-8, 8, (3, 70)))
+    q = quantize(x, get_format("float4_e2m1fn"), "per-block")
+    bf = BlockFormat("float4_e2m1fn")
+    assert (q.fmt, q.scaling) == (bf, "per-block")
+    np.testing.assert_array_equal(q.values, bf.dequantize(*bf.quantize(x)))
+    np.testing.assert_array_equal(q.scale, np.ones((3, 1)))
+    assert quantize(x, bf, "per-tensor").scaling == "per-block"  # block formats scale per block
+    small = quantize(x, get_format("float4_e2m1fn"), "per-block", block_size=8)
+    assert small.fmt == BlockFormat("float4_e2m1fn", block_size=8)
+
+
+def test_scaling_none_and_zero_groups() -> None:
+    x = np.array([[0.0, 0.0], [1000.0, 0.5]])
+    assert quantize(x, E4M3, "none").values.tolist() == [[0, 0], [448, 0.5]]  # saturates
+    assert quantize(x, E4M3, "per-channel").scale[0, 0] == 1.0
+
+
+def test_scales_applied_in_float64(small_synthetic: Path) -> None:
+    """A layer's SQNR equals one computed by hand from the emulator's exact dot on the codes."""
+    result = evaluate(small_synthetic, end_metric=False, scaling="per-channel")
+    with load_trace(small_synthetic) as t:
+        x, w, _, y, _ = t.operands("laplace")
+    qx = quantize(x, E4M3, "per-channel")
+    qw = quantize(w, E4M3, "per-channel")
+    acc = ops.dot(qx.codes[:, None, :], qw.codes[None, :, :], E4M3, fmt_out="float32")
+    by_hand = get_format("float32").decode(acc) * qx.scale * qw.scale.T
+    layer = next(r for r in result["layers"] if r["name"] == "laplace")
+    assert layer["sqnr_db"] == sqnr_db(y, by_hand)
+    assert layer["rel_err"] == rel_err(y, by_hand)
+
+
+def test_result_layout(small_synthetic: Path) -> None:
+    result = evaluate(small_synthetic)
+    assert set(result) == {"trace", "workload", "config", "layers", "summary", "end_metric",
+                           "notes", "seconds"}
+    assert result["workload"] == "synthetic"
+    assert result["end_metric"] is None
+    assert result["notes"] == ["workload 'synthetic' has no end metric; per-GEMM metrics only"]
+    assert result["config"] == {
+        "weights": "float8_e4m3fn", "acts": "float8_e4m3fn", "datapath": "exact",
+        "acc": "float32", "rounding": "rne",
+        "scaling": {"weights": "per-tensor", "acts": "per-tensor"}, "pow2_scales": False,
+        "block_size": 32, "options": {}}
+    assert [r["name"] for r in result["layers"]] == [
+        "gaussian", "gaussian-outliers", "laplace", "laplace-outliers", "student-t3",
+        "student-t3-outliers"]
+    for r in result["layers"]:
+        assert (r["rows"], r["cols"], r["sample"], r["nonfinite"], r["path"]) == (
+            96, 96, None, 0, "matmul")
+        assert 20 < r["sqnr_db"] < 40
+    assert result["summary"]["layers"] == 6
+    assert result["summary"]["sampled_layers"] == 0
+    json.dumps(result, allow_nan=False)
+
+
+def test_outliers_favour_fp8_over_int8(small_synthetic: Path) -> None:
+    """Per-tensor scaling: int8 wins on Gaussian operands, e4m3 with outliers or heavy tails."""
+    fp8 = {r["name"]: r["sqnr_db"] for r in evaluate(small_synthetic)["layers"]}
+    int8 = {r["name"]: r["sqnr_db"] for r in evaluate(small_synthetic, "int8", "int8",
+                                                      "int")["layers"]}
+    assert int8["gaussian"] > fp8["gaussian"] + 5
+    for name in ("gaussian-outliers", "laplace-outliers", "student-t3", "student-t3-outliers"):
+        assert fp8[name] > int8[name], name
+
+
+def test_slow_datapaths_sample_rows(small_synthetic: Path) -> None:
+    result = evaluate(small_synthetic, datapath="tensorcore", max_cols=10)
+    assert result["config"]["rounding"] == "rtz"
+    for r in result["layers"]:
+        assert (r["rows"], r["cols"]) == (DEFAULT_SLOW_ROWS, 10)
+        assert r["sample"] == f"{DEFAULT_SLOW_ROWS} of 96 stored rows; 10 of 96 columns"
+        assert r["path"] == "steps n=32 F=13"
+    assert result["summary"]["sampled_layers"] == 6
+    assert result["notes"][0].startswith("per-layer metrics of the layers with a 'sample'")
+
+
+def test_digits_end_metric(digits_dir: Path) -> None:
+    result = evaluate(digits_dir, "float8_e4m3fn", "float8_e4m3fn", "exact")
+    metric = result["end_metric"]
+    assert metric["name"] == "accuracy"
+    assert metric["samples"] == 359
+    assert metric["value"] >= metric["fp32"] - 0.02
+    assert metric["agreement_with_fp32"] > 0.97
+    assert result["notes"] == ["the end metric runs every row and column of every GEMM"]
+    int8 = evaluate(digits_dir, "int8", "int8", "int", end_metric=False)
+    assert int8["end_metric"] is None
+    assert int8["config"]["acc"] == "int32"
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"datapath": "foo"}, DATAPATH_LIST + "not 'foo'"),
+    ({"datapath": "lut"}, "datapath 'lut' is not implemented yet"),
+    ({"scaling": "per-row"}, SCALING_LIST + "not 'per-row'"),
+    ({"options": {"n": 4}}, "datapath 'exact' has no option 'n' (its options: none)"),
+    ({"datapath": "int"}, "the int datapath needs integer formats (int8, int4...): activations"),
+    ({"datapath": "mx"}, "the mx datapath needs block formats: activations are 'float8_e4m3fn'"),
+    ({"datapath": "lmul", "weights": "float8_e5m2"}, "the lmul datapath needs one operand format"),
+    ({"max_rows": 0}, "max_rows must be positive, not 0"),
+])
+def test_user_errors(small_synthetic: Path, kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ArithforgeError) as exc:
+        evaluate(small_synthetic, **kwargs)  # type: ignore[arg-type]
+    assert str(exc.value).startswith(message)
+
+
+def test_unknown_format(small_synthetic: Path) -> None:
+    with pytest.raises(FormatError, match=r"^unknown format 'e9m9x'"):
+        evaluate(small_synthetic, weights="e9m9x")
+
+
+def test_cli_json(small_synthetic: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = cli.main(["evaluate", str(small_synthetic), "--weights", "mxfp4_e2m1", "--acts",
+                       "mxfp4_e2m1", "--datapath", "mx", "--json"])
+    out, err = capsys.readouterr()
+    assert (status, err) == (0, "")
+    doc = json.loads(out)
+    assert set(doc) == {"trace", "workload", "config", "layers", "summary", "end_metric",
+                        "notes", "seconds"}
+    assert doc["config"]["scaling"] == {"weights": "per-block", "acts": "per-block"}
+    assert set(doc["layers"][0]) == {"name", "op", "M", "N", "K", "rows", "cols", "sample",
+                                     "sqnr_db", "rel_err", "max_abs_err", "nonfinite", "path",
+                                     "seconds"}
+    assert set(doc["summary"]) == {"layers", "sampled_layers", "sqnr_db_mean", "sqnr_db_min",
+                                   "sqnr_db_median", "sqnr_db_pooled", "rel_err_mean",
+                                   "rel_err_max", "nonfinite"}
+
+
+def test_cli_table_and_options(small_synthetic: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    status = cli.main(["evaluate", str(small_synthetic), "--datapath", "tensorcore", "-O", "n=4",
+                       "-O", "frac_bits=5", "--max-rows", "4", "--max-cols", "4"])
+    out, err = capsys.readouterr()
+    assert (status, err) == (0, "")
+    assert out.startswith("synthetic: weights float8_e4m3fn (per-tensor), acts float8_e4m3fn "
+                          "(per-tensor), datapath tensorcore, acc float32 rtz\n")
+    assert "steps n=4 F=5" in out
+    assert "\nSQNR dB: mean " in out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--datapath", "fma-chain"], DATAPATH_LIST + "not 'fma-chain' (did you mean 'fma_chain'?)"),
+    (["--weights", "e9m9x"], "unknown format 'e9m9x'"),
+    (["--scaling", "per-row"], "scaling must be one of none"),
+    (["-O", "n=3"], "datapath 'exact' has no option 'n'"),
+])
+def test_cli_errors(small_synthetic: Path, capsys: pytest.CaptureFixture[str], args: list[str],
+                    message: str) -> None:
+    status = cli.main(["evaluate", str(small_synthetic), *args])
+    out, err = capsys.readouterr()
+    assert (status, out) == (2, "")
+    assert err.startswith(f"arithforge: error: {message}")
+    assert err.count("\n") == 1
+
+
+def test_cli_missing_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["evaluate", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("arithforge: error: trace directory must contain")
+
+
+@pytest.mark.slow
+def test_minilm_end_metric(minilm_dir: Path) -> None:
+    result = evaluate(minilm_dir)
+    metric = result["end_metric"]
+    assert metric["name"] == "spearman"
+    assert abs(metric["value"] - metric["fp32"]) < 0.02
+    assert metric["cosine_to_fp32_mean"] > 0.99
+    assert all(r["sample"] == "64 of 439 rows stored in the trace" for r in result["layers"])
