@@ -50,8 +50,10 @@ def test_calibrate_tinymac(registry, tmp_path: Path) -> None:
     # Synthesis results come from the shared cache (build/synth-cache/): this tests the fit.
     designs = [cal.Design("tinymac", {"width": w, "stages": s})
                for w in (2, 3, 4, 6) for s in (0, 1)]
-    report = cal.calibrate(designs, jobs=2, registry=registry)
+    report = cal.calibrate([*designs, cal.Design("tinymac", {"stages": -1})], jobs=2,
+                           registry=registry)
     summary = report.summary()
+    assert summary["skipped"] == ["tinymac stages=-1: stages must be at least 0, not -1"]
     assert summary["designs"] == 8
     assert summary["held_out"] + summary["train"] == 8
     assert summary["held_out"] >= 1

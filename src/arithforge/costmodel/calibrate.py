@@ -82,44 +82,64 @@ def _predict(factors: Mapping[str, float], feats: Mapping[str, float]) -> float:
 
 # -- the design set -----------------------------------------------------------------------------
 
-#: Formats the FMA, multiplier and MAC sweeps cover: OCP FP8 and its relatives, FP6, FP4,
-#: half-precision floats and FP32.
-FLOAT_FORMATS = ("float4_e2m1fn", "float6_e2m3fn", "float6_e3m2fn", "float8_e3m4",
-                 "float8_e4m3fn", "float8_e5m2", "e5m3", "e6m5", "float16", "bfloat16",
-                 "e8m10", "float32")
-INT_FORMATS = ("int2", "int4", "int8", "int16")
+def _fma(fmt: str, out: str | None = None, **kw: Any) -> Design:
+    return Design("fma", {"a": fmt, "b": fmt, "c": out or fmt, "out": out or fmt, **kw})
 
 
-def _param_kinds(cls: Any) -> dict[str, str]:
-    return {name: str(getattr(p, "kind", "")) for name, p in getattr(cls, "cli_params", {}).items()}
+#: Formats of the FMA and multiplier sweeps: FP4, FP6, the FP8 family, 16- and 32-bit floats.
+FLOATS = ("float4_e2m1fn", "float6_e2m3fn", "float6_e3m2fn", "float8_e3m4", "float8_e4m3fn",
+          "float8_e5m2", "float16", "bfloat16", "float32")
+
+
+def _fma_designs() -> list[Design]:
+    out = [_fma(f) for f in FLOATS]
+    # Narrow products into wide accumulators, as matrix engines do.
+    out += [_fma("float8_e4m3fn", acc) for acc in ("float16", "bfloat16", "float32")]
+    out += [_fma("float8_e5m2", "float32"), _fma("float4_e2m1fn", "float16")]
+    out += [_fma("bfloat16", stages=2), _fma("float8_e4m3fn", stages=3)]
+    # Approximate normalization (arXiv 2408.11997): windows of the leading-zero count.
+    for fmt, windows in (("bfloat16", (2, 4, 8)), ("float16", (4, 8)),
+                         ("float32", (4, 8, 16))):
+        out += [_fma(fmt, normalization=str(w)) for w in windows]
+    out += [_fma("float8_e4m3fn", "float32", normalization=str(w)) for w in (4, 8)]
+    return out
+
+
+def _mul_designs() -> list[Design]:
+    return [Design("mul", {"a": f, "b": f, "out": f, "rounding": "rne"}) for f in FLOATS]
+
+
+def _lmul_designs() -> list[Design]:
+    return [Design("lmul", {"fmt": f, "form": form})
+            for f in ("float8_e4m3fn", "float8_e5m2", "bfloat16", "float16")
+            for form in ("int", "equation")]
+
+
+def _imac_designs() -> list[Design]:
+    return [Design("imac", {"a_bits": a, "b_bits": b, "acc_bits": acc, "signed": signed})
+            for a, b, acc, signed in ((2, 2, 8, True), (4, 4, 16, True), (4, 8, 20, True),
+                                      (8, 8, 24, True), (8, 8, 32, True), (8, 8, 32, False),
+                                      (16, 16, 48, True))]
+
+
+#: Datapath name -> its calibration designs. Names and parameters follow the registry of
+#: ``arithforge.hdl`` (the same spelling as ``arithforge.sim.acceptance``); a datapath the
+#: registry lacks is left out, and a design it rejects is skipped with a message.
+SWEEPS: dict[str, Callable[[], list[Design]]] = {
+    "fma": _fma_designs,
+    "mul": _mul_designs,
+    "lmul": _lmul_designs,
+    "imac": _imac_designs,
+}
 
 
 def design_set(registry: Any = None) -> list[Design]:
-    """The calibration designs the registry can build, in a fixed order.
-
-    Depends on what ``arithforge.hdl.registry`` has: see :data:`SWEEPS` (one function per
-    datapath name, each returning its designs).
-    """
+    """The calibration designs of every datapath of :data:`SWEEPS` the registry has."""
     if registry is None:
         from ..cli import import_package
 
         registry = import_package("arithforge.hdl.registry")
-    designs: list[Design] = []
-    for name, sweep in SWEEPS.items():
-        if name in registry.DATAPATHS:
-            designs += sweep(_param_kinds(registry.DATAPATHS[name]))
-    seen: set[str] = set()
-    unique = []
-    for d in designs:
-        if d.label not in seen:
-            seen.add(d.label)
-            unique.append(d)
-    return unique
-
-
-#: Datapath name -> designs, given the datapath's parameter kinds. Filled in against the registry
-#: of ``arithforge.hdl`` (see its README).
-SWEEPS: dict[str, Callable[[Mapping[str, str]], list[Design]]] = {}
+    return [d for name, sweep in SWEEPS.items() if name in registry.DATAPATHS for d in sweep()]
 
 
 # -- measuring and fitting ----------------------------------------------------------------------
@@ -135,11 +155,12 @@ def _truth(verilog: str, top: str) -> tuple[int, int]:
 
 
 def measure(designs: Sequence[Design], *, jobs: int = 2, registry: Any = None,
-            progress: IO[str] | None = None) -> list[Sample]:
+            progress: IO[str] | None = None, skipped: list[str] | None = None) -> list[Sample]:
     """Build, cost and synthesize every design; at most ``jobs`` synthesis runs at a time.
 
     Datapaths are built and exported in this thread (Amaranth), Yosys runs in ``jobs`` worker
-    threads, each waiting on one process.
+    threads, each waiting on one process. A design the registry rejects (a ``ValueError``, a
+    format it does not support) is left out and described in ``skipped``.
     """
     from ..sim import export
 
@@ -152,7 +173,15 @@ def measure(designs: Sequence[Design], *, jobs: int = 2, registry: Any = None,
     pending = []
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for d in designs:
-            dp = registry.build(d.datapath, **d.params)
+            try:
+                dp = registry.build(d.datapath, **d.params)
+            except (TypeError, ValueError) as exc:
+                note = f"{d.label}: {exc}"
+                if skipped is not None:
+                    skipped.append(note)
+                if progress is not None:
+                    print(f"skipped {note}", file=progress, flush=True)
+                continue
             feats = features(dp.structure(), tech)
             top = export.module_name(d.datapath)
             pending.append((d, feats, pool.submit(_truth, export.to_verilog(dp, top), top)))
@@ -173,6 +202,7 @@ class Report:
     samples: list[Sample]
     size: dict[str, float]
     ice40_luts: dict[str, float]
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def train(self) -> list[Sample]:
@@ -216,6 +246,7 @@ class Report:
             "spearman": round(test["spearman"], 4),
             "median_abs_err": round(test["median_abs_err"], 4),
             "designs": len(self.samples), "train": len(self.train), "held_out": len(self.test),
+            "skipped": list(self.skipped),
             "ice40_luts": {"spearman": round(test["luts_spearman"], 4),
                            "median_abs_err": round(test["luts_median_abs_err"], 4)},
             "uncalibrated": {"spearman": round(test["uncalibrated_spearman"], 4),
@@ -267,8 +298,12 @@ def calibrate(designs: Sequence[Design] | None = None, *, jobs: int = 2, registr
     designs = design_set(registry) if designs is None else designs
     if not designs:
         raise ArithforgeError("no calibration design: arithforge.hdl.registry has none of "
-                              f"{', '.join(SWEEPS) or 'the calibrated datapaths'}")
-    return fit(measure(designs, jobs=jobs, registry=registry, progress=progress))
+                              f"{', '.join(SWEEPS)}")
+    skipped: list[str] = []
+    report = fit(measure(designs, jobs=jobs, registry=registry, progress=progress,
+                         skipped=skipped))
+    report.skipped = skipped
+    return report
 
 
 def _toml_value(value: Any) -> str:
