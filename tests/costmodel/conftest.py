@@ -112,6 +112,10 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     module.DATAPATHS = {"tinymac": TinyMAC}  # type: ignore[attr-defined]
 
     def build(name: str, **params: Any) -> TinyMAC:
+        # Checked before construction: a component that fails in __init__ is never elaborated,
+        # and Amaranth warns about it when it is collected.
+        if params.get("stages", 0) < 0:
+            raise ValueError(f"stages must be at least 0, not {params['stages']!r}")
         return module.DATAPATHS[name](**params)  # type: ignore[attr-defined, no-any-return]
 
     module.build = build  # type: ignore[attr-defined]
