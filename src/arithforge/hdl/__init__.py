@@ -1,0 +1,13 @@
+"""Amaranth generators of verified datapaths for ML-accelerator number formats.
+
+One :class:`Datapath` (a ``wiring.Component``) per datapath, each with four faces: the hardware
+(``elaborate``), its exact behaviour (``reference``, bound to :mod:`arithforge.formats.ops`), its
+component graph (``structure``) and its test vectors (``test_cases``). :mod:`.registry` maps names
+(``fma``, ``mul``, ``add``, ``lmul``, ``lmac``, ``imac``) to the classes and their CLI parameters.
+Shared building blocks (leading-zero count, shifters, rounder) live in :mod:`.primitives`.
+"""
+
+from .base import Datapath, Param
+from .imac import IntegerMAC
+
+__all__ = ["Datapath", "IntegerMAC", "Param"]
