@@ -105,3 +105,27 @@ def test_as_dict_keys() -> None:
     assert {"area_um2", "transistors", "energy_pj", "delay_ns", "critical_path",
             "components"} <= set(data)
     assert isinstance(data["transistors"], int)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_signed_product_into_an_adder_is_a_macc(signed: bool) -> None:
+    def mac(registered: bool) -> nx.DiGraph:
+        g = nx.DiGraph()
+        g.add_node("mul", kind="multiplier", width=16, a_width=8, b_width=8, signed=signed)
+        g.add_node("add", kind="adder", width=33)
+        if registered:
+            g.add_node("reg", kind="register", width=16)
+            nx.add_path(g, ["mul", "reg", "add"])
+        else:
+            g.add_edge("mul", "add")
+        return g
+
+    def mul_transistors(g: nx.DiGraph) -> float:
+        return next(c.cost.transistors for c in estimate(g, TECH).components if c.name == "mul")
+
+    fused, apart = mul_transistors(mac(False)), mul_transistors(mac(True))
+    alone = cost({"kind": "multiplier", "width": 16, "a_width": 8, "b_width": 8,
+                  "signed": signed}, TECH).transistors
+    assert apart == alone
+    # Yosys sign-extends the fused partial products to the sum's width: about twice the area.
+    assert fused == (pytest.approx(alone + 0.65 * 8 * 17 * 42) if signed else alone)

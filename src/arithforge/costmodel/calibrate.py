@@ -27,8 +27,7 @@ import networkx as nx
 
 from .._errors import ArithforgeError
 from .fit import fit_factors, held_out, median_abs_err, spearman
-from .model import FREE_KINDS
-from .primitives import size_features
+from .model import FREE_KINDS, estimate
 from .tech import DEFAULT_CALIBRATION, KINDS, Technology, load_tech
 
 __all__ = ["Design", "Report", "Sample", "calibrate", "design_set", "features", "measure",
@@ -68,11 +67,9 @@ class Sample:
 def features(graph: nx.DiGraph, tech: Technology) -> dict[str, float]:
     """Uncalibrated transistors of ``graph`` per component kind."""
     out: dict[str, float] = {}
-    for n, attrs in graph.nodes(data=True):
-        kind = attrs.get("kind")
-        if kind in FREE_KINDS:
-            continue
-        out[str(kind)] = out.get(str(kind), 0.0) + size_features(attrs, tech, str(n))
+    for c in estimate(graph, tech.with_calibration(None)).components:
+        if c.kind not in FREE_KINDS:
+            out[c.kind] = out.get(c.kind, 0.0) + c.cost.raw_transistors
     return out
 
 

@@ -27,7 +27,7 @@ import networkx as nx
 from .primitives import ComponentCost, cost
 from .tech import Technology, load_tech
 
-__all__ = ["FREE_KINDS", "Component", "Estimate", "estimate", "critical_path"]
+__all__ = ["FREE_KINDS", "Component", "Estimate", "estimate", "critical_path", "node_attrs"]
 
 #: Node kinds that stand for ports and constants and cost nothing.
 FREE_KINDS = ("input", "output", "port", "const")
@@ -163,6 +163,24 @@ def critical_path(graph: nx.DiGraph, delays: Mapping[Any, float], setup_ns: floa
     return arrival[end], path[::-1]
 
 
+def node_attrs(graph: nx.DiGraph) -> dict[Any, Mapping[str, Any]]:
+    """Each node's attributes, plus what the graph around it implies for synthesis.
+
+    A signed multiplier whose product feeds an adder directly gets ``macc_width``, the widest
+    such adder: Yosys fuses the two into one ``$macc`` (see :func:`~.primitives.multiplier`).
+    """
+    out: dict[Any, Mapping[str, Any]] = {}
+    for n, attrs in graph.nodes(data=True):
+        if attrs.get("kind") == "multiplier" and attrs.get("signed"):
+            sums = [int(graph.nodes[s].get("width", 0)) for s in graph.successors(n)
+                    if graph.nodes[s].get("kind") == "adder"]
+            if sums:
+                out[n] = {**attrs, "macc_width": max(sums)}
+                continue
+        out[n] = attrs
+    return out
+
+
 def estimate(graph: nx.DiGraph, tech: Technology | None = None) -> Estimate:
     """Cost of the datapath whose component graph is ``graph``.
 
@@ -180,7 +198,7 @@ def estimate(graph: nx.DiGraph, tech: Technology | None = None) -> Estimate:
     """
     tech = load_tech() if tech is None else tech
     costs: dict[Any, ComponentCost] = {}
-    for n, attrs in graph.nodes(data=True):
+    for n, attrs in node_attrs(graph).items():
         if attrs.get("kind") in FREE_KINDS:
             costs[n] = ComponentCost(0.0, 0.0, 0.0, 0.0)
         else:
@@ -196,12 +214,8 @@ def estimate(graph: nx.DiGraph, tech: Technology | None = None) -> Estimate:
     )
     luts = None
     if tech.calibration.ice40_luts:
-        luts = 0.0
-        for c in components:
-            if c.kind in FREE_KINDS:
-                continue
-            raw = sum(k * tech.cell(name).transistors for name, k in c.cost.cells.items())
-            luts += tech.calibration.ice40_luts.get(c.kind, 0.0) * raw
+        luts = sum(tech.calibration.ice40_luts.get(c.kind, 0.0) * c.cost.raw_transistors
+                   for c in components)
     return Estimate(
         area_um2=sum(c.cost.area_um2 for c in components),
         transistors=sum(c.cost.transistors for c in components),
