@@ -58,6 +58,19 @@ def test_lint_reports_real_warnings() -> None:
     assert "UNUSEDSIGNAL" in rules  # nor an unused input port
 
 
+@pytest.mark.cosim
+def test_lint_waives_operand_extension_not_assignment() -> None:
+    # Yosys's backend writes a widening add as `y = a + b` (operands extended by context).
+    text = ("module t(input [7:0] i__a, input [3:0] i__b, output [8:0] y, output [7:0] z);\n"
+            "  assign y = i__a + i__b;\n"
+            "  assign z = i__b;\n"
+            "endmodule\n")
+    with pytest.raises(export.LintError) as exc:
+        export.lint(text, "t")
+    assert [m.rule for m in exc.value.messages] == ["WIDTHEXPAND"]
+    assert "Assign RHS" in exc.value.messages[0].text
+
+
 def test_synth_ice40(intmul) -> None:
     cells = export.synth_ice40(export.to_verilog(intmul(stages=1), "intmul"), "intmul")
     assert cells["SB_LUT4"] > 50

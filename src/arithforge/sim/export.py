@@ -146,6 +146,16 @@ WAIVERS: dict[str, tuple[Callable[[LintMessage], bool], str]] = {
         "and the unused bits of intermediate slices show up as unused; an unused input port is "
         "still reported."),
     ),
+    "WIDTHEXPAND": (
+        lambda m: bool(re.match(r"Operator \w+ expects \d+ bits on the [LR]HS, but [LR]HS's ",
+                                m.text)),
+        ("Yosys's Verilog backend writes an RTLIL `$add`/`$sub` of a result wider than its "
+         "operands as `y = a + b` or `y = $signed(a) + $signed(b)`, relying on Verilog's "
+         "context-determined extension (zero or sign, as the cell's signedness says): the "
+         "extension is Amaranth's defined arithmetic, which the harness checks bit for bit. "
+         "Only operator operands are waived; a narrower value assigned to a wider net is still "
+         "reported."),
+    ),
     "DECLFILENAME": (
         lambda m: True,
         "the lint runs on a temporary file whose name is not the module's.",

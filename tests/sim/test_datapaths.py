@@ -1,0 +1,75 @@
+"""The registry's datapaths through every check: export, lint, iCE40 synthesis, the batch
+harness, and the cocotb benches on both simulators for the pipelined ones.
+
+The acceptance subset (exhaustive FP8 multiply, an FMA sample) is in test_acceptance.py; this
+file covers each datapath kind in a combinational and a pipelined configuration.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from arithforge.hdl import registry
+from arithforge.sim import cocotb_benches, export, harness
+
+#: (datapath, parameters): one combinational and one pipelined configuration of each kind.
+CONFIGS: list[tuple[str, dict[str, Any]]] = [
+    ("imac", {}),
+    ("imac", {"stages": 2, "saturate": True}),
+]
+
+
+def _id(config: tuple[str, dict[str, Any]]) -> str:
+    name, params = config
+    return "-".join([name, *(f"{k}={v}" for k, v in params.items())])
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=_id)
+def test_export_deterministic_and_synthesizable(config: tuple[str, dict[str, Any]]) -> None:
+    name, params = config
+    text = export.to_verilog(registry.build(name, **params), name)
+    assert export.to_verilog(registry.build(name, **params), name) == text
+    cells = export.synth_ice40(text, name)
+    assert cells.get("SB_LUT4", 0) > 0
+
+
+@pytest.mark.cosim
+@pytest.mark.parametrize("config", CONFIGS, ids=_id)
+def test_lint(config: tuple[str, dict[str, Any]]) -> None:
+    name, params = config
+    waived = export.lint(export.to_verilog(registry.build(name, **params), name), name)
+    assert {m.rule for m in waived} <= set(export.WAIVERS)
+
+
+@pytest.mark.cosim
+@pytest.mark.parametrize("config", CONFIGS, ids=_id)
+@pytest.mark.parametrize("kind", ["exhaustive", "corner"])
+def test_harness(config: tuple[str, dict[str, Any]], kind: str) -> None:
+    name, params = config
+    result = harness.verify(registry.build(name, **params), kind)
+    assert result.mismatches == 0, result.first_failures
+    assert result.vectors > 0
+
+
+@pytest.mark.cosim
+@pytest.mark.parametrize("config", CONFIGS, ids=_id)
+def test_harness_random(config: tuple[str, dict[str, Any]], seed: int) -> None:
+    name, params = config
+    result = harness.verify(registry.build(name, **params), "random", 200_000, seed=seed)
+    assert (result.vectors, result.mismatches) == (200_000, 0), result.first_failures
+
+
+PIPELINED = [c for c in CONFIGS if c[1].get("stages")]
+
+
+@pytest.mark.parametrize("simulator", [pytest.param(s, marks=pytest.mark.cosim(s), id=s)
+                                       for s in cocotb_benches.SIMULATORS])
+@pytest.mark.parametrize("config", PIPELINED, ids=_id)
+def test_cocotb_benches(config: tuple[str, dict[str, Any]], simulator: str, seed: int) -> None:
+    name, params = config
+    result = cocotb_benches.run_benches(registry.build(name, **params), simulator, n=1500,
+                                        seed=seed)
+    assert result.messages == {}
+    assert sorted(result.passed) == sorted(cocotb_benches.TESTS)
