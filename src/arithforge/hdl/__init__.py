@@ -8,6 +8,7 @@ Shared building blocks (leading-zero count, shifters, rounder) live in :mod:`.pr
 """
 
 from .base import Datapath, Param
+from .fma import Adder, FusedMultiplyAdd, Multiplier
 from .imac import IntegerMAC
 
-__all__ = ["Datapath", "IntegerMAC", "Param"]
+__all__ = ["Adder", "Datapath", "FusedMultiplyAdd", "IntegerMAC", "Multiplier", "Param"]

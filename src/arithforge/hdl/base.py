@@ -23,7 +23,7 @@ from amaranth import Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Datapath", "Param", "Pipeline", "check_stages", "check_kind"]
+__all__ = ["Datapath", "Param", "Pipeline", "check_stages", "check_kind", "wire"]
 
 
 class Param(NamedTuple):
@@ -84,19 +84,33 @@ class Pipeline:
         self.placed: list[str] = []
 
     def stage(self, name: str, **values: Any) -> SimpleNamespace:
-        if name not in self._cuts:
-            return SimpleNamespace(**values)
-        self.placed.append(name)
-        regs = {}
+        """The ``values`` after cut point ``name``: registers, or named wires."""
+        cut = name in self._cuts
+        if cut:
+            self.placed.append(name)
+        out = {}
         for key, value in values.items():
             value = Value.cast(value)
-            reg = Signal(value.shape(), name=f"{name}_{key}", reset_less=True)
-            self._m.d.sync += reg.eq(value)
-            regs[key] = reg
-        valid = Signal(name=f"{name}_valid")
-        self._m.d.sync += valid.eq(self.valid)
-        self.valid = valid
-        return SimpleNamespace(**regs)
+            sig = Signal(value.shape(), name=f"{name}_{key}", reset_less=True)
+            if cut:
+                self._m.d.sync += sig.eq(value)
+            else:
+                self._m.d.comb += sig.eq(value)
+            out[key] = sig
+        if cut:
+            valid = Signal(name=f"{name}_valid")
+            self._m.d.sync += valid.eq(self.valid)
+            self.valid = valid
+        return SimpleNamespace(**out)
+
+
+def wire(m: Module, name: str, value: Any) -> Signal:
+    """A named wire driven by ``value`` (shared by every use: Verilog and the simulator compute
+    it once)."""
+    value = Value.cast(value)
+    sig = Signal(value.shape(), name=name)
+    m.d.comb += sig.eq(value)
+    return sig
 
 
 def choose_cuts(order: tuple[str, ...], stages: int) -> tuple[tuple[str, ...], int]:

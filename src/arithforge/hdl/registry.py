@@ -11,13 +11,14 @@ from typing import Any
 
 from ..formats import get_format
 from .base import Datapath, Param
+from .fma import Adder, FusedMultiplyAdd, Multiplier
 from .imac import IntegerMAC
 
 __all__ = ["DATAPATHS", "Param", "build"]
 
 DATAPATHS: dict[str, type[Datapath]] = {
     cls.name: cls
-    for cls in (IntegerMAC,)
+    for cls in (FusedMultiplyAdd, Multiplier, Adder, IntegerMAC)
 }
 
 

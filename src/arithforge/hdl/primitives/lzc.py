@@ -7,7 +7,7 @@ from __future__ import annotations
 import operator
 from typing import Any
 
-from amaranth import Cat, Const, Module, Mux, Value
+from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -86,7 +86,8 @@ class LeadingZeroCount(wiring.Component):
         size = 1 << (n - 1).bit_length() if n > 1 else 1
         top = self.value[self._width - n:]
         # Pad below with zeros to a power of two: a zero window then reads as all-zero.
-        padded = Cat(Const(0, size - n), top) if size > n else top
+        padded = Signal(size)
+        m.d.comb += padded.eq(Cat(Const(0, size - n), top) if size > n else top)
         count, zero = lzc_tree(padded)
         m.d.comb += [self.zero.eq(zero), self.count.eq(Mux(zero, n, count))]
         return m
