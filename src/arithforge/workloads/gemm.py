@@ -118,8 +118,20 @@ class _Rows:
         self.top_row = self.top.max(axis=1, initial=-_BIG)
         self.span = np.where(low == _BIG, 0, self.top_row - self.base + 1)
 
-    def limbs(self, base: I64, count: int, b: int) -> list[F64]:
-        """Signed ``b``-bit limbs of ``|v| / 2**base`` (least significant first), as floats."""
+    def limbs(self, v: F64, base: I64, count: int, b: int) -> list[F64]:
+        """Signed ``b``-bit limbs of ``v / 2**base`` (least significant first), as floats."""
+        width = int((self.top_row - base + 1).max(initial=0))
+        if width <= 53:
+            # The integers are exact in float64: cut them with exact float operations.
+            ints = np.ldexp(v, (-base[:, None]).astype(np.int32))
+            if count == 1:
+                return [ints]
+            mag = np.abs(ints)
+            out = []
+            for index in range(count):
+                q = np.floor(np.ldexp(mag, -index * b))
+                out.append(np.copysign(q - np.ldexp(np.floor(np.ldexp(q, -b)), b), ints))
+            return out
         off = self.lsb - base[:, None]
         out = []
         mask = (1 << b) - 1
@@ -236,7 +248,8 @@ def exact_dot(pairs: Sequence[tuple[F64, F64]]) -> tuple[F64, str]:
         ``(M, N)`` float64. Exact zeros are +0. Rows or columns holding infinities or NaN give what
         a float64 matmul gives there (IEEE rules, so inf - inf and 0 * inf are NaN).
     path : str
-        ``"matmul"`` (one exact BLAS product per pair) or ``"limbs:LAxLB"`` (the integer limbs).
+        ``"matmul"`` (one exact BLAS product per pair, summed exactly in float64) or
+        ``"limbs:LAxLB"`` (the integer limbs of A and B).
     """
     a0, b0 = pairs[0]
     m, k = a0.shape
@@ -259,21 +272,23 @@ def exact_dot(pairs: Sequence[tuple[F64, F64]]) -> tuple[F64, str]:
         return np.where(bad, raw, y), path
     rows_a = [_Rows(a) for a, _ in pairs]
     rows_b = [_Rows(b) for _, b in pairs]
-    logk = max(k - 1, 0).bit_length()
-    if len(pairs) == 1 and (int(rows_a[0].span.max(initial=0)) + int(rows_b[0].span.max(initial=0))
-                            + logk <= 53):
-        y = a0 @ b0.T
-        return np.where(y == 0, 0.0, y), "matmul"
-    width = _limb_bits(k)
+    # One base per row over all pairs, so that every product of row i of A and row j of B, in
+    # every pair, is an integer multiple of 2**(base_a[i] + base_b[j]).
     base_a = np.min([r.base for r in rows_a], axis=0)
     base_b = np.min([r.base for r in rows_b], axis=0)
     width_a = max(int((r.top_row - base_a + 1).max(initial=0)) for r in rows_a)
     width_b = max(int((r.top_row - base_b + 1).max(initial=0)) for r in rows_b)
+    if width_a + width_b + max(len(pairs) * k - 1, 0).bit_length() <= 53:
+        y = a0 @ b0.T
+        for pa, pb in pairs[1:]:
+            y += pa @ pb.T
+        return np.where(y == 0, 0.0, y), "matmul"
+    width = _limb_bits(k)
     la, lb = max(-(-width_a // width), 1), max(-(-width_b // width), 1)
     digits = [np.zeros((m, n), dtype=np.int64) for _ in range(la + lb - 1)]
-    for ra, rb in zip(rows_a, rows_b, strict=True):
-        limbs_a = ra.limbs(base_a, la, width)
-        limbs_b = rb.limbs(base_b, lb, width)
+    for (pa, pb), ra, rb in zip(pairs, rows_a, rows_b, strict=True):
+        limbs_a = ra.limbs(pa, base_a, la, width)
+        limbs_b = rb.limbs(pb, base_b, lb, width)
         used_b = [bool(x.any()) for x in limbs_b]
         for i, xa in enumerate(limbs_a):
             if not xa.any():
@@ -281,7 +296,10 @@ def exact_dot(pairs: Sequence[tuple[F64, F64]]) -> tuple[F64, str]:
             for j, xb in enumerate(limbs_b):
                 if used_b[j]:
                     digits[i + j] += (xa @ xb.T).astype(np.int64)
-    y = _combine(digits, width)
+    if len(digits) == 1 and np.abs(digits[0]).max(initial=0) <= 1 << 53:
+        y = digits[0].astype(np.float64)  # one digit that float64 holds: exact
+    else:
+        y = _combine(digits, width)
     y = np.ldexp(y, (base_a[:, None] + base_b[None, :]).astype(np.int32))
     return y, f"limbs:{la}x{lb}"
 
@@ -354,24 +372,56 @@ def _check_products(x: F64, w: F64) -> None:
                               "float64 does not hold exactly; at most 53")
 
 
+#: Elements of the ``(rows, N)`` (times ``n + 1`` for tensor-core steps) arrays processed at a
+#: time by the sequential models: small enough to stay in cache through the ~15 passes a step
+#: makes, large enough to keep numpy's per-call overhead small.
+CHUNK_ELEMENTS = 1 << 15
+
+
 def fma_chain(x: F64, w: F64, fmt_acc: FloatFormat, rounding: Rounding = Rounding.RNE, *,
-              product: Callable[[int], F64] | None = None, saturate: bool = False) -> F64:
+              product: Callable[[int, slice], F64] | None = None,
+              saturate: bool = False) -> F64:
     """Chain ``acc = round(x[:, k] * w[:, k] + acc)`` over k for all ``(M, N)`` outputs at once.
 
     Equal to ``ops.dot(model="fma_chain")`` with ``fmt_acc`` as accumulator and output and exact
-    normalization, starting from +0. ``product(k)``, if given, replaces the exact products of
-    column ``k`` (an ``(M, N)`` array of exactly representable values).
+    normalization, starting from +0. ``product(k, rows)``, if given, replaces the exact products
+    of column ``k`` for the rows ``rows`` of x (a ``(rows, N)`` array of exactly representable
+    values).
     """
     if product is None:
         _check_products(x, w)
-    acc = np.zeros((x.shape[0], w.shape[0]))
+    m, n = x.shape[0], w.shape[0]
+    out = np.empty((m, n))
+    step = max(1, CHUNK_ELEMENTS // max(n, 1))
+    for r0 in range(0, m, step):
+        rows = slice(r0, min(r0 + step, m))
+        out[rows] = _fma_rows(x[rows], w, rows, fmt_acc, rounding, product, saturate)
+    return out
+
+
+def _fma_rows(x: F64, w: F64, rows: slice, fmt_acc: FloatFormat, rounding: Rounding,
+              product: Callable[[int, slice], F64] | None, saturate: bool) -> F64:
+    shape = (x.shape[0], w.shape[0])
+    acc = np.zeros(shape)
+    p, s, t, err = (np.empty(shape) for _ in range(4))
     for k in range(x.shape[1]):
-        p = np.multiply.outer(x[:, k], w[:, k]) if product is None else product(k)
+        if product is None:
+            np.multiply.outer(x[:, k], w[:, k], out=p)
+        else:
+            p[...] = product(k, rows)
         with np.errstate(invalid="ignore", over="ignore"):
-            s = p + acc
-            bb = s - p
-            err = (p - (s - bb)) + (acc - bb)
-        exact = round_to_odd(s, err)
+            # TwoSum: s + err == p + acc exactly.
+            np.add(p, acc, out=s)
+            np.subtract(s, p, out=err)  # bb
+            np.subtract(s, err, out=t)
+            np.subtract(p, t, out=t)
+            np.subtract(acc, err, out=err)
+            np.add(t, err, out=err)
+        inexact = np.flatnonzero(err)  # rare: the sum needs more than 53 bits
+        exact = s
+        if inexact.size:
+            exact = s.copy()
+            exact.flat[inexact] = round_to_odd(s.flat[inexact], err.flat[inexact])
         if rounding is Rounding.RDN:
             same = (p == 0) & (acc == 0) & (np.signbit(p) == np.signbit(acc))
             exact = np.where((exact == 0) & ~same, -0.0, exact)
@@ -380,7 +430,7 @@ def fma_chain(x: F64, w: F64, fmt_acc: FloatFormat, rounding: Rounding = Roundin
 
 
 def block_chain(x: F64, w: F64, fmt_acc: FloatFormat, *, n: int, frac_bits: int,
-                out_rounding: Rounding = Rounding.RTZ, rows_per_chunk: int = 64) -> F64:
+                out_rounding: Rounding = Rounding.RTZ, rows_per_chunk: int | None = None) -> F64:
     """Tensor-core accumulation, equal to ``ops.dot(model="block")`` with ``fmt_acc`` out.
 
     For each step of ``n`` products plus the accumulator: every term truncated toward zero to
@@ -397,18 +447,26 @@ def block_chain(x: F64, w: F64, fmt_acc: FloatFormat, *, n: int, frac_bits: int,
                               "saturation")
     m, k = x.shape
     out = np.empty((m, w.shape[0]))
+    if rows_per_chunk is None:
+        rows_per_chunk = max(1, CHUNK_ELEMENTS // max(w.shape[0] * (n + 1), 1))
     for r0 in range(0, m, rows_per_chunk):
         xs = x[r0:r0 + rows_per_chunk]
         acc = np.zeros((xs.shape[0], w.shape[0]))
+        terms = np.empty((xs.shape[0], w.shape[0], n + 1))
         for start in range(0, max(k, 1), n):
-            terms = np.concatenate(
-                [xs[:, None, start:start + n] * w[None, :, start:start + n], acc[..., None]],
-                axis=-1)
-            top = np.where(terms != 0, np.frexp(terms)[1].astype(np.int64) - 1, -_BIG)
-            cut = np.clip(top.max(axis=-1, keepdims=True) - frac_bits, -1000, 1000)
-            kept = np.ldexp(np.trunc(np.ldexp(terms, (-cut).astype(np.int32))),
-                            cut.astype(np.int32))
-            total = kept.sum(axis=-1)
+            width = min(n, k - start)
+            step = terms[..., :width + 1]
+            np.multiply(xs[:, None, start:start + width], w[None, :, start:start + width],
+                        out=step[..., :width])
+            step[..., width] = acc
+            # The largest term's leading bit fixes the cut; terms are scaled by an exact power
+            # of two so the cut falls at the units place, truncated, summed (exactly: fewer
+            # than 53 bits), and scaled back.
+            top = np.frexp(np.abs(step).max(axis=-1))[1].astype(np.int64) - 1
+            cut = np.clip(top - frac_bits, -1000, 1000)
+            scaled = step * np.ldexp(1.0, (-cut).astype(np.int32))[..., None]
+            np.trunc(scaled, out=scaled)
+            total = scaled.sum(axis=-1) * np.ldexp(1.0, cut.astype(np.int32))
             acc = round_values(np.where(total == 0, 0.0, total), fmt_acc, out_rounding)
         out[r0:r0 + rows_per_chunk] = acc
     return out
@@ -481,23 +539,17 @@ def check_lmul_range(x: F64, w: F64, fmt: FloatFormat, fmt_out: FloatFormat) -> 
             "scale the operands (per-tensor scaling) first")
 
 
-def products_of(x: F64, w: F64) -> Callable[[int], F64]:
-    """Exact products of column k, for :func:`fma_chain`."""
-    return lambda k: np.multiply.outer(x[:, k], w[:, k])
-
-
 def lmul_products(x: F64, w: F64, fmt: FloatFormat, *, form: str = "int",
-                  offset_bits: int | None = None) -> Callable[[int], F64]:
-    """L-Mul products (exact float32 values) of column k, for :func:`fma_chain`."""
+                  offset_bits: int | None = None) -> Callable[[int, slice], F64]:
+    """L-Mul products (exact float32 values) of column k and some rows, for :func:`fma_chain`."""
     m = fmt.man_bits
     lbits = lmul_offset_bits(m) if offset_bits is None else int(offset_bits)
     c = math.ldexp(1.0, -lbits)
     px, pw = _LMulParts(x, fmt), _LMulParts(w, fmt)
 
-    def product(k: int) -> F64:
-        ee = np.multiply.outer(px.E[:, k], pw.E[:, k])
-        s = (np.multiply.outer(px.frac[:, k], np.ones(w.shape[0]))
-             + np.multiply.outer(np.ones(x.shape[0]), pw.frac[:, k]) + c)
+    def product(k: int, rows: slice) -> F64:
+        ee = np.multiply.outer(px.E[rows, k], pw.E[:, k])
+        s = np.add.outer(px.frac[rows, k], pw.frac[:, k] + c)
         if form == "int":
             carries = np.floor(s)
             return np.ldexp((1 + s - carries) * ee, carries.astype(np.int32))
