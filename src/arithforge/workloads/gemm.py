@@ -161,13 +161,15 @@ def round_values(v: F64, fmt: FloatFormat, rounding: Rounding = Rounding.RNE, *,
                  saturate: bool = False) -> F64:
     """Round float64 values once to ``fmt`` and return the exact values of the results.
 
-    Equal to ``fmt.decode(fmt.encode(v, rounding, saturate=saturate))``. Finite values inside the
-    format's range are rounded here on their quantum; everything else (overflow, specials,
-    formats without subnormals, zero or sign) goes through the emulator's encode. Stochastic
-    rounding is not supported.
+    Equal to ``fmt.decode(fmt.encode(v, rounding, saturate=saturate))``. Finite values whose
+    results are normal and in range are rounded here (rne and rtz on the float64 bit pattern,
+    the other modes on the value's quantum); everything else (overflow, subnormal results,
+    specials, formats without subnormals, zero or sign) goes through the emulator's encode.
+    Stochastic rounding is not supported.
     """
     if rounding is Rounding.STOCHASTIC:
         raise ArithforgeError("accumulator rounding must be deterministic, not 'stochastic'")
+    v = np.ascontiguousarray(v, dtype=np.float64)
     ieee32 = fmt == FloatFormat(8, 23)
     if ieee32 and rounding is Rounding.RNE and not saturate:
         with np.errstate(over="ignore"):
@@ -176,28 +178,37 @@ def round_values(v: F64, fmt: FloatFormat, rounding: Rounding = Rounding.RNE, *,
     if not plain:
         return fmt.decode(fmt.encode(v, rounding, saturate=saturate))
     finite = np.isfinite(v)
-    a = np.where(finite, np.abs(v), 0.0)
-    e = np.frexp(a)[1].astype(np.int64) - 1
-    q = np.maximum(e, fmt.emin) - fmt.man_bits
-    r = np.ldexp(a, (-q).astype(np.int32))  # exact: a power-of-two scaling
-    if rounding is Rounding.RNE:
-        n = np.rint(r)
-    elif rounding is Rounding.RTZ:
-        n = np.trunc(r)
-    elif rounding is Rounding.RNA:
-        f = np.floor(r)
-        n = f + (r - f >= 0.5)
-    elif rounding is Rounding.RTO:
-        f = np.floor(r)
-        n = np.where((f != r) & (np.fmod(f, 2.0) == 0), f + 1, f)
+    if rounding in (Rounding.RNE, Rounding.RTZ):
+        # Normal results only: drop the low 52 - m bits of the float64 pattern, adding half an
+        # ulp minus one plus the kept last bit first for ties to even.
+        drop = 52 - fmt.man_bits
+        bits = v.view(np.int64)
+        if rounding is Rounding.RNE:
+            bits = bits + (((1 << (drop - 1)) - 1) + ((bits >> drop) & 1))
+        out = (bits & ~np.int64((1 << drop) - 1)).view(np.float64)
+        with np.errstate(invalid="ignore"):
+            hard = ~finite | ((np.abs(v) < fmt.min_normal) & (v != 0))
+            hard |= np.abs(out) > fmt.max_finite
     else:
-        up = (rounding is Rounding.RUP) != np.signbit(v)  # away from zero
-        n = np.where(up, np.ceil(r), np.floor(r))
-    out = np.copysign(np.ldexp(n, q.astype(np.int32)), v)
+        a = np.where(finite, np.abs(v), 0.0)
+        e = np.frexp(a)[1].astype(np.int64) - 1
+        q = np.maximum(e, fmt.emin) - fmt.man_bits
+        r = np.ldexp(a, (-q).astype(np.int32))  # exact: a power-of-two scaling
+        if rounding is Rounding.RNA:
+            f = np.floor(r)
+            n = f + (r - f >= 0.5)
+        elif rounding is Rounding.RTO:
+            f = np.floor(r)
+            n = np.where((f != r) & (np.fmod(f, 2.0) == 0), f + 1, f)
+        else:
+            up = (rounding is Rounding.RUP) != np.signbit(v)  # away from zero
+            n = np.where(up, np.ceil(r), np.floor(r))
+        out = np.copysign(np.ldexp(n, q.astype(np.int32)), v)
+        hard = ~finite | (np.abs(out) > fmt.max_finite)
     if fmt.specials.value == "fnuz":
         out = np.where(out == 0, 0.0, out)  # no -0
-    hard = ~finite | (np.abs(out) > fmt.max_finite)
     if hard.any():
+        out = out.copy()
         out[hard] = fmt.decode(fmt.encode(v[hard], rounding, saturate=saturate))
     return out
 
