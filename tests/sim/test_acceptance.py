@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from arithforge.sim import acceptance
 
 BOUNDED = acceptance.cases(full=False)
@@ -42,3 +44,12 @@ def test_write_docs(tmp_path: Path) -> None:
     assert "| mul e4m3fn rne | 65,536 | exhaustive | 0 | 25.0 M | 1.2 |" in text
     assert "| **3** |" in text
     assert "old" not in text
+
+
+@pytest.mark.cosim
+@pytest.mark.parametrize("case", BOUNDED, ids=lambda c: f"{c.label}-{c.kind}")
+def test_bounded_case(case: acceptance.Case) -> None:
+    (row,) = acceptance.run([case])
+    assert row.error == ""
+    assert row.mismatches == 0, row.first_failures
+    assert row.vectors >= (case.n or 1)

@@ -51,10 +51,10 @@ from . import export, toolchain
 __all__ = ["Failure", "Result", "Harness", "verify", "build_dir", "code_dtype", "DEFAULT_LANES",
            "DEFAULT_CHUNK", "MAX_FAILURES"]
 
-#: Copies of the datapath in the compiled model. On an FMA-sized FP8 datapath 4 to 8 lanes are
-#: best: 1.5x (combinational) and 1.7x (pipelined) the rate of one lane; 16 are slower again
-#: and lengthen compiles (docs/verification.md has the measurements).
-DEFAULT_LANES = 8
+#: Copies of the datapath in the compiled model. On the FP8 e4m3fn FMA, 2 to 4 lanes are best:
+#: 1.1x (combinational) and 1.25x (3 stages) the rate of one lane on random vectors; 8 and 16
+#: are slower again and lengthen compiles (docs/verification.md has the measurements).
+DEFAULT_LANES = 4
 #: Vectors per chunk: large enough that pipe and Python overheads vanish, small enough to keep
 #: memory flat (an FMA chunk is about 1 MiB).
 DEFAULT_CHUNK = 1 << 18
