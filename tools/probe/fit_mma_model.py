@@ -33,12 +33,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 import mma_model as mm  # noqa: E402
 
 ACC_CHOICES = (("float32", 23), ("float32", 13), ("float16", 10))
-SPLITS = ((1, 1),) + tuple((n, t) for n in (2, 3, 4, 5, 6, 8, 16) for t in (1, 16, 32, 64, 128))
+# K tiles: 1 (any boundary) or 64, the K tile of the cuBLAS kernels seen (kernel names, part sizes)
+SPLITS = ((1, 1),) + tuple((n, t) for n in (2, 3, 4, 5, 6, 8) for t in (1, 64))
 AXES = {
     "n": (4, 8, 16, 32, 64, 128),
     "F": tuple(range(10, 30)),
     "term_round": ("rz", "rd", "rne"),
-    "prod_exp": ("sum", "normalized"),
+    "prod_exp": ("sum", "normalized", "sum_fp16"),
     "acc": ACC_CHOICES,
     "out_round": ("rz", "rne"),
     "promote": (None, 32, 64, 128, 256, 512, 1024, 2048),
@@ -376,9 +377,10 @@ def fit_path(z, meta, g, path, log, quick=False) -> dict:
     fp8 = mm.FORMATS[fa].bits == 8
     if fp8:
         # what the block_pos and promo probes of PTX mma.sync fp8 suggest: two fp16-like
-        # steps of 16 (k interleaved by pairs) added into the accumulator by an fp32 adder
+        # steps of 16 (k interleaved by pairs, operands widened to fp16) added into the
+        # accumulator by an fp32 adder
         seeds.append(dict(pub, n=16, F=25, acc=("float32", 23), promote=32,
-                          k_order="pairs2x16"))
+                          k_order="pairs2x16", prod_exp="sum_fp16"))
     axes = STRUCT_AXES if fp8 else tuple(a for a in STRUCT_AXES if a != "k_order")
     long_probe = tuple(c.name for c in chunks if shape_of(c.name) == "probe" and c.K > 256)
     results = []

@@ -255,7 +255,10 @@ class MMAParams:
     term_round : str
         How bits below ``F`` are cut: ``"rz"``, ``"rd"`` or ``"rne"``.
     prod_exp : str
-        ``"sum"`` (align products on ``exp_a + exp_b``) or ``"normalized"``.
+        ``"sum"`` (align products on ``exp_a + exp_b``), ``"sum_fp16"`` (the same after widening
+        the operands to fp16, which turns e4m3 subnormals into normal numbers with lower
+        exponents: seen for PTX ``mma.sync`` fp8 on H100) or ``"normalized"`` (the exponent of
+        the exact product).
     out_frac_bits : int
         Fraction bits of the accumulator after each step (23 fp32, 13 "e8m13", 10 fp16).
     out_round : str
@@ -317,10 +320,21 @@ K_ORDERS: dict[str, np.ndarray | None] = {
 }
 
 
-def _products(a_codes, b_codes, fa, fb):
+def _widen(sig, exp, fmt, emin):
+    """Re-express subnormal operands as normal numbers of a format with exponent floor ``emin``
+    (same value; only the exponent used for alignment changes)."""
+    s = np.where(sig > 0, fmt.man_bits + 1 - _bit_length(sig), 0)
+    s = np.clip(s, 0, np.maximum(exp - emin, 0))
+    return sig << s, exp - s
+
+
+def _products(a_codes, b_codes, fa, fb, widen_emin=None):
     fa, fb = _fmt(fa), _fmt(fb)
     sa, ma, ea = decode(a_codes, fa)
     sb, mb, eb = decode(b_codes, fb)
+    if widen_emin is not None:
+        ma, ea = _widen(ma, ea, fa, widen_emin)
+        mb, eb = _widen(mb, eb, fb, widen_emin)
     sig = ma * mb
     nz = sig != 0
     return (sa ^ sb).astype(bool) & nz, sig, ea + eb, fa.man_bits + fb.man_bits, nz
@@ -341,12 +355,13 @@ def mma_step(psign, psig, pexp, pfrac, pnz, c, prm: MMAParams) -> np.ndarray:
     cb = float32_bits(c.astype(np.float32)).astype(np.int64)
     cs, csig, cexp = decode(cb, F32)
     cnz = csig != 0
-    if prm.prod_exp == "sum":
+    if prm.prod_exp in ("sum", "sum_fp16"):
         palign = pexp
     elif prm.prod_exp == "normalized":
         palign = pexp + _bit_length(psig) - 1 - pfrac
     else:
-        raise ValueError(f"prod_exp must be 'sum' or 'normalized', not {prm.prod_exp!r}")
+        raise ValueError(
+            f"prod_exp must be 'sum', 'sum_fp16' or 'normalized', not {prm.prod_exp!r}")
     if cexp.ndim == 0:
         cexp = np.broadcast_to(cexp, c.shape)
     # F32 subnormal c: decode gives exp=-126, sig without hidden bit, as in MMA-Sim
@@ -435,7 +450,8 @@ def mma_dot(a_codes, b_codes, fa, fb, c=None, prm: MMAParams = MMAParams()) -> n
         perm = (order[None, :] + np.arange(0, Kb, blk)[:, None]).reshape(-1)
         a_codes = np.pad(a_codes, pad)[:, perm]
         b_codes = np.pad(b_codes, pad)[:, perm]
-    psign, psig, pexp, pfrac, pnz = _products(a_codes, b_codes, fa, fb)
+    widen = FORMATS["float16"].emin if prm.prod_exp == "sum_fp16" else None
+    psign, psig, pexp, pfrac, pnz = _products(a_codes, b_codes, fa, fb, widen)
     B, K = psig.shape
     unit = prm.n
     if prm.promote:
