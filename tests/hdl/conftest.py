@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 import pytest
+from amaranth import Cat
 from amaranth.sim import Simulator
 
 RunComb = Callable[..., np.ndarray]
@@ -20,16 +21,20 @@ RunComb = Callable[..., np.ndarray]
 
 def _run_comb(dut, vectors: Mapping[str, np.ndarray]) -> np.ndarray:
     ops = list(dut.operands)
-    cols = [np.asarray(vectors[op]).astype(np.uint64).tolist() for op in ops]
-    ports = [getattr(dut.i, op) for op in ops]
-    n = len(cols[0]) if cols else 0
+    # All operands packed into one value and set at once: the simulator settles once per vector.
+    packed = np.zeros(len(vectors[ops[0]]), dtype=object)
+    shift = 0
+    for op in ops:
+        packed = packed + (np.asarray(vectors[op]).astype(np.uint64).astype(object) << shift)
+        shift += dut.operand_widths[op]
+    inputs = Cat(*[getattr(dut.i, op) for op in ops])
+    values = packed.tolist()
     out: list[int] = []
 
     async def bench(ctx) -> None:
         ctx.set(dut.i.valid, 1)
-        for k in range(n):
-            for port, col in zip(ports, cols, strict=True):
-                ctx.set(port, col[k])
+        for value in values:
+            ctx.set(inputs, value)
             out.append(ctx.get(dut.o.result))
 
     sim = Simulator(dut)

@@ -10,5 +10,7 @@ Shared building blocks (leading-zero count, shifters, rounder) live in :mod:`.pr
 from .base import Datapath, Param
 from .fma import Adder, FusedMultiplyAdd, Multiplier
 from .imac import IntegerMAC
+from .lmul import LMulMAC, LMulMultiplier
 
-__all__ = ["Adder", "Datapath", "FusedMultiplyAdd", "IntegerMAC", "Multiplier", "Param"]
+__all__ = ["Adder", "Datapath", "FusedMultiplyAdd", "IntegerMAC", "LMulMAC", "LMulMultiplier",
+           "Multiplier", "Param"]

@@ -50,7 +50,7 @@ def unpack(fmt: FloatFormat, code: Value, *, daz: bool) -> SimpleNamespace:
     else:
         nan = inf = Const(0, 1)
     if fmt.zero:
-        sub = field == 0
+        sub = ~field.any()
         hidden = ~sub
         eff = Mux(sub, 1, field)
         if daz or not fmt.subnormals:
@@ -61,7 +61,7 @@ def unpack(fmt: FloatFormat, code: Value, *, daz: bool) -> SimpleNamespace:
     special = nan | inf
     raw = Cat(man, hidden)
     sig = Mux(special, 0, raw)
-    zero = ~special & (raw == 0)
+    zero = ~special & ~raw.any()
     exp = eff - fmt._bias
     return SimpleNamespace(nan=nan, inf=inf, zero=zero, neg=neg, sig=sig, exp=exp)
 

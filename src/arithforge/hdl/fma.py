@@ -15,10 +15,11 @@ precision and stored bits). The sum lives in an ``N``-bit window: the product si
 position 0 is the sticky bit. They are chosen so that the single rounding is exact, by the
 argument of the emulator's ``_sum2``:
 
-- ``H = mo + f + 2`` (plus the extra distance a subnormal addend's lowest bit can take): an
-  addend more than ``H`` above the product is placed at ``H``; every rounding boundary of the
-  result then lies above both the true and the placed product, so only its sign and
-  non-zeroness count, and those are kept.
+- ``H = max(mc, mo + f + 1) + 1`` (more for a subnormal addend, whose value may lie far below
+  its exponent field): an addend more than ``H`` above the product is placed at ``H``; the
+  addend's lowest bit and every rounding boundary of the result then lie above both the true
+  and the placed product, so only the product's sign and non-zeroness count, and those are
+  kept.
 - ``L`` puts the product's lowest possible leading bit at ``max(pc, po + f + 1)``: an addend
   whose bits fall below position 1 (into the sticky) then lies at least two positions below
   the product's leading bit, and the result's rounding boundaries stay above the sticky.
@@ -40,8 +41,17 @@ from ..formats import _core as core
 from ..formats.rounding import as_rounding
 from . import _cases
 from ._float import pack, unpack
-from .base import Datapath, Graph, Param, Pipeline, check_bool, check_kind, check_stages, \
-    choose_cuts, wire
+from .base import (
+    Datapath,
+    Graph,
+    Param,
+    Pipeline,
+    check_bool,
+    check_kind,
+    check_stages,
+    choose_cuts,
+    wire,
+)
 from .primitives import AlignShifter, LeadingZeroCount, NormalizeShifter, Rounder
 
 __all__ = ["FusedMultiplyAdd", "Multiplier", "Adder"]
@@ -256,6 +266,10 @@ class FusedMultiplyAdd(Datapath):
                        **self._rounding_kw(rand)).astype(np.uint64)
 
     # -- geometry -------------------------------------------------------------------------------
+    def _operand_daz(self, op: str) -> bool:
+        """Whether operand ``op`` reads subnormals as zero."""
+        return self._daz
+
     def _min_sig(self, fmt: FloatFormat) -> int:
         """Smallest non-zero significand of an operand (1 for a possible subnormal)."""
         sub = fmt.zero and fmt.subnormals and not self._daz
@@ -280,11 +294,12 @@ class FusedMultiplyAdd(Datapath):
             return Geometry(px, zx, 0, f, K, 0, 0, N, 0, N - 1 + K)
         fc = self._fmts[self._ADDEND]
         pc, mc = fc.precision, fc.man_bits
-        c_sub = fc.zero and fc.subnormals and not self._daz
-        # An addend above the product: its lowest bit bounds the result's rounding boundaries
-        # from below (for a subnormal addend also the output's emin does).
+        c_sub = fc.zero and fc.subnormals and not self._operand_daz(self._ADDEND)
+        # An addend far above the product: the placed product must stay below the addend's
+        # lowest bit and below the result's finest rounding boundary, which lies mo + f + 1
+        # below the addend's top (for a subnormal addend, as far as the output's emin allows).
         reach = max(1, min(mc + 1, fc.emin - fo.emin + 1)) if c_sub else 1
-        H = mo + f + 1 + reach
+        H = max(mc, mo + f + reach) + 1
         L = max(1, max(pc, po + f + 1) - (px - 1 - zx))
         N = L + px + H + 1
         lo = 0 if self._window is None else max(0, L + px - self._window - 1)
@@ -318,13 +333,15 @@ class FusedMultiplyAdd(Datapath):
         # Unpack.
         s = pipe.stage("unpack", rand=rand, **{
             f"{op}_{k}": v for op, fmt in self._fmts.items()
-            for k, v in vars(unpack(fmt, getattr(self.i, op), daz=self._daz)).items()})
+            for k, v in vars(unpack(fmt, getattr(self.i, op),
+                                    daz=self._operand_daz(op))).items()})
         u = {op: SimpleNamespace(**{k: getattr(s, f"{op}_{k}")
                                     for k in ("nan", "inf", "zero", "neg", "sig", "exp")})
              for op in self._fmts}
 
         # Product term and, in parallel, the addend's alignment.
-        term = SimpleNamespace(**{k: wire(m, f"term_{k}", v) for k, v in vars(self._term(u)).items()})
+        term = SimpleNamespace(**{k: wire(m, f"term_{k}", v)
+                                  for k, v in vars(self._term(u)).items()})
         live: dict[str, Any] = {"rand": s.rand}
         if self._ADDEND is None:
             live.update(mag=term.sig, neg=term.neg, nan=term.nan, inf=term.inf,
@@ -334,7 +351,7 @@ class FusedMultiplyAdd(Datapath):
             nan = term.nan | c.nan | (term.inf & c.inf & (term.neg ^ c.neg))
             inf = ~nan & (term.inf | c.inf)
             sh = wire(m, "align_distance", g.H - (c.exp - term.top))
-            clamp = wire(m, "align_clamp", (c.sig != 0) & ((term.sig == 0) | (sh <= 0)))
+            clamp = wire(m, "align_clamp", c.sig.any() & (~term.sig.any() | (sh <= 0)))
             m.submodules.align = align = AlignShifter(g.N - 2, max_shift=g.N - 2)
             amount = Mux(clamp | (sh <= 0), 0, Mux(sh >= g.N - 2, g.N - 2, sh))
             m.d.comb += [align.value.eq(c.sig << (g.N - 2 - g.pc)),
@@ -352,7 +369,7 @@ class FusedMultiplyAdd(Datapath):
             total = wire(m, "sum", Mux(s.p_neg ^ s.c_neg, s.p - s.c, s.p + s.c))
             negative = total < 0
             mag = wire(m, "sum_mag", Mux(negative, -total, total)[:g.N])
-            exact_zero = total == 0
+            exact_zero = ~total.any()
             total_neg = ~exact_zero & (s.p_neg ^ negative)
             zero = ~s.nan & ~s.inf & exact_zero
             # IEEE 754 §6.3: zeros of one sign keep it, else +0 (-0 rounding down).
@@ -365,7 +382,7 @@ class FusedMultiplyAdd(Datapath):
                 live["tmin"] = s.tmin
             s = pipe.stage("add", **live)
         else:
-            s = SimpleNamespace(**vars(s), zero=~s.nan & ~s.inf & (s.mag == 0))
+            s = SimpleNamespace(**vars(s), zero=~s.nan & ~s.inf & ~s.mag.any())
 
         # Leading-zero count (of the top N - lo bits) and the normalizing shift.
         m.submodules.lzc = lzc = LeadingZeroCount(g.N, window=g.N - g.lo)
@@ -401,7 +418,7 @@ class FusedMultiplyAdd(Datapath):
                      rounder.sticky.eq(s.sticky), rounder.neg.eq(s.neg),
                      rounder.rand.eq(s.rand)]
         q = wire(m, "rounded", s.q + rounder.inc)
-        q_zero = q == 0
+        q_zero = ~q.any()
         e_t = s.e_t
         finite_zero = Const(0, 1)
         if self._window is not None:
@@ -437,7 +454,7 @@ class FusedMultiplyAdd(Datapath):
     # -- test vectors ---------------------------------------------------------------------------
     def _nan_free(self, vectors: dict[str, np.ndarray]) -> np.ndarray:
         """Mask of the vectors whose result is not NaN (for outputs that cannot encode NaN)."""
-        cls = {op: core.unpack_float(f, vectors[op], daz=self._daz)[:2]
+        cls = {op: core.unpack_float(f, vectors[op], daz=self._operand_daz(op))[:2]
                for op, f in self._fmts.items()}
         x, y = (cls[op] for op in self._FACTORS) if len(self._FACTORS) == 2 else \
             (cls[self._FACTORS[0]], None)

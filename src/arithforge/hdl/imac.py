@@ -12,8 +12,16 @@ import numpy as np
 from amaranth import Module, Mux
 
 from ..formats import IntFormat, ops
-from .base import Datapath, Graph, Param, Pipeline, check_bool, check_kind, check_stages, \
-    choose_cuts
+from .base import (
+    Datapath,
+    Graph,
+    Param,
+    Pipeline,
+    check_bool,
+    check_kind,
+    check_stages,
+    choose_cuts,
+)
 
 __all__ = ["IntegerMAC"]
 

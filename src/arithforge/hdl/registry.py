@@ -13,12 +13,13 @@ from ..formats import get_format
 from .base import Datapath, Param
 from .fma import Adder, FusedMultiplyAdd, Multiplier
 from .imac import IntegerMAC
+from .lmul import LMulMAC, LMulMultiplier
 
 __all__ = ["DATAPATHS", "Param", "build"]
 
 DATAPATHS: dict[str, type[Datapath]] = {
     cls.name: cls
-    for cls in (FusedMultiplyAdd, Multiplier, Adder, IntegerMAC)
+    for cls in (FusedMultiplyAdd, Multiplier, Adder, LMulMultiplier, LMulMAC, IntegerMAC)
 }
 
 

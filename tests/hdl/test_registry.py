@@ -1,0 +1,136 @@
+"""The registry, every catalog float format through the FMA generator, structure graphs,
+pipelining and the Verilog ports."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+from amaranth.back import verilog
+
+from arithforge.formats import FloatFormat, get_format, names
+from arithforge.hdl import FusedMultiplyAdd, registry
+from arithforge.hdl.base import Param
+
+FLOATS = [n for n in names() if isinstance(get_format(n), FloatFormat)]
+KINDS = {"adder", "multiplier", "shifter", "lzc", "mux", "register", "comparator", "rounder",
+         "logic", "lut", "input", "output"}
+
+BUILDS = [
+    ("fma", {"a": "float8_e4m3fn", "c": "float32", "out": "float32", "stages": "2"}),
+    ("fma", {"a": "bfloat16", "normalization": "4", "rounding": "stochastic"}),
+    ("mul", {"a": "float8_e5m2", "rounding": "rdn", "stages": 1}),
+    ("add", {"a": "float16", "saturate": "true"}),
+    ("lmul", {"fmt": "float8_e4m3fn", "form": "equation", "stages": 2}),
+    ("lmac", {"fmt": "float8_e5m2", "acc": "bfloat16", "stages": 3}),
+    ("imac", {"a_bits": "4", "b_bits": 4, "acc_bits": 12, "signed": False, "stages": 1}),
+]
+
+
+def test_names() -> None:
+    assert set(registry.DATAPATHS) == {"fma", "mul", "add", "lmul", "lmac", "imac"}
+    for name, cls in registry.DATAPATHS.items():
+        assert cls.name == name
+        for pname, p in cls.cli_params.items():
+            assert isinstance(p, Param), pname
+            assert p.kind in ("format", "int", "str", "bool") or p.kind.startswith("choice:")
+
+
+@pytest.mark.parametrize(("name", "params"), BUILDS, ids=[b[0] for b in BUILDS])
+def test_build_and_faces(name, params, rng) -> None:
+    dp = registry.build(name, **params)
+    assert dp.latency == int(params.get("stages", 0))
+    g = dp.structure()
+    assert isinstance(g, nx.DiGraph)
+    assert nx.is_directed_acyclic_graph(g)
+    for node, attrs in g.nodes(data=True):
+        assert attrs["kind"] in KINDS, node
+        assert isinstance(attrs["width"], int), node
+        assert attrs["width"] >= 0, node
+    registers = [n for n, a in g.nodes(data=True) if a["kind"] == "register"]
+    assert len(registers) == dp.latency
+    vec = dp.test_cases(rng, "random", 50)
+    assert set(vec) == set(dp.operands)
+    for op in dp.operands:
+        assert int(vec[op].max()) < 1 << dp.operand_widths[op]
+    assert dp.reference(**vec).shape == (50,)
+    assert dp.describe()["datapath"] == name
+    text = verilog.convert(dp, name="top", emit_src=False)
+    ports = {f"i__{op}" for op in dp.operands} | {"i__valid", "o__valid", "o__result"}
+    for port in ports:
+        assert f" {port}" in text
+    assert (" clk;" in text) == (dp.latency > 0)
+
+
+def test_build_errors() -> None:
+    with pytest.raises(ValueError, match=r"^unknown datapath 'fmaa'; closest: fma, .*\(known: "
+                                         r"add, fma, "):
+        registry.build("fmaa")
+    with pytest.raises(ValueError, match=r"^fma has no parameter 'round' \(did you mean "
+                                         r"'rounding'\?\); its parameters: a, b, c, out, "):
+        registry.build("fma", round="rne")
+    with pytest.raises(ValueError, match=r"^fma parameter rounding must be one of rne, rna, rtz, "
+                                         r"rup, rdn, rto, stochastic, not 'up'$"):
+        registry.build("fma", rounding="up")
+    with pytest.raises(ValueError, match=r"^imac parameter stages must be an integer, "
+                                         r"not 'two'$"):
+        registry.build("imac", stages="two")
+
+
+def test_defaults_follow_the_emulator() -> None:
+    dp = registry.build("fma", a="bfloat16", c="float32")
+    assert {k: f.name for k, f in dp.formats.items()} == {
+        "a": "bfloat16", "b": "bfloat16", "c": "float32", "result": "float32"}
+
+
+@pytest.mark.parametrize("fmt", FLOATS)
+def test_every_float_format_elaborates(fmt) -> None:
+    f = get_format(fmt)
+    if f.bits > 32:
+        with pytest.raises(ValueError, match=rf"^fmt_a must be at most 32 bits wide, not "
+                                             rf"{fmt} \({f.bits} bits\)$"):
+            FusedMultiplyAdd(f, f, f, f)
+        return
+    dut = FusedMultiplyAdd(f, f, f, f, stages=2)
+    text = verilog.convert(dut, name="top", emit_src=False)
+    assert "module top" in text
+
+
+@pytest.mark.parametrize("name", ["fma", "mul", "lmul", "imac"])
+def test_combinational_has_no_clock(name) -> None:
+    dp = registry.build(name)
+    text = verilog.convert(dp, name="top", emit_src=False)
+    assert " clk" not in text
+    assert " rst" not in text
+
+
+@pytest.mark.parametrize(("name", "params"), [
+    ("fma", {"a": "float8_e4m3fn", "stages": 3}),
+    ("fma", {"a": "float8_e5m2", "normalization": "2", "stages": 5}),
+    ("mul", {"a": "float8_e4m3fn", "rounding": "stochastic", "stages": 2}),
+    ("add", {"a": "bfloat16", "stages": 7}),
+    ("lmul", {"fmt": "float8_e5m2", "stages": 1}),
+    ("lmac", {"fmt": "float8_e4m3fn", "acc": "float16", "stages": 2}),
+], ids=lambda v: v if isinstance(v, str) else str(v.get("stages")))
+def test_pipelined(name, params, rng, run_pipe) -> None:
+    dut = registry.build(name, **params)
+    n = 60
+    vec = dut.test_cases(rng, "random", n)
+    gaps = rng.random(n) < 0.25
+    pres, ov, res = run_pipe(dut, vec, gaps)
+    lat = dut.latency
+    assert lat == params["stages"]
+    assert not ov[:lat].any()
+    np.testing.assert_array_equal(ov[lat:lat + n], pres[:n])
+    assert not ov[lat + n:].any()
+    want = dut.reference(**vec)
+    np.testing.assert_array_equal(res[lat:lat + n][~gaps], want[~gaps])
+
+
+@pytest.mark.cosim
+@pytest.mark.parametrize(("name", "params"), BUILDS, ids=[b[0] for b in BUILDS])
+def test_verilator_lint(name, params) -> None:
+    from arithforge.sim import export
+
+    dp = registry.build(name, **params)
+    export.lint(export.to_verilog(dp, "top"), "top")
