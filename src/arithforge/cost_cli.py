@@ -168,10 +168,11 @@ def calibrate(args: argparse.Namespace) -> int:
 
     Every design of the set (FMAs over many formats, exact and approximate normalization, L-Mul,
     integer MACs, and the bit-serial and LUT cores where the registry has them) is synthesized
-    with Yosys (transistors, iCE40 LUTs; cached), then non-negative least squares on relative
-    error fits one factor per component kind on a deterministic training split. Fit quality is
-    reported on the held-out designs: Spearman rank correlation and median absolute relative
-    error. --write stores the factors in costmodel/data/calibrated.toml, which `cost` then uses.
+    with Yosys (transistors, iCE40 LUTs; cached), then least squares on the log scale, with a
+    weak prior toward 1, fits one factor per component kind on a deterministic training split.
+    Fit quality is reported on the held-out designs: Spearman rank correlation and median
+    absolute relative error. --write stores the factors in costmodel/data/calibrated.toml,
+    which `cost` then uses.
     """
     cal = import_package("arithforge.costmodel.calibrate")
     if args.jobs < 1:

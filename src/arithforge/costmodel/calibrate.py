@@ -4,10 +4,10 @@ For every design of :func:`design_set` the uncalibrated model gives one feature 
 kind (the transistors its closed forms predict for that kind), and synthesis gives two truths:
 Yosys ``stat -tech cmos`` transistors and iCE40 LUT4s (:mod:`.synth`, cached). A deterministic
 split (:func:`.fit.held_out`, by a hash of each design's label) keeps about a quarter of the
-designs out of the fit; non-negative least squares on relative error (:func:`.fit.fit_factors`)
-fits one factor per kind for transistors and one LUT-per-transistor coefficient per kind for
-iCE40. Quality is reported on the held-out designs only: Spearman rank correlation and median
-absolute relative error of the prediction against the truth.
+designs out of the fit; least squares on the log scale with a weak log-normal prior
+(:func:`.fit.fit_factors`) fits one factor per kind for transistors and one LUT-per-transistor
+coefficient per kind for iCE40. Quality is reported on the held-out designs only: Spearman rank
+correlation and median absolute relative error of the prediction against the truth.
 
 :func:`write_calibration` stores the factors in ``data/calibrated.toml``, which
 :func:`~.tech.load_tech` applies by default.

@@ -1,5 +1,5 @@
-"""Numerical pieces of calibration, numpy only: non-negative least squares, rank correlation,
-relative error, and a deterministic train/held-out split."""
+"""Numerical pieces of calibration, numpy only: a log-scale least-squares fit of per-kind factors,
+rank correlation, relative error, and a deterministic train/held-out split."""
 
 from __future__ import annotations
 
@@ -8,37 +8,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["fit_factors", "held_out", "median_abs_err", "nnls", "spearman"]
-
-
-def nnls(a: np.ndarray, b: np.ndarray, *, max_iter: int | None = None) -> np.ndarray:
-    """Solve ``min ||a @ x - b||`` subject to ``x >= 0`` (Lawson & Hanson 1974, ch. 23)."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    m, n = a.shape
-    if b.shape != (m,):
-        raise ValueError(f"b must have shape ({m},), not {b.shape}")
-    x = np.zeros(n)
-    passive = np.zeros(n, dtype=bool)
-    tol = 10 * np.finfo(np.float64).eps * np.linalg.norm(a, 1) * max(m, n)
-    for _ in range(max_iter or 3 * n + 10):
-        w = a.T @ (b - a @ x)
-        if passive.all() or np.max(w[~passive], initial=-np.inf) <= tol:
-            break
-        j = int(np.argmax(np.where(passive, -np.inf, w)))
-        passive[j] = True
-        while True:
-            z = np.zeros(n)
-            z[passive] = np.linalg.lstsq(a[:, passive], b, rcond=None)[0]
-            if np.all(z[passive] > tol):
-                x = z
-                break
-            blocking = passive & (z <= tol)
-            alpha = np.min(x[blocking] / (x[blocking] - z[blocking]))
-            x = x + alpha * (z - x)
-            passive &= x > tol
-            x[~passive] = 0.0
-    return x
+__all__ = ["fit_factors", "held_out", "median_abs_err", "spearman"]
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
@@ -74,24 +44,47 @@ def held_out(label: str, fraction: int = 4) -> bool:
 
 
 def fit_factors(features: Sequence[Mapping[str, float]], truth: Sequence[float],
-                prior: Mapping[str, float], *, ridge: float = 0.01) -> dict[str, float]:
-    """Fit one non-negative factor per kind so that ``sum_k c_k * features[d][k] ~ truth[d]``.
+                prior: Mapping[str, float], *, strength: float = 0.1,
+                max_iter: int = 200) -> dict[str, float]:
+    """Fit one positive factor per kind so that ``sum_k c_k * features[d][k] ~ truth[d]``.
 
-    The residuals are relative (each row divided by its truth), so small and large designs count
-    alike; a weak ridge pulls each factor toward ``prior`` so that a kind the data hardly
-    constrains keeps a sensible value. Kinds absent from every design get their prior.
+    Least squares on the log scale: minimize ``sum_d log(pred_d / truth_d)^2 + strength *
+    sum_k log(c_k / prior_k)^2`` over ``c_k = exp(theta_k)`` by damped Gauss-Newton. Relative
+    errors make small and large designs count alike; the log-normal prior keeps every factor
+    positive and pulls those the data hardly constrain (kinds that always appear together)
+    toward ``prior`` instead of letting them trade off to zero. Kinds absent from every design
+    keep their prior.
     """
     kinds = sorted({k for f in features for k, v in f.items() if v > 0})
-    if not kinds:
-        return dict(prior)
-    t = np.asarray(truth, dtype=np.float64)
-    a = np.array([[f.get(k, 0.0) for k in kinds] for f in features]) / t[:, None]
-    b = np.ones(len(t))
-    lam = np.sqrt(ridge)
-    p = np.array([prior.get(k, 1.0) for k in kinds])
-    a = np.vstack([a, lam * np.eye(len(kinds))])
-    b = np.concatenate([b, lam * p])
-    x = nnls(a, b)
     out = dict(prior)
-    out.update({k: float(v) for k, v in zip(kinds, x, strict=True)})
+    if not kinds:
+        return out
+    a = np.array([[f.get(k, 0.0) for k in kinds] for f in features], dtype=np.float64)
+    y = np.asarray(truth, dtype=np.float64)
+    if np.any(y <= 0) or np.any(a.sum(axis=1) <= 0):
+        raise ValueError("every design needs a positive truth and some modelled component")
+    theta0 = np.log([prior.get(k, 1.0) for k in kinds])
+    lam = np.sqrt(strength)
+
+    def residuals(theta: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.log(a @ np.exp(theta) / y), lam * (theta - theta0)])
+
+    theta = theta0.copy()
+    cost = float(np.sum(residuals(theta) ** 2))
+    for _ in range(max_iter):
+        c = np.exp(theta)
+        pred = a @ c
+        jac = np.vstack([a * c / pred[:, None], lam * np.eye(len(kinds))])
+        step = np.linalg.lstsq(jac, -residuals(theta), rcond=None)[0]
+        # Halve the step until the objective decreases (Gauss-Newton can overshoot).
+        for _ in range(30):
+            new_cost = float(np.sum(residuals(theta + step) ** 2))
+            if new_cost <= cost:
+                break
+            step = step / 2
+        theta, done = theta + step, cost - new_cost < 1e-12 * max(cost, 1.0)
+        cost = new_cost
+        if done:
+            break
+    out.update({k: float(v) for k, v in zip(kinds, np.exp(theta), strict=True)})
     return out
