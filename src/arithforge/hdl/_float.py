@@ -105,7 +105,9 @@ def pack(fmt: FloatFormat, rounding: Rounding, *, saturate: bool, nan: Value, in
     elif fmt.has_nan:
         is_nan = is_nan | inf_like
     else:
-        out = Mux(inf_like, max_mag, out)
+        # No inf and no NaN: the emulator refuses NaN results; the hardware gives the largest
+        # magnitude for them (not part of the contract).
+        out = Mux(inf_like | nan, max_mag, out)
     mag_bits = out[:fmt.mag_bits]
     if fmt.signed:
         sign = neg
