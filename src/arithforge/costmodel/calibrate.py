@@ -15,10 +15,12 @@ correlation and median absolute relative error of the prediction against the tru
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -168,6 +170,15 @@ def measure(designs: Sequence[Design], *, jobs: int = 2, registry: Any = None,
     tech = load_tech(calibration=False)
     start = time.perf_counter()
     pending = []
+    finished = itertools.count(1)  # callbacks run in the worker threads; next() is atomic
+
+    def report(label: str, future: Future[tuple[int, int]]) -> None:
+        done = next(finished)
+        if progress is not None and future.exception() is None:
+            transistors, luts = future.result()
+            print(f"[{done}/{len(designs)} {time.perf_counter() - start:6.1f} s] {label}: "
+                  f"{transistors} transistors, {luts} LUTs", file=progress, flush=True)
+
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for d in designs:
             try:
@@ -181,14 +192,11 @@ def measure(designs: Sequence[Design], *, jobs: int = 2, registry: Any = None,
                 continue
             feats = features(dp.structure(), tech)
             top = export.module_name(d.datapath)
-            pending.append((d, feats, pool.submit(_truth, export.to_verilog(dp, top), top)))
-        samples = []
-        for i, (d, feats, future) in enumerate(pending, 1):
-            transistors, luts = future.result()
-            samples.append(Sample(d, feats, transistors, luts, held_out(d.label)))
-            if progress is not None:
-                print(f"[{i}/{len(pending)} {time.perf_counter() - start:6.1f} s] {d.label}: "
-                      f"{transistors} transistors, {luts} LUTs", file=progress, flush=True)
+            future = pool.submit(_truth, export.to_verilog(dp, top), top)
+            future.add_done_callback(functools.partial(report, d.label))
+            pending.append((d, feats, future))
+        samples = [Sample(d, feats, *future.result(), held_out(d.label))
+                   for d, feats, future in pending]
     return samples
 
 
