@@ -12,7 +12,7 @@ TECH = load_tech(calibration=False)
 WIDTHS = [1, 2, 3, 4, 7, 8, 11, 16, 24, 32, 53, 64]
 
 NODES = {
-    "adder": [{"arch": a} for a in ADDER_ARCHS] + [{"inputs": 3}],
+    "adder": [{"arch": a} for a in ADDER_ARCHS] + [{"inputs": 3}, {"inputs": 1}],
     "multiplier": ([{"arch": a} for a in MULTIPLIER_ARCHS]
                    + [{"arch": a, "signed": True} for a in MULTIPLIER_ARCHS]),
     "shifter": [{}, {"bidirectional": True, "sticky": True}],
@@ -42,6 +42,13 @@ def test_prefix_adders_are_faster_and_larger_than_ripple() -> None:
     ripple, bk, ks = (cost({"kind": "adder", "width": 64, "arch": a}, TECH) for a in ADDER_ARCHS)
     assert ks.delay_ns < bk.delay_ns < ripple.delay_ns
     assert ripple.area_um2 < bk.area_um2 < ks.area_um2
+
+
+def test_adder_inputs() -> None:
+    one, two, three = (cost({"kind": "adder", "width": 16, "inputs": k}, TECH) for k in (1, 2, 3))
+    assert one.transistors == 16 * TECH.cell("ha").transistors
+    assert one.transistors < two.transistors < three.transistors
+    assert three.transistors == 2 * two.transistors
 
 
 def test_booth_halves_the_partial_products() -> None:

@@ -97,18 +97,22 @@ def _check(value: int, what: str, minimum: int = 1) -> int:
 # -- primitives ---------------------------------------------------------------------------------
 
 def adder(width: int, *, arch: str = "ripple", inputs: int = 2) -> Primitive:
-    """Carry-propagate adder of ``inputs`` ``width``-bit operands.
+    """Carry-propagate adder of ``inputs`` ``width``-bit variable operands.
 
-    More than two operands first go through a carry-save tree of full adders. ``ripple``: one full
+    One variable operand (``inputs=1``: increment, negate, add a constant) is a half-adder
+    chain: one half adder per bit, delay linear in the width. More than two operands first go
+    through a carry-save tree of full adders. ``ripple``: one full
     adder per bit, delay linear in the width (what Yosys and ABC build when optimizing area).
     ``brent-kung`` / ``kogge-stone``: generate/propagate half adders, a prefix tree of
     ``2w - 2 - log2 w`` / ``w log2 w - w + 1`` carry cells (three gates each) and sum XORs; delay
     logarithmic.
     """
     w = _check(width, "adder width")
-    _check(inputs, "adder inputs", 2)
+    _check(inputs, "adder inputs", 1)
     if arch not in ADDER_ARCHS:
         raise ValueError(f"adder arch must be one of {', '.join(ADDER_ARCHS)}, not {arch!r}")
+    if inputs == 1:
+        return Primitive({"ha": float(w)}, lambda t: w * t.cell("ha").delay_ns)
     levels = _csa_levels(inputs)
     cells: dict[str, float] = {"fa": float((inputs - 2) * w)}
     lg = clog2(w)
