@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from arithforge.costmodel import TechError, load_tech
+from arithforge.costmodel import KINDS, TechError, load_tech
 from arithforge.costmodel.tech import CELLS, DEFAULT_TECH, load_calibration
 
 
@@ -100,6 +100,7 @@ def test_calibration_applies(tmp_path: Path) -> None:
     parts = {c.name: c.cost.transistors for c in raw.components}
     assert cal.transistors == pytest.approx(1.5 * parts["add"] + 0.5 * parts["mul"])
     assert cal.delay_ns == raw.delay_ns
+    assert cal.energy_pj == raw.energy_pj  # energy stays on the Horowitz-anchored cells
     assert cal.ice40_luts == pytest.approx(0.02 * parts["add"])
     assert raw.ice40_luts is None
 
@@ -109,6 +110,22 @@ def test_calibration_validation(tmp_path: Path) -> None:
     with pytest.raises(TechError, match=r"^c.toml: unknown key 'calibration.size.multiplyer' "
                                         r"\(expected one of adder, .*\)$"):
         load_calibration(path)
+
+
+def test_shipped_calibration_is_valid() -> None:
+    from arithforge.costmodel.tech import DEFAULT_CALIBRATION
+
+    if not DEFAULT_CALIBRATION.is_file():
+        pytest.fail("costmodel/data/calibrated.toml is missing: run `arithforge calibrate "
+                    "--write`")
+    cal = load_calibration(DEFAULT_CALIBRATION)
+    assert cal.meta["command"].startswith("arithforge calibrate")
+    assert cal.meta["designs"] >= 40
+    assert set(cal.size) <= set(KINDS)
+    assert all(v > 0 for v in cal.size.values())
+    assert cal.meta["quality"]["spearman"] >= 0.95
+    assert cal.meta["quality"]["median_abs_err"] <= 0.15
+    assert load_tech().calibration.size == cal.size
 
 
 BLOCKED = """

@@ -340,7 +340,10 @@ def cost(attrs: Mapping[str, Any], tech: Technology, node: str = "?") -> Compone
     """Area, transistors, energy per operation and delay of one node, ``count`` copies.
 
     The node's ``activity`` (default 1: uniformly random operands) scales its energy; the
-    technology's calibration factor of its kind scales area, transistors and energy.
+    technology's calibration factor of its kind scales area and transistors. Energy keeps the
+    technology's per-cell energies, which are anchored on Horowitz's measurements: synthesis
+    counts cells, it measures no energy, and a factor that makes up for how a datapath
+    annotates its graph says nothing about switched capacitance.
     """
     prim = primitive(attrs, node)
     count = attrs.get("count", 1)
@@ -356,7 +359,7 @@ def cost(attrs: Mapping[str, Any], tech: Technology, node: str = "?") -> Compone
     return ComponentCost(
         area_um2=factor * sum(n * tech.cell(c).area_um2 for c, n in cells.items()),
         transistors=factor * raw,
-        energy_pj=factor * count * activity * sum(n * tech.cell(c).energy_pj
+        energy_pj=count * activity * sum(n * tech.cell(c).energy_pj
                                                   for c, n in switched.items()),
         delay_ns=prim.delay(tech),
         cells=cells,

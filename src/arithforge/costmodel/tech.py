@@ -56,7 +56,7 @@ class Calibration:
     Members
     -------
     size : dict of str to float
-        Multiplies the cell counts of each component kind: its area, transistors and energy.
+        Multiplies the area and transistors of each component kind (not its energy).
     ice40_luts : dict of str to float
         iCE40 LUT4s per (calibrated) model transistor of each kind; empty: no LUT estimate.
     meta : dict
