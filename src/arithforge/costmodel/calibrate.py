@@ -114,6 +114,12 @@ def _lmul_designs() -> list[Design]:
             for form in ("int", "equation")]
 
 
+def _lmac_designs() -> list[Design]:
+    return [Design("lmac", {"fmt": f, "acc": acc})
+            for f, acc in (("float8_e4m3fn", "float32"), ("float8_e4m3fn", "bfloat16"),
+                           ("float8_e5m2", "float16"), ("bfloat16", "float32"))]
+
+
 def _imac_designs() -> list[Design]:
     return [Design("imac", {"a_bits": a, "b_bits": b, "acc_bits": acc, "signed": signed})
             for a, b, acc, signed in ((2, 2, 8, True), (4, 4, 16, True), (4, 8, 20, True),
@@ -128,6 +134,7 @@ SWEEPS: dict[str, Callable[[], list[Design]]] = {
     "fma": _fma_designs,
     "mul": _mul_designs,
     "lmul": _lmul_designs,
+    "lmac": _lmac_designs,
     "imac": _imac_designs,
 }
 
@@ -337,11 +344,12 @@ def write_calibration(report: Report, *, command: str, path: str | Path = DEFAUL
                "uncalibrated_spearman": summary["uncalibrated"]["spearman"],
                "uncalibrated_median_abs_err": summary["uncalibrated"]["median_abs_err"]}
     lines = [
-        f"# Written by `{command}`: per-kind factors of the cost model fitted against",
-        "# Yosys synthesis (costmodel/calibrate.py). Do not edit by hand; rerun the command.",
-        "# [calibration.size] multiplies the area, transistors and energy of each component",
-        "# kind; [calibration.ice40_luts] gives iCE40 LUT4s per model transistor of each kind.",
-        "# [calibration.quality] is measured on the held-out designs only.",
+        f"# Written by `{command}`:",
+        "# per-kind factors of the cost model fitted against Yosys synthesis",
+        "# (costmodel/calibrate.py). Do not edit by hand; rerun the command.",
+        "# [calibration.size] multiplies the area and transistors of each component kind (not",
+        "# its energy); [calibration.ice40_luts] gives iCE40 LUT4s per model transistor of each",
+        "# kind. [calibration.quality] is measured on the held-out designs only.",
         "",
         "[calibration.meta]",
         *(f"{k} = {_toml_value(v)}" for k, v in meta.items()),
