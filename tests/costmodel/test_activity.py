@@ -67,6 +67,11 @@ def test_operand_streams(tinymac) -> None:
     assert gauss["c"].max() <= 255
     # Half the Gaussian values are negative and saturate to zero in an unsigned format.
     assert np.mean(gauss["a"] == 0) > 0.4
+    # The addend is the accumulator of a dot product: running sums of a * b in blocks of 64.
+    products = gauss["a"].astype(np.int64) * gauss["b"].astype(np.int64)
+    block = np.concatenate([[0], np.cumsum(products[:63])])
+    np.testing.assert_array_equal(gauss["c"][:64], np.minimum(block, 255))
+    assert gauss["c"][64] == 0
     with pytest.raises(Exception, match=r"operand stream must be one of uniform, gaussian, "
                                         r"laplace, student-t3 or trace:DIR, not 'normal'"):
         operand_stream(dp, "normal", 10)

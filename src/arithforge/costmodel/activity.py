@@ -134,19 +134,31 @@ def _formats(dp: Any) -> dict[str, Any]:
             if op in dp.operands}
 
 
-def _encode(fmt: Any, values: np.ndarray, width: int) -> np.ndarray:
-    """Codes of ``values`` in ``fmt``, saturating. Formats of at most 8 bits (integers, FP8 and
-    narrower) get per-tensor absmax scaling onto their largest finite value, as quantization
-    does; wider floats take the unit-variance values as they are."""
+def _encode(fmt: Any, values: np.ndarray, width: int, *, scale: bool = True) -> np.ndarray:
+    """Codes of ``values`` in ``fmt``, saturating. Floats take the values as they are (unit
+    variance suits every float format down to FP4); fixed-point and integer formats get
+    per-tensor absmax scaling onto their largest value when ``scale``, as quantization does."""
     from ..formats import FloatFormat
 
-    if isinstance(fmt, FloatFormat) and fmt.bits > 8:
-        scaled = values
-    else:
+    if scale and not isinstance(fmt, FloatFormat):
         peak = float(np.max(np.abs(values))) or 1.0
-        scaled = values * (float(fmt.max_finite) / peak)
-    codes = np.asarray(fmt.encode(scaled, saturate=True)).astype(np.uint64)
+        values = values * (float(fmt.max_finite) / peak)
+    codes = np.asarray(fmt.encode(values, saturate=True)).astype(np.uint64)
     return codes & np.uint64((1 << width) - 1)
+
+
+#: Products per partial sum in the accumulator operand of a multiply-add stream.
+BLOCK = 64
+
+
+def _partial_sums(products: np.ndarray) -> np.ndarray:
+    """The accumulator each product is added to: the sum of the products before it in its block
+    of :data:`BLOCK` (zero at the start of a block), as in a dot product of length BLOCK."""
+    out = np.empty_like(products)
+    for start in range(0, len(products), BLOCK):
+        block = products[start:start + BLOCK]
+        out[start:start + BLOCK] = np.concatenate([[0.0], np.cumsum(block)[:-1]])
+    return out
 
 
 def _trace_values(path: str, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -167,10 +179,11 @@ def operand_stream(dp: Any, stream: str, n: int, seed: int = 0) -> dict[str, np.
     """``n`` operand vectors for ``dp`` drawn from ``stream``.
 
     ``uniform``: uniformly random codes of every operand. ``gaussian``/``laplace``/
-    ``student-t3``: values of unit variance encoded into each operand's format (a datapath
-    without formats gets uniform codes for that operand). ``trace:DIR``: products of the first
-    GEMM of the trace: the first operand from its activations, the second from its weights, any
-    further one (an addend) Gaussian with the spread of a partial sum.
+    ``student-t3``: the first two operands are values of unit variance encoded into their formats
+    (integers absmax-scaled); ``trace:DIR``: they are activations and weights of the first GEMM
+    of the trace. A third operand with a format is the accumulator of a dot product: the partial
+    sum of the products of the decoded first two operands, in blocks of :data:`BLOCK`. Operands
+    without a format (``rand`` of stochastic rounding) get uniform codes.
     """
     from ..workloads.synthetic import DISTRIBUTIONS, sample
 
@@ -192,13 +205,18 @@ def operand_stream(dp: Any, stream: str, n: int, seed: int = 0) -> dict[str, np.
         raise ArithforgeError(f"operand stream must be one of {', '.join(STREAMS)} or "
                               f"trace:DIR, not {stream!r}")
     out = {}
-    for i, op in enumerate(dp.operands):
+    ops = list(dp.operands)
+    for i, op in enumerate(ops):
         if op not in formats:
             out[op] = uniform(op)
-            continue
-        v = values[i] if i < len(values) else sample(
-            "gaussian" if stream.startswith("trace:") else stream, rng, (n,)).astype(np.float64)
-        out[op] = _encode(formats[op], v, widths[op])
+        elif i < 2:
+            v = values[i] if values else sample(stream, rng, (n,)).astype(np.float64)
+            out[op] = _encode(formats[op], v, widths[op])
+        elif i == 2 and all(o in formats for o in ops[:2]):
+            a, b = (np.asarray(formats[o].decode(out[o]), dtype=np.float64) for o in ops[:2])
+            out[op] = _encode(formats[op], _partial_sums(a * b), widths[op], scale=False)
+        else:
+            out[op] = uniform(op)
     return out
 
 
