@@ -23,6 +23,10 @@ CONFIGS: list[tuple[str, dict[str, Any]]] = [
     ("add", {"a": "float8_e4m3fn"}),
     ("add", {"a": "float8_e5m2", "stages": 2, "rounding": "rup"}),
     ("fma", {"a": "float8_e4m3fn", "stages": 3}),
+    ("lmul", {"fmt": "float8_e5m2", "form": "equation"}),
+    ("lmul", {"fmt": "float8_e4m3fn", "stages": 2, "saturate": True}),
+    ("lmac", {}),
+    ("lmac", {"stages": 2}),
 ]
 
 
@@ -49,9 +53,9 @@ def test_lint(config: tuple[str, dict[str, Any]]) -> None:
 
 
 #: Exhaustive here when the operand space is small; an FP8 FMA's 2**24 triples are in the
-#: acceptance sweep (make verify-all).
+#: acceptance sweep (make verify-all), and an L-Mul MAC's float32 accumulator has no end.
 HARNESS_RUNS = [(config, kind) for config in CONFIGS for kind in ("exhaustive", "corner")
-                if not (kind == "exhaustive" and config[0] == "fma")]
+                if not (kind == "exhaustive" and config[0] in ("fma", "lmac"))]
 
 
 @pytest.mark.cosim
@@ -73,11 +77,15 @@ def test_harness_random(config: tuple[str, dict[str, Any]], seed: int) -> None:
 
 
 PIPELINED = [c for c in CONFIGS if c[1].get("stages")]
+#: Every pipelined configuration on Icarus (builds in a second); on Verilator, whose cocotb
+#: builds take half a minute each, the multiplier and the FMA.
+BENCH_RUNS = [pytest.param(c, "icarus", marks=pytest.mark.cosim("icarus"), id=f"{_id(c)}-icarus")
+              for c in PIPELINED] + [
+    pytest.param(c, "verilator", marks=pytest.mark.cosim("verilator"), id=f"{_id(c)}-verilator")
+    for c in PIPELINED if c[0] in ("mul", "fma")]
 
 
-@pytest.mark.parametrize("simulator", [pytest.param(s, marks=pytest.mark.cosim(s), id=s)
-                                       for s in cocotb_benches.SIMULATORS])
-@pytest.mark.parametrize("config", PIPELINED, ids=_id)
+@pytest.mark.parametrize(("config", "simulator"), BENCH_RUNS)
 def test_cocotb_benches(config: tuple[str, dict[str, Any]], simulator: str, seed: int) -> None:
     name, params = config
     result = cocotb_benches.run_benches(registry.build(name, **params), simulator, n=1500,

@@ -12,7 +12,8 @@ The list:
   triples, also pipelined); L-Mul e4m3fn/e5m2, all pairs, both forms; int8 MAC over every
   operand pair with the datapath's fixed accumulator set;
 - random and corner, 10^7 each: e4m3fn x e4m3fn + float32 -> float32, bfloat16 and float16 FMA,
-  float32 FMA (10^6), approximate-normalization bfloat16 FMA at two window widths.
+  float32 FMA (10^6), approximate-normalization bfloat16 FMA at two window widths;
+- beyond the list: the L-Mul MAC, random and corner, 10^6 each.
 """
 
 from __future__ import annotations
@@ -85,6 +86,10 @@ def _build_cases() -> list[Case]:
     for label, params, n in sampled:
         for kind in ("random", "corner"):
             out.append(Case(f"{label}", "fma", params, kind, n))
+    # Beyond the issue's list: the L-Mul MAC (L-Mul product, float32 accumulation).
+    for kind in ("random", "corner"):
+        out.append(Case("lmac e4m3fn -> float32", "lmac", {"fmt": FP8[0], "acc": "float32"},
+                        kind, 10**6))
     # The bounded FMA sample: 10^6 random e4m3fn -> float32 vectors, as `make test` runs them.
     out.append(Case("fma e4m3fn x e4m3fn + float32 -> float32", "fma", _fma(FP8[0], "float32"),
                     "random", 10**6, bounded=True))
