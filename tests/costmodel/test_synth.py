@@ -177,3 +177,15 @@ def test_missing_tool_is_one_line(monkeypatch: pytest.MonkeyPatch, cache: Path) 
             synthesize(ADDER, "add4", "cmos")
     finally:
         toolchain.yosys.cache_clear()
+
+
+def test_scripts() -> None:
+    assert synth.yosys_script("cmos", "t") == (
+        "read_verilog design.v; synth -flatten -top t; dfflegalize -cell $_DFF_P_ 01; "
+        "abc -g cmos2; opt_clean; tee -q -o stat.json stat -tech cmos -json")
+    assert "synth -flatten -noalumacc -top t;" in synth.yosys_script("cmos", "t", noalumacc=True)
+    assert synth.yosys_script("ecp5", "t", nodsp=True).startswith(
+        "read_verilog design.v; synth_ecp5 -top t -nodsp;")
+    with pytest.raises(synth.ArithforgeError, match="noalumacc is an option of the cmos flow "
+                                                    "only, not of ice40"):
+        synth.yosys_script("ice40", "t", noalumacc=True)

@@ -168,7 +168,7 @@ def measure(designs: Sequence[Design], *, jobs: int = 2, registry: Any = None,
     threads, each waiting on one process. A design the registry rejects (a ``ValueError``, a
     format it does not support) is left out and described in ``skipped``.
     """
-    from ..sim import export
+    from .synth import export_datapath
 
     if registry is None:
         from ..cli import import_package
@@ -198,8 +198,8 @@ def measure(designs: Sequence[Design], *, jobs: int = 2, registry: Any = None,
                     print(f"skipped {note}", file=progress, flush=True)
                 continue
             feats = features(dp.structure(), tech)
-            top = export.module_name(d.datapath)
-            future = pool.submit(_truth, export.to_verilog(dp, top), top)
+            verilog, top, _ = export_datapath(dp)
+            future = pool.submit(_truth, verilog, top)
             future.add_done_callback(functools.partial(report, d.label))
             pending.append((d, feats, future))
         samples = [Sample(d, feats, *future.result(), held_out(d.label))

