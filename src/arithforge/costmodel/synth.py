@@ -48,7 +48,7 @@ __all__ = ["TARGETS", "FMAX_TARGETS", "Port", "Stat", "SynthError", "SynthResult
 TARGETS = ("cmos", "ice40", "ecp5", "xc7")
 FMAX_TARGETS = ("ice40", "ecp5")
 
-_CACHE_VERSION = 1  # bump when a script or a parser changes meaning
+_CACHE_VERSION = 2  # bump when a script or a parser changes meaning
 _TIMEOUT_S = 1800
 
 
@@ -383,8 +383,10 @@ def _place_and_route(target: str, verilog: str, top: str, ports: Sequence[Port],
     _, _, tmp = _yosys_stat(wrapper, script, target)
     path, version = _nextpnr(target)
     device = ["--up5k"] if target == "ice40" else ["--25k"]
-    log = _run([str(path), *device, "--json", "netlist.json", "--freq", f"{freq_mhz:g}"], tmp,
-               path.name)
+    # Fmax is what we measure, whatever the target frequency: a design slower than it is a
+    # result, not a failure.
+    log = _run([str(path), *device, "--json", "netlist.json", "--freq", f"{freq_mhz:g}",
+                "--timing-allow-fail"], tmp, path.name)
     shutil.rmtree(tmp, ignore_errors=True)
     return parse_fmax(log), {path.name: version}
 
