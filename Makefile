@@ -27,9 +27,10 @@ APT_PACKAGES := yosys iverilog nextpnr-ice40 make g++
 
 # What the checks look at; folders that do not exist yet are left out.
 LINT_PATHS := $(wildcard src tests benchmarks)
-# mypy (strict, see pyproject.toml): the emulator and the command line; later costmodel,
+# mypy (strict, see pyproject.toml): the emulator, the command line and the cost model; later
 # workloads and dse.
-TYPED := formats __init__.py _errors.py cli.py formats_cli.py explore_cli.py
+TYPED := formats __init__.py _errors.py cli.py formats_cli.py explore_cli.py costmodel \
+         cost_cli.py
 MYPY_PATHS := $(wildcard $(addprefix src/arithforge/,$(TYPED)))
 PYTEST_ARGS ?=
 
