@@ -505,10 +505,12 @@ class Harness:
                     f"(log: {keep / 'build.log'})"
                 )
             _save_runtime(tmp / "obj_dir", self.runtime)
+            describe = getattr(self.dp, "describe", None)
             (tmp / "meta.json").write_text(json.dumps({
                 "datapath": type(self.dp).__name__, "lanes": self.lanes, "trace": self.trace,
                 "latency": int(self.dp.latency), "verilator": tool.version,
-            }, indent=1) + "\n")
+                "describe": describe() if callable(describe) else None,
+            }, indent=1, default=str) + "\n")
             try:
                 tmp.rename(self.dir)
             except OSError:
