@@ -121,15 +121,10 @@ def count_toggles(vcd: IO[str], scope: str | None = None) -> Toggles:
 # -- operand streams ----------------------------------------------------------------------------
 
 def _formats(dp: Any) -> dict[str, Any]:
-    """Format of each operand, where the datapath says (``formats`` or ``describe()``)."""
+    """Format of each operand, where the datapath says (its ``formats`` property)."""
     from ..formats import get_format
 
-    found = getattr(dp, "formats", None)
-    if callable(found):
-        found = found()
-    if not isinstance(found, Mapping):
-        described = dp.describe() if hasattr(dp, "describe") else {}
-        found = described.get("formats", {}) if isinstance(described, Mapping) else {}
+    found = getattr(dp, "formats", None) or {}
     return {op: get_format(f) if isinstance(f, str) else f for op, f in found.items()
             if op in dp.operands}
 

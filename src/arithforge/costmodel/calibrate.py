@@ -139,12 +139,18 @@ SWEEPS: dict[str, Callable[[], list[Design]]] = {
 }
 
 
+def _registry(registry: Any) -> Any:
+    """``registry``, or ``arithforge.hdl.registry`` (a user error if it is not installed)."""
+    if registry is not None:
+        return registry
+    from ..cli import import_package
+
+    return import_package("arithforge.hdl.registry")
+
+
 def design_set(registry: Any = None) -> list[Design]:
     """The calibration designs of every datapath of :data:`SWEEPS` the registry has."""
-    if registry is None:
-        from ..cli import import_package
-
-        registry = import_package("arithforge.hdl.registry")
+    registry = _registry(registry)
     return [d for name, sweep in SWEEPS.items() if name in registry.DATAPATHS for d in sweep()]
 
 
@@ -170,10 +176,7 @@ def measure(designs: Sequence[Design], *, jobs: int = 2, registry: Any = None,
     """
     from .synth import export_datapath
 
-    if registry is None:
-        from ..cli import import_package
-
-        registry = import_package("arithforge.hdl.registry")
+    registry = _registry(registry)
     tech = load_tech(calibration=False)
     start = time.perf_counter()
     pending = []
