@@ -78,11 +78,13 @@ def test_harness_random(config: tuple[str, dict[str, Any]], seed: int) -> None:
 
 PIPELINED = [c for c in CONFIGS if c[1].get("stages")]
 #: Every pipelined configuration on Icarus (builds in a second); on Verilator, whose cocotb
-#: builds take half a minute each, the multiplier and the FMA.
+#: builds take half a minute each, the multiplier and the FMA, the others under `slow`.
 BENCH_RUNS = [pytest.param(c, "icarus", marks=pytest.mark.cosim("icarus"), id=f"{_id(c)}-icarus")
               for c in PIPELINED] + [
-    pytest.param(c, "verilator", marks=pytest.mark.cosim("verilator"), id=f"{_id(c)}-verilator")
-    for c in PIPELINED if c[0] in ("mul", "fma")]
+    pytest.param(c, "verilator", id=f"{_id(c)}-verilator",
+                 marks=[pytest.mark.cosim("verilator")]
+                 + ([] if c[0] in ("mul", "fma") else [pytest.mark.slow]))
+    for c in PIPELINED]
 
 
 @pytest.mark.parametrize(("config", "simulator"), BENCH_RUNS)
