@@ -78,8 +78,10 @@ or `arithforge.workloads.evaluate.evaluate(trace_dir, weights, acts, datapath, a
    on as float32).
 
 Speed (`python benchmarks/bench_evaluate.py`): one format on the whole MiniLM trace, per-layer
-metrics and end metric, takes a few seconds with the `exact` datapath on 2 cores, about 1.4x a
-float32 fake-quantization baseline that is not bit-exact.
+metrics and end metric, takes about 2 s with the `exact` datapath on 2 cores (6 s with the model
+load of a first run), about twice a float32 fake-quantization baseline that is not bit-exact.
+The limb path (e5m2) and `lmul` take a few times longer; `fma_chain` and `tensorcore` run the
+end metric at tens of millions of multiply-accumulates per second, a minute or two for MiniLM.
 
 Caveats: per-tensor scaling maps amax to the format's largest value. That suits FP8, FP6, FP4 and
 integers, not bfloat16 or float16 (their products then overflow a float32 accumulator) nor posits
