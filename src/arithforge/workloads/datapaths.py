@@ -17,7 +17,9 @@ returns the exact values of its accumulator output, ``M x N`` float64, for the e
                 ``form`` (``"int"``, the paper's code, or ``"equation"``), ``offset_bits``, and
                 ``accumulate``: ``"exact"`` (exact sum, one rounding to ``acc``) or ``"chain"``
                 (one rounding to ``acc`` per addition, in order of K)
-``mx``          OCP MX block-scaled operands, exact dot product, one rounding (``mx_dot``)
+``mx``          OCP MX block-scaled operands, exact dot product, one rounding (``mx_dot``;
+                an exact zero sum is +0 as in ``ops.dot``, where ``mx_dot`` gives -0 when
+                every product is -0)
 ``tensorcore``  ``ops.dot(model="block")``: steps of ``n`` products plus the accumulator,
                 truncated to ``frac_bits`` fraction bits, rounded with ``rounding`` (default
                 ``rtz``); defaults n=32, frac_bits=13 (H100 fp8) for operands of at most 8 bits,
