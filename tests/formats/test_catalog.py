@@ -72,18 +72,44 @@ def test_user_format_names_round_trip(fmt: FloatFormat) -> None:
     assert get_format(fmt.name) == fmt
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: FloatFormat.name is not injective for zero=False "
-                   "or unsigned formats, and the eXmY parser cannot read those names back")
 @pytest.mark.parametrize("fmt", [
-    # Named float8_e4m3fn, the name of FloatFormat(4, 3, specials="fn").
     pytest.param(FloatFormat(4, 3, specials="fn", subnormals=False, zero=False), id="no-zero"),
-    # Named float7_e4m3fnu, which parses as the zero-free e8m0-style format.
     pytest.param(FloatFormat(4, 3, specials="fn", signed=False), id="unsigned-fn"),
-    # Named float7_e4m3u, which does not parse.
     pytest.param(FloatFormat(4, 3, signed=False), id="unsigned-ieee"),
+    pytest.param(FloatFormat(3, 2, specials="fn", signed=False, subnormals=False, zero=False),
+                 id="unsigned-sub-byte-fn-no-zero"),
+    pytest.param(FloatFormat(4, 3, specials="none", signed=False, subnormals=False, zero=False),
+                 id="unsigned-nonan-no-zero"),
 ])
 def test_names_of_unsigned_and_zero_free_formats_round_trip(fmt: FloatFormat) -> None:
     assert get_format(fmt.name) == fmt
+
+
+def test_every_descriptor_has_its_own_name() -> None:
+    """Names are injective over a grid of every policy, sign, subnormal and zero choice."""
+    seen: dict[str, FloatFormat] = {}
+    for e, m in ((2, 1), (3, 2), (4, 3), (5, 2), (8, 0), (8, 7)):
+        for specials in ("ieee", "fn", "fnuz", "none"):
+            for signed in (True, False):
+                for subnormals, zero in ((True, True), (False, True), (False, False)):
+                    try:
+                        fmt = FloatFormat(e, m, specials=specials, signed=signed,
+                                          subnormals=subnormals, zero=zero)
+                    except FormatError:
+                        continue  # an impossible combination (fnuz unsigned, ...)
+                    assert fmt.name not in seen, (fmt, seen.get(fmt.name))
+                    seen[fmt.name] = fmt
+                    assert get_format(fmt.name) == fmt, fmt.name
+    assert len(seen) > 100
+
+
+def test_user_spellings_of_unsigned_and_zero_free_formats() -> None:
+    assert get_format("ue4m3") == FloatFormat(4, 3, signed=False)
+    assert get_format("ufloat7_e4m3fn") == FloatFormat(4, 3, specials="fn", signed=False)
+    assert get_format("e4m3fn_nozero") == FloatFormat(4, 3, specials="fn", subnormals=False,
+                                                      zero=False)
+    with pytest.raises(FormatError, match="already unsigned"):
+        get_format("ue8m0fnu")
 
 
 @pytest.mark.parametrize(("spelling", "fmt"), [

@@ -56,8 +56,8 @@ for _bits in (2, 3, 4, 8, 16, 32):
     register(f"uint{_bits}", _int(_bits, False))
 
 _EXMY = re.compile(
-    r"^(?:float(?P<bits>\d+)_)?e(?P<e>\d+)m(?P<m>\d+)(?:b(?P<bias>-?\d+))?(?P<tail>fnuz|fn_nan|"
-    r"fn_nonan|fnu|fn)?(?P<nosub>_nosub)?$"
+    r"^(?P<unsigned>u)?(?:float(?P<bits>\d+)_)?e(?P<e>\d+)m(?P<m>\d+)(?:b(?P<bias>-?\d+))?"
+    r"(?P<tail>fnuz|fn_nan|fn_nonan|fnu|fn)?(?P<nosub>_nosub)?(?P<nozero>_nozero)?$"
 )
 
 
@@ -67,7 +67,7 @@ def _parse_exmy(name: str) -> Format | None:
         return None
     e, m = int(match["e"]), int(match["m"])
     tail = match["tail"] or ""
-    bits = 1 + e + m - (tail == "fnu")
+    bits = 1 + e + m - (tail == "fnu" or match["unsigned"] is not None)
     sub_byte = bits <= 6
     specials = {
         "": Specials.IEEE, "fnuz": Specials.FNUZ, "fn_nan": Specials.FN,
@@ -81,6 +81,13 @@ def _parse_exmy(name: str) -> Format | None:
         kw["subnormals"] = False
     if tail == "fnu":
         kw.update(signed=False, subnormals=False, zero=False)
+    if match["unsigned"]:
+        if tail == "fnu":
+            raise FormatError(f"{name!r}: 'fnu' is already unsigned; drop the leading 'u'")
+        kw["signed"] = False
+    if match["nozero"]:
+        # Without a zero, exponent field 0 is an ordinary binade: no subnormals either.
+        kw.update(zero=False, subnormals=False)
     fmt = FloatFormat(e, m, **kw)  # type: ignore[arg-type]
     if match["bits"] is not None and int(match["bits"]) != fmt.bits:
         raise FormatError(

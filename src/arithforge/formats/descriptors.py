@@ -196,7 +196,12 @@ class FloatFormat(Format):
         }
         base = f"float{self.bits}_e{self.exp_bits}m{self.man_bits}"
         tail = suffix[self.specials]
-        if not self.signed:
+        # ml_dtypes' "fnu" (float8_e8m0fnu) is unsigned, NaN at all-ones, with no zero and no
+        # subnormals; every other unsigned format is prefixed "u" and a missing zero is "_nozero".
+        fnu = (not self.signed and self.specials is Specials.FN and not self.zero
+               and tail == "fn")
+        prefix = "" if self.signed or fnu else "u"
+        if fnu:
             tail += "u"
         ieee_names = {
             (5, 10): "float16", (8, 7): "bfloat16", (8, 23): "float32", (11, 52): "float64",
@@ -210,9 +215,11 @@ class FloatFormat(Format):
             return ieee_names[self.exp_bits, self.man_bits]
         if self.bias != default_bias:
             base = f"float{self.bits}_e{self.exp_bits}m{self.man_bits}b{self.bias}"
-        name = base + tail
+        name = prefix + base + tail
         if not self.subnormals and self.zero:
             name += "_nosub"
+        if not self.zero and not fnu:
+            name += "_nozero"
         return name
 
     def __repr__(self) -> str:
