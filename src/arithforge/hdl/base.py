@@ -177,6 +177,12 @@ class Datapath(wiring.Component):
         raise NotImplementedError
 
     @property
+    def initiation_interval(self) -> int:
+        """Cycles between transactions the datapath accepts at full throughput (1: one per
+        cycle; a sequential datapath takes ``i.valid`` at most once every this many cycles)."""
+        return 1
+
+    @property
     def formats(self) -> dict[str, Any]:
         """Format of each operand and of the result (key ``"result"``), for decoding codes."""
         return {}

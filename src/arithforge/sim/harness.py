@@ -48,8 +48,9 @@ import numpy as np
 from .._errors import ArithforgeError
 from . import export, toolchain
 
-__all__ = ["Failure", "Result", "Harness", "verify", "build_dir", "code_dtype", "DEFAULT_LANES",
-           "DEFAULT_CHUNK", "MAX_FAILURES"]
+__all__ = ["Failure", "Result", "Harness", "verify", "build_dir", "code_dtype", "code_words",
+           "to_words", "from_words", "initiation_interval", "DEFAULT_LANES", "DEFAULT_CHUNK",
+           "MAX_FAILURES"]
 
 #: Copies of the datapath in the compiled model. On the FP8 e4m3fn FMA, 2 to 4 lanes are best:
 #: 1.1x (combinational) and 1.25x (3 stages) the rate of one lane on random vectors; 8 and 16
@@ -72,6 +73,44 @@ def code_dtype(bits: int) -> np.dtype[Any]:
         if bits <= np.iinfo(dt).bits:
             return np.dtype(dt)
     raise ArithforgeError(f"the harness handles ports of at most 64 bits, not {bits}")
+
+
+def code_words(bits: int) -> int:
+    """Return the number of 64-bit words of a port: 0 for ports of at most 64 bits (one code
+    per vector in the narrowest dtype), else ``ceil(bits / 64)``."""
+    return 0 if bits <= 64 else (bits + 63) // 64
+
+
+def to_words(values: Any, bits: int) -> np.ndarray:
+    """Python integers (or an ``(n, words)`` array) as an ``(n, words)`` uint64 array of a
+    ``bits``-wide port."""
+    words = max(1, code_words(bits))
+    arr = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
+    if isinstance(arr, np.ndarray) and arr.dtype != object and arr.ndim == 2:
+        return arr.astype(np.uint64, copy=False)
+    flat = [int(v) for v in np.asarray(arr, dtype=object).reshape(-1)]
+    mask = (1 << 64) - 1
+    return np.array([[(v >> (64 * j)) & mask for j in range(words)] for v in flat],
+                    dtype=np.uint64).reshape(len(flat), words)
+
+
+def from_words(row: Any) -> int:
+    """One row of little-endian 64-bit words (or a scalar code) as a Python integer."""
+    arr = np.asarray(row)
+    if arr.ndim == 0:
+        return int(arr)
+    return sum(int(w) << (64 * j) for j, w in enumerate(arr.reshape(-1)))
+
+
+def initiation_interval(dp: Any) -> int:
+    """Cycles between transactions a datapath accepts (its ``initiation_interval``, default 1)."""
+    ii = int(getattr(dp, "initiation_interval", 1))
+    if ii < 1:
+        raise ArithforgeError(f"initiation_interval must be at least 1, not {ii}")
+    if ii > 1 and int(dp.latency) < 1:
+        raise ArithforgeError(f"a datapath with initiation_interval {ii} needs a latency of at "
+                              f"least 1, not {int(dp.latency)}")
+    return ii
 
 
 def _ctype(bits: int) -> str:
@@ -152,6 +191,7 @@ class Result:
     compile_s: float = 0.0
     cached: bool = False
     design: str = ""
+    initiation_interval: int = 1
 
     @property
     def ok(self) -> bool:
@@ -167,6 +207,7 @@ class Result:
             "sim_s": round(self.sim_s, 3), "cpu_s": round(self.cpu_s, 3),
             "reference_s": round(self.reference_s, 3),
             "compile_s": round(self.compile_s, 3), "cached": self.cached, "design": self.design,
+            "initiation_interval": self.initiation_interval,
             "first_failures": [
                 {"index": f.index, "inputs": f.inputs, "expected": f.expected, "got": f.got,
                  "got_valid": f.got_valid} for f in self.first_failures
@@ -306,30 +347,105 @@ int main(int argc, char** argv) {
 """
 
 
+_WIDE_HEAD = r"""
+struct Rec { uint64_t idx, got[RW], got_valid; };
+static std::vector<Rec> recs;
+
+static void record(uint64_t idx, const uint64_t* got, uint64_t got_valid) {
+    if (recs.size() >= MAX_REC) return;
+    Rec r; r.idx = idx; r.got_valid = got_valid;
+    for (uint64_t j = 0; j < RW; ++j) r.got[j] = got[j];
+    recs.push_back(r);
+}
+
+// Verilator keeps ports wider than 64 bits as arrays of 32-bit words, least significant first.
+template <class W> static void set_wide(W& dst, const uint64_t* src, int n32) {
+    for (int j = 0; j < n32; ++j) dst[j] = (uint32_t)(src[j >> 1] >> (32 * (j & 1)));
+}
+template <class W> static void get_wide(const W& src, uint64_t* out, int n32) {
+    for (uint64_t j = 0; j < RW; ++j) out[j] = 0;
+    for (int j = 0; j < n32; ++j) out[j >> 1] |= (uint64_t)src[j] << (32 * (j & 1));
+}
+static void get_narrow(uint64_t v, uint64_t* out) {
+    for (uint64_t j = 0; j < RW; ++j) out[j] = 0;
+    out[0] = v;
+}
+static bool same(const uint64_t* a, const uint64_t* b) {
+    for (uint64_t j = 0; j < RW; ++j) if (a[j] != b[j]) return false;
+    return true;
+}
+
+template <class T> static bool read_words(std::vector<T>& v, uint64_t n, uint64_t w) {
+    v.assign((n + 2 * L) * w, 0);
+    return read_all(v.data(), n * w * sizeof(T));
+}
+"""
+
+
 def _testbench(dp: Any, lanes: int) -> str:
-    """C++ source of the batch testbench for ``_wrapper(dp, ..., lanes)``."""
+    """C++ source of the batch testbench for ``_wrapper(dp, ..., lanes)``.
+
+    A datapath with only ports of at most 64 bits and ``initiation_interval`` 1 gets the
+    original testbench, text for text (its cached builds stay valid); wide ports and longer
+    initiation intervals switch on the general form.
+    """
     ops = list(dp.operands)
-    typedefs = [f"typedef {_ctype(dp.operand_widths[op])} T_{op};" for op in ops]
-    typedefs.append(f"typedef {_ctype(dp.result_width)} T_result;")
+    ii = initiation_interval(dp)
+    widths = {op: int(dp.operand_widths[op]) for op in ops}
+    rbits = int(dp.result_width)
+    words = {op: code_words(w) for op, w in widths.items()}
+    rwords = code_words(rbits)
+    general = ii > 1 or rwords > 0 or any(words.values())
+    typedefs = [f"typedef {'uint64_t' if words[op] else _ctype(widths[op])} T_{op};"
+                for op in ops]
+    typedefs.append(f"typedef {'uint64_t' if rwords else _ctype(rbits)} T_result;")
     decls = "\n".join(f"    std::vector<T_{op}> C_{op};" for op in ops)
-    read = "\n".join(f"        ok = ok && read_col(C_{op}, n);" for op in ops)
+    read = "\n".join(
+        f"        ok = ok && read_words(C_{op}, n, {words[op]});" if words[op]
+        else f"        ok = ok && read_col(C_{op}, n);" for op in ops)
+    read_e = (f"        ok = ok && read_words(E, n, {rwords});" if rwords
+              else "        ok = ok && read_col(E, n);")
+
+    def n32(bits: int) -> int:
+        return (bits + 31) // 32
 
     def drive(base: str, indent: str) -> list[str]:
         lines = []
         for lane in range(lanes):
             idx = f"{base} + {lane}"
             lines.append(f"{indent}top->i_valid_{lane} = ({idx}) < n;")
-            lines += [f"{indent}top->i_{op}_{lane} = C_{op}[{idx}];" for op in ops]
+            for op in ops:
+                if words[op]:
+                    lines.append(f"{indent}set_wide(top->i_{op}_{lane}, "
+                                 f"&C_{op}[({idx}) * {words[op]}], {n32(widths[op])});")
+                else:
+                    lines.append(f"{indent}top->i_{op}_{lane} = C_{op}[{idx}];")
         return lines
 
     def check(base: str, indent: str) -> list[str]:
         lines = []
         for lane in range(lanes):
+            if not general:
+                lines += [
+                    f"{indent}{{ const uint64_t idx = {base} + {lane}; const bool ev = idx < n;",
+                    f"{indent}  const bool gv = top->o_valid_{lane};",
+                    f"{indent}  const uint64_t got = top->o_result_{lane};",
+                    f"{indent}  if (gv != ev || (ev && got != (uint64_t)E[idx])) {{",
+                    f"{indent}    if (ev) ++mism; else ++spurious;",
+                    f"{indent}    record(ev ? idx : ~0ull, got, gv);",
+                    f"{indent}  }} }}",
+                ]
+                continue
+            get = (f"get_wide(top->o_result_{lane}, got, {n32(rbits)});" if rwords
+                   else f"get_narrow(top->o_result_{lane}, got);")
+            want = "&E[idx * RW]" if rwords else "exp1"
             lines += [
                 f"{indent}{{ const uint64_t idx = {base} + {lane}; const bool ev = idx < n;",
                 f"{indent}  const bool gv = top->o_valid_{lane};",
-                f"{indent}  const uint64_t got = top->o_result_{lane};",
-                f"{indent}  if (gv != ev || (ev && got != (uint64_t)E[idx])) {{",
+                f"{indent}  uint64_t got[RW]; {get}",
+                *([] if rwords else [(f"{indent}  uint64_t exp1[RW]; "
+                                      f"get_narrow(ev ? (uint64_t)E[idx] : 0, exp1);")]),
+                f"{indent}  if (gv != ev || (ev && !same(got, {want}))) {{",
                 f"{indent}    if (ev) ++mism; else ++spurious;",
                 f"{indent}    record(ev ? idx : ~0ull, got, gv);",
                 f"{indent}  }} }}",
@@ -339,10 +455,17 @@ def _testbench(dp: Any, lanes: int) -> str:
     def quiet(indent: str) -> list[str]:
         lines = []
         for lane in range(lanes):
-            lines.append(f"{indent}if (top->o_valid_{lane}) {{ ++spurious; "
-                         f"record(~0ull, top->o_result_{lane}, 1); }}")
+            if not general:
+                lines.append(f"{indent}if (top->o_valid_{lane}) {{ ++spurious; "
+                             f"record(~0ull, top->o_result_{lane}, 1); }}")
+                continue
+            get = (f"get_wide(top->o_result_{lane}, got, {n32(rbits)});" if rwords
+                   else f"get_narrow(top->o_result_{lane}, got);")
+            lines.append(f"{indent}if (top->o_valid_{lane}) {{ uint64_t got[RW]; {get} "
+                         f"++spurious; record(~0ull, got, 1); }}")
         return lines
 
+    idle_lanes = [f"top->i_valid_{lane} = 0;" for lane in range(lanes)]
     if dp.latency == 0:
         reset = ""
         loop = ["        for (uint64_t base = 0; base < n; base += L) {",
@@ -351,25 +474,54 @@ def _testbench(dp: Any, lanes: int) -> str:
                 *check("base", "            "),
                 "        }"]
     else:
-        idle = [f"    top->i_valid_{lane} = 0;" for lane in range(lanes)]
+        idle = [f"    {line}" for line in idle_lanes]
         # Two cycles in reset, then o__valid must already be low before the first vector.
         reset = "\n".join([*idle, "    top->rst = 1;",
                            ("    for (int c = 0; c < 2; ++c) { top->clk = 1; eval(); "
                            "top->clk = 0; eval(); }"),
                            "    top->rst = 0; top->clk = 0; eval();"])
-        loop = ["        const uint64_t cycles = (n + L - 1) / L + LAT;",
-                "        for (uint64_t c = 0; c < cycles; ++c) {",
-                "            if (c >= LAT) {",
-                "                const uint64_t base = (c - LAT) * L;",
-                *check("base", "                "),
-                "            } else {",
-                *quiet("                "),
-                "            }",
-                "            const uint64_t ib = c * L;",
-                *drive("ib", "            "),
-                "            top->clk = 1; eval(); top->clk = 0; eval();",
-                "        }"]
+        if ii == 1:
+            loop = ["        const uint64_t cycles = (n + L - 1) / L + LAT;",
+                    "        for (uint64_t c = 0; c < cycles; ++c) {",
+                    "            if (c >= LAT) {",
+                    "                const uint64_t base = (c - LAT) * L;",
+                    *check("base", "                "),
+                    "            } else {",
+                    *quiet("                "),
+                    "            }",
+                    "            const uint64_t ib = c * L;",
+                    *drive("ib", "            "),
+                    "            top->clk = 1; eval(); top->clk = 0; eval();",
+                    "        }"]
+        else:
+            # One transaction per lane every II cycles, i__valid low in between.
+            loop = ["        const uint64_t cycles = (n + L - 1) / L * II + LAT;",
+                    "        for (uint64_t c = 0; c < cycles; ++c) {",
+                    "            if (c >= LAT && (c - LAT) % II == 0) {",
+                    "                const uint64_t base = (c - LAT) / II * L;",
+                    *check("base", "                "),
+                    "            } else {",
+                    *quiet("                "),
+                    "            }",
+                    "            if (c % II == 0) {",
+                    "                const uint64_t ib = c / II * L;",
+                    *drive("ib", "                "),
+                    "            } else {",
+                    *[f"                {line}" for line in idle_lanes],
+                    "            }",
+                    "            top->clk = 1; eval(); top->clk = 0; eval();",
+                    "        }"]
     text = _CPP_HEAD
+    if general:
+        # The one-word record of the original testbench gives way to _WIDE_HEAD's.
+        text = text.replace("struct Rec { uint64_t idx, got, got_valid; };\n", "")
+        start = text.index("static std::vector<Rec> recs;")
+        text = text[:start] + text[text.index("static void eval"):]
+        text = text.replace("int main(int argc, char** argv) {",
+                            _WIDE_HEAD.lstrip("\n") + "\nint main(int argc, char** argv) {")
+        text = text.replace("@TYPEDEFS@", f"static const uint64_t II = {ii};\n"
+                            f"static const uint64_t RW = {max(1, rwords)};\n@TYPEDEFS@")
+    text = text.replace("        ok = ok && read_col(E, n);\n", read_e + "\n")
     for key, value in {
         "@LANES@": str(lanes), "@LATENCY@": str(int(dp.latency)),
         "@MAXREC@": str(_RECORDS_PER_CHUNK), "@TYPEDEFS@": "\n".join(typedefs),
@@ -443,9 +595,7 @@ class Harness:
     def __init__(self, dp: Any, *, lanes: int = DEFAULT_LANES, trace: bool = False) -> None:
         if lanes < 1:
             raise ValueError(f"lanes must be at least 1, not {lanes!r}")
-        for op in dp.operands:
-            code_dtype(int(dp.operand_widths[op]))
-        code_dtype(int(dp.result_width))
+        initiation_interval(dp)
         self.dp = dp
         self.lanes = lanes
         self.trace = trace
@@ -525,8 +675,8 @@ class Harness:
     # -- running --
 
     def _columns(self) -> list[tuple[str, np.dtype[Any], int]]:
-        return [(op, code_dtype(int(self.dp.operand_widths[op])), int(self.dp.operand_widths[op]))
-                for op in self.dp.operands]
+        return [(op, _port_dtype(int(self.dp.operand_widths[op])),
+                 int(self.dp.operand_widths[op])) for op in self.dp.operands]
 
     def encode_chunk(self, operands: Mapping[str, np.ndarray], expected: np.ndarray) -> bytes:
         """Serialize one chunk of the stream protocol."""
@@ -536,25 +686,38 @@ class Harness:
             col = np.asarray(operands[op])
             if len(col) != n:
                 raise ValueError(f"operand {op!r} has {len(col)} vectors, expected {n}")
-            if n and int(col.max()) >> width:
+            words = code_words(width)
+            if words:
+                col = col.reshape(n, words)
+                top = width - 64 * (words - 1)
+                if n and top < 64 and int(col[:, -1].max()) >> top:
+                    raise ValueError(f"operand {op!r} has codes wider than its {width}-bit port")
+            elif n and int(col.max()) >> width:
                 raise ValueError(f"operand {op!r} has codes wider than its {width}-bit port")
-            parts.append(col.astype(dtype.newbyteorder("<"), copy=False).tobytes())
-        res_dtype = code_dtype(int(self.dp.result_width))
-        parts.append(np.asarray(expected).astype(res_dtype.newbyteorder("<"), copy=False).tobytes())
+            parts.append(np.ascontiguousarray(col).astype(dtype.newbyteorder("<"),
+                                                          copy=False).tobytes())
+        res_dtype = _port_dtype(int(self.dp.result_width))
+        parts.append(np.ascontiguousarray(expected).astype(res_dtype.newbyteorder("<"),
+                                                           copy=False).tobytes())
         return b"".join(parts)
 
-    @staticmethod
-    def _read_report(stream: IO[bytes]
+    def _read_report(self, stream: IO[bytes]
                      ) -> tuple[int, int, int, int, list[tuple[int, int, int]]]:
-        """Read one chunk's report: mismatches, spurious valids, wall ns, CPU ns, records."""
+        """Read one chunk's report: mismatches, spurious valids, wall ns, CPU ns, records
+        (index, result as an integer, valid)."""
         head = stream.read(40)
         if len(head) != 40:
             raise ArithforgeError("the harness stopped before reporting a chunk")
         mism, spurious, ns, cpu, count = struct.unpack("<5Q", head)
         recs = []
+        rw = max(1, code_words(int(self.dp.result_width)))
+        size = 8 * (rw + 2)
         if count:
-            body = stream.read(24 * count)
-            recs = [struct.unpack_from("<3Q", body, 24 * i) for i in range(count)]
+            body = stream.read(size * count)
+            for i in range(count):
+                fields = struct.unpack_from(f"<{rw + 2}Q", body, size * i)
+                got = sum(w << (64 * j) for j, w in enumerate(fields[1:-1]))
+                recs.append((fields[0], got, fields[-1]))
         return mism, spurious, ns, cpu, recs
 
     def run(self, chunks: Iterator[tuple[dict[str, np.ndarray], np.ndarray]],
@@ -569,7 +732,8 @@ class Harness:
         assert proc.stdin is not None
         assert proc.stdout is not None
         result = Result(0, 0, 0.0, lanes=self.lanes, latency=int(self.dp.latency),
-                        compile_s=self.compile_s, cached=self.cached, design=self.hash)
+                        compile_s=self.compile_s, cached=self.cached, design=self.hash,
+                        initiation_interval=initiation_interval(self.dp))
         pending: deque[tuple[int, dict[str, np.ndarray], np.ndarray]] = deque()
         sim_ns = cpu_ns = 0
         ref_s = 0.0
@@ -588,8 +752,8 @@ class Harness:
                     result.first_failures.append(Failure(-1, {}, 0, int(got), bool(got_valid)))
                     continue
                 result.first_failures.append(Failure(
-                    offset + int(idx), {op: int(ops[op][idx]) for op in self.dp.operands},
-                    int(exp[idx]), int(got), bool(got_valid)))
+                    offset + int(idx), {op: from_words(ops[op][idx]) for op in self.dp.operands},
+                    from_words(exp[idx]), int(got), bool(got_valid)))
 
         try:
             offset = 0
@@ -634,13 +798,27 @@ class Harness:
 
 # -- vectors ------------------------------------------------------------------------------------
 
+def _port_dtype(bits: int) -> np.dtype[Any]:
+    """dtype of a port's codes in a chunk: the narrowest that holds them, words when wide."""
+    return np.dtype(np.uint64) if code_words(bits) else code_dtype(bits)
+
+
+def _column(values: Any, bits: int) -> np.ndarray:
+    """A port's codes as a 1-D array (at most 64 bits) or ``(n, words)`` words."""
+    words = code_words(bits)
+    arr = np.asarray(values)
+    if words:
+        return to_words(arr, bits) if arr.dtype == object else arr.reshape(-1, words).astype(
+            np.uint64, copy=False)
+    return arr.reshape(-1).astype(code_dtype(bits), copy=False)
+
+
 def _narrow(dp: Any, operands: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     out = {}
     for op in dp.operands:
         if op not in operands:
             raise ArithforgeError(f"{type(dp).__name__}.test_cases gave no operand {op!r}")
-        out[op] = np.asarray(operands[op]).reshape(-1).astype(
-            code_dtype(int(dp.operand_widths[op])), copy=False)
+        out[op] = _column(operands[op], int(dp.operand_widths[op]))
     lengths = {len(v) for v in out.values()}
     if len(lengths) > 1:
         raise ArithforgeError(f"{type(dp).__name__}.test_cases gave operands of different "
@@ -652,14 +830,13 @@ def _chunks(dp: Any, kind: str, n: int | None, seed: int, chunk: int
             ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
     """Yield (operands, expected) chunks; random vectors are drawn chunk by chunk."""
     rng = np.random.default_rng(seed)
-    res_dtype = code_dtype(int(dp.result_width))
 
     def with_expected(ops: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        exp = np.asarray(dp.reference(**ops)).reshape(-1)
+        exp = _column(dp.reference(**ops), int(dp.result_width))
         if len(exp) != len(next(iter(ops.values()))):
             raise ArithforgeError(f"{type(dp).__name__}.reference returned {len(exp)} results "
                                   f"for {len(next(iter(ops.values())))} vectors")
-        return ops, exp.astype(res_dtype, copy=False)
+        return ops, exp
 
     if kind == "random":
         if n is None:
@@ -723,8 +900,9 @@ def replay(dp: Any, failures: list[Failure], vcd: Path) -> Result:
     vecs = [f for f in failures if f.index >= 0]
     if not vecs:
         raise ArithforgeError("no failing vector to replay (only spurious o__valid pulses)")
-    ops = {op: np.array([f.inputs[op] for f in vecs], dtype=np.uint64) for op in dp.operands}
-    exp = np.array([f.expected for f in vecs], dtype=np.uint64)
+    ops = {op: _column(np.array([f.inputs[op] for f in vecs], dtype=object),
+                       int(dp.operand_widths[op])) for op in dp.operands}
+    exp = _column(np.array([f.expected for f in vecs], dtype=object), int(dp.result_width))
     harness = Harness(dp, lanes=1, trace=True)
     vcd.parent.mkdir(parents=True, exist_ok=True)
     return harness.run(iter([(ops, exp)]), vcd=vcd.resolve())
