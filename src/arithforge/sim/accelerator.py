@@ -1,0 +1,558 @@
+# Ref: Samajdar et al., "SCALE-Sim: Systolic CNN Accelerator Simulator", arXiv 1811.02883, §III
+#      (fold runtime 2R + C + T - 2 and its mappings); Horowitz, "Computing's energy problem",
+#      ISSCC 2014 (DRAM access energy).
+"""Cycle-level model of the systolic GEMM accelerator of :mod:`arithforge.hdl.systolic`.
+
+Pure numpy: importing this module loads no Amaranth and no simulator. Building the PE (for its
+exact ``reference()`` and its cost) imports :mod:`arithforge.hdl` inside the functions that need
+it, so the cycle and traffic model (:func:`schedule`) runs anywhere.
+
+- :func:`parse_pe` reads a PE spec, ``NAME:PARAM=VALUE,...`` (``fma:a=float8_e4m3fn,c=float32``,
+  ``lmac:fmt=float8_e4m3fn,acc=float32,stages=2``, ``imac:acc_bits=24``): a registry datapath
+  and its CLI parameters. For ``fma``, ``out`` defaults to ``c`` (as the registry does), so an
+  accumulating PE needs only ``c``.
+- :func:`schedule`: exact cycles, PE operations, SRAM reads and writes per operand, per-cycle
+  peaks, from the array's schedule evaluated fold by fold (vectorized over the events of a fold;
+  folds of the same shape are evaluated once).
+- :func:`simulate`: :func:`schedule` plus the output codes, computed with the PE's
+  ``reference()`` in the array's accumulation order (vectorized over all outputs, one call per
+  ``k`` step).
+- :func:`scalesim_cycles`: SCALE-Sim's analytical runtime, for comparison.
+- :func:`gemm_objectives` and :func:`workload_objectives`: latency and energy of a list of GEMMs
+  or of a traced workload, the objectives of the exploration engine.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._errors import ArithforgeError
+
+__all__ = ["DATAFLOWS", "DRAM_PJ_PER_BIT", "ArrayConfig", "PESpec", "Schedule", "SimResult",
+           "gemm_objectives", "parse_array", "parse_pe", "random_operands", "scalesim_cycles",
+           "schedule", "simulate", "workload_objectives"]
+
+DATAFLOWS = ("os", "ws")
+#: DRAM access energy per bit: Horowitz (ISSCC 2014, 45 nm) gives 1.3-2.6 nJ per 64-bit DRAM
+#: access; the low end, 20 pJ per bit.
+DRAM_PJ_PER_BIT = 20.0
+#: Datapaths that accumulate (operands a, b, c with c the result's format).
+ARRAY_PES = ("fma", "lmac", "imac")
+
+
+# -- configuration ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PESpec:
+    """A PE: registry datapath ``name`` and its CLI parameters (strings, as the CLI gives them)."""
+
+    name: str
+    params: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def kwargs(self) -> dict[str, str]:
+        """The parameters as a dict."""
+        return dict(self.params)
+
+    @property
+    def latency(self) -> int:
+        """Pipeline latency (the ``stages`` parameter) without building the datapath."""
+        try:
+            return int(self.kwargs.get("stages", "0"), 0)
+        except ValueError:
+            raise ArithforgeError(f"PE parameter stages must be an integer, not "
+                                  f"{self.kwargs['stages']!r}") from None
+
+    def __str__(self) -> str:
+        return self.name + (":" + ",".join(f"{k}={v}" for k, v in self.params)
+                            if self.params else "")
+
+    def build(self) -> Any:
+        """The PE datapath (imports :mod:`arithforge.hdl`)."""
+        return _build_pe(self)
+
+
+def parse_pe(text: str) -> PESpec:
+    """Parse ``NAME[:PARAM=VALUE,...]`` into a :class:`PESpec`.
+
+    Raises
+    ------
+    ArithforgeError
+        On a malformed spec (one line saying the expected form).
+    """
+    text = str(text).strip()
+    name, _, rest = text.partition(":")
+    name = name.strip()
+    if not name:
+        raise ArithforgeError(f"PE spec must be NAME[:PARAM=VALUE,...] (e.g. "
+                              f"fma:a=float8_e4m3fn,c=float32), not {text!r}")
+    params: list[tuple[str, str]] = []
+    if rest.strip():
+        for item in rest.split(","):
+            key, eq, value = item.partition("=")
+            if not eq or not key.strip() or not value.strip():
+                raise ArithforgeError(f"PE parameter must be PARAM=VALUE, not {item.strip()!r} "
+                                      f"in {text!r}")
+            params.append((key.strip(), value.strip()))
+    keys = [k for k, _ in params]
+    if len(set(keys)) != len(keys):
+        raise ArithforgeError(f"PE spec {text!r} gives a parameter twice")
+    if name == "fma" and "c" in keys and "out" not in keys:
+        params.append(("out", dict(params)["c"]))
+    return PESpec(name, tuple(params))
+
+
+@functools.lru_cache(maxsize=64)
+def _build_pe(spec: PESpec) -> Any:
+    from ..hdl import registry
+    from ..hdl.systolic import check_pe
+
+    if spec.name not in registry.DATAPATHS:
+        registry.build(spec.name)  # the registry's one-line error names the close matches
+    try:
+        pe = registry.build(spec.name, **spec.kwargs)
+        check_pe(pe)
+    except (TypeError, ValueError) as exc:
+        raise ArithforgeError(f"PE {spec}: {exc}") from None
+    if spec.latency != int(pe.latency):
+        raise ArithforgeError(f"PE {spec}: latency {pe.latency} differs from its stages")
+    return pe
+
+
+def parse_array(text: str) -> tuple[int, int]:
+    """Parse ``RxC`` (``8x8``) into ``(rows, cols)``."""
+    parts = str(text).lower().split("x")
+    try:
+        rows, cols = (int(p) for p in parts)
+    except ValueError:
+        raise ArithforgeError(f"array must be ROWSxCOLS (e.g. 8x8), not {text!r}") from None
+    if rows < 1 or cols < 1:
+        raise ArithforgeError(f"array rows and cols must be at least 1, not {text!r}")
+    return rows, cols
+
+
+@dataclass(frozen=True)
+class ArrayConfig:
+    """A systolic array: ``rows`` x ``cols`` PEs of ``pe``, ``dataflow`` ``"os"`` or ``"ws"``."""
+
+    rows: int
+    cols: int
+    dataflow: str
+    pe: PESpec
+
+    def __post_init__(self) -> None:
+        if self.dataflow not in DATAFLOWS:
+            raise ArithforgeError(f"dataflow must be os or ws, not {self.dataflow!r}")
+        if self.rows < 1 or self.cols < 1:
+            raise ArithforgeError(f"array rows and cols must be at least 1, not "
+                                  f"{self.rows}x{self.cols}")
+
+    @property
+    def latency(self) -> int:
+        """PE latency ``L``."""
+        return self.pe.latency
+
+    @property
+    def loop(self) -> int:
+        """Accumulator loop length ``P = max(L, 1)`` (outputs interleaved per PE in OS)."""
+        return max(self.latency, 1)
+
+    def hardware(self, dim_bits: int = 16) -> Any:
+        """The Amaranth array (imports :mod:`arithforge.hdl`)."""
+        from ..hdl.systolic import SystolicArray
+
+        self.pe.build()
+        return SystolicArray(lambda: _fresh_pe(self.pe), self.rows, self.cols,
+                             dataflow=self.dataflow, dim_bits=dim_bits)
+
+
+def _fresh_pe(spec: PESpec) -> Any:
+    from ..hdl import registry
+
+    return registry.build(spec.name, **spec.kwargs)
+
+
+# -- schedule -----------------------------------------------------------------------------------
+
+@dataclass
+class Schedule:
+    """Cycles and traffic of one GEMM on one array.
+
+    Members
+    -------
+    cycles : int
+        Total cycles (folds run back to back, as the array's ``busy`` counts them).
+    folds : int
+    macs : int
+        Useful multiply-accumulates, ``M*N*K``.
+    pe_ops : int
+        PE operations issued, padding and idle-lane operations included (what switches).
+    reads : dict
+        SRAM reads per operand, elements: ``a``, ``b``, ``psum`` (partial sums read back, ws).
+    writes : int
+        Output SRAM writes, partial sums included.
+    peak : dict
+        Most accesses of each kind in one cycle (``a``, ``b``, ``psum``, ``c``).
+    utilization : float
+        ``macs / (rows * cols * cycles)``.
+    """
+
+    cycles: int
+    folds: int
+    macs: int
+    pe_ops: int
+    reads: dict[str, int]
+    writes: int
+    peak: dict[str, int]
+    utilization: float
+    fold_cycles: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready data."""
+        return {"cycles": self.cycles, "folds": self.folds, "macs": self.macs,
+                "pe_ops": self.pe_ops, "reads": dict(self.reads), "writes": self.writes,
+                "peak_per_cycle": dict(self.peak), "utilization": round(self.utilization, 6)}
+
+
+def _check_shape(m: int, n: int, k: int) -> tuple[int, int, int]:
+    out = []
+    for name, v in (("M", m), ("N", n), ("K", k)):
+        if isinstance(v, bool) or int(v) != v or int(v) < 1:
+            raise ArithforgeError(f"GEMM {name} must be a positive integer, not {v!r}")
+        out.append(int(v))
+    return out[0], out[1], out[2]
+
+
+def _peak(times: np.ndarray, weights: np.ndarray | None = None) -> int:
+    if times.size == 0:
+        return 0
+    return int(np.bincount(times.ravel(), weights=None if weights is None
+                           else weights.ravel()).max())
+
+
+def _fold_os(cfg: ArrayConfig, m_used: int, n_used: int, k: int) -> dict[str, Any]:
+    """Events of one output-stationary fold with ``m_used`` rows and ``n_used`` columns valid."""
+    R, C, L, P = cfg.rows, cfg.cols, cfg.latency, cfg.loop
+    kk, slot = np.divmod(np.arange(k * P), P)          # feed cycle t -> (k, slot)
+    t_feed = kk * P + slot
+    i = np.arange(R)
+    row_valid = (slot[:, None] * R + i[None, :]) < m_used  # (t, i)
+    a_times = np.broadcast_to(t_feed[:, None], row_valid.shape)[row_valid]
+    b_fresh = slot == 0
+    b_times = np.repeat(t_feed[b_fresh], n_used)
+    # PE (i, j) takes feed cycle t at t + i + j; its result of the last k is captured L cycles
+    # after the operation and readable the cycle after.
+    last_op = int(t_feed[-1]) + (R - 1) + (C - 1)
+    drain0 = last_op + L + 1
+    # The drain shifts R*P values out of each column, one per cycle: row m0 + l*R + i.
+    d = np.arange(R * P)
+    x = R * P - 1 - d
+    di, p = np.divmod(x, P)
+    rows_out = (P - 1 - p) * R + di
+    w_valid = rows_out < m_used
+    c_times = np.repeat(drain0 + d[w_valid], n_used)
+    cycles = drain0 + R * P
+    return {"cycles": cycles, "a": a_times, "b": b_times, "psum": np.zeros(0, np.int64),
+            "c": c_times, "pe_ops": R * C * k * P}
+
+
+def _fold_ws(cfg: ArrayConfig, k_used: int, n_used: int, m: int, first: bool) -> dict[str, Any]:
+    """Events of one weight-stationary fold with ``k_used`` rows and ``n_used`` columns valid."""
+    R, C, L, P = cfg.rows, cfg.cols, cfg.latency, cfg.loop
+    t_load = np.arange(R)
+    load_valid = (R - 1 - t_load) < k_used
+    b_times = np.repeat(t_load[load_valid], n_used)
+    s = np.arange(m)
+    a_times = np.repeat(R + s, k_used)
+    psum_times = np.zeros(0, np.int64) if first else np.repeat(R + s, n_used)
+    # PE (i, j) works on row s at R + s + i*P + j; the bottom row's result for column j leaves L
+    # cycles after its operation, into the output SRAM.
+    j = np.arange(C)
+    out_t = R + s[:, None] + (R - 1) * P + L + j[None, :]   # every lane, valid or not
+    c_times = out_t[:, :n_used].ravel()
+    cycles = int(out_t.max()) + 1
+    return {"cycles": cycles, "a": a_times, "b": b_times, "psum": psum_times, "c": c_times,
+            "pe_ops": R * C * m}
+
+
+def _tiles(total: int, step: int) -> list[tuple[int, int]]:
+    """(used, count) of the folds along a dimension: full ones, then the remainder."""
+    full, rem = divmod(total, step)
+    out = [(step, full)] if full else []
+    if rem:
+        out.append((rem, 1))
+    return out
+
+
+def schedule(cfg: ArrayConfig, m: int, n: int, k: int) -> Schedule:
+    """Cycles, PE operations and SRAM traffic of ``C[m, n] = A[m, k] @ B[k, n]`` on ``cfg``."""
+    m, n, k = _check_shape(m, n, k)
+    R, C, P = cfg.rows, cfg.cols, cfg.loop
+    cycles = folds = pe_ops = writes = 0
+    reads = {"a": 0, "b": 0, "psum": 0}
+    peak = {"a": 0, "b": 0, "psum": 0, "c": 0}
+    fold_cycles: list[int] = []
+    if cfg.dataflow == "os":
+        kinds = [(_fold_os(cfg, mu, nu, k), mc * nc)
+                 for mu, mc in _tiles(m, R * P) for nu, nc in _tiles(n, C)]
+    else:
+        kinds = []
+        k_tiles = _tiles(k, R)
+        n_k = sum(c for _, c in k_tiles)
+        for nu, nc in _tiles(n, C):
+            # The first K fold of a column strip reads no partial sums.
+            first_used = k_tiles[0][0]
+            kinds.append((_fold_ws(cfg, first_used, nu, m, True), nc))
+            rest = [(ku, kc - (1 if idx == 0 else 0)) for idx, (ku, kc) in enumerate(k_tiles)]
+            kinds += [(_fold_ws(cfg, ku, nu, m, False), kc * nc) for ku, kc in rest if kc]
+        assert sum(c for _, c in kinds) == n_k * math.ceil(n / C)
+    for ev, count in kinds:
+        cycles += ev["cycles"] * count
+        folds += count
+        pe_ops += ev["pe_ops"] * count
+        for op in reads:
+            reads[op] += ev[op].size * count
+        writes += ev["c"].size * count
+        for op in peak:
+            peak[op] = max(peak[op], _peak(ev[op]))
+        fold_cycles += [ev["cycles"]] * count if count <= 4 else [ev["cycles"]]
+    macs = m * n * k
+    return Schedule(cycles=cycles, folds=folds, macs=macs, pe_ops=pe_ops, reads=reads,
+                    writes=writes, peak=peak, utilization=macs / (R * C * cycles),
+                    fold_cycles=fold_cycles)
+
+
+def scalesim_cycles(rows: int, cols: int, dataflow: str, m: int, n: int, k: int) -> int:
+    """SCALE-Sim's analytical runtime of a GEMM (arXiv 1811.02883, §III).
+
+    One fold takes ``2*S_R + S_C + T - 2`` cycles with the array's ``R``, ``C`` for ``S_R``,
+    ``S_C``; there are ``ceil(S_R / R) * ceil(S_C / C)`` folds. Mapping of ``C[M, N] = A[M, K] @
+    B[K, N]``: output stationary ``S_R = M`` (output pixels), ``S_C = N`` (filters), ``T = K``
+    (the window); weight stationary ``S_R = K``, ``S_C = N``, ``T = M``.
+    """
+    m, n, k = _check_shape(m, n, k)
+    if dataflow == "os":
+        sr, sc, t = m, n, k
+    elif dataflow == "ws":
+        sr, sc, t = k, n, m
+    else:
+        raise ArithforgeError(f"dataflow must be os or ws, not {dataflow!r}")
+    return (2 * rows + cols + t - 2) * math.ceil(sr / rows) * math.ceil(sc / cols)
+
+
+# -- numerics -----------------------------------------------------------------------------------
+
+@dataclass
+class SimResult:
+    """:func:`simulate`'s result: the schedule and the output codes ``(M, N)``."""
+
+    schedule: Schedule
+    output: np.ndarray | None
+
+
+def _operand_checks(pe: Any, a: np.ndarray, b: np.ndarray) -> None:
+    wa, wb = int(pe.operand_widths["a"]), int(pe.operand_widths["b"])
+    for name, x, w in (("A", a, wa), ("B", b, wb)):
+        if x.size and int(x.max()) >> w:
+            raise ArithforgeError(f"{name} holds codes wider than the PE's {w}-bit port")
+
+
+def outputs(cfg: ArrayConfig, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Output codes of the array: each output the PE chain over ``k`` in order from ``+0``;
+    weight stationary adds the pad operations of the last ``K`` fold's rows past ``K``."""
+    from ..hdl.systolic import pad_codes
+
+    pe = cfg.pe.build()
+    a = np.asarray(a, dtype=np.uint64)
+    b = np.asarray(b, dtype=np.uint64)
+    (m, k), (k2, n) = a.shape, b.shape
+    if k != k2:
+        raise ArithforgeError(f"GEMM operands must be (M, K) and (K, N), not {a.shape} and "
+                              f"{b.shape}")
+    _operand_checks(pe, a, b)
+    acc = np.zeros(m * n, dtype=np.uint64)
+    for kk in range(k):
+        acc = np.asarray(pe.reference(a=np.repeat(a[:, kk], n), b=np.tile(b[kk], m), c=acc),
+                         dtype=np.uint64)
+    if cfg.dataflow == "ws" and k % cfg.rows:
+        pad_a, pad_b = pad_codes(pe)
+        pa = np.full(m * n, pad_a, dtype=np.uint64)
+        pb = np.full(m * n, pad_b, dtype=np.uint64)
+        for _ in range(cfg.rows - k % cfg.rows):
+            acc = np.asarray(pe.reference(a=pa, b=pb, c=acc), dtype=np.uint64)
+    return acc.reshape(m, n)
+
+
+def simulate(cfg: ArrayConfig, a: np.ndarray, b: np.ndarray, *, numerics: bool = True
+             ) -> SimResult:
+    """Schedule and (with ``numerics``) output codes of ``A @ B`` on the array ``cfg``."""
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.ndim != 2 or b.ndim != 2:
+        raise ArithforgeError("GEMM operands must be 2-D code arrays")
+    sched = schedule(cfg, a.shape[0], b.shape[1], a.shape[1])
+    return SimResult(sched, outputs(cfg, a, b) if numerics else None)
+
+
+def random_operands(cfg: ArrayConfig, m: int, n: int, k: int, seed: int = 0, *,
+                    raw: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Random ``A`` (m, k) and ``B`` (k, n) codes for the PE of ``cfg``.
+
+    Floats: unit-normal values rounded into the format (``raw``: uniform codes, NaN and inf
+    included); integers: uniform codes.
+    """
+    from ..formats import FloatFormat
+
+    m, n, k = _check_shape(m, n, k)
+    pe = cfg.pe.build()
+    rng = np.random.default_rng(seed)
+    out = []
+    for op, shape in (("a", (m, k)), ("b", (k, n))):
+        fmt = pe.formats[op]
+        width = int(pe.operand_widths[op])
+        if isinstance(fmt, FloatFormat) and not raw:
+            codes = fmt.encode(rng.standard_normal(shape))
+        else:
+            codes = rng.integers(0, 1 << width, size=shape, dtype=np.uint64)
+        out.append(np.asarray(codes, dtype=np.uint64))
+    return out[0], out[1]
+
+
+# -- roll-up: latency and energy ----------------------------------------------------------------
+
+@functools.lru_cache(maxsize=64)
+def _pe_cost(spec: PESpec, fmax: str) -> dict[str, float]:
+    from ..costmodel import estimate
+
+    pe = spec.build()
+    est = estimate(pe.structure())
+    out = {"energy_pj": float(est.energy_pj), "delay_ns": float(est.delay_ns)}
+    if fmax == "synth":
+        from ..costmodel import synth
+
+        res = synth.synth_datapath(pe, "ice40", fmax=True)
+        if not res.fmax_mhz:
+            raise ArithforgeError(f"synthesis of PE {spec} gave no Fmax")
+        out["fmax_mhz"] = float(res.fmax_mhz)
+    else:
+        out["fmax_mhz"] = 1e3 / max(est.delay_ns, 1e-3)
+    return out
+
+
+def _sram_pj_per_bit() -> float:
+    from ..costmodel import load_tech
+
+    return float(load_tech().cell("sram_bit").energy_pj)
+
+
+def _shapes(gemms: Iterable[Any]) -> list[tuple[int, int, int, int]]:
+    out = []
+    for g in gemms:
+        if isinstance(g, Mapping):
+            out.append((int(g["M"]), int(g["N"]), int(g["K"]), int(g.get("batch", 1))))
+        elif hasattr(g, "M"):
+            out.append((int(g.M), int(g.N), int(g.K), int(getattr(g, "batch", 1))))
+        else:
+            t = tuple(int(x) for x in g)
+            if len(t) not in (3, 4):
+                raise ArithforgeError(f"a GEMM is (M, N, K) or (M, N, K, batch), not {g!r}")
+            out.append(t if len(t) == 4 else (*t, 1))  # type: ignore[arg-type]
+    return out
+
+
+def gemm_objectives(gemms: Iterable[Any], *, pe: str | PESpec = "fma:a=float8_e4m3fn,c=float32",
+                    array: str | tuple[int, int] = (8, 8), dataflow: str = "os",
+                    fmax: str = "analytical", dram_pj_per_bit: float = DRAM_PJ_PER_BIT
+                    ) -> dict[str, Any]:
+    """Latency and energy of running ``gemms`` one after another on a systolic array.
+
+    Parameters
+    ----------
+    gemms : iterable
+        ``(M, N, K)``, ``(M, N, K, batch)``, mappings with keys ``M``, ``N``, ``K`` (``batch``),
+        or objects with those attributes (``arithforge.workloads.GEMM``). ``C[M, N] = A[M, K] @
+        B[K, N]``, ``batch`` independent copies.
+    pe : str or PESpec
+        PE spec (:func:`parse_pe`).
+    array : "RxC" or (rows, cols)
+    dataflow : "os" or "ws"
+    fmax : "analytical" or "synth"
+        Clock: ``1 / delay`` of the PE's critical path from the cost model, or the post-route
+        Fmax of the PE on iCE40 (``costmodel.synth``, cached on disk; needs Yosys and nextpnr).
+        The array's register-to-register paths are one PE plus the accumulator multiplexer.
+    dram_pj_per_bit : float
+        DRAM access energy; every operand crosses DRAM once (A and B in, C out).
+
+    Returns
+    -------
+    dict
+        ``latency_s``, ``energy_pj`` (``pe_energy_pj + sram_energy_pj + dram_energy_pj``),
+        ``cycles``, ``macs``, ``utilization`` (``macs / (rows * cols * cycles)``), ``fmax_mhz``,
+        ``pe_energy_pj`` (per-op energy x PE operations issued, padding included),
+        ``sram_energy_pj`` (bits read and written in SRAM x the technology's SRAM bit energy:
+        A and B codes at their widths, partial sums and outputs at the accumulator's),
+        ``dram_energy_pj``, ``sram_bits``, ``dram_bits``, ``per_gemm`` (a list of the same per
+        shape). Narrower operand formats move fewer bits, so they cost less SRAM and DRAM energy.
+    """
+    spec = parse_pe(pe) if isinstance(pe, str) else pe
+    rows, cols = parse_array(array) if isinstance(array, str) else (int(array[0]), int(array[1]))
+    cfg = ArrayConfig(rows, cols, dataflow, spec)
+    if fmax not in ("analytical", "synth"):
+        raise ArithforgeError(f"fmax must be analytical or synth, not {fmax!r}")
+    cost = _pe_cost(spec, fmax)
+    built = spec.build()
+    wa, wb, wc = (int(built.operand_widths[o]) for o in ("a", "b", "c"))
+    sram_bit = _sram_pj_per_bit()
+    per, totals = [], {"cycles": 0, "macs": 0, "pe_ops": 0, "sram_bits": 0, "dram_bits": 0}
+    for m, n, k, batch in _shapes(gemms):
+        s = schedule(cfg, m, n, k)
+        sram_bits = s.reads["a"] * wa + s.reads["b"] * wb + (s.reads["psum"] + s.writes) * wc
+        dram_bits = m * k * wa + k * n * wb + m * n * wc
+        row = {"M": m, "N": n, "K": k, "batch": batch, "cycles": s.cycles * batch,
+               "utilization": s.utilization, "macs": s.macs * batch,
+               "pe_ops": s.pe_ops * batch, "sram_bits": sram_bits * batch,
+               "dram_bits": dram_bits * batch}
+        per.append(row)
+        for key in totals:
+            totals[key] += row[key]
+    if not per:
+        raise ArithforgeError("no GEMM to simulate")
+    pe_e = cost["energy_pj"] * totals["pe_ops"]
+    sram_e = sram_bit * totals["sram_bits"]
+    dram_e = float(dram_pj_per_bit) * totals["dram_bits"]
+    return {
+        "latency_s": totals["cycles"] / (cost["fmax_mhz"] * 1e6),
+        "energy_pj": pe_e + sram_e + dram_e,
+        "cycles": totals["cycles"], "macs": totals["macs"],
+        "utilization": totals["macs"] / (rows * cols * totals["cycles"]),
+        "fmax_mhz": cost["fmax_mhz"], "fmax_source": fmax,
+        "pe_energy_pj": pe_e, "sram_energy_pj": sram_e, "dram_energy_pj": dram_e,
+        "sram_bits": totals["sram_bits"], "dram_bits": totals["dram_bits"],
+        "pe_ops": totals["pe_ops"], "per_gemm": per,
+        "config": {"array": f"{rows}x{cols}", "dataflow": dataflow, "pe": str(spec)},
+    }
+
+
+def workload_objectives(trace: Any, **options: Any) -> dict[str, Any]:
+    """:func:`gemm_objectives` of every GEMM node of a trace (a ``Trace`` or its directory):
+    ``M``, ``N``, ``K`` and ``batch`` of each, traced or not; ``options`` as there."""
+    from ..workloads.trace import load_trace
+
+    own = not hasattr(trace, "graph")
+    tr = load_trace(Path(trace)) if own else trace
+    try:
+        gemms = [dict(M=d["M"], N=d["N"], K=d["K"], batch=d.get("batch", 1))
+                 for _, d in tr.graph.nodes(data=True) if d.get("kind") == "gemm"]
+        out = gemm_objectives(gemms, **options)
+        out["workload"] = tr.name
+        return out
+    finally:
+        if own:
+            tr.close()
