@@ -9,6 +9,8 @@ terms are summed exactly and the sum is rounded to the accumulator format. Steps
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 from typing import Any
 
 import numpy as np
@@ -17,10 +19,10 @@ import numpy.typing as npt
 from . import _core
 from ._core import FINITE, INF, NAN, ZERO
 from ._errors import FormatError
-from .descriptors import FloatFormat
-from .rounding import Rounding
+from .descriptors import FloatFormat, _index
+from .rounding import Rounding, as_rounding
 
-__all__ = ["block_accumulate"]
+__all__ = ["MMAModel", "PRESETS", "block_accumulate", "dot", "get_model", "matmul"]
 
 
 def _step(
@@ -72,3 +74,511 @@ def block_accumulate(
         exp = np.concatenate([pexp, z.exp[..., None]], axis=-1)
         acc = _step(cls, neg, sig, exp, fmt_acc, frac_bits, out_rounding)
     return acc
+
+
+# -- the tensor-core model: MMAModel, presets, matmul ------------------------------------------
+
+#: Alignment rules: the exponent on which a product is aligned in its step.
+ALIGNMENTS = ("sum", "sum_fp16", "normalized")
+
+#: Orders in which the products of one instruction enter its steps (see ``MMAModel.k_order``).
+K_ORDERS: dict[str, tuple[int, ...] | None] = {
+    "natural": None,
+    "pairs2x16": tuple([k for k in range(32) if (k // 2) % 2 == 0]
+                       + [k for k in range(32) if (k // 2) % 2 == 1]),
+}
+
+_TERM_ROUNDINGS = (Rounding.RTZ, Rounding.RDN, Rounding.RNE)
+_ACC_ROUNDINGS = (Rounding.RTZ, Rounding.RNE)
+_F32 = FloatFormat(8, 23)
+_F16 = FloatFormat(5, 10)
+_NO_TERM = -(1 << 40)  # alignment exponent of an absent (zero) term
+
+
+def _float_arg(value: FloatFormat | str, what: str) -> FloatFormat:
+    from .catalog import get_format
+
+    fmt = get_format(value) if isinstance(value, str) else value
+    if not isinstance(fmt, FloatFormat):
+        raise FormatError(f"{what} must be a float format, not {getattr(fmt, 'name', fmt)!r}")
+    return fmt
+
+
+@dataclasses.dataclass(frozen=True)
+class MMAModel:
+    """Accumulation behaviour of a matrix-multiply unit (one tensor-core instruction path).
+
+    One *step* adds ``n`` exact products and the running accumulator: every non-zero term is
+    aligned to the largest alignment exponent ``E`` of the step, cut to ``frac_bits`` fraction
+    bits relative to ``2**E`` (``term_rounding``; no guard, round or sticky bits), the cut terms
+    are summed exactly, and the sum is rounded to ``acc_frac_bits`` fraction bits within the
+    exponent range of ``acc_format`` (``acc_rounding``). Steps chain over K. Around the steps a
+    library may *promote* (every ``promote`` elements of K, the partial sum of the steps, started
+    from zero, is added into a float32 accumulator by a float32 round-to-nearest-even addition)
+    and *split K* (K cut into ``split`` contiguous parts of ``ceil(K / (split * split_tile)) *
+    split_tile`` elements, each accumulated from zero, added in order in float32, RNE). The
+    float32 result is finally rounded to nearest even to ``output``.
+
+    Parameters
+    ----------
+    n : int
+        Products per step.
+    frac_bits : int
+        Fraction bits ``F`` kept per term relative to ``2**E``.
+    term_rounding : Rounding or str
+        How the bits below ``F`` are cut: ``"rtz"`` (the hardware's), ``"rdn"`` (two's-complement
+        truncation) or ``"rne"``.
+    alignment : {"sum", "sum_fp16", "normalized"}
+        Exponent of a product: ``"sum"`` is ``exp(a) + exp(b)`` (subnormal operands at their
+        format's ``emin``; the significand product lies in [1, 4) and is not normalised);
+        ``"sum_fp16"`` the same after widening the operands to float16 (subnormal fp8 operands
+        become normal with lower exponents, seen for PTX ``mma.sync`` fp8 on the H100);
+        ``"normalized"`` the exponent of the exact product.
+    acc_format : FloatFormat or str
+        Exponent range (and overflow behaviour) of the accumulator: ``float32`` or ``float16``.
+    acc_frac_bits : int
+        Fraction bits of the accumulator after each step, at most ``acc_format.man_bits``
+        (23 for float32, 13 for the H100 fp8 "e8m13" accumulator, 10 for float16).
+    acc_rounding : Rounding or str
+        Rounding of each step result: ``"rtz"`` or ``"rne"``. Overflow goes to the largest finite
+        value under ``rtz`` and to infinity under ``rne``.
+    promote : int or None
+        Promotion period in elements of K, a multiple of ``n``; ``None``: no promotion.
+    split, split_tile : int
+        Split-K factor and the granularity (K tile) of its parts.
+    output : FloatFormat or str
+        Format of the result: ``float32``, ``bfloat16`` or ``float16``.
+    k_order : {"natural", "pairs2x16"}
+        Order in which products enter the steps: ``"pairs2x16"`` takes, of each 32 products,
+        those at k with ``(k // 2) % 2 == 0`` first (PTX ``mma.sync`` m16n8k32 fp8 on the H100).
+    name, source : str
+        Preset name and where its parameters come from (not compared).
+    """
+
+    n: int = 16
+    frac_bits: int = 25
+    term_rounding: Rounding = Rounding.RTZ
+    alignment: str = "sum"
+    acc_format: FloatFormat = _F32
+    acc_frac_bits: int = 23
+    acc_rounding: Rounding = Rounding.RTZ
+    promote: int | None = None
+    split: int = 1
+    split_tile: int = 1
+    output: FloatFormat = _F32
+    k_order: str = "natural"
+    name: str = dataclasses.field(default="", compare=False)
+    source: str = dataclasses.field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        for what in ("n", "frac_bits", "acc_frac_bits", "split", "split_tile"):
+            set_(self, what, _index(getattr(self, what), what))
+        if self.promote is not None:
+            set_(self, "promote", _index(self.promote, "promote"))
+        term = as_rounding(self.term_rounding)
+        acc_r = as_rounding(self.acc_rounding)
+        if term not in _TERM_ROUNDINGS:
+            raise FormatError(f"term_rounding must be one of rtz, rdn, rne, not {term.value!r}")
+        if acc_r not in _ACC_ROUNDINGS:
+            raise FormatError(f"acc_rounding must be rtz or rne, not {acc_r.value!r}")
+        set_(self, "term_rounding", term)
+        set_(self, "acc_rounding", acc_r)
+        acc = _float_arg(self.acc_format, "acc_format")
+        out = _float_arg(self.output, "output")
+        if acc not in (_F32, _F16):
+            raise FormatError(f"acc_format must be float32 or float16, not {acc.name!r}")
+        if out.name not in ("float32", "bfloat16", "float16"):
+            raise FormatError(f"output must be float32, bfloat16 or float16, not {out.name!r}")
+        set_(self, "acc_format", acc)
+        set_(self, "output", out)
+        if self.n < 1:
+            raise FormatError(f"n must be at least 1, not {self.n!r}")
+        # Aligned terms stay below 2**(frac_bits + 3); n + 1 of them are summed in int64.
+        limit = _core.SIG_LIMIT_BITS - 3 - (self.n + 1).bit_length()
+        if not 1 <= self.frac_bits <= limit:
+            raise FormatError(
+                f"frac_bits must be between 1 and {limit} for n={self.n}, not {self.frac_bits!r}")
+        if not 0 <= self.acc_frac_bits <= acc.man_bits:
+            raise FormatError(f"acc_frac_bits must be between 0 and {acc.man_bits} for "
+                              f"{acc.name}, not {self.acc_frac_bits!r}")
+        if self.promote is not None and (self.promote < self.n or self.promote % self.n):
+            raise FormatError(
+                f"promote must be a multiple of n={self.n} (or None), not {self.promote!r}")
+        if self.split < 1 or self.split_tile < 1:
+            raise FormatError(f"split and split_tile must be at least 1, not "
+                              f"{self.split!r} and {self.split_tile!r}")
+        if self.alignment not in ALIGNMENTS:
+            raise FormatError(
+                f"alignment must be one of {', '.join(ALIGNMENTS)}, not {self.alignment!r}")
+        if self.k_order not in K_ORDERS:
+            raise FormatError(
+                f"k_order must be one of {', '.join(K_ORDERS)}, not {self.k_order!r}")
+
+    def label(self) -> str:
+        """Short description of the parameters (``n=32 F=13 acc=float32:13rtz promote=128``)."""
+        s = (f"n={self.n} F={self.frac_bits} term={self.term_rounding} align={self.alignment} "
+             f"acc={self.acc_format.name}:{self.acc_frac_bits}{self.acc_rounding}")
+        if self.promote:
+            s += f" promote={self.promote}"
+        if self.split > 1:
+            s += f" split={self.split}x{self.split_tile}"
+        if self.output != _F32:
+            s += f" out={self.output.name}"
+        if self.k_order != "natural":
+            s += f" k_order={self.k_order}"
+        return s
+
+
+def _preset(name: str, source: str, **kw: Any) -> MMAModel:
+    return MMAModel(name=name, source=source, **kw)
+
+
+_H100 = "measured on an NVIDIA H100 SXM (docs/tensor-cores.md, data/tensorcore/)"
+_PUB = "published (MMA-Sim arXiv 2511.10909; Fasi et al. 2021), not measured by us"
+
+#: Named models. ``h100-*`` are fitted bit for bit to our H100 recordings; the others follow
+#: published measurements.
+PRESETS: dict[str, MMAModel] = {m.name: m for m in (
+    _preset("h100-fp8-fastacc", _H100 + ": torch._scaled_mm(use_fast_accum=True), Triton "
+            "tl.dot (wgmma m64nNk32)", n=32, frac_bits=13, acc_frac_bits=13),
+    _preset("h100-fp8", _H100 + ": torch._scaled_mm(use_fast_accum=False), promotion to "
+            "float32 every 128", n=32, frac_bits=13, acc_frac_bits=13, promote=128),
+    _preset("h100-bf16", _H100 + ": wgmma m64nNk16 and mma.sync m16n8k16, bf16 inputs; cuBLAS "
+            "without split-K", n=16, frac_bits=25),
+    _preset("h100-fp16", _H100 + ": wgmma m64nNk16 and mma.sync m16n8k16, fp16 inputs; cuBLAS "
+            "without split-K", n=16, frac_bits=25),
+    _preset("h100-fp16-f16acc", _H100 + ": mma.sync m16n8k16 with a float16 accumulator",
+            n=16, frac_bits=25, acc_format=_F16, acc_frac_bits=10, acc_rounding=Rounding.RNE,
+            output=_F16),
+    _preset("h100-fp8-mma-sync", _H100 + ": PTX mma.sync m16n8k32 fp8 (two fp16 steps of 16, "
+            "float32 RNE between instructions)", n=16, frac_bits=25, alignment="sum_fp16",
+            promote=32, k_order="pairs2x16"),
+    _preset("a100-bf16", _PUB + ": A100 mma, bf16", n=8, frac_bits=24),
+    _preset("a100-fp16", _PUB + ": A100 mma, fp16", n=8, frac_bits=24),
+    _preset("v100-fp16", _PUB + ": V100 HMMA, fp16", n=4, frac_bits=23),
+)}
+
+
+def get_model(name: str | MMAModel) -> MMAModel:
+    """Return the preset called ``name`` (an :class:`MMAModel` is returned as is).
+
+    Raises
+    ------
+    FormatError
+        For an unknown name, with the closest preset names.
+    """
+    if isinstance(name, MMAModel):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"model must be a preset name or an MMAModel, not {name!r}")
+    key = name.strip().lower()
+    if key in PRESETS:
+        return PRESETS[key]
+    close = difflib.get_close_matches(key, list(PRESETS), n=2)
+    hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+    raise FormatError(f"model must be one of {', '.join(PRESETS)}, not {name!r}{hint}")
+
+
+# -- numpy backend: exact integer arithmetic, float64 only for exactly representable values --------
+
+def _bits_f32(x: Any) -> Any:
+    return np.ascontiguousarray(np.asarray(x, dtype=np.float32)).view(np.uint32)
+
+
+def _unpack_finite(fmt: FloatFormat, codes: Any, what: str) -> tuple[Any, Any, Any]:
+    """``(neg, sig, exp)`` with value ``(-1)**neg * sig * 2**(exp - man_bits)``."""
+    cls, neg, sig, exp = _core.unpack_float(fmt, codes)
+    if np.any((cls == INF) | (cls == NAN)):
+        raise FormatError(f"{what} must hold finite {fmt.name} codes, not NaN or infinity "
+                          "(the tensor-core models cover finite inputs)")
+    return neg, sig, exp + fmt.man_bits
+
+
+def _widen(sig: Any, exp: Any, fmt: FloatFormat, emin: int) -> tuple[Any, Any]:
+    """Re-express subnormal operands as normal numbers of a format with exponent floor ``emin``."""
+    s = np.where(sig > 0, fmt.man_bits + 1 - _core.bit_length(sig), 0)
+    s = np.clip(s, 0, np.maximum(exp - emin, 0))
+    return sig << s, exp - s
+
+
+def _align(mag: Any, shift: Any, rounding: Rounding, neg: Any) -> Any:
+    """Shift magnitudes by ``shift`` (left if positive), cutting dropped bits per ``rounding``."""
+    left = np.clip(shift, 0, 62)
+    right = np.clip(-shift, 0, 62)
+    kept = np.left_shift(mag, left) >> right
+    if rounding is Rounding.RTZ:
+        return kept
+    rem = mag - ((mag >> right) << right)
+    if rounding is Rounding.RDN:
+        return kept + (neg & (rem != 0))
+    half = np.where(right > 0, np.left_shift(np.int64(1), np.maximum(right - 1, 0)), 0)
+    return kept + ((right > 0) & ((rem > half) | ((rem == half) & ((kept & 1) == 1))))
+
+
+def _round_scaled(s: Any, scale_exp: Any, *, p: int, emin: int, emax: int,
+                  rounding: Rounding) -> Any:
+    """Round ``s * 2**scale_exp`` (int64 ``s``) to ``p`` significant bits, exponent range
+    ``[emin, emax]`` (gradual underflow); returns exactly representable float64 values."""
+    neg = s < 0
+    mag = np.abs(s)
+    length = _core.bit_length(mag)
+    lead = scale_exp + length - 1
+    p_eff = p - np.maximum(0, emin - lead)
+    shift = np.maximum(length - p_eff, 0)
+    sh = np.minimum(shift, 62)
+    q = mag >> sh
+    if rounding is Rounding.RNE:
+        rem = mag - (q << sh)
+        half = np.where(sh > 0, np.left_shift(np.int64(1), np.maximum(sh - 1, 0)), 0)
+        up = (sh > 0) & ((rem > half) | ((rem == half) & ((q & 1) == 1))) & (shift <= 62)
+        q = q + up
+    q = np.where(shift > 62, 0, q)
+    val = np.ldexp(q.astype(np.float64), (scale_exp + shift).astype(np.int32))
+    max_finite = (2.0 - 2.0 ** (1 - p)) * 2.0**emax
+    over = val > max_finite
+    val = np.where(over, max_finite if rounding is Rounding.RTZ else np.inf, val)
+    return np.where(neg, -val, val)
+
+
+def _mma_step(psign: Any, psig: Any, pexp: Any, pfrac: int, c_in: Any, m: MMAModel) -> Any:
+    """One step over the last axis of products ``(B, n)`` plus accumulator values ``c_in (B,)``."""
+    c_inf = ~np.isfinite(c_in)  # an overflowed accumulator stays infinite (or NaN)
+    c = np.where(c_inf, 0.0, c_in)
+    cneg, csig, cexp = _unpack_finite(_F32, _bits_f32(c), "the accumulator")
+    pnz = psig != 0
+    cnz = csig != 0
+    if m.alignment == "normalized":
+        palign = pexp + _core.bit_length(psig) - 1 - pfrac
+    else:
+        palign = pexp
+    p_align = np.where(pnz, palign, _NO_TERM)
+    big = np.maximum(p_align.max(axis=-1), np.where(cnz, cexp, _NO_TERM))
+    f = m.frac_bits
+    tp = np.where(pnz, _align(psig, pexp - pfrac + f - big[:, None], m.term_rounding, psign), 0)
+    tc = np.where(cnz, _align(csig, cexp - 23 + f - big, m.term_rounding, cneg), 0)
+    total = np.where(psign, -tp, tp).sum(axis=-1) + np.where(cneg, -tc, tc)
+    total = np.where(big <= _NO_TERM, 0, total)
+    acc = m.acc_format
+    res = _round_scaled(total, big - f, p=m.acc_frac_bits + 1, emin=acc.emin, emax=acc.emax,
+                        rounding=m.acc_rounding)
+    return np.where(c_inf, c_in, res)
+
+
+def _f32_add(x: Any, y: Any) -> Any:
+    """float32 addition, round to nearest even (what an FADD does), as float64 values."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return (np.asarray(x).astype(np.float32) + np.asarray(y).astype(np.float32)).astype(
+            np.float64)
+
+
+def _chain(ps: Any, pg: Any, pe: Any, pfrac: int, c: Any, m: MMAModel) -> Any:
+    acc = c
+    for k0 in range(0, pg.shape[-1], m.n):
+        sl = slice(k0, k0 + m.n)
+        acc = _mma_step(ps[:, sl], pg[:, sl], pe[:, sl], pfrac, acc, m)
+    return acc
+
+
+def _promoted(ps: Any, pg: Any, pe: Any, pfrac: int, c: Any, m: MMAModel) -> Any:
+    if not m.promote:
+        return _chain(ps, pg, pe, pfrac, c, m)
+    acc = c
+    zero = np.zeros(pg.shape[0])
+    for k0 in range(0, pg.shape[-1], m.promote):
+        sl = slice(k0, k0 + m.promote)
+        acc = _f32_add(acc, _chain(ps[:, sl], pg[:, sl], pe[:, sl], pfrac, zero, m))
+    return acc
+
+
+def _accumulate(ps: Any, pg: Any, pe: Any, pfrac: int, c: Any, m: MMAModel) -> Any:
+    """Promotion and split-K around the chained steps; products ``(B, K)``, ``c`` values (B,)."""
+    k = pg.shape[-1]
+    unit = int(np.lcm(m.n, m.promote)) if m.promote else m.n
+
+    def padded(lo: int, hi: int, c0: Any) -> Any:
+        arrs = [x[:, lo:hi] for x in (ps, pg, pe)]
+        extra = -(hi - lo) % unit
+        if extra:
+            arrs = [np.pad(x, ((0, 0), (0, extra))) for x in arrs]
+        return _promoted(arrs[0], arrs[1], arrs[2], pfrac, c0, m)
+
+    if m.split == 1:
+        return padded(0, k, c)
+    part = -(-k // (m.split * m.split_tile)) * m.split_tile
+    res = c
+    zero = np.zeros(pg.shape[0])
+    for lo in range(0, k, part):
+        res = _f32_add(res, padded(lo, min(lo + part, k), zero))
+    return res
+
+
+def _prepare_operand(codes: Any, fmt: FloatFormat, m: MMAModel, what: str) -> tuple[Any, ...]:
+    """Reorder K per ``k_order`` and unpack: ``(neg, sig, exp)`` of shape ``(rows, K')``."""
+    order = K_ORDERS[m.k_order]
+    if order is not None:
+        blk = len(order)
+        k0 = codes.shape[-1]
+        kb = -(-k0 // blk) * blk
+        perm = (np.asarray(order)[None, :] + np.arange(0, kb, blk)[:, None]).reshape(-1)
+        codes = np.pad(codes, ((0, 0), (0, kb - k0)))[:, perm]
+    neg, sig, exp = _unpack_finite(fmt, codes, what)
+    if m.alignment == "sum_fp16":
+        sig, exp = _widen(sig, exp, fmt, _F16.emin)
+    return neg, sig, exp
+
+
+def _finish(res: Any, m: MMAModel, scale: Any) -> Any:
+    """Apply the float32 scale (if any) and round the float32 result to ``m.output``."""
+    r32 = res.astype(np.float32)
+    if scale is not None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            r32 = r32 * scale
+    if m.output == _F32:
+        return _bits_f32(r32)
+    return m.output.encode(r32, Rounding.RNE)
+
+
+# Products held at once per chunk of output elements (bounds memory to a few hundred MB).
+_CHUNK_ELEMENTS = 1 << 21
+
+
+def _check_codes(x: Any, fmt: FloatFormat, what: str) -> Any:
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "iu":
+        raise FormatError(f"{what} must be an integer array of {fmt.name} codes, not {arr.dtype}")
+    if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= (1 << fmt.bits)):
+        raise FormatError(f"{what} must hold {fmt.name} codes in [0, 2**{fmt.bits})")
+    return arr
+
+
+def _scale_product(scale_a: Any, scale_b: Any, rows: int, cols: int) -> Any:
+    """float32 ``scale_a * scale_b`` broadcast to ``(rows, cols)``, or None without scales."""
+    if scale_a is None and scale_b is None:
+        return None
+    sa = np.asarray(1.0 if scale_a is None else scale_a, dtype=np.float32)
+    sb = np.asarray(1.0 if scale_b is None else scale_b, dtype=np.float32)
+    try:
+        sa = np.broadcast_to(sa.reshape(-1, 1) if sa.ndim == 1 else sa, (rows, cols))
+        sb = np.broadcast_to(sb.reshape(1, -1) if sb.ndim == 1 else sb, (rows, cols))
+    except ValueError:
+        raise FormatError(f"scale_a must broadcast to ({rows}, 1) and scale_b to "
+                          f"(1, {cols}) (per tensor, row or column)") from None
+    return sa * sb  # one float32 product, rounded to nearest even
+
+
+def matmul(
+    a_codes: npt.ArrayLike, b_codes: npt.ArrayLike, fmt_a: FloatFormat | str,
+    fmt_b: FloatFormat | str | None = None, *, model: MMAModel | str,
+    c: npt.ArrayLike | None = None, scale_a: npt.ArrayLike | None = None,
+    scale_b: npt.ArrayLike | None = None, device: str = "cpu",
+) -> Any:
+    """Compute ``C + A @ B`` as a tensor core does; return codes of ``model.output``.
+
+    Parameters
+    ----------
+    a_codes, b_codes : array_like of int
+        Codes of ``A`` (``M x K``, format ``fmt_a``) and ``B`` (``K x N``, format ``fmt_b``,
+        default ``fmt_a``). NaN and infinity inputs are refused.
+    fmt_a, fmt_b : FloatFormat or str
+    model : MMAModel or str
+        A preset name (:data:`PRESETS`) or a model.
+    c : array_like of int, optional
+        Initial accumulator, codes of ``model.acc_format`` broadcastable to ``M x N``; it enters
+        the first step (or, under split-K, the first float32 addition).
+    scale_a, scale_b : array_like of float, optional
+        float32 scales, per tensor (scalar), per row of ``A`` (``M x 1``) or per column of ``B``
+        (``1 x N``), as ``torch._scaled_mm`` takes them: the float32 result is multiplied by
+        ``float32(scale_a * scale_b)`` (one float32 product, then one float32 multiplication,
+        both rounding to nearest even) before the final conversion to ``model.output``. Exact
+        for powers of two; the rounding order for other scales follows this description, not a
+        hardware measurement.
+    device : str
+        ``"cpu"`` (numpy) or a torch device such as ``"cuda"``: then the codes may be torch
+        tensors and the result is a torch tensor on that device (bit-identical).
+
+    Returns
+    -------
+    ndarray
+        ``M x N`` codes of ``model.output``: uint32 float32 bit patterns (uint16 for bfloat16 or
+        float16 outputs); ``model.output.decode(codes)`` gives their values.
+    """
+    m = get_model(model)
+    fa = _float_arg(fmt_a, "fmt_a")
+    fb = _float_arg(fmt_b if fmt_b is not None else fa, "fmt_b")
+    if device != "cpu":
+        from . import _torch_backend  # type: ignore[attr-defined]
+
+        return _torch_backend.mma_matmul(a_codes, b_codes, fa, fb, m, c, scale_a, scale_b,
+                                         device)
+    a = _check_codes(a_codes, fa, "a_codes")
+    b = _check_codes(b_codes, fb, "b_codes")
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        raise FormatError(f"a_codes and b_codes must be M x K and K x N matrices, not shapes "
+                          f"{a.shape} and {b.shape}")
+    if fa.precision + fb.precision > _core.SIG_LIMIT_BITS - 2:
+        raise FormatError(f"{fa.name} x {fb.name} products need more than "
+                          f"{_core.SIG_LIMIT_BITS - 2} bits; use narrower formats")
+    rows, cols = a.shape[0], b.shape[1]
+    acc = _accumulator_values(c, m, rows, cols)
+    scale = _scale_product(scale_a, scale_b, rows, cols)
+    an, ag, ae = _prepare_operand(a, fa, m, "a_codes")
+    bn, bg, be = _prepare_operand(np.ascontiguousarray(b.T), fb, m, "b_codes")
+    k = ag.shape[-1]
+    pfrac = fa.man_bits + fb.man_bits
+    out = np.empty((rows, cols), dtype=m.output.code_dtype)
+    step = max(1, _CHUNK_ELEMENTS // max(cols * max(k, 1), 1))
+    for r0 in range(0, rows, step):
+        r1 = min(rows, r0 + step)
+        ps = (an[r0:r1, None, :] ^ bn[None, :, :]).reshape(-1, k)
+        pg = (ag[r0:r1, None, :] * bg[None, :, :]).reshape(-1, k)
+        pe = (ae[r0:r1, None, :] + be[None, :, :]).reshape(-1, k)
+        ps &= pg != 0
+        res = _accumulate(ps, pg, pe, pfrac, acc[r0:r1].reshape(-1), m)
+        sc = None if scale is None else scale[r0:r1].reshape(-1)
+        out[r0:r1] = _finish(res, m, sc).reshape(r1 - r0, cols)
+    return out
+
+
+def dot(
+    a_codes: npt.ArrayLike, b_codes: npt.ArrayLike, fmt_a: FloatFormat | str,
+    fmt_b: FloatFormat | str | None = None, *, model: MMAModel | str,
+    c: npt.ArrayLike | None = None,
+) -> npt.NDArray[Any]:
+    """Compute dot products ``c + sum_k a[..., k] * b[..., k]`` as a tensor core does.
+
+    Each dot product is one output element of a matrix product: the same steps, promotion and
+    split-K as :func:`matmul`. ``a_codes`` and ``b_codes`` broadcast against each other; ``c``
+    holds codes of ``model.acc_format`` of their shape without the last axis. Returns codes of
+    ``model.output``.
+    """
+    m = get_model(model)
+    fa = _float_arg(fmt_a, "fmt_a")
+    fb = _float_arg(fmt_b if fmt_b is not None else fa, "fmt_b")
+    a, b = np.broadcast_arrays(_check_codes(a_codes, fa, "a_codes"),
+                               _check_codes(b_codes, fb, "b_codes"))
+    if a.ndim == 0:
+        raise FormatError("dot needs arrays with a last axis to reduce, not scalars")
+    shape = a.shape[:-1]
+    k = a.shape[-1]
+    an, ag, ae = _prepare_operand(a.reshape(-1, k), fa, m, "a_codes")
+    bn, bg, be = _prepare_operand(b.reshape(-1, k), fb, m, "b_codes")
+    pg = ag * bg
+    ps = (an ^ bn) & (pg != 0)
+    rows = int(np.prod(shape, dtype=np.int64))
+    cc = None if c is None else np.broadcast_to(np.asarray(c), shape).reshape(rows, 1)
+    acc = _accumulator_values(cc, m, rows, 1).reshape(-1)
+    res = _accumulate(ps, pg, ae + be, fa.man_bits + fb.man_bits, acc, m)
+    return _finish(res, m, None).reshape(shape)
+
+
+def _accumulator_values(c: Any, m: MMAModel, rows: int, cols: int) -> Any:
+    """float64 values of the initial accumulator codes, ``(rows, cols)``."""
+    if c is None:
+        return np.zeros((rows, cols))
+    cc = _check_codes(c, m.acc_format, "c")
+    try:
+        cc = np.broadcast_to(cc, (rows, cols))
+    except ValueError:
+        raise FormatError(f"c must broadcast to ({rows}, {cols}), not shape {cc.shape}") from None
+    return m.acc_format.decode(cc)
