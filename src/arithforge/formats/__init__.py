@@ -4,15 +4,16 @@ Everything here is numpy only and imports nothing else of arithforge. Every oper
 then rounded once, on integer codes; nothing is "quantize then compute in float32".
 """
 
-from . import ops
+from . import lut, ops
 from ._errors import FormatError
 from .block import BlockFormat
 from .catalog import get_format, names
 from .descriptors import FixedFormat, FloatFormat, Format, IntFormat, Specials
+from .lut import LUTConfig
 from .posit import PositFormat
 from .rounding import Rounding
 
 __all__ = [
     "BlockFormat", "FixedFormat", "FloatFormat", "Format", "FormatError", "IntFormat",
-    "PositFormat", "Rounding", "Specials", "get_format", "names", "ops",
+    "LUTConfig", "PositFormat", "Rounding", "Specials", "get_format", "lut", "names", "ops",
 ]
