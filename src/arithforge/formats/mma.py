@@ -116,7 +116,8 @@ class MMAModel:
     library may *promote* (every ``promote`` elements of K, the partial sum of the steps, started
     from zero, is added into a float32 accumulator by a float32 round-to-nearest-even addition)
     and *split K* (K cut into ``split`` contiguous parts of ``ceil(K / (split * split_tile)) *
-    split_tile`` elements, each accumulated from zero, added in order in float32, RNE). The
+    split_tile`` elements, each accumulated from zero, added in order with round to nearest even
+    in ``split_reduction``, float32 unless said otherwise). The
     float32 result is finally rounded to nearest even to ``output``.
 
     Parameters
@@ -146,6 +147,10 @@ class MMAModel:
         Promotion period in elements of K, a multiple of ``n``; ``None``: no promotion.
     split, split_tile : int
         Split-K factor and the granularity (K tile) of its parts.
+    split_reduction : FloatFormat or str
+        Format of the additions that join split-K parts: ``float32`` (cuBLAS on fp32
+        accumulators) or ``float16`` (cuBLAS with fp16 accumulation: ``splitKreduce`` on
+        ``__half``).
     output : FloatFormat or str
         Format of the result: ``float32``, ``bfloat16`` or ``float16``.
     k_order : {"natural", "pairs2x16"}
@@ -165,6 +170,7 @@ class MMAModel:
     promote: int | None = None
     split: int = 1
     split_tile: int = 1
+    split_reduction: FloatFormat = _F32
     output: FloatFormat = _F32
     k_order: str = "natural"
     name: str = dataclasses.field(default="", compare=False)
@@ -190,6 +196,10 @@ class MMAModel:
             raise FormatError(f"acc_format must be float32 or float16, not {acc.name!r}")
         if out.name not in ("float32", "bfloat16", "float16"):
             raise FormatError(f"output must be float32, bfloat16 or float16, not {out.name!r}")
+        red = _float_arg(self.split_reduction, "split_reduction")
+        if red not in (_F32, _F16):
+            raise FormatError(f"split_reduction must be float32 or float16, not {red.name!r}")
+        set_(self, "split_reduction", red)
         set_(self, "acc_format", acc)
         set_(self, "output", out)
         if self.n < 1:
@@ -223,6 +233,8 @@ class MMAModel:
             s += f" promote={self.promote}"
         if self.split > 1:
             s += f" split={self.split}x{self.split_tile}"
+            if self.split_reduction != _F32:
+                s += f" reduce={self.split_reduction.name}"
         if self.output != _F32:
             s += f" out={self.output.name}"
         if self.k_order != "natural":
@@ -372,6 +384,15 @@ def _f32_add(x: Any, y: Any) -> Any:
             np.float64)
 
 
+def _reduce_add(x: Any, y: Any, fmt: FloatFormat) -> Any:
+    """Addition rounded to nearest even in ``fmt`` (float32 or float16), as float64 values."""
+    if fmt == _F32:
+        return _f32_add(x, y)
+    with np.errstate(invalid="ignore"):  # inf + -inf is NaN, as in hardware
+        total = np.asarray(x) + np.asarray(y)  # two float16 values add exactly in float64
+    return fmt.decode(fmt.encode(total, Rounding.RNE))
+
+
 def _chain(ps: Any, pg: Any, pe: Any, pfrac: int, c: Any, m: MMAModel) -> Any:
     acc = c
     for k0 in range(0, pg.shape[-1], m.n):
@@ -409,7 +430,7 @@ def _accumulate(ps: Any, pg: Any, pe: Any, pfrac: int, c: Any, m: MMAModel) -> A
     res = c
     zero = np.zeros(pg.shape[0])
     for lo in range(0, k, part):
-        res = _f32_add(res, padded(lo, min(lo + part, k), zero))
+        res = _reduce_add(res, padded(lo, min(lo + part, k), zero), m.split_reduction)
     return res
 
 
