@@ -4,8 +4,9 @@ Everything here is numpy only and imports nothing else of arithforge. Every oper
 then rounded once, on integer codes; nothing is "quantize then compute in float32".
 """
 
-from . import lut, ops
+from . import bitmod, lut, ops
 from ._errors import FormatError
+from .bitmod import PEConfig
 from .block import BlockFormat
 from .catalog import get_format, names
 from .descriptors import FixedFormat, FloatFormat, Format, IntFormat, Specials
@@ -15,5 +16,6 @@ from .rounding import Rounding
 
 __all__ = [
     "BlockFormat", "FixedFormat", "FloatFormat", "Format", "FormatError", "IntFormat",
-    "LUTConfig", "PositFormat", "Rounding", "Specials", "get_format", "lut", "names", "ops",
+    "LUTConfig", "PEConfig", "PositFormat", "Rounding", "Specials", "bitmod", "get_format", "lut",
+    "names", "ops",
 ]
