@@ -29,7 +29,8 @@ are exactly representable (results before the cast to float32). Supported inputs
 NaN and infinity inputs are not modelled (``decode`` raises on them). Results that overflow the
 output format go to the largest finite value (``rz``) or infinity (``rne``).
 
-This file is self-contained (numpy only) so that it can be copied or imported anywhere.
+The arithmetic lives in the library (``arithforge.formats.mma``, where ``MMAModel`` names these
+parameters); this module keeps the probe's descriptors and the fit's parameter names.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ import dataclasses
 import itertools
 
 import numpy as np
+
+from arithforge.formats import mma as _lib
 
 __all__ = [
     "FloatFormat",
@@ -48,11 +51,8 @@ __all__ = [
     "values",
     "float32_bits",
     "bits_float32",
-    "round_scaled",
-    "mma_step",
     "mma_dot",
     "mma_matmul",
-    "round_f32_to",
 ]
 
 
@@ -188,60 +188,6 @@ def bits_float32(b) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(b, dtype=np.uint32)).view(np.float32)
 
 
-def _bit_length(m: np.ndarray) -> np.ndarray:
-    """Bit length of non-negative int64 values below 2**53 (0 for 0)."""
-    return np.frexp(m.astype(np.float64))[1].astype(np.int64)
-
-
-def round_scaled(S, scale_exp, *, p: int, emin: int, emax: int, mode: str) -> np.ndarray:
-    """Round ``S * 2**scale_exp`` (int64 ``S``, ``|S| < 2**53``) to ``p`` significant bits.
-
-    ``emin``/``emax`` bound the exponent (gradual underflow below ``emin``); ``mode`` is
-    ``"rz"`` or ``"rne"``. Returns exactly representable float64 values.
-    """
-    S = np.asarray(S, dtype=np.int64)
-    scale_exp = np.broadcast_to(np.asarray(scale_exp, dtype=np.int64), S.shape)
-    neg = S < 0
-    mag = np.abs(S)
-    L = _bit_length(mag)
-    lead = scale_exp + L - 1  # exponent of the leading bit
-    p_eff = p - np.maximum(0, emin - lead)
-    shift = np.maximum(L - p_eff, 0)
-    sh = np.minimum(shift, 62)
-    q = mag >> sh
-    rem = mag - (q << sh)
-    if mode == "rne":
-        half = np.where(sh > 0, np.left_shift(np.int64(1), np.maximum(sh - 1, 0)), 0)
-        up = (sh > 0) & ((rem > half) | ((rem == half) & ((q & 1) == 1)))
-        up &= shift <= 62  # a value entirely below the rounding point rounds to zero
-        q = q + up
-    elif mode != "rz":
-        raise ValueError(f"rounding mode must be 'rz' or 'rne', not {mode!r}")
-    q = np.where(shift > 62, 0, q)
-    val = np.ldexp(q.astype(np.float64), scale_exp + shift)
-    max_finite = (2.0 - 2.0 ** (1 - p)) * 2.0**emax
-    over = val > max_finite
-    val = np.where(over, max_finite if mode == "rz" else np.inf, val)
-    return np.where(neg, -val, val)
-
-
-def _align(mag, shift, rounding, neg):
-    """Shift magnitudes by ``shift`` (left if positive), cutting dropped bits per ``rounding``."""
-    left = np.minimum(np.maximum(shift, 0), 62)
-    right = np.minimum(np.maximum(-shift, 0), 62)
-    kept = np.left_shift(mag, left) >> right
-    if rounding == "rz":
-        return kept
-    rem = mag - ((mag >> right) << right)  # bits dropped by a right shift (none when left)
-    if rounding == "rd":
-        return kept + (neg & (rem != 0))
-    if rounding == "rne":
-        half = np.where(right > 0, np.left_shift(np.int64(1), np.maximum(right - 1, 0)), 0)
-        up = (right > 0) & ((rem > half) | ((rem == half) & ((kept & 1) == 1)))
-        return kept + up
-    raise ValueError(f"term rounding must be 'rz', 'rd' or 'rne', not {rounding!r}")
-
-
 @dataclasses.dataclass(frozen=True)
 class MMAParams:
     """Parameters of the accumulation model (see the module docstring).
@@ -313,179 +259,43 @@ class MMAParams:
         return s
 
 
-K_ORDERS: dict[str, np.ndarray | None] = {
-    "natural": None,
-    "pairs2x16": np.array([k for k in range(32) if (k // 2) % 2 == 0]
-                          + [k for k in range(32) if (k // 2) % 2 == 1]),
-}
+K_ORDERS = {name: (None if order is None else np.asarray(order))
+            for name, order in _lib.K_ORDERS.items()}
+
+_TERM = {"rz": "rtz", "rd": "rdn", "rne": "rne"}
+_OUT = {"rz": "rtz", "rne": "rne"}
 
 
-def _widen(sig, exp, fmt, emin):
-    """Re-express subnormal operands as normal numbers of a format with exponent floor ``emin``
-    (same value; only the exponent used for alignment changes)."""
-    s = np.where(sig > 0, fmt.man_bits + 1 - _bit_length(sig), 0)
-    s = np.clip(s, 0, np.maximum(exp - emin, 0))
-    return sig << s, exp - s
-
-
-def _products(a_codes, b_codes, fa, fb, widen_emin=None):
-    fa, fb = _fmt(fa), _fmt(fb)
-    sa, ma, ea = decode(a_codes, fa)
-    sb, mb, eb = decode(b_codes, fb)
-    if widen_emin is not None:
-        ma, ea = _widen(ma, ea, fa, widen_emin)
-        mb, eb = _widen(mb, eb, fb, widen_emin)
-    sig = ma * mb
-    nz = sig != 0
-    return (sa ^ sb).astype(bool) & nz, sig, ea + eb, fa.man_bits + fb.man_bits, nz
-
-
-def mma_step(psign, psig, pexp, pfrac, pnz, c, prm: MMAParams) -> np.ndarray:
-    """One fused step over the last axis of pre-decoded products, plus accumulator ``c``.
-
-    ``psign, psig, pexp, pnz`` have shape ``(B, n)``: product sign (bool), integer significand,
-    exponent ``exp_a + exp_b``, non-zero mask; ``pfrac`` is the number of fraction bits of the
-    product significand. ``c`` is a float64 array ``(B,)`` of values representable in the
-    accumulator format. Returns float64 step results ``(B,)``.
-    """
-    # accumulator term: exact decode of an fp32 value
-    c_in = np.asarray(c, dtype=np.float64)
-    c_inf = ~np.isfinite(c_in)  # an overflowed accumulator stays infinite (or NaN)
-    c = np.where(c_inf, 0.0, c_in)
-    cb = float32_bits(c.astype(np.float32)).astype(np.int64)
-    cs, csig, cexp = decode(cb, F32)
-    cnz = csig != 0
-    if prm.prod_exp in ("sum", "sum_fp16"):
-        palign = pexp
-    elif prm.prod_exp == "normalized":
-        palign = pexp + _bit_length(psig) - 1 - pfrac
-    else:
-        raise ValueError(
-            f"prod_exp must be 'sum', 'sum_fp16' or 'normalized', not {prm.prod_exp!r}")
-    if cexp.ndim == 0:
-        cexp = np.broadcast_to(cexp, c.shape)
-    # F32 subnormal c: decode gives exp=-126, sig without hidden bit, as in MMA-Sim
-    c_align = np.where(cnz, cexp, -(1 << 40))
-    p_align = np.where(pnz, palign, -(1 << 40))
-    E = np.maximum(p_align.max(axis=-1), c_align)
-    F = prm.F
-    p_shift = pexp - pfrac + F - E[:, None]
-    c_shift = cexp - 23 + F - E
-    tp = _align(psig, p_shift, prm.term_round, psign)
-    tc = _align(csig, c_shift, prm.term_round, cs.astype(bool))
-    tp = np.where(pnz, tp, 0)
-    tc = np.where(cnz, tc, 0)
-    S = np.where(psign, -tp, tp).sum(axis=-1) + np.where(cs == 1, -tc, tc)
-    S = np.where((E < -(1 << 39)), 0, S)
-    acc = _fmt(prm.acc_format)
-    res = round_scaled(S, E - F, p=prm.out_frac_bits + 1, emin=acc.emin, emax=acc.emax,
-                       mode=prm.out_round)
-    return np.where(c_inf, c_in, res)
-
-
-def _f32_add(x, y):
-    """fp32 addition, round to nearest even (what an FADD does)."""
-    return (np.asarray(x, np.float64).astype(np.float32)
-            + np.asarray(y, np.float64).astype(np.float32)).astype(np.float64)
-
-
-def round_f32_to(x, out: str) -> np.ndarray:
-    """Convert float32 values to ``out`` (``float32``/``bfloat16``/``float16``) with RNE.
-
-    Returns the bit patterns (uint32 for float32, uint16 otherwise).
-    """
-    x32 = np.asarray(x, dtype=np.float64).astype(np.float32)
-    if out == "float32":
-        return float32_bits(x32)
-    if out == "float16":
-        with np.errstate(over="ignore"):
-            return np.ascontiguousarray(x32.astype(np.float16)).view(np.uint16)
-    if out == "bfloat16":
-        b = float32_bits(x32).astype(np.uint64)
-        nan = np.isnan(x32)
-        r = (b + 0x7FFF + ((b >> 16) & 1)) >> 16
-        return np.where(nan, 0x7FC0, r).astype(np.uint16)
-    raise ValueError(f"out must be 'float32', 'bfloat16' or 'float16', not {out!r}")
-
-
-def _chain(psign, psig, pexp, pfrac, pnz, c, prm: MMAParams):
-    """Chained steps over a (B, K) block, starting from accumulator ``c``."""
-    B, K = psig.shape
-    n = prm.n
-    acc = np.asarray(c, dtype=np.float64)
-    for k0 in range(0, K, n):
-        sl = slice(k0, k0 + n)
-        acc = mma_step(psign[:, sl], psig[:, sl], pexp[:, sl], pfrac, pnz[:, sl], acc, prm)
-    return acc
-
-
-def _promoted(psign, psig, pexp, pfrac, pnz, c, prm: MMAParams):
-    B, K = psig.shape
-    if not prm.promote:
-        return _chain(psign, psig, pexp, pfrac, pnz, c, prm)
-    acc = np.asarray(c, dtype=np.float64)
-    zero = np.zeros(B)
-    for k0 in range(0, K, prm.promote):
-        sl = slice(k0, k0 + prm.promote)
-        part = _chain(psign[:, sl], psig[:, sl], pexp[:, sl], pfrac, pnz[:, sl], zero, prm)
-        acc = _f32_add(acc, part)
-    return acc
+def to_model(prm: MMAParams) -> _lib.MMAModel:
+    """The library model (``arithforge.formats.mma.MMAModel``) of a parameter set."""
+    return _lib.MMAModel(
+        n=prm.n, frac_bits=prm.F, term_rounding=_TERM[prm.term_round], alignment=prm.prod_exp,
+        acc_format=prm.acc_format, acc_frac_bits=prm.out_frac_bits,
+        acc_rounding=_OUT[prm.out_round], promote=prm.promote, split=prm.split,
+        split_tile=prm.split_tile, output=prm.out, k_order=prm.k_order)
 
 
 def mma_dot(a_codes, b_codes, fa, fb, c=None, prm: MMAParams = MMAParams()) -> np.ndarray:
     """Model dot products ``c + sum_k a[..., k] * b[..., k]``; returns output bit patterns.
 
-    ``a_codes``/``b_codes`` have shape ``(B, K)``; ``K`` is padded with zeros to a multiple of
-    ``n`` (and of ``promote`` and ``split``). ``c`` is a float32 array ``(B,)`` or ``None``.
-    Output: uint32 bits for ``prm.out == "float32"``, uint16 bits otherwise.
+    ``a_codes``/``b_codes`` have shape ``(B, K)``; ``c`` is a float32 array ``(B,)`` or ``None``.
+    Output: uint32 bits for ``prm.out == "float32"``, uint16 bits otherwise. The model itself
+    lives in ``arithforge.formats.mma``.
     """
-    a_codes = np.atleast_2d(np.asarray(a_codes))
-    b_codes = np.atleast_2d(np.asarray(b_codes))
-    order = K_ORDERS[prm.k_order]
-    if order is not None:
-        blk = len(order)
-        K0 = a_codes.shape[1]
-        Kb = -(-K0 // blk) * blk
-        pad = ((0, 0), (0, Kb - K0))
-        perm = (order[None, :] + np.arange(0, Kb, blk)[:, None]).reshape(-1)
-        a_codes = np.pad(a_codes, pad)[:, perm]
-        b_codes = np.pad(b_codes, pad)[:, perm]
-    widen = FORMATS["float16"].emin if prm.prod_exp == "sum_fp16" else None
-    psign, psig, pexp, pfrac, pnz = _products(a_codes, b_codes, fa, fb, widen)
-    B, K = psig.shape
-    unit = prm.n
-    if prm.promote:
-        unit = int(np.lcm(unit, prm.promote))
-
-    def padded(lo, hi):
-        arrs = [x[:, lo:hi] for x in (psign, psig, pexp, pnz)]
-        extra = -(hi - lo) % unit
-        if extra:
-            arrs = [np.pad(x, ((0, 0), (0, extra))) for x in arrs]
-        return arrs
-
-    cc = np.zeros(B) if c is None else np.asarray(c, dtype=np.float32).astype(np.float64)
-    if prm.split == 1:
-        ps, pg, pe, pn = padded(0, K)
-        res = _promoted(ps, pg, pe, pfrac, pn, cc, prm)
-    else:
-        part = -(-K // (prm.split * prm.split_tile)) * prm.split_tile
-        res = cc
-        for lo in range(0, K, part):
-            ps, pg, pe, pn = padded(lo, min(lo + part, K))
-            res = _f32_add(res, _promoted(ps, pg, pe, pfrac, pn, np.zeros(B), prm))
-    return round_f32_to(res, prm.out)
+    model = to_model(prm)
+    cc = None
+    if c is not None:
+        cc = model.acc_format.encode(np.asarray(c, dtype=np.float32), "rne")
+    return _lib.dot(np.atleast_2d(a_codes), np.atleast_2d(b_codes), _fmt(fa).name,
+                    _fmt(fb).name, model=model, c=cc)
 
 
 def mma_matmul(A_codes, B_codes, fa, fb, prm: MMAParams = MMAParams(), C=None) -> np.ndarray:
     """Model ``C + A @ B`` for code matrices ``A (M, K)`` and ``B (K, N)``; returns bits (M, N)."""
-    A_codes, B_codes = np.asarray(A_codes), np.asarray(B_codes)
-    M, K = A_codes.shape
-    N = B_codes.shape[1]
-    a = np.repeat(A_codes, N, axis=0)
-    b = np.tile(B_codes.T, (M, 1))
-    c = None if C is None else np.asarray(C, np.float32).reshape(-1)
-    return mma_dot(a, b, fa, fb, c, prm).reshape(M, N)
+    model = to_model(prm)
+    cc = None if C is None else model.acc_format.encode(np.asarray(C, np.float32), "rne")
+    return _lib.matmul(np.asarray(A_codes), np.asarray(B_codes), _fmt(fa).name, _fmt(fb).name,
+                       model=model, c=cc)
 
 
 def candidate_grid(**axes) -> list[MMAParams]:
