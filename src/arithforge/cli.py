@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "arithforge.workloads.cli",
     "arithforge.hdl_cli",
     "arithforge.cost_cli",
+    "arithforge.simulate_cli",
 )
 
 PROG = "arithforge"

@@ -42,7 +42,11 @@ __all__ = ["ArrayRTL", "RTLRun"]
 _VERSION = 1
 _FLAGS = ["--cc", "--exe", "--top-module", "array_top", "--x-assign", "fast", "--x-initial",
           "fast", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-CFLAGS", "-O2"]
-_MAKE_VARS = ["OPT_FAST=-O2", "OPT_SLOW=-O1", "OPT_GLOBAL=-O2"]
+# The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design large enough to be split
+# into several files (an 8x8 array) would be compiled with the precompiled header's name as a
+# stray input file; the generated sources include the header themselves, so it is left out.
+_MAKE_VARS = ["OPT_FAST=-O2", "OPT_SLOW=-O1", "OPT_GLOBAL=-O2", "VK_PCH_I_FAST=",
+              "VK_PCH_I_SLOW="]
 _RUNTIME = ("verilated", "verilated_threads")
 
 
