@@ -124,7 +124,8 @@ def configure_evaluate_parser(parser: argparse.ArgumentParser) -> None:
                         metavar="KEY=VALUE",
                         help="datapath option, repeatable: fma_chain normalization=W; lmul "
                              "form=int|equation, offset_bits=L, accumulate=exact|chain; "
-                             "tensorcore n=N, frac_bits=F")
+                             "tensorcore n=N, frac_bits=F or model=PRESET (h100-fp8, "
+                             "h100-fp8-fastacc, h100-bf16, h100-fp16, a100-bf16, v100-fp16...)")
     parser.add_argument("--no-end-metric", action="store_true",
                         help="per-layer metrics only; skip running the whole model")
     parser.add_argument("--max-rows", type=int, default=None, metavar="N",

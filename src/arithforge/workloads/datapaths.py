@@ -23,7 +23,12 @@ returns the exact values of its accumulator output, ``M x N`` float64, for the e
 ``tensorcore``  ``ops.dot(model="block")``: steps of ``n`` products plus the accumulator,
                 truncated to ``frac_bits`` fraction bits, rounded with ``rounding`` (default
                 ``rtz``); defaults n=32, frac_bits=13 (H100 fp8) for operands of at most 8 bits,
-                n=16, frac_bits=25 (H100 fp16/bf16) otherwise
+                n=16, frac_bits=25 (H100 fp16/bf16) otherwise. Option ``model``: a preset of
+                :mod:`arithforge.formats.mma` (``h100-fp8``, ``h100-fp8-fastacc``,
+                ``h100-bf16``, ``a100-bf16``, ``v100-fp16``...; :data:`TENSORCORE_MODELS`)
+                runs ``mma.matmul`` instead, what that GPU computes: its steps, promotion and
+                float32 output (``acc`` and ``rounding`` are then the model's, not the
+                config's)
 ``int``         integer MAC (``ops.imac``): exact products of the integer codes, sum wrapping
                 modulo 2**bits of ``acc`` (default int32)
 =============== ==========================================================================
@@ -44,11 +49,12 @@ import numpy as np
 import numpy.typing as npt
 
 from .._errors import ArithforgeError
-from ..formats import BlockFormat, FixedFormat, FloatFormat, Format, Rounding, ops
+from ..formats import BlockFormat, FixedFormat, FloatFormat, Format, FormatError, Rounding, mma, ops
 from . import gemm
 from .quantize import Quantized
 
-__all__ = ["DATAPATHS", "PLANNED", "Config", "Datapath", "get_datapath", "register_datapath"]
+__all__ = ["DATAPATHS", "PLANNED", "TENSORCORE_MODELS", "Config", "Datapath", "get_datapath",
+           "register_datapath"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -232,7 +238,30 @@ def _mx(qx: Quantized, qw: Quantized, config: Config) -> tuple[F64, str]:
     return gemm.finish(y, acc, config.rounding, zeros=_zeros(qx.values, qw.values)), path
 
 
+#: Presets the ``tensorcore`` datapath takes as its ``model`` option.
+TENSORCORE_MODELS = tuple(mma.PRESETS)
+
+
+def _tensorcore_model(qx: Quantized, qw: Quantized, config: Config) -> tuple[F64, str]:
+    opts = config.options
+    if opts["n"] is not None or opts["frac_bits"] is not None:
+        raise ArithforgeError("the tensorcore option model sets n and frac_bits itself: give "
+                              "model or n/frac_bits, not both")
+    try:
+        model = mma.get_model(str(opts["model"]))
+    except FormatError as exc:
+        raise ArithforgeError(f"tensorcore {exc}") from None
+    fx, fw = _element(qx, "tensorcore"), _element(qw, "tensorcore")
+    if not (np.isfinite(qx.values).all() and np.isfinite(qw.values).all()):
+        raise ArithforgeError("the tensor-core model needs finite operands; quantize with "
+                              "saturation")
+    codes = mma.matmul(qx.codes, np.asarray(qw.codes).T, fx, fw, model=model)
+    return model.output.decode(codes), f"{model.name}: {model.label()}"
+
+
 def _tensorcore(qx: Quantized, qw: Quantized, config: Config) -> tuple[F64, str]:
+    if config.options["model"] is not None:
+        return _tensorcore_model(qx, qw, config)
     acc = _float_acc(config, "tensorcore")
     narrow = max(qx.fmt.bits, qw.fmt.bits) <= 8
     n = config.options["n"] or (32 if narrow else 16)
@@ -273,7 +302,7 @@ for _dp in (
              {"form": "int", "offset_bits": None, "accumulate": "exact"}),
     Datapath("mx", _mx, "OCP MX block formats, exact dot product, one rounding"),
     Datapath("tensorcore", _tensorcore, "tensor-core steps of n products truncated to frac_bits",
-             {"n": None, "frac_bits": None}, rounding="rtz", fast=False),
+             {"n": None, "frac_bits": None, "model": None}, rounding="rtz", fast=False),
     Datapath("int", _int, "integer MAC, wrapping accumulator", acc="int32"),
 ):
     register_datapath(_dp)
