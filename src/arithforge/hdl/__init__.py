@@ -8,9 +8,10 @@ Shared building blocks (leading-zero count, shifters, rounder) live in :mod:`.pr
 """
 
 from .base import Datapath, Param
+from .bitserial import BitSerialPE
 from .fma import Adder, FusedMultiplyAdd, Multiplier
 from .imac import IntegerMAC
 from .lmul import LMulMAC, LMulMultiplier
 
-__all__ = ["Adder", "Datapath", "FusedMultiplyAdd", "IntegerMAC", "LMulMAC", "LMulMultiplier",
-           "Multiplier", "Param"]
+__all__ = ["Adder", "BitSerialPE", "Datapath", "FusedMultiplyAdd", "IntegerMAC", "LMulMAC",
+           "LMulMultiplier", "Multiplier", "Param"]

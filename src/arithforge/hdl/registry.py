@@ -11,6 +11,7 @@ from typing import Any
 
 from ..formats import get_format
 from .base import Datapath, Param
+from .bitserial import BitSerialPE
 from .fma import Adder, FusedMultiplyAdd, Multiplier
 from .imac import IntegerMAC
 from .lmul import LMulMAC, LMulMultiplier
@@ -19,7 +20,8 @@ __all__ = ["DATAPATHS", "Param", "build"]
 
 DATAPATHS: dict[str, type[Datapath]] = {
     cls.name: cls
-    for cls in (FusedMultiplyAdd, Multiplier, Adder, LMulMultiplier, LMulMAC, IntegerMAC)
+    for cls in (FusedMultiplyAdd, Multiplier, Adder, LMulMultiplier, LMulMAC, IntegerMAC,
+                BitSerialPE)
 }
 
 

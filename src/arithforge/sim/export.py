@@ -112,6 +112,9 @@ class LintMessage:
     rule: str
     line: int
     text: str
+    #: Whether the signal it names is a port of the top module (set by :func:`lint`; None:
+    #: judged by the name alone). Submodules' ports and their aliases in the parent are not.
+    top_port: bool | None = None
 
     def __str__(self) -> str:
         return f"%Warning-{self.rule}: line {self.line}: {self.text}"
@@ -128,7 +131,28 @@ class LintError(ArithforgeError):
 
 
 def _is_port(message: LintMessage) -> bool:
+    if message.top_port is not None:
+        return message.top_port
     return bool(re.search(r"'(i__|o__|clk'|rst')", message.text))
+
+
+def _mark_top_ports(text: str, top: str, messages: list[LintMessage]) -> list[LintMessage]:
+    """Tell which messages name a port of module ``top`` (a datapath built of other datapaths
+    has submodules with ``i__*`` ports of their own)."""
+    start = re.search(rf"^module\s+{re.escape(top)}\s*\(", text, re.M)
+    if start is None:
+        return messages
+    first = text.count("\n", 0, start.start()) + 1
+    last = text.count("\n", 0, text.find("\nendmodule", start.end()) + 1) + 1
+    names = {p.name for p in module_ports(text, top)}
+    if not names:  # ports declared in the header (not Amaranth's style): judge by name
+        return messages
+    out = []
+    for m in messages:
+        named = re.search(r"'([^']+)'", m.text)
+        top_port = first <= m.line <= last and named is not None and named.group(1) in names
+        out.append(LintMessage(m.rule, m.line, m.text, top_port))
+    return out
 
 
 #: Waived Verilator warnings: rule -> (applies to this message?, why it is not a design defect).
@@ -182,8 +206,9 @@ def lint(text: str, top: str) -> list[LintMessage]:
             capture_output=True, text=True, env=tool.env(), timeout=600,
         )
     output = proc.stdout + proc.stderr
-    messages = [LintMessage(m.group(1), int(m.group(2)), m.group(3).strip())
-                for m in _WARNING.finditer(output)]
+    messages = _mark_top_ports(text, top, [LintMessage(m.group(1), int(m.group(2)),
+                                                       m.group(3).strip())
+                                           for m in _WARNING.finditer(output)])
     if proc.returncode != 0 and not messages:
         first = next((ln for ln in output.splitlines() if ln.startswith("%Error")), output.strip())
         raise ArithforgeError(f"verilator --lint-only failed: {first}")

