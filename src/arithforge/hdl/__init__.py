@@ -12,6 +12,7 @@ from .bitserial import BitSerialPE
 from .fma import Adder, FusedMultiplyAdd, Multiplier
 from .imac import IntegerMAC
 from .lmul import LMulMAC, LMulMultiplier
+from .lut import LUTTensorCore
 
 __all__ = ["Adder", "BitSerialPE", "Datapath", "FusedMultiplyAdd", "IntegerMAC", "LMulMAC",
-           "LMulMultiplier", "Multiplier", "Param"]
+           "LMulMultiplier", "LUTTensorCore", "Multiplier", "Param"]

@@ -15,13 +15,14 @@ from .bitserial import BitSerialPE
 from .fma import Adder, FusedMultiplyAdd, Multiplier
 from .imac import IntegerMAC
 from .lmul import LMulMAC, LMulMultiplier
+from .lut import LUTTensorCore
 
 __all__ = ["DATAPATHS", "Param", "build"]
 
 DATAPATHS: dict[str, type[Datapath]] = {
     cls.name: cls
     for cls in (FusedMultiplyAdd, Multiplier, Adder, LMulMultiplier, LMulMAC, IntegerMAC,
-                BitSerialPE)
+                LUTTensorCore, BitSerialPE)
 }
 
 
