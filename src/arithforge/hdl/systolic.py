@@ -306,7 +306,8 @@ class SystolicArray(wiring.Component):
         # SRAM reads and the array's edges.
         first = Signal(name="first")
         last = Signal(name="last")
-        m.d.comb += [first.eq(kk == 0), last.eq(kk == K - 1)]
+        # `x == 0` would come out of Yosys's backend as `!x` on a vector (a lint warning).
+        m.d.comb += [first.eq(~kk.any()), last.eq(kk == K - 1)]
         a_edge = []
         for i in range(R):
             row = Signal(ADDR_BITS, name=f"arow_{i}")
@@ -317,7 +318,7 @@ class SystolicArray(wiring.Component):
         b_edge = []
         for j in range(C):
             hold = Signal.like(self.port(f"b_data_{j}"), name=f"bhold_{j}", reset_less=True)
-            fresh = slot == 0
+            fresh = ~slot.any()
             value = Signal.like(hold, name=f"bfeed_{j}")
             m.d.comb += value.eq(Mux(fresh, self.port(f"b_data_{j}"), hold))
             with m.If(feed & fresh):
@@ -445,10 +446,10 @@ class SystolicArray(wiring.Component):
         # Partial sums from the top: +0 in the first K fold, else the previous fold's result.
         p_in = []
         for j in range(C):
-            m.d.comb += [self.port(f"p_en_{j}").eq(feed & (kf != 0) & (nf + j < N)),
+            m.d.comb += [self.port(f"p_en_{j}").eq(feed & kf.any() & (nf + j < N)),
                          self.port(f"p_row_{j}").eq(s), self.port(f"p_col_{j}").eq(nf + j)]
             value = Signal(wc, name=f"pfeed_{j}")
-            m.d.comb += value.eq(Mux(kf == 0, Const(0, wc), self.port(f"p_data_{j}")))
+            m.d.comb += value.eq(Mux(~kf.any(), Const(0, wc), self.port(f"p_data_{j}")))
             p_in.append(_delay(m, value, j, f"pskew{j}"))
 
         grid = self._pes(m)

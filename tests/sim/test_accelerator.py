@@ -1,0 +1,244 @@
+"""The cycle-level accelerator model: schedule, SCALE-Sim agreement, numerics, roll-up, errors.
+
+Co-simulation against the RTL is in test_array_cosim.py; these tests need no simulator.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from arithforge import ArithforgeError
+from arithforge.sim import accelerator as acc
+
+FP8_FMA = "fma:a=float8_e4m3fn,c=float32"
+
+
+def _cfg(pe: str = FP8_FMA, df: str = "os", rows: int = 4, cols: int = 3) -> acc.ArrayConfig:
+    return acc.ArrayConfig(rows, cols, df, acc.parse_pe(pe))
+
+
+def test_imports_without_amaranth() -> None:
+    code = ("import sys; from arithforge.sim import accelerator as a; "
+            "c = a.ArrayConfig(8, 8, 'ws', a.parse_pe('imac:stages=2')); "
+            "print(a.schedule(c, 100, 30, 70).cycles); "
+            "assert 'amaranth' not in sys.modules, 'amaranth imported'")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert int(out.stdout) > 0
+
+
+# -- SCALE-Sim --------------------------------------------------------------------------------
+
+def test_scalesim_formula_by_hand() -> None:
+    # 8x8, OS, 64x48x70: (2*8 + 8 + 70 - 2) cycles per fold, 8 x 6 folds.
+    assert acc.scalesim_cycles(8, 8, "os", 64, 48, 70) == 92 * 48
+    # WS maps K to rows, N to columns, M is streamed: (2*8 + 8 + 64 - 2) x 9 x 6.
+    assert acc.scalesim_cycles(8, 8, "ws", 64, 48, 70) == 86 * 9 * 6
+
+
+@pytest.mark.parametrize("df", acc.DATAFLOWS)
+@pytest.mark.parametrize("pe", ["imac", FP8_FMA, "lmac:fmt=float8_e5m2,acc=bfloat16"])
+def test_latency0_matches_scalesim(df: str, pe: str) -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        rows, cols = (int(x) for x in rng.integers(1, 17, 2))
+        m, n, k = (int(x) for x in rng.integers(1, 200, 3))
+        cfg = _cfg(pe, df, rows, cols)
+        assert acc.schedule(cfg, m, n, k).cycles == acc.scalesim_cycles(rows, cols, df, m, n,
+                                                                         k), (rows, cols, m, n, k)
+
+
+@pytest.mark.parametrize("df", acc.DATAFLOWS)
+@pytest.mark.parametrize("stages", [1, 2, 5])
+def test_pipelined_cycles_documented_formula(df: str, stages: int) -> None:
+    """docs/accelerator.md: with P = max(L, 1), os folds cover R*P rows and take
+    K*P + R + C + L - 2 + R*P cycles; ws folds take R + M + (R-1)*P + C + L - 1."""
+    rng = np.random.default_rng(stages)
+    L, P = stages, max(stages, 1)
+    for _ in range(100):
+        R, C = (int(x) for x in rng.integers(1, 9, 2))
+        m, n, k = (int(x) for x in rng.integers(1, 100, 3))
+        cfg = _cfg(f"imac:stages={stages}", df, R, C)
+        if df == "os":
+            want = (k * P + R + C + L - 2 + R * P) * math.ceil(m / (R * P)) * math.ceil(n / C)
+        else:
+            want = (R + m + (R - 1) * P + C + L - 1) * math.ceil(k / R) * math.ceil(n / C)
+        assert acc.schedule(cfg, m, n, k).cycles == want
+
+
+def test_latency1_is_scalesim_plus_one_per_fold() -> None:
+    cfg = _cfg("imac:stages=1", "os", 8, 8)
+    s = acc.schedule(cfg, 64, 48, 70)
+    assert s.cycles == acc.scalesim_cycles(8, 8, "os", 64, 48, 70) + s.folds
+
+
+# -- traffic ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stages", [0, 3])
+def test_traffic_os(stages: int) -> None:
+    R, C, m, n, k = 4, 3, 37, 11, 23
+    s = acc.schedule(_cfg(f"imac:stages={stages}", "os", R, C), m, n, k)
+    P = max(stages, 1)
+    # A is read once per N fold, B once per M fold (held over the P interleaved slots).
+    assert s.reads == {"a": m * k * math.ceil(n / C), "b": k * n * math.ceil(m / (R * P)),
+                       "psum": 0}
+    assert s.writes == m * n
+    assert s.macs == m * n * k
+    assert s.utilization == pytest.approx(m * n * k / (R * C * s.cycles))
+    assert s.peak == {"a": R, "b": C, "psum": 0, "c": C}
+
+
+def test_traffic_ws() -> None:
+    R, C, m, n, k = 4, 3, 37, 11, 23
+    s = acc.schedule(_cfg("imac:stages=2", "ws", R, C), m, n, k)
+    kf = math.ceil(k / R)
+    assert s.reads == {"a": m * k * math.ceil(n / C), "b": k * n, "psum": (kf - 1) * m * n}
+    assert s.writes == kf * m * n
+    assert s.pe_ops == R * C * m * s.folds
+
+
+def test_schedule_errors() -> None:
+    cfg = _cfg()
+    with pytest.raises(ArithforgeError, match="GEMM K must be a positive integer, not 0"):
+        acc.schedule(cfg, 3, 3, 0)
+    with pytest.raises(ArithforgeError, match="dataflow must be os or ws, not 'is'"):
+        acc.ArrayConfig(2, 2, "is", acc.parse_pe("imac"))
+
+
+# -- numerics ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("pe", [FP8_FMA, "fma:a=float8_e5m2,c=bfloat16,rounding=rdn",
+                                "lmac:fmt=float8_e4m3fn,acc=float16", "imac:acc_bits=16"])
+def test_outputs_are_the_pe_chain(pe: str) -> None:
+    """Both dataflows give each output the PE chain over k from +0: ws's pad rows (the last K
+    fold's rows past K) leave partial sums unchanged, -0 included."""
+    cfg = _cfg(pe, "os", 4, 3)
+    m, n, k = 5, 4, 7   # k % rows != 0: ws pads one row
+    for raw in (False, True):
+        a, b = acc.random_operands(cfg, m, n, k, seed=3, raw=raw)
+        dp = cfg.pe.build()
+        want = np.zeros((m, n), dtype=np.uint64)
+        for i in range(m):
+            for j in range(n):
+                c = np.zeros(1, dtype=np.uint64)
+                for kk in range(k):
+                    c = dp.reference(a=a[i, kk:kk + 1], b=b[kk, j:j + 1], c=c)
+                want[i, j] = c[0]
+        for df in acc.DATAFLOWS:
+            got = acc.simulate(_cfg(pe, df, 4, 3), a, b).output
+            assert got is not None
+            np.testing.assert_array_equal(got, want, err_msg=f"{df} raw={raw}")
+
+
+def test_pad_keeps_negative_zero() -> None:
+    """A partial sum of -0 survives ws's pad rows (a = -0, b = +0; +0 under round-down)."""
+    from arithforge.hdl.systolic import pad_codes
+
+    for pe in (FP8_FMA, "fma:a=float8_e4m3fn,c=float32,rounding=rdn"):
+        dp = acc.parse_pe(pe).build()
+        pa, pb = pad_codes(dp)
+        for c in (0x80000000, 0):
+            out = dp.reference(a=np.array([pa], np.uint64), b=np.array([pb], np.uint64),
+                               c=np.array([c], np.uint64))
+            assert int(out[0]) == c, (pe, hex(c))
+
+
+def test_operand_width_error() -> None:
+    cfg = _cfg("imac:a_bits=4,b_bits=4,acc_bits=16")
+    a = np.full((2, 2), 16, dtype=np.uint64)
+    with pytest.raises(ArithforgeError, match="A holds codes wider than the PE's 4-bit port"):
+        acc.simulate(cfg, a, a)
+
+
+# -- PE specs ---------------------------------------------------------------------------------
+
+def test_parse_pe() -> None:
+    spec = acc.parse_pe(" fma:a=float8_e4m3fn, c=float32 ")
+    assert spec.kwargs == {"a": "float8_e4m3fn", "c": "float32", "out": "float32"}
+    assert str(spec) == "fma:a=float8_e4m3fn,c=float32,out=float32"
+    assert acc.parse_pe("imac").params == ()
+    assert acc.parse_pe("imac:stages=3").latency == 3
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", r"PE spec must be NAME\[:PARAM=VALUE,...\]"),
+    ("fma:a", "PE parameter must be PARAM=VALUE, not 'a'"),
+    ("fma:a=x,a=y", "gives a parameter twice"),
+])
+def test_parse_pe_errors(text: str, message: str) -> None:
+    with pytest.raises(ArithforgeError, match=message):
+        acc.parse_pe(text)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("fmaa:a=float8_e4m3fn", "unknown datapath 'fmaa'; closest: fma"),
+    ("mul:a=float8_e4m3fn", "an array PE must have operands a, b, c"),
+    ("fma:a=float8_e4m3fn,c=float32,out=bfloat16", "c must have the result's format"),
+    ("fma:a=float8_e4m3fn,c=float32,rounding=stochastic", "an array PE must have operands a, b"),
+])
+def test_pe_errors(text: str, message: str) -> None:
+    with pytest.raises((ArithforgeError, ValueError), match=message):
+        acc.parse_pe(text).build()
+
+
+def test_parse_array() -> None:
+    assert acc.parse_array("8x4") == (8, 4)
+    with pytest.raises(ArithforgeError, match="array must be ROWSxCOLS"):
+        acc.parse_array("8")
+    with pytest.raises(ArithforgeError, match="at least 1"):
+        acc.parse_array("0x4")
+
+
+# -- roll-up ----------------------------------------------------------------------------------
+
+def test_gemm_objectives() -> None:
+    shapes = [(64, 48, 70), {"M": 10, "N": 20, "K": 30, "batch": 4}]
+    r = acc.gemm_objectives(shapes, pe=FP8_FMA, array="8x8", dataflow="os")
+    cycles = (acc.schedule(_cfg(FP8_FMA, "os", 8, 8), 64, 48, 70).cycles
+              + 4 * acc.schedule(_cfg(FP8_FMA, "os", 8, 8), 10, 20, 30).cycles)
+    assert r["cycles"] == cycles
+    assert r["latency_s"] == pytest.approx(cycles / (r["fmax_mhz"] * 1e6))
+    assert r["macs"] == 64 * 48 * 70 + 4 * 10 * 20 * 30
+    assert r["energy_pj"] == pytest.approx(r["pe_energy_pj"] + r["sram_energy_pj"]
+                                           + r["dram_energy_pj"])
+    assert r["dram_bits"] == (64 * 70 * 8 + 70 * 48 * 8 + 64 * 48 * 32
+                              + 4 * (10 * 30 * 8 + 30 * 20 * 8 + 10 * 20 * 32))
+    assert 0 < r["utilization"] <= 1
+    assert [g["batch"] for g in r["per_gemm"]] == [1, 4]
+
+
+def test_narrow_formats_move_fewer_bits() -> None:
+    shapes = [(128, 64, 96)]
+    wide = acc.gemm_objectives(shapes, pe="fma:a=bfloat16,c=float32")
+    narrow = acc.gemm_objectives(shapes, pe=FP8_FMA)
+    assert narrow["cycles"] == wide["cycles"]
+    assert narrow["sram_bits"] < wide["sram_bits"]
+    assert narrow["dram_energy_pj"] < wide["dram_energy_pj"]
+    assert narrow["sram_energy_pj"] < wide["sram_energy_pj"]
+
+
+def test_objective_errors() -> None:
+    with pytest.raises(ArithforgeError, match="fmax must be analytical or synth"):
+        acc.gemm_objectives([(1, 1, 1)], fmax="fast")
+    with pytest.raises(ArithforgeError, match="no GEMM to simulate"):
+        acc.gemm_objectives([])
+    with pytest.raises(ArithforgeError, match=r"a GEMM is \(M, N, K\)"):
+        acc.gemm_objectives([(1, 2)])
+
+
+def test_workload_objectives(tmp_path: Path) -> None:
+    from arithforge.workloads import build
+
+    trace = build("synthetic", tmp_path / "t")
+    want = [(g.M, g.N, g.K) for g in trace.gemms]
+    trace.close()
+    r = acc.workload_objectives(tmp_path / "t", pe="imac", array="4x4", dataflow="ws")
+    assert r["workload"] == "synthetic"
+    assert [(g["M"], g["N"], g["K"]) for g in r["per_gemm"]] == want
+    assert r["cycles"] == sum(acc.schedule(_cfg("imac", "ws", 4, 4), *s).cycles for s in want)
