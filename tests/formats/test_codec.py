@@ -586,6 +586,59 @@ def test_encode_matches_oracle(
             _report(got32, want32, x32, what + " float32")
 
 
+@pytest.mark.parametrize("name", ["float16", "bfloat16", "float8_e3m4", "float8_e4m3fn",
+                                  "float8_e8m0fnu", "float6_e2m3fn"])
+def test_float64_fast_paths_equal_the_golden_path(name: str, rng: np.random.Generator) -> None:
+    """The exponent-row table (float64 to float16 and wider-mantissa formats) and the direct one
+    give the golden path's codes in every deterministic mode, saturating or not, with and without
+    ftz, on the structured set, values over the whole float64 range and random bit patterns."""
+    fmt = get_format(name)
+    assert isinstance(fmt, FloatFormat)
+    bits = rng.integers(0, 2**64 - 1, 1 << 14, dtype=np.uint64, endpoint=True).view(np.float64)
+    head = structured_inputs(fmt)
+    if head.size > 1 << 15:  # 16-bit formats: a seeded sample of their boundaries and ties
+        head = head[rng.choice(head.size, 1 << 15, replace=False)]
+    x = np.concatenate([
+        head, log_uniform(fmt, 1 << 13, rng),
+        bits[~np.isnan(bits)] if not fmt.has_nan else bits,
+        rng.standard_normal(1 << 13) * 2.0 ** rng.integers(-1074, 1023, 1 << 13),
+    ])
+    if not fmt.has_nan:
+        x = x[~np.isnan(x)]
+    for rounding in DETERMINISTIC:
+        for saturate in (False, True):
+            for ftz in (False, True):
+                fast = codec._encode_fast(fmt, x, rounding, saturate, ftz)
+                assert fast is not None, f"{name}: no float64 fast path"
+                golden = codec.encode_float_exact(fmt, x, rounding, saturate=saturate,
+                                                  rand=None, rwidth=0, ftz=ftz)
+                _report(fast, golden, x, f"{name} {rounding} saturate={saturate} ftz={ftz}")
+
+
+def test_float32_rne_machine_conversion_equals_the_golden_path(rng: np.random.Generator) -> None:
+    """float32 RNE encodes through numpy's cast; it must give the golden path's codes: ties in
+    both directions, subnormals, the overflow threshold, NaNs of either sign."""
+    fmt = get_format("float32")
+    assert isinstance(fmt, FloatFormat)
+    y32 = rng.integers(0, 2**32 - 1, 1 << 16, dtype=np.uint64, endpoint=True).astype(
+        np.uint32).view(np.float32)
+    y = y32[np.isfinite(y32)].astype(np.float64)
+    half_ulp = 2.0 ** -24
+    x = np.concatenate([
+        rng.integers(0, 2**64 - 1, 1 << 16, dtype=np.uint64, endpoint=True).view(np.float64),
+        y, y * (1 + half_ulp), y * (1 - half_ulp / 2), y * (1 + half_ulp * (1 + 2.0**-20)),
+        np.array([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 2.0**-150, -(2.0**-150),
+                  1.5 * 2.0**-149, 2.0**-126 * (1 - 2.0**-25), 3.4028235677973366e38,
+                  3.4028235677973366e38 * (1 + 2.0**-25)]),
+    ])
+    got = codec.encode_float(fmt, x, "rne")
+    golden = codec.encode_float_exact(fmt, x, Rounding.RNE, saturate=False, rand=None, rwidth=0,
+                                      ftz=False)
+    _report(got, golden, x, "float32 machine cast vs golden path")
+    got32 = codec.encode_float(fmt, y.astype(np.float32), "rne")
+    _report(got32, y.astype(np.float32).view(np.uint32), y, "float32 identity")
+
+
 def test_ftz_detects_tininess_after_rounding() -> None:
     """With ftz a value rounds at full precision first; only a result below min normal flushes."""
     fmt = get_format("float8_e4m3fn")  # min normal 2**-6, subnormal quantum 2**-9
@@ -804,6 +857,13 @@ def test_stochastic_needs_random_bits() -> None:
     msg = "random_bits are only used with rounding='stochastic', not rne"
     with pytest.raises(FormatError, match=re.escape(msg)):
         fmt.encode([1.0], random_bits=[1], random_width=1)
+
+
+@pytest.mark.parametrize("width", [4.5, 4.0, "4", True])
+def test_random_width_must_be_a_whole_number(width: object) -> None:
+    fmt = get_format("float8_e4m3fn")
+    with pytest.raises(FormatError, match="random_width must be a whole number of bits"):
+        fmt.encode([1.1], "stochastic", random_bits=[1], random_width=width)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("bits", "width", "msg"), [

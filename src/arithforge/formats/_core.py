@@ -107,6 +107,8 @@ def check_random(
         return None, 0
     if random_bits is None or random_width is None:
         raise FormatError("stochastic rounding needs random_bits and random_width (bits per value)")
+    if isinstance(random_width, bool) or not isinstance(random_width, (int, np.integer)):
+        raise FormatError(f"random_width must be a whole number of bits, not {random_width!r}")
     if not 1 <= int(random_width) <= 32:
         raise FormatError(f"random_width must be between 1 and 32, not {random_width!r}")
     r = np.asarray(random_bits)
