@@ -224,8 +224,9 @@ class LUTTensorCore(Datapath):
         return {}
 
     def cycles(self, tiles: int) -> int:
-        """Cycles from the first tile's edge to the last result of ``tiles`` back-to-back tiles:
-        ``tiles * P + 1`` (the last result is on the outputs after that edge)."""
+        """Cycles from the cycle that presents the first of ``tiles`` back-to-back tiles to the
+        cycle whose outputs show the last result: ``tiles * P + 1`` (tile ``t`` is presented in
+        cycle ``t * P`` and shows in cycle ``t * P + P + 1``)."""
         return tiles * self.steps + 1
 
     def describe(self) -> dict[str, Any]:
