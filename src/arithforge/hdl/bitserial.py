@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import networkx as nx
 import numpy as np
-from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed
 
 from ..formats import FloatFormat, Rounding, bitmod
 from .base import Datapath, Graph, Param, check_kind
@@ -397,11 +397,16 @@ class BitSerialPE(Datapath):
             aligned.append(sa)
 
         # Terms of each lane's weight (the emulator's unified representation) and contributions.
-        rom = Array(Const(x, 10) for x in self._term_table())
+        # The ROM as a shifted constant (a continuous assignment, not a case process: Icarus runs
+        # a combinational process only when its inputs change, so one whose index stays at its
+        # power-on value would read X).
+        table = self._term_table()
+        rom = Const(sum(x << (10 * i) for i, x in enumerate(table)), 10 * len(table))
         contribs = []
         for k in range(G):
             word = Signal(10, name=f"terms{k}")
-            m.d.comb += word.eq(rom[Cat(regs["w"][k * wb:(k + 1) * wb], regs["sel"][:2])])
+            index = Cat(regs["w"][k * wb:(k + 1) * wb], regs["sel"][:2])
+            m.d.comb += word.eq(rom.bit_select(index * 10, 10))
             slots = [(word[5 * s], word[5 * s + 1], word[5 * s + 2:5 * s + 5]) for s in (0, 1)]
             sa = aligned[k]
             if cfg.serial == "term":

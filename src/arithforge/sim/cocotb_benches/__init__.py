@@ -5,7 +5,9 @@ draws corner and random vectors with their ``reference()`` results into a manife
 simulation once per simulator and design (cached under ``build/cocotb/``), and runs the tests of
 :mod:`.bench_datapath`:
 
-- ``full_throughput``: one vector per cycle; every result exactly ``latency`` cycles later;
+- ``full_throughput``: one vector per cycle (one transaction per ``initiation_interval`` cycles
+  for a sequential datapath); every result exactly ``latency`` cycles later; where the datapath
+  documents ``cycles(T)``, the tile of all vectors ends on that cycle;
 - ``single_vector_latency``: an isolated vector's ``o__valid`` comes ``latency`` cycles after it;
 - ``valid_bubbles``: random gaps with random operands and valid low; nothing leaks out;
 - ``reset_in_flight`` (pipelined only): ``rst`` mid-stream drops in-flight vectors and clears
@@ -35,7 +37,7 @@ import numpy as np
 
 from ..._errors import ArithforgeError
 from .. import export, toolchain
-from ..harness import build_dir, code_dtype
+from ..harness import _column, build_dir, initiation_interval
 
 __all__ = ["SIMULATORS", "TESTS", "BenchResult", "run_benches"]
 
@@ -103,18 +105,17 @@ def _environ(values: dict[str, str | None]) -> Iterator[None]:
 
 
 def _vectors(dp: Any, n: int, seed: int) -> dict[str, np.ndarray]:
-    """Corner cases first, then random ones, ``n`` in all, with their expected results."""
+    """Corner cases first, then random ones, ``n`` in all, with their expected results (ports
+    wider than 64 bits as ``(n, words)`` uint64 rows, as the batch harness takes them)."""
     rng = np.random.default_rng(seed)
     corner = dp.test_cases(rng, "corner", None)
     random = dp.test_cases(rng, "random", n)
     out = {}
     for op in dp.operands:
-        dtype = code_dtype(int(dp.operand_widths[op]))
-        col = np.concatenate([np.asarray(corner[op]).reshape(-1).astype(dtype),
-                              np.asarray(random[op]).reshape(-1).astype(dtype)])
+        width = int(dp.operand_widths[op])
+        col = np.concatenate([_column(corner[op], width), _column(random[op], width)])
         out[op] = col[:n]
-    out["expected"] = np.asarray(dp.reference(**out)).reshape(-1).astype(
-        code_dtype(int(dp.result_width)))
+    out["expected"] = _column(dp.reference(**out), int(dp.result_width))
     return out
 
 
@@ -157,7 +158,10 @@ def run_benches(dp: Any, simulator: str = "verilator", *, n: int = 2000, seed: i
     if simulator == "verilator":
         tool = toolchain.verilator()
         tool_env = tool.env()
-        env.update(VERILATOR_ROOT=tool_env["VERILATOR_ROOT"], PATH=tool_env["PATH"])
+        env.update(VERILATOR_ROOT=tool_env["VERILATOR_ROOT"], PATH=tool_env["PATH"],
+                   # The wheel's verilated.mk leaves the PCH include flag empty, which breaks
+                   # models large enough to be split into several files (see harness.py).
+                   MAKEFLAGS="CFG_CXXFLAGS_PCH_I=-include")
         # Lint is export.lint's job; -O2 for the model as in the harness.
         build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast",
                       "--x-initial", "fast", "-CFLAGS", "-O2"]
@@ -192,7 +196,11 @@ def run_benches(dp: Any, simulator: str = "verilator", *, n: int = 2000, seed: i
             "widths": {op: int(dp.operand_widths[op]) for op in dp.operands},
             "result_width": int(dp.result_width), "latency": int(dp.latency),
             "seed": seed, "vectors": "vectors.npz",
+            "initiation_interval": initiation_interval(dp),
         }
+        if callable(getattr(dp, "cycles", None)):
+            # The datapath's documented cycle count of a tile of back-to-back transactions.
+            manifest["tile_cycles"] = int(dp.cycles(len(vectors["expected"])))
         (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         result.vectors = len(vectors["expected"])
         xml = run_dir / "results.xml"

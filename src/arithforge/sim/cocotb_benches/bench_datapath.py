@@ -15,12 +15,23 @@ from .datapath_tb import Cycle, load_bench, run_schedule
 _CLOCKED = os.environ.get("ARITHFORGE_BENCH_CLOCKED") == "1"
 
 
+def _spaced(bench, i: int) -> list[Cycle]:
+    """Vector ``i`` and the idle cycles of its initiation interval."""
+    return [Cycle(i)] + [Cycle()] * (bench.ii - 1)
+
+
 @cocotb.test()
 async def full_throughput(dut):
-    """Every vector back to back, one per cycle: each result exactly `latency` ticks later."""
+    """Every vector back to back, one per cycle (per initiation interval): each result exactly
+    `latency` ticks later; the tile takes the datapath's documented cycle count."""
     bench = load_bench(dut)
     await bench.start()
-    await run_schedule(bench, [Cycle(i) for i in range(bench.n)])
+    schedule = [c for i in range(bench.n) for c in _spaced(bench, i)]
+    board = await run_schedule(bench, schedule)
+    assert board.seen == bench.n
+    if bench.tile_cycles is not None:
+        last = max(board.expect)  # tick of the last result, counted from the first accept
+        assert last == bench.tile_cycles, (last, bench.tile_cycles)
 
 
 @cocotb.test()
@@ -42,7 +53,7 @@ async def valid_bubbles(dut):
     while i < bench.n:
         if bench.rng.random() < 0.35:
             schedule += [Cycle()] * bench.rng.randint(1, 3)
-        schedule.append(Cycle(i))
+        schedule += _spaced(bench, i)
         i += 1
     await run_schedule(bench, schedule)
 
@@ -53,9 +64,9 @@ async def reset_in_flight(dut):
     o__valid stays low until the first vector after reset comes out, then the stream resumes."""
     bench = load_bench(dut)
     await bench.start()
-    schedule = [Cycle(i) for i in range(bench.n)]
-    for at in sorted(bench.rng.sample(range(bench.latency + 1, bench.n - 1), 4)):
-        for t in range(at, min(at + bench.rng.randint(1, 3), bench.n)):
+    schedule = [c for i in range(bench.n) for c in _spaced(bench, i)]
+    for at in sorted(bench.rng.sample(range(bench.latency + 1, len(schedule) - 1), 4)):
+        for t in range(at, min(at + bench.rng.randint(1, 3), len(schedule))):
             schedule[t] = Cycle(schedule[t].vector, rst=True)
     board = await run_schedule(bench, schedule)
     assert board.seen < bench.n  # the resets did drop vectors

@@ -45,6 +45,13 @@ class Cycle:
     rst: bool = False
 
 
+def _ints(column: np.ndarray) -> list[int]:
+    """Codes as Python integers; a port wider than 64 bits comes as rows of 64-bit words."""
+    if column.ndim == 1:
+        return [int(v) for v in column.tolist()]
+    return [sum(int(w) << (64 * j) for j, w in enumerate(row)) for row in column.tolist()]
+
+
 class Bench:
     """The manifest and vectors written by the host runner, and the DUT's handles."""
 
@@ -54,10 +61,13 @@ class Bench:
         self.operands: list[str] = manifest["operands"]
         self.widths: dict[str, int] = manifest["widths"]
         self.latency: int = manifest["latency"]
+        #: Cycles between transactions (1 for a pipelined datapath).
+        self.ii: int = int(manifest.get("initiation_interval", 1))
+        self.tile_cycles: int | None = manifest.get("tile_cycles")
         self.clocked = self.latency > 0
         self.seed: int = manifest["seed"]
-        self.inputs = {op: vectors[op].tolist() for op in self.operands}
-        self.expected = vectors["expected"].tolist()
+        self.inputs = {op: _ints(vectors[op]) for op in self.operands}
+        self.expected = _ints(vectors["expected"])
         self.n = len(self.expected)
         self.rng = random.Random(self.seed)
 
@@ -91,7 +101,8 @@ class Driver:
         dut = bench.dut
         self._valid = dut.i__valid
         self._ops = [(getattr(dut, f"i__{op}"), bench.inputs[op],
-                      (1 << bench.widths[op]) - 1) for op in bench.operands]
+                      (1 << bench.widths[op]) - 1, max(64, bench.widths[op]))
+                     for op in bench.operands]
         self._rst = dut.rst if bench.clocked else None
 
     async def run(self, schedule: list[Cycle]) -> None:
@@ -102,12 +113,12 @@ class Driver:
                 self._rst.value = int(cycle.rst)
             if cycle.vector >= 0:
                 self._valid.value = 1
-                for handle, column, _ in self._ops:
+                for handle, column, _, _ in self._ops:
                     handle.value = column[cycle.vector]
             else:
                 self._valid.value = 0
-                for handle, _, mask in self._ops:
-                    handle.value = rng.getrandbits(64) & mask
+                for handle, _, mask, bits in self._ops:
+                    handle.value = rng.getrandbits(bits) & mask
         await self.bench.tick()
         self._valid.value = 0
         if self._rst is not None:
