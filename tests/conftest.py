@@ -116,7 +116,7 @@ def _no_gpu_reason() -> str | None:
     import torch
 
     if not torch.cuda.is_available():
-        return "needs a CUDA GPU: torch.cuda.is_available() is False"
+        return "no CUDA GPU (torch.cuda.is_available() is False)"
     return None
 
 

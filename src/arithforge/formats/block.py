@@ -231,6 +231,7 @@ class BlockFormat(Format):
         random_bits: npt.ArrayLike | None = None,
         random_width: int | None = None,
         ftz: bool = False,
+        device: str = "cpu",
     ) -> BlockCodes:
         """Convert real values to block codes along ``axis`` (OCP MX §6.3).
 
@@ -250,12 +251,23 @@ class BlockFormat(Format):
             Random integers of ``random_width`` bits, one per value, for stochastic rounding.
         ftz : bool
             Flush elements below the element's smallest normal to zero.
+        device : str
+            ``"cpu"`` (numpy) or a torch device (``"cuda"``): then ``values`` may be a tensor and
+            both code arrays are integer tensors on that device, bit-identical.
 
         Returns
         -------
         BlockCodes
             A block holding a NaN or an infinity gets the scale's NaN code and element codes 0.
         """
+        if device != "cpu":
+            from ._device import torch_backend
+
+            tb = torch_backend(device)
+            scales_t, elements_t = tb.block_quantize(
+                self, values, axis, as_rounding(rounding), saturate=saturate,
+                random_bits=random_bits, random_width=random_width, ftz=ftz, device=device)
+            return BlockCodes(scales_t, elements_t)
         if not saturate and isinstance(self.element, FixedFormat):
             raise FormatError(
                 f"{self.name} has no inf or NaN elements to overflow to: it always saturates"
@@ -332,10 +344,17 @@ class BlockFormat(Format):
 
     def dequantize(
         self, scale_codes: npt.ArrayLike, element_codes: npt.ArrayLike, axis: int = -1, *,
-        daz: bool = False,
+        daz: bool = False, device: str = "cpu",
     ) -> npt.NDArray[np.float64]:
         """Compute the exact float64 value ``X * P_i`` of each element (NaN throughout a block
-        whose scale is NaN); ``daz`` reads subnormal elements as zero."""
+        whose scale is NaN); ``daz`` reads subnormal elements as zero. With a torch ``device``
+        the codes may be tensors and the values are a float64 tensor on that device."""
+        if device != "cpu":
+            from ._device import torch_backend
+
+            tb = torch_backend(device)
+            return tb.block_dequantize(self, scale_codes, element_codes,
+                                       axis, daz=daz, device=device)
         s = np.asarray(scale_codes)
         e = np.asarray(element_codes)
         ax = _axis(axis, e.ndim)
@@ -360,12 +379,14 @@ class BlockFormat(Format):
         random_bits: npt.ArrayLike | None = None,
         random_width: int | None = None,
         ftz: bool = False,
+        device: str = "cpu",
     ) -> BlockCodes:
         """Quantize along the last axis: ``quantize(values, -1, ...)`` (see :meth:`quantize`)."""
         return self.quantize(values, -1, rounding, saturate=saturate, random_bits=random_bits,
-                             random_width=random_width, ftz=ftz)
+                             random_width=random_width, ftz=ftz, device=device)
 
-    def decode(self, codes: npt.ArrayLike, *, daz: bool = False) -> npt.NDArray[np.float64]:
+    def decode(self, codes: npt.ArrayLike, *, daz: bool = False,
+               device: str = "cpu") -> npt.NDArray[np.float64]:
         """Compute the exact values of :class:`BlockCodes` blocked along the last axis.
 
         ``decode(encode(x))`` is thus ``dequantize(*quantize(x))``. A plain array of element codes
@@ -374,8 +395,8 @@ class BlockFormat(Format):
         """
         if isinstance(codes, tuple):
             scale_codes, element_codes = codes
-            return self.dequantize(scale_codes, element_codes, -1, daz=daz)
-        return self.element.decode(codes, daz=daz)
+            return self.dequantize(scale_codes, element_codes, -1, daz=daz, device=device)
+        return self.element.decode(codes, daz=daz, device=device)
 
 
 def _axis(axis: int, ndim: int) -> int:

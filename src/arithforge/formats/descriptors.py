@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._errors import FormatError
-from .rounding import Rounding
+from .rounding import Rounding, as_rounding
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -365,6 +365,7 @@ class FloatFormat(Format):
         random_bits: npt.ArrayLike | None = None,
         random_width: int | None = None,
         ftz: bool = False,
+        device: str = "cpu",
     ) -> npt.NDArray[Any]:
         """Round real values to codes with one rounding.
 
@@ -379,18 +380,40 @@ class FloatFormat(Format):
             Random integers of ``random_width`` bits, one per value, for stochastic rounding.
         ftz : bool
             Flush results below the smallest normal to zero.
+        device : str
+            ``"cpu"`` (numpy), or a torch device (``"cuda"``): then ``values`` may be a tensor
+            and the codes come back as an integer tensor on that device, bit-identical (see
+            ``formats/_torch_backend.py``).
         """
         from .codec import encode_float
+
+        if device != "cpu":
+            from ._device import torch_backend
+
+            tb = torch_backend(device)
+            return tb.encode_float(
+                self, values, as_rounding(rounding), saturate=saturate,
+                random_bits=random_bits, random_width=random_width, ftz=ftz, device=device)
 
         return encode_float(
             self, values, rounding, saturate=saturate, random_bits=random_bits,
             random_width=random_width, ftz=ftz,
         )
 
-    def decode(self, codes: npt.ArrayLike, *, daz: bool = False) -> npt.NDArray[np.float64]:
-        """Map codes to their exact float64 values (``daz`` reads subnormals as zero)."""
+    def decode(self, codes: npt.ArrayLike, *, daz: bool = False,
+               device: str = "cpu") -> npt.NDArray[np.float64]:
+        """Map codes to their exact float64 values (``daz`` reads subnormals as zero).
+
+        With a torch ``device`` (``"cuda"``) the codes may be a tensor and the values come back
+        as a float64 tensor on that device.
+        """
         from .codec import decode_float
 
+        if device != "cpu":
+            from ._device import torch_backend
+
+            tb = torch_backend(device)
+            return tb.decode_float(self, codes, daz=daz, device=device)
         return decode_float(self, codes, daz=daz)
 
 
@@ -483,6 +506,7 @@ class FixedFormat(Format):
         random_bits: npt.ArrayLike | None = None,
         random_width: int | None = None,
         ftz: bool = False,
+        device: str = "cpu",
     ) -> npt.NDArray[Any]:
         """Round values to the fixed-point grid; out-of-range values always saturate.
 
@@ -495,11 +519,24 @@ class FixedFormat(Format):
             raise FormatError(
                 f"{self.name} has no inf or NaN to overflow to: fixed-point encode always saturates"
             )
+        if device != "cpu":
+            from ._device import torch_backend
+
+            tb = torch_backend(device)
+            return tb.encode_fixed(self, values, as_rounding(rounding),
+                                   random_bits=random_bits, random_width=random_width,
+                                   device=device)
         return encode_fixed(self, values, rounding, random_bits=random_bits,
                             random_width=random_width)
 
-    def decode(self, codes: npt.ArrayLike, *, daz: bool = False) -> npt.NDArray[np.float64]:
-        """Exact float64 value of each code."""
+    def decode(self, codes: npt.ArrayLike, *, daz: bool = False,
+               device: str = "cpu") -> npt.NDArray[np.float64]:
+        """Exact float64 value of each code (a float64 tensor on a torch ``device``)."""
+        if device != "cpu":
+            from ._device import torch_backend
+
+            tb = torch_backend(device)
+            return tb.decode_fixed(self, codes, device=device)
         return np.ldexp(self.to_int(codes).astype(np.float64), self.scale_exp)
 
 

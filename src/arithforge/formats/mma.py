@@ -455,6 +455,8 @@ def _finish(res: Any, m: MMAModel, scale: Any) -> Any:
     if scale is not None:
         with np.errstate(over="ignore", invalid="ignore"):
             r32 = r32 * scale
+    # inf - inf leaves the platform's NaN pattern: give every device the same one.
+    r32 = np.where(np.isnan(r32), np.float32(np.nan), r32)
     if m.output == _F32:
         return _bits_f32(r32)
     return m.output.encode(r32, Rounding.RNE)
@@ -528,9 +530,9 @@ def matmul(
     fa = _float_arg(fmt_a, "fmt_a")
     fb = _float_arg(fmt_b if fmt_b is not None else fa, "fmt_b")
     if device != "cpu":
-        from . import _torch_backend  # type: ignore[attr-defined]
+        from ._device import torch_backend
 
-        return _torch_backend.mma_matmul(a_codes, b_codes, fa, fb, m, c, scale_a, scale_b,
+        return torch_backend(device).mma_matmul(a_codes, b_codes, fa, fb, m, c, scale_a, scale_b,
                                          device)
     a = _check_codes(a_codes, fa, "a_codes")
     b = _check_codes(b_codes, fb, "b_codes")

@@ -1,0 +1,762 @@
+# Ref: the numpy emulator it mirrors: formats/_core.py (rounding), codec.py (encode/decode),
+#      block.py (OCP MX v1.0 §6.3 conversion), mma.py (tensor-core model).
+"""PyTorch backend of the emulator: the same integer algorithms on torch tensors, any device.
+
+Selected with ``device=`` on :meth:`FloatFormat.encode`/``decode`` (and ``FixedFormat``),
+:meth:`BlockFormat.quantize`/``dequantize`` and :func:`arithforge.formats.mma.matmul`; imported
+only then, so that :mod:`arithforge.formats` imports without torch. Every function here is a line
+by line port of its numpy original on int64 tensors and is bit-exact with it: the tests run the
+same code on CPU tensors against numpy in the default suite and on a CUDA GPU where there is one.
+
+Codes come back as integer tensors holding the bit patterns: ``uint8`` for formats of at most 8
+bits, ``int16`` / ``int32`` / ``int64`` above (the pattern reinterpreted, as ``tensor.view(torch.
+int16)`` shows a bfloat16; :func:`to_numpy_codes` gives the numpy codes). Values come back as
+float64 tensors, like the numpy backend's.
+
+Speed: for float32 inputs and deterministic rounding, ``encode`` gathers from a table *derived
+from the golden numpy path* (the result depends only on the sign, exponent, kept mantissa bits,
+round bit and sticky bit) for formats of up to 4 mantissa bits, and on CUDA that gather is one
+fused kernel made by ``torch.compile``; the other paths are eager tensor code.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from . import _core
+from ._core import FINITE, INF, NAN, ZERO
+from ._errors import FormatError
+from .rounding import Rounding
+
+if TYPE_CHECKING:
+    from .block import BlockFormat
+    from .descriptors import FixedFormat, FloatFormat
+    from .mma import MMAModel
+
+Tensor = torch.Tensor
+_I64 = torch.int64
+
+
+# -- tensors in and out ------------------------------------------------------------------------
+
+def code_dtype(bits: int) -> torch.dtype:
+    """Torch dtype holding ``bits``-bit codes (bit patterns)."""
+    if bits <= 8:
+        return torch.uint8
+    if bits <= 16:
+        return torch.int16
+    if bits <= 32:
+        return torch.int32
+    return torch.int64
+
+
+def as_tensor(x: Any, device: str | torch.device) -> Tensor:
+    """``x`` (numpy array, tensor or scalar) as a tensor on ``device``, unsigned codes widened."""
+    if isinstance(x, Tensor):
+        return x.to(device)
+    a = np.asarray(x)
+    if a.dtype == np.uint16:
+        a = a.astype(np.int32)
+    elif a.dtype in (np.uint32, np.uint64):
+        a = a.astype(np.int64)
+    return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+
+
+def to_numpy_codes(t: Tensor, bits: int) -> np.ndarray:
+    """The numpy codes (``code_dtype`` of the format) of a code tensor."""
+    from .descriptors import code_dtype as np_code_dtype
+
+    a = t.detach().cpu().numpy()
+    want = np_code_dtype(bits)
+    if a.dtype.itemsize == want.itemsize:
+        return a.view(want)
+    return (a.astype(np.int64) & ((1 << bits) - 1)).astype(want)
+
+
+def _codes_int64(t: Tensor, bits: int) -> Tensor:
+    """Code tensor as non-negative int64 bit patterns."""
+    c = t.to(_I64)
+    return c & ((1 << bits) - 1) if bits < 64 else c
+
+
+def _pack(code: Tensor, bits: int) -> Tensor:
+    """int64 codes (non-negative) into :func:`code_dtype`: the bit pattern, sign-wrapped."""
+    dt = code_dtype(bits)
+    if dt in (torch.uint8, torch.int64):
+        return code.to(dt)
+    width = 16 if dt == torch.int16 else 32
+    wrapped = torch.where(code >= (1 << (width - 1)), code - (1 << width), code)
+    return wrapped.to(dt)
+
+
+# -- the rounding step (ports of formats._core) -------------------------------------------------
+
+def bit_length(sig: Tensor) -> Tensor:
+    """Exact bit length of non-negative int64 values (0 for 0)."""
+    e = torch.frexp(sig.to(torch.float64))[1].to(_I64)
+    too_big = (e > 0) & ((sig >> torch.clamp(e - 1, min=0)) == 0)
+    return e - too_big.to(_I64)
+
+
+def _pow2(s: Tensor) -> Tensor:
+    return torch.bitwise_left_shift(torch.ones_like(s), s)
+
+
+def _exp2(e: Tensor) -> Tensor:
+    """``2.0**e`` as float64 from its bit pattern, for integer ``e`` in [-1022, 1023]."""
+    return ((e + 1023) << 52).view(torch.float64)
+
+
+def ldexp(x: Tensor, e: Tensor) -> Tensor:
+    """``x * 2**e`` for float64 ``x`` and int64 ``e``, exactly when the result is representable
+    (torch.ldexp goes through ``pow``, whose exactness is not promised on every device)."""
+    e1 = torch.clamp(e, -1022, 1023)
+    e2 = torch.clamp(e - e1, -1022, 1023)
+    return x * _exp2(e1) * _exp2(e2)
+
+
+def _pad_last(x: Tensor, extra: int) -> Tensor:
+    """``x`` with ``extra`` zeros appended along its last axis (any dtype, bool too)."""
+    if extra <= 0:
+        return x
+    return torch.cat([x, torch.zeros((*x.shape[:-1], extra), dtype=x.dtype, device=x.device)],
+                     dim=-1)
+
+
+def shift_right_round(sig: Tensor, shift: Tensor, neg: Tensor, rounding: Rounding,
+                      rand: Tensor | None, rwidth: int) -> Tensor:
+    """Round ``sig / 2**shift`` to an integer (``_core.shift_right_round``)."""
+    left = torch.clamp(-shift, min=0)
+    s = torch.clamp(shift, 0, 63)
+    q = sig >> s
+    rem = sig - (q << s)
+    q = torch.where(shift <= 0, sig << torch.clamp(left, max=62), q)
+    rem = torch.where(shift <= 0, torch.zeros_like(rem), rem)
+    inexact = rem != 0
+    half = _pow2(torch.clamp(s - 1, min=0))
+    half = torch.where(s == 0, torch.full_like(half, 1 << 62), half)
+    if rounding is Rounding.RNE:
+        inc = (rem > half) | ((rem == half) & ((q & 1) == 1))
+    elif rounding is Rounding.RNA:
+        inc = rem >= half
+    elif rounding is Rounding.RTZ:
+        return q
+    elif rounding is Rounding.RUP:
+        inc = inexact & ~neg
+    elif rounding is Rounding.RDN:
+        inc = inexact & neg
+    elif rounding is Rounding.RTO:
+        return q | inexact.to(_I64)
+    else:
+        assert rand is not None
+        down = shift - rwidth
+        up = torch.clamp(-down, min=0)
+        frac = torch.where(down >= 63, torch.zeros_like(rem),
+                           (rem >> torch.clamp(down, 0, 62)) << up)
+        inc = inexact & (frac + rand >= (1 << rwidth))
+    return q + inc.to(_I64)
+
+
+def round_float(fmt: FloatFormat, neg: Tensor, sig: Tensor, exp: Tensor, rounding: Rounding, *,
+                saturate: bool = False, ftz: bool = False, rand: Tensor | None = None,
+                rwidth: int = 0, cls: Tensor | None = None) -> Tensor:
+    """Round exact values to codes of ``fmt`` (``_core.round_float``); int64 codes."""
+    m = fmt.man_bits
+    emin = fmt.emin
+    if cls is None:
+        cls = torch.where(sig == 0, ZERO, FINITE)
+    nonzero = sig != 0
+    top = exp + bit_length(sig) - 1
+    flush = (not fmt.subnormals) or ftz
+    e_t = torch.clamp(top, min=emin) if not flush else top
+    shift = (e_t - m) - exp
+    q = shift_right_round(sig, shift, neg, rounding, rand, rwidth)
+    mag = ((e_t - emin) << m) + q
+    if not fmt.zero:
+        mag = mag - (1 << m)
+    if not flush:
+        below = nonzero & (q == 0)
+    else:
+        below = nonzero & (mag < ((1 << m) if fmt.zero else 0))
+    max_mag = fmt.max_mag
+    over = nonzero & (mag > max_mag)
+    false = torch.zeros_like(over)
+    if saturate or fmt.specials.value == "none":
+        to_inf = false
+    elif rounding in (Rounding.RNE, Rounding.RNA, Rounding.STOCHASTIC):
+        to_inf = over
+    elif rounding is Rounding.RUP:
+        to_inf = over & ~neg
+    elif rounding is Rounding.RDN:
+        to_inf = over & neg
+    else:
+        to_inf = false
+    mag = torch.where(over, max_mag, mag)
+    is_nan = cls == NAN
+    is_inf = cls == INF
+    is_zero = (cls == ZERO) | ((cls == FINITE) & ~nonzero) | (below & fmt.zero)
+    if not fmt.zero:
+        mag = torch.where(below, 0, mag)
+    mag = torch.where(is_zero, 0, mag)
+    inf_like = to_inf | is_inf
+    if saturate:
+        mag = torch.where(is_inf, max_mag, mag)
+        inf_like = false
+    if fmt.has_inf:
+        assert fmt.inf_code is not None
+        mag = torch.where(inf_like, fmt.inf_code, mag)
+    elif fmt.has_nan:
+        is_nan = is_nan | inf_like
+    else:
+        mag = torch.where(inf_like, max_mag, mag)
+        if bool(is_nan.any()):
+            raise FormatError(
+                f"{fmt.name} has no NaN encoding; remove NaN inputs or pick a format with NaN")
+    code = mag
+    if fmt.signed:
+        sign = neg.to(_I64) << (fmt.bits - 1)
+        if fmt.specials.value == "fnuz":
+            sign = torch.where(mag == 0, 0, sign)
+        code = code | sign
+    else:
+        is_nan = is_nan | (neg & ~is_zero)
+    if not fmt.zero:
+        is_nan = is_nan | (cls == ZERO)
+    if fmt.has_nan:
+        assert fmt.nan_code is not None
+        if fmt.specials.value == "fnuz" or not fmt.signed:
+            nan_codes = torch.full_like(code, fmt.nan_code)
+        else:
+            nan_codes = fmt.nan_code | (neg.to(_I64) << (fmt.bits - 1))
+        code = torch.where(is_nan, nan_codes, code)
+    elif bool(is_nan.any()):
+        raise FormatError(f"{fmt.name} cannot encode negative values or zero")
+    return code
+
+
+def unpack_float(fmt: FloatFormat, codes: Tensor, *, daz: bool = False
+                 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(cls, neg, sig, exp)`` of codes, value ``(-1)**neg * sig * 2**exp``
+    (``_core.unpack_float``)."""
+    c = _codes_int64(codes, fmt.bits)
+    m = fmt.man_bits
+    mag = c & ((1 << fmt.mag_bits) - 1)
+    if fmt.signed:
+        neg = ((c >> (fmt.bits - 1)) & 1).bool()
+    else:
+        neg = torch.zeros_like(c, dtype=torch.bool)
+    field = mag >> m
+    frac = mag & ((1 << m) - 1)
+    is_sub = field == 0
+    if fmt.zero:
+        sig = torch.where(is_sub, frac, frac | (1 << m))
+        exp = torch.where(is_sub, fmt.emin, field - fmt._bias) - m
+        if daz or not fmt.subnormals:
+            sig = torch.where(is_sub, 0, sig)
+    else:
+        sig = frac | (1 << m)
+        exp = field - fmt._bias - m
+    cls = torch.where(sig == 0, ZERO, FINITE)
+    spec = fmt.specials.value
+    if spec == "ieee":
+        assert fmt.inf_code is not None
+        cls = torch.where(mag == fmt.inf_code, INF, cls)
+        is_nan = mag > fmt.inf_code
+    elif spec == "fn":
+        is_nan = mag == (1 << fmt.mag_bits) - 1
+    elif spec == "fnuz":
+        is_nan = c == (1 << fmt.mag_bits)
+    else:
+        is_nan = torch.zeros_like(neg)
+    cls = torch.where(is_nan, NAN, cls)
+    sig = torch.where(cls == FINITE, sig, 0)
+    return cls, neg, sig, exp
+
+
+def split_float(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(cls, neg, sig, exp)`` of float32 or float64 values, from their bits (exact)."""
+    if x.dtype == torch.float32:
+        b = x.view(torch.int32).to(_I64)
+        man_bits, exp_bits, width = 23, 8, 32
+    elif x.dtype == torch.float64:
+        b = x.view(_I64)
+        man_bits, exp_bits, width = 52, 11, 64
+    else:
+        raise FormatError(f"values must be float32 or float64, not {x.dtype}")
+    bias = (1 << (exp_bits - 1)) - 1
+    neg = ((b >> (width - 1)) & 1).bool()
+    field = (b >> man_bits) & ((1 << exp_bits) - 1)
+    man = b & ((1 << man_bits) - 1)
+    top = (1 << exp_bits) - 1
+    sub = field == 0
+    sig = torch.where(sub, man, man | (1 << man_bits))
+    exp = torch.where(sub, 1 - bias, field - bias) - man_bits
+    special = field == top
+    sig = torch.where(special, 0, sig)
+    cls = torch.where(sig == 0, ZERO, FINITE)
+    cls = torch.where(special & (man == 0), INF, cls)
+    cls = torch.where(special & (man != 0), NAN, cls)
+    return cls, neg, sig, exp
+
+
+def _float_input(values: Any, device: str | torch.device) -> Tensor:
+    x = as_tensor(values, device)
+    if x.dtype in (torch.float32, torch.float64):
+        return x
+    if x.dtype.is_floating_point or not x.dtype.is_complex:
+        return x.to(torch.float64)
+    raise FormatError(f"values must be a real numeric array, not dtype {x.dtype}")
+
+
+def _random(rounding: Rounding, shape: tuple[int, ...], random_bits: Any, random_width: Any,
+            device: str | torch.device) -> tuple[Tensor | None, int]:
+    """Validate random bits with the numpy rules (``_core.check_random``), as a tensor."""
+    if random_bits is not None and isinstance(random_bits, Tensor):
+        random_bits = random_bits.cpu().numpy()
+    r, width = _core.check_random(rounding, shape, random_bits, random_width)
+    return (None if r is None else torch.from_numpy(np.array(r)).to(device)), width
+
+
+# -- encode / decode ---------------------------------------------------------------------------
+
+#: Largest table, in index bits: formats of up to 8 bits (64K entries, cheap to derive, held in
+#: the GPU's caches); wider formats take the arithmetic path.
+_TABLE_BITS = 16
+
+
+@functools.lru_cache(maxsize=64)
+def _table(fmt: FloatFormat, rounding: Rounding, saturate: bool, ftz: bool
+           ) -> tuple[np.ndarray, int] | None:
+    """Codes of every float32 rounding class, from the golden numpy encode, or None.
+
+    A class is the sign, exponent, kept mantissa bits, round bit and sticky bit; it decides the
+    result whenever the rounding point does not move with the input (the same conditions as the
+    numpy fast path).
+    """
+    k = 23 - fmt.man_bits - 1
+    if k < 1 or 32 - k + 1 > _TABLE_BITS:
+        return None
+    keeps_grid = fmt.subnormals and not ftz and fmt.zero
+    if fmt.emin < -126 + (0 if keeps_grid else 2):
+        return None
+    idx = np.arange(1 << (33 - k), dtype=np.uint64)
+    rep = (((idx >> np.uint64(1)) << np.uint64(k)) | (idx & np.uint64(1))).astype(np.uint32)
+    values = rep.view(np.float32)
+    if not fmt.has_nan:
+        values = np.where(np.isnan(values), np.float32(0), values)
+    from .codec import encode_float_exact
+
+    codes = encode_float_exact(fmt, values, rounding, saturate=saturate, rand=None, rwidth=0,
+                               ftz=ftz)
+    return codes.astype(np.int64), k
+
+
+def _gather(u: Tensor, table: Tensor, k: int) -> Tensor:
+    # u holds float32 bit patterns as int32: mask after the (arithmetic) shift.
+    idx = (((u >> k) & ((1 << (32 - k)) - 1)) << 1) | ((u & ((1 << k) - 1)) != 0).to(u.dtype)
+    return table[idx]
+
+
+_compiled: dict[str, Any] = {}
+
+
+def _gather_fn(device: torch.device) -> Any:
+    """The table gather, fused into one kernel by torch.compile on CUDA; eager elsewhere."""
+    if device.type != "cuda":
+        return _gather
+    if "gather" not in _compiled:
+        _compiled["gather"] = torch.compile(_gather, dynamic=True)
+    return _compiled["gather"]
+
+
+@functools.lru_cache(maxsize=64)
+def _device_table(fmt: FloatFormat, rounding: Rounding, saturate: bool, ftz: bool,
+                  device: str) -> tuple[Tensor, int] | None:
+    found = _table(fmt, rounding, saturate, ftz)
+    if found is None:
+        return None
+    codes, k = found
+    return _pack(torch.from_numpy(codes), fmt.bits).to(device), k
+
+
+def encode_float(fmt: FloatFormat, values: Any, rounding: Rounding, *, saturate: bool = False,
+                 random_bits: Any = None, random_width: int | None = None, ftz: bool = False,
+                 device: str | torch.device = "cuda", fast: bool = True) -> Tensor:
+    """Codes of ``values`` in ``fmt`` (``FloatFormat.encode`` with ``device``)."""
+    dev = torch.device(device)
+    x = _float_input(values, dev)
+    rand, rwidth = _random(rounding, tuple(x.shape), random_bits, random_width, dev)
+    if fast and rand is None and x.dtype == torch.float32:
+        found = _device_table(fmt, rounding, saturate, ftz, str(dev))
+        if found is not None and (fmt.has_nan or not bool(torch.isnan(x).any())):
+            table, k = found
+            u = x.contiguous().view(torch.int32)
+            return _gather_fn(dev)(u, table, k)
+    cls, neg, sig, exp = split_float(x)
+    code = round_float(fmt, neg, sig, exp, rounding, saturate=saturate, ftz=ftz, rand=rand,
+                       rwidth=rwidth, cls=cls)
+    return _pack(code, fmt.bits)
+
+
+def decode_float(fmt: FloatFormat, codes: Any, *, daz: bool = False,
+                 device: str | torch.device = "cuda") -> Tensor:
+    """Exact float64 values of codes (``FloatFormat.decode`` with ``device``)."""
+    c = as_tensor(codes, device)
+    if c.dtype.is_floating_point or c.dtype == torch.bool:
+        raise FormatError(f"codes of {fmt.name} must be an integer array, not dtype {c.dtype}")
+    if not isinstance(codes, Tensor):
+        a = np.asarray(codes)
+        if a.size and (int(a.min()) < 0 or int(a.max()) >= (1 << fmt.bits)):
+            bad = int(a.min()) if int(a.min()) < 0 else int(a.max())
+            raise FormatError(f"codes of {fmt.name} must lie in [0, 2**{fmt.bits}), not {bad}")
+    cls, neg, sig, exp = unpack_float(fmt, c, daz=daz)
+    mag = ldexp(sig.to(torch.float64), exp)
+    mag = torch.where(cls == INF, torch.inf, mag)
+    mag = torch.where(cls == NAN, torch.nan, mag)
+    return torch.where(neg, -mag, mag)
+
+
+def encode_fixed(fmt: FixedFormat, values: Any, rounding: Rounding, *, random_bits: Any = None,
+                 random_width: int | None = None, device: str | torch.device = "cuda") -> Tensor:
+    """Codes of ``values`` on a fixed-point grid, saturating (``FixedFormat.encode``)."""
+    dev = torch.device(device)
+    x = _float_input(values, dev).to(torch.float64)
+    if bool(torch.isnan(x).any()):
+        raise FormatError(f"{fmt.name} has no NaN encoding; remove NaN inputs before encoding")
+    rand, rwidth = _random(rounding, tuple(x.shape), random_bits, random_width, dev)
+    cls, neg, sig, exp = split_float(x)
+    q = shift_right_round(sig, fmt.scale_exp - exp, neg, rounding, rand, rwidth)
+    huge = (cls == INF) | (((exp - fmt.scale_exp) > 62 - 53) & (sig != 0))
+    q = torch.where(huge, 1 << 62, q)
+    signed_q = torch.clamp(torch.where(neg, -q, q), fmt.min_int, fmt.max_int)
+    return _pack(signed_q & ((1 << fmt.bits) - 1), fmt.bits)
+
+
+def decode_fixed(fmt: FixedFormat, codes: Any, device: str | torch.device = "cuda") -> Tensor:
+    """Exact float64 values of fixed-point codes."""
+    q = _fixed_to_int(fmt, as_tensor(codes, device))
+    return ldexp(q.to(torch.float64), torch.full_like(q, fmt.scale_exp))
+
+
+def _fixed_to_int(fmt: FixedFormat, codes: Tensor) -> Tensor:
+    c = _codes_int64(codes, fmt.bits)
+    if fmt.signed:
+        c = torch.where(c >= (1 << (fmt.bits - 1)), c - (1 << fmt.bits), c)
+    return c
+
+
+# -- block-scaled conversion (port of BlockFormat.quantize / dequantize) -----------------------
+
+def block_quantize(fmt: BlockFormat, values: Any, axis: int, rounding: Rounding, *,
+                   saturate: bool, random_bits: Any, random_width: int | None, ftz: bool,
+                   device: str | torch.device) -> tuple[Tensor, Tensor]:
+    """``(scale codes, element codes)`` of ``values`` blocked along ``axis``."""
+    from .block import _axis
+    from .descriptors import FixedFormat, FloatFormat
+
+    if not saturate and isinstance(fmt.element, FixedFormat):
+        raise FormatError(
+            f"{fmt.name} has no inf or NaN elements to overflow to: it always saturates")
+    dev = torch.device(device)
+    x = _float_input(values, dev).to(torch.float64)
+    ax = _axis(axis, x.dim())
+    rand, rwidth = _random(rounding, tuple(x.shape), random_bits, random_width, dev)
+    xm = torch.movedim(x, ax, -1)
+    n, k = xm.shape[-1], fmt.block_size
+    nblocks = -(-n // k)
+    xp = _pad_last(xm, nblocks * k - n)
+    shared, nan_block = _shared_exponents(fmt, xp.reshape(*xp.shape[:-1], nblocks, k))
+    shared_each = torch.repeat_interleave(shared, k, dim=-1)
+    nan_each = torch.repeat_interleave(nan_block, k, dim=-1)
+    cls, neg, sig, exp = split_float(xp)
+    cls = torch.where(nan_each, ZERO, cls)
+    sig = torch.where(nan_each, 0, sig)
+    rp = None
+    if rand is not None:
+        rp = _pad_last(torch.movedim(rand, ax, -1), nblocks * k - n)
+    el = fmt.element
+    e = exp - shared_each
+    if isinstance(el, FloatFormat):
+        elements = round_float(el, neg, sig, e, rounding, saturate=saturate, ftz=ftz, rand=rp,
+                               rwidth=rwidth, cls=cls)
+    else:
+        q = shift_right_round(sig, el.scale_exp - e, neg, rounding, rp, rwidth)
+        q = torch.clamp(q, max=el.max_int)
+        elements = torch.where(neg, -q, q) & ((1 << el.bits) - 1)
+    elements = _pack(torch.where(nan_each, 0, elements)[..., :n], el.bits)
+    scale_value = torch.where(nan_block, torch.nan, _exp2(shared))
+    scales = encode_float(fmt.scale, scale_value, Rounding.RNE, device=dev)
+    return torch.movedim(scales, -1, ax), torch.movedim(elements, -1, ax)
+
+
+def _shared_exponents(fmt: BlockFormat, blocks: Tensor) -> tuple[Tensor, Tensor]:
+    import math
+
+    mag = blocks.abs()
+    isnan = torch.isnan(mag)
+    has_nan = isnan.any(dim=-1)
+    amax = torch.where(isnan, 0.0, mag).amax(dim=-1)
+    nan_scale = has_nan | torch.isinf(amax)
+    _, _, sig, exp = split_float(torch.where(nan_scale, 0.0, amax))
+    # split_float leaves subnormal significands unnormalised; the numpy path normalises them to
+    # 53 bits (frexp). bit_length below makes both give the same top and the same ``a``.
+    zero = sig == 0
+    bl = bit_length(sig)
+    top = exp + bl - 1
+    t = top - fmt.emax_elem
+    if fmt.scale_rule == "floor":
+        shared = t
+    else:
+        a = sig << torch.clamp(53 - bl, min=0)
+        m_frac, _ = math.frexp(fmt.element_max)
+        m = int(m_frac * (1 << 53))
+        if fmt.scale_rule == "ceil":
+            shared = t + (a > m).to(_I64)
+        else:
+            low = math.isqrt(m * m // 2)
+            high = math.isqrt(2 * m * m)
+            shared = t - (a <= low).to(_I64) + (a > high).to(_I64)
+    shared = torch.where(zero, fmt.scale_emin, torch.clamp(shared, min=fmt.scale_emin))
+    nan_scale = nan_scale | (shared > fmt.scale_emax)
+    return torch.where(nan_scale, 0, shared), nan_scale
+
+
+def block_dequantize(fmt: BlockFormat, scale_codes: Any, element_codes: Any, axis: int, *,
+                     daz: bool, device: str | torch.device) -> Tensor:
+    """Exact float64 values ``X * P_i`` (``BlockFormat.dequantize`` with ``device``)."""
+    from .block import _axis
+    from .descriptors import FloatFormat
+
+    s = as_tensor(scale_codes, device)
+    e = as_tensor(element_codes, device)
+    ax = _axis(axis, e.dim())
+    n, k = e.shape[ax], fmt.block_size
+    want = list(e.shape)
+    want[ax] = -(-n // k)
+    if tuple(s.shape) != tuple(want):
+        raise FormatError(f"scale codes must have shape {tuple(want)} (one per block of {k} "
+                          f"along axis {axis}), not {tuple(s.shape)}")
+    x = torch.repeat_interleave(decode_float(fmt.scale, s, device=device), k, dim=ax)
+    x = torch.movedim(torch.movedim(x, ax, -1)[..., :n], -1, ax)
+    el = fmt.element
+    if isinstance(el, FloatFormat):
+        ev = decode_float(el, e, daz=daz, device=device)
+    else:
+        ev = decode_fixed(el, e, device=device)
+    return ev * x
+
+
+# -- tensor-core model (port of the numpy backend in formats.mma) -------------------------------
+
+_NO_TERM = -(1 << 40)
+
+
+def _finite(fmt: FloatFormat, codes: Tensor, what: str) -> tuple[Tensor, Tensor, Tensor]:
+    cls, neg, sig, exp = unpack_float(fmt, codes)
+    if bool(((cls == INF) | (cls == NAN)).any()):
+        raise FormatError(f"{what} must hold finite {fmt.name} codes, not NaN or infinity "
+                          "(the tensor-core models cover finite inputs)")
+    return neg, sig, exp + fmt.man_bits
+
+
+def _align(mag: Tensor, shift: Tensor, rounding: Rounding, neg: Tensor) -> Tensor:
+    left = torch.clamp(shift, 0, 62)
+    right = torch.clamp(-shift, 0, 62)
+    kept = (mag << left) >> right
+    if rounding is Rounding.RTZ:
+        return kept
+    rem = mag - ((mag >> right) << right)
+    if rounding is Rounding.RDN:
+        return kept + (neg & (rem != 0)).to(_I64)
+    half = torch.where(right > 0, _pow2(torch.clamp(right - 1, min=0)), 0)
+    up = (right > 0) & ((rem > half) | ((rem == half) & ((kept & 1) == 1)))
+    return kept + up.to(_I64)
+
+
+def _round_scaled(s: Tensor, scale_exp: Tensor, *, p: int, emin: int, emax: int,
+                  rounding: Rounding) -> Tensor:
+    neg = s < 0
+    mag = s.abs()
+    length = bit_length(mag)
+    lead = scale_exp + length - 1
+    p_eff = p - torch.clamp(emin - lead, min=0)
+    shift = torch.clamp(length - p_eff, min=0)
+    sh = torch.clamp(shift, max=62)
+    q = mag >> sh
+    if rounding is Rounding.RNE:
+        rem = mag - (q << sh)
+        half = torch.where(sh > 0, _pow2(torch.clamp(sh - 1, min=0)), 0)
+        up = (sh > 0) & ((rem > half) | ((rem == half) & ((q & 1) == 1))) & (shift <= 62)
+        q = q + up.to(_I64)
+    q = torch.where(shift > 62, 0, q)
+    val = ldexp(q.to(torch.float64), scale_exp + shift)
+    max_finite = (2.0 - 2.0 ** (1 - p)) * 2.0**emax
+    over = val > max_finite
+    val = torch.where(over, max_finite if rounding is Rounding.RTZ else torch.inf, val)
+    return torch.where(neg, -val, val)
+
+
+def _f32_bits_unpack(c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(neg, sig, exp)`` of float32 values held in float64, alignment exponents as mma's."""
+    b = c.to(torch.float32).view(torch.int32).to(_I64)
+    neg = ((b >> 31) & 1).bool()
+    field = (b >> 23) & 0xFF
+    man = b & ((1 << 23) - 1)
+    sig = torch.where(field == 0, man, man | (1 << 23))
+    exp = torch.where(field == 0, -126, field - 127)
+    return neg, sig, exp
+
+
+def _mma_step(psign: Tensor, psig: Tensor, pexp: Tensor, pfrac: int, c_in: Tensor,
+              m: MMAModel) -> Tensor:
+    c_inf = ~torch.isfinite(c_in)
+    c = torch.where(c_inf, 0.0, c_in)
+    cneg, csig, cexp = _f32_bits_unpack(c)
+    pnz = psig != 0
+    cnz = csig != 0
+    if m.alignment == "normalized":
+        palign = pexp + bit_length(psig) - 1 - pfrac
+    else:
+        palign = pexp
+    p_align = torch.where(pnz, palign, _NO_TERM)
+    big = torch.maximum(p_align.amax(dim=-1), torch.where(cnz, cexp, _NO_TERM))
+    f = m.frac_bits
+    tp = torch.where(pnz, _align(psig, pexp - pfrac + f - big[:, None], m.term_rounding, psign), 0)
+    tc = torch.where(cnz, _align(csig, cexp - 23 + f - big, m.term_rounding, cneg), 0)
+    total = torch.where(psign, -tp, tp).sum(dim=-1) + torch.where(cneg, -tc, tc)
+    total = torch.where(big <= _NO_TERM, 0, total)
+    acc = m.acc_format
+    res = _round_scaled(total, big - f, p=m.acc_frac_bits + 1, emin=acc.emin, emax=acc.emax,
+                        rounding=m.acc_rounding)
+    return torch.where(c_inf, c_in, res)
+
+
+def _f32_add(x: Tensor, y: Tensor) -> Tensor:
+    return (x.to(torch.float32) + y.to(torch.float32)).to(torch.float64)
+
+
+def _reduce_add(x: Tensor, y: Tensor, fmt: FloatFormat) -> Tensor:
+    if fmt.name == "float32":
+        return _f32_add(x, y)
+    code = encode_float(fmt, x + y, Rounding.RNE, device=x.device, fast=False)
+    return decode_float(fmt, code, device=x.device)
+
+
+def _chain(ps: Tensor, pg: Tensor, pe: Tensor, pfrac: int, c: Tensor, m: MMAModel) -> Tensor:
+    acc = c
+    for k0 in range(0, pg.shape[-1], m.n):
+        acc = _mma_step(ps[:, k0:k0 + m.n], pg[:, k0:k0 + m.n], pe[:, k0:k0 + m.n], pfrac, acc,
+                        m)
+    return acc
+
+
+def _promoted(ps: Tensor, pg: Tensor, pe: Tensor, pfrac: int, c: Tensor, m: MMAModel) -> Tensor:
+    if not m.promote:
+        return _chain(ps, pg, pe, pfrac, c, m)
+    acc = c
+    zero = torch.zeros_like(c)
+    for k0 in range(0, pg.shape[-1], m.promote):
+        sl = slice(k0, k0 + m.promote)
+        acc = _f32_add(acc, _chain(ps[:, sl], pg[:, sl], pe[:, sl], pfrac, zero, m))
+    return acc
+
+
+def _accumulate(ps: Tensor, pg: Tensor, pe: Tensor, pfrac: int, c: Tensor, m: MMAModel) -> Tensor:
+    k = pg.shape[-1]
+    unit = int(np.lcm(m.n, m.promote)) if m.promote else m.n
+
+    def padded(lo: int, hi: int, c0: Tensor) -> Tensor:
+        extra = -(hi - lo) % unit
+        arrs = [_pad_last(x[:, lo:hi], extra) for x in (ps, pg, pe)]
+        return _promoted(arrs[0], arrs[1], arrs[2], pfrac, c0, m)
+
+    if m.split == 1:
+        return padded(0, k, c)
+    part = -(-k // (m.split * m.split_tile)) * m.split_tile
+    res = c
+    zero = torch.zeros_like(c)
+    for lo in range(0, k, part):
+        res = _reduce_add(res, padded(lo, min(lo + part, k), zero), m.split_reduction)
+    return res
+
+
+def _operand(codes: Tensor, fmt: FloatFormat, m: MMAModel, what: str
+             ) -> tuple[Tensor, Tensor, Tensor]:
+    from .mma import K_ORDERS
+
+    order = K_ORDERS[m.k_order]
+    if order is not None:
+        blk = len(order)
+        k0 = codes.shape[-1]
+        kb = -(-k0 // blk) * blk
+        perm = (torch.tensor(order)[None, :] + torch.arange(0, kb, blk)[:, None]).reshape(-1)
+        codes = _pad_last(codes, kb - k0)[:, perm.to(codes.device)]
+    neg, sig, exp = _finite(fmt, codes, what)
+    if m.alignment == "sum_fp16":
+        s = torch.where(sig > 0, fmt.man_bits + 1 - bit_length(sig), 0)
+        s = torch.minimum(torch.clamp(s, min=0), torch.clamp(exp + 14, min=0))
+        sig, exp = sig << s, exp - s
+    return neg, sig, exp
+
+
+#: Products held at once per chunk of output elements.
+CHUNK_ELEMENTS = 1 << 24
+
+
+def mma_matmul(a_codes: Any, b_codes: Any, fa: FloatFormat, fb: FloatFormat, m: MMAModel,
+               c: Any, scale_a: Any, scale_b: Any, device: str | torch.device) -> Tensor:
+    """``mma.matmul`` on tensors; returns output codes as a tensor on ``device``."""
+    from .mma import _check_codes, _scale_product
+
+    dev = torch.device(device)
+    a = as_tensor(a_codes, dev)
+    b = as_tensor(b_codes, dev)
+    for t, f, what in ((a, fa, "a_codes"), (b, fb, "b_codes")):
+        if t.dtype.is_floating_point or t.dtype == torch.bool:
+            raise FormatError(f"{what} must be an integer array of {f.name} codes, not "
+                              f"{t.dtype}")
+    if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[0]:
+        raise FormatError(f"a_codes and b_codes must be M x K and K x N matrices, not shapes "
+                          f"{tuple(a.shape)} and {tuple(b.shape)}")
+    rows, cols = a.shape[0], b.shape[1]
+    if c is None:
+        acc = torch.zeros((rows, cols), dtype=torch.float64, device=dev)
+    else:
+        cc = c.cpu().numpy() if isinstance(c, Tensor) else c
+        cc = _check_codes(cc, m.acc_format, "c")
+        try:
+            cc = np.broadcast_to(cc, (rows, cols))
+        except ValueError:
+            raise FormatError(f"c must broadcast to ({rows}, {cols}), not shape "
+                              f"{cc.shape}") from None
+        acc = decode_float(m.acc_format, np.ascontiguousarray(cc), device=dev)
+    sa = scale_a.cpu().numpy() if isinstance(scale_a, Tensor) else scale_a
+    sb = scale_b.cpu().numpy() if isinstance(scale_b, Tensor) else scale_b
+    scale_np = _scale_product(sa, sb, rows, cols)
+    scale = None if scale_np is None else torch.from_numpy(np.ascontiguousarray(scale_np)).to(dev)
+    an, ag, ae = _operand(a, fa, m, "a_codes")
+    bn, bg, be = _operand(b.T.contiguous(), fb, m, "b_codes")
+    k = ag.shape[-1]
+    pfrac = fa.man_bits + fb.man_bits
+    out = torch.empty((rows, cols), dtype=code_dtype(m.output.bits), device=dev)
+    step = max(1, CHUNK_ELEMENTS // max(cols * max(k, 1), 1))
+    for r0 in range(0, rows, step):
+        r1 = min(rows, r0 + step)
+        pg = (ag[r0:r1, None, :] * bg[None, :, :]).reshape(-1, k)
+        ps = ((an[r0:r1, None, :] ^ bn[None, :, :]).reshape(-1, k)) & (pg != 0)
+        pe = (ae[r0:r1, None, :] + be[None, :, :]).reshape(-1, k)
+        res = _accumulate(ps, pg, pe, pfrac, acc[r0:r1].reshape(-1), m)
+        r32 = res.to(torch.float32)
+        if scale is not None:
+            r32 = r32 * scale[r0:r1].reshape(-1)
+        r32 = torch.where(torch.isnan(r32), torch.nan, r32)  # one NaN pattern on every device
+        if m.output.name == "float32":
+            codes = r32.view(torch.int32)
+        else:
+            codes = encode_float(m.output, r32, Rounding.RNE, device=dev, fast=False)
+        out[r0:r1] = codes.reshape(r1 - r0, cols)
+    return out

@@ -1,0 +1,206 @@
+"""The PyTorch backend (``device=``) against the numpy emulator, bit for bit on integer codes.
+
+Every test runs twice: on ``cpu:0`` (the torch code on CPU tensors, in the default suite, so the
+logic is checked in CI) and on ``cuda`` (marker ``gpu``: skipped without a CUDA device). Codes
+are compared as integers; values by their float64 bit patterns.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import numpy as np
+import pytest
+
+from arithforge.formats import (
+    BlockFormat,
+    FixedFormat,
+    FloatFormat,
+    FormatError,
+    IntFormat,
+    get_format,
+    mma,
+)
+
+torch = pytest.importorskip("torch", reason="the torch backend needs PyTorch (make install-trace)")
+tb = pytest.importorskip("arithforge.formats._torch_backend")
+
+DEVICES = [pytest.param("cpu:0", id="torch-cpu"),
+           pytest.param("cuda", id="cuda", marks=pytest.mark.gpu)]
+
+FLOATS = ["float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e8m0fnu", "float6_e3m2fn",
+          "float4_e2m1fn", "bfloat16", "float16", "float32", "e4m3_nosub"]
+ROUNDINGS = ["rne", "rtz", "rup", "rdn", "rna", "rto"]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+def _np(t: Any, bits: int) -> np.ndarray:
+    return tb.to_numpy_codes(t, bits)
+
+
+def _same_values(got: Any, want: np.ndarray) -> None:
+    g = got.detach().cpu().numpy()
+    np.testing.assert_array_equal(g.view(np.int64), want.view(np.int64))
+
+
+def _values(rng: np.random.Generator, n: int) -> np.ndarray:
+    """float32 values over the whole range, with every kind of special and boundary value."""
+    x = (rng.uniform(1, 2, n) * np.exp2(rng.integers(-149, 128, n))).astype(np.float32)
+    x[rng.random(n) < 0.5] *= -1
+    x[:24] = [np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-45, 3e38, -3e38, 448, 464,
+              -480, 65504, 65520, 1e-8, 2**-126, 3 * 2**-149, 7, 8, 0.5, 1.5, 2.5, -6]
+    return x
+
+
+@pytest.mark.parametrize("name", FLOATS)
+def test_encode_matches_numpy(name: str, device: str, rng: np.random.Generator) -> None:
+    fmt = get_format(name)
+    assert isinstance(fmt, FloatFormat)
+    x32 = _values(rng, 20000 if fmt.bits <= 8 else 5000)
+    for x in (x32, x32.astype(np.float64) * 1.0000001):
+        if not fmt.has_nan:
+            x = np.where(np.isnan(x), 0, x)  # NaN is an error there (tested below)
+        for r in ROUNDINGS:
+            for sat in (False, True):
+                for ftz in (False, True) if r == "rne" else (False,):
+                    want = fmt.encode(x, r, saturate=sat, ftz=ftz)
+                    got = fmt.encode(x, r, saturate=sat, ftz=ftz, device=device)
+                    assert got.device.type == device.split(":")[0]
+                    np.testing.assert_array_equal(_np(got, fmt.bits), want,
+                                                  err_msg=f"{name} {r} sat={sat} ftz={ftz}")
+
+
+@pytest.mark.parametrize("name", ["float8_e4m3fn", "bfloat16", "float4_e2m1fn"])
+def test_stochastic_encode_matches_numpy(name: str, device: str, rng: np.random.Generator) -> None:
+    fmt = get_format(name)
+    x = _values(rng, 5000)[24:]
+    bits = rng.integers(0, 1 << 12, x.shape)
+    want = fmt.encode(x, "stochastic", random_bits=bits, random_width=12)
+    got = fmt.encode(x, "stochastic", random_bits=bits, random_width=12, device=device)
+    np.testing.assert_array_equal(_np(got, fmt.bits), want)
+
+
+@pytest.mark.parametrize("name", FLOATS)
+def test_decode_matches_numpy(name: str, device: str, rng: np.random.Generator) -> None:
+    fmt = get_format(name)
+    assert isinstance(fmt, FloatFormat)
+    codes = fmt.all_codes() if fmt.bits <= 16 else rng.integers(0, 1 << 32, 50000, np.uint32)
+    for daz in (False, True):
+        _same_values(fmt.decode(codes, daz=daz, device=device), fmt.decode(codes, daz=daz))
+    # Codes already on the device, in the backend's dtype, decode alike.
+    on_device = fmt.encode(fmt.decode(codes), device=device)
+    _same_values(fmt.decode(on_device, device=device), fmt.decode(fmt.encode(fmt.decode(codes))))
+
+
+@pytest.mark.parametrize("fmt", [IntFormat(8), IntFormat(4, signed=False), FixedFormat(1, 6),
+                                 IntFormat(32)], ids=lambda f: f.name)
+def test_fixed_matches_numpy(fmt: FixedFormat, device: str, rng: np.random.Generator) -> None:
+    x = rng.standard_normal(5000) * np.exp2(rng.integers(-8, 40, 5000))
+    x[:4] = [np.inf, -np.inf, 0.5, -0.5]
+    for r in ROUNDINGS:
+        want = fmt.encode(x, r)
+        got = fmt.encode(x, r, device=device)
+        np.testing.assert_array_equal(_np(got, fmt.bits), want)
+        _same_values(fmt.decode(got, device=device), fmt.decode(want))
+
+
+BLOCKS = [BlockFormat("float8_e4m3fn"), BlockFormat("float4_e2m1fn", block_size=16),
+          BlockFormat("float6_e2m3fn", scale_rule="ceil"), BlockFormat("float8_e5m2",
+                                                                      scale_rule="round"),
+          get_format("mxint8"), BlockFormat("float8_e4m3fn", scale="float8_e4m3fn",
+                                            block_size=8)]
+
+
+@pytest.mark.parametrize("fmt", BLOCKS, ids=lambda f: f.name)
+def test_block_quantize_matches_numpy(fmt: Any, device: str, rng: np.random.Generator) -> None:
+    x = rng.standard_normal((6, 100)) * np.exp2(rng.integers(-20, 20, (6, 1)))
+    x[1, 3] = np.nan
+    x[2, 40] = -np.inf
+    x[3, :] = 0.0
+    x[4, :32] *= 2.0**-130  # near the smallest scales
+    for axis in (-1, 0):
+        for r in ("rne", "rtz", "rdn"):
+            for sat in (True, False):
+                if not sat and not isinstance(fmt.element, FloatFormat):
+                    continue
+                want = fmt.quantize(x, axis, r, saturate=sat)
+                got = fmt.quantize(x, axis, r, saturate=sat, device=device)
+                np.testing.assert_array_equal(_np(got.scale, fmt.scale.bits), want.scale)
+                np.testing.assert_array_equal(_np(got.element, fmt.element.bits), want.element)
+                _same_values(fmt.dequantize(got.scale, got.element, axis, device=device),
+                             fmt.dequantize(want.scale, want.element, axis))
+    bits = rng.integers(0, 256, x.shape)
+    want = fmt.quantize(x, -1, "stochastic", random_bits=bits, random_width=8)
+    got = fmt.quantize(x, -1, "stochastic", random_bits=bits, random_width=8, device=device)
+    np.testing.assert_array_equal(_np(got.element, fmt.element.bits), want.element)
+
+
+def _finite_codes(fmt: FloatFormat, rng: np.random.Generator, shape: tuple[int, ...]) -> Any:
+    codes = fmt.all_codes()
+    v = fmt.decode(codes)
+    ok = np.isfinite(v) & (np.abs(v) < 2.0**10)
+    return rng.choice(codes[ok], size=shape)
+
+
+@pytest.mark.parametrize("preset", list(mma.PRESETS))
+def test_mma_matmul_matches_numpy(preset: str, device: str, rng: np.random.Generator) -> None:
+    m = mma.get_model(preset)
+    fmt = get_format("float8_e4m3fn" if "fp8" in preset else
+                     "bfloat16" if "bf16" in preset else "float16")
+    assert isinstance(fmt, FloatFormat)
+    a = _finite_codes(fmt, rng, (9, 200))
+    b = _finite_codes(fmt, rng, (200, 7))
+    c = m.acc_format.encode(rng.standard_normal((9, 7)), "rne")
+    kw: dict[str, Any] = {"c": c}
+    if m.output.name == "float32":
+        kw.update(scale_a=np.float32(0.75), scale_b=np.linspace(0.5, 2, 7, dtype=np.float32))
+    want = mma.matmul(a, b, fmt, model=m, **kw)
+    got = mma.matmul(a, b, fmt, model=m, device=device, **kw)
+    np.testing.assert_array_equal(_np(got, m.output.bits), want)
+    split = mma.MMAModel(n=8, frac_bits=20, split=3, split_tile=8, promote=16,
+                         term_rounding="rdn", alignment="normalized")
+    np.testing.assert_array_equal(
+        _np(mma.matmul(a, b, fmt, model=split, device=device), 32),
+        mma.matmul(a, b, fmt, model=split))
+
+
+def test_errors_match_numpy(device: str) -> None:
+    e4m3 = get_format("float8_e4m3fn")
+    with pytest.raises(FormatError, match="a_codes must hold finite float8_e4m3fn codes"):
+        mma.matmul(np.full((2, 3), 0x7F, np.uint8), np.zeros((3, 2), np.uint8), e4m3,
+                   model="h100-fp8", device=device)
+    with pytest.raises(FormatError, match="float4_e2m1fn has no NaN encoding"):
+        get_format("float4_e2m1fn").encode(np.array([np.nan]), device=device)
+    with pytest.raises(FormatError, match="codes of float8_e4m3fn must lie in"):
+        e4m3.decode(np.array([300]), device=device)
+
+
+@pytest.mark.gpu
+def test_cuda_encode_of_a_large_tensor_stays_on_the_gpu(rng: np.random.Generator) -> None:
+    # float32 -> e4m3 through the compiled table gather: the path the benchmark measures.
+    x = torch.from_numpy(_values(rng, 1 << 20)).cuda()
+    fmt = get_format("float8_e4m3fn")
+    got = fmt.encode(x, device="cuda")
+    assert got.is_cuda
+    assert got.dtype == torch.uint8
+    np.testing.assert_array_equal(got.cpu().numpy(), fmt.encode(x.cpu().numpy()))
+
+
+def test_formats_import_without_torch() -> None:
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import numpy as np\n"
+            "from arithforge.formats import get_format, FormatError, mma\n"
+            "f = get_format('float8_e4m3fn'); f.encode(np.ones(3))\n"
+            "try:\n    f.encode(np.ones(3), device='cuda')\n"
+            "except FormatError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out == ("device='cuda' needs PyTorch: install it (pip install torch) or use "
+                   "device='cpu'\n")
