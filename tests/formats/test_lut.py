@@ -112,24 +112,27 @@ def oracle_tile(a_vals: np.ndarray, w: np.ndarray, c_vals: np.ndarray, cfg: LUTC
             table, s = oracle_int_table([int(x) for x in xs], cfg.entry.bits)
         row: list[float | int] = []
         for n in range(n_cols):
-            steps = [(sum(((int(w[j, n]) >> i) & 1) << j for j in range(k)), i)
-                     for i in range(cfg.weight_bits)]
+            b = cfg.weight_bits
+            steps = [(sum(((int(w[j, n]) >> i) & 1) << j for j in range(k)), i,
+                      -1 if cfg.signed and i == b - 1 else 1) for i in range(b)]
             if cfg.ternary:
-                steps.append(((1 << k) - 1, 0))
+                steps.append(((1 << k) - 1, 0, 1))
+            if cfg.signed:
+                steps.append((0, 0, 1))
             v = c_vals[m, n]
             if cfg.is_float:
                 assert acc is not None
                 value = float(v)
-                for idx, i in steps:
-                    term = math.ldexp(table[idx], i)
+                for idx, i, sign in steps:
+                    term = math.ldexp(sign * table[idx], i)
                     value = acc.value(round_scalar(acc.fmt, scalar_exact("add", [term, value],
                                                                          RNE), RNE))
                 row.append(acc.code(value) if not math.isnan(value) else math.nan)
             else:
                 total = int(v)
                 bits = cfg.acc.bits
-                for idx, i in steps:
-                    total += table[idx] * 2 ** (s + i)
+                for idx, i, sign in steps:
+                    total += sign * table[idx] * 2 ** (s + i)
                     total = (total + 2 ** (bits - 1)) % 2**bits - 2 ** (bits - 1)
                 row.append(total)
         out.append(row)
@@ -177,6 +180,9 @@ def test_weight_values() -> None:
     assert weight_values(LUTConfig(2, "float16", "float32")).tolist() == [-3, -1, 1, 3]
     assert weight_values(LUTConfig(4, "int8", "int32")).tolist() == list(range(-15, 16, 2))
     assert weight_values(LUTConfig(2, "int8", "int32", ternary=True)).tolist() == [-2, 0, 2, 4]
+    assert weight_values(LUTConfig(3, "int8", "int32", signed=True)).tolist() == [
+        0, 2, 4, 6, -8, -6, -4, -2]
+    assert weight_values(LUTConfig(1, "bfloat16", "float32", signed=True)).tolist() == [0, -2]
 
 
 def test_derived_facts() -> None:
@@ -206,6 +212,8 @@ def test_derived_facts() -> None:
     ((4, "int8", "int8"), {}, ValueError, ("acc must have at least 14 bits to hold one shifted "
                                            "entry, not 8")),
     ((2, "float16", "float32"), {"symmetric": 1}, TypeError, "symmetric must be a bool, not 1"),
+    ((2, "float16", "float32"), {"ternary": True, "signed": True}, ValueError,
+     "weights are ternary or signed, not both"),
 ])
 def test_config_errors(args: tuple, kwargs: dict, error: type, message: str) -> None:
     with pytest.raises(error, match=f"^{message}$".replace("(", r"\(").replace(")", r"\)")):
@@ -316,6 +324,11 @@ CONFIGS = [
     pytest.param(dict(weight_bits=2, ternary=True, entry="int8", acc="int16", symmetric=False),
                  id="tern-int8-int16-full"),
     pytest.param(dict(weight_bits=3, entry="int8", acc="int16", group=3), id="w3-int8-int16-k3"),
+    pytest.param(dict(weight_bits=4, signed=True, entry="float16", acc="float32"),
+                 id="int4-fp16-fp32"),
+    pytest.param(dict(weight_bits=1, signed=True, entry="bfloat16", acc="bfloat16",
+                      symmetric=False), id="int1-bf16-bf16-full"),
+    pytest.param(dict(weight_bits=3, signed=True, entry="int8", acc="int32"), id="int3-int8"),
 ]
 
 
@@ -354,8 +367,10 @@ def test_tiles_against_oracle(kw: dict, rng: np.random.Generator) -> None:
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_tiles_exact_where_nothing_rounds(entry: str, rng: np.random.Generator) -> None:
     """Small integer activations: every entry is exact, so D = C + A @ v(W) exactly."""
-    for b, ternary in [(1, False), (2, False), (3, False), (4, False), (2, True)]:
-        cfg = LUTConfig(b, entry, ACC[entry], ternary=ternary)
+    for b, ternary, signed in [(1, False, False), (2, False, False), (3, False, False),
+                               (4, False, False), (2, True, False), (4, False, True),
+                               (1, False, True)]:
+        cfg = LUTConfig(b, entry, ACC[entry], ternary=ternary, signed=signed)
         fe, fa = get_format(entry), get_format(ACC[entry])
         vals = rng.integers(-8, 8, size=(50, 3, 4))
         w = rng.integers(0, 3 if ternary else 1 << b, size=(50, 4, 5))

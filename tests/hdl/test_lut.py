@@ -60,6 +60,10 @@ SMALL = [
     pytest.param(dict(m=1, n=2, k=3, weight_bits=2, entry="int8", acc="int16", ternary=True,
                       symmetric=False), id="int8-tern-full-k3"),
     pytest.param(dict(m=1, n=1, k=2, weight_bits=2, entry="float16"), id="fp16-w2-k2"),
+    pytest.param(dict(m=1, n=2, k=2, weight_bits=3, entry="float16", signed=True),
+                 id="fp16-int3-k2"),
+    pytest.param(dict(m=2, n=2, k=3, weight_bits=4, entry="int8", signed=True,
+                      symmetric=False), id="int8-int4-full-k3"),
     pytest.param(dict(m=1, n=2, k=2, weight_bits=1, entry="bfloat16", acc="bfloat16",
                       symmetric=False), id="bf16-w1-full"),
 ]

@@ -10,11 +10,13 @@ codes ``W`` (``K x N``) and adds the result to an accumulator tile ``C`` (``M x 
     D[m, n] = C[m, n] + sum_k A[m, k] * v(W[k, n])
 
 **Weights.** A ``b``-bit code ``q`` (``b`` = 1..4) has the value ``v(q) = 2q - (2**b - 1)``: T-MAC's
-symmetric code, the odd integers ``-(2**b - 1) .. 2**b - 1`` (``b = 1``: -1, +1). Ternary
-(``b = 2``, codes 0, 1, 2 for -1, 0, +1) adds an offset: ``v(q) = 2q - 2``, i.e. twice the ternary
-value (code 3 computes as +4). Any scale, zero point or the factor 2 belongs to the dequantization
-outside the core. With ``beta_i`` bit ``i`` of ``q`` and ``tau_i = 2 beta_i - 1``:
-``v(q) = sum_i 2**i tau_i (+ 1 for ternary)``.
+symmetric code, the odd integers ``-(2**b - 1) .. 2**b - 1`` (``b = 1``: -1, +1). With
+``beta_i`` bit ``i`` of ``q`` and ``tau_i = 2 beta_i - 1``, ``v(q) = sum_i 2**i tau_i``. Two
+modes add an offset step: ternary (``b = 2``, codes 0, 1, 2 for -1, 0, +1) adds ``+1``, so
+``v(q) = 2q - 2``, twice the ternary value (code 3 computes as +4); signed (two's-complement
+codes, ``w = q - 2**b`` when the top bit is set) negates the top plane's term and adds ``-1``,
+so ``v(q) = 2w``. Any scale, zero point or the factor 2 belongs to the dequantization outside
+the core.
 
 **Table.** For each row's group ``a_0 .. a_{K-1}`` the table holds ``T(tau) = sum_k tau_k a_k`` for
 every sign vector, indexed by ``idx = sum_k beta_k 2**k``. Float entries (the activation format:
@@ -30,9 +32,11 @@ of zero and NaN entries (``round(-x - y)`` is +0 where ``-round(x + y)`` is -0).
 entry is ``round_half_even(T / 2**s)``, so ``|entry| <= 127`` and negation never overflows; the
 entry stands for ``entry * 2**s``.
 
-**Accumulation.** ``P = b`` steps (``b + 1`` for ternary), in this order: plane ``i = 0, 1, ...,
-b-1`` (least significant first) adds ``2**i * T[idx_i]`` with ``idx_i`` the plane's bits of the
-column's ``K`` weights; the ternary offset step then adds ``T[2**K - 1]`` (``= sum_k a_k``).
+**Accumulation.** ``P = b`` steps (``b + 1`` for ternary and signed), in this order: plane
+``i = 0, 1, ..., b-1`` (least significant first) adds ``2**i * T[idx_i]`` with ``idx_i`` the
+plane's bits of the column's ``K`` weights (signed: the top plane adds ``-2**(b-1) *
+T[idx_{b-1}]``, the entry's sign flipped); the offset step then adds ``T[2**K - 1]``
+(``= sum_k a_k``, ternary) or ``T[0]`` (``= -sum_k a_k``, signed).
 Float accumulators: the term (entry with ``i`` added to its exponent, never rounded: it is exact in
 the entry format with two more exponent bits) is added to the accumulator and rounded once to the
 accumulator format, RNE (``ops.add``). Integer accumulators: ``acc + (entry << (s + i))`` wraps
@@ -83,6 +87,8 @@ class LUTConfig:
     ----------
     weight_bits : int
         Bits per weight code, 1 to 4 (2 with ``ternary``).
+    signed : bool
+        Two's-complement weight codes (the top plane negated, offset step ``T[0]``).
     entry : Format or str
         Activation and table entry format: a float format of at most 16 bits (``float16``,
         ``bfloat16``), or a signed integer format of 4 to 8 bits (``int8``: quantized tables).
@@ -103,9 +109,11 @@ class LUTConfig:
     group: int = 4
     ternary: bool = False
     symmetric: bool = True
+    signed: bool = False
 
     def __init__(self, weight_bits: int, entry: Format | str, acc: Format | str, *,
-                 group: int = 4, ternary: bool = False, symmetric: bool = True) -> None:
+                 group: int = 4, ternary: bool = False, symmetric: bool = True,
+                 signed: bool = False) -> None:
         for value, what in ((weight_bits, "weight_bits"), (group, "group")):
             if isinstance(value, bool):
                 raise TypeError(f"{what} must be an integer, not {value!r}")
@@ -113,7 +121,7 @@ class LUTConfig:
                 operator.index(value)
             except TypeError:
                 raise TypeError(f"{what} must be an integer, not {value!r}") from None
-        for value, what in ((ternary, "ternary"), (symmetric, "symmetric")):
+        for value, what in ((ternary, "ternary"), (symmetric, "symmetric"), (signed, "signed")):
             if not isinstance(value, bool | np.bool_):
                 raise TypeError(f"{what} must be a bool, not {value!r}")
         b, k = operator.index(weight_bits), operator.index(group)
@@ -123,6 +131,8 @@ class LUTConfig:
             raise ValueError(f"group must be between 1 and {MAX_GROUP}, not {k!r}")
         if ternary and b != 2:
             raise ValueError(f"ternary weights need weight_bits=2, not {b!r}")
+        if ternary and signed:
+            raise ValueError("weights are ternary or signed, not both")
         fe, fa = _fmt(entry, "entry"), _fmt(acc, "acc")
         if isinstance(fe, FloatFormat):
             if fe.bits > 16:
@@ -150,6 +160,7 @@ class LUTConfig:
         object.__setattr__(self, "group", k)
         object.__setattr__(self, "ternary", bool(ternary))
         object.__setattr__(self, "symmetric", bool(symmetric))
+        object.__setattr__(self, "signed", bool(signed))
 
     @staticmethod
     def _int_term_bits(fe: IntFormat, b: int, k: int) -> int:
@@ -159,13 +170,22 @@ class LUTConfig:
 
     def __repr__(self) -> str:
         return (f"LUTConfig({self.weight_bits}, {self.entry.name!r}, {self.acc.name!r}, "
-                f"group={self.group}, ternary={self.ternary}, symmetric={self.symmetric})")
+                f"group={self.group}, ternary={self.ternary}, symmetric={self.symmetric}"
+                + (", signed=True)" if self.signed else ")"))
 
     # -- derived facts --------------------------------------------------------------------------
     @property
     def steps(self) -> int:
-        """Accumulation steps per tile: the weight bit-planes, plus the ternary offset step."""
-        return self.weight_bits + int(self.ternary)
+        """Accumulation steps per tile: the weight bit-planes, plus the offset step (ternary,
+        signed)."""
+        return self.weight_bits + int(self.ternary or self.signed)
+
+    @property
+    def offset_index(self) -> int | None:
+        """Table index the offset step adds: all ones (ternary), zero (signed), or None."""
+        if self.ternary:
+            return (1 << self.group) - 1
+        return 0 if self.signed else None
 
     @property
     def entries(self) -> int:
@@ -197,9 +217,12 @@ def max_shift(fe: IntFormat, group: int) -> int:
 
 
 def weight_values(config: LUTConfig) -> npt.NDArray[np.int64]:
-    """Value of each weight code (index) in the core's units: ``2q - (2**b - 1)`` (+1 ternary)."""
+    """Value of each weight code (index) in the core's units: ``2q - (2**b - 1)``, ``2q - 2``
+    (ternary), or twice the two's-complement value (signed)."""
     b = config.weight_bits
     q = np.arange(1 << b, dtype=np.int64)
+    if config.signed:
+        return 2 * np.where(q >> (b - 1), q - (1 << b), q)
     return 2 * q - ((1 << b) - 1) + int(config.ternary)
 
 
@@ -358,12 +381,14 @@ def lut_tile(a: npt.ArrayLike, w: npt.ArrayLike, c: npt.ArrayLike, config: LUTCo
     table, shift = precompute(av, config)  # (..., M, 2**K), (..., M)
     out_shape = shape[:-2] + (av.shape[-2], wv.shape[-1])
     acc = np.broadcast_to(cv, out_shape).copy()
-    steps: list[tuple[npt.NDArray[Any], int]] = []
-    for i in range(config.weight_bits):
+    # (index, shift, negate) of every step, in order.
+    steps: list[tuple[npt.NDArray[Any], int, bool]] = []
+    b = config.weight_bits
+    for i in range(b):
         idx = lookup_index(wv, i, k)[..., None, :]  # (..., 1, N)
-        steps.append((np.broadcast_to(idx, out_shape), i))
-    if config.ternary:
-        steps.append((np.full(out_shape, (1 << k) - 1, dtype=np.int64), 0))
+        steps.append((np.broadcast_to(idx, out_shape), i, config.signed and i == b - 1))
+    if config.offset_index is not None:
+        steps.append((np.full(out_shape, config.offset_index, dtype=np.int64), 0, False))
     tab = np.broadcast_to(table[..., :, None, :], out_shape + (table.shape[-1],))
     if config.is_float:
         fe, fa = config.entry, config.acc
@@ -371,8 +396,10 @@ def lut_tile(a: npt.ArrayLike, w: npt.ArrayLike, c: npt.ArrayLike, config: LUTCo
         assert isinstance(fa, FloatFormat)
         wide = term_format(fe)
         acc = acc.astype(fa.code_dtype)
-        for idx, i in steps:
+        for idx, i, negate in steps:
             entries = np.take_along_axis(tab, idx[..., None], axis=-1)[..., 0]
+            if negate:
+                entries = _neg(entries, fe)
             acc = ops.add(_shifted_terms(entries, fe, i), acc, wide, fa, fa)
         return acc
     fa = config.acc
@@ -380,8 +407,10 @@ def lut_tile(a: npt.ArrayLike, w: npt.ArrayLike, c: npt.ArrayLike, config: LUTCo
     total = fa.to_int(acc)
     sh = np.broadcast_to(shift[..., :, None], out_shape)
     modulus = 1 << fa.bits
-    for idx, i in steps:
+    for idx, i, negate in steps:
         entries = np.take_along_axis(tab, idx[..., None], axis=-1)[..., 0]
+        if negate:
+            entries = -entries
         total = total + (entries << (sh + i))
         total = ((total + (modulus >> 1)) % modulus) - (modulus >> 1)
     return fa.from_int(total)

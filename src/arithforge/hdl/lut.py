@@ -11,7 +11,8 @@ Microarchitecture, per tile (``M`` tables, ``M x N`` accumulators)::
     accept (edge e0): table <= precompute(i.a)   one table of 2**(K-1) (or 2**K) entries per row
                       w <= i.w, c <= i.c          (the precompute is combinational before e0)
     step j = 0..P-1 (edges e1..eP): for every (m, n):
-        idx  = bits of plane i of column n's K weights (all ones in the ternary offset step)
+        idx  = bits of plane i of column n's K weights (offset step: all ones for ternary,
+               zeros for signed weights)
         e    = table[m][idx[0] ? ~idx[K-1:1] : idx[K-1:1]], negated when idx[0] (symmetric)
         acc  <= (j == 0 ? c : acc) + e * 2**i     float: exponent add, one rounding to acc
                                                   int8:  acc + (e << (s_m + i)), wrapping
@@ -19,7 +20,8 @@ Microarchitecture, per tile (``M`` tables, ``M x N`` accumulators)::
 
 Cycles: latency ``P + 1`` (tile presented at edge ``k``, result on the outputs after edge
 ``k + P``), initiation interval ``P`` (a new tile may be presented at the edge of the last step:
-back-to-back tiles keep every accumulator busy every cycle), ``P = weight_bits`` (+1 ternary).
+back-to-back tiles keep every accumulator busy every cycle), ``P = weight_bits`` (+1 for ternary
+and signed weights).
 A tile presented while the core is busy (other than at the last step's edge) is ignored.
 Synchronous reset drops the tile in flight: no ``o.valid`` for it.
 """
@@ -140,6 +142,9 @@ class LUTTensorCore(Datapath):
         Accumulator: a float of at most 32 bits (default float32) for float entries, a signed
         integer (default int32) for integer entries.
     ternary : bool
+        Ternary weights (codes 0, 1, 2 for -1, 0, +1) through the offset step.
+    signed : bool
+        Two's-complement weight codes: the top plane negated, the offset step adds ``T[0]``.
     symmetric : bool
         Table symmetrization (half the entries and precompute adders).
 
@@ -160,6 +165,8 @@ class LUTTensorCore(Datapath):
         "k": Param("int", 4, "activation group size K (table of 2**K entries)"),
         "weight_bits": Param("int", 4, "bits per weight code, 1 to 4"),
         "ternary": Param("bool", False, "ternary weights (weight_bits 2) via the offset step"),
+        "signed": Param("bool", False, "two's-complement weight codes (top plane negated, "
+                                       "offset step)"),
         "entry": Param("format", "float16", "activation and table entry format (float16, "
                                             "bfloat16, int8)"),
         "acc": Param("format", None, "accumulator format (default float32, int32 for int8 "
@@ -169,7 +176,7 @@ class LUTTensorCore(Datapath):
 
     def __init__(self, m: int = 2, n: int = 4, k: int = 4, *, weight_bits: int = 4,
                  entry: Format | str = "float16", acc: Format | str | None = None,
-                 ternary: bool = False, symmetric: bool = True) -> None:
+                 ternary: bool = False, symmetric: bool = True, signed: bool = False) -> None:
         self._m = _side(m, "m", 1, MAX_SIDE)
         self._n = _side(n, "n", 1, MAX_SIDE)
         self._k = _side(k, "k", 1, 6)
@@ -178,7 +185,8 @@ class LUTTensorCore(Datapath):
             acc = "float32" if isinstance(fe, FloatFormat) else "int32"
         self._cfg = flut.LUTConfig(weight_bits, fe, acc, group=self._k,
                                    ternary=check_bool(ternary, "ternary"),
-                                   symmetric=check_bool(symmetric, "symmetric"))
+                                   symmetric=check_bool(symmetric, "symmetric"),
+                                   signed=check_bool(signed, "signed"))
         super().__init__()
 
     @classmethod
@@ -193,7 +201,7 @@ class LUTTensorCore(Datapath):
 
     @property
     def steps(self) -> int:
-        """Accumulation steps per tile, ``P = weight_bits`` (+1 for ternary)."""
+        """Accumulation steps per tile, ``P = weight_bits`` (+1 for ternary and signed)."""
         return self._cfg.steps
 
     @property
@@ -232,7 +240,8 @@ class LUTTensorCore(Datapath):
     def describe(self) -> dict[str, Any]:
         c = self._cfg
         return {"datapath": self.name, "m": self._m, "n": self._n, "k": self._k,
-                "weight_bits": c.weight_bits, "ternary": c.ternary, "symmetric": c.symmetric,
+                "weight_bits": c.weight_bits, "ternary": c.ternary, "signed": c.signed,
+                "symmetric": c.symmetric,
                 "entry": c.entry.name, "acc": c.acc.name, "entries": c.entries,
                 "steps": self.steps, "latency": self.latency,
                 "initiation_interval": self.initiation_interval,
@@ -489,9 +498,14 @@ class LUTTensorCore(Datapath):
             m.d.sync += [w_reg.eq(self.i.w), c_reg.eq(self.i.c)]
 
         # One step: the plane index, the lookup, the accumulation.
-        offset = Const(0, 1) if not cfg.ternary else wire(m, "offset_step", step == P - 1)
+        has_offset = cfg.offset_index is not None
+        offset = wire(m, "offset_step", step == P - 1) if has_offset else Const(0, 1)
         plane = Signal(range(max(b, 2)), name="plane")
-        m.d.comb += plane.eq(Mux(offset, 0, step) if cfg.ternary else step)
+        m.d.comb += plane.eq(Mux(offset, 0, step) if has_offset else step)
+        # Signed weights: the top plane's term is negated.
+        # (`x == 0` would come out of Yosys's backend as `!x`, a lint warning.)
+        on_top = step == b - 1 if b > 1 else ~step.any()
+        top_plane = wire(m, "top_plane", ~offset & on_top) if cfg.signed else Const(0, 1)
         first = wire(m, "first_step", ~step.any())
         accs = []
         for r in range(mm):
@@ -503,16 +517,16 @@ class LUTTensorCore(Datapath):
                     # Padded to a power of two: a full case, whatever the plane signal holds.
                     picks = [code[min(i, b - 1)] for i in range(1 << len(plane))]
                     bit = code[0] if b == 1 else Array(picks)[plane]
-                    bits.append(bit | offset)
+                    bits.append(bit & ~offset if cfg.signed else bit | offset)
                 idx = Signal(kk, name=f"idx{r}_{col}")
                 m.d.comb += idx.eq(Cat(*bits))
                 if cfg.symmetric and kk > 1:
                     j_ = Mux(idx[0], ~idx[1:], idx[1:])
-                    negate = idx[0]
+                    negate = idx[0] ^ top_plane if cfg.signed else idx[0]
                 elif cfg.symmetric:
-                    j_, negate = Const(0, 1), idx[0]
+                    j_, negate = Const(0, 1), idx[0] ^ top_plane if cfg.signed else idx[0]
                 else:
-                    j_, negate = idx, Const(0, 1)
+                    j_, negate = idx, top_plane
                 entry = Signal(eb, name=f"entry{r}_{col}")
                 m.d.comb += entry.eq(table[j_])
                 acc = Signal(ab, name=f"acc{r}_{col}", reset_less=True)
