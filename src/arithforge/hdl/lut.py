@@ -445,6 +445,8 @@ class LUTTensorCore(Datapath):
                 up = exact[s - 1] & (sticky | q[0])
                 options.append(q + up)
             entry = Signal(fe.bits, name=f"pre{row}_e{idx}")
+            # Padded to a power of two: a full case (shifts past smax never occur).
+            options += [options[-1]] * ((1 << len(shift)) - len(options))
             m.d.comb += entry.eq(Array(options)[shift] if smax else options[0])
             entries.append(entry)
         return entries, shift
