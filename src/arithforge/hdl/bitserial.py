@@ -27,6 +27,7 @@ import networkx as nx
 import numpy as np
 from amaranth import Cat, Const, Module, Mux, Signal, Value, signed
 
+from .._errors import ArithforgeError
 from ..formats import FloatFormat, Rounding, bitmod
 from .base import Datapath, Graph, Param, check_kind
 from .fma import FusedMultiplyAdd
@@ -72,6 +73,17 @@ def pack_fields(fields: Any, width: int, bits: int) -> np.ndarray:
         if shift + bits > 64:
             words[:, word + 1] |= f[:, k] >> np.uint64(64 - shift)
     return words[:, 0] if width <= 64 else words
+
+
+def _mux_tree(index: Value, table: list[int], width: int) -> Value:
+    """``table[index]`` as multiplexers on the index bits, most significant first."""
+    def pick(bit: int, entries: list[int]) -> Value:
+        if len(set(entries)) == 1:
+            return Const(entries[0], width)
+        half = len(entries) // 2
+        return Mux(index[bit], pick(bit - 1, entries[half:]), pick(bit - 1, entries[:half]))
+
+    return pick(len(index) - 1, table)
 
 
 class _Rescale(FusedMultiplyAdd):
@@ -300,8 +312,8 @@ class BitSerialPE(Datapath):
         a transaction has far more than 2**26 operand combinations."""
         check_kind(kind, n)
         if kind == "exhaustive":
-            raise ValueError("bitserial transactions cannot be enumerated exhaustively; use "
-                             "--vectors random:N or corner")
+            raise ArithforgeError("bitserial transactions cannot be enumerated exhaustively; "
+                                  "use --vectors random:N or corner")
         if kind == "random":
             assert n is not None
             return self._random(rng, int(n))
@@ -397,16 +409,15 @@ class BitSerialPE(Datapath):
             aligned.append(sa)
 
         # Terms of each lane's weight (the emulator's unified representation) and contributions.
-        # The ROM as a shifted constant (a continuous assignment, not a case process: Icarus runs
-        # a combinational process only when its inputs change, so one whose index stays at its
-        # power-on value would read X).
+        # The ROM as a tree of multiplexers over the index bits (continuous assignments, not a
+        # case process: Icarus runs a combinational process only when its inputs change, so one
+        # whose index stays at its power-on value would read X).
         table = self._term_table()
-        rom = Const(sum(x << (10 * i) for i, x in enumerate(table)), 10 * len(table))
         contribs = []
         for k in range(G):
             word = Signal(10, name=f"terms{k}")
             index = Cat(regs["w"][k * wb:(k + 1) * wb], regs["sel"][:2])
-            m.d.comb += word.eq(rom.bit_select(index * 10, 10))
+            m.d.comb += word.eq(_mux_tree(index, table, 10))
             slots = [(word[5 * s], word[5 * s + 1], word[5 * s + 2:5 * s + 5]) for s in (0, 1)]
             sa = aligned[k]
             if cfg.serial == "term":
@@ -428,7 +439,7 @@ class BitSerialPE(Datapath):
         psum = Signal(signed(wp + 1), name="psum")
         base = psum if cfg.serial == "term" else psum << 1
         psum_next = Signal(signed(wp + 1), name="psum_next")
-        m.d.comb += psum_next.eq(Mux(t == 0, 0, base) + contribs[0])
+        m.d.comb += psum_next.eq(Mux(t.any(), base, 0) + contribs[0])
         with m.If(busy):
             m.d.sync += psum.eq(psum_next)
 
@@ -443,7 +454,7 @@ class BitSerialPE(Datapath):
         m.d.sync += r_valid.eq(busy & last_t)
         with m.If(busy & last_t):
             m.d.sync += [r_p.eq(psum_next), r_emax.eq(emax_w), r_scale.eq(regs["scale"][:sb]),
-                         r_c.eq(regs["c"]), r_first.eq(g == 0), r_last.eq(last_g)]
+                         r_c.eq(regs["c"]), r_first.eq(~g.any()), r_last.eq(last_g)]
 
         # P as a code of the partial-sum format: normalize |P| (leading-zero count and shift).
         fp = cfg.partial_format

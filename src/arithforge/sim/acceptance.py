@@ -93,6 +93,36 @@ def _build_cases() -> list[Case]:
     # The bounded FMA sample: 10^6 random e4m3fn -> float32 vectors, as `make test` runs them.
     out.append(Case("fma e4m3fn x e4m3fn + float32 -> float32", "fma", _fma(FP8[0], "float32"),
                     "random", 10**6, bounded=True))
+    out += _bitserial_cases()
+    return out
+
+
+#: BitMoD bit-serial PE configurations (tests/sim/test_bitserial.py runs a bounded subset on
+#: smaller PEs): 10^5 random transactions (dot products of group x groups) and the corner ones
+#: each. Together: every BitMoD datatype, float16/bfloat16/int8 activations, both serial modes.
+BITSERIAL_CONFIGS: list[tuple[str, dict[str, Any]]] = [
+    ("fp16 bitmod4 (FP4 ER+/ER-/EA+/EA-) term", {"acts": "float16", "family": "bitmod4"}),
+    ("bf16 bitmod3 (FP3 ER+/ER-/EA+/EA-) bit", {"acts": "bfloat16", "family": "bitmod3",
+                                                "serial": "bit"}),
+    ("int8 int4 term", {"acts": "int8", "family": "int4"}),
+    ("fp16 int3 bit", {"acts": "float16", "family": "int3", "serial": "bit"}),
+    ("bf16 int2 term", {"acts": "bfloat16", "family": "int2"}),
+    ("int8 fp4 bit", {"acts": "int8", "family": "fp4", "serial": "bit"}),
+    ("fp16 fp3 term, bf16 acc rtz", {"acts": "float16", "family": "fp3", "acc": "bfloat16",
+                                     "rounding": "rtz"}),
+    ("int8 bitmod4 bit, 16 lanes x 1", {"acts": "int8", "family": "bitmod4", "serial": "bit",
+                                        "group": 16, "groups": 1}),
+    ("bf16 int4,fp4,fp4_er_pos,fp4_ea_neg term, align 4, 4 lanes x 4",
+     {"acts": "bfloat16", "family": "int4,fp4,fp4_er_pos,fp4_ea_neg", "align_bits": 4,
+      "group": 4, "groups": 4}),
+]
+
+
+def _bitserial_cases() -> list[Case]:
+    out = []
+    for label, params in BITSERIAL_CONFIGS:
+        for kind, n in (("random", 10**5), ("corner", None)):
+            out.append(Case(f"bitserial {label}", "bitserial", params, kind, n))
     return out
 
 
