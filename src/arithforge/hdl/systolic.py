@@ -67,7 +67,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..formats import FloatFormat, Rounding
 
-__all__ = ["DATAFLOWS", "SystolicArray", "check_pe", "pad_codes", "fold_cycles"]
+__all__ = ["DATAFLOWS", "SystolicArray", "Timing", "check_pe", "pad_codes", "pe_roles"]
 
 #: Dataflows the array implements.
 DATAFLOWS = ("os", "ws")
@@ -75,9 +75,17 @@ DATAFLOWS = ("os", "ws")
 ADDR_BITS = 32
 
 
+def pe_roles(pe: Any) -> tuple[str, tuple[str, ...]]:
+    """The PE's A-side operand (the first: activations, moving along the rows) and its B-side
+    operands (those between it and ``c``: weights and their metadata, packed LSB first into one
+    B element)."""
+    ops = tuple(pe.operands)
+    return ops[0], ops[1:-1]
+
+
 def check_pe(pe: Any) -> None:
-    """Check that ``pe`` can accumulate in an array: operands a, b, c; ``c`` as wide as the result,
-    in the same format; no extra operand (stochastic rounding's ``rand``).
+    """Check that ``pe`` can accumulate in an array: operands ``(A side, B side..., c)`` with
+    ``c`` as wide as the result and in its format, and no random-bits operand.
 
     Raises
     ------
@@ -85,9 +93,10 @@ def check_pe(pe: Any) -> None:
         Naming what is wrong.
     """
     ops = tuple(pe.operands)
-    if ops != ("a", "b", "c"):
-        raise ValueError(f"an array PE must have operands a, b, c (a multiply-accumulate), not "
-                         f"{', '.join(ops)}; use fma, lmac or imac without stochastic rounding")
+    if len(ops) < 3 or ops[-1] != "c" or "rand" in ops:
+        raise ValueError(f"an array PE must have operands a, b, c (a multiply-accumulate, or a "
+                         f"dot product with c last), not {', '.join(ops)}; use fma, lmac, imac, "
+                         f"bitserial or lut without stochastic rounding")
     fmts = pe.formats
     if pe.operand_widths["c"] != pe.result_width or (
             fmts and fmts.get("c") != fmts.get("result")):
@@ -98,6 +107,41 @@ def check_pe(pe: Any) -> None:
     c = fmts.get("c")
     if isinstance(c, FloatFormat) and not c.zero:
         raise ValueError(f"the accumulator format must have a zero to start from, not {c.name}")
+
+
+class Timing:
+    """The schedule constants of an array of PEs with latency ``latency`` and initiation interval
+    ``ii`` (module docstring).
+
+    Members
+    -------
+    slots : int
+        ``P``: outputs interleaved per PE in os (``max(L, 1)`` for a pipelined PE, 1 for a
+        sequential one).
+    interval : int
+        ``Q``: cycles between operations of a PE in os (1 pipelined; ``max(II, L)`` sequential).
+    skew : int
+        ``S``: cycles between neighbouring rows in ws (``max(L, 1)``).
+    """
+
+    def __init__(self, latency: int, ii: int = 1) -> None:
+        self.latency = int(latency)
+        self.ii = int(ii)
+        if self.ii < 1 or self.latency < 0:
+            raise ValueError(f"a PE needs latency >= 0 and initiation interval >= 1, not "
+                             f"{latency} and {ii}")
+        if self.ii == 1:
+            self.slots, self.interval = max(self.latency, 1), 1
+        else:
+            self.slots, self.interval = 1, max(self.ii, self.latency)
+        self.skew = max(self.latency, 1)
+
+    def fold_cycles(self, dataflow: str, rows: int, cols: int, m: int, k: int) -> int:
+        """Cycles of one fold: depends on ``K`` (os) or ``M`` (ws)."""
+        L, P, Q, S = self.latency, self.slots, self.interval, self.skew
+        if dataflow == "os":
+            return (k * P - 1) * Q + rows + cols + L - 1 + rows * P
+        return rows + (m - 1) * self.ii + (rows - 1) * S + cols + L
 
 
 def _rounding(pe: Any) -> str:
@@ -111,20 +155,14 @@ def pad_codes(pe: Any) -> tuple[int, int]:
     every rounding but round-down, including ``x = +0``), or ``+0`` under round-down or where the
     format has no ``-0``.
     """
+    if tuple(pe.operands) != ("a", "b", "c"):
+        return 0, 0  # dot-product PEs: all-zero operands
     fa = pe.formats.get("a")
     a = 0
     if (isinstance(fa, FloatFormat) and fa.signed and fa.specials.value != "fnuz"
             and _rounding(pe) != str(Rounding.RDN)):
         a = fa.sign_mask
     return a, 0
-
-
-def fold_cycles(dataflow: str, rows: int, cols: int, latency: int, m: int, k: int) -> int:
-    """Cycles of one fold (see the module docstring): depends on ``K`` (os) or ``M`` (ws)."""
-    p = max(latency, 1)
-    if dataflow == "os":
-        return k * p + rows + cols + latency - 2 + rows * p
-    return rows + m + (rows - 1) * p + cols + latency - 1
 
 
 def _positive(value: Any, what: str) -> int:
@@ -181,7 +219,11 @@ class SystolicArray(wiring.Component):
         self._proto = make_pe()
         check_pe(self._proto)
         pe = self._proto
-        wa, wb, wc = (int(pe.operand_widths[o]) for o in ("a", "b", "c"))
+        a_op, b_ops = pe_roles(pe)
+        self._timing = Timing(int(pe.latency), int(getattr(pe, "initiation_interval", 1)))
+        wa = int(pe.operand_widths[a_op])
+        wb = sum(int(pe.operand_widths[o]) for o in b_ops)
+        wc = int(pe.result_width)
         members: dict[str, Any] = {
             "start": In(1), "m": In(self._dim_bits), "n": In(self._dim_bits),
             "k": In(self._dim_bits), "busy": Out(1),
@@ -226,6 +268,11 @@ class SystolicArray(wiring.Component):
         return int(self._proto.latency)
 
     @property
+    def timing(self) -> Timing:
+        """The schedule constants (slots, interval, skew)."""
+        return self._timing
+
+    @property
     def dim_bits(self) -> int:
         """Width of ``m``, ``n``, ``k``."""
         return self._dim_bits
@@ -254,46 +301,67 @@ class SystolicArray(wiring.Component):
             grid.append(row)
         return grid
 
+    def _connect(self, m: Module, pe: Any, a: Value, b: Value, c: Value, valid: Value) -> None:
+        """Drive a PE: the A element, the B element split into the B-side ports, ``c``."""
+        a_op, b_ops = pe_roles(pe)
+        stmts = [pe.i.valid.eq(valid), getattr(pe.i, a_op).eq(a), pe.i.c.eq(c)]
+        lo = 0
+        for op in b_ops:
+            w = int(pe.operand_widths[op])
+            stmts.append(getattr(pe.i, op).eq(b[lo:lo + w]))
+            lo += w
+        m.d.comb += stmts
+
     def _elaborate_os(self, m: Module) -> None:
         R, C, L = self._rows, self._cols, self.latency
-        P = max(L, 1)
+        P, Q = self._timing.slots, self._timing.interval
         wc = int(self._proto.result_width)
         M, N, K = self.m, self.n, self.k
         busy = Signal(name="busy_r")
         t = Signal(ADDR_BITS, name="t")
         kk = Signal(ADDR_BITS, name="kk")
         slot = Signal(range(P + 1), name="slot")
+        phase = Signal(range(Q + 1), name="phase")
         mf = Signal(ADDR_BITS, name="mf")
         nf = Signal(ADDR_BITS, name="nf")
         d_i = Signal(range(R + 1), name="drain_i")
         d_l = Signal(range(P + 1), name="drain_l")
         kp = Signal(ADDR_BITS, name="kp")
         m.d.comb += [kp.eq(K * P), self.busy.eq(busy)]
+        # The last operation is issued at (K*P - 1)*Q; the last PE captures its result L cycles
+        # after taking it, R + C - 2 cycles later; the drain starts the cycle after.
         d0 = Signal(ADDR_BITS, name="d0")
         last_t = Signal(ADDR_BITS, name="last_t")
-        m.d.comb += [d0.eq(kp + (R + C + L - 2)), last_t.eq(d0 + (R * P - 1))]
+        m.d.comb += [d0.eq(kp * Q + (R + C + L - 1 - Q)), last_t.eq(d0 + (R * P - 1))]
+        feeding = Signal(name="feeding")
         feed = Signal(name="feed")
         drain = Signal(name="drain")
-        m.d.comb += [feed.eq(busy & (kk < K)), drain.eq(busy & (t >= d0))]
+        m.d.comb += [feeding.eq(busy & (kk < K)), feed.eq(feeding & ~phase.any()),
+                     drain.eq(busy & (t >= d0))]
 
         with m.If(~busy):
             with m.If(self.start):
-                m.d.sync += [busy.eq(1), t.eq(0), kk.eq(0), slot.eq(0), mf.eq(0), nf.eq(0),
-                             d_i.eq(R - 1), d_l.eq(0)]
+                m.d.sync += [busy.eq(1), t.eq(0), kk.eq(0), slot.eq(0), phase.eq(0), mf.eq(0),
+                             nf.eq(0), d_i.eq(R - 1), d_l.eq(0)]
         with m.Else():
             m.d.sync += t.eq(t + 1)
-            with m.If(feed):
-                with m.If(slot == P - 1):
-                    m.d.sync += [slot.eq(0), kk.eq(kk + 1)]
+            with m.If(feeding):
+                with m.If(phase == Q - 1):
+                    m.d.sync += phase.eq(0)
+                    with m.If(slot == P - 1):
+                        m.d.sync += [slot.eq(0), kk.eq(kk + 1)]
+                    with m.Else():
+                        m.d.sync += slot.eq(slot + 1)
                 with m.Else():
-                    m.d.sync += slot.eq(slot + 1)
+                    m.d.sync += phase.eq(phase + 1)
             with m.If(drain):
                 with m.If(d_l == P - 1):
                     m.d.sync += [d_l.eq(0), d_i.eq(d_i - 1)]
                 with m.Else():
                     m.d.sync += d_l.eq(d_l + 1)
             with m.If(t == last_t):
-                m.d.sync += [t.eq(0), kk.eq(0), slot.eq(0), d_i.eq(R - 1), d_l.eq(0)]
+                m.d.sync += [t.eq(0), kk.eq(0), slot.eq(0), phase.eq(0), d_i.eq(R - 1),
+                             d_l.eq(0)]
                 with m.If(nf + C >= N):
                     m.d.sync += nf.eq(0)
                     with m.If(mf + R * P >= M):
@@ -351,14 +419,16 @@ class SystolicArray(wiring.Component):
                                           _delay(m, fst, 1, f"fh_{i}_{j}"),
                                           _delay(m, lst, 1, f"lh_{i}_{j}"))
                 pe = grid[i][j]
-                if L == 0:
+                if L == 0 or (Q > 1 and Q > L):
+                    # A register closes the loop: after a combinational PE, or after a
+                    # sequential one whose result comes before its next operation.
                     acc = Signal(wc, name=f"acc_{i}_{j}", reset_less=True)
-                    m.d.sync += acc.eq(pe.o.result)
+                    with m.If(pe.o.valid):
+                        m.d.sync += acc.eq(pe.o.result)
                     fb: Value = acc
                 else:
                     fb = pe.o.result
-                m.d.comb += [pe.i.valid.eq(valid), pe.i.a.eq(a), pe.i.b.eq(b_grid[j][i]),
-                             pe.i.c.eq(Mux(fst, Const(0, wc), fb))]
+                self._connect(m, pe, a, b_grid[j][i], Mux(fst, Const(0, wc), fb), valid)
                 cap = _delay(m, valid & lst, L, f"cap_{i}_{j}")
                 chain = [Signal(wc, name=f"res_{i}_{j}_{p}", reset_less=True) for p in range(P)]
                 row_res.append((chain, cap, pe))
@@ -385,30 +455,41 @@ class SystolicArray(wiring.Component):
 
     def _elaborate_ws(self, m: Module) -> None:
         R, C, L = self._rows, self._cols, self.latency
-        P = max(L, 1)
-        wb = int(self._proto.operand_widths["b"])
+        II, S = self._timing.ii, self._timing.skew
+        wb = len(self.port("b_data_0"))
         wc = int(self._proto.result_width)
         pad_a, pad_b = pad_codes(self._proto)
+        a_op, b_ops = pe_roles(self._proto)
         M, N, K = self.m, self.n, self.k
         busy = Signal(name="busy_r")
         t = Signal(ADDR_BITS, name="t")
         kf = Signal(ADDR_BITS, name="kf")
         nf = Signal(ADDR_BITS, name="nf")
         m.d.comb += self.busy.eq(busy)
+        # Row m enters at R + m*II; the bottom row's result for column j leaves at
+        # R + m*II + (R-1)*S + L + j; the fold ends after the last column's last row.
+        base = (R - 1) * S + L
         last_t = Signal(ADDR_BITS, name="last_t")
-        m.d.comb += last_t.eq(M + (R + (R - 1) * P + C + L - 2))
+        m.d.comb += last_t.eq(M * II + (R + base + C - 1 - II))
         load = Signal(name="load")
-        s = Signal(ADDR_BITS, name="s")
+        s = Signal(ADDR_BITS, name="s")        # row of A entering the array
+        phase = Signal(range(II + 1), name="phase")
         feed = Signal(name="feed")
-        m.d.comb += [load.eq(busy & (t < R)), s.eq(t - R), feed.eq(busy & (t >= R) & (s < M))]
+        m.d.comb += [load.eq(busy & (t < R)),
+                     feed.eq(busy & (t >= R) & (s < M) & ~phase.any())]
 
         with m.If(~busy):
             with m.If(self.start):
-                m.d.sync += [busy.eq(1), t.eq(0), kf.eq(0), nf.eq(0)]
+                m.d.sync += [busy.eq(1), t.eq(0), kf.eq(0), nf.eq(0), s.eq(0), phase.eq(0)]
         with m.Else():
             m.d.sync += t.eq(t + 1)
+            with m.If(t >= R):
+                with m.If(phase == II - 1):
+                    m.d.sync += [phase.eq(0), s.eq(s + 1)]
+                with m.Else():
+                    m.d.sync += phase.eq(phase + 1)
             with m.If(t == last_t):
-                m.d.sync += t.eq(0)
+                m.d.sync += [t.eq(0), s.eq(0), phase.eq(0)]
                 with m.If(kf + R >= K):
                     m.d.sync += kf.eq(0)
                     with m.If(nf + C >= N):
@@ -431,7 +512,7 @@ class SystolicArray(wiring.Component):
                 m.d.sync += w[0][j].eq(Mux(en, self.port(f"b_data_{j}"), pad_b))
                 m.d.sync += [w[i][j].eq(w[i - 1][j]) for i in range(1, R)]
 
-        # A from the left, row i skewed by i*P; pad rows past K get the pad code.
+        # A from the left, row i skewed by i*S; pad rows past K get the pad code.
         a_in = []
         for i in range(R):
             en = Signal(name=f"aen_{i}")
@@ -442,7 +523,8 @@ class SystolicArray(wiring.Component):
             m.d.comb += live.eq(kf + i < K)
             value = Signal.like(self.port(f"a_data_{i}"), name=f"afeed_{i}")
             m.d.comb += value.eq(Mux(live, self.port(f"a_data_{i}"), pad_a))
-            a_in.append(_delay(m, value, i * P, f"askew{i}"))
+            a_in.append((_delay(m, value, i * S, f"askew{i}"),
+                         _delay(m, feed, i * S, f"vskew{i}")))
         # Partial sums from the top: +0 in the first K fold, else the previous fold's result.
         p_in = []
         for j in range(C):
@@ -455,13 +537,12 @@ class SystolicArray(wiring.Component):
         grid = self._pes(m)
         psum: list[Value] = list(p_in)
         for i in range(R):
-            a = a_in[i]
+            a, valid = a_in[i]
             for j in range(C):
                 if j > 0:
-                    a = _delay(m, a, 1, f"ah_{i}_{j}")
+                    a, valid = _delay(m, a, 1, f"ah_{i}_{j}"), _delay(m, valid, 1, f"vh_{i}_{j}")
                 pe = grid[i][j]
-                m.d.comb += [pe.i.valid.eq(busy), pe.i.a.eq(a), pe.i.b.eq(w[i][j]),
-                             pe.i.c.eq(psum[j])]
+                self._connect(m, pe, a, w[i][j], psum[j], valid)
                 if i == R - 1:
                     psum[j] = pe.o.result
                 elif L == 0:
@@ -471,13 +552,23 @@ class SystolicArray(wiring.Component):
                 else:
                     psum[j] = pe.o.result
 
-        # Results leave the bottom row L cycles after its operation on row m.
-        base = (R - 1) * P + L
+        # Results leave the bottom row L cycles after its operation on row m, in row order; a
+        # counter per column numbers them.
         for j in range(C):
-            row = Signal(ADDR_BITS, name=f"crow_{j}")
-            m.d.comb += row.eq(s - (base + j))
-            m.d.comb += [self.port(f"c_data_{j}").eq(psum[j]), self.port(f"c_row_{j}").eq(row),
+            out_m = Signal(ADDR_BITS, name=f"crow_{j}")
+            out_phase = Signal(range(II + 1), name=f"cphase_{j}")
+            started = Signal(name=f"cstart_{j}")
+            we = Signal(name=f"cwe_{j}")
+            m.d.comb += started.eq(busy & (t >= R + base + j))
+            m.d.comb += we.eq(started & ~out_phase.any() & (out_m < M))
+            with m.If(~busy | (t == last_t)):
+                m.d.sync += [out_m.eq(0), out_phase.eq(0)]
+            with m.Elif(started):
+                with m.If(out_phase == II - 1):
+                    m.d.sync += [out_phase.eq(0), out_m.eq(out_m + 1)]
+                with m.Else():
+                    m.d.sync += out_phase.eq(out_phase + 1)
+            m.d.comb += [self.port(f"c_data_{j}").eq(psum[j]), self.port(f"c_row_{j}").eq(out_m),
                          self.port(f"c_col_{j}").eq(nf + j),
-                         self.port(f"c_we_{j}").eq(busy & (t >= R + base + j) & (row < M)
-                                                   & (nf + j < N))]
-
+                         self.port(f"c_we_{j}").eq(we & (nf + j < N))]
+        del a_op, b_ops

@@ -63,9 +63,23 @@ class PESpec:
 
     @property
     def latency(self) -> int:
-        """Pipeline latency (the ``stages`` parameter) without building the datapath."""
+        """Latency ``L``: the ``stages`` parameter of the pipelined PEs without building them."""
+        return self.timing[0]
+
+    @property
+    def initiation_interval(self) -> int:
+        """Cycles between operations the PE accepts (1 for the pipelined PEs)."""
+        return self.timing[1]
+
+    @property
+    def timing(self) -> tuple[int, int]:
+        """``(latency, initiation_interval)``; sequential PEs (``bitserial``, ``lut``) are built
+        to read them (which imports :mod:`arithforge.hdl`)."""
+        if self.name not in ARRAY_PES:
+            pe = self.build()
+            return int(pe.latency), int(getattr(pe, "initiation_interval", 1))
         try:
-            return int(self.kwargs.get("stages", "0"), 0)
+            return int(self.kwargs.get("stages", "0"), 0), 1
         except ValueError:
             raise ArithforgeError(f"PE parameter stages must be an integer, not "
                                   f"{self.kwargs['stages']!r}") from None
@@ -121,7 +135,7 @@ def _build_pe(spec: PESpec) -> Any:
         check_pe(pe)
     except (TypeError, ValueError) as exc:
         raise ArithforgeError(f"PE {spec}: {exc}") from None
-    if spec.latency != int(pe.latency):
+    if spec.name in ARRAY_PES and spec.latency != int(pe.latency):
         raise ArithforgeError(f"PE {spec}: latency {pe.latency} differs from its stages")
     return pe
 
@@ -160,8 +174,24 @@ class ArrayConfig:
         return self.pe.latency
 
     @property
+    def ii(self) -> int:
+        """Initiation interval of the PE."""
+        return self.pe.initiation_interval
+
+    @property
     def loop(self) -> int:
-        """Accumulator loop length ``P = max(L, 1)`` (outputs interleaved per PE in OS)."""
+        """``P``: outputs interleaved per PE in os (``max(L, 1)`` pipelined, 1 sequential)."""
+        return max(self.latency, 1) if self.ii == 1 else 1
+
+    @property
+    def interval(self) -> int:
+        """``Q``: cycles between a PE's operations in os (1 pipelined, ``max(II, L)``
+        sequential)."""
+        return 1 if self.ii == 1 else max(self.ii, self.latency)
+
+    @property
+    def skew(self) -> int:
+        """``S``: cycles between neighbouring rows in ws, ``max(L, 1)``."""
         return max(self.latency, 1)
 
     def hardware(self, dim_bits: int = 16) -> Any:
@@ -239,9 +269,9 @@ def _peak(times: np.ndarray, weights: np.ndarray | None = None) -> int:
 
 def _fold_os(cfg: ArrayConfig, m_used: int, n_used: int, k: int) -> dict[str, Any]:
     """Events of one output-stationary fold with ``m_used`` rows and ``n_used`` columns valid."""
-    R, C, L, P = cfg.rows, cfg.cols, cfg.latency, cfg.loop
-    kk, slot = np.divmod(np.arange(k * P), P)          # feed cycle t -> (k, slot)
-    t_feed = kk * P + slot
+    R, C, L, P, Q = cfg.rows, cfg.cols, cfg.latency, cfg.loop, cfg.interval
+    kk, slot = np.divmod(np.arange(k * P), P)          # operation q -> (k, slot)
+    t_feed = (kk * P + slot) * Q                       # issued every Q cycles
     i = np.arange(R)
     row_valid = (slot[:, None] * R + i[None, :]) < m_used  # (t, i)
     a_times = np.broadcast_to(t_feed[:, None], row_valid.shape)[row_valid]
@@ -263,19 +293,20 @@ def _fold_os(cfg: ArrayConfig, m_used: int, n_used: int, k: int) -> dict[str, An
             "c": c_times, "pe_ops": R * C * k * P}
 
 
+
 def _fold_ws(cfg: ArrayConfig, k_used: int, n_used: int, m: int, first: bool) -> dict[str, Any]:
     """Events of one weight-stationary fold with ``k_used`` rows and ``n_used`` columns valid."""
-    R, C, L, P = cfg.rows, cfg.cols, cfg.latency, cfg.loop
+    R, C, L, S, II = cfg.rows, cfg.cols, cfg.latency, cfg.skew, cfg.ii
     t_load = np.arange(R)
     load_valid = (R - 1 - t_load) < k_used
     b_times = np.repeat(t_load[load_valid], n_used)
-    s = np.arange(m)
-    a_times = np.repeat(R + s, k_used)
-    psum_times = np.zeros(0, np.int64) if first else np.repeat(R + s, n_used)
-    # PE (i, j) works on row s at R + s + i*P + j; the bottom row's result for column j leaves L
+    s = R + np.arange(m) * II                              # row m enters every II cycles
+    a_times = np.repeat(s, k_used)
+    psum_times = np.zeros(0, np.int64) if first else np.repeat(s, n_used)
+    # PE (i, j) works on row m at s + i*S + j; the bottom row's result for column j leaves L
     # cycles after its operation, into the output SRAM.
     j = np.arange(C)
-    out_t = R + s[:, None] + (R - 1) * P + L + j[None, :]   # every lane, valid or not
+    out_t = s[:, None] + (R - 1) * S + L + j[None, :]      # every lane, valid or not
     c_times = out_t[:, :n_used].ravel()
     cycles = int(out_t.max()) + 1
     return {"cycles": cycles, "a": a_times, "b": b_times, "psum": psum_times, "c": c_times,
@@ -358,7 +389,9 @@ class SimResult:
 
 
 def _operand_checks(pe: Any, a: np.ndarray, b: np.ndarray) -> None:
-    wa, wb = int(pe.operand_widths["a"]), int(pe.operand_widths["b"])
+    from ..hdl.systolic import pe_roles
+
+    wa, wb = int(pe.operand_widths[pe_roles(pe)[0]]), b_width(pe)
     for name, x, w in (("A", a, wa), ("B", b, wb)):
         if x.size and int(x.max()) >> w:
             raise ArithforgeError(f"{name} holds codes wider than the PE's {w}-bit port")
@@ -367,7 +400,7 @@ def _operand_checks(pe: Any, a: np.ndarray, b: np.ndarray) -> None:
 def outputs(cfg: ArrayConfig, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Output codes of the array: each output the PE chain over ``k`` in order from ``+0``;
     weight stationary adds the pad operations of the last ``K`` fold's rows past ``K``."""
-    from ..hdl.systolic import pad_codes
+    from ..hdl.systolic import pad_codes, pe_roles
 
     pe = cfg.pe.build()
     a = np.asarray(a, dtype=np.uint64)
@@ -377,17 +410,41 @@ def outputs(cfg: ArrayConfig, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         raise ArithforgeError(f"GEMM operands must be (M, K) and (K, N), not {a.shape} and "
                               f"{b.shape}")
     _operand_checks(pe, a, b)
+    a_op, b_ops = pe_roles(pe)
+
+    def step(av: np.ndarray, bv: np.ndarray, acc: np.ndarray) -> np.ndarray:
+        ops = {a_op: av, **split_b(pe, bv), "c": acc}
+        return np.asarray(pe.reference(**ops), dtype=np.uint64)
+
     acc = np.zeros(m * n, dtype=np.uint64)
     for kk in range(k):
-        acc = np.asarray(pe.reference(a=np.repeat(a[:, kk], n), b=np.tile(b[kk], m), c=acc),
-                         dtype=np.uint64)
+        acc = step(np.repeat(a[:, kk], n), np.tile(b[kk], m), acc)
     if cfg.dataflow == "ws" and k % cfg.rows:
         pad_a, pad_b = pad_codes(pe)
         pa = np.full(m * n, pad_a, dtype=np.uint64)
         pb = np.full(m * n, pad_b, dtype=np.uint64)
         for _ in range(cfg.rows - k % cfg.rows):
-            acc = np.asarray(pe.reference(a=pa, b=pb, c=acc), dtype=np.uint64)
+            acc = step(pa, pb, acc)
     return acc.reshape(m, n)
+
+
+def split_b(pe: Any, b: np.ndarray) -> dict[str, np.ndarray]:
+    """A B element (the PE's B-side operands packed LSB first) split into its operands."""
+    from ..hdl.systolic import pe_roles
+
+    out, lo = {}, 0
+    for op in pe_roles(pe)[1]:
+        w = int(pe.operand_widths[op])
+        out[op] = (b >> np.uint64(lo)) & np.uint64((1 << w) - 1)
+        lo += w
+    return out
+
+
+def b_width(pe: Any) -> int:
+    """Bits of a B element."""
+    from ..hdl.systolic import pe_roles
+
+    return sum(int(pe.operand_widths[op]) for op in pe_roles(pe)[1])
 
 
 def simulate(cfg: ArrayConfig, a: np.ndarray, b: np.ndarray, *, numerics: bool = True
@@ -413,6 +470,19 @@ def random_operands(cfg: ArrayConfig, m: int, n: int, k: int, seed: int = 0, *,
     m, n, k = _check_shape(m, n, k)
     pe = cfg.pe.build()
     rng = np.random.default_rng(seed)
+    if tuple(pe.operands) != ("a", "b", "c"):
+        # Dot-product PEs: their own random transactions (packed), A side and B side.
+        from ..hdl.systolic import pe_roles
+
+        a_op, b_ops = pe_roles(pe)
+        va = pe.test_cases(rng, "random", m * k)
+        vb = pe.test_cases(rng, "random", k * n)
+        bundle = np.zeros(k * n, dtype=np.uint64)
+        lo = 0
+        for op in b_ops:
+            bundle |= np.asarray(vb[op], dtype=np.uint64) << np.uint64(lo)
+            lo += int(pe.operand_widths[op])
+        return (np.asarray(va[a_op], dtype=np.uint64).reshape(m, k), bundle.reshape(k, n))
     out = []
     for op, shape in (("a", (m, k)), ("b", (k, n))):
         fmt = pe.formats[op]
@@ -507,8 +577,11 @@ def gemm_objectives(gemms: Iterable[Any], *, pe: str | PESpec = "fma:a=float8_e4
     if fmax not in ("analytical", "synth"):
         raise ArithforgeError(f"fmax must be analytical or synth, not {fmax!r}")
     cost = _pe_cost(spec, fmax)
+    from ..hdl.systolic import pe_roles
+
     built = spec.build()
-    wa, wb, wc = (int(built.operand_widths[o]) for o in ("a", "b", "c"))
+    wa, wb, wc = (int(built.operand_widths[pe_roles(built)[0]]), b_width(built),
+                  int(built.result_width))
     sram_bit = _sram_pj_per_bit()
     per, totals = [], {"cycles": 0, "macs": 0, "pe_ops": 0, "sram_bits": 0, "dram_bits": 0}
     for m, n, k, batch in _shapes(gemms):
