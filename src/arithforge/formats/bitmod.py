@@ -74,8 +74,9 @@ from .catalog import get_format
 from .descriptors import FloatFormat, Format, IntFormat, Specials
 from .rounding import Rounding, as_rounding
 
-__all__ = ["FAMILIES", "SERIAL_MODES", "WEIGHT_TYPES", "PEConfig", "WeightType", "get_family",
-           "partial_sums", "pe_dot", "quantize_groups", "dequantize_groups", "unified_terms"]
+__all__ = ["FAMILIES", "SERIAL_MODES", "WEIGHT_TYPES", "PEConfig", "WeightType", "accumulate",
+           "aligned_activations", "dequantize_groups", "get_family", "partial_sum_steps",
+           "partial_sums", "pe_dot", "quantize_groups", "unified_terms", "weight_values"]
 
 I64 = npt.NDArray[np.int64]
 
@@ -490,6 +491,31 @@ def _check_codes(name: str, arr: npt.ArrayLike, bits: int, shape_tail: int) -> I
     return a
 
 
+def aligned_activations(a: npt.ArrayLike, config: PEConfig) -> tuple[I64, I64]:
+    """Align activation codes group by group: ``A`` ``(..., groups, group)`` (signed, truncated
+    toward zero) and the exponent of their LSB, ``Emax - F``, ``(..., groups)``."""
+    cfg = config
+    a = _check_codes("a", a, cfg.act_format.bits, cfg.length)
+    lead = a.shape[:-1]
+    neg, sig, exp = _act_fields(a.reshape(*lead, cfg.groups, cfg.group), cfg.act_format)
+    emax = exp.max(axis=-1)
+    f = cfg.align_bits
+    aligned = (sig << f) >> (emax[..., None] - exp)
+    return np.where(neg, -aligned, aligned), emax - f
+
+
+def weight_values(w: npt.ArrayLike, sel: npt.ArrayLike, config: PEConfig) -> I64:
+    """Integer values ``(..., groups, group)`` of weight codes under each group's datatype."""
+    cfg = config
+    w = _check_codes("w", w, cfg.weight_bits, cfg.length)
+    sel = _check_codes("sel", sel, 2, cfg.groups)
+    lead = np.broadcast_shapes(w.shape[:-1], sel.shape[:-1])
+    w = np.broadcast_to(w, (*lead, cfg.length)).reshape(*lead, cfg.groups, cfg.group)
+    sel = np.broadcast_to(sel, (*lead, cfg.groups))
+    table = np.array([t.values for t in cfg.types], dtype=np.int64)
+    return np.asarray(table[np.repeat(sel[..., None], cfg.group, axis=-1), w], dtype=np.int64)
+
+
 def partial_sums(a: npt.ArrayLike, w: npt.ArrayLike, sel: npt.ArrayLike,
                  config: PEConfig) -> tuple[I64, I64]:
     """Compute each group's exact partial sum ``P`` and the exponent of its LSB (``Emax - F``).
@@ -497,22 +523,30 @@ def partial_sums(a: npt.ArrayLike, w: npt.ArrayLike, sel: npt.ArrayLike,
     ``a`` and ``w``: ``(..., length)`` codes; ``sel``: ``(..., groups)``. Returns two
     ``(..., groups)`` arrays.
     """
+    aligned, lsb = aligned_activations(a, config)
+    values = weight_values(w, sel, config)
+    p = (aligned * values).sum(axis=-1)
+    return p, np.broadcast_to(lsb, p.shape)
+
+
+def accumulate(p: npt.ArrayLike, lsb: npt.ArrayLike, scale: npt.ArrayLike, c: npt.ArrayLike,
+               config: PEConfig) -> npt.NDArray[Any]:
+    """Rescale and accumulate partial sums group by group: ``acc = round(P * 2**lsb * scale +
+    acc)`` with ``acc = c`` first; ``p``, ``lsb``, ``scale``: ``(..., groups)``; returns the
+    accumulator codes ``(...)``."""
     cfg = config
-    a = _check_codes("a", a, cfg.act_format.bits, cfg.length)
-    w = _check_codes("w", w, cfg.weight_bits, cfg.length)
-    sel = _check_codes("sel", sel, 2, cfg.groups)
-    a, w = np.broadcast_arrays(a, w)
-    lead = a.shape[:-1]
-    sel = np.broadcast_to(sel, (*lead, cfg.groups))
-    g, n = cfg.groups, cfg.group
-    neg, sig, exp = _act_fields(a.reshape(*lead, g, n), cfg.act_format)
-    emax = exp.max(axis=-1)
-    f = cfg.align_bits
-    aligned = (sig << f) >> (emax[..., None] - exp)
-    aligned = np.where(neg, -aligned, aligned)
-    table = np.array([t.values for t in cfg.types], dtype=np.int64)
-    values = table[np.repeat(sel[..., None], n, axis=-1), w.reshape(*lead, g, n)]
-    return (aligned * values).sum(axis=-1), emax - f
+    p = np.asarray(p, dtype=np.int64)
+    lead = p.shape[:-1]
+    lsb = np.broadcast_to(np.asarray(lsb, dtype=np.int64), p.shape)
+    scale = _check_codes("scale", scale, cfg.scale_format.bits, cfg.groups)
+    scale = np.broadcast_to(scale, (*lead, cfg.groups))
+    acc = np.broadcast_to(np.asarray(c), lead).astype(cfg.acc_format.code_dtype)
+    fp = cfg.partial_format
+    for g in range(cfg.groups):
+        pc = _core.round_float(fp, p[..., g] < 0, np.abs(p[..., g]), lsb[..., g], Rounding.RNE)
+        acc = ops.fma(pc, scale[..., g], acc, fp, cfg.scale_format, cfg.acc_format,
+                      cfg.acc_format, cfg.mode)
+    return np.asarray(acc).reshape(lead)
 
 
 def partial_sum_steps(a: npt.ArrayLike, w: npt.ArrayLike, sel: npt.ArrayLike,
@@ -582,18 +616,8 @@ def pe_dot(a: npt.ArrayLike, w: npt.ArrayLike, sel: npt.ArrayLike, scale: npt.Ar
     numpy.ndarray
         Accumulator codes ``(...)``.
     """
-    cfg = config
-    p, lsb = partial_sums(a, w, sel, cfg)
-    lead = p.shape[:-1]
-    scale = _check_codes("scale", scale, cfg.scale_format.bits, cfg.groups)
-    scale = np.broadcast_to(scale, (*lead, cfg.groups))
-    acc = np.broadcast_to(np.asarray(c), lead).astype(cfg.acc_format.code_dtype)
-    fp = cfg.partial_format
-    for g in range(cfg.groups):
-        pc = _core.round_float(fp, p[..., g] < 0, np.abs(p[..., g]), lsb[..., g], Rounding.RNE)
-        acc = ops.fma(pc, scale[..., g], acc, fp, cfg.scale_format, cfg.acc_format,
-                      cfg.acc_format, cfg.mode)
-    return np.asarray(acc).reshape(lead)
+    p, lsb = partial_sums(a, w, sel, config)
+    return accumulate(p, lsb, scale, c, config)
 
 
 # -- group-wise datatype selection -----------------------------------------------------------------

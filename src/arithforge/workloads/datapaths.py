@@ -31,11 +31,18 @@ returns the exact values of its accumulator output, ``M x N`` float64, for the e
                 config's)
 ``int``         integer MAC (``ops.imac``): exact products of the integer codes, sum wrapping
                 modulo 2**bits of ``acc`` (default int32)
+``bitserial``   the BitMoD bit-serial PE (``formats.bitmod``, arXiv 2411.11745): the weights'
+                values (``--weights float32 --weight-scaling none`` passes them on unchanged)
+                are requantized group-wise along K, each group's datatype chosen by MSE from
+                ``family`` (default ``bitmod4``), scale in ``scale`` (float16); activations in
+                float16, bfloat16 or int8 aligned per group with ``align_bits`` (8); exact
+                partial sums, one rounding per group into ``acc``; options ``family``,
+                ``group`` (128), ``align_bits``, ``scale``
 =============== ==========================================================================
 
 To add a datapath, write ``run(qx, qw, config) -> (values, path)`` and register it with
-:func:`register_datapath`; :data:`PLANNED` names the ones to come (the BitMoD bit-serial PE,
-``bitserial``, and the LUT tensor core, ``lut``), which fail with a clear message until then.
+:func:`register_datapath`; :data:`PLANNED` names the ones to come (the LUT tensor core,
+``lut``), which fail with a clear message until then.
 """
 
 from __future__ import annotations
@@ -49,7 +56,17 @@ import numpy as np
 import numpy.typing as npt
 
 from .._errors import ArithforgeError
-from ..formats import BlockFormat, FixedFormat, FloatFormat, Format, FormatError, Rounding, mma, ops
+from ..formats import (
+    BlockFormat,
+    FixedFormat,
+    FloatFormat,
+    Format,
+    FormatError,
+    Rounding,
+    bitmod,
+    mma,
+    ops,
+)
 from . import gemm
 from .quantize import Quantized
 
@@ -119,7 +136,6 @@ DATAPATHS: dict[str, Datapath] = {}
 
 #: Datapaths to come: name -> what it will model.
 PLANNED = {
-    "bitserial": "the BitMoD bit-serial PE, arXiv 2411.11745",
     "lut": "the LUT tensor core, arXiv 2408.06003",
 }
 
@@ -294,6 +310,40 @@ def _int(qx: Quantized, qw: Quantized, config: Config) -> tuple[F64, str]:
     return np.ldexp(wrapped, -fracs), "matmul"
 
 
+def _bitserial(qx: Quantized, qw: Quantized, config: Config) -> tuple[F64, str]:
+    acc = _float_acc(config, "bitserial")
+    opts = config.options
+    if qx.fmt.name not in ("float16", "bfloat16", "int8"):
+        raise ArithforgeError(f"the bitserial datapath needs float16, bfloat16 or int8 "
+                              f"activations, not {qx.fmt.name!r}")
+    m, k = qx.values.shape
+    n = qw.values.shape[0]
+    try:
+        g = int(opts["group"])
+        ng = -(-k // g)
+        cfg = bitmod.PEConfig(qx.fmt, opts["family"], g, ng, int(opts["align_bits"]),
+                              opts["scale"], acc, config.rounding)
+        codes, sel, scales = bitmod.quantize_groups(qw.values, cfg.types, g, cfg.scale_format)
+    except (FormatError, ValueError, TypeError) as exc:
+        raise ArithforgeError(f"bitserial: {exc}") from None
+    # K padded to whole groups with zeros (activation code 0 is +0, weight code 0 is 0).
+    a = np.zeros((m, ng * g), dtype=np.int64)
+    a[:, :k] = np.asarray(qx.codes, dtype=np.int64)
+    w = np.zeros((n, ng * g), dtype=np.int64)
+    w[:, :k] = codes
+    aligned, lsb = bitmod.aligned_activations(a, cfg)  # (M, NG, G), (M, NG)
+    values = bitmod.weight_values(w, sel, cfg)  # (N, NG, G)
+    # |P| < 2**partial_bits <= 2**53: every float64 product and partial sum is exact.
+    if cfg.partial_bits > 53:
+        raise ArithforgeError("bitserial: partial sums wider than 53 bits; lower group or "
+                              "align_bits")
+    p = np.stack([aligned[:, j, :].astype(np.float64) @ values[:, j, :].T.astype(np.float64)
+                  for j in range(ng)], axis=-1).astype(np.int64)  # (M, N, NG)
+    zero = np.zeros((), dtype=np.uint64)
+    out = bitmod.accumulate(p, lsb[:, None, :], scales[None, :, :], zero, cfg)
+    return acc.decode(out), f"emulator, {ng} groups of {g}"
+
+
 for _dp in (
     Datapath("exact", _exact, "exact products and sum, one rounding to acc"),
     Datapath("fma_chain", _fma_chain, "sequential FMA in acc, optional normalization window",
@@ -304,5 +354,7 @@ for _dp in (
     Datapath("tensorcore", _tensorcore, "tensor-core steps of n products truncated to frac_bits",
              {"n": None, "frac_bits": None, "model": None}, rounding="rtz", fast=False),
     Datapath("int", _int, "integer MAC, wrapping accumulator", acc="int32"),
+    Datapath("bitserial", _bitserial, "BitMoD bit-serial PE, group-wise MSE datatypes",
+             {"family": "bitmod4", "group": 128, "align_bits": 8, "scale": "float16"}),
 ):
     register_datapath(_dp)
