@@ -230,6 +230,11 @@ class ArrayRTL:
     """
 
     def __init__(self, array: Any) -> None:
+        for name in ("a_data_0", "b_data_0", "c_data_0"):
+            if len(array.port(name)) > 64:
+                raise ArithforgeError(f"the array driver handles SRAM elements of at most 64 "
+                                      f"bits, not {len(array.port(name))} ({name}); choose a "
+                                      f"smaller PE configuration")
         self.array = array
         self.verilog = array_verilog(array)
         reads, writes, idle = _lanes_cpp(array)

@@ -7,8 +7,9 @@ per operand and the writes, and the RTL made no out-of-range access and left no 
 For latency-0 PEs the cycle count must also equal SCALE-Sim's analytical formula.
 
 ``python -m arithforge.sim.array_sweep`` runs the bounded subset of ``make test``; ``--full`` the
-acceptance list, 50 random shapes (sizes not multiples of the array included) for each of 4 PE
-kinds x 2 dataflows. :mod:`.acceptance` ``--full`` runs it too.
+acceptance list, 50 random shapes (sizes not multiples of the array included) for each of 5 PE
+kinds (FMA, L-Mul MAC, integer MAC, bit-serial PE, LUT tensor core) x 2 dataflows.
+:mod:`.acceptance` ``--full`` runs it too.
 """
 
 from __future__ import annotations
@@ -37,23 +38,26 @@ class ArrayCase:
     bounded: bool = False
 
 
-#: The PE kinds: FP8 FMA into float32, the L-Mul MAC, the integer MAC and, standing in for the
-#: bit-serial PE until it lands, a bfloat16 FMA with approximate normalization. Latencies differ
-#: so that the pipelined schedules (interleaving in os, deeper skew in ws) are exercised.
+#: The PE kinds: FP8 FMA into float32, the L-Mul MAC, the integer MAC, the BitMoD bit-serial PE
+#: (a sequential dot-product PE: int8 activations, 2 lanes, 1 group per transaction) and the LUT
+#: tensor core as a tile engine (each array element a 1x2x2 tile). Latencies differ so that every
+#: schedule is exercised: combinational, pipelined (interleaving in os, deeper skew in ws) and
+#: sequential (one operation every max(II, L) cycles in os, every II in ws).
 KINDS: dict[str, str] = {
     "fma": "fma:a=float8_e4m3fn,c=float32",
     "lmac": "lmac:fmt=float8_e4m3fn,acc=float32,stages=2",
     "imac": "imac:a_bits=8,b_bits=8,acc_bits=32,stages=1",
-    "fma-approx": "fma:a=bfloat16,c=float32,normalization=8,stages=3",
+    "bitserial": "bitserial:acts=int8,family=bitmod4,group=2,groups=1",
+    "lut": "lut:m=1,n=2,k=2,weight_bits=2,entry=float16,acc=float32",
 }
 
 
 def _build_configs() -> list[ArrayCase]:
     out = []
-    dims = {"fma": (3, 4), "lmac": (4, 2), "imac": (2, 3), "fma-approx": (3, 3)}
+    dims = {"fma": (3, 4), "lmac": (4, 2), "imac": (2, 3), "bitserial": (3, 2), "lut": (2, 2)}
     # The bounded subset: one dataflow per kind, small arrays (compiles dominate its time).
     bounded = {("fma", "os"): (2, 3), ("lmac", "ws"): (3, 2), ("imac", "ws"): (2, 3),
-               ("fma-approx", "os"): (2, 2)}
+               ("bitserial", "os"): (2, 2), ("lut", "ws"): (1, 2)}
     for kind, pe in KINDS.items():
         for df in ("os", "ws"):
             r, c = dims[kind]
@@ -176,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m arithforge.sim.array_sweep",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true",
-                        help="50 shapes x 4 PE kinds x 2 dataflows (default: the bounded subset)")
+                        help="50 shapes x 5 PE kinds x 2 dataflows (default: the bounded subset)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     rows = run(args.full)
