@@ -28,7 +28,7 @@ BUILDS = [
 
 
 def test_names() -> None:
-    assert set(registry.DATAPATHS) == {"fma", "mul", "add", "lmul", "lmac", "imac"}
+    assert set(registry.DATAPATHS) == {"fma", "mul", "add", "lmul", "lmac", "imac", "bitserial"}
     for name, cls in registry.DATAPATHS.items():
         assert cls.name == name
         for pname, p in cls.cli_params.items():
