@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 import networkx as nx
 import numpy as np
-from amaranth import Array, Cat, Const, Module, Mux, Signal, Value
+from amaranth import Cat, Const, Module, Mux, Signal, Value
 
 from ..formats import FloatFormat, Format, IntFormat, Rounding, get_format
 from ..formats import lut as flut
@@ -445,9 +445,7 @@ class LUTTensorCore(Datapath):
                 up = exact[s - 1] & (sticky | q[0])
                 options.append(q + up)
             entry = Signal(fe.bits, name=f"pre{row}_e{idx}")
-            # Padded to a power of two: a full case (shifts past smax never occur).
-            options += [options[-1]] * ((1 << len(shift)) - len(options))
-            m.d.comb += entry.eq(Array(options)[shift] if smax else options[0])
+            m.d.comb += entry.eq(_select(options, shift) if smax else options[0])
             entries.append(entry)
         return entries, shift
 
@@ -511,14 +509,12 @@ class LUTTensorCore(Datapath):
         first = wire(m, "first_step", ~step.any())
         accs = []
         for r in range(mm):
-            table = Array(tables[r])
+            table = tables[r]
             for col in range(nn):
                 bits = []
                 for j in range(kk):
                     code = w_reg[(j * nn + col) * b:(j * nn + col + 1) * b]
-                    # Padded to a power of two: a full case, whatever the plane signal holds.
-                    picks = [code[min(i, b - 1)] for i in range(1 << len(plane))]
-                    bit = code[0] if b == 1 else Array(picks)[plane]
+                    bit = code[0] if b == 1 else _select([code[i] for i in range(b)], plane)
                     bits.append(bit & ~offset if cfg.signed else bit | offset)
                 idx = Signal(kk, name=f"idx{r}_{col}")
                 m.d.comb += idx.eq(Cat(*bits))
@@ -530,7 +526,7 @@ class LUTTensorCore(Datapath):
                 else:
                     j_, negate = idx, top_plane
                 entry = Signal(eb, name=f"entry{r}_{col}")
-                m.d.comb += entry.eq(table[j_])
+                m.d.comb += entry.eq(_select(table, j_))
                 acc = Signal(ab, name=f"acc{r}_{col}", reset_less=True)
                 start = c_reg[(r * nn + col) * ab:(r * nn + col + 1) * ab]
                 acc_in = Signal(ab, name=f"acc_in{r}_{col}")
@@ -647,6 +643,20 @@ class LUTTensorCore(Datapath):
         g.g.graph.update(name=self.name, latency=self.latency, cycles_per_op=P,
                          ops_per_cycle=mm * nn * kk)
         return g.g
+
+
+def _select(values: list[Any], sel: Value) -> Value:
+    """``values[sel]`` as a tree of 2:1 multiplexers on the bits of ``sel`` (an index past the
+    end gives the last value). Continuous assignments, not a ``case`` in an ``always @*``
+    block: Icarus runs such a block only when an input changes, so a register loaded with its
+    power-on value would leave the block's output X."""
+    vals = [Value.cast(v) for v in values]
+    for bit in range(len(sel)):
+        if len(vals) == 1:
+            break
+        vals = [Mux(sel[bit], vals[i + 1] if i + 1 < len(vals) else vals[i], vals[i])
+                for i in range(0, len(vals), 2)]
+    return vals[0]
 
 
 def _tree_adders(k: int, symmetric: bool) -> list[int]:

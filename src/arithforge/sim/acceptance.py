@@ -13,7 +13,11 @@ The list:
   operand pair with the datapath's fixed accumulator set;
 - random and corner, 10^7 each: e4m3fn x e4m3fn + float32 -> float32, bfloat16 and float16 FMA,
   float32 FMA (10^6), approximate-normalization bfloat16 FMA at two window widths;
-- beyond the list: the L-Mul MAC, random and corner, 10^6 each.
+- beyond the list: the L-Mul MAC, random and corner, 10^6 each;
+- the BitMoD bit-serial PE (issue 4): :data:`BITSERIAL_CONFIGS`, 10^5 random transactions and
+  the corner ones each;
+- the LUT tensor core (issue 4): :data:`LUT_CONFIGS`, 10^5 random tiles and the corner tiles
+  each, every int4 activation group (K = 4) through three of them.
 """
 
 from __future__ import annotations
@@ -93,7 +97,39 @@ def _build_cases() -> list[Case]:
     # The bounded FMA sample: 10^6 random e4m3fn -> float32 vectors, as `make test` runs them.
     out.append(Case("fma e4m3fn x e4m3fn + float32 -> float32", "fma", _fma(FP8[0], "float32"),
                     "random", 10**6, bounded=True))
+    out += _lut_cases()
     out += _bitserial_cases()
+    return out
+
+
+#: LUT tensor core configurations (tests/sim/test_lut.py runs a bounded subset of them): 10^5
+#: random tiles each, the corner tiles, and every int4 activation group through three of them.
+LUT_CONFIGS: list[tuple[str, dict[str, Any], bool]] = [
+    ("fp16 w1 sym, fp32 acc", {"entry": "float16", "weight_bits": 1}, True),
+    ("fp16 w2 full, fp16 acc", {"entry": "float16", "acc": "float16", "weight_bits": 2,
+                                "symmetric": False}, False),
+    ("bf16 w3 sym, fp32 acc", {"entry": "bfloat16", "weight_bits": 3}, True),
+    ("bf16 w4 full, bf16 acc", {"entry": "bfloat16", "acc": "bfloat16", "weight_bits": 4,
+                                "symmetric": False}, False),
+    ("fp16 ternary sym, fp32 acc", {"entry": "float16", "weight_bits": 2, "ternary": True},
+     False),
+    ("int8 w4 sym, int32 acc, 2x64x4", {"entry": "int8", "weight_bits": 4, "n": 64}, True),
+    ("int8 ternary full, int16 acc", {"entry": "int8", "acc": "int16", "weight_bits": 2,
+                                      "ternary": True, "symmetric": False}, False),
+    ("int8 w2 sym k3, int32 acc", {"entry": "int8", "weight_bits": 2, "k": 3}, False),
+    ("fp16 int4 signed sym, fp32 acc", {"entry": "float16", "weight_bits": 4, "signed": True},
+     False),
+]
+
+
+def _lut_cases() -> list[Case]:
+    out = []
+    for label, params, exhaustive in LUT_CONFIGS:
+        full = {"m": 2, "n": 4, "k": 4, **params}
+        out.append(Case(f"lut {label}", "lut", full, "random", 10**5))
+        out.append(Case(f"lut {label}", "lut", full, "corner"))
+        if exhaustive:
+            out.append(Case(f"lut {label}, int4 groups", "lut", full, "exhaustive"))
     return out
 
 
