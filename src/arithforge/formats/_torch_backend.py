@@ -361,16 +361,80 @@ def _gather(u: Tensor, table: Tensor, k: int) -> Tensor:
     return table[idx]
 
 
-_compiled: dict[str, Any] = {}
+_compiled: dict[Any, Any] = {}
 
 
-def _gather_fn(device: torch.device) -> Any:
-    """The table gather, fused into one kernel by torch.compile on CUDA; eager elsewhere."""
+def _compile(fn: Any) -> Any:
+    """``torch.compile(fn)``, its first use made quiet: importing the compiler's passes emits
+    DeprecationWarnings of torch's own (torch.jit), which are no concern of the caller's."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import torch._inductor.compile_fx  # noqa: F401
+        import torch.utils.mkldnn  # noqa: F401
+    return torch.compile(fn)
+
+
+def _gather_fn(device: torch.device, k: int) -> Any:
+    """The table gather for ``k`` folded bits, fused into one kernel by torch.compile on CUDA;
+    eager elsewhere."""
     if device.type != "cuda":
-        return _gather
-    if "gather" not in _compiled:
-        _compiled["gather"] = torch.compile(_gather, dynamic=True)
-    return _compiled["gather"]
+        return functools.partial(_gather, k=k)
+    key = ("gather", k)
+    if key not in _compiled:
+        low, high = (1 << k) - 1, (1 << (32 - k)) - 1
+
+        def gather(u: Tensor, table: Tensor) -> Tensor:
+            return table[(((u >> k) & high) << 1) | ((u & low) != 0).to(u.dtype)]
+
+        _compiled[key] = _compile(gather)
+    return _compiled[key]
+
+
+#: Kernel of the float32 table encode on CUDA: ``"triton"`` (a Triton kernel, where Triton is
+#: installed, else ``"compile"``), ``"compile"`` (torch.compile of the gather) or ``"eager"``.
+ENCODE_KERNEL = "triton"
+_TRITON_BLOCK = 8192
+
+
+@functools.lru_cache(maxsize=1)
+def _triton_kernel() -> Any:
+    import triton
+    import triton.language as tl
+
+    @triton.jit  # type: ignore[untyped-decorator]
+    def encode_table(x_ptr, t_ptr, o_ptr, n, K: tl.constexpr,  # type: ignore[no-untyped-def]
+                     BLOCK: tl.constexpr):
+        offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        mask = offs < n
+        u = tl.load(x_ptr + offs, mask=mask, other=0)
+        hi = (u >> K) & ((1 << (32 - K)) - 1)  # float32 bits as int32: mask the sign shift
+        idx = (hi << 1) | ((u & ((1 << K) - 1)) != 0).to(tl.int32)
+        tl.store(o_ptr + offs, tl.load(t_ptr + idx, mask=mask, other=0), mask=mask)
+
+    return encode_table
+
+
+def _table_encode(u: Tensor, table: Tensor, k: int) -> Tensor:
+    """Codes of float32 bit patterns ``u`` (int32) through the derived table."""
+    kind = ENCODE_KERNEL if u.is_cuda else "eager"
+    if kind == "triton":
+        try:
+            kernel = _triton_kernel()
+        except ImportError:
+            kind = "compile"
+    if kind == "triton":
+        u = u.contiguous()
+        out = torch.empty(u.shape, dtype=table.dtype, device=u.device)
+        n = u.numel()
+        if n:
+            grid = (-(-n // _TRITON_BLOCK),)
+            kernel[grid](u, table, out, n, K=k, BLOCK=_TRITON_BLOCK, num_warps=8)
+        return out
+    if kind == "compile":
+        return _gather_fn(u.device, k)(u, table)
+    return _gather(u, table, k)
 
 
 @functools.lru_cache(maxsize=64)
@@ -395,7 +459,7 @@ def encode_float(fmt: FloatFormat, values: Any, rounding: Rounding, *, saturate:
         if found is not None and (fmt.has_nan or not bool(torch.isnan(x).any())):
             table, k = found
             u = x.contiguous().view(torch.int32)
-            return _gather_fn(dev)(u, table, k)
+            return _table_encode(u, table, k)
     cls, neg, sig, exp = split_float(x)
     code = round_float(fmt, neg, sig, exp, rounding, saturate=saturate, ftz=ftz, rand=rand,
                        rwidth=rwidth, cls=cls)
@@ -417,7 +481,9 @@ def decode_float(fmt: FloatFormat, codes: Any, *, daz: bool = False,
     mag = ldexp(sig.to(torch.float64), exp)
     mag = torch.where(cls == INF, torch.inf, mag)
     mag = torch.where(cls == NAN, torch.nan, mag)
-    return torch.where(neg, -mag, mag)
+    # The sign goes in as a bit: negating a NaN on a GPU may not flip its sign, as it does on
+    # the CPU (numpy's -nan).
+    return (mag.view(_I64) | (neg.to(_I64) << 63)).view(torch.float64)
 
 
 def encode_fixed(fmt: FixedFormat, values: Any, rounding: Rounding, *, random_bits: Any = None,
@@ -547,7 +613,11 @@ def block_dequantize(fmt: BlockFormat, scale_codes: Any, element_codes: Any, axi
         ev = decode_float(el, e, daz=daz, device=device)
     else:
         ev = decode_fixed(el, e, device=device)
-    return ev * x
+    # numpy's ev * x on the CPU passes a NaN operand through (the first one if both are); a GPU
+    # returns its canonical NaN: select the CPU's bits.
+    out = ev * x
+    out = torch.where(torch.isnan(x), x, out)
+    return torch.where(torch.isnan(ev), ev, out)
 
 
 # -- tensor-core model (port of the numpy backend in formats.mma) -------------------------------
@@ -611,27 +681,23 @@ def _f32_bits_unpack(c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return neg, sig, exp
 
 
-def _mma_step(psign: Tensor, psig: Tensor, pexp: Tensor, pfrac: int, c_in: Tensor,
-              m: MMAModel) -> Tensor:
+def _mma_step(psign: Tensor, psig: Tensor, pexp: Tensor, c_in: Tensor, *, pfrac: int, f: int,
+              term: Rounding, normalized: bool, p: int, emin: int, emax: int,
+              acc_rounding: Rounding) -> Tensor:
+    """One step (``mma._mma_step``) with the model's facts as plain constants."""
     c_inf = ~torch.isfinite(c_in)
     c = torch.where(c_inf, 0.0, c_in)
     cneg, csig, cexp = _f32_bits_unpack(c)
     pnz = psig != 0
     cnz = csig != 0
-    if m.alignment == "normalized":
-        palign = pexp + bit_length(psig) - 1 - pfrac
-    else:
-        palign = pexp
+    palign = pexp + bit_length(psig) - 1 - pfrac if normalized else pexp
     p_align = torch.where(pnz, palign, _NO_TERM)
     big = torch.maximum(p_align.amax(dim=-1), torch.where(cnz, cexp, _NO_TERM))
-    f = m.frac_bits
-    tp = torch.where(pnz, _align(psig, pexp - pfrac + f - big[:, None], m.term_rounding, psign), 0)
-    tc = torch.where(cnz, _align(csig, cexp - 23 + f - big, m.term_rounding, cneg), 0)
+    tp = torch.where(pnz, _align(psig, pexp - pfrac + f - big[:, None], term, psign), 0)
+    tc = torch.where(cnz, _align(csig, cexp - 23 + f - big, term, cneg), 0)
     total = torch.where(psign, -tp, tp).sum(dim=-1) + torch.where(cneg, -tc, tc)
     total = torch.where(big <= _NO_TERM, 0, total)
-    acc = m.acc_format
-    res = _round_scaled(total, big - f, p=m.acc_frac_bits + 1, emin=acc.emin, emax=acc.emax,
-                        rounding=m.acc_rounding)
+    res = _round_scaled(total, big - f, p=p, emin=emin, emax=emax, rounding=acc_rounding)
     return torch.where(c_inf, c_in, res)
 
 
@@ -646,11 +712,33 @@ def _reduce_add(x: Tensor, y: Tensor, fmt: FloatFormat) -> Tensor:
     return decode_float(fmt, code, device=x.device)
 
 
+#: Whether CUDA runs the tensor-core step as torch.compile'd kernels (the same code, fused).
+COMPILE_MMA = True
+
+
+def _step_fn(device: torch.device, m: MMAModel, pfrac: int) -> Any:
+    """The step for model ``m``, its facts bound as constants (compiled once per model on CUDA:
+    constants, not arguments, so that the compiler specialises on them)."""
+    consts: dict[str, Any] = {"pfrac": pfrac, "f": m.frac_bits, "term": m.term_rounding,
+              "normalized": m.alignment == "normalized", "p": m.acc_frac_bits + 1,
+              "emin": m.acc_format.emin, "emax": m.acc_format.emax,
+              "acc_rounding": m.acc_rounding}
+    if device.type != "cuda" or not COMPILE_MMA:
+        return functools.partial(_mma_step, **consts)
+    key = ("mma_step", *consts.values())
+    if key not in _compiled:
+        def step(psign: Tensor, psig: Tensor, pexp: Tensor, c_in: Tensor) -> Tensor:
+            return _mma_step(psign, psig, pexp, c_in, **consts)
+
+        _compiled[key] = _compile(step)
+    return _compiled[key]
+
+
 def _chain(ps: Tensor, pg: Tensor, pe: Tensor, pfrac: int, c: Tensor, m: MMAModel) -> Tensor:
     acc = c
+    step = _step_fn(pg.device, m, pfrac)
     for k0 in range(0, pg.shape[-1], m.n):
-        acc = _mma_step(ps[:, k0:k0 + m.n], pg[:, k0:k0 + m.n], pe[:, k0:k0 + m.n], pfrac, acc,
-                        m)
+        acc = step(ps[:, k0:k0 + m.n], pg[:, k0:k0 + m.n], pe[:, k0:k0 + m.n], acc)
     return acc
 
 
