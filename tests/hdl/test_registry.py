@@ -64,7 +64,7 @@ def test_build_and_faces(name, params, rng) -> None:
 
 def test_build_errors() -> None:
     with pytest.raises(ValueError, match=r"^unknown datapath 'fmaa'; closest: fma, .*\(known: "
-                                         r"add, fma, "):
+                                         r"add, bitserial, fma, "):
         registry.build("fmaa")
     with pytest.raises(ValueError, match=r"^fma has no parameter 'round' \(did you mean "
                                          r"'rounding'\?\); its parameters: a, b, c, out, "):
