@@ -2,7 +2,7 @@
 #      al., "SCALE-Sim: Systolic CNN Accelerator Simulator", arXiv 1811.02883, §III (the
 #      output- and weight-stationary mappings and their fold timing, which this array follows
 #      cycle for cycle when the PE has latency 0).
-"""A rows x cols systolic GEMM array of any generated multiply-accumulate PE, with its controller.
+"""A rows x cols systolic GEMM array of any generated accumulating PE, with its controller.
 
 The array computes ``C[M, N] = A[M, K] @ B[K, N]`` with every output an accumulation chain of the
 PE in ``k`` order: ``acc = pe(A[m, k], B[k, n], acc)`` from ``acc = +0`` for ``k = 0 .. K-1``, so
@@ -12,34 +12,41 @@ inputs; the operands live in SRAMs outside the array, read and written through a
 (one per array row for A, one per column for B, the results and the partial sums), so one
 compiled design runs any shape.
 
-PE contract: a :class:`~arithforge.hdl.base.Datapath` with operands ``a``, ``b``, ``c`` whose
-``c`` and result have the same width and format (``fma`` with ``c == out``, ``lmac``, ``imac``):
-``result = pe(a, b, c)``, latency ``L = pe.latency``, one operation per cycle. Let ``P = max(L,
-1)``: the accumulator loop (result back into ``c``) is ``P`` cycles long (``L = 0`` puts a
-register after the PE).
+PE contract (:func:`check_pe`): a :class:`~arithforge.hdl.base.Datapath` with operands ``(A
+side, B side..., c)`` whose ``c`` and result have the same width and format: ``fma`` with ``c ==
+out``, ``lmac``, ``imac`` (``a``, ``b``, ``c``); the dot-product PEs ``bitserial`` (``a``; ``w``,
+``sel``, ``scale``; ``c``) and ``lut`` (``a``; ``w``; ``c``), for which an array element is a
+whole PE transaction (an array of LUT cores is the LUT tensor core's tile engine). The B-side
+operands travel packed into one element, LSB first. Latency ``L = pe.latency``, initiation
+interval ``II = pe.initiation_interval``. :class:`Timing` derives ``P`` (outputs interleaved per
+PE in os: ``max(L, 1)`` for a pipelined PE, 1 for a sequential one), ``Q`` (cycles between a PE's
+operations in os: 1, or ``max(II, L)``) and ``S`` (row skew in ws: ``max(L, 1)``).
 
 Output stationary (``dataflow="os"``)
     PE ``(i, j)`` holds outputs. ``A`` enters from the left (row ``i`` skewed by ``i`` cycles),
-    ``B`` from the top (column ``j`` skewed by ``j``); both move one PE per cycle. With a
-    pipelined PE the loop is ``P`` cycles long, so each PE interleaves ``P`` independent outputs:
-    a fold covers ``R*P`` rows of ``M`` (PE row ``i``, slot ``l`` holds row ``m0 + l*R + i``) and
-    ``C`` columns of ``N``; the feed issues ``(k, l)`` in the order ``k`` outer, ``l`` inner, one
-    per cycle, B held for the ``P`` slots of a ``k``. A ``first`` flag (``k == 0``) makes the PE add
-    to ``+0``; a ``last`` flag (``k == K-1``), delayed by ``L``, captures the final result into a
-    ``P``-deep result chain per PE. After the last capture the result chains of a column drain
-    out of the bottom, one value per cycle (``R*P`` cycles). Fold length
-    ``K*P + R + C + L - 2 + R*P`` cycles; ``L = 0``: ``2R + C + K - 2``, SCALE-Sim's.
+    ``B`` from the top (column ``j`` skewed by ``j``); both move one PE per cycle. The accumulator
+    loop (result back into ``c``) of a pipelined PE is ``P`` cycles long (``L = 0`` puts a
+    register after the PE), so each PE interleaves ``P`` independent outputs: a fold covers
+    ``R*P`` rows of ``M`` (PE row ``i``, slot ``l`` holds row ``m0 + l*R + i``) and ``C`` columns
+    of ``N``; operation ``(k, l)`` is fed at ``(k*P + l)*Q``, B held for the ``P`` slots of a
+    ``k``. A sequential PE takes one operation every ``Q`` cycles and gets its previous result
+    straight back. A ``first`` flag (``k == 0``) makes the PE add to ``+0``; a ``last`` flag
+    (``k == K-1``), delayed by ``L``, captures the final result into a ``P``-deep result chain
+    per PE. After the last capture the result chains of a column drain out of the bottom, one
+    value per cycle (``R*P`` cycles). Fold length ``(K*P - 1)*Q + R + C + L - 1 + R*P``;
+    ``L = 0``: ``2R + C + K - 2``, SCALE-Sim's.
 Weight stationary (``dataflow="ws"``)
     A fold preloads ``B[k0 .. k0+R-1, n0 .. n0+C-1]`` into the PEs (``R`` cycles, shifted down the
-    columns), then streams all ``M`` rows of ``A`` from the left, row ``i`` skewed by ``i*P``
-    cycles, so that the partial sum from PE ``(i-1, j)`` (ready ``P`` cycles after its operation)
-    meets ``A[m, k0+i]`` at PE ``(i, j)``: pipelined PEs run at full rate. Partial sums enter at
-    the top (``+0`` in the first ``K`` fold, else the previous fold's result read back from the
-    output SRAM: the chain stays one sequential chain in ``k`` order) and leave at the bottom into
-    the output SRAM. Rows past ``K`` in the last ``K`` fold get ``a = -0, b = +0`` (``a = +0`` for
-    round-down or formats without ``-0``): ``x + (-0) = x`` exactly, so they pass the partial sum
-    through unchanged. Fold length ``R + M + (R-1)*P + C + L - 1``; ``L = 0``: ``2R + C + M - 2``,
-    SCALE-Sim's.
+    columns), then streams all ``M`` rows of ``A`` from the left, one every ``II`` cycles, row
+    ``i`` skewed by ``i*S`` cycles, so that the partial sum from PE ``(i-1, j)`` (ready ``L``
+    cycles after its operation, one with ``L = 0``) meets ``A[m, k0+i]`` at PE ``(i, j)``:
+    pipelined PEs run at full rate. Partial sums enter at the top (``+0`` in the first ``K``
+    fold, else the previous fold's result read back from the output SRAM: the chain stays one
+    sequential chain in ``k`` order) and leave at the bottom into the output SRAM. Rows past
+    ``K`` in the last ``K`` fold get ``a = -0, b = +0`` (``a = +0`` for round-down or formats
+    without ``-0``; all-zero codes for dot-product PEs): ``x + (-0) = x`` exactly, so they pass
+    the partial sum through unchanged. Fold length ``R + (M-1)*II + (R-1)*S + C + L``;
+    ``L = 0``: ``2R + C + M - 2``, SCALE-Sim's.
 
 Folds run one after another (no overlap); output stationary walks ``M`` folds outside ``N`` folds,
 weight stationary ``N`` folds outside ``K`` folds.
