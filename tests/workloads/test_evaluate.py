@@ -162,7 +162,7 @@ def test_digits_end_metric(digits_dir: Path) -> None:
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"datapath": "foo"}, DATAPATH_LIST + "not 'foo'"),
-    ({"datapath": "lut"}, "datapath 'lut' is not implemented yet"),
+    ({"datapath": "lut"}, "the lut datapath needs int2, int3 or int4 weights"),
     ({"scaling": "per-row"}, SCALING_LIST + "not 'per-row'"),
     ({"options": {"n": 4}}, "datapath 'exact' has no option 'n' (its options: none)"),
     ({"datapath": "int"}, "the int datapath needs integer formats (int8, int4...): activations"),

@@ -38,11 +38,16 @@ returns the exact values of its accumulator output, ``M x N`` float64, for the e
                 float16, bfloat16 or int8 aligned per group with ``align_bits`` (8); exact
                 partial sums, one rounding per group into ``acc``; options ``family``,
                 ``group`` (128), ``align_bits``, ``scale``
+``lut``         the LUT tensor core (``formats.lut``, arXiv 2408.06003): activations in the
+                table entry format (float16, bfloat16 or int8), int2-int4 weights (signed
+                codes), the reduction in tiles of ``group`` activations chained through ``acc``
+                (each tile's bit-planes least significant first, then the offset step; one
+                rounding per step); options ``group`` (K, default 4) and ``symmetric``
 =============== ==========================================================================
 
 To add a datapath, write ``run(qx, qw, config) -> (values, path)`` and register it with
-:func:`register_datapath`; :data:`PLANNED` names the ones to come (the LUT tensor core,
-``lut``), which fail with a clear message until then.
+:func:`register_datapath`; :data:`PLANNED` names the ones to come (none at present), which
+fail with a clear message until then.
 """
 
 from __future__ import annotations
@@ -135,9 +140,7 @@ class Datapath:
 DATAPATHS: dict[str, Datapath] = {}
 
 #: Datapaths to come: name -> what it will model.
-PLANNED = {
-    "lut": "the LUT tensor core, arXiv 2408.06003",
-}
+PLANNED: dict[str, str] = {}
 
 
 def register_datapath(datapath: Datapath) -> Datapath:
@@ -344,6 +347,44 @@ def _bitserial(qx: Quantized, qw: Quantized, config: Config) -> tuple[F64, str]:
     return acc.decode(out), f"emulator, {ng} groups of {g}"
 
 
+def _lut(qx: Quantized, qw: Quantized, config: Config) -> tuple[F64, str]:
+    """The LUT tensor core (``formats.lut``) on K-groups of the reduction, tile after tile."""
+    from ..formats import IntFormat, lut
+
+    fw = qw.fmt
+    if not (isinstance(fw, IntFormat) and fw.signed and 2 <= fw.bits <= 4):
+        raise ArithforgeError(f"the lut datapath needs int2, int3 or int4 weights (two's "
+                              f"complement codes), not {fw.name!r}")
+    opts = config.options
+    try:
+        cfg = lut.LUTConfig(fw.bits, qx.fmt, config.acc, group=int(opts["group"]),
+                            symmetric=bool(opts["symmetric"]), signed=True)
+    except (TypeError, ValueError) as exc:
+        raise ArithforgeError(f"the lut datapath: {exc}") from None
+    k = cfg.group
+    xc = np.asarray(qx.codes)
+    wc = np.asarray(qw.codes).astype(np.int64) & ((1 << fw.bits) - 1)
+    rows, depth = xc.shape
+    groups = -(-depth // k)
+    pad = groups * k - depth
+    if pad:  # zero activations and zero weights add nothing
+        xc = np.concatenate([xc, np.zeros((rows, pad), dtype=xc.dtype)], axis=1)
+        wc = np.concatenate([wc, np.zeros((wc.shape[0], pad), dtype=wc.dtype)], axis=1)
+    fa = cfg.acc
+    acc = np.zeros((rows, wc.shape[0]), dtype=np.uint64)  # +0, or the integer 0
+    for g in range(groups):
+        a = xc[:, g * k:(g + 1) * k]
+        w = wc[:, g * k:(g + 1) * k].T
+        acc = np.asarray(lut.lut_tile(a, w, acc, cfg)).astype(np.uint64)
+    if isinstance(fa, FloatFormat):
+        values = fa.decode(acc.astype(fa.code_dtype))
+    else:
+        assert isinstance(fa, IntFormat)
+        values = fa.to_int(acc.astype(fa.code_dtype)).astype(np.float64)
+    # The core's weight values are twice the signed codes (v = 2w): halve, exactly.
+    return values / 2.0, f"tiles of K={k}, {groups} per row"
+
+
 for _dp in (
     Datapath("exact", _exact, "exact products and sum, one rounding to acc"),
     Datapath("fma_chain", _fma_chain, "sequential FMA in acc, optional normalization window",
@@ -356,5 +397,7 @@ for _dp in (
     Datapath("int", _int, "integer MAC, wrapping accumulator", acc="int32"),
     Datapath("bitserial", _bitserial, "BitMoD bit-serial PE, group-wise MSE datatypes",
              {"family": "bitmod4", "group": 128, "align_bits": 8, "scale": "float16"}),
+    Datapath("lut", _lut, "LUT tensor core: tables of K activations, int2-4 weight bit-planes",
+             {"group": 4, "symmetric": True}, fast=False),
 ):
     register_datapath(_dp)
