@@ -16,7 +16,8 @@ from arithforge.workloads.evaluate import DEFAULT_SLOW_ROWS, evaluate, rel_err, 
 from arithforge.workloads.quantize import quantize
 
 E4M3 = get_format("float8_e4m3fn")
-DATAPATH_LIST = "datapath must be one of exact, fma_chain, lmul, mx, tensorcore, int, "
+DATAPATH_LIST = ("datapath must be one of exact, fma_chain, lmul, mx, tensorcore, int, "
+                 "bitserial, lut, ")
 SCALING_LIST = "scaling must be one of none, per-tensor, per-channel, per-block, "
 
 
