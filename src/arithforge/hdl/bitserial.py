@@ -493,10 +493,10 @@ class BitSerialPE(Datapath):
     # -- structure --------------------------------------------------------------------------------
     def structure(self) -> nx.DiGraph:
         """Component graph; ``G`` per-lane components carry ``count``. Graph attributes:
-        ``latency``, ``initiation_interval`` and ``cycles_per_op`` (the cycles one transaction
-        occupies the PE: its energy per operation is that of ``cycles_per_op`` cycles of the
-        lane logic, which the cost model's per-operation sum approximates by counting the lane
-        components once per cycle)."""
+        ``latency``, ``initiation_interval`` and ``cycles_per_op = initiation_interval`` (one
+        operation is one transaction: the cost model charges every component once per cycle
+        of it, which is exact for the lane logic and counts the per-group rescale ``C`` times
+        where it runs once per group: an overestimate of its share)."""
         cfg = self._cfg
         fa, fs, facc = cfg.act_format, cfg.scale_format, cfg.acc_format
         G, C = cfg.group, cfg.cycles_per_weight
@@ -547,5 +547,6 @@ class BitSerialPE(Datapath):
         acc = gr.node("acc_reg", "register", 2 * facc.bits + 1, "rescale_out")
         gr.node("out", "output", facc.bits, acc)
         gr.g.graph.update(name=self.name, latency=self.latency,
-                          initiation_interval=self.initiation_interval, cycles_per_op=C)
+                          initiation_interval=self.initiation_interval,
+                          cycles_per_op=self.initiation_interval)
         return gr.g
