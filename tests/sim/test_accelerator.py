@@ -283,3 +283,33 @@ def test_lut_tile_engine_outputs() -> None:
             for kk in range(4):
                 c = dp.reference(a=a[i, kk:kk + 1], w=b[kk, j:j + 1], c=c)
             assert int(got[i, j]) == int(c[0])
+
+
+@pytest.mark.slow
+def test_fmax_from_synthesis() -> None:
+    """fmax="synth": the PE's post-route iCE40 Fmax (Yosys + nextpnr, cached) sets the clock."""
+    from arithforge.costmodel import synth
+
+    pe = "imac:a_bits=8,b_bits=8,acc_bits=32,stages=2"
+    r = acc.gemm_objectives([(64, 48, 70)], pe=pe, array="8x8", fmax="synth")
+    want = synth.synth_datapath(acc.parse_pe(pe).build(), "ice40", fmax=True).fmax_mhz
+    assert want
+    assert r["fmax_mhz"] == pytest.approx(want)
+    assert r["latency_s"] == pytest.approx(r["cycles"] / (want * 1e6))
+
+
+def test_cli_workload(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from arithforge.cli import main
+    from arithforge.workloads import build
+
+    build("synthetic", tmp_path / "t").close()
+    assert main(["simulate", "workload", str(tmp_path / "t"), "--array", "4x4", "--pe", "imac",
+                 "--dataflow", "ws", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    want = acc.workload_objectives(tmp_path / "t", pe="imac", array="4x4", dataflow="ws")
+    assert out["cycles"] == want["cycles"]
+    assert out["energy_pj"] == pytest.approx(want["energy_pj"])
+    assert main(["simulate", "workload", str(tmp_path / "t"), "--array", "4x4"]) == 0
+    assert "latency" in capsys.readouterr().out
