@@ -30,7 +30,7 @@ LINT_PATHS := $(wildcard src tests benchmarks)
 # mypy (strict, see pyproject.toml): the emulator, the command line and the cost model; later
 # workloads and dse.
 TYPED := formats __init__.py _errors.py cli.py formats_cli.py explore_cli.py costmodel \
-         cost_cli.py
+         cost_cli.py simulate_cli.py sim/accelerator.py
 MYPY_PATHS := $(wildcard $(addprefix src/arithforge/,$(TYPED)))
 PYTEST_ARGS ?=
 

@@ -583,12 +583,13 @@ def gemm_objectives(gemms: Iterable[Any], *, pe: str | PESpec = "fma:a=float8_e4
     wa, wb, wc = (int(built.operand_widths[pe_roles(built)[0]]), b_width(built),
                   int(built.result_width))
     sram_bit = _sram_pj_per_bit()
-    per, totals = [], {"cycles": 0, "macs": 0, "pe_ops": 0, "sram_bits": 0, "dram_bits": 0}
+    per: list[dict[str, Any]] = []
+    totals = {"cycles": 0, "macs": 0, "pe_ops": 0, "sram_bits": 0, "dram_bits": 0}
     for m, n, k, batch in _shapes(gemms):
         s = schedule(cfg, m, n, k)
         sram_bits = s.reads["a"] * wa + s.reads["b"] * wb + (s.reads["psum"] + s.writes) * wc
         dram_bits = m * k * wa + k * n * wb + m * n * wc
-        row = {"M": m, "N": n, "K": k, "batch": batch, "cycles": s.cycles * batch,
+        row: dict[str, Any] = {"M": m, "N": n, "K": k, "batch": batch, "cycles": s.cycles * batch,
                "utilization": s.utilization, "macs": s.macs * batch,
                "pe_ops": s.pe_ops * batch, "sram_bits": sram_bits * batch,
                "dram_bits": dram_bits * batch}
