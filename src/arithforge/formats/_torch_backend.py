@@ -15,8 +15,9 @@ float64 tensors, like the numpy backend's.
 
 Speed: for float32 inputs and deterministic rounding, ``encode`` gathers from a table *derived
 from the golden numpy path* (the result depends only on the sign, exponent, kept mantissa bits,
-round bit and sticky bit) for formats of up to 4 mantissa bits, and on CUDA that gather is one
-fused kernel made by ``torch.compile``; the other paths are eager tensor code.
+round bit and sticky bit) for formats of up to 5 mantissa bits (8-bit and narrower), and on CUDA
+that gather is one Triton kernel (or ``torch.compile``'s); ``mma.matmul``'s step is compiled with
+``torch.compile`` on CUDA; the other paths are eager tensor code.
 """
 
 from __future__ import annotations
@@ -719,10 +720,11 @@ COMPILE_MMA = True
 def _step_fn(device: torch.device, m: MMAModel, pfrac: int) -> Any:
     """The step for model ``m``, its facts bound as constants (compiled once per model on CUDA:
     constants, not arguments, so that the compiler specialises on them)."""
-    consts: dict[str, Any] = {"pfrac": pfrac, "f": m.frac_bits, "term": m.term_rounding,
-              "normalized": m.alignment == "normalized", "p": m.acc_frac_bits + 1,
-              "emin": m.acc_format.emin, "emax": m.acc_format.emax,
-              "acc_rounding": m.acc_rounding}
+    consts: dict[str, Any] = {
+        "pfrac": pfrac, "f": m.frac_bits, "term": m.term_rounding,
+        "normalized": m.alignment == "normalized", "p": m.acc_frac_bits + 1,
+        "emin": m.acc_format.emin, "emax": m.acc_format.emax, "acc_rounding": m.acc_rounding,
+    }
     if device.type != "cuda" or not COMPILE_MMA:
         return functools.partial(_mma_step, **consts)
     key = ("mma_step", *consts.values())
