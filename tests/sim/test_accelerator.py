@@ -154,6 +154,9 @@ def test_operand_width_error() -> None:
     a = np.full((2, 2), 16, dtype=np.uint64)
     with pytest.raises(ArithforgeError, match="A holds codes wider than the PE's 4-bit port"):
         acc.simulate(cfg, a, a)
+    wide = _cfg("lut:m=2,n=2,k=2")
+    with pytest.raises(ArithforgeError, match="array elements .* at most 64 bits, not 128"):
+        acc.simulate(wide, a, a)
 
 
 # -- PE specs ---------------------------------------------------------------------------------
@@ -313,3 +316,36 @@ def test_cli_workload(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert out["energy_pj"] == pytest.approx(want["energy_pj"])
     assert main(["simulate", "workload", str(tmp_path / "t"), "--array", "4x4"]) == 0
     assert "latency" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("df", acc.DATAFLOWS)
+def test_lut_tile_engine_gemm(df: str) -> None:
+    """An element GEMM through the tile engine (2x1 array of 1x2x2 LUT cores): every output is
+    the LUT core's tile chain over K, zero activations padding K, M and N."""
+    from arithforge.formats import lut as flut
+
+    cfg = acc.ArrayConfig(2, 1, df, acc.parse_pe("lut:m=1,n=2,k=2,weight_bits=2"))
+    dp = cfg.pe.build()
+    rng = np.random.default_rng(4)
+    m, n, k = 5, 3, 7
+    a = dp.config.entry.encode(rng.standard_normal((m, k))).astype(np.uint64)
+    w = rng.integers(0, 4, size=(k, n), dtype=np.uint64)
+    at, wt = acc.lut_tiles(cfg, a, w)
+    assert at.shape == (5, 4)
+    assert wt.shape == (4, 2)
+    out = acc.simulate(cfg, at, wt).output
+    assert out is not None
+    got = acc.lut_untile(cfg, out, m, n)
+    ap = np.zeros((5, 8), dtype=np.uint64)
+    ap[:m, :k] = a
+    wp = np.zeros((8, 4), dtype=np.uint64)
+    wp[:k, :n] = w
+    want = np.zeros((5, 4), dtype=np.uint64)
+    for mi in range(5):
+        for ni in range(0, 4, 2):
+            c = np.zeros((1, 2), dtype=np.uint64)
+            for kk in range(0, 8, 2):
+                c = flut.lut_tile(ap[mi:mi + 1, kk:kk + 2], wp[kk:kk + 2, ni:ni + 2], c,
+                                  dp.config).astype(np.uint64)
+            want[mi:mi + 1, ni:ni + 2] = c
+    np.testing.assert_array_equal(got, want[:m, :n])

@@ -18,6 +18,8 @@ it, so the cycle and traffic model (:func:`schedule`) runs anywhere.
   ``reference()`` in the array's accumulation order (vectorized over all outputs, one call per
   ``k`` step).
 - :func:`scalesim_cycles`: SCALE-Sim's analytical runtime, for comparison.
+- :func:`lut_tiles` and :func:`lut_untile`: a GEMM's element operands as the tiles an array of LUT
+  tensor cores (the tile engine) streams, and its output tiles back as elements.
 - :func:`gemm_objectives` and :func:`workload_objectives`: latency and energy of a list of GEMMs
   or of a traced workload, the objectives of the exploration engine.
 """
@@ -36,8 +38,8 @@ import numpy as np
 from .._errors import ArithforgeError
 
 __all__ = ["DATAFLOWS", "DRAM_PJ_PER_BIT", "ArrayConfig", "PESpec", "Schedule", "SimResult",
-           "gemm_objectives", "parse_array", "parse_pe", "random_operands", "scalesim_cycles",
-           "schedule", "simulate", "workload_objectives"]
+           "gemm_objectives", "lut_tiles", "lut_untile", "parse_array", "parse_pe",
+           "random_operands", "scalesim_cycles", "schedule", "simulate", "workload_objectives"]
 
 DATAFLOWS = ("os", "ws")
 #: DRAM access energy per bit: Horowitz (ISSCC 2014, 45 nm) gives 1.3-2.6 nJ per 64-bit DRAM
@@ -392,6 +394,10 @@ def _operand_checks(pe: Any, a: np.ndarray, b: np.ndarray) -> None:
     from ..hdl.systolic import pe_roles
 
     wa, wb = int(pe.operand_widths[pe_roles(pe)[0]]), b_width(pe)
+    widest = max(wa, wb, int(pe.result_width))
+    if widest > 64:
+        raise ArithforgeError(f"array elements (A, B, C) must be at most 64 bits, not {widest}; "
+                              f"choose a smaller PE configuration")
     for name, x, w in (("A", a, wa), ("B", b, wb)):
         if x.size and int(x.max()) >> w:
             raise ArithforgeError(f"{name} holds codes wider than the PE's {w}-bit port")
@@ -493,6 +499,54 @@ def random_operands(cfg: ArrayConfig, m: int, n: int, k: int, seed: int = 0, *,
             codes = rng.integers(0, 1 << width, size=shape, dtype=np.uint64)
         out.append(np.asarray(codes, dtype=np.uint64))
     return out[0], out[1]
+
+
+# -- the LUT tensor core tile engine ------------------------------------------------------------
+
+def lut_tiles(cfg: ArrayConfig, a: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Element operands of a GEMM, ``A`` (M, K) activation codes and ``W`` (K, N) weight codes,
+    as the tile elements an array of LUT cores streams: ``(ceil(M/m), ceil(K/k))`` packed
+    activation tiles and ``(ceil(K/k), ceil(N/n))`` packed weight tiles (``m``, ``n``, ``k`` the
+    core's tile). Padding activations are zero (they add nothing), padding weights code 0."""
+    from ..hdl.lut import pack
+
+    pe = cfg.pe.build()
+    if pe.name != "lut":
+        raise ArithforgeError(f"lut_tiles needs a lut PE, not {pe.name}")
+    d = pe.describe()
+    tm, tn, tk = int(d["m"]), int(d["n"]), int(d["k"])
+    a = np.asarray(a, dtype=np.uint64)
+    w = np.asarray(w, dtype=np.uint64)
+    (m, k), (k2, n) = a.shape, w.shape
+    if k != k2:
+        raise ArithforgeError(f"GEMM operands must be (M, K) and (K, N), not {a.shape} and "
+                              f"{w.shape}")
+    mt, nt, kt = -(-m // tm), -(-n // tn), -(-k // tk)
+    ap = np.zeros((mt * tm, kt * tk), dtype=np.uint64)
+    ap[:m, :k] = a
+    wp = np.zeros((kt * tk, nt * tn), dtype=np.uint64)
+    wp[:k, :n] = w
+    at = ap.reshape(mt, tm, kt, tk).transpose(0, 2, 1, 3).reshape(mt * kt, tm * tk)
+    wt = wp.reshape(kt, tk, nt, tn).transpose(0, 2, 1, 3).reshape(kt * nt, tk * tn)
+    bits_a = pe.operand_widths["a"] // (tm * tk)
+    bits_w = pe.operand_widths["w"] // (tk * tn)
+    return (np.asarray(pack(at, bits_a)).reshape(mt, kt),
+            np.asarray(pack(wt, bits_w)).reshape(kt, nt))
+
+
+def lut_untile(cfg: ArrayConfig, c: np.ndarray, m: int, n: int) -> np.ndarray:
+    """The ``(M, N)`` accumulator codes of the output tiles :func:`simulate` returns for
+    :func:`lut_tiles` operands."""
+    from ..hdl.lut import unpack
+
+    pe = cfg.pe.build()
+    d = pe.describe()
+    tm, tn = int(d["m"]), int(d["n"])
+    c = np.asarray(c, dtype=np.uint64)
+    mt, nt = c.shape
+    el = np.asarray(unpack(c.reshape(-1), tm * tn, pe.result_width // (tm * tn)))
+    full = el.reshape(mt, nt, tm, tn).transpose(0, 2, 1, 3).reshape(mt * tm, nt * tn)
+    return full[:m, :n]
 
 
 # -- roll-up: latency and energy ----------------------------------------------------------------
