@@ -51,6 +51,19 @@ def test_random_and_corner_tiles(params: dict[str, Any], n: int, seed: int) -> N
     assert corner.vectors >= 44
 
 
+@pytest.mark.parametrize("params", [
+    {"m": 1, "n": 2, "k": 2, "weight_bits": 2, "entry": "int8", "ternary": True},
+    {"m": 1, "n": 1, "k": 2, "weight_bits": 1, "entry": "float16"},
+], ids=["int8", "fp16"])
+def test_export_deterministic_and_synthesizable(params: dict[str, Any]) -> None:
+    dp = LUTTensorCore(**params)
+    text = export.to_verilog(dp, "lut")
+    assert export.to_verilog(LUTTensorCore(**params), "lut") == text
+    cells = export.synth_ice40(text, "lut")
+    assert cells.get("SB_LUT4", 0) > 100
+    assert cells.get("SB_DFFE", 0) > 0  # the table, weight and accumulator registers
+
+
 @pytest.mark.cosim
 def test_every_int4_group_through_the_int8_core() -> None:
     dp = LUTTensorCore(2, 4, 4, weight_bits=4, entry="int8")
