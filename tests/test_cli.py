@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from arithforge import ArithforgeError, __version__, cli
-from arithforge.explore_cli import sqnr_db
 from arithforge.formats import Format, FormatError, catalog, get_format
 from arithforge.formats_cli import MAX_VALUES_BITS, format_cell
 
@@ -223,34 +222,26 @@ def test_print_table_align_checked() -> None:
 
 # -- explore ------------------------------------------------------------------------------------
 
-def test_sqnr_db() -> None:
-    assert sqnr_db([1.0, 1.0], [1.0, 0.0]) == pytest.approx(10 * math.log10(2))
-    assert sqnr_db([1.0, 2.0], [1.0, 2.0]) == math.inf
-    assert math.isnan(sqnr_db([1.0, 2.0], [1.0, math.nan]))
+def test_explore_print_spec(capsys: pytest.CaptureFixture[str]) -> None:
+    from arithforge.dse.spec import parse_spec
 
-
-def test_explore_interim(capsys: pytest.CaptureFixture[str]) -> None:
-    names = ("int8", "float8_e4m3fn", "float16", "posit8_1")
-    status, out, err = run_cli(capsys, "explore", "--samples", "4096", "--formats", ",".join(names))
+    status, out, err = run_cli(capsys, "explore", "--print-spec")
     assert (status, err) == (0, "")
-    assert "INTERIM JOB" in out
-    rows = {line.split()[0]: line.split() for line in out.splitlines()
-            if line.split() and line.split()[0] in names}
-    assert set(rows) == set(names)
-    sqnr = {name: float(row[2]) for name, row in rows.items()}
-    # Seven more mantissa bits are worth about 42 dB.
-    assert sqnr["float16"] > sqnr["float8_e4m3fn"] + 30
-    # A uniform grid wants the whole range used; a posit wants the data near 1, as it is.
-    assert rows["int8"][-1] == "absmax"
-    assert rows["posit8_1"][-1] == "none"
+    assert len(parse_spec(out, "printed").formats["weights"]) >= 15
 
 
-def test_explore_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
-    assert_user_error(*run_cli(capsys, "explore", "--samples", "0"),
-                      "--samples must be at least 1, not 0")
+def test_explore_bad_arguments(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert_user_error(*run_cli(capsys, "explore", "--jobs", "0"),
+                      "--jobs must be at least 1, not 0")
+    spec = tmp_path / "s.toml"
+    spec.write_text('[formats]\nweights = ["int8", "nope"]\n')
     with pytest.raises(FormatError) as expected:
         get_format("nope")
-    assert_user_error(*run_cli(capsys, "explore", "--formats", "int8,nope"), str(expected.value))
+    assert_user_error(*run_cli(capsys, "explore", "--spec", str(spec)),
+                      f"{spec}:2: [formats] weights: {expected.value}")
+    assert_user_error(*run_cli(capsys, "explore", "--spec", str(tmp_path / "none.toml")),
+                      f"cannot read spec {str(tmp_path / 'none.toml')!r}: No such file or "
+                      "directory")
 
 
 # -- entry points -------------------------------------------------------------------------------

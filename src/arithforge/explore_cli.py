@@ -1,120 +1,159 @@
-"""``arithforge explore``: interim end-to-end job until the design-space exploration engine lands.
+"""``arithforge explore``: the design-space exploration (:mod:`arithforge.dse`).
 
-It runs the richest path that exists today, through the emulator only: a Gaussian tensor is scaled
-per tensor, encoded into each format, decoded, and scored by its signal-to-quantization-noise
-ratio. The ``dse`` package replaces this module's handler with the real sweep.
+Sweeps formats x datapaths x parameters on workloads, from a TOML spec or the built-in default,
+into ``DIR`` (default ``results/explore``): ``results.sqlite``, ``pareto_area.png``,
+``pareto_energy.png``, per-layer sensitivity heat maps, ``report.md``, ``report.html`` and
+``rtl/`` with the verified Verilog of every Pareto-optimal design.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from ._errors import ArithforgeError
 from .cli import command, import_package, print_table
 
-__all__ = ["sqnr_db"]
-
-
-def sqnr_db(reference: Any, approx: Any) -> float:
-    """Signal-to-quantization-noise ratio of ``approx`` against ``reference``, in decibels.
-
-    ``inf`` when the two are equal, ``nan`` when ``approx`` holds a NaN.
-    """
-    import numpy as np
-
-    x = np.asarray(reference, dtype=np.float64)
-    noise = float(np.sum(np.square(x - np.asarray(approx, dtype=np.float64))))
-    if math.isnan(noise):
-        return math.nan
-    if noise == 0.0:
-        return math.inf
-    return 10.0 * math.log10(float(np.sum(np.square(x))) / noise)
-
-
-def _scalings(fmt: Any, x: Any) -> dict[str, float]:
-    """Candidate per-tensor scales: absmax (max|x| lands on max_finite) and none (x as it is).
-
-    Absmax suits uniform grids (integers) and floats; tapered formats (posits) keep their
-    precision near 1, where an N(0, 1) tensor already is.
-    """
-    import numpy as np
-
-    top = getattr(fmt, "max_finite", None)
-    scales = {"none": 1.0}
-    if top:
-        scales["absmax"] = float(np.max(np.abs(x))) / float(top)
-    return scales
-
-
-def _score(fmt: Any, x: Any) -> tuple[float, str, float]:
-    """Best SQNR of ``x`` through ``fmt`` over the scalings, that scaling, and elements/second."""
-    import numpy as np
-
-    best, best_name, seconds = -math.inf, "none", 0.0
-    scalings = _scalings(fmt, x)
-    for name, scale in scalings.items():
-        start = time.perf_counter()
-        y = np.asarray(fmt.decode(fmt.encode(x / scale, saturate=True)), dtype=np.float64)
-        seconds += time.perf_counter() - start
-        sqnr = sqnr_db(x, y * scale)
-        if sqnr > best or math.isnan(sqnr):
-            best, best_name = sqnr, name
-    rate = len(scalings) * x.size / seconds if seconds > 0 else math.inf
-    return best, best_name, rate
+__all__: list[str] = []
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--samples", type=int, default=1 << 16, metavar="N",
-                        help="size of the Gaussian tensor (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the tensor (default 0)")
-    parser.add_argument("--formats", metavar="NAMES",
-                        help="comma-separated format names (default: every signed catalog format)")
+    parser.add_argument("--spec", type=Path, metavar="FILE",
+                        help="sweep spec (TOML, docs/explore.md); default: the built-in spec")
+    parser.add_argument("-o", "--output", type=Path, default=Path("results/explore"),
+                        metavar="DIR", help="output folder (default results/explore); its "
+                                            "results.sqlite makes re-runs resume")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="local process pool (default) or Ray")
+    parser.add_argument("--address", metavar="ADDR",
+                        help="Ray cluster address (--executor ray; default: a local runtime)")
+    parser.add_argument("-j", "--jobs", type=int, metavar="N",
+                        help="worker processes (default: the CPUs available)")
+    parser.add_argument("--print-spec", action="store_true",
+                        help="print the built-in spec (a starting point for --spec) and exit")
+    parser.add_argument("--quiet", action="store_true", help="no progress, no summary table")
+    parser.add_argument("--json", action="store_true",
+                        help="print a JSON summary (fronts, verified designs, files) only")
 
 
-@command("explore", help="explore the design space (interim: SQNR of every catalog format)",
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    return v
+
+
+def _point_json(p: dict[str, Any]) -> dict[str, Any]:
+    keys = ("label", "kind", "weights", "acts", "acc", "params", "workload", "metric",
+            "metric_name", "area_um2", "energy_pj", "delay_ns", "ice40_luts", "status")
+    return {k: _jsonable(p.get(k)) for k in keys}
+
+
+@command("explore", help="explore formats x datapaths: Pareto fronts, report, verified RTL",
          configure=_configure)
 def run(args: argparse.Namespace) -> int:
-    """Explore the design space: interim job until the exploration engine lands.
+    """Explore the design space: formats x datapaths x parameters on workloads.
 
-    Until sweeps over formats x datapaths with cost and Pareto fronts exist, this encodes a
-    tensor drawn from N(0, 1) into each signed catalog format, decodes it, and reports the
-    signal-to-quantization-noise ratio (SQNR) per format with the emulator's encode+decode rate.
-    The tensor is scaled per tensor, by absmax (max|x| onto max_finite) or not at all, whichever
-    scores better: absmax suits integers and floats, posits keep their precision near 1.
+    Each design (a datapath generator with its formats and parameters) is scored for accuracy on
+    each workload (bit-exact numeric models on traced GEMMs and the model's end metric) and costed
+    (analytical area, energy per MAC, delay, iCE40 LUTs). Results are stored in DIR/results.sqlite
+    keyed by a content hash of the configuration and the code version, so a re-run computes only
+    what is missing and an interrupted run resumes. Then: Pareto fronts (accuracy vs area and vs
+    energy, and all objectives), knee points, the Verilog of every Pareto-optimal design in DIR/rtl
+    verified by the Verilator batch harness, plots, and report.md/report.html.
     """
-    import numpy as np
+    dse_spec = import_package("arithforge.dse.spec")
+    if args.print_spec:
+        print(dse_spec.DEFAULT_SPEC, end="")
+        return 0
+    if args.jobs is not None and args.jobs < 1:
+        raise ArithforgeError(f"--jobs must be at least 1, not {args.jobs}")
+    spec = dse_spec.load_spec(args.spec)
+    from .dse import engine, executors
 
-    formats = import_package("arithforge.formats")
-    if args.samples < 1:
-        raise ArithforgeError(f"--samples must be at least 1, not {args.samples}")
-    if args.formats is None:
-        # A signed tensor has nothing to say about unsigned formats (uint8, float8_e8m0fnu).
-        chosen = [fmt for fmt in map(formats.get_format, formats.catalog.names())
-                  if getattr(fmt, "signed", True)]
-    else:
-        # Resolve every name before any work, so a misspelt one fails at once.
-        chosen = [formats.get_format(n.strip()) for n in args.formats.split(",") if n.strip()]
+    executor = executors.make_executor(args.executor, args.jobs, args.address)
+    quiet = args.quiet or args.json
+    start = time.perf_counter()
+    progress_ctx: Any = None
+    progress = None
+    if not quiet:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    print("arithforge explore: INTERIM JOB. The design-space exploration engine has not landed;")
-    print("until it does, this runs the emulator end to end on the built-in default workload:")
-    print(f"  {args.samples} samples of N(0, 1) (seed {args.seed}), scaled per tensor,")
-    print("  encoded (round to nearest even, saturating), decoded, scored by SQNR in dB against")
-    print("  the float64 tensor. Scaling: absmax (max|x| onto max_finite) or none, the better.")
-    print()
+        progress_ctx = Progress("[progress.description]{task.description}", BarColumn(),
+                                MofNCompleteColumn(), TimeElapsedColumn(),
+                                transient=False, disable=not sys.stderr.isatty())
+        bars: dict[str, Any] = {}
 
-    x = np.random.default_rng(args.seed).standard_normal(args.samples)
-    rows = []
-    for fmt in sorted(chosen, key=lambda f: (f.bits, f.name)):
-        try:
-            sqnr, scaling, rate = _score(fmt, x)
-        except (formats.FormatError, NotImplementedError) as exc:
-            rows.append([fmt.name, str(fmt.bits), "-", "-", "-", f"skipped: {exc}"])
-            continue
-        rows.append([fmt.name, str(fmt.bits), f"{sqnr:.2f}", f"{sqnr / fmt.bits:.2f}",
-                     f"{rate / 1e6:.1f}", scaling])
-    print_table(["format", "bits", "SQNR dB", "dB/bit", "M elem/s", "scaling"], rows,
-                align="lrrrrl", title="Quantization of N(0, 1), per-tensor scaling")
+        def progress(label: str, done: int, total: int) -> None:
+            if label not in bars:
+                bars[label] = progress_ctx.add_task(label, total=total)
+            progress_ctx.update(bars[label], completed=done, total=total)
+
+        progress_ctx.start()
+
+    def log(msg: str) -> None:
+        if not quiet:
+            print(f"explore: {msg}", file=sys.stderr)
+
+    try:
+        outcome = engine.explore(spec, args.output, executor=executor, progress=progress,
+                                 log=log)
+    except KeyboardInterrupt:
+        if progress_ctx is not None:
+            progress_ctx.stop()
+        print(f"explore: interrupted; every finished task is in {args.output}/results.sqlite: "
+              "run the same command again to resume", file=sys.stderr)
+        return 130
+    finally:
+        if progress_ctx is not None:
+            progress_ctx.stop()
+    elapsed = time.perf_counter() - start
+    out = args.output
+    if args.json:
+        fronts = {f"{w}/{o}": [outcome.points[i]["label"] for i in idx]
+                  for (w, o), idx in outcome.fronts.items()}
+        print(json.dumps({
+            "output": str(out), "seconds": round(elapsed, 2),
+            "computed": outcome.computed, "cached": outcome.cached, "failed": outcome.failed,
+            "points": [_point_json(p) for p in outcome.points],
+            "skipped": [{"kind": s.kind, "weights": s.weights, "acts": s.acts, "acc": s.acc,
+                         "reason": s.reason} for s in outcome.skipped],
+            "fronts": fronts,
+            "verified": [{k: v[k] for k in ("label", "file", "vectors", "mismatches", "status")}
+                         for v in outcome.verified],
+            "files": outcome.files,
+        }))
+        return 0 if all(v["status"] == "ok" for v in outcome.verified) else 1
+    if not args.quiet:
+        from .dse.report import POINT_HEADERS, point_row
+
+        for w in spec.workloads["names"]:
+            front = outcome.fronts.get((w, "area_um2"), [])
+            rows = [point_row(outcome.points[i]) for i in
+                    sorted(front, key=lambda i: outcome.points[i]["area_um2"])]
+            print_table(POINT_HEADERS, rows, align="llrrrrr",
+                        title=f"Pareto front, accuracy vs area: {w}")
+            print()
+        if outcome.verified:
+            print_table(["design", "file", "vectors", "mismatches"],
+                        [[v["label"], v["file"] or "-", str(v["vectors"]),
+                          "-" if v["mismatches"] is None else str(v["mismatches"])]
+                         for v in outcome.verified], align="llrr",
+                        title="Verified RTL (Verilator batch harness)")
+            print()
+        print(f"{len(outcome.points)} points ({len(outcome.skipped)} combinations skipped), "
+              f"{outcome.computed} tasks computed, {outcome.cached} cached, {outcome.failed} "
+              f"failed, in {elapsed:.1f} s")
+        print(f"wrote {out}/report.md, {out}/report.html, {out}/pareto_area.png, "
+              f"{out}/pareto_energy.png, {out}/rtl/ ({len(outcome.verified)} designs), "
+              f"{out}/results.sqlite")
+    bad = [v for v in outcome.verified if v["status"] != "ok"]
+    if bad:
+        print(f"explore: {len(bad)} designs did not verify: "
+              + ", ".join(v["label"] for v in bad), file=sys.stderr)
+        return 1
     return 0

@@ -1,0 +1,364 @@
+"""The sweep: plan the points, run what the store lacks, analyse, verify the winners, report.
+
+:func:`explore` is what ``arithforge explore`` runs. Every task is looked up in the results store
+by its key first (:func:`.tasks.task_key`): a re-run computes nothing that finished, and an
+interrupted run resumes with what is missing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._errors import ArithforgeError
+from .designs import Design, Skip, plan
+from .executors import LocalExecutor, RayExecutor, Task
+from .pareto import knee, non_dominated
+from .spec import Spec
+from .store import Store
+from .tasks import code_version, task_key
+
+__all__ = ["Outcome", "explore", "run_tasks"]
+
+#: Objective columns and their senses.
+SENSES = {"accuracy": "max", "area_um2": "min", "energy_pj": "min", "delay_ns": "min",
+          "ice40_luts": "min", "transistors": "min"}
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Outcome:
+    """What a sweep produced.
+
+    Members
+    -------
+    points : list of dict
+        One row per design x workload: design fields, accuracy and cost columns, ``status``.
+    skipped : list of Skip
+    fronts : dict
+        ``(workload, objective) -> list of point indices`` on the 2-D front of accuracy and that
+        objective; ``(workload, "nd")`` for the N-objective front.
+    knees : dict
+        Same keys, the index of the knee point.
+    verified : list of dict
+        The designs written to ``rtl/`` and their verification.
+    mixed : dict or None
+        The per-layer mixed-format search.
+    computed, cached : int
+        Tasks run by this call, and found in the store.
+    seconds : dict
+        Wall time per phase.
+    """
+
+    spec: Spec
+    out_dir: Path
+    points: list[dict[str, Any]]
+    skipped: list[Skip]
+    fronts: dict[tuple[str, str], list[int]]
+    knees: dict[tuple[str, str], int | None]
+    verified: list[dict[str, Any]] = field(default_factory=list)
+    mixed: dict[str, Any] | None = None
+    search: dict[str, Any] | None = None
+    computed: int = 0
+    cached: int = 0
+    failed: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    executor: str = "local"
+
+
+def _trace_dir(out_dir: Path, spec: Spec, workload: str) -> Path:
+    return out_dir / "traces" / f"{workload}-seed{spec.workloads['seed']}"
+
+
+def prepare_traces(spec: Spec, out_dir: Path) -> dict[str, Path]:
+    """Build each workload's trace under ``out_dir/traces/`` unless it is there already."""
+    from ..workloads import build
+
+    paths = {}
+    for name in spec.workloads["names"]:
+        path = _trace_dir(out_dir, spec, name)
+        if not (path / "meta.json").is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=path.parent))
+            try:
+                build(name, tmp, seed=int(spec.workloads["seed"])).close()
+                if path.exists():
+                    shutil.rmtree(path)
+                tmp.rename(path)  # atomic: a killed build leaves no half trace behind
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        paths[name] = path
+    return paths
+
+
+def accuracy_config(spec: Spec, d: Design, workload: str) -> dict[str, Any]:
+    """Hashed configuration of a design's accuracy on a workload."""
+    wl = spec.workloads
+    return {"workload": workload, "workload_seed": wl["seed"], "model": d.model,
+            "end_metric": wl["end_metric"], "max_rows": wl["max_rows"],
+            "max_cols": wl["max_cols"], "seed": 0}
+
+
+def hdl_config(d: Design) -> dict[str, Any]:
+    """Hashed configuration of a design's hardware."""
+    assert d.hdl is not None
+    return {"hdl": d.hdl[0], "params": d.hdl[1]}
+
+
+def cost_config(spec: Spec, d: Design) -> dict[str, Any]:
+    """Hashed configuration of a design's analytical cost."""
+    return {**hdl_config(d), "macs": d.macs, "tech": spec.cost["tech"],
+            "node": spec.cost["node"], "calibrated": spec.cost["calibrated"]}
+
+
+def verify_config(spec: Spec, d: Design) -> dict[str, Any]:
+    """Hashed configuration of a design's verification."""
+    v = spec.verify
+    # A vector of a multi-MAC datapath is a whole tile or dot product of ``macs`` MACs.
+    scale = max(1, d.macs)
+    return {**hdl_config(d), "name": d.ident, "random": -(-v["random"] // scale),
+            "corner": v["corner"], "corner_n": max(64, 4096 // scale), "seed": v["seed"],
+            "lanes": v["lanes"]}
+
+
+def run_tasks(store: Store, executor: LocalExecutor | RayExecutor,
+              tasks: Sequence[tuple[str, dict[str, Any], dict[str, Any]]],
+              progress: Progress | None = None, label: str = "") -> tuple[int, int, int]:
+    """Run the tasks ``(stage, config, runtime)`` the store lacks; return (computed, cached,
+    failed)."""
+    keyed: dict[str, Task] = {}
+    for stage, config, runtime in tasks:
+        keyed.setdefault(task_key(stage, config), (task_key(stage, config), stage, config,
+                                                   runtime))
+    done = store.finished(keyed)
+    todo = [t for k, t in keyed.items() if k not in done]
+    computed = failed = 0
+    if progress:
+        progress(label, 0, len(todo))
+    for key, result, error in executor.run(todo):
+        _, stage, config, _ = keyed[key]
+        store.put(key, stage, config, code_version(stage), result=result, error=error)
+        computed += 1
+        failed += error is not None
+        if progress:
+            progress(label, computed, len(todo))
+    return computed, len(done), failed
+
+
+def _get(store: Store, stage: str, config: dict[str, Any]) -> dict[str, Any] | None:
+    return store.get(task_key(stage, config))
+
+
+def explore(spec: Spec, out_dir: str | Path, *,
+            executor: LocalExecutor | RayExecutor | None = None,
+            progress: Progress | None = None, log: Callable[[str], None] | None = None
+            ) -> Outcome:
+    """Run the sweep of ``spec`` into ``out_dir``; return the :class:`Outcome`.
+
+    Writes ``results.sqlite``, ``rtl/`` (the Verilog of the verified designs), the plots and
+    ``report.md`` / ``report.html``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    executor = executor or LocalExecutor()
+    say = log or (lambda _msg: None)
+    t0 = time.perf_counter()
+    seconds: dict[str, float] = {}
+    designs, skipped = plan(spec)
+    if not designs:
+        raise ArithforgeError(f"{spec.source}: the spec leaves no design to explore "
+                              f"({len(skipped)} combinations skipped)")
+    traces = prepare_traces(spec, out) if spec.stages["accuracy"] else {}
+    seconds["plan"] = time.perf_counter() - t0
+    say(f"{len(designs)} designs x {len(spec.workloads['names'])} workloads, "
+        f"{len(skipped)} combinations skipped")
+
+    with Store(out / "results.sqlite") as store:
+        run_id = store.start_run(spec.text, executor.name)
+        computed = cached = failed = 0
+
+        def phase(name: str, tasks: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> None:
+            nonlocal computed, cached, failed
+            t = time.perf_counter()
+            c, k, f = run_tasks(store, executor, tasks, progress, name)
+            computed, cached, failed = computed + c, cached + k, failed + f
+            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t
+
+        search = None
+        if spec.search["method"] == "nsga2":
+            from .search import nsga2_designs
+
+            designs, search = nsga2_designs(spec, designs, traces, store, executor, progress)
+        tasks: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        with_hw = [d for d in designs if d.hdl is not None]
+        if spec.stages["cost"]:
+            tasks += [("cost", cost_config(spec, d), {}) for d in with_hw]
+        if spec.stages["synth"] != "none":
+            tasks += [("synth", {**hdl_config(d), "target": spec.stages["synth"]}, {})
+                      for d in with_hw]
+        if spec.stages["accuracy"]:
+            tasks += [("accuracy", accuracy_config(spec, d, w), {"trace": str(traces[w])})
+                      for w in spec.workloads["names"] for d in designs]
+        phase("evaluate", tasks)
+
+        points = _points(spec, store, designs)
+        fronts, knees = _fronts(spec, points)
+        chosen = _to_verify(spec, points, fronts)
+        verified: list[dict[str, Any]] = []
+        if chosen:
+            phase("verify", [("verify", verify_config(spec, d), {}) for d in chosen])
+            verified = _write_rtl(spec, store, out, chosen)
+        mixed = None
+        if spec.mixed["enabled"] and spec.stages["accuracy"] and spec.stages["cost"]:
+            from .mixed import mixed_search
+
+            t = time.perf_counter()
+            mixed = mixed_search(spec, store, designs, traces, executor, progress)
+            seconds["mixed"] = time.perf_counter() - t
+        store.finish_run(run_id, computed, cached)
+
+    outcome = Outcome(spec, out, points, skipped, fronts, knees, verified, mixed, search,
+                      computed, cached, failed, seconds, executor=executor.name)
+    t = time.perf_counter()
+    from . import plots, report
+
+    outcome.files.update(plots.write_plots(outcome))
+    outcome.files.update(report.write_reports(outcome))
+    seconds["report"] = time.perf_counter() - t
+    seconds["total"] = time.perf_counter() - t0
+    return outcome
+
+
+def _points(spec: Spec, store: Store, designs: Sequence[Design]) -> list[dict[str, Any]]:
+    points = []
+    for d in designs:
+        base: dict[str, Any] = {
+            "design": d, "label": d.label, "kind": d.kind, "weights": d.weights,
+            "acts": d.acts, "acc": d.acc, "params": d.params, "ident": d.ident,
+        }
+        cost: dict[str, Any] | None = None
+        errors = []
+        if spec.stages["cost"] and d.hdl is not None:
+            row = _get(store, "cost", cost_config(spec, d))
+            if row is None or row["status"] != "ok":
+                errors.append(f"cost: {row['error'] if row else 'not run'}")
+            else:
+                cost = row["result"]
+        synth = None
+        if spec.stages["synth"] != "none" and d.hdl is not None:
+            row = _get(store, "synth", {**hdl_config(d), "target": spec.stages["synth"]})
+            if row is not None and row["status"] == "ok":
+                synth = row["result"]
+            elif row is not None:
+                errors.append(f"synth: {row['error']}")
+        for w in spec.workloads["names"]:
+            p = dict(base, workload=w, cost=cost, synth=synth, accuracy=None)
+            for key in ("area_um2", "energy_pj", "delay_ns", "ice40_luts", "transistors"):
+                value = None if cost is None else cost.get(key)
+                p[key] = math.nan if value is None else float(value)
+            errs = list(errors)
+            if spec.stages["accuracy"]:
+                row = _get(store, "accuracy", accuracy_config(spec, d, w))
+                if row is None or row["status"] != "ok":
+                    errs.append(f"accuracy: {row['error'] if row else 'not run'}")
+                    p["metric"] = math.nan
+                else:
+                    p["accuracy"] = row["result"]
+                    p["metric"] = float(row["result"]["metric"])
+                    p["metric_name"] = row["result"]["metric_name"]
+            else:
+                p["metric"] = math.nan
+            p["errors"] = errs
+            p["status"] = "ok" if not errs else "failed"
+            points.append(p)
+    return points
+
+
+def _fronts(spec: Spec, points: list[dict[str, Any]]
+            ) -> tuple[dict[tuple[str, str], list[int]], dict[tuple[str, str], int | None]]:
+    fronts: dict[tuple[str, str], list[int]] = {}
+    knees: dict[tuple[str, str], int | None] = {}
+    objectives = [o for o in spec.pareto["objectives"] if o != "accuracy"]
+    for w in spec.workloads["names"]:
+        idx = [i for i, p in enumerate(points) if p["workload"] == w and p["status"] == "ok"]
+        if not idx:
+            continue
+        for cols, name in [(["metric", o], o) for o in objectives] + \
+                          [(["metric", *objectives], "nd")]:
+            senses = ["max"] + [SENSES[c] for c in cols[1:]]
+            matrix = [[_finite(points[i][c]) for c in cols] for i in idx]
+            front = non_dominated(matrix, senses)
+            fronts[(w, name)] = [idx[j] for j in front]
+            k = knee(matrix, senses)
+            knees[(w, name)] = None if k is None else idx[k]
+    return fronts, knees
+
+
+def _finite(v: Any) -> float:
+    x = float(v) if v is not None else math.nan
+    if math.isinf(x):
+        return math.copysign(1e300, x)
+    return x
+
+
+def _to_verify(spec: Spec, points: list[dict[str, Any]],
+               fronts: dict[tuple[str, str], list[int]]) -> list[Design]:
+    mode = spec.stages["verify"]
+    if mode == "none":
+        return []
+    if mode == "all":
+        idx = [i for i, p in enumerate(points) if p["design"].hdl is not None]
+    else:
+        idx = sorted({i for (w, o), f in fronts.items() if o in ("area_um2", "energy_pj")
+                      for i in f})
+    seen: dict[str, Design] = {}
+    for i in idx:
+        d = points[i]["design"]
+        if d.hdl is not None and points[i]["cost"] is not None:
+            seen.setdefault(d.ident, d)
+    return list(seen.values())
+
+
+def _write_rtl(spec: Spec, store: Store, out: Path, designs: Sequence[Design]
+               ) -> list[dict[str, Any]]:
+    rtl = out / "rtl"
+    if rtl.exists():
+        shutil.rmtree(rtl)
+    rtl.mkdir(parents=True)
+    rows = []
+    for d in designs:
+        row = _get(store, "verify", verify_config(spec, d))
+        entry: dict[str, Any] = {"design": d, "label": d.label, "ident": d.ident}
+        if row is None or row["status"] != "ok":
+            entry.update(status="error", error=row["error"] if row else "not run", file=None,
+                         vectors=0, mismatches=None)
+        else:
+            r = row["result"]
+            path = rtl / f"{d.ident}.v"
+            path.write_text(r["verilog"])
+            entry.update(status="ok" if r["mismatches"] == 0 else "mismatch",
+                         file=str(path.relative_to(out)), module=r["module"],
+                         vectors=r["vectors"], mismatches=r["mismatches"], kinds=r["kinds"],
+                         first_failures=r["first_failures"])
+        rows.append(entry)
+    return rows
+
+
+def default_jobs() -> int:
+    """CPUs this process may use."""
+    return len(os.sched_getaffinity(0))
+
+
+def stderr_is_tty() -> bool:
+    """Whether progress can be drawn."""
+    return sys.stderr.isatty()

@@ -1,0 +1,137 @@
+"""Plots of a sweep (matplotlib, Agg backend, PNG and SVG).
+
+``pareto_area``, ``pareto_energy``: one panel per workload, accuracy against area per MAC or
+energy per MAC (log axis), every point marked by its datapath kind, the front drawn as a step
+line with its points labelled ``format/datapath``, the knee circled. ``sensitivity_<workload>``:
+per-layer SQNR of every format on its FMA (or first) datapath, as a heat map.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .engine import Outcome
+
+__all__ = ["write_plots"]
+
+_MARKERS = {"fma": "o", "fma_approx": "s", "lmul": "^", "imac": "D", "bitserial": "P",
+            "lut": "X"}
+_UNITS = {"area_um2": "area per MAC/cycle (um^2, 45 nm)", "energy_pj": "energy per MAC (pJ)"}
+_METRIC = {"accuracy": "test accuracy (fraction)", "spearman": "Spearman correlation",
+           "sqnr_db": "pooled output SQNR (dB)"}
+
+
+def _metric_label(points: list[dict[str, Any]]) -> str:
+    names = {p.get("metric_name") for p in points if p.get("metric_name")}
+    return _METRIC.get(str(next(iter(names))), str(names)) if len(names) == 1 \
+        else "accuracy metric"
+
+
+def write_plots(outcome: Outcome) -> dict[str, str]:
+    """Write every plot of ``outcome`` into its output folder; return name -> file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    files = {}
+    for objective, name in (("area_um2", "pareto_area"), ("energy_pj", "pareto_energy")):
+        files[name] = _pareto(outcome, objective, outcome.out_dir / name)
+    for w in outcome.spec.workloads["names"]:
+        path = _heatmap(outcome, w, outcome.out_dir / f"sensitivity_{w}")
+        if path:
+            files[f"sensitivity_{w}"] = path
+    return files
+
+
+def _save(fig: Any, stem: Path) -> str:
+    fig.savefig(stem.with_suffix(".png"), dpi=120)
+    fig.savefig(stem.with_suffix(".svg"), metadata={"Date": None})
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return stem.with_suffix(".png").name
+
+
+def _pareto(outcome: Outcome, objective: str, stem: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    workloads = outcome.spec.workloads["names"]
+    fig, axes = plt.subplots(1, len(workloads), figsize=(7.5 * len(workloads), 6), squeeze=False)
+    for ax, w in zip(axes[0], workloads, strict=True):
+        pts = [(i, p) for i, p in enumerate(outcome.points)
+               if p["workload"] == w and p["status"] == "ok"
+               and math.isfinite(p[objective]) and not math.isnan(p["metric"])]
+        finite = [p["metric"] for _, p in pts if math.isfinite(p["metric"])]
+        top = max(finite) if finite else 1.0
+        cap = top + 0.1 * (abs(top) + 1) if finite else 1.0
+
+        def y(v: float, cap: float = cap) -> float:
+            return cap if v > cap else v
+
+        for kind, marker in _MARKERS.items():
+            sel = [p for _, p in pts if p["kind"] == kind]
+            if sel:
+                ax.scatter([p[objective] for p in sel], [y(p["metric"]) for p in sel],
+                           marker=marker, s=36, alpha=0.55, label=kind, color="0.45")
+        front = sorted(outcome.fronts.get((w, objective), []),
+                       key=lambda i: outcome.points[i][objective])
+        if front:
+            xs = [outcome.points[i][objective] for i in front]
+            ys = [y(outcome.points[i]["metric"]) for i in front]
+            ax.step(xs, ys, where="post", color="tab:red", lw=1.5, label="Pareto front")
+            ax.scatter(xs, ys, color="tab:red", s=50, zorder=3)
+            for i, xv, yv in zip(front, xs, ys, strict=True):
+                ax.annotate(outcome.points[i]["label"], (xv, yv), textcoords="offset points",
+                            xytext=(5, -10), fontsize=7, color="tab:red")
+        k = outcome.knees.get((w, objective))
+        if k is not None:
+            p = outcome.points[k]
+            ax.scatter([p[objective]], [y(p["metric"])], s=220, facecolors="none",
+                       edgecolors="tab:blue", lw=2, zorder=4, label="knee")
+        ax.set_xscale("log")
+        ax.set_xlabel(_UNITS[objective])
+        ax.set_ylabel(_metric_label([p for _, p in pts]) +
+                      (" (exact shown at the top)" if any(math.isinf(p["metric"])
+                                                           for _, p in pts) else ""))
+        ax.set_title(f"{w}: accuracy vs {objective.split('_')[0]}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return _save(fig, stem)
+
+
+def _heatmap(outcome: Outcome, workload: str, stem: Path) -> str | None:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    columns: dict[str, dict[str, Any]] = {}
+    for p in outcome.points:
+        if p["workload"] != workload or p["accuracy"] is None:
+            continue
+        name = p["weights"] if p["weights"] == p["acts"] else f"{p['weights']}x{p['acts']}"
+        prefer = p["kind"] == "fma" and not p["params"].get("stages")
+        if name not in columns or prefer:
+            columns[name] = p
+    if not columns:
+        return None
+    names = list(columns)
+    layers = [ly["name"] for ly in columns[names[0]]["accuracy"]["layers"]]
+    grid = np.full((len(layers), len(names)), np.nan)
+    for j, n in enumerate(names):
+        for i, ly in enumerate(columns[n]["accuracy"]["layers"][:len(layers)]):
+            v = ly["sqnr_db"]
+            grid[i, j] = np.nan if v is None else v
+    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(names) + 2), max(3, 0.3 * len(layers) + 2)))
+    shown = np.clip(grid, -10, 100)
+    im = ax.imshow(shown, aspect="auto", cmap="viridis")
+    ax.set_xticks(range(len(names)), [f"{n}/{columns[n]['kind']}" for n in names],
+                  rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(layers)), layers, fontsize=7)
+    ax.set_xlabel("format / datapath")
+    ax.set_ylabel("layer (GEMM)")
+    ax.set_title(f"{workload}: per-layer output SQNR (dB; blank = exact or not finite)")
+    fig.colorbar(im, ax=ax, label="SQNR (dB)")
+    fig.tight_layout()
+    return _save(fig, stem)

@@ -1,0 +1,185 @@
+"""``report.md`` and ``report.html`` of a sweep: the same blocks (headings, text, tables, plots)
+rendered twice."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .engine import Outcome
+
+__all__ = ["point_row", "write_reports"]
+
+Block = tuple[str, Any]
+
+
+def _num(v: Any, spec: str = ".4g") -> str:
+    if v is None:
+        return "-"
+    x = float(v)
+    if math.isnan(x):
+        return "-"
+    if math.isinf(x):
+        return "exact" if x > 0 else "-inf"
+    return format(x, spec)
+
+
+POINT_HEADERS = ["design", "workload", "metric", "area um2/MAC", "energy pJ/MAC", "delay ns",
+                 "iCE40 LUTs/MAC"]
+
+
+def point_row(p: dict[str, Any]) -> list[str]:
+    """Cells of one point for the tables."""
+    return [p["label"], p["workload"], _num(p["metric"]), _num(p["area_um2"], ",.0f"),
+            _num(p["energy_pj"], ".3f"), _num(p["delay_ns"], ".2f"),
+            _num(p["ice40_luts"], ",.0f")]
+
+
+def _blocks(o: Outcome) -> list[Block]:
+    spec = o.spec
+    b: list[Block] = [("h1", f"arithforge explore: {spec.name}")]
+    n_ok = sum(p["status"] == "ok" for p in o.points)
+    designs = len({p["ident"] for p in o.points})
+    b.append(("p", f"Spec `{spec.source}`; {designs} designs x {len(spec.workloads['names'])} "
+                   f"workloads ({', '.join(spec.workloads['names'])}) = {len(o.points)} points, "
+                   f"{n_ok} complete; {len(o.skipped)} combinations skipped (reasons below). "
+                   f"Tasks: {o.computed} computed by this run, {o.cached} found in "
+                   f"`results.sqlite`, {o.failed} failed. Executor: {o.executor}. Wall time: "
+                   + ", ".join(f"{k} {v:.1f} s" for k, v in o.seconds.items()) + "."))
+    b.append(("p", ("Accuracy metric: the workload's end metric when it has one (digits-cnn: "
+                   "test accuracy; minilm: Spearman correlation), else the pooled output SQNR in "
+                   "dB over every traced GEMM (synthetic). Cost: the analytical model "
+                   "(`arithforge cost`, 45 nm, calibrated against Yosys), per MAC: multi-MAC "
+                   "datapaths (bit-serial PE, LUT core) divide area by their MACs per cycle and "
+                   "energy by their MACs per operation.")))
+    for w in spec.workloads["names"]:
+        b.append(("h2", f"Pareto fronts: {w}"))
+        for obj, title in (("area_um2", "accuracy vs area"), ("energy_pj", "accuracy vs energy"),
+                           ("nd", "all objectives: " + ", ".join(spec.pareto["objectives"]))):
+            front = o.fronts.get((w, obj), [])
+            k = o.knees.get((w, obj))
+            rows = [point_row(o.points[i]) + ["knee" if i == k else ""]
+                    for i in sorted(front, key=lambda i: -_sortable(o.points[i]["metric"]))]
+            b.append(("h3", f"{title} ({len(front)} designs)"))
+            b.append(("table", (POINT_HEADERS + ["knee"], rows)))
+    b.append(("h2", "Plots"))
+    for name, file in o.files.items():
+        if name.startswith(("pareto", "sensitivity")):
+            b.append(("img", (name, file)))
+    b.append(("h2", "Verified RTL (rtl/)"))
+    if o.verified:
+        b.append(("p", ("Every design on an accuracy-vs-area or accuracy-vs-energy front, exported "
+                       "to Verilog and run through the Verilator batch harness "
+                       "(`arithforge verify`) on corner and random vectors against "
+                       "`reference()`, comparing result codes bit for bit.")))
+        rows = [[v["label"], v["file"] or "-", str(v["vectors"]),
+                 "-" if v["mismatches"] is None else str(v["mismatches"]),
+                 v["status"] if v["status"] != "error" else f"error: {v['error']}"]
+                for v in o.verified]
+        b.append(("table", (["design", "file", "vectors", "mismatches", "status"], rows)))
+    else:
+        b.append(("p", f"No design verified (stages.verify = {spec.stages['verify']!r})."))
+    if o.mixed is not None:
+        b += _mixed_blocks(o.mixed)
+    if o.search is not None:
+        b.append(("h2", "NSGA-II search"))
+        b.append(("p", o.search["summary"]))
+    b.append(("h2", "Skipped combinations"))
+    groups: dict[str, list[str]] = defaultdict(list)
+    for s in o.skipped:
+        name = s.weights if s.weights == s.acts else f"{s.weights}x{s.acts}"
+        groups[s.reason].append(f"{name}/{s.kind} acc {s.acc}")
+    rows = [[reason, str(len(ex)), ", ".join(sorted(set(ex))[:6]) +
+             (" ..." if len(set(ex)) > 6 else "")] for reason, ex in groups.items()]
+    b.append(("table", (["reason", "count", "examples"], rows)))
+    failed = [p for p in o.points if p["status"] != "ok"]
+    if failed:
+        b.append(("h2", "Failed points"))
+        b.append(("table", (["design", "workload", "error"],
+                            [[p["label"], p["workload"], "; ".join(p["errors"])]
+                             for p in failed])))
+    b.append(("h2", "All points"))
+    b.append(("table", (POINT_HEADERS, [point_row(p) for p in o.points])))
+    notes = sorted({n for p in o.points for n in p["design"].notes})
+    if notes:
+        b.append(("h2", "Notes"))
+        for n in notes:
+            b.append(("p", n))
+    return b
+
+
+def _mixed_blocks(m: dict[str, Any]) -> list[Block]:
+    b: list[Block] = [("h2", f"Per-layer mixed formats: {m['workload']} on {m['datapath']}")]
+    b.append(("p", m["summary"]))
+    rows = [[", ".join(f"{ly}={f}" for ly, f in s["assignment"].items()), _num(s["sqnr_db"]),
+             _num(s["area_um2"], ",.0f"), _num(s["energy_pj"], ".3f"), s.get("note", "")]
+            for s in m["solutions"]]
+    b.append(("table", (["assignment (layer=format)", "est. SQNR dB", "area um2",
+                         "energy pJ/inference-MAC", "note"], rows)))
+    return b
+
+
+def _sortable(v: float) -> float:
+    return -1e300 if math.isnan(v) else v
+
+
+def _md(blocks: list[Block]) -> str:
+    out = []
+    for kind, value in blocks:
+        if kind in ("h1", "h2", "h3"):
+            out.append("#" * int(kind[1]) + " " + value + "\n")
+        elif kind == "p":
+            out.append(value + "\n")
+        elif kind == "img":
+            out.append(f"![{value[0]}]({value[1]})\n")
+        elif kind == "table":
+            headers, rows = value
+            if not rows:
+                out.append("(none)\n")
+                continue
+            cells = [headers, *rows]
+            out.append("\n".join("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
+                                 for row in cells[:1] + [["---"] * len(headers)] + cells[1:])
+                       + "\n")
+    return "\n".join(out)
+
+
+def _html(blocks: list[Block], title: str) -> str:
+    out = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>",
+           f"<title>{html.escape(title)}</title>",
+           ("<style>body{font-family:sans-serif;max-width:1400px;margin:2em auto}"
+           "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
+           "padding:2px 6px}th{background:#eee}img{max-width:100%}</style></head><body>")]
+    for kind, value in blocks:
+        if kind in ("h1", "h2", "h3"):
+            out.append(f"<{kind}>{html.escape(value)}</{kind}>")
+        elif kind == "p":
+            out.append(f"<p>{html.escape(value)}</p>")
+        elif kind == "img":
+            out.append(f"<p><img src='{html.escape(value[1])}' alt='{html.escape(value[0])}'>"
+                       "</p>")
+        elif kind == "table":
+            headers, rows = value
+            if not rows:
+                out.append("<p>(none)</p>")
+                continue
+            out.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+                       + "</tr>")
+            for row in rows:
+                out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row)
+                           + "</tr>")
+            out.append("</table>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def write_reports(outcome: Outcome) -> dict[str, str]:
+    """Write ``report.md`` and ``report.html``; return name -> file."""
+    blocks = _blocks(outcome)
+    (outcome.out_dir / "report.md").write_text(_md(blocks))
+    (outcome.out_dir / "report.html").write_text(
+        _html(blocks, f"arithforge explore: {outcome.spec.name}"))
+    return {"report_md": "report.md", "report_html": "report.html"}

@@ -1,0 +1,453 @@
+"""Sweep specifications: a TOML file, validated key by key, with errors that name the line.
+
+A spec says which formats (weights, activations, accumulators), which datapaths and parameter
+values, which workloads, and which stages (accuracy, analytical cost, synthesis, verification) to
+run per point. ``docs/explore.md`` documents every key; :data:`DEFAULT_SPEC` is the built-in one
+``arithforge explore`` runs without ``--spec``.
+
+``tomllib`` reports no positions for values, so :func:`key_lines` scans the text for table
+headers and ``key =`` lines to point an error at its line: ``spec.toml:12: [datapaths.fma] ...``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._errors import ArithforgeError
+
+__all__ = ["DATAPATH_KINDS", "DEFAULT_SPEC", "Spec", "SpecError", "key_lines", "load_spec",
+           "parse_spec"]
+
+
+class SpecError(ArithforgeError):
+    """A sweep spec that does not validate; the message names the file, line and key."""
+
+
+#: DSE datapath kinds and the parameters each sweeps (a scalar or a list of values).
+DATAPATH_KINDS: dict[str, dict[str, Any]] = {
+    "fma": {"rounding": ["rne"], "stages": [0]},
+    "fma_approx": {"window": [4], "rounding": ["rne"], "stages": [0]},
+    "lmul": {"form": ["int"], "stages": [0]},
+    "imac": {"stages": [0], "saturate": [False]},
+    "bitserial": {"types": ["bitmod4"], "acts": ["float16"], "group": [8]},
+    "lut": {"tile": ["2x4"], "group": [4], "entry": ["float16"]},
+}
+
+_TOP_KEYS = {"name", "seed", "formats", "datapaths", "workloads", "stages", "verify", "cost",
+             "pareto", "search", "mixed"}
+_SECTION_KEYS: dict[str, dict[str, Any]] = {
+    "formats": {"weights": None, "activations": "same", "accumulators": ["float32", "int32"]},
+    "datapaths": {"enabled": list(DATAPATH_KINDS)},
+    "workloads": {"names": ["synthetic", "digits-cnn"], "scaling": "auto", "max_rows": 64,
+                  "max_cols": None, "end_metric": True, "seed": 0},
+    "stages": {"accuracy": True, "cost": True, "synth": "none", "verify": "pareto"},
+    "verify": {"random": 10000, "corner": True, "lanes": 1, "seed": 0},
+    "cost": {"tech": None, "node": None, "calibrated": True},
+    "pareto": {"objectives": ["accuracy", "area_um2", "energy_pj", "delay_ns", "ice40_luts"]},
+    "search": {"method": "grid", "workload": None, "population": 16, "generations": 4,
+               "seed": 0},
+    "mixed": {"enabled": False, "workload": "digits-cnn", "datapath": "fma", "formats": None,
+              "area_budget_um2": None, "population": 24, "generations": 15, "seed": 0},
+}
+SCALINGS = ("auto", "none", "per-tensor", "per-channel", "per-block")
+OBJECTIVES = ("accuracy", "area_um2", "energy_pj", "delay_ns", "ice40_luts", "transistors")
+_ROUNDINGS = ("rne", "rtz", "rna", "rup", "rdn", "stochastic")
+
+DEFAULT_SPEC = """\
+# The built-in sweep of `arithforge explore` (docs/explore.md documents every key).
+name = "default"
+
+[formats]
+weights = ["float32", "bfloat16", "float16", "float8_e5m2", "float8_e4m3fn", "float8_e3m4",
+           "float6_e3m2fn", "float6_e2m3fn", "float4_e2m1fn", "int8", "int4",
+           "mxfp8_e4m3", "mxfp6_e3m2", "mxfp4_e2m1", "posit8_1", "posit16_1"]
+activations = "same"          # each weight format with the same activation format
+accumulators = ["float32", "int32"]
+
+[datapaths]
+enabled = ["fma", "fma_approx", "lmul", "bitserial", "lut", "imac"]
+
+[datapaths.fma]
+rounding = "rne"
+stages = 0
+
+[datapaths.fma_approx]
+window = 4                    # normalization window W (arXiv 2408.11997)
+rounding = "rne"
+stages = 0
+
+[datapaths.lmul]
+form = "int"
+stages = 0
+
+[datapaths.imac]
+stages = 0
+
+[datapaths.bitserial]
+types = "bitmod4"             # BitMoD weight family (formats.bitmod.FAMILIES)
+acts = "float16"
+group = 8                     # weights per scale group = PE lanes
+
+[datapaths.lut]
+tile = "2x4"                  # M x N tile of the LUT tensor core
+group = 4                     # activations per table, K
+entry = "float16"             # activation and table entry format
+
+[workloads]
+names = ["synthetic", "digits-cnn"]
+scaling = "auto"
+max_rows = 64
+end_metric = true
+
+[stages]
+accuracy = true
+cost = true
+synth = "none"
+verify = "pareto"
+
+[verify]
+random = 10000
+corner = true
+
+[pareto]
+objectives = ["accuracy", "area_um2", "energy_pj", "delay_ns", "ice40_luts"]
+
+[mixed]
+enabled = true
+workload = "digits-cnn"
+datapath = "fma"
+formats = ["float16", "float8_e4m3fn", "float8_e5m2", "float6_e2m3fn", "float4_e2m1fn"]
+"""
+
+
+def key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Map every table and key path of a TOML text to its 1-based line.
+
+    Handles ``[table]`` and ``[[array]]`` headers, dotted and quoted keys; the first occurrence
+    wins. Values spanning lines (arrays) keep the line of their key.
+    """
+    lines: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    depth = 0  # open brackets of a multi-line value
+    header = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+    assign = re.compile(r"^\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')"
+                        r"(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*=")
+    for number, line in enumerate(text.splitlines(), 1):
+        if depth > 0:
+            depth += _bracket_balance(line)
+            continue
+        m = header.match(line)
+        if m:
+            table = _split_key(m.group(1))
+            lines.setdefault(table, number)
+            continue
+        m = assign.match(line)
+        if m:
+            path = table + _split_key(m.group(1))
+            lines.setdefault(path, number)
+            depth = max(0, _bracket_balance(line[m.end():]))
+    return lines
+
+
+def _bracket_balance(text: str) -> int:
+    text = re.sub(r"\"[^\"]*\"|'[^']*'|#.*", "", text)
+    return text.count("[") + text.count("{") - text.count("]") - text.count("}")
+
+
+def _split_key(key: str) -> tuple[str, ...]:
+    parts = re.findall(r"\"([^\"]*)\"|'([^']*)'|([A-Za-z0-9_-]+)", key)
+    return tuple(next(p for p in group if p) if any(group) else "" for group in parts)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated sweep spec, every section with its defaults filled in.
+
+    Members
+    -------
+    name : str
+    seed : int
+    formats, datapaths, workloads, stages, verify, cost, pareto, search, mixed : dict
+        The sections (``docs/explore.md``); ``datapaths`` holds ``enabled`` and one dict of
+        parameter lists per enabled kind.
+    source : str
+        Where the spec came from (a path or ``<default>``).
+    text : str
+        The TOML text.
+    """
+
+    name: str
+    seed: int
+    formats: dict[str, Any]
+    datapaths: dict[str, Any]
+    workloads: dict[str, Any]
+    stages: dict[str, Any]
+    verify: dict[str, Any]
+    cost: dict[str, Any]
+    pareto: dict[str, Any]
+    search: dict[str, Any]
+    mixed: dict[str, Any]
+    source: str = "<default>"
+    text: str = field(default="", repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the spec as plain data (without its text)."""
+        return {k: getattr(self, k) for k in ("name", "seed", "formats", "datapaths",
+                                               "workloads", "stages", "verify", "cost",
+                                               "pareto", "search", "mixed", "source")}
+
+
+class _Checker:
+    def __init__(self, source: str, text: str) -> None:
+        self.source = source
+        self.lines = key_lines(text)
+
+    def fail(self, path: tuple[str, ...], message: str) -> SpecError:
+        line = None
+        for k in range(len(path), 0, -1):
+            line = self.lines.get(path[:k])
+            if line is not None:
+                break
+        where = f"{self.source}:{line}" if line is not None else self.source
+        table = ".".join(path[:-1])
+        key = f"[{table}] {path[-1]}" if table else path[-1] if path else "spec"
+        return SpecError(f"{where}: {key}: {message}")
+
+    def unknown(self, path: tuple[str, ...], known: Any) -> SpecError:
+        close = difflib.get_close_matches(path[-1], list(known), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return self.fail(path, f"unknown key{hint}; known keys: {', '.join(known)}")
+
+    def table(self, path: tuple[str, ...], value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"must be a table, not {value!r}")
+        return value
+
+    def listof(self, path: tuple[str, ...], value: Any, kind: type | tuple[type, ...],
+               what: str, *, empty: bool = False) -> list[Any]:
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
+                raise self.fail(path, f"must be {what} or a list of them, not {v!r}")
+        if not values and not empty:
+            raise self.fail(path, "must not be empty")
+        return values
+
+    def scalar(self, path: tuple[str, ...], value: Any, kind: type | tuple[type, ...],
+               what: str) -> Any:
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.fail(path, f"must be {what}, not {value!r}")
+        return value
+
+    def choice(self, path: tuple[str, ...], value: Any, choices: Any) -> Any:
+        if value not in choices:
+            raise self.fail(path, f"must be one of {', '.join(map(str, choices))}, "
+                                  f"not {value!r}")
+        return value
+
+
+def _format_names(check: _Checker, path: tuple[str, ...], value: Any) -> list[str]:
+    from ..formats import get_format
+
+    names = check.listof(path, value, str, "a format name")
+    for n in names:
+        try:
+            get_format(n)
+        except ValueError as exc:
+            raise check.fail(path, str(exc).split("\n")[0]) from None
+    return names
+
+
+def _section(check: _Checker, data: Mapping[str, Any], name: str) -> dict[str, Any]:
+    given = check.table((name,), data.get(name, {}))
+    known = _SECTION_KEYS[name]
+    for key in given:
+        if key not in known and not (name == "datapaths" and key in DATAPATH_KINDS):
+            raise check.unknown((name, key), [*known, *(DATAPATH_KINDS if name == "datapaths"
+                                                        else ())])
+    return {**{k: v for k, v in known.items()}, **given}
+
+
+def parse_spec(text: str, source: str = "<spec>") -> Spec:
+    """Parse and validate a TOML sweep spec.
+
+    Raises
+    ------
+    SpecError
+        One line naming ``source``, the line, the key and what is wrong.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{source}: not valid TOML: {exc}") from None
+    check = _Checker(source, text)
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise check.unknown((key,), sorted(_TOP_KEYS))
+    name = check.scalar(("name",), data.get("name", Path(source).stem), str, "a string")
+    seed = check.scalar(("seed",), data.get("seed", 0), int, "an integer")
+
+    fm = _section(check, data, "formats")
+    if fm["weights"] is None:
+        raise check.fail(("formats", "weights"), "is required: a list of format names")
+    fm["weights"] = _format_names(check, ("formats", "weights"), fm["weights"])
+    if fm["activations"] != "same":
+        fm["activations"] = _format_names(check, ("formats", "activations"), fm["activations"])
+    fm["accumulators"] = _format_names(check, ("formats", "accumulators"), fm["accumulators"])
+
+    dp = _section(check, data, "datapaths")
+    enabled = check.listof(("datapaths", "enabled"), dp["enabled"], str, "a datapath kind")
+    for kind in enabled:
+        check.choice(("datapaths", "enabled"), kind, list(DATAPATH_KINDS))
+    datapaths: dict[str, Any] = {"enabled": enabled}
+    for kind in DATAPATH_KINDS:
+        given = check.table(("datapaths", kind), dp.get(kind, {}))
+        params = dict(DATAPATH_KINDS[kind])
+        for key, value in given.items():
+            path = ("datapaths", kind, key)
+            if key not in params:
+                raise check.unknown(path, list(params))
+            params[key] = _param_values(check, path, key, value)
+        datapaths[kind] = params
+
+    wl = _section(check, data, "workloads")
+    from ..workloads import WORKLOADS
+
+    for w in check.listof(("workloads", "names"), wl["names"], str, "a workload name"):
+        check.choice(("workloads", "names"), w, list(WORKLOADS))
+    wl["names"] = check.listof(("workloads", "names"), wl["names"], str, "a workload name")
+    check.choice(("workloads", "scaling"), wl["scaling"], SCALINGS)
+    for key in ("max_rows", "max_cols"):
+        if wl[key] is not None and wl[key] != 0:
+            if check.scalar(("workloads", key), wl[key], int, "a positive integer") < 1:
+                raise check.fail(("workloads", key), f"must be positive, not {wl[key]!r}")
+        else:
+            wl[key] = None
+    check.scalar(("workloads", "end_metric"), wl["end_metric"], bool, "true or false")
+    check.scalar(("workloads", "seed"), wl["seed"], int, "an integer")
+
+    st = _section(check, data, "stages")
+    check.scalar(("stages", "accuracy"), st["accuracy"], bool, "true or false")
+    check.scalar(("stages", "cost"), st["cost"], bool, "true or false")
+    check.choice(("stages", "synth"), st["synth"], ("none", "cmos", "ice40", "ecp5"))
+    check.choice(("stages", "verify"), st["verify"], ("none", "pareto", "all"))
+    if st["verify"] != "none" and not st["cost"]:
+        raise check.fail(("stages", "verify"), "needs cost = true (designs are chosen by cost)")
+
+    vf = _section(check, data, "verify")
+    for key in ("random", "lanes", "seed"):
+        check.scalar(("verify", key), vf[key], int, "an integer")
+    if vf["random"] < 0 or vf["lanes"] < 1:
+        raise check.fail(("verify", "random" if vf["random"] < 0 else "lanes"),
+                         "must be positive")
+    check.scalar(("verify", "corner"), vf["corner"], bool, "true or false")
+    if vf["random"] == 0 and not vf["corner"]:
+        raise check.fail(("verify", "random"), "and corner = false leave no vector to verify")
+
+    co = _section(check, data, "cost")
+    if co["tech"] is not None:
+        check.scalar(("cost", "tech"), co["tech"], str, "a path")
+    if co["node"] is not None:
+        check.choice(("cost", "node"), co["node"], (45, 28, 16, 7))
+    check.scalar(("cost", "calibrated"), co["calibrated"], bool, "true or false")
+
+    pa = _section(check, data, "pareto")
+    objectives = check.listof(("pareto", "objectives"), pa["objectives"], str, "an objective")
+    for o in objectives:
+        check.choice(("pareto", "objectives"), o, OBJECTIVES)
+    if "accuracy" not in objectives or len(objectives) < 2:
+        raise check.fail(("pareto", "objectives"), "must hold accuracy and at least one cost")
+
+    se = _section(check, data, "search")
+    check.choice(("search", "method"), se["method"], ("grid", "nsga2"))
+    for key in ("population", "generations", "seed"):
+        if check.scalar(("search", key), se[key], int, "an integer") < (1 if key != "seed"
+                                                                        else 0):
+            raise check.fail(("search", key), f"must be positive, not {se[key]!r}")
+    if se["workload"] is not None and se["workload"] not in wl["names"]:
+        raise check.fail(("search", "workload"), f"must be one of [workloads] names "
+                                                 f"({', '.join(wl['names'])}), not "
+                                                 f"{se['workload']!r}")
+
+    mx = _section(check, data, "mixed")
+    check.scalar(("mixed", "enabled"), mx["enabled"], bool, "true or false")
+    if mx["enabled"]:
+        if mx["workload"] not in wl["names"]:
+            raise check.fail(("mixed", "workload"), f"must be one of [workloads] names "
+                                                    f"({', '.join(wl['names'])}), not "
+                                                    f"{mx['workload']!r}")
+        check.choice(("mixed", "datapath"), mx["datapath"], ("fma", "fma_approx", "lmul",
+                                                              "imac"))
+        mx["formats"] = _format_names(check, ("mixed", "formats"),
+                                      mx["formats"] if mx["formats"] is not None
+                                      else fm["weights"])
+        if len(mx["formats"]) < 2:
+            raise check.fail(("mixed", "formats"), "needs at least two formats to mix")
+        if mx["area_budget_um2"] is not None:
+            budget = check.scalar(("mixed", "area_budget_um2"), mx["area_budget_um2"],
+                                  (int, float), "a number")
+            if budget <= 0:
+                raise check.fail(("mixed", "area_budget_um2"), f"must be positive, not {budget}")
+        for key in ("population", "generations", "seed"):
+            check.scalar(("mixed", key), mx[key], int, "an integer")
+    return Spec(name, seed, fm, datapaths, wl, st, vf, co, pa, se, mx, source, text)
+
+
+def _param_values(check: _Checker, path: tuple[str, ...], key: str, value: Any) -> list[Any]:
+    kind = path[1]
+    if key in ("stages", "window", "group"):
+        values = check.listof(path, value, int, "an integer")
+        low = 0 if key == "stages" else 1
+        for v in values:
+            if v < low:
+                raise check.fail(path, f"must be at least {low}, not {v!r}")
+        return values
+    if key == "rounding":
+        values = check.listof(path, value, str, "a rounding mode")
+        for v in values:
+            check.choice(path, v, _ROUNDINGS)
+        return values
+    if key == "form":
+        values = check.listof(path, value, str, "'int' or 'equation'")
+        for v in values:
+            check.choice(path, v, ("int", "equation"))
+        return values
+    if key == "saturate":
+        return check.listof(path, value, bool, "true or false")
+    if key == "types":
+        from ..formats.bitmod import FAMILIES
+
+        values = check.listof(path, value, str, "a BitMoD family name")
+        for v in values:
+            check.choice(path, v, list(FAMILIES))
+        return values
+    if key in ("acts", "entry"):
+        values = check.listof(path, value, str, "a format name")
+        for v in values:
+            check.choice(path, v, ("float16", "bfloat16", "int8"))
+        return values
+    if key == "tile":
+        values = check.listof(path, value, str, "a tile 'MxN'")
+        for v in values:
+            if not re.fullmatch(r"[1-9][0-9]*x[1-9][0-9]*", v):
+                raise check.fail(path, f"must be a tile 'MxN' such as '2x4', not {v!r}")
+        return values
+    raise check.fail(path, f"is not a parameter of {kind}")  # pragma: no cover
+
+
+def load_spec(path: str | Path | None) -> Spec:
+    """Load the spec at ``path``, or the built-in default when ``path`` is None."""
+    if path is None:
+        return parse_spec(DEFAULT_SPEC, "<default>")
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"cannot read spec {str(p)!r}: {exc.strerror}") from None
+    return parse_spec(text, str(p))

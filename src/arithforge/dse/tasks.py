@@ -1,0 +1,167 @@
+"""The work of one sweep point, stage by stage, as plain functions a worker process runs.
+
+Each task is ``(stage, config)``: a JSON-ready configuration, hashed with the code version of the
+stage into the task's key (:func:`task_key`), and ``runtime`` arguments that do not change the
+result (where the trace lives). :func:`run_task` returns a JSON-ready result or raises.
+
+Stages
+------
+``accuracy``
+    :func:`arithforge.workloads.evaluate.evaluate` of a design's numeric model on a workload.
+``cost``
+    The analytical estimate (:func:`arithforge.costmodel.estimate`) of the design's
+    ``structure()``, normalized per MAC for multi-MAC datapaths.
+``synth``
+    Yosys (:func:`arithforge.costmodel.synth.synth_datapath`), cached by the cost model too.
+``verify``
+    The Verilog (:func:`arithforge.sim.export.to_verilog`) and the Verilator batch harness on
+    corner and random vectors against ``reference()`` (:func:`arithforge.sim.harness.verify`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+
+__all__ = ["STAGES", "canonical", "code_version", "run_task", "task_key"]
+
+STAGES = ("accuracy", "cost", "synth", "verify")
+
+#: Packages whose source decides each stage's results.
+_STAGE_PACKAGES = {
+    "accuracy": ("formats", "workloads", "dse/models.py", "dse/tasks.py"),
+    "cost": ("formats", "hdl", "costmodel", "dse/tasks.py"),
+    "synth": ("formats", "hdl", "costmodel", "sim/export.py", "dse/tasks.py"),
+    "verify": ("formats", "hdl", "sim", "dse/tasks.py"),
+}
+
+
+def canonical(value: Any) -> str:
+    """Canonical JSON: sorted keys, no spaces; the hashed form of a configuration."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+@cache
+def code_version(stage: str) -> str:
+    """Version of the code a stage runs: the package version and a hash of its sources."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256(__version__.encode())
+    for entry in _STAGE_PACKAGES[stage]:
+        path = root / entry
+        files = sorted(path.rglob("*")) if path.is_dir() else [path]
+        for f in files:
+            if f.is_file() and f.suffix in (".py", ".toml", ".json", ".txt", ".tsv", ".v"):
+                digest.update(str(f.relative_to(root)).encode())
+                digest.update(f.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:12]}"
+
+
+def task_key(stage: str, config: dict[str, Any]) -> str:
+    """Content hash of a task: its stage, configuration and the stage's code version."""
+    text = canonical({"stage": stage, "config": config, "code": code_version(stage)})
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run_task(stage: str, config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Any]:
+    """Run one task; return its JSON-ready result (raises on failure)."""
+    start = time.perf_counter()
+    out = _RUNNERS[stage](config, runtime)
+    out["seconds"] = round(time.perf_counter() - start, 3)
+    return out
+
+
+def _accuracy(config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Any]:
+    from ..workloads.evaluate import evaluate
+    from . import models
+
+    models.register()
+    model = dict(config["model"])
+    r = evaluate(runtime["trace"], model.pop("weights"), model.pop("acts"),
+                 model.pop("datapath"), model.pop("acc"),
+                 end_metric=bool(config["end_metric"]), max_rows=config["max_rows"],
+                 max_cols=config["max_cols"], seed=int(config["seed"]), **model)
+    summary = r["summary"]
+    end = r["end_metric"]
+    pooled = summary["sqnr_db_pooled"]
+    if pooled is None and summary["nonfinite"] == 0:
+        pooled = math.inf  # every output exact
+    if end is not None:
+        metric, name = end["value"], end["name"]
+    else:
+        metric, name = pooled, "sqnr_db"
+    if metric is None:
+        metric = -math.inf if name == "sqnr_db" else 0.0
+    return {
+        "metric": metric, "metric_name": name, "sqnr_db_pooled": pooled,
+        "sqnr_db_mean": summary["sqnr_db_mean"], "nonfinite": summary["nonfinite"],
+        "end_metric": end,
+        "layers": [{"name": ly["name"], "M": ly["M"], "N": ly["N"], "K": ly["K"],
+                    "sqnr_db": ly["sqnr_db"], "rel_err": ly["rel_err"]} for ly in r["layers"]],
+        "notes": r["notes"],
+    }
+
+
+def _build(config: dict[str, Any]) -> Any:
+    from ..hdl.registry import build
+
+    return build(config["hdl"], **config["params"])
+
+
+def _cost(config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Any]:
+    from ..costmodel import estimate, load_tech
+
+    dp = _build(config)
+    tech = load_tech(config["tech"], calibration=bool(config["calibrated"]),
+                     node_nm=config["node"])
+    est = estimate(dp.structure(), tech)
+    ii = int(getattr(dp, "initiation_interval", 1))
+    macs = int(config["macs"])
+    per = ii / macs  # cycles per MAC
+    luts = est.ice40_luts
+    return {
+        "area_um2": est.area_um2 * per, "energy_pj": est.energy_pj / macs,
+        "delay_ns": est.delay_ns, "transistors": est.transistors * per,
+        "ice40_luts": None if luts is None else luts * per,
+        "area_um2_total": est.area_um2, "energy_pj_op": est.energy_pj,
+        "latency": int(dp.latency), "ii": ii, "macs": macs, "tech": est.tech,
+    }
+
+
+def _synth(config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Any]:
+    from ..costmodel.synth import synth_datapath
+
+    dp = _build(config)
+    result: dict[str, Any] = synth_datapath(dp, config["target"]).as_dict()
+    return result
+
+
+def _verify(config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Any]:
+    from ..sim import export, harness
+
+    dp = _build(config)
+    module = export.module_name(config["name"])
+    verilog = export.to_verilog(dp, module)
+    runs = []
+    if config["corner"]:
+        runs.append(harness.verify(dp, "corner", int(config["corner_n"]), seed=int(config["seed"]),
+                                   lanes=int(config["lanes"])))
+    if config["random"]:
+        runs.append(harness.verify(dp, "random", int(config["random"]),
+                                   seed=int(config["seed"]), lanes=int(config["lanes"])))
+    failures = [f for r in runs for f in r.as_dict()["first_failures"]]
+    return {
+        "module": module, "verilog": verilog,
+        "vectors": sum(r.vectors for r in runs), "mismatches": sum(r.mismatches for r in runs),
+        "kinds": {r.kind: r.vectors for r in runs}, "first_failures": failures[:10],
+        "compile_s": round(sum(r.compile_s for r in runs), 3),
+    }
+
+
+_RUNNERS = {"accuracy": _accuracy, "cost": _cost, "synth": _synth, "verify": _verify}

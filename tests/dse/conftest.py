@@ -1,0 +1,47 @@
+"""Shared pieces of the dse tests: a tiny sweep spec and a runner of `arithforge explore`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+#: Four formats, three datapaths, the synthetic workload on 8 rows: 12 tasks of about a second.
+TINY = """\
+name = "tiny"
+[formats]
+weights = ["float8_e4m3fn", "float4_e2m1fn", "int8", "int4"]
+accumulators = ["float32", "int32"]
+[datapaths]
+enabled = ["fma", "lmul", "imac"]
+[workloads]
+names = ["synthetic"]
+max_rows = 8
+[stages]
+verify = "none"
+"""
+
+
+@pytest.fixture
+def tiny_spec(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+def explore_cmd(spec: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "arithforge", "explore", "--spec", str(spec), "-o", str(out),
+            *extra]
+
+
+def run_explore(spec: Path, out: Path, *extra: str, timeout: float = 600) -> dict:
+    """Run `arithforge explore --json`; return its JSON (fails the test on a non-zero exit)."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(explore_cmd(spec, out, "--json", *extra), capture_output=True,
+                          text=True, timeout=timeout, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)

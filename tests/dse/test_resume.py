@@ -1,0 +1,102 @@
+"""Interrupted sweeps: SIGKILL of the whole run or of a worker loses no finished task, stores
+none twice, and the next run resumes with exactly what is missing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+from .conftest import explore_cmd, run_explore
+
+
+def _keys(db: Path) -> list[str]:
+    if not db.exists():
+        return []
+    with sqlite3.connect(db, timeout=30) as con:
+        return [k for (k,) in con.execute("SELECT key FROM results")]
+
+
+def _wait_rows(proc: subprocess.Popen, db: Path, rows: int, timeout: float = 300) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"explore ended (status {proc.returncode}) before {rows} rows")
+        try:
+            if len(_keys(db)) >= rows:
+                return
+        except sqlite3.OperationalError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"no {rows} rows within {timeout} s")
+
+
+def test_sigkill_of_the_run_resumes_without_loss_or_duplicates(tiny_spec, tmp_path):
+    out = tmp_path / "out"
+    db = out / "results.sqlite"
+    proc = subprocess.Popen(explore_cmd(tiny_spec, out, "--quiet", "-j", "1"),
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        _wait_rows(proc, db, 3)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = _keys(db)
+    assert len(before) >= 3
+    summary = run_explore(tiny_spec, out)
+    after = _keys(db)
+    assert len(after) == len(set(after))             # no duplicates
+    assert set(before) <= set(after)                 # nothing finished was lost
+    assert summary["cached"] == len(before)          # ...and none of it was recomputed
+    assert summary["computed"] == len(after) - len(before)
+    assert summary["failed"] == 0
+    assert all(p["status"] == "ok" for p in summary["points"])
+    again = run_explore(tiny_spec, out)
+    assert again["computed"] == 0
+    assert again["cached"] == len(after)
+
+
+def _workers(pid: int) -> list[int]:
+    """Descendants of ``pid`` that run tasks (the pool's workers, under the forkserver)."""
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True)
+    children: dict[int, list[int]] = {}
+    for line in out.stdout.split("\n"):
+        if line.strip():
+            p, pp = map(int, line.split())
+            children.setdefault(pp, []).append(p)
+    found, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            found.append(c)
+            todo.append(c)
+    # The forkserver is the first child; workers are its children.
+    forkservers = children.get(pid, [])
+    return [p for p in found if p not in forkservers]
+
+
+def test_sigkill_of_a_worker_is_retried(tiny_spec, tmp_path):
+    out = tmp_path / "out"
+    db = out / "results.sqlite"
+    proc = subprocess.Popen(explore_cmd(tiny_spec, out, "--quiet", "-j", "2"),
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_rows(proc, db, 1)
+        workers = _workers(proc.pid)
+        assert workers, "no worker process found"
+        os.kill(workers[-1], signal.SIGKILL)
+        _, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err[-2000:]
+    keys = _keys(db)
+    assert len(keys) == len(set(keys))
+    with sqlite3.connect(db) as con:
+        errors = con.execute("SELECT COUNT(*) FROM results WHERE status != 'ok'").fetchone()[0]
+    assert errors == 0
+    assert run_explore(tiny_spec, out)["computed"] == 0
