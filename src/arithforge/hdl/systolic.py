@@ -44,8 +44,9 @@ Weight stationary (``dataflow="ws"``)
     fold, else the previous fold's result read back from the output SRAM: the chain stays one
     sequential chain in ``k`` order) and leave at the bottom into the output SRAM. Rows past
     ``K`` in the last ``K`` fold get ``a = -0, b = +0`` (``a = +0`` for round-down or formats
-    without ``-0``; all-zero codes for dot-product PEs): ``x + (-0) = x`` exactly, so they pass
-    the partial sum through unchanged. Fold length ``R + (M-1)*II + (R-1)*S + C + L``;
+    without ``-0``): ``x + (-0) = x`` exactly, so they pass the partial sum through unchanged.
+    Dot-product PEs get all-zero codes, which add a zero (a ``-0`` partial sum may become
+    ``+0``). Fold length ``R + (M-1)*II + (R-1)*S + C + L``;
     ``L = 0``: ``2R + C + M - 2``, SCALE-Sim's.
 
 Folds run one after another (no overlap); output stationary walks ``M`` folds outside ``N`` folds,
