@@ -18,7 +18,8 @@ STAMPS := build/stamps
 
 # Extras `make install` puts in the venv. The `trace` extra always goes through install-trace,
 # which installs torch==2.13.0 first.
-EXTRAS ?= test,sim,fpga
+# ray and dse: tests/dse runs a sweep on a local Ray runtime and the NSGA-II (pymoo) searches.
+EXTRAS ?= test,sim,fpga,ray,dse
 # What `make test` installs: the trace extra too, because tests/workloads trace real models
 # (MiniLM, a digits CNN). `make test TEST_INSTALL=install` leaves it out.
 TEST_INSTALL ?= install install-trace
@@ -29,7 +30,7 @@ APT_PACKAGES := yosys iverilog nextpnr-ice40 make g++
 LINT_PATHS := $(wildcard src tests benchmarks)
 # mypy (strict, see pyproject.toml): the emulator, the command line and the cost model; later
 # workloads and dse.
-TYPED := formats __init__.py _errors.py cli.py formats_cli.py explore_cli.py costmodel \
+TYPED := formats __init__.py _errors.py cli.py formats_cli.py explore_cli.py costmodel dse \
          cost_cli.py simulate_cli.py sim/accelerator.py
 MYPY_PATHS := $(wildcard $(addprefix src/arithforge/,$(TYPED)))
 PYTEST_ARGS ?=
