@@ -223,10 +223,18 @@ def mux(width: int, *, inputs: int = 2) -> Primitive:
                      lambda t: clog2(k) * t.cell("mux2").delay_ns)
 
 
-def register(width: int) -> Primitive:
-    """``width`` D flip-flops; the delay is clock-to-Q (setup is charged where a path ends)."""
+def register(width: int, *, enable: bool = False) -> Primitive:
+    """``width`` D flip-flops; the delay is clock-to-Q (setup is charged where a path ends).
+
+    ``enable``: a load enable (``if (en) q <= d``, a register loaded on acceptance or while
+    busy), which the CMOS flow's ``dfflegalize`` turns into a plain flip-flop behind a MUX2 that
+    feeds back its output: one MUX2 per bit (measured: 32 bits 898 transistors against 512
+    without the enable). The MUX sits before the D input, off the clock-to-Q path; its delay is
+    left out like the setup time.
+    """
     w = _check(width, "register width")
-    return Primitive({"dff": float(w)}, lambda t: t.cell("dff").delay_ns)
+    cells = {"dff": float(w), "mux2": float(w)} if enable else {"dff": float(w)}
+    return Primitive(cells, lambda t: t.cell("dff").delay_ns)
 
 
 def rounder(width: int) -> Primitive:
@@ -291,7 +299,8 @@ def primitive(attrs: Mapping[str, Any], node: str = "?") -> Primitive:
     Attributes read (besides ``kind`` and ``width``): adder ``arch``, ``inputs``; multiplier
     ``a_width``, ``b_width`` (default ``width`` each), ``arch``, ``signed``, ``cpa``,
     ``macc_width`` (set by :func:`~.model.node_attrs`); shifter
-    ``shift_bits``, ``bidirectional``, ``sticky``; comparator ``op``; mux ``inputs``; logic
+    ``shift_bits``, ``bidirectional``, ``sticky``; comparator ``op``; mux ``inputs``; register
+    ``enable``; logic
     ``gates``, ``depth``; lut ``entries``, ``storage``. Others are ignored.
     """
     kind = attrs.get("kind")
@@ -322,7 +331,7 @@ def primitive(attrs: Mapping[str, Any], node: str = "?") -> Primitive:
         if kind == "mux":
             return mux(width, inputs=_int_attr(attrs, "inputs", node, 2))
         if kind == "register":
-            return register(width)
+            return register(width, enable=bool(attrs.get("enable", False)))
         if kind == "rounder":
             return rounder(width)
         if kind == "logic":
