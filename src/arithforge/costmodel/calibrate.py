@@ -127,6 +127,36 @@ def _imac_designs() -> list[Design]:
                                       (16, 16, 48, True))]
 
 
+def _bitserial_designs() -> list[Design]:
+    """BitMoD bit-serial PEs (arXiv 2411.11745): activation formats, weight families, lanes,
+    term- and bit-serial, accumulators; small enough to synthesize in well under a minute."""
+    return [Design("bitserial", p) for p in (
+        {"acts": "int8", "family": "int2", "group": 2, "groups": 1},
+        {"acts": "float16", "family": "bitmod4", "group": 4, "groups": 1},
+        {"acts": "int8", "family": "int4", "group": 4, "groups": 2, "serial": "bit",
+         "acc": "float16"},
+        {"acts": "bfloat16", "family": "bitmod3", "group": 4, "groups": 1, "acc": "float16"},
+        {"acts": "float16", "family": "fp4", "group": 2, "groups": 2, "serial": "bit"},
+        {"acts": "int8", "family": "bitmod4", "group": 8, "groups": 1, "acc": "bfloat16"},
+    )]
+
+
+def _lut_designs() -> list[Design]:
+    """LUT tensor core tiles (arXiv 2408.06003): float and int8 tables, weight bits, ternary and
+    signed weights, with and without symmetrization, tile shapes."""
+    return [Design("lut", p) for p in (
+        {"m": 1, "n": 1, "k": 2, "weight_bits": 2, "entry": "float16"},
+        {"m": 1, "n": 2, "k": 3, "weight_bits": 1, "entry": "bfloat16", "acc": "bfloat16"},
+        {"m": 1, "n": 2, "k": 2, "weight_bits": 2, "ternary": True, "entry": "float16",
+         "acc": "float16", "symmetric": False},
+        {"m": 1, "n": 1, "k": 2, "weight_bits": 2, "entry": "int8"},
+        {"m": 2, "n": 2, "k": 4, "weight_bits": 2, "entry": "int8"},
+        {"m": 2, "n": 4, "k": 4, "weight_bits": 4, "entry": "int8"},
+        {"m": 1, "n": 4, "k": 3, "weight_bits": 2, "signed": True, "entry": "int8",
+         "symmetric": False},
+    )]
+
+
 #: Datapath name -> its calibration designs. Names and parameters follow the registry of
 #: ``arithforge.hdl`` (the same spelling as ``arithforge.sim.acceptance``); a datapath the
 #: registry lacks is left out, and a design it rejects is skipped with a message.
@@ -136,6 +166,8 @@ SWEEPS: dict[str, Callable[[], list[Design]]] = {
     "lmul": _lmul_designs,
     "lmac": _lmac_designs,
     "imac": _imac_designs,
+    "bitserial": _bitserial_designs,
+    "lut": _lut_designs,
 }
 
 
