@@ -29,7 +29,7 @@ SMALL: list[dict[str, Any]] = [
 #: More of them, marked slow: bfloat16, and II = 1 (one group, one term slot per weight).
 MORE: list[dict[str, Any]] = [
     {"acts": "bfloat16", "family": "int2", "group": 3, "groups": 1},
-    {"acts": "bfloat16", "family": "int4,fp3", "group": 2, "groups": 3},
+    {"acts": "bfloat16", "family": "int3,fp3", "group": 2, "groups": 3},
 ]
 
 
