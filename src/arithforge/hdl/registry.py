@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from .._errors import ArithforgeError
 from ..formats import get_format
 from .base import Datapath, Param
 from .bitserial import BitSerialPE
@@ -17,7 +18,15 @@ from .imac import IntegerMAC
 from .lmul import LMulMAC, LMulMultiplier
 from .lut import LUTTensorCore
 
-__all__ = ["DATAPATHS", "Param", "build"]
+__all__ = ["DATAPATHS", "DatapathError", "Param", "build"]
+
+
+class DatapathError(ArithforgeError, ValueError):
+    """A datapath name, parameter or parameter value the user can fix (one line).
+
+    A ``ValueError`` for callers that catch those, and an ``ArithforgeError`` so that every
+    command (``generate``, ``verify``, ``cost``, ``simulate``, ``explore``) prints it as one line.
+    """
 
 DATAPATHS: dict[str, type[Datapath]] = {
     cls.name: cls
@@ -62,27 +71,32 @@ def build(name: str, **params: Any) -> Datapath:
 
     Raises
     ------
-    ValueError
-        For an unknown datapath or parameter (one line, naming the closest valid names), or for a
-        parameter value the datapath refuses.
+    DatapathError
+        (a ``ValueError``) for an unknown datapath or parameter (one line, naming the closest
+        valid names), or for a parameter value the datapath refuses.
     """
     try:
         cls = DATAPATHS[name]
     except KeyError:
         close = difflib.get_close_matches(str(name), list(DATAPATHS), n=3, cutoff=0.5)
         hint = f"; closest: {', '.join(close)}" if close else ""
-        raise ValueError(f"unknown datapath {name!r}{hint} (known: "
+        raise DatapathError(f"unknown datapath {name!r}{hint} (known: "
                          f"{', '.join(sorted(DATAPATHS))})") from None
     unknown = [p for p in params if p not in cls.cli_params]
     if unknown:
         close = difflib.get_close_matches(unknown[0], list(cls.cli_params), n=1, cutoff=0.5)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"{name} has no parameter {unknown[0]!r}{hint}; its parameters: "
+        raise DatapathError(f"{name} has no parameter {unknown[0]!r}{hint}; its parameters: "
                          f"{', '.join(cls.cli_params)}")
     values = {}
-    for pname, param in cls.cli_params.items():
-        if pname in params and params[pname] is not None:
-            values[pname] = _convert(name, pname, param, params[pname])
-        elif param.default is not None:
-            values[pname] = _convert(name, pname, param, param.default)
-    return cls.from_params(**values)  # type: ignore[attr-defined, no-any-return]
+    try:
+        for pname, param in cls.cli_params.items():
+            if pname in params and params[pname] is not None:
+                values[pname] = _convert(name, pname, param, params[pname])
+            elif param.default is not None:
+                values[pname] = _convert(name, pname, param, param.default)
+        return cls.from_params(**values)  # type: ignore[attr-defined, no-any-return]
+    except DatapathError:
+        raise
+    except (TypeError, ValueError) as exc:  # FormatError included
+        raise DatapathError(" ".join(str(exc).split())) from exc
