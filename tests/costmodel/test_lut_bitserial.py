@@ -142,7 +142,7 @@ def test_density_ratios_by_hand() -> None:
 
 def test_lut_claim_from_the_model() -> None:
     claim = rep.lut_core(registry, TECH, {}, synthesize=False)
-    assert len(claim.rows) == 6 * len(rep.LUT_TILES)
+    assert len(claim.rows) == 6 * len(rep.LUT_TILES) + 3 * len(rep.LUT_MODEL_TILES)
     m, n, k = rep.LUT_TILES[0]
     tile = estimate(registry.build("lut", **rep._tile_params(m, n, k)).structure(), TECH)
     mac = estimate(registry.build("fma", **rep.LUT_MAC).structure(), TECH)
@@ -168,8 +168,9 @@ def test_lut_claim_verdict_from_synthesis() -> None:
                                                     int(macs * 2_000 / 40))
     claim = rep.lut_core(registry, TECH, cache)
     assert claim.verdict.startswith("agrees: up to")
-    area = [r for r in claim.rows if r[0].endswith("area at equal MACs/cycle, transistors")]
-    assert [r[1] for r in area] == ["2.5%"] * len(rep.LUT_TILES)
+    area = [r[1] for r in claim.rows if r[0].endswith("area at equal MACs/cycle, transistors")]
+    assert area == ["2.5%"] * len(rep.LUT_TILES) + ["not synthesized"] * len(rep.LUT_MODEL_TILES)
+    assert "; the model puts a 1x64x4 tile at " in claim.verdict
     for m, n, k in rep.LUT_TILES:  # as large as the array: no denser than the Fmax ratio
         macs = m * n * k / 2
         cache[rep._tile_label(m, n, k)] = _measured("tile", int(macs * 30_000), 2_000)
@@ -186,6 +187,9 @@ def test_bitmod_claim_verdict() -> None:
     assert claim.rows[0][1] == "0.75x"
     # Two MACs per cycle (4 lanes, 2 cycles per 4-bit weight): half the area per MAC/cycle.
     assert claim.rows[2][1] == "0.38x"
+    # The model's breakdown: the float32 rescale FMA of each group is a large part of the PE.
+    share = int(claim.rows[3][0].split("(")[1].split("%")[0])
+    assert 30 <= share <= 90
     cache["bitserial float16 bitmod4 G=4"] = _measured("pe", 80_000, 4_000)
     claim = rep.bitmod_pe(registry, TECH, cache)
     assert claim.verdict.startswith("disagrees: the bit-serial PE is 2.00x")
