@@ -151,6 +151,7 @@ def test_sequential_needs_a_latency() -> None:
         harness.verify(NoLatency(), "random", n=10)
 
 
+@pytest.mark.slow  # a tracing build of its own: 20 s of compile
 def test_replay_wide(tmp_path: Path) -> None:
     dp = SerialAdd(bug="result")
     result = harness.verify(dp, "random", n=3000, seed=4)
