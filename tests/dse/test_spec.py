@@ -88,6 +88,14 @@ def test_scalars_become_lists_and_defaults_fill_in():
     assert spec.formats["activations"] == "same"
 
 
+def test_kind_restricted_to_formats():
+    text = BASE + '[datapaths]\nenabled = ["fma"]\n[datapaths.fma]\nformats = ["int8"]\n'
+    designs, skipped = plan(parse_spec(text.replace('"int8"]', '"float8_e5m2"]', 1), "s.toml"))
+    assert designs == []
+    assert {s.reason for s in skipped if s.weights == "float8_e4m3fn"} == \
+        {"not in [datapaths.fma] formats"}
+
+
 def test_plan_skips_with_reasons():
     text = BASE.replace("[formats]", '[formats]\naccumulators = ["float32", "int32"]')
     spec = parse_spec(text + '[datapaths]\nenabled = ["fma", "imac"]\n', "s.toml")

@@ -179,7 +179,11 @@ def plan(spec: Spec, hdl_names: frozenset[str] | None = None
                         continue
                     designs.append(_bitserial(spec, params, acc))
             continue
+        only = spec.datapaths.get("only", {}).get(kind)
         for w, a in pairs:
+            if only is not None and w not in only:
+                skips.append(Skip(kind, w, a, "*", f"not in [datapaths.{kind}] formats"))
+                continue
             fw, fa = get_format(w), get_format(a)
             kw, ka = _kind_of(fw), _kind_of(fa)
             for acc in accs:

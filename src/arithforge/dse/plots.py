@@ -56,6 +56,7 @@ def _save(fig: Any, stem: Path) -> str:
 
 def _pareto(outcome: Outcome, objective: str, stem: Path) -> str:
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     workloads = outcome.spec.workloads["names"]
     fig, axes = plt.subplots(1, len(workloads), figsize=(7.5 * len(workloads), 6), squeeze=False)
@@ -91,6 +92,8 @@ def _pareto(outcome: Outcome, objective: str, stem: Path) -> str:
             ax.scatter([p[objective]], [y(p["metric"])], s=220, facecolors="none",
                        edgecolors="tab:blue", lw=2, zorder=4, label="knee")
         ax.set_xscale("log")
+        # Minor ticks unlabelled: their labels collide on a log axis spanning one decade.
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(_UNITS[objective])
         ax.set_ylabel(_metric_label([p for _, p in pts]) +
                       (" (exact shown at the top)" if any(math.isinf(p["metric"])

@@ -53,7 +53,7 @@ _SECTION_KEYS: dict[str, dict[str, Any]] = {
     "search": {"method": "grid", "workload": None, "population": 16, "generations": 4,
                "seed": 0},
     "mixed": {"enabled": False, "workload": "digits-cnn", "datapath": "fma", "formats": None,
-              "area_budget_um2": None, "population": 24, "generations": 15, "seed": 0},
+              "area_budget_um2": None, "population": 32, "generations": 40, "seed": 0},
 }
 SCALINGS = ("auto", "none", "per-tensor", "per-channel", "per-block")
 OBJECTIVES = ("accuracy", "area_um2", "energy_pj", "delay_ns", "ice40_luts", "transistors")
@@ -78,6 +78,8 @@ rounding = "rne"
 stages = 0
 
 [datapaths.fma_approx]
+# Its accuracy model runs the emulator step by step: the formats where the window matters most.
+formats = ["bfloat16", "float16", "float8_e5m2", "float8_e4m3fn", "float8_e3m4"]
 window = 4                    # normalization window W (arXiv 2408.11997)
 rounding = "rne"
 stages = 0
@@ -309,12 +311,17 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     for kind in DATAPATH_KINDS:
         given = check.table(("datapaths", kind), dp.get(kind, {}))
         params = dict(DATAPATH_KINDS[kind])
+        only = None
         for key, value in given.items():
             path = ("datapaths", kind, key)
+            if key == "formats":
+                only = _format_names(check, path, value)
+                continue
             if key not in params:
-                raise check.unknown(path, list(params))
+                raise check.unknown(path, [*params, "formats"])
             params[key] = _param_values(check, path, key, value)
         datapaths[kind] = params
+        datapaths.setdefault("only", {})[kind] = only
 
     wl = _section(check, data, "workloads")
     from ..workloads import WORKLOADS

@@ -1,0 +1,88 @@
+"""End to end: a small explore writes every output, its rtl/ designs verify with 0 mismatches,
+and a second run is served from the store."""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import run_explore
+
+SPEC = """\
+name = "e2e"
+[formats]
+weights = ["float8_e4m3fn", "float4_e2m1fn", "int8", "int4", "posit8_1"]
+accumulators = ["float32", "int32"]
+[datapaths]
+enabled = ["fma", "imac"]
+[workloads]
+names = ["synthetic"]
+max_rows = 8
+[verify]
+random = 300
+[mixed]
+enabled = true
+workload = "synthetic"
+datapath = "fma"
+formats = ["float8_e4m3fn", "float4_e2m1fn"]
+population = 8
+generations = 3
+"""
+
+
+@pytest.mark.cosim
+def test_small_explore_end_to_end(tmp_path):
+    spec = tmp_path / "e2e.toml"
+    spec.write_text(SPEC)
+    out = tmp_path / "out"
+    first = run_explore(spec, out)
+    for name in ("results.sqlite", "pareto_area.png", "pareto_area.svg", "pareto_energy.png",
+                 "pareto_energy.svg", "sensitivity_synthetic.png", "report.md", "report.html"):
+        assert (out / name).stat().st_size > 0, name
+    # Every design on an accuracy-area or accuracy-energy front is in rtl/ and verified.
+    on_fronts = {lbl for key, labels in first["fronts"].items()
+                 if key.endswith(("/area_um2", "/energy_pj")) for lbl in labels}
+    verified = {v["label"]: v for v in first["verified"]}
+    assert verified
+    assert set(verified) == on_fronts
+    assert sorted(p.name for p in (out / "rtl").iterdir()) == \
+        sorted(v["file"].split("/")[1] for v in verified.values())
+    for v in verified.values():
+        assert v["status"] == "ok"
+        assert v["mismatches"] == 0
+        assert v["vectors"] > 300
+        text = (out / v["file"]).read_text()
+        assert re.search(r"^module \w+\(", text, re.M)
+    # Posits have no datapath: skipped, with the reason, never silently.
+    posit = {s["kind"]: s["reason"] for s in first["skipped"] if s["weights"] == "posit8_1"}
+    assert posit == {"fma": "posit operands need a posit datapath; arithforge.hdl has none yet",
+                     "imac": "the integer MAC takes signed integer formats only"}
+    report = (out / "report.md").read_text()
+    assert "posit operands need a posit datapath" in report
+    assert "| design | file | vectors | mismatches | status |" in report
+    assert "Per-layer mixed formats" in report
+    # The front is correct: no point of the sweep beats a front point in both objectives.
+    points = [p for p in first["points"] if p["status"] == "ok"]
+    front = [p for p in points if p["label"] in first["fronts"]["synthetic/area_um2"]]
+    for f in front:
+        for p in points:
+            assert not (p["metric"] > f["metric"] and p["area_um2"] < f["area_um2"])
+    assert all(math.isfinite(p["area_um2"]) for p in points)
+    second = run_explore(spec, out)
+    assert second["computed"] == 0
+    assert second["cached"] == first["computed"] + first["cached"]
+    assert second["fronts"] == first["fronts"]
+
+
+def test_spec_error_is_one_line(tmp_path):
+    spec = tmp_path / "bad.toml"
+    spec.write_text('[formats]\nweights = ["float8_e4m3fn"]\n[datapaths.fma]\nstages = "two"\n')
+    proc = subprocess.run([sys.executable, "-m", "arithforge", "explore", "--spec", str(spec),
+                           "-o", str(tmp_path / "o")], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr == (f"arithforge: error: {spec}:4: [datapaths.fma] stages: must be an "
+                           "integer or a list of them, not 'two'\n")
