@@ -26,10 +26,11 @@ def _rows(dp: BitSerialPE, ops: dict[str, np.ndarray]) -> list[dict[str, int]]:
 
 
 def _simulate(dp: BitSerialPE, rows: list[dict[str, int]], starts: list[int], cycles: int,
-              resets: frozenset[int] = frozenset()) -> list[tuple[int, int]]:
-    """Present row j at cycle starts[j] (valid for one cycle, random operands otherwise);
-    assert the synchronous reset at the cycles in ``resets``; return (o.valid, o.result) per
-    cycle, sampled before that cycle's clock edge."""
+              resets: frozenset[int] = frozenset(), busy_valid: frozenset[int] = frozenset()
+              ) -> list[tuple[int, int]]:
+    """Present row j at cycle starts[j] (valid for one cycle, random operands otherwise, with
+    valid also high at the cycles in ``busy_valid``); assert the synchronous reset at the cycles
+    in ``resets``; return (o.valid, o.result) per cycle, sampled before that cycle's edge."""
     at = dict(zip(starts, range(len(rows)), strict=True))
     rng = np.random.default_rng(1)
     out: list[tuple[int, int]] = []
@@ -41,7 +42,7 @@ def _simulate(dp: BitSerialPE, rows: list[dict[str, int]], starts: list[int], cy
         for c in range(cycles):
             out.append((ctx.get(dp.o.valid), ctx.get(dp.o.result)))
             j = at.get(c)
-            ctx.set(dp.i.valid, int(j is not None))
+            ctx.set(dp.i.valid, int(j is not None or c in busy_valid))
             ctx.set(cd.rst, int(c in resets))
             for op in dp.operands:
                 w = dp.operand_widths[op]
@@ -100,6 +101,21 @@ def test_reset_drops_work_in_flight(rng) -> None:
             assert (valid, result) == (1, want[due[c]]), (c, due[c])
         else:
             assert valid == 0, c
+
+
+def test_valid_while_busy_is_ignored(rng) -> None:
+    dp = BitSerialPE(group=2, groups=3, serial="bit", family="int4")  # II = 12
+    ops = dp.test_cases(rng, "random", 5)
+    rows = _rows(dp, ops)
+    want = [int(x) for x in dp.reference(**ops)]
+    ii, lat = dp.initiation_interval, dp.latency
+    starts = [2 + k * ii for k in range(5)]
+    # Random operands with valid high in every cycle of a transaction but its last.
+    busy = frozenset(c for s in starts for c in range(s + 1, s + ii - 1))
+    out = _simulate(dp, rows, starts, starts[-1] + lat + 4, busy_valid=busy)
+    due = {s + lat: k for k, s in enumerate(starts)}
+    assert [(c, v, r) for c, (v, r) in enumerate(out) if v] == [
+        (c, 1, want[k]) for c, k in sorted(due.items())]
 
 
 def test_matches_emulator_config(rng) -> None:
