@@ -3,10 +3,11 @@
 
 ``[search] method = "nsga2"`` evaluates only the designs NSGA-II (pymoo) asks for, generation by
 generation, through the same executor and results store as a grid sweep (so a re-run is cached
-too). The genome is one integer per axis: weight format, activation format, accumulator and one
-per datapath variant (kind and parameter values); a genome naming a combination the planner
-skipped is infeasible (constraint violation 1). The objectives are the accuracy metric on
-``[search] workload`` (maximized) and area per MAC (minimized). The designs evaluated go on to
+too). The genome is two integers: the (weight, activation) format pair and the datapath variant
+(kind, accumulator, parameter values); a genome naming a combination the planner skipped is
+infeasible (constraint violation 1). The first generation is drawn from the planned designs.
+The objectives are the accuracy metric on ``[search] workload`` (maximized) and area per MAC
+(minimized). The designs evaluated go on to
 the ordinary analysis: fronts, verification, report.
 """
 
@@ -36,7 +37,6 @@ def nsga2_designs(spec: Spec, designs: list[Design], traces: dict[str, Path], st
         from pymoo.operators.crossover.sbx import SBX
         from pymoo.operators.mutation.pm import PM
         from pymoo.operators.repair.rounding import RoundingRepair
-        from pymoo.operators.sampling.rnd import IntegerRandomSampling
     except ModuleNotFoundError as exc:
         raise ArithforgeError("[search] method = 'nsga2' needs pymoo: pip install "
                               "'arithforge[dse]'") from exc
@@ -44,26 +44,32 @@ def nsga2_designs(spec: Spec, designs: list[Design], traces: dict[str, Path], st
     from .tasks import task_key
 
     workload = spec.search["workload"] or spec.workloads["names"][0]
-    weights = sorted({d.weights for d in designs})
-    acts = sorted({d.acts for d in designs})
-    accs = sorted({d.acc for d in designs})
-    variants = sorted({(d.kind, tuple(sorted(d.params.items()))) for d in designs}, key=str)
-    table = {(d.weights, d.acts, d.acc, (d.kind, tuple(sorted(d.params.items())))): d
-             for d in designs}
-    axes: list[list[Any]] = [weights, acts, accs, variants]
+    def variant(d: Design) -> tuple[Any, ...]:
+        return (d.kind, d.acc, tuple(sorted(d.params.items())))
+
+    pairs = sorted({(d.weights, d.acts) for d in designs})
+    variants = sorted({variant(d) for d in designs}, key=str)
+    table = {((d.weights, d.acts), variant(d)): d for d in designs}
+    axes: list[list[Any]] = [pairs, variants]
 
     def decode(x: np.ndarray) -> Design | None:
-        w, a, acc, variant = (axis[int(v)] for axis, v in zip(axes, x, strict=True))
-        return table.get((w, a, acc, variant))
+        pair, var = (axis[int(v)] for axis, v in zip(axes, x, strict=True))
+        return table.get((pair, var))
 
     class _P(Problem):  # type: ignore[misc]
         def __init__(self) -> None:
-            super().__init__(n_var=4, n_obj=2, n_ieq_constr=1, xl=0,
+            super().__init__(n_var=len(axes), n_obj=2, n_ieq_constr=1, xl=0,
                              xu=np.array([len(a) - 1 for a in axes]), vtype=int)
 
+    # The first generation: distinct planned designs (a random genome is mostly infeasible).
+    population = int(spec.search["population"])
+    rng = np.random.default_rng(int(spec.search["seed"]))
+    genomes = np.array([[pairs.index(p), variants.index(v)] for p, v in table])
+    start = genomes[rng.permutation(len(genomes))[:population]]
+    if len(start) < population:
+        start = np.vstack([start, genomes[rng.integers(0, len(genomes), population - len(start))]])
     problem = _P()
-    algorithm = NSGA2(pop_size=int(spec.search["population"]),
-                      sampling=IntegerRandomSampling(),
+    algorithm = NSGA2(pop_size=population, sampling=start.astype(float),
                       crossover=SBX(prob=0.9, eta=3.0, vtype=float, repair=RoundingRepair()),
                       mutation=PM(prob=1.0, eta=3.0, vtype=float, repair=RoundingRepair()),
                       eliminate_duplicates=True)
