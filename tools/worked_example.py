@@ -92,19 +92,7 @@ def compute() -> dict[str, Any]:
         "lut": {"unit": f"one 2 x 4 x 4 core (P = {core.steps})", "ops": tiles,
                 "cycles": core.cycles(tiles)},
     }
-    out["area"] = _areas(core, cfg)
     return out
-
-
-def _areas(core: Any, cfg: Any) -> dict[str, float]:
-    from arithforge.costmodel import estimate
-    from arithforge.hdl import registry
-
-    fma = registry.build("fma", a="float16", b="float16", c="float32", out="float32")
-    pe = registry.build("bitserial", acts="float16", family="int4", group=cfg.group,
-                        groups=cfg.groups)
-    return {name: estimate(dp.structure()).area_um2
-            for name, dp in (("fma", fma), ("bitserial", pe), ("lut", core))}
 
 
 def _matrix(values: Any) -> list[str]:
@@ -129,12 +117,12 @@ def render(result: dict[str, Any]) -> str:
         lines += [f"| m={m} |" + line[1:] for m, line in enumerate(_matrix(rows[name]))]
         lines.append("")
     lines += [("| datapath | max abs error vs exact | exact outputs (of 16) | unit | operations "
-               "| cycles | area um2 (45 nm model) |"), "|---|---:|---:|---|---:|---:|---:|"]
+               "| cycles |"), "|---|---:|---:|---|---:|---:|"]
     for name in ("fma", "bitserial", "lut"):
         c = result["cycles"][name]
         lines.append(f"| {name} | {result[name]['max_abs_err']:.6g} | "
                      f"{result[name]['exact_outputs']} | {c['unit']} | {c['ops']} | "
-                     f"{c['cycles']} | {result['area'][name]:,.0f} |")
+                     f"{c['cycles']} |")
     return "\n".join(lines) + "\n"
 
 
