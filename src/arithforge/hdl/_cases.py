@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..formats import FloatFormat, Specials
+from .base import DatapathError
 
 __all__ = ["corner_codes", "cross", "uniform", "EXHAUSTIVE_LIMIT_BITS", "exhaustive",
            "resize"]
@@ -52,7 +53,7 @@ def exhaustive(spaces: dict[str, int]) -> dict[str, np.ndarray]:
     total = sum(spaces.values())
     if total > EXHAUSTIVE_LIMIT_BITS:
         shown = " x ".join(f"2**{w} ({op})" for op, w in spaces.items())
-        raise ValueError(f"exhaustive vectors must number at most 2**{EXHAUSTIVE_LIMIT_BITS}, "
+        raise DatapathError(f"exhaustive vectors must number at most 2**{EXHAUSTIVE_LIMIT_BITS}, "
                          f"not 2**{total} = {shown}; use random or corner vectors")
     cols = cross(*[np.arange(1 << w, dtype=np.uint64) for w in spaces.values()])
     return dict(zip(spaces, cols, strict=True))

@@ -23,7 +23,17 @@ from amaranth import Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Datapath", "Param", "Pipeline", "check_stages", "check_kind", "wire"]
+from .._errors import ArithforgeError
+
+__all__ = ["Datapath", "DatapathError", "Param", "Pipeline", "check_stages", "check_kind", "wire"]
+
+
+class DatapathError(ArithforgeError, ValueError):
+    """A datapath name, parameter, parameter value or vector request the user can fix.
+
+    A ``ValueError`` for callers that catch those, and an ``ArithforgeError`` so that every
+    command (``generate``, ``verify``, ``cost``, ``simulate``, ``explore``) prints it as one line.
+    """
 
 
 class Param(NamedTuple):
@@ -47,7 +57,7 @@ def check_stages(stages: Any) -> int:
     except TypeError:
         raise TypeError(f"stages must be an integer, not {stages!r}") from None
     if value < 0:
-        raise ValueError(f"stages must be at least 0, not {value!r}")
+        raise DatapathError(f"stages must be at least 0, not {value!r}")
     return value
 
 
@@ -64,9 +74,9 @@ KINDS = ("exhaustive", "random", "corner")
 def check_kind(kind: str, n: int | None) -> None:
     """Validate the ``kind`` and ``n`` arguments of ``test_cases``."""
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        raise DatapathError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if kind == "random" and (n is None or isinstance(n, bool) or int(n) < 1):
-        raise ValueError(f"random test cases need a count n of at least 1, not {n!r}")
+        raise DatapathError(f"random test cases need a count n of at least 1, not {n!r}")
 
 
 class Pipeline:

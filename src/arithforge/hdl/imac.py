@@ -14,6 +14,7 @@ from amaranth import Module, Mux
 from ..formats import IntFormat, ops
 from .base import (
     Datapath,
+    DatapathError,
     Graph,
     Param,
     Pipeline,
@@ -167,7 +168,7 @@ class IntegerMAC(Datapath):
             else:
                 accs = self._accumulators()
                 if (1 << (wa + wb)) * len(accs) > 1 << EXHAUSTIVE_LIMIT_BITS:
-                    raise ValueError(
+                    raise DatapathError(
                         f"exhaustive vectors must number at most 2**{EXHAUSTIVE_LIMIT_BITS}, not "
                         f"2**{wa + wb} (a, b) pairs x {len(accs)} accumulators; use random or "
                         f"corner vectors")

@@ -37,7 +37,7 @@ from amaranth import Cat, Const, Module, Mux, Signal, Value
 
 from ..formats import FloatFormat, Format, IntFormat, Rounding, get_format
 from ..formats import lut as flut
-from .base import Datapath, Graph, Param, check_bool, check_kind, wire
+from .base import Datapath, DatapathError, Graph, Param, check_bool, check_kind, wire
 from .fma import Adder
 
 __all__ = ["LUTTensorCore", "pack", "unpack", "code_words"]
@@ -316,7 +316,7 @@ class LUTTensorCore(Datapath):
                              self._accs(rng, (t, mm, nn)))
         if kind == "exhaustive":
             if kk > 4:
-                raise ValueError(f"exhaustive tiles cover every int4 activation group, 16**k of "
+                raise DatapathError(f"exhaustive tiles cover every int4 activation group, 16**k of "
                                  f"them, for k at most 4, not {kk}; use random or corner tiles")
             v = np.arange(-8, 8)
             groups = np.stack(np.meshgrid(*([v] * kk), indexing="ij"), -1).reshape(-1, kk)

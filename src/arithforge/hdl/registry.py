@@ -9,9 +9,8 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from .._errors import ArithforgeError
 from ..formats import get_format
-from .base import Datapath, Param
+from .base import Datapath, DatapathError, Param
 from .bitserial import BitSerialPE
 from .fma import Adder, FusedMultiplyAdd, Multiplier
 from .imac import IntegerMAC
@@ -19,14 +18,6 @@ from .lmul import LMulMAC, LMulMultiplier
 from .lut import LUTTensorCore
 
 __all__ = ["DATAPATHS", "DatapathError", "Param", "build"]
-
-
-class DatapathError(ArithforgeError, ValueError):
-    """A datapath name, parameter or parameter value the user can fix (one line).
-
-    A ``ValueError`` for callers that catch those, and an ``ArithforgeError`` so that every
-    command (``generate``, ``verify``, ``cost``, ``simulate``, ``explore``) prints it as one line.
-    """
 
 DATAPATHS: dict[str, type[Datapath]] = {
     cls.name: cls

@@ -782,6 +782,11 @@ class Harness:
                 collect()
         except BrokenPipeError as exc:
             raise ArithforgeError(f"the harness {binary} died (exit {proc.wait()})") from exc
+        except BaseException:
+            # The vectors could not be made (a bad request, Ctrl-C): stop the model quietly, so
+            # the caller's error is the only message.
+            proc.kill()
+            raise
         finally:
             with contextlib.suppress(OSError):
                 proc.stdin.close()
