@@ -129,6 +129,40 @@ def _formats(dp: Any) -> dict[str, Any]:
             if op in dp.operands}
 
 
+def _element_formats(dp: Any, widths: dict[str, int]) -> dict[str, tuple[Any, int]]:
+    """Packed ports: ``op -> (element format, elements)`` from ``describe()["element_formats"]``
+    (a tile's ``a`` holds ``M*K`` activation codes, element 0 in the low bits), for ports whose
+    width is a whole number of two or more elements."""
+    from ..formats import get_format
+
+    describe = getattr(dp, "describe", None)
+    found = (describe() if callable(describe) else {}).get("element_formats") or {}
+    out = {}
+    for op, f in found.items():
+        if op not in widths:
+            continue
+        fmt = get_format(f) if isinstance(f, str) else f
+        count, rest = divmod(widths[op], int(fmt.bits))
+        if count >= 2 and rest == 0:
+            out[op] = (fmt, count)
+    return out
+
+
+def _pack(fields: np.ndarray, bits: int, width: int) -> np.ndarray:
+    """``(n, count)`` codes of ``bits`` each into a port of ``width`` bits, element 0 in the low
+    bits: 1-D ``uint64`` codes up to 64 bits, else ``(n, words)`` little-endian ``uint64`` words
+    (the harness's wide-port layout)."""
+    f = fields.astype(np.uint64)
+    n, count = f.shape
+    words = np.zeros((n, (width + 63) // 64), dtype=np.uint64)
+    for k in range(count):
+        word, shift = divmod(k * bits, 64)
+        words[:, word] |= f[:, k] << np.uint64(shift)
+        if shift + bits > 64:
+            words[:, word + 1] |= f[:, k] >> np.uint64(64 - shift)
+    return words[:, 0] if width <= 64 else words
+
+
 def _encode(fmt: Any, values: np.ndarray, width: int, *, scale: bool = True) -> np.ndarray:
     """Codes of ``values`` in ``fmt``, saturating. Floats take the values as they are (unit
     variance suits every float format down to FP4); fixed-point and integer formats get
@@ -179,6 +213,18 @@ def operand_stream(dp: Any, stream: str, n: int, seed: int = 0) -> dict[str, np.
     of the trace. A third operand with a format is the accumulator of a dot product: the partial
     sum of the products of the decoded first two operands, in blocks of :data:`BLOCK`. Operands
     without a format (``rand`` of stochastic rounding) get uniform codes.
+
+    Packed ports (a tile's vector of activation codes, whose element format the datapath gives
+    as ``describe()["element_formats"]``) get one value of the stream per element, encoded and
+    packed (from the third operand on, accumulators: unscaled values, Gaussian for a trace);
+    packed ports without an element format (weight codes, selectors) get uniform codes.
+
+    Raises
+    ------
+    ArithforgeError
+        For an unknown stream, or when no operand has a format to encode the stream into (every
+        operand would be uniform codes, and the "data-dependent" energy would be the uniform
+        one).
     """
     from ..workloads.synthetic import DISTRIBUTIONS, sample
 
@@ -186,7 +232,13 @@ def operand_stream(dp: Any, stream: str, n: int, seed: int = 0) -> dict[str, np.
     widths = {op: int(dp.operand_widths[op]) for op in dp.operands}
 
     def uniform(op: str) -> np.ndarray:
-        return rng.integers(0, 1 << widths[op], n, dtype=np.uint64)
+        width = widths[op]
+        if width <= 64:
+            return rng.integers(0, 1 << width, n, dtype=np.uint64)
+        # Wider ports: (n, words) little-endian uint64 words, the top word masked.
+        words = rng.integers(0, 1 << 64, (n, (width + 63) // 64), dtype=np.uint64)
+        words[:, -1] &= np.uint64((1 << (width - 64 * (words.shape[1] - 1))) - 1)
+        return words
 
     if stream == "uniform":
         return {op: uniform(op) for op in dp.operands}
@@ -199,11 +251,23 @@ def operand_stream(dp: Any, stream: str, n: int, seed: int = 0) -> dict[str, np.
     else:
         raise ArithforgeError(f"operand stream must be one of {', '.join(STREAMS)} or "
                               f"trace:DIR, not {stream!r}")
+    packed = {op: fc for op, fc in _element_formats(dp, widths).items() if op not in formats}
     out = {}
+    encoded = []  # operands that carry the stream
     ops = list(dp.operands)
     for i, op in enumerate(ops):
-        if op not in formats:
+        if op in packed:
+            fmt, count = packed[op]
+            if values and i < 2:
+                v = np.resize(values[i], n * count)
+            else:
+                v = sample("gaussian" if values else stream, rng, (n * count,))
+            codes = _encode(fmt, np.asarray(v, dtype=np.float64), int(fmt.bits),
+                            scale=i < 2).reshape(n, count)
+            out[op] = _pack(codes, int(fmt.bits), widths[op])
+        elif op not in formats:
             out[op] = uniform(op)
+            continue
         elif i < 2:
             v = values[i] if values else sample(stream, rng, (n,)).astype(np.float64)
             out[op] = _encode(formats[op], v, widths[op])
@@ -212,6 +276,13 @@ def operand_stream(dp: Any, stream: str, n: int, seed: int = 0) -> dict[str, np.
             out[op] = _encode(formats[op], _partial_sums(a * b), widths[op], scale=False)
         else:
             out[op] = uniform(op)
+            continue
+        encoded.append(op)
+    if not encoded:
+        raise ArithforgeError(
+            f"{type(dp).__name__}: no operand has a format to encode a {stream} stream into "
+            f"(neither its formats property nor describe()['element_formats'] names one), so "
+            f"every operand would be uniform codes; use the uniform stream")
     return out
 
 
@@ -261,11 +332,14 @@ class ActivityReport:
 
 
 def _run_traced(dp: Any, operands: dict[str, np.ndarray], folder: Path) -> Toggles:
-    from ..sim.harness import Harness, code_dtype
+    from ..sim.harness import Harness, code_dtype, code_words
 
     harness = Harness(dp, lanes=1, trace=True)
-    expected = np.asarray(dp.reference(**operands)).reshape(-1)
-    expected = expected.astype(code_dtype(int(dp.result_width)))
+    bits = int(dp.result_width)
+    words = code_words(bits)  # results wider than 64 bits come as (n, words) uint64 words
+    raw = np.asarray(dp.reference(**operands))
+    expected = (raw.reshape(-1, words).astype(np.uint64) if words
+                else raw.reshape(-1).astype(code_dtype(bits)))
     chunks: Iterator[tuple[dict[str, np.ndarray], np.ndarray]] = iter([(operands, expected)])
     vcd = folder / "trace.vcd"
     result = harness.run(chunks, vcd=vcd)
