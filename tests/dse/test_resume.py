@@ -100,3 +100,26 @@ def test_sigkill_of_a_worker_is_retried(tiny_spec, tmp_path):
         errors = con.execute("SELECT COUNT(*) FROM results WHERE status != 'ok'").fetchone()[0]
     assert errors == 0
     assert run_explore(tiny_spec, out)["computed"] == 0
+
+
+def test_ctrl_c_stops_with_one_line_and_resumes(tiny_spec, tmp_path):
+    out = tmp_path / "out"
+    db = out / "results.sqlite"
+    # A shell's background job inherits SIGINT ignored; restore Python's default handling.
+    proc = subprocess.Popen(explore_cmd(tiny_spec, out, "-j", "1"), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        _wait_rows(proc, db, 2)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130
+    assert err.splitlines()[-1] == (f"explore: interrupted; every finished task is in {out}/"
+                                    "results.sqlite: run the same command again to resume")
+    before = _keys(db)
+    summary = run_explore(tiny_spec, out)
+    assert summary["cached"] == len(before)
+    assert len(_keys(db)) == len(set(_keys(db))) == summary["cached"] + summary["computed"]
