@@ -7,6 +7,7 @@ interrupted run resumes with what is missing.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import shutil
@@ -24,7 +25,7 @@ from .executors import LocalExecutor, RayExecutor, Task
 from .pareto import knee, non_dominated
 from .spec import Spec
 from .store import Store
-from .tasks import code_version, task_key
+from .tasks import canonical, code_version, task_key
 
 __all__ = ["Outcome", "explore", "run_tasks"]
 
@@ -126,7 +127,11 @@ def verify_config(spec: Spec, d: Design) -> dict[str, Any]:
     v = spec.verify
     # A vector of a multi-MAC datapath is a whole tile or dot product of ``macs`` MACs.
     scale = max(1, d.macs)
-    return {**hdl_config(d), "name": d.ident, "random": -(-v["random"] // scale),
+    hw = hdl_config(d)
+    # The module is named after the hardware, not the design: designs sharing hardware (an MX
+    # format and its element format on the FMA) share one verification and one compiled harness.
+    digest = hashlib.sha256(canonical(hw).encode()).hexdigest()[:10]
+    return {**hw, "name": f"{hw['hdl']}_{digest}", "random": -(-v["random"] // scale),
             "corner": v["corner"], "corner_n": max(64, 4096 // scale), "seed": v["seed"],
             "lanes": v["lanes"]}
 

@@ -69,6 +69,14 @@ def _blocks(o: Outcome) -> list[Block]:
     for name, file in o.files.items():
         if name.startswith(("pareto", "sensitivity")):
             b.append(("img", (name, file)))
+    synth = {p["ident"]: p for p in o.points if p.get("synth")}
+    if synth:
+        b.append(("h2", f"Synthesis (Yosys, target {spec.stages['synth']})"))
+        rows = [[p["label"], *(_num(p["synth"].get(k), ",.0f") for k in
+                               ("transistors", "luts", "carries", "ffs", "dsps")),
+                 _num(p["ice40_luts"], ",.0f")] for p in synth.values()]
+        b.append(("table", (["design", "transistors", "LUTs", "carries", "FFs", "DSPs",
+                             "model iCE40 LUTs/MAC"], rows)))
     b.append(("h2", "Verified RTL (rtl/)"))
     if o.verified:
         b.append(("p", ("Every design on an accuracy-vs-area or accuracy-vs-energy front, exported "
