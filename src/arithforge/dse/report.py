@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
@@ -165,7 +166,8 @@ def _html(blocks: list[Block], title: str) -> str:
         if kind in ("h1", "h2", "h3"):
             out.append(f"<{kind}>{html.escape(value)}</{kind}>")
         elif kind == "p":
-            out.append(f"<p>{html.escape(value)}</p>")
+            text = re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(value))
+            out.append(f"<p>{text}</p>")
         elif kind == "img":
             out.append(f"<p><img src='{html.escape(value[1])}' alt='{html.escape(value[0])}'>"
                        "</p>")
