@@ -79,7 +79,6 @@ class Problem:
         from pymoo.operators.crossover.sbx import SBX
         from pymoo.operators.mutation.pm import PM
         from pymoo.operators.repair.rounding import RoundingRepair
-        from pymoo.operators.sampling.rnd import IntegerRandomSampling
         from pymoo.optimize import minimize
 
         outer = self
@@ -94,7 +93,14 @@ class Problem:
                 out["F"] = np.column_stack([noise, energy])
                 out["G"] = (area - outer.budget)[:, None]
 
-        algorithm = NSGA2(pop_size=population, sampling=IntegerRandomSampling(),
+        # The first generation holds every uniform assignment (the ends of the front a search
+        # from random mixtures tends to miss), the rest random.
+        rng = np.random.default_rng(seed)
+        n_layers, n_formats = len(self.layers), len(self.formats)
+        uniform = np.repeat(np.arange(n_formats)[:, None], n_layers, axis=1)
+        rest = rng.integers(0, n_formats, (max(0, population - n_formats), n_layers))
+        start = np.vstack([uniform, rest])[:max(population, n_formats)].astype(float)
+        algorithm = NSGA2(pop_size=max(population, n_formats), sampling=start,
                           crossover=SBX(prob=1.0, eta=3.0, vtype=float, repair=RoundingRepair()),
                           mutation=PM(prob=1.0, eta=3.0, vtype=float, repair=RoundingRepair()),
                           eliminate_duplicates=True)
