@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({
             "output": str(out), "seconds": round(elapsed, 2),
             "computed": outcome.computed, "cached": outcome.cached, "failed": outcome.failed,
+            "worker_restarts": executor.restarts,
             "points": [_point_json(p) for p in outcome.points],
             "skipped": [{"kind": s.kind, "weights": s.weights, "acts": s.acts, "acc": s.acc,
                          "reason": s.reason} for s in outcome.skipped],

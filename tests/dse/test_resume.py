@@ -3,6 +3,7 @@ none twice, and the next run resumes with exactly what is missing."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -81,19 +82,20 @@ def _workers(pid: int) -> list[int]:
 def test_sigkill_of_a_worker_is_retried(tiny_spec, tmp_path):
     out = tmp_path / "out"
     db = out / "results.sqlite"
-    proc = subprocess.Popen(explore_cmd(tiny_spec, out, "--quiet", "-j", "2"),
-                            start_new_session=True, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(explore_cmd(tiny_spec, out, "--json", "-j", "2"),
+                            start_new_session=True, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         _wait_rows(proc, db, 1)
         workers = _workers(proc.pid)
         assert workers, "no worker process found"
         os.kill(workers[-1], signal.SIGKILL)
-        _, err = proc.communicate(timeout=600)
+        stdout, err = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, err[-2000:]
+    assert json.loads(stdout)["worker_restarts"] == 1  # the pool broke and was replaced
     keys = _keys(db)
     assert len(keys) == len(set(keys))
     with sqlite3.connect(db) as con:

@@ -56,6 +56,8 @@ class LocalExecutor:
 
     def __init__(self, jobs: int | None = None) -> None:
         self.jobs = max(1, jobs or len(os.sched_getaffinity(0)))
+        #: Pools replaced after a worker died.
+        self.restarts = 0
 
     def run(self, tasks: Sequence[Task]) -> Iterator[Outcome]:
         """Run ``tasks``; yield each outcome as it finishes."""
@@ -82,6 +84,7 @@ class LocalExecutor:
                 # Not waiting: after Ctrl-C the workers have their own SIGINT to die of.
                 pool.shutdown(wait=False, cancel_futures=True)
             if broken:
+                self.restarts += 1
                 for key in list(pending):
                     attempts[key] += 1
                     if attempts[key] >= MAX_ATTEMPTS:
@@ -105,6 +108,7 @@ class RayExecutor:
         self._ray = ray
         self.jobs = jobs
         self.address = address
+        self.restarts = 0  # Ray retries dead workers' tasks itself
 
     def run(self, tasks: Sequence[Task]) -> Iterator[Outcome]:
         """Run ``tasks`` as Ray tasks; yield each outcome as it finishes."""
