@@ -83,9 +83,12 @@ def _pareto(outcome: Outcome, objective: str, stem: Path) -> str:
             ys = [y(outcome.points[i]["metric"]) for i in front]
             ax.step(xs, ys, where="post", color="tab:red", lw=1.5, label="Pareto front")
             ax.scatter(xs, ys, color="tab:red", s=50, zorder=3)
-            for i, xv, yv in zip(front, xs, ys, strict=True):
+            for n, (i, xv, yv) in enumerate(zip(front, xs, ys, strict=True)):
+                # Alternate below-right and above-left: neighbours on a crowded front stay apart.
+                below = n % 2 == 0
                 ax.annotate(outcome.points[i]["label"], (xv, yv), textcoords="offset points",
-                            xytext=(5, -10), fontsize=7, color="tab:red")
+                            xytext=(5, -11) if below else (-5, 6), fontsize=7,
+                            ha="left" if below else "right", color="tab:red")
         k = outcome.knees.get((w, objective))
         if k is not None:
             p = outcome.points[k]
@@ -100,7 +103,8 @@ def _pareto(outcome: Outcome, objective: str, stem: Path) -> str:
                                                            for _, p in pts) else ""))
         ax.set_title(f"{w}: accuracy vs {objective.split('_')[0]}")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        # Outside the axes: inside, it would hide points.
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return _save(fig, stem)
 
