@@ -21,8 +21,12 @@ the ``arithforge.hdl.registry`` generator and parameters that build it, and the 
     ``hdl bitserial`` (BitMoD PE): BitMoD weight family, float16/bfloat16/int8 activations; one
     design per family x activation format x group, independent of ``[formats] weights``.
 ``lut``
-    ``hdl lut`` (LUT tensor core): signed integer weights of 1 to 4 bits from ``[formats]
-    weights``, table entries ``entry``.
+    ``hdl lut`` (LUT tensor core): signed integer weights of 2 to 4 bits from ``[formats]
+    weights``, table entries ``entry`` (float entries with a float accumulator, int8 with an
+    integer one), ``symmetric`` tables.
+
+Both multi-MAC kinds are scored by the bit-exact models of :mod:`arithforge.workloads.datapaths`
+(``bitserial``, ``lut``), the same arithmetic as ``reference()`` of the hardware.
 
 Multi-MAC datapaths (bit-serial PE, LUT core) are normalized per MAC: ``macs`` MACs every
 ``ii`` cycles, so area per MAC/cycle of throughput is ``area * ii / macs`` and energy per MAC is
@@ -236,10 +240,8 @@ def _reason(kind: str, w: str, a: str, kw: str, ka: str, kacc: str, fw: Any) -> 
     if kind == "lut":
         if w != a:
             return "the LUT core takes its activation format from [datapaths.lut] entry"
-        if kw != "int" or fw.bits > 4:
-            return "the LUT tensor core takes signed integer weights of 1 to 4 bits"
-        if kacc != "float":
-            return "the LUT core with float table entries accumulates in a float format"
+        if kw != "int" or not 2 <= fw.bits <= 4:
+            return "the LUT tensor core takes signed integer weights of 2 to 4 bits"
         return ""
     return f"unknown kind {kind!r}"  # pragma: no cover
 
@@ -285,14 +287,21 @@ def _design(spec: Spec, kind: str, w: str, a: str, acc: str, fw: Any, fa: Any,
         m, n = (int(x) for x in str(params["tile"]).split("x"))
         k = int(params["group"])
         entry = str(params["entry"])
-        if entry == "int8":
-            return Skip(kind, w, entry, acc, "the LUT accuracy model covers float table "
-                                             "entries only (int8 tables are not modelled)")
+        ke, kacc = _kind_of(_fmt(entry)), _kind_of(_fmt(acc))
+        if ke == "float" and kacc != "float":
+            return Skip(kind, w, entry, acc, "the LUT core with float table entries "
+                                             "accumulates in a float format")
+        if ke == "int" and kacc != "int":
+            return Skip(kind, w, entry, acc, "the LUT core with integer table entries "
+                                             "accumulates in an integer format")
+        symmetric = bool(params["symmetric"])
+        # The bit-exact model of the core (workloads ``lut``: formats.lut.lut_tile tile after
+        # tile); the weight bits are the weight format's, two's-complement codes (signed).
         model.update(acts=entry, act_scaling=_scaling(spec, _fmt(entry)),
-                     weight_scaling="per-channel", datapath="dse_lut",
-                     options={"group": k, "weight_bits": fw.bits})
+                     weight_scaling="per-channel", datapath="lut",
+                     options={"group": k, "symmetric": symmetric})
         hdl = {"m": m, "n": n, "k": k, "weight_bits": fw.bits, "signed": True,
-               "entry": entry, "acc": acc}
+               "entry": entry, "acc": acc, "symmetric": symmetric}
         return Design(kind, w, entry, acc, params, ("lut", hdl), model, macs=m * n * k,
                       ii=0)
     raise AssertionError(kind)  # pragma: no cover
@@ -301,10 +310,16 @@ def _design(spec: Spec, kind: str, w: str, a: str, acc: str, fw: Any, fa: Any,
 def _bitserial(spec: Spec, params: dict[str, Any], acc: str) -> Design:
     acts = str(params["acts"])
     group = int(params["group"])
+    align = int(params["align_bits"])
+    # The bit-exact model of the PE (workloads ``bitserial``: formats.bitmod, one rounding per
+    # group into the accumulator, as a chain of PE transactions through ``c`` computes it); it
+    # requantizes the float32 weights group-wise itself.
     model = {"weights": "float32", "acts": acts, "acc": acc, "weight_scaling": "none",
-             "act_scaling": _scaling(spec, _fmt(acts)), "datapath": "dse_bitserial",
-             "options": {"family": params["types"], "group": group}}
-    hdl = {"acts": acts, "family": params["types"], "group": group, "groups": 2, "acc": acc}
+             "act_scaling": _scaling(spec, _fmt(acts)), "datapath": "bitserial",
+             "options": {"family": params["types"], "group": group, "align_bits": align,
+                         "scale": "float16"}}
+    hdl = {"acts": acts, "family": params["types"], "group": group, "groups": 2,
+           "align_bits": align, "scale": "float16", "acc": acc}
     return Design("bitserial", str(params["types"]), acts, acc, params, ("bitserial", hdl),
                   model, macs=2 * group, ii=0)
 

@@ -35,8 +35,8 @@ DATAPATH_KINDS: dict[str, dict[str, Any]] = {
     "fma_approx": {"window": [4], "rounding": ["rne"], "stages": [0]},
     "lmul": {"form": ["int"], "stages": [0]},
     "imac": {"stages": [0], "saturate": [False]},
-    "bitserial": {"types": ["bitmod4"], "acts": ["float16"], "group": [8]},
-    "lut": {"tile": ["2x4"], "group": [4], "entry": ["float16"]},
+    "bitserial": {"types": ["bitmod4"], "acts": ["float16"], "group": [8], "align_bits": [8]},
+    "lut": {"tile": ["2x4"], "group": [4], "entry": ["float16"], "symmetric": [True]},
 }
 
 _TOP_KEYS = {"name", "seed", "formats", "datapaths", "workloads", "stages", "verify", "cost",
@@ -95,11 +95,13 @@ stages = 0
 types = "bitmod4"             # BitMoD weight family (formats.bitmod.FAMILIES)
 acts = "float16"
 group = 8                     # weights per scale group = PE lanes
+align_bits = 8                # fraction bits kept below a group's largest activation
 
 [datapaths.lut]
 tile = "2x4"                  # M x N tile of the LUT tensor core
 group = 4                     # activations per table, K
 entry = "float16"             # activation and table entry format
+symmetric = true              # table symmetrization: 2**(K-1) stored entries
 
 [workloads]
 names = ["synthetic", "digits-cnn"]
@@ -408,9 +410,9 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
 
 def _param_values(check: _Checker, path: tuple[str, ...], key: str, value: Any) -> list[Any]:
     kind = path[1]
-    if key in ("stages", "window", "group"):
+    if key in ("stages", "window", "group", "align_bits"):
         values = check.listof(path, value, int, "an integer")
-        low = 0 if key == "stages" else 1
+        low = 0 if key in ("stages", "align_bits") else 1
         for v in values:
             if v < low:
                 raise check.fail(path, f"must be at least {low}, not {v!r}")
@@ -425,7 +427,7 @@ def _param_values(check: _Checker, path: tuple[str, ...], key: str, value: Any) 
         for v in values:
             check.choice(path, v, ("int", "equation"))
         return values
-    if key == "saturate":
+    if key in ("saturate", "symmetric"):
         return check.listof(path, value, bool, "true or false")
     if key == "types":
         from ..formats.bitmod import FAMILIES

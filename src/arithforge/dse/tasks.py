@@ -36,7 +36,7 @@ STAGES = ("accuracy", "cost", "synth", "verify")
 
 #: Packages whose source decides each stage's results.
 _STAGE_PACKAGES = {
-    "accuracy": ("formats", "workloads", "dse/models.py", "dse/tasks.py"),
+    "accuracy": ("formats", "workloads", "dse/tasks.py"),
     "cost": ("formats", "hdl", "costmodel", "dse/tasks.py"),
     "synth": ("formats", "hdl", "costmodel", "sim/export.py", "dse/tasks.py"),
     "verify": ("formats", "hdl", "sim", "dse/tasks.py"),
@@ -79,9 +79,7 @@ def run_task(stage: str, config: dict[str, Any], runtime: dict[str, Any]) -> dic
 
 def _accuracy(config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Any]:
     from ..workloads.evaluate import evaluate
-    from . import models
 
-    models.register()
     model = dict(config["model"])
     r = evaluate(runtime["trace"], model.pop("weights"), model.pop("acts"),
                  model.pop("datapath"), model.pop("acc"),
