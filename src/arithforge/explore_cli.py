@@ -49,7 +49,8 @@ def _jsonable(v: Any) -> Any:
 
 def _point_json(p: dict[str, Any]) -> dict[str, Any]:
     keys = ("label", "kind", "weights", "acts", "acc", "params", "workload", "metric",
-            "metric_name", "area_um2", "energy_pj", "delay_ns", "ice40_luts", "status")
+            "metric_name", "area_um2", "energy_pj", "delay_ns", "ice40_luts", "latency_s",
+            "energy_uj", "status")
     return {k: _jsonable(p.get(k)) for k in keys}
 
 
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
             front = outcome.fronts.get((w, "area_um2"), [])
             rows = [point_row(outcome.points[i]) for i in
                     sorted(front, key=lambda i: outcome.points[i]["area_um2"])]
-            print_table(POINT_HEADERS, rows, align="llrrrrr",
+            print_table(POINT_HEADERS, rows, align="ll" + "r" * (len(POINT_HEADERS) - 2),
                         title=f"Pareto front, accuracy vs area: {w}")
             print()
         if outcome.verified:

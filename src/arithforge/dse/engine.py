@@ -31,7 +31,7 @@ __all__ = ["Outcome", "explore", "run_tasks"]
 
 #: Objective columns and their senses.
 SENSES = {"accuracy": "max", "area_um2": "min", "energy_pj": "min", "delay_ns": "min",
-          "ice40_luts": "min", "transistors": "min"}
+          "ice40_luts": "min", "transistors": "min", "latency_s": "min", "energy_uj": "min"}
 
 Progress = Callable[[str, int, int], None]
 
@@ -122,6 +122,12 @@ def cost_config(spec: Spec, d: Design) -> dict[str, Any]:
             "node": spec.cost["node"], "calibrated": spec.cost["calibrated"]}
 
 
+def accel_config(spec: Spec, d: Design, workload: str) -> dict[str, Any]:
+    """Hashed configuration of a design's accelerator objectives on a workload."""
+    return {**hdl_config(d), "workload": workload, "workload_seed": spec.workloads["seed"],
+            "array": spec.accel["array"], "dataflow": spec.accel["dataflow"]}
+
+
 def verify_config(spec: Spec, d: Design) -> dict[str, Any]:
     """Hashed configuration of a design's verification."""
     v = spec.verify
@@ -183,7 +189,8 @@ def explore(spec: Spec, out_dir: str | Path, *,
     if not designs:
         raise ArithforgeError(f"{spec.source}: the spec leaves no design to explore "
                               f"({len(skipped)} combinations skipped)")
-    traces = prepare_traces(spec, out) if spec.stages["accuracy"] else {}
+    traces = (prepare_traces(spec, out) if spec.stages["accuracy"] or spec.stages["accel"]
+              else {})
     seconds["plan"] = time.perf_counter() - t0
     say(f"{len(designs)} designs x {len(spec.workloads['names'])} workloads, "
         f"{len(skipped)} combinations skipped")
@@ -214,6 +221,9 @@ def explore(spec: Spec, out_dir: str | Path, *,
         if spec.stages["accuracy"]:
             tasks += [("accuracy", accuracy_config(spec, d, w), {"trace": str(traces[w])})
                       for w in spec.workloads["names"] for d in designs]
+        if spec.stages["accel"]:
+            tasks += [("accel", accel_config(spec, d, w), {"trace": str(traces[w])})
+                      for w in spec.workloads["names"] for d in with_hw]
         phase("evaluate", tasks)
 
         points = _points(spec, store, designs)
@@ -272,6 +282,16 @@ def _points(spec: Spec, store: Store, designs: Sequence[Design]) -> list[dict[st
                 value = None if cost is None else cost.get(key)
                 p[key] = math.nan if value is None else float(value)
             errs = list(errors)
+            p["accel"] = None
+            p["latency_s"] = p["energy_uj"] = math.nan
+            if spec.stages["accel"] and d.hdl is not None:
+                row = _get(store, "accel", accel_config(spec, d, w))
+                if row is None or row["status"] != "ok":
+                    errs.append(f"accel: {row['error'] if row else 'not run'}")
+                else:
+                    p["accel"] = row["result"]
+                    p["latency_s"] = float(row["result"]["latency_s"])
+                    p["energy_uj"] = float(row["result"]["energy_uj"])
             if spec.stages["accuracy"]:
                 row = _get(store, "accuracy", accuracy_config(spec, d, w))
                 if row is None or row["status"] != "ok":

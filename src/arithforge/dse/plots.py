@@ -1,9 +1,10 @@
 """Plots of a sweep (matplotlib, Agg backend, PNG and SVG).
 
-``pareto_area``, ``pareto_energy``: one panel per workload, accuracy against area per MAC or
-energy per MAC (log axis), every point marked by its datapath kind, the front drawn as a step
-line with its points labelled ``format/datapath``, the knee circled. ``sensitivity_<workload>``:
-per-layer SQNR of every format on its FMA (or first) datapath, as a heat map.
+``pareto_area``, ``pareto_energy``, ``pareto_inference`` (with ``[stages] accel``): one panel
+per workload, accuracy against area per MAC, energy per MAC or energy per inference (log axis),
+every point marked by its datapath kind, the front drawn as a step line with its points labelled
+``format/datapath``, the knee circled. ``sensitivity_<workload>``: per-layer SQNR of every format
+on its FMA (or first) datapath, as a heat map.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ __all__ = ["write_plots"]
 
 _MARKERS = {"fma": "o", "fma_approx": "s", "lmul": "^", "imac": "D", "bitserial": "P",
             "lut": "X"}
-_UNITS = {"area_um2": "area per MAC/cycle (um^2, 45 nm)", "energy_pj": "energy per MAC (pJ)"}
+_UNITS = {"area_um2": "area per MAC/cycle (um^2, 45 nm)", "energy_pj": "energy per MAC (pJ)",
+          "energy_uj": "energy per inference on the systolic array (uJ)"}
+_TITLES = {"area_um2": "area", "energy_pj": "energy per MAC",
+           "energy_uj": "energy per inference"}
 _METRIC = {"accuracy": "test accuracy (fraction)", "spearman": "Spearman correlation",
            "sqnr_db": "pooled output SQNR (dB)"}
 
@@ -36,7 +40,10 @@ def write_plots(outcome: Outcome) -> dict[str, str]:
 
     matplotlib.use("Agg")
     files = {}
-    for objective, name in (("area_um2", "pareto_area"), ("energy_pj", "pareto_energy")):
+    plots = [("area_um2", "pareto_area"), ("energy_pj", "pareto_energy")]
+    if outcome.spec.stages["accel"]:
+        plots.append(("energy_uj", "pareto_inference"))
+    for objective, name in plots:
         files[name] = _pareto(outcome, objective, outcome.out_dir / name)
     for w in outcome.spec.workloads["names"]:
         path = _heatmap(outcome, w, outcome.out_dir / f"sensitivity_{w}")
@@ -97,11 +104,13 @@ def _pareto(outcome: Outcome, objective: str, stem: Path) -> str:
         ax.set_xscale("log")
         # Minor ticks unlabelled: their labels collide on a log axis spanning one decade.
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlabel(_UNITS[objective])
+        ax.set_xlabel(_UNITS[objective] + (f" ({outcome.spec.accel['array']} "
+                                           f"{outcome.spec.accel['dataflow']})"
+                                           if objective == "energy_uj" else ""))
         ax.set_ylabel(_metric_label([p for _, p in pts]) +
                       (" (exact shown at the top)" if any(math.isinf(p["metric"])
                                                            for _, p in pts) else ""))
-        ax.set_title(f"{w}: accuracy vs {objective.split('_')[0]}")
+        ax.set_title(f"{w}: accuracy vs {_TITLES[objective]}")
         ax.grid(True, which="both", alpha=0.3)
         # Outside the axes: inside, it would hide points.
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))

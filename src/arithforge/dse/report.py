@@ -29,14 +29,16 @@ def _num(v: Any, spec: str = ".4g") -> str:
 
 
 POINT_HEADERS = ["design", "workload", "metric", "area um2/MAC", "energy pJ/MAC", "delay ns",
-                 "iCE40 LUTs/MAC"]
+                 "iCE40 LUTs/MAC", "latency us/inf", "energy uJ/inf"]
 
 
 def point_row(p: dict[str, Any]) -> list[str]:
     """Cells of one point for the tables."""
+    lat = p.get("latency_s", math.nan)
     return [p["label"], p["workload"], _num(p["metric"]), _num(p["area_um2"], ",.0f"),
             _num(p["energy_pj"], ".3f"), _num(p["delay_ns"], ".2f"),
-            _num(p["ice40_luts"], ",.0f")]
+            _num(p["ice40_luts"], ",.0f"), _num(None if lat is None else lat * 1e6, ".4g"),
+            _num(p.get("energy_uj"), ".4g")]
 
 
 def _blocks(o: Outcome) -> list[Block]:
@@ -56,10 +58,24 @@ def _blocks(o: Outcome) -> list[Block]:
                    "(`arithforge cost`, 45 nm, calibrated against Yosys), per MAC: multi-MAC "
                    "datapaths (bit-serial PE, LUT core) divide area by their MACs per cycle and "
                    "energy by their MACs per operation.")))
+    if spec.stages["accel"]:
+        b.append(("p", (f"Latency and energy per inference (`latency_s`, `energy_uj`): the "
+                       f"workload's GEMMs on a {spec.accel['array']} "
+                       f"{spec.accel['dataflow']} systolic array of the design's PEs "
+                       "(`arithforge.sim.accelerator`, cycles-only schedule; clock from the "
+                       "PE's critical path; energy = PE operations + SRAM and DRAM bits moved), "
+                       "divided by the inferences the trace stands for (digits-cnn: its test "
+                       "images; synthetic: one pass of its GEMMs).")))
     for w in spec.workloads["names"]:
         b.append(("h2", f"Pareto fronts: {w}"))
-        for obj, title in (("area_um2", "accuracy vs area"), ("energy_pj", "accuracy vs energy"),
-                           ("nd", "all objectives: " + ", ".join(spec.pareto["objectives"]))):
+        shown = [("area_um2", "accuracy vs area"), ("energy_pj", "accuracy vs energy")]
+        if spec.stages["accel"]:
+            shown += [("latency_s", "accuracy vs latency per inference"),
+                      ("energy_uj", "accuracy vs energy per inference")]
+        shown.append(("nd", "all objectives: " + ", ".join(spec.pareto["objectives"])))
+        for obj, title in shown:
+            if obj not in ("area_um2", "energy_pj", "nd") and (w, obj) not in o.fronts:
+                continue
             front = o.fronts.get((w, obj), [])
             k = o.knees.get((w, obj))
             rows = [point_row(o.points[i]) + ["knee" if i == k else ""]

@@ -40,23 +40,31 @@ DATAPATH_KINDS: dict[str, dict[str, Any]] = {
 }
 
 _TOP_KEYS = {"name", "seed", "formats", "datapaths", "workloads", "stages", "verify", "cost",
-             "pareto", "search", "mixed"}
+             "pareto", "search", "mixed", "accel"}
 _SECTION_KEYS: dict[str, dict[str, Any]] = {
     "formats": {"weights": None, "activations": "same", "accumulators": ["float32", "int32"]},
     "datapaths": {"enabled": list(DATAPATH_KINDS)},
     "workloads": {"names": ["synthetic", "digits-cnn"], "scaling": "auto", "max_rows": 64,
                   "max_cols": None, "end_metric": True, "seed": 0},
-    "stages": {"accuracy": True, "cost": True, "synth": "none", "verify": "pareto"},
+    "stages": {"accuracy": True, "cost": True, "synth": "none", "verify": "pareto",
+               "accel": True},
     "verify": {"random": 10000, "corner": True, "lanes": 1, "seed": 0},
     "cost": {"tech": None, "node": None, "calibrated": True},
-    "pareto": {"objectives": ["accuracy", "area_um2", "energy_pj", "delay_ns", "ice40_luts"]},
+    "pareto": {"objectives": None},  # None: COST_OBJECTIVES, plus ACCEL_OBJECTIVES if on
+    "accel": {"array": "16x16", "dataflow": "os"},
     "search": {"method": "grid", "workload": None, "population": 16, "generations": 4,
                "seed": 0},
     "mixed": {"enabled": False, "workload": "digits-cnn", "datapath": "fma", "formats": None,
               "area_budget_um2": None, "population": 32, "generations": 40, "seed": 0},
 }
 SCALINGS = ("auto", "none", "per-tensor", "per-channel", "per-block")
-OBJECTIVES = ("accuracy", "area_um2", "energy_pj", "delay_ns", "ice40_luts", "transistors")
+#: Objectives of the accelerator stage (``[stages] accel``): per inference of the workload on a
+#: systolic array of the design's PEs (``arithforge.sim.accelerator``).
+ACCEL_OBJECTIVES = ("latency_s", "energy_uj")
+OBJECTIVES = ("accuracy", "area_um2", "energy_pj", "delay_ns", "ice40_luts", "transistors",
+              *ACCEL_OBJECTIVES)
+#: ``[pareto] objectives`` when not given (plus :data:`ACCEL_OBJECTIVES` with the stage on).
+DEFAULT_OBJECTIVES = ("accuracy", "area_um2", "energy_pj", "delay_ns", "ice40_luts")
 _ROUNDINGS = ("rne", "rtz", "rna", "rup", "rdn", "stochastic")
 
 DEFAULT_SPEC = """\
@@ -114,13 +122,19 @@ accuracy = true
 cost = true
 synth = "none"
 verify = "pareto"
+accel = true                  # latency and energy per inference on a systolic array (fast)
+
+[accel]
+array = "16x16"               # rows x cols of PEs (arithforge.sim.accelerator)
+dataflow = "os"               # output (os) or weight (ws) stationary
 
 [verify]
 random = 10000
 corner = true
 
 [pareto]
-objectives = ["accuracy", "area_um2", "energy_pj", "delay_ns", "ice40_luts"]
+objectives = ["accuracy", "area_um2", "energy_pj", "delay_ns", "ice40_luts", "latency_s",
+              "energy_uj"]
 
 [mixed]
 enabled = true
@@ -177,7 +191,7 @@ class Spec:
     -------
     name : str
     seed : int
-    formats, datapaths, workloads, stages, verify, cost, pareto, search, mixed : dict
+    formats, datapaths, workloads, stages, verify, cost, pareto, search, mixed, accel : dict
         The sections (``docs/explore.md``); ``datapaths`` holds ``enabled`` and one dict of
         parameter lists per enabled kind.
     source : str
@@ -199,12 +213,14 @@ class Spec:
     mixed: dict[str, Any]
     source: str = "<default>"
     text: str = field(default="", repr=False)
+    accel: dict[str, Any] = field(default_factory=lambda: dict(_SECTION_KEYS["accel"]))
 
     def as_dict(self) -> dict[str, Any]:
         """Return the spec as plain data (without its text)."""
         return {k: getattr(self, k) for k in ("name", "seed", "formats", "datapaths",
                                                "workloads", "stages", "verify", "cost",
-                                               "pareto", "search", "mixed", "source")}
+                                               "pareto", "search", "mixed", "accel",
+                                               "source")}
 
 
 class _Checker:
@@ -348,6 +364,13 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     check.choice(("stages", "verify"), st["verify"], ("none", "pareto", "all"))
     if st["verify"] != "none" and not st["cost"]:
         raise check.fail(("stages", "verify"), "needs cost = true (designs are chosen by cost)")
+    check.scalar(("stages", "accel"), st["accel"], bool, "true or false")
+    ac = _section(check, data, "accel")
+    array = check.scalar(("accel", "array"), ac["array"], str, "an array size 'RxC'")
+    if not re.fullmatch(r"[1-9][0-9]*x[1-9][0-9]*", array):
+        raise check.fail(("accel", "array"), f"must be an array size 'RxC' such as '16x16', "
+                                             f"not {array!r}")
+    check.choice(("accel", "dataflow"), ac["dataflow"], ("os", "ws"))
 
     vf = _section(check, data, "verify")
     for key in ("random", "lanes", "seed"):
@@ -367,9 +390,13 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     check.scalar(("cost", "calibrated"), co["calibrated"], bool, "true or false")
 
     pa = _section(check, data, "pareto")
+    if pa["objectives"] is None:
+        pa["objectives"] = [*DEFAULT_OBJECTIVES, *(ACCEL_OBJECTIVES if st["accel"] else ())]
     objectives = check.listof(("pareto", "objectives"), pa["objectives"], str, "an objective")
     for o in objectives:
         check.choice(("pareto", "objectives"), o, OBJECTIVES)
+        if o in ACCEL_OBJECTIVES and not st["accel"]:
+            raise check.fail(("pareto", "objectives"), f"{o!r} needs [stages] accel = true")
     if "accuracy" not in objectives or len(objectives) < 2:
         raise check.fail(("pareto", "objectives"), "must hold accuracy and at least one cost")
 
@@ -405,7 +432,7 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
                 raise check.fail(("mixed", "area_budget_um2"), f"must be positive, not {budget}")
         for key in ("population", "generations", "seed"):
             check.scalar(("mixed", key), mx[key], int, "an integer")
-    return Spec(name, seed, fm, datapaths, wl, st, vf, co, pa, se, mx, source, text)
+    return Spec(name, seed, fm, datapaths, wl, st, vf, co, pa, se, mx, source, text, accel=ac)
 
 
 def _param_values(check: _Checker, path: tuple[str, ...], key: str, value: Any) -> list[Any]:

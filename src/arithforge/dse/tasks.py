@@ -16,6 +16,10 @@ Stages
 ``verify``
     The Verilog (:func:`arithforge.sim.export.to_verilog`) and the Verilator batch harness on
     corner and random vectors against ``reference()`` (:func:`arithforge.sim.harness.verify`).
+``accel``
+    Latency and energy per inference of a workload's GEMMs on a systolic array of the design's
+    PEs: :func:`arithforge.sim.accelerator.gemm_objectives` in its cycles-only mode (the
+    schedule, no output codes; numpy, plus the PE's ``structure()`` for its cost).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from .. import __version__
 
 __all__ = ["STAGES", "canonical", "code_version", "run_task", "task_key"]
 
-STAGES = ("accuracy", "cost", "synth", "verify")
+STAGES = ("accuracy", "cost", "synth", "verify", "accel")
 
 #: Packages whose source decides each stage's results.
 _STAGE_PACKAGES = {
@@ -40,6 +44,7 @@ _STAGE_PACKAGES = {
     "cost": ("formats", "hdl", "costmodel", "dse/tasks.py"),
     "synth": ("formats", "hdl", "costmodel", "sim/export.py", "dse/tasks.py"),
     "verify": ("formats", "hdl", "sim", "dse/tasks.py"),
+    "accel": ("formats", "hdl", "costmodel", "sim/accelerator.py", "dse/tasks.py"),
 }
 
 
@@ -162,4 +167,60 @@ def _verify(config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_RUNNERS = {"accuracy": _accuracy, "cost": _cost, "synth": _synth, "verify": _verify}
+def array_shapes(hdl: str, params: dict[str, Any], gemms: list[dict[str, int]]
+                 ) -> list[dict[str, int]]:
+    """A workload's GEMMs ``(M, N, K, batch)`` in the array's units: one PE operation of a
+    dot-product PE is a whole transaction (bit-serial PE: ``group * groups`` products along K;
+    LUT core: an ``m x n x k`` tile), so ``K`` (and for the LUT core ``M`` and ``N``) count
+    transactions (``docs/accelerator.md``); the other PEs take the GEMM as it is."""
+    def up(a: int, b: int) -> int:
+        return -(-int(a) // int(b))
+
+    out = []
+    for g in gemms:
+        m, n, k, batch = int(g["M"]), int(g["N"]), int(g["K"]), int(g.get("batch", 1))
+        if hdl == "bitserial":
+            k = up(k, int(params["group"]) * int(params.get("groups", 2)))
+        elif hdl == "lut":
+            m, n, k = up(m, params["m"]), up(n, params["n"]), up(k, params["k"])
+        out.append({"M": m, "N": n, "K": k, "batch": batch})
+    return out
+
+
+def inferences(meta: dict[str, Any]) -> int:
+    """Inferences one pass of a trace stands for: digits-cnn's test images, minilm's sentences,
+    else 1 (synthetic: the whole set of GEMMs)."""
+    inputs = meta.get("inputs") or {}
+    if isinstance(inputs, dict) and inputs.get("test_samples"):
+        return int(inputs["test_samples"])
+    if isinstance(meta.get("sentences"), list) and meta["sentences"]:
+        return len(meta["sentences"])
+    return 1
+
+
+def _accel(config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Any]:
+    from ..sim.accelerator import PESpec, gemm_objectives
+    from ..workloads.trace import load_trace
+
+    tr = load_trace(Path(runtime["trace"]))
+    try:
+        gemms = [{"M": d["M"], "N": d["N"], "K": d["K"], "batch": d.get("batch", 1)}
+                 for _, d in tr.graph.nodes(data=True) if d.get("kind") == "gemm"]
+        per = inferences(dict(tr.meta))
+    finally:
+        tr.close()
+    params = config["params"]
+    pe = PESpec(config["hdl"], tuple((k, str(v)) for k, v in sorted(params.items())))
+    r = gemm_objectives(array_shapes(config["hdl"], params, gemms), pe=pe,
+                        array=config["array"], dataflow=config["dataflow"], fmax="analytical")
+    return {
+        "latency_s": r["latency_s"] / per, "energy_uj": r["energy_pj"] * 1e-6 / per,
+        "inferences": per, "cycles": r["cycles"], "utilization": r["utilization"],
+        "fmax_mhz": r["fmax_mhz"], "pe_energy_pj": r["pe_energy_pj"],
+        "sram_energy_pj": r["sram_energy_pj"], "dram_energy_pj": r["dram_energy_pj"],
+        "pe": r["config"]["pe"],
+    }
+
+
+_RUNNERS = {"accuracy": _accuracy, "cost": _cost, "synth": _synth, "verify": _verify,
+            "accel": _accel}
