@@ -76,10 +76,17 @@ class Design:
     notes: tuple[str, ...] = field(default=())
 
     @property
+    def reference(self) -> bool:
+        """An accuracy-only reference point (a GPU's tensor cores): no hardware, no cost."""
+        return self.kind == "tensorcore"
+
+    @property
     def label(self) -> str:
-        """Short name for plots: ``e4m3fn/fma``."""
+        """Short name for plots: ``e4m3fn/fma``; references ``e4m3fn/h100-fp8``."""
         short = _short(self.weights) if self.weights == self.acts else \
             f"{_short(self.weights)}x{_short(self.acts)}"
+        if self.reference:
+            return f"{short}/{self.params['model']}"
         from .spec import DATAPATH_KINDS
 
         # Parameters at their default value are left out: ``e4m3fn/fma``, ``e4m3fn/fma,stages=2``.
@@ -202,6 +209,7 @@ def plan(spec: Spec, hdl_names: frozenset[str] | None = None
                         skips.append(d)
                     else:
                         designs.append(d)
+    designs += [_reference(spec, r) for r in spec.references]
     seen: set[str] = set()
     unique = []
     for d in designs:
@@ -322,6 +330,26 @@ def _bitserial(spec: Spec, params: dict[str, Any], acc: str) -> Design:
            "align_bits": align, "scale": "float16", "acc": acc}
     return Design("bitserial", str(params["types"]), acts, acc, params, ("bitserial", hdl),
                   model, macs=2 * group, ii=0)
+
+
+def _reference(spec: Spec, ref: dict[str, str]) -> Design:
+    """A tensor-core preset of :mod:`arithforge.formats.mma` as an accuracy-only design: the
+    workloads ``tensorcore`` model with ``model = preset`` (its steps, promotion and float32
+    output)."""
+    w, a = ref["weights"], ref["acts"]
+    model = {"weights": w, "acts": a, "acc": "float32", "weight_scaling": _scaling(spec, _fmt(w)),
+             "act_scaling": _scaling(spec, _fmt(a)), "datapath": "tensorcore",
+             "options": {"model": ref["model"]}}
+    return Design("tensorcore", w, a, "float32", {"model": ref["model"]}, None, model,
+                  hdl_reason="accuracy-only reference (a GPU's tensor cores): no hardware",
+                  notes=((f"{ref['model']}: accuracy-only reference, "
+                         f"{_mma_source(ref['model'])}"),))
+
+
+def _mma_source(name: str) -> str:
+    from ..formats.mma import PRESETS
+
+    return str(PRESETS[name].source)
 
 
 def _fmt(name: str) -> Any:

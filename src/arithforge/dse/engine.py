@@ -210,7 +210,10 @@ def explore(spec: Spec, out_dir: str | Path, *,
         if spec.search["method"] == "nsga2":
             from .search import nsga2_designs
 
-            designs, search = nsga2_designs(spec, designs, traces, store, executor, progress)
+            refs = [d for d in designs if d.reference]
+            designs, search = nsga2_designs(spec, [d for d in designs if not d.reference],
+                                            traces, store, executor, progress)
+            designs = designs + refs
         tasks: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
         with_hw = [d for d in designs if d.hdl is not None]
         if spec.stages["cost"]:
@@ -260,6 +263,7 @@ def _points(spec: Spec, store: Store, designs: Sequence[Design]) -> list[dict[st
         base: dict[str, Any] = {
             "design": d, "label": d.label, "kind": d.kind, "weights": d.weights,
             "acts": d.acts, "acc": d.acc, "params": d.params, "ident": d.ident,
+            "reference": d.reference,
         }
         cost: dict[str, Any] | None = None
         errors = []
@@ -315,7 +319,9 @@ def _fronts(spec: Spec, points: list[dict[str, Any]]
     knees: dict[tuple[str, str], int | None] = {}
     objectives = [o for o in spec.pareto["objectives"] if o != "accuracy"]
     for w in spec.workloads["names"]:
-        idx = [i for i, p in enumerate(points) if p["workload"] == w and p["status"] == "ok"]
+        # Accuracy-only references (tensor cores) have no cost: never on a hardware front.
+        idx = [i for i, p in enumerate(points) if p["workload"] == w and p["status"] == "ok"
+               and not p["reference"]]
         if not idx:
             continue
         for cols, name in [(["metric", o], o) for o in objectives] + \

@@ -123,7 +123,7 @@ def mixed_search(spec: Spec, store: Store, designs: list[Design], traces: dict[s
     mx = spec.mixed
     sub = dataclasses.replace(
         spec, formats={**spec.formats, "weights": list(mx["formats"]), "activations": "same"},
-        datapaths={**spec.datapaths, "enabled": [mx["datapath"]], "only": {}})
+        datapaths={**spec.datapaths, "enabled": [mx["datapath"]], "only": {}}, references=[])
     sub_designs, _ = plan(sub)
     w = mx["workload"]
     tasks: list[tuple[str, dict[str, Any], dict[str, Any]]] = []

@@ -3,8 +3,9 @@
 ``pareto_area``, ``pareto_energy``, ``pareto_inference`` (with ``[stages] accel``): one panel
 per workload, accuracy against area per MAC, energy per MAC or energy per inference (log axis),
 every point marked by its datapath kind, the front drawn as a step line with its points labelled
-``format/datapath``, the knee circled. ``sensitivity_<workload>``: per-layer SQNR of every format
-on its FMA (or first) datapath, as a heat map.
+``format/datapath``, the knee circled, tensor-core references as dashed lines at their accuracy.
+``sensitivity_<workload>``: per-layer SQNR of every format on its FMA (or first) datapath, as a
+heat map.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ _MARKERS = {"fma": "o", "fma_approx": "s", "lmul": "^", "imac": "D", "bitserial"
             "lut": "X"}
 _UNITS = {"area_um2": "area per MAC/cycle (um^2, 45 nm)", "energy_pj": "energy per MAC (pJ)",
           "energy_uj": "energy per inference on the systolic array (uJ)"}
+_REF_COLORS = ("tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:cyan")
 _TITLES = {"area_um2": "area", "energy_pj": "energy per MAC",
            "energy_uj": "energy per inference"}
 _METRIC = {"accuracy": "test accuracy (fraction)", "spearman": "Spearman correlation",
@@ -96,6 +98,12 @@ def _pareto(outcome: Outcome, objective: str, stem: Path) -> str:
                 ax.annotate(outcome.points[i]["label"], (xv, yv), textcoords="offset points",
                             xytext=(5, -11) if below else (-5, 6), fontsize=7,
                             ha="left" if below else "right", color="tab:red")
+        # Accuracy-only references (tensor cores): no cost, so a line at their accuracy.
+        refs = [p for p in outcome.points if p["workload"] == w and p["reference"]
+                and p["status"] == "ok" and not math.isnan(p["metric"])]
+        for n, p in enumerate(refs):
+            ax.axhline(y(p["metric"]), ls="--", lw=1.2, color=_REF_COLORS[n % len(_REF_COLORS)],
+                       label=f"{p['label']} (tensor-core reference)")
         k = outcome.knees.get((w, objective))
         if k is not None:
             p = outcome.points[k]

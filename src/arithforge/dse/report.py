@@ -82,6 +82,9 @@ def _blocks(o: Outcome) -> list[Block]:
                     for i in sorted(front, key=lambda i: -_sortable(o.points[i]["metric"]))]
             b.append(("h3", f"{title} ({len(front)} designs)"))
             b.append(("table", (POINT_HEADERS + ["knee"], rows)))
+    refs = [p for p in o.points if p["reference"]]
+    if refs:
+        b += _reference_blocks(o, refs)
     b.append(("h2", "Plots"))
     for name, file in o.files.items():
         if name.startswith(("pareto", "sensitivity")):
@@ -145,6 +148,32 @@ def _mixed_blocks(m: dict[str, Any]) -> list[Block]:
     b.append(("table", (["assignment (layer=format)", "est. SQNR dB", "area um2",
                          "energy pJ/inference-MAC", "note"], rows)))
     return b
+
+
+def _reference_blocks(o: Outcome, refs: list[dict[str, Any]]) -> list[Block]:
+    """The accuracy of the tensor-core references next to the best hardware design of the same
+    operand formats."""
+    rows = []
+    for r in refs:
+        same = [p for p in o.points if not p["reference"] and p["status"] == "ok"
+                and p["workload"] == r["workload"] and p["weights"] == r["weights"]
+                and p["acts"] == r["acts"]]
+        best = max(same, key=lambda p: _sortable(p["metric"]), default=None)
+        acc = r.get("accuracy") or {}
+        rows.append([r["label"], r["workload"],
+                     _num(r["metric"]) if r["status"] == "ok" else "error: " + "; ".join(
+                         r["errors"]),
+                     _num(acc.get("sqnr_db_pooled"), ".2f"),
+                     "-" if best is None else f"{best['label']}: {_num(best['metric'])}"])
+    return [("h2", "Tensor-core references (accuracy only)"),
+            ("p", ("What a GPU's tensor cores compute for these layers: the "
+                  "`arithforge.formats.mma` presets (`arithforge evaluate --datapath tensorcore "
+                  "-O model=PRESET`), bit-exact models of the measured or published "
+                  "accumulation (steps, truncation, promotion, float32 output). No hardware "
+                  "and no cost: they are not on the fronts; the plots draw them as dashed "
+                  "lines.")),
+            ("table", (["reference", "workload", "metric", "pooled SQNR dB",
+                        "best hardware design, same formats"], rows))]
 
 
 def _sortable(v: float) -> float:

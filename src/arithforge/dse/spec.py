@@ -40,7 +40,7 @@ DATAPATH_KINDS: dict[str, dict[str, Any]] = {
 }
 
 _TOP_KEYS = {"name", "seed", "formats", "datapaths", "workloads", "stages", "verify", "cost",
-             "pareto", "search", "mixed", "accel"}
+             "pareto", "search", "mixed", "accel", "references"}
 _SECTION_KEYS: dict[str, dict[str, Any]] = {
     "formats": {"weights": None, "activations": "same", "accumulators": ["float32", "int32"]},
     "datapaths": {"enabled": list(DATAPATH_KINDS)},
@@ -52,6 +52,7 @@ _SECTION_KEYS: dict[str, dict[str, Any]] = {
     "cost": {"tech": None, "node": None, "calibrated": True},
     "pareto": {"objectives": None},  # None: COST_OBJECTIVES, plus ACCEL_OBJECTIVES if on
     "accel": {"array": "16x16", "dataflow": "os"},
+    "references": {"tensorcore": []},
     "search": {"method": "grid", "workload": None, "population": 16, "generations": 4,
                "seed": 0},
     "mixed": {"enabled": False, "workload": "digits-cnn", "datapath": "fma", "formats": None,
@@ -136,6 +137,11 @@ corner = true
 objectives = ["accuracy", "area_um2", "energy_pj", "delay_ns", "ice40_luts", "latency_s",
               "energy_uj"]
 
+[references]
+# Accuracy-only reference points, what a GPU's tensor cores compute (formats.mma presets):
+# shown in the accuracy tables and as lines on the plots, not on the hardware fronts.
+tensorcore = ["h100-fp8:float8_e4m3fn", "h100-bf16:bfloat16"]
+
 [mixed]
 enabled = true
 workload = "digits-cnn"
@@ -214,13 +220,14 @@ class Spec:
     source: str = "<default>"
     text: str = field(default="", repr=False)
     accel: dict[str, Any] = field(default_factory=lambda: dict(_SECTION_KEYS["accel"]))
+    references: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the spec as plain data (without its text)."""
         return {k: getattr(self, k) for k in ("name", "seed", "formats", "datapaths",
                                                "workloads", "stages", "verify", "cost",
                                                "pareto", "search", "mixed", "accel",
-                                               "source")}
+                                               "references", "source")}
 
 
 class _Checker:
@@ -432,7 +439,40 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
                 raise check.fail(("mixed", "area_budget_um2"), f"must be positive, not {budget}")
         for key in ("population", "generations", "seed"):
             check.scalar(("mixed", key), mx[key], int, "an integer")
-    return Spec(name, seed, fm, datapaths, wl, st, vf, co, pa, se, mx, source, text, accel=ac)
+    references = _references(check, _section(check, data, "references"))
+    return Spec(name, seed, fm, datapaths, wl, st, vf, co, pa, se, mx, source, text, accel=ac,
+                references=references)
+
+
+def _references(check: _Checker, section: dict[str, Any]) -> list[dict[str, str]]:
+    """``[references] tensorcore``: ``MODEL`` or ``MODEL:WEIGHTS`` or ``MODEL:WEIGHTS/ACTS``,
+    a :mod:`arithforge.formats.mma` preset and float operand formats (default from the preset's
+    name: fp8 -> float8_e4m3fn, bf16 -> bfloat16, fp16 -> float16)."""
+    from ..formats import FloatFormat, get_format
+    from ..formats.mma import PRESETS
+
+    path = ("references", "tensorcore")
+    out = []
+    for item in check.listof(path, section["tensorcore"], str, "'MODEL[:WEIGHTS[/ACTS]]'",
+                             empty=True):
+        model, _, fmts = item.partition(":")
+        model = model.strip()
+        check.choice(path, model, list(PRESETS))
+        if fmts.strip():
+            w, _, a = fmts.partition("/")
+            w, a = w.strip(), (a.strip() or w.strip())
+        else:
+            w = a = next((f for tag, f in (("fp8", "float8_e4m3fn"), ("bf16", "bfloat16"),
+                                           ("fp16", "float16")) if tag in model), "")
+            if not w:
+                raise check.fail(path, f"give the operand formats of {model!r}: "
+                                       f"'{model}:WEIGHTS[/ACTS]'")
+        for f in (w, a):
+            _format_names(check, path, [f])
+            if not isinstance(get_format(f), FloatFormat):
+                raise check.fail(path, f"tensor-core operands are float formats, not {f!r}")
+        out.append({"model": model, "weights": w, "acts": a})
+    return out
 
 
 def _param_values(check: _Checker, path: tuple[str, ...], key: str, value: Any) -> list[Any]:
