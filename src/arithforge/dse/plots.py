@@ -110,8 +110,13 @@ def _pareto(outcome: Outcome, objective: str, stem: Path) -> str:
             ax.scatter([p[objective]], [y(p["metric"])], s=220, facecolors="none",
                        edgecolors="tab:blue", lw=2, zorder=4, label="knee")
         ax.set_xscale("log")
-        # Minor ticks unlabelled: their labels collide on a log axis spanning one decade.
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        # Minor ticks unlabelled: their labels collide on a log axis spanning one decade; but
+        # an axis inside one decade may hold no major tick, so its minor ticks are labelled.
+        xs_all = [p[objective] for _, p in pts if p[objective] > 0]
+        narrow = bool(xs_all) and max(xs_all) < 10 * min(xs_all)
+        ax.xaxis.set_minor_formatter(
+            matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}") if narrow
+            else matplotlib.ticker.NullFormatter())
         ax.set_xlabel(_UNITS[objective] + (f" ({outcome.spec.accel['array']} "
                                            f"{outcome.spec.accel['dataflow']})"
                                            if objective == "energy_uj" else ""))
