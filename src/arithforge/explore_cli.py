@@ -151,7 +151,9 @@ def run(args: argparse.Namespace) -> int:
               f"{outcome.computed} tasks computed, {outcome.cached} cached, {outcome.failed} "
               f"failed, in {elapsed:.1f} s")
         print(f"wrote {out}/report.md, {out}/report.html, {out}/pareto_area.png, "
-              f"{out}/pareto_energy.png, {out}/rtl/ ({len(outcome.verified)} designs), "
+              f"{out}/pareto_energy.png, "
+              + (f"{out}/pareto_inference.png, " if "pareto_inference" in outcome.files else "")
+              + f"{out}/rtl/ ({len(outcome.verified)} designs), "
               f"{out}/results.sqlite")
     bad = [v for v in outcome.verified if v["status"] != "ok"]
     if bad:
