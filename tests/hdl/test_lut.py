@@ -191,7 +191,7 @@ def test_vectors(rng: np.random.Generator) -> None:
 def test_structure_costs() -> None:
     sym = estimate(LUTTensorCore(2, 8, 4, weight_bits=4).structure())
     full = estimate(LUTTensorCore(2, 8, 4, weight_bits=4, symmetric=False).structure())
-    assert sym.area_um2 < full.area_um2  # half the entries and root adders
+    assert sym.area_um2 < full.area_um2  # half the stored entries
     g = LUTTensorCore(2, 8, 4, weight_bits=2, ternary=True, entry="int8").structure()
     assert (g.graph["latency"], g.graph["cycles_per_op"], g.graph["ops_per_cycle"]) == (4, 3, 64)
     kinds = {a["kind"] for _, a in g.nodes(data=True)}
@@ -203,3 +203,26 @@ def test_structure_costs() -> None:
     wide = estimate(LUTTensorCore(2, 32, 4, weight_bits=2, ternary=True,
                                   entry="int8").structure())
     assert wide.area_um2 > est.area_um2
+
+
+def test_structure_counts_what_synthesis_keeps() -> None:
+    """Unsymmetrized float tables: the complement root adders merge in synthesis, so the graph
+    counts the symmetric table's adders and only the table storage doubles; the tile registers
+    and accumulators are load-enabled."""
+    def graph(symmetric: bool) -> dict[str, dict]:
+        g = LUTTensorCore(1, 2, 3, weight_bits=1, symmetric=symmetric).structure()
+        return dict(g.nodes(data=True))
+
+    sym, full = graph(True), graph(False)
+    def adders(nodes: dict[str, dict]) -> set[str]:
+        return {n for n in nodes if n.startswith("pre") and nodes[n]["kind"] != "logic"}
+
+    assert adders(sym)
+    assert adders(full) == adders(sym)
+    assert all(sym[n]["count"] == full[n]["count"] for n in adders(sym))
+    assert sym["pre1_add"]["count"] == 4  # K = 3: 2**(K-1) root adders per row
+    assert sym["pre1_align"]["count"] == 2  # each pair shares its alignment shift
+    assert full["table_reg"]["width"] == 2 * sym["table_reg"]["width"] == 8 * 16
+    for n in ("table_reg", "w_reg", "c_reg", "acc_reg"):
+        assert sym[n]["enable"] is True
+    assert "enable" not in sym["control"]

@@ -412,7 +412,7 @@ def lut_core(registry: Any, tech: Technology, cache: dict[str, Measured], *,
         f"symmetrized) shared by the N columns. As N grows the tile approaches the "
         f"accumulators' cost{trend}. The paper compares whole tensor cores in its own flow "
         f"against its own MAC baseline; ours are bare datapaths, so the verdict covers the "
-        f"datapaths only. The model over-predicts our float LUT tiles by about 20% (see "
+        f"datapaths only. The model over-predicts our float LUT tiles by about 10% to 20% (see "
         f"`arithforge calibrate`), hence its lower densities.")
     return claim
 
