@@ -28,6 +28,7 @@ argument of the emulator's ``_sum2``:
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, ClassVar
@@ -624,7 +625,42 @@ class FusedMultiplyAdd(Datapath):
         return (mul, exp)
 
 
-class Multiplier(FusedMultiplyAdd):
+class _TwoOperand(FusedMultiplyAdd):
+    """The FMA's datapath with two operands ``a``, ``b`` and ``reference = _OP(a, b)``.
+
+    :class:`Multiplier` and :class:`Adder` differ only in where ``b`` enters (a factor or the
+    addend, ``_FACTORS``/``_ADDEND``) and in the emulator operation they match.
+    """
+
+    cli_params: ClassVar[dict[str, Param]] = {
+        k: v for k, v in FusedMultiplyAdd.cli_params.items() if k not in ("c", "normalization")
+    } | {"out": Param("format", None, "format of the result (default: a)")}
+    _OP: ClassVar[Callable[..., np.ndarray]]
+
+    def __init__(self, fmt_a: FloatFormat | str, fmt_b: FloatFormat | str,
+                 fmt_out: FloatFormat | str, *, rounding: Rounding | str = Rounding.RNE,
+                 stages: int = 0, saturate: bool = False, subnormals: bool = True,
+                 random_width: int = 8) -> None:
+        self._setup({"a": _float_format(fmt_a, "fmt_a"), "b": _float_format(fmt_b, "fmt_b")},
+                    _float_format(fmt_out, "fmt_out"), rounding, stages, saturate, subnormals,
+                    "exact", random_width)
+
+    @classmethod
+    def from_params(cls, **p: Any) -> Datapath:
+        a = p.pop("a")
+        b = p.pop("b", None) or a
+        out = p.pop("out", None) or a
+        return cls(a, b, out, **p)
+
+    def reference(self, a: np.ndarray, b: np.ndarray,  # type: ignore[override]
+                  rand: np.ndarray | None = None) -> np.ndarray:
+        f = self._fmts
+        op = type(self)._OP
+        return op(a, b, f["a"], f["b"], self._fo, self._rounding,
+                  **self._rounding_kw(rand)).astype(np.uint64)
+
+
+class Multiplier(_TwoOperand):
     """Multiplier ``o = round(a * b)``: the FMA's datapath without the addend.
 
     Bit for bit :func:`arithforge.formats.ops.mul` (which differs from ``fma(a, b, ±0)`` in the
@@ -638,34 +674,11 @@ class Multiplier(FusedMultiplyAdd):
     """
 
     name: ClassVar[str] = "mul"
-    cli_params: ClassVar[dict[str, Param]] = {
-        k: v for k, v in FusedMultiplyAdd.cli_params.items() if k not in ("c", "normalization")
-    } | {"out": Param("format", None, "format of the result (default: a)")}
     _ADDEND: ClassVar[str | None] = None
-
-    def __init__(self, fmt_a: FloatFormat | str, fmt_b: FloatFormat | str,
-                 fmt_out: FloatFormat | str, *, rounding: Rounding | str = Rounding.RNE,
-                 stages: int = 0, saturate: bool = False, subnormals: bool = True,
-                 random_width: int = 8) -> None:
-        self._setup({"a": _float_format(fmt_a, "fmt_a"), "b": _float_format(fmt_b, "fmt_b")},
-                    _float_format(fmt_out, "fmt_out"), rounding, stages, saturate, subnormals,
-                    "exact", random_width)
-
-    @classmethod
-    def from_params(cls, **p: Any) -> Datapath:
-        a = p.pop("a")
-        b = p.pop("b", None) or a
-        out = p.pop("out", None) or a
-        return cls(a, b, out, **p)
-
-    def reference(self, a: np.ndarray, b: np.ndarray,  # type: ignore[override]
-                  rand: np.ndarray | None = None) -> np.ndarray:
-        f = self._fmts
-        return ops.mul(a, b, f["a"], f["b"], self._fo, self._rounding,
-                       **self._rounding_kw(rand)).astype(np.uint64)
+    _OP = staticmethod(ops.mul)
 
 
-class Adder(FusedMultiplyAdd):
+class Adder(_TwoOperand):
     """Adder ``o = round(a + b)``: the FMA's datapath with ``a`` as the product term.
 
     Bit for bit :func:`arithforge.formats.ops.add`. Parameters as :class:`FusedMultiplyAdd`,
@@ -678,30 +691,9 @@ class Adder(FusedMultiplyAdd):
     """
 
     name: ClassVar[str] = "add"
-    cli_params: ClassVar[dict[str, Param]] = Multiplier.cli_params
     _FACTORS: ClassVar[tuple[str, ...]] = ("a",)
     _ADDEND: ClassVar[str | None] = "b"
-
-    def __init__(self, fmt_a: FloatFormat | str, fmt_b: FloatFormat | str,
-                 fmt_out: FloatFormat | str, *, rounding: Rounding | str = Rounding.RNE,
-                 stages: int = 0, saturate: bool = False, subnormals: bool = True,
-                 random_width: int = 8) -> None:
-        self._setup({"a": _float_format(fmt_a, "fmt_a"), "b": _float_format(fmt_b, "fmt_b")},
-                    _float_format(fmt_out, "fmt_out"), rounding, stages, saturate, subnormals,
-                    "exact", random_width)
-
-    @classmethod
-    def from_params(cls, **p: Any) -> Datapath:
-        a = p.pop("a")
-        b = p.pop("b", None) or a
-        out = p.pop("out", None) or a
-        return cls(a, b, out, **p)
-
-    def reference(self, a: np.ndarray, b: np.ndarray,  # type: ignore[override]
-                  rand: np.ndarray | None = None) -> np.ndarray:
-        f = self._fmts
-        return ops.add(a, b, f["a"], f["b"], self._fo, self._rounding,
-                       **self._rounding_kw(rand)).astype(np.uint64)
+    _OP = staticmethod(ops.add)
 
     def _term_facts(self) -> tuple[int, int]:
         fa = self._fmts["a"]
