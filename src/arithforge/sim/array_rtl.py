@@ -36,7 +36,7 @@ import numpy as np
 
 from .._errors import ArithforgeError
 from . import export, toolchain
-from .harness import build_dir
+from .harness import _reuse_runtime, _save_runtime, build_dir
 
 __all__ = ["ArrayRTL", "RTLRun", "array_verilog", "lint"]
 
@@ -48,7 +48,6 @@ _FLAGS = ["--cc", "--exe", "--top-module", "array_top", "--x-assign", "fast", "-
 # stray input file; the generated sources include the header themselves, so it is left out.
 _MAKE_VARS = ["OPT_FAST=-O2", "OPT_SLOW=-O1", "OPT_GLOBAL=-O2", "VK_PCH_I_FAST=",
               "VK_PCH_I_SLOW="]
-_RUNTIME = ("verilated", "verilated_threads")
 
 
 @dataclass
@@ -270,11 +269,7 @@ class ArrayRTL:
                                   env=tool.env(), timeout=3600)
             obj = tmp / "obj_dir"
             if proc.returncode == 0:
-                if self.runtime.is_dir():
-                    stamp = time.time()
-                    for path in self.runtime.iterdir():
-                        shutil.copyfile(path, obj / path.name)
-                        os.utime(obj / path.name, (stamp, stamp))
+                _reuse_runtime(obj, self.runtime)
                 proc = _make(obj, tool, str(max(1, min(4, os.cpu_count() or 1))))
             if proc.returncode != 0 or not (obj / "Varray_top").is_file():
                 errors = [ln for ln in (proc.stdout + proc.stderr).splitlines()
@@ -282,16 +277,7 @@ class ArrayRTL:
                 (tmp / "build.log").write_text(proc.stdout + proc.stderr)
                 raise ArithforgeError(f"Verilator build of the array failed: "
                                       f"{(errors or ['see log'])[0]} (log: {tmp / 'build.log'})")
-            if not self.runtime.is_dir():
-                rt = Path(tempfile.mkdtemp(prefix=".runtime-", dir=self.dir.parent))
-                for stem in _RUNTIME:
-                    for suffix in (".o", ".d"):
-                        if (obj / f"{stem}{suffix}").is_file():
-                            shutil.copyfile(obj / f"{stem}{suffix}", rt / f"{stem}{suffix}")
-                try:
-                    rt.rename(self.runtime)
-                except OSError:
-                    shutil.rmtree(rt, ignore_errors=True)
+            _save_runtime(obj, self.runtime)
             try:
                 tmp.rename(self.dir)
             except OSError:
