@@ -109,6 +109,63 @@ def test_fma_chain_equals_ops_dot(name: str, acc: str, mode: str,
     np.testing.assert_array_equal(got, want)
 
 
+def _general_chain(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """fma_chain through the float64 TwoSum path (a product callback turns the float32 path off)."""
+    return gemm.fma_chain(x, w, F32, product=lambda k, rows: np.multiply.outer(x[rows, k], w[:, k]))
+
+
+@pytest.mark.parametrize(("name", "spread"), [
+    ("float8_e4m3fn", 6), ("float8_e5m2", 12), ("float6_e2m3fn", 3), ("float4_e2m1fn", 2),
+    ("bfloat16", 20), ("float16", 8)])
+def test_fma_chain_float32_path(name: str, spread: int, rng: np.random.Generator) -> None:
+    """Narrow operands into float32 with RNE run in float32 arithmetic, bit for bit the same."""
+    f = _fmt(name)
+    a, b = _codes(f, rng, (7, 300), spread), _codes(f, rng, (6, 300), spread)
+    x, w = f.decode(a), f.decode(b)
+    assert gemm.float32_chain_exact(x, w, F32)
+    got = gemm.fma_chain(x, w, F32)
+    np.testing.assert_array_equal(got.view(np.int64), _general_chain(x, w).view(np.int64))
+    np.testing.assert_array_equal(F32.encode(got), _dot(a, b, f, f, fmt_out="float32",
+                                                        model="fma_chain"))
+
+
+def test_fma_chain_float32_path_subnormal_and_overflow() -> None:
+    """Cancellation to float32 subnormals, signed zeros and overflow to inf match the emulator."""
+    f = _fmt("bfloat16")
+    t = 2.0 ** -120
+    x = np.array([[t * (1 + 2.0 ** -7), -t, 0.0],       # difference 2**-127: subnormal
+                  [2.0 ** 100, 2.0 ** 100, -2.0 ** 100],  # 2**128 overflows, then inf - 2**127
+                  [-0.0, 0.0, -0.0],                      # signed zeros
+                  [2.0 ** 100, 2.0 ** 100, 0.0]])
+    w = np.array([[1.0, 1.0, 1.0], [2.0 ** 27, 2.0 ** 27, -2.0 ** 27], [1.0, -1.0, 1.0]])
+    a, b = f.encode(x), f.encode(w)
+    xv, wv = f.decode(a), f.decode(b)
+    assert gemm.float32_chain_exact(xv, wv, F32)
+    got = gemm.fma_chain(xv, wv, F32)
+    want = _dot(a, b, f, f, fmt_out="float32", model="fma_chain")
+    np.testing.assert_array_equal(F32.encode(got), want)
+    assert got[0, 0] == 2.0 ** -127
+    assert got[1, 1] == np.inf
+    assert got[2, 0] == 0.0
+    np.testing.assert_array_equal(got.view(np.int64), _general_chain(xv, wv).view(np.int64))
+
+
+@pytest.mark.parametrize(("x", "w", "acc", "mode", "saturate"), [
+    (np.array([[1.0 + 2.0 ** -12]]), np.array([[1.0 + 2.0 ** -12]]), "float32", "rne", False),
+    (np.array([[2.0 ** -70]]), np.array([[2.0 ** -60]]), "float32", "rne", False),
+    (np.array([[2.0 ** 70]]), np.array([[2.0 ** 60]]), "float32", "rne", False),
+    (np.array([[np.inf]]), np.array([[1.0]]), "float32", "rne", False),
+    (np.array([[1.5]]), np.array([[1.5]]), "float16", "rne", False),
+    (np.array([[1.5]]), np.array([[1.5]]), "float32", "rtz", False),
+    (np.array([[1.5]]), np.array([[1.5]]), "float32", "rne", True)])
+def test_fma_chain_float32_path_declined(x: np.ndarray, w: np.ndarray, acc: str, mode: str,
+                                         saturate: bool) -> None:
+    """Products over 24 bits, below the normal range or overflowing, specials, another
+    accumulator, rounding or saturation keep the float64 path."""
+    assert not gemm.float32_chain_exact(x, w, _fmt(acc), Rounding(mode), saturate)
+    assert gemm.float32_chain_exact(np.array([[1.5]]), np.array([[1.5]]), F32)
+
+
 def test_fma_chain_normalization_window(rng: np.random.Generator) -> None:
     """An approximate normalizer runs on the emulator itself."""
     f, fa = _fmt("float8_e4m3fn"), _fmt("bfloat16")

@@ -19,7 +19,10 @@ with BLAS where that is provably exact and numpy elsewhere:
 :func:`fma_chain`
     ``acc = round(a_k * b_k + acc)`` over k, vectorized over all outputs: the product is exact in
     float64, the sum is split exactly by TwoSum, rounded to odd at 53 bits, then rounded once to
-    the accumulator format.
+    the accumulator format. Where every product is an exact float32 and the accumulator is
+    IEEE float32 with RNE (FP8/FP6/FP4, bf16 and fp16 operands), the chain is plain float32
+    arithmetic: one IEEE addition of an exact product is the FMA's one rounding
+    (:func:`float32_chain_exact`).
 :func:`block_chain`
     Tensor-core steps: ``n`` exact products and the accumulator, truncated toward zero to
     ``frac_bits`` fraction bits below the largest term's leading bit, summed exactly, rounded.
@@ -53,6 +56,7 @@ from ..formats.ops import lmul_offset_bits
 __all__ = [
     "block_chain",
     "exact_dot",
+    "float32_chain_exact",
     "fma_chain",
     "lmul_pairs",
     "round_to_odd",
@@ -376,11 +380,13 @@ def finish(y: F64, fmt: FloatFormat, rounding: Rounding, *, saturate: bool = Fal
 
 # -- sequential accumulation -----------------------------------------------------------------------
 
-def _check_products(x: F64, w: F64) -> None:
+def _check_products(x: F64, w: F64) -> int:
+    """The significand bits of the widest product, which must fit float64's 53."""
     bits = significand_bits(x) + significand_bits(w)
     if bits > 53:
         raise ArithforgeError(f"operand significands of {bits} bits in all make products that "
                               "float64 does not hold exactly; at most 53")
+    return bits
 
 
 #: Elements of the ``(rows, N)`` (times ``n + 1`` for tensor-core steps) arrays processed at a
@@ -399,15 +405,70 @@ def fma_chain(x: F64, w: F64, fmt_acc: FloatFormat, rounding: Rounding = Roundin
     of column ``k`` for the rows ``rows`` of x (a ``(rows, N)`` array of exactly representable
     values).
     """
-    if product is None:
-        _check_products(x, w)
+    bits = _check_products(x, w) if product is None else None
     m, n = x.shape[0], w.shape[0]
     out = np.empty((m, n))
     step = max(1, CHUNK_ELEMENTS // max(n, 1))
+    if bits is not None and float32_chain_exact(x, w, fmt_acc, rounding, saturate, bits=bits):
+        x32, w32 = np.ascontiguousarray(x.T, np.float32), np.ascontiguousarray(w.T, np.float32)
+        for r0 in range(0, m, step):
+            out[r0:r0 + step] = _fma_rows_f32(x32[:, r0:r0 + step], w32)
+        return out
     for r0 in range(0, m, step):
         rows = slice(r0, min(r0 + step, m))
         out[rows] = _fma_rows(x[rows], w, rows, fmt_acc, rounding, product, saturate)
     return out
+
+
+_F32 = FloatFormat(8, 23)
+
+
+def _float32_keeps_subnormals() -> bool:
+    """Whether numpy's float32 loops keep subnormal results (no flush-to-zero in this thread)."""
+    tiny = np.array([2.0 ** -126, 2.0 ** -149], dtype=np.float32)
+    with np.errstate(under="ignore"):
+        half = tiny * np.float32(0.5) + np.float32(0.0)
+    return bool(half[0] == np.float32(2.0 ** -127)) and bool(tiny[1] != 0)
+
+
+def float32_chain_exact(x: F64, w: F64, fmt_acc: FloatFormat, rounding: Rounding = Rounding.RNE,
+                        saturate: bool = False, *, bits: int | None = None) -> bool:
+    """Whether :func:`fma_chain` can run in IEEE float32 arithmetic (it does when this holds).
+
+    True when the accumulator is IEEE float32 with round to nearest even and no saturation, the
+    operands are finite, every product ``x[i, k] * w[j, k]`` is exact as a normal float32 (its
+    significand fits 24 bits and its magnitude lies in ``[2**-126, max]`` or is zero) and the
+    machine keeps subnormals. Then ``float32(acc + p)``, one IEEE addition of the exact product,
+    is the FMA's one rounding of ``acc + x * w``: the value the float64 TwoSum path gives.
+    ``bits``: the products' significand bits, if already known.
+    """
+    if fmt_acc != _F32 or rounding is not Rounding.RNE or saturate:
+        return False
+    if not (np.isfinite(x).all() and np.isfinite(w).all()):
+        return False
+    if bits is None:
+        bits = significand_bits(x) + significand_bits(w)
+    if bits > 24:
+        return False
+    ax, aw = np.abs(x), np.abs(w)
+    nzx, nzw = ax[ax > 0], aw[aw > 0]
+    if nzx.size and nzw.size:
+        if float(nzx.min()) * float(nzw.min()) < _F32.min_normal:
+            return False
+        if float(nzx.max()) * float(nzw.max()) > _F32.max_finite:
+            return False
+    return _float32_keeps_subnormals()
+
+
+def _fma_rows_f32(xt: npt.NDArray[np.float32], wt: npt.NDArray[np.float32]) -> F64:
+    """The chain in float32 for the columns of ``xt`` (K x rows) against ``wt`` (K x N)."""
+    acc = np.zeros((xt.shape[1], wt.shape[1]), dtype=np.float32)
+    p = np.empty_like(acc)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for k in range(xt.shape[0]):
+            np.multiply.outer(xt[k], wt[k], out=p)  # exact: checked by float32_chain_exact
+            np.add(acc, p, out=acc)                 # one IEEE RNE rounding of acc + x * w
+    return acc.astype(np.float64)
 
 
 def _fma_rows(x: F64, w: F64, rows: slice, fmt_acc: FloatFormat, rounding: Rounding,
