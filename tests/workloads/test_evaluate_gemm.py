@@ -210,6 +210,12 @@ def test_lmul_equals_ops_lmul(name: str, form: str, rng: np.random.Generator) ->
     np.testing.assert_array_equal(_run("lmul", f, a, f, b, F32, form=form), want_exact)
     np.testing.assert_array_equal(_run("lmul", f, a, f, b, F32, form=form, accumulate="chain"),
                                   want_chain)
+    # Round toward zero keeps the float64 path; round to nearest even ran in float32.
+    want_rtz = np.zeros(products.shape[:2], dtype=np.uint32)
+    for k in range(products.shape[-1]):
+        want_rtz = ops.add(want_rtz, products[..., k], F32, rounding="rtz")
+    np.testing.assert_array_equal(
+        _run("lmul", f, a, f, b, F32, "rtz", form=form, accumulate="chain"), want_rtz)
 
 
 def test_lmul_range_is_checked() -> None:

@@ -236,8 +236,8 @@ def _lmul(qx: Quantized, qw: Quantized, config: Config) -> tuple[F64, str]:
     if opts["accumulate"] == "chain":
         product = gemm.lmul_products(qx.values, qw.values, fx, form=opts["form"],
                                      offset_bits=opts["offset_bits"])
-        return gemm.fma_chain(qx.values, qw.values, acc, config.rounding,
-                              product=product), "chain"
+        return gemm.fma_chain(qx.values, qw.values, acc, config.rounding, product=product,
+                              products_float32=True), "chain"
     pairs = gemm.lmul_pairs(qx.values, qw.values, fx, form=opts["form"],
                             offset_bits=opts["offset_bits"])
     y, path = gemm.exact_dot(pairs)

@@ -397,22 +397,30 @@ CHUNK_ELEMENTS = 1 << 15
 
 def fma_chain(x: F64, w: F64, fmt_acc: FloatFormat, rounding: Rounding = Rounding.RNE, *,
               product: Callable[[int, slice], F64] | None = None,
-              saturate: bool = False) -> F64:
+              products_float32: bool = False, saturate: bool = False) -> F64:
     """Chain ``acc = round(x[:, k] * w[:, k] + acc)`` over k for all ``(M, N)`` outputs at once.
 
     Equal to ``ops.dot(model="fma_chain")`` with ``fmt_acc`` as accumulator and output and exact
     normalization, starting from +0. ``product(k, rows)``, if given, replaces the exact products
     of column ``k`` for the rows ``rows`` of x (a ``(rows, N)`` array of exactly representable
-    values).
+    values); ``products_float32`` says that every value it returns is zero or a normal float32
+    (L-Mul products within :func:`check_lmul_range`), which lets a float32 RNE accumulator run
+    in float32 arithmetic.
     """
     bits = _check_products(x, w) if product is None else None
     m, n = x.shape[0], w.shape[0]
     out = np.empty((m, n))
     step = max(1, CHUNK_ELEMENTS // max(n, 1))
-    if bits is not None and float32_chain_exact(x, w, fmt_acc, rounding, saturate, bits=bits):
+    if product is None:
+        fast = float32_chain_exact(x, w, fmt_acc, rounding, saturate, bits=bits)
+    else:
+        fast = (products_float32 and fmt_acc == _F32 and rounding is Rounding.RNE
+                and not saturate and _float32_keeps_subnormals())
+    if fast:
         x32, w32 = np.ascontiguousarray(x.T, np.float32), np.ascontiguousarray(w.T, np.float32)
         for r0 in range(0, m, step):
-            out[r0:r0 + step] = _fma_rows_f32(x32[:, r0:r0 + step], w32)
+            rows = slice(r0, min(r0 + step, m))
+            out[rows] = _fma_rows_f32(x32[:, rows], w32, rows, product)
         return out
     for r0 in range(0, m, step):
         rows = slice(r0, min(r0 + step, m))
@@ -460,14 +468,18 @@ def float32_chain_exact(x: F64, w: F64, fmt_acc: FloatFormat, rounding: Rounding
     return _float32_keeps_subnormals()
 
 
-def _fma_rows_f32(xt: npt.NDArray[np.float32], wt: npt.NDArray[np.float32]) -> F64:
+def _fma_rows_f32(xt: npt.NDArray[np.float32], wt: npt.NDArray[np.float32], rows: slice,
+                  product: Callable[[int, slice], F64] | None) -> F64:
     """The chain in float32 for the columns of ``xt`` (K x rows) against ``wt`` (K x N)."""
     acc = np.zeros((xt.shape[1], wt.shape[1]), dtype=np.float32)
     p = np.empty_like(acc)
     with np.errstate(invalid="ignore", over="ignore"):
         for k in range(xt.shape[0]):
-            np.multiply.outer(xt[k], wt[k], out=p)  # exact: checked by float32_chain_exact
-            np.add(acc, p, out=acc)                 # one IEEE RNE rounding of acc + x * w
+            if product is None:
+                np.multiply.outer(xt[k], wt[k], out=p)  # exact: checked by float32_chain_exact
+            else:
+                p[...] = product(k, rows)               # exact: the caller's guarantee
+            np.add(acc, p, out=acc)                     # one IEEE RNE rounding of acc + x * w
     return acc.astype(np.float64)
 
 
