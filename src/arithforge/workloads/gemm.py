@@ -411,20 +411,22 @@ def fma_chain(x: F64, w: F64, fmt_acc: FloatFormat, rounding: Rounding = Roundin
     m, n = x.shape[0], w.shape[0]
     out = np.empty((m, n))
     step = max(1, CHUNK_ELEMENTS // max(n, 1))
-    if product is None:
-        fast = float32_chain_exact(x, w, fmt_acc, rounding, saturate, bits=bits)
-    else:
-        fast = (products_float32 and fmt_acc == _F32 and rounding is Rounding.RNE
-                and not saturate and _float32_keeps_subnormals())
-    if fast:
-        x32, w32 = np.ascontiguousarray(x.T, np.float32), np.ascontiguousarray(w.T, np.float32)
-        for r0 in range(0, m, step):
-            rows = slice(r0, min(r0 + step, m))
-            out[rows] = _fma_rows_f32(x32[:, rows], w32, rows, product)
-        return out
+    # Exact float32 products and a float32 RNE accumulator: the chain runs in float32.
+    product32: Callable[[int, slice, npt.NDArray[np.float32]], None] | None = None
+    if product is None and float32_chain_exact(x, w, fmt_acc, rounding, saturate, bits=bits):
+        xt, wt = np.ascontiguousarray(x.T, np.float32), np.ascontiguousarray(w.T, np.float32)
+
+        def product32(k: int, rows: slice, out: npt.NDArray[np.float32]) -> None:
+            np.multiply.outer(xt[k, rows], wt[k], out=out)  # exact: float32_chain_exact
+    elif product is not None and products_float32 and _float32_rne(fmt_acc, rounding, saturate):
+        def product32(k: int, rows: slice, out: npt.NDArray[np.float32]) -> None:
+            out[...] = product(k, rows)  # exact: the caller's guarantee
     for r0 in range(0, m, step):
         rows = slice(r0, min(r0 + step, m))
-        out[rows] = _fma_rows(x[rows], w, rows, fmt_acc, rounding, product, saturate)
+        if product32 is None:
+            out[rows] = _fma_rows(x[rows], w, rows, fmt_acc, rounding, product, saturate)
+        else:
+            out[rows] = _fma_rows_f32(x.shape[1], (rows.stop - r0, n), rows, product32)
     return out
 
 
@@ -439,6 +441,13 @@ def _float32_keeps_subnormals() -> bool:
     return bool(half[0] == np.float32(2.0 ** -127)) and bool(tiny[1] != 0)
 
 
+def _float32_rne(fmt_acc: FloatFormat, rounding: Rounding, saturate: bool) -> bool:
+    """Whether float32 additions are the accumulator's rounding: IEEE float32, RNE, no saturation,
+    subnormals kept."""
+    return (fmt_acc == _F32 and rounding is Rounding.RNE and not saturate
+            and _float32_keeps_subnormals())
+
+
 def float32_chain_exact(x: F64, w: F64, fmt_acc: FloatFormat, rounding: Rounding = Rounding.RNE,
                         saturate: bool = False, *, bits: int | None = None) -> bool:
     """Whether :func:`fma_chain` can run in IEEE float32 arithmetic (it does when this holds).
@@ -450,7 +459,7 @@ def float32_chain_exact(x: F64, w: F64, fmt_acc: FloatFormat, rounding: Rounding
     is the FMA's one rounding of ``acc + x * w``: the value the float64 TwoSum path gives.
     ``bits``: the products' significand bits, if already known.
     """
-    if fmt_acc != _F32 or rounding is not Rounding.RNE or saturate:
+    if not _float32_rne(fmt_acc, rounding, saturate):
         return False
     if not (np.isfinite(x).all() and np.isfinite(w).all()):
         return False
@@ -465,21 +474,18 @@ def float32_chain_exact(x: F64, w: F64, fmt_acc: FloatFormat, rounding: Rounding
             return False
         if float(nzx.max()) * float(nzw.max()) > _F32.max_finite:
             return False
-    return _float32_keeps_subnormals()
+    return True
 
 
-def _fma_rows_f32(xt: npt.NDArray[np.float32], wt: npt.NDArray[np.float32], rows: slice,
-                  product: Callable[[int, slice], F64] | None) -> F64:
-    """The chain in float32 for the columns of ``xt`` (K x rows) against ``wt`` (K x N)."""
-    acc = np.zeros((xt.shape[1], wt.shape[1]), dtype=np.float32)
+def _fma_rows_f32(steps: int, shape: tuple[int, int], rows: slice,
+                  product32: Callable[[int, slice, npt.NDArray[np.float32]], None]) -> F64:
+    """The chain in float32 over ``steps`` exact float32 products ``product32(k, rows, out)``."""
+    acc = np.zeros(shape, dtype=np.float32)
     p = np.empty_like(acc)
     with np.errstate(invalid="ignore", over="ignore"):
-        for k in range(xt.shape[0]):
-            if product is None:
-                np.multiply.outer(xt[k], wt[k], out=p)  # exact: checked by float32_chain_exact
-            else:
-                p[...] = product(k, rows)               # exact: the caller's guarantee
-            np.add(acc, p, out=acc)                     # one IEEE RNE rounding of acc + x * w
+        for k in range(steps):
+            product32(k, rows, p)
+            np.add(acc, p, out=acc)  # one IEEE RNE rounding of acc + x * w
     return acc.astype(np.float64)
 
 
