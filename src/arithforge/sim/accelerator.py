@@ -390,6 +390,18 @@ class SimResult:
     output: np.ndarray | None
 
 
+def _gemm_codes(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                       tuple[int, int, int]]:
+    """``A`` (M, K) and ``B`` (K, N) as uint64 codes, and ``(M, N, K)``."""
+    a = np.asarray(a, dtype=np.uint64)
+    b = np.asarray(b, dtype=np.uint64)
+    (m, k), (k2, n) = a.shape, b.shape
+    if k != k2:
+        raise ArithforgeError(f"GEMM operands must be (M, K) and (K, N), not {a.shape} and "
+                              f"{b.shape}")
+    return a, b, (m, n, k)
+
+
 def _operand_checks(pe: Any, a: np.ndarray, b: np.ndarray) -> None:
     from ..hdl.systolic import pe_roles
 
@@ -409,12 +421,7 @@ def outputs(cfg: ArrayConfig, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     from ..hdl.systolic import pad_codes, pe_roles
 
     pe = cfg.pe.build()
-    a = np.asarray(a, dtype=np.uint64)
-    b = np.asarray(b, dtype=np.uint64)
-    (m, k), (k2, n) = a.shape, b.shape
-    if k != k2:
-        raise ArithforgeError(f"GEMM operands must be (M, K) and (K, N), not {a.shape} and "
-                              f"{b.shape}")
+    a, b, (m, n, k) = _gemm_codes(a, b)
     _operand_checks(pe, a, b)
     a_op, b_ops = pe_roles(pe)
 
@@ -515,12 +522,7 @@ def lut_tiles(cfg: ArrayConfig, a: np.ndarray, w: np.ndarray) -> tuple[np.ndarra
         raise ArithforgeError(f"lut_tiles needs a lut PE, not {pe.name}")
     d = pe.describe()
     tm, tn, tk = int(d["m"]), int(d["n"]), int(d["k"])
-    a = np.asarray(a, dtype=np.uint64)
-    w = np.asarray(w, dtype=np.uint64)
-    (m, k), (k2, n) = a.shape, w.shape
-    if k != k2:
-        raise ArithforgeError(f"GEMM operands must be (M, K) and (K, N), not {a.shape} and "
-                              f"{w.shape}")
+    a, w, (m, n, k) = _gemm_codes(a, w)
     mt, nt, kt = -(-m // tm), -(-n // tn), -(-k // tk)
     ap = np.zeros((mt * tm, kt * tk), dtype=np.uint64)
     ap[:m, :k] = a
