@@ -82,6 +82,14 @@ def _missing(registry: Any, *names: str) -> list[str]:
     return [n for n in names if n not in registry.DATAPATHS]
 
 
+def _not_yet(claim: Claim, registry: Any, *names: str) -> bool:
+    """Whether a datapath of ``names`` is missing, saying which in the claim's verdict."""
+    missing = _missing(registry, *names)
+    if missing:
+        claim.verdict = f"not yet: {', '.join(missing)} not in the registry"
+    return bool(missing)
+
+
 def _pct(x: float) -> str:
     return f"{x:+.0%}"
 
@@ -140,9 +148,7 @@ def fp8_vs_int8(registry: Any, tech: Technology, cache: dict[str, Measured]) -> 
     """FP8 MAC versus INT8 MAC: claim FP8 costs 50-180% more."""
     claim = Claim("FP8 versus INT8 multiply-accumulate", "arXiv 2303.17951",
                   "FP8 MACs are 50-180% less efficient (larger) than INT8 MACs", [], "")
-    missing = _missing(registry, "fma", "imac")
-    if missing:
-        claim.verdict = f"not yet: {', '.join(missing)} not in the registry"
+    if _not_yet(claim, registry, "fma", "imac"):
         return claim
     imac = {"a_bits": 8, "b_bits": 8, "acc_bits": 32, "signed": True}
     int8 = _measure(registry, tech, "imac int8 -> int32", "imac", imac, cache)
@@ -198,9 +204,7 @@ def lmul(registry: Any, tech: Technology, cache: dict[str, Measured]) -> Claim:
     """L-Mul versus an e4m3 multiplier: claim 157 vs 325 bit operations."""
     claim = Claim("L-Mul versus an FP8 e4m3 multiplier", "arXiv 2410.00907 (secondary source)",
                   "fp8 e4m3 multiply 325 bit operations, L-Mul 157 (ratio 0.48)", [], "")
-    missing = _missing(registry, "mul", "lmul")
-    if missing:
-        claim.verdict = f"not yet: {', '.join(missing)} not in the registry"
+    if _not_yet(claim, registry, "mul", "lmul"):
         return claim
     mul = _measure(registry, tech, "mul e4m3fn rne", "mul",
                    {"a": "float8_e4m3fn", "b": "float8_e4m3fn", "out": "float8_e4m3fn",
@@ -427,9 +431,7 @@ def bitmod_pe(registry: Any, tech: Technology, cache: dict[str, Measured]) -> Cl
     """BitMoD's bit-serial PE versus an fp16 PE: claim 1507.7 vs 1968.7 um2 (28 nm)."""
     claim = Claim("BitMoD bit-serial PE versus an fp16 PE", "arXiv 2411.11745 (code)",
                   "1507.7 um2 vs 1968.7 um2 for the fp16 PE at 28 nm (ratio 0.77)", [], "")
-    missing = _missing(registry, "bitserial", "fma")
-    if missing:
-        claim.verdict = f"not yet: {', '.join(missing)} not in the registry"
+    if _not_yet(claim, registry, "bitserial", "fma"):
         return claim
     pe = _measure(registry, tech, "bitserial float16 bitmod4 G=4", "bitserial", BITMOD_PE, cache)
     fp16 = _measure(registry, tech, "fma float16 + float32", "fma", BITMOD_FP16, cache)
