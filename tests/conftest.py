@@ -136,3 +136,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if reason is not None:
         for item in gpu_items:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+
+# -- traces ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def synthetic_trace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A valid trace of the built-in synthetic workload, written once per session."""
+    from arithforge.cli import main
+
+    out = tmp_path_factory.mktemp("trace") / "synthetic"
+    assert main(["trace", "synthetic", "-o", str(out)]) == 0
+    return out

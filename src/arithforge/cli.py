@@ -5,10 +5,15 @@ Each subcommand is a module that registers a handler with :func:`command` when i
 here. Subcommand modules import the packages they drive inside their handlers, so ``arithforge
 --help`` works, and quickly, whatever is installed.
 
-User errors (:class:`~arithforge.ArithforgeError`, and the emulator's
-:class:`~arithforge.formats.FormatError`) print one line, ``arithforge: error: <message>``, to
-stderr and exit with status 2, as argparse does for a bad command line. Any other exception is a bug
-and keeps its traceback.
+Exit status: 0 success; 1 the work ran but its answer is "no" (a design did not verify, a point of
+a sweep failed, co-simulation differed from the model); 2 a user error; 130 interrupted. User
+errors (:class:`~arithforge.ArithforgeError`, the emulator's
+:class:`~arithforge.formats.FormatError`, a bad command line, a file that cannot be read or
+written) print one line, ``arithforge: error: <message>``, to stderr. Any other exception is a
+bug and keeps its traceback.
+
+Arguments are checked before any work: :func:`int_arg`, :func:`float_arg` and :data:`SEED` give
+argparse types with bounds, :func:`output_file` and :func:`output_dir` check where results go.
 """
 
 from __future__ import annotations
@@ -16,18 +21,20 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
-from typing import IO
+from typing import IO, NoReturn
 
 from . import __version__
 from ._errors import ArithforgeError
 
-__all__ = ["COMMAND_MODULES", "Command", "command", "commands", "import_package", "main",
-           "print_table"]
+__all__ = ["COMMAND_MODULES", "SEED", "Command", "Parser", "command", "commands", "float_arg",
+           "import_package", "int_arg", "main", "output_dir", "output_file", "print_table"]
 
 #: Modules that register subcommands, in the order ``--help`` lists them.
 COMMAND_MODULES = (
@@ -110,9 +117,129 @@ def import_package(name: str) -> ModuleType:
         ) from exc
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are user errors: one line, exit status 2, no usage block.
+
+    The message names the subcommand (``generate fma: argument --stages: ...``) but not the
+    program, which the one-line report adds. Subparsers inherit the class.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        where = self.prog.removeprefix(PROG).strip()
+        hint = f" (see `{self.prog} --help`)"
+        raise ArithforgeError(f"{where}: {message}{hint}" if where else f"{message}{hint}")
+
+
+# -- argument types -------------------------------------------------------------------------------
+
+def int_arg(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer ``low <= n <= high`` (either bound may be open).
+
+    ``0x`` and ``0b`` prefixes are accepted, and ``1e6`` when it is an integer.
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                number = math.nan
+            if not (math.isfinite(number) and number == int(number)):
+                raise argparse.ArgumentTypeError(f"must be an integer, not {text!r}") from None
+            value = int(number)
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {_range(low, high)}, not {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def float_arg(low: float | None = None, high: float | None = None, *,
+              low_open: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number with ``low <= x <= high`` (``low < x`` if ``low_open``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+        if ((low is not None and (value <= low if low_open else value < low))
+                or (high is not None and value > high)):
+            bound = f"> {low:g}" if low_open and high is None else _range(low, high)
+            raise argparse.ArgumentTypeError(f"must be {bound}, not {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _range(low: float | None, high: float | None) -> str:
+    if high is None:
+        return f">= {low:g}"
+    if low is None:
+        return f"<= {high:g}"
+    return f"between {low:g} and {high:g}"
+
+
+#: Seeds: what numpy and torch both accept.
+SEED_MAX = 2**63 - 1
+SEED = int_arg(0, SEED_MAX)
+
+
+# -- output paths ---------------------------------------------------------------------------------
+
+def _writable_ancestor(path: Path, option: str) -> None:
+    """Raise unless the nearest existing ancestor of ``path`` is a writable directory."""
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ArithforgeError(f"{option} {str(path)!r}: {str(parent)!r} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ArithforgeError(f"{option} {str(path)!r}: folder {str(parent)!r} is not writable; "
+                              "choose another path")
+
+
+def output_file(path: str | Path, option: str = "-o") -> Path:
+    """Check that a file can be written at ``path`` (its folder is created if missing).
+
+    Raises :class:`ArithforgeError` if ``path`` is a folder, or lies under a file or an
+    unwritable folder, before any work is done.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ArithforgeError(f"{option} {str(path)!r} is a folder; give a file name")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ArithforgeError(f"{option} {str(path)!r} is not writable; choose another path")
+    _writable_ancestor(path, option)
+    return path
+
+
+def output_dir(path: str | Path, option: str = "-o") -> Path:
+    """Check that ``path`` is, or can be created as, a writable folder.
+
+    Raises :class:`ArithforgeError` if it is a file, or lies under a file or an unwritable
+    folder, before any work is done.
+    """
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise ArithforgeError(f"{option} {str(path)!r} is a file; give a folder")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ArithforgeError(f"{option} {str(path)!r} is not writable; choose another folder")
+        return path
+    _writable_ancestor(path, option)
+    return path
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every registered subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=PROG,
         description="Number formats for ML accelerators: emulate, generate, verify, cost, explore.",
     )
@@ -142,10 +269,17 @@ def _report_user_error(exc: BaseException) -> int:
     return 2
 
 
+def _os_error(exc: OSError) -> str:
+    what = exc.strerror or type(exc).__name__
+    if exc.filename is not None:
+        return f"cannot use {str(exc.filename)!r}: {what}"
+    return what
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         status = args._command.run(args)
         sys.stdout.flush()
     except ArithforgeError as exc:
@@ -157,6 +291,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        # A file or folder the user named that cannot be read or written (permissions, a full
+        # disk, a path that vanished): the environment, not a bug.
+        return _report_user_error(ArithforgeError(_os_error(exc)))
     except Exception as exc:
         if _is_format_error(exc):
             return _report_user_error(exc)
