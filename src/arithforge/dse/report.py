@@ -1,12 +1,21 @@
 """``report.md`` and ``report.html`` of a sweep: the same blocks (headings, text, tables, plots)
-rendered twice."""
+rendered twice.
+
+``report.md`` links the plots beside it (``pareto_area.png``, ...). ``report.html`` stands alone:
+each plot is embedded as a base64 PNG ``data:`` URI and nothing refers to another file, so the one
+file can be mailed or attached to a CI run. PNG rather than SVG: mail clients and CI viewers that
+block SVG images still show it, and several matplotlib SVGs inlined in one page would share
+element ids.
+"""
 
 from __future__ import annotations
 
+import base64
 import html
 import math
 import re
 from collections import defaultdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -201,7 +210,17 @@ def _md(blocks: list[Block]) -> str:
     return "\n".join(out)
 
 
-def _html(blocks: list[Block], title: str) -> str:
+def _embedded_img(base: Path, name: str, file: str) -> str:
+    """An ``<img>`` holding the PNG ``base/file`` itself, or a note when it is missing."""
+    path = base / file
+    alt = html.escape(name)
+    if path.suffix != ".png" or not path.is_file():
+        return f"<p>(plot {alt} not available)</p>"
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f"<p><img src='data:image/png;base64,{data}' alt='{alt}'></p>"
+
+
+def _html(blocks: list[Block], title: str, base: Path) -> str:
     out = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>",
            f"<title>{html.escape(title)}</title>",
            ("<style>body{font-family:sans-serif;max-width:1400px;margin:2em auto}"
@@ -214,8 +233,7 @@ def _html(blocks: list[Block], title: str) -> str:
             text = re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(value))
             out.append(f"<p>{text}</p>")
         elif kind == "img":
-            out.append(f"<p><img src='{html.escape(value[1])}' alt='{html.escape(value[0])}'>"
-                       "</p>")
+            out.append(_embedded_img(base, *value))
         elif kind == "table":
             headers, rows = value
             if not rows:
@@ -232,9 +250,12 @@ def _html(blocks: list[Block], title: str) -> str:
 
 
 def write_reports(outcome: Outcome) -> dict[str, str]:
-    """Write ``report.md`` and ``report.html``; return name -> file."""
+    """Write ``report.md`` and the self-contained ``report.html``; return name -> file.
+
+    The plots (:func:`.plots.write_plots`) must be written first: the HTML embeds them.
+    """
     blocks = _blocks(outcome)
     (outcome.out_dir / "report.md").write_text(_md(blocks))
     (outcome.out_dir / "report.html").write_text(
-        _html(blocks, f"arithforge explore: {outcome.spec.name}"))
+        _html(blocks, f"arithforge explore: {outcome.spec.name}", outcome.out_dir))
     return {"report_md": "report.md", "report_html": "report.html"}
