@@ -1,13 +1,16 @@
-"""What a user sees of a sweep: the self-contained ``report.html`` and the report's tables."""
+"""What a user sees of a sweep: the self-contained ``report.html``, the metric's unit in the
+report's tables."""
 
 from __future__ import annotations
 
 import base64
+import math
 from html.parser import HTMLParser
+from typing import Any
 
 import pytest
 
-from arithforge.dse import engine
+from arithforge.dse import engine, report
 from arithforge.dse.executors import LocalExecutor
 from arithforge.dse.spec import parse_spec
 
@@ -72,3 +75,35 @@ def test_report_md_links_its_plots(explored: engine.Outcome) -> None:
     # report.md lives beside the plots and links them (a Markdown viewer shows them there).
     text = (explored.out_dir / "report.md").read_text()
     assert "![pareto_area](pareto_area.png)" in text
+
+
+def test_metric_column_names_its_unit(explored: engine.Outcome) -> None:
+    # The synthetic workload is scored by its pooled SQNR: every point table says dB.
+    text = (explored.out_dir / "report.md").read_text()
+    assert "| design | workload | pooled output SQNR (dB) | area um2/MAC |" in text
+    assert "| metric |" not in text
+    assert "<th>pooled output SQNR (dB)</th>" in (explored.out_dir / "report.html").read_text()
+
+
+def _point(metric: float, name: str | None) -> dict[str, Any]:
+    return {"label": "x", "workload": "w", "metric": metric, "metric_name": name,
+            "area_um2": 1.0, "energy_pj": 1.0, "delay_ns": 1.0, "ice40_luts": 1.0}
+
+
+@pytest.mark.parametrize(("name", "unit"), [("sqnr_db", "(dB)"), ("accuracy", "(fraction)"),
+                                            ("spearman", "ρ")])
+def test_metric_heading_per_metric(name: str, unit: str) -> None:
+    headers = report.point_headers([_point(0.5, name), _point(0.25, name)])
+    assert headers[2] == report.METRICS[name][0]
+    assert unit in headers[2]
+    assert headers[:2] + headers[3:] == report.POINT_HEADERS[:2] + report.POINT_HEADERS[3:]
+
+
+def test_mixed_metrics_carry_units_per_cell() -> None:
+    points = [_point(27.77, "sqnr_db"), _point(0.9375, "accuracy"), _point(0.8125, "spearman"),
+              _point(math.inf, "sqnr_db")]
+    assert report.point_headers(points)[2] == "metric (unit in each cell)"
+    assert [report.point_row(p, unit=True)[2] for p in points] == [
+        "27.77 dB", "0.9375 (fraction)", "ρ = 0.8125", "exact"]
+    # Without metrics (the accuracy stage off) the column is plain.
+    assert report.point_headers([_point(math.nan, None)])[2] == "metric"

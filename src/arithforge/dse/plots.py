@@ -5,7 +5,11 @@ per workload, accuracy against area per MAC, energy per MAC or energy per infere
 every point marked by its datapath kind, the front drawn as a step line with its points labelled
 ``format/datapath``, the knee circled, tensor-core references as dashed lines at their accuracy.
 ``sensitivity_<workload>``: per-layer SQNR of every format on its FMA (or first) datapath, as a
-heat map.
+heat map whose colour scale spans the finite SQNRs of the data (nothing clipped); a layer computed
+exactly (infinite SQNR) is a white cell marked ``∞``, the colour of the colourbar's top arrow.
+
+A panel with no front (every point failed, or no point has both accuracy and cost) says so in
+its axes, "no feasible design / empty front", instead of staying blank.
 """
 
 from __future__ import annotations
@@ -26,8 +30,13 @@ _UNITS = {"area_um2": "area per MAC/cycle (um^2, 45 nm)", "energy_pj": "energy p
 _REF_COLORS = ("tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:cyan")
 _TITLES = {"area_um2": "area", "energy_pj": "energy per MAC",
            "energy_uj": "energy per inference"}
-_METRIC = {"accuracy": "test accuracy (fraction)", "spearman": "Spearman correlation",
+_METRIC = {"accuracy": "test accuracy (fraction)", "spearman": "Spearman ρ (rank correlation)",
            "sqnr_db": "pooled output SQNR (dB)"}
+#: What an empty panel says.
+EMPTY_FRONT = "no feasible design / empty front"
+#: Heat-map colours outside the scale: exact layers (infinite SQNR), layers with a non-finite
+#: output, and a zero reference (-inf dB).
+_EXACT_COLOR, _NONFINITE_COLOR, _NO_SIGNAL_COLOR = "white", "0.6", "black"
 
 
 def _metric_label(points: list[dict[str, Any]]) -> str:
@@ -64,6 +73,10 @@ def _save(fig: Any, stem: Path) -> str:
 
 
 def _pareto(outcome: Outcome, objective: str, stem: Path) -> str:
+    return _save(_pareto_figure(outcome, objective), stem)
+
+
+def _pareto_figure(outcome: Outcome, objective: str) -> Any:
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
@@ -109,6 +122,9 @@ def _pareto(outcome: Outcome, objective: str, stem: Path) -> str:
             p = outcome.points[k]
             ax.scatter([p[objective]], [y(p["metric"])], s=220, facecolors="none",
                        edgecolors="tab:blue", lw=2, zorder=4, label="knee")
+        if not front:
+            ax.text(0.5, 0.5, EMPTY_FRONT, transform=ax.transAxes, ha="center", va="center",
+                    fontsize=12, color="tab:red")
         ax.set_xscale("log")
         # Minor ticks unlabelled: their labels collide on a log axis spanning one decade; but
         # an axis inside one decade may hold no major tick, so its minor ticks are labelled.
@@ -125,13 +141,44 @@ def _pareto(outcome: Outcome, objective: str, stem: Path) -> str:
                                                            for _, p in pts) else ""))
         ax.set_title(f"{w}: accuracy vs {_TITLES[objective]}")
         ax.grid(True, which="both", alpha=0.3)
-        # Outside the axes: inside, it would hide points.
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        # Outside the axes: inside, it would hide points. None without a labelled artist.
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    return _save(fig, stem)
+    return fig
 
 
 def _heatmap(outcome: Outcome, workload: str, stem: Path) -> str | None:
+    fig = _heatmap_figure(outcome, workload)
+    return None if fig is None else _save(fig, stem)
+
+
+def _layer_db(layer: dict[str, Any]) -> float:
+    """A layer's SQNR in dB: +inf when exact, NaN when its output was not finite.
+
+    The accuracy task stores ``sqnr_db`` None for both (:func:`arithforge.workloads.evaluate.
+    sqnr_db`); ``rel_err`` tells them apart: 0 when exact, None when not finite.
+    """
+    v = layer.get("sqnr_db")
+    if v is not None:
+        return float(v)
+    return math.inf if layer.get("rel_err") == 0 else math.nan
+
+
+def _sqnr_scale(values: Any) -> tuple[float, float]:
+    """Colour limits of a heat map of SQNRs (dB): the finite values' range, whole dB, never
+    clipped; a range of one value gets 1 dB either side."""
+    import numpy as np
+
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    lo, hi = math.floor(float(finite.min())), math.ceil(float(finite.max()))
+    return (lo - 1.0, hi + 1.0) if lo == hi else (float(lo), float(hi))
+
+
+def _heatmap_figure(outcome: Outcome, workload: str) -> Any:
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -150,17 +197,30 @@ def _heatmap(outcome: Outcome, workload: str, stem: Path) -> str | None:
     grid = np.full((len(layers), len(names)), np.nan)
     for j, n in enumerate(names):
         for i, ly in enumerate(columns[n]["accuracy"]["layers"][:len(layers)]):
-            v = ly["sqnr_db"]
-            grid[i, j] = np.nan if v is None else v
+            grid[i, j] = _layer_db(ly)
+    vmin, vmax = _sqnr_scale(grid)
+    exact = grid == math.inf
+    no_signal = grid == -math.inf
+    # Outside [vmin, vmax] on purpose: the colour map's over and under colours draw them (imshow
+    # would mask an infinity as a bad value, the colour of a non-finite output).
+    shown = np.where(exact, vmax + 1.0, np.where(no_signal, vmin - 1.0, grid))
+    cmap = plt.get_cmap("viridis").with_extremes(over=_EXACT_COLOR, under=_NO_SIGNAL_COLOR,
+                                                 bad=_NONFINITE_COLOR)
     fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(names) + 2), max(3, 0.3 * len(layers) + 2)))
-    shown = np.clip(grid, -10, 100)
-    im = ax.imshow(shown, aspect="auto", cmap="viridis")
+    im = ax.imshow(shown, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax)
+    for i, j in zip(*np.nonzero(exact), strict=True):
+        ax.text(j, i, "∞", ha="center", va="center", fontsize=9, color="black")
     ax.set_xticks(range(len(names)), [f"{n}/{columns[n]['kind']}" for n in names],
                   rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(len(layers)), layers, fontsize=7)
     ax.set_xlabel("format / datapath")
     ax.set_ylabel("layer (GEMM)")
-    ax.set_title(f"{workload}: per-layer output SQNR (dB; blank = exact or not finite)")
-    fig.colorbar(im, ax=ax, label="SQNR (dB)")
+    notes = (["grey: output not finite"] if np.isnan(grid).any() else []) + \
+        (["black: zero reference, -inf dB"] if no_signal.any() else [])
+    ax.set_title(f"{workload}: per-layer output SQNR (dB)"
+                 + ("\n" + "; ".join(notes) if notes else ""))
+    # The exact cells' colour is the top arrow's.
+    bar = fig.colorbar(im, ax=ax, extend="both" if no_signal.any() else "max")
+    bar.set_label("SQNR (dB); white ∞ = exact", fontsize=9)
     fig.tight_layout()
-    return _save(fig, stem)
+    return fig

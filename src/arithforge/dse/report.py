@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .engine import Outcome
 
-__all__ = ["point_row", "write_reports"]
+__all__ = ["METRICS", "point_headers", "point_row", "write_reports"]
 
 Block = tuple[str, Any]
 
@@ -40,14 +40,57 @@ def _num(v: Any, spec: str = ".4g") -> str:
 POINT_HEADERS = ["design", "workload", "metric", "area um2/MAC", "energy pJ/MAC", "delay ns",
                  "iCE40 LUTs/MAC", "latency us/inf", "energy uJ/inf"]
 
+#: The accuracy metrics a point can carry (its ``metric_name``: the workload's end metric, else
+#: the pooled SQNR; :func:`arithforge.dse.tasks.run_task`): column heading with the unit, and a
+#: value with its unit for a column that mixes metrics.
+METRICS = {
+    "sqnr_db": ("pooled output SQNR (dB)", "{} dB"),
+    "accuracy": ("test accuracy (fraction)", "{} (fraction)"),
+    "spearman": ("Spearman ρ", "ρ = {}"),
+}
 
-def point_row(p: dict[str, Any]) -> list[str]:
-    """Cells of one point for the tables."""
+
+def _metric_names(points: list[dict[str, Any]]) -> set[str]:
+    return {str(p["metric_name"]) for p in points if p.get("metric_name")}
+
+
+def point_headers(points: list[dict[str, Any]]) -> list[str]:
+    """:data:`POINT_HEADERS` for a table of ``points``, the metric column named with its unit
+    (when the points mix metrics, each cell of :func:`point_row` ``unit=True`` carries its own)."""
+    names = _metric_names(points)
+    if len(names) == 1:
+        name = names.pop()
+        metric = METRICS[name][0] if name in METRICS else f"metric ({name})"
+    else:
+        metric = "metric (unit in each cell)" if names else "metric"
+    return [metric if h == "metric" else h for h in POINT_HEADERS]
+
+
+def _metric_cell(p: dict[str, Any], unit: bool) -> str:
+    text = _num(p["metric"])
+    name = p.get("metric_name")
+    if not unit or not name or text in ("-", "exact"):
+        return text
+    return METRICS[name][1].format(text) if name in METRICS else f"{text} ({name})"
+
+
+def point_row(p: dict[str, Any], *, unit: bool = False) -> list[str]:
+    """Cells of one point for the tables; ``unit``: the metric cell says its unit."""
     lat = p.get("latency_s", math.nan)
-    return [p["label"], p["workload"], _num(p["metric"]), _num(p["area_um2"], ",.0f"),
+    return [p["label"], p["workload"], _metric_cell(p, unit), _num(p["area_um2"], ",.0f"),
             _num(p["energy_pj"], ".3f"), _num(p["delay_ns"], ".2f"),
             _num(p["ice40_luts"], ",.0f"), _num(None if lat is None else lat * 1e6, ".4g"),
             _num(p.get("energy_uj"), ".4g")]
+
+
+def _points_table(points: list[dict[str, Any]], extra: list[tuple[str, list[str]]] | None = None
+                  ) -> Block:
+    """A table of points: the metric's unit in the heading, or in each cell when they mix."""
+    mixed = len(_metric_names(points)) > 1
+    headers = point_headers(points) + [h for h, _ in extra or []]
+    rows = [point_row(p, unit=mixed) + [col[i] for _, col in extra or []]
+            for i, p in enumerate(points)]
+    return ("table", (headers, rows))
 
 
 def _blocks(o: Outcome) -> list[Block]:
@@ -61,9 +104,13 @@ def _blocks(o: Outcome) -> list[Block]:
                    f"Tasks: {o.computed} computed by this run, {o.cached} found in "
                    f"`results.sqlite`, {o.failed} failed. Executor: {o.executor}. Wall time: "
                    + ", ".join(f"{k} {v:.1f} s" for k, v in o.seconds.items()) + "."))
-    b.append(("p", ("Accuracy metric: the workload's end metric when it has one (digits-cnn: "
-                   "test accuracy; minilm: Spearman correlation), else the pooled output SQNR in "
-                   "dB over every traced GEMM (synthetic). Cost: the analytical model "
+    b.append(("p", ("Accuracy metric (the third column, headed by the metric and its unit; "
+                   "where a table mixes metrics, each cell carries its unit): the "
+                   "workload's end metric when it has one (digits-cnn: test accuracy, the "
+                   "fraction of test images classified right, 0 to 1; minilm: Spearman rank "
+                   "correlation ρ of the sentence similarities with the STS scores, -1 to 1), "
+                   "else the pooled output SQNR in dB over every traced GEMM (synthetic; "
+                   "`exact`: no error at all, infinite SQNR). Cost: the analytical model "
                    "(`arithforge cost`, 45 nm, calibrated against Yosys), per MAC: multi-MAC "
                    "datapaths (bit-serial PE, LUT core) divide area by their MACs per cycle and "
                    "energy by their MACs per operation.")))
@@ -87,10 +134,10 @@ def _blocks(o: Outcome) -> list[Block]:
                 continue
             front = o.fronts.get((w, obj), [])
             k = o.knees.get((w, obj))
-            rows = [point_row(o.points[i]) + ["knee" if i == k else ""]
-                    for i in sorted(front, key=lambda i: -_sortable(o.points[i]["metric"]))]
+            order = sorted(front, key=lambda i: -_sortable(o.points[i]["metric"]))
             b.append(("h3", f"{title} ({len(front)} designs)"))
-            b.append(("table", (POINT_HEADERS + ["knee"], rows)))
+            b.append(_points_table([o.points[i] for i in order],
+                                   [("knee", ["knee" if i == k else "" for i in order])]))
     refs = [p for p in o.points if p["reference"]]
     if refs:
         b += _reference_blocks(o, refs)
@@ -139,7 +186,7 @@ def _blocks(o: Outcome) -> list[Block]:
                             [[p["label"], p["workload"], "; ".join(p["errors"])]
                              for p in failed])))
     b.append(("h2", "All points"))
-    b.append(("table", (POINT_HEADERS, [point_row(p) for p in o.points])))
+    b.append(_points_table(o.points))
     notes = sorted({n for p in o.points for n in p["design"].notes})
     if notes:
         b.append(("h2", "Notes"))
@@ -170,10 +217,10 @@ def _reference_blocks(o: Outcome, refs: list[dict[str, Any]]) -> list[Block]:
         best = max(same, key=lambda p: _sortable(p["metric"]), default=None)
         acc = r.get("accuracy") or {}
         rows.append([r["label"], r["workload"],
-                     _num(r["metric"]) if r["status"] == "ok" else "error: " + "; ".join(
+                     _metric_cell(r, True) if r["status"] == "ok" else "error: " + "; ".join(
                          r["errors"]),
                      _num(acc.get("sqnr_db_pooled"), ".2f"),
-                     "-" if best is None else f"{best['label']}: {_num(best['metric'])}"])
+                     "-" if best is None else f"{best['label']}: {_metric_cell(best, True)}"])
     return [("h2", "Tensor-core references (accuracy only)"),
             ("p", ("What a GPU's tensor cores compute for these layers: the "
                   "`arithforge.formats.mma` presets (`arithforge evaluate --datapath tensorcore "
