@@ -35,3 +35,28 @@ def test_python_blocks_run(page: str, tmp_path: Path, monkeypatch: pytest.Monkey
     for n, block in enumerate(blocks):
         code = compile(block, f"{page}, python block {n + 1}", "exec")
         exec(code, namespace)  # the documentation's own examples
+
+
+def test_outputs_page_states_the_build_folder(monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
+    # docs/outputs.md: $ARITHFORGE_BUILD when set and not empty, else build/ of the checkout;
+    # the synthesis cache is <build>/synth-cache.
+    from arithforge.costmodel.synth import cache_dir
+    from arithforge.sim.harness import build_dir
+
+    page = (ROOT / "docs" / "outputs.md").read_text()
+    for path in ("ARITHFORGE_BUILD", "~/.cache/arithforge", "<build>/synth-cache",
+                 "<build>/harness/", "results/explore"):
+        assert path in page
+    monkeypatch.setenv("ARITHFORGE_BUILD", str(tmp_path))
+    assert (build_dir(), cache_dir()) == (tmp_path, tmp_path / "synth-cache")
+    monkeypatch.setenv("ARITHFORGE_BUILD", "")
+    assert build_dir() == ROOT / "build"  # the tests run from this checkout
+
+
+def test_outputs_page_states_the_explore_default(capsys: pytest.CaptureFixture[str]) -> None:
+    from arithforge.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["explore", "--help"])
+    assert "(default results/explore)" in " ".join(capsys.readouterr().out.split())
