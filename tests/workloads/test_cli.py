@@ -30,10 +30,18 @@ def test_max_rows_is_minilm_only(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_unknown_workload(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        cli.main(["trace", "resnet", "-o", str(tmp_path)])
-    assert exc.value.code == 2
-    assert "argument WORKLOAD: invalid choice: 'resnet'" in capsys.readouterr().err
+    assert cli.main(["trace", "resnet", "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "argument WORKLOAD: invalid choice: 'resnet'" in err
+    assert err.count("\n") == 1
+
+
+def test_output_is_checked_before_work(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "f").write_text("x")
+    assert cli.main(["trace", "synthetic", "-o", str(tmp_path / "f")]) == 2
+    assert capsys.readouterr() == (
+        "", f"arithforge: error: -o {str(tmp_path / 'f')!r} is a file; give a folder\n")
 
 
 def test_standalone_parser() -> None:

@@ -169,7 +169,21 @@ def test_digits_end_metric(digits_dir: Path) -> None:
     ({"datapath": "int"}, "the int datapath needs integer formats (int8, int4...): activations"),
     ({"datapath": "mx"}, "the mx datapath needs block formats: activations are 'float8_e4m3fn'"),
     ({"datapath": "lmul", "weights": "float8_e5m2"}, "the lmul datapath needs one operand format"),
-    ({"max_rows": 0}, "max_rows must be positive, not 0"),
+    ({"max_rows": 0}, "max_rows must be a positive integer, not 0"),
+    ({"max_cols": 2.5}, "max_cols must be a positive integer, not 2.5"),
+    ({"seed": -1}, "seed must be an integer between 0 and 2**63-1, not -1"),
+    ({"block_size": 5000}, "block size must be an integer between 1 and 4096, not 5000"),
+    ({"weight_scaling": ""}, "weight scaling must be one of none, per-tensor"),
+    # Option values are checked before any work, not when the first GEMM runs.
+    ({"datapath": "tensorcore", "options": {"n": 0}},
+     "datapath 'tensorcore': option n must be an integer between 1 and 1024 or none, not 0"),
+    ({"datapath": "tensorcore", "options": {"n": 64, "frac_bits": 50}},
+     "datapath 'tensorcore': option frac_bits must be an integer between 1 and 44 or none"),
+    ({"datapath": "fma_chain", "options": {"normalization": "approx"}},
+     "datapath 'fma_chain': option normalization must be an integer between 1 and 128, "
+     "not 'approx'"),
+    ({"datapath": "lut", "weights": "int4", "options": {"symmetric": "maybe"}},
+     "datapath 'lut': option symmetric must be true or false, not 'maybe'"),
 ])
 def test_user_errors(small_synthetic: Path, kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ArithforgeError) as exc:

@@ -121,3 +121,52 @@ def test_sample_rows() -> None:
 def test_gemm_node_checks() -> None:
     with pytest.raises(ValueError, match=r"^K must be a non-negative int, not -1$"):
         gemm_node("linear", "fc", 1, 1, -1)
+
+
+def test_load_damaged_archive(tmp_path: Path) -> None:
+    g, arrays = small_trace()
+    write_trace(tmp_path, g, arrays, {"workload": "synthetic"})
+    npz = tmp_path / "tensors.npz"
+    npz.write_bytes(npz.read_bytes()[:100])
+    with pytest.raises(ArithforgeError, match=r"tensors\.npz' is damaged: file is not a zip file; "
+                                              r"re-run `arithforge trace synthetic -o "):
+        load_trace(tmp_path)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda a: a.pop("fc/w"), r"tensors\.npz' has no array 'fc/w', the weight of GEMM 'fc'"),
+    (lambda a: a.update({"fc/x": a["fc/x"][:, :2]}),
+     r"x of GEMM 'fc' \(M=3, N=2, K=4, rows=3\) must have shape \(3, 4\), not \(3, 2\)"),
+    (lambda a: a.update({"fc/w": a["fc/w"].astype(str)}),
+     r"array 'fc/w' of GEMM 'fc' must hold floats, not <U"),
+])
+def test_load_checks_arrays_against_graph(tmp_path: Path, change: Callable[[dict], object],
+                                          message: str) -> None:
+    g, arrays = small_trace()
+    write_trace(tmp_path, g, arrays, {})
+    change(arrays)
+    save_npz(tmp_path / "tensors.npz", arrays)
+    with pytest.raises(ArithforgeError, match=message):
+        load_trace(tmp_path)
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    ([1, 2, 3], r"graph\.json' must be a networkx node-link graph .*not \[1, 2, 3\]"),
+    ({"nodes": [], "edges": []}, r"graph\.json' has no GEMM node"),
+])
+def test_load_checks_graph(tmp_path: Path, doc: object, message: str) -> None:
+    g, arrays = small_trace()
+    write_trace(tmp_path, g, arrays, {})
+    (tmp_path / "graph.json").write_text(json.dumps(doc))
+    with pytest.raises(ArithforgeError, match=message):
+        load_trace(tmp_path)
+
+
+def test_operands_refuse_non_finite(tmp_path: Path) -> None:
+    g, arrays = small_trace()
+    arrays["fc/x"][1, 2] = np.nan
+    write_trace(tmp_path, g, arrays, {})
+    with load_trace(tmp_path) as t, pytest.raises(
+            ArithforgeError, match=r"holds non-finite values \(NaN or infinity\) in tensor "
+                                   r"'fc/x', the input of GEMM 'fc' \(1 of 12\)"):
+        t.operands("fc")

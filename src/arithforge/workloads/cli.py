@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..cli import command, print_table
+from ..cli import SEED, command, int_arg, output_dir, print_table
+from .limits import BLOCK_SIZE_MAX
 from .registry import WORKLOADS
 
 __all__ = ["EVALUATE_HELP", "HELP", "add_trace_parser", "configure_evaluate_parser",
@@ -29,9 +30,9 @@ def configure_trace_parser(parser: argparse.ArgumentParser) -> None:
                         help="one of: " + ", ".join(WORKLOADS))
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
                         help="trace directory to write (created; its files are replaced)")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=SEED, default=0,
                         help="seed of training, sampling and generated data (default 0)")
-    parser.add_argument("--max-rows", type=int, default=None, metavar="N",
+    parser.add_argument("--max-rows", type=int_arg(1), default=None, metavar="N",
                         help="minilm only: token rows stored per GEMM (default 64)")
 
 
@@ -61,9 +62,8 @@ def trace_main(args: argparse.Namespace) -> int:
     if args.max_rows is not None:
         if args.workload != "minilm":
             raise ArithforgeError(f"--max-rows applies to minilm only, not {args.workload!r}")
-        if args.max_rows < 1:
-            raise ArithforgeError(f"--max-rows must be positive, not {args.max_rows!r}")
         options["max_rows"] = args.max_rows
+    output_dir(args.output)
     start = time.perf_counter()
     with build(args.workload, args.output, **options) as trace:
         elapsed = time.perf_counter() - start
@@ -82,10 +82,13 @@ EVALUATE_HELP = ("emulate a number format and datapath on a trace's GEMMs: per-l
 
 
 def _option(text: str) -> tuple[str, Any]:
-    """Parse ``KEY=VALUE``; VALUE becomes an int, None ("none") or stays a string."""
+    """Parse ``KEY=VALUE``; VALUE becomes an int, None ("none") or stays a string.
+
+    The datapath checks the key and the value (:func:`.datapaths.check_options`).
+    """
     key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"an option must be KEY=VALUE, not {text!r}")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"must be KEY=VALUE, not {text!r}")
     parsed: Any = value
     if value.lower() == "none":
         parsed = None
@@ -118,8 +121,9 @@ def configure_evaluate_parser(parser: argparse.ArgumentParser) -> None:
                         help="scaling of the activations only")
     parser.add_argument("--pow2-scales", action="store_true",
                         help="round per-tensor and per-channel scales up to powers of two")
-    parser.add_argument("--block-size", type=int, default=32, metavar="N",
-                        help="block size of per-block scaling of element formats (default 32)")
+    parser.add_argument("--block-size", type=int_arg(1, BLOCK_SIZE_MAX), default=32, metavar="N",
+                        help="block size of per-block scaling of element formats, 1 to "
+                             f"{BLOCK_SIZE_MAX} (default 32)")
     parser.add_argument("-O", "--option", type=_option, action="append", default=[],
                         metavar="KEY=VALUE",
                         help="datapath option, repeatable: fma_chain normalization=W; lmul "
@@ -128,12 +132,12 @@ def configure_evaluate_parser(parser: argparse.ArgumentParser) -> None:
                              "h100-fp8-fastacc, h100-bf16, h100-fp16, a100-bf16, v100-fp16...)")
     parser.add_argument("--no-end-metric", action="store_true",
                         help="per-layer metrics only; skip running the whole model")
-    parser.add_argument("--max-rows", type=int, default=None, metavar="N",
+    parser.add_argument("--max-rows", type=int_arg(1), default=None, metavar="N",
                         help="evaluate each GEMM on at most N rows (default: all; 64 for the "
-                             "slow datapaths fma_chain and tensorcore)")
-    parser.add_argument("--max-cols", type=int, default=None, metavar="N",
+                             "slow datapaths fma_chain, tensorcore and lut)")
+    parser.add_argument("--max-cols", type=int_arg(1), default=None, metavar="N",
                         help="evaluate each GEMM on at most N output columns (default all)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of row and column samples")
+    parser.add_argument("--seed", type=SEED, default=0, help="seed of row and column samples")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 

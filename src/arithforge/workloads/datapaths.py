@@ -125,6 +125,10 @@ class Datapath:
     fast : bool
         Whether its cost is that of a few float64 matmuls, so it runs on every row and column of
         a trace by default. Slow models run on a sample of rows for per-layer metrics.
+    check : callable, optional
+        ``check(options) -> options``: validates the options (defaults filled in) before any
+        work, converting command-line strings (``"true"``) to their values; raises ``ValueError``
+        or ``TypeError`` naming the option.
     """
 
     name: str
@@ -134,6 +138,7 @@ class Datapath:
     acc: str = "float32"
     rounding: str = "rne"
     fast: bool = True
+    check: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
 #: Registered datapaths by name.
@@ -169,14 +174,117 @@ def get_datapath(name: str) -> Datapath:
 
 
 def check_options(datapath: Datapath, options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Fill in a datapath's option defaults; refuse options it does not have."""
+    """Fill in a datapath's option defaults; refuse options it does not have or values it does
+    not take (:attr:`Datapath.check`)."""
     given = dict(options or {})
     unknown = sorted(set(given) - set(datapath.options))
     if unknown:
         have = ", ".join(datapath.options) or "none"
         raise ArithforgeError(f"datapath {datapath.name!r} has no option {unknown[0]!r} "
                               f"(its options: {have})")
-    return {**datapath.options, **given}
+    full = {**datapath.options, **given}
+    if datapath.check is None:
+        return full
+    try:
+        return datapath.check(full)
+    except (TypeError, ValueError) as exc:
+        raise ArithforgeError(f"datapath {datapath.name!r}: {exc}") from None
+
+
+# -- option checks -------------------------------------------------------------------------------
+
+def _int_option(options: Mapping[str, Any], key: str, low: int, high: int, *,
+                none: bool = False) -> int | None:
+    value = options[key]
+    if value is None and none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) \
+            or not low <= value <= high:
+        also = " or none" if none else ""
+        raise ValueError(f"option {key} must be an integer between {low} and {high}{also}, "
+                         f"not {value!r}")
+    return int(value)
+
+
+def _choice_option(options: Mapping[str, Any], key: str, choices: Any) -> Any:
+    value = options[key]
+    if value not in choices:
+        raise ValueError(f"option {key} must be one of {', '.join(map(str, choices))}, "
+                         f"not {value!r}")
+    return value
+
+
+def _bool_option(options: Mapping[str, Any], key: str) -> bool:
+    value = options[key]
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    # From the command line: -O symmetric=false (a string), -O symmetric=0 (an int).
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ValueError(f"option {key} must be true or false, not {value!r}")
+
+
+#: Largest normalization window W of ``fma_chain`` (wider than any accumulator's adder: exact).
+MAX_WINDOW = 128
+#: Largest step of the ``tensorcore`` datapath (GPUs use 4 to 32 products per step).
+MAX_TC_STEP = 1024
+
+
+def _check_fma_chain(options: dict[str, Any]) -> dict[str, Any]:
+    if options["normalization"] != "exact":
+        options["normalization"] = _int_option(options, "normalization", 1, MAX_WINDOW)
+    return options
+
+
+def _check_lmul(options: dict[str, Any]) -> dict[str, Any]:
+    _choice_option(options, "form", ("int", "equation"))
+    options["offset_bits"] = _int_option(options, "offset_bits", 0, 40, none=True)
+    _choice_option(options, "accumulate", ("exact", "chain"))
+    return options
+
+
+def _check_tensorcore(options: dict[str, Any]) -> dict[str, Any]:
+    n = options["n"] = _int_option(options, "n", 1, MAX_TC_STEP, none=True)
+    limit = 51 - ((n or 32) + 1).bit_length()
+    f = options["frac_bits"] = _int_option(options, "frac_bits", 1, limit, none=True)
+    if options["model"] is not None:
+        try:
+            mma.get_model(str(options["model"]))
+        except FormatError as exc:
+            raise ArithforgeError(f"tensorcore {exc}") from None
+        if n is not None or f is not None:
+            raise ValueError("option model sets n and frac_bits itself: give model or "
+                             "n/frac_bits, not both")
+    return options
+
+
+def _check_bitserial(options: dict[str, Any]) -> dict[str, Any]:
+    try:
+        bitmod.get_family(options["family"])
+    except (FormatError, TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"option family must be one of {', '.join(bitmod.FAMILIES)} or a "
+                         f"list of datatypes, not {options['family']!r} ({exc})") from None
+    options["group"] = _int_option(options, "group", 1, 4096)
+    options["align_bits"] = _int_option(options, "align_bits", 0, 16)
+    from ..formats import get_format
+
+    try:
+        scale = get_format(str(options["scale"]))
+    except ValueError:
+        scale = None
+    if not isinstance(scale, FloatFormat):
+        raise ValueError(f"option scale must be a float format, not {options['scale']!r}")
+    return options
+
+
+def _check_lut(options: dict[str, Any]) -> dict[str, Any]:
+    from ..formats.lut import MAX_GROUP
+
+    options["group"] = _int_option(options, "group", 1, MAX_GROUP)
+    options["symmetric"] = _bool_option(options, "symmetric")
+    return options
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -388,16 +496,18 @@ def _lut(qx: Quantized, qw: Quantized, config: Config) -> tuple[F64, str]:
 for _dp in (
     Datapath("exact", _exact, "exact products and sum, one rounding to acc"),
     Datapath("fma_chain", _fma_chain, "sequential FMA in acc, optional normalization window",
-             {"normalization": "exact"}, fast=False),
+             {"normalization": "exact"}, fast=False, check=_check_fma_chain),
     Datapath("lmul", _lmul, "L-Mul products (exact in float32), accumulated in acc",
-             {"form": "int", "offset_bits": None, "accumulate": "exact"}),
+             {"form": "int", "offset_bits": None, "accumulate": "exact"}, check=_check_lmul),
     Datapath("mx", _mx, "OCP MX block formats, exact dot product, one rounding"),
     Datapath("tensorcore", _tensorcore, "tensor-core steps of n products truncated to frac_bits",
-             {"n": None, "frac_bits": None, "model": None}, rounding="rtz", fast=False),
+             {"n": None, "frac_bits": None, "model": None}, rounding="rtz", fast=False,
+             check=_check_tensorcore),
     Datapath("int", _int, "integer MAC, wrapping accumulator", acc="int32"),
     Datapath("bitserial", _bitserial, "BitMoD bit-serial PE, group-wise MSE datatypes",
-             {"family": "bitmod4", "group": 128, "align_bits": 8, "scale": "float16"}),
+             {"family": "bitmod4", "group": 128, "align_bits": 8, "scale": "float16"},
+             check=_check_bitserial),
     Datapath("lut", _lut, "LUT tensor core: tables of K activations, int2-4 weight bit-planes",
-             {"group": 4, "symmetric": True}, fast=False),
+             {"group": 4, "symmetric": True}, fast=False, check=_check_lut),
 ):
     register_datapath(_dp)

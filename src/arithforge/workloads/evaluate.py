@@ -41,6 +41,7 @@ from .._errors import ArithforgeError
 from ..formats import Format, Rounding, get_format
 from ..formats.rounding import as_rounding
 from .datapaths import Config, Datapath, check_options, get_datapath
+from .limits import check_block_size, check_sample_limit, check_seed
 from .quantize import SCALINGS, Quantized, quantize
 from .trace import GEMMOverride, Trace, load_trace, sample_rows
 
@@ -94,15 +95,14 @@ class _Setup:
         self.fmt_x = get_format(acts)
         self.acc = get_format(acc if acc is not None else self.datapath.acc)
         self.rounding: Rounding = as_rounding(rounding or self.datapath.rounding)
-        self.scaling_w = weight_scaling or scaling
-        self.scaling_x = act_scaling or scaling
-        for s in (self.scaling_w, self.scaling_x):
-            if s not in SCALINGS:
-                raise ArithforgeError(f"scaling must be one of {', '.join(SCALINGS)}, not {s!r}")
+        self.scaling_w = scaling if weight_scaling is None else weight_scaling
+        self.scaling_x = scaling if act_scaling is None else act_scaling
+        for what, s in (("scaling", scaling), ("weight scaling", weight_scaling),
+                        ("activation scaling", act_scaling)):
+            if s is not None and s not in SCALINGS:
+                raise ArithforgeError(f"{what} must be one of {', '.join(SCALINGS)}, not {s!r}")
         self.pow2 = bool(pow2_scales)
-        if int(block_size) < 1:
-            raise ArithforgeError(f"block size must be at least 1, not {block_size!r}")
-        self.block_size = int(block_size)
+        self.block_size = check_block_size(block_size)
         self.config = Config(self.acc, self.rounding, self.options)
         self._weights: dict[str, Quantized] = {}
 
@@ -253,6 +253,38 @@ def _digits_metric(setup: _Setup, trace: Trace) -> dict[str, Any]:
 
 _END_METRICS = {"minilm": _minilm_metric, "digits-cnn": _digits_metric}
 
+#: What each end metric reads besides the GEMMs' operands: arrays of tensors.npz, keys of
+#: meta.json (a path into nested objects).
+_END_METRIC_NEEDS: dict[str, tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]] = {
+    "minilm": (("reference/sts_embeddings", "input/sts_pairs", "input/sts_scores"),
+               (("sts", "spearman_fp32"),)),
+    "digits-cnn": (("input/images", "input/labels", "reference/logits"),
+                   (("accuracy_fp32",),)),
+}
+
+
+def _check_end_metric(trace: Trace) -> None:
+    """Refuse, before any work, a trace that lacks what its workload's end metric reads."""
+    from .trace import remake_hint
+
+    arrays, meta_keys = _END_METRIC_NEEDS[trace.name]
+    if trace.name == "digits-cnn":
+        from .digits import LAYERS
+
+        arrays = (*arrays, *(f"{layer}/{o}" for layer in LAYERS for o in ("w", "b")))
+    missing = [a for a in arrays if a not in trace.tensors]
+    for path in meta_keys:
+        node: Any = trace.meta
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, int | float) or isinstance(node, bool):
+            missing.append(f"meta.json {'.'.join(path)}")
+    if missing:
+        raise ArithforgeError(
+            f"trace {str(trace.path)!r} of workload {trace.name!r} lacks {', '.join(missing)}, "
+            f"which its end metric reads; {remake_hint(trace.path, trace.name)} "
+            "(or pass --no-end-metric)")
+
 
 @contextlib.contextmanager
 def _open(trace: Trace | str | Path) -> Iterator[Trace]:
@@ -318,12 +350,17 @@ def evaluate(trace: Trace | str | Path, weights: str | Format = "float8_e4m3fn",
     t0 = time.perf_counter()
     setup = _Setup(weights, acts, datapath, acc, scaling, weight_scaling, act_scaling,
                    pow2_scales, block_size, rounding, options)
-    for what, v in (("max_rows", max_rows), ("max_cols", max_cols)):
-        if v is not None and v < 1:
-            raise ArithforgeError(f"{what} must be positive, not {v!r}")
+    max_rows = check_sample_limit(max_rows, "max_rows")
+    max_cols = check_sample_limit(max_cols, "max_cols")
+    seed = check_seed(seed)
     if max_rows is None and not setup.datapath.fast:
         max_rows = DEFAULT_SLOW_ROWS
     with _open(trace) as t:
+        if not t.gemms:
+            raise ArithforgeError(f"trace {str(t.path)!r} has no traced GEMM to evaluate")
+        metric_fn = _END_METRICS.get(t.name) if end_metric else None
+        if metric_fn is not None:
+            _check_end_metric(t)
         layers = []
         signal = noise = 0.0
         for g in t.gemms:
@@ -332,8 +369,7 @@ def evaluate(trace: Trace | str | Path, weights: str | Format = "float8_e4m3fn",
             signal += s
             noise += n
         t1 = time.perf_counter()
-        metric_fn = _END_METRICS.get(t.name)
-        metric = metric_fn(setup, t) if end_metric and metric_fn is not None else None
+        metric = metric_fn(setup, t) if metric_fn is not None else None
         t2 = time.perf_counter()
         notes = []
         summary = _summary(layers, (signal, noise))

@@ -36,6 +36,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,16 +135,37 @@ class GEMMOperands(NamedTuple):
 class TensorStore(Mapping[str, np.ndarray]):
     """Read-only, lazy view of ``tensors.npz``: each lookup reads one array from the archive.
 
+    Opening reads the archive's directory and every array's ``.npy`` header (shape and dtype),
+    not the data.
+
     Parameters
     ----------
     path : path-like
+
+    Raises
+    ------
+    ArithforgeError
+        If the file is not a zip archive of ``.npy`` arrays (truncated, overwritten, an array
+        that needs pickle); a lookup raises it too when an array's data turns out damaged.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, remake: str = "") -> None:
         self._path = Path(path)
+        self._remake = remake or remake_hint(self._path.parent)
         self._npz: Any = None
-        with zipfile.ZipFile(self._path) as zf:
-            self._keys = tuple(n[: -len(".npy")] for n in zf.namelist() if n.endswith(".npy"))
+        self._headers: dict[str, tuple[tuple[int, ...], np.dtype[Any]]] = {}
+        try:
+            with zipfile.ZipFile(self._path) as zf:
+                for member in zf.namelist():
+                    if member.endswith(".npy"):
+                        self._headers[member[: -len(".npy")]] = _npy_header(zf, member)
+        except _DAMAGED as exc:
+            raise self._damaged(exc) from None
+
+    def _damaged(self, exc: BaseException, key: str | None = None) -> ArithforgeError:
+        what = "" if key is None else f" (array {key!r})"
+        return ArithforgeError(f"{str(self._path)!r} is damaged{what}: {_reason(exc)}; "
+                               f"{self._remake}")
 
     def _archive(self) -> Any:
         if self._npz is None:
@@ -151,18 +173,25 @@ class TensorStore(Mapping[str, np.ndarray]):
         return self._npz
 
     def __getitem__(self, key: str) -> np.ndarray:
-        if key not in self._keys:
+        if key not in self._headers:
             raise KeyError(key)
-        return np.asarray(self._archive()[key])
+        try:
+            return np.asarray(self._archive()[key])
+        except _DAMAGED as exc:
+            raise self._damaged(exc, key) from None
+
+    def header(self, key: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
+        """Shape and dtype of the array ``key``, from its header (the data is not read)."""
+        return self._headers[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._keys)
+        return iter(self._headers)
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._headers)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._keys
+        return key in self._headers
 
     def close(self) -> None:
         """Close the archive; a later lookup opens it again."""
@@ -172,6 +201,35 @@ class TensorStore(Mapping[str, np.ndarray]):
 
     def __repr__(self) -> str:
         return f"TensorStore({str(self._path)!r}, {len(self)} arrays)"
+
+
+#: What reading a damaged archive raises: zipfile's and zlib's errors, a short read, a bad
+#: ``.npy`` header (ValueError, also numpy's refusal of pickled object arrays).
+_DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError)
+
+def remake_hint(root: Path, workload: object = None) -> str:
+    """The advice a damaged-trace error ends with: the ``arithforge trace`` command to re-run."""
+    from .registry import WORKLOADS
+
+    name = workload if isinstance(workload, str) and workload in WORKLOADS else "WORKLOAD"
+    return f"re-run `arithforge trace {name} -o {root}` to write the trace again"
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().rstrip(".")
+    return text[:1].lower() + text[1:] if text else type(exc).__name__
+
+
+def _npy_header(zf: zipfile.ZipFile, member: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    with zf.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read(f)
+    if dtype.hasobject:
+        raise ValueError(f"array {member!r} holds Python objects ({dtype}), which a trace "
+                         "never stores")
+    return tuple(int(d) for d in shape), dtype
 
 
 @dataclass
@@ -211,18 +269,28 @@ class Trace:
         raise KeyError(f"trace {self.name!r} has no traced GEMM {name!r}")
 
     def operands(self, name: str) -> GEMMOperands:
-        """Read the operands of the traced GEMM ``name``."""
+        """Read the operands of the traced GEMM ``name``.
+
+        Raises
+        ------
+        ArithforgeError
+            If an operand holds NaN or infinity (a trace records finite fp32 values) or its data
+            is damaged.
+        """
         self.gemm(name)
         keys = self.graph.nodes[name]["tensors"]
-        b = keys.get("b")
-        rows = keys.get("rows")
-        return GEMMOperands(
-            x=self.tensors[keys["x"]],
-            w=self.tensors[keys["w"]],
-            b=None if b is None else self.tensors[b],
-            y=self.tensors[keys["y"]],
-            rows=None if rows is None else self.tensors[rows],
-        )
+        arrays = {operand: self.tensors[key] for operand, key in keys.items()}
+        for operand in ("x", "w", "b", "y"):
+            a = arrays.get(operand)
+            if a is not None and not np.isfinite(a).all():
+                bad = int((~np.isfinite(a)).sum())
+                raise ArithforgeError(
+                    f"trace {str(self.path)!r} holds non-finite values (NaN or infinity) in "
+                    f"tensor {keys[operand]!r}, the {_OPERANDS[operand]} of GEMM {name!r} "
+                    f"({bad} of {a.size}): the model overflowed when it was traced, or the file "
+                    f"was altered; {remake_hint(self.path, self.meta.get('workload'))}")
+        return GEMMOperands(x=arrays["x"], w=arrays["w"], b=arrays.get("b"), y=arrays["y"],
+                            rows=arrays.get("rows"))
 
     def close(self) -> None:
         """Close the tensor archive."""
@@ -233,6 +301,9 @@ class Trace:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_OPERANDS = {"x": "input", "w": "weight", "b": "bias", "y": "output"}
 
 
 def sample_rows(m: int, max_rows: int | None, seed: int) -> np.ndarray | None:
@@ -330,38 +401,125 @@ def write_trace(out_dir: str | Path, graph: Any, arrays: Mapping[str, np.ndarray
 def load_trace(path: str | Path) -> Trace:
     """Read the trace in directory ``path``; arrays stay on disk until asked for.
 
-    Needs only numpy, networkx and json.
+    Needs only numpy, networkx and json. Everything but the arrays' data is checked here: the
+    three files parse, ``meta.json`` names this format and version, every GEMM node of the graph
+    has its shape, and every traced GEMM's arrays are in ``tensors.npz`` with the node's shapes
+    and a numeric dtype. The data itself is checked as it is read (:meth:`Trace.operands`).
 
     Raises
     ------
     ArithforgeError
-        If ``path`` is not a trace directory of this version.
+        If ``path`` is not a trace directory of this version, or any of that does not hold: one
+        line naming the file and what is wrong, and the ``arithforge trace`` command to re-run.
     """
     root = Path(path)
+    if not root.is_dir():
+        state = "is a file, not a directory" if root.exists() else "does not exist"
+        raise ArithforgeError(f"trace directory {str(root)!r} {state}; make one with "
+                              f"`arithforge trace WORKLOAD -o {root}`")
     missing = [f for f in (GRAPH_FILE, TENSORS_FILE, META_FILE) if not (root / f).is_file()]
     if missing:
         raise ArithforgeError(f"trace directory must contain {', '.join(missing)}: "
-                              f"{str(root)!r} does not")
-    try:
-        meta = json.loads((root / META_FILE).read_text(encoding="utf-8"))
-        doc = json.loads((root / GRAPH_FILE).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArithforgeError(f"trace {str(root)!r} does not parse: {exc}") from exc
+                              f"{str(root)!r} does not; {remake_hint(root)}")
+    meta = _read_json(root, META_FILE, remake_hint(root))
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ArithforgeError(f"meta.json format must be {FORMAT!r}, "
-                              f"not {meta.get('format') if isinstance(meta, dict) else meta!r}")
+        got = meta.get("format") if isinstance(meta, dict) else meta
+        raise ArithforgeError(f"{str(root / META_FILE)!r}: format must be {FORMAT!r}, not "
+                              f"{got!r}; is {str(root)!r} a trace directory?")
     if meta.get("version") != FORMAT_VERSION:
         raise ArithforgeError(f"trace version must be {FORMAT_VERSION}, not {meta.get('version')!r}"
-                              "; rebuild it with `arithforge trace`")
-    graph = nx.node_link_graph(doc, directed=True, multigraph=False, edges="edges")
-    gemms = [
-        GEMM(name=name, op=node["op"], M=node["M"], N=node["N"], K=node["K"],
-             layer=node.get("layer", ""), rows=node["rows"], has_bias="b" in node["tensors"])
-        for name, node in graph.nodes(data=True)
-        if node.get("kind") == "gemm" and node.get("traced")
-    ]
-    return Trace(path=root, graph=graph, gemms=gemms, meta=meta,
-                 tensors=TensorStore(root / TENSORS_FILE))
+                              f" ({str(root / META_FILE)!r}); rebuild it with `arithforge trace`")
+    remake = remake_hint(root, meta.get("workload"))
+    graph = _read_graph(root, remake)
+    tensors = TensorStore(root / TENSORS_FILE, remake=remake)
+    gemms = []
+    for name, node in graph.nodes(data=True):
+        if node.get("kind") == "gemm" and node.get("traced"):
+            _check_traced(root, name, node, tensors, remake)
+            gemms.append(GEMM(name=name, op=node["op"], M=node["M"], N=node["N"], K=node["K"],
+                              layer=node.get("layer", ""), rows=node["rows"],
+                              has_bias="b" in node["tensors"]))
+    return Trace(path=root, graph=graph, gemms=gemms, meta=meta, tensors=tensors)
+
+
+def _read_json(root: Path, name: str, remake: str) -> Any:
+    try:
+        return json.loads((root / name).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArithforgeError(f"{str(root / name)!r} is not valid JSON ({_reason(exc)}); "
+                              f"{remake}") from None
+
+
+def _read_graph(root: Path, remake: str) -> Any:
+    """Read ``graph.json`` as a DiGraph; check that every GEMM node has its shape."""
+    where = str(root / GRAPH_FILE)
+    doc = _read_json(root, GRAPH_FILE, remake)
+    if not (isinstance(doc, dict) and isinstance(doc.get("nodes"), list)
+            and isinstance(doc.get("edges"), list)
+            and all(isinstance(n, dict) and "id" in n for n in doc["nodes"])):
+        raise ArithforgeError(f"{where!r} must be a networkx node-link graph (an object with "
+                              f"lists 'nodes' and 'edges'), not {_shorten(doc)}; {remake}")
+    try:
+        graph = nx.node_link_graph(doc, directed=True, multigraph=False, edges="edges")
+    except (KeyError, TypeError, ValueError, nx.NetworkXError) as exc:
+        raise ArithforgeError(f"{where!r} is not a networkx node-link graph ({_reason(exc)}); "
+                              f"{remake}") from None
+    count = 0
+    for name, node in graph.nodes(data=True):
+        if node.get("kind") != "gemm":
+            continue
+        count += 1
+        for key in ("M", "N", "K", "batch"):
+            value = node.get(key, 1 if key == "batch" else None)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ArithforgeError(f"{where!r}: {key} of GEMM {name!r} must be a "
+                                      f"non-negative integer, not {value!r}; {remake}")
+        if not isinstance(node.get("op"), str):
+            raise ArithforgeError(f"{where!r}: op of GEMM {name!r} must be a string, not "
+                                  f"{node.get('op')!r}; {remake}")
+    if count == 0:
+        raise ArithforgeError(f"{where!r} has no GEMM node: nothing to evaluate or simulate; "
+                              f"{remake}")
+    return graph
+
+
+def _shorten(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+#: dtype kinds of each operand: floats, and integer row indices.
+_KINDS = {"x": "f", "w": "f", "b": "f", "y": "f", "rows": "iu"}
+
+
+def _check_traced(root: Path, name: str, node: Mapping[str, Any], tensors: TensorStore,
+                  remake: str) -> None:
+    """Check a traced GEMM node against the arrays it names."""
+    where = str(root / GRAPH_FILE)
+    keys = node.get("tensors")
+    rows = node.get("rows")
+    if isinstance(rows, bool) or not isinstance(rows, int) or not 0 <= rows <= node["M"]:
+        raise ArithforgeError(f"{where!r}: rows of GEMM {name!r} must be an integer between 0 "
+                              f"and M={node['M']}, not {rows!r}; {remake}")
+    if not (isinstance(keys, dict) and all(isinstance(k, str) for k in keys.values())
+            and {"x", "w", "y"} <= set(keys)):
+        raise ArithforgeError(f"{where!r}: tensors of GEMM {name!r} must map x, w, y (and "
+                              f"optionally b, rows) to array names, not {_shorten(keys)}; "
+                              f"{remake}")
+    for operand, key in keys.items():
+        if key not in tensors:
+            raise ArithforgeError(f"{str(root / TENSORS_FILE)!r} has no array {key!r}, the "
+                                  f"{_OPERANDS.get(operand, operand)} of GEMM {name!r} in "
+                                  f"graph.json; {remake}")
+        dtype = tensors.header(key)[1] if operand in _KINDS else None
+        if dtype is not None and dtype.kind not in _KINDS[operand]:
+            kind = "floats" if _KINDS[operand] == "f" else "integers"
+            raise ArithforgeError(f"{str(root / TENSORS_FILE)!r}: array {key!r} of GEMM "
+                                  f"{name!r} must hold {kind}, not {dtype}; {remake}")
+    try:
+        _check_gemm_node(name, node, {k: tensors.header(k)[0] for k in keys.values()})
+    except ValueError as exc:
+        raise ArithforgeError(f"trace {str(root)!r}: {exc}; {remake}") from None
 
 
 def gemm_node(op: str, layer: str, M: int, N: int, K: int, *, batch: int = 1,
