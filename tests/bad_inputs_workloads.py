@@ -236,7 +236,7 @@ def _explore(id: str, text: str | bytes | None = None, *extra: str) -> BadInput:
 
 _SPEC_CASES = [
     _explore("spec-not-utf8", spec().encode() + b"# caf\xe9\n"),
-    _explore("spec-not-toml", spec() + "[workloads\n"),
+    _explore("spec-not-toml", spec().replace('name = "t"', 'name = "t')),
     _explore("spec-duplicate-key", spec() + "[stages]\n"),
     _explore("spec-unknown-section", spec(colours__red="1")),
     _explore("spec-unknown-key", spec(workloads__max_row="8")),

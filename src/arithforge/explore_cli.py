@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ArithforgeError
-from .cli import command, import_package, print_table
+from .cli import command, import_package, output_dir, print_table
 
 __all__: list[str] = []
+
+#: Most worker processes ``-j`` asks for (each holds a copy of the models and traces).
+MAX_JOBS = 1024
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +36,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", metavar="ADDR",
                         help="Ray cluster address (--executor ray; default: a local runtime)")
     parser.add_argument("-j", "--jobs", type=int, metavar="N",
-                        help="worker processes (default: the CPUs available)")
+                        help=f"worker processes, 1 to {MAX_JOBS} (default: the CPUs available)")
     parser.add_argument("--print-spec", action="store_true",
                         help="print the built-in spec (a starting point for --spec) and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress, no summary table")
@@ -71,9 +74,12 @@ def run(args: argparse.Namespace) -> int:
     if args.print_spec:
         print(dse_spec.DEFAULT_SPEC, end="")
         return 0
-    if args.jobs is not None and args.jobs < 1:
-        raise ArithforgeError(f"--jobs must be at least 1, not {args.jobs}")
+    # Everything the user gave is checked before any work: options, the spec, the output folder.
+    if args.jobs is not None and not 1 <= args.jobs <= MAX_JOBS:
+        rule = "at least 1" if args.jobs < 1 else f"at most {MAX_JOBS}"
+        raise ArithforgeError(f"--jobs must be {rule}, not {args.jobs}")
     spec = dse_spec.load_spec(args.spec)
+    output_dir(args.output)
     from .dse import engine, executors
 
     executor = executors.make_executor(args.executor, args.jobs, args.address)

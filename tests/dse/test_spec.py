@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from arithforge import ArithforgeError
 from arithforge.dse.designs import plan
-from arithforge.dse.spec import SpecError, key_lines, load_spec, parse_spec
+from arithforge.dse.spec import BOUNDS, SpecError, key_lines, load_spec, parse_spec
 
 BASE = """\
 name = "t"
@@ -44,7 +45,30 @@ def test_key_lines_tables_dotted_and_multiline():
     ("[datapaths.fma]\nstagez = 1\n",
      r"^s\.toml:8: \[datapaths\.fma\] stagez: unknown key \(did you mean 'stages'\?\)"),
     ("[datapaths.fma]\nstages = -1\n",
-     r"^s\.toml:8: \[datapaths\.fma\] stages: must be at least 0, not -1$"),
+     r"^s\.toml:8: \[datapaths\.fma\] stages: must be between 0 and 64, not -1$"),
+    # Upper bounds: a sweep that could not finish is refused before any work.
+    ("[datapaths.fma]\nstages = 1000000000\n",
+     r"^s\.toml:8: \[datapaths\.fma\] stages: must be between 0 and 64, not 1000000000$"),
+    ("[datapaths.lut]\ntile = \"2x4000\"\n",
+     r"^s\.toml:8: \[datapaths\.lut\] tile: must have sides between 1 and 64, not '2x4000'$"),
+    ("[accel]\narray = \"4096x16\"\n",
+     r"^s\.toml:8: \[accel\] array: must have sides between 1 and 1024, not '4096x16'$"),
+    ("[search]\npopulation = 0\n",
+     r"^s\.toml:8: \[search\] population: must be between 1 and 10000, not 0$"),
+    ("[verify]\nlanes = 1000\n", r"^s\.toml:8: \[verify\] lanes: must be between 1 and 64"),
+    # Every number is finite, of its type, in its range, whether its stage is on or not.
+    ("[mixed]\narea_budget_um2 = nan\n",
+     r"^s\.toml:8: \[mixed\] area_budget_um2: must be a finite positive number, not nan$"),
+    ("[mixed]\narea_budget_um2 = inf\n", r"area_budget_um2: must be a finite positive number"),
+    ("[mixed]\narea_budget_um2 = true\n", r"area_budget_um2: must be a number of square"),
+    ("[verify]\nrandom = true\n", r"^s\.toml:8: \[verify\] random: must be an integer "),
+    ("[cost]\nnode = 3\n", r"^s\.toml:8: \[cost\] node: must be one of 45, 28, 16, 7, not 3$"),
+    ("[cost]\ntech = \"nope.toml\"\n",
+     r"^s\.toml:8: \[cost\] tech: technology file 'nope\.toml' does not exist$"),
+    # Seeds and row limits: the checks of `arithforge evaluate` (workloads.limits).
+    ("[verify]\nseed = -1\n",
+     r"^s\.toml:8: \[verify\] seed: must be an integer between 0 and 2\*\*63-1, not -1$"),
+    ("[mixed]\nseed = -1\n", r"^s\.toml:8: \[mixed\] seed: must be an integer between 0"),
     ("[datapaths.fma_approx]\nwindow = \"4\"\n",
      r"^s\.toml:8: \[datapaths\.fma_approx\] window: must be an integer or a list of them"),
     ("[stages]\nverify = \"some\"\n",
@@ -61,6 +85,8 @@ def test_key_lines_tables_dotted_and_multiline():
      r"^s\.toml:9: \[mixed\] workload: must be one of \[workloads\] names"),
     # After [workloads], a bare key belongs to that table.
     ("colour = 1\n", r"^s\.toml:7: \[workloads\] colour: unknown key"),
+    ("max_rows = 0\n", r"^s\.toml:7: \[workloads\] max_rows: must be a positive integer, not 0$"),
+    ("seed = -2\n", r"^s\.toml:7: \[workloads\] seed: must be an integer between 0 and "),
 ])
 def test_errors_name_line_and_key(extra, message):
     with pytest.raises(SpecError, match=message) as info:
@@ -75,10 +101,65 @@ def test_bad_format_name_points_at_its_key():
 
 
 def test_not_toml_and_missing_file(tmp_path):
-    with pytest.raises(SpecError, match=r"^s\.toml: not valid TOML: "):
-        parse_spec("[formats\n", "s.toml")
+    with pytest.raises(SpecError, match=r"^s\.toml:2: not valid TOML: Expected ']' at the end "
+                                        r"of a table declaration \(column 9\)$"):
+        parse_spec("seed = 1\n[formats\n", "s.toml")
     with pytest.raises(SpecError, match=r"cannot read spec .*nope\.toml"):
         load_spec(tmp_path / "nope.toml")
+
+
+def test_not_utf8(tmp_path):
+    (tmp_path / "s.toml").write_bytes(b'name = "t"\n# caf\xe9\n')
+    with pytest.raises(SpecError, match=r"s\.toml:2: not UTF-8 text \(byte 0xe9\); save the "
+                                        r"spec as UTF-8$"):
+        load_spec(tmp_path / "s.toml")
+
+
+def test_row_limits_and_seeds_agree_with_evaluate():
+    """A spec takes the max_rows, max_cols and seeds `arithforge evaluate` takes, no others."""
+    from arithforge.workloads.limits import check_sample_limit, check_seed
+
+    for value in (1, 64, 10**6, 0, -1):
+        text = BASE + f"max_rows = {value}\nmax_cols = {value}\nseed = {value}\n"
+        try:
+            check_sample_limit(value)
+            check_seed(value)
+        except ArithforgeError:
+            with pytest.raises(SpecError):
+                parse_spec(text, "s.toml")
+        else:
+            wl = parse_spec(text, "s.toml").workloads
+            assert (wl["max_rows"], wl["max_cols"], wl["seed"]) == (value, value, value)
+
+
+def test_bounds_follow_the_models_and_generators():
+    """Where a model or generator has a range, the spec's bound is that range."""
+    from arithforge.formats.lut import MAX_GROUP
+    from arithforge.hdl.lut import MAX_SIDE
+    from arithforge.workloads.limits import MAX_WINDOW
+
+    assert BOUNDS["[datapaths.lut] group"][1] <= MAX_GROUP
+    assert BOUNDS["[datapaths.lut] tile"] == (1, MAX_SIDE)
+    assert BOUNDS["[datapaths.fma_approx] window"] == (1, MAX_WINDOW)
+    for key, (low, high) in BOUNDS.items():
+        assert 0 <= low < high, key
+    # The generators' own Param ranges, where they declare them.
+    from arithforge.hdl.registry import DATAPATHS
+
+    for key, generator, param in (("[datapaths.*] stages", "fma", "stages"),
+                                  ("[datapaths.*] stages", "lmac", "stages"),
+                                  ("[datapaths.*] stages", "imac", "stages"),
+                                  ("[datapaths.bitserial] group", "bitserial", "group"),
+                                  ("[datapaths.bitserial] align_bits", "bitserial", "align_bits"),
+                                  ("[datapaths.lut] group", "lut", "k"),
+                                  ("[datapaths.lut] tile", "lut", "m"),
+                                  ("[datapaths.lut] tile", "lut", "n")):
+        p = DATAPATHS[generator].cli_params[param]
+        if getattr(p, "high", None) is not None:
+            assert BOUNDS[key] == (p.low, p.high), (key, generator, param)
+    # The defaults lie inside.
+    spec = load_spec(None)
+    assert spec.verify["random"] <= BOUNDS["[verify] random"][1]
 
 
 def test_scalars_become_lists_and_defaults_fill_in():

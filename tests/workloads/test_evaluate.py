@@ -180,8 +180,8 @@ def test_digits_end_metric(digits_dir: Path) -> None:
     ({"datapath": "tensorcore", "options": {"n": 64, "frac_bits": 50}},
      "datapath 'tensorcore': option frac_bits must be an integer between 1 and 44 or none"),
     ({"datapath": "fma_chain", "options": {"normalization": "approx"}},
-     "datapath 'fma_chain': option normalization must be an integer between 1 and 128, "
-     "not 'approx'"),
+     ("datapath 'fma_chain': option normalization must be an integer between 1 and 128, "
+      "not 'approx'")),
     ({"datapath": "lut", "weights": "int4", "options": {"symmetric": "maybe"}},
      "datapath 'lut': option symmetric must be true or false, not 'maybe'"),
 ])

@@ -7,11 +7,18 @@ run per point. ``docs/explore.md`` documents every key; :data:`DEFAULT_SPEC` is 
 
 ``tomllib`` reports no positions for values, so :func:`key_lines` scans the text for table
 headers and ``key =`` lines to point an error at its line: ``spec.toml:12: [datapaths.fma] ...``.
+
+Every number is checked when the spec loads, before any work: its type, that it is finite, and
+its range. Structural parameters have upper bounds (:data:`BOUNDS`) beyond which a sweep would not
+finish (``stages = 1000000000`` would elaborate for ever) or would mean nothing; seeds, row limits
+and block sizes are checked by the same functions as ``arithforge evaluate``
+(:mod:`arithforge.workloads.limits`).
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -20,9 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ArithforgeError
+from ..formats.lut import MAX_GROUP as LUT_MAX_GROUP
+from ..workloads.limits import MAX_WINDOW, check_sample_limit, check_seed
 
-__all__ = ["DATAPATH_KINDS", "DEFAULT_SPEC", "Spec", "SpecError", "key_lines", "load_spec",
-           "parse_spec"]
+__all__ = ["BOUNDS", "DATAPATH_KINDS", "DEFAULT_SPEC", "Spec", "SpecError", "key_lines",
+           "load_spec", "parse_spec"]
 
 
 class SpecError(ArithforgeError):
@@ -59,6 +68,26 @@ _SECTION_KEYS: dict[str, dict[str, Any]] = {
               "area_budget_um2": None, "population": 32, "generations": 40, "seed": 0},
 }
 SCALINGS = ("auto", "none", "per-tensor", "per-channel", "per-block")
+
+#: Inclusive ranges of the spec's integers, by ``[table] key`` (``*`` for every datapath kind).
+#: Upper bounds keep a sweep finite: each is far above any useful value (docs/explore.md).
+BOUNDS: dict[str, tuple[int, int]] = {
+    "[datapaths.*] stages": (0, 64),  # pipeline registers of the fma, lmac and imac generators
+    "[datapaths.fma_approx] window": (1, MAX_WINDOW),  # as evaluate -O normalization=W
+    "[datapaths.bitserial] group": (1, 1024),  # PE lanes
+    "[datapaths.bitserial] align_bits": (0, 16),  # formats.bitmod.PEConfig's range
+    # A table of 2**K entries: the generator builds up to K = 6 (hdl.lut.MAX_GROUP), the
+    # emulator computes up to formats.lut.MAX_GROUP = 8; a design needs both.
+    "[datapaths.lut] group": (1, min(6, LUT_MAX_GROUP)),
+    "[datapaths.lut] tile": (1, 64),  # M and N, each; arithforge.hdl.lut.MAX_SIDE
+    "[accel] array": (1, 1024),  # rows and columns of PEs, each
+    "[verify] random": (0, 10**8),
+    "[verify] lanes": (1, 64),  # copies of the design in the Verilator model
+    "[search] population": (1, 10_000),
+    "[search] generations": (1, 10_000),
+    "[mixed] population": (1, 10_000),
+    "[mixed] generations": (1, 10_000),
+}
 #: Objectives of the accelerator stage (``[stages] accel``): per inference of the workload on a
 #: systolic array of the design's PEs (``arithforge.sim.accelerator``).
 ACCEL_OBJECTIVES = ("latency_s", "energy_uj")
@@ -268,9 +297,26 @@ class _Checker:
 
     def scalar(self, path: tuple[str, ...], value: Any, kind: type | tuple[type, ...],
                what: str) -> Any:
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        # TOML's true is a Python bool, an int: refuse it wherever a number is asked for.
+        numeric = kind is int or (isinstance(kind, tuple) and int in kind)
+        if not isinstance(value, kind) or (numeric and isinstance(value, bool)):
             raise self.fail(path, f"must be {what}, not {value!r}")
         return value
+
+    def integer(self, path: tuple[str, ...], value: Any, bounds: str | tuple[int, int]) -> int:
+        """An integer in ``BOUNDS[bounds]`` (or the range ``bounds``)."""
+        low, high = BOUNDS[bounds] if isinstance(bounds, str) else bounds
+        self.scalar(path, value, int, f"an integer between {low} and {high}")
+        if not low <= value <= high:
+            raise self.fail(path, f"must be between {low} and {high}, not {value!r}")
+        return int(value)
+
+    def shared(self, path: tuple[str, ...], check: Any, value: Any) -> Any:
+        """``check(value, key)`` of :mod:`arithforge.workloads.limits`, its error on our line."""
+        try:
+            return check(value, path[-1])
+        except ArithforgeError as exc:
+            raise self.fail(path, str(exc).removeprefix(f"{path[-1]} ")) from None
 
     def choice(self, path: tuple[str, ...], value: Any, choices: Any) -> Any:
         if value not in choices:
@@ -312,13 +358,17 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{source}: not valid TOML: {exc}") from None
+        # "Expected ']' ... (at line 3, column 9)" -> "s.toml:3: not valid TOML: Expected ..."
+        m = re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", str(exc), re.S)
+        where = f"{source}:{m.group(2)}" if m else source
+        what = f"{m.group(1)} (column {m.group(3)})" if m else str(exc)
+        raise SpecError(f"{where}: not valid TOML: {what}") from None
     check = _Checker(source, text)
     for key in data:
         if key not in _TOP_KEYS:
             raise check.unknown((key,), sorted(_TOP_KEYS))
     name = check.scalar(("name",), data.get("name", Path(source).stem), str, "a string")
-    seed = check.scalar(("seed",), data.get("seed", 0), int, "an integer")
+    seed = check.shared(("seed",), check_seed, data.get("seed", 0))
 
     fm = _section(check, data, "formats")
     if fm["weights"] is None:
@@ -356,13 +406,10 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     wl["names"] = check.listof(("workloads", "names"), wl["names"], str, "a workload name")
     check.choice(("workloads", "scaling"), wl["scaling"], SCALINGS)
     for key in ("max_rows", "max_cols"):
-        if wl[key] is not None and wl[key] != 0:
-            if check.scalar(("workloads", key), wl[key], int, "a positive integer") < 1:
-                raise check.fail(("workloads", key), f"must be positive, not {wl[key]!r}")
-        else:
-            wl[key] = None
+        # The check of `arithforge evaluate --max-rows`: 0 is refused by both.
+        wl[key] = check.shared(("workloads", key), check_sample_limit, wl[key])
     check.scalar(("workloads", "end_metric"), wl["end_metric"], bool, "true or false")
-    check.scalar(("workloads", "seed"), wl["seed"], int, "an integer")
+    wl["seed"] = check.shared(("workloads", "seed"), check_seed, wl["seed"])
 
     st = _section(check, data, "stages")
     check.scalar(("stages", "accuracy"), st["accuracy"], bool, "true or false")
@@ -377,14 +424,13 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     if not re.fullmatch(r"[1-9][0-9]*x[1-9][0-9]*", array):
         raise check.fail(("accel", "array"), f"must be an array size 'RxC' such as '16x16', "
                                              f"not {array!r}")
+    _sides(check, ("accel", "array"), array, "[accel] array")
     check.choice(("accel", "dataflow"), ac["dataflow"], ("os", "ws"))
 
     vf = _section(check, data, "verify")
-    for key in ("random", "lanes", "seed"):
-        check.scalar(("verify", key), vf[key], int, "an integer")
-    if vf["random"] < 0 or vf["lanes"] < 1:
-        raise check.fail(("verify", "random" if vf["random"] < 0 else "lanes"),
-                         "must be positive")
+    for key in ("random", "lanes"):
+        check.integer(("verify", key), vf[key], f"[verify] {key}")
+    vf["seed"] = check.shared(("verify", "seed"), check_seed, vf["seed"])
     check.scalar(("verify", "corner"), vf["corner"], bool, "true or false")
     if vf["random"] == 0 and not vf["corner"]:
         raise check.fail(("verify", "random"), "and corner = false leave no vector to verify")
@@ -393,8 +439,10 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     if co["tech"] is not None:
         check.scalar(("cost", "tech"), co["tech"], str, "a path")
     if co["node"] is not None:
+        check.scalar(("cost", "node"), co["node"], int, "a node in nm")
         check.choice(("cost", "node"), co["node"], (45, 28, 16, 7))
     check.scalar(("cost", "calibrated"), co["calibrated"], bool, "true or false")
+    _tech(check, co)
 
     pa = _section(check, data, "pareto")
     if pa["objectives"] is None:
@@ -409,10 +457,9 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
 
     se = _section(check, data, "search")
     check.choice(("search", "method"), se["method"], ("grid", "nsga2"))
-    for key in ("population", "generations", "seed"):
-        if check.scalar(("search", key), se[key], int, "an integer") < (1 if key != "seed"
-                                                                        else 0):
-            raise check.fail(("search", key), f"must be positive, not {se[key]!r}")
+    for key in ("population", "generations"):
+        check.integer(("search", key), se[key], f"[search] {key}")
+    se["seed"] = check.shared(("search", "seed"), check_seed, se["seed"])
     if se["workload"] is not None and se["workload"] not in wl["names"]:
         raise check.fail(("search", "workload"), f"must be one of [workloads] names "
                                                  f"({', '.join(wl['names'])}), not "
@@ -432,13 +479,16 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
                                       else fm["weights"])
         if len(mx["formats"]) < 2:
             raise check.fail(("mixed", "formats"), "needs at least two formats to mix")
-        if mx["area_budget_um2"] is not None:
-            budget = check.scalar(("mixed", "area_budget_um2"), mx["area_budget_um2"],
-                                  (int, float), "a number")
-            if budget <= 0:
-                raise check.fail(("mixed", "area_budget_um2"), f"must be positive, not {budget}")
-        for key in ("population", "generations", "seed"):
-            check.scalar(("mixed", key), mx[key], int, "an integer")
+    # Checked whether or not the stage is enabled: a spec is valid or not as a whole.
+    if mx["area_budget_um2"] is not None:
+        budget = check.scalar(("mixed", "area_budget_um2"), mx["area_budget_um2"],
+                              (int, float), "a number of square micrometres")
+        if not (math.isfinite(budget) and budget > 0):
+            raise check.fail(("mixed", "area_budget_um2"),
+                             f"must be a finite positive number, not {budget!r}")
+    for key in ("population", "generations"):
+        check.integer(("mixed", key), mx[key], f"[mixed] {key}")
+    mx["seed"] = check.shared(("mixed", "seed"), check_seed, mx["seed"])
     references = _references(check, _section(check, data, "references"))
     return Spec(name, seed, fm, datapaths, wl, st, vf, co, pa, se, mx, source, text, accel=ac,
                 references=references)
@@ -479,10 +529,9 @@ def _param_values(check: _Checker, path: tuple[str, ...], key: str, value: Any) 
     kind = path[1]
     if key in ("stages", "window", "group", "align_bits"):
         values = check.listof(path, value, int, "an integer")
-        low = 0 if key in ("stages", "align_bits") else 1
+        bounds = BOUNDS["[datapaths.*] stages" if key == "stages" else f"[datapaths.{kind}] {key}"]
         for v in values:
-            if v < low:
-                raise check.fail(path, f"must be at least {low}, not {v!r}")
+            check.integer(path, v, bounds)
         return values
     if key == "rounding":
         values = check.listof(path, value, str, "a rounding mode")
@@ -513,8 +562,29 @@ def _param_values(check: _Checker, path: tuple[str, ...], key: str, value: Any) 
         for v in values:
             if not re.fullmatch(r"[1-9][0-9]*x[1-9][0-9]*", v):
                 raise check.fail(path, f"must be a tile 'MxN' such as '2x4', not {v!r}")
+            _sides(check, path, v, "[datapaths.lut] tile")
         return values
     raise check.fail(path, f"is not a parameter of {kind}")  # pragma: no cover
+
+
+def _sides(check: _Checker, path: tuple[str, ...], text: str, bounds: str) -> None:
+    """Check both sides of ``'RxC'`` against ``BOUNDS[bounds]``."""
+    low, high = BOUNDS[bounds]
+    if not all(low <= int(side) <= high for side in text.split("x")):
+        raise check.fail(path, f"must have sides between {low} and {high}, not {text!r}")
+
+
+def _tech(check: _Checker, cost: dict[str, Any]) -> None:
+    """Load the technology the cost stage will use: a bad file fails here, not at every point."""
+    if cost["tech"] is None and cost["node"] is None:
+        return
+    from ..costmodel.tech import load_tech
+
+    try:
+        load_tech(cost["tech"], calibration=cost["calibrated"], node_nm=cost["node"])
+    except (ArithforgeError, OSError, ValueError) as exc:
+        key = "tech" if cost["tech"] is not None else "node"
+        raise check.fail(("cost", key), str(exc).split("\n")[0]) from None
 
 
 def load_spec(path: str | Path | None) -> Spec:
@@ -526,4 +596,8 @@ def load_spec(path: str | Path | None) -> Spec:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"cannot read spec {str(p)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        line = p.read_bytes()[:exc.start].count(b"\n") + 1
+        raise SpecError(f"{p}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); save "
+                        "the spec as UTF-8") from None
     return parse_spec(text, str(p))

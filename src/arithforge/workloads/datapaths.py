@@ -73,6 +73,7 @@ from ..formats import (
     ops,
 )
 from . import gemm
+from .limits import MAX_WINDOW
 from .quantize import Quantized
 
 __all__ = ["DATAPATHS", "PLANNED", "TENSORCORE_MODELS", "Config", "Datapath", "get_datapath",
@@ -226,8 +227,6 @@ def _bool_option(options: Mapping[str, Any], key: str) -> bool:
     raise ValueError(f"option {key} must be true or false, not {value!r}")
 
 
-#: Largest normalization window W of ``fma_chain`` (wider than any accumulator's adder: exact).
-MAX_WINDOW = 128
 #: Largest step of the ``tensorcore`` datapath (GPUs use 4 to 32 products per step).
 MAX_TC_STEP = 1024
 
