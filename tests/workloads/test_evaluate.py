@@ -240,6 +240,55 @@ def test_cli_errors(small_synthetic: Path, capsys: pytest.CaptureFixture[str], a
     assert err.count("\n") == 1
 
 
+def _relabel(src: Path, dst: Path, workload: str, arrays: dict[str, np.ndarray],
+             **meta: object) -> Path:
+    """A copy of trace ``src`` that says it is of ``workload``, with ``arrays`` added."""
+    from arithforge.workloads.trace import save_npz
+
+    dst.mkdir()
+    (dst / "graph.json").write_bytes((src / "graph.json").read_bytes())
+    doc = json.loads((src / "meta.json").read_text())
+    (dst / "meta.json").write_text(json.dumps({**doc, "workload": workload, **meta}))
+    with np.load(src / "tensors.npz") as npz:
+        save_npz(dst / "tensors.npz", {**{k: npz[k] for k in npz.files}, **arrays})
+    return dst
+
+
+def test_end_metric_inputs_checked_before_any_layer(small_synthetic: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from arithforge.workloads import evaluate as ev
+    from arithforge.workloads import minilm
+
+    ran: list[str] = []
+    layer = ev._layer
+
+    def spy(*args: object) -> object:
+        ran.append(str(args[2]))
+        return layer(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ev, "_layer", spy)
+    lacking = _relabel(small_synthetic, tmp_path / "a", "digits-cnn", {})
+    with pytest.raises(ArithforgeError, match=r"of workload 'digits-cnn' lacks input/images, "
+                                              r".*meta\.json accuracy_fp32, which its end metric "
+                                              r"reads; re-run `arithforge trace digits-cnn -o "):
+        evaluate(lacking)
+
+    def no_torch() -> None:
+        raise ArithforgeError("the minilm workload needs torch, which is not installed")
+
+    monkeypatch.setattr(minilm, "_model", no_torch)
+    complete = _relabel(small_synthetic, tmp_path / "b", "minilm",
+                        {"reference/sts_embeddings": np.zeros((2, 4), np.float32),
+                         "input/sts_pairs": np.zeros((1, 2), np.int64),
+                         "input/sts_scores": np.zeros(1, np.float32)},
+                        sts={"spearman_fp32": 0.8})
+    with pytest.raises(ArithforgeError, match="needs torch"):
+        evaluate(complete)
+    assert ran == []
+    evaluate(complete, end_metric=False)
+    assert len(ran) == 6
+
+
 def test_cli_missing_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["evaluate", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("arithforge: error: trace directory must contain")
