@@ -289,6 +289,18 @@ def test_end_metric_inputs_checked_before_any_layer(small_synthetic: Path, tmp_p
     assert len(ran) == 6
 
 
+def test_zero_reference_is_json(small_synthetic: Path, tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A reference of zeros (emulated outputs that are not) has no SQNR; --json still works."""
+    with np.load(small_synthetic / "tensors.npz") as npz:
+        zeros = np.zeros_like(npz["gaussian/y"])
+    trace = _relabel(small_synthetic, tmp_path / "t", "synthetic", {"gaussian/y": zeros})
+    assert cli.main(["evaluate", str(trace), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["sqnr_db"] is None for r in doc["layers"]] == [True, *[False] * 5]
+    assert math.isfinite(doc["summary"]["sqnr_db_mean"])
+
+
 def test_cli_missing_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["evaluate", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("arithforge: error: trace directory must contain")

@@ -6,7 +6,8 @@ accumulator output back, adds the bias in float64, and compares with the trace's
 
 ``sqnr_db``
     ``10 log10(sum Y**2 / sum (Y - Yq)**2)`` over the outputs compared (``None`` when they agree
-    exactly or when an output is not finite).
+    exactly, when an output is not finite, or when the reference is all zeros and the emulated
+    outputs are not).
 ``rel_err``
     ``||Y - Yq|| / ||Y||`` (Frobenius).
 
@@ -185,15 +186,17 @@ def _layer(setup: _Setup, trace: Trace, name: str, max_rows: int | None,
     return {
         "name": name, "op": g.op, "M": g.M, "N": g.N, "K": g.K, "rows": n_rows, "cols": n_cols,
         "sample": "; ".join(notes) or None,
-        "sqnr_db": sqnr_db(y_ref, y_hat), "rel_err": rel_err(y_ref, y_hat),
+        # -inf (a reference of zeros, emulated outputs that are not) is None too: JSON has no
+        # infinities, and the result promises to be JSON.
+        "sqnr_db": _finite_or_none(sqnr_db(y_ref, y_hat)), "rel_err": rel_err(y_ref, y_hat),
         "max_abs_err": _finite_or_none(float(np.max(np.abs(y_ref - y_hat), initial=0.0))),
         "nonfinite": int((~np.isfinite(y_hat)).sum()),
         "path": path, "seconds": round(time.perf_counter() - start, 4),
     }, signal, noise
 
 
-def _finite_or_none(v: float) -> float | None:
-    return v if math.isfinite(v) else None
+def _finite_or_none(v: float | None) -> float | None:
+    return v if v is not None and math.isfinite(v) else None
 
 
 def _summary(layers: list[dict[str, Any]], pooled: tuple[float, float]) -> dict[str, Any]:
