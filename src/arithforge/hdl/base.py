@@ -25,7 +25,8 @@ from amaranth.lib.wiring import In, Out
 
 from .._errors import ArithforgeError
 
-__all__ = ["Datapath", "DatapathError", "Param", "Pipeline", "check_stages", "check_kind", "wire"]
+__all__ = ["MAX_STAGES", "Datapath", "DatapathError", "Param", "Pipeline", "check_kind",
+           "check_stages", "stages_param", "wire"]
 
 
 class DatapathError(ArithforgeError, ValueError):
@@ -41,15 +42,31 @@ class Param(NamedTuple):
 
     ``kind`` is ``"format"``, ``"int"``, ``"str"``, ``"bool"`` or ``"choice:<a>|<b>|..."``;
     ``default`` None means the datapath derives the value (or the parameter is required).
+    ``low`` and ``high`` are the inclusive range of an ``"int"`` parameter, which every one
+    declares: the registry refuses a value outside it before the datapath is built, and
+    ``--help`` shows it. The datapath may refuse more within it (a signed ``imac`` operand needs
+    2 bits).
     """
 
     kind: str
     default: Any
     help: str
+    low: int | None = None
+    high: int | None = None
+
+
+#: Most pipeline registers a datapath takes: far more than any datapath has cut points (the rest
+#: are output registers), and what a sweep spec allows (``arithforge.dse.spec.BOUNDS``).
+MAX_STAGES = 64
+
+
+def stages_param(help: str = "pipeline registers (latency)") -> Param:
+    """The ``stages`` parameter every pipelined datapath shares."""
+    return Param("int", 0, help, 0, MAX_STAGES)
 
 
 def check_stages(stages: Any) -> int:
-    """Validate a ``stages`` knob: a non-negative integer."""
+    """Validate a ``stages`` knob: an integer from 0 to :data:`MAX_STAGES`."""
     if isinstance(stages, bool):
         raise TypeError(f"stages must be an integer, not {stages!r}")
     try:
@@ -58,6 +75,8 @@ def check_stages(stages: Any) -> int:
         raise TypeError(f"stages must be an integer, not {stages!r}") from None
     if value < 0:
         raise DatapathError(f"stages must be at least 0, not {value!r}")
+    if value > MAX_STAGES:
+        raise DatapathError(f"stages must be at most {MAX_STAGES}, not {value!r}")
     return value
 
 

@@ -51,6 +51,7 @@ from .base import (
     check_kind,
     check_stages,
     choose_cuts,
+    stages_param,
     wire,
 )
 from .primitives import AlignShifter, LeadingZeroCount, NormalizeShifter, Rounder
@@ -59,6 +60,12 @@ __all__ = ["FusedMultiplyAdd", "Multiplier", "Adder"]
 
 #: Widest operand format the generators take (the emulator's exact products fit in int64).
 MAX_BITS = 32
+#: Widest window of an approximate normalizer: above the adder of any format up to MAX_BITS
+#: (a window that covers the whole adder is the exact normalizer), as ``evaluate -O
+#: normalization=W`` takes it (``arithforge.workloads.limits.MAX_WINDOW``).
+MAX_WINDOW = 128
+#: Most random bits per operation of stochastic rounding.
+MAX_RANDOM_WIDTH = 32
 
 ROUNDINGS = "|".join(r.value for r in Rounding)
 
@@ -87,14 +94,17 @@ def _normalization(value: Any) -> int | None:
                          f"not {value!r}")
     if value < 1:
         raise ValueError(f"normalization window must be at least 1, not {value!r}")
+    if value > MAX_WINDOW:
+        raise ValueError(f"normalization window must be at most {MAX_WINDOW} (wider than any "
+                         f"adder of the generator: the exact normalizer), not {value!r}")
     return int(value)
 
 
 def _random_width(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise TypeError(f"random_width must be an integer, not {value!r}")
-    if not 1 <= value <= 32:
-        raise ValueError(f"random_width must be between 1 and 32, not {value!r}")
+    if not 1 <= value <= MAX_RANDOM_WIDTH:
+        raise ValueError(f"random_width must be between 1 and {MAX_RANDOM_WIDTH}, not {value!r}")
     return int(value)
 
 
@@ -163,12 +173,13 @@ class FusedMultiplyAdd(Datapath):
         "c": Param("format", None, "format of the addend c (default: a)"),
         "out": Param("format", None, "format of the result (default: c)"),
         "rounding": Param(f"choice:{ROUNDINGS}", "rne", "rounding mode"),
-        "stages": Param("int", 0, "pipeline registers (latency)"),
+        "stages": stages_param(),
         "saturate": Param("bool", False, "overflow to the largest finite value"),
         "subnormals": Param("bool", True, "subnormal inputs and outputs (else DAZ and FTZ)"),
-        "normalization": Param("str", "exact", "'exact' or the window W of an approximate "
-                                               "normalizer"),
-        "random_width": Param("int", 8, "random bits per operation (stochastic rounding)"),
+        "normalization": Param("str", "exact", f"'exact' or the window W (1 to {MAX_WINDOW}) "
+                                               "of an approximate normalizer"),
+        "random_width": Param("int", 8, "random bits per operation (stochastic rounding)", 1,
+                              MAX_RANDOM_WIDTH),
     }
 
     #: Pipeline cut points by priority.

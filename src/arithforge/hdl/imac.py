@@ -22,12 +22,16 @@ from .base import (
     check_kind,
     check_stages,
     choose_cuts,
+    stages_param,
 )
 
 __all__ = ["IntegerMAC"]
 
 #: Operand combinations an exhaustive sweep may hold.
 EXHAUSTIVE_LIMIT_BITS = 26
+#: Widest operand and accumulator: products and sums stay exact in the emulator's int64.
+MAX_OPERAND_BITS = 30
+MAX_ACC_BITS = 62
 
 
 def _bits(value: Any, what: str, low: int, high: int) -> int:
@@ -68,11 +72,12 @@ class IntegerMAC(Datapath):
 
     name: ClassVar[str] = "imac"
     cli_params: ClassVar[dict[str, Param]] = {
-        "a_bits": Param("int", 8, "width of a"),
-        "b_bits": Param("int", 8, "width of b"),
-        "acc_bits": Param("int", 32, "width of the accumulator c and of the result"),
+        "a_bits": Param("int", 8, "width of a (at least 2 when signed)", 1, MAX_OPERAND_BITS),
+        "b_bits": Param("int", 8, "width of b (at least 2 when signed)", 1, MAX_OPERAND_BITS),
+        "acc_bits": Param("int", 32, "width of the accumulator c and of the result", 1,
+                          MAX_ACC_BITS),
         "signed": Param("bool", True, "two's-complement operands (else unsigned)"),
-        "stages": Param("int", 0, "pipeline registers (latency)"),
+        "stages": stages_param(),
         "saturate": Param("bool", False, "clamp to the accumulator range instead of wrapping"),
     }
 
@@ -82,9 +87,9 @@ class IntegerMAC(Datapath):
                  stages: int = 0, saturate: bool = False) -> None:
         self._signed = check_bool(signed, "signed")
         low = 2 if self._signed else 1
-        self._a_bits = _bits(a_bits, "a_bits", low, 30)
-        self._b_bits = _bits(b_bits, "b_bits", low, 30)
-        self._acc_bits = _bits(acc_bits, "acc_bits", low, 62)
+        self._a_bits = _bits(a_bits, "a_bits", low, MAX_OPERAND_BITS)
+        self._b_bits = _bits(b_bits, "b_bits", low, MAX_OPERAND_BITS)
+        self._acc_bits = _bits(acc_bits, "acc_bits", low, MAX_ACC_BITS)
         self._stages = check_stages(stages)
         self._saturate = check_bool(saturate, "saturate")
         super().__init__()

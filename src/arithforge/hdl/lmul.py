@@ -25,6 +25,7 @@ from .base import (
     check_kind,
     check_stages,
     choose_cuts,
+    stages_param,
     wire,
 )
 from .fma import FusedMultiplyAdd, _float_format
@@ -81,7 +82,7 @@ class LMulMultiplier(Datapath):
         "fmt": Param("format", "float8_e4m3fn", "operand and result format"),
         "form": Param("choice:int|equation", "int", "integer field addition (the paper's code) "
                                                      "or the literal equation"),
-        "stages": Param("int", 0, "pipeline registers (latency)"),
+        "stages": stages_param(),
         "saturate": Param("bool", False, "overflow to the largest finite value"),
     }
     _CUTS: ClassVar[tuple[str, ...]] = ("add", "unpack")
@@ -241,7 +242,7 @@ class LMulMAC(FusedMultiplyAdd):
     cli_params: ClassVar[dict[str, Param]] = {
         "fmt": Param("format", "float8_e4m3fn", "format of a and b"),
         "acc": Param("format", "float32", "format of the accumulator c and of the result"),
-        "stages": Param("int", 0, "pipeline registers (latency)"),
+        "stages": stages_param(),
     }
 
     def __init__(self, fmt: FloatFormat | str, fmt_acc: FloatFormat | str, *,

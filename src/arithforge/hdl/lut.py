@@ -44,6 +44,11 @@ __all__ = ["LUTTensorCore", "pack", "unpack", "code_words"]
 
 #: Largest tile side the generator takes (M * N accumulators are built).
 MAX_SIDE = 64
+#: Largest activation group K the generator builds (a table of 2**K entries; the emulator's
+#: ``formats.lut.MAX_GROUP`` goes further).
+MAX_GROUP = 6
+#: Most bits per weight code (``formats.lut.LUTConfig``'s range).
+MAX_WEIGHT_BITS = 4
 
 
 # -- port packing -------------------------------------------------------------------------------
@@ -160,10 +165,10 @@ class LUTTensorCore(Datapath):
 
     name: ClassVar[str] = "lut"
     cli_params: ClassVar[dict[str, Param]] = {
-        "m": Param("int", 2, "tile rows M (one table each)"),
-        "n": Param("int", 4, "tile columns N"),
-        "k": Param("int", 4, "activation group size K (table of 2**K entries)"),
-        "weight_bits": Param("int", 4, "bits per weight code, 1 to 4"),
+        "m": Param("int", 2, "tile rows M (one table each)", 1, MAX_SIDE),
+        "n": Param("int", 4, "tile columns N", 1, MAX_SIDE),
+        "k": Param("int", 4, "activation group size K (table of 2**K entries)", 1, MAX_GROUP),
+        "weight_bits": Param("int", 4, "bits per weight code", 1, MAX_WEIGHT_BITS),
         "ternary": Param("bool", False, "ternary weights (weight_bits 2) via the offset step"),
         "signed": Param("bool", False, "two's-complement weight codes (top plane negated, "
                                        "offset step)"),
@@ -179,7 +184,7 @@ class LUTTensorCore(Datapath):
                  ternary: bool = False, symmetric: bool = True, signed: bool = False) -> None:
         self._m = _side(m, "m", 1, MAX_SIDE)
         self._n = _side(n, "n", 1, MAX_SIDE)
-        self._k = _side(k, "k", 1, 6)
+        self._k = _side(k, "k", 1, MAX_GROUP)
         fe = get_format(entry) if isinstance(entry, str) else entry
         if acc is None:
             acc = "float32" if isinstance(fe, FloatFormat) else "int32"

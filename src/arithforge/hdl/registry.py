@@ -2,12 +2,17 @@
 
 ``arithforge generate``, ``verify``, ``cost``, ``synth`` and the sweeps are written once against
 :data:`DATAPATHS` and :func:`build`; a new datapath is one new module and one line here.
+:func:`build` checks every parameter against its :class:`Param` (an integer's declared range
+included) before the datapath's constructor runs.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 from typing import Any
+
+import numpy as np
 
 from ..formats import get_format
 from .base import Datapath, DatapathError, Param
@@ -34,11 +39,17 @@ def _convert(name: str, pname: str, param: Param, value: Any) -> Any:
     if kind == "int":
         if isinstance(value, str):
             try:
-                return int(value, 0)
+                value = int(value, 0)
             except ValueError:
                 raise ValueError(f"{name} parameter {pname} must be an integer, "
                                  f"not {value!r}") from None
-        return value
+        if isinstance(value, int | np.integer) and not isinstance(value, bool):
+            low = -math.inf if param.low is None else param.low
+            high = math.inf if param.high is None else param.high
+            if not low <= value <= high:
+                raise DatapathError(f"{name} parameter {pname} must be between {param.low} and "
+                                    f"{param.high}, not {int(value)!r}")
+        return value  # other types: the constructor says what it takes
     if kind == "bool":
         if isinstance(value, str):
             low = value.strip().lower()
