@@ -28,13 +28,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import IO, NoReturn
+from typing import IO, Any, NoReturn
 
 from . import __version__
 from ._errors import ArithforgeError
 
-__all__ = ["COMMAND_MODULES", "SEED", "Command", "Parser", "command", "commands", "float_arg",
-           "import_package", "int_arg", "main", "output_dir", "output_file", "print_table"]
+__all__ = ["COMMAND_MODULES", "SEED", "BooleanOnce", "Command", "Parser", "StoreOnce", "command",
+           "commands", "float_arg", "import_package", "int_arg", "main", "output_dir",
+           "output_file", "print_table"]
 
 #: Modules that register subcommands, in the order ``--help`` lists them.
 COMMAND_MODULES = (
@@ -122,12 +123,89 @@ class Parser(argparse.ArgumentParser):
 
     The message names the subcommand (``generate fma: argument --stages: ...``) but not the
     program, which the one-line report adds. Subparsers inherit the class.
+
+    Members
+    -------
+    more_help : callable or None
+        Text printed after the options by ``--help``, computed only then (it may import packages
+        that a plain run of another subcommand does not need, such as the datapath registry).
     """
+
+    more_help: Callable[[], str] | None = None
 
     def error(self, message: str) -> NoReturn:
         where = self.prog.removeprefix(PROG).strip()
         hint = f" (see `{self.prog} --help`)"
         raise ArithforgeError(f"{where}: {message}{hint}" if where else f"{message}{hint}")
+
+    def format_help(self) -> str:
+        text = super().format_help()
+        if self.more_help is not None:
+            text += "\n" + self.more_help().rstrip("\n") + "\n"
+        return text
+
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        words = list(sys.argv[1:] if args is None else args)
+        if self.subcommand_parsers:
+            # An unknown option before the subcommand: say so, not that COMMAND is missing.
+            for word in words:
+                if not word.startswith("-") or word == "--":
+                    break
+                if word.split("=")[0] not in self._option_string_actions:
+                    self.error(f"unrecognized arguments: {word}")
+        parsed, extra = self.parse_known_args(words, namespace)
+        if extra:
+            # Words a subcommand did not take are its error (`calibrate: unrecognized ...`),
+            # not the program's.
+            command = getattr(parsed, "_command", None)
+            owner = self.subcommand_parsers.get(getattr(command, "name", ""), self)
+            owner.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
+
+    #: The parser of each subcommand, by name (the top-level parser fills it).
+    subcommand_parsers: dict[str, Parser] = {}
+
+
+# -- options given once ---------------------------------------------------------------------------
+
+def _given(namespace: argparse.Namespace) -> dict[str, object]:
+    given: dict[str, object] = vars(namespace).setdefault("_given_once", {})
+    return given
+
+
+class StoreOnce(argparse.Action):
+    """Store an option's value, refusing the option given twice with different values.
+
+    ``--stages 1 --stages 2`` is a mistake (which one was meant?), not an override.
+    """
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: str | Sequence[Any] | None, option_string: str | None = None) -> None:
+        given = _given(namespace)
+        if self.dest in given and given[self.dest] != values:
+            before, now = given[self.dest], values
+            shown = (f", {before!r} and {now!r}"
+                     if isinstance(before, str | int | float) and isinstance(now, str | int | float)
+                     else " with different values")
+            parser.error(f"argument {'/'.join(self.option_strings)}: given twice{shown}; "
+                         f"give it once")
+        given[self.dest] = values
+        setattr(namespace, self.dest, values)
+
+
+class BooleanOnce(argparse.BooleanOptionalAction):
+    """``--flag``/``--no-flag``, refusing both on one command line (they contradict)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: str | Sequence[Any] | None, option_string: str | None = None) -> None:
+        value = not (option_string or "").startswith("--no-")
+        given = _given(namespace)
+        if self.dest in given and given[self.dest] != value:
+            parser.error(f"arguments {' and '.join(self.option_strings)} contradict each "
+                         f"other; give one")
+        given[self.dest] = value
+        super().__call__(parser, namespace, values, option_string)
 
 
 # -- argument types -------------------------------------------------------------------------------
@@ -170,7 +248,10 @@ def float_arg(low: float | None = None, high: float | None = None, *,
             raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
         if ((low is not None and (value <= low if low_open else value < low))
                 or (high is not None and value > high)):
-            bound = f"> {low:g}" if low_open and high is None else _range(low, high)
+            if not low_open:
+                bound = _range(low, high)
+            else:
+                bound = f"> {low:g}" + ("" if high is None else f" and <= {high:g}")
             raise argparse.ArgumentTypeError(f"must be {bound}, not {text}")
         return value
 
@@ -180,10 +261,14 @@ def float_arg(low: float | None = None, high: float | None = None, *,
 
 def _range(low: float | None, high: float | None) -> str:
     if high is None:
-        return f">= {low:g}"
+        return f">= {_number(low)}"
     if low is None:
-        return f"<= {high:g}"
-    return f"between {low:g} and {high:g}"
+        return f"<= {_number(high)}"
+    return f"between {_number(low)} and {_number(high)}"
+
+
+def _number(value: float | None) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 #: Seeds: what numpy and torch both accept.
@@ -206,17 +291,36 @@ def _writable_ancestor(path: Path, option: str) -> None:
 
 
 def output_file(path: str | Path, option: str = "-o") -> Path:
-    """Check that a file can be written at ``path`` (its folder is created if missing).
+    """Check that a file can be written at ``path``, before any work is done.
 
-    Raises :class:`ArithforgeError` if ``path`` is a folder, or lies under a file or an
-    unwritable folder, before any work is done.
+    Its folder must exist, as for a shell redirection (a typo in a folder name is caught, not
+    created). The check creates the file when it is missing and removes it again, so it holds
+    for root, read-only file systems and special folders (``/proc``) too.
+
+    Raises :class:`ArithforgeError` if ``path`` is empty or a folder, lies under a file or in a
+    missing folder, or cannot be written.
     """
+    if not str(path):
+        raise ArithforgeError(f"{option} must name a file, not ''")
     path = Path(path)
     if path.is_dir():
         raise ArithforgeError(f"{option} {str(path)!r} is a folder; give a file name")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise ArithforgeError(f"{option} {str(path)!r} is not writable; choose another path")
-    _writable_ancestor(path, option)
+    parent = path.parent
+    if not parent.is_dir():
+        _writable_ancestor(path, option)  # a file on the way up says so
+        raise ArithforgeError(f"{option} {str(path)!r}: folder {str(parent)!r} does not exist; "
+                              "create it first or choose another path")
+    existed = path.exists()
+    try:
+        # O_NONBLOCK: a FIFO without a reader fails at once instead of blocking the check.
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK
+                     | (0 if existed else os.O_CREAT | os.O_EXCL), 0o644)
+    except OSError as exc:
+        raise ArithforgeError(f"{option} {str(path)!r} cannot be written "
+                              f"({exc.strerror or exc}); choose another path") from None
+    os.close(fd)
+    if not existed:
+        path.unlink()
     return path
 
 
@@ -237,7 +341,7 @@ def output_dir(path: str | Path, option: str = "-o") -> Path:
     return path
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     """Build the argument parser with every registered subcommand."""
     parser = Parser(
         prog=PROG,
@@ -245,11 +349,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    parser.subcommand_parsers = {}
     for cmd in commands().values():
         sub = subparsers.add_parser(
             cmd.name, help=cmd.help, description=inspect.cleandoc(cmd.run.__doc__ or cmd.help),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        parser.subcommand_parsers[cmd.name] = sub
         if cmd.configure is not None:
             cmd.configure(sub)
         sub.set_defaults(_command=cmd)
