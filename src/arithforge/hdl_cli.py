@@ -14,40 +14,67 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from ._errors import ArithforgeError
-from .cli import PROG, command, import_package
+from .cli import (
+    PROG,
+    SEED,
+    BooleanOnce,
+    Parser,
+    StoreOnce,
+    command,
+    import_package,
+    int_arg,
+    output_file,
+)
 
-__all__ = ["parse_vectors", "datapath_parser", "datapath_options", "build_datapath",
-           "configure_datapath"]
+__all__ = ["MAX_RANDOM_VECTORS", "VECTORS_RULE", "build_datapath", "configure_datapath",
+           "datapath_options", "datapath_parser", "parse_vectors", "vectors_arg"]
+
+#: Most random vectors one ``verify`` draws (days of simulation at the harness's rate).
+MAX_RANDOM_VECTORS = 10**12
+#: What ``--vectors`` takes, wherever a subcommand takes it.
+VECTORS_RULE = (f"exhaustive, corner or random:N (N a count from 1 to "
+                f"{MAX_RANDOM_VECTORS:.0e}".replace("+", "") + ")")
+_COUNT = int_arg(1, MAX_RANDOM_VECTORS)
+#: A Verilog identifier, as ``--module`` must be (it is not renamed behind the user's back).
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are user errors: one line, exit status 2."""
+def vectors_arg(text: str) -> tuple[str, int | None]:
+    """An argparse type for ``--vectors``: ``exhaustive``, ``corner`` or ``random:N``.
 
-    def error(self, message: str) -> NoReturn:
-        raise ArithforgeError(f"{self.prog}: {message}")
-
-
-def parse_vectors(text: str) -> tuple[str, int | None]:
-    """Parse ``--vectors``: ``exhaustive``, ``corner`` or ``random:N`` (``N`` may be ``1e7``)."""
-    kind, _, count = text.partition(":")
-    if kind in ("exhaustive", "corner") and not count:
+    Returns ``(kind, n)``; ``N`` may be written ``1e7``.
+    """
+    kind, colon, count = text.partition(":")
+    if kind in ("exhaustive", "corner") and not colon:
         return kind, None
     if kind == "random" and count:
         try:
-            value = float(count)
-        except ValueError:
-            value = -1.0
-        if value >= 1 and value == int(value):
-            return kind, int(value)
-    raise ArithforgeError(
-        f"--vectors must be exhaustive, corner or random:N (N a positive count), not {text!r}"
-    )
+            return kind, _COUNT(count)
+        except argparse.ArgumentTypeError:
+            pass
+    raise argparse.ArgumentTypeError(f"must be {VECTORS_RULE}, not {text!r}")
+
+
+def parse_vectors(text: str) -> tuple[str, int | None]:
+    """Parse ``--vectors`` (see :func:`vectors_arg`); raise :class:`ArithforgeError` if bad."""
+    try:
+        return vectors_arg(text)
+    except argparse.ArgumentTypeError as exc:
+        raise ArithforgeError(f"--vectors {exc}") from None
+
+
+def _module_name(text: str) -> str:
+    if not _IDENTIFIER.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"must be a Verilog identifier (a letter or _, then "
+                                         f"letters, digits or _), not {text!r}")
+    return text
 
 
 def _registry() -> Any:
@@ -65,24 +92,58 @@ def _datapath_class(registry: Any, name: str) -> Any:
         ) from None
 
 
-def _add_param(parser: argparse.ArgumentParser, name: str, param: Any) -> None:
+def _add_param(parser: Any, name: str, param: Any) -> None:
     flags = [f"--{name.replace('_', '-')}"] + ([f"--{name}"] if "_" in name else [])
     kind, default, text = str(param.kind), param.default, str(param.help)
+    low, high = getattr(param, "low", None), getattr(param, "high", None)
+    if kind == "int" and (low is not None or high is not None):
+        text += f"; {'...' if low is None else low} to {'...' if high is None else high}"
     shown = f"{text} (default: {default})" if default is not None else text
     if kind == "bool":
-        parser.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction,
-                            default=default, help=shown)
+        parser.add_argument(*flags, dest=name, action=BooleanOnce, default=default, help=shown)
     elif kind == "int":
-        parser.add_argument(*flags, dest=name, type=int, default=default, metavar="N", help=shown)
+        parser.add_argument(*flags, dest=name, action=StoreOnce, type=int_arg(low, high),
+                            default=default, metavar="N", help=shown)
     elif kind.startswith("choice:"):
         choices = kind.partition(":")[2].split("|")
-        parser.add_argument(*flags, dest=name, choices=choices, default=default, help=shown)
+        parser.add_argument(*flags, dest=name, action=StoreOnce, choices=choices,
+                            default=default, help=shown)
     elif kind in ("format", "str"):
-        parser.add_argument(*flags, dest=name, default=default,
+        parser.add_argument(*flags, dest=name, action=StoreOnce, default=default,
                             metavar="FORMAT" if kind == "format" else "TEXT", help=shown)
     else:
         raise ValueError(f"cli_params kind must be format, int, str, bool or choice:a|b, "
                          f"not {kind!r} ({name})")
+
+
+def _generate_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", metavar="FILE", default="-", action=StoreOnce,
+                        help="Verilog file to write, in an existing folder (default: -, "
+                             "standard output)")
+    parser.add_argument("--module", metavar="NAME", type=_module_name, action=StoreOnce,
+                        help="Verilog module name (default: the datapath's name)")
+    parser.add_argument("--lint", action="store_true",
+                        help="also run verilator --lint-only -Wall on the result")
+
+
+def _verify_options(parser: argparse.ArgumentParser) -> None:
+    harness = import_package("arithforge.sim.harness")
+    parser.add_argument("--vectors", default="exhaustive", metavar="KIND", type=vectors_arg,
+                        action=StoreOnce, help=f"{VECTORS_RULE} (default: exhaustive)")
+    parser.add_argument("--seed", type=SEED, default=0, action=StoreOnce,
+                        help="seed of the random vectors, 0 to 2**63-1 (default: 0)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object instead of the summary")
+    parser.add_argument("--lanes", type=int_arg(1, harness.MAX_LANES), default=None,
+                        metavar="L", action=StoreOnce,
+                        help=f"datapath copies per simulator step, 1 to {harness.MAX_LANES} "
+                             f"(default: {harness.DEFAULT_LANES})")
+    parser.add_argument("--vcd", metavar="FILE", default="verify_fail.vcd", action=StoreOnce,
+                        help="waveform of the failing vectors, written only when some fail "
+                             "(default: verify_fail.vcd)")
+
+
+_OPTIONS = {"generate": _generate_options, "verify": _verify_options}
 
 
 def datapath_parser(subcommand: str, name: str, cls: Any,
@@ -90,30 +151,11 @@ def datapath_parser(subcommand: str, name: str, cls: Any,
                     ) -> argparse.ArgumentParser:
     """Build the parser of ``arithforge <subcommand> <name> ...``: the datapath's parameters and
     the subcommand's options (``options`` adds them for subcommands defined elsewhere)."""
-    parser = _Parser(prog=f"{PROG} {subcommand} {name}",
-                     description=(cls.__doc__ or name).strip().splitlines()[0])
+    parser = Parser(prog=f"{PROG} {subcommand} {name}", description=f"{_summary(cls) or name}.")
     group = parser.add_argument_group(f"{name} parameters")
     for pname, param in cls.cli_params.items():
         _add_param(group, pname, param)
-    if options is not None:
-        options(parser)
-    elif subcommand == "generate":
-        parser.add_argument("-o", "--output", metavar="FILE", default="-",
-                            help="Verilog file to write (default: standard output)")
-        parser.add_argument("--module", metavar="NAME",
-                            help="Verilog module name (default: the datapath's name)")
-        parser.add_argument("--lint", action="store_true",
-                            help="also run verilator --lint-only -Wall on the result")
-    else:
-        parser.add_argument("--vectors", default="exhaustive", metavar="KIND",
-                            help="exhaustive, corner or random:N (default: exhaustive)")
-        parser.add_argument("--seed", type=int, default=0, help="seed of the vectors (default 0)")
-        parser.add_argument("--json", action="store_true",
-                            help="print one JSON object instead of the summary")
-        parser.add_argument("--lanes", type=int, default=None, metavar="L",
-                            help="datapath copies per simulator step (default: the harness's)")
-        parser.add_argument("--vcd", metavar="FILE", default="verify_fail.vcd",
-                            help="waveform of the failing vectors (default: verify_fail.vcd)")
+    (options or _OPTIONS[subcommand])(parser)
     return parser
 
 
@@ -140,12 +182,32 @@ def build_datapath(registry: Any, name: str, params: dict[str, Any]) -> Any:
         raise ArithforgeError(f"{name}: {exc}") from exc
 
 
+def _summary(cls: Any) -> str:
+    """First sentence of a datapath's docstring, up to its colon, without markup."""
+    paragraph = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+    return paragraph.partition(": ")[0].replace("``", "").rstrip(".")
+
+
+def _datapaths_help(prog: str) -> str:
+    try:
+        datapaths = _registry().DATAPATHS
+    except ArithforgeError as exc:
+        return f"datapaths: none ({exc})"
+    width = max(len(name) for name in datapaths)
+    return "\n".join([f"datapaths (`{prog} DATAPATH --help` lists one's parameters):",
+                      *(f"  {name:<{width}}  {_summary(cls)}"
+                        for name, cls in datapaths.items())])
+
+
 def configure_datapath(parser: argparse.ArgumentParser) -> None:
+    """Add DATAPATH and its parameters to a subcommand; ``--help`` lists the registry."""
     parser.add_argument("datapath", metavar="DATAPATH",
-                        help="a datapath of the registry (fma, mul, add, lmul, lmac, imac, ...)")
+                        help="a datapath of the registry (listed below)")
     parser.add_argument("rest", nargs=argparse.REMAINDER, metavar="...",
                         help="the datapath's parameters and options; see "
                              "`arithforge <command> DATAPATH --help`")
+    if isinstance(parser, Parser):
+        parser.more_help = lambda: _datapaths_help(parser.prog)
 
 
 @command("generate", help="write a datapath's Verilog", configure=configure_datapath)
@@ -157,7 +219,11 @@ def generate(args: argparse.Namespace) -> int:
     """
     registry, params, options = datapath_options("generate", args)
     export = import_package("arithforge.sim.export")
-    name = export.module_name(options.module or args.datapath)
+    if options.output != "-":
+        output_file(options.output)
+    name = options.module or export.module_name(args.datapath)
+    if options.lint:
+        import_package("arithforge.sim.toolchain").verilator()
     dp = build_datapath(registry, args.datapath, params)
     text = export.to_verilog(dp, name)
     if options.lint:
@@ -234,15 +300,19 @@ def verify(args: argparse.Namespace) -> int:
     vectors and writing their waveform (--vcd, default verify_fail.vcd).
     """
     registry, params, options = datapath_options("verify", args)
-    kind, n = parse_vectors(options.vectors)
+    kind, n = options.vectors
+    wave = output_file(options.vcd, "--vcd")
     harness = import_package("arithforge.sim.harness")
+    harness.toolchain.verilator()
     dp = build_datapath(registry, args.datapath, params)
     extra = {} if options.lanes is None else {"lanes": options.lanes}
+    # The harness draws the first vectors (which refuses an exhaustive sweep too large for the
+    # datapath) before it builds anything.
     result = harness.verify(dp, kind, n, options.seed, **extra)
     vcd = None
     replayed = None
     if result.mismatches and any(f.index >= 0 for f in result.first_failures):
-        vcd = Path(options.vcd)
+        vcd = wave
         replayed = harness.replay(dp, result.first_failures, vcd)
     if options.json:
         out = {"datapath": args.datapath, "params": params, **result.as_dict()}

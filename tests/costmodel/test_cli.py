@@ -49,7 +49,7 @@ def test_cost_table(registry, capsys) -> None:
 @pytest.mark.parametrize(("argv", "message"), [
     (["cost", "tinymac", "--node", "5"], "node must be one of 7, 16, 28, 45 nm"),
     (["cost", "tinymac", "--stagse", "1"],
-     "arithforge cost tinymac: unrecognized arguments: --stagse 1"),
+     "cost tinymac: unrecognized arguments: --stagse 1 (see `arithforge cost tinymac --help`)"),
     (["synth", "tinymac", "--target", "cmos", "--fmax"],
      "--fmax needs target ice40 or ecp5, not 'cmos'"),
     (["cost", "tinymax"], "unknown datapath 'tinymax'; closest: tinymac (known: tinymac)"),

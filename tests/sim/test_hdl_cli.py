@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from arithforge import cli
+from arithforge import ArithforgeError, cli
 from arithforge.hdl_cli import parse_vectors
 
 
@@ -24,9 +24,12 @@ def test_parse_vectors() -> None:
     assert parse_vectors("random:300") == ("random", 300)
 
 
-@pytest.mark.parametrize("text", ["random", "random:0", "random:x", "all", "corner:5"])
+@pytest.mark.parametrize("text", ["random", "random:0", "random:x", "all", "corner:5",
+                                  "random:-3", "random:inf", "random:nan", "random:1e400",
+                                  "random:2.5", "random:1e13", "exhaustive:", ""])
 def test_parse_vectors_rejects(text: str) -> None:
-    with pytest.raises(Exception, match=r"--vectors must be exhaustive, corner or random:N"):
+    with pytest.raises(ArithforgeError, match=r"^--vectors must be exhaustive, corner or random:N "
+                                              r"\(N a count from 1 to 1e12\), not "):
         parse_vectors(text)
 
 
@@ -49,15 +52,30 @@ def test_generate_lint(registry, capsys) -> None:
     assert "module intmul(" in out
 
 
+HELP = "(see `arithforge verify intmul --help`)"
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["generate", "intmull"], "unknown datapath 'intmull'; closest: intmul (known: intmul)"),
     (["verify", "intmul", "--stagse", "2"],
-     "arithforge verify intmul: unrecognized arguments: --stagse 2"),
+     f"verify intmul: unrecognized arguments: --stagse 2 {HELP}"),
     (["verify", "intmul", "--stages", "two"],
-     "arithforge verify intmul: argument --stages: invalid int value: 'two'"),
+     f"verify intmul: argument --stages: must be an integer, not 'two' {HELP}"),
     (["verify", "intmul", "--stages", "-1"], "intmul: stages must be at least 0, not -1"),
     (["verify", "intmul", "--vectors", "random"],
-     "--vectors must be exhaustive, corner or random:N (N a positive count), not 'random'"),
+     ("verify intmul: argument --vectors: must be exhaustive, corner or random:N (N a count from "
+     f"1 to 1e12), not 'random' {HELP}")),
+    (["verify", "intmul", "--stages", "1", "--stages", "2"],
+     f"verify intmul: argument --stages: given twice, 1 and 2; give it once {HELP}"),
+    (["verify", "intmul", "--check", "--no-check"],
+     f"verify intmul: arguments --check and --no-check contradict each other; give one {HELP}"),
+    (["verify", "intmul", "--lanes", "65"],
+     f"verify intmul: argument --lanes: must be between 1 and 64, not 65 {HELP}"),
+    (["verify", "intmul", "--seed", "-1"],
+     f"verify intmul: argument --seed: must be between 0 and 9223372036854775807, not -1 {HELP}"),
+    (["generate", "intmul", "--module", "2x"],
+     ("generate intmul: argument --module: must be a Verilog identifier (a letter or _, then "
+     "letters, digits or _), not '2x' (see `arithforge generate intmul --help`)")),
 ])
 def test_user_errors_are_one_line(registry, capsys, argv: list[str], message: str) -> None:
     assert run_cli(capsys, *argv) == (2, "", f"arithforge: error: {message}\n")
@@ -67,9 +85,26 @@ def test_bad_choice(registry, capsys) -> None:
     # argparse quotes the choices differently from one Python release to the next.
     status, out, err = run_cli(capsys, "verify", "intmul", "--bug", "bad")
     assert (status, out) == (2, "")
-    assert err.startswith("arithforge: error: arithforge verify intmul: argument --bug: invalid "
+    assert err.startswith("arithforge: error: verify intmul: argument --bug: invalid "
                           "choice: 'bad' (choose from ")
     assert err.count("\n") == 1
+
+
+def test_output_paths_are_checked_first(registry, capsys, tmp_path: Path) -> None:
+    """A file that cannot be written is refused before any work: nothing is left behind."""
+    (tmp_path / "f").write_text("")
+    for argv, message in [
+        (["generate", "intmul", "-o", str(tmp_path)],
+         f"-o {str(tmp_path)!r} is a folder; give a file name"),
+        (["generate", "intmul", "-o", str(tmp_path / "no" / "m.v")],
+         (f"-o {str(tmp_path / 'no' / 'm.v')!r}: folder {str(tmp_path / 'no')!r} does not exist; "
+         "create it first or choose another path")),
+        (["verify", "intmul", "--vcd", str(tmp_path / "f" / "w.vcd")],
+         (f"--vcd {str(tmp_path / 'f' / 'w.vcd')!r}: {str(tmp_path / 'f')!r} is a file, not a "
+         "folder")),
+    ]:
+        assert run_cli(capsys, *argv) == (2, "", f"arithforge: error: {message}\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
 
 
 def test_missing_registry_is_a_user_error(capsys, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -140,6 +175,31 @@ def test_verify_mismatch_json(registry, capsys, tmp_path: Path) -> None:
                                          "expected": 49, "got": 49, "got_valid": False}
     assert data["vcd"] == str(vcd)
     assert vcd.is_file()
+
+
+@pytest.mark.cosim
+@pytest.mark.parametrize(("bad", "message"), [
+    (["--lanes", "0"], "argument --lanes: must be between 1 and 64, not 0"),
+    (["--vectors", "random:0"], "argument --vectors: must be exhaustive, corner or random:N"),
+    (["--seed", "-1"], "argument --seed: must be between 0 and 9223372036854775807, not -1"),
+    (["--stages", "2", "--stages", "3"], "argument --stages: given twice, 2 and 3"),
+])
+def test_mismatch_is_1_bad_argument_is_2(registry, capsys, tmp_path: Path, bad: list[str],
+                                         message: str) -> None:
+    """Exit status 1: the design ran and did not verify. 2: the command line is wrong, and
+    nothing ran (no waveform)."""
+    argv = ["verify", "intmul", "--bug", "result", "--stages", "2"]
+    vcd = tmp_path / "fail.vcd"
+    status, out, err = run_cli(capsys, *argv, "--vcd", str(vcd))
+    assert (status, err) == (1, "")
+    assert "  mismatches   1" in out
+    assert vcd.is_file()
+    vcd.unlink()
+    status, out, err = run_cli(capsys, *argv, *bad, "--vcd", str(vcd))
+    assert (status, out) == (2, "")
+    assert err.startswith(f"arithforge: error: verify intmul: {message}")
+    assert err.count("\n") == 1
+    assert not vcd.exists()
 
 
 def test_missing_simulator_is_one_line(registry, capsys, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -50,12 +51,14 @@ from . import export, toolchain
 
 __all__ = ["Failure", "Result", "Harness", "verify", "build_dir", "code_dtype", "code_words",
            "to_words", "from_words", "initiation_interval", "DEFAULT_LANES", "DEFAULT_CHUNK",
-           "MAX_FAILURES"]
+           "MAX_FAILURES", "MAX_LANES"]
 
 #: Copies of the datapath in the compiled model. On the FP8 e4m3fn FMA, 2 to 4 lanes are best:
 #: 1.1x (combinational) and 1.25x (3 stages) the rate of one lane on random vectors; 8 and 16
 #: are slower again and lengthen compiles (docs/verification.md has the measurements).
 DEFAULT_LANES = 4
+#: Most copies: past a few, lanes only lengthen compiles (a sweep spec allows as many).
+MAX_LANES = 64
 #: Vectors per chunk: large enough that pipe and Python overheads vanish, small enough to keep
 #: memory flat (an FMA chunk is about 1 MiB).
 DEFAULT_CHUNK = 1 << 18
@@ -596,8 +599,9 @@ class Harness:
     """
 
     def __init__(self, dp: Any, *, lanes: int = DEFAULT_LANES, trace: bool = False) -> None:
-        if lanes < 1:
-            raise ValueError(f"lanes must be at least 1, not {lanes!r}")
+        if (isinstance(lanes, bool) or not isinstance(lanes, int | np.integer)
+                or not 1 <= lanes <= MAX_LANES):
+            raise ValueError(f"lanes must be an integer between 1 and {MAX_LANES}, not {lanes!r}")
         initiation_interval(dp)
         self.dp = dp
         self.lanes = lanes
@@ -892,9 +896,16 @@ def verify(dp: Any, kind: str = "exhaustive", n: int | None = None, seed: int = 
         raise ArithforgeError(f"vector count must be positive, not {n!r}")
     if kind == "random" and n is None:
         raise ArithforgeError("random vectors need a count: random:N")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63:
+        raise ArithforgeError(f"seed must be an integer from 0 to 2**63-1, not {seed!r}")
+    # Everything that can refuse comes before the build: the tools, then the first chunk of
+    # vectors (an exhaustive sweep too large for the datapath is refused when it is drawn).
+    toolchain.verilator()
+    chunks = _chunks(dp, kind, n, seed, chunk)
+    first = next(chunks, None)
     harness = Harness(dp, lanes=lanes)
     harness.build()
-    result = harness.run(_chunks(dp, kind, n, seed, chunk))
+    result = harness.run(itertools.chain([] if first is None else [first], chunks))
     result.kind, result.seed = kind, seed
     return result
 
