@@ -14,26 +14,60 @@ import sys
 from typing import Any
 
 from ._errors import ArithforgeError
-from .cli import command, import_package, print_table
-from .hdl_cli import build_datapath, configure_datapath, datapath_options
+from .cli import StoreOnce, command, float_arg, import_package, int_arg, print_table
+from .hdl_cli import VECTORS_RULE, build_datapath, configure_datapath, datapath_options
 
-__all__: list[str] = []
+__all__ = ["MAX_FREQ_MHZ", "MAX_JOBS"]
+
+#: Highest place-and-route target clock: far above any iCE40 or ECP5 design.
+MAX_FREQ_MHZ = 1000.0
+#: Most parallel synthesis processes of ``calibrate``.
+MAX_JOBS = 256
+
+
+class _Renamed(argparse.Action):
+    """An option that no longer exists, hidden from ``--help``: its ``const`` says what
+    replaced it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        parser.error(f"argument {option_string}: {self.const}")
+
+
+def _stream(text: str) -> str:
+    activity = import_package("arithforge.costmodel.activity")
+    try:
+        return str(activity.check_stream(text))
+    except ArithforgeError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _cost_options(parser: argparse.ArgumentParser) -> None:
+    activity = import_package("arithforge.costmodel.activity")
+    streams = ", ".join(activity.STREAMS)
     parser.add_argument("--json", action="store_true",
                         help="print area_um2, transistors, energy_pj, delay_ns, ... as JSON")
-    parser.add_argument("--tech", metavar="FILE",
+    parser.add_argument("--tech", metavar="FILE", action=StoreOnce,
                         help="technology file (default: the 45 nm one shipped with arithforge)")
-    parser.add_argument("--node", type=int, metavar="NM",
-                        help="scale to this node (45, 28, 16, 7; approximate factors)")
+    parser.add_argument("--node", type=int_arg(), metavar="NM", action=StoreOnce,
+                        help="scale to a node of the technology file's [scaling] (45, 28, 16, 7 "
+                             "in the default one; approximate factors) (default: the file's)")
     parser.add_argument("--uncalibrated", action="store_true",
                         help="leave out the factors fitted by `arithforge calibrate`")
-    parser.add_argument("--stream", metavar="STREAM",
-                        help="also the data-dependent energy: toggles of a Verilator run on "
-                             "uniform, gaussian, laplace, student-t3 or trace:DIR operands")
-    parser.add_argument("--vectors", type=int, default=10_000, metavar="N",
-                        help="operations simulated per stream with --stream (default 10000)")
+    parser.add_argument("--stream", metavar="STREAM", type=_stream, action=StoreOnce,
+                        help=f"also the data-dependent energy: toggles of a Verilator run on "
+                             f"{streams} or trace:DIR operands (default: none)")
+    parser.add_argument("--stream-vectors", type=int_arg(1, activity.MAX_STREAM_VECTORS),
+                        default=None, metavar="N", action=StoreOnce,
+                        help=f"operations simulated per stream with --stream, 1 to "
+                             f"{activity.MAX_STREAM_VECTORS:,} (default: "
+                             f"{activity.DEFAULT_STREAM_VECTORS:,})")
+    # `verify --vectors` picks vectors (exhaustive, corner, random:N); cost's count had the same
+    # name until it became --stream-vectors: one meaning per option name.
+    parser.add_argument("--vectors", action=_Renamed, default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS,
+                        const=f"cost has no --vectors (verify's --vectors is {VECTORS_RULE}); "
+                              f"the operations of --stream are --stream-vectors N")
 
 
 def _estimate(registry: Any, name: str, params: dict[str, Any], options: Any
@@ -69,12 +103,16 @@ def cost(args: argparse.Namespace) -> int:
     the toggle counts of a Verilator run (costmodel.activity).
     """
     registry, params, options = datapath_options("cost", args, _cost_options)
+    if options.stream_vectors is not None and options.stream is None:
+        raise ArithforgeError("--stream-vectors counts the operations of --stream; add --stream "
+                              "or drop --stream-vectors")
     est, dp, tech = _estimate(registry, args.datapath, params, options)
     activity = None
     if options.stream is not None:
         activity_mod = import_package("arithforge.costmodel.activity")
-        activity = activity_mod.data_energy(dp, options.stream, vectors=options.vectors,
-                                            tech=tech)
+        # data_energy draws both operand streams and checks Verilator before it builds.
+        vectors = options.stream_vectors or activity_mod.DEFAULT_STREAM_VECTORS
+        activity = activity_mod.data_energy(dp, options.stream, vectors=vectors, tech=tech)
     if options.json:
         out = {"datapath": args.datapath, "params": params, "latency": int(dp.latency),
                **est.as_dict()}
@@ -100,15 +138,24 @@ def cost(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Target clock of place and route when --freq is not given.
+DEFAULT_FREQ_MHZ = 12.0
+
+
 def _synth_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--target", default="cmos", choices=("cmos", "ice40", "ecp5", "xc7"),
-                        help="cmos: Yosys transistors; FPGA: LUTs/carries/DSPs (default cmos)")
+    synth = import_package("arithforge.costmodel.synth")
+    parser.add_argument("--target", default="cmos", choices=synth.TARGETS, action=StoreOnce,
+                        help="cmos: Yosys transistors; FPGA: LUTs/carries/DSPs (default: cmos)")
     parser.add_argument("--fmax", action="store_true",
-                        help="place and route a registered wrapper (ice40, ecp5) for Fmax")
-    parser.add_argument("--freq", type=float, default=12.0, metavar="MHZ",
-                        help="target frequency for place and route (default 12)")
+                        help=f"place and route a registered wrapper "
+                             f"({', '.join(synth.FMAX_TARGETS)}) for Fmax")
+    parser.add_argument("--freq", type=float_arg(0, MAX_FREQ_MHZ, low_open=True), default=None,
+                        metavar="MHZ", action=StoreOnce,
+                        help=f"target clock of place and route with --fmax, above 0 and at most "
+                             f"{MAX_FREQ_MHZ:g} (default: {DEFAULT_FREQ_MHZ:g})")
     parser.add_argument("--nodsp", action="store_true",
-                        help="keep multipliers out of DSP blocks (ecp5, xc7)")
+                        help=f"keep multipliers out of DSP blocks "
+                             f"({', '.join(synth.DSP_TARGETS)})")
     parser.add_argument("--no-cache", dest="cache", action="store_false",
                         help="run the tools even when a cached result exists")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -127,10 +174,20 @@ def synth(args: argparse.Namespace) -> int:
     registry, params, options = datapath_options("synth", args, _synth_options)
     synth_mod = import_package("arithforge.costmodel.synth")
     if options.fmax and options.target not in synth_mod.FMAX_TARGETS:
-        raise ArithforgeError(f"--fmax needs target ice40 or ecp5, not {options.target!r}")
+        raise ArithforgeError(f"--fmax needs target {' or '.join(synth_mod.FMAX_TARGETS)}, not "
+                              f"{options.target!r}")
+    if options.freq is not None and not options.fmax:
+        raise ArithforgeError("--freq is the target clock of --fmax's place and route; add "
+                              "--fmax or drop --freq")
+    if options.nodsp and options.target not in synth_mod.DSP_TARGETS:
+        raise ArithforgeError(f"--nodsp keeps multipliers out of the DSP blocks of "
+                              f"{' and '.join(synth_mod.DSP_TARGETS)}; target "
+                              f"{options.target!r} maps none there")
+    synth_mod.check_tools(options.target, fmax=options.fmax)
     dp = build_datapath(registry, args.datapath, params)
     result = synth_mod.synth_datapath(dp, options.target, nodsp=options.nodsp,
-                                      fmax=options.fmax, freq_mhz=options.freq,
+                                      fmax=options.fmax,
+                                      freq_mhz=options.freq or DEFAULT_FREQ_MHZ,
                                       cache=options.cache)
     if options.json:
         print(json.dumps({"datapath": args.datapath, "params": params, **result.as_dict()}))
@@ -153,8 +210,9 @@ def synth(args: argparse.Namespace) -> int:
 def _calibrate_configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print spearman, median_abs_err, designs, ... as JSON")
-    parser.add_argument("--jobs", type=int, default=2, metavar="N",
-                        help="synthesis processes in parallel (default 2)")
+    parser.add_argument("--jobs", type=int_arg(1, MAX_JOBS), default=2, metavar="N",
+                        action=StoreOnce,
+                        help=f"synthesis processes in parallel, 1 to {MAX_JOBS} (default: 2)")
     parser.add_argument("--write", action="store_true",
                         help="store the fitted factors in costmodel/data/calibrated.toml")
     parser.add_argument("--list", action="store_true",
@@ -174,14 +232,18 @@ def calibrate(args: argparse.Namespace) -> int:
     absolute relative error. --write stores the factors in costmodel/data/calibrated.toml,
     which `cost` then uses.
     """
+    if args.list and args.write:
+        raise ArithforgeError("--list prints the design set and exits, fitting nothing to "
+                              "--write; give one of them")
     cal = import_package("arithforge.costmodel.calibrate")
-    if args.jobs < 1:
-        raise ArithforgeError(f"--jobs must be at least 1, not {args.jobs}")
     designs = cal.design_set()
     if args.list:
         for d in designs:
             print(d.label)
         return 0
+    # Every design is exported before its synthesis finishes: a missing Yosys would show only
+    # after all of them.
+    import_package("arithforge.costmodel.synth").check_tools("cmos")
     report = cal.calibrate(designs, jobs=args.jobs, progress=None if args.json else sys.stderr)
     if args.write:
         path = cal.write_calibration(report, command=f"arithforge calibrate --jobs {args.jobs} "

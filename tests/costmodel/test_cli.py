@@ -53,6 +53,25 @@ def test_cost_table(registry, capsys) -> None:
     (["synth", "tinymac", "--target", "cmos", "--fmax"],
      "--fmax needs target ice40 or ecp5, not 'cmos'"),
     (["cost", "tinymax"], "unknown datapath 'tinymax'; closest: tinymac (known: tinymac)"),
+    (["cost", "tinymac", "--vectors", "500"],
+     ("cost tinymac: argument --vectors: cost has no --vectors (verify's --vectors is "
+     "exhaustive, corner or random:N (N a count from 1 to 1e12)); the operations of --stream "
+     "are --stream-vectors N")),
+    (["cost", "tinymac", "--stream-vectors", "500"],
+     ("--stream-vectors counts the operations of --stream; add --stream or drop "
+     "--stream-vectors")),
+    (["cost", "tinymac", "--stream", "gauss"],
+     ("cost tinymac: argument --stream: operand stream must be one of uniform, gaussian, laplace, "
+     "student-t3 or trace:DIR, not 'gauss'")),
+    (["synth", "tinymac", "--target", "ice40", "--freq", "50"],
+     "--freq is the target clock of --fmax's place and route; add --fmax or drop --freq"),
+    (["synth", "tinymac", "--target", "ice40", "--fmax", "--freq", "nan"],
+     "synth tinymac: argument --freq: must be a finite number, not 'nan'"),
+    (["synth", "tinymac", "--nodsp"],
+     ("--nodsp keeps multipliers out of the DSP blocks of ecp5 and xc7; target 'cmos' maps none "
+     "there")),
+    (["calibrate", "--list", "--write"],
+     "--list prints the design set and exits, fitting nothing to --write; give one of them"),
 ])
 def test_user_errors(registry, capsys, argv: list[str], message: str) -> None:
     status, out, err = run_cli(capsys, *argv)
@@ -79,7 +98,7 @@ def test_synth_json(registry, synth_cache, capsys) -> None:
 @pytest.mark.cosim
 def test_cost_stream(registry, capsys) -> None:
     status, out, _ = run_cli(capsys, "cost", "tinymac", "--json", "--stream", "gaussian",
-                             "--vectors", "500")
+                             "--stream-vectors", "500")
     assert status == 0
     data = json.loads(out)
     assert data["activity"]["stream"] == "gaussian"

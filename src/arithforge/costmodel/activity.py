@@ -27,11 +27,16 @@ import numpy as np
 
 from .._errors import ArithforgeError
 
-__all__ = ["STREAMS", "Toggles", "ActivityReport", "count_toggles", "data_energy",
+__all__ = ["DEFAULT_STREAM_VECTORS", "MAX_STREAM_VECTORS", "STREAMS", "Toggles",
+           "ActivityReport", "check_stream", "count_toggles", "data_energy",
            "operand_stream"]
 
 #: Named operand distributions besides ``trace:DIR``.
 STREAMS = ("uniform", "gaussian", "laplace", "student-t3")
+#: Operations simulated per stream by default, and at most (the VCD grows with them: 10^4 take
+#: seconds, 10^6 gigabytes).
+DEFAULT_STREAM_VECTORS = 10_000
+MAX_STREAM_VECTORS = 1_000_000
 
 #: Signals that toggle whatever the data: not part of a datapath's switching activity.
 _CLOCKING = ("clk", "rst")
@@ -204,6 +209,28 @@ def _trace_values(path: str, n: int, rng: np.random.Generator) -> tuple[np.ndarr
     return x[rows, ks], w[cols, ks]
 
 
+def check_stream(stream: str) -> str:
+    """Check an operand stream's name before any work; return it.
+
+    Raises
+    ------
+    ArithforgeError
+        For an unknown stream, or ``trace:DIR`` whose DIR is not a folder.
+    """
+    from ..workloads.synthetic import DISTRIBUTIONS
+
+    if stream in STREAMS or stream in DISTRIBUTIONS:
+        return stream
+    if stream.startswith("trace:"):
+        folder = stream.partition(":")[2]
+        if not folder or not Path(folder).is_dir():
+            raise ArithforgeError(f"operand stream {stream!r} must name a trace folder (make "
+                                  f"one with `arithforge trace`)")
+        return stream
+    raise ArithforgeError(f"operand stream must be one of {', '.join(STREAMS)} or trace:DIR, "
+                          f"not {stream!r}")
+
+
 def operand_stream(dp: Any, stream: str, n: int, seed: int = 0) -> dict[str, np.ndarray]:
     """``n`` operand vectors for ``dp`` drawn from ``stream``.
 
@@ -351,8 +378,8 @@ def _run_traced(dp: Any, operands: dict[str, np.ndarray], folder: Path) -> Toggl
         return count_toggles(f, scope="harness_top.u0")
 
 
-def data_energy(dp: Any, stream: str = "gaussian", *, vectors: int = 10_000, seed: int = 0,
-                tech: Any = None) -> ActivityReport:
+def data_energy(dp: Any, stream: str = "gaussian", *, vectors: int = DEFAULT_STREAM_VECTORS,
+                seed: int = 0, tech: Any = None) -> ActivityReport:
     """Energy per operation of ``dp`` on ``stream``, beside the analytical estimate.
 
     Parameters
@@ -366,15 +393,21 @@ def data_energy(dp: Any, stream: str = "gaussian", *, vectors: int = 10_000, see
     seed : int
     tech : Technology, optional
     """
+    from ..sim import toolchain
     from .model import estimate
 
-    if vectors < 1:
-        raise ArithforgeError(f"vectors must be at least 1, not {vectors!r}")
+    if not 1 <= vectors <= MAX_STREAM_VECTORS:
+        raise ArithforgeError(f"vectors must be between 1 and {MAX_STREAM_VECTORS}, "
+                              f"not {vectors!r}")
+    check_stream(stream)
     est = estimate(dp.structure(), tech)
+    # Everything that can refuse comes before the first Verilator build: both streams, the tool.
+    uniform = operand_stream(dp, "uniform", vectors, seed)
+    chosen = None if stream == "uniform" else operand_stream(dp, stream, vectors, seed)
+    toolchain.verilator()
     with tempfile.TemporaryDirectory(prefix="arithforge-activity-") as tmp:
-        base = _run_traced(dp, operand_stream(dp, "uniform", vectors, seed), Path(tmp))
-        data = (base if stream == "uniform" else
-                _run_traced(dp, operand_stream(dp, stream, vectors, seed), Path(tmp)))
+        base = _run_traced(dp, uniform, Path(tmp))
+        data = base if chosen is None else _run_traced(dp, chosen, Path(tmp))
     if base.total == 0:
         raise ArithforgeError(f"{type(dp).__name__}: no net toggled on uniformly random operands "
                               f"(is the VCD empty?)")

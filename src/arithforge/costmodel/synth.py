@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -41,12 +42,14 @@ from typing import Any
 
 from .._errors import ArithforgeError
 
-__all__ = ["TARGETS", "FMAX_TARGETS", "Port", "Stat", "SynthError", "SynthResult", "cache_dir",
-           "export_datapath", "fmax_wrapper", "parse_fmax", "parse_stat", "synth_datapath",
-           "synthesize", "yosys_script"]
+__all__ = ["DSP_TARGETS", "FMAX_TARGETS", "TARGETS", "Port", "Stat", "SynthError", "SynthResult",
+           "cache_dir", "check_tools", "export_datapath", "fmax_wrapper", "parse_fmax",
+           "parse_stat", "synth_datapath", "synthesize", "yosys_script"]
 
 TARGETS = ("cmos", "ice40", "ecp5", "xc7")
 FMAX_TARGETS = ("ice40", "ecp5")
+#: Targets whose flow maps multipliers to DSP blocks (``nodsp`` keeps them out).
+DSP_TARGETS = ("ecp5", "xc7")
 
 _CACHE_VERSION = 2  # bump when a script or a parser changes meaning
 _TIMEOUT_S = 1800
@@ -73,9 +76,9 @@ def _toolchain() -> Any:
     return toolchain
 
 
-@functools.cache
 def _nextpnr(target: str) -> tuple[Path, str]:
-    """Path and version of the place-and-route tool of ``target``."""
+    """Path and version of the place-and-route tool of ``target`` (looked up at every call,
+    since ``PATH`` can change; the version once per path)."""
     toolchain = _toolchain()
     if target == "ice40":
         name, hint = "nextpnr-ice40", "run 'make install' (or apt-get install nextpnr-ice40)"
@@ -86,14 +89,42 @@ def _nextpnr(target: str) -> tuple[Path, str]:
         found = str(beside) if beside.is_file() else shutil.which(name)
     if found is None:
         raise toolchain.ToolchainError(f"{name} is not installed: {hint}")
-    proc = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=600)
+    return Path(found), _nextpnr_version(found)
+
+
+@functools.cache
+def _nextpnr_version(path: str) -> str:
+    proc = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=600)
     match = re.search(r"\(Version ([^)]+)\)", proc.stdout + proc.stderr)
-    return Path(found), match.group(1) if match else "unknown"
+    return match.group(1) if match else "unknown"
 
 
 def _yosys() -> tuple[Path, str]:
     tool = _toolchain().yosys()
     return tool.path, tool.version
+
+
+def check_tools(target: str, *, fmax: bool = False) -> dict[str, str]:
+    """Check the tools a run for ``target`` needs before any work; return their versions.
+
+    Raises
+    ------
+    ArithforgeError
+        For an unknown target, or ``fmax`` on a target without an open place-and-route flow.
+    ToolchainError
+        A tool is missing (the message says how to install it).
+    """
+    if target not in TARGETS:
+        raise ArithforgeError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+    if fmax and target not in FMAX_TARGETS:
+        raise ArithforgeError(f"--fmax needs an open place-and-route flow: target must be one of "
+                              f"{', '.join(FMAX_TARGETS)}, not {target!r}")
+    _, yosys_version = _yosys()
+    tools = {"yosys": yosys_version}
+    if fmax:
+        path, version = _nextpnr(target)
+        tools[path.name] = version
+    return tools
 
 
 # -- statistics ---------------------------------------------------------------------------------
@@ -420,19 +451,12 @@ def synthesize(verilog: str, top: str, target: str = "cmos", *, nodsp: bool = Fa
     SynthError
         A tool failed or printed no usable statistics.
     """
-    if target not in TARGETS:
-        raise ArithforgeError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
-    if fmax and target not in FMAX_TARGETS:
-        raise ArithforgeError(f"--fmax needs an open place-and-route flow: target must be one of "
-                              f"{', '.join(FMAX_TARGETS)}, not {target!r}")
     if fmax and not ports:
         raise ArithforgeError("Fmax needs the module's ports to build its wrapper")
+    if not (math.isfinite(freq_mhz) and freq_mhz > 0):
+        raise ArithforgeError(f"freq_mhz must be a positive number, not {freq_mhz!r}")
+    tools = check_tools(target, fmax=fmax)
     script = yosys_script(target, top, nodsp=nodsp, noalumacc=noalumacc)
-    _, yosys_version = _yosys()
-    tools = {"yosys": yosys_version}
-    if fmax:
-        path, version = _nextpnr(target)
-        tools[path.name] = version
     key_data = {
         "v": _CACHE_VERSION, "verilog": hashlib.sha256(verilog.encode()).hexdigest(),
         "script": script, "tools": tools,
