@@ -14,12 +14,55 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+from collections.abc import Callable
 from typing import Any
 
 from ._errors import ArithforgeError
-from .cli import command, import_package, print_table
+from .cli import SEED, StoreOnce, command, import_package, int_arg, print_table
 
-__all__: list[str] = []
+__all__ = ["MAX_ARRAY_SIDE", "MAX_COSIM_SIDE", "MAX_GEMM_DIM", "MAX_GEMM_MACS"]
+
+#: Most PE rows or columns of an array (a TPU v1 has 256 x 256).
+MAX_ARRAY_SIDE = 256
+#: Most PE rows or columns co-simulated: Verilator's build grows with every PE.
+MAX_COSIM_SIDE = 16
+#: Largest M, N or K of ``simulate gemm``: its random operands are held in memory (8192 x 8192
+#: codes are 512 MiB).
+MAX_GEMM_DIM = 8192
+#: Most multiply-accumulates of ``simulate gemm``: the model computes every output code (2**32
+#: take hours).
+MAX_GEMM_MACS = 2**32
+#: Defaults of the gemm-only options (None on the command line: not given).
+_GEMM_DEFAULTS = {"m": 64, "n": 48, "k": 70, "seed": 0}
+
+
+def _array(text: str) -> str:
+    """``--array RxC``: checked here, passed on as text."""
+    rows, cols = import_package("arithforge.sim.accelerator").parse_array(text)
+    if max(rows, cols) > MAX_ARRAY_SIDE:
+        raise ArithforgeError(f"array rows and cols must be at most {MAX_ARRAY_SIDE}, "
+                              f"not {text!r}")
+    return text
+
+
+def _gemm_dim(name: str) -> Callable[[str], int]:
+    parse = int_arg()
+
+    def dim(text: str) -> int:
+        try:
+            value = parse(text)
+        except argparse.ArgumentTypeError:
+            value = None
+        if value is None or value < 1:
+            shown = text if value is None else value
+            raise ArithforgeError(f"GEMM {name} must be a positive integer, not {shown!r}")
+        if value > MAX_GEMM_DIM:
+            raise ArithforgeError(f"GEMM {name} must be at most {MAX_GEMM_DIM}, not {value}")
+        return value
+
+    dim.__name__ = "integer"
+    return dim
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -27,37 +70,76 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                         help="gemm: one GEMM of random operands; workload: a trace's GEMMs")
     parser.add_argument("trace", nargs="?", metavar="TRACE",
                         help="trace directory (workload; see `arithforge trace`)")
-    parser.add_argument("--array", default="8x8", metavar="RxC", help="PE rows x columns")
+    parser.add_argument("--array", default="8x8", metavar="RxC", type=_array, action=StoreOnce,
+                        help=f"PE rows x columns, each 1 to {MAX_ARRAY_SIDE} (with --cosim 1 to "
+                             f"{MAX_COSIM_SIDE}) (default: 8x8)")
     parser.add_argument("--pe", default="fma:a=float8_e4m3fn,c=float32", metavar="SPEC",
+                        action=StoreOnce,
                         help="NAME[:PARAM=VALUE,...], e.g. fma:a=float8_e4m3fn,c=float32 or "
-                             "imac:acc_bits=24,stages=2")
-    parser.add_argument("--dataflow", default="os", choices=("os", "ws"),
-                        help="output stationary or weight stationary")
-    parser.add_argument("--m", type=int, default=64, help="rows of A and C")
-    parser.add_argument("--n", type=int, default=48, help="columns of B and C")
-    parser.add_argument("--k", type=int, default=70, help="reduction length")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random operands")
+                             "imac:acc_bits=24,stages=2 (default: fma:a=float8_e4m3fn,c=float32)")
+    parser.add_argument("--dataflow", default="os", choices=("os", "ws"), action=StoreOnce,
+                        help="output stationary or weight stationary (default: os)")
+    for name, text in (("m", "rows of A and C"), ("n", "columns of B and C"),
+                       ("k", "reduction length")):
+        parser.add_argument(f"--{name}", type=_gemm_dim(name.upper()), default=None,
+                            metavar="N", action=StoreOnce,
+                            help=f"gemm: {text}, 1 to {MAX_GEMM_DIM}, with M*N*K at most 2**32 "
+                                 f"(default: {_GEMM_DEFAULTS[name]})")
+    parser.add_argument("--seed", type=SEED, default=None, action=StoreOnce,
+                        help="gemm: seed of the random operands, 0 to 2**63-1 (default: 0)")
     parser.add_argument("--raw", action="store_true",
-                        help="uniform random codes (NaN and inf included) instead of values")
+                        help="gemm: uniform random codes (NaN and inf included) instead of "
+                             "values")
     parser.add_argument("--cosim", action="store_true",
-                        help="also run the generated RTL on Verilator and compare")
-    parser.add_argument("--fmax", default="analytical", choices=("analytical", "synth"),
-                        help="clock of the roll-up: cost-model delay or iCE40 post-route Fmax")
+                        help="gemm: also run the generated RTL on Verilator and compare")
+    parser.add_argument("--fmax", default=None, choices=("analytical", "synth"),
+                        action=StoreOnce,
+                        help="workload: clock of the roll-up, cost-model delay or iCE40 "
+                             "post-route Fmax (default: analytical)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
+def _only(args: argparse.Namespace) -> None:
+    """Refuse the options of the other kind of simulation (they would be ignored)."""
+    if args.what == "gemm":
+        if args.trace:
+            raise ArithforgeError("simulate gemm takes no trace; use --m, --n, --k")
+        if args.fmax is not None:
+            raise ArithforgeError("--fmax is the clock of simulate workload's roll-up; simulate "
+                                  "gemm counts cycles only: drop --fmax")
+        return
+    given = [f"--{k}" for k in _GEMM_DEFAULTS if getattr(args, k) is not None]
+    given += [f"--{k}" for k in ("raw", "cosim") if getattr(args, k)]
+    if given:
+        raise ArithforgeError(f"{', '.join(given)}: only for simulate gemm; simulate workload "
+                              f"takes its GEMMs from the trace")
+
+
 def _gemm(args: argparse.Namespace, acc: Any) -> int:
+    m, n, k, seed = (_GEMM_DEFAULTS[key] if getattr(args, key) is None else getattr(args, key)
+                     for key in ("m", "n", "k", "seed"))
+    if m * n * k > MAX_GEMM_MACS:
+        raise ArithforgeError(f"GEMM M*N*K must be at most 2**32, not {m}*{n}*{k} = "
+                              f"2**{math.log2(m * n * k):.1f}; choose a smaller GEMM")
     rows, cols = acc.parse_array(args.array)
-    cfg = acc.ArrayConfig(rows, cols, args.dataflow, acc.parse_pe(args.pe))
-    a, b = acc.random_operands(cfg, args.m, args.n, args.k, args.seed, raw=args.raw)
+    spec = acc.parse_pe(args.pe)
+    spec.build()  # the PE's parameters, checked before any work
+    if args.cosim:
+        if max(rows, cols) > MAX_COSIM_SIDE:
+            raise ArithforgeError(f"--cosim arrays must have at most {MAX_COSIM_SIDE} rows and "
+                                  f"cols, not {args.array!r}: Verilator's build grows with "
+                                  f"every PE")
+        import_package("arithforge.sim.toolchain").verilator()
+    cfg = acc.ArrayConfig(rows, cols, args.dataflow, spec)
+    a, b = acc.random_operands(cfg, m, n, k, seed, raw=args.raw)
     sim = acc.simulate(cfg, a, b)
     s = sim.schedule
     out: dict[str, Any] = {
         "array": f"{rows}x{cols}", "pe": str(cfg.pe), "dataflow": cfg.dataflow,
-        "m": args.m, "n": args.n, "k": args.k, "seed": args.seed,
+        "m": m, "n": n, "k": k, "seed": seed,
         "cycles_model": s.cycles, "cycles_rtl": None, "outputs_match": None,
         "utilization": round(s.utilization, 6),
-        "scalesim_cycles": acc.scalesim_cycles(rows, cols, cfg.dataflow, args.m, args.n, args.k),
+        "scalesim_cycles": acc.scalesim_cycles(rows, cols, cfg.dataflow, m, n, k),
         "pe_latency": cfg.latency, "folds": s.folds, "macs": s.macs,
         "reads": s.reads, "writes": s.writes, "peak_per_cycle": s.peak,
     }
@@ -87,7 +169,7 @@ def _workload(args: argparse.Namespace, acc: Any) -> int:
         raise ArithforgeError("simulate workload needs a trace directory: arithforge simulate "
                               "workload TRACE (make one with `arithforge trace`)")
     res = acc.workload_objectives(args.trace, pe=args.pe, array=args.array,
-                                  dataflow=args.dataflow, fmax=args.fmax)
+                                  dataflow=args.dataflow, fmax=args.fmax or "analytical")
     if args.json:
         print(json.dumps(res, indent=1))
         return 0
@@ -112,9 +194,8 @@ def simulate(args: argparse.Namespace) -> int:
     array on Verilator, comparing every output code, the cycle count and the SRAM traffic
     (exit status 1 when they differ). workload TRACE: latency and energy of the trace's GEMMs.
     """
+    _only(args)
     acc = import_package("arithforge.sim.accelerator")
     if args.what == "gemm":
-        if args.trace:
-            raise ArithforgeError("simulate gemm takes no trace; use --m, --n, --k")
         return _gemm(args, acc)
     return _workload(args, acc)

@@ -229,6 +229,7 @@ class ArrayRTL:
     """
 
     def __init__(self, array: Any) -> None:
+        tool = toolchain.verilator()  # before the array's Verilog, which takes a while
         for name in ("a_data_0", "b_data_0", "c_data_0"):
             if len(array.port(name)) > 64:
                 raise ArithforgeError(f"the array driver handles SRAM elements of at most 64 "
@@ -239,7 +240,6 @@ class ArrayRTL:
         reads, writes, idle = _lanes_cpp(array)
         self.driver = (_CPP.replace("@READS@", reads).replace("@WRITES@", writes)
                        .replace("@IDLE@", idle))
-        tool = toolchain.verilator()
         key = json.dumps({"v": _VERSION, "verilator": tool.version, "flags": _FLAGS,
                           "rtl": self.verilog, "driver": self.driver}, sort_keys=True)
         self.hash = hashlib.sha256(key.encode()).hexdigest()[:16]
