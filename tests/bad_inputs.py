@@ -31,11 +31,14 @@ class BadInput:
     ``{trace}`` (a valid synthetic trace, copied to ``{tmp}/trace`` first, for cases that corrupt
     it). ``files`` are written under ``{tmp}`` before the run, after the trace copy so they can
     replace its members: text, bytes, or a function of the folder that makes the file itself.
+    ``env`` sets environment variables for the run (``None`` removes one; values may name
+    ``{tmp}``), e.g. a ``PATH`` without a tool, and restores them afterwards.
     """
 
     id: str
     argv: tuple[str, ...]
     files: Mapping[str, str | bytes | Callable[[Path], None]] = field(default_factory=dict)
+    env: Mapping[str, str | None] = field(default_factory=dict)
     #: Seconds before the case counts as a hang.
     timeout: float = 60.0
 
@@ -59,6 +62,14 @@ class _Hang(Exception):
 
 def _alarm(signum: int, frame: object) -> None:
     raise _Hang
+
+
+def _set_env(values: Mapping[str, str | None]) -> None:
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def run_case(case: BadInput, tmp: Path, trace: Path) -> Outcome:
@@ -86,10 +97,13 @@ def run_case(case: BadInput, tmp: Path, trace: Path) -> Outcome:
     status: int | None = None
     kind = ""
     cwd = Path.cwd()
+    saved_env = {name: os.environ.get(name) for name in case.env}
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, case.timeout)
     try:
         os.chdir(tmp)
+        _set_env({name: None if value is None else value.format(tmp=tmp)
+                  for name, value in case.env.items()})
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             try:
                 status = main(argv)
@@ -103,6 +117,7 @@ def run_case(case: BadInput, tmp: Path, trace: Path) -> Outcome:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        _set_env(saved_env)
         os.chdir(cwd)
     text = err.getvalue()
     lines = text.splitlines()

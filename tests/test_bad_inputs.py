@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from .bad_inputs import BadInput, run_case
+from .bad_inputs_hw import CASES as HW_CASES
 
 CASES: list[BadInput] = [
     BadInput("no-command", ()),
@@ -21,6 +22,14 @@ CASES: list[BadInput] = [
     BadInput("formats-unknown-name", ("formats", "float9_e9m9")),
     BadInput("formats-values-too-wide", ("formats", "float32", "--values")),
     BadInput("formats-extra-argument", ("formats", "float8_e4m3fn", "extra")),
+    BadInput("empty-command", ("",)),
+    BadInput("uppercase-command", ("GENERATE", "fma")),
+    BadInput("abbreviated-command", ("gen", "fma")),
+    BadInput("only-dash-dash", ("--",)),
+    BadInput("option-typo-before-command", ("--hepl",)),
+    BadInput("unknown-option-before-command", ("--frobnicate", "formats")),
+    BadInput("version-with-value", ("--version=2",)),
+    *HW_CASES,
 ]
 
 
