@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -117,6 +119,135 @@ def test_import_package_propagates_inner_import_errors(tmp_path: Path,
         cli.import_package("broken_pkg_zz")
     with pytest.raises(ArithforgeError, match="no_such_module_zz is not available"):
         cli.import_package("no_such_module_zz")
+
+
+# -- arguments: once, bounded, output paths -----------------------------------------------------
+
+def _once_parser() -> cli.Parser:
+    parser = cli.Parser(prog="arithforge thing")
+    parser.add_argument("--n", type=cli.int_arg(0, 9), action=cli.StoreOnce)
+    parser.add_argument("--flag", action=cli.BooleanOnce)
+    return parser
+
+
+def test_store_once() -> None:
+    parser = _once_parser()
+    assert parser.parse_args(["--n", "3", "--n", "3", "--flag", "--flag"]).n == 3
+    with pytest.raises(ArithforgeError, match=r"^thing: argument --n: given twice, 3 and 4; give "
+                                              r"it once \(see `arithforge thing --help`\)$"):
+        parser.parse_args(["--n", "3", "--n", "4"])
+    with pytest.raises(ArithforgeError, match=r"^thing: arguments --flag and --no-flag contradict "
+                                              r"each other; give one"):
+        parser.parse_args(["--no-flag", "--flag"])
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("10", "must be between 0 and 9, not 10"), ("-1", "must be between 0 and 9, not -1"),
+    ("nan", "must be an integer, not 'nan'"), ("1e400", "must be an integer, not '1e400'"),
+    ("2.5", "must be an integer, not '2.5'"),
+])
+def test_int_arg_bounds(text: str, message: str) -> None:
+    with pytest.raises(ArithforgeError, match=rf"^thing: argument --n: {re.escape(message)} "):
+        _once_parser().parse_args(["--n", text])
+
+
+def test_float_arg_open_bound() -> None:
+    parse = cli.float_arg(0, 1000, low_open=True)
+    assert parse("12.5") == 12.5
+    for text in ("0", "-5", "1001"):
+        with pytest.raises(argparse.ArgumentTypeError, match=r"^must be > 0 and <= 1000, not "):
+            parse(text)
+    for text in ("nan", "inf", "1e400"):
+        with pytest.raises(argparse.ArgumentTypeError, match=r"^must be a finite number, not "):
+            parse(text)
+
+
+def test_output_file_leaves_nothing(tmp_path: Path) -> None:
+    """The check opens the file to prove it writable; it removes what it created and keeps what
+    was there."""
+    assert cli.output_file(tmp_path / "new.v") == tmp_path / "new.v"
+    assert not (tmp_path / "new.v").exists()
+    (tmp_path / "old.v").write_text("kept")
+    cli.output_file(tmp_path / "old.v")
+    assert (tmp_path / "old.v").read_text() == "kept"
+
+
+@pytest.mark.parametrize(("where", "message"), [
+    ("", "-o must name a file, not ''"),
+    ("{tmp}", "-o '{tmp}' is a folder; give a file name"),
+    ("{tmp}/missing/x.v", ("-o '{tmp}/missing/x.v': folder '{tmp}/missing' does not exist; create "
+                          "it first or choose another path")),
+    ("{tmp}/file/x.v", "-o '{tmp}/file/x.v': '{tmp}/file' is a file, not a folder"),
+    ("/proc/arithforge.v", "-o '/proc/arithforge.v' cannot be written"),
+])
+def test_output_file_refuses(tmp_path: Path, where: str, message: str) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ArithforgeError, match=f"^{re.escape(message.format(tmp=tmp_path))}"):
+        cli.output_file(where.format(tmp=tmp_path))
+
+
+def test_subcommand_leftovers_name_the_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    assert_user_error(*run_cli(capsys, "formats", "int8", "extra"),
+                      "formats: unrecognized arguments: extra (see `arithforge formats --help`)")
+    assert_user_error(*run_cli(capsys, "--frobnicate", "formats"),
+                      "unrecognized arguments: --frobnicate (see `arithforge --help`)")
+
+
+# -- the datapath commands: the registry drives their help ---------------------------------------
+
+@pytest.mark.parametrize("command", ["generate", "verify", "cost", "synth"])
+def test_help_lists_every_datapath(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from arithforge.hdl import registry
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main([command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    listed = out.partition(f"datapaths (`arithforge {command} DATAPATH --help`")[2]
+    assert [line.split()[0] for line in listed.splitlines()[1:] if line.strip()] == list(
+        registry.DATAPATHS)
+
+
+def test_every_int_parameter_has_a_range_in_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """Structural parameters are bounded where they are declared, and --help says how."""
+    from arithforge.hdl import registry
+
+    for name, cls in registry.DATAPATHS.items():
+        with pytest.raises(SystemExit):
+            cli.main(["generate", name, "--help"])
+        out = " ".join(capsys.readouterr().out.split())
+        for pname, param in cls.cli_params.items():
+            if param.kind != "int":
+                continue
+            where = (name, pname)
+            assert param.low is not None, where
+            assert param.high is not None, where
+            assert param.low <= param.default <= param.high, where
+            assert f"; {param.low} to {param.high} (default: {param.default})" in out, where
+            with pytest.raises(ValueError, match=f"^{name} parameter {pname} must be between "
+                                                 f"{param.low} and {param.high}, not "):
+                registry.build(name, **{pname: param.high + 1})
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["simulate", "workload", "t", "--m", "4"],
+     "--m: only for simulate gemm; simulate workload takes its GEMMs from the trace"),
+    (["simulate", "gemm", "--fmax", "synth"],
+     ("--fmax is the clock of simulate workload's roll-up; simulate gemm counts cycles only: drop "
+     "--fmax")),
+    (["simulate", "gemm", "--array", "300x2"], ("array rows and cols must be at most 256, not "
+                                               "'300x2'")),
+])
+def test_simulate_options_of_the_other_kind(argv: list[str], message: str,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert_user_error(*run_cli(capsys, *argv), message)
+
+
+def test_exit_statuses_documented() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "index.md").read_text()
+    section = text.partition("### Exit status")[2].partition("\n## ")[0]
+    assert [line.split("|")[1].strip() for line in section.splitlines()
+            if line.startswith("| ") and line[2].isdigit()] == ["0", "1", "2", "130"]
 
 
 # -- formats ------------------------------------------------------------------------------------
