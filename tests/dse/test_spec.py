@@ -6,7 +6,15 @@ import pytest
 
 from arithforge import ArithforgeError
 from arithforge.dse.designs import plan
-from arithforge.dse.spec import BOUNDS, SpecError, key_lines, load_spec, parse_spec
+from arithforge.dse.spec import (
+    BOUNDS,
+    GENERATOR_PARAMS,
+    SpecError,
+    key_lines,
+    load_spec,
+    param_range,
+    parse_spec,
+)
 
 BASE = """\
 name = "t"
@@ -133,31 +141,23 @@ def test_row_limits_and_seeds_agree_with_evaluate():
 
 
 def test_bounds_follow_the_models_and_generators():
-    """Where a model or generator has a range, the spec's bound is that range."""
-    from arithforge.formats.lut import MAX_GROUP
-    from arithforge.hdl.lut import MAX_SIDE
-    from arithforge.workloads.limits import MAX_WINDOW
+    """A generator's parameter has its Param range; the accuracy model takes that whole range."""
+    from arithforge.hdl.registry import DATAPATHS as GENERATORS
+    from arithforge.workloads.datapaths import check_options, get_datapath
 
-    assert BOUNDS["[datapaths.lut] group"][1] <= MAX_GROUP
-    assert BOUNDS["[datapaths.lut] tile"] == (1, MAX_SIDE)
-    assert BOUNDS["[datapaths.fma_approx] window"] == (1, MAX_WINDOW)
+    for (kind, key), (generator, name) in GENERATOR_PARAMS.items():
+        p = GENERATORS[generator].cli_params[name]
+        assert param_range(kind, key) == (p.low, p.high)
+    assert GENERATORS["lut"].cli_params["n"][3:] == param_range("lut", "tile")
+    # The model side at the extremes (workloads.datapaths checks its options before any work).
+    for kind, key, option, datapath in (("lut", "group", "group", "lut"),
+                                        ("bitserial", "group", "group", "bitserial"),
+                                        ("bitserial", "align_bits", "align_bits", "bitserial"),
+                                        ("fma_approx", "window", "normalization", "fma_chain")):
+        for value in param_range(kind, key):
+            check_options(get_datapath(datapath), {option: value})
     for key, (low, high) in BOUNDS.items():
         assert 0 <= low < high, key
-    # The generators' own Param ranges, where they declare them.
-    from arithforge.hdl.registry import DATAPATHS
-
-    for key, generator, param in (("[datapaths.*] stages", "fma", "stages"),
-                                  ("[datapaths.*] stages", "lmac", "stages"),
-                                  ("[datapaths.*] stages", "imac", "stages"),
-                                  ("[datapaths.bitserial] group", "bitserial", "group"),
-                                  ("[datapaths.bitserial] align_bits", "bitserial", "align_bits"),
-                                  ("[datapaths.lut] group", "lut", "k"),
-                                  ("[datapaths.lut] tile", "lut", "m"),
-                                  ("[datapaths.lut] tile", "lut", "n")):
-        p = DATAPATHS[generator].cli_params[param]
-        if getattr(p, "high", None) is not None:
-            assert BOUNDS[key] == (p.low, p.high), (key, generator, param)
-    # The defaults lie inside.
     spec = load_spec(None)
     assert spec.verify["random"] <= BOUNDS["[verify] random"][1]
 

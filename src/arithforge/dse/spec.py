@@ -9,10 +9,11 @@ run per point. ``docs/explore.md`` documents every key; :data:`DEFAULT_SPEC` is 
 headers and ``key =`` lines to point an error at its line: ``spec.toml:12: [datapaths.fma] ...``.
 
 Every number is checked when the spec loads, before any work: its type, that it is finite, and
-its range. Structural parameters have upper bounds (:data:`BOUNDS`) beyond which a sweep would not
-finish (``stages = 1000000000`` would elaborate for ever) or would mean nothing; seeds, row limits
-and block sizes are checked by the same functions as ``arithforge evaluate``
-(:mod:`arithforge.workloads.limits`).
+its range. Structural parameters have upper bounds beyond which a sweep would not finish
+(``stages = 1000000000`` would elaborate for ever) or would mean nothing: a generator's parameter
+has the range of its ``Param`` in ``arithforge.hdl.registry`` (:data:`GENERATOR_PARAMS`), the
+others :data:`BOUNDS`. Seeds and row limits are checked by the same functions as
+``arithforge evaluate`` (:mod:`arithforge.workloads.limits`).
 """
 
 from __future__ import annotations
@@ -27,11 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ArithforgeError
-from ..formats.lut import MAX_GROUP as LUT_MAX_GROUP
 from ..workloads.limits import MAX_WINDOW, check_sample_limit, check_seed
 
-__all__ = ["BOUNDS", "DATAPATH_KINDS", "DEFAULT_SPEC", "Spec", "SpecError", "key_lines",
-           "load_spec", "parse_spec"]
+__all__ = ["BOUNDS", "DATAPATH_KINDS", "DEFAULT_SPEC", "GENERATOR_PARAMS", "Spec", "SpecError",
+           "key_lines", "load_spec", "param_range", "parse_spec"]
 
 
 class SpecError(ArithforgeError):
@@ -69,17 +69,10 @@ _SECTION_KEYS: dict[str, dict[str, Any]] = {
 }
 SCALINGS = ("auto", "none", "per-tensor", "per-channel", "per-block")
 
-#: Inclusive ranges of the spec's integers, by ``[table] key`` (``*`` for every datapath kind).
-#: Upper bounds keep a sweep finite: each is far above any useful value (docs/explore.md).
+#: Inclusive ranges of the spec's integers that are not a generator's parameter, by ``[table]
+#: key``. Upper bounds keep a sweep finite: each is far above any useful value (docs/explore.md).
 BOUNDS: dict[str, tuple[int, int]] = {
-    "[datapaths.*] stages": (0, 64),  # pipeline registers of the fma, lmac and imac generators
     "[datapaths.fma_approx] window": (1, MAX_WINDOW),  # as evaluate -O normalization=W
-    "[datapaths.bitserial] group": (1, 1024),  # PE lanes
-    "[datapaths.bitserial] align_bits": (0, 16),  # formats.bitmod.PEConfig's range
-    # A table of 2**K entries: the generator builds up to K = 6 (hdl.lut.MAX_GROUP), the
-    # emulator computes up to formats.lut.MAX_GROUP = 8; a design needs both.
-    "[datapaths.lut] group": (1, min(6, LUT_MAX_GROUP)),
-    "[datapaths.lut] tile": (1, 64),  # M and N, each; arithforge.hdl.lut.MAX_SIDE
     "[accel] array": (1, 1024),  # rows and columns of PEs, each
     "[verify] random": (0, 10**8),
     "[verify] lanes": (1, 64),  # copies of the design in the Verilator model
@@ -88,6 +81,40 @@ BOUNDS: dict[str, tuple[int, int]] = {
     "[mixed] population": (1, 10_000),
     "[mixed] generations": (1, 10_000),
 }
+
+#: Parameters of ``[datapaths.<kind>]`` that are parameters of the kind's generator
+#: (``arithforge.hdl.registry``): their range is the generator's :class:`Param` range, so a spec
+#: takes what ``arithforge generate`` takes. ``lut`` ``tile`` is ``m`` and ``n``.
+GENERATOR_PARAMS: dict[tuple[str, str], tuple[str, str]] = {
+    ("fma", "stages"): ("fma", "stages"),
+    ("fma_approx", "stages"): ("fma", "stages"),
+    ("lmul", "stages"): ("lmac", "stages"),
+    ("imac", "stages"): ("imac", "stages"),
+    ("bitserial", "group"): ("bitserial", "group"),
+    ("bitserial", "align_bits"): ("bitserial", "align_bits"),
+    ("lut", "group"): ("lut", "k"),
+    ("lut", "tile"): ("lut", "m"),
+}
+
+
+def param_range(kind: str, key: str) -> tuple[int, int]:
+    """Inclusive range of ``[datapaths.<kind>] key``: its generator's, or :data:`BOUNDS`'s.
+
+    A design also runs its accuracy model (:mod:`arithforge.workloads.datapaths`), whose range
+    is never narrower: ``lut`` K up to ``formats.lut.MAX_GROUP``, ``align_bits`` up to 16.
+    """
+    if (kind, key) not in GENERATOR_PARAMS:
+        return BOUNDS[f"[datapaths.{kind}] {key}"]
+    from ..hdl.registry import DATAPATHS as GENERATORS
+
+    generator, name = GENERATOR_PARAMS[kind, key]
+    param = GENERATORS[generator].cli_params[name]
+    # Every int Param declares its range (arithforge.hdl.base.Param).
+    assert param.low is not None, (generator, name)
+    assert param.high is not None, (generator, name)
+    return param.low, param.high
+
+
 #: Objectives of the accelerator stage (``[stages] accel``): per inference of the workload on a
 #: systolic array of the design's PEs (``arithforge.sim.accelerator``).
 ACCEL_OBJECTIVES = ("latency_s", "energy_uj")
@@ -424,7 +451,7 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     if not re.fullmatch(r"[1-9][0-9]*x[1-9][0-9]*", array):
         raise check.fail(("accel", "array"), f"must be an array size 'RxC' such as '16x16', "
                                              f"not {array!r}")
-    _sides(check, ("accel", "array"), array, "[accel] array")
+    _sides(check, ("accel", "array"), array, BOUNDS["[accel] array"])
     check.choice(("accel", "dataflow"), ac["dataflow"], ("os", "ws"))
 
     vf = _section(check, data, "verify")
@@ -529,7 +556,7 @@ def _param_values(check: _Checker, path: tuple[str, ...], key: str, value: Any) 
     kind = path[1]
     if key in ("stages", "window", "group", "align_bits"):
         values = check.listof(path, value, int, "an integer")
-        bounds = BOUNDS["[datapaths.*] stages" if key == "stages" else f"[datapaths.{kind}] {key}"]
+        bounds = param_range(kind, key)
         for v in values:
             check.integer(path, v, bounds)
         return values
@@ -562,14 +589,14 @@ def _param_values(check: _Checker, path: tuple[str, ...], key: str, value: Any) 
         for v in values:
             if not re.fullmatch(r"[1-9][0-9]*x[1-9][0-9]*", v):
                 raise check.fail(path, f"must be a tile 'MxN' such as '2x4', not {v!r}")
-            _sides(check, path, v, "[datapaths.lut] tile")
+            _sides(check, path, v, param_range("lut", "tile"))
         return values
     raise check.fail(path, f"is not a parameter of {kind}")  # pragma: no cover
 
 
-def _sides(check: _Checker, path: tuple[str, ...], text: str, bounds: str) -> None:
-    """Check both sides of ``'RxC'`` against ``BOUNDS[bounds]``."""
-    low, high = BOUNDS[bounds]
+def _sides(check: _Checker, path: tuple[str, ...], text: str, bounds: tuple[int, int]) -> None:
+    """Check both sides of ``'RxC'`` against the range ``bounds``."""
+    low, high = bounds
     if not all(low <= int(side) <= high for side in text.split("x")):
         raise check.fail(path, f"must have sides between {low} and {high}, not {text!r}")
 
