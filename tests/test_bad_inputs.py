@@ -14,6 +14,7 @@ import pytest
 
 from .bad_inputs import BadInput, run_case
 from .bad_inputs_hw import CASES as HW_CASES
+from .bad_inputs_workloads import CASES as WORKLOAD_CASES
 
 CASES: list[BadInput] = [
     BadInput("no-command", ()),
@@ -30,6 +31,7 @@ CASES: list[BadInput] = [
     BadInput("unknown-option-before-command", ("--frobnicate", "formats")),
     BadInput("version-with-value", ("--version=2",)),
     *HW_CASES,
+    *WORKLOAD_CASES,
 ]
 
 
