@@ -8,15 +8,16 @@ The local pool survives a worker killed from outside (SIGKILL, the OOM killer): 
 the tasks that had not answered are submitted again to a new pool, and a task that breaks the
 pool :data:`MAX_ATTEMPTS` times is reported as an error instead of being retried forever.
 
-No worker outlives the coordinating process, however that one ends (SIGKILL included). Each
+No process outlives the coordinating process, however that one ends (SIGKILL included). Each
 worker holds a :func:`lifeline` to it: a thread that waits on a pidfd of the coordinator and, when
-it ends, kills the worker's own descendants (Yosys, Verilator, make, the compiler) and then the
-worker. Nothing else needs a guard: multiprocessing's forkserver and resource tracker exit at the
-end of file of a pipe whose write ends the coordinator and the workers hold, and a local Ray
-runtime's daemons share the fate of the process that started them (``PR_SET_PDEATHSIG``). A
-parent death signal would not do for the workers: their parent is the forkserver (or Ray's
-raylet), not the coordinator, and it would kill a worker without its children. Linux only (procfs);
-elsewhere workers run without a lifeline.
+it ends, kills the worker's own descendants (Yosys, ABC, Verilator, make, the compiler) and then
+the worker. A parent death signal would not do: a worker's parent is the forkserver (or Ray's
+raylet), not the coordinator, and the signal would kill the worker without its children.
+multiprocessing's forkserver and resource tracker need no guard: they exit at the end of file of a
+pipe whose write ends only the coordinator and the workers hold. A local Ray runtime's daemons
+share the fate of the driver (Ray sets ``PR_SET_PDEATHSIG``), except its dashboard and runtime-env
+agents, which spend up to a minute reporting the raylet's death to a dead GCS: a reaper process
+(:class:`_Reaper`) kills them. Linux only (procfs); elsewhere nothing is guarded.
 """
 
 from __future__ import annotations
@@ -168,8 +169,8 @@ _REAP_EVERY_S = 0.25
 
 
 class _Reaper:
-    """A process that kills what appears below this one while it runs, unless :meth:`stop` ends
-    it first: if this process dies, its new descendants die too, wherever they moved since.
+    """A process that kills what it saw appear below this one (it looks every
+    :data:`_REAP_EVERY_S`), if this one dies before :meth:`stop`, wherever they moved since.
 
     For a local Ray runtime: its daemons share the fate of the driver, except the dashboard and
     runtime-env agents, which spend up to a minute reporting the raylet's death to a dead GCS.
