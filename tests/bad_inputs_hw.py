@@ -106,6 +106,7 @@ GENERATE = [
     case("generate-bitserial-unknown-acts", "generate", "bitserial", "--acts", "float8"),
     case("generate-bitserial-unknown-serial", "generate", "bitserial", "--serial", "word"),
     case("generate-bitserial-unknown-scale", "generate", "bitserial", "--scale", "float9"),
+    case("generate-bitserial-group-not-elaborable", "generate", "bitserial", "--group", "64"),
     case("generate-output-is-folder", "generate", "fma", "-o", "{tmp}"),
     case("generate-output-missing-folder", "generate", "fma", "-o", "/nonexistent/dir/x.v"),
     case("generate-output-under-file", "generate", "fma", "-o", "{tmp}/file.v/x.v",
@@ -142,6 +143,8 @@ VERIFY = [
          "random:5"),
     case("verify-exhaustive-fma-too-large", "verify", "fma", "--a", "float16"),
     case("verify-exhaustive-bitserial", "verify", "bitserial"),
+    case("verify-bitserial-group-not-elaborable", "verify", "bitserial", "--group", "64",
+         "--vectors", "random:10"),
     case("verify-exhaustive-lut-k5", "verify", "lut", "--k", "5"),
     case("verify-exhaustive-imac-too-large", "verify", "imac", "--a-bits", "16", "--b-bits",
          "16"),
@@ -216,6 +219,7 @@ SYNTH = [
 ]
 
 CALIBRATE = [
+    case("calibrate-jobs-twice", "calibrate", "--jobs", "1", "--jobs", "2"),
     case("calibrate-jobs-zero", "calibrate", "--jobs", "0"),
     case("calibrate-jobs-negative", "calibrate", "--jobs", "-1"),
     case("calibrate-jobs-huge", "calibrate", "--jobs", "1e6"),
@@ -264,6 +268,8 @@ SIMULATE = [
     case("simulate-gemm-fmax-unknown", "simulate", "gemm", "--fmax", "fast"),
     case("simulate-gemm-fmax-synth", "simulate", "gemm", "--fmax", "synth"),
     case("simulate-gemm-cosim-huge-array", "simulate", "gemm", "--cosim", "--array", "64x64"),
+    case("simulate-workload-with-gemm-options", "simulate", "workload", "{trace}", "--m", "4",
+         "--cosim"),
     case("simulate-gemm-cosim-without-perl", "simulate", "gemm", "--cosim", files=_EMPTY_BIN,
          env=NO_TOOLS),
 ]

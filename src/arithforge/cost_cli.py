@@ -14,7 +14,15 @@ import sys
 from typing import Any
 
 from ._errors import ArithforgeError
-from .cli import StoreOnce, command, float_arg, import_package, int_arg, print_table
+from .cli import (
+    StoreOnce,
+    command,
+    float_arg,
+    import_package,
+    int_arg,
+    output_file,
+    print_table,
+)
 from .hdl_cli import VECTORS_RULE, build_datapath, configure_datapath, datapath_options
 
 __all__ = ["MAX_FREQ_MHZ", "MAX_JOBS"]
@@ -242,8 +250,10 @@ def calibrate(args: argparse.Namespace) -> int:
             print(d.label)
         return 0
     # Every design is exported before its synthesis finishes: a missing Yosys would show only
-    # after all of them.
+    # after all of them, and a calibration file that cannot be written after the whole fit.
     import_package("arithforge.costmodel.synth").check_tools("cmos")
+    if args.write:
+        output_file(import_package("arithforge.costmodel.tech").DEFAULT_CALIBRATION, "--write")
     report = cal.calibrate(designs, jobs=args.jobs, progress=None if args.json else sys.stderr)
     if args.write:
         path = cal.write_calibration(report, command=f"arithforge calibrate --jobs {args.jobs} "
