@@ -38,10 +38,12 @@ def explore_cmd(spec: Path, out: Path, *extra: str) -> list[str]:
             *extra]
 
 
-def run_explore(spec: Path, out: Path, *extra: str, timeout: float = 600) -> dict:
-    """Run `arithforge explore --json`; return its JSON (fails the test on a non-zero exit)."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+def run_explore(spec: Path, out: Path, *extra: str, timeout: float = 600, status: int = 0,
+                env: dict[str, str] | None = None) -> dict:
+    """Run `arithforge explore --json`; return its JSON (fails the test unless it exits with
+    ``status``). ``env``: variables to set on top of this process's environment."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
     proc = subprocess.run(explore_cmd(spec, out, "--json", *extra), capture_output=True,
                           text=True, timeout=timeout, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == status, proc.stderr[-3000:]
     return json.loads(proc.stdout)

@@ -1,15 +1,22 @@
 """Interrupted sweeps: SIGKILL of the whole run or of a worker loses no finished task, stores
-none twice, and the next run resumes with exactly what is missing."""
+none twice, and the next run resumes with exactly what is missing; the runs table says which
+runs finished and which were interrupted."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
+
+from arithforge.dse.engine import _start_run
+from arithforge.dse.executors import process_start
+from arithforge.dse.store import Store
 
 from .conftest import explore_cmd, run_explore
 
@@ -19,6 +26,13 @@ def _keys(db: Path) -> list[str]:
         return []
     with sqlite3.connect(db, timeout=30) as con:
         return [k for (k,) in con.execute("SELECT key FROM results")]
+
+
+def _runs(db: Path) -> list[tuple[int, str, bool]]:
+    """``(id, status, whether it has a finish time)`` of every run."""
+    with sqlite3.connect(db, timeout=30) as con:
+        return [(i, status, bool(finished)) for i, status, finished in
+                con.execute("SELECT id, status, finished IS NOT NULL FROM runs ORDER BY id")]
 
 
 def _wait_rows(proc: subprocess.Popen, db: Path, rows: int, timeout: float = 300) -> None:
@@ -121,7 +135,56 @@ def test_ctrl_c_stops_with_one_line_and_resumes(tiny_spec, tmp_path):
     assert proc.returncode == 130
     assert err.splitlines()[-1] == (f"explore: interrupted; every finished task is in {out}/"
                                     "results.sqlite: run the same command again to resume")
+    assert _runs(db) == [(1, "interrupted", False)]  # said by the run itself
     before = _keys(db)
     summary = run_explore(tiny_spec, out)
     assert summary["cached"] == len(before)
     assert len(_keys(db)) == len(set(_keys(db))) == summary["cached"] + summary["computed"]
+
+
+def test_a_killed_run_is_recorded_as_interrupted(tiny_spec, tmp_path):
+    out = tmp_path / "out"
+    db = out / "results.sqlite"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen(explore_cmd(tiny_spec, out, "--quiet", "-j", "1"),
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        _wait_rows(proc, db, 2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert _runs(db) == [(1, "running", False)]  # it had no time to say
+    stored = len(_keys(db))
+    second = subprocess.run(explore_cmd(tiny_spec, out, "-j", "1"), capture_output=True,
+                            text=True, env=env, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert (f"explore: resuming after interrupted run 1: {stored} tasks already stored"
+            in second.stderr.splitlines())
+    assert _runs(db) == [(1, "interrupted", False), (2, "finished", True)]
+    third = subprocess.run(explore_cmd(tiny_spec, out, "-j", "1"), capture_output=True,
+                           text=True, env=env, timeout=600)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "resuming" not in third.stderr  # run 2 finished: nothing to resume after
+    assert _runs(db)[-1] == (3, "finished", True)
+
+
+def test_only_a_run_whose_process_is_gone_is_interrupted(tmp_path):
+    host = socket.gethostname()
+    gone = subprocess.Popen(["sleep", "60"])
+    gone_start = process_start(gone.pid)
+    gone.kill()
+    gone.wait()
+    said: list[str] = []
+    with Store(tmp_path / "results.sqlite") as store:
+        store.start_run("", "local", host=host, pid=os.getpid(),
+                        pid_start=process_start(os.getpid()))         # 1: alive, this process
+        store.start_run("", "local", host="elsewhere", pid=1, pid_start=0)  # 2: cannot tell
+        store.start_run("", "local", host=host, pid=gone.pid, pid_start=gone_start)  # 3: gone
+        store.put("k", "cost", {}, "v", result={"x": 1})                # stored by run 3
+        store.put("e", "cost", {}, "v", error="E: failed")              # not a result
+        assert _start_run(store, SimpleNamespace(text=""), "local", said.append) == 4
+    assert said == ["resuming after interrupted run 3: 1 tasks already stored"]
+    assert _runs(tmp_path / "results.sqlite") == [
+        (1, "running", False), (2, "running", False), (3, "interrupted", False),
+        (4, "running", False)]

@@ -2,7 +2,8 @@
 
 :func:`explore` is what ``arithforge explore`` runs. Every task is looked up in the results store
 by its key first (:func:`.tasks.task_key`): a re-run computes nothing that finished, and an
-interrupted run resumes with what is missing.
+interrupted run resumes with what is missing. A task that failed is not a result: the next run
+tries it again (:class:`.store.Store`).
 """
 
 from __future__ import annotations
@@ -11,29 +12,35 @@ import hashlib
 import math
 import os
 import shutil
-import sys
+import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from .._errors import ArithforgeError
 from .designs import Design, Skip, plan
-from .executors import LocalExecutor, RayExecutor, Task
+from .executors import LocalExecutor, RayExecutor, Task, process_start
 from .pareto import knee, non_dominated
 from .spec import Spec
 from .store import Store
 from .tasks import canonical, code_version, task_key
 
-__all__ = ["Outcome", "explore", "run_tasks"]
+__all__ = ["STATUS_EVERY_S", "Outcome", "Tally", "explore", "run_tasks"]
 
 #: Objective columns and their senses.
 SENSES = {"accuracy": "max", "area_um2": "min", "energy_pj": "min", "delay_ns": "min",
           "ice40_luts": "min", "transistors": "min", "latency_s": "min", "energy_uj": "min"}
 
 Progress = Callable[[str, int, int], None]
+
+#: Seconds between two status lines of a stage where no progress bar is drawn (stderr is not a
+#: terminal: a CI log, ``2>log``); what ``arithforge explore`` passes as ``status_every``.
+STATUS_EVERY_S = 5.0
 
 
 @dataclass
@@ -54,8 +61,9 @@ class Outcome:
         The designs written to ``rtl/`` and their verification.
     mixed : dict or None
         The per-layer mixed-format search.
-    computed, cached : int
-        Tasks run by this call, and found in the store.
+    computed, cached, failed : int
+        Tasks run by this call (failed ones included), found in the store, and failed: over
+        every stage, the search and the mixed-format search included.
     seconds : dict
         Wall time per phase.
     """
@@ -142,11 +150,107 @@ def verify_config(spec: Spec, d: Design) -> dict[str, Any]:
             "lanes": v["lanes"]}
 
 
+class Tally:
+    """What the tasks of a run came to, stage by stage, and the reports of its progress.
+
+    Parameters
+    ----------
+    progress : callable, optional
+        ``progress(label, done, total)``: at the start of each stage (``done`` 0) and after each
+        task the stage runs; ``total`` counts the tasks the store lacked.
+    log : callable, optional
+        Where status lines go.
+    every : float, optional
+        Seconds between two status lines ``<stage>: <done>/<total> tasks done, <n> failed,
+        <h:mm:ss>`` while a stage runs, plus one when it ends; None: no status lines. For a log
+        where no progress bar is drawn.
+
+    Members
+    -------
+    computed, cached, failed : int
+        Tasks run (failed ones included), found in the store, and failed, over every stage.
+    """
+
+    def __init__(self, progress: Progress | None = None, log: Callable[[str], None] | None = None,
+                 every: float | None = None) -> None:
+        if every is not None and not every > 0:
+            raise ValueError(f"every must be positive, not {every!r}")
+        self.computed = self.cached = self.failed = 0
+        self._progress = progress
+        self._log = log
+        self._every = every if log is not None else None
+        #: label -> [done, total, failed, start]; stages that are running.
+        self._stages: dict[str, list[Any]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        """Pass a progress report on (a :class:`Tally` is a progress callback too)."""
+        if self._progress is not None:
+            self._progress(label, done, total)
+
+    def begin(self, label: str, total: int, cached: int) -> None:
+        """Start stage ``label``: ``total`` tasks to run, ``cached`` found in the store."""
+        self.cached += cached
+        with self._lock:
+            self._stages[label] = [0, total, 0, time.monotonic()]
+        self(label, 0, total)
+
+    def step(self, label: str, failed: bool) -> None:
+        """Count a task of stage ``label`` that finished (``failed``: with an error)."""
+        self.computed += 1
+        self.failed += failed
+        with self._lock:
+            stage = self._stages[label]
+            stage[0] += 1
+            stage[2] += failed
+            done, total = stage[0], stage[1]
+        self(label, done, total)
+
+    def end(self, label: str) -> None:
+        """End stage ``label``."""
+        with self._lock:
+            stage = self._stages.pop(label, None)
+        if stage is not None and stage[1] and self._every is not None:
+            self._say(label, stage)
+
+    def _say(self, label: str, stage: list[Any]) -> None:
+        done, total, failed, start = stage
+        seconds = int(time.monotonic() - start)
+        clock = f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        assert self._log is not None
+        self._log(f"{label}: {done}/{total} tasks done, {failed} failed, {clock}")
+
+    def _tick(self) -> None:
+        assert self._every is not None
+        while not self._stop.wait(self._every):
+            with self._lock:
+                stages = [(label, list(stage)) for label, stage in self._stages.items()
+                          if stage[1]]
+            for label, stage in stages:
+                self._say(label, stage)
+
+    def __enter__(self) -> Tally:
+        if self._every is not None:
+            self._thread = threading.Thread(target=self._tick, name="arithforge-status",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
 def run_tasks(store: Store, executor: LocalExecutor | RayExecutor,
               tasks: Sequence[tuple[str, dict[str, Any], dict[str, Any]]],
               progress: Progress | None = None, label: str = "") -> tuple[int, int, int]:
     """Run the tasks ``(stage, config, runtime)`` the store lacks; return (computed, cached,
-    failed)."""
+    failed). ``progress``: a callback, or the :class:`Tally` of the run, which counts them."""
+    tally = progress if isinstance(progress, Tally) else Tally(progress)
     keyed: dict[str, Task] = {}
     for stage, config, runtime in tasks:
         keyed.setdefault(task_key(stage, config), (task_key(stage, config), stage, config,
@@ -154,15 +258,16 @@ def run_tasks(store: Store, executor: LocalExecutor | RayExecutor,
     done = store.finished(keyed)
     todo = [t for k, t in keyed.items() if k not in done]
     computed = failed = 0
-    if progress:
-        progress(label, 0, len(todo))
-    for key, result, error in executor.run(todo):
-        _, stage, config, _ = keyed[key]
-        store.put(key, stage, config, code_version(stage), result=result, error=error)
-        computed += 1
-        failed += error is not None
-        if progress:
-            progress(label, computed, len(todo))
+    tally.begin(label, len(todo), len(done))
+    try:
+        for key, result, error in executor.run(todo):
+            _, stage, config, _ = keyed[key]
+            store.put(key, stage, config, code_version(stage), result=result, error=error)
+            computed += 1
+            failed += error is not None
+            tally.step(label, error is not None)
+    finally:
+        tally.end(label)
     return computed, len(done), failed
 
 
@@ -172,12 +277,14 @@ def _get(store: Store, stage: str, config: dict[str, Any]) -> dict[str, Any] | N
 
 def explore(spec: Spec, out_dir: str | Path, *,
             executor: LocalExecutor | RayExecutor | None = None,
-            progress: Progress | None = None, log: Callable[[str], None] | None = None
-            ) -> Outcome:
+            progress: Progress | None = None, log: Callable[[str], None] | None = None,
+            status_every: float | None = None) -> Outcome:
     """Run the sweep of ``spec`` into ``out_dir``; return the :class:`Outcome`.
 
     Writes ``results.sqlite``, ``rtl/`` (the Verilog of the verified designs), the plots and
-    ``report.md`` / ``report.html``.
+    ``report.md`` / ``report.html``. ``progress`` is called as each task finishes; ``log`` gets
+    one-line messages, and with ``status_every`` (seconds; :data:`STATUS_EVERY_S` where no
+    progress bar is drawn) a status line of the running stage that often.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -195,58 +302,63 @@ def explore(spec: Spec, out_dir: str | Path, *,
     say(f"{len(designs)} designs x {len(spec.workloads['names'])} workloads, "
         f"{len(skipped)} combinations skipped")
 
-    with Store(out / "results.sqlite") as store:
-        run_id = store.start_run(spec.text, executor.name)
-        computed = cached = failed = 0
+    with Store(out / "results.sqlite") as store, Tally(progress, say, status_every) as tally:
+        run_id = _start_run(store, spec, executor.name, say)
 
         def phase(name: str, tasks: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> None:
-            nonlocal computed, cached, failed
             t = time.perf_counter()
-            c, k, f = run_tasks(store, executor, tasks, progress, name)
-            computed, cached, failed = computed + c, cached + k, failed + f
+            run_tasks(store, executor, tasks, tally, name)
             seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t
 
-        search = None
-        if spec.search["method"] == "nsga2":
-            from .search import nsga2_designs
+        try:
+            search = None
+            if spec.search["method"] == "nsga2":
+                from .search import nsga2_designs
 
-            refs = [d for d in designs if d.reference]
-            designs, search = nsga2_designs(spec, [d for d in designs if not d.reference],
-                                            traces, store, executor, progress)
-            designs = designs + refs
-        tasks: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
-        with_hw = [d for d in designs if d.hdl is not None]
-        if spec.stages["cost"]:
-            tasks += [("cost", cost_config(spec, d), {}) for d in with_hw]
-        if spec.stages["synth"] != "none":
-            tasks += [("synth", {**hdl_config(d), "target": spec.stages["synth"]}, {})
-                      for d in with_hw]
-        if spec.stages["accuracy"]:
-            tasks += [("accuracy", accuracy_config(spec, d, w), {"trace": str(traces[w])})
-                      for w in spec.workloads["names"] for d in designs]
-        if spec.stages["accel"]:
-            tasks += [("accel", accel_config(spec, d, w), {"trace": str(traces[w])})
-                      for w in spec.workloads["names"] for d in with_hw]
-        phase("evaluate", tasks)
+                refs = [d for d in designs if d.reference]
+                designs, search = nsga2_designs(spec, [d for d in designs if not d.reference],
+                                                traces, store, executor, tally)
+                designs = designs + refs
+            tasks: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+            with_hw = [d for d in designs if d.hdl is not None]
+            if spec.stages["cost"]:
+                tasks += [("cost", cost_config(spec, d), {}) for d in with_hw]
+            if spec.stages["synth"] != "none":
+                tasks += [("synth", {**hdl_config(d), "target": spec.stages["synth"]}, {})
+                          for d in with_hw]
+            if spec.stages["accuracy"]:
+                tasks += [("accuracy", accuracy_config(spec, d, w), {"trace": str(traces[w])})
+                          for w in spec.workloads["names"] for d in designs]
+            if spec.stages["accel"]:
+                tasks += [("accel", accel_config(spec, d, w), {"trace": str(traces[w])})
+                          for w in spec.workloads["names"] for d in with_hw]
+            phase("evaluate", tasks)
 
-        points = _points(spec, store, designs)
-        fronts, knees = _fronts(spec, points)
-        chosen = _to_verify(spec, points, fronts)
-        verified: list[dict[str, Any]] = []
-        if chosen:
-            phase("verify", [("verify", verify_config(spec, d), {}) for d in chosen])
-            verified = _write_rtl(spec, store, out, chosen)
-        mixed = None
-        if spec.mixed["enabled"] and spec.stages["accuracy"] and spec.stages["cost"]:
-            from .mixed import mixed_search
+            points = _points(spec, store, designs)
+            fronts, knees = _fronts(spec, points)
+            chosen = _to_verify(spec, points, fronts)
+            verified: list[dict[str, Any]] = []
+            if chosen:
+                phase("verify", [("verify", verify_config(spec, d), {}) for d in chosen])
+                verified = _write_rtl(spec, store, out, chosen)
+            mixed = None
+            if spec.mixed["enabled"] and spec.stages["accuracy"] and spec.stages["cost"]:
+                from .mixed import mixed_search
 
-            t = time.perf_counter()
-            mixed = mixed_search(spec, store, designs, traces, executor, progress)
-            seconds["mixed"] = time.perf_counter() - t
-        store.finish_run(run_id, computed, cached)
+                t = time.perf_counter()
+                mixed = mixed_search(spec, store, designs, traces, executor, tally)
+                seconds["mixed"] = time.perf_counter() - t
+        except BaseException:
+            # Ctrl-C, or an error: said now, not left for the next run to find out.
+            store.end_run(run_id, "interrupted", computed=tally.computed, cached=tally.cached,
+                          failed=tally.failed)
+            raise
+        store.end_run(run_id, "finished", computed=tally.computed, cached=tally.cached,
+                      failed=tally.failed)
 
     outcome = Outcome(spec, out, points, skipped, fronts, knees, verified, mixed, search,
-                      computed, cached, failed, seconds, executor=executor.name)
+                      tally.computed, tally.cached, tally.failed, seconds,
+                      executor=executor.name)
     t = time.perf_counter()
     from . import plots, report
 
@@ -255,6 +367,21 @@ def explore(spec: Spec, out_dir: str | Path, *,
     seconds["report"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t0
     return outcome
+
+
+def _start_run(store: Store, spec: Spec, executor: str, say: Callable[[str], None]) -> int:
+    """Record the start of this run; say so if it resumes after interrupted runs."""
+    host = socket.gethostname()
+    # A run recorded as running whose process is gone was killed before it could say so. One
+    # on another host may be running still: it stays as it is.
+    store.mark_interrupted(r["id"] for r in store.running()
+                           if r["host"] == host and process_start(r["pid"]) != r["pid_start"])
+    runs, stored = store.interrupted_tail()
+    if runs:
+        which = f"run {runs[0]}" if len(runs) == 1 else f"runs {', '.join(map(str, runs))}"
+        say(f"resuming after interrupted {which}: {stored} tasks already stored")
+    return store.start_run(spec.text, executor, host=host, pid=os.getpid(),
+                           pid_start=process_start(os.getpid()))
 
 
 def _points(spec: Spec, store: Store, designs: Sequence[Design]) -> list[dict[str, Any]]:
@@ -383,13 +510,3 @@ def _write_rtl(spec: Spec, store: Store, out: Path, designs: Sequence[Design]
                          first_failures=r["first_failures"])
         rows.append(entry)
     return rows
-
-
-def default_jobs() -> int:
-    """CPUs this process may use."""
-    return len(os.sched_getaffinity(0))
-
-
-def stderr_is_tty() -> bool:
-    """Whether progress can be drawn."""
-    return sys.stderr.isatty()

@@ -2,9 +2,15 @@
 
 Only the coordinating process writes, one committed transaction per finished task, so a crash
 (Ctrl-C, SIGKILL of a worker or of the whole run) loses at most the tasks in flight, and a row is
-never half written. The key is the primary key and rows are inserted with ``INSERT OR IGNORE``:
-a task finished twice (a worker killed after it answered, a second run racing the first) is
-stored once. WAL journaling lets a report read the file while a sweep writes it.
+never half written. The key is the primary key: a task finished twice (a worker killed after it
+answered, a second run racing the first) is stored once. A failed task is stored too, so that the
+report can say why, but it is never a result: :meth:`Store.finished` leaves it out, the next run
+runs it again, and what that run gets replaces it. A successful row is never replaced. WAL
+journaling lets a report read the file while a sweep writes it.
+
+The ``runs`` table records each run: who runs it (host, pid and the process's start time), and
+how it ended, ``finished`` or ``interrupted``. A run killed before it could say so is marked
+interrupted by the next run that finds its process gone.
 """
 
 from __future__ import annotations
@@ -16,7 +22,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Store"]
+__all__ = ["RUN_STATUSES", "Store"]
+
+#: What the ``status`` of a run may be.
+RUN_STATUSES = ("running", "finished", "interrupted")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -28,18 +37,29 @@ CREATE TABLE IF NOT EXISTS results (
     error TEXT,                    -- one line ('error')
     seconds REAL,
     code TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    run INTEGER                    -- the run that stored it (NULL: a file older than the column)
 );
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     started REAL NOT NULL,
-    finished REAL,
+    finished REAL,                 -- NULL unless status is 'finished'
     spec TEXT NOT NULL,
     executor TEXT NOT NULL,
     computed INTEGER,
-    cached INTEGER
+    cached INTEGER,
+    failed INTEGER,
+    status TEXT,                   -- RUN_STATUSES
+    host TEXT,                     -- the process of the run: host name, pid, start time
+    pid INTEGER,
+    pid_start INTEGER
 );
 """
+
+#: Columns added since the first schema: ``(table, column, type)``.
+_ADDED = (("results", "run", "INTEGER"), ("runs", "failed", "INTEGER"),
+          ("runs", "status", "TEXT"), ("runs", "host", "TEXT"), ("runs", "pid", "INTEGER"),
+          ("runs", "pid_start", "INTEGER"))
 
 
 class Store:
@@ -60,6 +80,35 @@ class Store:
         # power cut), which is what resuming needs, without an fsync per row.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._migrate()
+        #: The run that rows written now belong to (:meth:`start_run`).
+        self.run: int | None = None
+
+    def _migrate(self) -> None:
+        """Add the columns a file written by an older version lacks."""
+        if not self._outdated():
+            return
+        # One writer at a time: two runs opening an old file must not both add a column.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for table, column, kind in _ADDED:
+                have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            # Runs recorded before the status column: finished, or never heard of again.
+            self._db.execute("UPDATE runs SET status = CASE WHEN finished IS NULL "
+                             "THEN 'interrupted' ELSE 'finished' END WHERE status IS NULL")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def _outdated(self) -> bool:
+        for table, column, _ in _ADDED:
+            if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
+                return True
+        return self._db.execute("SELECT 1 FROM runs WHERE status IS NULL LIMIT 1"
+                                ).fetchone() is not None
 
     def close(self) -> None:
         """Close the file."""
@@ -72,25 +121,34 @@ class Store:
         self.close()
 
     def finished(self, keys: Iterable[str]) -> set[str]:
-        """The keys among ``keys`` that have a row."""
+        """The keys among ``keys`` that have a result (a failed task has none: it runs again)."""
         keys = list(keys)
         done: set[str] = set()
         for start in range(0, len(keys), 500):
             part = keys[start:start + 500]
             marks = ",".join("?" * len(part))
             done.update(k for (k,) in self._db.execute(
-                f"SELECT key FROM results WHERE key IN ({marks})", part))
+                f"SELECT key FROM results WHERE status = 'ok' AND key IN ({marks})", part))
         return done
 
     def put(self, key: str, stage: str, config: dict[str, Any], code: str, *,
             result: dict[str, Any] | None = None, error: str | None = None) -> bool:
-        """Store a finished task in its own transaction; False if the key already had a row."""
+        """Store a finished task (its result, or its ``error``) in its own transaction.
+
+        A failure replaces an earlier failure; nothing replaces a result. Return False if the key
+        had a result already.
+        """
         seconds = None if result is None else result.get("seconds")
         cur = self._db.execute(
-            "INSERT OR IGNORE INTO results (key, stage, config, status, result, error, seconds, "
-            "code, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO results (key, stage, config, status, result, error, seconds, code, "
+            "created, run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET status = excluded.status, "
+            "result = excluded.result, error = excluded.error, seconds = excluded.seconds, "
+            "code = excluded.code, created = excluded.created, run = excluded.run "
+            "WHERE results.status != 'ok'",
             (key, stage, json.dumps(config, sort_keys=True), "ok" if error is None else "error",
-             None if result is None else json.dumps(result), error, seconds, code, time.time()))
+             None if result is None else json.dumps(result), error, seconds, code, time.time(),
+             self.run))
         return cur.rowcount == 1
 
     def get(self, key: str) -> dict[str, Any] | None:
@@ -114,13 +172,50 @@ class Store:
         """Number of stored results."""
         return int(self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
 
-    def start_run(self, spec: str, executor: str) -> int:
-        """Record the start of a run; return its id."""
-        cur = self._db.execute("INSERT INTO runs (started, spec, executor) VALUES (?, ?, ?)",
-                               (time.time(), spec, executor))
-        return int(cur.lastrowid or 0)
+    def running(self) -> list[dict[str, Any]]:
+        """Runs recorded as running: ``id``, ``host``, ``pid``, ``pid_start``, oldest first."""
+        rows = self._db.execute("SELECT id, host, pid, pid_start FROM runs "
+                                "WHERE status = 'running' ORDER BY id")
+        return [dict(zip(("id", "host", "pid", "pid_start"), row, strict=True)) for row in rows]
 
-    def finish_run(self, run: int, computed: int, cached: int) -> None:
-        """Record the end of a run."""
-        self._db.execute("UPDATE runs SET finished = ?, computed = ?, cached = ? WHERE id = ?",
-                         (time.time(), computed, cached, run))
+    def mark_interrupted(self, runs: Iterable[int]) -> None:
+        """Record that ``runs``, recorded as running, ended without finishing."""
+        for run in runs:
+            self._db.execute("UPDATE runs SET status = 'interrupted' "
+                             "WHERE id = ? AND status = 'running'", (run,))
+
+    def interrupted_tail(self) -> tuple[list[int], int]:
+        """The interrupted runs since the last finished one, and the results they stored."""
+        last = self._db.execute("SELECT MAX(id) FROM runs WHERE status = 'finished'"
+                                ).fetchone()[0]
+        runs = [r for (r,) in self._db.execute(
+            "SELECT id FROM runs WHERE status = 'interrupted' AND id > ? ORDER BY id",
+            (-1 if last is None else last,))]
+        if not runs:
+            return [], 0
+        marks = ",".join("?" * len(runs))
+        stored = self._db.execute(f"SELECT COUNT(*) FROM results WHERE status = 'ok' "
+                                  f"AND run IN ({marks})", runs).fetchone()[0]
+        return runs, int(stored)
+
+    def start_run(self, spec: str, executor: str, *, host: str | None = None,
+                  pid: int | None = None, pid_start: int | None = None) -> int:
+        """Record the start of a run by the process ``(host, pid, pid_start)``; return its id.
+        Rows written from now on belong to it."""
+        cur = self._db.execute(
+            "INSERT INTO runs (started, spec, executor, status, host, pid, pid_start) "
+            "VALUES (?, ?, ?, 'running', ?, ?, ?)",
+            (time.time(), spec, executor, host, pid, pid_start))
+        self.run = int(cur.lastrowid or 0)
+        return self.run
+
+    def end_run(self, run: int, status: str, *, computed: int, cached: int, failed: int
+                ) -> None:
+        """Record the end of a run: ``status`` ``"finished"`` or ``"interrupted"``."""
+        if status not in RUN_STATUSES[1:]:
+            raise ValueError(f"status must be 'finished' or 'interrupted', not {status!r}")
+        self._db.execute(
+            "UPDATE runs SET status = ?, finished = ?, computed = ?, cached = ?, failed = ? "
+            "WHERE id = ?",
+            (status, time.time() if status == "finished" else None, computed, cached, failed,
+             run))
