@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         outcome = engine.explore(spec, args.output, executor=executor, progress=progress,
-                                 log=log)
+                                 log=log, status_every=None if sys.stderr.isatty()
+                                 else engine.STATUS_EVERY_S)
     except KeyboardInterrupt:
         if progress_ctx is not None:
             progress_ctx.stop()
@@ -135,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
                          for v in outcome.verified],
             "files": outcome.files,
         }))
-        return 0 if all(v["status"] == "ok" for v in outcome.verified) else 1
+        return 0 if not outcome.failed and all(v["status"] == "ok" for v in outcome.verified) \
+            else 1
     if not args.quiet:
         from .dse.report import POINT_HEADERS, point_row
 
@@ -165,5 +167,7 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         print(f"explore: {len(bad)} designs did not verify: "
               + ", ".join(v["label"] for v in bad), file=sys.stderr)
-        return 1
-    return 0
+    if outcome.failed:
+        print(f"explore: {outcome.failed} tasks failed ({out}/report.md says why); the next run "
+              "tries them again", file=sys.stderr)
+    return 1 if bad or outcome.failed else 0
