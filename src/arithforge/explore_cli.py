@@ -139,13 +139,15 @@ def run(args: argparse.Namespace) -> int:
         return 0 if not outcome.failed and all(v["status"] == "ok" for v in outcome.verified) \
             else 1
     if not args.quiet:
-        from .dse.report import POINT_HEADERS, point_row
+        from .dse.report import point_headers, point_row
 
         for w in spec.workloads["names"]:
             front = outcome.fronts.get((w, "area_um2"), [])
-            rows = [point_row(outcome.points[i]) for i in
-                    sorted(front, key=lambda i: outcome.points[i]["area_um2"])]
-            print_table(POINT_HEADERS, rows, align="ll" + "r" * (len(POINT_HEADERS) - 2),
+            points = [outcome.points[i] for i in
+                      sorted(front, key=lambda i: outcome.points[i]["area_um2"])]
+            headers = point_headers(points)  # the metric column with its unit
+            print_table(headers, [point_row(p) for p in points],
+                        align="ll" + "r" * (len(headers) - 2),
                         title=f"Pareto front, accuracy vs area: {w}")
             print()
         if outcome.verified:

@@ -4,13 +4,14 @@ and a second run is served from the store."""
 from __future__ import annotations
 
 import math
+import os
 import re
 import subprocess
 import sys
 
 import pytest
 
-from .conftest import run_explore
+from .conftest import explore_cmd, run_explore
 
 SPEC = """\
 name = "e2e"
@@ -76,6 +77,12 @@ def test_small_explore_end_to_end(tmp_path):
     assert second["computed"] == 0
     assert second["cached"] == first["computed"] + first["cached"]
     assert second["fronts"] == first["fronts"]
+    # Text mode, served from the store: each front's table names the metric with its unit.
+    text = subprocess.run(explore_cmd(spec, out), capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert text.returncode == 0, text.stderr[-3000:]
+    assert re.search(r"^design +workload +pooled output SQNR \(dB\) +area um2/MAC ", text.stdout,
+                     re.M), text.stdout
 
 
 def test_spec_error_is_one_line(tmp_path):
