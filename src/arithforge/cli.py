@@ -32,6 +32,7 @@ from typing import IO, Any, NoReturn
 
 from . import __version__
 from ._errors import ArithforgeError
+from .workloads.limits import SEED_MAX
 
 __all__ = ["COMMAND_MODULES", "SEED", "BooleanOnce", "Command", "Parser", "StoreOnce", "command",
            "commands", "float_arg", "import_package", "int_arg", "main", "output_dir",
@@ -271,8 +272,8 @@ def _number(value: float | None) -> str:
     return str(value) if isinstance(value, int) else f"{value:g}"
 
 
-#: Seeds: what numpy and torch both accept.
-SEED_MAX = 2**63 - 1
+#: Seeds: what numpy and torch both accept (``workloads.limits.SEED_MAX``, which the sweep spec
+#: and the Python API check too).
 SEED = int_arg(0, SEED_MAX)
 
 

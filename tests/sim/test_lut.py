@@ -109,4 +109,6 @@ def test_cli_json(capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
     assert cli.main(["generate", "lut", "--entry", "int8", "-o", str(target), "--lint"]) == 0
     assert "module lut" in target.read_text()
     assert cli.main(["verify", "lut", "--weight-bits", "5"]) == 2
-    assert "lut: weight_bits must be between 1 and 4, not 5" in capsys.readouterr().err
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "arithforge: error: verify lut: argument --weight-bits/--weight_bits: must be between 1 "
+        "and 4, not 5 (see `arithforge verify lut --help`)")

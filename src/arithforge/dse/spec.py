@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ArithforgeError
-from ..workloads.limits import MAX_WINDOW, check_sample_limit, check_seed
+from ..formats.ops import MAX_WINDOW
+from ..workloads.limits import check_sample_limit, check_seed
 
 __all__ = ["BOUNDS", "DATAPATH_KINDS", "DEFAULT_SPEC", "GENERATOR_PARAMS", "Spec", "SpecError",
            "key_lines", "load_spec", "param_range", "parse_spec"]

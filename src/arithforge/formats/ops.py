@@ -22,10 +22,15 @@ from .catalog import get_format
 from .descriptors import FixedFormat, FloatFormat, Format
 from .rounding import Rounding, as_rounding
 
-__all__ = ["add", "mul", "fma", "lmul", "lmul_offset_bits", "dot", "imac", "Normalization"]
+__all__ = ["MAX_WINDOW", "add", "mul", "fma", "lmul", "lmul_offset_bits", "dot", "imac",
+           "Normalization"]
 
 I64 = npt.NDArray[np.int64]
 Normalization = str | int  # "exact", or the window of an approximate normalizer
+#: Widest window of an approximate normalizer the generators (``hdl.fma``), ``evaluate -O
+#: normalization=W`` and the sweep spec take: above the adder of any format up to 32 bits, where
+#: a window that covers the whole adder is the exact normalizer. The emulator takes any window.
+MAX_WINDOW = 128
 
 
 def _float_format(fmt: Format | str, what: str) -> FloatFormat:

@@ -60,10 +60,6 @@ __all__ = ["FusedMultiplyAdd", "Multiplier", "Adder"]
 
 #: Widest operand format the generators take (the emulator's exact products fit in int64).
 MAX_BITS = 32
-#: Widest window of an approximate normalizer: above the adder of any format up to MAX_BITS
-#: (a window that covers the whole adder is the exact normalizer), as ``evaluate -O
-#: normalization=W`` takes it (``arithforge.workloads.limits.MAX_WINDOW``).
-MAX_WINDOW = 128
 #: Most random bits per operation of stochastic rounding.
 MAX_RANDOM_WIDTH = 32
 
@@ -94,8 +90,8 @@ def _normalization(value: Any) -> int | None:
                          f"not {value!r}")
     if value < 1:
         raise ValueError(f"normalization window must be at least 1, not {value!r}")
-    if value > MAX_WINDOW:
-        raise ValueError(f"normalization window must be at most {MAX_WINDOW} (wider than any "
+    if value > ops.MAX_WINDOW:
+        raise ValueError(f"normalization window must be at most {ops.MAX_WINDOW} (wider than any "
                          f"adder of the generator: the exact normalizer), not {value!r}")
     return int(value)
 
@@ -176,7 +172,7 @@ class FusedMultiplyAdd(Datapath):
         "stages": stages_param(),
         "saturate": Param("bool", False, "overflow to the largest finite value"),
         "subnormals": Param("bool", True, "subnormal inputs and outputs (else DAZ and FTZ)"),
-        "normalization": Param("str", "exact", f"'exact' or the window W (1 to {MAX_WINDOW}) "
+        "normalization": Param("str", "exact", f"'exact' or the window W (1 to {ops.MAX_WINDOW}) "
                                                "of an approximate normalizer"),
         "random_width": Param("int", 8, "random bits per operation (stochastic rounding)", 1,
                               MAX_RANDOM_WIDTH),

@@ -73,7 +73,6 @@ from ..formats import (
     ops,
 )
 from . import gemm
-from .limits import MAX_WINDOW
 from .quantize import Quantized
 
 __all__ = ["DATAPATHS", "PLANNED", "TENSORCORE_MODELS", "Config", "Datapath", "get_datapath",
@@ -233,7 +232,7 @@ MAX_TC_STEP = 1024
 
 def _check_fma_chain(options: dict[str, Any]) -> dict[str, Any]:
     if options["normalization"] != "exact":
-        options["normalization"] = _int_option(options, "normalization", 1, MAX_WINDOW)
+        options["normalization"] = _int_option(options, "normalization", 1, ops.MAX_WINDOW)
     return options
 
 

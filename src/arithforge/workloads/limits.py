@@ -13,7 +13,7 @@ from typing import Any
 
 from .._errors import ArithforgeError
 
-__all__ = ["BLOCK_SIZE_MAX", "MAX_WINDOW", "SEED_MAX", "check_block_size", "check_sample_limit",
+__all__ = ["BLOCK_SIZE_MAX", "SEED_MAX", "check_block_size", "check_sample_limit",
            "check_seed"]
 
 #: Largest seed: what numpy's and torch's generators both take (``arithforge.cli.SEED_MAX``).
@@ -23,9 +23,6 @@ SEED_MAX = 2**63 - 1
 #: GEMM's reduction is padded with zeros, so huge ones only cost memory (rows x block).
 BLOCK_SIZE_MAX = 4096
 
-#: Largest normalization window W of the ``fma_chain`` datapath (``-O normalization=W``) and of
-#: a spec's ``[datapaths.fma_approx] window``: wider than any accumulator's adder, so exact.
-MAX_WINDOW = 128
 
 
 def _integer(value: Any) -> bool:
