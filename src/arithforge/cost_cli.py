@@ -177,7 +177,8 @@ def synth(args: argparse.Namespace) -> int:
     --target cmos: Yosys 0.23 `synth; abc -g cmos2; stat -tech cmos` transistor count.
     --target ice40/ecp5/xc7: LUT, carry, flip-flop and DSP counts of synth_ice40, synth_ecp5 or
     synth_xilinx. --fmax: nextpnr (iCE40 UP5K, ECP5 25k) on the datapath between registers.
-    Results are cached under build/synth-cache/, keyed by the Verilog, script and tool versions.
+    Results are cached under <build>/synth-cache/ ($ARITHFORGE_BUILD, else build/ of a checkout,
+    else ~/.cache/arithforge), keyed by the Verilog, script and tool versions.
     """
     registry, params, options = datapath_options("synth", args, _synth_options)
     synth_mod = import_package("arithforge.costmodel.synth")

