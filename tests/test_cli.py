@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from arithforge import ArithforgeError, __version__, cli
+from arithforge.cli.formats import MAX_VALUES_BITS, format_cell
 from arithforge.formats import Format, FormatError, catalog, get_format
-from arithforge.formats_cli import MAX_VALUES_BITS, format_cell
 
 ALL_FORMATS = [get_format(name) for name in catalog.names()]
 # Every code of every small format; one 16-bit format for the widest listing allowed.

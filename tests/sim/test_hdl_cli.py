@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from arithforge import ArithforgeError, cli
-from arithforge.hdl_cli import parse_vectors
+from arithforge.cli.hdl import parse_vectors
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from arithforge import cli
+from arithforge.cli.workloads import add_trace_parser, trace_main
 from arithforge.workloads import load_trace
-from arithforge.workloads.cli import add_trace_parser, trace_main
 
 
 def test_trace_synthetic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,8 +18,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from ._errors import ArithforgeError
-from .cli import SEED, StoreOnce, command, import_package, int_arg, print_table
+from .._errors import ArithforgeError
+from . import SEED, StoreOnce, command, import_package, int_arg, print_table
 
 __all__ = ["MAX_ARRAY_SIDE", "MAX_COSIM_SIDE", "MAX_GEMM_DIM", "MAX_GEMM_MACS"]
 

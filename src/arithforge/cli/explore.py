@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._errors import ArithforgeError
-from .cli import command, import_package, output_dir, print_table
+from .._errors import ArithforgeError
+from . import command, import_package, output_dir, print_table
 
 __all__: list[str] = []
 
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         raise ArithforgeError(f"--jobs must be {rule}, not {args.jobs}")
     spec = dse_spec.load_spec(args.spec)
     output_dir(args.output)
-    from .dse import engine, executors
+    from ..dse import engine, executors
 
     executor = executors.make_executor(args.executor, args.jobs, args.address)
     quiet = args.quiet or args.json
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         return 0 if not outcome.failed and all(v["status"] == "ok" for v in outcome.verified) \
             else 1
     if not args.quiet:
-        from .dse.report import point_headers, point_row
+        from ..dse.report import point_headers, point_row
 
         for w in spec.workloads["names"]:
             front = outcome.fronts.get((w, "area_um2"), [])

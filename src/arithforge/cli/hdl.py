@@ -20,8 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._errors import ArithforgeError
-from .cli import (
+from .._errors import ArithforgeError
+from . import (
     PROG,
     SEED,
     BooleanOnce,

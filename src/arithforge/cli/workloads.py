@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..cli import SEED, command, int_arg, output_dir, print_table
-from .limits import BLOCK_SIZE_MAX
-from .registry import WORKLOADS
+from ..workloads.limits import BLOCK_SIZE_MAX
+from ..workloads.registry import WORKLOADS
+from . import SEED, command, int_arg, output_dir, print_table
 
 __all__ = ["EVALUATE_HELP", "HELP", "add_trace_parser", "configure_evaluate_parser",
            "configure_trace_parser", "evaluate_main", "trace_main"]
@@ -55,8 +55,8 @@ def trace_main(args: argparse.Namespace) -> int:
     digits-cnn needs scikit-learn; reading a trace needs neither.
     """
     from .._errors import ArithforgeError
-    from .registry import build
-    from .trace import file_sizes
+    from ..workloads.registry import build
+    from ..workloads.trace import file_sizes
 
     options: dict[str, Any] = {"seed": args.seed}
     if args.max_rows is not None:
@@ -158,7 +158,7 @@ def evaluate_main(args: argparse.Namespace) -> int:
     """
     import json
 
-    from .evaluate import evaluate
+    from ..workloads.evaluate import evaluate
 
     result = evaluate(
         args.trace, args.weights, args.acts, args.datapath, args.acc, args.scaling,

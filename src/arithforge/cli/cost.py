@@ -1,7 +1,7 @@
 """``arithforge cost``, ``arithforge synth`` and ``arithforge calibrate``: what a datapath costs.
 
 ``cost`` and ``synth`` take a datapath of ``arithforge.hdl.registry`` and its parameters exactly as
-``generate`` and ``verify`` do (:mod:`arithforge.hdl_cli` builds the parser from the registry's
+``generate`` and ``verify`` do (:mod:`arithforge.cli.hdl` builds the parser from the registry's
 ``cli_params``). ``cost`` is the analytical model (:mod:`arithforge.costmodel`), ``synth`` the
 synthesis truth (:mod:`arithforge.costmodel.synth`), ``calibrate`` fits the first to the second.
 """
@@ -13,8 +13,8 @@ import json
 import sys
 from typing import Any
 
-from ._errors import ArithforgeError
-from .cli import (
+from .._errors import ArithforgeError
+from . import (
     StoreOnce,
     command,
     float_arg,
@@ -23,7 +23,7 @@ from .cli import (
     output_file,
     print_table,
 )
-from .hdl_cli import VECTORS_RULE, build_datapath, configure_datapath, datapath_options
+from .hdl import VECTORS_RULE, build_datapath, configure_datapath, datapath_options
 
 __all__ = ["MAX_FREQ_MHZ", "MAX_JOBS"]
 

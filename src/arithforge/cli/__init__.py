@@ -1,9 +1,11 @@
 """The ``arithforge`` command line: a thin layer over the packages.
 
-Each subcommand is a module that registers a handler with :func:`command` when it is imported;
-:data:`COMMAND_MODULES` lists those modules, so a new subcommand is one new module and one line
-here. Subcommand modules import the packages they drive inside their handlers, so ``arithforge
---help`` works, and quickly, whatever is installed.
+Each group of subcommands is a module of this package (``cli.formats``, ``cli.hdl``, ...) that
+registers its handlers with :func:`command` when it is imported; :data:`COMMAND_MODULES` lists
+those modules, so a new subcommand is one new module and one line here. Subcommand modules import
+the packages they drive inside their handlers, so ``arithforge --help`` works, and quickly,
+whatever is installed. This is the top layer: it imports the packages, and no package imports it
+(``tests/test_layers.py`` checks).
 
 Exit status: 0 success; 1 the work ran but its answer is "no" (a design did not verify, a point of
 a sweep failed, co-simulation differed from the model); 2 a user error; 130 interrupted. User
@@ -30,9 +32,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO, Any, NoReturn
 
-from . import __version__
-from ._errors import ArithforgeError
-from .workloads.limits import SEED_MAX
+from .. import __version__
+from .._errors import ArithforgeError
+from ..workloads.limits import SEED_MAX
 
 __all__ = ["COMMAND_MODULES", "SEED", "BooleanOnce", "Command", "Parser", "StoreOnce", "command",
            "commands", "float_arg", "import_package", "int_arg", "main", "output_dir",
@@ -40,12 +42,12 @@ __all__ = ["COMMAND_MODULES", "SEED", "BooleanOnce", "Command", "Parser", "Store
 
 #: Modules that register subcommands, in the order ``--help`` lists them.
 COMMAND_MODULES = (
-    "arithforge.formats_cli",
-    "arithforge.explore_cli",
-    "arithforge.workloads.cli",
-    "arithforge.hdl_cli",
-    "arithforge.cost_cli",
-    "arithforge.simulate_cli",
+    "arithforge.cli.formats",
+    "arithforge.cli.explore",
+    "arithforge.cli.workloads",
+    "arithforge.cli.hdl",
+    "arithforge.cli.cost",
+    "arithforge.cli.simulate",
 )
 
 PROG = "arithforge"

@@ -7,8 +7,8 @@ import math
 from fractions import Fraction
 from typing import Any
 
-from ._errors import ArithforgeError
-from .cli import command, import_package, print_table
+from .._errors import ArithforgeError
+from . import command, import_package, print_table
 
 __all__ = ["MAX_VALUES_BITS", "format_cell"]
 
