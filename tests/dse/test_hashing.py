@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from arithforge.dse import tasks
 from arithforge.dse.designs import plan
-from arithforge.dse.engine import accuracy_config, cost_config
+from arithforge.dse.run import accuracy_config, cost_config
 from arithforge.dse.spec import parse_spec
 
 SPEC = """\

@@ -11,7 +11,7 @@ import matplotlib
 import pytest
 
 from arithforge.dse import plots
-from arithforge.dse.engine import Outcome
+from arithforge.dse.outcome import Outcome
 from arithforge.dse.spec import parse_spec
 
 matplotlib.use("Agg")

@@ -11,8 +11,9 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from arithforge.dse.engine import STATUS_EVERY_S, Tally, run_tasks
+from arithforge.dse.engine import STATUS_EVERY_S
 from arithforge.dse.executors import Task
+from arithforge.dse.run import Tally, run_tasks
 from arithforge.dse.store import Store
 
 from .conftest import explore_cmd

@@ -12,6 +12,7 @@ import pytest
 
 from arithforge.dse import engine, report
 from arithforge.dse.executors import LocalExecutor
+from arithforge.dse.outcome import Outcome
 from arithforge.dse.spec import parse_spec
 
 #: Two designs on the synthetic workload: a few seconds.
@@ -31,7 +32,7 @@ verify = "none"
 
 
 @pytest.fixture(scope="module")
-def explored(tmp_path_factory: pytest.TempPathFactory) -> engine.Outcome:
+def explored(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
     out = tmp_path_factory.mktemp("report")
     return engine.explore(parse_spec(SPEC, "report.toml"), out, executor=LocalExecutor(2))
 
@@ -51,7 +52,7 @@ class _References(HTMLParser):
                 self.found.append((tag, name, value))
 
 
-def test_report_html_is_self_contained(explored: engine.Outcome) -> None:
+def test_report_html_is_self_contained(explored: Outcome) -> None:
     out = explored.out_dir
     page = (out / "report.html").read_text()
     parser = _References()
@@ -71,13 +72,13 @@ def test_report_html_is_self_contained(explored: engine.Outcome) -> None:
         assert base64.b64decode(data) == (out / file).read_bytes()
 
 
-def test_report_md_links_its_plots(explored: engine.Outcome) -> None:
+def test_report_md_links_its_plots(explored: Outcome) -> None:
     # report.md lives beside the plots and links them (a Markdown viewer shows them there).
     text = (explored.out_dir / "report.md").read_text()
     assert "![pareto_area](pareto_area.png)" in text
 
 
-def test_metric_column_names_its_unit(explored: engine.Outcome) -> None:
+def test_metric_column_names_its_unit(explored: Outcome) -> None:
     # The synthetic workload is scored by its pooled SQNR: every point table says dB.
     text = (explored.out_dir / "report.md").read_text()
     assert "| design | workload | pooled output SQNR (dB) | area um2/MAC |" in text

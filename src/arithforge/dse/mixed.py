@@ -31,8 +31,10 @@ import numpy as np
 
 from .designs import Design, plan
 from .pareto import non_dominated
+from .run import accuracy_config, cost_config, run_tasks
 from .spec import Spec
 from .store import Store
+from .tasks import task_key
 
 __all__ = ["BRUTE_FORCE_LIMIT", "Problem", "mixed_search"]
 
@@ -117,9 +119,6 @@ def mixed_search(spec: Spec, store: Store, designs: list[Design], traces: dict[s
                  executor: Any, progress: Callable[[str, int, int], None] | None = None
                  ) -> dict[str, Any]:
     """Run the per-layer mixed-format search of ``spec.mixed``; return the report's data."""
-    from .engine import accuracy_config, cost_config, run_tasks
-    from .tasks import task_key
-
     mx = spec.mixed
     sub = dataclasses.replace(
         spec, formats={**spec.formats, "weights": list(mx["formats"]), "activations": "same"},

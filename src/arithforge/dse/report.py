@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .engine import Outcome
+    from .outcome import Outcome
 
 __all__ = ["METRICS", "point_headers", "point_row", "write_reports"]
 

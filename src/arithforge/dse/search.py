@@ -21,8 +21,10 @@ import numpy as np
 
 from .._errors import ArithforgeError
 from .designs import Design
+from .run import accuracy_config, cost_config, run_tasks
 from .spec import Spec
 from .store import Store
+from .tasks import task_key
 
 __all__ = ["nsga2_designs"]
 
@@ -40,8 +42,6 @@ def nsga2_designs(spec: Spec, designs: list[Design], traces: dict[str, Path], st
     except ModuleNotFoundError as exc:
         raise ArithforgeError("[search] method = 'nsga2' needs pymoo: pip install "
                               "'arithforge[dse]'") from exc
-    from .engine import accuracy_config, cost_config, run_tasks
-    from .tasks import task_key
 
     workload = spec.search["workload"] or spec.workloads["names"][0]
     def variant(d: Design) -> tuple[Any, ...]:
