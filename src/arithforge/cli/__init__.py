@@ -29,11 +29,10 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import IO, Any, NoReturn
 
 from .. import __version__
-from .._errors import ArithforgeError
+from .._errors import ArithforgeError, import_package
 from ..workloads.limits import SEED_MAX
 
 __all__ = ["COMMAND_MODULES", "SEED", "BooleanOnce", "Command", "Parser", "StoreOnce", "command",
@@ -103,22 +102,6 @@ def commands() -> dict[str, Command]:
     for module in COMMAND_MODULES:
         importlib.import_module(module)
     return dict(_registry)
-
-
-def import_package(name: str) -> ModuleType:
-    """Import package ``name``, or raise :class:`ArithforgeError` if it is not in this install.
-
-    Only the absence of the package itself is a user error (an install without it); an import
-    error raised from inside the package is a bug and propagates.
-    """
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name is None or not (name == exc.name or name.startswith(exc.name + ".")):
-            raise
-        raise ArithforgeError(
-            f"{name} is not available in this installation ({exc}); run `make install`"
-        ) from exc
 
 
 class Parser(argparse.ArgumentParser):

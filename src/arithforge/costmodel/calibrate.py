@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import networkx as nx
 
-from .._errors import ArithforgeError
+from .._errors import ArithforgeError, import_package
 from .fit import fit_factors, held_out, median_abs_err, spearman
 from .model import FREE_KINDS, estimate
 from .tech import DEFAULT_CALIBRATION, KINDS, Technology, load_tech
@@ -175,8 +175,6 @@ def _registry(registry: Any) -> Any:
     """``registry``, or ``arithforge.hdl.registry`` (a user error if it is not installed)."""
     if registry is not None:
         return registry
-    from ..cli import import_package
-
     return import_package("arithforge.hdl.registry")
 
 

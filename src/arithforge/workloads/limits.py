@@ -16,7 +16,8 @@ from .._errors import ArithforgeError
 __all__ = ["BLOCK_SIZE_MAX", "SEED_MAX", "check_block_size", "check_sample_limit",
            "check_seed"]
 
-#: Largest seed: what numpy's and torch's generators both take (``arithforge.cli.SEED_MAX``).
+#: Largest seed: what numpy's and torch's generators both take (and so the bound of the command
+#: line's ``arithforge.cli.SEED``).
 SEED_MAX = 2**63 - 1
 
 #: Largest block of per-block scaling. OCP MX blocks are 32 elements; a block longer than a
