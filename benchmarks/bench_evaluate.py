@@ -28,7 +28,8 @@ import numpy as np
 from arithforge.cli import print_table
 from arithforge.workloads import build, load_trace
 from arithforge.workloads.evaluate import evaluate, rel_err, sqnr_db
-from arithforge.workloads.minilm import run_minilm_with_linear_override, spearman
+from arithforge.workloads.metrics import spearman
+from arithforge.workloads.minilm import run_minilm_with_linear_override
 
 
 def fake_quant(trace_dir: Path) -> dict[str, Any]:

@@ -28,7 +28,8 @@ from typing import IO, Any
 import networkx as nx
 
 from .._errors import ArithforgeError, import_package
-from .fit import fit_factors, held_out, median_abs_err, spearman
+from ..workloads.metrics import spearman
+from .fit import fit_factors, held_out, median_abs_err
 from .model import FREE_KINDS, estimate
 from .tech import DEFAULT_CALIBRATION, KINDS, Technology, load_tech
 

@@ -1,5 +1,6 @@
 """Numerical pieces of calibration, numpy only: a log-scale least-squares fit of per-kind factors,
-rank correlation, relative error, and a deterministic train/held-out split."""
+relative error, and a deterministic train/held-out split (rank correlation:
+:func:`arithforge.workloads.metrics.spearman`)."""
 
 from __future__ import annotations
 
@@ -8,27 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["fit_factors", "held_out", "median_abs_err", "spearman"]
-
-
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks from 1, ties sharing their average rank."""
-    order = np.argsort(values, kind="stable")
-    ranks = np.empty(len(values))
-    ranks[order] = np.arange(1, len(values) + 1)
-    for v in np.unique(values):
-        tied = values == v
-        if tied.sum() > 1:
-            ranks[tied] = ranks[tied].mean()
-    return ranks
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman rank correlation of ``x`` and ``y`` (Pearson correlation of their ranks)."""
-    rx, ry = _ranks(np.asarray(x, dtype=np.float64)), _ranks(np.asarray(y, dtype=np.float64))
-    if len(rx) < 2 or rx.std() == 0 or ry.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(rx, ry)[0, 1])
+__all__ = ["fit_factors", "held_out", "median_abs_err"]
 
 
 def median_abs_err(predicted: Sequence[float], truth: Sequence[float]) -> float:

@@ -219,7 +219,8 @@ def _summary(layers: list[dict[str, Any]], pooled: tuple[float, float]) -> dict[
 
 
 def _minilm_metric(setup: _Setup, trace: Trace) -> dict[str, Any]:
-    from .minilm import run_minilm_with_linear_override, spearman
+    from .metrics import spearman
+    from .minilm import run_minilm_with_linear_override
 
     emb = run_minilm_with_linear_override(setup.override()).astype(np.float64)
     ref = trace.tensors["reference/sts_embeddings"].astype(np.float64)

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from .metrics import spearman
 from .trace import GEMMOverride, Trace, library_versions, load_trace, write_trace
 from .tracer import record_meta, require
 
@@ -43,7 +44,6 @@ __all__ = [
     "load_sentences",
     "load_sts_pairs",
     "run_minilm_with_linear_override",
-    "spearman",
     "sts_sentences",
 ]
 
@@ -80,23 +80,6 @@ def sts_sentences(pairs: Sequence[tuple[str, str, float]] | None = None) -> list
     """Return the distinct sentences of the pairs, in order of first appearance."""
     pairs = load_sts_pairs() if pairs is None else pairs
     return list(dict.fromkeys(s for s1, s2, _ in pairs for s in (s1, s2)))
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation of two 1-D arrays (ties get their average rank)."""
-
-    def ranks(v: np.ndarray) -> np.ndarray:
-        v = np.asarray(v, dtype=np.float64)
-        order = np.argsort(v, kind="stable")
-        r = np.empty(len(v))
-        r[order] = np.arange(len(v), dtype=np.float64)
-        for value in np.unique(v):  # average the ranks of ties
-            tie = v == value
-            r[tie] = r[tie].mean()
-        return r
-
-    ra, rb = ranks(a), ranks(b)
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 @functools.cache
