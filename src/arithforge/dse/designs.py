@@ -29,8 +29,8 @@ Both multi-MAC kinds are scored by the bit-exact models of :mod:`arithforge.work
 (``bitserial``, ``lut``), the same arithmetic as ``reference()`` of the hardware.
 
 Multi-MAC datapaths (bit-serial PE, LUT core) are normalized per MAC: ``macs`` MACs every
-``ii`` cycles, so area per MAC/cycle of throughput is ``area * ii / macs`` and energy per MAC is
-``energy / macs``.
+``ii`` cycles (the hardware's ``initiation_interval``, read by the cost stage), so area per
+MAC/cycle of throughput is ``area * ii / macs`` and energy per MAC is ``energy / macs``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Design:
     model : dict
         Arguments of :func:`arithforge.workloads.evaluate.evaluate` besides the trace.
     macs : int
-        MACs per operation of the hardware; ``ii`` cycles per operation.
+        MACs per operation of the hardware.
     """
 
     kind: str
@@ -71,7 +71,6 @@ class Design:
     hdl: tuple[str, dict[str, Any]] | None
     model: dict[str, Any]
     macs: int = 1
-    ii: int = 1
     hdl_reason: str = ""
     notes: tuple[str, ...] = field(default=())
 
@@ -310,8 +309,7 @@ def _design(spec: Spec, kind: str, w: str, a: str, acc: str, fw: Any, fa: Any,
                      options={"group": k, "symmetric": symmetric})
         hdl = {"m": m, "n": n, "k": k, "weight_bits": fw.bits, "signed": True,
                "entry": entry, "acc": acc, "symmetric": symmetric}
-        return Design(kind, w, entry, acc, params, ("lut", hdl), model, macs=m * n * k,
-                      ii=0)
+        return Design(kind, w, entry, acc, params, ("lut", hdl), model, macs=m * n * k)
     raise AssertionError(kind)  # pragma: no cover
 
 
@@ -329,7 +327,7 @@ def _bitserial(spec: Spec, params: dict[str, Any], acc: str) -> Design:
     hdl = {"acts": acts, "family": params["types"], "group": group, "groups": 2,
            "align_bits": align, "scale": "float16", "acc": acc}
     return Design("bitserial", str(params["types"]), acts, acc, params, ("bitserial", hdl),
-                  model, macs=2 * group, ii=0)
+                  model, macs=2 * group)
 
 
 def _reference(spec: Spec, ref: dict[str, str]) -> Design:

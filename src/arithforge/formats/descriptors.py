@@ -11,16 +11,13 @@ from __future__ import annotations
 import dataclasses
 import enum
 import operator
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
 from ._errors import FormatError
 from .rounding import Rounding, as_rounding
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 __all__ = ["Format", "FloatFormat", "IntFormat", "FixedFormat", "Specials"]
 
@@ -572,11 +569,3 @@ class IntFormat(FixedFormat):
 
     def __repr__(self) -> str:
         return f"IntFormat({self.width})" if self.signed else f"IntFormat({self.width}, False)"
-
-
-def iter_fields(fmt: FloatFormat) -> Iterator[tuple[str, int]]:
-    """Field widths of a float code, most significant first (for documentation and HDL)."""
-    if fmt.signed:
-        yield "sign", 1
-    yield "exp", fmt.exp_bits
-    yield "man", fmt.man_bits

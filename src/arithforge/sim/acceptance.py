@@ -215,10 +215,6 @@ def run(selected: list[Case], progress: Callable[[Row], None] | None = None) -> 
     return rows
 
 
-def _params(case: Case) -> str:
-    return " ".join(f"{k}={v}" for k, v in case.params.items())
-
-
 def table(rows: list[Row]) -> str:
     """The Markdown summary table."""
     lines = ["| case | vectors | kind | mismatches | model vectors/s | wall s |",
