@@ -42,8 +42,8 @@ APT_PACKAGES := yosys iverilog nextpnr-ice40 make g++ perl
 # What the checks look at; folders that do not exist yet are left out.
 LINT_PATHS := $(wildcard src tests benchmarks)
 # mypy (strict, see pyproject.toml): the emulator, the command line (all of cli/), the cost
-# model, the workloads, the DSE engine and the accelerator simulator.
-TYPED := formats __init__.py _errors.py cli costmodel dse workloads sim/accelerator.py
+# model, the workloads, the DSE engine, the tools layer and the accelerator simulator.
+TYPED := formats __init__.py _errors.py cli costmodel dse workloads tools sim/accelerator.py
 MYPY_PATHS := $(wildcard $(addprefix src/arithforge/,$(TYPED)))
 PYTEST_ARGS ?=
 
@@ -59,7 +59,7 @@ help:
 	@echo "make test         install (with trace), lint, run the tests except those marked slow"
 	@echo "make install      apt packages (as root) and .venv with extras $(EXTRAS)"
 	@echo "make install-trace  torch==2.13.0 (CPU) then the trace extra, for workloads"
-	@echo "make lint         ruff on src tests benchmarks, mypy on the typed packages"
+	@echo "make lint         ruff on src tests benchmarks, mypy on the typed packages, layer contracts"
 	@echo "make lock         regenerate $(LOCK) (LOCK_ARGS=--upgrade: newest releases)"
 	@echo "make test-latest  the tests against the newest releases, in $(LATEST_VENV) (not CI)"
 	@echo "make verify-all   the slow tests, then the acceptance sweep (docs/verification.md)"
@@ -130,6 +130,7 @@ test-latest: install-system
 lint: install
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(if $(MYPY_PATHS),$(VENV)/bin/mypy $(MYPY_PATHS),@echo "mypy: no typed package yet")
+	$(VENV)/bin/lint-imports
 
 # pytest exits 5 when it collects no test. That is a failure here, said out loud: a suite that
 # silently tests nothing must not pass.
@@ -161,7 +162,7 @@ bench: install
 	done
 
 clean:
-	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis sim_build
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis sim_build
 	find src tests $(wildcard benchmarks) -type d \( -name __pycache__ -o -name sim_build \) \
 	  -prune -exec rm -rf {} +
 	find src -maxdepth 1 -name '*.egg-info' -type d -prune -exec rm -rf {} +

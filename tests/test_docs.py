@@ -42,7 +42,7 @@ def test_outputs_page_states_the_build_folder(monkeypatch: pytest.MonkeyPatch,
     # docs/outputs.md: $ARITHFORGE_BUILD when set and not empty, else build/ of the checkout;
     # the synthesis cache is <build>/synth-cache.
     from arithforge.costmodel.synth import cache_dir
-    from arithforge.sim.harness import build_dir
+    from arithforge.tools.build import build_dir
 
     page = (ROOT / "docs" / "outputs.md").read_text()
     for path in ("ARITHFORGE_BUILD", "~/.cache/arithforge", "<build>/synth-cache",

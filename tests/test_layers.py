@@ -74,3 +74,18 @@ def test_the_walk_sees_every_package_and_resolves_relative_imports() -> None:
 @pytest.mark.parametrize("path", BELOW_CLI, ids=module_name)
 def test_no_package_imports_the_cli(path: Path) -> None:
     assert [m for m in imported(path) if is_cli(m)] == []
+
+
+def test_layer_contracts_hold() -> None:
+    """The import-linter contracts of pyproject.toml (layers, formats and tools below everything,
+    Amaranth only in hdl, sim and tools.export), as `make lint` runs them."""
+    import subprocess
+    import sys
+
+    lint_imports = Path(sys.executable).parent / "lint-imports"
+    if not lint_imports.is_file():
+        pytest.skip("import-linter is not installed (the test extra)")
+    proc = subprocess.run([str(lint_imports), "--no-cache"], cwd=ROOT.parents[1],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 broken" in proc.stdout

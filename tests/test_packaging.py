@@ -113,8 +113,17 @@ def test_make_test_steps() -> None:
     assert result.returncode == 0, result.stderr
     commands = result.stdout
     ruff, mypy = commands.index("ruff check "), commands.index("mypy ")
+    layers = commands.index("lint-imports")
     pytest_at = commands.index('-m pytest -m "not slow"')
-    assert ruff < mypy < pytest_at
+    assert ruff < mypy < layers < pytest_at
+
+
+@needs_make
+def test_make_lint_checks_the_layer_contracts() -> None:
+    result = _make("-n", "lint")
+    assert result.returncode == 0, result.stderr
+    assert any(line.split()[:1] == [".venv/bin/lint-imports"]
+               for line in result.stdout.splitlines()), result.stdout
 
 
 @needs_make

@@ -165,7 +165,7 @@ def test_usage_errors() -> None:
 
 
 def test_missing_tool_is_one_line(monkeypatch: pytest.MonkeyPatch, cache: Path) -> None:
-    from arithforge.sim import toolchain
+    from arithforge.tools import toolchain
 
     toolchain.yosys.cache_clear()
     real_which = shutil.which

@@ -138,7 +138,8 @@ import networkx as nx
 g = nx.DiGraph()
 g.add_node("m", kind="multiplier", width=8)
 print(round(cm.estimate(g).transistors))
-loaded = [m for m in ("amaranth", "cocotb", "verilator", "arithforge.hdl", "arithforge.sim.export")
+loaded = [m for m in ("amaranth", "cocotb", "verilator", "arithforge.hdl",
+                     "arithforge.tools.export")
           if sys.modules.get(m) is not None]
 assert not loaded, loaded
 """

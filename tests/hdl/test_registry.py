@@ -131,7 +131,7 @@ def test_pipelined(name, params, rng, run_pipe) -> None:
 @pytest.mark.cosim
 @pytest.mark.parametrize(("name", "params"), BUILDS, ids=[b[0] for b in BUILDS])
 def test_verilator_lint(name, params) -> None:
-    from arithforge.sim import export
+    from arithforge.tools import export
 
     dp = registry.build(name, **params)
     export.lint(export.to_verilog(dp, "top"), "top")

@@ -90,8 +90,8 @@ def test_lint_clean(pe: str, df: str) -> None:
 
 
 def test_synthesizes() -> None:
-    from arithforge.sim import export
     from arithforge.sim.array_rtl import array_verilog
+    from arithforge.tools import export
 
     cfg = acc.ArrayConfig(2, 2, "ws", acc.parse_pe("imac:a_bits=4,b_bits=4,acc_bits=12"))
     cells = export.synth_ice40(array_verilog(cfg.hardware()), "array_top")

@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 import pytest
 
 from arithforge.hdl import BitSerialPE, registry
-from arithforge.sim import acceptance, cocotb_benches, export, harness
+from arithforge.sim import acceptance, cocotb_benches, harness
+from arithforge.tools import export
 
 pytestmark = pytest.mark.cosim
 

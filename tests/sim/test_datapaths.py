@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from arithforge.hdl import registry
-from arithforge.sim import cocotb_benches, export, harness
+from arithforge.sim import cocotb_benches, harness
+from arithforge.tools import export
 
 #: (datapath, parameters): one combinational and one pipelined configuration of each kind.
 CONFIGS: list[tuple[str, dict[str, Any]]] = [

@@ -205,7 +205,7 @@ def test_mismatch_is_1_bad_argument_is_2(registry, capsys, tmp_path: Path, bad: 
 def test_missing_simulator_is_one_line(registry, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 
-    from arithforge.sim import toolchain
+    from arithforge.tools import toolchain
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",

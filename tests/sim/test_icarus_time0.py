@@ -2,7 +2,7 @@
 
 An ``always @*`` block runs only when one of its inputs changes, so logic written that way stays
 X in Icarus while the inputs sit still from time 0 (``-g2012``, cocotb's choice, gives a variable's
-initializer no event); :func:`arithforge.sim.export.convert` writes combinational logic as
+initializer no event); :func:`arithforge.tools.export.convert` writes combinational logic as
 continuous assignments instead. Here the designs get constant inputs from time 0, no reset pulse
 and no other input change: their outputs must be defined at once and, after ``latency`` clock
 edges, equal ``reference()``.
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from arithforge.hdl.registry import DATAPATHS, build
-from arithforge.sim import export
+from arithforge.tools import export
 
 #: Small parameters for the datapaths whose defaults export slowly (the LUT core, the PE).
 SMALL: dict[str, dict[str, Any]] = {

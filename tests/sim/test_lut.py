@@ -18,7 +18,8 @@ import pytest
 
 from arithforge import cli
 from arithforge.hdl import LUTTensorCore, registry
-from arithforge.sim import export, harness
+from arithforge.sim import harness
+from arithforge.tools import export
 
 #: Small tiles keep the Verilator builds short (a float core builds one adder per table entry
 #: and per accumulator); the acceptance sweep runs the 2 x 4 x 4 and 2 x 64 x 4 tiles.

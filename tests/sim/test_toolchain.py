@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from arithforge import ArithforgeError
-from arithforge.sim import toolchain
+from arithforge.tools import toolchain
 
 
 @pytest.fixture

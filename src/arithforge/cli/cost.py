@@ -108,7 +108,7 @@ def cost(args: argparse.Namespace) -> int:
     area in um2, Yosys-cmos transistors, energy per operation at the activity of uniformly random
     operands, and the critical-path delay, pipeline registers cutting paths. Without --json it
     prints one row per component. --stream adds the energy on a chosen operand stream, scaled by
-    the toggle counts of a Verilator run (costmodel.activity).
+    the toggle counts of a Verilator run (costmodel.activity, run by sim.activity).
     """
     registry, params, options = datapath_options("cost", args, _cost_options)
     if options.stream_vectors is not None and options.stream is None:
@@ -120,7 +120,8 @@ def cost(args: argparse.Namespace) -> int:
         activity_mod = import_package("arithforge.costmodel.activity")
         # data_energy draws both operand streams and checks Verilator before it builds.
         vectors = options.stream_vectors or activity_mod.DEFAULT_STREAM_VECTORS
-        activity = activity_mod.data_energy(dp, options.stream, vectors=vectors, tech=tech)
+        run = import_package("arithforge.sim.activity")
+        activity = run.data_energy(dp, options.stream, vectors=vectors, tech=tech)
     if options.json:
         out = {"datapath": args.datapath, "params": params, "latency": int(dp.latency),
                **est.as_dict()}

@@ -218,12 +218,12 @@ def generate(args: argparse.Namespace) -> int:
     lists them. The output is deterministic: the same parameters give the same bytes.
     """
     registry, params, options = datapath_options("generate", args)
-    export = import_package("arithforge.sim.export")
+    export = import_package("arithforge.tools.export")
     if options.output != "-":
         output_file(options.output)
     name = options.module or export.module_name(args.datapath)
     if options.lint:
-        import_package("arithforge.sim.toolchain").verilator()
+        import_package("arithforge.tools.toolchain").verilator()
     dp = build_datapath(registry, args.datapath, params)
     text = export.to_verilog(dp, name)
     if options.lint:

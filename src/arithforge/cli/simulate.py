@@ -129,7 +129,7 @@ def _gemm(args: argparse.Namespace, acc: Any) -> int:
             raise ArithforgeError(f"--cosim arrays must have at most {MAX_COSIM_SIDE} rows and "
                                   f"cols, not {args.array!r}: Verilator's build grows with "
                                   f"every PE")
-        import_package("arithforge.sim.toolchain").verilator()
+        import_package("arithforge.tools.toolchain").verilator()
     cfg = acc.ArrayConfig(rows, cols, args.dataflow, spec)
     a, b = acc.random_operands(cfg, m, n, k, seed, raw=args.raw)
     sim = acc.simulate(cfg, a, b)

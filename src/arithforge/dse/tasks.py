@@ -14,7 +14,7 @@ Stages
 ``synth``
     Yosys (:func:`arithforge.costmodel.synth.synth_datapath`), cached by the cost model too.
 ``verify``
-    The Verilog (:func:`arithforge.sim.export.to_verilog`) and the Verilator batch harness on
+    The Verilog (:func:`arithforge.tools.export.to_verilog`) and the Verilator batch harness on
     corner and random vectors against ``reference()`` (:func:`arithforge.sim.harness.verify`).
 ``accel``
     Latency and energy per inference of a workload's GEMMs on a systolic array of the design's
@@ -42,9 +42,9 @@ STAGES = ("accuracy", "cost", "synth", "verify", "accel")
 _STAGE_PACKAGES = {
     "accuracy": ("formats", "workloads", "dse/tasks.py"),
     "cost": ("formats", "hdl", "costmodel", "dse/tasks.py"),
-    "synth": ("formats", "hdl", "costmodel", "sim/export.py", "dse/tasks.py"),
-    "verify": ("formats", "hdl", "sim", "dse/tasks.py"),
-    "accel": ("formats", "hdl", "costmodel", "sim/accelerator.py", "dse/tasks.py"),
+    "synth": ("formats", "hdl", "costmodel", "tools", "dse/tasks.py"),
+    "verify": ("formats", "hdl", "sim", "tools", "dse/tasks.py"),
+    "accel": ("formats", "hdl", "costmodel", "tools", "sim/accelerator.py", "dse/tasks.py"),
 }
 
 
@@ -146,7 +146,8 @@ def _synth(config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Any]:
 
 
 def _verify(config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Any]:
-    from ..sim import export, harness
+    from ..sim import harness
+    from ..tools import export
 
     dp = _build(config)
     module = export.module_name(config["name"])

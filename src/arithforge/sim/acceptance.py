@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     if docs is not None:
         import platform
 
-        from . import toolchain
+        from ..tools import toolchain
 
         note = (f"Last run: `python -m arithforge.sim.acceptance{' --full' if args.full else ''}`"
                 f", {time.strftime('%Y-%m-%d')}, Verilator {toolchain.verilator().version}, "

@@ -1,7 +1,8 @@
 """Run the generated systolic array (:mod:`arithforge.hdl.systolic`) on Verilator, any GEMM shape.
 
 :class:`ArrayRTL` exports one array configuration (PE, rows, cols, dataflow) to Verilog, writes a
-C++ driver for it and compiles both once; the binary is cached under ``build/accel/<hash>/``,
+C++ driver for it and compiles both once (:class:`arithforge.tools.build.VerilatorBuild`, as the
+batch harness); the binary is cached under ``build/accel/<hash>/``,
 keyed by everything that goes into it. ``M``, ``N`` and ``K`` are run-time inputs of the array,
 so one binary runs every shape: :meth:`ArrayRTL.run` streams jobs to one process.
 
@@ -19,15 +20,9 @@ outputs never written; ``finished`` is 0 when ``max_cycles`` ran out first.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import re
-import shutil
 import struct
 import subprocess
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from .._errors import ArithforgeError
-from . import export, toolchain
-from .harness import _reuse_runtime, _save_runtime, build_dir
+from ..tools import export, toolchain
+from ..tools.build import VerilatorBuild
 
 __all__ = ["ArrayRTL", "RTLRun", "array_verilog", "lint"]
 
@@ -102,7 +97,7 @@ def lint(text: str) -> list[Any]:
 
     Raises
     ------
-    arithforge.sim.export.LintError
+    arithforge.tools.export.LintError
         On any other warning.
     """
     try:
@@ -213,12 +208,6 @@ def _lanes_cpp(arr: Any) -> tuple[str, str, str]:
     return "\n".join(reads), "\n".join(writes), "\n".join(idle)
 
 
-def _make(obj_dir: Path, tool: Any, jobs: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["make", "-C", str(obj_dir), "-f", "Varray_top.mk", "-j", jobs,
-                           *_MAKE_VARS], capture_output=True, text=True, env=tool.env(),
-                          timeout=3600)
-
-
 class ArrayRTL:
     """A compiled Verilator model of one array configuration, built on first use and cached.
 
@@ -228,7 +217,7 @@ class ArrayRTL:
     """
 
     def __init__(self, array: Any) -> None:
-        tool = toolchain.verilator()  # before the array's Verilog, which takes a while
+        toolchain.verilator()  # before the array's Verilog, which takes a while
         for name in ("a_data_0", "b_data_0", "c_data_0"):
             if len(array.port(name)) > 64:
                 raise ArithforgeError(f"the array driver handles SRAM elements of at most 64 "
@@ -239,54 +228,22 @@ class ArrayRTL:
         reads, writes, idle = _lanes_cpp(array)
         self.driver = (_CPP.replace("@READS@", reads).replace("@WRITES@", writes)
                        .replace("@IDLE@", idle))
-        key = json.dumps({"v": _VERSION, "verilator": tool.version, "flags": _FLAGS,
-                          "rtl": self.verilog, "driver": self.driver}, sort_keys=True)
-        self.hash = hashlib.sha256(key.encode()).hexdigest()[:16]
-        runtime_key = json.dumps({"verilator": tool.version, "root": str(tool.root),
-                                  "flags": _FLAGS, "make": _MAKE_VARS})
-        base = build_dir() / "accel"
-        self.runtime = base / f"runtime-{hashlib.sha256(runtime_key.encode()).hexdigest()[:12]}"
-        self.dir = base / self.hash
-        self.binary = self.dir / "obj_dir" / "Varray_top"
+        self._build = VerilatorBuild(
+            "accel", "array_top", {"array_top.v": self.verilog, "driver.cpp": self.driver},
+            _FLAGS, _MAKE_VARS, {"v": _VERSION, "rtl": self.verilog, "driver": self.driver},
+            what="the array")
+        self.hash = self._build.hash
+        self.runtime = self._build.runtime
+        self.dir = self._build.dir
+        self.binary = self._build.binary
         self.compile_s = 0.0
         self.cached = True
 
     def build(self) -> Path:
         """Compile unless a cached binary exists; return the binary's path."""
-        if self.binary.is_file():
-            return self.binary
-        tool = toolchain.verilator()
-        self.cached = False
-        start = time.perf_counter()
-        self.dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{self.hash}-", dir=self.dir.parent))
-        try:
-            (tmp / "array_top.v").write_text(self.verilog)
-            (tmp / "driver.cpp").write_text(self.driver)
-            proc = subprocess.run([str(tool.path), *_FLAGS, "-Mdir", "obj_dir", "array_top.v",
-                                   "driver.cpp"], cwd=tmp, capture_output=True, text=True,
-                                  env=tool.env(), timeout=3600)
-            obj = tmp / "obj_dir"
-            if proc.returncode == 0:
-                _reuse_runtime(obj, self.runtime)
-                proc = _make(obj, tool, str(max(1, min(4, os.cpu_count() or 1))))
-            if proc.returncode != 0 or not (obj / "Varray_top").is_file():
-                errors = [ln for ln in (proc.stdout + proc.stderr).splitlines()
-                          if "error" in ln.lower()]
-                (tmp / "build.log").write_text(proc.stdout + proc.stderr)
-                raise ArithforgeError(f"Verilator build of the array failed: "
-                                      f"{(errors or ['see log'])[0]} (log: {tmp / 'build.log'})")
-            _save_runtime(obj, self.runtime)
-            try:
-                tmp.rename(self.dir)
-            except OSError:
-                if not self.binary.is_file():
-                    raise
-        finally:
-            if tmp.exists() and not (tmp / "build.log").exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        self.compile_s = time.perf_counter() - start
-        return self.binary
+        binary = self._build.build()
+        self.compile_s, self.cached = self._build.compile_s, self._build.cached
+        return binary
 
     def run(self, jobs: list[tuple[np.ndarray, np.ndarray]], *, max_cycles: int | None = None
             ) -> list[RTLRun]:

@@ -3,9 +3,10 @@ against ``reference()``.
 
 :func:`verify` exports a datapath (:func:`.export.to_verilog`), wraps ``L`` copies of it in one
 Verilog module (lanes: one ``eval()`` advances every lane, amortizing Verilator's per-eval
-overhead), generates a C++ testbench for that wrapper, and compiles it once; the binary is cached
-under ``build/harness/<hash>/``, keyed by a hash of everything that goes into it (Verilog,
-testbench, Verilator version, flags). A second run of the same design starts at once.
+overhead), generates a C++ testbench for that wrapper, and compiles it once
+(:class:`arithforge.tools.build.VerilatorBuild`); the binary is cached under
+``build/harness/<hash>/``, keyed by a hash of everything that goes into it (Verilog, testbench,
+Verilator version, flags). A second run of the same design starts at once.
 
 The testbench reads binary vector chunks on stdin (or from a file: ``harness vectors.bin``) and
 writes one small report per chunk to stdout. A chunk is ``u64 n``, then one column of ``n`` codes
@@ -29,14 +30,9 @@ A mismatch is a vector whose result differs while valid, or whose ``o__valid`` i
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
-import json
-import os
-import shutil
 import struct
 import subprocess
-import tempfile
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -47,9 +43,10 @@ from typing import IO, Any
 import numpy as np
 
 from .._errors import ArithforgeError
-from . import export, toolchain
+from ..tools import export, toolchain
+from ..tools.build import VerilatorBuild
 
-__all__ = ["Failure", "Result", "Harness", "verify", "build_dir", "code_dtype", "code_words",
+__all__ = ["Failure", "Result", "Harness", "verify", "code_dtype", "code_words",
            "to_words", "from_words", "initiation_interval", "DEFAULT_LANES", "DEFAULT_CHUNK",
            "MAX_FAILURES", "MAX_LANES"]
 
@@ -118,21 +115,6 @@ def initiation_interval(dp: Any) -> int:
 
 def _ctype(bits: int) -> str:
     return {1: "uint8_t", 2: "uint16_t", 4: "uint32_t", 8: "uint64_t"}[code_dtype(bits).itemsize]
-
-
-def build_dir() -> Path:
-    """Return the folder of compiled harnesses and other build outputs.
-
-    ``$ARITHFORGE_BUILD`` if set; else ``build/`` of the source checkout this package runs from
-    (an editable install); else ``~/.cache/arithforge``.
-    """
-    env = os.environ.get("ARITHFORGE_BUILD")
-    if env:
-        return Path(env)
-    root = Path(__file__).resolve().parents[3]
-    if (root / "pyproject.toml").is_file() and (root / "src" / "arithforge").is_dir():
-        return root / "build"
-    return Path.home() / ".cache" / "arithforge"
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -548,43 +530,6 @@ _VERILATOR_FLAGS = [
 # precompiled-header rule of any model large enough to be split into several files ("linker input
 # file not found: V..__pch.h.fast"); "-include" is what Verilator's configure sets for GCC.
 _MAKE_VARS = ["OPT_FAST=-O2", "OPT_SLOW=-O1", "OPT_GLOBAL=-O2", "CFG_CXXFLAGS_PCH_I=-include"]
-#: Verilator's runtime objects: the same for every design built with the same flags, and most of
-#: a small design's compile time (about 12 of 16 s), so they are compiled once and reused.
-_RUNTIME_OBJECTS = ("verilated", "verilated_threads", "verilated_vcd_c")
-
-
-def _make(obj_dir: Path, tool: toolchain.Verilator, jobs: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["make", "-C", str(obj_dir), "-f", "Vharness_top.mk", "-j", jobs,
-                           *_MAKE_VARS], capture_output=True, text=True, env=tool.env(),
-                          timeout=3600)
-
-
-def _reuse_runtime(obj_dir: Path, runtime: Path) -> None:
-    """Copy cached runtime objects into ``obj_dir``, newer than their sources so make keeps them."""
-    if not runtime.is_dir():
-        return
-    stamp = time.time()
-    for path in runtime.iterdir():
-        if path.suffix in (".o", ".d"):
-            target = obj_dir / path.name
-            shutil.copyfile(path, target)
-            os.utime(target, (stamp, stamp))
-
-
-def _save_runtime(obj_dir: Path, runtime: Path) -> None:
-    if runtime.is_dir():
-        return
-    tmp = Path(tempfile.mkdtemp(prefix=f".{runtime.name}-", dir=runtime.parent))
-    for stem in _RUNTIME_OBJECTS:
-        for suffix in (".o", ".d"):
-            if (obj_dir / f"{stem}{suffix}").is_file():
-                shutil.copyfile(obj_dir / f"{stem}{suffix}", tmp / f"{stem}{suffix}")
-    try:
-        tmp.rename(runtime)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 class Harness:
     """A compiled batch testbench for one datapath, built on first use and cached.
 
@@ -612,72 +557,32 @@ class Harness:
         self.flags = [*_VERILATOR_FLAGS, *(["--trace", "-CFLAGS", "-DHARNESS_TRACE"]
                                           if trace else [])]
         tool = toolchain.verilator()
-        key = json.dumps({"v": _HARNESS_VERSION, "verilator": tool.version, "flags": self.flags,
-                          "dut": self.dut_verilog, "wrapper": self.wrapper_verilog,
-                          "tb": self.testbench}, sort_keys=True)
-        self.hash = hashlib.sha256(key.encode()).hexdigest()[:16]
-        runtime_key = json.dumps({"verilator": tool.version, "root": str(tool.root),
-                                  "flags": self.flags, "make": _MAKE_VARS})
-        self.runtime = (build_dir() / "harness"
-                        / f"runtime-{hashlib.sha256(runtime_key.encode()).hexdigest()[:12]}")
-        self.dir = build_dir() / "harness" / self.hash
-        self.binary = self.dir / "obj_dir" / "Vharness_top"
+        describe = getattr(dp, "describe", None)
+        self._build = VerilatorBuild(
+            "harness", "harness_top",
+            {"dut.v": self.dut_verilog, "harness_top.v": self.wrapper_verilog,
+             "harness.cpp": self.testbench},
+            self.flags, _MAKE_VARS,
+            {"v": _HARNESS_VERSION, "dut": self.dut_verilog, "wrapper": self.wrapper_verilog,
+             "tb": self.testbench},
+            what="the harness",
+            meta=lambda: {
+                "datapath": type(dp).__name__, "lanes": lanes, "trace": trace,
+                "latency": int(dp.latency), "verilator": tool.version,
+                "describe": describe() if callable(describe) else None,
+            })
+        self.hash = self._build.hash
+        self.runtime = self._build.runtime
+        self.dir = self._build.dir
+        self.binary = self._build.binary
         self.compile_s = 0.0
         self.cached = True
 
     def build(self) -> Path:
         """Compile the testbench unless a cached binary exists; return the binary's path."""
-        if self.binary.is_file():
-            return self.binary
-        tool = toolchain.verilator()
-        self.cached = False
-        start = time.perf_counter()
-        self.dir.parent.mkdir(parents=True, exist_ok=True)
-        # Build in a private folder and rename it into place: concurrent runs never see half a
-        # build, and the loser of a race throws its copy away.
-        tmp = Path(tempfile.mkdtemp(prefix=f".{self.hash}-", dir=self.dir.parent))
-        tmp.chmod(0o755)
-        try:
-            (tmp / "dut.v").write_text(self.dut_verilog)
-            (tmp / "harness_top.v").write_text(self.wrapper_verilog)
-            (tmp / "harness.cpp").write_text(self.testbench)
-            jobs = str(max(1, min(4, os.cpu_count() or 1)))
-            argv = [str(tool.path), *self.flags, "-Mdir", "obj_dir", "dut.v", "harness_top.v",
-                    "harness.cpp"]
-            proc = subprocess.run(argv, cwd=tmp, capture_output=True, text=True,
-                                  env=tool.env(), timeout=3600)
-            if proc.returncode == 0:
-                _reuse_runtime(tmp / "obj_dir", self.runtime)
-                proc = _make(tmp / "obj_dir", tool, jobs)
-            if proc.returncode != 0 or not (tmp / "obj_dir" / "Vharness_top").is_file():
-                log = tmp / "build.log"
-                log.write_text(proc.stdout + proc.stderr)
-                errors = [ln for ln in (proc.stdout + proc.stderr).splitlines()
-                          if "error" in ln.lower()]
-                keep = self.dir.parent / f"failed-{self.hash}"
-                shutil.rmtree(keep, ignore_errors=True)
-                tmp.rename(keep)
-                raise ArithforgeError(
-                    f"Verilator build of the harness failed: {(errors or ['see log'])[0]} "
-                    f"(log: {keep / 'build.log'})"
-                )
-            _save_runtime(tmp / "obj_dir", self.runtime)
-            describe = getattr(self.dp, "describe", None)
-            (tmp / "meta.json").write_text(json.dumps({
-                "datapath": type(self.dp).__name__, "lanes": self.lanes, "trace": self.trace,
-                "latency": int(self.dp.latency), "verilator": tool.version,
-                "describe": describe() if callable(describe) else None,
-            }, indent=1, default=str) + "\n")
-            try:
-                tmp.rename(self.dir)
-            except OSError:
-                if not self.binary.is_file():
-                    raise
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        self.compile_s = time.perf_counter() - start
-        return self.binary
+        binary = self._build.build()
+        self.compile_s, self.cached = self._build.compile_s, self._build.cached
+        return binary
 
     # -- running --
 

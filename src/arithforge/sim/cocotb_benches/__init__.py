@@ -36,8 +36,9 @@ from typing import Any
 import numpy as np
 
 from ..._errors import ArithforgeError
-from .. import export, toolchain
-from ..harness import _column, build_dir, initiation_interval
+from ...tools import export, toolchain
+from ...tools.build import build_dir
+from ..harness import _column, initiation_interval
 
 __all__ = ["SIMULATORS", "TESTS", "BenchResult", "run_benches"]
 

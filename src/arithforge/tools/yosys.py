@@ -1,0 +1,47 @@
+"""The one way this package runs Yosys and nextpnr: :func:`run`, and its error, :class:`SynthError`.
+
+Both :func:`arithforge.tools.export.synth_ice40` (the structural check of exported Verilog) and
+:mod:`arithforge.costmodel.synth` (cell counts and Fmax) run their tools through :func:`run`, so a
+failure reads the same everywhere: the tool, its exit status and the first ``ERROR`` line of its
+output, with the full log beside the design.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from .._errors import ArithforgeError
+
+__all__ = ["SynthError", "run", "TIMEOUT_S"]
+
+#: Longest run of one tool, in seconds.
+TIMEOUT_S = 1800
+
+
+class SynthError(ArithforgeError):
+    """Synthesis or place and route failed, or reported no usable statistics."""
+
+
+def run(argv: Sequence[str], cwd: Path, what: str) -> str:
+    """Run ``argv`` in ``cwd``, write its output to ``<cwd>/<program>.log``; return the output.
+
+    Raises
+    ------
+    SynthError
+        When it runs longer than :data:`TIMEOUT_S` or exits non-zero (the message names ``what``,
+        the exit status and the first ``ERROR`` line).
+    """
+    try:
+        proc = subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True,
+                              timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired as exc:
+        raise SynthError(f"{what} ran longer than {TIMEOUT_S} s") from exc
+    log = proc.stdout + proc.stderr
+    (cwd / f"{Path(argv[0]).name}.log").write_text(log)
+    if proc.returncode != 0:
+        errors = [ln.strip() for ln in log.splitlines() if "ERROR" in ln]
+        raise SynthError(f"{what} failed (exit {proc.returncode}): "
+                         f"{(errors or [log.strip()[-300:] or 'no output'])[0]}")
+    return log
