@@ -81,6 +81,13 @@ def count_toggles(vcd: IO[str], scope: str | None = None) -> Toggles:
 
     The first value a net takes (``$dumpvars``) is not a toggle; a vector net toggles by the
     Hamming distance between successive values. Clock and reset nets are left out.
+
+    Read by hand on purpose (issue 15 looked for a library): pyvcd 0.4, the release amaranth 0.5
+    allows, rejects the ``$45`` names Amaranth gives internal nets; pyvcd 0.5.1 reads them and
+    gives the same counts 4 to 7 times slower; vcdvcd splits lines as this does, with the bit
+    range glued to the name; Verilator's ``--coverage-toggle`` needs a coverage build of the
+    harness and a reader of ``coverage.dat`` (not tried). A recorded trace pins the numbers
+    (``tests/costmodel/test_activity.py``).
     """
     names: dict[str, str] = {}
     widths: dict[str, int] = {}
