@@ -6,6 +6,8 @@
 - ``cosim(*simulators)``: the test needs the named simulators (``"verilator"`` when none is
   named, or ``"icarus"``). Without them it is skipped, except under ``CI=true``, where a missing
   simulator is an install bug and the test fails.
+- ``bare_registry``: ``arithforge.hdl.registry`` with its built-in datapaths hidden for the test,
+  for a plug-in datapath to be registered alone through the public ``register`` call.
 - ``gpu``: the test needs a CUDA device through torch; without one it is skipped with the reason.
 - Hypothesis: profile ``ci`` under ``CI=true`` (derandomized, no deadline, no example
   database), ``dev`` otherwise (no deadline: a 2-core machine under load misses any fixed one).
@@ -21,8 +23,9 @@ import importlib.util
 import os
 import shutil
 import zlib
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -149,3 +152,18 @@ def synthetic_trace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("trace") / "synthetic"
     assert main(["trace", "synthetic", "-o", str(out)]) == 0
     return out
+
+
+@pytest.fixture
+def bare_registry() -> Iterator[ModuleType]:
+    """``arithforge.hdl.registry`` with no datapath registered; the built-ins come back, in their
+    order, after the test (whatever it registered is dropped)."""
+    from arithforge.hdl import registry  # Amaranth, only for the tests that ask
+
+    builtins = dict(registry.DATAPATHS)
+    registry.DATAPATHS.clear()
+    try:
+        yield registry
+    finally:
+        registry.DATAPATHS.clear()
+        registry.DATAPATHS.update(builtins)

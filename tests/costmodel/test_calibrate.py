@@ -54,7 +54,8 @@ def test_calibrate_tinymac(registry, tmp_path: Path) -> None:
     report = cal.calibrate([*designs, cal.Design("tinymac", {"stages": -1})], jobs=2,
                            registry=registry)
     summary = report.summary()
-    assert summary["skipped"] == ["tinymac stages=-1: stages must be at least 0, not -1"]
+    assert summary["skipped"] == [
+        "tinymac stages=-1: tinymac parameter stages must be between 0 and 64, not -1"]
     assert summary["designs"] == 8
     assert summary["held_out"] + summary["train"] == 8
     assert summary["held_out"] >= 1

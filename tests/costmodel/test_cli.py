@@ -1,4 +1,5 @@
-"""`arithforge cost` and `arithforge synth` over the stand-in registry entry (tinymac)."""
+"""`arithforge cost` and `arithforge synth` over a plug-in datapath (tinymac), registered through
+the registry's public call."""
 
 from __future__ import annotations
 

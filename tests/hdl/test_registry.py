@@ -9,8 +9,8 @@ import pytest
 from amaranth.back import verilog
 
 from arithforge.formats import FloatFormat, get_format, names
-from arithforge.hdl import FusedMultiplyAdd, registry
-from arithforge.hdl.base import Param
+from arithforge.hdl import FusedMultiplyAdd, IntegerMAC, registry
+from arithforge.hdl.base import Datapath, Param
 
 FLOATS = [n for n in names() if isinstance(get_format(n), FloatFormat)]
 KINDS = {"adder", "multiplier", "shifter", "lzc", "mux", "register", "comparator", "rounder",
@@ -162,3 +162,82 @@ def test_reset_drops_vectors_in_flight() -> None:
     sim.add_testbench(bench)
     sim.run()
     assert seen == [0, 0, 0, 1, 1, 0, 0, 0, 0, 1]
+
+
+# -- plug-in datapaths: the public registration call ---------------------------------------------
+
+class PlugMAC(IntegerMAC):
+    """An integer MAC under another name: a plug-in datapath."""
+
+    name = "plugmac"
+
+
+def test_register_plug_in() -> None:
+    before = list(registry.DATAPATHS)
+    with registry.registered(PlugMAC):
+        assert registry.DATAPATHS["plugmac"] is PlugMAC
+        assert list(registry.DATAPATHS) == [*before, "plugmac"]
+        dp = registry.build("plugmac", a_bits="4", stages=1)
+        assert isinstance(dp, PlugMAC)
+        assert dp.latency == 1
+        with pytest.raises(ValueError, match=r"^PlugMAC.name must be unique, not 'plugmac' "
+                                             r"\(taken by PlugMAC\)$"):
+            registry.register(PlugMAC)
+    assert list(registry.DATAPATHS) == before
+    with pytest.raises(registry.DatapathError, match=r"^unknown datapath 'plugmac'"):
+        registry.build("plugmac")
+
+
+def test_register_is_a_decorator() -> None:
+    try:
+        @registry.register
+        class Other(PlugMAC):
+            name = "othermac"
+
+        assert registry.DATAPATHS["othermac"] is Other
+        assert registry.unregister("othermac") is Other
+        assert "othermac" not in registry.DATAPATHS
+    finally:
+        registry.DATAPATHS.pop("othermac", None)
+    with pytest.raises(ValueError, match=r"^name must be a registered datapath, not 'othermac'$"):
+        registry.unregister("othermac")
+
+
+def test_registered_cleans_up_after_an_error() -> None:
+    with pytest.raises(RuntimeError, match="^boom$"), registry.registered(PlugMAC):
+        raise RuntimeError("boom")
+    assert "plugmac" not in registry.DATAPATHS
+
+
+def _plug(name: str = "plug", **params: object) -> type[Datapath]:
+    return type("Plug", (PlugMAC,), {"name": name, "cli_params": params})
+
+
+@pytest.mark.parametrize(("cls", "error", "message"), [
+    (int, TypeError, "datapath must be a subclass of Datapath, not <class 'int'>"),
+    (Datapath, TypeError, "datapath must be a subclass of Datapath, not <class "),
+    (_plug(""), ValueError,
+     "Plug.name must be a non-empty string without surrounding spaces, not ''"),
+    (_plug(" plug"), ValueError,
+     "Plug.name must be a non-empty string without surrounding spaces, not ' plug'"),
+    (_plug("fma"), ValueError, "Plug.name must be unique, not 'fma' (taken by FusedMultiplyAdd)"),
+    (_plug(stages=("int", 0, "x")), TypeError,
+     "Plug.cli_params['stages'] must be a Param, not ('int', 0, 'x')"),
+    (_plug(**{"a-b": Param("int", 0, "x", 0, 1)}), ValueError,
+     "Plug.cli_params keys must be identifiers, not 'a-b'"),
+    (_plug(x=Param("float", 0, "x")), ValueError,
+     ("Plug.cli_params['x'].kind must be one of format, int, str, bool or "
+      "'choice:<a>|<b>|...', not 'float'")),
+    (_plug(x=Param("choice:a||b", "a", "x")), ValueError,
+     "Plug.cli_params['x'].kind must list non-empty choices, not 'choice:a||b'"),
+    (_plug(x=Param("int", 0, "x", 4, 1)), ValueError,
+     "Plug.cli_params['x'] low must be at most high, not 4 > 1"),
+    (_plug(x=Param("int", 0, "x", 0, 1.5)), TypeError,  # type: ignore[arg-type]
+     "Plug.cli_params['x'] bounds must be integers or None, not 1.5"),
+], ids=lambda v: v if isinstance(v, str) and len(v) < 30 else None)
+def test_register_refuses(cls: type, error: type[Exception], message: str) -> None:
+    before = dict(registry.DATAPATHS)
+    with pytest.raises(error) as exc:
+        registry.register(cls)
+    assert str(exc.value).startswith(message)
+    assert registry.DATAPATHS == before

@@ -1,44 +1,64 @@
 """A tiny datapath for testing the verification infrastructure on its own.
 
-``IntMul`` is an 8x8 unsigned multiplier implementing the ``arithforge.hdl.Datapath`` contract
-(operands, widths, latency, ``reference``, ``test_cases``, ports ``i__*``/``o__*``), in a
-combinational and a pipelined form, with optional injected bugs so the tests can check that the
-harness and the benches catch what they are meant to catch.
+``IntMul`` is an 8x8 unsigned multiplier, an ``arithforge.hdl.Datapath`` (operands, widths,
+latency, ``reference``, ``test_cases``, ports ``i__*``/``o__*``), in a combinational and a
+pipelined form, with optional injected bugs so the tests can check that the harness and the
+benches catch what they are meant to catch. The ``registry`` fixture registers it, alone, through
+the registry's public call for the command-line tests.
 """
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any, ClassVar, NamedTuple
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 from amaranth import Module, Signal
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+
+from arithforge.hdl.base import Datapath, Param, check_stages, stages_param
 
 #: Bugs IntMul can carry: a wrong product for one operand pair, a dropped valid, a result one
 #: cycle late (a pipeline register too many on the data path only), valid bits that reset ignores.
 BUGS = (None, "result", "valid", "late", "noreset")
 
 
-class IntMul(wiring.Component):
+class IntMul(Datapath):
     """Unsigned ``a * b`` of two 8-bit operands, ``stages`` pipeline registers."""
 
-    operands = ("a", "b")
-    operand_widths = {"a": 8, "b": 8}
-    result_width = 16
+    name: ClassVar[str] = "intmul"
+    cli_params: ClassVar[dict[str, Param]] = {
+        "stages": stages_param("pipeline registers"),
+        "bug": Param("choice:result|valid|late|noreset", None, "injected bug"),
+        "fmt": Param("format", "uint8", "operand format (decoding only)"),
+        "check": Param("bool", None, "a flag"),
+    }
 
-    def __init__(self, *, stages: int = 0, bug: str | None = None) -> None:
+    def __init__(self, *, stages: int = 0, bug: str | None = None, fmt: Any = "uint8",
+                 check: bool | None = None) -> None:
         if bug not in BUGS:
             raise ValueError(f"bug must be one of {BUGS}, not {bug!r}")
-        self._stages = stages
+        self._stages = check_stages(stages)
         self._bug = bug
-        super().__init__({
-            "i": In(wiring.Signature({"valid": Out(1), "a": Out(8), "b": Out(8)})),
-            "o": Out(wiring.Signature({"valid": Out(1), "result": Out(16)})),
-        })
+        self._fmt = fmt
+        super().__init__()
+
+    @property
+    def operands(self) -> tuple[str, ...]:
+        return ("a", "b")
+
+    @property
+    def operand_widths(self) -> dict[str, int]:
+        return {"a": 8, "b": 8}
+
+    @property
+    def result_width(self) -> int:
+        return 16
+
+    @property
+    def formats(self) -> dict[str, Any]:
+        return {"a": self._fmt, "b": self._fmt, "result": "uint16"}
 
     @property
     def latency(self) -> int:
@@ -91,44 +111,9 @@ def intmul() -> type[IntMul]:
     return IntMul
 
 
-class _Param(NamedTuple):
-    kind: str
-    default: Any
-    help: str
-
-
-class IntMulEntry(IntMul):
-    """IntMul as a registry entry, with the registry's cli_params."""
-
-    cli_params: ClassVar[dict[str, _Param]] = {
-        "stages": _Param("int", 0, "pipeline registers"),
-        "bug": _Param("choice:result|valid|late|noreset", None, "injected bug"),
-        "fmt": _Param("format", "uint8", "operand format (decoding only)"),
-        "check": _Param("bool", None, "a flag"),
-    }
-
-    def __init__(self, *, stages: int = 0, bug: str | None = None, fmt: str = "uint8",
-                 check: bool | None = None) -> None:
-        super().__init__(stages=stages, bug=bug)
-        self._fmt = fmt
-
-    @property
-    def formats(self) -> dict[str, str]:
-        return {"a": self._fmt, "b": self._fmt, "result": "uint16"}
-
-
 @pytest.fixture
-def registry(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
-    """A stand-in ``arithforge.hdl.registry`` holding ``intmul``, for the CLI tests."""
-    module = types.ModuleType("arithforge.hdl.registry")
-    module.DATAPATHS = {"intmul": IntMulEntry}  # type: ignore[attr-defined]
-
-    def build(name: str, **params: Any) -> IntMulEntry:
-        if params.get("stages", 0) < 0:
-            raise ValueError(f"stages must be at least 0, not {params['stages']!r}")
-        return module.DATAPATHS[name](**params)  # type: ignore[attr-defined]
-
-    module.build = build  # type: ignore[attr-defined]
-    module.Param = _Param  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "arithforge.hdl.registry", module)
-    return module
+def registry(bare_registry: ModuleType) -> Iterator[ModuleType]:
+    """``arithforge.hdl.registry`` holding ``intmul`` alone, registered through the public call,
+    for the command-line tests."""
+    with bare_registry.registered(IntMul):
+        yield bare_registry

@@ -9,15 +9,14 @@ a shorter initiation interval than it needs, and a valid bit that stays high.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 from amaranth import Cat, Module, Signal
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from arithforge import ArithforgeError
+from arithforge.hdl.base import Datapath
 from arithforge.sim import harness
 
 pytestmark = pytest.mark.cosim
@@ -25,21 +24,29 @@ pytestmark = pytest.mark.cosim
 W, CHUNK, STEPS = 100, 25, 4
 
 
-class SerialAdd(wiring.Component):
+class SerialAdd(Datapath):
     """``x + y`` of 100-bit operands, 25 bits per cycle (II 4, latency 4)."""
 
-    operands = ("x", "y")
-    operand_widths = {"x": W, "y": W}
-    result_width = W + 1
-    # Some tests build one that is never elaborated (the harness refuses it first).
-    _MustUse__silence = True
+    name: ClassVar[str] = "serialadd"
 
     def __init__(self, *, bug: str | None = None) -> None:
         self._bug = bug
-        super().__init__({
-            "i": In(wiring.Signature({"valid": Out(1), "x": Out(W), "y": Out(W)})),
-            "o": Out(wiring.Signature({"valid": Out(1), "result": Out(W + 1)})),
-        })
+        super().__init__()
+
+    @property
+    def operands(self) -> tuple[str, ...]:
+        return ("x", "y")
+
+    @property
+    def operand_widths(self) -> dict[str, int]:
+        return {"x": W, "y": W}
+
+    @property
+    def result_width(self) -> int:
+        return W + 1
+
+    def describe(self) -> dict[str, Any]:
+        return {"datapath": self.name, "bug": self._bug}
 
     @property
     def latency(self) -> int:

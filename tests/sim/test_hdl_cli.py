@@ -1,4 +1,5 @@
-"""`arithforge generate` and `arithforge verify` over a stand-in registry entry (intmul)."""
+"""`arithforge generate` and `arithforge verify` over a plug-in datapath (intmul), registered
+through the registry's public call."""
 
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ HELP = "(see `arithforge verify intmul --help`)"
      f"verify intmul: unrecognized arguments: --stagse 2 {HELP}"),
     (["verify", "intmul", "--stages", "two"],
      f"verify intmul: argument --stages: must be an integer, not 'two' {HELP}"),
-    (["verify", "intmul", "--stages", "-1"], "intmul: stages must be at least 0, not -1"),
+    (["verify", "intmul", "--stages", "-1"],
+     f"verify intmul: argument --stages: must be between 0 and 64, not -1 {HELP}"),
     (["verify", "intmul", "--vectors", "random"],
      ("verify intmul: argument --vectors: must be exhaustive, corner or random:N (N a count from "
      f"1 to 1e12), not 'random' {HELP}")),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import ArithforgeError
 from . import (
@@ -24,6 +24,9 @@ from . import (
     print_table,
 )
 from .hdl import VECTORS_RULE, build_datapath, configure_datapath, datapath_options
+
+if TYPE_CHECKING:  # the command line imports hdl (and Amaranth) only when a command runs
+    from ..hdl.base import Datapath
 
 __all__ = ["MAX_FREQ_MHZ", "MAX_JOBS"]
 
@@ -78,16 +81,15 @@ def _cost_options(parser: argparse.ArgumentParser) -> None:
                               f"the operations of --stream are --stream-vectors N")
 
 
-def _estimate(registry: Any, name: str, params: dict[str, Any], options: Any
-              ) -> tuple[Any, Any, Any]:
+def _estimate(name: str, params: dict[str, Any], options: argparse.Namespace
+              ) -> tuple[Any, Datapath, Any]:
     """The estimate, the datapath and the technology the options ask for."""
     costmodel = import_package("arithforge.costmodel")
     tech = costmodel.load_tech(options.tech, calibration=not options.uncalibrated,
                                node_nm=options.node)
-    dp = build_datapath(registry, name, params)
-    # The cost model reads structure() only; Amaranth would warn that the component was never
-    # elaborated.
-    dp._MustUse__silence = True
+    # The cost model reads structure() only; Datapath silences Amaranth's warning that the
+    # component was never elaborated.
+    dp = build_datapath(name, params)
     try:
         return costmodel.estimate(dp.structure(), tech), dp, tech
     except ValueError as exc:
@@ -110,11 +112,11 @@ def cost(args: argparse.Namespace) -> int:
     prints one row per component. --stream adds the energy on a chosen operand stream, scaled by
     the toggle counts of a Verilator run (costmodel.activity, run by sim.activity).
     """
-    registry, params, options = datapath_options("cost", args, _cost_options)
+    params, options = datapath_options("cost", args, _cost_options)
     if options.stream_vectors is not None and options.stream is None:
         raise ArithforgeError("--stream-vectors counts the operations of --stream; add --stream "
                               "or drop --stream-vectors")
-    est, dp, tech = _estimate(registry, args.datapath, params, options)
+    est, dp, tech = _estimate(args.datapath, params, options)
     activity = None
     if options.stream is not None:
         activity_mod = import_package("arithforge.costmodel.activity")
@@ -181,7 +183,7 @@ def synth(args: argparse.Namespace) -> int:
     Results are cached under <build>/synth-cache/ ($ARITHFORGE_BUILD, else build/ of a checkout,
     else ~/.cache/arithforge), keyed by the Verilog, script and tool versions.
     """
-    registry, params, options = datapath_options("synth", args, _synth_options)
+    params, options = datapath_options("synth", args, _synth_options)
     synth_mod = import_package("arithforge.costmodel.synth")
     if options.fmax and options.target not in synth_mod.FMAX_TARGETS:
         raise ArithforgeError(f"--fmax needs target {' or '.join(synth_mod.FMAX_TARGETS)}, not "
@@ -194,7 +196,7 @@ def synth(args: argparse.Namespace) -> int:
                               f"{' and '.join(synth_mod.DSP_TARGETS)}; target "
                               f"{options.target!r} maps none there")
     synth_mod.check_tools(options.target, fmax=options.fmax)
-    dp = build_datapath(registry, args.datapath, params)
+    dp = build_datapath(args.datapath, params)
     result = synth_mod.synth_datapath(dp, options.target, nodsp=options.nodsp,
                                       fmax=options.fmax,
                                       freq_mhz=options.freq or DEFAULT_FREQ_MHZ,

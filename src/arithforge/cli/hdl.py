@@ -18,7 +18,8 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from .._errors import ArithforgeError
 from . import (
@@ -32,6 +33,9 @@ from . import (
     int_arg,
     output_file,
 )
+
+if TYPE_CHECKING:  # the command line imports hdl (and Amaranth) only when a command runs
+    from ..hdl.base import Datapath, Param
 
 __all__ = ["MAX_RANDOM_VECTORS", "VECTORS_RULE", "build_datapath", "configure_datapath",
            "datapath_options", "datapath_parser", "parse_vectors", "vectors_arg"]
@@ -77,25 +81,33 @@ def _module_name(text: str) -> str:
     return text
 
 
-def _registry() -> Any:
+def _registry() -> ModuleType:
+    """``arithforge.hdl.registry`` (a user error if it is not installed)."""
     return import_package("arithforge.hdl.registry")
 
 
-def _datapath_class(registry: Any, name: str) -> Any:
+def _datapaths() -> dict[str, type[Datapath]]:
+    """The registry's :data:`~arithforge.hdl.registry.DATAPATHS`."""
+    datapaths: dict[str, type[Datapath]] = _registry().DATAPATHS
+    return datapaths
+
+
+def _datapath_class(name: str) -> type[Datapath]:
+    datapaths = _datapaths()
     try:
-        return registry.DATAPATHS[name]
+        return datapaths[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(registry.DATAPATHS), n=3, cutoff=0.5)
+        close = difflib.get_close_matches(name, list(datapaths), n=3, cutoff=0.5)
         hint = f"; closest: {', '.join(close)}" if close else ""
         raise ArithforgeError(
-            f"unknown datapath {name!r}{hint} (known: {', '.join(sorted(registry.DATAPATHS))})"
+            f"unknown datapath {name!r}{hint} (known: {', '.join(sorted(datapaths))})"
         ) from None
 
 
-def _add_param(parser: Any, name: str, param: Any) -> None:
+def _add_param(parser: argparse._ActionsContainer, name: str, param: Param) -> None:
     flags = [f"--{name.replace('_', '-')}"] + ([f"--{name}"] if "_" in name else [])
-    kind, default, text = str(param.kind), param.default, str(param.help)
-    low, high = getattr(param, "low", None), getattr(param, "high", None)
+    kind, default, text = param.kind, param.default, param.help
+    low, high = param.low, param.high
     if kind == "int" and (low is not None or high is not None):
         text += f"; {'...' if low is None else low} to {'...' if high is None else high}"
     shown = f"{text} (default: {default})" if default is not None else text
@@ -146,7 +158,7 @@ def _verify_options(parser: argparse.ArgumentParser) -> None:
 _OPTIONS = {"generate": _generate_options, "verify": _verify_options}
 
 
-def datapath_parser(subcommand: str, name: str, cls: Any,
+def datapath_parser(subcommand: str, name: str, cls: type[Datapath],
                     options: Callable[[argparse.ArgumentParser], None] | None = None
                     ) -> argparse.ArgumentParser:
     """Build the parser of ``arithforge <subcommand> <name> ...``: the datapath's parameters and
@@ -161,20 +173,20 @@ def datapath_parser(subcommand: str, name: str, cls: Any,
 
 def datapath_options(subcommand: str, args: argparse.Namespace,
                      options: Callable[[argparse.ArgumentParser], None] | None = None
-                     ) -> tuple[Any, dict[str, Any], Any]:
-    """Parse the datapath's parameters; return (registry, the parameters, all options)."""
-    registry = _registry()
-    cls = _datapath_class(registry, args.datapath)
+                     ) -> tuple[dict[str, Any], argparse.Namespace]:
+    """Parse the datapath's parameters; return (the parameters, all options)."""
+    cls = _datapath_class(args.datapath)
     parsed = datapath_parser(subcommand, args.datapath, cls, options).parse_args(args.rest)
     params = {p: getattr(parsed, p) for p in cls.cli_params if getattr(parsed, p) is not None}
-    return registry, params, parsed
+    return params, parsed
 
 
-def build_datapath(registry: Any, name: str, params: dict[str, Any]) -> Any:
+def build_datapath(name: str, params: dict[str, Any]) -> Datapath:
     """Build the datapath (last, once every option is known good: Amaranth warns about a
     component that is never elaborated)."""
     try:
-        return registry.build(name, **params)
+        dp: Datapath = _registry().build(name, **params)
+        return dp
     except (TypeError, ValueError) as exc:
         formats = sys.modules.get("arithforge.formats")
         if formats is not None and isinstance(exc, formats.FormatError):
@@ -182,7 +194,7 @@ def build_datapath(registry: Any, name: str, params: dict[str, Any]) -> Any:
         raise ArithforgeError(f"{name}: {exc}") from exc
 
 
-def _summary(cls: Any) -> str:
+def _summary(cls: type[Datapath]) -> str:
     """First sentence of a datapath's docstring, up to its colon, without markup."""
     paragraph = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
     return paragraph.partition(": ")[0].replace("``", "").rstrip(".")
@@ -190,7 +202,7 @@ def _summary(cls: Any) -> str:
 
 def _datapaths_help(prog: str) -> str:
     try:
-        datapaths = _registry().DATAPATHS
+        datapaths = _datapaths()
     except ArithforgeError as exc:
         return f"datapaths: none ({exc})"
     width = max(len(name) for name in datapaths)
@@ -217,14 +229,14 @@ def generate(args: argparse.Namespace) -> int:
     Parameters come from the datapath's registry entry; `arithforge generate DATAPATH --help`
     lists them. The output is deterministic: the same parameters give the same bytes.
     """
-    registry, params, options = datapath_options("generate", args)
+    params, options = datapath_options("generate", args)
     export = import_package("arithforge.tools.export")
     if options.output != "-":
         output_file(options.output)
     name = options.module or export.module_name(args.datapath)
     if options.lint:
         import_package("arithforge.tools.toolchain").verilator()
-    dp = build_datapath(registry, args.datapath, params)
+    dp = build_datapath(args.datapath, params)
     text = export.to_verilog(dp, name)
     if options.lint:
         export.lint(text, name)
@@ -239,17 +251,11 @@ def generate(args: argparse.Namespace) -> int:
 
 # -- verify -------------------------------------------------------------------------------------
 
-def _port_formats(dp: Any) -> dict[str, Any]:
+def _port_formats(dp: Datapath) -> dict[str, Any]:
     """Formats of the operands and the result, where the datapath says (for decoding codes)."""
     formats = import_package("arithforge.formats")
-    found = getattr(dp, "formats", None)
-    if callable(found):
-        found = found()
-    if not isinstance(found, dict):
-        described = dp.describe() if hasattr(dp, "describe") else {}
-        found = described.get("formats", {}) if isinstance(described, dict) else {}
     out = {}
-    for port, fmt in dict(found).items():
+    for port, fmt in dp.formats.items():
         try:
             out[port] = formats.get_format(fmt) if isinstance(fmt, str) else fmt
         except Exception:  # noqa: BLE001 (best effort: an undecodable port shows hex only)
@@ -271,7 +277,7 @@ def _show(code: int, width: int, fmt: Any) -> str:
     return f"{text} ({value.item()!r})"
 
 
-def _failure_lines(dp: Any, failures: list[Any]) -> list[str]:
+def _failure_lines(dp: Datapath, failures: list[Any]) -> list[str]:
     formats = _port_formats(dp)
     lines = []
     for f in failures:
@@ -299,12 +305,12 @@ def verify(args: argparse.Namespace) -> int:
     datapath's reference(). Exit status 1 on any mismatch, after printing the first failing
     vectors and writing their waveform (--vcd, default verify_fail.vcd).
     """
-    registry, params, options = datapath_options("verify", args)
+    params, options = datapath_options("verify", args)
     kind, n = options.vectors
     wave = output_file(options.vcd, "--vcd")
     harness = import_package("arithforge.sim.harness")
     harness.toolchain.verilator()
-    dp = build_datapath(registry, args.datapath, params)
+    dp = build_datapath(args.datapath, params)
     extra = {} if options.lanes is None else {"lanes": options.lanes}
     # The harness draws the first vectors (which refuses an exhaustive sweep too large for the
     # datapath) before it builds anything.

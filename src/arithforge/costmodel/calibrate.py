@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import IO, Any
 
 import networkx as nx
@@ -172,14 +173,17 @@ SWEEPS: dict[str, Callable[[], list[Design]]] = {
 }
 
 
-def _registry(registry: Any) -> Any:
-    """``registry``, or ``arithforge.hdl.registry`` (a user error if it is not installed)."""
+def _registry(registry: ModuleType | None) -> ModuleType:
+    """``registry``, or ``arithforge.hdl.registry`` (a user error if it is not installed).
+
+    A module, not its ``Datapath`` type: the cost model imports no ``hdl`` (the layer contract),
+    and reads a datapath through ``structure()`` and the export alone."""
     if registry is not None:
         return registry
     return import_package("arithforge.hdl.registry")
 
 
-def design_set(registry: Any = None) -> list[Design]:
+def design_set(registry: ModuleType | None = None) -> list[Design]:
     """The calibration designs of every datapath of :data:`SWEEPS` the registry has."""
     registry = _registry(registry)
     return [d for name, sweep in SWEEPS.items() if name in registry.DATAPATHS for d in sweep()]
@@ -197,7 +201,7 @@ def _truth(verilog: str, top: str) -> tuple[int, int]:
     return cmos.transistors, ice40.luts
 
 
-def measure(designs: Sequence[Design], *, jobs: int = 2, registry: Any = None,
+def measure(designs: Sequence[Design], *, jobs: int = 2, registry: ModuleType | None = None,
             progress: IO[str] | None = None, skipped: list[str] | None = None) -> list[Sample]:
     """Build, cost and synthesize every design; at most ``jobs`` synthesis runs at a time.
 
@@ -338,8 +342,8 @@ def fit(samples: list[Sample]) -> Report:
     return Report(samples, size, luts)
 
 
-def calibrate(designs: Sequence[Design] | None = None, *, jobs: int = 2, registry: Any = None,
-              progress: IO[str] | None = None) -> Report:
+def calibrate(designs: Sequence[Design] | None = None, *, jobs: int = 2,
+              registry: ModuleType | None = None, progress: IO[str] | None = None) -> Report:
     """Measure ``designs`` (default :func:`design_set`) and fit the factors."""
     designs = design_set(registry) if designs is None else designs
     if not designs:

@@ -30,9 +30,12 @@ import math
 import time
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+
+if TYPE_CHECKING:
+    from ..hdl.base import Datapath
 
 __all__ = ["STAGES", "canonical", "code_version", "run_task", "task_key"]
 
@@ -111,7 +114,7 @@ def _accuracy(config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Any]
     }
 
 
-def _build(config: dict[str, Any]) -> Any:
+def _build(config: dict[str, Any]) -> Datapath:
     from ..hdl.registry import build
 
     return build(config["hdl"], **config["params"])
@@ -124,7 +127,7 @@ def _cost(config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Any]:
     tech = load_tech(config["tech"], calibration=bool(config["calibrated"]),
                      node_nm=config["node"])
     est = estimate(dp.structure(), tech)
-    ii = int(getattr(dp, "initiation_interval", 1))
+    ii = dp.initiation_interval
     macs = int(config["macs"])
     per = ii / macs  # cycles per MAC
     luts = est.ice40_luts

@@ -216,8 +216,15 @@ class Datapath(wiring.Component):
         """Format of each operand and of the result (key ``"result"``), for decoding codes."""
         return {}
 
+    def cycles(self, tiles: int) -> int | None:
+        """Return the cycles of ``tiles`` back-to-back transactions, from the cycle presenting
+        the first to the one showing the last result, where the datapath documents it (the
+        benches then check it); None where it does not."""
+        return None
+
     # -- the faces ------------------------------------------------------------------------------
-    def reference(self, **operands: np.ndarray) -> np.ndarray:
+    # ``*args: Any, **operands: Any``: each datapath names its own operands (a, b, c, ...).
+    def reference(self, *args: Any, **operands: Any) -> np.ndarray:
         """Compute the exact results (codes as uint64) of operand code arrays."""
         raise NotImplementedError
 

@@ -67,6 +67,7 @@ combinational reads in the cycle the enable is high:
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from typing import Any
 
 from amaranth import Const, Module, Mux, Signal, Value
@@ -74,6 +75,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..formats import FloatFormat, Rounding
+from .base import Datapath
 
 __all__ = ["DATAFLOWS", "SystolicArray", "Timing", "check_pe", "pad_codes", "pe_roles"]
 
@@ -83,7 +85,7 @@ DATAFLOWS = ("os", "ws")
 ADDR_BITS = 32
 
 
-def pe_roles(pe: Any) -> tuple[str, tuple[str, ...]]:
+def pe_roles(pe: Datapath) -> tuple[str, tuple[str, ...]]:
     """The PE's A-side operand (the first: activations, moving along the rows) and its B-side
     operands (those between it and ``c``: weights and their metadata, packed LSB first into one
     B element)."""
@@ -91,7 +93,7 @@ def pe_roles(pe: Any) -> tuple[str, tuple[str, ...]]:
     return ops[0], ops[1:-1]
 
 
-def check_pe(pe: Any) -> None:
+def check_pe(pe: Datapath) -> None:
     """Check that ``pe`` can accumulate in an array: operands ``(A side, B side..., c)`` with
     ``c`` as wide as the result and in its format, and no random-bits operand.
 
@@ -152,11 +154,11 @@ class Timing:
         return rows + (m - 1) * self.ii + (rows - 1) * S + cols + L
 
 
-def _rounding(pe: Any) -> str:
+def _rounding(pe: Datapath) -> str:
     return str(pe.describe().get("rounding", "rne"))
 
 
-def pad_codes(pe: Any) -> tuple[int, int]:
+def pad_codes(pe: Datapath) -> tuple[int, int]:
     """Codes ``(a, b)`` fed to the rows past ``K`` of a weight-stationary fold.
 
     Their product is a zero that leaves any partial sum unchanged: ``-0`` (``x + -0 = x`` in
@@ -215,8 +217,8 @@ class SystolicArray(wiring.Component):
 
     _MustUse__silence = True
 
-    def __init__(self, make_pe: Any, rows: int, cols: int, *, dataflow: str = "os",
-                 dim_bits: int = 16) -> None:
+    def __init__(self, make_pe: Callable[[], Datapath], rows: int, cols: int, *,
+                 dataflow: str = "os", dim_bits: int = 16) -> None:
         self._rows = _positive(rows, "rows")
         self._cols = _positive(cols, "cols")
         if dataflow not in DATAFLOWS:
@@ -228,7 +230,7 @@ class SystolicArray(wiring.Component):
         check_pe(self._proto)
         pe = self._proto
         a_op, b_ops = pe_roles(pe)
-        self._timing = Timing(int(pe.latency), int(getattr(pe, "initiation_interval", 1)))
+        self._timing = Timing(int(pe.latency), pe.initiation_interval)
         wa = int(pe.operand_widths[a_op])
         wb = sum(int(pe.operand_widths[o]) for o in b_ops)
         wc = int(pe.result_width)
@@ -266,7 +268,7 @@ class SystolicArray(wiring.Component):
         return self._dataflow
 
     @property
-    def pe(self) -> Any:
+    def pe(self) -> Datapath:
         """A PE like those in the array (for its formats, latency and reference)."""
         return self._proto
 
@@ -309,7 +311,7 @@ class SystolicArray(wiring.Component):
             grid.append(row)
         return grid
 
-    def _connect(self, m: Module, pe: Any, a: Value, b: Value, c: Value, valid: Value) -> None:
+    def _connect(self, m: Module, pe: Datapath, a: Value, b: Value, c: Value, valid: Value) -> None:
         """Drive a PE: the A element, the B element split into the B-side ports, ``c``."""
         a_op, b_ops = pe_roles(pe)
         stmts = [pe.i.valid.eq(valid), getattr(pe.i, a_op).eq(a), pe.i.c.eq(c)]

@@ -31,11 +31,15 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._errors import ArithforgeError
+
+if TYPE_CHECKING:  # the accelerator model runs without Amaranth until hardware is asked for
+    from ..hdl.base import Datapath
+    from ..hdl.systolic import SystolicArray
 
 __all__ = ["DATAFLOWS", "DRAM_PJ_PER_BIT", "ArrayConfig", "PESpec", "Schedule", "SimResult",
            "gemm_objectives", "lut_tiles", "lut_untile", "parse_array", "parse_pe",
@@ -79,7 +83,7 @@ class PESpec:
         to read them (which imports :mod:`arithforge.hdl`)."""
         if self.name not in ARRAY_PES:
             pe = self.build()
-            return int(pe.latency), int(getattr(pe, "initiation_interval", 1))
+            return int(pe.latency), pe.initiation_interval
         try:
             return int(self.kwargs.get("stages", "0"), 0), 1
         except ValueError:
@@ -90,7 +94,7 @@ class PESpec:
         return self.name + (":" + ",".join(f"{k}={v}" for k, v in self.params)
                             if self.params else "")
 
-    def build(self) -> Any:
+    def build(self) -> Datapath:
         """The PE datapath (imports :mod:`arithforge.hdl`)."""
         return _build_pe(self)
 
@@ -126,7 +130,7 @@ def parse_pe(text: str) -> PESpec:
 
 
 @functools.lru_cache(maxsize=64)
-def _build_pe(spec: PESpec) -> Any:
+def _build_pe(spec: PESpec) -> Datapath:
     from ..hdl import registry
     from ..hdl.systolic import check_pe
 
@@ -196,7 +200,7 @@ class ArrayConfig:
         """``S``: cycles between neighbouring rows in ws, ``max(L, 1)``."""
         return max(self.latency, 1)
 
-    def hardware(self, dim_bits: int = 16) -> Any:
+    def hardware(self, dim_bits: int = 16) -> SystolicArray:
         """The Amaranth array (imports :mod:`arithforge.hdl`)."""
         from ..hdl.systolic import SystolicArray
 
@@ -205,7 +209,7 @@ class ArrayConfig:
                              dataflow=self.dataflow, dim_bits=dim_bits)
 
 
-def _fresh_pe(spec: PESpec) -> Any:
+def _fresh_pe(spec: PESpec) -> Datapath:
     from ..hdl import registry
 
     return registry.build(spec.name, **spec.kwargs)
@@ -402,7 +406,7 @@ def _gemm_codes(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return a, b, (m, n, k)
 
 
-def _operand_checks(pe: Any, a: np.ndarray, b: np.ndarray) -> None:
+def _operand_checks(pe: Datapath, a: np.ndarray, b: np.ndarray) -> None:
     from ..hdl.systolic import pe_roles
 
     wa, wb = int(pe.operand_widths[pe_roles(pe)[0]]), b_width(pe)
@@ -441,7 +445,7 @@ def outputs(cfg: ArrayConfig, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return acc.reshape(m, n)
 
 
-def split_b(pe: Any, b: np.ndarray) -> dict[str, np.ndarray]:
+def split_b(pe: Datapath, b: np.ndarray) -> dict[str, np.ndarray]:
     """A B element (the PE's B-side operands packed LSB first) split into its operands."""
     from ..hdl.systolic import pe_roles
 
@@ -453,7 +457,7 @@ def split_b(pe: Any, b: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def b_width(pe: Any) -> int:
+def b_width(pe: Datapath) -> int:
     """Bits of a B element."""
     from ..hdl.systolic import pe_roles
 

@@ -38,13 +38,16 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._errors import ArithforgeError
 from ..tools import export, toolchain
 from ..tools.build import VerilatorBuild
+
+if TYPE_CHECKING:
+    from ..hdl.base import Datapath
 
 __all__ = ["Failure", "Result", "Harness", "verify", "code_dtype", "code_words",
            "to_words", "from_words", "initiation_interval", "DEFAULT_LANES", "DEFAULT_CHUNK",
@@ -102,9 +105,9 @@ def from_words(row: Any) -> int:
     return sum(int(w) << (64 * j) for j, w in enumerate(arr.reshape(-1)))
 
 
-def initiation_interval(dp: Any) -> int:
-    """Cycles between transactions a datapath accepts (its ``initiation_interval``, default 1)."""
-    ii = int(getattr(dp, "initiation_interval", 1))
+def initiation_interval(dp: Datapath) -> int:
+    """Cycles between transactions a datapath accepts (its ``initiation_interval``, checked)."""
+    ii = int(dp.initiation_interval)
     if ii < 1:
         raise ArithforgeError(f"initiation_interval must be at least 1, not {ii}")
     if ii > 1 and int(dp.latency) < 1:
@@ -202,7 +205,7 @@ class Result:
 
 # -- code generation ----------------------------------------------------------------------------
 
-def _wrapper(dp: Any, dut: str, lanes: int) -> str:
+def _wrapper(dp: Datapath, dut: str, lanes: int) -> str:
     """Verilog of ``harness_top``: ``lanes`` copies of module ``dut`` with per-lane ports."""
     clocked = dp.latency > 0
     decls, insts = [], []
@@ -367,7 +370,7 @@ template <class T> static bool read_words(std::vector<T>& v, uint64_t n, uint64_
 """
 
 
-def _testbench(dp: Any, lanes: int) -> str:
+def _testbench(dp: Datapath, lanes: int) -> str:
     """C++ source of the batch testbench for ``_wrapper(dp, ..., lanes)``.
 
     A datapath with only ports of at most 64 bits and ``initiation_interval`` 1 gets the
@@ -543,7 +546,7 @@ class Harness:
         Build with VCD tracing (slow; used to replay failing vectors).
     """
 
-    def __init__(self, dp: Any, *, lanes: int = DEFAULT_LANES, trace: bool = False) -> None:
+    def __init__(self, dp: Datapath, *, lanes: int = DEFAULT_LANES, trace: bool = False) -> None:
         if (isinstance(lanes, bool) or not isinstance(lanes, int | np.integer)
                 or not 1 <= lanes <= MAX_LANES):
             raise ValueError(f"lanes must be an integer between 1 and {MAX_LANES}, not {lanes!r}")
@@ -557,7 +560,6 @@ class Harness:
         self.flags = [*_VERILATOR_FLAGS, *(["--trace", "-CFLAGS", "-DHARNESS_TRACE"]
                                           if trace else [])]
         tool = toolchain.verilator()
-        describe = getattr(dp, "describe", None)
         self._build = VerilatorBuild(
             "harness", "harness_top",
             {"dut.v": self.dut_verilog, "harness_top.v": self.wrapper_verilog,
@@ -569,7 +571,7 @@ class Harness:
             meta=lambda: {
                 "datapath": type(dp).__name__, "lanes": lanes, "trace": trace,
                 "latency": int(dp.latency), "verilator": tool.version,
-                "describe": describe() if callable(describe) else None,
+                "describe": dp.describe(),
             })
         self.hash = self._build.hash
         self.runtime = self._build.runtime
@@ -730,7 +732,7 @@ def _column(values: Any, bits: int) -> np.ndarray:
     return arr.reshape(-1).astype(code_dtype(bits), copy=False)
 
 
-def _narrow(dp: Any, operands: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _narrow(dp: Datapath, operands: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     out = {}
     for op in dp.operands:
         if op not in operands:
@@ -743,7 +745,7 @@ def _narrow(dp: Any, operands: Mapping[str, np.ndarray]) -> dict[str, np.ndarray
     return out
 
 
-def _chunks(dp: Any, kind: str, n: int | None, seed: int, chunk: int
+def _chunks(dp: Datapath, kind: str, n: int | None, seed: int, chunk: int
             ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
     """Yield (operands, expected) chunks; random vectors are drawn chunk by chunk."""
     rng = np.random.default_rng(seed)
@@ -771,7 +773,7 @@ def _chunks(dp: Any, kind: str, n: int | None, seed: int, chunk: int
         yield with_expected({k: v[start:start + chunk] for k, v in ops.items()})
 
 
-def verify(dp: Any, kind: str = "exhaustive", n: int | None = None, seed: int = 0, *,
+def verify(dp: Datapath, kind: str = "exhaustive", n: int | None = None, seed: int = 0, *,
            lanes: int = DEFAULT_LANES, chunk: int = DEFAULT_CHUNK) -> Result:
     """Compare the Verilator model of ``dp`` with ``dp.reference()`` on a set of vectors.
 
@@ -815,7 +817,7 @@ def verify(dp: Any, kind: str = "exhaustive", n: int | None = None, seed: int = 
     return result
 
 
-def replay(dp: Any, failures: list[Failure], vcd: Path) -> Result:
+def replay(dp: Datapath, failures: list[Failure], vcd: Path) -> Result:
     """Re-run failing vectors in a one-lane tracing build, writing the waveform to ``vcd``.
 
     A failure that depends on the vectors before it in a pipeline may not reproduce alone; the

@@ -31,7 +31,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from ..._errors import ArithforgeError
 from ...tools import export, toolchain
 from ...tools.build import build_dir
 from ..harness import _column, initiation_interval
+
+if TYPE_CHECKING:
+    from ...hdl.base import Datapath
 
 __all__ = ["SIMULATORS", "TESTS", "BenchResult", "run_benches"]
 
@@ -105,7 +108,7 @@ def _environ(values: dict[str, str | None]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _vectors(dp: Any, n: int, seed: int) -> dict[str, np.ndarray]:
+def _vectors(dp: Datapath, n: int, seed: int) -> dict[str, np.ndarray]:
     """Corner cases first, then random ones, ``n`` in all, with their expected results (ports
     wider than 64 bits as ``(n, words)`` uint64 rows, as the batch harness takes them)."""
     rng = np.random.default_rng(seed)
@@ -137,7 +140,7 @@ def _results(xml: Path) -> dict[str, tuple[str, float, str]]:
     return out
 
 
-def run_benches(dp: Any, simulator: str = "verilator", *, n: int = 2000, seed: int = 0,
+def run_benches(dp: Datapath, simulator: str = "verilator", *, n: int = 2000, seed: int = 0,
                 tests: tuple[str, ...] | None = None) -> BenchResult:
     """Build ``dp`` for ``simulator`` and run the cocotb benches on ``n`` vectors.
 
@@ -191,7 +194,8 @@ def run_benches(dp: Any, simulator: str = "verilator", *, n: int = 2000, seed: i
             result.build_s = time.perf_counter() - start
         run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=root))
         vectors = _vectors(dp, n, seed)
-        np.savez(run_dir / "vectors.npz", **vectors)
+        arrays: dict[str, Any] = dict(vectors)  # numpy's stubs read **ndarrays as its flags
+        np.savez(run_dir / "vectors.npz", **arrays)
         manifest = {
             "operands": list(dp.operands),
             "widths": {op: int(dp.operand_widths[op]) for op in dp.operands},
@@ -199,9 +203,10 @@ def run_benches(dp: Any, simulator: str = "verilator", *, n: int = 2000, seed: i
             "seed": seed, "vectors": "vectors.npz",
             "initiation_interval": initiation_interval(dp),
         }
-        if callable(getattr(dp, "cycles", None)):
-            # The datapath's documented cycle count of a tile of back-to-back transactions.
-            manifest["tile_cycles"] = int(dp.cycles(len(vectors["expected"])))
+        # The datapath's documented cycle count of a tile of back-to-back transactions.
+        tile_cycles = dp.cycles(len(vectors["expected"]))
+        if tile_cycles is not None:
+            manifest["tile_cycles"] = int(tile_cycles)
         (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         result.vectors = len(vectors["expected"])
         xml = run_dir / "results.xml"
