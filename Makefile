@@ -41,9 +41,9 @@ APT_PACKAGES := yosys iverilog nextpnr-ice40 make g++ perl
 
 # What the checks look at; folders that do not exist yet are left out.
 LINT_PATHS := $(wildcard src tests benchmarks)
-# mypy (strict, see pyproject.toml): the emulator, the command line (all of cli/), the cost
-# model, the workloads, the DSE engine, the tools layer and the accelerator simulator.
-TYPED := formats __init__.py _errors.py cli costmodel dse workloads tools sim/accelerator.py
+# mypy (strict, see pyproject.toml): every package: the emulator, the generators, verification
+# and simulation, the command line, the cost model, the workloads, the DSE engine, the tools layer.
+TYPED := formats __init__.py _errors.py cli costmodel dse workloads tools hdl sim
 MYPY_PATHS := $(wildcard $(addprefix src/arithforge/,$(TYPED)))
 PYTEST_ARGS ?=
 

@@ -91,7 +91,7 @@ def _renamed(dp: Datapath, prefix: str) -> Datapath:
     """Give a sub-datapath's port signals the names ``<prefix>__i__a`` ...: flattened into the
     core, its ``i__*`` signals would read as the core's ports to the lint's port rule."""
     members = dp.signature.members.create(path=(prefix,))
-    dp.i, dp.o = members["i"], members["o"]  # type: ignore[misc]
+    dp.i, dp.o = members["i"], members["o"]
     return dp
 
 

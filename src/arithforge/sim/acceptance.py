@@ -191,6 +191,7 @@ class Row:
 
 def run(selected: list[Case], progress: Callable[[Row], None] | None = None) -> list[Row]:
     """Run each case through the batch harness; errors become rows, not exceptions."""
+    from .._errors import ArithforgeError
     from ..formats import FormatError
     from ..hdl import registry
     from . import harness
@@ -202,7 +203,7 @@ def run(selected: list[Case], progress: Callable[[Row], None] | None = None) -> 
         try:
             dp = registry.build(case.datapath, **case.params)
             result = harness.verify(dp, case.kind, case.n, seed=0)
-        except (harness.ArithforgeError, FormatError, TypeError, ValueError) as exc:
+        except (ArithforgeError, FormatError, TypeError, ValueError) as exc:
             row.error = f"{type(exc).__name__}: {exc}"
         else:
             row.vectors, row.mismatches = result.vectors, result.mismatches

@@ -6,22 +6,23 @@ Each test drives a schedule of cycles through :mod:`.datapath_tb` and checks eve
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import cocotb
 
-from .datapath_tb import Cycle, load_bench, run_schedule
+from .datapath_tb import Bench, Cycle, load_bench, run_schedule
 
 # Known at import from the manifest, so a combinational datapath skips the reset test.
 _CLOCKED = os.environ.get("ARITHFORGE_BENCH_CLOCKED") == "1"
 
 
-def _spaced(bench, i: int) -> list[Cycle]:
+def _spaced(bench: Bench, i: int) -> list[Cycle]:
     """Vector ``i`` and the idle cycles of its initiation interval."""
     return [Cycle(i)] + [Cycle()] * (bench.ii - 1)
 
 
 @cocotb.test()
-async def full_throughput(dut):
+async def full_throughput(dut: Any) -> None:
     """Every vector back to back, one per cycle (per initiation interval): each result exactly
     `latency` ticks later; the tile takes the datapath's documented cycle count."""
     bench = load_bench(dut)
@@ -35,7 +36,7 @@ async def full_throughput(dut):
 
 
 @cocotb.test()
-async def single_vector_latency(dut):
+async def single_vector_latency(dut: Any) -> None:
     """One vector alone: o__valid rises exactly `latency` ticks after i__valid, once."""
     bench = load_bench(dut)
     await bench.start()
@@ -45,7 +46,7 @@ async def single_vector_latency(dut):
 
 
 @cocotb.test()
-async def valid_bubbles(dut):
+async def valid_bubbles(dut: Any) -> None:
     """Random gaps (valid low, random operands) between vectors: garbage never leaks out."""
     bench = load_bench(dut)
     await bench.start()
@@ -59,7 +60,7 @@ async def valid_bubbles(dut):
 
 
 @cocotb.test(skip=not _CLOCKED)
-async def reset_in_flight(dut):
+async def reset_in_flight(dut: Any) -> None:
     """Reset asserted mid-stream for 1 to 3 cycles, several times: in-flight vectors are dropped,
     o__valid stays low until the first vector after reset comes out, then the stream resumes."""
     bench = load_bench(dut)
