@@ -248,7 +248,8 @@ def calibrate(args: argparse.Namespace) -> int:
         raise ArithforgeError("--list prints the design set and exits, fitting nothing to "
                               "--write; give one of them")
     cal = import_package("arithforge.costmodel.calibrate")
-    designs = cal.design_set()
+    registry = import_package("arithforge.hdl.registry")
+    designs = cal.design_set(registry)
     if args.list:
         for d in designs:
             print(d.label)
@@ -258,7 +259,8 @@ def calibrate(args: argparse.Namespace) -> int:
     import_package("arithforge.costmodel.synth").check_tools("cmos")
     if args.write:
         output_file(import_package("arithforge.costmodel.tech").DEFAULT_CALIBRATION, "--write")
-    report = cal.calibrate(designs, jobs=args.jobs, progress=None if args.json else sys.stderr)
+    report = cal.calibrate(designs, registry=registry, jobs=args.jobs,
+                           progress=None if args.json else sys.stderr)
     if args.write:
         path = cal.write_calibration(report, command=f"arithforge calibrate --jobs {args.jobs} "
                                                      f"--write")

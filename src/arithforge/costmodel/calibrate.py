@@ -28,7 +28,7 @@ from typing import IO, Any
 
 import networkx as nx
 
-from .._errors import ArithforgeError, import_package
+from .._errors import ArithforgeError
 from ..workloads.metrics import spearman
 from .fit import fit_factors, held_out, median_abs_err
 from .model import FREE_KINDS, estimate
@@ -173,19 +173,13 @@ SWEEPS: dict[str, Callable[[], list[Design]]] = {
 }
 
 
-def _registry(registry: ModuleType | None) -> ModuleType:
-    """``registry``, or ``arithforge.hdl.registry`` (a user error if it is not installed).
+def design_set(registry: ModuleType) -> list[Design]:
+    """The calibration designs of every datapath of :data:`SWEEPS` the registry has.
 
-    A module, not its ``Datapath`` type: the cost model imports no ``hdl`` (the layer contract),
-    and reads a datapath through ``structure()`` and the export alone."""
-    if registry is not None:
-        return registry
-    return import_package("arithforge.hdl.registry")
-
-
-def design_set(registry: ModuleType | None = None) -> list[Design]:
-    """The calibration designs of every datapath of :data:`SWEEPS` the registry has."""
-    registry = _registry(registry)
+    ``registry`` is ``arithforge.hdl.registry`` (or a module like it), passed in by the caller:
+    the cost model imports no ``hdl`` (the layer contract) and reads a datapath through
+    ``structure()`` and the export alone.
+    """
     return [d for name, sweep in SWEEPS.items() if name in registry.DATAPATHS for d in sweep()]
 
 
@@ -201,7 +195,7 @@ def _truth(verilog: str, top: str) -> tuple[int, int]:
     return cmos.transistors, ice40.luts
 
 
-def measure(designs: Sequence[Design], *, jobs: int = 2, registry: ModuleType | None = None,
+def measure(designs: Sequence[Design], *, registry: ModuleType, jobs: int = 2,
             progress: IO[str] | None = None, skipped: list[str] | None = None) -> list[Sample]:
     """Build, cost and synthesize every design; at most ``jobs`` synthesis runs at a time.
 
@@ -211,7 +205,6 @@ def measure(designs: Sequence[Design], *, jobs: int = 2, registry: ModuleType | 
     """
     from .synth import export_datapath
 
-    registry = _registry(registry)
     tech = load_tech(calibration=False)
     start = time.perf_counter()
     pending = []
@@ -342,9 +335,10 @@ def fit(samples: list[Sample]) -> Report:
     return Report(samples, size, luts)
 
 
-def calibrate(designs: Sequence[Design] | None = None, *, jobs: int = 2,
-              registry: ModuleType | None = None, progress: IO[str] | None = None) -> Report:
-    """Measure ``designs`` (default :func:`design_set`) and fit the factors."""
+def calibrate(designs: Sequence[Design] | None = None, *, registry: ModuleType, jobs: int = 2,
+              progress: IO[str] | None = None) -> Report:
+    """Measure ``designs`` (default :func:`design_set`) and fit the factors; ``registry`` is
+    ``arithforge.hdl.registry`` (see :func:`design_set`)."""
     designs = design_set(registry) if designs is None else designs
     if not designs:
         raise ArithforgeError("no calibration design: arithforge.hdl.registry has none of "
