@@ -9,7 +9,7 @@ import pytest
 
 from arithforge.formats import BlockFormat, FloatFormat, Rounding, get_format, ops
 from arithforge.formats.block import mx_dot
-from arithforge.workloads import gemm
+from arithforge.datapaths import gemm
 from arithforge.workloads.datapaths import Config, get_datapath
 from arithforge.workloads.quantize import Quantized, quantize
 

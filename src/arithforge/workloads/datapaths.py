@@ -72,7 +72,7 @@ from ..formats import (
     mma,
     ops,
 )
-from . import gemm
+from ..datapaths import gemm
 from .quantize import Quantized
 
 __all__ = ["DATAPATHS", "PLANNED", "TENSORCORE_MODELS", "Config", "Datapath", "get_datapath",

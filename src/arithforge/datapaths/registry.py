@@ -1,0 +1,152 @@
+"""The one registry of datapaths: name -> :class:`~.base.Descriptor`.
+
+Every command, sweep, simulation, calibration, report and parametrized test loops over
+:data:`DATAPATHS`; nothing else names a datapath. :func:`register` is the one way in: the
+built-in datapaths go through it (the one line per datapath at the bottom), and so do plug-in
+datapaths of users and tests (``register(MyDescriptor())``, or ``with registered(...):`` for the
+length of a block); :func:`unregister` takes one out again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from .base import DatapathError, Descriptor
+
+__all__ = ["DATAPATHS", "generator_of", "get", "register", "registered", "unregister",
+           "with_face"]
+
+#: Datapath name -> descriptor, in registration order. Written only through :func:`register`
+#: and :func:`unregister`.
+DATAPATHS: dict[str, Descriptor] = {}
+
+FACES = ("generator", "accuracy", "sweep", "array_pe")
+
+
+def register(descriptor: Descriptor) -> Descriptor:
+    """Add ``descriptor`` to :data:`DATAPATHS` under its name; return it.
+
+    Raises
+    ------
+    TypeError
+        ``descriptor`` is not a :class:`Descriptor` instance, or a parameter is not a ``Param``.
+    ValueError
+        The name is empty or taken, or a parameter's name or kind is malformed.
+    """
+    if not isinstance(descriptor, Descriptor):
+        raise TypeError(f"datapath must be a Descriptor instance, not {descriptor!r}")
+    cls = type(descriptor)
+    name = descriptor.name
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"{cls.__name__}.name must be an identifier, not {name!r}")
+    if name in DATAPATHS:
+        raise ValueError(f"{cls.__name__}.name must be unique, not {name!r} (taken by "
+                         f"{type(DATAPATHS[name]).__qualname__})")
+    from .base import Param
+
+    for table in ("params", "sweep"):
+        params = getattr(descriptor, table)
+        if not isinstance(params, dict):
+            raise TypeError(f"{cls.__name__}.{table} must be a dict, not {params!r}")
+        for pname, param in params.items():
+            where = f"{cls.__name__}.{table}[{pname!r}]"
+            if not isinstance(pname, str) or not pname.isidentifier():
+                raise ValueError(f"{cls.__name__}.{table} keys must be identifiers, not "
+                                 f"{pname!r}")
+            if not isinstance(param, Param):
+                raise TypeError(f"{where} must be a Param, not {param!r}")
+            param.check(where)
+    if descriptor.params and descriptor.generator is None:
+        raise ValueError(f"{cls.__name__} has generator parameters but no generator")
+    if descriptor.accuracy is not None and descriptor.accuracy.name != name:
+        # The model reports under the datapath's name.
+        object.__setattr__(descriptor, "accuracy",
+                           dataclasses.replace(descriptor.accuracy, name=name))
+    DATAPATHS[name] = descriptor
+    return descriptor
+
+
+def unregister(name: str) -> Descriptor:
+    """Remove datapath ``name`` from :data:`DATAPATHS`; return its descriptor."""
+    try:
+        return DATAPATHS.pop(name)
+    except KeyError:
+        raise ValueError(f"name must be a registered datapath, not {name!r}") from None
+
+
+@contextmanager
+def registered(*descriptors: Descriptor) -> Iterator[None]:
+    """Register ``descriptors`` for the length of a ``with`` block (tests, scripts), then remove
+    them again, whatever the block raised."""
+    done: list[str] = []
+    try:
+        for d in descriptors:
+            register(d)
+            done.append(d.name)
+        yield
+    finally:
+        for name in reversed(done):
+            DATAPATHS.pop(name, None)
+
+
+def has_face(descriptor: Descriptor, face: str) -> bool:
+    """Whether ``descriptor`` has ``face``: ``generator`` (hardware), ``accuracy`` (a GEMM
+    model), ``sweep`` (explore sweeps it) or ``array_pe`` (a PE of the systolic array)."""
+    if face not in FACES:
+        raise ValueError(f"face must be one of {', '.join(FACES)}, not {face!r}")
+    return bool(getattr(descriptor, face))
+
+
+def with_face(face: str) -> dict[str, Descriptor]:
+    """The registered datapaths that have ``face`` (see :func:`has_face`), in order."""
+    return {n: d for n, d in DATAPATHS.items() if has_face(d, face)}
+
+
+def get(name: str, face: str | None = None) -> Descriptor:
+    """The datapath called ``name`` (with ``face`` when given).
+
+    Raises
+    ------
+    DatapathError
+        One line naming the close matches and the datapaths there are.
+    """
+    pool = DATAPATHS if face is None else with_face(face)
+    if isinstance(name, str) and name in pool:
+        return pool[name]
+    what = {None: "datapath", "generator": "datapath with hardware",
+            "accuracy": "datapath with a GEMM model", "sweep": "datapath explore sweeps",
+            "array_pe": "PE datapath"}[face]
+    close = difflib.get_close_matches(str(name), list(pool), n=3, cutoff=0.5)
+    hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+    if isinstance(name, str) and name in DATAPATHS:
+        raise DatapathError(f"{name!r} is not a {what}; choose one of {', '.join(pool)}")
+    raise DatapathError(f"unknown {what} {name!r}{hint}; choose one of {', '.join(pool)}")
+
+
+def generator_of(descriptor: Descriptor) -> type:
+    """The generator class of ``descriptor`` (imported on first use)."""
+    gen = descriptor.generator
+    if gen is None:
+        raise DatapathError(f"datapath {descriptor.name!r} has no hardware generator")
+    if isinstance(gen, type):
+        return gen
+    module, _, attr = gen.partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    if not isinstance(cls, type):
+        raise TypeError(f"{descriptor.name}: generator {gen!r} is not a class")
+    return cls
+
+
+def _builtin() -> None:
+    from . import bitserial, exact, fma, imac, lmul, lut, mx, tensorcore
+
+    for d in (fma.FMA(), fma.Mul(), fma.Add(), lmul.LMul(), lmul.LMac(), imac.IMac(),
+              lut.LUT(), bitserial.BitSerial(), exact.Exact(), mx.MX(), tensorcore.TensorCore()):
+        register(d)
+
+
+_builtin()
