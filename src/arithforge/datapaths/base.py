@@ -501,7 +501,7 @@ class Descriptor:
     #: The Amaranth generator: ``"arithforge.hdl.fma:FusedMultiplyAdd"`` or the class itself.
     generator: ClassVar[str | type | None] = None
     #: The GEMM accuracy model, or None.
-    accuracy: ClassVar[Accuracy | None] = None
+    accuracy: Accuracy | None = None
     #: Sweep parameters (``[datapaths.NAME] KEY = [...]``): name -> :class:`Param` (its default
     #: is the sweep's default value). Empty: the datapath is not swept by ``explore``.
     sweep: ClassVar[dict[str, Param]] = {}

@@ -141,7 +141,7 @@ class BitSerial(Descriptor):
         "serial": Param("choice:term|bit", "term", "one term per cycle, or one bit (digit)"),
     }
     generator: ClassVar[str] = "arithforge.hdl.bitserial:BitSerialPE"
-    accuracy: ClassVar[Accuracy | None] = Accuracy(
+    accuracy: Accuracy | None = Accuracy(
         _run, "BitMoD bit-serial PE, group-wise MSE datatypes",
         {"family": "bitmod4", "group": 128, "align_bits": 8, "scale": "float16"},
         check=_check_model)

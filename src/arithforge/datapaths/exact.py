@@ -23,4 +23,4 @@ class Exact(Descriptor):
 
     name: ClassVar[str] = "exact"
     summary: ClassVar[str] = "exact products and sum, one rounding to acc"
-    accuracy: ClassVar[Accuracy | None] = Accuracy(_run, summary)
+    accuracy: Accuracy | None = Accuracy(_run, summary)

@@ -149,7 +149,7 @@ class FMA(Descriptor):
     summary: ClassVar[str] = "fused multiply-add, one rounding; optional normalization window"
     params: ClassVar[dict[str, Param]] = PARAMS
     generator: ClassVar[str] = "arithforge.hdl.fma:FusedMultiplyAdd"
-    accuracy: ClassVar[Accuracy | None] = Accuracy(
+    accuracy: Accuracy | None = Accuracy(
         _run, "sequential FMA in acc, optional normalization window",
         {"normalization": "exact"}, fast=False, check=_check_model)
     sweep: ClassVar[dict[str, Param]] = {

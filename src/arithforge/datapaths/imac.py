@@ -76,7 +76,7 @@ class IMac(Descriptor):
         "saturate": Param("bool", False, "clamp to the accumulator range instead of wrapping"),
     }
     generator: ClassVar[str] = "arithforge.hdl.imac:IntegerMAC"
-    accuracy: ClassVar[Accuracy | None] = Accuracy(_run, "integer MAC, wrapping accumulator",
+    accuracy: Accuracy | None = Accuracy(_run, "integer MAC, wrapping accumulator",
                                                    acc="int32")
     sweep: ClassVar[dict[str, Param]] = {
         "stages": stages_param(),

@@ -105,7 +105,7 @@ class LMac(Descriptor):
         "stages": stages_param(),
     }
     generator: ClassVar[str] = "arithforge.hdl.lmul:LMulMAC"
-    accuracy: ClassVar[Accuracy | None] = Accuracy(
+    accuracy: Accuracy | None = Accuracy(
         _run, "L-Mul products (exact in float32), accumulated in acc",
         {"form": "int", "offset_bits": None, "accumulate": "chain"}, check=_check_model)
     sweep: ClassVar[dict[str, Param]] = {

@@ -143,7 +143,7 @@ class LUT(Descriptor):
         "symmetric": Param("bool", True, "table symmetrization: 2**(K-1) stored entries"),
     }
     generator: ClassVar[str] = "arithforge.hdl.lut:LUTTensorCore"
-    accuracy: ClassVar[Accuracy | None] = Accuracy(
+    accuracy: Accuracy | None = Accuracy(
         _run, "LUT tensor core: tables of K activations, int2-4 weight bit-planes",
         {"group": 4, "symmetric": True}, fast=False, check=_check_model)
     sweep: ClassVar[dict[str, Param]] = {

@@ -32,4 +32,4 @@ class MX(Descriptor):
 
     name: ClassVar[str] = "mx"
     summary: ClassVar[str] = "OCP MX block formats, exact dot product, one rounding"
-    accuracy: ClassVar[Accuracy | None] = Accuracy(_run, summary)
+    accuracy: Accuracy | None = Accuracy(_run, summary)

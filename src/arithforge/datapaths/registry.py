@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import importlib
-from collections.abc import Iterator
+import importlib.util
+import os
+import sys
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from .base import DatapathError, Descriptor
 
-__all__ = ["DATAPATHS", "generator_of", "get", "register", "registered", "unregister",
-           "with_face"]
+__all__ = ["DATAPATHS", "PLUGINS_ENV", "generator_of", "get", "load_plugins", "plugin_sources",
+           "register", "registered", "unregister", "with_face"]
 
 #: Datapath name -> descriptor, in registration order. Written only through :func:`register`
 #: and :func:`unregister`.
@@ -64,8 +69,7 @@ def register(descriptor: Descriptor) -> Descriptor:
         raise ValueError(f"{cls.__name__} has generator parameters but no generator")
     if descriptor.accuracy is not None and descriptor.accuracy.name != name:
         # The model reports under the datapath's name.
-        object.__setattr__(descriptor, "accuracy",
-                           dataclasses.replace(descriptor.accuracy, name=name))
+        descriptor.accuracy = dataclasses.replace(descriptor.accuracy, name=name)
     DATAPATHS[name] = descriptor
     return descriptor
 
@@ -141,12 +145,91 @@ def generator_of(descriptor: Descriptor) -> type:
     return cls
 
 
+#: Environment variable naming plug-in modules the command line loads: module names or ``.py``
+#: files, separated by ``os.pathsep`` (``:``) or commas.
+PLUGINS_ENV = "ARITHFORGE_PLUGINS"
+#: Names of the built-in datapaths (registered below).
+_BUILTIN: set[str] = set()
+#: Plug-in sources loaded into this process.
+_LOADED: set[str] = set()
+
+
+def plugin_sources() -> tuple[str, ...]:
+    """Where the registered plug-in datapaths (not the built-in ones) are defined: the file of
+    each one's module, for :func:`load_plugins` in another process."""
+    out: list[str] = []
+    for name, d in DATAPATHS.items():
+        if name in _BUILTIN:
+            continue
+        module = sys.modules.get(type(d).__module__)
+        path = getattr(module, "__file__", None)
+        if path is None:
+            raise DatapathError(f"plug-in datapath {name!r} is defined in module "
+                                f"{type(d).__module__!r}, which has no file another process "
+                                f"could load; define it in a module")
+        source = str(Path(path).resolve())
+        if source not in out:
+            out.append(source)
+    return tuple(out)
+
+
+def load_plugins(sources: Iterable[str]) -> list[str]:
+    """Load plug-in modules (``.py`` files or module names) into this process, once each;
+    return the names of the datapaths they added.
+
+    A module registers its descriptors when imported, or defines ``arithforge_datapaths()``
+    returning them; datapaths already registered under their name are left alone.
+
+    Raises
+    ------
+    DatapathError
+        A source that does not exist or does not import (one line).
+    """
+    added: list[str] = []
+    for source in sources:
+        source = str(source).strip()
+        if not source or source in _LOADED:
+            continue
+        before = set(DATAPATHS)
+        try:
+            if source.endswith(".py"):
+                path = Path(source)
+                if not path.is_file():
+                    raise DatapathError(f"plug-in {source!r} is not a file")
+                tag = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+                spec = importlib.util.spec_from_file_location(f"arithforge_plugin_{tag}", path)
+                assert spec is not None
+                assert spec.loader is not None
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[spec.name] = module
+                spec.loader.exec_module(module)
+            else:
+                module = importlib.import_module(source)
+        except ImportError as exc:
+            raise DatapathError(f"plug-in {source!r} does not import: {exc}") from None
+        _LOADED.add(source)
+        hook = getattr(module, "arithforge_datapaths", None)
+        if callable(hook):
+            for d in hook():
+                if d.name not in DATAPATHS:
+                    register(d)
+        added += [n for n in DATAPATHS if n not in before]
+    return added
+
+
+def env_plugins() -> list[str]:
+    """The plug-in sources :data:`PLUGINS_ENV` names."""
+    text = os.environ.get(PLUGINS_ENV, "")
+    return [s for part in text.split(os.pathsep) for s in part.split(",") if s.strip()]
+
+
 def _builtin() -> None:
     from . import bitserial, exact, fma, imac, lmul, lut, mx, tensorcore
 
     for d in (fma.FMA(), fma.Mul(), fma.Add(), lmul.LMul(), lmul.LMac(), imac.IMac(),
               lut.LUT(), bitserial.BitSerial(), exact.Exact(), mx.MX(), tensorcore.TensorCore()):
         register(d)
+        _BUILTIN.add(d.name)
 
 
 _builtin()

@@ -82,7 +82,7 @@ class TensorCore(Descriptor):
 
     name: ClassVar[str] = "tensorcore"
     summary: ClassVar[str] = "tensor-core steps of n products truncated to frac_bits"
-    accuracy: ClassVar[Accuracy | None] = Accuracy(
+    accuracy: Accuracy | None = Accuracy(
         _run, summary, {"n": None, "frac_bits": None, "model": None}, rounding="rtz",
         fast=False, check=_check_model)
 
