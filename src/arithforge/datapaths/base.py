@@ -139,11 +139,16 @@ class Param(NamedTuple):
                 return value
             if isinstance(value, str) and not strict:
                 text = value.strip()
+                if text in self.also:
+                    return text
                 try:
                     value = int(text, 0)
                 except ValueError:
-                    words = "".join(f" or {w!r}" for w in self.also)
-                    raise ParamError(f"must be an integer{words}, not {text!r}") from None
+                    try:
+                        value = int(text, 10)  # leading zeros ("08"), which base 0 refuses
+                    except ValueError:
+                        words = "".join(f" or {w!r}" for w in self.also)
+                        raise ParamError(f"must be an integer{words}, not {text!r}") from None
             if isinstance(value, bool) or not isinstance(value, int | np.integer):
                 if strict:
                     words = "".join(f" or {w!r}" for w in self.also)
