@@ -3,7 +3,7 @@
 The measured job: fp8 e4m3 weights and activations (per-tensor scales), the ``exact`` datapath
 (exact products and sum, one rounding to float32), per-layer metrics on all 36 traced GEMMs and
 the end metric, a forward pass over the 80 similarity sentences (807 tokens) with every Linear
-emulated. The target is 60 s on 2 cores. The same job on the ``fma_chain`` datapath (a
+emulated. The target is 60 s on 2 cores. The same job on the ``fma`` datapath (a
 sequential float32 FMA per output, the FMA generator's numerics) is timed too.
 
 The peer does the same job the usual way: quantize-dequantize with torch's ``float8_e4m3fn``
@@ -83,7 +83,7 @@ def main() -> None:
         runs, chains = [], []
         for _ in range(args.repeat):
             runs.append(evaluate(trace_dir))
-            chains.append(evaluate(trace_dir, datapath="fma_chain"))
+            chains.append(evaluate(trace_dir, datapath="fma"))
         peers = [fake_quant(trace_dir) for _ in range(args.repeat)]
     best = min(runs, key=lambda r: r["seconds"]["total"])
     peer = min(peers, key=lambda r: r["total"])
@@ -93,7 +93,7 @@ def main() -> None:
         ["arithforge evaluate, exact (bit-exact)", f"{best['seconds']['layers']:.2f}",
          f"{best['seconds']['total']:.2f}", f"{best['summary']['sqnr_db_mean']:.2f}",
          f"{best['end_metric']['value']:.4f}"],
-        ["arithforge evaluate, fma_chain (bit-exact)", f"{chain['seconds']['layers']:.2f}",
+        ["arithforge evaluate, fma (bit-exact)", f"{chain['seconds']['layers']:.2f}",
          f"{chain['seconds']['total']:.2f}", f"{chain['summary']['sqnr_db_mean']:.2f}",
          f"{chain['end_metric']['value']:.4f}"],
         ["  first run in the process (loads the model)", f"{first['seconds']['layers']:.2f}",

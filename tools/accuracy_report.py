@@ -55,9 +55,9 @@ or `arithforge.workloads.evaluate.evaluate(trace_dir, weights, acts, datapath, a
    (the emulator) bit for bit; `tests/workloads/test_evaluate_gemm.py` checks each against
    `ops.dot` (models exact, fma_chain, block), `ops.lmul`, `ops.imac` and `mx_dot`. The emulator
    runs at a few million operations per second, too slow for MiniLM's 8.6 G multiply-accumulates
-   per forward pass, so `arithforge.workloads.gemm` computes the same results from the codes'
+   per forward pass, so `arithforge.datapaths.gemm` computes the same results from the codes'
    exact float64 values:
-   - `exact`, `mx`, `int`, `lmul`: each operand row is `2**base * integer`. When the integers'
+   - `exact`, `mx`, `imac`, `lmac`: each operand row is `2**base * integer`. When the integers'
      widths and K bound every partial sum below 2**53 (`span_x + span_w + ceil(log2 K) <= 53`),
      one float64 BLAS matmul is exact whatever its order of summation. Otherwise (e5m2, bfloat16,
      float16 operands with wide ranges) the integers are cut into limbs of at most 20 bits, each
@@ -66,8 +66,8 @@ or `arithforge.workloads.evaluate.evaluate(trace_dir, weights, acts, datapath, a
      bilinear, but its integer form is `Ex Ey + A + [s >= 1] (A - Ex Ey) + [s >= 2] 2 (A - 2 Ex
      Ey)` with `A = Fx Ey + Ex Fy + 2**-l Ex Ey`, and each carry condition is a threshold on `ym`
      for each value of `xm`: at most `2 + 2**(m+1)` exact matrix products.
-   - `fma_chain`, `tensorcore`: a loop over K, vectorized over all outputs: exact products,
-     TwoSum, round to odd at 53 bits and one rounding per step (fma_chain); alignment,
+   - `fma`, `tensorcore`: a loop over K, vectorized over all outputs: exact products,
+     TwoSum, round to odd at 53 bits and one rounding per step (fma); alignment,
      truncation to `frac_bits`, exact sum and one rounding per step of n products
      (tensorcore). An approximate normalization window (`-O normalization=W`) runs on the
      emulator itself. These are the slow models: per-layer metrics use 64 sampled rows per GEMM
@@ -80,7 +80,7 @@ or `arithforge.workloads.evaluate.evaluate(trace_dir, weights, acts, datapath, a
 Speed (`python benchmarks/bench_evaluate.py`): one format on the whole MiniLM trace, per-layer
 metrics and end metric, takes about 2 s with the `exact` datapath on 2 cores (6 s with the model
 load of a first run), about twice a float32 fake-quantization baseline that is not bit-exact.
-The limb path (e5m2) and `lmul` take a few times longer; `fma_chain` and `tensorcore` run the
+The limb path (e5m2) and `lmac` take a few times longer; `fma` and `tensorcore` run the
 end metric at tens of millions of multiply-accumulates per second, a minute or two for MiniLM.
 
 Caveats: per-tensor scaling maps amax to the format's largest value. That suits FP8, FP6, FP4 and
@@ -187,7 +187,7 @@ def finding_fp8_int8(rep: Report) -> None:
             "floating-point format, whose relative precision does not depend on the scale, "
             "than by an integer grid sized by the outliers. Both formats here have 8 bits, "
             "per-tensor scales (amax to the format's largest value), exact products and one "
-            "rounding of the float32 sum (`exact` for e4m3; the `int` datapath, int32 "
+            "rounding of the float32 sum (`exact` for e4m3; the `imac` datapath, int32 "
             "accumulation, for int8). `per-channel` scales weights per output channel and "
             "activations per token: each scale covers a narrower range, but an outlier channel "
             "still shares a scale with the rest of its token.", "")
@@ -195,10 +195,10 @@ def finding_fp8_int8(rep: Report) -> None:
     ratio = _outlier_ratio(syn)
     runs = {
         ("e4m3", "per-tensor"): rep.run("synthetic", "float8_e4m3fn", "float8_e4m3fn"),
-        ("int8", "per-tensor"): rep.run("synthetic", "int8", "int8", "int"),
+        ("int8", "per-tensor"): rep.run("synthetic", "int8", "int8", "imac"),
         ("e4m3", "per-channel"): rep.run("synthetic", "float8_e4m3fn", "float8_e4m3fn",
                                          scaling="per-channel"),
-        ("int8", "per-channel"): rep.run("synthetic", "int8", "int8", "int",
+        ("int8", "per-channel"): rep.run("synthetic", "int8", "int8", "imac",
                                          scaling="per-channel"),
     }
     names = [r["name"] for r in runs["e4m3", "per-tensor"]["layers"]]
@@ -217,10 +217,10 @@ def finding_fp8_int8(rep: Report) -> None:
     ratio_m = _outlier_ratio(rep.trace("minilm"))
     mruns = {
         ("e4m3", "per-tensor"): rep.run("minilm", "float8_e4m3fn", "float8_e4m3fn"),
-        ("int8", "per-tensor"): rep.run("minilm", "int8", "int8", "int"),
+        ("int8", "per-tensor"): rep.run("minilm", "int8", "int8", "imac"),
         ("e4m3", "per-channel"): rep.run("minilm", "float8_e4m3fn", "float8_e4m3fn",
                                          scaling="per-channel"),
-        ("int8", "per-channel"): rep.run("minilm", "int8", "int8", "int", scaling="per-channel"),
+        ("int8", "per-channel"): rep.run("minilm", "int8", "int8", "imac", scaling="per-channel"),
     }
     rows = []
     for (fmt, scaling), r in mruns.items():
@@ -381,17 +381,22 @@ def finding_lmul(rep: Report) -> None:
                                                "total_all_mean")), f"{v['flushed']:.1e}"]
                for k, v in el.items()])
     rep.add("(`python tools/accuracy_report.py`, function `lmul_elementwise`, seed 0.)", "")
-    cases = [("float8_e4m3fn", "lmul"), ("float8_e5m2", "exact"), ("e4m4", "lmul"),
+    cases = [("float8_e4m3fn", "lmac"), ("float8_e5m2", "exact"), ("e4m4", "lmac"),
              ("float8_e4m3fn", "exact")]
     rows, runs = [], []
     for key in ("synthetic", "digits", "minilm"):
         for fmt, dp in cases:
-            r = rep.run(key, fmt, fmt, dp)
+            # L-Mul products summed exactly: the multiplier's error alone (lmac's default is the
+            # chain of float32 additions its hardware computes).
+            kw: dict[str, Any] = {"options": {"accumulate": "exact"}} if dp == "lmac" else {}
+            r = rep.run(key, fmt, fmt, dp, **kw)
             runs.append(r)
             rows.append([key, fmt, dp, _f(r["summary"]["sqnr_db_mean"]),
                          _f(r["summary"]["rel_err_mean"], ".4f"), _end(r)])
-    rep.add("In GEMMs (every product an L-Mul or exact, summed exactly, one rounding to float32; "
-            "per-tensor scales; end metric: digits accuracy, MiniLM Spearman):", "")
+    rep.add("In GEMMs (every product an L-Mul or exact, summed exactly, one rounding to float32: "
+            "`lmac` with `-O accumulate=exact`, where its default is the chain of float32 "
+            "additions the hardware computes; per-tensor scales; end metric: digits accuracy, "
+            "MiniLM Spearman):", "")
     rep.table(["trace", "operands", "datapath", "mean SQNR dB", "mean rel err",
                "end metric"], rows)
     rep.commands(runs)
@@ -403,10 +408,10 @@ def finding_lmul(rep: Report) -> None:
     x52 = el["e5m2 inputs, exact product"]
     m43 = el["e4m3 multiply, product rounded to e4m3"]
     x43 = el["e4m3 inputs, exact product"]
-    gemm3 = ", ".join(f"{w} {by[w, 'float8_e4m3fn', 'lmul']:.2f} against "
+    gemm3 = ", ".join(f"{w} {by[w, 'float8_e4m3fn', 'lmac']:.2f} against "
                       f"{by[w, 'float8_e5m2', 'exact']:.2f} dB"
                       for w in ("synthetic", "digits-cnn", "minilm"))
-    gemm4 = ", ".join(f"{w} {by[w, 'float9_e4m4', 'lmul']:.2f} against "
+    gemm4 = ", ".join(f"{w} {by[w, 'float9_e4m4', 'lmac']:.2f} against "
                       f"{by[w, 'float8_e4m3fn', 'exact']:.2f} dB"
                       for w in ("synthetic", "digits-cnn", "minilm"))
     rep.add(f"**Result.** 3-bit L-Mul against e5m2: per product, mean total error "
@@ -481,12 +486,12 @@ def finding_mxfp4(rep: Report) -> None:
 def datapaths(rep: Report) -> None:
     rep.add("## Context: accumulation models", "",
             "The same e4m3 operands (per-tensor scales) through different accumulators. "
-            "`fma_chain` and `tensorcore` are slow models: per-layer SQNR uses 64 sampled rows "
+            "`fma` and `tensorcore` are slow models: per-layer SQNR uses 64 sampled rows "
             "per GEMM (so the two traces' per-layer numbers are on samples), the end metric "
             "runs every row and column. `tensorcore` with n=32, frac_bits=13 is the published "
             "H100 fp8 model (MMA-Sim, arXiv 2511.10909), summed over the whole K without "
             "promotion to fp32; frac_bits=25 is the B200 one.", "")
-    setups = [("exact", {}), ("fma_chain", {}), ("fma_chain", {"acc": "bfloat16"}),
+    setups = [("exact", {}), ("fma", {}), ("fma", {"acc": "bfloat16"}),
               ("tensorcore", {}), ("tensorcore", {"options": {"n": 32, "frac_bits": 25}})]
     rows, runs = [], []
     for key in ("digits", "minilm"):

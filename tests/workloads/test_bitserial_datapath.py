@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from arithforge import ArithforgeError
+from arithforge.datapaths import Config
 from arithforge.formats import Rounding, bitmod, get_format
-from arithforge.workloads.datapaths import PLANNED, Config, get_datapath
+from arithforge.workloads.evaluate import accuracy_model
 from arithforge.workloads.quantize import quantize
 
 
@@ -19,7 +20,7 @@ def test_equals_pe_dot(acts: str, family: str, rng: np.random.Generator) -> None
     w = rng.standard_normal((n, k)) * 0.1
     qx = quantize(x, get_format(acts), "per-tensor")
     qw = quantize(w, get_format("float32"), "none")
-    dp = get_datapath("bitserial")
+    dp = accuracy_model("bitserial")
     acc = get_format("float32")
     opts = {**dp.options, "family": family, "group": g}
     values, path = dp.run(qx, qw, Config(acc, Rounding.RNE, opts))
@@ -41,8 +42,7 @@ def test_equals_pe_dot(acts: str, family: str, rng: np.random.Generator) -> None
 
 
 def test_errors() -> None:
-    assert "bitserial" not in PLANNED
-    dp = get_datapath("bitserial")
+    dp = accuracy_model("bitserial")
     q8 = quantize(np.ones((2, 4)), get_format("float8_e4m3fn"), "none")
     with pytest.raises(ArithforgeError, match="needs float16, bfloat16 or int8 activations"):
         dp.run(q8, q8, Config(get_format("float32"), Rounding.RNE, dp.options))

@@ -16,8 +16,8 @@ from arithforge.workloads.evaluate import DEFAULT_SLOW_ROWS, evaluate, rel_err, 
 from arithforge.workloads.quantize import quantize
 
 E4M3 = get_format("float8_e4m3fn")
-DATAPATH_LIST = ("datapath must be one of exact, fma_chain, lmul, mx, tensorcore, int, "
-                 "bitserial, lut, ")
+#: The datapaths with a GEMM model, as an unknown name's message lists them.
+DATAPATH_LIST = "choose one of fma, lmac, imac, lut, bitserial, exact, mx, tensorcore"
 SCALING_LIST = "scaling must be one of none, per-tensor, per-channel, per-block, "
 
 
@@ -131,7 +131,7 @@ def test_outliers_favour_fp8_over_int8(small_synthetic: Path) -> None:
     """Per-tensor scaling: int8 wins on Gaussian operands, e4m3 with outliers or heavy tails."""
     fp8 = {r["name"]: r["sqnr_db"] for r in evaluate(small_synthetic)["layers"]}
     int8 = {r["name"]: r["sqnr_db"] for r in evaluate(small_synthetic, "int8", "int8",
-                                                      "int")["layers"]}
+                                                      "imac")["layers"]}
     assert int8["gaussian"] > fp8["gaussian"] + 5
     for name in ("gaussian-outliers", "laplace-outliers", "student-t3", "student-t3-outliers"):
         assert fp8[name] > int8[name], name
@@ -156,19 +156,24 @@ def test_digits_end_metric(digits_dir: Path) -> None:
     assert metric["value"] >= metric["fp32"] - 0.02
     assert metric["agreement_with_fp32"] > 0.97
     assert result["notes"] == ["the end metric runs every row and column of every GEMM"]
-    int8 = evaluate(digits_dir, "int8", "int8", "int", end_metric=False)
+    int8 = evaluate(digits_dir, "int8", "int8", "imac", end_metric=False)
     assert int8["end_metric"] is None
     assert int8["config"]["acc"] == "int32"
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"datapath": "foo"}, DATAPATH_LIST + "not 'foo'"),
+    ({"datapath": "foo"}, f"unknown datapath with a GEMM model 'foo'; {DATAPATH_LIST}"),
+    # The old names of the GEMM models are gone, and datapaths without one are refused.
+    ({"datapath": "fma_chain"},
+     f"unknown datapath with a GEMM model 'fma_chain' (did you mean 'fma'?); {DATAPATH_LIST}"),
+    ({"datapath": "int"}, "unknown datapath with a GEMM model 'int'"),
+    ({"datapath": "mul"}, f"'mul' is not a datapath with a GEMM model; {DATAPATH_LIST}"),
     ({"datapath": "lut"}, "the lut datapath needs int2, int3 or int4 weights"),
     ({"scaling": "per-row"}, SCALING_LIST + "not 'per-row'"),
     ({"options": {"n": 4}}, "datapath 'exact' has no option 'n' (its options: none)"),
-    ({"datapath": "int"}, "the int datapath needs integer formats (int8, int4...): activations"),
+    ({"datapath": "imac"}, "the imac datapath needs integer formats (int8, int4...): activations"),
     ({"datapath": "mx"}, "the mx datapath needs block formats: activations are 'float8_e4m3fn'"),
-    ({"datapath": "lmul", "weights": "float8_e5m2"}, "the lmul datapath needs one operand format"),
+    ({"datapath": "lmac", "weights": "float8_e5m2"}, "the lmac datapath needs one operand format"),
     ({"max_rows": 0}, "max_rows must be a positive integer, not 0"),
     ({"max_cols": 2.5}, "max_cols must be a positive integer, not 2.5"),
     ({"seed": -1}, "seed must be an integer between 0 and 2**63-1, not -1"),
@@ -179,8 +184,8 @@ def test_digits_end_metric(digits_dir: Path) -> None:
      "datapath 'tensorcore': option n must be an integer between 1 and 1024 or none, not 0"),
     ({"datapath": "tensorcore", "options": {"n": 64, "frac_bits": 50}},
      "datapath 'tensorcore': option frac_bits must be an integer between 1 and 44 or none"),
-    ({"datapath": "fma_chain", "options": {"normalization": "approx"}},
-     ("datapath 'fma_chain': option normalization must be an integer between 1 and 128, "
+    ({"datapath": "fma", "options": {"normalization": "approx"}},
+     ("datapath 'fma': option normalization must be an integer between 1 and 128, "
       "not 'approx'")),
     ({"datapath": "lut", "weights": "int4", "options": {"symmetric": "maybe"}},
      "datapath 'lut': option symmetric must be true or false, not 'maybe'"),
@@ -226,7 +231,11 @@ def test_cli_table_and_options(small_synthetic: Path,
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--datapath", "fma-chain"], DATAPATH_LIST + "not 'fma-chain' (did you mean 'fma_chain'?)"),
+    (["--datapath", "fma-chain"], ("evaluate: argument --datapath: unknown datapath with a GEMM "
+                                   f"model 'fma-chain' (did you mean 'fma'?); {DATAPATH_LIST} "
+                                   "(see `arithforge evaluate --help`)")),
+    (["--datapath", "lmul"], ("evaluate: argument --datapath: 'lmul' is not a datapath with a "
+                              f"GEMM model; {DATAPATH_LIST}")),
     (["--weights", "e9m9x"], "unknown format 'e9m9x'"),
     (["--scaling", "per-row"], "scaling must be one of none"),
     (["-O", "n=3"], "datapath 'exact' has no option 'n'"),

@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from arithforge.datapaths import Config, gemm
 from arithforge.formats import BlockFormat, FloatFormat, Rounding, get_format, ops
 from arithforge.formats.block import mx_dot
-from arithforge.datapaths import gemm
-from arithforge.workloads.datapaths import Config, get_datapath
+from arithforge.workloads.evaluate import accuracy_model
 from arithforge.workloads.quantize import Quantized, quantize
 
 F32 = get_format("float32")
@@ -36,7 +36,7 @@ def _run(datapath: str, fa: FloatFormat, a: np.ndarray, fb: FloatFormat, b: np.n
     """A datapath on operands given as codes (no scaling); accumulator codes."""
     qa = Quantized(fa.decode(a), a, np.ones((a.shape[0], 1)), fa, "none")
     qb = Quantized(fb.decode(b), b, np.ones((b.shape[0], 1)), fb, "none")
-    dp = get_datapath(datapath)
+    dp = accuracy_model(datapath)
     values, _ = dp.run(qa, qb, Config(acc, Rounding(mode), {**dp.options, **options}))
     return acc.encode(values, mode)
 
@@ -166,12 +166,12 @@ def test_fma_chain_float32_path_declined(x: np.ndarray, w: np.ndarray, acc: str,
     assert gemm.float32_chain_exact(np.array([[1.5]]), np.array([[1.5]]), F32)
 
 
-def test_fma_chain_normalization_window(rng: np.random.Generator) -> None:
+def test_fma_normalization_window(rng: np.random.Generator) -> None:
     """An approximate normalizer runs on the emulator itself."""
     f, fa = _fmt("float8_e4m3fn"), _fmt("bfloat16")
     x, w = rng.standard_normal((3, 64)), rng.standard_normal((4, 64))
     qx, qw = quantize(x, f, "none"), quantize(w, f, "none")
-    dp = get_datapath("fma_chain")
+    dp = accuracy_model("fma")
     got, path = dp.run(qx, qw, Config(fa, Rounding.RNE, {"normalization": 1}))
     want = _dot(qx.codes, qw.codes, f, f, fmt_out=fa, model="fma_chain", normalization=1)
     assert path == "emulator"
@@ -195,7 +195,7 @@ def test_tensorcore_equals_ops_dot_block(name: str, n: int, frac_bits: int,
 
 @pytest.mark.parametrize("name", ["float8_e4m3fn", "float8_e5m2", "e4m4", "bfloat16"])
 @pytest.mark.parametrize("form", ["int", "equation"])
-def test_lmul_equals_ops_lmul(name: str, form: str, rng: np.random.Generator) -> None:
+def test_lmac_equals_ops_lmul(name: str, form: str, rng: np.random.Generator) -> None:
     """Exact sum (and float32 chain) of ops.lmul products with float32 out."""
     f = _fmt(name)
     a, b = _codes(f, rng, (4, 64), 3), _codes(f, rng, (5, 64), 3)
@@ -207,15 +207,19 @@ def test_lmul_equals_ops_lmul(name: str, form: str, rng: np.random.Generator) ->
     want_chain = np.zeros(products.shape[:2], dtype=np.uint32)
     for k in range(products.shape[-1]):
         want_chain = ops.add(want_chain, products[..., k], F32)
-    np.testing.assert_array_equal(_run("lmul", f, a, f, b, F32, form=form), want_exact)
-    np.testing.assert_array_equal(_run("lmul", f, a, f, b, F32, form=form, accumulate="chain"),
+    np.testing.assert_array_equal(_run("lmac", f, a, f, b, F32, form=form, accumulate="exact"),
+                                  want_exact)
+    np.testing.assert_array_equal(_run("lmac", f, a, f, b, F32, form=form, accumulate="chain"),
                                   want_chain)
+    # The default is the chain: what the lmac hardware computes.
+    assert accuracy_model("lmac").options["accumulate"] == "chain"
+    np.testing.assert_array_equal(_run("lmac", f, a, f, b, F32, form=form), want_chain)
     # Round toward zero keeps the float64 path; round to nearest even ran in float32.
     want_rtz = np.zeros(products.shape[:2], dtype=np.uint32)
     for k in range(products.shape[-1]):
         want_rtz = ops.add(want_rtz, products[..., k], F32, rounding="rtz")
     np.testing.assert_array_equal(
-        _run("lmul", f, a, f, b, F32, "rtz", form=form, accumulate="chain"), want_rtz)
+        _run("lmac", f, a, f, b, F32, "rtz", form=form, accumulate="chain"), want_rtz)
 
 
 def test_lmul_range_is_checked() -> None:
@@ -234,7 +238,7 @@ def test_mx_equals_mx_dot(name: str, rng: np.random.Generator) -> None:
     w = rng.standard_normal((3, 100))
     qx, qw = quantize(x, bf, "per-tensor"), quantize(w, bf, "per-tensor")
     assert qx.scaling == qw.scaling == "per-block"
-    got, _ = get_datapath("mx").run(qx, qw, Config(F32, Rounding.RNE))
+    got, _ = accuracy_model("mx").run(qx, qw, Config(F32, Rounding.RNE))
     sx, ex = qx.codes
     sw, ew = qw.codes
     want = mx_dot(np.repeat(sx[:, None], 3, 1), np.repeat(ex[:, None], 3, 1),
@@ -244,12 +248,12 @@ def test_mx_equals_mx_dot(name: str, rng: np.random.Generator) -> None:
 
 @pytest.mark.parametrize(("fmt", "acc"), [("int8", "int32"), ("int4", "int32"),
                                           ("int8", "int16")])
-def test_int_equals_imac(fmt: str, acc: str, rng: np.random.Generator) -> None:
+def test_imac_equals_ops_imac(fmt: str, acc: str, rng: np.random.Generator) -> None:
     """Integer MAC chain with a wrapping accumulator (int16 wraps on these sums)."""
     fi, fa = get_format(fmt), get_format(acc)
     qx = quantize(rng.standard_normal((4, 300)), fi, "per-tensor")
     qw = quantize(rng.standard_normal((3, 300)), fi, "per-tensor")
-    got, _ = get_datapath("int").run(qx, qw, Config(fa, Rounding.RNE))
+    got, _ = accuracy_model("imac").run(qx, qw, Config(fa, Rounding.RNE))
     want = np.zeros((4, 3), dtype=fa.code_dtype)
     for k in range(300):
         want = ops.imac(qx.codes[:, None, k], qw.codes[None, :, k], want, fi, fi, fa)

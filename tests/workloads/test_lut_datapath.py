@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from arithforge import ArithforgeError
+from arithforge.datapaths import Config
 from arithforge.formats import Rounding, get_format, lut
-from arithforge.workloads.datapaths import PLANNED, Config, get_datapath
+from arithforge.workloads.evaluate import accuracy_model
 from arithforge.workloads.quantize import quantize
 
 
@@ -23,7 +24,7 @@ def test_equals_chained_tiles(acts: str, acc: str, weights: str,
     qx = quantize(rng.standard_normal((m, k)), get_format(acts),
                   "per-tensor" if acts == "int8" else "none")
     qw = quantize(rng.standard_normal((n, k)), get_format(weights), "per-channel")
-    dp = get_datapath("lut")
+    dp = accuracy_model("lut")
     fa = get_format(acc)
     values, path = dp.run(qx, qw, Config(fa, Rounding.RNE, dp.options))
     assert path == "tiles of K=4, 5 per row"
@@ -53,7 +54,7 @@ def test_exact_when_nothing_rounds(rng: np.random.Generator) -> None:
     w = rng.integers(-8, 8, size=(3, 32)).astype(np.float64)
     qx = quantize(x, get_format("float16"), "none")
     qw = quantize(w, get_format("int4"), "none")
-    dp = get_datapath("lut")
+    dp = accuracy_model("lut")
     for symmetric in (True, False):
         values, _ = dp.run(qx, qw, Config(get_format("float32"), Rounding.RNE,
                                           {"group": 4, "symmetric": symmetric}))
@@ -61,8 +62,7 @@ def test_exact_when_nothing_rounds(rng: np.random.Generator) -> None:
 
 
 def test_errors() -> None:
-    assert "lut" not in PLANNED
-    dp = get_datapath("lut")
+    dp = accuracy_model("lut")
     q16 = quantize(np.ones((2, 4)), get_format("float16"), "none")
     q4 = quantize(np.ones((2, 4)), get_format("int4"), "none")
     f32 = get_format("float32")

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from arithforge import ArithforgeError, cli
+from arithforge.datapaths import Config
+from arithforge.datapaths.tensorcore import MODELS as TENSORCORE_MODELS
 from arithforge.formats import FloatFormat, Rounding, get_format, mma
 from arithforge.workloads import build
-from arithforge.workloads.datapaths import TENSORCORE_MODELS, Config, get_datapath
+from arithforge.workloads.evaluate import accuracy_model
 from arithforge.workloads.quantize import Quantized
 
 
@@ -32,7 +34,7 @@ def test_model_option_runs_mma_matmul(model: str, rng: np.random.Generator) -> N
     fmt = get_format("float8_e4m3fn" if "fp8" in model else "bfloat16")
     assert isinstance(fmt, FloatFormat)
     qx, qw = _operand(fmt, rng, (5, 300)), _operand(fmt, rng, (7, 300))
-    dp = get_datapath("tensorcore")
+    dp = accuracy_model("tensorcore")
     values, path = dp.run(qx, qw, Config(get_format("float32"), Rounding.RTZ,
                                          {**dp.options, "model": model}))
     want = mma.matmul(qx.codes, qw.codes.T, fmt, fmt, model=model)
@@ -50,7 +52,7 @@ def test_model_errors(rng: np.random.Generator) -> None:
     fmt = get_format("float8_e4m3fn")
     assert isinstance(fmt, FloatFormat)
     qx, qw = _operand(fmt, rng, (2, 32)), _operand(fmt, rng, (2, 32))
-    dp = get_datapath("tensorcore")
+    dp = accuracy_model("tensorcore")
     f32 = get_format("float32")
     with pytest.raises(ArithforgeError, match="give model or n/frac_bits, not both"):
         dp.run(qx, qw, Config(f32, Rounding.RTZ, {**dp.options, "model": "h100-fp8", "n": 8}))

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..workloads.limits import BLOCK_SIZE_MAX
 from ..workloads.registry import WORKLOADS
-from . import SEED, command, int_arg, output_dir, print_table
+from . import SEED, Parser, command, int_arg, output_dir, print_table
 
 __all__ = ["EVALUATE_HELP", "HELP", "add_trace_parser", "configure_evaluate_parser",
            "configure_trace_parser", "evaluate_main", "trace_main"]
@@ -84,7 +84,7 @@ EVALUATE_HELP = ("emulate a number format and datapath on a trace's GEMMs: per-l
 def _option(text: str) -> tuple[str, Any]:
     """Parse ``KEY=VALUE``; VALUE becomes an int, None ("none") or stays a string.
 
-    The datapath checks the key and the value (:func:`.datapaths.check_options`).
+    The datapath checks the key and the value (:func:`arithforge.workloads.evaluate.check_options`).
     """
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
@@ -97,6 +97,45 @@ def _option(text: str) -> tuple[str, Any]:
     return key.replace("-", "_"), parsed
 
 
+def _datapath(name: str) -> str:
+    """An argparse type: a datapath with a GEMM accuracy model
+    (``arithforge.datapaths.with_face("accuracy")``), checked when ``evaluate`` parses its
+    arguments (building the parser imports no datapath)."""
+    from ..datapaths import DatapathError, get
+
+    try:
+        get(name, "accuracy")
+    except DatapathError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return name
+
+
+def _option_text(value: Any) -> str:
+    return "none" if value is None else str(value).lower() if isinstance(value, bool) \
+        else str(value)
+
+
+def _datapaths_help() -> str:
+    """The datapaths ``--datapath`` takes, their models and options (``--help`` only)."""
+    from ..datapaths import with_face
+
+    models = {name: d.accuracy for name, d in with_face("accuracy").items()
+              if d.accuracy is not None}
+    width = max(map(len, models), default=0)
+    lines = ["datapaths (--datapath NAME; -O KEY=VALUE sets an option, defaults shown):"]
+    for name, model in models.items():
+        extra = []
+        if model.acc != "float32":
+            extra.append(f"acc {model.acc}")
+        if model.rounding != "rne":
+            extra.append(f"rounding {model.rounding}")
+        if model.options:
+            extra.append(", ".join(f"{k}={_option_text(v)}" for k, v in model.options.items()))
+        tail = f" [{'; '.join(extra)}]" if extra else ""
+        lines.append(f"  {name:<{width}}  {model.summary}{tail}")
+    return "\n".join(lines)
+
+
 def configure_evaluate_parser(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``arithforge evaluate`` to ``parser``."""
     parser.add_argument("trace", type=Path, metavar="DIR",
@@ -106,10 +145,11 @@ def configure_evaluate_parser(parser: argparse.ArgumentParser) -> None:
                              "mxfp4_e2m1 scale per block")
     parser.add_argument("--acts", default="float8_e4m3fn", metavar="FMT",
                         help="activation format (default float8_e4m3fn)")
-    parser.add_argument("--datapath", default="exact", metavar="NAME",
-                        help="exact, fma_chain, lmul, mx, tensorcore or int (default exact)")
+    parser.add_argument("--datapath", type=_datapath, default="exact", metavar="NAME",
+                        help="a datapath with a GEMM accuracy model (listed below; default "
+                             "exact)")
     parser.add_argument("--acc", default=None, metavar="FMT",
-                        help="accumulator format (default float32; int32 for int)")
+                        help="accumulator format (default float32; int32 for imac)")
     parser.add_argument("--rounding", default=None, metavar="MODE",
                         help="accumulator rounding: rne, rtz, ... (default rne; rtz for "
                              "tensorcore)")
@@ -126,19 +166,22 @@ def configure_evaluate_parser(parser: argparse.ArgumentParser) -> None:
                              f"{BLOCK_SIZE_MAX} (default 32)")
     parser.add_argument("-O", "--option", type=_option, action="append", default=[],
                         metavar="KEY=VALUE",
-                        help="datapath option, repeatable: fma_chain normalization=W; lmul "
-                             "form=int|equation, offset_bits=L, accumulate=exact|chain; "
-                             "tensorcore n=N, frac_bits=F or model=PRESET (h100-fp8, "
-                             "h100-fp8-fastacc, h100-bf16, h100-fp16, a100-bf16, v100-fp16...)")
+                        help="datapath option, repeatable (each datapath's are listed "
+                             "below): fma normalization=W; lmac form=int|equation, "
+                             "offset_bits=L, accumulate=chain|exact; tensorcore n=N, "
+                             "frac_bits=F or model=PRESET (h100-fp8, h100-fp8-fastacc, "
+                             "h100-bf16, h100-fp16, a100-bf16, v100-fp16...)")
     parser.add_argument("--no-end-metric", action="store_true",
                         help="per-layer metrics only; skip running the whole model")
     parser.add_argument("--max-rows", type=int_arg(1), default=None, metavar="N",
                         help="evaluate each GEMM on at most N rows (default: all; 64 for the "
-                             "slow datapaths fma_chain, tensorcore and lut)")
+                             "slow datapaths fma, tensorcore and lut)")
     parser.add_argument("--max-cols", type=int_arg(1), default=None, metavar="N",
                         help="evaluate each GEMM on at most N output columns (default all)")
     parser.add_argument("--seed", type=SEED, default=0, help="seed of row and column samples")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    if isinstance(parser, Parser):
+        parser.more_help = _datapaths_help
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -149,12 +192,13 @@ def _fmt(value: Any, spec: str) -> str:
 def evaluate_main(args: argparse.Namespace) -> int:
     """Emulate weights, activations and a datapath bit-exactly on every GEMM of a trace.
 
-    Each traced GEMM is quantized (scaling per tensor, channel or block), run through the datapath
-    model on the codes (exact, fma_chain, lmul, mx, tensorcore, int), and compared with the fp32
-    output in the trace: SQNR in dB and relative error. For minilm and digits-cnn traces the
-    whole model then runs with every GEMM emulated: Spearman correlation on graded sentence pairs
-    and cosine similarity to the fp32 embeddings, or test accuracy. Layers whose metrics used a
-    sample of rows or columns say so. --json prints everything as one JSON document.
+    Each traced GEMM is quantized (scaling per tensor, channel or block), run through the
+    datapath's GEMM model on the codes (the datapaths listed below: exact, fma, lmac, imac, mx,
+    tensorcore, bitserial, lut), and compared with the fp32 output in the trace: SQNR in dB and
+    relative error. For minilm and digits-cnn traces the whole model then runs with every GEMM
+    emulated: Spearman correlation on graded sentence pairs and cosine similarity to the fp32
+    embeddings, or test accuracy. Layers whose metrics used a sample of rows or columns say so.
+    --json prints everything as one JSON document.
     """
     import json
 

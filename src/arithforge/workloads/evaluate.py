@@ -1,8 +1,8 @@
 """Accuracy of a number format and datapath on a trace: per-GEMM error and the model's end metric.
 
 :func:`evaluate` quantizes every traced GEMM's activations and weights (:mod:`.quantize`), runs
-the chosen datapath model bit-exactly on the codes (:mod:`.datapaths`, :mod:`.gemm`), scales the
-accumulator output back, adds the bias in float64, and compares with the trace's fp32 output:
+the chosen datapath's GEMM accuracy model bit-exactly on the codes, scales the accumulator output
+back, adds the bias in float64, and compares with the trace's fp32 output:
 
 ``sqnr_db``
     ``10 log10(sum Y**2 / sum (Y - Yq)**2)`` over the outputs compared (``None`` when they agree
@@ -10,6 +10,12 @@ accumulator output back, adds the bias in float64, and compares with the trace's
     outputs are not).
 ``rel_err``
     ``||Y - Yq|| / ||Y||`` (Frobenius).
+
+The models are the ``accuracy`` faces of the datapath descriptors: every datapath
+``arithforge.datapaths.with_face("accuracy")`` lists, under its one name (``exact``, ``fma``,
+``lmac``, ``imac``, ``mx``, ``tensorcore``, ``bitserial``, ``lut``). Each descriptor module of
+:mod:`arithforge.datapaths` says what its model computes and which options it takes;
+:mod:`arithforge.datapaths.gemm` holds the fast kernels.
 
 Each GEMM is evaluated in isolation, on the fp32 operands the trace recorded. The end metric
 instead replaces every GEMM of the model by the emulated one and runs it, so errors propagate:
@@ -19,11 +25,11 @@ with the fp32 predictions. Synthetic traces (and traces of other modules) have p
 only. Outputs of the emulated GEMMs enter the model as float32.
 
 Which outputs a metric saw is part of the result. A trace may store a sample of each GEMM's rows
-(MiniLM stores 64 tokens of 439). Slow datapaths (:attr:`Datapath.fast` false: ``fma_chain``,
-``tensorcore``) are evaluated per layer on at most ``max_rows`` rows (64 unless given), and on at
-most ``max_cols`` output columns if given; each layer's ``sample`` says what was used. The end
-metric always runs every row and column of every GEMM. Per-tensor activation scales come from the
-rows the GEMM sees: the stored rows per layer, the whole batch in the end metric.
+(MiniLM stores 64 tokens of 439). Slow datapaths (:attr:`Accuracy.fast` false: ``fma``,
+``tensorcore``, ``lut``) are evaluated per layer on at most ``max_rows`` rows (64 unless given),
+and on at most ``max_cols`` output columns if given; each layer's ``sample`` says what was used.
+The end metric always runs every row and column of every GEMM. Per-tensor activation scales come
+from the rows the GEMM sees: the stored rows per layer, the whole batch in the end metric.
 """
 
 from __future__ import annotations
@@ -39,14 +45,16 @@ import numpy as np
 import numpy.typing as npt
 
 from .._errors import ArithforgeError
+from ..datapaths import Accuracy, Config
+from ..datapaths import get as get_datapath
 from ..formats import Format, Rounding, get_format
 from ..formats.rounding import as_rounding
-from .datapaths import Config, Datapath, check_options, get_datapath
 from .limits import check_block_size, check_sample_limit, check_seed
 from .quantize import SCALINGS, Quantized, quantize
 from .trace import GEMMOverride, Trace, load_trace, sample_rows
 
-__all__ = ["DEFAULT_SLOW_ROWS", "evaluate", "rel_err", "sqnr_db"]
+__all__ = ["DEFAULT_SLOW_ROWS", "accuracy_model", "check_options", "evaluate", "rel_err",
+           "sqnr_db"]
 
 #: Rows per layer for the per-layer metrics of slow datapaths, unless ``max_rows`` says otherwise.
 DEFAULT_SLOW_ROWS = 64
@@ -83,6 +91,38 @@ def rel_err(reference: npt.ArrayLike, estimate: npt.ArrayLike) -> float | None:
     return err / norm
 
 
+def accuracy_model(name: str) -> Accuracy:
+    """The GEMM accuracy model of datapath ``name`` (its descriptor's ``accuracy`` face).
+
+    Raises
+    ------
+    arithforge.datapaths.DatapathError
+        (an ``ArithforgeError``) One line for an unknown name or a datapath without a GEMM
+        model, listing those there are.
+    """
+    model = get_datapath(name, "accuracy").accuracy
+    assert model is not None  # get(..., "accuracy") returns only datapaths that have one
+    return model
+
+
+def check_options(model: Accuracy, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Fill in a GEMM model's option defaults; refuse options it does not have or values it does
+    not take (:attr:`Accuracy.check`)."""
+    given = dict(options or {})
+    unknown = sorted(set(given) - set(model.options))
+    if unknown:
+        have = ", ".join(model.options) or "none"
+        raise ArithforgeError(f"datapath {model.name!r} has no option {unknown[0]!r} "
+                              f"(its options: {have})")
+    full = {**model.options, **given}
+    if model.check is None:
+        return full
+    try:
+        return model.check(full)
+    except (TypeError, ValueError) as exc:
+        raise ArithforgeError(f"datapath {model.name!r}: {exc}") from None
+
+
 class _Setup:
     """Resolved formats, datapath and options of one evaluation; quantizes and runs GEMMs."""
 
@@ -90,7 +130,7 @@ class _Setup:
                  acc: str | Format | None, scaling: str, weight_scaling: str | None,
                  act_scaling: str | None, pow2_scales: bool, block_size: int,
                  rounding: str | None, options: Mapping[str, Any] | None) -> None:
-        self.datapath: Datapath = get_datapath(datapath)
+        self.datapath: Accuracy = accuracy_model(datapath)
         self.options = check_options(self.datapath, options)
         self.fmt_w = get_format(weights)
         self.fmt_x = get_format(acts)
@@ -319,9 +359,11 @@ def evaluate(trace: Trace | str | Path, weights: str | Format = "float8_e4m3fn",
         Formats of the weights and activations: any catalog name or ``eXmY`` spelling, integer
         formats, posits, or block formats (``mxfp8_e4m3``, ``mxfp4_e2m1``, ``mxint8``...).
     datapath : str
-        A registered datapath model (:data:`arithforge.workloads.datapaths.DATAPATHS`).
+        A datapath with a GEMM accuracy model: one of
+        ``arithforge.datapaths.with_face("accuracy")`` (``exact``, ``fma``, ``lmac``, ``imac``,
+        ``mx``, ``tensorcore``, ``bitserial``, ``lut``, and registered plug-ins).
     acc : str or Format, optional
-        Accumulator format; default the datapath's (float32, int32 for ``int``).
+        Accumulator format; default the datapath's (float32, int32 for ``imac``).
     scaling : str
         ``none``, ``per-tensor``, ``per-channel`` or ``per-block``, for both operands unless
         ``weight_scaling`` or ``act_scaling`` say otherwise (block formats always scale
@@ -333,7 +375,8 @@ def evaluate(trace: Trace | str | Path, weights: str | Format = "float8_e4m3fn",
     rounding : str, optional
         Accumulator rounding; default the datapath's (``rne``; ``rtz`` for ``tensorcore``).
     options : mapping, optional
-        The datapath's options (``normalization``, ``n``, ``frac_bits``, ``form``...).
+        The datapath's options (``normalization``, ``n``, ``frac_bits``, ``form``...): see its
+        descriptor module in :mod:`arithforge.datapaths`.
     end_metric : bool
         Run the whole model with every GEMM emulated (MiniLM, digits CNN).
     max_rows, max_cols : int, optional
