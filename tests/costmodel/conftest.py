@@ -17,18 +17,21 @@ import numpy as np
 import pytest
 from amaranth import Module, Signal
 
+from arithforge.datapaths import Descriptor, registered
 from arithforge.formats import IntFormat
 from arithforge.hdl.base import Datapath, Param, check_stages, stages_param
+
+PARAMS: dict[str, Param] = {
+    "width": Param("int", 4, "width of a and b", 1, 32),
+    "stages": stages_param("pipeline registers"),
+}
 
 
 class TinyMAC(Datapath):
     """Unsigned multiply-add ``a * b + c``."""
 
     name: ClassVar[str] = "tinymac"
-    cli_params: ClassVar[dict[str, Param]] = {
-        "width": Param("int", 4, "width of a and b", 1, 32),
-        "stages": stages_param("pipeline registers"),
-    }
+    cli_params: ClassVar[dict[str, Param]] = PARAMS
 
     def __init__(self, *, width: int = 4, stages: int = 0) -> None:
         self._stages = check_stages(stages)
@@ -97,6 +100,15 @@ class TinyMAC(Datapath):
         return m
 
 
+class TinyMACDatapath(Descriptor):
+    """The descriptor of ``tinymac``: its parameters and its generator, nothing else."""
+
+    name: ClassVar[str] = "tinymac"
+    summary: ClassVar[str] = "unsigned multiply-add a * b + c (a test stand-in)"
+    params: ClassVar[dict[str, Param]] = PARAMS
+    generator: ClassVar[type] = TinyMAC
+
+
 @pytest.fixture
 def tinymac() -> type[TinyMAC]:
     return TinyMAC
@@ -105,8 +117,9 @@ def tinymac() -> type[TinyMAC]:
 @pytest.fixture
 def registry(bare_registry: ModuleType) -> Iterator[ModuleType]:
     """``arithforge.hdl.registry`` holding ``tinymac`` alone, registered through the public call
-    (the built-ins hidden, so a claim or design set that needs them says it is missing)."""
-    with bare_registry.registered(TinyMAC):
+    ``arithforge.datapaths.registered`` (the built-ins hidden, so a claim or design set that
+    needs them says it is missing)."""
+    with registered(TinyMACDatapath()):
         yield bare_registry
 
 

@@ -17,7 +17,7 @@ name = "tiny"
 weights = ["float8_e4m3fn", "float4_e2m1fn", "int8", "int4"]
 accumulators = ["float32", "int32"]
 [datapaths]
-enabled = ["fma", "lmul", "imac"]
+enabled = ["fma", "lmac", "imac"]
 [workloads]
 names = ["synthetic"]
 max_rows = 8

@@ -92,4 +92,4 @@ def test_spec_error_is_one_line(tmp_path):
                            "-o", str(tmp_path / "o")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr == (f"arithforge: error: {spec}:4: [datapaths.fma] stages: must be an "
-                           "integer or a list of them, not 'two'\n")
+                           "integer between 0 and 64, not 'two'\n")

@@ -1,8 +1,8 @@
 """The accuracy of the bit-serial PE and the LUT core in the DSE is bit-exact with their hardware.
 
-Each design ``plan()`` makes is scored by a model of :mod:`arithforge.workloads.datapaths`; these
-tests run that model with the design's options on random GEMMs and compare its accumulator codes
-with the emulator of the design's own hardware configuration (``registry.build(*design.hdl)
+Each design ``plan()`` makes is scored by its datapath's GEMM model (:mod:`arithforge.datapaths`);
+these tests run that model with the design's options on random GEMMs and compare its accumulator
+codes with the emulator of the design's own hardware configuration (``registry.build(*design.hdl)
 .config``: :func:`formats.bitmod.pe_dot` per PE transaction, :func:`formats.lut.lut_tile` per
 tile), chained through ``c`` as an array of those PEs computes a dot product. So the DSE's
 parameters (family, group, align_bits, entry, symmetrization, weight bits) reach both faces.
@@ -13,12 +13,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from arithforge.datapaths import Config
 from arithforge.dse.designs import plan
 from arithforge.dse.spec import parse_spec
 from arithforge.formats import FloatFormat, bitmod, get_format, lut
 from arithforge.formats.rounding import as_rounding
 from arithforge.hdl import registry
-from arithforge.workloads import datapaths as wd
+from arithforge.workloads.evaluate import accuracy_model, check_options
 from arithforge.workloads.quantize import quantize
 
 
@@ -28,10 +29,10 @@ def _designs(text: str, kind: str):
 
 
 def _model(d, qx, qw):
-    dp = wd.get_datapath(d.model["datapath"])
-    opts = wd.check_options(dp, d.model.get("options"))
-    config = wd.Config(get_format(d.acc), as_rounding("rne"), opts)
-    return dp.run(qx, qw, config)[0]
+    model = accuracy_model(d.model["datapath"])
+    opts = check_options(model, d.model.get("options"))
+    config = Config(get_format(d.acc), as_rounding("rne"), opts)
+    return model.run(qx, qw, config)[0]
 
 
 def _acts(rng, fmt, shape):

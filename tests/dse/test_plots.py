@@ -110,3 +110,52 @@ def test_front_has_no_empty_note(layered: Outcome) -> None:
                                             ("spearman", "ρ")])
 def test_accuracy_axis_names_its_unit(name: str, unit: str) -> None:
     assert unit in plots._metric_label([{"metric_name": name}])
+
+
+def test_markers_come_from_the_descriptors(tmp_path: Path) -> None:
+    """Each point is drawn with its datapath's marker; a named variant with its datapath's
+    (hollow); a datapath with no marker, registered or not, gets one of a fixed cycle; the legend
+    names the labels."""
+    from arithforge.datapaths import with_face
+
+    swept = with_face("sweep")
+    shapes = plots.markers(["plugin"])
+    for name, d in swept.items():
+        assert shapes[name] == (d.marker or shapes[name])
+    assert shapes["plugin"] in plots.FALLBACK_MARKERS
+    assert shapes["plugin"] not in {d.marker for d in swept.values()}
+    variant = {**_point("bf16/fma_approx", "fma_approx", 30.0, None, area=200.0),
+               "datapath": "fma"}
+    points = [_point("e4m3fn/fma", "fma", 35.0, None, area=300.0), variant,
+              _point("int8/plugin", "plugin", 15.0, None, area=100.0)]
+    outcome = _outcome(tmp_path, points, {("synthetic", "area_um2"): [0, 2]})
+    (ax,) = plots._pareto_figure(outcome, "area_um2").axes
+    handles, labels = ax.get_legend_handles_labels()
+    assert labels[:3] == ["fma", "fma_approx", "plugin"]
+    paths = [h.get_paths()[0].vertices for h in handles[:3]]
+
+    def shape(marker: str) -> Any:
+        style = matplotlib.markers.MarkerStyle(marker)
+        return style.get_path().transformed(style.get_transform()).vertices
+
+    assert paths[0].shape == paths[1].shape == shape(shapes["fma"]).shape
+    assert (paths[0] == shape(shapes["fma"])).all()
+    assert (paths[1] == paths[0]).all()
+    assert (paths[2] == shape(shapes["plugin"])).all()
+    assert handles[1].get_facecolors().size == 0 or handles[1].get_facecolors()[0][3] == 0
+
+
+def test_heatmap_prefers_a_design_at_its_defaults(tmp_path: Path) -> None:
+    """A format's column is its first design whose parameters are its section's defaults."""
+    from types import SimpleNamespace
+
+    layers = [_layer("l0", 20.0, 0.1)]
+    staged = {**_point("e4m3fn/fma,stages=2", "fma", 35.0, layers), "params": {"stages": 2},
+              "design": SimpleNamespace(defaults={"stages": 0})}
+    plain = {**_point("e4m3fn/lmac", "lmac", 30.0, layers), "params": {"stages": 0},
+             "design": SimpleNamespace(defaults={"stages": 0})}
+    later = {**_point("e4m3fn/other", "other", 30.0, layers), "params": {},
+             "design": SimpleNamespace(defaults={})}
+    outcome = _outcome(tmp_path, [staged, plain, later], {})
+    (ax, _) = plots._heatmap_figure(outcome, "synthetic").axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["e4m3fn/lmac"]

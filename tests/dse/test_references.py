@@ -19,9 +19,12 @@ def test_reference_specs():
     spec = parse_spec(BASE + 'tensorcore = ["h100-fp8", "a100-bf16", '
                              '"h100-fp8-fastacc:float8_e5m2/float8_e4m3fn"]\n', "r.toml")
     assert spec.references == [
-        {"model": "h100-fp8", "weights": "float8_e4m3fn", "acts": "float8_e4m3fn"},
-        {"model": "a100-bf16", "weights": "bfloat16", "acts": "bfloat16"},
-        {"model": "h100-fp8-fastacc", "weights": "float8_e5m2", "acts": "float8_e4m3fn"}]
+        {"model": "h100-fp8", "weights": "float8_e4m3fn", "acts": "float8_e4m3fn",
+         "datapath": "tensorcore"},
+        {"model": "a100-bf16", "weights": "bfloat16", "acts": "bfloat16",
+         "datapath": "tensorcore"},
+        {"model": "h100-fp8-fastacc", "weights": "float8_e5m2", "acts": "float8_e4m3fn",
+         "datapath": "tensorcore"}]
     designs, _ = plan(spec)
     refs = [d for d in designs if d.reference]
     assert [d.label for d in refs] == ["e4m3fn/h100-fp8", "bf16/a100-bf16",
@@ -35,6 +38,10 @@ def test_reference_specs():
         parse_spec(BASE + 'tensorcore = ["h200-fp8"]\n', "r.toml")
     with pytest.raises(SpecError, match=r"tensor-core operands are float formats, not 'int8'"):
         parse_spec(BASE + 'tensorcore = ["h100-fp8:int8"]\n', "r.toml")
+    # The keys of [references] are the datapaths with reference points.
+    with pytest.raises(SpecError, match=r"r.toml:4: \[references\] fma: unknown key; known keys: "
+                                        r"tensorcore$"):
+        parse_spec(BASE + 'fma = ["h100-fp8"]\n', "r.toml")
 
 
 SPEC = """\

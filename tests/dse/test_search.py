@@ -58,7 +58,7 @@ def test_nsga2_grid_search_evaluates_part_of_the_grid(tmp_path):
     spec = tmp_path / "s.toml"
     spec.write_text(TINY + "[search]\nmethod = \"nsga2\"\npopulation = 4\ngenerations = 2\n")
     out = run_explore(spec, tmp_path / "out")
-    grid = 6  # TINY's designs: fma and lmul on 2 floats, imac on 2 integers
+    grid = 6  # TINY's designs: fma and lmac on 2 floats, imac on 2 integers
     labels = {p["label"] for p in out["points"]}
     assert 0 < len(labels) <= grid
     assert out["failed"] == 0

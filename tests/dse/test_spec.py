@@ -5,14 +5,16 @@ from __future__ import annotations
 import pytest
 
 from arithforge import ArithforgeError
+from arithforge.datapaths import Descriptor, Param, SweepContext, registered, with_face
 from arithforge.dse.designs import plan
 from arithforge.dse.spec import (
     BOUNDS,
-    GENERATOR_PARAMS,
+    DEFAULT_SPEC,
     SpecError,
+    default_labels,
+    default_spec_text,
     key_lines,
     load_spec,
-    param_range,
     parse_spec,
 )
 
@@ -30,7 +32,10 @@ def test_default_spec_validates_and_plans_every_kind():
     assert len(spec.formats["weights"]) >= 15
     designs, skipped = plan(spec)
     kinds = {d.kind for d in designs if not d.reference}
-    assert kinds == {"fma", "fma_approx", "lmul", "bitserial", "lut", "imac"}
+    assert kinds == {"fma", "fma_approx", "lmac", "bitserial", "lut", "imac"}
+    assert {d.datapath for d in designs if d.kind == "fma_approx"} == {"fma"}
+    # The variant's own normalization window is its default: left out of its labels.
+    assert "bf16/fma_approx" in {d.label for d in designs}
     assert [d.label for d in designs if d.reference] == ["e4m3fn/h100-fp8", "bf16/h100-bf16"]
     # Nothing is dropped silently: every skipped combination carries its reason.
     assert skipped
@@ -59,6 +64,8 @@ def test_key_lines_tables_dotted_and_multiline():
      r"^s\.toml:8: \[datapaths\.fma\] stages: must be between 0 and 64, not 1000000000$"),
     ("[datapaths.lut]\ntile = \"2x4000\"\n",
      r"^s\.toml:8: \[datapaths\.lut\] tile: must have sides between 1 and 64, not '2x4000'$"),
+    ("[datapaths.lut]\ngroup = 7\n",
+     r"^s\.toml:8: \[datapaths\.lut\] group: must be between 1 and 6, not 7$"),
     ("[accel]\narray = \"4096x16\"\n",
      r"^s\.toml:8: \[accel\] array: must have sides between 1 and 1024, not '4096x16'$"),
     ("[search]\npopulation = 0\n",
@@ -77,16 +84,44 @@ def test_key_lines_tables_dotted_and_multiline():
     ("[verify]\nseed = -1\n",
      r"^s\.toml:8: \[verify\] seed: must be an integer between 0 and 2\*\*63-1, not -1$"),
     ("[mixed]\nseed = -1\n", r"^s\.toml:8: \[mixed\] seed: must be an integer between 0"),
-    ("[datapaths.fma_approx]\nwindow = \"4\"\n",
-     r"^s\.toml:8: \[datapaths\.fma_approx\] window: must be an integer or a list of them"),
+    ("[datapaths.fma_approx]\nnormalization = \"4\"\n",
+     (r"^s\.toml:8: \[datapaths\.fma_approx\] normalization: must be an integer between 1 "
+     r"and 128 or 'exact', not '4'$")),
+    # The old key of the window: the usual unknown-key error.
+    ("[datapaths.fma_approx]\nwindow = 4\n",
+     r"^s\.toml:8: \[datapaths\.fma_approx\] window: unknown key"),
+    ("[datapaths.lmac]\nform = [\"int\", \"eq\"]\n",
+     r"^s\.toml:8: \[datapaths\.lmac\] form: must be one of int, equation, not 'eq'$"),
+    ("[datapaths.imac]\nsaturate = 1\n",
+     r"^s\.toml:8: \[datapaths\.imac\] saturate: must be true or false, not 1$"),
+    ("[datapaths.fma]\nstages = []\n", r"^s\.toml:8: \[datapaths\.fma\] stages: must not be "),
+    # A label that is no datapath and names none; a datapath explore does not sweep.
+    ("[datapaths.fmaa]\nstages = 1\n",
+     (r"^s\.toml:7: \[datapaths\] fmaa: unknown datapath label \(did you mean 'fma'\?\); .*"
+     r"datapath = \"NAME\"$")),
+    ("[datapaths.v]\ndatapath = \"mul\"\n",
+     r"^s\.toml:8: \[datapaths\.v\] datapath: 'mul' is not a datapath explore sweeps"),
+    ("[datapaths.v]\ndatapath = \"fmx\"\n",
+     r"^s\.toml:8: \[datapaths\.v\] datapath: unknown datapath explore sweeps 'fmx'"),
+    ("[datapaths.fma]\ndatapath = \"lmac\"\n",
+     r"^s\.toml:8: \[datapaths\.fma\] datapath: must be 'fma'"),
+    # formats: only for datapaths whose designs follow [formats] weights.
+    ("[datapaths.bitserial]\nformats = [\"int8\"]\n",
+     r"^s\.toml:8: \[datapaths\.bitserial\] formats: unknown key"),
+    ("[datapaths]\nenabled = [\"mul\"]\n",
+     r"^s\.toml:8: \[datapaths\] enabled: 'mul' is not a datapath explore sweeps"),
+    ("[mixed]\nenabled = true\nworkload = \"synthetic\"\ndatapath = \"bitserial\"\n",
+     r"^s\.toml:10: \[mixed\] datapath: must be one of fma, .*not 'bitserial'$"),
     ("[stages]\nverify = \"some\"\n",
      r"^s\.toml:8: \[stages\] verify: must be one of none, pareto, all, not 'some'$"),
     ("[datapaths]\nenabled = [\"fma\", \"systolic\"]\n",
      r"^s\.toml:8: \[datapaths\] enabled: must be one of fma, .*not 'systolic'$"),
+    ("[datapaths]\nenabled = [\"lmul\"]\n",
+     r"^s\.toml:8: \[datapaths\] enabled: 'lmul' is not a datapath explore sweeps"),
     ("[verify]\nrandom = 0\ncorner = false\n",
      r"^s\.toml:8: \[verify\] random: and corner = false leave no vector"),
     ("[datapaths.lut]\ntile = \"2by4\"\n",
-     r"^s\.toml:8: \[datapaths\.lut\] tile: must be a tile 'MxN'"),
+     r"^s\.toml:8: \[datapaths\.lut\] tile: must be a size 'RxC'"),
     ("[pareto]\nobjectives = [\"area_um2\"]\n",
      r"^s\.toml:8: \[pareto\] objectives: must hold accuracy"),
     ("[mixed]\nenabled = true\nworkload = \"minilm\"\n",
@@ -140,22 +175,33 @@ def test_row_limits_and_seeds_agree_with_evaluate():
             assert (wl["max_rows"], wl["max_cols"], wl["seed"]) == (value, value, value)
 
 
-def test_bounds_follow_the_models_and_generators():
-    """A generator's parameter has its Param range; the accuracy model takes that whole range."""
-    from arithforge.hdl.registry import DATAPATHS as GENERATORS
-    from arithforge.workloads.datapaths import check_options, get_datapath
+def test_bounds_follow_the_descriptors():
+    """A sweep parameter takes its Param's range, ends included, and nothing beyond; the
+    accuracy model takes the whole range."""
+    from arithforge.workloads.evaluate import accuracy_model, check_options
 
-    for (kind, key), (generator, name) in GENERATOR_PARAMS.items():
-        p = GENERATORS[generator].cli_params[name]
-        assert param_range(kind, key) == (p.low, p.high)
-    assert GENERATORS["lut"].cli_params["n"][3:] == param_range("lut", "tile")
-    # The model side at the extremes (workloads.datapaths checks its options before any work).
-    for kind, key, option, datapath in (("lut", "group", "group", "lut"),
-                                        ("bitserial", "group", "group", "bitserial"),
-                                        ("bitserial", "align_bits", "align_bits", "bitserial"),
-                                        ("fma_approx", "window", "normalization", "fma_chain")):
-        for value in param_range(kind, key):
-            check_options(get_datapath(datapath), {option: value})
+    checked = 0
+    for name, d in with_face("sweep").items():
+        for key, p in d.sweep.items():
+            if p.kind not in ("int", "size") or p.low is None or p.high is None:
+                continue
+            def spec(v, name=name, key=key, p=p):
+                value = f'"{v}x{v}"' if p.kind == "size" else str(v)
+                return parse_spec(f"{BASE}[datapaths.{name}]\n{key} = {value}\n", "s.toml")
+            for v in (p.low, p.high):
+                assert spec(v).datapaths["sections"][name]["params"][key][0] in (v, f"{v}x{v}")
+            with pytest.raises(SpecError, match=rf"^s\.toml:7: \[datapaths\.{name}\] {key}: "
+                                                rf"must (be|have sides) between {p.low} and "):
+                spec(p.high + 1)
+            checked += 1
+    assert checked >= 5
+    # The model side at the extremes (the model checks its options before any work).
+    for datapath, key, option in (("lut", "group", "group"), ("bitserial", "group", "group"),
+                                  ("bitserial", "align_bits", "align_bits"),
+                                  ("fma", "normalization", "normalization")):
+        p = with_face("sweep")[datapath].sweep[key]
+        for value in (p.low, p.high):
+            check_options(accuracy_model(datapath), {option: value})
     for key, (low, high) in BOUNDS.items():
         assert 0 <= low < high, key
     spec = load_spec(None)
@@ -164,8 +210,10 @@ def test_bounds_follow_the_models_and_generators():
 
 def test_scalars_become_lists_and_defaults_fill_in():
     spec = parse_spec(BASE + "[datapaths.fma]\nstages = 2\n", "s.toml")
-    assert spec.datapaths["fma"]["stages"] == [2]
-    assert spec.datapaths["fma"]["rounding"] == ["rne"]
+    section = spec.datapaths["sections"]["fma"]
+    assert section["params"] == {"rounding": ["rne"], "stages": [2], "normalization": ["exact"]}
+    assert section["datapath"] == "fma"
+    assert section["defaults"]["stages"] == 0
     assert spec.stages["verify"] == "pareto"
     assert spec.formats["activations"] == "same"
 
@@ -188,6 +236,78 @@ def test_plan_skips_with_reasons():
     assert why[("imac", "float8_e4m3fn", "float32")] == \
         "the integer MAC takes signed integer formats only"
     assert why[("fma", "int8", "float32")] == \
-        "integer operands go to the integer MAC, not the fma datapath"
+        "integer operands go to an integer datapath, not the fma datapath"
     assert why[("fma", "float8_e4m3fn", "int32")] == \
         "the fma datapath accumulates in a float format"
+
+
+def test_default_spec_comes_from_the_descriptors():
+    """The [datapaths] part of the default spec is the descriptors' default_sweeps, in registry
+    order; the rest of the text names no datapath."""
+    assert DEFAULT_SPEC == default_spec_text()
+    spec = load_spec(None)
+    assert spec.datapaths["enabled"] == default_labels() == \
+        [label for d in with_face("sweep").values() for label in d.default_sweeps]
+    sections = spec.datapaths["sections"]
+    assert sections["fma_approx"]["datapath"] == "fma"
+    assert sections["fma_approx"]["params"]["normalization"] == [4]
+    assert sections["fma_approx"]["only"] == \
+        with_face("sweep")["fma"].default_sweeps["fma_approx"]["formats"]
+    assert sections["fma"]["only"] is None
+    assert spec.mixed["datapath"] == spec.datapaths["enabled"][0]
+    for name, d in with_face("sweep").items():
+        for key, p in d.sweep.items():
+            if name in spec.datapaths["enabled"]:
+                assert sections[name]["params"][key] == [p.default]
+                assert f"# {p.help}" in DEFAULT_SPEC
+
+
+def test_named_variant():
+    """Any label with datapath = NAME is a variant: that datapath's parameters, its own defaults
+    (the datapath's), its label on the designs."""
+    text = BASE + ('[datapaths]\nenabled = ["fma", "w8"]\n[datapaths.w8]\ndatapath = "fma"\n'
+                   'normalization = [8, 16]\nformats = ["float8_e4m3fn"]\n')
+    designs, skipped = plan(parse_spec(text, "s.toml"))
+    w8 = [d for d in designs if d.kind == "w8"]
+    assert [d.label for d in w8] == ["e4m3fn/w8,normalization=8", "e4m3fn/w8,normalization=16"]
+    assert {d.datapath for d in w8} == {"fma"}
+    assert [d.hdl[1]["normalization"] for d in w8] == ["8", "16"]
+    assert [d.model["options"] for d in w8] == [{"normalization": 8}, {"normalization": 16}]
+    assert {s.reason for s in skipped if s.kind == "w8"} == {"not in [datapaths.w8] formats",
+                                                             ("the fma datapath accumulates in a "
+                                                             "float format")}
+    # The mixed search may take the variant.
+    mixed = parse_spec(text + '[mixed]\nenabled = true\nworkload = "synthetic"\n'
+                              'datapath = "w8"\n', "s.toml")
+    assert mixed.mixed["datapath"] == "w8"
+
+
+class _Toy(Descriptor):
+    """A plug-in datapath with a sweep face and no marker or generator."""
+
+    name = "toy_sweep"
+    sweep = {"width": Param("int", 4, "toy width", 1, 8)}
+    default_sweeps = {"toy_sweep": {}}
+
+    def reason(self, weights, acts, acc):
+        return ""
+
+    def design(self, ctx: SweepContext, label, weights, acts, acc, params):
+        return self.make_design(label, weights, acts, acc, params, None,
+                                ctx.model(weights, acts, acc, "exact"))
+
+
+def test_plugin_datapath_joins_the_sweep():
+    with registered(_Toy()):
+        assert "toy_sweep" in default_labels()
+        assert "[datapaths.toy_sweep]\nwidth = 4" in default_spec_text()
+        spec = parse_spec(BASE + '[datapaths]\nenabled = ["toy_sweep"]\n'
+                                 '[datapaths.toy_sweep]\nwidth = [2, 4]\n', "s.toml")
+        designs, skipped = plan(spec)
+        # No generator: the label is skipped as a whole, with the reason.
+        assert designs == []
+        assert [(s.kind, s.reason) for s in skipped] == \
+            [("toy_sweep", "datapath 'toy_sweep' has no hardware generator")]
+        with pytest.raises(SpecError, match=r"toy_sweep\] width: must be between 1 and 8"):
+            parse_spec(BASE + "[datapaths.toy_sweep]\nwidth = 9\n", "s.toml")
+    assert "toy_sweep" not in default_labels()

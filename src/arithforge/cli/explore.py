@@ -51,7 +51,7 @@ def _jsonable(v: Any) -> Any:
 
 
 def _point_json(p: dict[str, Any]) -> dict[str, Any]:
-    keys = ("label", "kind", "weights", "acts", "acc", "params", "workload", "metric",
+    keys = ("label", "kind", "datapath", "weights", "acts", "acc", "params", "workload", "metric",
             "metric_name", "area_um2", "energy_pj", "delay_ns", "ice40_luts", "latency_s",
             "energy_uj", "reference", "status")
     return {k: _jsonable(p.get(k)) for k in keys}
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     """
     dse_spec = import_package("arithforge.dse.spec")
     if args.print_spec:
-        print(dse_spec.DEFAULT_SPEC, end="")
+        print(dse_spec.default_spec_text(), end="")
         return 0
     # Everything the user gave is checked before any work: options, the spec, the output folder.
     if args.jobs is not None and not 1 <= args.jobs <= MAX_JOBS:

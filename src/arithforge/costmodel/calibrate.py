@@ -19,7 +19,7 @@ import functools
 import itertools
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,104 +83,19 @@ def _predict(factors: Mapping[str, float], feats: Mapping[str, float]) -> float:
 
 # -- the design set -----------------------------------------------------------------------------
 
-def _fma(fmt: str, out: str | None = None, **kw: Any) -> Design:
-    return Design("fma", {"a": fmt, "b": fmt, "c": out or fmt, "out": out or fmt, **kw})
-
-
-#: Formats of the FMA and multiplier sweeps: FP4, FP6, the FP8 family, 16- and 32-bit floats.
-FLOATS = ("float4_e2m1fn", "float6_e2m3fn", "float6_e3m2fn", "float8_e3m4", "float8_e4m3fn",
-          "float8_e5m2", "float16", "bfloat16", "float32")
-
-
-def _fma_designs() -> list[Design]:
-    out = [_fma(f) for f in FLOATS]
-    # Narrow products into wide accumulators, as matrix engines do.
-    out += [_fma("float8_e4m3fn", acc) for acc in ("float16", "bfloat16", "float32")]
-    out += [_fma("float8_e5m2", "float32"), _fma("float4_e2m1fn", "float16")]
-    out += [_fma("bfloat16", stages=2), _fma("float8_e4m3fn", stages=3)]
-    # Approximate normalization (arXiv 2408.11997): windows of the leading-zero count.
-    for fmt, windows in (("bfloat16", (2, 4, 8)), ("float16", (4, 8)),
-                         ("float32", (4, 8, 16))):
-        out += [_fma(fmt, normalization=str(w)) for w in windows]
-    out += [_fma("float8_e4m3fn", "float32", normalization=str(w)) for w in (4, 8)]
-    return out
-
-
-def _mul_designs() -> list[Design]:
-    return [Design("mul", {"a": f, "b": f, "out": f, "rounding": "rne"}) for f in FLOATS]
-
-
-def _lmul_designs() -> list[Design]:
-    return [Design("lmul", {"fmt": f, "form": form})
-            for f in ("float8_e4m3fn", "float8_e5m2", "bfloat16", "float16")
-            for form in ("int", "equation")]
-
-
-def _lmac_designs() -> list[Design]:
-    return [Design("lmac", {"fmt": f, "acc": acc})
-            for f, acc in (("float8_e4m3fn", "float32"), ("float8_e4m3fn", "bfloat16"),
-                           ("float8_e5m2", "float16"), ("bfloat16", "float32"))]
-
-
-def _imac_designs() -> list[Design]:
-    return [Design("imac", {"a_bits": a, "b_bits": b, "acc_bits": acc, "signed": signed})
-            for a, b, acc, signed in ((2, 2, 8, True), (4, 4, 16, True), (4, 8, 20, True),
-                                      (8, 8, 24, True), (8, 8, 32, True), (8, 8, 32, False),
-                                      (16, 16, 48, True))]
-
-
-def _bitserial_designs() -> list[Design]:
-    """BitMoD bit-serial PEs (arXiv 2411.11745): activation formats, weight families, lanes,
-    term- and bit-serial, accumulators; small enough to synthesize in well under a minute."""
-    return [Design("bitserial", p) for p in (
-        {"acts": "int8", "family": "int2", "group": 2, "groups": 1},
-        {"acts": "float16", "family": "bitmod4", "group": 4, "groups": 1},
-        {"acts": "int8", "family": "int4", "group": 4, "groups": 2, "serial": "bit",
-         "acc": "float16"},
-        {"acts": "bfloat16", "family": "bitmod3", "group": 4, "groups": 1, "acc": "float16"},
-        {"acts": "float16", "family": "fp4", "group": 2, "groups": 2, "serial": "bit"},
-        {"acts": "int8", "family": "bitmod4", "group": 8, "groups": 1, "acc": "bfloat16"},
-    )]
-
-
-def _lut_designs() -> list[Design]:
-    """LUT tensor core tiles (arXiv 2408.06003): float and int8 tables, weight bits, ternary and
-    signed weights, with and without symmetrization, tile shapes."""
-    return [Design("lut", p) for p in (
-        {"m": 1, "n": 1, "k": 2, "weight_bits": 2, "entry": "float16"},
-        {"m": 1, "n": 2, "k": 3, "weight_bits": 1, "entry": "bfloat16", "acc": "bfloat16"},
-        {"m": 1, "n": 2, "k": 2, "weight_bits": 2, "ternary": True, "entry": "float16",
-         "acc": "float16", "symmetric": False},
-        {"m": 1, "n": 1, "k": 2, "weight_bits": 2, "entry": "int8"},
-        {"m": 2, "n": 2, "k": 4, "weight_bits": 2, "entry": "int8"},
-        {"m": 2, "n": 4, "k": 4, "weight_bits": 4, "entry": "int8"},
-        {"m": 1, "n": 4, "k": 3, "weight_bits": 2, "signed": True, "entry": "int8",
-         "symmetric": False},
-    )]
-
-
-#: Datapath name -> its calibration designs. Names and parameters follow the registry of
-#: ``arithforge.hdl`` (the same spelling as ``arithforge.sim.acceptance``); a datapath the
-#: registry lacks is left out, and a design it rejects is skipped with a message.
-SWEEPS: dict[str, Callable[[], list[Design]]] = {
-    "fma": _fma_designs,
-    "mul": _mul_designs,
-    "lmul": _lmul_designs,
-    "lmac": _lmac_designs,
-    "imac": _imac_designs,
-    "bitserial": _bitserial_designs,
-    "lut": _lut_designs,
-}
-
-
 def design_set(registry: ModuleType) -> list[Design]:
-    """The calibration designs of every datapath of :data:`SWEEPS` the registry has.
+    """The calibration designs of every datapath (each descriptor's ``calibration`` in
+    :mod:`arithforge.datapaths`, registry order) that ``registry`` has a generator for.
 
     ``registry`` is ``arithforge.hdl.registry`` (or a module like it), passed in by the caller:
     the cost model imports no ``hdl`` (the layer contract) and reads a datapath through
-    ``structure()`` and the export alone.
+    ``structure()`` and the export alone. A datapath the registry lacks is left out, and a
+    design it rejects is skipped with a message (:func:`measure`).
     """
-    return [d for name, sweep in SWEEPS.items() if name in registry.DATAPATHS for d in sweep()]
+    from ..datapaths import DATAPATHS
+
+    return [Design(name, dict(params)) for name, d in DATAPATHS.items()
+            if name in registry.DATAPATHS for params in d.calibration]
 
 
 # -- measuring and fitting ----------------------------------------------------------------------
@@ -341,8 +256,12 @@ def calibrate(designs: Sequence[Design] | None = None, *, registry: ModuleType, 
     ``arithforge.hdl.registry`` (see :func:`design_set`)."""
     designs = design_set(registry) if designs is None else designs
     if not designs:
-        raise ArithforgeError("no calibration design: arithforge.hdl.registry has none of "
-                              f"{', '.join(SWEEPS)}")
+        from ..datapaths import DATAPATHS
+
+        names = [n for n, d in DATAPATHS.items() if d.calibration]
+        raise ArithforgeError("no calibration design: " + (
+            f"arithforge.hdl.registry has none of {', '.join(names)}" if names
+            else "no registered datapath has calibration designs"))
     skipped: list[str] = []
     report = fit(measure(designs, jobs=jobs, registry=registry, progress=progress,
                          skipped=skipped))

@@ -190,7 +190,8 @@ def _points(spec: Spec, store: Store, designs: Sequence[Design]) -> list[dict[st
     points = []
     for d in designs:
         base: dict[str, Any] = {
-            "design": d, "label": d.label, "kind": d.kind, "weights": d.weights,
+            "design": d, "label": d.label, "kind": d.kind, "datapath": d.datapath,
+            "weights": d.weights,
             "acts": d.acts, "acc": d.acc, "params": d.params, "ident": d.ident,
             "reference": d.reference,
         }

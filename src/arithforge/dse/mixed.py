@@ -3,8 +3,9 @@
 #      mixed-precision floating-point and integer quantization search", arXiv 2308.03290
 """Per-layer mixed-format assignment under an area budget.
 
-Each GEMM of a workload gets one format from ``[mixed] formats``, all on one datapath kind. The
-sensitivity of a layer to a format is measured, not estimated: the layer's output relative error
+Each GEMM of a workload gets one format from ``[mixed] formats``, all on one datapath (a label
+of ``[datapaths]`` whose designs follow ``[formats] weights``). The sensitivity of a layer to a
+format is measured, not estimated: the layer's output relative error
 ``e[l, f]`` from the sweep's accuracy stage on that format (each GEMM evaluated on its recorded
 fp32 operands). For an assignment ``a``:
 
@@ -120,9 +121,13 @@ def mixed_search(spec: Spec, store: Store, designs: list[Design], traces: dict[s
                  ) -> dict[str, Any]:
     """Run the per-layer mixed-format search of ``spec.mixed``; return the report's data."""
     mx = spec.mixed
+    label = mx["datapath"]
+    # The section's parameters on every format of [mixed] formats (its formats filter dropped).
+    sections = {**spec.datapaths["sections"]}
+    sections[label] = {**sections[label], "only": None}
     sub = dataclasses.replace(
         spec, formats={**spec.formats, "weights": list(mx["formats"]), "activations": "same"},
-        datapaths={**spec.datapaths, "enabled": [mx["datapath"]], "only": {}}, references=[])
+        datapaths={"enabled": [label], "sections": sections}, references=[])
     sub_designs, _ = plan(sub)
     w = mx["workload"]
     tasks: list[tuple[str, dict[str, Any], dict[str, Any]]] = []

@@ -2,11 +2,14 @@
 
 ``pareto_area``, ``pareto_energy``, ``pareto_inference`` (with ``[stages] accel``): one panel
 per workload, accuracy against area per MAC, energy per MAC or energy per inference (log axis),
-every point marked by its datapath kind, the front drawn as a step line with its points labelled
-``format/datapath``, the knee circled, tensor-core references as dashed lines at their accuracy.
-``sensitivity_<workload>``: per-layer SQNR of every format on its FMA (or first) datapath, as a
-heat map whose colour scale spans the finite SQNRs of the data (nothing clipped); a layer computed
-exactly (infinite SQNR) is a white cell marked ``∞``, the colour of the colourbar's top arrow.
+every point marked by its datapath (its descriptor's ``marker``, or one of a fixed cycle for a
+datapath without one; a named variant has its datapath's marker, hollow; the legend names the
+sweep labels), the front drawn as a step line with its points labelled ``format/datapath``, the
+knee circled, tensor-core references as dashed lines at their accuracy.
+``sensitivity_<workload>``: per-layer SQNR of every format on the first design of that format
+whose parameters are its section's defaults (or the first), as a heat map whose colour scale
+spans the finite SQNRs of the data (nothing clipped); a layer computed exactly (infinite SQNR) is
+a white cell marked ``∞``, the colour of the colourbar's top arrow.
 
 A panel with no front (every point failed, or no point has both accuracy and cost) says so in
 its axes, "no feasible design / empty front", instead of staying blank.
@@ -21,10 +24,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .outcome import Outcome
 
-__all__ = ["write_plots"]
+__all__ = ["markers", "write_plots"]
 
-_MARKERS = {"fma": "o", "fma_approx": "s", "lmul": "^", "imac": "D", "bitserial": "P",
-            "lut": "X"}
+#: Markers of datapaths whose descriptor names none, in turn (those taken by a descriptor left
+#: out).
+FALLBACK_MARKERS = ("s", "v", "<", ">", "*", "h", "p", "d", "8", "H")
 _UNITS = {"area_um2": "area per MAC/cycle (um^2, 45 nm)", "energy_pj": "energy per MAC (pJ)",
           "energy_uj": "energy per inference on the systolic array (uJ)"}
 _REF_COLORS = ("tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:cyan")
@@ -37,6 +41,35 @@ EMPTY_FRONT = "no feasible design / empty front"
 #: Heat-map colours outside the scale: exact layers (infinite SQNR), layers with a non-finite
 #: output, and a zero reference (-inf dB).
 _EXACT_COLOR, _NONFINITE_COLOR, _NO_SIGNAL_COLOR = "white", "0.6", "black"
+
+
+def markers(datapaths: Any = ()) -> dict[str, str]:
+    """Datapath name -> marker: each datapath ``explore`` sweeps, and each of ``datapaths``
+    (unregistered ones too: no point is left off a plot). A descriptor's ``marker``, else the
+    next of :data:`FALLBACK_MARKERS` not taken, in registry order."""
+    from ..datapaths import with_face
+
+    swept = with_face("sweep")
+    out = {n: str(d.marker) for n, d in swept.items() if d.marker}
+    free = [m for m in FALLBACK_MARKERS if m not in out.values()] or list(FALLBACK_MARKERS)
+    fallback = 0
+    for n in dict.fromkeys([*swept, *datapaths]):
+        if n not in out:
+            out[n] = free[fallback % len(free)]
+            fallback += 1
+    return out
+
+
+def _datapath(p: dict[str, Any]) -> str:
+    """The datapath of a point (its label's for points that do not say)."""
+    d = p.get("design")
+    return str(p.get("datapath") or getattr(d, "datapath", "") or p["kind"])
+
+
+def _at_defaults(p: dict[str, Any]) -> bool:
+    """Whether a point's parameters are its sweep section's defaults."""
+    defaults = getattr(p.get("design"), "defaults", None) or {}
+    return all(defaults.get(k, v) == v for k, v in p["params"].items())
 
 
 def _metric_label(points: list[dict[str, Any]]) -> str:
@@ -93,11 +126,15 @@ def _pareto_figure(outcome: Outcome, objective: str) -> Any:
         def y(v: float, cap: float = cap) -> float:
             return cap if v > cap else v
 
-        for kind, marker in _MARKERS.items():
-            sel = [p for _, p in pts if p["kind"] == kind]
-            if sel:
-                ax.scatter([p[objective] for p in sel], [y(p["metric"]) for p in sel],
-                           marker=marker, s=36, alpha=0.55, label=kind, color="0.45")
+        shapes = markers([_datapath(p) for _, p in pts])
+        for label in dict.fromkeys(p["kind"] for _, p in pts):
+            sel = [p for _, p in pts if p["kind"] == label]
+            datapath = _datapath(sel[0])
+            # A named variant: its datapath's marker, hollow.
+            face = "0.45" if label == datapath else "none"
+            ax.scatter([p[objective] for p in sel], [y(p["metric"]) for p in sel],
+                       marker=shapes[datapath], s=36, alpha=0.55, label=label,
+                       facecolors=face, edgecolors="0.45")
         front = sorted(outcome.fronts.get((w, objective), []),
                        key=lambda i: outcome.points[i][objective])
         if front:
@@ -187,8 +224,8 @@ def _heatmap_figure(outcome: Outcome, workload: str) -> Any:
         if p["workload"] != workload or p["accuracy"] is None:
             continue
         name = p["weights"] if p["weights"] == p["acts"] else f"{p['weights']}x{p['acts']}"
-        prefer = p["kind"] == "fma" and not p["params"].get("stages")
-        if name not in columns or prefer:
+        # The first design of the format at its section's defaults, else the first.
+        if name not in columns or (_at_defaults(p) and not _at_defaults(columns[name])):
             columns[name] = p
     if not columns:
         return None

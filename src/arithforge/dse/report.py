@@ -221,9 +221,10 @@ def _reference_blocks(o: Outcome, refs: list[dict[str, Any]]) -> list[Block]:
                          r["errors"]),
                      _num(acc.get("sqnr_db_pooled"), ".2f"),
                      "-" if best is None else f"{best['label']}: {_metric_cell(best, True)}"])
+    names = ", ".join(dict.fromkeys(str(r.get("datapath") or r["kind"]) for r in refs))
     return [("h2", "Tensor-core references (accuracy only)"),
             ("p", ("What a GPU's tensor cores compute for these layers: the "
-                  "`arithforge.formats.mma` presets (`arithforge evaluate --datapath tensorcore "
+                  f"`arithforge.formats.mma` presets (`arithforge evaluate --datapath {names} "
                   "-O model=PRESET`), bit-exact models of the measured or published "
                   "accumulation (steps, truncation, promotion, float32 output). No hardware "
                   "and no cost: they are not on the fronts; the plots draw them as dashed "

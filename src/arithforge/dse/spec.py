@@ -10,10 +10,15 @@ headers and ``key =`` lines to point an error at its line: ``spec.toml:12: [data
 
 Every number is checked when the spec loads, before any work: its type, that it is finite, and
 its range. Structural parameters have upper bounds beyond which a sweep would not finish
-(``stages = 1000000000`` would elaborate for ever) or would mean nothing: a generator's parameter
-has the range of its ``Param`` in ``arithforge.hdl.registry`` (:data:`GENERATOR_PARAMS`), the
-others :data:`BOUNDS`. Seeds and row limits are checked by the same functions as
+(``stages = 1000000000`` would elaborate for ever) or would mean nothing: a datapath's sweep
+parameter has the range of its ``Param`` (``Descriptor.sweep`` in :mod:`arithforge.datapaths`),
+the others :data:`BOUNDS`. Seeds and row limits are checked by the same functions as
 ``arithforge evaluate`` (:mod:`arithforge.workloads.limits`).
+
+The ``[datapaths.LABEL]`` sections come from the datapath registry (:mod:`arithforge.datapaths`),
+and so does the ``[datapaths]`` part of :data:`DEFAULT_SPEC`: this module names no datapath. A
+label is a datapath ``explore`` sweeps, a label of some descriptor's ``default_sweeps`` (a named
+variant such as ``fma_approx``), or any label whose section says ``datapath = "NAME"``.
 """
 
 from __future__ import annotations
@@ -28,32 +33,21 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ArithforgeError
-from ..formats.ops import MAX_WINDOW
+from ..datapaths import DatapathError, Descriptor, ParamError
 from ..workloads.limits import check_sample_limit, check_seed
 
-__all__ = ["BOUNDS", "DATAPATH_KINDS", "DEFAULT_SPEC", "GENERATOR_PARAMS", "Spec", "SpecError",
-           "key_lines", "load_spec", "param_range", "parse_spec"]
+__all__ = ["BOUNDS", "DEFAULT_SPEC", "Spec", "SpecError", "default_labels", "default_spec_text",
+           "key_lines", "load_spec", "parse_spec", "sweep_labels"]
 
 
 class SpecError(ArithforgeError):
     """A sweep spec that does not validate; the message names the file, line and key."""
 
 
-#: DSE datapath kinds and the parameters each sweeps (a scalar or a list of values).
-DATAPATH_KINDS: dict[str, dict[str, Any]] = {
-    "fma": {"rounding": ["rne"], "stages": [0]},
-    "fma_approx": {"window": [4], "rounding": ["rne"], "stages": [0]},
-    "lmul": {"form": ["int"], "stages": [0]},
-    "imac": {"stages": [0], "saturate": [False]},
-    "bitserial": {"types": ["bitmod4"], "acts": ["float16"], "group": [8], "align_bits": [8]},
-    "lut": {"tile": ["2x4"], "group": [4], "entry": ["float16"], "symmetric": [True]},
-}
-
 _TOP_KEYS = {"name", "seed", "formats", "datapaths", "workloads", "stages", "verify", "cost",
              "pareto", "search", "mixed", "accel", "references"}
 _SECTION_KEYS: dict[str, dict[str, Any]] = {
     "formats": {"weights": None, "activations": "same", "accumulators": ["float32", "int32"]},
-    "datapaths": {"enabled": list(DATAPATH_KINDS)},
     "workloads": {"names": ["synthetic", "digits-cnn"], "scaling": "auto", "max_rows": 64,
                   "max_cols": None, "end_metric": True, "seed": 0},
     "stages": {"accuracy": True, "cost": True, "synth": "none", "verify": "pareto",
@@ -62,10 +56,10 @@ _SECTION_KEYS: dict[str, dict[str, Any]] = {
     "cost": {"tech": None, "node": None, "calibrated": True},
     "pareto": {"objectives": None},  # None: COST_OBJECTIVES, plus ACCEL_OBJECTIVES if on
     "accel": {"array": "16x16", "dataflow": "os"},
-    "references": {"tensorcore": []},
     "search": {"method": "grid", "workload": None, "population": 16, "generations": 4,
                "seed": 0},
-    "mixed": {"enabled": False, "workload": "digits-cnn", "datapath": "fma", "formats": None,
+    # [mixed] datapath None: the first enabled label that follows [formats] weights.
+    "mixed": {"enabled": False, "workload": "digits-cnn", "datapath": None, "formats": None,
               "area_budget_um2": None, "population": 32, "generations": 40, "seed": 0},
 }
 SCALINGS = ("auto", "none", "per-tensor", "per-channel", "per-block")
@@ -73,7 +67,6 @@ SCALINGS = ("auto", "none", "per-tensor", "per-channel", "per-block")
 #: Inclusive ranges of the spec's integers that are not a generator's parameter, by ``[table]
 #: key``. Upper bounds keep a sweep finite: each is far above any useful value (docs/explore.md).
 BOUNDS: dict[str, tuple[int, int]] = {
-    "[datapaths.fma_approx] window": (1, MAX_WINDOW),  # as evaluate -O normalization=W
     "[accel] array": (1, 1024),  # rows and columns of PEs, each
     "[verify] random": (0, 10**8),
     "[verify] lanes": (1, 64),  # copies of the design in the Verilator model
@@ -83,39 +76,6 @@ BOUNDS: dict[str, tuple[int, int]] = {
     "[mixed] generations": (1, 10_000),
 }
 
-#: Parameters of ``[datapaths.<kind>]`` that are parameters of the kind's generator
-#: (``arithforge.hdl.registry``): their range is the generator's :class:`Param` range, so a spec
-#: takes what ``arithforge generate`` takes. ``lut`` ``tile`` is ``m`` and ``n``.
-GENERATOR_PARAMS: dict[tuple[str, str], tuple[str, str]] = {
-    ("fma", "stages"): ("fma", "stages"),
-    ("fma_approx", "stages"): ("fma", "stages"),
-    ("lmul", "stages"): ("lmac", "stages"),
-    ("imac", "stages"): ("imac", "stages"),
-    ("bitserial", "group"): ("bitserial", "group"),
-    ("bitserial", "align_bits"): ("bitserial", "align_bits"),
-    ("lut", "group"): ("lut", "k"),
-    ("lut", "tile"): ("lut", "m"),
-}
-
-
-def param_range(kind: str, key: str) -> tuple[int, int]:
-    """Inclusive range of ``[datapaths.<kind>] key``: its generator's, or :data:`BOUNDS`'s.
-
-    A design also runs its accuracy model (:mod:`arithforge.workloads.datapaths`), whose range
-    is never narrower: ``lut`` K up to ``formats.lut.MAX_GROUP``, ``align_bits`` up to 16.
-    """
-    if (kind, key) not in GENERATOR_PARAMS:
-        return BOUNDS[f"[datapaths.{kind}] {key}"]
-    from ..hdl.registry import DATAPATHS as GENERATORS
-
-    generator, name = GENERATOR_PARAMS[kind, key]
-    param = GENERATORS[generator].cli_params[name]
-    # Every int Param declares its range (arithforge.hdl.base.Param).
-    assert param.low is not None, (generator, name)
-    assert param.high is not None, (generator, name)
-    return param.low, param.high
-
-
 #: Objectives of the accelerator stage (``[stages] accel``): per inference of the workload on a
 #: systolic array of the design's PEs (``arithforge.sim.accelerator``).
 ACCEL_OBJECTIVES = ("latency_s", "energy_uj")
@@ -123,9 +83,8 @@ OBJECTIVES = ("accuracy", "area_um2", "energy_pj", "delay_ns", "ice40_luts", "tr
               *ACCEL_OBJECTIVES)
 #: ``[pareto] objectives`` when not given (plus :data:`ACCEL_OBJECTIVES` with the stage on).
 DEFAULT_OBJECTIVES = ("accuracy", "area_um2", "energy_pj", "delay_ns", "ice40_luts")
-_ROUNDINGS = ("rne", "rtz", "rna", "rup", "rdn", "stochastic")
 
-DEFAULT_SPEC = """\
+_DEFAULT_HEAD = """\
 # The built-in sweep of `arithforge explore` (docs/explore.md documents every key).
 name = "default"
 
@@ -136,39 +95,9 @@ weights = ["float32", "bfloat16", "float16", "float8_e5m2", "float8_e4m3fn", "fl
 activations = "same"          # each weight format with the same activation format
 accumulators = ["float32", "int32"]
 
-[datapaths]
-enabled = ["fma", "fma_approx", "lmul", "bitserial", "lut", "imac"]
+"""
 
-[datapaths.fma]
-rounding = "rne"
-stages = 0
-
-[datapaths.fma_approx]
-# Its accuracy model runs the emulator step by step: the formats where the window matters most.
-formats = ["bfloat16", "float16", "float8_e5m2", "float8_e4m3fn", "float8_e3m4"]
-window = 4                    # normalization window W (arXiv 2408.11997)
-rounding = "rne"
-stages = 0
-
-[datapaths.lmul]
-form = "int"
-stages = 0
-
-[datapaths.imac]
-stages = 0
-
-[datapaths.bitserial]
-types = "bitmod4"             # BitMoD weight family (formats.bitmod.FAMILIES)
-acts = "float16"
-group = 8                     # weights per scale group = PE lanes
-align_bits = 8                # fraction bits kept below a group's largest activation
-
-[datapaths.lut]
-tile = "2x4"                  # M x N tile of the LUT tensor core
-group = 4                     # activations per table, K
-entry = "float16"             # activation and table entry format
-symmetric = true              # table symmetrization: 2**(K-1) stored entries
-
+_DEFAULT_TAIL = """\
 [workloads]
 names = ["synthetic", "digits-cnn"]
 scaling = "auto"
@@ -202,9 +131,87 @@ tensorcore = ["h100-fp8:float8_e4m3fn", "h100-bf16:bfloat16"]
 [mixed]
 enabled = true
 workload = "digits-cnn"
-datapath = "fma"
+# datapath (not given here): the first enabled one whose designs follow [formats] weights
 formats = ["float16", "float8_e4m3fn", "float8_e5m2", "float6_e2m3fn", "float4_e2m1fn"]
 """
+
+
+def sweep_labels() -> dict[str, Descriptor]:
+    """Every label a ``[datapaths.LABEL]`` section may have without ``datapath = "NAME"``: each
+    datapath ``explore`` sweeps under its name, then the labels of the descriptors'
+    ``default_sweeps`` (named variants such as ``fma_approx``), in registry order."""
+    from ..datapaths import with_face
+
+    swept = with_face("sweep")
+    out: dict[str, Descriptor] = dict(swept)
+    for d in swept.values():
+        for label in d.default_sweeps:
+            out.setdefault(label, d)
+    return out
+
+
+def default_labels() -> list[str]:
+    """``[datapaths] enabled`` when not given: every label of the descriptors'
+    ``default_sweeps``, in registry order."""
+    from ..datapaths import with_face
+
+    return [label for d in with_face("sweep").values() for label in d.default_sweeps]
+
+
+def _label_defaults(d: Descriptor, label: str) -> dict[str, Any]:
+    """The default parameter values of section ``label`` of datapath ``d``: its sweep defaults,
+    with the values of its ``default_sweeps[label]`` (a named variant's) over them."""
+    own = d.default_sweeps.get(label, {})
+    return {k: own.get(k, p.default) for k, p in d.sweep.items()}
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _toml_line(key: str, value: Any, comment: str = "") -> str:
+    """``key = value``, its comment at column 31 (above the line when it would not fit)."""
+    line = f"{key} = {_toml(value)}"
+    if not comment:
+        return line + "\n"
+    if len(line) < 30 and 32 + len(comment) <= 100:
+        return f"{line:<29} # {comment}\n"
+    return f"# {comment}\n{line}\n"
+
+
+def _datapaths_text() -> str:
+    """The ``[datapaths]`` part of the default spec, from the descriptors' ``default_sweeps``."""
+    labels = sweep_labels()
+    out = [_toml_line("[datapaths]\nenabled", default_labels()), "\n"]
+    for label in default_labels():
+        d = labels[label]
+        own = d.default_sweeps[label]
+        out.append(f"[datapaths.{label}]\n")
+        if label != d.name:
+            out.append(_toml_line("datapath", d.name, "a named variant of this datapath"))
+        if own.get("formats") is not None:
+            out.append(_toml_line("formats", list(own["formats"]), "only these weight formats"))
+        for key, param in d.sweep.items():
+            out.append(_toml_line(key, own.get(key, param.default), param.help))
+        out.append("\n")
+    return "".join(out)
+
+
+def default_spec_text() -> str:
+    """The built-in spec of ``arithforge explore`` (:data:`DEFAULT_SPEC`), its ``[datapaths]``
+    part generated from the datapaths registered now."""
+    return _DEFAULT_HEAD + _datapaths_text() + _DEFAULT_TAIL
+
+
+#: The built-in spec of the built-in datapaths (:func:`default_spec_text` follows the registry
+#: as it is when called: a plug-in datapath's ``default_sweeps`` join it).
+DEFAULT_SPEC = default_spec_text()
 
 
 def key_lines(text: str) -> dict[tuple[str, ...], int]:
@@ -255,8 +262,12 @@ class Spec:
     name : str
     seed : int
     formats, datapaths, workloads, stages, verify, cost, pareto, search, mixed, accel : dict
-        The sections (``docs/explore.md``); ``datapaths`` holds ``enabled`` and one dict of
-        parameter lists per enabled kind.
+        The sections (``docs/explore.md``); ``datapaths`` holds ``enabled`` (labels) and
+        ``sections``: per label its ``datapath``, ``params`` (lists of values), ``defaults``
+        (the label's own values, left out of design labels) and ``only`` (a weight-format
+        filter or None).
+    references : list of dict
+        Accuracy-only reference points: ``datapath`` and what its ``parse_reference`` made.
     source : str
         Where the spec came from (a path or ``<default>``).
     text : str
@@ -369,9 +380,8 @@ def _section(check: _Checker, data: Mapping[str, Any], name: str) -> dict[str, A
     given = check.table((name,), data.get(name, {}))
     known = _SECTION_KEYS[name]
     for key in given:
-        if key not in known and not (name == "datapaths" and key in DATAPATH_KINDS):
-            raise check.unknown((name, key), [*known, *(DATAPATH_KINDS if name == "datapaths"
-                                                        else ())])
+        if key not in known:
+            raise check.unknown((name, key), list(known))
     return {**{k: v for k, v in known.items()}, **given}
 
 
@@ -406,25 +416,7 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
         fm["activations"] = _format_names(check, ("formats", "activations"), fm["activations"])
     fm["accumulators"] = _format_names(check, ("formats", "accumulators"), fm["accumulators"])
 
-    dp = _section(check, data, "datapaths")
-    enabled = check.listof(("datapaths", "enabled"), dp["enabled"], str, "a datapath kind")
-    for kind in enabled:
-        check.choice(("datapaths", "enabled"), kind, list(DATAPATH_KINDS))
-    datapaths: dict[str, Any] = {"enabled": enabled}
-    for kind in DATAPATH_KINDS:
-        given = check.table(("datapaths", kind), dp.get(kind, {}))
-        params = dict(DATAPATH_KINDS[kind])
-        only = None
-        for key, value in given.items():
-            path = ("datapaths", kind, key)
-            if key == "formats":
-                only = _format_names(check, path, value)
-                continue
-            if key not in params:
-                raise check.unknown(path, [*params, "formats"])
-            params[key] = _param_values(check, path, key, value)
-        datapaths[kind] = params
-        datapaths.setdefault("only", {})[kind] = only
+    datapaths = _datapaths(check, data)
 
     wl = _section(check, data, "workloads")
     from ..workloads import WORKLOADS
@@ -500,8 +492,7 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
             raise check.fail(("mixed", "workload"), f"must be one of [workloads] names "
                                                     f"({', '.join(wl['names'])}), not "
                                                     f"{mx['workload']!r}")
-        check.choice(("mixed", "datapath"), mx["datapath"], ("fma", "fma_approx", "lmul",
-                                                              "imac"))
+        mx["datapath"] = _mixed_datapath(check, mx["datapath"], datapaths)
         mx["formats"] = _format_names(check, ("mixed", "formats"),
                                       mx["formats"] if mx["formats"] is not None
                                       else fm["weights"])
@@ -517,82 +508,157 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     for key in ("population", "generations"):
         check.integer(("mixed", key), mx[key], f"[mixed] {key}")
     mx["seed"] = check.shared(("mixed", "seed"), check_seed, mx["seed"])
-    references = _references(check, _section(check, data, "references"))
+    references = _references(check, data)
     return Spec(name, seed, fm, datapaths, wl, st, vf, co, pa, se, mx, source, text, accel=ac,
                 references=references)
 
 
-def _references(check: _Checker, section: dict[str, Any]) -> list[dict[str, str]]:
-    """``[references] tensorcore``: ``MODEL`` or ``MODEL:WEIGHTS`` or ``MODEL:WEIGHTS/ACTS``,
-    a :mod:`arithforge.formats.mma` preset and float operand formats (default from the preset's
-    name: fp8 -> float8_e4m3fn, bf16 -> bfloat16, fp16 -> float16)."""
-    from ..formats import FloatFormat, get_format
-    from ..formats.mma import PRESETS
+def _reference_datapaths() -> dict[str, Descriptor]:
+    """The datapaths with accuracy-only reference points (``parse_reference``): the keys of
+    ``[references]``."""
+    from ..datapaths import DATAPATHS
 
-    path = ("references", "tensorcore")
+    return {n: d for n, d in DATAPATHS.items() if callable(getattr(d, "parse_reference", None))}
+
+
+def _references(check: _Checker, data: Mapping[str, Any]) -> list[dict[str, str]]:
+    """``[references] NAME = [...]``: each item parsed by the datapath's ``parse_reference``
+    (the tensor cores: ``MODEL[:WEIGHTS[/ACTS]]``); each reference carries its ``datapath``."""
+    given = check.table(("references",), data.get("references", {}))
+    known = _reference_datapaths()
     out = []
-    for item in check.listof(path, section["tensorcore"], str, "'MODEL[:WEIGHTS[/ACTS]]'",
-                             empty=True):
-        model, _, fmts = item.partition(":")
-        model = model.strip()
-        check.choice(path, model, list(PRESETS))
-        if fmts.strip():
-            w, _, a = fmts.partition("/")
-            w, a = w.strip(), (a.strip() or w.strip())
-        else:
-            w = a = next((f for tag, f in (("fp8", "float8_e4m3fn"), ("bf16", "bfloat16"),
-                                           ("fp16", "float16")) if tag in model), "")
-            if not w:
-                raise check.fail(path, f"give the operand formats of {model!r}: "
-                                       f"'{model}:WEIGHTS[/ACTS]'")
-        for f in (w, a):
-            _format_names(check, path, [f])
-            if not isinstance(get_format(f), FloatFormat):
-                raise check.fail(path, f"tensor-core operands are float formats, not {f!r}")
-        out.append({"model": model, "weights": w, "acts": a})
+    for name, items in given.items():
+        path = ("references", name)
+        if name not in known:
+            raise check.unknown(path, list(known))
+        parse = known[name].parse_reference  # type: ignore[attr-defined]
+        for item in check.listof(path, items, str, "a reference", empty=True):
+            try:
+                ref = dict(parse(item))
+            except (ArithforgeError, ValueError) as exc:
+                raise check.fail(path, str(exc).split("\n")[0]) from None
+            out.append({**ref, "datapath": name})
     return out
 
 
-def _param_values(check: _Checker, path: tuple[str, ...], key: str, value: Any) -> list[Any]:
-    kind = path[1]
-    if key in ("stages", "window", "group", "align_bits"):
-        values = check.listof(path, value, int, "an integer")
-        bounds = param_range(kind, key)
-        for v in values:
-            check.integer(path, v, bounds)
-        return values
-    if key == "rounding":
-        values = check.listof(path, value, str, "a rounding mode")
-        for v in values:
-            check.choice(path, v, _ROUNDINGS)
-        return values
-    if key == "form":
-        values = check.listof(path, value, str, "'int' or 'equation'")
-        for v in values:
-            check.choice(path, v, ("int", "equation"))
-        return values
-    if key in ("saturate", "symmetric"):
-        return check.listof(path, value, bool, "true or false")
-    if key == "types":
-        from ..formats.bitmod import FAMILIES
+def _datapaths(check: _Checker, data: Mapping[str, Any]) -> dict[str, Any]:
+    """``[datapaths]``: ``enabled`` (labels) and one section per label: every built-in label
+    (:func:`sweep_labels`) and every section of the spec.
 
-        values = check.listof(path, value, str, "a BitMoD family name")
-        for v in values:
-            check.choice(path, v, list(FAMILIES))
-        return values
-    if key in ("acts", "entry"):
-        values = check.listof(path, value, str, "a format name")
-        for v in values:
-            check.choice(path, v, ("float16", "bfloat16", "int8"))
-        return values
-    if key == "tile":
-        values = check.listof(path, value, str, "a tile 'MxN'")
-        for v in values:
-            if not re.fullmatch(r"[1-9][0-9]*x[1-9][0-9]*", v):
-                raise check.fail(path, f"must be a tile 'MxN' such as '2x4', not {v!r}")
-            _sides(check, path, v, param_range("lut", "tile"))
-        return values
-    raise check.fail(path, f"is not a parameter of {kind}")  # pragma: no cover
+    Returns ``{"enabled": [label, ...], "sections": {label: {"datapath": NAME, "params": {key:
+    [values]}, "defaults": {key: value}, "only": [formats] or None}}}``; ``defaults`` are the
+    label's own (:func:`_label_defaults`), before the spec's values.
+    """
+    from ..datapaths import DATAPATHS
+
+    given = check.table(("datapaths",), data.get("datapaths", {}))
+    labels = sweep_labels()
+    known = ["enabled", *labels]
+    sections: dict[str, dict[str, Any]] = {}
+    for label, d in labels.items():
+        sections[label] = {"datapath": d.name, "params": {k: [v] for k, v in
+                                                          _label_defaults(d, label).items()},
+                           "defaults": _label_defaults(d, label), "only": None}
+    for label, table in given.items():
+        if label == "enabled":
+            continue
+        path = ("datapaths", label)
+        if not isinstance(table, dict) and label not in labels:
+            raise check.unknown(path, known)
+        table = check.table(path, table)
+        d = _section_datapath(check, path, label, table, labels)
+        defaults = _label_defaults(d, label) if labels.get(label) is d \
+            else {k: p.default for k, p in d.sweep.items()}
+        params = {k: [v] for k, v in defaults.items()}
+        only = None
+        for key, value in table.items():
+            kpath = (*path, key)
+            if key == "datapath":
+                continue
+            if key == "formats" and d.per_format:
+                only = _format_names(check, kpath, value)
+            elif key in d.sweep:
+                params[key] = _param_values(check, kpath, d.sweep[key], value)
+            else:
+                raise check.unknown(kpath, [*d.sweep, *(["formats"] if d.per_format else []),
+                                            "datapath"])
+        sections[label] = {"datapath": d.name, "params": params, "defaults": defaults,
+                           "only": only}
+    enabled = default_labels() if "enabled" not in given else \
+        check.listof(("datapaths", "enabled"), given["enabled"], str, "a datapath label")
+    for label in enabled:
+        if label not in sections and label in DATAPATHS:
+            # A datapath explore does not sweep: say so, and which it sweeps.
+            try:
+                from ..datapaths import get
+
+                get(label, "sweep")
+            except DatapathError as exc:
+                raise check.fail(("datapaths", "enabled"), str(exc)) from None
+        check.choice(("datapaths", "enabled"), label, list(sections))
+    return {"enabled": list(enabled), "sections": sections}
+
+
+def _section_datapath(check: _Checker, path: tuple[str, ...], label: str,
+                      table: dict[str, Any], labels: dict[str, Descriptor]) -> Descriptor:
+    """The datapath of section ``[datapaths.LABEL]``: its ``datapath`` key, else the label's."""
+    from ..datapaths import DATAPATHS, get
+
+    name = table.get("datapath")
+    if name is None:
+        if label in labels:
+            return labels[label]
+        if label in DATAPATHS:
+            try:
+                get(label, "sweep")
+            except DatapathError as exc:
+                raise check.fail(path, str(exc)) from None
+        close = difflib.get_close_matches(label, list(labels), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise check.fail(path, f"unknown datapath label{hint}; known: {', '.join(labels)}; a "
+                               f"named variant says which datapath it is: datapath = \"NAME\"")
+    kpath = (*path, "datapath")
+    check.scalar(kpath, name, str, "a datapath name")
+    try:
+        d = get(name, "sweep")
+    except DatapathError as exc:
+        raise check.fail(kpath, str(exc)) from None
+    if label in DATAPATHS and label != name:
+        raise check.fail(kpath, f"must be {label!r}: [datapaths.{label}] is that datapath "
+                                f"(give a variant another label), not {name!r}")
+    return d
+
+
+def _param_values(check: _Checker, path: tuple[str, ...], param: Any, value: Any) -> list[Any]:
+    """A sweep parameter's values (a scalar or a list), each checked by its ``Param``."""
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise check.fail(path, "must not be empty")
+    out = []
+    for v in values:
+        try:
+            out.append(param.parse(v, strict=True))
+        except ParamError as exc:
+            raise check.fail(path, str(exc)) from None
+    return out
+
+
+def _mixed_datapath(check: _Checker, label: Any, datapaths: dict[str, Any]) -> str:
+    """``[mixed] datapath``: a label whose designs follow ``[formats] weights``, one format each
+    (default: the first enabled one)."""
+    from ..datapaths import get
+
+    sections = datapaths["sections"]
+    mixable = [lb for lb, sec in sections.items() if get(sec["datapath"]).per_format]
+    path = ("mixed", "datapath")
+    if label is None:
+        first = next((lb for lb in datapaths["enabled"] if lb in mixable), None)
+        if first is None:
+            raise check.fail(path, f"is needed: no enabled datapath follows [formats] weights; "
+                                   f"one of {', '.join(mixable)}")
+        return first
+    check.scalar(path, label, str, "a datapath label")
+    return str(check.choice(path, label, mixable))
 
 
 def _sides(check: _Checker, path: tuple[str, ...], text: str, bounds: tuple[int, int]) -> None:
@@ -618,7 +684,7 @@ def _tech(check: _Checker, cost: dict[str, Any]) -> None:
 def load_spec(path: str | Path | None) -> Spec:
     """Load the spec at ``path``, or the built-in default when ``path`` is None."""
     if path is None:
-        return parse_spec(DEFAULT_SPEC, "<default>")
+        return parse_spec(default_spec_text(), "<default>")
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")

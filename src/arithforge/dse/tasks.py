@@ -41,13 +41,15 @@ __all__ = ["STAGES", "canonical", "code_version", "run_task", "task_key"]
 
 STAGES = ("accuracy", "cost", "synth", "verify", "accel")
 
-#: Packages whose source decides each stage's results.
+#: Packages whose source decides each stage's results (``datapaths``: the GEMM models, the
+#: parameter schemas the generators check, the array tiling).
 _STAGE_PACKAGES = {
-    "accuracy": ("formats", "workloads", "dse/tasks.py"),
-    "cost": ("formats", "hdl", "costmodel", "dse/tasks.py"),
-    "synth": ("formats", "hdl", "costmodel", "tools", "dse/tasks.py"),
-    "verify": ("formats", "hdl", "sim", "tools", "dse/tasks.py"),
-    "accel": ("formats", "hdl", "costmodel", "tools", "sim/accelerator.py", "dse/tasks.py"),
+    "accuracy": ("formats", "datapaths", "workloads", "dse/tasks.py"),
+    "cost": ("formats", "datapaths", "hdl", "costmodel", "dse/tasks.py"),
+    "synth": ("formats", "datapaths", "hdl", "costmodel", "tools", "dse/tasks.py"),
+    "verify": ("formats", "datapaths", "hdl", "sim", "tools", "dse/tasks.py"),
+    "accel": ("formats", "datapaths", "hdl", "costmodel", "tools", "sim/accelerator.py",
+              "dse/tasks.py"),
 }
 
 
@@ -173,21 +175,18 @@ def _verify(config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Any]:
 
 def array_shapes(hdl: str, params: dict[str, Any], gemms: list[dict[str, int]]
                  ) -> list[dict[str, int]]:
-    """A workload's GEMMs ``(M, N, K, batch)`` in the array's units: one PE operation of a
-    dot-product PE is a whole transaction (bit-serial PE: ``group * groups`` products along K;
-    LUT core: an ``m x n x k`` tile), so ``K`` (and for the LUT core ``M`` and ``N``) count
+    """A workload's GEMMs ``(M, N, K, batch)`` in the array's units, as the datapath ``hdl``
+    (the generator's name, the datapath's) tiles them (``Descriptor.array_shape``): one PE
+    operation of a dot-product PE is a whole transaction (bit-serial PE: ``group * groups``
+    products along K; LUT core: an ``m x n x k`` tile), so its ``K`` (and ``M``, ``N``) count
     transactions (``docs/accelerator.md``); the other PEs take the GEMM as it is."""
-    def up(a: int, b: int) -> int:
-        return -(-int(a) // int(b))
+    from ..datapaths import get
 
+    d = get(hdl)
     out = []
     for g in gemms:
-        m, n, k, batch = int(g["M"]), int(g["N"]), int(g["K"]), int(g.get("batch", 1))
-        if hdl == "bitserial":
-            k = up(k, int(params["group"]) * int(params.get("groups", 2)))
-        elif hdl == "lut":
-            m, n, k = up(m, params["m"]), up(n, params["n"]), up(k, params["k"])
-        out.append({"M": m, "N": n, "K": k, "batch": batch})
+        m, n, k = d.array_shape(params, int(g["M"]), int(g["N"]), int(g["K"]))
+        out.append({"M": m, "N": n, "K": k, "batch": int(g.get("batch", 1))})
     return out
 
 
