@@ -6,8 +6,9 @@
 - ``cosim(*simulators)``: the test needs the named simulators (``"verilator"`` when none is
   named, or ``"icarus"``). Without them it is skipped, except under ``CI=true``, where a missing
   simulator is an install bug and the test fails.
-- ``bare_registry``: ``arithforge.hdl.registry`` with its built-in datapaths hidden for the test,
-  for a plug-in datapath to be registered alone through the public ``register`` call.
+- ``bare_registry``: ``arithforge.hdl.registry`` with the built-in datapaths hidden for the test
+  (``arithforge.datapaths.DATAPATHS`` emptied), for a plug-in datapath's descriptor to be
+  registered alone through the public ``arithforge.datapaths.register`` call.
 - ``gpu``: the test needs a CUDA device through torch; without one it is skipped with the reason.
 - Hypothesis: profile ``ci`` under ``CI=true`` (derandomized, no deadline, no example
   database), ``dev`` otherwise (no deadline: a 2-core machine under load misses any fixed one).
@@ -156,14 +157,16 @@ def synthetic_trace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def bare_registry() -> Iterator[ModuleType]:
-    """``arithforge.hdl.registry`` with no datapath registered; the built-ins come back, in their
-    order, after the test (whatever it registered is dropped)."""
+    """``arithforge.hdl.registry`` over an empty :data:`arithforge.datapaths.DATAPATHS` (the one
+    registry); the built-ins come back, in their order, after the test (whatever it registered is
+    dropped). Register a stand-in with ``arithforge.datapaths.registered(MyDescriptor())``."""
+    from arithforge import datapaths
     from arithforge.hdl import registry  # Amaranth, only for the tests that ask
 
-    builtins = dict(registry.DATAPATHS)
-    registry.DATAPATHS.clear()
+    builtins = dict(datapaths.DATAPATHS)
+    datapaths.DATAPATHS.clear()
     try:
         yield registry
     finally:
-        registry.DATAPATHS.clear()
-        registry.DATAPATHS.update(builtins)
+        datapaths.DATAPATHS.clear()
+        datapaths.DATAPATHS.update(builtins)

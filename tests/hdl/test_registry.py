@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from amaranth.back import verilog
 
+from arithforge import datapaths
+from arithforge.datapaths import Descriptor, Param
+from arithforge.datapaths.imac import IMac
 from arithforge.formats import FloatFormat, get_format, names
 from arithforge.hdl import FusedMultiplyAdd, IntegerMAC, registry
-from arithforge.hdl.base import Datapath, Param
 
 FLOATS = [n for n in names() if isinstance(get_format(n), FloatFormat)]
 KINDS = {"adder", "multiplier", "shifter", "lzc", "mux", "register", "comparator", "rounder",
@@ -76,6 +78,9 @@ def test_build_errors() -> None:
     with pytest.raises(ValueError, match=r"^imac parameter stages must be an integer, "
                                          r"not 'two'$"):
         registry.build("imac", stages="two")
+    with pytest.raises(registry.DatapathError, match=r"^fma parameter a must be a format name: "
+                                                     r"unknown format 'float9'"):
+        registry.build("fma", a="float9")
 
 
 def test_defaults_follow_the_emulator() -> None:
@@ -172,72 +177,113 @@ class PlugMAC(IntegerMAC):
     name = "plugmac"
 
 
+class PlugDatapath(Descriptor):
+    """Its descriptor: the integer MAC's parameters, the class as its generator."""
+
+    name = "plugmac"
+    params = IMac.params
+    generator = PlugMAC
+
+
+class LazyDatapath(Descriptor):
+    """A plug-in whose generator is named, imported when first built."""
+
+    name = "lazymac"
+    params = IMac.params
+    generator = "arithforge.hdl.imac:IntegerMAC"
+
+
+def test_names_are_the_descriptors_with_a_generator() -> None:
+    assert list(registry.DATAPATHS) == [n for n, d in datapaths.DATAPATHS.items()
+                                        if d.generator is not None]
+    for name, cls in registry.DATAPATHS.items():
+        assert cls.cli_params is datapaths.DATAPATHS[name].params  # one schema, no copy
+        assert registry.DATAPATHS[name] is datapaths.generator_of(datapaths.DATAPATHS[name])
+    assert "exact" in datapaths.DATAPATHS
+    assert "exact" not in registry.DATAPATHS
+    with pytest.raises(KeyError):
+        registry.DATAPATHS["exact"]
+    with pytest.raises(registry.DatapathError,
+                       match=r"^datapath 'exact' has no hardware generator \(datapaths with one: "
+                             r"add, bitserial, fma, "):
+        registry.build("exact")
+
+
+def test_the_view_is_read_only() -> None:
+    with pytest.raises(TypeError):
+        registry.DATAPATHS["x"] = PlugMAC  # type: ignore[index]
+    assert not hasattr(registry.DATAPATHS, "pop")
+    assert not hasattr(registry, "register")
+    assert not hasattr(registry, "registered")
+
+
 def test_register_plug_in() -> None:
     before = list(registry.DATAPATHS)
-    with registry.registered(PlugMAC):
+    with datapaths.registered(PlugDatapath(), LazyDatapath()):
         assert registry.DATAPATHS["plugmac"] is PlugMAC
-        assert list(registry.DATAPATHS) == [*before, "plugmac"]
+        assert registry.DATAPATHS["lazymac"] is IntegerMAC
+        assert list(registry.DATAPATHS) == [*before, "plugmac", "lazymac"]
         dp = registry.build("plugmac", a_bits="4", stages=1)
         assert isinstance(dp, PlugMAC)
         assert dp.latency == 1
-        with pytest.raises(ValueError, match=r"^PlugMAC.name must be unique, not 'plugmac' "
-                                             r"\(taken by PlugMAC\)$"):
-            registry.register(PlugMAC)
+        assert registry.build("lazymac", acc_bits="12").result_width == 12
+        with pytest.raises(registry.DatapathError,
+                           match=r"^plugmac parameter a_bits must be between 1 and 30, not 99$"):
+            registry.build("plugmac", a_bits=99)
+        with pytest.raises(ValueError, match=r"^PlugDatapath.name must be unique, not 'plugmac' "
+                                             r"\(taken by PlugDatapath\)$"):
+            datapaths.register(PlugDatapath())
     assert list(registry.DATAPATHS) == before
     with pytest.raises(registry.DatapathError, match=r"^unknown datapath 'plugmac'"):
         registry.build("plugmac")
 
 
-def test_register_is_a_decorator() -> None:
-    try:
-        @registry.register
-        class Other(PlugMAC):
-            name = "othermac"
-
-        assert registry.DATAPATHS["othermac"] is Other
-        assert registry.unregister("othermac") is Other
-        assert "othermac" not in registry.DATAPATHS
-    finally:
-        registry.DATAPATHS.pop("othermac", None)
-    with pytest.raises(ValueError, match=r"^name must be a registered datapath, not 'othermac'$"):
-        registry.unregister("othermac")
-
-
 def test_registered_cleans_up_after_an_error() -> None:
-    with pytest.raises(RuntimeError, match="^boom$"), registry.registered(PlugMAC):
+    with pytest.raises(RuntimeError, match="^boom$"), datapaths.registered(PlugDatapath()):
         raise RuntimeError("boom")
     assert "plugmac" not in registry.DATAPATHS
 
 
-def _plug(name: str = "plug", **params: object) -> type[Datapath]:
-    return type("Plug", (PlugMAC,), {"name": name, "cli_params": params})
+def test_generator_must_be_a_datapath() -> None:
+    class NotHardware(Descriptor):
+        name = "nothw"
+        generator = int
+
+    with datapaths.registered(NotHardware()):
+        assert "nothw" in registry.DATAPATHS
+        with pytest.raises(TypeError, match=r"^datapath 'nothw': generator int must be a "
+                                            r"subclass of arithforge.hdl.base.Datapath$"):
+            registry.build("nothw")
 
 
-@pytest.mark.parametrize(("cls", "error", "message"), [
-    (int, TypeError, "datapath must be a subclass of Datapath, not <class 'int'>"),
-    (Datapath, TypeError, "datapath must be a subclass of Datapath, not <class "),
-    (_plug(""), ValueError,
-     "Plug.name must be a non-empty string without surrounding spaces, not ''"),
-    (_plug(" plug"), ValueError,
-     "Plug.name must be a non-empty string without surrounding spaces, not ' plug'"),
-    (_plug("fma"), ValueError, "Plug.name must be unique, not 'fma' (taken by FusedMultiplyAdd)"),
+def _plug(name: str = "plug", **params: object) -> Descriptor:
+    cls = type("Plug", (Descriptor,), {"name": name, "params": params, "generator": PlugMAC})
+    return cls()  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(("desc", "error", "message"), [
+    (PlugMAC, TypeError, "datapath must be a Descriptor instance, not <class "),
+    (_plug(""), ValueError, "Plug.name must be an identifier, not ''"),
+    (_plug(" plug"), ValueError, "Plug.name must be an identifier, not ' plug'"),
+    (_plug("fma"), ValueError, "Plug.name must be unique, not 'fma' (taken by FMA)"),
     (_plug(stages=("int", 0, "x")), TypeError,
-     "Plug.cli_params['stages'] must be a Param, not ('int', 0, 'x')"),
+     "Plug.params['stages'] must be a Param, not ('int', 0, 'x')"),
     (_plug(**{"a-b": Param("int", 0, "x", 0, 1)}), ValueError,
-     "Plug.cli_params keys must be identifiers, not 'a-b'"),
+     "Plug.params keys must be identifiers, not 'a-b'"),
     (_plug(x=Param("float", 0, "x")), ValueError,
-     ("Plug.cli_params['x'].kind must be one of format, int, str, bool or "
+     ("Plug.params['x'].kind must be one of format, int, str, bool, size or "
       "'choice:<a>|<b>|...', not 'float'")),
     (_plug(x=Param("choice:a||b", "a", "x")), ValueError,
-     "Plug.cli_params['x'].kind must list non-empty choices, not 'choice:a||b'"),
+     "Plug.params['x'].kind must list non-empty choices, not 'choice:a||b'"),
     (_plug(x=Param("int", 0, "x", 4, 1)), ValueError,
-     "Plug.cli_params['x'] low must be at most high, not 4 > 1"),
+     "Plug.params['x'] low must be at most high, not 4 > 1"),
     (_plug(x=Param("int", 0, "x", 0, 1.5)), TypeError,  # type: ignore[arg-type]
-     "Plug.cli_params['x'] bounds must be integers or None, not 1.5"),
+     "Plug.params['x'] bounds must be integers or None, not 1.5"),
 ], ids=lambda v: v if isinstance(v, str) and len(v) < 30 else None)
-def test_register_refuses(cls: type, error: type[Exception], message: str) -> None:
-    before = dict(registry.DATAPATHS)
+def test_register_refuses(desc: object, error: type[Exception], message: str) -> None:
+    """The one registration call checks a plug-in's descriptor before the registry holds it."""
+    before = dict(datapaths.DATAPATHS)
     with pytest.raises(error) as exc:
-        registry.register(cls)
+        datapaths.register(desc)  # type: ignore[arg-type]
     assert str(exc.value).startswith(message)
-    assert registry.DATAPATHS == before
+    assert datapaths.DATAPATHS == before

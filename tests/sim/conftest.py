@@ -3,8 +3,9 @@
 ``IntMul`` is an 8x8 unsigned multiplier, an ``arithforge.hdl.Datapath`` (operands, widths,
 latency, ``reference``, ``test_cases``, ports ``i__*``/``o__*``), in a combinational and a
 pipelined form, with optional injected bugs so the tests can check that the harness and the
-benches catch what they are meant to catch. The ``registry`` fixture registers it, alone, through
-the registry's public call for the command-line tests.
+benches catch what they are meant to catch. ``IntMulDatapath`` is its descriptor (``generator =
+IntMul``); the ``registry`` fixture registers it, alone, through the registry's public call
+(``arithforge.datapaths.registered``) for the command-line tests.
 """
 
 from __future__ import annotations
@@ -17,23 +18,28 @@ import numpy as np
 import pytest
 from amaranth import Module, Signal
 
+from arithforge import datapaths
+from arithforge.datapaths import Descriptor
 from arithforge.hdl.base import Datapath, Param, check_stages, stages_param
 
 #: Bugs IntMul can carry: a wrong product for one operand pair, a dropped valid, a result one
 #: cycle late (a pipeline register too many on the data path only), valid bits that reset ignores.
 BUGS = (None, "result", "valid", "late", "noreset")
 
+#: IntMul's parameters: the descriptor's, which the class shares.
+PARAMS: dict[str, Param] = {
+    "stages": stages_param("pipeline registers"),
+    "bug": Param("choice:result|valid|late|noreset", None, "injected bug"),
+    "fmt": Param("format", "uint8", "operand format (decoding only)"),
+    "check": Param("bool", None, "a flag"),
+}
+
 
 class IntMul(Datapath):
     """Unsigned ``a * b`` of two 8-bit operands, ``stages`` pipeline registers."""
 
     name: ClassVar[str] = "intmul"
-    cli_params: ClassVar[dict[str, Param]] = {
-        "stages": stages_param("pipeline registers"),
-        "bug": Param("choice:result|valid|late|noreset", None, "injected bug"),
-        "fmt": Param("format", "uint8", "operand format (decoding only)"),
-        "check": Param("bool", None, "a flag"),
-    }
+    cli_params: ClassVar[dict[str, Param]] = PARAMS
 
     def __init__(self, *, stages: int = 0, bug: str | None = None, fmt: Any = "uint8",
                  check: bool | None = None) -> None:
@@ -105,6 +111,14 @@ class IntMul(Datapath):
         return m
 
 
+class IntMulDatapath(Descriptor):
+    """The descriptor of :class:`IntMul`: its name, parameters and generator."""
+
+    name: ClassVar[str] = "intmul"
+    params: ClassVar[dict[str, Param]] = PARAMS
+    generator: ClassVar[type] = IntMul
+
+
 @pytest.fixture
 def intmul() -> type[IntMul]:
     """The IntMul class (fixtures share it: test modules must not import each other)."""
@@ -115,5 +129,5 @@ def intmul() -> type[IntMul]:
 def registry(bare_registry: ModuleType) -> Iterator[ModuleType]:
     """``arithforge.hdl.registry`` holding ``intmul`` alone, registered through the public call,
     for the command-line tests."""
-    with bare_registry.registered(IntMul):
+    with datapaths.registered(IntMulDatapath()):
         yield bare_registry

@@ -167,6 +167,12 @@ def test_parse_pe() -> None:
     assert str(spec) == "fma:a=float8_e4m3fn,c=float32,out=float32"
     assert acc.parse_pe("imac").params == ()
     assert acc.parse_pe("imac:stages=3").latency == 3
+    assert acc.default_pe() == FP8_FMA  # the registry's first array example
+
+
+def test_element_pes_are_not_tiled() -> None:
+    with pytest.raises(ArithforgeError, match="takes single elements, not tiles"):
+        acc.tile_operands(_cfg("imac"), np.zeros((2, 2), np.uint64), np.zeros((2, 2), np.uint64))
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -180,8 +186,10 @@ def test_parse_pe_errors(text: str, message: str) -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("fmaa:a=float8_e4m3fn", "unknown datapath 'fmaa'; closest: fma"),
-    ("mul:a=float8_e4m3fn", "an array PE must have operands a, b, c"),
+    ("fmaa:a=float8_e4m3fn", (r"^PE fmaa:a=float8_e4m3fn: unknown PE datapath 'fmaa' \(did "
+                              r"you mean 'fma' or .*\?\); choose one of fma, lmac, imac, lut, "
+                              r"bitserial$")),
+    ("mul:a=float8_e4m3fn", "^PE mul:a=float8_e4m3fn: 'mul' is not a PE datapath; choose one of"),
     ("fma:a=float8_e4m3fn,c=float32,out=bfloat16", "c must have the result's format"),
     ("fma:a=float8_e4m3fn,c=float32,rounding=stochastic", "an array PE must have operands a, b"),
 ])
@@ -330,12 +338,12 @@ def test_lut_tile_engine_gemm(df: str) -> None:
     m, n, k = 5, 3, 7
     a = dp.config.entry.encode(rng.standard_normal((m, k))).astype(np.uint64)
     w = rng.integers(0, 4, size=(k, n), dtype=np.uint64)
-    at, wt = acc.lut_tiles(cfg, a, w)
+    at, wt = acc.tile_operands(cfg, a, w)
     assert at.shape == (5, 4)
     assert wt.shape == (4, 2)
     out = acc.simulate(cfg, at, wt).output
     assert out is not None
-    got = acc.lut_untile(cfg, out, m, n)
+    got = acc.untile_output(cfg, out, m, n)
     ap = np.zeros((5, 8), dtype=np.uint64)
     ap[:m, :k] = a
     wp = np.zeros((8, 4), dtype=np.uint64)

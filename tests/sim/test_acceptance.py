@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from arithforge.datapaths.fma import ACCEPTANCE_ROUNDINGS, FP8, SMALL_FLOATS
 from arithforge.sim import acceptance
 
 BOUNDED = acceptance.cases(full=False)
@@ -14,9 +15,9 @@ BOUNDED = acceptance.cases(full=False)
 def test_the_list() -> None:
     full = acceptance.cases(full=True)
     muls = {(c.params["a"], c.params["rounding"]) for c in full if c.datapath == "mul"}
-    assert muls == {(f, r) for f in acceptance.SMALL_FLOATS for r in acceptance.ROUNDINGS}
+    assert muls == {(f, r) for f in SMALL_FLOATS for r in ACCEPTANCE_ROUNDINGS}
     exhaustive_fma = [c for c in full if c.datapath == "fma" and c.kind == "exhaustive"]
-    assert {c.params["a"] for c in exhaustive_fma} == set(acceptance.FP8)
+    assert {c.params["a"] for c in exhaustive_fma} == set(FP8)
     # Per-vector datapaths get 10^6 and more; the sequential ones (issue 4: bitserial, lut)
     # count transactions, 10^5 random ones per configuration and their corner set.
     sampled = [c for c in full if c.kind in ("random", "corner")
@@ -29,10 +30,30 @@ def test_the_list() -> None:
     assert len(windows - {None}) == 2
 
 
+def test_the_list_is_the_registry() -> None:
+    """Every registered datapath's acceptance checks, in registration order; a plug-in's too."""
+    from arithforge import datapaths
+    from arithforge.datapaths import AcceptanceCheck, Descriptor
+
+    order = [c.datapath for c in acceptance.CASES]
+    assert list(dict.fromkeys(order)) == [n for n, d in datapaths.DATAPATHS.items()
+                                          if d.acceptance]
+
+    class Plug(Descriptor):
+        name = "plugcheck"
+        acceptance = (AcceptanceCheck("plug int8", {"a_bits": 8}, "exhaustive", bounded=True),)
+
+    with datapaths.registered(Plug()):
+        assert acceptance.CASES[-1] == acceptance.Case("plug int8", "plugcheck", {"a_bits": 8},
+                                                       "exhaustive", bounded=True)
+        assert acceptance.cases(full=False)[-1].datapath == "plugcheck"
+    assert all(c.datapath != "plugcheck" for c in acceptance.CASES)
+
+
 def test_bounded_subset() -> None:
     exhaustive_fp8_mul = {c.params["a"] for c in BOUNDED
                           if c.datapath == "mul" and c.kind == "exhaustive"}
-    assert exhaustive_fp8_mul == set(acceptance.FP8)
+    assert exhaustive_fp8_mul == set(FP8)
     assert any(c.datapath == "fma" and c.kind == "random" and c.n >= 10**6 for c in BOUNDED)
 
 

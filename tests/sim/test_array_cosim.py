@@ -126,7 +126,7 @@ def test_cli_gemm_model_only(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(("argv", "message"), [
     (["--pe", "fma:a"], "arithforge: error: PE parameter must be PARAM=VALUE, not 'a'"),
     (["--array", "8"], "arithforge: error: array must be ROWSxCOLS (e.g. 8x8), not '8'"),
-    (["--pe", "mul"], "arithforge: error: PE mul: an array PE must have operands a, b, c"),
+    (["--pe", "mul"], "arithforge: error: PE mul: 'mul' is not a PE datapath; choose one of "),
     (["--m", "0"], "arithforge: error: GEMM M must be a positive integer, not 0"),
     (["--pe", "fma:a=float9"], "arithforge: error: PE fma:a=float9"),
 ])

@@ -3,7 +3,7 @@ corner transactions at full throughput), cocotb benches on Icarus and Verilator 
 products back to back, the documented cycle count, reset in flight), `arithforge verify`.
 
 The default run uses small PEs (2 to 4 lanes) so that each compile stays around ten seconds;
-the acceptance sweep (:data:`arithforge.sim.acceptance.BITSERIAL_CONFIGS`, ``make verify-all``)
+the acceptance sweep (:data:`arithforge.datapaths.bitserial.ACCEPTANCE`, ``make verify-all``)
 runs 10^5 transactions through each of the full-size configurations.
 """
 

@@ -1,8 +1,9 @@
 """``arithforge generate`` and ``arithforge verify``: Verilog of a datapath, and its verification.
 
-Both take a datapath name from ``arithforge.hdl.registry`` and that datapath's parameters as
-options generated from its ``cli_params`` (``--a float8_e4m3fn --stages 2 ...``), so a new
-datapath needs no edit here. ``arithforge verify fma --help`` lists the parameters of ``fma``.
+Both take the name of a registered datapath with a generator (``arithforge.datapaths``, read
+through ``arithforge.hdl.registry``) and that datapath's parameters as options its descriptor's
+``params`` add (``Param.add_argument``: ``--a float8_e4m3fn --stages 2 ...``), so a new datapath
+needs no edit here. ``arithforge verify fma --help`` lists the parameters of ``fma``.
 
 ``verify`` exits with status 1 when any vector mismatches, after printing the first failing
 vectors (inputs, expected and produced result, in hex and as values) and writing a waveform of
@@ -12,7 +13,6 @@ them (``verify_fail.vcd``); 2 on a user error, as every subcommand does.
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import re
 import sys
@@ -35,7 +35,8 @@ from . import (
 )
 
 if TYPE_CHECKING:  # the command line imports hdl (and Amaranth) only when a command runs
-    from ..hdl.base import Datapath, Param
+    from ..datapaths import Descriptor
+    from ..hdl.base import Datapath
 
 __all__ = ["MAX_RANDOM_VECTORS", "VECTORS_RULE", "build_datapath", "configure_datapath",
            "datapath_options", "datapath_parser", "parse_vectors", "vectors_arg"]
@@ -86,46 +87,17 @@ def _registry() -> ModuleType:
     return import_package("arithforge.hdl.registry")
 
 
-def _datapaths() -> dict[str, type[Datapath]]:
-    """The registry's :data:`~arithforge.hdl.registry.DATAPATHS`."""
-    datapaths: dict[str, type[Datapath]] = _registry().DATAPATHS
+def _datapaths() -> dict[str, Descriptor]:
+    """The registered datapaths with a generator, name -> descriptor, in order."""
+    datapaths: dict[str, Descriptor] = _registry().descriptors()
     return datapaths
 
 
-def _datapath_class(name: str) -> type[Datapath]:
-    datapaths = _datapaths()
-    try:
-        return datapaths[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, list(datapaths), n=3, cutoff=0.5)
-        hint = f"; closest: {', '.join(close)}" if close else ""
-        raise ArithforgeError(
-            f"unknown datapath {name!r}{hint} (known: {', '.join(sorted(datapaths))})"
-        ) from None
-
-
-def _add_param(parser: argparse._ActionsContainer, name: str, param: Param) -> None:
-    flags = [f"--{name.replace('_', '-')}"] + ([f"--{name}"] if "_" in name else [])
-    kind, default, text = param.kind, param.default, param.help
-    low, high = param.low, param.high
-    if kind == "int" and (low is not None or high is not None):
-        text += f"; {'...' if low is None else low} to {'...' if high is None else high}"
-    shown = f"{text} (default: {default})" if default is not None else text
-    if kind == "bool":
-        parser.add_argument(*flags, dest=name, action=BooleanOnce, default=default, help=shown)
-    elif kind == "int":
-        parser.add_argument(*flags, dest=name, action=StoreOnce, type=int_arg(low, high),
-                            default=default, metavar="N", help=shown)
-    elif kind.startswith("choice:"):
-        choices = kind.partition(":")[2].split("|")
-        parser.add_argument(*flags, dest=name, action=StoreOnce, choices=choices,
-                            default=default, help=shown)
-    elif kind in ("format", "str"):
-        parser.add_argument(*flags, dest=name, action=StoreOnce, default=default,
-                            metavar="FORMAT" if kind == "format" else "TEXT", help=shown)
-    else:
-        raise ValueError(f"cli_params kind must be format, int, str, bool or choice:a|b, "
-                         f"not {kind!r} ({name})")
+def _descriptor(name: str) -> Descriptor:
+    """The descriptor of datapath ``name`` (one line naming the close matches if there is
+    none)."""
+    d: Descriptor = _registry().descriptor(name)
+    return d
 
 
 def _generate_options(parser: argparse.ArgumentParser) -> None:
@@ -158,15 +130,17 @@ def _verify_options(parser: argparse.ArgumentParser) -> None:
 _OPTIONS = {"generate": _generate_options, "verify": _verify_options}
 
 
-def datapath_parser(subcommand: str, name: str, cls: type[Datapath],
+def datapath_parser(subcommand: str, name: str, datapath: Descriptor,
                     options: Callable[[argparse.ArgumentParser], None] | None = None
                     ) -> argparse.ArgumentParser:
-    """Build the parser of ``arithforge <subcommand> <name> ...``: the datapath's parameters and
-    the subcommand's options (``options`` adds them for subcommands defined elsewhere)."""
-    parser = Parser(prog=f"{PROG} {subcommand} {name}", description=f"{_summary(cls) or name}.")
+    """Build the parser of ``arithforge <subcommand> <name> ...``: the datapath's parameters
+    (its descriptor's ``params``, each ``Param`` adding its own option) and the subcommand's
+    options (``options`` adds them for subcommands defined elsewhere)."""
+    parser = Parser(prog=f"{PROG} {subcommand} {name}",
+                    description=f"{_summary(datapath) or name}.")
     group = parser.add_argument_group(f"{name} parameters")
-    for pname, param in cls.cli_params.items():
-        _add_param(group, pname, param)
+    for pname, param in datapath.params.items():
+        param.add_argument(group, pname, store=StoreOnce, boolean=BooleanOnce)
     (options or _OPTIONS[subcommand])(parser)
     return parser
 
@@ -175,9 +149,9 @@ def datapath_options(subcommand: str, args: argparse.Namespace,
                      options: Callable[[argparse.ArgumentParser], None] | None = None
                      ) -> tuple[dict[str, Any], argparse.Namespace]:
     """Parse the datapath's parameters; return (the parameters, all options)."""
-    cls = _datapath_class(args.datapath)
-    parsed = datapath_parser(subcommand, args.datapath, cls, options).parse_args(args.rest)
-    params = {p: getattr(parsed, p) for p in cls.cli_params if getattr(parsed, p) is not None}
+    datapath = _descriptor(args.datapath)
+    parsed = datapath_parser(subcommand, args.datapath, datapath, options).parse_args(args.rest)
+    params = {p: getattr(parsed, p) for p in datapath.params if getattr(parsed, p) is not None}
     return params, parsed
 
 
@@ -194,9 +168,13 @@ def build_datapath(name: str, params: dict[str, Any]) -> Datapath:
         raise ArithforgeError(f"{name}: {exc}") from exc
 
 
-def _summary(cls: type[Datapath]) -> str:
-    """First sentence of a datapath's docstring, up to its colon, without markup."""
-    paragraph = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+def _summary(datapath: Descriptor) -> str:
+    """The descriptor's one-line summary; else the first sentence of its generator's docstring,
+    up to its colon, without markup."""
+    if datapath.summary:
+        return " ".join(datapath.summary.split()).rstrip(".")
+    text = _registry().generator(datapath).__doc__ or ""
+    paragraph = " ".join(text.strip().split("\n\n")[0].split())
     return paragraph.partition(": ")[0].replace("``", "").rstrip(".")
 
 
@@ -207,8 +185,8 @@ def _datapaths_help(prog: str) -> str:
         return f"datapaths: none ({exc})"
     width = max(len(name) for name in datapaths)
     return "\n".join([f"datapaths (`{prog} DATAPATH --help` lists one's parameters):",
-                      *(f"  {name:<{width}}  {_summary(cls)}"
-                        for name, cls in datapaths.items())])
+                      *(f"  {name:<{width}}  {_summary(d)}"
+                        for name, d in datapaths.items())])
 
 
 def configure_datapath(parser: argparse.ArgumentParser) -> None:

@@ -5,9 +5,11 @@
 Verilator (:mod:`arithforge.sim.array_rtl`), comparing every output code, the cycle count and the
 SRAM traffic. ``simulate workload`` rolls a traced workload's GEMMs up to latency and energy.
 
-PE syntax (``--pe``): ``NAME[:PARAM=VALUE,...]`` with a registry datapath that accumulates and its
-``arithforge generate`` parameters, e.g. ``fma:a=float8_e4m3fn,c=float32`` (``out`` defaults to
-``c``), ``lmac:fmt=float8_e4m3fn,acc=float32,stages=2``, ``imac:a_bits=8,b_bits=8,acc_bits=32``.
+PE syntax (``--pe``): ``NAME[:PARAM=VALUE,...]`` with a registered datapath whose descriptor says
+it can be an array PE (``array_pe``: it accumulates) and its ``arithforge generate`` parameters,
+e.g. ``fma:a=float8_e4m3fn,c=float32`` (``out`` defaults to ``c``),
+``lmac:fmt=float8_e4m3fn,acc=float32,stages=2``, ``imac:a_bits=8,b_bits=8,acc_bits=32``. The
+default is :func:`arithforge.sim.accelerator.default_pe`.
 """
 
 from __future__ import annotations
@@ -73,10 +75,11 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--array", default="8x8", metavar="RxC", type=_array, action=StoreOnce,
                         help=f"PE rows x columns, each 1 to {MAX_ARRAY_SIDE} (with --cosim 1 to "
                              f"{MAX_COSIM_SIDE}) (default: 8x8)")
-    parser.add_argument("--pe", default="fma:a=float8_e4m3fn,c=float32", metavar="SPEC",
-                        action=StoreOnce,
-                        help="NAME[:PARAM=VALUE,...], e.g. fma:a=float8_e4m3fn,c=float32 or "
-                             "imac:acc_bits=24,stages=2 (default: fma:a=float8_e4m3fn,c=float32)")
+    parser.add_argument("--pe", default=None, metavar="SPEC", action=StoreOnce,
+                        help="NAME[:PARAM=VALUE,...], a PE datapath and its generate "
+                             "parameters, e.g. fma:a=float8_e4m3fn,c=float32 or "
+                             "imac:acc_bits=24,stages=2 (default: the registry's first array "
+                             "example, fma:a=float8_e4m3fn,c=float32 for the built-ins)")
     parser.add_argument("--dataflow", default="os", choices=("os", "ws"), action=StoreOnce,
                         help="output stationary or weight stationary (default: os)")
     for name, text in (("m", "rows of A and C"), ("n", "columns of B and C"),
@@ -122,7 +125,7 @@ def _gemm(args: argparse.Namespace, acc: Any) -> int:
         raise ArithforgeError(f"GEMM M*N*K must be at most 2**32, not {m}*{n}*{k} = "
                               f"2**{math.log2(m * n * k):.1f}; choose a smaller GEMM")
     rows, cols = acc.parse_array(args.array)
-    spec = acc.parse_pe(args.pe)
+    spec = acc.parse_pe(args.pe or acc.default_pe())
     spec.build()  # the PE's parameters, checked before any work
     if args.cosim:
         if max(rows, cols) > MAX_COSIM_SIDE:
@@ -168,7 +171,7 @@ def _workload(args: argparse.Namespace, acc: Any) -> int:
     if not args.trace:
         raise ArithforgeError("simulate workload needs a trace directory: arithforge simulate "
                               "workload TRACE (make one with `arithforge trace`)")
-    res = acc.workload_objectives(args.trace, pe=args.pe, array=args.array,
+    res = acc.workload_objectives(args.trace, pe=args.pe or acc.default_pe(), array=args.array,
                                   dataflow=args.dataflow, fmax=args.fmax or "analytical")
     if args.json:
         print(json.dumps(res, indent=1))

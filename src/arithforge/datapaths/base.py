@@ -16,7 +16,7 @@ A :class:`Descriptor` is one datapath under one name, everywhere: the command li
 ``sweep``, :meth:`Descriptor.plan`
     its design-space parameters, the default sweeps of ``arithforge explore``, and which format
     combinations it takes (a reason for each it refuses);
-``pe_timing``, :meth:`Descriptor.array_shape`
+``pe_timing``, :meth:`Descriptor.array_shape`, :meth:`Descriptor.tile`
     how it tiles into a systolic array;
 ``calibration``, ``acceptance``, ``arrays``
     named example configurations (cost-model calibration, the acceptance sweep, array sweeps).
@@ -548,6 +548,14 @@ class Descriptor:
         """A GEMM ``(M, N, K)`` in the array's units: one PE operation of a dot-product PE is a
         whole transaction. The default: the GEMM as it is."""
         return m, n, k
+
+    def tile(self, params: Mapping[str, Any]) -> tuple[int, int, int] | None:
+        """``(m, n, k)`` of a tile-engine PE: one operation takes an ``m x k`` tile of A (its A
+        operand) and a ``k x n`` tile of B (its B side), each packed row-major with element 0 in
+        the low bits, and accumulates an ``m x n`` tile in ``c`` (packed likewise); its
+        :meth:`array_shape` counts tiles. ``params``: the generator's parameters, typed, defaults
+        filled. None (the default): the PE takes single elements, or packs them otherwise."""
+        return None
 
     # -- sweep -------------------------------------------------------------------------------
     def sweep_defaults(self) -> dict[str, list[Any]]:

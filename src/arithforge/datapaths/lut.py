@@ -184,6 +184,10 @@ class LUT(Descriptor):
 
         return up(m, params["m"]), up(n, params["n"]), up(k, params["k"])
 
+    def tile(self, params: Mapping[str, Any]) -> tuple[int, int, int] | None:
+        # The core's ports: a (element m*K + k), w (k*N + n), c and the result (m*N + n).
+        return int(params["m"]), int(params["n"]), int(params["k"])
+
     def reason(self, weights: str, acts: str, acc: str) -> str:
         if weights != acts:
             return "the LUT core takes its activation format from [datapaths.lut] entry"

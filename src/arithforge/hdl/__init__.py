@@ -2,8 +2,9 @@
 
 One :class:`Datapath` (a ``wiring.Component``) per datapath, each with four faces: the hardware
 (``elaborate``), its exact behaviour (``reference``, bound to :mod:`arithforge.formats.ops`), its
-component graph (``structure``) and its test vectors (``test_cases``). :mod:`.registry` maps names
-(``fma``, ``mul``, ``add``, ``lmul``, ``lmac``, ``imac``) to the classes and their CLI parameters.
+component graph (``structure``) and its test vectors (``test_cases``). Each is the ``generator`` of
+a datapath descriptor of :mod:`arithforge.datapaths`, whose ``params`` are its parameters
+(``cli_params``); :mod:`.registry` builds one by name from the one registry of descriptors.
 Shared building blocks (leading-zero count, shifters, rounder) live in :mod:`.primitives`.
 """
 

@@ -13,9 +13,8 @@ all). Throughput is one operation per cycle; ``valid`` travels alongside the dat
 
 from __future__ import annotations
 
-import operator
 from types import SimpleNamespace
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import networkx as nx
 import numpy as np
@@ -23,61 +22,12 @@ from amaranth import Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .._errors import ArithforgeError
+# The parameter schema and the stages knob are the datapath descriptors' (one definition, below
+# the hardware): re-exported here for the generators.
+from ..datapaths.base import MAX_STAGES, DatapathError, Param, check_stages, stages_param
 
 __all__ = ["MAX_STAGES", "Datapath", "DatapathError", "Param", "Pipeline", "check_kind",
            "check_stages", "stages_param", "wire"]
-
-
-class DatapathError(ArithforgeError, ValueError):
-    """A datapath name, parameter, parameter value or vector request the user can fix.
-
-    A ``ValueError`` for callers that catch those, and an ``ArithforgeError`` so that every
-    command (``generate``, ``verify``, ``cost``, ``simulate``, ``explore``) prints it as one line.
-    """
-
-
-class Param(NamedTuple):
-    """One CLI parameter of a datapath.
-
-    ``kind`` is ``"format"``, ``"int"``, ``"str"``, ``"bool"`` or ``"choice:<a>|<b>|..."``;
-    ``default`` None means the datapath derives the value (or the parameter is required).
-    ``low`` and ``high`` are the inclusive range of an ``"int"`` parameter, which every one
-    declares: the registry refuses a value outside it before the datapath is built, and
-    ``--help`` shows it. The datapath may refuse more within it (a signed ``imac`` operand needs
-    2 bits).
-    """
-
-    kind: str
-    default: Any
-    help: str
-    low: int | None = None
-    high: int | None = None
-
-
-#: Most pipeline registers a datapath takes: far more than any datapath has cut points (the rest
-#: are output registers), and what a sweep spec allows (``arithforge.dse.spec.BOUNDS``).
-MAX_STAGES = 64
-
-
-def stages_param(help: str = "pipeline registers (latency)") -> Param:
-    """The ``stages`` parameter every pipelined datapath shares."""
-    return Param("int", 0, help, 0, MAX_STAGES)
-
-
-def check_stages(stages: Any) -> int:
-    """Validate a ``stages`` knob: an integer from 0 to :data:`MAX_STAGES`."""
-    if isinstance(stages, bool):
-        raise TypeError(f"stages must be an integer, not {stages!r}")
-    try:
-        value = operator.index(stages)
-    except TypeError:
-        raise TypeError(f"stages must be an integer, not {stages!r}") from None
-    if value < 0:
-        raise DatapathError(f"stages must be at least 0, not {value!r}")
-    if value > MAX_STAGES:
-        raise DatapathError(f"stages must be at most {MAX_STAGES}, not {value!r}")
-    return value
 
 
 def check_bool(value: Any, what: str) -> bool:
@@ -162,7 +112,8 @@ class Datapath(wiring.Component):
 
     #: Registry name (``fma``, ``mul``, ...).
     name: ClassVar[str] = ""
-    #: CLI parameters: name -> :class:`Param`.
+    #: Generator parameters: name -> :class:`Param`; the descriptor's ``params``
+    #: (``cli_params = FMA.params``), never a second copy.
     cli_params: ClassVar[dict[str, Param]] = {}
 
     # A datapath is also a descriptor: reference(), test_cases(), structure() and the cost model

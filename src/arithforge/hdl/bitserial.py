@@ -28,6 +28,7 @@ import numpy as np
 from amaranth import Cat, Const, Module, Mux, Signal, Value, signed
 
 from .._errors import ArithforgeError
+from ..datapaths.bitserial import MAX_ELABORATED_GROUP, MAX_GROUP, BitSerial
 from ..formats import FloatFormat, Rounding, bitmod
 from .base import Datapath, DatapathError, Graph, Param, check_kind
 from .fma import FusedMultiplyAdd
@@ -35,17 +36,7 @@ from .primitives import LeadingZeroCount
 
 __all__ = ["BitSerialPE", "pack_fields", "unpack_fields"]
 
-_ROUNDINGS = "|".join(r.value for r in Rounding if r is not Rounding.STOCHASTIC)
-#: Most lanes per group the descriptor takes (reference, vectors, structure and cost), as a
-#: sweep spec allows them (``arithforge.dse.spec.BOUNDS``).
-MAX_GROUP = 1024
-#: Most lanes per group that elaborate: Amaranth's time grows steeply with the lanes of the
-#: group's alignment and adder tree (8 lanes 3.5 s, 14 lanes 22 s, 16 lanes 140 s and 1 GB).
-MAX_ELABORATED_GROUP = 16
-#: Most groups per transaction.
-MAX_GROUPS = 64
-#: Most fraction bits kept below a group's largest activation (``formats.bitmod.PEConfig``).
-MAX_ALIGN_BITS = 16
+# The limits (MAX_GROUP, MAX_ELABORATED_GROUP, ...) are the descriptor's.
 
 
 # -- packed operands ------------------------------------------------------------------------------
@@ -151,19 +142,7 @@ class BitSerialPE(Datapath):
     """
 
     name: ClassVar[str] = "bitserial"
-    cli_params: ClassVar[dict[str, Param]] = {
-        "acts": Param("choice:float16|bfloat16|int8", "float16", "activation format"),
-        "family": Param("str", "bitmod4", "weight datatypes the 2-bit selector picks from"),
-        "group": Param("int", 8, f"weights per group (parallel lanes; Verilog for at most "
-                                 f"{MAX_ELABORATED_GROUP})", 1, MAX_GROUP),
-        "groups": Param("int", 2, "groups per transaction", 1, MAX_GROUPS),
-        "align_bits": Param("int", 8, "fraction bits kept below a group's largest activation",
-                            0, MAX_ALIGN_BITS),
-        "scale": Param("format", "float16", "format of the per-group scales"),
-        "acc": Param("format", "float32", "accumulator format (c and the result)"),
-        "rounding": Param(f"choice:{_ROUNDINGS}", "rne", "rounding of each accumulation"),
-        "serial": Param("choice:term|bit", "term", "one term per cycle, or one bit (digit)"),
-    }
+    cli_params: ClassVar[dict[str, Param]] = BitSerial.params
 
     def __init__(self, acts: str = "float16", family: Any = "bitmod4", *, group: int = 8,
                  groups: int = 2, align_bits: int = 8, scale: Any = "float16",

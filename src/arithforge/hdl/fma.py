@@ -37,6 +37,7 @@ import networkx as nx
 import numpy as np
 from amaranth import Cat, Const, Module, Mux, Value
 
+from ..datapaths.fma import FMA, MAX_BITS, MAX_RANDOM_WIDTH, TWO_OPERAND_PARAMS
 from ..formats import FloatFormat, Format, Rounding, get_format, ops
 from ..formats import _core as core
 from ..formats.rounding import as_rounding
@@ -51,19 +52,12 @@ from .base import (
     check_kind,
     check_stages,
     choose_cuts,
-    stages_param,
     wire,
 )
 from .primitives import AlignShifter, LeadingZeroCount, NormalizeShifter, Rounder
 
 __all__ = ["FusedMultiplyAdd", "Multiplier", "Adder"]
 
-#: Widest operand format the generators take (the emulator's exact products fit in int64).
-MAX_BITS = 32
-#: Most random bits per operation of stochastic rounding.
-MAX_RANDOM_WIDTH = 32
-
-ROUNDINGS = "|".join(r.value for r in Rounding)
 
 
 def _float_format(value: Any, what: str) -> FloatFormat:
@@ -163,20 +157,7 @@ class FusedMultiplyAdd(Datapath):
     """
 
     name: ClassVar[str] = "fma"
-    cli_params: ClassVar[dict[str, Param]] = {
-        "a": Param("format", "float8_e4m3fn", "format of a"),
-        "b": Param("format", None, "format of b (default: a)"),
-        "c": Param("format", None, "format of the addend c (default: a)"),
-        "out": Param("format", None, "format of the result (default: c)"),
-        "rounding": Param(f"choice:{ROUNDINGS}", "rne", "rounding mode"),
-        "stages": stages_param(),
-        "saturate": Param("bool", False, "overflow to the largest finite value"),
-        "subnormals": Param("bool", True, "subnormal inputs and outputs (else DAZ and FTZ)"),
-        "normalization": Param("str", "exact", f"'exact' or the window W (1 to {ops.MAX_WINDOW}) "
-                                               "of an approximate normalizer"),
-        "random_width": Param("int", 8, "random bits per operation (stochastic rounding)", 1,
-                              MAX_RANDOM_WIDTH),
-    }
+    cli_params: ClassVar[dict[str, Param]] = FMA.params
 
     #: Pipeline cut points by priority.
     _CUTS: ClassVar[tuple[str, ...]] = ("product", "normalize", "add", "unpack", "round")
@@ -639,9 +620,7 @@ class _TwoOperand(FusedMultiplyAdd):
     addend, ``_FACTORS``/``_ADDEND``) and in the emulator operation they match.
     """
 
-    cli_params: ClassVar[dict[str, Param]] = {
-        k: v for k, v in FusedMultiplyAdd.cli_params.items() if k not in ("c", "normalization")
-    } | {"out": Param("format", None, "format of the result (default: a)")}
+    cli_params: ClassVar[dict[str, Param]] = TWO_OPERAND_PARAMS
     _OP: ClassVar[Callable[..., np.ndarray]]
 
     def __init__(self, fmt_a: FloatFormat | str, fmt_b: FloatFormat | str,

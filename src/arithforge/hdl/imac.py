@@ -11,6 +11,7 @@ import networkx as nx
 import numpy as np
 from amaranth import Module, Mux
 
+from ..datapaths.imac import MAX_ACC_BITS, MAX_OPERAND_BITS, IMac
 from ..formats import IntFormat, ops
 from .base import (
     Datapath,
@@ -22,16 +23,12 @@ from .base import (
     check_kind,
     check_stages,
     choose_cuts,
-    stages_param,
 )
 
 __all__ = ["IntegerMAC"]
 
 #: Operand combinations an exhaustive sweep may hold.
 EXHAUSTIVE_LIMIT_BITS = 26
-#: Widest operand and accumulator: products and sums stay exact in the emulator's int64.
-MAX_OPERAND_BITS = 30
-MAX_ACC_BITS = 62
 
 
 def _bits(value: Any, what: str, low: int, high: int) -> int:
@@ -71,15 +68,7 @@ class IntegerMAC(Datapath):
     """
 
     name: ClassVar[str] = "imac"
-    cli_params: ClassVar[dict[str, Param]] = {
-        "a_bits": Param("int", 8, "width of a (at least 2 when signed)", 1, MAX_OPERAND_BITS),
-        "b_bits": Param("int", 8, "width of b (at least 2 when signed)", 1, MAX_OPERAND_BITS),
-        "acc_bits": Param("int", 32, "width of the accumulator c and of the result", 1,
-                          MAX_ACC_BITS),
-        "signed": Param("bool", True, "two's-complement operands (else unsigned)"),
-        "stages": stages_param(),
-        "saturate": Param("bool", False, "clamp to the accumulator range instead of wrapping"),
-    }
+    cli_params: ClassVar[dict[str, Param]] = IMac.params
 
     _CUTS: ClassVar[tuple[str, ...]] = ("product", "add")
 

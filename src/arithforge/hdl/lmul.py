@@ -12,6 +12,7 @@ import networkx as nx
 import numpy as np
 from amaranth import Const, Module, Mux
 
+from ..datapaths.lmul import LMac, LMul
 from ..formats import FloatFormat, Rounding, ops
 from ..formats.ops import lmul_offset_bits
 from . import _cases
@@ -25,7 +26,6 @@ from .base import (
     check_kind,
     check_stages,
     choose_cuts,
-    stages_param,
     wire,
 )
 from .fma import FusedMultiplyAdd, _float_format
@@ -78,13 +78,7 @@ class LMulMultiplier(Datapath):
     """
 
     name: ClassVar[str] = "lmul"
-    cli_params: ClassVar[dict[str, Param]] = {
-        "fmt": Param("format", "float8_e4m3fn", "operand and result format"),
-        "form": Param("choice:int|equation", "int", "integer field addition (the paper's code) "
-                                                     "or the literal equation"),
-        "stages": stages_param(),
-        "saturate": Param("bool", False, "overflow to the largest finite value"),
-    }
+    cli_params: ClassVar[dict[str, Param]] = LMul.params
     _CUTS: ClassVar[tuple[str, ...]] = ("add", "unpack")
 
     def __init__(self, fmt: FloatFormat | str, *, form: str = "int", stages: int = 0,
@@ -239,11 +233,7 @@ class LMulMAC(FusedMultiplyAdd):
     """
 
     name: ClassVar[str] = "lmac"
-    cli_params: ClassVar[dict[str, Param]] = {
-        "fmt": Param("format", "float8_e4m3fn", "format of a and b"),
-        "acc": Param("format", "float32", "format of the accumulator c and of the result"),
-        "stages": stages_param(),
-    }
+    cli_params: ClassVar[dict[str, Param]] = LMac.params
 
     def __init__(self, fmt: FloatFormat | str, fmt_acc: FloatFormat | str, *,
                  stages: int = 0) -> None:

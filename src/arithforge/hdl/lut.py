@@ -35,20 +35,13 @@ import networkx as nx
 import numpy as np
 from amaranth import Cat, Const, Module, Mux, Signal, Value
 
+from ..datapaths.lut import LUT, MAX_GROUP, MAX_SIDE
 from ..formats import FloatFormat, Format, IntFormat, Rounding, get_format
 from ..formats import lut as flut
 from .base import Datapath, DatapathError, Graph, Param, check_bool, check_kind, wire
 from .fma import Adder
 
 __all__ = ["LUTTensorCore", "pack", "unpack", "code_words"]
-
-#: Largest tile side the generator takes (M * N accumulators are built).
-MAX_SIDE = 64
-#: Largest activation group K the generator builds (a table of 2**K entries; the emulator's
-#: ``formats.lut.MAX_GROUP`` goes further).
-MAX_GROUP = 6
-#: Most bits per weight code (``formats.lut.LUTConfig``'s range).
-MAX_WEIGHT_BITS = 4
 
 
 # -- port packing -------------------------------------------------------------------------------
@@ -164,20 +157,7 @@ class LUTTensorCore(Datapath):
     """
 
     name: ClassVar[str] = "lut"
-    cli_params: ClassVar[dict[str, Param]] = {
-        "m": Param("int", 2, "tile rows M (one table each)", 1, MAX_SIDE),
-        "n": Param("int", 4, "tile columns N", 1, MAX_SIDE),
-        "k": Param("int", 4, "activation group size K (table of 2**K entries)", 1, MAX_GROUP),
-        "weight_bits": Param("int", 4, "bits per weight code", 1, MAX_WEIGHT_BITS),
-        "ternary": Param("bool", False, "ternary weights (weight_bits 2) via the offset step"),
-        "signed": Param("bool", False, "two's-complement weight codes (top plane negated, "
-                                       "offset step)"),
-        "entry": Param("format", "float16", "activation and table entry format (float16, "
-                                            "bfloat16, int8)"),
-        "acc": Param("format", None, "accumulator format (default float32, int32 for int8 "
-                                     "entries)"),
-        "symmetric": Param("bool", True, "table symmetrization: 2**(K-1) stored entries"),
-    }
+    cli_params: ClassVar[dict[str, Param]] = LUT.params
 
     def __init__(self, m: int = 2, n: int = 4, k: int = 4, *, weight_bits: int = 4,
                  entry: Format | str = "float16", acc: Format | str | None = None,

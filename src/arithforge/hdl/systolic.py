@@ -74,6 +74,7 @@ from amaranth import Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..datapaths import with_face
 from ..formats import FloatFormat, Rounding
 from .base import Datapath
 
@@ -105,8 +106,9 @@ def check_pe(pe: Datapath) -> None:
     ops = tuple(pe.operands)
     if len(ops) < 3 or ops[-1] != "c" or "rand" in ops:
         raise ValueError(f"an array PE must have operands a, b, c (a multiply-accumulate, or a "
-                         f"dot product with c last), not {', '.join(ops)}; use fma, lmac, imac, "
-                         f"bitserial or lut without stochastic rounding")
+                         f"dot product with c last), not {', '.join(ops)}; use a PE "
+                         f"datapath ({', '.join(with_face('array_pe'))}) without stochastic "
+                         f"rounding")
     fmts = pe.formats
     if pe.operand_widths["c"] != pe.result_width or (
             fmts and fmts.get("c") != fmts.get("result")):

@@ -8,9 +8,12 @@ exact ``reference()`` and its cost) imports :mod:`arithforge.hdl` inside the fun
 it, so the cycle and traffic model (:func:`schedule`) runs anywhere.
 
 - :func:`parse_pe` reads a PE spec, ``NAME:PARAM=VALUE,...`` (``fma:a=float8_e4m3fn,c=float32``,
-  ``lmac:fmt=float8_e4m3fn,acc=float32,stages=2``, ``imac:acc_bits=24``): a registry datapath
-  and its CLI parameters. For ``fma``, ``out`` defaults to ``c`` (as the registry does), so an
-  accumulating PE needs only ``c``.
+  ``lmac:fmt=float8_e4m3fn,acc=float32,stages=2``, ``imac:acc_bits=24``): a registered datapath
+  that can be an array PE (its descriptor's ``array_pe``) and its generator parameters, with the
+  derived defaults its descriptor fills in (``normalize_params``: for ``fma``, ``out`` defaults
+  to ``c``, so an accumulating PE needs only ``c``). Its latency and initiation interval come
+  from the descriptor's ``pe_timing`` where the parameters say them, else from the built PE.
+  :func:`default_pe` is the first array example of the registry.
 - :func:`schedule`: exact cycles, PE operations, SRAM reads and writes per operand, per-cycle
   peaks, from the array's schedule evaluated fold by fold (vectorized over the events of a fold;
   folds of the same shape are evaluated once).
@@ -18,8 +21,9 @@ it, so the cycle and traffic model (:func:`schedule`) runs anywhere.
   ``reference()`` in the array's accumulation order (vectorized over all outputs, one call per
   ``k`` step).
 - :func:`scalesim_cycles`: SCALE-Sim's analytical runtime, for comparison.
-- :func:`lut_tiles` and :func:`lut_untile`: a GEMM's element operands as the tiles an array of LUT
-  tensor cores (the tile engine) streams, and its output tiles back as elements.
+- :func:`tile_operands` and :func:`untile_output`: a GEMM's element operands as the tiles an array
+  of tile-engine PEs streams (those whose descriptor has a ``tile``: the LUT tensor core), and
+  its output tiles back as elements.
 - :func:`gemm_objectives` and :func:`workload_objectives`: latency and energy of a list of GEMMs
   or of a traced workload, the objectives of the exploration engine.
 """
@@ -35,29 +39,31 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import datapaths
 from .._errors import ArithforgeError
 
 if TYPE_CHECKING:  # the accelerator model runs without Amaranth until hardware is asked for
+    from ..datapaths import Descriptor
     from ..hdl.base import Datapath
     from ..hdl.systolic import SystolicArray
 
 __all__ = ["DATAFLOWS", "DRAM_PJ_PER_BIT", "ArrayConfig", "PESpec", "Schedule", "SimResult",
-           "gemm_objectives", "lut_tiles", "lut_untile", "parse_array", "parse_pe",
-           "random_operands", "scalesim_cycles", "schedule", "simulate", "workload_objectives"]
+           "default_pe", "gemm_objectives", "parse_array", "parse_pe", "random_operands",
+           "scalesim_cycles", "schedule", "simulate", "tile_operands", "untile_output",
+           "workload_objectives"]
 
 DATAFLOWS = ("os", "ws")
 #: DRAM access energy per bit: Horowitz (ISSCC 2014, 45 nm) gives 1.3-2.6 nJ per 64-bit DRAM
 #: access; the low end, 20 pJ per bit.
 DRAM_PJ_PER_BIT = 20.0
-#: Datapaths that accumulate (operands a, b, c with c the result's format).
-ARRAY_PES = ("fma", "lmac", "imac")
 
 
 # -- configuration ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class PESpec:
-    """A PE: registry datapath ``name`` and its CLI parameters (strings, as the CLI gives them)."""
+    """A PE: registered datapath ``name`` and its generator parameters (strings, as the CLI gives
+    them)."""
 
     name: str
     params: tuple[tuple[str, str], ...] = ()
@@ -69,7 +75,7 @@ class PESpec:
 
     @property
     def latency(self) -> int:
-        """Latency ``L``: the ``stages`` parameter of the pipelined PEs without building them."""
+        """Latency ``L`` (read without building the PE where its descriptor can)."""
         return self.timing[0]
 
     @property
@@ -78,17 +84,24 @@ class PESpec:
         return self.timing[1]
 
     @property
-    def timing(self) -> tuple[int, int]:
-        """``(latency, initiation_interval)``; sequential PEs (``bitserial``, ``lut``) are built
-        to read them (which imports :mod:`arithforge.hdl`)."""
-        if self.name not in ARRAY_PES:
-            pe = self.build()
-            return int(pe.latency), pe.initiation_interval
+    def descriptor(self) -> Descriptor:
+        """The PE's datapath descriptor: a registered datapath that can be an array PE (one line
+        naming those if it is not)."""
         try:
-            return int(self.kwargs.get("stages", "0"), 0), 1
-        except ValueError:
-            raise ArithforgeError(f"PE parameter stages must be an integer, not "
-                                  f"{self.kwargs['stages']!r}") from None
+            return datapaths.get(self.name, "array_pe")
+        except datapaths.DatapathError as exc:
+            raise ArithforgeError(f"PE {self}: {exc}") from None
+
+    @property
+    def timing(self) -> tuple[int, int]:
+        """``(latency, initiation_interval)``: the descriptor's ``pe_timing`` of the parameters
+        where it says them (pipelined PEs: ``stages``, 1), else the built PE's (sequential PEs;
+        building imports :mod:`arithforge.hdl`)."""
+        timing = self.descriptor.pe_timing(self.kwargs)
+        if timing is None:
+            pe = self.build()
+            return int(pe.latency), int(pe.initiation_interval)
+        return int(timing[0]), int(timing[1])
 
     def __str__(self) -> str:
         return self.name + (":" + ",".join(f"{k}={v}" for k, v in self.params)
@@ -124,9 +137,18 @@ def parse_pe(text: str) -> PESpec:
     keys = [k for k, _ in params]
     if len(set(keys)) != len(keys):
         raise ArithforgeError(f"PE spec {text!r} gives a parameter twice")
-    if name == "fma" and "c" in keys and "out" not in keys:
-        params.append(("out", dict(params)["c"]))
+    d = datapaths.DATAPATHS.get(name)
+    if d is not None:  # an unknown name is refused when the PE is used
+        params = list(d.normalize_params(dict(params)).items())
     return PESpec(name, tuple(params))
+
+
+def default_pe() -> str:
+    """The PE spec of the registry's first array example (``simulate``'s default PE)."""
+    for d in datapaths.with_face("array_pe").values():
+        for example in d.arrays:
+            return example.pe
+    raise ArithforgeError("no registered datapath has an array example (a PE spec)")
 
 
 @functools.lru_cache(maxsize=64)
@@ -134,15 +156,17 @@ def _build_pe(spec: PESpec) -> Datapath:
     from ..hdl import registry
     from ..hdl.systolic import check_pe
 
-    if spec.name not in registry.DATAPATHS:
-        registry.build(spec.name)  # the registry's one-line error names the close matches
+    d = spec.descriptor  # refuses a datapath that cannot be an array PE
     try:
         pe = registry.build(spec.name, **spec.kwargs)
         check_pe(pe)
     except (TypeError, ValueError) as exc:
         raise ArithforgeError(f"PE {spec}: {exc}") from None
-    if spec.name in ARRAY_PES and spec.latency != int(pe.latency):
-        raise ArithforgeError(f"PE {spec}: latency {pe.latency} differs from its stages")
+    timing = d.pe_timing(spec.kwargs)
+    if timing is not None and tuple(timing) != (int(pe.latency), int(pe.initiation_interval)):
+        raise ArithforgeError(f"PE {spec}: latency {pe.latency} and initiation interval "
+                              f"{pe.initiation_interval} differ from its parameters' "
+                              f"{timing[0]} and {timing[1]}")
     return pe
 
 
@@ -512,20 +536,48 @@ def random_operands(cfg: ArrayConfig, m: int, n: int, k: int, seed: int = 0, *,
     return out[0], out[1]
 
 
-# -- the LUT tensor core tile engine ------------------------------------------------------------
+# -- tile engines ------------------------------------------------------------------------------
 
-def lut_tiles(cfg: ArrayConfig, a: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Element operands of a GEMM, ``A`` (M, K) activation codes and ``W`` (K, N) weight codes,
-    as the tile elements an array of LUT cores streams: ``(ceil(M/m), ceil(K/k))`` packed
-    activation tiles and ``(ceil(K/k), ceil(N/n))`` packed weight tiles (``m``, ``n``, ``k`` the
-    core's tile). Padding activations are zero (they add nothing), padding weights code 0."""
-    from ..hdl.lut import pack
-
+def _tile(cfg: ArrayConfig) -> tuple[Datapath, tuple[int, int, int]]:
+    """The built PE and its ``(m, n, k)`` tile (its descriptor's ``tile``)."""
     pe = cfg.pe.build()
-    if pe.name != "lut":
-        raise ArithforgeError(f"lut_tiles needs a lut PE, not {pe.name}")
-    d = pe.describe()
-    tm, tn, tk = int(d["m"]), int(d["n"]), int(d["k"])
+    d = cfg.pe.descriptor
+    # The parameters as the generator took them: typed, defaults filled (build checked them).
+    params = {k: p.parse(cfg.pe.kwargs[k]) if k in cfg.pe.kwargs else p.default
+              for k, p in d.params.items()}
+    tile = d.tile(params)
+    if tile is None:
+        raise ArithforgeError(f"PE {cfg.pe} takes single elements, not tiles: give its "
+                              f"operands to simulate() as they are")
+    return pe, tile
+
+
+def _pack(el: np.ndarray, bits: int) -> np.ndarray:
+    """``(n, count)`` element codes packed into ``(n,)`` codes, element 0 in the low bits."""
+    if el.shape[1] * bits > 64:
+        raise ArithforgeError(f"array elements (A, B, C) must be at most 64 bits, not "
+                              f"{el.shape[1] * bits}; choose a smaller PE configuration")
+    shifts = np.arange(el.shape[1], dtype=np.uint64) * np.uint64(bits)
+    return np.bitwise_or.reduce(el.astype(np.uint64) << shifts, axis=1)
+
+
+def _unpack(codes: np.ndarray, count: int, bits: int) -> np.ndarray:
+    """Inverse of :func:`_pack`: ``(n, count)`` element codes."""
+    shifts = np.arange(count, dtype=np.uint64) * np.uint64(bits)
+    mask = np.uint64((1 << bits) - 1)
+    return (np.asarray(codes, dtype=np.uint64).reshape(-1, 1) >> shifts) & mask
+
+
+def tile_operands(cfg: ArrayConfig, a: np.ndarray, w: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Element operands of a GEMM, ``A`` (M, K) and ``W`` (K, N) codes, as the tile elements an
+    array of tile-engine PEs (a descriptor with a ``tile``: the LUT tensor core) streams:
+    ``(ceil(M/m), ceil(K/k))`` packed A tiles and ``(ceil(K/k), ceil(N/n))`` packed B tiles
+    (``m``, ``n``, ``k`` the PE's tile; row-major, element 0 in the low bits). Padding elements
+    are code 0 (a zero activation adds nothing)."""
+    from ..hdl.systolic import pe_roles
+
+    pe, (tm, tn, tk) = _tile(cfg)
     a, w, (m, n, k) = _gemm_codes(a, w)
     mt, nt, kt = -(-m // tm), -(-n // tn), -(-k // tk)
     ap = np.zeros((mt * tm, kt * tk), dtype=np.uint64)
@@ -534,23 +586,18 @@ def lut_tiles(cfg: ArrayConfig, a: np.ndarray, w: np.ndarray) -> tuple[np.ndarra
     wp[:k, :n] = w
     at = ap.reshape(mt, tm, kt, tk).transpose(0, 2, 1, 3).reshape(mt * kt, tm * tk)
     wt = wp.reshape(kt, tk, nt, tn).transpose(0, 2, 1, 3).reshape(kt * nt, tk * tn)
-    bits_a = pe.operand_widths["a"] // (tm * tk)
-    bits_w = pe.operand_widths["w"] // (tk * tn)
-    return (np.asarray(pack(at, bits_a)).reshape(mt, kt),
-            np.asarray(pack(wt, bits_w)).reshape(kt, nt))
+    bits_a = int(pe.operand_widths[pe_roles(pe)[0]]) // (tm * tk)
+    bits_w = b_width(pe) // (tk * tn)
+    return _pack(at, bits_a).reshape(mt, kt), _pack(wt, bits_w).reshape(kt, nt)
 
 
-def lut_untile(cfg: ArrayConfig, c: np.ndarray, m: int, n: int) -> np.ndarray:
+def untile_output(cfg: ArrayConfig, c: np.ndarray, m: int, n: int) -> np.ndarray:
     """The ``(M, N)`` accumulator codes of the output tiles :func:`simulate` returns for
-    :func:`lut_tiles` operands."""
-    from ..hdl.lut import unpack
-
-    pe = cfg.pe.build()
-    d = pe.describe()
-    tm, tn = int(d["m"]), int(d["n"])
+    :func:`tile_operands` operands."""
+    pe, (tm, tn, _) = _tile(cfg)
     c = np.asarray(c, dtype=np.uint64)
     mt, nt = c.shape
-    el = np.asarray(unpack(c.reshape(-1), tm * tn, pe.result_width // (tm * tn)))
+    el = _unpack(c.reshape(-1), tm * tn, int(pe.result_width) // (tm * tn))
     full = el.reshape(mt, nt, tm, tn).transpose(0, 2, 1, 3).reshape(mt * tm, nt * tn)
     return full[:m, :n]
 
@@ -597,7 +644,7 @@ def _shapes(gemms: Iterable[Any]) -> list[tuple[int, int, int, int]]:
     return out
 
 
-def gemm_objectives(gemms: Iterable[Any], *, pe: str | PESpec = "fma:a=float8_e4m3fn,c=float32",
+def gemm_objectives(gemms: Iterable[Any], *, pe: str | PESpec | None = None,
                     array: str | tuple[int, int] = (8, 8), dataflow: str = "os",
                     fmax: str = "analytical", dram_pj_per_bit: float = DRAM_PJ_PER_BIT
                     ) -> dict[str, Any]:
@@ -609,8 +656,9 @@ def gemm_objectives(gemms: Iterable[Any], *, pe: str | PESpec = "fma:a=float8_e4
         ``(M, N, K)``, ``(M, N, K, batch)``, mappings with keys ``M``, ``N``, ``K`` (``batch``),
         or objects with those attributes (``arithforge.workloads.GEMM``). ``C[M, N] = A[M, K] @
         B[K, N]``, ``batch`` independent copies.
-    pe : str or PESpec
-        PE spec (:func:`parse_pe`).
+    pe : str or PESpec, optional
+        PE spec (:func:`parse_pe`); by default :func:`default_pe` (the FMA of e4m3 operands into
+        float32 with the built-in datapaths).
     array : "RxC" or (rows, cols)
     dataflow : "os" or "ws"
     fmax : "analytical" or "synth"
@@ -631,6 +679,8 @@ def gemm_objectives(gemms: Iterable[Any], *, pe: str | PESpec = "fma:a=float8_e4
         ``dram_energy_pj``, ``sram_bits``, ``dram_bits``, ``per_gemm`` (a list of the same per
         shape). Narrower operand formats move fewer bits, so they cost less SRAM and DRAM energy.
     """
+    if pe is None:
+        pe = default_pe()
     spec = parse_pe(pe) if isinstance(pe, str) else pe
     rows, cols = parse_array(array) if isinstance(array, str) else (int(array[0]), int(array[1]))
     cfg = ArrayConfig(rows, cols, dataflow, spec)

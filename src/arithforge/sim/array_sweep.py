@@ -1,15 +1,16 @@
 """Co-simulation sweep of the systolic array: the RTL on Verilator against the Python model.
 
-For each array configuration (PE kind x dataflow, :data:`CONFIGS`) the array is compiled once and
-every shape runs through the same binary (``M``, ``N``, ``K`` are run-time inputs); a shape passes
-when the RTL and :mod:`.accelerator` agree on every output code, the cycle count, the SRAM reads
-per operand and the writes, and the RTL made no out-of-range access and left no output unwritten.
-For latency-0 PEs the cycle count must also equal SCALE-Sim's analytical formula.
+For each array configuration (PE kind x dataflow, :data:`CONFIGS`: the ``arrays`` examples of the
+registered datapaths' descriptors) the array is compiled once and every shape runs through the
+same binary (``M``, ``N``, ``K`` are run-time inputs); a shape passes when the RTL and
+:mod:`.accelerator` agree on every output code, the cycle count, the SRAM reads per operand and
+the writes, and the RTL made no out-of-range access and left no output unwritten. For latency-0
+PEs the cycle count must also equal SCALE-Sim's analytical formula.
 
 ``python -m arithforge.sim.array_sweep`` runs the bounded subset of ``make test``; ``--full`` the
-acceptance list, 50 random shapes (sizes not multiples of the array included) for each of 5 PE
-kinds (FMA, L-Mul MAC, integer MAC, bit-serial PE, LUT tensor core) x 2 dataflows.
-:mod:`.acceptance` ``--full`` runs it too.
+acceptance list, 50 random shapes (sizes not multiples of the array included) for each PE kind
+(with the built-in datapaths 5: FMA, L-Mul MAC, integer MAC, LUT tensor core, bit-serial PE) x 2
+dataflows. :mod:`.acceptance` ``--full`` runs it too.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ArrayCase", "CONFIGS", "SweepRow", "cases", "shapes", "run_case", "main"]
+from .. import datapaths
+from ..datapaths import ArrayExample
+
+__all__ = ["ArrayCase", "CONFIGS", "KINDS", "SweepRow", "cases", "shapes", "run_case", "main"]
 
 
 @dataclass(frozen=True)
@@ -38,42 +42,55 @@ class ArrayCase:
     bounded: bool = False
 
 
-#: The PE kinds: FP8 FMA into float32, the L-Mul MAC, the integer MAC, the BitMoD bit-serial PE
-#: (a sequential dot-product PE: int8 activations, 2 lanes, 1 group per transaction) and the LUT
-#: tensor core as a tile engine (each array element a 1x2x2 tile). Latencies differ so that every
-#: schedule is exercised: combinational, pipelined (interleaving in os, deeper skew in ws) and
-#: sequential (one operation every max(II, L) cycles in os, every II in ws).
-KINDS: dict[str, str] = {
-    "fma": "fma:a=float8_e4m3fn,c=float32",
-    "lmac": "lmac:fmt=float8_e4m3fn,acc=float32,stages=2",
-    "imac": "imac:a_bits=8,b_bits=8,acc_bits=32,stages=1",
-    "bitserial": "bitserial:acts=int8,family=bitmod4,group=2,groups=1",
-    "lut": "lut:m=1,n=2,k=2,weight_bits=2,entry=float16,acc=float32",
-}
+#: Random shapes per configuration: the acceptance list, the bounded subset.
+FULL_SHAPES, BOUNDED_SHAPES = 50, 5
+
+#: The PE kinds (label -> PE spec): every registered datapath's ``arrays`` examples, in
+#: registration order, labelled by the datapath's name (``name2``, ... for further examples).
+#: With the built-in datapaths: FP8 FMA into float32, the L-Mul MAC, the integer MAC, the LUT
+#: tensor core as a tile engine (each array element a 1x2x2 tile) and the BitMoD bit-serial PE (a
+#: sequential dot-product PE: int8 activations, 2 lanes, 1 group per transaction). Latencies
+#: differ so that every schedule is exercised: combinational, pipelined (interleaving in os,
+#: deeper skew in ws) and sequential (one operation every max(II, L) cycles in os, every II in
+#: ws). Read from the registry on each access, as :data:`CONFIGS` is.
+KINDS: dict[str, str]
+#: Every array configuration: each example's array size per dataflow (the acceptance list,
+#: :data:`FULL_SHAPES` shapes each), and its bounded one (one dataflow per kind, a small array:
+#: compiles dominate its time; :data:`BOUNDED_SHAPES` shapes).
+CONFIGS: list[ArrayCase]
+
+
+def _examples() -> list[tuple[str, ArrayExample]]:
+    out = []
+    for name, d in datapaths.DATAPATHS.items():
+        for i, example in enumerate(d.arrays):
+            out.append((name if i == 0 else f"{name}{i + 1}", example))
+    return out
 
 
 def _build_configs() -> list[ArrayCase]:
     out = []
-    dims = {"fma": (3, 4), "lmac": (4, 2), "imac": (2, 3), "bitserial": (3, 2), "lut": (2, 2)}
-    # The bounded subset: one dataflow per kind, small arrays (compiles dominate its time).
-    bounded = {("fma", "os"): (2, 3), ("lmac", "ws"): (3, 2), ("imac", "ws"): (2, 3),
-               ("bitserial", "os"): (2, 2), ("lut", "ws"): (1, 2)}
-    for kind, pe in KINDS.items():
-        for df in ("os", "ws"):
-            r, c = dims[kind]
-            out.append(ArrayCase(f"{kind} {df} {r}x{c}", pe, df, r, c, 50))
-            if (kind, df) in bounded:
-                r, c = bounded[kind, df]
-                out.append(ArrayCase(f"{kind} {df} {r}x{c}", pe, df, r, c, 5, bounded=True))
+    for kind, example in _examples():
+        for df, (r, c) in example.sizes.items():
+            out.append(ArrayCase(f"{kind} {df} {r}x{c}", example.pe, df, r, c, FULL_SHAPES))
+            if example.bounded is not None and example.bounded[0] == df:
+                _, r, c = example.bounded
+                out.append(ArrayCase(f"{kind} {df} {r}x{c}", example.pe, df, r, c,
+                                     BOUNDED_SHAPES, bounded=True))
     return out
 
 
-CONFIGS: list[ArrayCase] = _build_configs()
+def __getattr__(name: str) -> Any:
+    if name == "KINDS":
+        return {kind: example.pe for kind, example in _examples()}
+    if name == "CONFIGS":
+        return _build_configs()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def cases(full: bool) -> list[ArrayCase]:
     """The acceptance list (50 shapes each) or the bounded subset (5 shapes each)."""
-    return [c for c in CONFIGS if c.bounded != full]
+    return [c for c in _build_configs() if c.bounded != full]
 
 
 def shapes(case: ArrayCase, seed: int = 0) -> list[tuple[int, int, int]]:
@@ -180,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m arithforge.sim.array_sweep",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true",
-                        help="50 shapes x 5 PE kinds x 2 dataflows (default: the bounded subset)")
+                        help="50 shapes x every PE kind x 2 dataflows (default: the bounded "
+                             "subset)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     rows = run(args.full)
