@@ -368,9 +368,19 @@ def _os_error(exc: OSError) -> str:
     return what
 
 
+def _load_plugins() -> None:
+    """Load the plug-in datapath modules ``ARITHFORGE_PLUGINS`` names (docs/adding-a-datapath.md)
+    before the parser lists the datapaths; without the variable, import nothing."""
+    if os.environ.get("ARITHFORGE_PLUGINS", "").strip():
+        from ..datapaths.registry import env_plugins, load_plugins
+
+        load_plugins(env_plugins())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     try:
+        _load_plugins()
         args = build_parser().parse_args(argv)
         status = args._command.run(args)
         sys.stdout.flush()

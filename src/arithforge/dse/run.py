@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
+from ..datapaths.registry import plugin_sources
 from .designs import Design
 from .executors import LocalExecutor, RayExecutor, Task
 from .spec import Spec
@@ -170,7 +171,10 @@ def run_tasks(store: Store, executor: LocalExecutor | RayExecutor,
     failed). ``progress``: a callback, or the :class:`Tally` of the run, which counts them."""
     tally = progress if isinstance(progress, Tally) else Tally(progress)
     keyed: dict[str, Task] = {}
+    plugins = plugin_sources()
     for stage, config, runtime in tasks:
+        if plugins:  # workers load the plug-in datapaths' modules (task_key hashes their code)
+            runtime = {**runtime, "plugins": list(plugins)}
         keyed.setdefault(task_key(stage, config), (task_key(stage, config), stage, config,
                                                    runtime))
     done = store.finished(keyed)

@@ -74,13 +74,29 @@ def code_version(stage: str) -> str:
 
 
 def task_key(stage: str, config: dict[str, Any]) -> str:
-    """Content hash of a task: its stage, configuration and the stage's code version."""
-    text = canonical({"stage": stage, "config": config, "code": code_version(stage)})
-    return hashlib.sha256(text.encode()).hexdigest()
+    """Content hash of a task: its stage, configuration and the stage's code version, with the
+    code of the plug-in datapaths registered (their modules' files) when there are any."""
+    from ..datapaths.registry import plugin_sources
+
+    key: dict[str, Any] = {"stage": stage, "config": config, "code": code_version(stage)}
+    plugins = plugin_sources()
+    if plugins:
+        key["plugins"] = [_file_digest(p) for p in plugins]
+    return hashlib.sha256(canonical(key).encode()).hexdigest()
+
+
+@cache
+def _file_digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def run_task(stage: str, config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Any]:
-    """Run one task; return its JSON-ready result (raises on failure)."""
+    """Run one task; return its JSON-ready result (raises on failure). ``runtime["plugins"]``:
+    modules of plug-in datapaths to load first (a worker process starts without them)."""
+    if runtime.get("plugins"):
+        from ..datapaths.registry import load_plugins
+
+        load_plugins(runtime["plugins"])
     start = time.perf_counter()
     out = _RUNNERS[stage](config, runtime)
     out["seconds"] = round(time.perf_counter() - start, 3)
