@@ -210,9 +210,6 @@ def test_lmac_is_a_chain_of_ops_lmul_products(form: str, rounding: str,
     _lmac_case(form, rounding, rng)
 
 
-@pytest.mark.xfail(strict=True, reason="datapaths.gemm.lmul_products gives +0 for every zero "
-                   "L-Mul product, where ops.lmul keeps the sign (0 x -0 = -0): under rdn the "
-                   "chain's exact zero sum of -0 products is +0, not -0")
 def test_lmac_chain_keeps_the_sign_of_zero_products_under_rdn(rng: np.random.Generator) -> None:
     _lmac_case("int", "rdn", rng)
 

@@ -637,12 +637,19 @@ def lmul_products(x: F64, w: F64, fmt: FloatFormat, *, form: str = "int",
     c = math.ldexp(1.0, -lbits)
     px, pw = _LMulParts(x, fmt), _LMulParts(w, fmt)
 
+    sx, sw = np.copysign(1.0, x), np.copysign(1.0, w)
+
     def product(k: int, rows: slice) -> F64:
         ee = np.multiply.outer(px.E[rows, k], pw.E[:, k])
         s = np.add.outer(px.frac[rows, k], pw.frac[:, k] + c)
         if form == "int":
             carries = np.floor(s)
-            return np.ldexp((1 + s - carries) * ee, carries.astype(np.int32))
-        return (1 + s) * ee
+            value = np.ldexp((1 + s - carries) * ee, carries.astype(np.int32))
+        else:
+            value = (1 + s) * ee
+        # A zero (or subnormal, read as zero) factor gives a zero product with the sign of the
+        # product of the signs, as ops.lmul: 0 x -0 = -0.
+        sign = np.multiply.outer(sx[rows, k], sw[:, k])
+        return np.where(ee == 0, np.copysign(0.0, sign), value)
 
     return product
