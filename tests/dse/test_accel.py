@@ -11,7 +11,7 @@ import pytest
 
 from arithforge.dse.engine import explore
 from arithforge.dse.executors import LocalExecutor
-from arithforge.dse.spec import SpecError, parse_spec
+from arithforge.dse.spec import Accel, SpecError, parse_spec
 from arithforge.dse.tasks import array_shapes, inferences
 from arithforge.sim.accelerator import PESpec, gemm_objectives
 from arithforge.workloads.trace import load_trace
@@ -54,11 +54,11 @@ def test_inferences_of_a_trace():
 def test_spec_accel_keys():
     base = '[formats]\nweights = ["int8"]\n'
     on = parse_spec(base, "s.toml")
-    assert on.stages["accel"] is True
-    assert on.accel == {"array": "16x16", "dataflow": "os"}
-    assert on.pareto["objectives"][-2:] == ["latency_s", "energy_uj"]
+    assert on.stages.accel is True
+    assert on.accel == Accel(array="16x16", dataflow="os")
+    assert on.pareto.objectives[-2:] == ["latency_s", "energy_uj"]
     off = parse_spec(base + "[stages]\naccel = false\n", "s.toml")
-    assert "latency_s" not in off.pareto["objectives"]
+    assert "latency_s" not in off.pareto.objectives
     with pytest.raises(SpecError, match=r"s.toml:6: \[pareto\] objectives: 'energy_uj' needs "
                                         r"\[stages\] accel = true"):
         parse_spec(base + '[stages]\naccel = false\n[pareto]\nobjectives = ["accuracy", '
@@ -90,7 +90,7 @@ def test_explore_reports_latency_and_energy_per_inference(tmp_path):
     by = {p["label"]: p for p in ok}
     assert by["int4/imac"]["energy_uj"] < by["int8/imac"]["energy_uj"]
     # The objectives are on the N-D front and have 2-D fronts of their own.
-    assert "latency_s" in spec.pareto["objectives"]
+    assert "latency_s" in spec.pareto.objectives
     for obj in ("latency_s", "energy_uj", "nd"):
         front = o.fronts[("synthetic", obj)]
         assert front

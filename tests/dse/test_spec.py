@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 
 from arithforge import ArithforgeError
@@ -10,6 +13,8 @@ from arithforge.dse.designs import plan
 from arithforge.dse.spec import (
     BOUNDS,
     DEFAULT_SPEC,
+    SECTIONS,
+    Formats,
     SpecError,
     default_labels,
     default_spec_text,
@@ -29,7 +34,7 @@ names = ["synthetic"]
 
 def test_default_spec_validates_and_plans_every_kind():
     spec = load_spec(None)
-    assert len(spec.formats["weights"]) >= 15
+    assert len(spec.formats.weights) >= 15
     designs, skipped = plan(spec)
     kinds = {d.kind for d in designs if not d.reference}
     assert kinds == {"fma", "fma_approx", "lmac", "bitserial", "lut", "imac"}
@@ -130,11 +135,61 @@ def test_key_lines_tables_dotted_and_multiline():
     ("colour = 1\n", r"^s\.toml:7: \[workloads\] colour: unknown key"),
     ("max_rows = 0\n", r"^s\.toml:7: \[workloads\] max_rows: must be a positive integer, not 0$"),
     ("seed = -2\n", r"^s\.toml:7: \[workloads\] seed: must be an integer between 0 and "),
+    ("scaling = 1\n", r"^s\.toml:7: \[workloads\] scaling: must be one of auto, .*, not 1$"),
+    ("[stages]\nsynth = true\n",
+     r"^s\.toml:8: \[stages\] synth: must be one of none, cmos, ice40, ecp5, not True$"),
+    ("[pareto]\nobjectives = [\"accuracy\", 5]\n",
+     r"^s\.toml:8: \[pareto\] objectives: must be an objective or a list of them, not 5$"),
+    ("[cost]\nnode = \"45nm\"\n", r"^s\.toml:8: \[cost\] node: must be a node in nm, not '45nm'$"),
+    ("[search]\nworkload = 5\n",
+     r"^s\.toml:8: \[search\] workload: must be a workload name, not 5$"),
+    # A key is checked whether or not its stage is on.
+    ("[mixed]\nformats = [\"float8_e4m3x\"]\n",
+     r"^s\.toml:8: \[mixed\] formats: unknown format 'float8_e4m3x'"),
+    ("[mixed]\ndatapath = 5\n",
+     r"^s\.toml:8: \[mixed\] datapath: must be a datapath label, not 5$"),
 ])
 def test_errors_name_line_and_key(extra, message):
     with pytest.raises(SpecError, match=message) as info:
         parse_spec(BASE + "\n" + extra, "s.toml")
     assert "\n" not in str(info.value)
+
+
+def test_sections_declare_every_key():
+    """Every key of a fixed section says how it is checked, and its default passes that check:
+    a spec giving every default explicitly is the spec giving none."""
+    from arithforge.dse.spec import _toml
+
+    tables = ['name = "t"']
+    for table, cls in SECTIONS.items():
+        fields = dataclasses.fields(cls)
+        for f in fields:
+            meta = f.metadata
+            assert meta.get("check") or meta.get("what") or meta.get("choices") or \
+                f.type == "bool" or meta.get("bounds"), (table, f.name)
+        default = cls(weights=["int8"]) if cls is Formats else cls()
+        tables.append(f"[{table}]")
+        tables += [f"{k} = {_toml(v)}" for k, v in dataclasses.asdict(default).items()
+                   if v is not None]
+    spec = parse_spec("\n".join(tables) + "\n", "s.toml")
+    for table, cls in SECTIONS.items():
+        assert getattr(spec, table) == (cls(weights=["int8"]) if cls is Formats else cls())
+    bare = parse_spec('[formats]\nweights = ["int8"]\n', "s.toml")
+    assert bare.as_dict() == {**spec.as_dict(), "name": "s"}
+
+
+def test_as_dict_is_plain_data():
+    """What the runs and the report see: every section a dict, JSON as it is."""
+    spec = load_spec(None)
+    data = spec.as_dict()
+    assert list(data) == ["name", "seed", "formats", "datapaths", "workloads", "stages",
+                          "verify", "cost", "pareto", "search", "mixed", "accel", "references",
+                          "source"]
+    assert json.loads(json.dumps(data)) == data
+    assert data["workloads"] == {"names": ["synthetic", "digits-cnn"], "scaling": "auto",
+                                 "max_rows": 64, "max_cols": None, "end_metric": True, "seed": 0}
+    assert data["datapaths"]["sections"]["fma"]["only"] is None
+    assert data["mixed"]["datapath"] == spec.datapaths.enabled[0]
 
 
 def test_bad_format_name_points_at_its_key():
@@ -172,7 +227,7 @@ def test_row_limits_and_seeds_agree_with_evaluate():
                 parse_spec(text, "s.toml")
         else:
             wl = parse_spec(text, "s.toml").workloads
-            assert (wl["max_rows"], wl["max_cols"], wl["seed"]) == (value, value, value)
+            assert (wl.max_rows, wl.max_cols, wl.seed) == (value, value, value)
 
 
 def test_bounds_follow_the_descriptors():
@@ -189,7 +244,7 @@ def test_bounds_follow_the_descriptors():
                 value = f'"{v}x{v}"' if p.kind == "size" else str(v)
                 return parse_spec(f"{BASE}[datapaths.{name}]\n{key} = {value}\n", "s.toml")
             for v in (p.low, p.high):
-                assert spec(v).datapaths["sections"][name]["params"][key][0] in (v, f"{v}x{v}")
+                assert spec(v).datapaths.sections[name].params[key][0] in (v, f"{v}x{v}")
             with pytest.raises(SpecError, match=rf"^s\.toml:7: \[datapaths\.{name}\] {key}: "
                                                 rf"must (be|have sides) between {p.low} and "):
                 spec(p.high + 1)
@@ -205,17 +260,17 @@ def test_bounds_follow_the_descriptors():
     for key, (low, high) in BOUNDS.items():
         assert 0 <= low < high, key
     spec = load_spec(None)
-    assert spec.verify["random"] <= BOUNDS["[verify] random"][1]
+    assert spec.verify.random <= BOUNDS["[verify] random"][1]
 
 
 def test_scalars_become_lists_and_defaults_fill_in():
     spec = parse_spec(BASE + "[datapaths.fma]\nstages = 2\n", "s.toml")
-    section = spec.datapaths["sections"]["fma"]
-    assert section["params"] == {"rounding": ["rne"], "stages": [2], "normalization": ["exact"]}
-    assert section["datapath"] == "fma"
-    assert section["defaults"]["stages"] == 0
-    assert spec.stages["verify"] == "pareto"
-    assert spec.formats["activations"] == "same"
+    section = spec.datapaths.sections["fma"]
+    assert section.params == {"rounding": ["rne"], "stages": [2], "normalization": ["exact"]}
+    assert section.datapath == "fma"
+    assert section.defaults["stages"] == 0
+    assert spec.stages.verify == "pareto"
+    assert spec.formats.activations == "same"
 
 
 def test_kind_restricted_to_formats():
@@ -246,19 +301,19 @@ def test_default_spec_comes_from_the_descriptors():
     order; the rest of the text names no datapath."""
     assert DEFAULT_SPEC == default_spec_text()
     spec = load_spec(None)
-    assert spec.datapaths["enabled"] == default_labels() == \
+    assert spec.datapaths.enabled == default_labels() == \
         [label for d in with_face("sweep").values() for label in d.default_sweeps]
-    sections = spec.datapaths["sections"]
-    assert sections["fma_approx"]["datapath"] == "fma"
-    assert sections["fma_approx"]["params"]["normalization"] == [4]
-    assert sections["fma_approx"]["only"] == \
+    sections = spec.datapaths.sections
+    assert sections["fma_approx"].datapath == "fma"
+    assert sections["fma_approx"].params["normalization"] == [4]
+    assert sections["fma_approx"].only == \
         with_face("sweep")["fma"].default_sweeps["fma_approx"]["formats"]
-    assert sections["fma"]["only"] is None
-    assert spec.mixed["datapath"] == spec.datapaths["enabled"][0]
+    assert sections["fma"].only is None
+    assert spec.mixed.datapath == spec.datapaths.enabled[0]
     for name, d in with_face("sweep").items():
         for key, p in d.sweep.items():
-            if name in spec.datapaths["enabled"]:
-                assert sections[name]["params"][key] == [p.default]
+            if name in spec.datapaths.enabled:
+                assert sections[name].params[key] == [p.default]
                 assert f"# {p.help}" in DEFAULT_SPEC
 
 
@@ -279,7 +334,7 @@ def test_named_variant():
     # The mixed search may take the variant.
     mixed = parse_spec(text + '[mixed]\nenabled = true\nworkload = "synthetic"\n'
                               'datapath = "w8"\n', "s.toml")
-    assert mixed.mixed["datapath"] == "w8"
+    assert mixed.mixed.datapath == "w8"
 
 
 class _Toy(Descriptor):

@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         from ..dse.report import point_headers, point_row
 
-        for w in spec.workloads["names"]:
+        for w in spec.workloads.names:
             front = outcome.fronts.get((w, "area_um2"), [])
             points = [outcome.points[i] for i in
                       sorted(front, key=lambda i: outcome.points[i]["area_um2"])]

@@ -31,12 +31,12 @@ __all__ = ["Design", "Skip", "plan", "sweep_context"]
 def sweep_context(spec: Spec) -> SweepContext:
     """What a descriptor's ``plan`` reads of ``spec``: the (weights, activations) pairs, the
     accumulators and ``[workloads] scaling``."""
-    weights = list(spec.formats["weights"])
-    acts_list = spec.formats["activations"]
+    weights = list(spec.formats.weights)
+    acts_list = spec.formats.activations
     pairs = ([(w, w) for w in weights] if acts_list == "same"
              else [(w, a) for w in weights for a in acts_list])
-    return SweepContext(tuple(pairs), tuple(spec.formats["accumulators"]),
-                        str(spec.workloads["scaling"]))
+    return SweepContext(tuple(pairs), tuple(spec.formats.accumulators),
+                        str(spec.workloads.scaling))
 
 
 def plan(spec: Spec, hdl_names: frozenset[str] | None = None
@@ -50,16 +50,16 @@ def plan(spec: Spec, hdl_names: frozenset[str] | None = None
     ctx = sweep_context(spec)
     designs: list[Design] = []
     skips: list[Skip] = []
-    sections = spec.datapaths["sections"]
-    for label in spec.datapaths["enabled"]:
+    sections = spec.datapaths.sections
+    for label in spec.datapaths.enabled:
         section = sections[label]
-        d = get_datapath(section["datapath"])
+        d = get_datapath(section.datapath)
         if d.generator is None or (hdl_names is not None and d.name not in hdl_names):
             skips.append(Skip(label, "*", "*", "*",
                               f"datapath {d.name!r} has no hardware generator"))
             continue
-        defaults = dict(section["defaults"])
-        for item in d.plan(ctx, label, section["params"], section["only"]):
+        defaults = dict(section.defaults)
+        for item in d.plan(ctx, label, section.params, section.only):
             if isinstance(item, Skip):
                 skips.append(item)
             else:

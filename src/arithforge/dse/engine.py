@@ -49,7 +49,7 @@ STATUS_EVERY_S = 5.0
 
 
 def _trace_dir(out_dir: Path, spec: Spec, workload: str) -> Path:
-    return out_dir / "traces" / f"{workload}-seed{spec.workloads['seed']}"
+    return out_dir / "traces" / f"{workload}-seed{spec.workloads.seed}"
 
 
 def prepare_traces(spec: Spec, out_dir: Path) -> dict[str, Path]:
@@ -57,13 +57,13 @@ def prepare_traces(spec: Spec, out_dir: Path) -> dict[str, Path]:
     from ..workloads import build
 
     paths = {}
-    for name in spec.workloads["names"]:
+    for name in spec.workloads.names:
         path = _trace_dir(out_dir, spec, name)
         if not (path / "meta.json").is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=path.parent))
             try:
-                build(name, tmp, seed=int(spec.workloads["seed"])).close()
+                build(name, tmp, seed=spec.workloads.seed).close()
                 if path.exists():
                     shutil.rmtree(path)
                 tmp.rename(path)  # atomic: a killed build leaves no half trace behind
@@ -98,10 +98,10 @@ def explore(spec: Spec, out_dir: str | Path, *,
     if not designs:
         raise ArithforgeError(f"{spec.source}: the spec leaves no design to explore "
                               f"({len(skipped)} combinations skipped)")
-    traces = (prepare_traces(spec, out) if spec.stages["accuracy"] or spec.stages["accel"]
+    traces = (prepare_traces(spec, out) if spec.stages.accuracy or spec.stages.accel
               else {})
     seconds["plan"] = time.perf_counter() - t0
-    say(f"{len(designs)} designs x {len(spec.workloads['names'])} workloads, "
+    say(f"{len(designs)} designs x {len(spec.workloads.names)} workloads, "
         f"{len(skipped)} combinations skipped")
 
     with Store(out / "results.sqlite") as store, Tally(progress, say, status_every) as tally:
@@ -114,7 +114,7 @@ def explore(spec: Spec, out_dir: str | Path, *,
 
         try:
             search = None
-            if spec.search["method"] == "nsga2":
+            if spec.search.method == "nsga2":
                 from .search import nsga2_designs
 
                 refs = [d for d in designs if d.reference]
@@ -123,17 +123,17 @@ def explore(spec: Spec, out_dir: str | Path, *,
                 designs = designs + refs
             tasks: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
             with_hw = [d for d in designs if d.hdl is not None]
-            if spec.stages["cost"]:
+            if spec.stages.cost:
                 tasks += [("cost", cost_config(spec, d), {}) for d in with_hw]
-            if spec.stages["synth"] != "none":
-                tasks += [("synth", {**hdl_config(d), "target": spec.stages["synth"]}, {})
+            if spec.stages.synth != "none":
+                tasks += [("synth", {**hdl_config(d), "target": spec.stages.synth}, {})
                           for d in with_hw]
-            if spec.stages["accuracy"]:
+            if spec.stages.accuracy:
                 tasks += [("accuracy", accuracy_config(spec, d, w), {"trace": str(traces[w])})
-                          for w in spec.workloads["names"] for d in designs]
-            if spec.stages["accel"]:
+                          for w in spec.workloads.names for d in designs]
+            if spec.stages.accel:
                 tasks += [("accel", accel_config(spec, d, w), {"trace": str(traces[w])})
-                          for w in spec.workloads["names"] for d in with_hw]
+                          for w in spec.workloads.names for d in with_hw]
             phase("evaluate", tasks)
 
             points = _points(spec, store, designs)
@@ -144,7 +144,7 @@ def explore(spec: Spec, out_dir: str | Path, *,
                 phase("verify", [("verify", verify_config(spec, d), {}) for d in chosen])
                 verified = _write_rtl(spec, store, out, chosen)
             mixed = None
-            if spec.mixed["enabled"] and spec.stages["accuracy"] and spec.stages["cost"]:
+            if spec.mixed.enabled and spec.stages.accuracy and spec.stages.cost:
                 from .mixed import mixed_search
 
                 t = time.perf_counter()
@@ -197,20 +197,20 @@ def _points(spec: Spec, store: Store, designs: Sequence[Design]) -> list[dict[st
         }
         cost: dict[str, Any] | None = None
         errors = []
-        if spec.stages["cost"] and d.hdl is not None:
+        if spec.stages.cost and d.hdl is not None:
             row = _get(store, "cost", cost_config(spec, d))
             if row is None or row["status"] != "ok":
                 errors.append(f"cost: {row['error'] if row else 'not run'}")
             else:
                 cost = row["result"]
         synth = None
-        if spec.stages["synth"] != "none" and d.hdl is not None:
-            row = _get(store, "synth", {**hdl_config(d), "target": spec.stages["synth"]})
+        if spec.stages.synth != "none" and d.hdl is not None:
+            row = _get(store, "synth", {**hdl_config(d), "target": spec.stages.synth})
             if row is not None and row["status"] == "ok":
                 synth = row["result"]
             elif row is not None:
                 errors.append(f"synth: {row['error']}")
-        for w in spec.workloads["names"]:
+        for w in spec.workloads.names:
             p = dict(base, workload=w, cost=cost, synth=synth, accuracy=None)
             for key in ("area_um2", "energy_pj", "delay_ns", "ice40_luts", "transistors"):
                 value = None if cost is None else cost.get(key)
@@ -218,7 +218,7 @@ def _points(spec: Spec, store: Store, designs: Sequence[Design]) -> list[dict[st
             errs = list(errors)
             p["accel"] = None
             p["latency_s"] = p["energy_uj"] = math.nan
-            if spec.stages["accel"] and d.hdl is not None:
+            if spec.stages.accel and d.hdl is not None:
                 row = _get(store, "accel", accel_config(spec, d, w))
                 if row is None or row["status"] != "ok":
                     errs.append(f"accel: {row['error'] if row else 'not run'}")
@@ -226,7 +226,7 @@ def _points(spec: Spec, store: Store, designs: Sequence[Design]) -> list[dict[st
                     p["accel"] = row["result"]
                     p["latency_s"] = float(row["result"]["latency_s"])
                     p["energy_uj"] = float(row["result"]["energy_uj"])
-            if spec.stages["accuracy"]:
+            if spec.stages.accuracy:
                 row = _get(store, "accuracy", accuracy_config(spec, d, w))
                 if row is None or row["status"] != "ok":
                     errs.append(f"accuracy: {row['error'] if row else 'not run'}")
@@ -247,8 +247,8 @@ def _fronts(spec: Spec, points: list[dict[str, Any]]
             ) -> tuple[dict[tuple[str, str], list[int]], dict[tuple[str, str], int | None]]:
     fronts: dict[tuple[str, str], list[int]] = {}
     knees: dict[tuple[str, str], int | None] = {}
-    objectives = [o for o in spec.pareto["objectives"] if o != "accuracy"]
-    for w in spec.workloads["names"]:
+    objectives = [o for o in spec.pareto.objectives if o != "accuracy"]
+    for w in spec.workloads.names:
         # Accuracy-only references (tensor cores) have no cost: never on a hardware front.
         idx = [i for i, p in enumerate(points) if p["workload"] == w and p["status"] == "ok"
                and not p["reference"]]
@@ -274,7 +274,7 @@ def _finite(v: Any) -> float:
 
 def _to_verify(spec: Spec, points: list[dict[str, Any]],
                fronts: dict[tuple[str, str], list[int]]) -> list[Design]:
-    mode = spec.stages["verify"]
+    mode = spec.stages.verify
     if mode == "none":
         return []
     if mode == "all":

@@ -33,7 +33,7 @@ import numpy as np
 from .designs import Design, plan
 from .pareto import non_dominated
 from .run import accuracy_config, cost_config, run_tasks
-from .spec import Spec
+from .spec import Datapaths, Spec
 from .store import Store
 from .tasks import task_key
 
@@ -121,15 +121,19 @@ def mixed_search(spec: Spec, store: Store, designs: list[Design], traces: dict[s
                  ) -> dict[str, Any]:
     """Run the per-layer mixed-format search of ``spec.mixed``; return the report's data."""
     mx = spec.mixed
-    label = mx["datapath"]
+    label = mx.datapath
+    # parse_spec fills both in when the search is enabled.
+    assert label is not None
+    assert mx.formats is not None
     # The section's parameters on every format of [mixed] formats (its formats filter dropped).
-    sections = {**spec.datapaths["sections"]}
-    sections[label] = {**sections[label], "only": None}
+    sections = {**spec.datapaths.sections}
+    sections[label] = dataclasses.replace(sections[label], only=None)
     sub = dataclasses.replace(
-        spec, formats={**spec.formats, "weights": list(mx["formats"]), "activations": "same"},
-        datapaths={"enabled": [label], "sections": sections}, references=[])
+        spec, formats=dataclasses.replace(spec.formats, weights=list(mx.formats),
+                                          activations="same"),
+        datapaths=Datapaths([label], sections), references=[])
     sub_designs, _ = plan(sub)
-    w = mx["workload"]
+    w = mx.workload
     tasks: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     for d in sub_designs:
         tasks.append(("cost", cost_config(spec, d), {}))
@@ -143,11 +147,11 @@ def mixed_search(spec: Spec, store: Store, designs: list[Design], traces: dict[s
         arow = store.get(task_key("accuracy", accuracy_config(spec, d, w)))
         if crow and arow and crow["status"] == "ok" and arow["status"] == "ok":
             by_format[d.weights] = (crow["result"], arow["result"])
-    formats = [f for f in mx["formats"] if f in by_format]
-    missing = [f for f in mx["formats"] if f not in by_format]
+    formats = [f for f in mx.formats if f in by_format]
+    missing = [f for f in mx.formats if f not in by_format]
     if len(formats) < 2:
-        return {"workload": w, "datapath": mx["datapath"], "solutions": [],
-                "summary": f"needs two formats with accuracy and cost on {mx['datapath']}; "
+        return {"workload": w, "datapath": mx.datapath, "solutions": [],
+                "summary": f"needs two formats with accuracy and cost on {mx.datapath}; "
                            f"missing: {', '.join(missing)}"}
     layers = [ly["name"] for ly in by_format[formats[0]][1]["layers"]]
     err2 = np.array([[_err2(ly["rel_err"]) for ly in by_format[f][1]["layers"]]
@@ -156,12 +160,12 @@ def mixed_search(spec: Spec, store: Store, designs: list[Design], traces: dict[s
                     dtype=np.float64)
     area = np.array([by_format[f][0]["area_um2"] for f in formats])
     energy = np.array([by_format[f][0]["energy_pj"] for f in formats])
-    budget = float(mx["area_budget_um2"] or 2 * area.min())
+    budget = float(mx.area_budget_um2 or 2 * area.min())
     prob = Problem(layers, formats, err2, macs, area, energy, budget)
     exact = prob.brute_force() if len(formats) ** len(layers) <= BRUTE_FORCE_LIMIT else None
     try:
-        found = prob.nsga2(int(mx["population"]), int(mx["generations"]), int(mx["seed"]))
-        method = (f"NSGA-II (pymoo, population {mx['population']}, {mx['generations']} "
+        found = prob.nsga2(mx.population, mx.generations, mx.seed)
+        method = (f"NSGA-II (pymoo, population {mx.population}, {mx.generations} "
                   "generations)")
     except ModuleNotFoundError:
         found = None
@@ -190,12 +194,12 @@ def mixed_search(spec: Spec, store: Store, designs: list[Design], traces: dict[s
                  f"(enumerated: {len(formats) ** len(layers)} assignments).")
     uniform = ", ".join(f"{f}: {-10 * math.log10(max(err2[:, j].mean(), 1e-300)):.1f} dB"
                         for j, f in enumerate(formats))
-    summary = (f"{len(layers)} layers x {len(formats)} formats on {mx['datapath']}, area budget "
+    summary = (f"{len(layers)} layers x {len(formats)} formats on {mx.datapath}, area budget "
                f"{budget:,.0f} um2 (sum of the datapaths of the formats used); estimated SQNR "
                f"-10 log10(mean_l rel_err_l^2) from the measured per-layer errors; energy per "
                f"MAC weighted by each layer's MACs. Uniform assignments: {uniform}. {method}."
                f"{cover}" + (f" Missing formats: {', '.join(missing)}." if missing else ""))
-    return {"workload": w, "datapath": mx["datapath"], "budget_um2": budget,
+    return {"workload": w, "datapath": mx.datapath, "budget_um2": budget,
             "solutions": solutions, "summary": summary}
 
 

@@ -85,11 +85,11 @@ def write_plots(outcome: Outcome) -> dict[str, str]:
     matplotlib.use("Agg")
     files = {}
     plots = [("area_um2", "pareto_area"), ("energy_pj", "pareto_energy")]
-    if outcome.spec.stages["accel"]:
+    if outcome.spec.stages.accel:
         plots.append(("energy_uj", "pareto_inference"))
     for objective, name in plots:
         files[name] = _pareto(outcome, objective, outcome.out_dir / name)
-    for w in outcome.spec.workloads["names"]:
+    for w in outcome.spec.workloads.names:
         path = _heatmap(outcome, w, outcome.out_dir / f"sensitivity_{w}")
         if path:
             files[f"sensitivity_{w}"] = path
@@ -113,7 +113,7 @@ def _pareto_figure(outcome: Outcome, objective: str) -> Any:
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    workloads = outcome.spec.workloads["names"]
+    workloads = outcome.spec.workloads.names
     fig, axes = plt.subplots(1, len(workloads), figsize=(7.5 * len(workloads), 6), squeeze=False)
     for ax, w in zip(axes[0], workloads, strict=True):
         pts = [(i, p) for i, p in enumerate(outcome.points)
@@ -170,8 +170,8 @@ def _pareto_figure(outcome: Outcome, objective: str) -> Any:
         ax.xaxis.set_minor_formatter(
             matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}") if narrow
             else matplotlib.ticker.NullFormatter())
-        ax.set_xlabel(_UNITS[objective] + (f" ({outcome.spec.accel['array']} "
-                                           f"{outcome.spec.accel['dataflow']})"
+        ax.set_xlabel(_UNITS[objective] + (f" ({outcome.spec.accel.array} "
+                                           f"{outcome.spec.accel.dataflow})"
                                            if objective == "energy_uj" else ""))
         ax.set_ylabel(_metric_label([p for _, p in pts]) +
                       (" (exact shown at the top)" if any(math.isinf(p["metric"])

@@ -98,8 +98,8 @@ def _blocks(o: Outcome) -> list[Block]:
     b: list[Block] = [("h1", f"arithforge explore: {spec.name}")]
     n_ok = sum(p["status"] == "ok" for p in o.points)
     designs = len({p["ident"] for p in o.points})
-    b.append(("p", f"Spec `{spec.source}`; {designs} designs x {len(spec.workloads['names'])} "
-                   f"workloads ({', '.join(spec.workloads['names'])}) = {len(o.points)} points, "
+    b.append(("p", f"Spec `{spec.source}`; {designs} designs x {len(spec.workloads.names)} "
+                   f"workloads ({', '.join(spec.workloads.names)}) = {len(o.points)} points, "
                    f"{n_ok} complete; {len(o.skipped)} combinations skipped (reasons below). "
                    f"Tasks: {o.computed} computed by this run, {o.cached} found in "
                    f"`results.sqlite`, {o.failed} failed. Executor: {o.executor}. Wall time: "
@@ -114,21 +114,21 @@ def _blocks(o: Outcome) -> list[Block]:
                    "(`arithforge cost`, 45 nm, calibrated against Yosys), per MAC: multi-MAC "
                    "datapaths (bit-serial PE, LUT core) divide area by their MACs per cycle and "
                    "energy by their MACs per operation.")))
-    if spec.stages["accel"]:
+    if spec.stages.accel:
         b.append(("p", (f"Latency and energy per inference (`latency_s`, `energy_uj`): the "
-                       f"workload's GEMMs on a {spec.accel['array']} "
-                       f"{spec.accel['dataflow']} systolic array of the design's PEs "
+                       f"workload's GEMMs on a {spec.accel.array} "
+                       f"{spec.accel.dataflow} systolic array of the design's PEs "
                        "(`arithforge.sim.accelerator`, cycles-only schedule; clock from the "
                        "PE's critical path; energy = PE operations + SRAM and DRAM bits moved), "
                        "divided by the inferences the trace stands for (digits-cnn: its test "
                        "images; synthetic: one pass of its GEMMs).")))
-    for w in spec.workloads["names"]:
+    for w in spec.workloads.names:
         b.append(("h2", f"Pareto fronts: {w}"))
         shown = [("area_um2", "accuracy vs area"), ("energy_pj", "accuracy vs energy")]
-        if spec.stages["accel"]:
+        if spec.stages.accel:
             shown += [("latency_s", "accuracy vs latency per inference"),
                       ("energy_uj", "accuracy vs energy per inference")]
-        shown.append(("nd", "all objectives: " + ", ".join(spec.pareto["objectives"])))
+        shown.append(("nd", "all objectives: " + ", ".join(spec.pareto.objectives)))
         for obj, title in shown:
             if obj not in ("area_um2", "energy_pj", "nd") and (w, obj) not in o.fronts:
                 continue
@@ -147,7 +147,7 @@ def _blocks(o: Outcome) -> list[Block]:
             b.append(("img", (name, file)))
     synth = {p["ident"]: p for p in o.points if p.get("synth")}
     if synth:
-        b.append(("h2", f"Synthesis (Yosys, target {spec.stages['synth']})"))
+        b.append(("h2", f"Synthesis (Yosys, target {spec.stages.synth})"))
         rows = [[p["label"], *(_num(p["synth"].get(k), ",.0f") for k in
                                ("transistors", "luts", "carries", "ffs", "dsps")),
                  _num(p["ice40_luts"], ",.0f")] for p in synth.values()]
@@ -165,7 +165,7 @@ def _blocks(o: Outcome) -> list[Block]:
                 for v in o.verified]
         b.append(("table", (["design", "file", "vectors", "mismatches", "status"], rows)))
     else:
-        b.append(("p", f"No design verified (stages.verify = {spec.stages['verify']!r})."))
+        b.append(("p", f"No design verified (stages.verify = {spec.stages.verify!r})."))
     if o.mixed is not None:
         b += _mixed_blocks(o.mixed)
     if o.search is not None:

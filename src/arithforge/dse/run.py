@@ -32,9 +32,9 @@ Progress = Callable[[str, int, int], None]
 def accuracy_config(spec: Spec, d: Design, workload: str) -> dict[str, Any]:
     """Hashed configuration of a design's accuracy on a workload."""
     wl = spec.workloads
-    return {"workload": workload, "workload_seed": wl["seed"], "model": d.model,
-            "end_metric": wl["end_metric"], "max_rows": wl["max_rows"],
-            "max_cols": wl["max_cols"], "seed": 0}
+    return {"workload": workload, "workload_seed": wl.seed, "model": d.model,
+            "end_metric": wl.end_metric, "max_rows": wl.max_rows, "max_cols": wl.max_cols,
+            "seed": 0}
 
 
 def hdl_config(d: Design) -> dict[str, Any]:
@@ -45,14 +45,14 @@ def hdl_config(d: Design) -> dict[str, Any]:
 
 def cost_config(spec: Spec, d: Design) -> dict[str, Any]:
     """Hashed configuration of a design's analytical cost."""
-    return {**hdl_config(d), "macs": d.macs, "tech": spec.cost["tech"],
-            "node": spec.cost["node"], "calibrated": spec.cost["calibrated"]}
+    return {**hdl_config(d), "macs": d.macs, "tech": spec.cost.tech,
+            "node": spec.cost.node, "calibrated": spec.cost.calibrated}
 
 
 def accel_config(spec: Spec, d: Design, workload: str) -> dict[str, Any]:
     """Hashed configuration of a design's accelerator objectives on a workload."""
-    return {**hdl_config(d), "workload": workload, "workload_seed": spec.workloads["seed"],
-            "array": spec.accel["array"], "dataflow": spec.accel["dataflow"]}
+    return {**hdl_config(d), "workload": workload, "workload_seed": spec.workloads.seed,
+            "array": spec.accel.array, "dataflow": spec.accel.dataflow}
 
 
 def verify_config(spec: Spec, d: Design) -> dict[str, Any]:
@@ -64,9 +64,9 @@ def verify_config(spec: Spec, d: Design) -> dict[str, Any]:
     # The module is named after the hardware, not the design: designs sharing hardware (an MX
     # format and its element format on the FMA) share one verification and one compiled harness.
     digest = hashlib.sha256(canonical(hw).encode()).hexdigest()[:10]
-    return {**hw, "name": f"{hw['hdl']}_{digest}", "random": -(-v["random"] // scale),
-            "corner": v["corner"], "corner_n": max(64, 4096 // scale), "seed": v["seed"],
-            "lanes": v["lanes"]}
+    return {**hw, "name": f"{hw['hdl']}_{digest}", "random": -(-v.random // scale),
+            "corner": v.corner, "corner_n": max(64, 4096 // scale), "seed": v.seed,
+            "lanes": v.lanes}
 
 
 class Tally:

@@ -43,7 +43,7 @@ def nsga2_designs(spec: Spec, designs: list[Design], traces: dict[str, Path], st
         raise ArithforgeError("[search] method = 'nsga2' needs pymoo: pip install "
                               "'arithforge[dse]'") from exc
 
-    workload = spec.search["workload"] or spec.workloads["names"][0]
+    workload = spec.search.workload or spec.workloads.names[0]
     def variant(d: Design) -> tuple[Any, ...]:
         return (d.kind, d.acc, tuple(sorted(d.params.items())))
 
@@ -62,8 +62,8 @@ def nsga2_designs(spec: Spec, designs: list[Design], traces: dict[str, Path], st
                              xu=np.array([len(a) - 1 for a in axes]), vtype=int)
 
     # The first generation: distinct planned designs (a random genome is mostly infeasible).
-    population = int(spec.search["population"])
-    rng = np.random.default_rng(int(spec.search["seed"]))
+    population = spec.search.population
+    rng = np.random.default_rng(spec.search.seed)
     genomes = np.array([[pairs.index(p), variants.index(v)] for p, v in table])
     start = genomes[rng.permutation(len(genomes))[:population]]
     if len(start) < population:
@@ -73,8 +73,8 @@ def nsga2_designs(spec: Spec, designs: list[Design], traces: dict[str, Path], st
                       crossover=SBX(prob=0.9, eta=3.0, vtype=float, repair=RoundingRepair()),
                       mutation=PM(prob=1.0, eta=3.0, vtype=float, repair=RoundingRepair()),
                       eliminate_duplicates=True)
-    algorithm.setup(problem, termination=("n_gen", int(spec.search["generations"])),
-                    seed=int(spec.search["seed"]), verbose=False)
+    algorithm.setup(problem, termination=("n_gen", spec.search.generations),
+                    seed=spec.search.seed, verbose=False)
     evaluated: dict[str, Design] = {}
     generation = 0
     while algorithm.has_next():
@@ -104,7 +104,7 @@ def nsga2_designs(spec: Spec, designs: list[Design], traces: dict[str, Path], st
         pop.set("G", g)
         algorithm.tell(infills=pop)
     summary = (f"NSGA-II (pymoo) over {len(designs)} planned designs on {workload}: "
-               f"{generation} generations of {spec.search['population']}, "
+               f"{generation} generations of {spec.search.population}, "
                f"{len(evaluated)} designs evaluated ({len(evaluated) / len(designs):.0%} of the "
                "grid); objectives: accuracy metric (max) and area per MAC (min).")
     return list(evaluated.values()), {"summary": summary, "evaluated": len(evaluated),

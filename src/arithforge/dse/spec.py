@@ -5,6 +5,14 @@ values, which workloads, and which stages (accuracy, analytical cost, synthesis,
 run per point. ``docs/explore.md`` documents every key; :data:`DEFAULT_SPEC` is the built-in one
 ``arithforge explore`` runs without ``--spec``.
 
+Each fixed section is a frozen dataclass (:class:`Formats`, :class:`Workloads`, :class:`Stages`,
+:class:`Accel`, :class:`Verify`, :class:`Cost`, :class:`Pareto`, :class:`Search`,
+:class:`Mixed`: :data:`SECTIONS`) whose fields are its keys: type, default and constraints
+(choices, bounds, or a check function). One loader validates a table against those fields and
+builds the section; the rules between keys (verification needs the cost stage, the accelerator
+objectives its stage, ...) follow in :func:`parse_spec`. ``[datapaths]`` and ``[references]``
+take their keys from the datapath registry and are checked by hand.
+
 ``tomllib`` reports no positions for values, so :func:`key_lines` scans the text for table
 headers and ``key =`` lines to point an error at its line: ``spec.toml:12: [datapaths.fma] ...``.
 
@@ -23,45 +31,37 @@ variant such as ``fma_approx``), or any label whose section says ``datapath = "N
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import re
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .._errors import ArithforgeError
 from ..datapaths import DatapathError, Descriptor, ParamError
 from ..workloads.limits import check_sample_limit, check_seed
 
-__all__ = ["BOUNDS", "DEFAULT_SPEC", "Spec", "SpecError", "default_labels", "default_spec_text",
-           "key_lines", "load_spec", "parse_spec", "sweep_labels"]
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+__all__ = ["BOUNDS", "DEFAULT_SPEC", "SECTIONS", "Accel", "Cost", "DatapathSection", "Datapaths",
+           "Formats", "Mixed", "Pareto", "Search", "Spec", "SpecError", "Stages", "Verify",
+           "Workloads", "default_labels", "default_spec_text", "key_lines", "load_spec",
+           "parse_spec", "sweep_labels"]
+
+_D = TypeVar("_D", bound="DataclassInstance")
 
 
 class SpecError(ArithforgeError):
     """A sweep spec that does not validate; the message names the file, line and key."""
 
 
-_TOP_KEYS = {"name", "seed", "formats", "datapaths", "workloads", "stages", "verify", "cost",
-             "pareto", "search", "mixed", "accel", "references"}
-_SECTION_KEYS: dict[str, dict[str, Any]] = {
-    "formats": {"weights": None, "activations": "same", "accumulators": ["float32", "int32"]},
-    "workloads": {"names": ["synthetic", "digits-cnn"], "scaling": "auto", "max_rows": 64,
-                  "max_cols": None, "end_metric": True, "seed": 0},
-    "stages": {"accuracy": True, "cost": True, "synth": "none", "verify": "pareto",
-               "accel": True},
-    "verify": {"random": 10000, "corner": True, "lanes": 1, "seed": 0},
-    "cost": {"tech": None, "node": None, "calibrated": True},
-    "pareto": {"objectives": None},  # None: COST_OBJECTIVES, plus ACCEL_OBJECTIVES if on
-    "accel": {"array": "16x16", "dataflow": "os"},
-    "search": {"method": "grid", "workload": None, "population": 16, "generations": 4,
-               "seed": 0},
-    # [mixed] datapath None: the first enabled label that follows [formats] weights.
-    "mixed": {"enabled": False, "workload": "digits-cnn", "datapath": None, "formats": None,
-              "area_budget_um2": None, "population": 32, "generations": 40, "seed": 0},
-}
 SCALINGS = ("auto", "none", "per-tensor", "per-channel", "per-block")
 
 #: Inclusive ranges of the spec's integers that are not a generator's parameter, by ``[table]
@@ -83,6 +83,214 @@ OBJECTIVES = ("accuracy", "area_um2", "energy_pj", "delay_ns", "ice40_luts", "tr
               *ACCEL_OBJECTIVES)
 #: ``[pareto] objectives`` when not given (plus :data:`ACCEL_OBJECTIVES` with the stage on).
 DEFAULT_OBJECTIVES = ("accuracy", "area_um2", "energy_pj", "delay_ns", "ice40_luts")
+
+
+# -- the fixed sections ----------------------------------------------------------------------
+# Each fixed section is a frozen dataclass and each of its fields a key: the annotation says its
+# type, the default its default, the metadata (_key) its constraints. _load validates a table
+# against them and builds the section; the rules between keys follow in parse_spec.
+
+
+def _key(default: Any, *, what: str = "",
+         choices: Sequence[Any] | Callable[[], Sequence[Any]] = (),
+         bounds: tuple[int, int] | None = None, check: Callable[[Any, str], Any] | None = None
+         ) -> Any:
+    """A key of a spec section: its default (a list is copied for each section) and checks.
+
+    ``what`` says what a value is, for its type error (``must be WHAT, not 5``; a list key: one
+    item, ``must be WHAT or a list of them``; a required key: ``is required: WHAT``). A key with
+    ``choices`` (or a function returning them), and no ``what``, says them instead. ``bounds``
+    is the inclusive range of an integer (an entry of :data:`BOUNDS`). ``check(value, key)``
+    replaces all of these: it returns the value or raises :class:`ArithforgeError` reading ``KEY
+    must be ...`` (the checks of :mod:`arithforge.workloads.limits`, shared with ``evaluate``).
+    """
+    meta = {"what": what, "choices": choices, "bounds": bounds, "check": check}
+    if isinstance(default, list):
+        return field(default_factory=default.copy, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _format_names(value: Any, what: str) -> list[str]:
+    """A catalog format name, or a list of them: the list."""
+    from ..formats import get_format
+
+    names = value if isinstance(value, list) else [value]
+    for n in names:
+        if not isinstance(n, str):
+            raise ArithforgeError(f"{what} must be a format name or a list of them, not {n!r}")
+    if not names:
+        raise ArithforgeError(f"{what} must not be empty")
+    for n in names:
+        try:
+            get_format(n)
+        except ValueError as exc:
+            raise ArithforgeError(str(exc)) from None
+    return names
+
+
+def _activations(value: Any, what: str) -> str | list[str]:
+    """``"same"``, or format names (:func:`_format_names`)."""
+    return "same" if value == "same" else _format_names(value, what)
+
+
+def _array_size(value: Any, what: str) -> str:
+    """A systolic array size ``"RxC"``, each side in ``BOUNDS["[accel] array"]``."""
+    if not isinstance(value, str):
+        raise ArithforgeError(f"{what} must be an array size 'RxC', not {value!r}")
+    if not re.fullmatch(r"[1-9][0-9]*x[1-9][0-9]*", value):
+        raise ArithforgeError(f"{what} must be an array size 'RxC' such as '16x16', "
+                              f"not {value!r}")
+    low, high = BOUNDS["[accel] array"]
+    if not all(low <= int(side) <= high for side in value.split("x")):
+        raise ArithforgeError(f"{what} must have sides between {low} and {high}, not {value!r}")
+    return value
+
+
+def _area_budget(value: Any, what: str) -> float:
+    """A finite positive area in square micrometres (an integer stays one)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ArithforgeError(f"{what} must be a number of square micrometres, not {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ArithforgeError(f"{what} must be a finite positive number, not {value!r}")
+    return value
+
+
+def _workload_names() -> list[str]:
+    from ..workloads import WORKLOADS
+
+    return list(WORKLOADS)
+
+
+@dataclass(frozen=True)
+class Formats:
+    """``[formats]``: the weight formats swept, their activation formats (``"same"``: each
+    weight format with itself; a list: every weight x activation pair), the accumulators."""
+
+    weights: list[str] = field(metadata={"what": "a list of format names",
+                                         "check": _format_names})
+    activations: Literal["same"] | list[str] = _key("same", check=_activations)
+    accumulators: list[str] = _key(["float32", "int32"], check=_format_names)
+
+
+@dataclass(frozen=True)
+class Workloads:
+    """``[workloads]``: the workloads every design runs, and how."""
+
+    names: list[str] = _key(["synthetic", "digits-cnn"], what="a workload name",
+                            choices=_workload_names)
+    scaling: str = _key("auto", choices=SCALINGS)
+    # The checks of `arithforge evaluate --max-rows` and `--seed`: 0 rows is refused by both.
+    max_rows: int | None = _key(64, check=check_sample_limit)
+    max_cols: int | None = _key(None, check=check_sample_limit)
+    end_metric: bool = True
+    seed: int = _key(0, check=check_seed)
+
+
+@dataclass(frozen=True)
+class Stages:
+    """``[stages]``: what runs per design (``verify``: none, the Pareto designs, or all)."""
+
+    accuracy: bool = True
+    cost: bool = True
+    synth: str = _key("none", choices=("none", "cmos", "ice40", "ecp5"))
+    verify: str = _key("pareto", choices=("none", "pareto", "all"))
+    accel: bool = True
+
+
+@dataclass(frozen=True)
+class Accel:
+    """``[accel]``: the systolic array of the accelerator stage, ``"RxC"`` PEs, output (``os``)
+    or weight (``ws``) stationary."""
+
+    array: str = _key("16x16", check=_array_size)
+    dataflow: str = _key("os", choices=("os", "ws"))
+
+
+@dataclass(frozen=True)
+class Verify:
+    """``[verify]``: the Verilator vectors per design (``random`` and the corners)."""
+
+    random: int = _key(10_000, bounds=BOUNDS["[verify] random"])
+    corner: bool = True
+    lanes: int = _key(1, bounds=BOUNDS["[verify] lanes"])
+    seed: int = _key(0, check=check_seed)
+
+
+@dataclass(frozen=True)
+class Cost:
+    """``[cost]``: the technology of the cost model (None: the shipped 45 nm one)."""
+
+    tech: str | None = _key(None, what="a path")
+    node: int | None = _key(None, what="a node in nm", choices=(45, 28, 16, 7))
+    calibrated: bool = True
+
+
+@dataclass(frozen=True)
+class Pareto:
+    """``[pareto]``: the objectives of the N-objective front. The default is
+    :data:`DEFAULT_OBJECTIVES` plus :data:`ACCEL_OBJECTIVES` (without them when ``[stages] accel``
+    is off: :func:`parse_spec`)."""
+
+    objectives: list[str] = _key([*DEFAULT_OBJECTIVES, *ACCEL_OBJECTIVES], what="an objective",
+                                 choices=OBJECTIVES)
+
+
+@dataclass(frozen=True)
+class Search:
+    """``[search]``: grid, or NSGA-II over the grid on ``workload`` (None: the first of
+    ``[workloads] names``)."""
+
+    method: str = _key("grid", choices=("grid", "nsga2"))
+    workload: str | None = _key(None, what="a workload name")
+    population: int = _key(16, bounds=BOUNDS["[search] population"])
+    generations: int = _key(4, bounds=BOUNDS["[search] generations"])
+    seed: int = _key(0, check=check_seed)
+
+
+@dataclass(frozen=True)
+class Mixed:
+    """``[mixed]``: the per-layer mixed-format search. With ``enabled``, :func:`parse_spec` fills
+    in ``datapath`` (the first enabled label whose designs follow ``[formats] weights``) and
+    ``formats`` (those weights); ``area_budget_um2`` None is twice the cheapest format's area."""
+
+    enabled: bool = False
+    workload: str = _key("digits-cnn", what="a workload name")
+    datapath: str | None = _key(None, what="a datapath label")
+    formats: list[str] | None = _key(None, check=_format_names)
+    area_budget_um2: float | None = _key(None, check=_area_budget)
+    population: int = _key(32, bounds=BOUNDS["[mixed] population"])
+    generations: int = _key(40, bounds=BOUNDS["[mixed] generations"])
+    seed: int = _key(0, check=check_seed)
+
+
+@dataclass(frozen=True)
+class DatapathSection:
+    """A ``[datapaths.LABEL]`` section: its datapath, the values of each sweep parameter,
+    ``defaults`` (the label's own values, left out of design labels) and ``only`` (a weight
+    format filter, or None)."""
+
+    datapath: str
+    params: dict[str, list[Any]]
+    defaults: dict[str, Any]
+    only: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class Datapaths:
+    """``[datapaths]``: the labels to sweep, and a section for every label (those of
+    :func:`sweep_labels`, and the spec's own). Its keys come from the datapath registry: checked
+    by :func:`_datapaths`, not by the fields."""
+
+    enabled: list[str]
+    sections: dict[str, DatapathSection]
+
+
+#: The fixed sections, by table. ``[datapaths]`` and ``[references]`` have keys from the
+#: datapath registry.
+SECTIONS: dict[str, type[Any]] = {
+    "formats": Formats, "workloads": Workloads, "stages": Stages, "accel": Accel,
+    "verify": Verify, "cost": Cost, "pareto": Pareto, "search": Search, "mixed": Mixed}
+_TOP_KEYS = {"name", "seed", "datapaths", "references", *SECTIONS}
 
 _DEFAULT_HEAD = """\
 # The built-in sweep of `arithforge explore` (docs/explore.md documents every key).
@@ -261,11 +469,10 @@ class Spec:
     -------
     name : str
     seed : int
-    formats, datapaths, workloads, stages, verify, cost, pareto, search, mixed, accel : dict
-        The sections (``docs/explore.md``); ``datapaths`` holds ``enabled`` (labels) and
-        ``sections``: per label its ``datapath``, ``params`` (lists of values), ``defaults``
-        (the label's own values, left out of design labels) and ``only`` (a weight-format
-        filter or None).
+    formats, workloads, stages, verify, cost, pareto, search, mixed, accel
+        The fixed sections (``docs/explore.md``): :class:`Formats`, :class:`Workloads`...
+    datapaths : Datapaths
+        ``enabled`` (labels) and ``sections``: per label a :class:`DatapathSection`.
     references : list of dict
         Accuracy-only reference points: ``datapath`` and what its ``parse_reference`` made.
     source : str
@@ -276,26 +483,26 @@ class Spec:
 
     name: str
     seed: int
-    formats: dict[str, Any]
-    datapaths: dict[str, Any]
-    workloads: dict[str, Any]
-    stages: dict[str, Any]
-    verify: dict[str, Any]
-    cost: dict[str, Any]
-    pareto: dict[str, Any]
-    search: dict[str, Any]
-    mixed: dict[str, Any]
+    formats: Formats
+    datapaths: Datapaths
+    workloads: Workloads
+    stages: Stages
+    verify: Verify
+    cost: Cost
+    pareto: Pareto
+    search: Search
+    mixed: Mixed
     source: str = "<default>"
     text: str = field(default="", repr=False)
-    accel: dict[str, Any] = field(default_factory=lambda: dict(_SECTION_KEYS["accel"]))
+    accel: Accel = field(default_factory=Accel)
     references: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        """Return the spec as plain data (without its text)."""
-        return {k: getattr(self, k) for k in ("name", "seed", "formats", "datapaths",
-                                               "workloads", "stages", "verify", "cost",
-                                               "pareto", "search", "mixed", "accel",
-                                               "references", "source")}
+        """Return the spec as plain data (without its text): every section a dict."""
+        data = dataclasses.asdict(self)
+        return {k: data[k] for k in ("name", "seed", "formats", "datapaths", "workloads",
+                                     "stages", "verify", "cost", "pareto", "search", "mixed",
+                                     "accel", "references", "source")}
 
 
 class _Checker:
@@ -324,65 +531,100 @@ class _Checker:
             raise self.fail(path, f"must be a table, not {value!r}")
         return value
 
-    def listof(self, path: tuple[str, ...], value: Any, kind: type | tuple[type, ...],
-               what: str, *, empty: bool = False) -> list[Any]:
+    def listof(self, path: tuple[str, ...], value: Any, kind: type, what: str, *,
+               empty: bool = False) -> list[Any]:
         values = value if isinstance(value, list) else [value]
         for v in values:
-            if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
+            if not _is(v, kind):
                 raise self.fail(path, f"must be {what} or a list of them, not {v!r}")
         if not values and not empty:
             raise self.fail(path, "must not be empty")
         return values
 
-    def scalar(self, path: tuple[str, ...], value: Any, kind: type | tuple[type, ...],
-               what: str) -> Any:
-        # TOML's true is a Python bool, an int: refuse it wherever a number is asked for.
-        numeric = kind is int or (isinstance(kind, tuple) and int in kind)
-        if not isinstance(value, kind) or (numeric and isinstance(value, bool)):
+    def scalar(self, path: tuple[str, ...], value: Any, kind: type, what: str) -> Any:
+        if not _is(value, kind):
             raise self.fail(path, f"must be {what}, not {value!r}")
         return value
 
-    def integer(self, path: tuple[str, ...], value: Any, bounds: str | tuple[int, int]) -> int:
-        """An integer in ``BOUNDS[bounds]`` (or the range ``bounds``)."""
-        low, high = BOUNDS[bounds] if isinstance(bounds, str) else bounds
-        self.scalar(path, value, int, f"an integer between {low} and {high}")
-        if not low <= value <= high:
-            raise self.fail(path, f"must be between {low} and {high}, not {value!r}")
-        return int(value)
-
-    def shared(self, path: tuple[str, ...], check: Any, value: Any) -> Any:
-        """``check(value, key)`` of :mod:`arithforge.workloads.limits`, its error on our line."""
+    def shared(self, path: tuple[str, ...], check: Callable[[Any, str], Any], value: Any) -> Any:
+        """``check(value, key)`` (:func:`_key`), its error on our line."""
         try:
             return check(value, path[-1])
         except ArithforgeError as exc:
-            raise self.fail(path, str(exc).removeprefix(f"{path[-1]} ")) from None
+            message = str(exc).split("\n")[0]
+            raise self.fail(path, message.removeprefix(f"{path[-1]} ")) from None
 
-    def choice(self, path: tuple[str, ...], value: Any, choices: Any) -> Any:
+    def choice(self, path: tuple[str, ...], value: Any, choices: Sequence[Any]) -> Any:
         if value not in choices:
-            raise self.fail(path, f"must be one of {', '.join(map(str, choices))}, "
-                                  f"not {value!r}")
+            raise self.fail(path, _one_of(choices, value))
         return value
 
 
-def _format_names(check: _Checker, path: tuple[str, ...], value: Any) -> list[str]:
-    from ..formats import get_format
-
-    names = check.listof(path, value, str, "a format name")
-    for n in names:
-        try:
-            get_format(n)
-        except ValueError as exc:
-            raise check.fail(path, str(exc).split("\n")[0]) from None
-    return names
+def _is(value: Any, kind: type) -> bool:
+    """Whether ``value`` is a ``kind``: TOML's ``true`` (a Python int) is no number."""
+    if kind is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int | float) if kind is float else isinstance(value, kind)
 
 
-def _section(check: _Checker, data: Mapping[str, Any], name: str) -> dict[str, Any]:
+def _load(check: _Checker, data: Mapping[str, Any], name: str, cls: type[_D],
+          **derived: Any) -> _D:
+    """Validate table ``[name]`` of ``data`` against the fields of the dataclass ``cls`` and
+    build it: unknown keys, required ones, then each given key (:func:`_key`). ``derived``:
+    defaults that depend on other sections, in place of the fields' own."""
     given = check.table((name,), data.get(name, {}))
-    known = _SECTION_KEYS[name]
+    keys = {f.name: f for f in dataclasses.fields(cls)}
     for key in given:
-        if key not in known:
-            raise check.unknown((name, key), list(known))
-    return {**{k: v for k, v in known.items()}, **given}
+        if key not in keys:
+            raise check.unknown((name, key), list(keys))
+    hints = typing.get_type_hints(cls)
+    values = dict(derived)
+    for key, f in keys.items():
+        if key in given:
+            values[key] = _value(check, (name, key), hints[key], f.metadata, given[key])
+        elif f.default is MISSING and f.default_factory is MISSING and key not in derived:
+            raise check.fail((name, key), f"is required: {f.metadata['what']}")
+    return cls(**values)
+
+
+def _value(check: _Checker, path: tuple[str, ...], tp: Any, meta: Mapping[str, Any],
+           value: Any) -> Any:
+    """A key's value, checked as its field says (:func:`_key`): by its own ``check``, else a
+    scalar of its type or a list of them (a scalar is a list of one), in its choices and in its
+    bounds."""
+    if meta.get("check") is not None:
+        return check.shared(path, meta["check"], value)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):  # X | None: None is no value
+        (tp,) = [a for a in typing.get_args(tp) if a is not type(None)]
+    is_list = typing.get_origin(tp) is list
+    kind = typing.get_args(tp)[0] if is_list else tp
+    choices = meta.get("choices", ())
+    choices = choices() if callable(choices) else choices
+    bounds = meta.get("bounds")
+    what = meta.get("what") or ("true or false" if kind is bool else
+                                f"an integer between {bounds[0]} and {bounds[1]}" if bounds
+                                else "")
+    assert what or choices, f"{path}: a key needs what, choices or check"
+    values = value if is_list and isinstance(value, list) else [value]
+    for v in values:
+        if not _is(v, kind):
+            # A key of a few values says them, whatever the type.
+            raise check.fail(path, f"must be {what}{' or a list of them' if is_list else ''}, "
+                                   f"not {v!r}" if what else _one_of(choices, v))
+    if not values:
+        raise check.fail(path, "must not be empty")
+    for v in values:
+        if choices:
+            check.choice(path, v, choices)
+        if bounds and not bounds[0] <= v <= bounds[1]:
+            raise check.fail(path, f"must be between {bounds[0]} and {bounds[1]}, not {v!r}")
+    return values if is_list else value
+
+
+def _one_of(choices: Sequence[Any], value: Any) -> str:
+    return f"must be one of {', '.join(map(str, choices))}, not {value!r}"
 
 
 def parse_spec(text: str, source: str = "<spec>") -> Spec:
@@ -407,110 +649,48 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
             raise check.unknown((key,), sorted(_TOP_KEYS))
     name = check.scalar(("name",), data.get("name", Path(source).stem), str, "a string")
     seed = check.shared(("seed",), check_seed, data.get("seed", 0))
-
-    fm = _section(check, data, "formats")
-    if fm["weights"] is None:
-        raise check.fail(("formats", "weights"), "is required: a list of format names")
-    fm["weights"] = _format_names(check, ("formats", "weights"), fm["weights"])
-    if fm["activations"] != "same":
-        fm["activations"] = _format_names(check, ("formats", "activations"), fm["activations"])
-    fm["accumulators"] = _format_names(check, ("formats", "accumulators"), fm["accumulators"])
-
+    formats = _load(check, data, "formats", Formats)
     datapaths = _datapaths(check, data)
-
-    wl = _section(check, data, "workloads")
-    from ..workloads import WORKLOADS
-
-    for w in check.listof(("workloads", "names"), wl["names"], str, "a workload name"):
-        check.choice(("workloads", "names"), w, list(WORKLOADS))
-    wl["names"] = check.listof(("workloads", "names"), wl["names"], str, "a workload name")
-    check.choice(("workloads", "scaling"), wl["scaling"], SCALINGS)
-    for key in ("max_rows", "max_cols"):
-        # The check of `arithforge evaluate --max-rows`: 0 is refused by both.
-        wl[key] = check.shared(("workloads", key), check_sample_limit, wl[key])
-    check.scalar(("workloads", "end_metric"), wl["end_metric"], bool, "true or false")
-    wl["seed"] = check.shared(("workloads", "seed"), check_seed, wl["seed"])
-
-    st = _section(check, data, "stages")
-    check.scalar(("stages", "accuracy"), st["accuracy"], bool, "true or false")
-    check.scalar(("stages", "cost"), st["cost"], bool, "true or false")
-    check.choice(("stages", "synth"), st["synth"], ("none", "cmos", "ice40", "ecp5"))
-    check.choice(("stages", "verify"), st["verify"], ("none", "pareto", "all"))
-    if st["verify"] != "none" and not st["cost"]:
-        raise check.fail(("stages", "verify"), "needs cost = true (designs are chosen by cost)")
-    check.scalar(("stages", "accel"), st["accel"], bool, "true or false")
-    ac = _section(check, data, "accel")
-    array = check.scalar(("accel", "array"), ac["array"], str, "an array size 'RxC'")
-    if not re.fullmatch(r"[1-9][0-9]*x[1-9][0-9]*", array):
-        raise check.fail(("accel", "array"), f"must be an array size 'RxC' such as '16x16', "
-                                             f"not {array!r}")
-    _sides(check, ("accel", "array"), array, BOUNDS["[accel] array"])
-    check.choice(("accel", "dataflow"), ac["dataflow"], ("os", "ws"))
-
-    vf = _section(check, data, "verify")
-    for key in ("random", "lanes"):
-        check.integer(("verify", key), vf[key], f"[verify] {key}")
-    vf["seed"] = check.shared(("verify", "seed"), check_seed, vf["seed"])
-    check.scalar(("verify", "corner"), vf["corner"], bool, "true or false")
-    if vf["random"] == 0 and not vf["corner"]:
-        raise check.fail(("verify", "random"), "and corner = false leave no vector to verify")
-
-    co = _section(check, data, "cost")
-    if co["tech"] is not None:
-        check.scalar(("cost", "tech"), co["tech"], str, "a path")
-    if co["node"] is not None:
-        check.scalar(("cost", "node"), co["node"], int, "a node in nm")
-        check.choice(("cost", "node"), co["node"], (45, 28, 16, 7))
-    check.scalar(("cost", "calibrated"), co["calibrated"], bool, "true or false")
-    _tech(check, co)
-
-    pa = _section(check, data, "pareto")
-    if pa["objectives"] is None:
-        pa["objectives"] = [*DEFAULT_OBJECTIVES, *(ACCEL_OBJECTIVES if st["accel"] else ())]
-    objectives = check.listof(("pareto", "objectives"), pa["objectives"], str, "an objective")
-    for o in objectives:
-        check.choice(("pareto", "objectives"), o, OBJECTIVES)
-        if o in ACCEL_OBJECTIVES and not st["accel"]:
-            raise check.fail(("pareto", "objectives"), f"{o!r} needs [stages] accel = true")
-    if "accuracy" not in objectives or len(objectives) < 2:
-        raise check.fail(("pareto", "objectives"), "must hold accuracy and at least one cost")
-
-    se = _section(check, data, "search")
-    check.choice(("search", "method"), se["method"], ("grid", "nsga2"))
-    for key in ("population", "generations"):
-        check.integer(("search", key), se[key], f"[search] {key}")
-    se["seed"] = check.shared(("search", "seed"), check_seed, se["seed"])
-    if se["workload"] is not None and se["workload"] not in wl["names"]:
-        raise check.fail(("search", "workload"), f"must be one of [workloads] names "
-                                                 f"({', '.join(wl['names'])}), not "
-                                                 f"{se['workload']!r}")
-
-    mx = _section(check, data, "mixed")
-    check.scalar(("mixed", "enabled"), mx["enabled"], bool, "true or false")
-    if mx["enabled"]:
-        if mx["workload"] not in wl["names"]:
-            raise check.fail(("mixed", "workload"), f"must be one of [workloads] names "
-                                                    f"({', '.join(wl['names'])}), not "
-                                                    f"{mx['workload']!r}")
-        mx["datapath"] = _mixed_datapath(check, mx["datapath"], datapaths)
-        mx["formats"] = _format_names(check, ("mixed", "formats"),
-                                      mx["formats"] if mx["formats"] is not None
-                                      else fm["weights"])
-        if len(mx["formats"]) < 2:
-            raise check.fail(("mixed", "formats"), "needs at least two formats to mix")
-    # Checked whether or not the stage is enabled: a spec is valid or not as a whole.
-    if mx["area_budget_um2"] is not None:
-        budget = check.scalar(("mixed", "area_budget_um2"), mx["area_budget_um2"],
-                              (int, float), "a number of square micrometres")
-        if not (math.isfinite(budget) and budget > 0):
-            raise check.fail(("mixed", "area_budget_um2"),
-                             f"must be a finite positive number, not {budget!r}")
-    for key in ("population", "generations"):
-        check.integer(("mixed", key), mx[key], f"[mixed] {key}")
-    mx["seed"] = check.shared(("mixed", "seed"), check_seed, mx["seed"])
+    workloads = _load(check, data, "workloads", Workloads)
+    stages = _load(check, data, "stages", Stages)
+    accel = _load(check, data, "accel", Accel)
+    verify = _load(check, data, "verify", Verify)
+    cost = _load(check, data, "cost", Cost)
+    pareto = _load(check, data, "pareto", Pareto, objectives=[
+        *DEFAULT_OBJECTIVES, *(ACCEL_OBJECTIVES if stages.accel else ())])
+    search = _load(check, data, "search", Search)
+    mixed = _load(check, data, "mixed", Mixed)
     references = _references(check, data)
-    return Spec(name, seed, fm, datapaths, wl, st, vf, co, pa, se, mx, source, text, accel=ac,
-                references=references)
+
+    # The rules between keys. A key is checked whether or not its stage is on (a spec is valid
+    # or not as a whole); a rule that needs a stage only with it.
+    if stages.verify != "none" and not stages.cost:
+        raise check.fail(("stages", "verify"), "needs cost = true (designs are chosen by cost)")
+    if verify.random == 0 and not verify.corner:
+        raise check.fail(("verify", "random"), "and corner = false leave no vector to verify")
+    _tech(check, cost)
+    for o in pareto.objectives:
+        if o in ACCEL_OBJECTIVES and not stages.accel:
+            raise check.fail(("pareto", "objectives"), f"{o!r} needs [stages] accel = true")
+    if "accuracy" not in pareto.objectives or len(pareto.objectives) < 2:
+        raise check.fail(("pareto", "objectives"), "must hold accuracy and at least one cost")
+    names = workloads.names
+    if search.workload is not None and search.workload not in names:
+        raise check.fail(("search", "workload"), f"must be one of [workloads] names "
+                                                 f"({', '.join(names)}), not "
+                                                 f"{search.workload!r}")
+    if mixed.enabled:
+        if mixed.workload not in names:
+            raise check.fail(("mixed", "workload"), f"must be one of [workloads] names "
+                                                    f"({', '.join(names)}), not "
+                                                    f"{mixed.workload!r}")
+        mixed = dataclasses.replace(
+            mixed, datapath=_mixed_datapath(check, mixed.datapath, datapaths),
+            formats=list(formats.weights) if mixed.formats is None else mixed.formats)
+        if len(mixed.formats or ()) < 2:
+            raise check.fail(("mixed", "formats"), "needs at least two formats to mix")
+    return Spec(name, seed, formats, datapaths, workloads, stages, verify, cost, pareto, search,
+                mixed, source, text, accel=accel, references=references)
 
 
 def _reference_datapaths() -> dict[str, Descriptor]:
@@ -541,12 +721,9 @@ def _references(check: _Checker, data: Mapping[str, Any]) -> list[dict[str, str]
     return out
 
 
-def _datapaths(check: _Checker, data: Mapping[str, Any]) -> dict[str, Any]:
+def _datapaths(check: _Checker, data: Mapping[str, Any]) -> Datapaths:
     """``[datapaths]``: ``enabled`` (labels) and one section per label: every built-in label
-    (:func:`sweep_labels`) and every section of the spec.
-
-    Returns ``{"enabled": [label, ...], "sections": {label: {"datapath": NAME, "params": {key:
-    [values]}, "defaults": {key: value}, "only": [formats] or None}}}``; ``defaults`` are the
+    (:func:`sweep_labels`) and every section of the spec. A section's ``defaults`` are the
     label's own (:func:`_label_defaults`), before the spec's values.
     """
     from ..datapaths import DATAPATHS
@@ -554,11 +731,11 @@ def _datapaths(check: _Checker, data: Mapping[str, Any]) -> dict[str, Any]:
     given = check.table(("datapaths",), data.get("datapaths", {}))
     labels = sweep_labels()
     known = ["enabled", *labels]
-    sections: dict[str, dict[str, Any]] = {}
+    sections: dict[str, DatapathSection] = {}
     for label, d in labels.items():
-        sections[label] = {"datapath": d.name, "params": {k: [v] for k, v in
-                                                          _label_defaults(d, label).items()},
-                           "defaults": _label_defaults(d, label), "only": None}
+        sections[label] = DatapathSection(d.name, {k: [v] for k, v in
+                                                   _label_defaults(d, label).items()},
+                                          _label_defaults(d, label))
     for label, table in given.items():
         if label == "enabled":
             continue
@@ -576,14 +753,13 @@ def _datapaths(check: _Checker, data: Mapping[str, Any]) -> dict[str, Any]:
             if key == "datapath":
                 continue
             if key == "formats" and d.per_format:
-                only = _format_names(check, kpath, value)
+                only = check.shared(kpath, _format_names, value)
             elif key in d.sweep:
                 params[key] = _param_values(check, kpath, d.sweep[key], value)
             else:
                 raise check.unknown(kpath, [*d.sweep, *(["formats"] if d.per_format else []),
                                             "datapath"])
-        sections[label] = {"datapath": d.name, "params": params, "defaults": defaults,
-                           "only": only}
+        sections[label] = DatapathSection(d.name, params, defaults, only)
     enabled = default_labels() if "enabled" not in given else \
         check.listof(("datapaths", "enabled"), given["enabled"], str, "a datapath label")
     for label in enabled:
@@ -596,7 +772,7 @@ def _datapaths(check: _Checker, data: Mapping[str, Any]) -> dict[str, Any]:
             except DatapathError as exc:
                 raise check.fail(("datapaths", "enabled"), str(exc)) from None
         check.choice(("datapaths", "enabled"), label, list(sections))
-    return {"enabled": list(enabled), "sections": sections}
+    return Datapaths(list(enabled), sections)
 
 
 def _section_datapath(check: _Checker, path: tuple[str, ...], label: str,
@@ -643,41 +819,32 @@ def _param_values(check: _Checker, path: tuple[str, ...], param: Any, value: Any
     return out
 
 
-def _mixed_datapath(check: _Checker, label: Any, datapaths: dict[str, Any]) -> str:
+def _mixed_datapath(check: _Checker, label: str | None, datapaths: Datapaths) -> str:
     """``[mixed] datapath``: a label whose designs follow ``[formats] weights``, one format each
     (default: the first enabled one)."""
     from ..datapaths import get
 
-    sections = datapaths["sections"]
-    mixable = [lb for lb, sec in sections.items() if get(sec["datapath"]).per_format]
+    mixable = [lb for lb, sec in datapaths.sections.items() if get(sec.datapath).per_format]
     path = ("mixed", "datapath")
     if label is None:
-        first = next((lb for lb in datapaths["enabled"] if lb in mixable), None)
+        first = next((lb for lb in datapaths.enabled if lb in mixable), None)
         if first is None:
             raise check.fail(path, f"is needed: no enabled datapath follows [formats] weights; "
                                    f"one of {', '.join(mixable)}")
         return first
-    check.scalar(path, label, str, "a datapath label")
     return str(check.choice(path, label, mixable))
 
 
-def _sides(check: _Checker, path: tuple[str, ...], text: str, bounds: tuple[int, int]) -> None:
-    """Check both sides of ``'RxC'`` against the range ``bounds``."""
-    low, high = bounds
-    if not all(low <= int(side) <= high for side in text.split("x")):
-        raise check.fail(path, f"must have sides between {low} and {high}, not {text!r}")
-
-
-def _tech(check: _Checker, cost: dict[str, Any]) -> None:
+def _tech(check: _Checker, cost: Cost) -> None:
     """Load the technology the cost stage will use: a bad file fails here, not at every point."""
-    if cost["tech"] is None and cost["node"] is None:
+    if cost.tech is None and cost.node is None:
         return
     from ..costmodel.tech import load_tech
 
     try:
-        load_tech(cost["tech"], calibration=cost["calibrated"], node_nm=cost["node"])
+        load_tech(cost.tech, calibration=cost.calibrated, node_nm=cost.node)
     except (ArithforgeError, OSError, ValueError) as exc:
-        key = "tech" if cost["tech"] is not None else "node"
+        key = "tech" if cost.tech is not None else "node"
         raise check.fail(("cost", key), str(exc).split("\n")[0]) from None
 
 
