@@ -357,7 +357,7 @@ def test_explore_print_spec(capsys: pytest.CaptureFixture[str]) -> None:
 
     status, out, err = run_cli(capsys, "explore", "--print-spec")
     assert (status, err) == (0, "")
-    assert len(parse_spec(out, "printed").formats["weights"]) >= 15
+    assert len(parse_spec(out, "printed").formats.weights) >= 15
 
 
 def test_explore_bad_arguments(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
