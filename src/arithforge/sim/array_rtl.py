@@ -24,14 +24,13 @@ import re
 import struct
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._errors import ArithforgeError
 from ..tools import export, toolchain
-from ..tools.build import VerilatorBuild
+from ..tools.build import BuiltModel, VerilatorBuild
 
 __all__ = ["ArrayRTL", "RTLRun", "array_verilog", "lint"]
 
@@ -208,7 +207,7 @@ def _lanes_cpp(arr: Any) -> tuple[str, str, str]:
     return "\n".join(reads), "\n".join(writes), "\n".join(idle)
 
 
-class ArrayRTL:
+class ArrayRTL(BuiltModel):
     """A compiled Verilator model of one array configuration, built on first use and cached.
 
     Parameters
@@ -228,22 +227,10 @@ class ArrayRTL:
         reads, writes, idle = _lanes_cpp(array)
         self.driver = (_CPP.replace("@READS@", reads).replace("@WRITES@", writes)
                        .replace("@IDLE@", idle))
-        self._build = VerilatorBuild(
+        self._use(VerilatorBuild(
             "accel", "array_top", {"array_top.v": self.verilog, "driver.cpp": self.driver},
             _FLAGS, _MAKE_VARS, {"v": _VERSION, "rtl": self.verilog, "driver": self.driver},
-            what="the array")
-        self.hash = self._build.hash
-        self.runtime = self._build.runtime
-        self.dir = self._build.dir
-        self.binary = self._build.binary
-        self.compile_s = 0.0
-        self.cached = True
-
-    def build(self) -> Path:
-        """Compile unless a cached binary exists; return the binary's path."""
-        binary = self._build.build()
-        self.compile_s, self.cached = self._build.compile_s, self._build.cached
-        return binary
+            what="the array"))
 
     def run(self, jobs: list[tuple[np.ndarray, np.ndarray]], *, max_cycles: int | None = None
             ) -> list[RTLRun]:

@@ -44,7 +44,7 @@ import numpy as np
 
 from .._errors import ArithforgeError
 from ..tools import export, toolchain
-from ..tools.build import VerilatorBuild
+from ..tools.build import BuiltModel, VerilatorBuild
 
 if TYPE_CHECKING:
     from ..hdl.base import Datapath
@@ -533,7 +533,7 @@ _VERILATOR_FLAGS = [
 # precompiled-header rule of any model large enough to be split into several files ("linker input
 # file not found: V..__pch.h.fast"); "-include" is what Verilator's configure sets for GCC.
 _MAKE_VARS = ["OPT_FAST=-O2", "OPT_SLOW=-O1", "OPT_GLOBAL=-O2", "CFG_CXXFLAGS_PCH_I=-include"]
-class Harness:
+class Harness(BuiltModel):
     """A compiled batch testbench for one datapath, built on first use and cached.
 
     Parameters
@@ -560,7 +560,7 @@ class Harness:
         self.flags = [*_VERILATOR_FLAGS, *(["--trace", "-CFLAGS", "-DHARNESS_TRACE"]
                                           if trace else [])]
         tool = toolchain.verilator()
-        self._build = VerilatorBuild(
+        self._use(VerilatorBuild(
             "harness", "harness_top",
             {"dut.v": self.dut_verilog, "harness_top.v": self.wrapper_verilog,
              "harness.cpp": self.testbench},
@@ -572,19 +572,7 @@ class Harness:
                 "datapath": type(dp).__name__, "lanes": lanes, "trace": trace,
                 "latency": int(dp.latency), "verilator": tool.version,
                 "describe": dp.describe(),
-            })
-        self.hash = self._build.hash
-        self.runtime = self._build.runtime
-        self.dir = self._build.dir
-        self.binary = self._build.binary
-        self.compile_s = 0.0
-        self.cached = True
-
-    def build(self) -> Path:
-        """Compile the testbench unless a cached binary exists; return the binary's path."""
-        binary = self._build.build()
-        self.compile_s, self.cached = self._build.compile_s, self._build.cached
-        return binary
+            }))
 
     # -- running --
 

@@ -24,7 +24,7 @@ from typing import Any
 from .._errors import ArithforgeError
 from . import toolchain
 
-__all__ = ["build_dir", "VerilatorBuild"]
+__all__ = ["BuiltModel", "VerilatorBuild", "build_dir"]
 
 #: Verilator's runtime objects reused across builds (see the module docstring).
 RUNTIME_OBJECTS = ("verilated", "verilated_threads", "verilated_vcd_c")
@@ -178,3 +178,26 @@ class VerilatorBuild:
                 shutil.rmtree(tmp, ignore_errors=True)
         self.compile_s = time.perf_counter() - start
         return self.binary
+
+
+class BuiltModel:
+    """A simulator model compiled through one :class:`VerilatorBuild` (the batch harness, the
+    array model): its cache facts (``hash``, ``runtime``, ``dir``, ``binary``) and :meth:`build`,
+    which records ``compile_s`` and whether the binary was ``cached``."""
+
+    _build: VerilatorBuild
+
+    def _use(self, build: VerilatorBuild) -> None:
+        self._build = build
+        self.hash = build.hash
+        self.runtime = build.runtime
+        self.dir = build.dir
+        self.binary = build.binary
+        self.compile_s = 0.0
+        self.cached = True
+
+    def build(self) -> Path:
+        """Compile unless a cached binary exists; return the binary's path."""
+        binary = self._build.build()
+        self.compile_s, self.cached = self._build.compile_s, self._build.cached
+        return binary
