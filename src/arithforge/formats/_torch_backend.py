@@ -94,18 +94,7 @@ def _pack(code: Tensor, bits: int) -> Tensor:
     return wrapped.to(dt)
 
 
-# -- the rounding step (ports of formats._core) -------------------------------------------------
-
-def bit_length(sig: Tensor) -> Tensor:
-    """Exact bit length of non-negative int64 values (0 for 0)."""
-    e = torch.frexp(sig.to(torch.float64))[1].to(_I64)
-    too_big = (e > 0) & ((sig >> torch.clamp(e - 1, min=0)) == 0)
-    return e - too_big.to(_I64)
-
-
-def _pow2(s: Tensor) -> Tensor:
-    return torch.bitwise_left_shift(torch.ones_like(s), s)
-
+# -- the array namespace of the shared algorithms (formats._xp) ---------------------------------
 
 def _exp2(e: Tensor) -> Tensor:
     """``2.0**e`` as float64 from its bit pattern, for integer ``e`` in [-1022, 1023]."""
@@ -128,154 +117,74 @@ def _pad_last(x: Tensor, extra: int) -> Tensor:
                      dim=-1)
 
 
-def shift_right_round(sig: Tensor, shift: Tensor, neg: Tensor, rounding: Rounding,
-                      rand: Tensor | None, rwidth: int) -> Tensor:
-    """Round ``sig / 2**shift`` to an integer (``_core.shift_right_round``)."""
-    left = torch.clamp(-shift, min=0)
-    s = torch.clamp(shift, 0, 63)
-    q = sig >> s
-    rem = sig - (q << s)
-    q = torch.where(shift <= 0, sig << torch.clamp(left, max=62), q)
-    rem = torch.where(shift <= 0, torch.zeros_like(rem), rem)
-    inexact = rem != 0
-    half = _pow2(torch.clamp(s - 1, min=0))
-    half = torch.where(s == 0, torch.full_like(half, 1 << 62), half)
-    if rounding is Rounding.RNE:
-        inc = (rem > half) | ((rem == half) & ((q & 1) == 1))
-    elif rounding is Rounding.RNA:
-        inc = rem >= half
-    elif rounding is Rounding.RTZ:
-        return q
-    elif rounding is Rounding.RUP:
-        inc = inexact & ~neg
-    elif rounding is Rounding.RDN:
-        inc = inexact & neg
-    elif rounding is Rounding.RTO:
-        return q | inexact.to(_I64)
-    else:
-        assert rand is not None
-        down = shift - rwidth
-        up = torch.clamp(-down, min=0)
-        frac = torch.where(down >= 63, torch.zeros_like(rem),
-                           (rem >> torch.clamp(down, 0, 62)) << up)
-        inc = inexact & (frac + rand >= (1 << rwidth))
-    return q + inc.to(_I64)
+class Torch:
+    """torch as the shared algorithms of :mod:`._core` and :mod:`.mma` call it (see
+    :mod:`._xp`): int64 integers (exact on every device), float64 values, any device."""
+
+    name = "torch"
+    int8 = torch.int8
+    int32 = torch.int32
+    int64 = torch.int64
+    float32 = torch.float32
+    float64 = torch.float64
+    where = staticmethod(torch.where)
+    maximum = staticmethod(torch.maximum)
+    minimum = staticmethod(torch.minimum)
+    abs = staticmethod(torch.abs)
+    frexp = staticmethod(torch.frexp)
+    isfinite = staticmethod(torch.isfinite)
+    zeros_like = staticmethod(torch.zeros_like)
+    ldexp = staticmethod(ldexp)
+    pad_last = staticmethod(_pad_last)
+
+    @staticmethod
+    def clip(x: Tensor, lo: Any = None, hi: Any = None) -> Tensor:
+        return torch.clamp(x, lo, hi)
+
+    @staticmethod
+    def astype(x: Tensor, dtype: torch.dtype) -> Tensor:
+        return x.to(dtype)
+
+    @staticmethod
+    def pow2(s: Tensor) -> Tensor:
+        return torch.bitwise_left_shift(torch.ones_like(s), s)
+
+    @staticmethod
+    def amax(x: Tensor, axis: int) -> Tensor:
+        return x.amax(dim=axis)
+
+    @staticmethod
+    def sum(x: Tensor, axis: int) -> Tensor:
+        return x.sum(dim=axis)
+
+    @staticmethod
+    def asarray_like(a: np.ndarray, like: Tensor) -> Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a)).to(like.device)
+
+    @staticmethod
+    def f32_bits(x: Tensor) -> Tensor:
+        return x.to(torch.float32).view(torch.int32)
+
+    @staticmethod
+    def f32_add(x: Tensor, y: Tensor) -> Tensor:
+        return (x.to(torch.float32) + y.to(torch.float32)).to(torch.float64)
 
 
-def round_float(fmt: FloatFormat, neg: Tensor, sig: Tensor, exp: Tensor, rounding: Rounding, *,
-                saturate: bool = False, ftz: bool = False, rand: Tensor | None = None,
-                rwidth: int = 0, cls: Tensor | None = None) -> Tensor:
-    """Round exact values to codes of ``fmt`` (``_core.round_float``); int64 codes."""
-    m = fmt.man_bits
-    emin = fmt.emin
-    if cls is None:
-        cls = torch.where(sig == 0, ZERO, FINITE)
-    nonzero = sig != 0
-    top = exp + bit_length(sig) - 1
-    flush = (not fmt.subnormals) or ftz
-    e_t = torch.clamp(top, min=emin) if not flush else top
-    shift = (e_t - m) - exp
-    q = shift_right_round(sig, shift, neg, rounding, rand, rwidth)
-    mag = ((e_t - emin) << m) + q
-    if not fmt.zero:
-        mag = mag - (1 << m)
-    if not flush:
-        below = nonzero & (q == 0)
-    else:
-        below = nonzero & (mag < ((1 << m) if fmt.zero else 0))
-    max_mag = fmt.max_mag
-    over = nonzero & (mag > max_mag)
-    false = torch.zeros_like(over)
-    if saturate or fmt.specials.value == "none":
-        to_inf = false
-    elif rounding in (Rounding.RNE, Rounding.RNA, Rounding.STOCHASTIC):
-        to_inf = over
-    elif rounding is Rounding.RUP:
-        to_inf = over & ~neg
-    elif rounding is Rounding.RDN:
-        to_inf = over & neg
-    else:
-        to_inf = false
-    mag = torch.where(over, max_mag, mag)
-    is_nan = cls == NAN
-    is_inf = cls == INF
-    is_zero = (cls == ZERO) | ((cls == FINITE) & ~nonzero) | (below & fmt.zero)
-    if not fmt.zero:
-        mag = torch.where(below, 0, mag)
-    mag = torch.where(is_zero, 0, mag)
-    inf_like = to_inf | is_inf
-    if saturate:
-        mag = torch.where(is_inf, max_mag, mag)
-        inf_like = false
-    if fmt.has_inf:
-        assert fmt.inf_code is not None
-        mag = torch.where(inf_like, fmt.inf_code, mag)
-    elif fmt.has_nan:
-        is_nan = is_nan | inf_like
-    else:
-        mag = torch.where(inf_like, max_mag, mag)
-        if bool(is_nan.any()):
-            raise FormatError(
-                f"{fmt.name} has no NaN encoding; remove NaN inputs or pick a format with NaN")
-    code = mag
-    if fmt.signed:
-        sign = neg.to(_I64) << (fmt.bits - 1)
-        if fmt.specials.value == "fnuz":
-            sign = torch.where(mag == 0, 0, sign)
-        code = code | sign
-    else:
-        is_nan = is_nan | (neg & ~is_zero)
-    if not fmt.zero:
-        is_nan = is_nan | (cls == ZERO)
-    if fmt.has_nan:
-        assert fmt.nan_code is not None
-        if fmt.specials.value == "fnuz" or not fmt.signed:
-            nan_codes = torch.full_like(code, fmt.nan_code)
-        else:
-            nan_codes = fmt.nan_code | (neg.to(_I64) << (fmt.bits - 1))
-        code = torch.where(is_nan, nan_codes, code)
-    elif bool(is_nan.any()):
-        raise FormatError(f"{fmt.name} cannot encode negative values or zero")
-    return code
+#: The torch namespace: ``_core.round_float(..., xp=TORCH)`` runs the numpy emulator's code on
+#: tensors.
+TORCH = Torch()
+
+
+def bit_length(sig: Tensor) -> Tensor:
+    """Exact bit length of non-negative int64 values (0 for 0): ``_core.bit_length``."""
+    return _core.bit_length(sig, TORCH)
 
 
 def unpack_float(fmt: FloatFormat, codes: Tensor, *, daz: bool = False
                  ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``(cls, neg, sig, exp)`` of codes, value ``(-1)**neg * sig * 2**exp``
-    (``_core.unpack_float``)."""
-    c = _codes_int64(codes, fmt.bits)
-    m = fmt.man_bits
-    mag = c & ((1 << fmt.mag_bits) - 1)
-    if fmt.signed:
-        neg = ((c >> (fmt.bits - 1)) & 1).bool()
-    else:
-        neg = torch.zeros_like(c, dtype=torch.bool)
-    field = mag >> m
-    frac = mag & ((1 << m) - 1)
-    is_sub = field == 0
-    if fmt.zero:
-        sig = torch.where(is_sub, frac, frac | (1 << m))
-        exp = torch.where(is_sub, fmt.emin, field - fmt._bias) - m
-        if daz or not fmt.subnormals:
-            sig = torch.where(is_sub, 0, sig)
-    else:
-        sig = frac | (1 << m)
-        exp = field - fmt._bias - m
-    cls = torch.where(sig == 0, ZERO, FINITE)
-    spec = fmt.specials.value
-    if spec == "ieee":
-        assert fmt.inf_code is not None
-        cls = torch.where(mag == fmt.inf_code, INF, cls)
-        is_nan = mag > fmt.inf_code
-    elif spec == "fn":
-        is_nan = mag == (1 << fmt.mag_bits) - 1
-    elif spec == "fnuz":
-        is_nan = c == (1 << fmt.mag_bits)
-    else:
-        is_nan = torch.zeros_like(neg)
-    cls = torch.where(is_nan, NAN, cls)
-    sig = torch.where(cls == FINITE, sig, 0)
-    return cls, neg, sig, exp
+    """``(cls, neg, sig, exp)`` of code tensors: ``_core.unpack_float`` (bit patterns of any
+    integer dtype; the sign-wrapped ``int16``/``int32`` codes are masked there)."""
+    return _core.unpack_float(fmt, codes, daz=daz, xp=TORCH)
 
 
 def split_float(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -462,8 +371,8 @@ def encode_float(fmt: FloatFormat, values: Any, rounding: Rounding, *, saturate:
             u = x.contiguous().view(torch.int32)
             return _table_encode(u, table, k)
     cls, neg, sig, exp = split_float(x)
-    code = round_float(fmt, neg, sig, exp, rounding, saturate=saturate, ftz=ftz, rand=rand,
-                       rwidth=rwidth, cls=cls)
+    code = _core.round_float(fmt, neg, sig, exp, rounding, saturate=saturate, ftz=ftz, rand=rand,
+                             rwidth=rwidth, cls=cls, xp=TORCH)
     return _pack(code, fmt.bits)
 
 
@@ -478,13 +387,8 @@ def decode_float(fmt: FloatFormat, codes: Any, *, daz: bool = False,
         if a.size and (int(a.min()) < 0 or int(a.max()) >= (1 << fmt.bits)):
             bad = int(a.min()) if int(a.min()) < 0 else int(a.max())
             raise FormatError(f"codes of {fmt.name} must lie in [0, 2**{fmt.bits}), not {bad}")
-    cls, neg, sig, exp = unpack_float(fmt, c, daz=daz)
-    mag = ldexp(sig.to(torch.float64), exp)
-    mag = torch.where(cls == INF, torch.inf, mag)
-    mag = torch.where(cls == NAN, torch.nan, mag)
-    # The sign goes in as a bit: negating a NaN on a GPU may not flip its sign, as it does on
-    # the CPU (numpy's -nan).
-    return (mag.view(_I64) | (neg.to(_I64) << 63)).view(torch.float64)
+    values: Tensor = _core.decode_values(fmt, c, daz=daz, xp=TORCH)
+    return values
 
 
 def encode_fixed(fmt: FixedFormat, values: Any, rounding: Rounding, *, random_bits: Any = None,
@@ -496,10 +400,7 @@ def encode_fixed(fmt: FixedFormat, values: Any, rounding: Rounding, *, random_bi
         raise FormatError(f"{fmt.name} has no NaN encoding; remove NaN inputs before encoding")
     rand, rwidth = _random(rounding, tuple(x.shape), random_bits, random_width, dev)
     cls, neg, sig, exp = split_float(x)
-    q = shift_right_round(sig, fmt.scale_exp - exp, neg, rounding, rand, rwidth)
-    huge = (cls == INF) | (((exp - fmt.scale_exp) > 62 - 53) & (sig != 0))
-    q = torch.where(huge, 1 << 62, q)
-    signed_q = torch.clamp(torch.where(neg, -q, q), fmt.min_int, fmt.max_int)
+    signed_q = _core.round_fixed(fmt, cls, neg, sig, exp, rounding, rand, rwidth, TORCH)
     return _pack(signed_q & ((1 << fmt.bits) - 1), fmt.bits)
 
 
@@ -548,10 +449,10 @@ def block_quantize(fmt: BlockFormat, values: Any, axis: int, rounding: Rounding,
     el = fmt.element
     e = exp - shared_each
     if isinstance(el, FloatFormat):
-        elements = round_float(el, neg, sig, e, rounding, saturate=saturate, ftz=ftz, rand=rp,
-                               rwidth=rwidth, cls=cls)
+        elements = _core.round_float(el, neg, sig, e, rounding, saturate=saturate, ftz=ftz,
+                                     rand=rp, rwidth=rwidth, cls=cls, xp=TORCH)
     else:
-        q = shift_right_round(sig, el.scale_exp - e, neg, rounding, rp, rwidth)
+        q = _core.shift_right_round(sig, el.scale_exp - e, neg, rounding, rp, rwidth, TORCH)
         q = torch.clamp(q, max=el.max_int)
         elements = torch.where(neg, -q, q) & ((1 << el.bits) - 1)
     elements = _pack(torch.where(nan_each, 0, elements)[..., :n], el.bits)
@@ -643,7 +544,7 @@ def _align(mag: Tensor, shift: Tensor, rounding: Rounding, neg: Tensor) -> Tenso
     rem = mag - ((mag >> right) << right)
     if rounding is Rounding.RDN:
         return kept + (neg & (rem != 0)).to(_I64)
-    half = torch.where(right > 0, _pow2(torch.clamp(right - 1, min=0)), 0)
+    half = torch.where(right > 0, TORCH.pow2(torch.clamp(right - 1, min=0)), 0)
     up = (right > 0) & ((rem > half) | ((rem == half) & ((kept & 1) == 1)))
     return kept + up.to(_I64)
 
@@ -660,7 +561,7 @@ def _round_scaled(s: Tensor, scale_exp: Tensor, *, p: int, emin: int, emax: int,
     q = mag >> sh
     if rounding is Rounding.RNE:
         rem = mag - (q << sh)
-        half = torch.where(sh > 0, _pow2(torch.clamp(sh - 1, min=0)), 0)
+        half = torch.where(sh > 0, TORCH.pow2(torch.clamp(sh - 1, min=0)), 0)
         up = (sh > 0) & ((rem > half) | ((rem == half) & ((q & 1) == 1))) & (shift <= 62)
         q = q + up.to(_I64)
     q = torch.where(shift > 62, 0, q)
