@@ -1,12 +1,19 @@
-# Ref: the numpy emulator it mirrors: formats/_core.py (rounding), codec.py (encode/decode),
-#      block.py (OCP MX v1.0 §6.3 conversion), mma.py (tensor-core model).
+# Ref: the numpy emulator it runs on tensors: formats/_core.py (rounding), codec.py
+#      (encode/decode), block.py (OCP MX v1.0 §6.3 conversion), mma.py (tensor-core model).
 """PyTorch backend of the emulator: the same integer algorithms on torch tensors, any device.
 
 Selected with ``device=`` on :meth:`FloatFormat.encode`/``decode`` (and ``FixedFormat``),
 :meth:`BlockFormat.quantize`/``dequantize`` and :func:`arithforge.formats.mma.matmul`; imported
-only then, so that :mod:`arithforge.formats` imports without torch. Every function here is a line
-by line port of its numpy original on int64 tensors and is bit-exact with it: the tests run the
-same code on CPU tensors against numpy in the default suite and on a CUDA GPU where there is one.
+only then, so that :mod:`arithforge.formats` imports without torch.
+
+One implementation, two namespaces: the rounding step, unpack and decode (:mod:`._core`) and the
+tensor-core step, its chaining, promotion and split-K (:mod:`.mma`) are the numpy emulator's own
+functions, called here with ``xp=TORCH`` (:class:`Torch`, the torch side of :mod:`._xp`), so a
+fix lands once. What stays here is torch glue: tensors in and out, code dtypes, the splitting of
+float32/float64 inputs from their bits, the derived-table encode with its Triton and
+``torch.compile`` kernels, and the block-scaled conversion's tensor plumbing. Every path is
+bit-exact with numpy: the tests run it on CPU tensors in the default suite and on a CUDA GPU
+where there is one.
 
 Codes come back as integer tensors holding the bit patterns: ``uint8`` for formats of at most 8
 bits, ``int16`` / ``int32`` / ``int64`` above (the pattern reinterpreted, as ``tensor.view(torch.
@@ -173,18 +180,6 @@ class Torch:
 #: The torch namespace: ``_core.round_float(..., xp=TORCH)`` runs the numpy emulator's code on
 #: tensors.
 TORCH = Torch()
-
-
-def bit_length(sig: Tensor) -> Tensor:
-    """Exact bit length of non-negative int64 values (0 for 0): ``_core.bit_length``."""
-    return _core.bit_length(sig, TORCH)
-
-
-def unpack_float(fmt: FloatFormat, codes: Tensor, *, daz: bool = False
-                 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``(cls, neg, sig, exp)`` of code tensors: ``_core.unpack_float`` (bit patterns of any
-    integer dtype; the sign-wrapped ``int16``/``int32`` codes are masked there)."""
-    return _core.unpack_float(fmt, codes, daz=daz, xp=TORCH)
 
 
 def split_float(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -473,7 +468,7 @@ def _shared_exponents(fmt: BlockFormat, blocks: Tensor) -> tuple[Tensor, Tensor]
     # split_float leaves subnormal significands unnormalised; the numpy path normalises them to
     # 53 bits (frexp). bit_length below makes both give the same top and the same ``a``.
     zero = sig == 0
-    bl = bit_length(sig)
+    bl = _core.bit_length(sig, TORCH)
     top = exp + bl - 1
     t = top - fmt.emax_elem
     if fmt.scale_rule == "floor":
@@ -522,94 +517,13 @@ def block_dequantize(fmt: BlockFormat, scale_codes: Any, element_codes: Any, axi
     return torch.where(torch.isnan(ev), ev, out)
 
 
-# -- tensor-core model (port of the numpy backend in formats.mma) -------------------------------
-
-_NO_TERM = -(1 << 40)
-
-
-def _finite(fmt: FloatFormat, codes: Tensor, what: str) -> tuple[Tensor, Tensor, Tensor]:
-    cls, neg, sig, exp = unpack_float(fmt, codes)
-    if bool(((cls == INF) | (cls == NAN)).any()):
-        raise FormatError(f"{what} must hold finite {fmt.name} codes, not NaN or infinity "
-                          "(the tensor-core models cover finite inputs)")
-    return neg, sig, exp + fmt.man_bits
-
-
-def _align(mag: Tensor, shift: Tensor, rounding: Rounding, neg: Tensor) -> Tensor:
-    left = torch.clamp(shift, 0, 62)
-    right = torch.clamp(-shift, 0, 62)
-    kept = (mag << left) >> right
-    if rounding is Rounding.RTZ:
-        return kept
-    rem = mag - ((mag >> right) << right)
-    if rounding is Rounding.RDN:
-        return kept + (neg & (rem != 0)).to(_I64)
-    half = torch.where(right > 0, TORCH.pow2(torch.clamp(right - 1, min=0)), 0)
-    up = (right > 0) & ((rem > half) | ((rem == half) & ((kept & 1) == 1)))
-    return kept + up.to(_I64)
-
-
-def _round_scaled(s: Tensor, scale_exp: Tensor, *, p: int, emin: int, emax: int,
-                  rounding: Rounding) -> Tensor:
-    neg = s < 0
-    mag = s.abs()
-    length = bit_length(mag)
-    lead = scale_exp + length - 1
-    p_eff = p - torch.clamp(emin - lead, min=0)
-    shift = torch.clamp(length - p_eff, min=0)
-    sh = torch.clamp(shift, max=62)
-    q = mag >> sh
-    if rounding is Rounding.RNE:
-        rem = mag - (q << sh)
-        half = torch.where(sh > 0, TORCH.pow2(torch.clamp(sh - 1, min=0)), 0)
-        up = (sh > 0) & ((rem > half) | ((rem == half) & ((q & 1) == 1))) & (shift <= 62)
-        q = q + up.to(_I64)
-    q = torch.where(shift > 62, 0, q)
-    val = ldexp(q.to(torch.float64), scale_exp + shift)
-    max_finite = (2.0 - 2.0 ** (1 - p)) * 2.0**emax
-    over = val > max_finite
-    val = torch.where(over, max_finite if rounding is Rounding.RTZ else torch.inf, val)
-    return torch.where(neg, -val, val)
-
-
-def _f32_bits_unpack(c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """``(neg, sig, exp)`` of float32 values held in float64, alignment exponents as mma's."""
-    b = c.to(torch.float32).view(torch.int32).to(_I64)
-    neg = ((b >> 31) & 1).bool()
-    field = (b >> 23) & 0xFF
-    man = b & ((1 << 23) - 1)
-    sig = torch.where(field == 0, man, man | (1 << 23))
-    exp = torch.where(field == 0, -126, field - 127)
-    return neg, sig, exp
-
-
-def _mma_step(psign: Tensor, psig: Tensor, pexp: Tensor, c_in: Tensor, *, pfrac: int, f: int,
-              term: Rounding, normalized: bool, p: int, emin: int, emax: int,
-              acc_rounding: Rounding) -> Tensor:
-    """One step (``mma._mma_step``) with the model's facts as plain constants."""
-    c_inf = ~torch.isfinite(c_in)
-    c = torch.where(c_inf, 0.0, c_in)
-    cneg, csig, cexp = _f32_bits_unpack(c)
-    pnz = psig != 0
-    cnz = csig != 0
-    palign = pexp + bit_length(psig) - 1 - pfrac if normalized else pexp
-    p_align = torch.where(pnz, palign, _NO_TERM)
-    big = torch.maximum(p_align.amax(dim=-1), torch.where(cnz, cexp, _NO_TERM))
-    tp = torch.where(pnz, _align(psig, pexp - pfrac + f - big[:, None], term, psign), 0)
-    tc = torch.where(cnz, _align(csig, cexp - 23 + f - big, term, cneg), 0)
-    total = torch.where(psign, -tp, tp).sum(dim=-1) + torch.where(cneg, -tc, tc)
-    total = torch.where(big <= _NO_TERM, 0, total)
-    res = _round_scaled(total, big - f, p=p, emin=emin, emax=emax, rounding=acc_rounding)
-    return torch.where(c_inf, c_in, res)
-
-
-def _f32_add(x: Tensor, y: Tensor) -> Tensor:
-    return (x.to(torch.float32) + y.to(torch.float32)).to(torch.float64)
-
+# -- tensor-core model (the steps are formats.mma's, on tensors) ------------------------------
 
 def _reduce_add(x: Tensor, y: Tensor, fmt: FloatFormat) -> Tensor:
+    """Addition rounded to nearest even in ``fmt`` (``mma._reduce_add`` through this backend's
+    encode)."""
     if fmt.name == "float32":
-        return _f32_add(x, y)
+        return TORCH.f32_add(x, y)
     code = encode_float(fmt, x + y, Rounding.RNE, device=x.device, fast=False)
     return decode_float(fmt, code, device=x.device)
 
@@ -619,79 +533,21 @@ COMPILE_MMA = True
 
 
 def _step_fn(device: torch.device, m: MMAModel, pfrac: int) -> Any:
-    """The step for model ``m``, its facts bound as constants (compiled once per model on CUDA:
-    constants, not arguments, so that the compiler specialises on them)."""
-    consts: dict[str, Any] = {
-        "pfrac": pfrac, "f": m.frac_bits, "term": m.term_rounding,
-        "normalized": m.alignment == "normalized", "p": m.acc_frac_bits + 1,
-        "emin": m.acc_format.emin, "emax": m.acc_format.emax, "acc_rounding": m.acc_rounding,
-    }
+    """``mma._mma_step`` on tensors for model ``m``, its facts bound as constants (compiled once
+    per model on CUDA: constants, not arguments, so that the compiler specialises on them)."""
+    from . import mma
+
+    consts = mma._step_consts(m, pfrac)
     if device.type != "cuda" or not COMPILE_MMA:
-        return functools.partial(_mma_step, **consts)
+        return functools.partial(mma._mma_step, TORCH, **consts)
     key = ("mma_step", *consts.values())
     if key not in _compiled:
         def step(psign: Tensor, psig: Tensor, pexp: Tensor, c_in: Tensor) -> Tensor:
-            return _mma_step(psign, psig, pexp, c_in, **consts)
+            out: Tensor = mma._mma_step(TORCH, psign, psig, pexp, c_in, **consts)
+            return out
 
         _compiled[key] = _compile(step)
     return _compiled[key]
-
-
-def _chain(ps: Tensor, pg: Tensor, pe: Tensor, pfrac: int, c: Tensor, m: MMAModel) -> Tensor:
-    acc = c
-    step = _step_fn(pg.device, m, pfrac)
-    for k0 in range(0, pg.shape[-1], m.n):
-        acc = step(ps[:, k0:k0 + m.n], pg[:, k0:k0 + m.n], pe[:, k0:k0 + m.n], acc)
-    return acc
-
-
-def _promoted(ps: Tensor, pg: Tensor, pe: Tensor, pfrac: int, c: Tensor, m: MMAModel) -> Tensor:
-    if not m.promote:
-        return _chain(ps, pg, pe, pfrac, c, m)
-    acc = c
-    zero = torch.zeros_like(c)
-    for k0 in range(0, pg.shape[-1], m.promote):
-        sl = slice(k0, k0 + m.promote)
-        acc = _f32_add(acc, _chain(ps[:, sl], pg[:, sl], pe[:, sl], pfrac, zero, m))
-    return acc
-
-
-def _accumulate(ps: Tensor, pg: Tensor, pe: Tensor, pfrac: int, c: Tensor, m: MMAModel) -> Tensor:
-    k = pg.shape[-1]
-    unit = int(np.lcm(m.n, m.promote)) if m.promote else m.n
-
-    def padded(lo: int, hi: int, c0: Tensor) -> Tensor:
-        extra = -(hi - lo) % unit
-        arrs = [_pad_last(x[:, lo:hi], extra) for x in (ps, pg, pe)]
-        return _promoted(arrs[0], arrs[1], arrs[2], pfrac, c0, m)
-
-    if m.split == 1:
-        return padded(0, k, c)
-    part = -(-k // (m.split * m.split_tile)) * m.split_tile
-    res = c
-    zero = torch.zeros_like(c)
-    for lo in range(0, k, part):
-        res = _reduce_add(res, padded(lo, min(lo + part, k), zero), m.split_reduction)
-    return res
-
-
-def _operand(codes: Tensor, fmt: FloatFormat, m: MMAModel, what: str
-             ) -> tuple[Tensor, Tensor, Tensor]:
-    from .mma import K_ORDERS
-
-    order = K_ORDERS[m.k_order]
-    if order is not None:
-        blk = len(order)
-        k0 = codes.shape[-1]
-        kb = -(-k0 // blk) * blk
-        perm = (torch.tensor(order)[None, :] + torch.arange(0, kb, blk)[:, None]).reshape(-1)
-        codes = _pad_last(codes, kb - k0)[:, perm.to(codes.device)]
-    neg, sig, exp = _finite(fmt, codes, what)
-    if m.alignment == "sum_fp16":
-        s = torch.where(sig > 0, fmt.man_bits + 1 - bit_length(sig), 0)
-        s = torch.minimum(torch.clamp(s, min=0), torch.clamp(exp + 14, min=0))
-        sig, exp = sig << s, exp - s
-    return neg, sig, exp
 
 
 #: Products held at once per chunk of output elements.
@@ -701,6 +557,7 @@ CHUNK_ELEMENTS = 1 << 24
 def mma_matmul(a_codes: Any, b_codes: Any, fa: FloatFormat, fb: FloatFormat, m: MMAModel,
                c: Any, scale_a: Any, scale_b: Any, device: str | torch.device) -> Tensor:
     """``mma.matmul`` on tensors; returns output codes as a tensor on ``device``."""
+    from . import mma
     from .mma import _check_codes, _scale_product
 
     dev = torch.device(device)
@@ -729,18 +586,16 @@ def mma_matmul(a_codes: Any, b_codes: Any, fa: FloatFormat, fb: FloatFormat, m: 
     sb = scale_b.cpu().numpy() if isinstance(scale_b, Tensor) else scale_b
     scale_np = _scale_product(sa, sb, rows, cols)
     scale = None if scale_np is None else torch.from_numpy(np.ascontiguousarray(scale_np)).to(dev)
-    an, ag, ae = _operand(a, fa, m, "a_codes")
-    bn, bg, be = _operand(b.T.contiguous(), fb, m, "b_codes")
-    k = ag.shape[-1]
-    pfrac = fa.man_bits + fb.man_bits
+    ua = mma._prepare_operand(a, fa, m, "a_codes", TORCH)
+    ub = mma._prepare_operand(b.T.contiguous(), fb, m, "b_codes", TORCH)
+    k = ua[1].shape[-1]
+    step = _step_fn(dev, m, fa.man_bits + fb.man_bits)
     out = torch.empty((rows, cols), dtype=code_dtype(m.output.bits), device=dev)
-    step = max(1, CHUNK_ELEMENTS // max(cols * max(k, 1), 1))
-    for r0 in range(0, rows, step):
-        r1 = min(rows, r0 + step)
-        pg = (ag[r0:r1, None, :] * bg[None, :, :]).reshape(-1, k)
-        ps = ((an[r0:r1, None, :] ^ bn[None, :, :]).reshape(-1, k)) & (pg != 0)
-        pe = (ae[r0:r1, None, :] + be[None, :, :]).reshape(-1, k)
-        res = _accumulate(ps, pg, pe, pfrac, acc[r0:r1].reshape(-1), m)
+    chunk = max(1, CHUNK_ELEMENTS // max(cols * max(k, 1), 1))
+    for r0 in range(0, rows, chunk):
+        r1 = min(rows, r0 + chunk)
+        ps, pg, pe = mma._products(tuple(x[r0:r1] for x in ua), ub)
+        res = mma._accumulate(TORCH, ps, pg, pe, acc[r0:r1].reshape(-1), m, step, _reduce_add)
         r32 = res.to(torch.float32)
         if scale is not None:
             r32 = r32 * scale[r0:r1].reshape(-1)
