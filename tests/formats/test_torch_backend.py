@@ -204,3 +204,36 @@ def test_formats_import_without_torch() -> None:
                          check=True).stdout
     assert out == ("device='cuda' needs PyTorch: install it (pip install torch) or use "
                    "device='cpu'\n")
+
+
+def test_backend_runs_the_shared_numpy_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 15: the rounding step, unpack/decode and the tensor-core step are one implementation
+    # (formats._core and formats.mma, written against an array namespace ``xp``); the backend
+    # calls them with its torch namespace, so a fix made there reaches both backends.
+    from arithforge.formats import _core
+
+    for ported in ("round_float", "shift_right_round", "unpack_float", "_mma_step", "_align"):
+        assert not hasattr(tb, ported), ported
+    seen: list[tuple[str, Any]] = []
+
+    def spy(name: str, fn: Any) -> Any:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            xp = kwargs.get("xp", next((a for a in args if a is tb.TORCH), None))
+            seen.append((name, xp))
+            return fn(*args, **kwargs)
+        return wrapped
+
+    for name in ("round_float", "unpack_float", "shift_right_round", "bit_length"):
+        monkeypatch.setattr(_core, name, spy(name, getattr(_core, name)))
+    for name in ("_mma_step", "_align", "_round_scaled", "_accumulate"):
+        monkeypatch.setattr(mma, name, spy(name, getattr(mma, name)))
+    fmt = get_format("bfloat16")
+    fmt.encode(np.array([1.0, 3.0e38, -1e-40]), "rtz", device="cpu:0")
+    fmt.decode(np.array([0x3F80, 0xFF80], np.uint16), device="cpu:0")
+    e4m3 = get_format("float8_e4m3fn")
+    a = e4m3.encode(np.ones((2, 40)))
+    mma.matmul(a, a.T, e4m3, model=mma.MMAModel(n=8, frac_bits=20, term_rounding="rne"),
+               device="cpu:0")
+    called = {name for name, xp in seen if xp is tb.TORCH}
+    assert called == {"round_float", "unpack_float", "shift_right_round", "bit_length",
+                      "_mma_step", "_align", "_round_scaled", "_accumulate"}

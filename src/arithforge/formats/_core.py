@@ -11,19 +11,23 @@ unchanged).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from ._errors import FormatError
+from ._xp import NP
 from .rounding import Rounding
 
 if TYPE_CHECKING:
-    from .descriptors import FloatFormat
+    from .descriptors import FixedFormat, FloatFormat
 
 I64 = npt.NDArray[np.int64]
 B = npt.NDArray[np.bool_]
+#: An int64 array of the namespace ``xp`` the shared functions run on (numpy's by default; a
+#: torch tensor with ``xp=_torch_backend.TORCH``).
+A = TypeVar("A")
 
 # Classes of unpacked operands.
 ZERO, FINITE, INF, NAN = 0, 1, 2, 3
@@ -31,33 +35,34 @@ ZERO, FINITE, INF, NAN = 0, 1, 2, 3
 SIG_LIMIT_BITS = 62
 
 
-def bit_length(sig: I64) -> I64:
+def bit_length(sig: A, xp: Any = NP) -> A:
     """Exact bit length of non-negative int64 values (0 for 0)."""
-    _, e = np.frexp(sig.astype(np.float64))
-    e = e.astype(np.int64)
+    _, e = xp.frexp(xp.astype(sig, xp.float64))
+    e = xp.astype(e, xp.int64)
     # float64 conversion may round up to the next power of two for values above 2**53.
-    too_big = (e > 0) & ((sig >> np.maximum(e - 1, 0)) == 0)
-    return e - too_big
+    too_big = (e > 0) & ((sig >> xp.clip(e - 1, 0)) == 0)
+    return e - xp.astype(too_big, xp.int64)
 
 
 def shift_right_round(
-    sig: I64,
-    shift: I64,
-    neg: B,
+    sig: A,
+    shift: Any,
+    neg: Any,
     rounding: Rounding,
-    rand: I64 | None,
+    rand: Any,
     rwidth: int,
-) -> I64:
+    xp: Any = NP,
+) -> A:
     """Round ``sig / 2**shift`` to an integer (``shift`` may be <= 0 for an exact left shift)."""
-    left = np.maximum(-shift, 0)
-    s = np.clip(shift, 0, 63)
+    left = xp.clip(-shift, 0)
+    s = xp.clip(shift, 0, 63)
     q = sig >> s
     rem = sig - (q << s)
-    q = np.where(shift <= 0, sig << np.minimum(left, 62), q)
-    rem = np.where(shift <= 0, 0, rem)
+    q = xp.where(shift <= 0, sig << xp.clip(left, None, 62), q)
+    rem = xp.where(shift <= 0, 0, rem)
     inexact = rem != 0
-    half = np.left_shift(np.int64(1), np.maximum(s - 1, 0))
-    half = np.where(s == 0, np.int64(1) << 62, half)  # no fraction at all: never reach half
+    half = xp.pow2(xp.clip(s - 1, 0))
+    half = xp.where(s == 0, 1 << 62, half)  # no fraction at all: never reach half
     if rounding is Rounding.RNE:
         inc = (rem > half) | ((rem == half) & ((q & 1) == 1))
     elif rounding is Rounding.RNA:
@@ -69,29 +74,29 @@ def shift_right_round(
     elif rounding is Rounding.RDN:
         inc = inexact & neg
     elif rounding is Rounding.RTO:
-        return q | inexact.astype(np.int64)
+        return q | xp.astype(inexact, xp.int64)
     else:
         assert rand is not None
         # The first rwidth bits below the rounding point, as an integer.
         down = shift - rwidth
-        up = np.maximum(-down, 0)
-        frac = np.where(down >= 63, 0, (rem >> np.clip(down, 0, 62)) << up)
-        inc = inexact & (frac + rand >= (np.int64(1) << rwidth))
-    return q + inc.astype(np.int64)
+        up = xp.clip(-down, 0)
+        frac = xp.where(down >= 63, 0, (rem >> xp.clip(down, 0, 62)) << up)
+        inc = inexact & (frac + rand >= (1 << rwidth))
+    return q + xp.astype(inc, xp.int64)
 
 
-def compress_odd(sig: I64, exp: I64, lsb: I64) -> tuple[I64, I64]:
+def compress_odd(sig: A, exp: A, lsb: Any, xp: Any = NP) -> tuple[A, A]:
     """Round ``sig * 2**exp`` to odd at bit position ``lsb`` (no-op where already on the grid).
 
     The result keeps every bit at or above ``lsb + 1`` and ORs all lower bits into bit ``lsb``.
     A later rounding whose finest decision bit lies at ``lsb + 1`` or above is unaffected.
     """
     shift = lsb - exp
-    s = np.clip(shift, 0, 63)
+    s = xp.clip(shift, 0, 63)
     q = sig >> s
     sticky = (sig - (q << s)) != 0
-    q = q | sticky.astype(np.int64)
-    return np.where(shift > 0, q, sig), np.where(shift > 0, lsb, exp)
+    q = q | xp.astype(sticky, xp.int64)
+    return xp.where(shift > 0, q, sig), xp.where(shift > 0, lsb, exp)
 
 
 def check_random(
@@ -126,33 +131,37 @@ def check_random(
 
 def round_float(
     fmt: FloatFormat,
-    neg: B,
-    sig: I64,
-    exp: I64,
+    neg: Any,
+    sig: A,
+    exp: Any,
     rounding: Rounding,
     *,
     saturate: bool = False,
     ftz: bool = False,
-    rand: I64 | None = None,
+    rand: Any = None,
     rwidth: int = 0,
-    cls: npt.NDArray[np.int8] | None = None,
-) -> npt.NDArray[Any]:
+    cls: Any = None,
+    xp: Any = NP,
+) -> A:
     """Round exact values (and special classes) to codes of ``fmt`` with one rounding.
 
     ``cls`` marks operands that are already zero, inf or NaN (the default is derived from ``sig``).
+    Codes come back in ``fmt.code_dtype`` from numpy and as int64 bit patterns from another
+    namespace (the torch backend packs them).
     """
     m = fmt.man_bits
     emin = fmt.emin
-    neg = np.asarray(neg, dtype=bool)
+    if xp is NP:
+        neg = np.asarray(neg, dtype=bool)
     if cls is None:
-        cls = np.where(sig == 0, ZERO, FINITE).astype(np.int8)
+        cls = xp.astype(xp.where(sig == 0, ZERO, FINITE), xp.int8)
     nonzero = sig != 0
-    bl = bit_length(sig)
+    bl = bit_length(sig, xp)
     top = exp + bl - 1
     flush = (not fmt.subnormals) or ftz
-    e_t = np.maximum(top, emin) if not flush else top
+    e_t = xp.clip(top, emin) if not flush else top
     shift = (e_t - m) - exp
-    q = shift_right_round(sig, shift, neg, rounding, rand, rwidth)
+    q = shift_right_round(sig, shift, neg, rounding, rand, rwidth, xp)
     mag = ((e_t - emin) << m) + q
     if not fmt.zero:
         mag = mag - (1 << m)
@@ -164,7 +173,7 @@ def round_float(
     # Magnitude on overflow: saturate, or what the rounding direction asks for.
     to_inf: B
     if saturate:
-        to_inf = np.zeros_like(over)
+        to_inf = xp.zeros_like(over)
     elif rounding in (Rounding.RNE, Rounding.RNA, Rounding.STOCHASTIC):
         to_inf = over
     elif rounding is Rounding.RUP:
@@ -172,38 +181,40 @@ def round_float(
     elif rounding is Rounding.RDN:
         to_inf = over & neg
     else:
-        to_inf = np.zeros_like(over)
+        to_inf = xp.zeros_like(over)
     if fmt.specials.value == "none":
-        to_inf = np.zeros_like(over)  # nothing to overflow to: every code is finite
-    mag = np.where(over, max_mag, mag)
+        to_inf = xp.zeros_like(over)  # nothing to overflow to: every code is finite
+    mag = xp.where(over, max_mag, mag)
     is_nan = cls == NAN
     is_inf = cls == INF
     # A finite value whose significand rounded away entirely is a (signed) zero too.
     is_zero = (cls == ZERO) | ((cls == FINITE) & ~nonzero) | (below & fmt.zero)
     if not fmt.zero:
-        mag = np.where(below, 0, mag)
-    mag = np.where(is_zero, 0, mag)
+        mag = xp.where(below, 0, mag)
+    mag = xp.where(is_zero, 0, mag)
     # Infinite operands: inf when the format has it, else NaN, or max when saturating.
     inf_like = to_inf | is_inf
     if saturate:
-        mag = np.where(is_inf, max_mag, mag)
-        inf_like = np.zeros_like(inf_like)
+        mag = xp.where(is_inf, max_mag, mag)
+        inf_like = xp.zeros_like(inf_like)
     if fmt.has_inf:
         assert fmt.inf_code is not None
-        mag = np.where(inf_like, fmt.inf_code, mag)
+        mag = xp.where(inf_like, fmt.inf_code, mag)
     elif fmt.has_nan:
         is_nan = is_nan | inf_like
     else:
-        mag = np.where(inf_like, max_mag, mag)
-        if np.any(is_nan):
+        mag = xp.where(inf_like, max_mag, mag)
+        if bool(is_nan.any()):
             raise FormatError(
                 f"{fmt.name} has no NaN encoding; remove NaN inputs or pick a format with NaN"
             )
-    code = mag.astype(np.uint64)
+    # Codes are assembled in int64 (the sign of a 64-bit format lands in int64's sign bit: the
+    # same bit pattern, read back as unsigned by the final conversion).
+    code = mag
     if fmt.signed:
-        sign = neg.astype(np.uint64) << np.uint64(fmt.bits - 1)
+        sign = xp.astype(neg, xp.int64) << (fmt.bits - 1)
         if fmt.specials.value == "fnuz":
-            sign = np.where(mag == 0, np.uint64(0), sign)  # -0 is the NaN code: zero is unsigned
+            sign = xp.where(mag == 0, 0, sign)  # -0 is the NaN code: zero is unsigned
         code = code | sign
     else:
         is_nan = is_nan | (neg & ~is_zero)  # negative values have no code
@@ -213,42 +224,80 @@ def round_float(
         assert code_nan is not None
         nan_codes: Any
         if fmt.specials.value == "fnuz" or not fmt.signed:
-            nan_codes = np.uint64(code_nan)
+            nan_codes = code_nan
         else:
-            nan_codes = np.uint64(code_nan) | (neg.astype(np.uint64) << np.uint64(fmt.bits - 1))
-        code = np.where(is_nan, nan_codes, code)
-    elif np.any(is_nan):
+            nan_codes = code_nan | (xp.astype(neg, xp.int64) << (fmt.bits - 1))
+        code = xp.where(is_nan, nan_codes, code)
+    elif bool(is_nan.any()):
         raise FormatError(f"{fmt.name} cannot encode negative values or zero")
-    return code.astype(fmt.code_dtype)
+    out: A = code.astype(fmt.code_dtype) if xp is NP else code
+    return out
 
 
 def unpack_float(
-    fmt: FloatFormat, codes: npt.ArrayLike, *, daz: bool = False
-) -> tuple[npt.NDArray[np.int8], B, I64, I64]:
+    fmt: FloatFormat, codes: Any, *, daz: bool = False, xp: Any = NP
+) -> tuple[Any, Any, Any, Any]:
     """Split codes into ``(cls, neg, sig, exp)`` with value ``(-1)**neg * sig * 2**exp``."""
-    c = np.asarray(codes)
-    if c.dtype.kind not in "iu":
-        raise FormatError(f"codes of {fmt.name} must be an integer array, not {c.dtype}")
-    c = c.astype(np.int64) & ((1 << fmt.bits) - 1) if fmt.bits < 64 else c.astype(np.int64)
+    c: Any = codes
+    if xp is NP:
+        c = np.asarray(codes)
+        if c.dtype.kind not in "iu":
+            raise FormatError(f"codes of {fmt.name} must be an integer array, not {c.dtype}")
+    c = xp.astype(c, xp.int64)
+    if fmt.bits < 64:
+        c = c & ((1 << fmt.bits) - 1)
     m = fmt.man_bits
     mag = c & ((1 << fmt.mag_bits) - 1)
-    neg = ((c >> (fmt.bits - 1)) & 1).astype(bool) if fmt.signed else np.zeros(c.shape, bool)
+    neg = ((c >> (fmt.bits - 1)) & 1) != 0 if fmt.signed else xp.zeros_like(c) != 0
     field = mag >> m
     frac = mag & ((1 << m) - 1)
     is_sub = field == 0
     if fmt.zero:
-        sig = np.where(is_sub, frac, frac | (1 << m))
-        exp = np.where(is_sub, fmt.emin, field - fmt._bias) - m
+        sig = xp.where(is_sub, frac, frac | (1 << m))
+        exp = xp.where(is_sub, fmt.emin, field - fmt._bias) - m
         if daz or not fmt.subnormals:
-            sig = np.where(is_sub, 0, sig)
+            sig = xp.where(is_sub, 0, sig)
     else:
         sig = frac | (1 << m)
         exp = field - fmt._bias - m
-    cls = np.where(sig == 0, ZERO, FINITE).astype(np.int8)
-    is_nan = np.asarray(fmt.is_nan_code(c))
-    if fmt.has_inf:
+    cls = xp.astype(xp.where(sig == 0, ZERO, FINITE), xp.int8)
+    # NaN codes, as FloatFormat.is_nan_code gives them (on the masked int64 codes).
+    spec = fmt.specials.value
+    if spec == "ieee":
         assert fmt.inf_code is not None
-        cls = np.where(mag == fmt.inf_code, INF, cls).astype(np.int8)
-    cls = np.where(is_nan, NAN, cls).astype(np.int8)
-    sig = np.where(cls == FINITE, sig, 0)
-    return cls, neg, sig.astype(np.int64), exp.astype(np.int64)
+        cls = xp.where(mag == fmt.inf_code, INF, cls)
+        is_nan = mag > fmt.inf_code
+    elif spec == "fn":
+        is_nan = mag == (1 << fmt.mag_bits) - 1
+    elif spec == "fnuz":
+        is_nan = c == (1 << fmt.mag_bits)
+    else:
+        is_nan = xp.zeros_like(neg)
+    cls = xp.where(is_nan, NAN, cls)
+    sig = xp.where(cls == FINITE, sig, 0)
+    return cls, neg, xp.astype(sig, xp.int64), xp.astype(exp, xp.int64)
+
+
+def decode_values(fmt: FloatFormat, codes: Any, *, daz: bool = False, xp: Any = NP) -> Any:
+    """Exact float64 values of codes (no range check: the callers make it)."""
+    cls, neg, sig, exp = unpack_float(fmt, codes, daz=daz, xp=xp)
+    mag = xp.ldexp(xp.astype(sig, xp.float64), exp)
+    mag = xp.where(cls == INF, float("inf"), mag)
+    mag = xp.where(cls == NAN, float("nan"), mag)
+    # The sign goes in as a bit: negating a NaN on a GPU may not flip its sign, as it does on
+    # the CPU (numpy's -nan).
+    bits = mag.view(xp.int64)
+    return xp.where(neg, bits | -(1 << 63), bits).view(xp.float64)
+
+
+def round_fixed(
+    fmt: FixedFormat, cls: Any, neg: Any, sig: A, exp: Any, rounding: Rounding,
+    rand: Any, rwidth: int, xp: Any = NP,
+) -> A:
+    """Round exact values (``cls`` INF or not) to the integers of a fixed-point grid, saturating
+    at both ends; returns the signed integers (int64) in ``[fmt.min_int, fmt.max_int]``."""
+    q = shift_right_round(sig, fmt.scale_exp - exp, neg, rounding, rand, rwidth, xp)
+    # Values so large that the shift overflowed, and infinities, saturate.
+    huge = (cls == INF) | (((exp - fmt.scale_exp) > 62 - 53) & (sig != 0))
+    q = xp.where(huge, 1 << 62, q)
+    return xp.clip(xp.where(neg, -q, q), fmt.min_int, fmt.max_int)

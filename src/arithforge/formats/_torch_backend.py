@@ -1,12 +1,19 @@
-# Ref: the numpy emulator it mirrors: formats/_core.py (rounding), codec.py (encode/decode),
-#      block.py (OCP MX v1.0 §6.3 conversion), mma.py (tensor-core model).
+# Ref: the numpy emulator it runs on tensors: formats/_core.py (rounding), codec.py
+#      (encode/decode), block.py (OCP MX v1.0 §6.3 conversion), mma.py (tensor-core model).
 """PyTorch backend of the emulator: the same integer algorithms on torch tensors, any device.
 
 Selected with ``device=`` on :meth:`FloatFormat.encode`/``decode`` (and ``FixedFormat``),
 :meth:`BlockFormat.quantize`/``dequantize`` and :func:`arithforge.formats.mma.matmul`; imported
-only then, so that :mod:`arithforge.formats` imports without torch. Every function here is a line
-by line port of its numpy original on int64 tensors and is bit-exact with it: the tests run the
-same code on CPU tensors against numpy in the default suite and on a CUDA GPU where there is one.
+only then, so that :mod:`arithforge.formats` imports without torch.
+
+One implementation, two namespaces: the rounding step, unpack and decode (:mod:`._core`) and the
+tensor-core step, its chaining, promotion and split-K (:mod:`.mma`) are the numpy emulator's own
+functions, called here with ``xp=TORCH`` (:class:`Torch`, the torch side of :mod:`._xp`), so a
+fix lands once. What stays here is torch glue: tensors in and out, code dtypes, the splitting of
+float32/float64 inputs from their bits, the derived-table encode with its Triton and
+``torch.compile`` kernels, and the block-scaled conversion's tensor plumbing. Every path is
+bit-exact with numpy: the tests run it on CPU tensors in the default suite and on a CUDA GPU
+where there is one.
 
 Codes come back as integer tensors holding the bit patterns: ``uint8`` for formats of at most 8
 bits, ``int16`` / ``int32`` / ``int64`` above (the pattern reinterpreted, as ``tensor.view(torch.
@@ -94,18 +101,7 @@ def _pack(code: Tensor, bits: int) -> Tensor:
     return wrapped.to(dt)
 
 
-# -- the rounding step (ports of formats._core) -------------------------------------------------
-
-def bit_length(sig: Tensor) -> Tensor:
-    """Exact bit length of non-negative int64 values (0 for 0)."""
-    e = torch.frexp(sig.to(torch.float64))[1].to(_I64)
-    too_big = (e > 0) & ((sig >> torch.clamp(e - 1, min=0)) == 0)
-    return e - too_big.to(_I64)
-
-
-def _pow2(s: Tensor) -> Tensor:
-    return torch.bitwise_left_shift(torch.ones_like(s), s)
-
+# -- the array namespace of the shared algorithms (formats._xp) ---------------------------------
 
 def _exp2(e: Tensor) -> Tensor:
     """``2.0**e`` as float64 from its bit pattern, for integer ``e`` in [-1022, 1023]."""
@@ -128,154 +124,62 @@ def _pad_last(x: Tensor, extra: int) -> Tensor:
                      dim=-1)
 
 
-def shift_right_round(sig: Tensor, shift: Tensor, neg: Tensor, rounding: Rounding,
-                      rand: Tensor | None, rwidth: int) -> Tensor:
-    """Round ``sig / 2**shift`` to an integer (``_core.shift_right_round``)."""
-    left = torch.clamp(-shift, min=0)
-    s = torch.clamp(shift, 0, 63)
-    q = sig >> s
-    rem = sig - (q << s)
-    q = torch.where(shift <= 0, sig << torch.clamp(left, max=62), q)
-    rem = torch.where(shift <= 0, torch.zeros_like(rem), rem)
-    inexact = rem != 0
-    half = _pow2(torch.clamp(s - 1, min=0))
-    half = torch.where(s == 0, torch.full_like(half, 1 << 62), half)
-    if rounding is Rounding.RNE:
-        inc = (rem > half) | ((rem == half) & ((q & 1) == 1))
-    elif rounding is Rounding.RNA:
-        inc = rem >= half
-    elif rounding is Rounding.RTZ:
-        return q
-    elif rounding is Rounding.RUP:
-        inc = inexact & ~neg
-    elif rounding is Rounding.RDN:
-        inc = inexact & neg
-    elif rounding is Rounding.RTO:
-        return q | inexact.to(_I64)
-    else:
-        assert rand is not None
-        down = shift - rwidth
-        up = torch.clamp(-down, min=0)
-        frac = torch.where(down >= 63, torch.zeros_like(rem),
-                           (rem >> torch.clamp(down, 0, 62)) << up)
-        inc = inexact & (frac + rand >= (1 << rwidth))
-    return q + inc.to(_I64)
+class Torch:
+    """torch as the shared algorithms of :mod:`._core` and :mod:`.mma` call it (see
+    :mod:`._xp`): int64 integers (exact on every device), float64 values, any device."""
+
+    name = "torch"
+    int8 = torch.int8
+    int32 = torch.int32
+    int64 = torch.int64
+    float32 = torch.float32
+    float64 = torch.float64
+    where = staticmethod(torch.where)
+    maximum = staticmethod(torch.maximum)
+    minimum = staticmethod(torch.minimum)
+    abs = staticmethod(torch.abs)
+    frexp = staticmethod(torch.frexp)
+    isfinite = staticmethod(torch.isfinite)
+    zeros_like = staticmethod(torch.zeros_like)
+    ldexp = staticmethod(ldexp)
+    pad_last = staticmethod(_pad_last)
+
+    @staticmethod
+    def clip(x: Tensor, lo: Any = None, hi: Any = None) -> Tensor:
+        return torch.clamp(x, lo, hi)
+
+    @staticmethod
+    def astype(x: Tensor, dtype: torch.dtype) -> Tensor:
+        return x.to(dtype)
+
+    @staticmethod
+    def pow2(s: Tensor) -> Tensor:
+        return torch.bitwise_left_shift(torch.ones_like(s), s)
+
+    @staticmethod
+    def amax(x: Tensor, axis: int) -> Tensor:
+        return x.amax(dim=axis)
+
+    @staticmethod
+    def sum(x: Tensor, axis: int) -> Tensor:
+        return x.sum(dim=axis)
+
+    @staticmethod
+    def asarray_like(a: np.ndarray, like: Tensor) -> Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a)).to(like.device)
+
+    @staticmethod
+    def f32_bits(x: Tensor) -> Tensor:
+        return x.to(torch.float32).view(torch.int32)
+
+    @staticmethod
+    def f32_add(x: Tensor, y: Tensor) -> Tensor:
+        return (x.to(torch.float32) + y.to(torch.float32)).to(torch.float64)
 
 
-def round_float(fmt: FloatFormat, neg: Tensor, sig: Tensor, exp: Tensor, rounding: Rounding, *,
-                saturate: bool = False, ftz: bool = False, rand: Tensor | None = None,
-                rwidth: int = 0, cls: Tensor | None = None) -> Tensor:
-    """Round exact values to codes of ``fmt`` (``_core.round_float``); int64 codes."""
-    m = fmt.man_bits
-    emin = fmt.emin
-    if cls is None:
-        cls = torch.where(sig == 0, ZERO, FINITE)
-    nonzero = sig != 0
-    top = exp + bit_length(sig) - 1
-    flush = (not fmt.subnormals) or ftz
-    e_t = torch.clamp(top, min=emin) if not flush else top
-    shift = (e_t - m) - exp
-    q = shift_right_round(sig, shift, neg, rounding, rand, rwidth)
-    mag = ((e_t - emin) << m) + q
-    if not fmt.zero:
-        mag = mag - (1 << m)
-    if not flush:
-        below = nonzero & (q == 0)
-    else:
-        below = nonzero & (mag < ((1 << m) if fmt.zero else 0))
-    max_mag = fmt.max_mag
-    over = nonzero & (mag > max_mag)
-    false = torch.zeros_like(over)
-    if saturate or fmt.specials.value == "none":
-        to_inf = false
-    elif rounding in (Rounding.RNE, Rounding.RNA, Rounding.STOCHASTIC):
-        to_inf = over
-    elif rounding is Rounding.RUP:
-        to_inf = over & ~neg
-    elif rounding is Rounding.RDN:
-        to_inf = over & neg
-    else:
-        to_inf = false
-    mag = torch.where(over, max_mag, mag)
-    is_nan = cls == NAN
-    is_inf = cls == INF
-    is_zero = (cls == ZERO) | ((cls == FINITE) & ~nonzero) | (below & fmt.zero)
-    if not fmt.zero:
-        mag = torch.where(below, 0, mag)
-    mag = torch.where(is_zero, 0, mag)
-    inf_like = to_inf | is_inf
-    if saturate:
-        mag = torch.where(is_inf, max_mag, mag)
-        inf_like = false
-    if fmt.has_inf:
-        assert fmt.inf_code is not None
-        mag = torch.where(inf_like, fmt.inf_code, mag)
-    elif fmt.has_nan:
-        is_nan = is_nan | inf_like
-    else:
-        mag = torch.where(inf_like, max_mag, mag)
-        if bool(is_nan.any()):
-            raise FormatError(
-                f"{fmt.name} has no NaN encoding; remove NaN inputs or pick a format with NaN")
-    code = mag
-    if fmt.signed:
-        sign = neg.to(_I64) << (fmt.bits - 1)
-        if fmt.specials.value == "fnuz":
-            sign = torch.where(mag == 0, 0, sign)
-        code = code | sign
-    else:
-        is_nan = is_nan | (neg & ~is_zero)
-    if not fmt.zero:
-        is_nan = is_nan | (cls == ZERO)
-    if fmt.has_nan:
-        assert fmt.nan_code is not None
-        if fmt.specials.value == "fnuz" or not fmt.signed:
-            nan_codes = torch.full_like(code, fmt.nan_code)
-        else:
-            nan_codes = fmt.nan_code | (neg.to(_I64) << (fmt.bits - 1))
-        code = torch.where(is_nan, nan_codes, code)
-    elif bool(is_nan.any()):
-        raise FormatError(f"{fmt.name} cannot encode negative values or zero")
-    return code
-
-
-def unpack_float(fmt: FloatFormat, codes: Tensor, *, daz: bool = False
-                 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``(cls, neg, sig, exp)`` of codes, value ``(-1)**neg * sig * 2**exp``
-    (``_core.unpack_float``)."""
-    c = _codes_int64(codes, fmt.bits)
-    m = fmt.man_bits
-    mag = c & ((1 << fmt.mag_bits) - 1)
-    if fmt.signed:
-        neg = ((c >> (fmt.bits - 1)) & 1).bool()
-    else:
-        neg = torch.zeros_like(c, dtype=torch.bool)
-    field = mag >> m
-    frac = mag & ((1 << m) - 1)
-    is_sub = field == 0
-    if fmt.zero:
-        sig = torch.where(is_sub, frac, frac | (1 << m))
-        exp = torch.where(is_sub, fmt.emin, field - fmt._bias) - m
-        if daz or not fmt.subnormals:
-            sig = torch.where(is_sub, 0, sig)
-    else:
-        sig = frac | (1 << m)
-        exp = field - fmt._bias - m
-    cls = torch.where(sig == 0, ZERO, FINITE)
-    spec = fmt.specials.value
-    if spec == "ieee":
-        assert fmt.inf_code is not None
-        cls = torch.where(mag == fmt.inf_code, INF, cls)
-        is_nan = mag > fmt.inf_code
-    elif spec == "fn":
-        is_nan = mag == (1 << fmt.mag_bits) - 1
-    elif spec == "fnuz":
-        is_nan = c == (1 << fmt.mag_bits)
-    else:
-        is_nan = torch.zeros_like(neg)
-    cls = torch.where(is_nan, NAN, cls)
-    sig = torch.where(cls == FINITE, sig, 0)
-    return cls, neg, sig, exp
+#: The torch namespace: ``_core.round_float(..., xp=TORCH)`` runs the numpy emulator's code on
+#: tensors.
+TORCH = Torch()
 
 
 def split_float(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -462,8 +366,8 @@ def encode_float(fmt: FloatFormat, values: Any, rounding: Rounding, *, saturate:
             u = x.contiguous().view(torch.int32)
             return _table_encode(u, table, k)
     cls, neg, sig, exp = split_float(x)
-    code = round_float(fmt, neg, sig, exp, rounding, saturate=saturate, ftz=ftz, rand=rand,
-                       rwidth=rwidth, cls=cls)
+    code = _core.round_float(fmt, neg, sig, exp, rounding, saturate=saturate, ftz=ftz, rand=rand,
+                             rwidth=rwidth, cls=cls, xp=TORCH)
     return _pack(code, fmt.bits)
 
 
@@ -478,13 +382,8 @@ def decode_float(fmt: FloatFormat, codes: Any, *, daz: bool = False,
         if a.size and (int(a.min()) < 0 or int(a.max()) >= (1 << fmt.bits)):
             bad = int(a.min()) if int(a.min()) < 0 else int(a.max())
             raise FormatError(f"codes of {fmt.name} must lie in [0, 2**{fmt.bits}), not {bad}")
-    cls, neg, sig, exp = unpack_float(fmt, c, daz=daz)
-    mag = ldexp(sig.to(torch.float64), exp)
-    mag = torch.where(cls == INF, torch.inf, mag)
-    mag = torch.where(cls == NAN, torch.nan, mag)
-    # The sign goes in as a bit: negating a NaN on a GPU may not flip its sign, as it does on
-    # the CPU (numpy's -nan).
-    return (mag.view(_I64) | (neg.to(_I64) << 63)).view(torch.float64)
+    values: Tensor = _core.decode_values(fmt, c, daz=daz, xp=TORCH)
+    return values
 
 
 def encode_fixed(fmt: FixedFormat, values: Any, rounding: Rounding, *, random_bits: Any = None,
@@ -496,10 +395,7 @@ def encode_fixed(fmt: FixedFormat, values: Any, rounding: Rounding, *, random_bi
         raise FormatError(f"{fmt.name} has no NaN encoding; remove NaN inputs before encoding")
     rand, rwidth = _random(rounding, tuple(x.shape), random_bits, random_width, dev)
     cls, neg, sig, exp = split_float(x)
-    q = shift_right_round(sig, fmt.scale_exp - exp, neg, rounding, rand, rwidth)
-    huge = (cls == INF) | (((exp - fmt.scale_exp) > 62 - 53) & (sig != 0))
-    q = torch.where(huge, 1 << 62, q)
-    signed_q = torch.clamp(torch.where(neg, -q, q), fmt.min_int, fmt.max_int)
+    signed_q = _core.round_fixed(fmt, cls, neg, sig, exp, rounding, rand, rwidth, TORCH)
     return _pack(signed_q & ((1 << fmt.bits) - 1), fmt.bits)
 
 
@@ -548,10 +444,10 @@ def block_quantize(fmt: BlockFormat, values: Any, axis: int, rounding: Rounding,
     el = fmt.element
     e = exp - shared_each
     if isinstance(el, FloatFormat):
-        elements = round_float(el, neg, sig, e, rounding, saturate=saturate, ftz=ftz, rand=rp,
-                               rwidth=rwidth, cls=cls)
+        elements = _core.round_float(el, neg, sig, e, rounding, saturate=saturate, ftz=ftz,
+                                     rand=rp, rwidth=rwidth, cls=cls, xp=TORCH)
     else:
-        q = shift_right_round(sig, el.scale_exp - e, neg, rounding, rp, rwidth)
+        q = _core.shift_right_round(sig, el.scale_exp - e, neg, rounding, rp, rwidth, TORCH)
         q = torch.clamp(q, max=el.max_int)
         elements = torch.where(neg, -q, q) & ((1 << el.bits) - 1)
     elements = _pack(torch.where(nan_each, 0, elements)[..., :n], el.bits)
@@ -572,7 +468,7 @@ def _shared_exponents(fmt: BlockFormat, blocks: Tensor) -> tuple[Tensor, Tensor]
     # split_float leaves subnormal significands unnormalised; the numpy path normalises them to
     # 53 bits (frexp). bit_length below makes both give the same top and the same ``a``.
     zero = sig == 0
-    bl = bit_length(sig)
+    bl = _core.bit_length(sig, TORCH)
     top = exp + bl - 1
     t = top - fmt.emax_elem
     if fmt.scale_rule == "floor":
@@ -621,94 +517,13 @@ def block_dequantize(fmt: BlockFormat, scale_codes: Any, element_codes: Any, axi
     return torch.where(torch.isnan(ev), ev, out)
 
 
-# -- tensor-core model (port of the numpy backend in formats.mma) -------------------------------
-
-_NO_TERM = -(1 << 40)
-
-
-def _finite(fmt: FloatFormat, codes: Tensor, what: str) -> tuple[Tensor, Tensor, Tensor]:
-    cls, neg, sig, exp = unpack_float(fmt, codes)
-    if bool(((cls == INF) | (cls == NAN)).any()):
-        raise FormatError(f"{what} must hold finite {fmt.name} codes, not NaN or infinity "
-                          "(the tensor-core models cover finite inputs)")
-    return neg, sig, exp + fmt.man_bits
-
-
-def _align(mag: Tensor, shift: Tensor, rounding: Rounding, neg: Tensor) -> Tensor:
-    left = torch.clamp(shift, 0, 62)
-    right = torch.clamp(-shift, 0, 62)
-    kept = (mag << left) >> right
-    if rounding is Rounding.RTZ:
-        return kept
-    rem = mag - ((mag >> right) << right)
-    if rounding is Rounding.RDN:
-        return kept + (neg & (rem != 0)).to(_I64)
-    half = torch.where(right > 0, _pow2(torch.clamp(right - 1, min=0)), 0)
-    up = (right > 0) & ((rem > half) | ((rem == half) & ((kept & 1) == 1)))
-    return kept + up.to(_I64)
-
-
-def _round_scaled(s: Tensor, scale_exp: Tensor, *, p: int, emin: int, emax: int,
-                  rounding: Rounding) -> Tensor:
-    neg = s < 0
-    mag = s.abs()
-    length = bit_length(mag)
-    lead = scale_exp + length - 1
-    p_eff = p - torch.clamp(emin - lead, min=0)
-    shift = torch.clamp(length - p_eff, min=0)
-    sh = torch.clamp(shift, max=62)
-    q = mag >> sh
-    if rounding is Rounding.RNE:
-        rem = mag - (q << sh)
-        half = torch.where(sh > 0, _pow2(torch.clamp(sh - 1, min=0)), 0)
-        up = (sh > 0) & ((rem > half) | ((rem == half) & ((q & 1) == 1))) & (shift <= 62)
-        q = q + up.to(_I64)
-    q = torch.where(shift > 62, 0, q)
-    val = ldexp(q.to(torch.float64), scale_exp + shift)
-    max_finite = (2.0 - 2.0 ** (1 - p)) * 2.0**emax
-    over = val > max_finite
-    val = torch.where(over, max_finite if rounding is Rounding.RTZ else torch.inf, val)
-    return torch.where(neg, -val, val)
-
-
-def _f32_bits_unpack(c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """``(neg, sig, exp)`` of float32 values held in float64, alignment exponents as mma's."""
-    b = c.to(torch.float32).view(torch.int32).to(_I64)
-    neg = ((b >> 31) & 1).bool()
-    field = (b >> 23) & 0xFF
-    man = b & ((1 << 23) - 1)
-    sig = torch.where(field == 0, man, man | (1 << 23))
-    exp = torch.where(field == 0, -126, field - 127)
-    return neg, sig, exp
-
-
-def _mma_step(psign: Tensor, psig: Tensor, pexp: Tensor, c_in: Tensor, *, pfrac: int, f: int,
-              term: Rounding, normalized: bool, p: int, emin: int, emax: int,
-              acc_rounding: Rounding) -> Tensor:
-    """One step (``mma._mma_step``) with the model's facts as plain constants."""
-    c_inf = ~torch.isfinite(c_in)
-    c = torch.where(c_inf, 0.0, c_in)
-    cneg, csig, cexp = _f32_bits_unpack(c)
-    pnz = psig != 0
-    cnz = csig != 0
-    palign = pexp + bit_length(psig) - 1 - pfrac if normalized else pexp
-    p_align = torch.where(pnz, palign, _NO_TERM)
-    big = torch.maximum(p_align.amax(dim=-1), torch.where(cnz, cexp, _NO_TERM))
-    tp = torch.where(pnz, _align(psig, pexp - pfrac + f - big[:, None], term, psign), 0)
-    tc = torch.where(cnz, _align(csig, cexp - 23 + f - big, term, cneg), 0)
-    total = torch.where(psign, -tp, tp).sum(dim=-1) + torch.where(cneg, -tc, tc)
-    total = torch.where(big <= _NO_TERM, 0, total)
-    res = _round_scaled(total, big - f, p=p, emin=emin, emax=emax, rounding=acc_rounding)
-    return torch.where(c_inf, c_in, res)
-
-
-def _f32_add(x: Tensor, y: Tensor) -> Tensor:
-    return (x.to(torch.float32) + y.to(torch.float32)).to(torch.float64)
-
+# -- tensor-core model (the steps are formats.mma's, on tensors) ------------------------------
 
 def _reduce_add(x: Tensor, y: Tensor, fmt: FloatFormat) -> Tensor:
+    """Addition rounded to nearest even in ``fmt`` (``mma._reduce_add`` through this backend's
+    encode)."""
     if fmt.name == "float32":
-        return _f32_add(x, y)
+        return TORCH.f32_add(x, y)
     code = encode_float(fmt, x + y, Rounding.RNE, device=x.device, fast=False)
     return decode_float(fmt, code, device=x.device)
 
@@ -718,79 +533,21 @@ COMPILE_MMA = True
 
 
 def _step_fn(device: torch.device, m: MMAModel, pfrac: int) -> Any:
-    """The step for model ``m``, its facts bound as constants (compiled once per model on CUDA:
-    constants, not arguments, so that the compiler specialises on them)."""
-    consts: dict[str, Any] = {
-        "pfrac": pfrac, "f": m.frac_bits, "term": m.term_rounding,
-        "normalized": m.alignment == "normalized", "p": m.acc_frac_bits + 1,
-        "emin": m.acc_format.emin, "emax": m.acc_format.emax, "acc_rounding": m.acc_rounding,
-    }
+    """``mma._mma_step`` on tensors for model ``m``, its facts bound as constants (compiled once
+    per model on CUDA: constants, not arguments, so that the compiler specialises on them)."""
+    from . import mma
+
+    consts = mma._step_consts(m, pfrac)
     if device.type != "cuda" or not COMPILE_MMA:
-        return functools.partial(_mma_step, **consts)
+        return functools.partial(mma._mma_step, TORCH, **consts)
     key = ("mma_step", *consts.values())
     if key not in _compiled:
         def step(psign: Tensor, psig: Tensor, pexp: Tensor, c_in: Tensor) -> Tensor:
-            return _mma_step(psign, psig, pexp, c_in, **consts)
+            out: Tensor = mma._mma_step(TORCH, psign, psig, pexp, c_in, **consts)
+            return out
 
         _compiled[key] = _compile(step)
     return _compiled[key]
-
-
-def _chain(ps: Tensor, pg: Tensor, pe: Tensor, pfrac: int, c: Tensor, m: MMAModel) -> Tensor:
-    acc = c
-    step = _step_fn(pg.device, m, pfrac)
-    for k0 in range(0, pg.shape[-1], m.n):
-        acc = step(ps[:, k0:k0 + m.n], pg[:, k0:k0 + m.n], pe[:, k0:k0 + m.n], acc)
-    return acc
-
-
-def _promoted(ps: Tensor, pg: Tensor, pe: Tensor, pfrac: int, c: Tensor, m: MMAModel) -> Tensor:
-    if not m.promote:
-        return _chain(ps, pg, pe, pfrac, c, m)
-    acc = c
-    zero = torch.zeros_like(c)
-    for k0 in range(0, pg.shape[-1], m.promote):
-        sl = slice(k0, k0 + m.promote)
-        acc = _f32_add(acc, _chain(ps[:, sl], pg[:, sl], pe[:, sl], pfrac, zero, m))
-    return acc
-
-
-def _accumulate(ps: Tensor, pg: Tensor, pe: Tensor, pfrac: int, c: Tensor, m: MMAModel) -> Tensor:
-    k = pg.shape[-1]
-    unit = int(np.lcm(m.n, m.promote)) if m.promote else m.n
-
-    def padded(lo: int, hi: int, c0: Tensor) -> Tensor:
-        extra = -(hi - lo) % unit
-        arrs = [_pad_last(x[:, lo:hi], extra) for x in (ps, pg, pe)]
-        return _promoted(arrs[0], arrs[1], arrs[2], pfrac, c0, m)
-
-    if m.split == 1:
-        return padded(0, k, c)
-    part = -(-k // (m.split * m.split_tile)) * m.split_tile
-    res = c
-    zero = torch.zeros_like(c)
-    for lo in range(0, k, part):
-        res = _reduce_add(res, padded(lo, min(lo + part, k), zero), m.split_reduction)
-    return res
-
-
-def _operand(codes: Tensor, fmt: FloatFormat, m: MMAModel, what: str
-             ) -> tuple[Tensor, Tensor, Tensor]:
-    from .mma import K_ORDERS
-
-    order = K_ORDERS[m.k_order]
-    if order is not None:
-        blk = len(order)
-        k0 = codes.shape[-1]
-        kb = -(-k0 // blk) * blk
-        perm = (torch.tensor(order)[None, :] + torch.arange(0, kb, blk)[:, None]).reshape(-1)
-        codes = _pad_last(codes, kb - k0)[:, perm.to(codes.device)]
-    neg, sig, exp = _finite(fmt, codes, what)
-    if m.alignment == "sum_fp16":
-        s = torch.where(sig > 0, fmt.man_bits + 1 - bit_length(sig), 0)
-        s = torch.minimum(torch.clamp(s, min=0), torch.clamp(exp + 14, min=0))
-        sig, exp = sig << s, exp - s
-    return neg, sig, exp
 
 
 #: Products held at once per chunk of output elements.
@@ -800,6 +557,7 @@ CHUNK_ELEMENTS = 1 << 24
 def mma_matmul(a_codes: Any, b_codes: Any, fa: FloatFormat, fb: FloatFormat, m: MMAModel,
                c: Any, scale_a: Any, scale_b: Any, device: str | torch.device) -> Tensor:
     """``mma.matmul`` on tensors; returns output codes as a tensor on ``device``."""
+    from . import mma
     from .mma import _check_codes, _scale_product
 
     dev = torch.device(device)
@@ -828,18 +586,16 @@ def mma_matmul(a_codes: Any, b_codes: Any, fa: FloatFormat, fb: FloatFormat, m: 
     sb = scale_b.cpu().numpy() if isinstance(scale_b, Tensor) else scale_b
     scale_np = _scale_product(sa, sb, rows, cols)
     scale = None if scale_np is None else torch.from_numpy(np.ascontiguousarray(scale_np)).to(dev)
-    an, ag, ae = _operand(a, fa, m, "a_codes")
-    bn, bg, be = _operand(b.T.contiguous(), fb, m, "b_codes")
-    k = ag.shape[-1]
-    pfrac = fa.man_bits + fb.man_bits
+    ua = mma._prepare_operand(a, fa, m, "a_codes", TORCH)
+    ub = mma._prepare_operand(b.T.contiguous(), fb, m, "b_codes", TORCH)
+    k = ua[1].shape[-1]
+    step = _step_fn(dev, m, fa.man_bits + fb.man_bits)
     out = torch.empty((rows, cols), dtype=code_dtype(m.output.bits), device=dev)
-    step = max(1, CHUNK_ELEMENTS // max(cols * max(k, 1), 1))
-    for r0 in range(0, rows, step):
-        r1 = min(rows, r0 + step)
-        pg = (ag[r0:r1, None, :] * bg[None, :, :]).reshape(-1, k)
-        ps = ((an[r0:r1, None, :] ^ bn[None, :, :]).reshape(-1, k)) & (pg != 0)
-        pe = (ae[r0:r1, None, :] + be[None, :, :]).reshape(-1, k)
-        res = _accumulate(ps, pg, pe, pfrac, acc[r0:r1].reshape(-1), m)
+    chunk = max(1, CHUNK_ELEMENTS // max(cols * max(k, 1), 1))
+    for r0 in range(0, rows, chunk):
+        r1 = min(rows, r0 + chunk)
+        ps, pg, pe = mma._products(tuple(x[r0:r1] for x in ua), ub)
+        res = mma._accumulate(TORCH, ps, pg, pe, acc[r0:r1].reshape(-1), m, step, _reduce_add)
         r32 = res.to(torch.float32)
         if scale is not None:
             r32 = r32 * scale[r0:r1].reshape(-1)

@@ -273,11 +273,8 @@ def _decode_table(fmt: FloatFormat, daz: bool) -> npt.NDArray[np.float64]:
 
 
 def _decode_exact(fmt: FloatFormat, codes: npt.NDArray[Any], daz: bool) -> npt.NDArray[np.float64]:
-    cls, neg, sig, exp = _core.unpack_float(fmt, codes, daz=daz)
-    mag = np.ldexp(sig.astype(np.float64), exp.astype(np.int32))
-    mag = np.where(cls == _core.INF, np.inf, mag)
-    mag = np.where(cls == _core.NAN, np.nan, mag)
-    return np.where(neg, -mag, mag)
+    values: npt.NDArray[np.float64] = _core.decode_values(fmt, codes, daz=daz)
+    return values
 
 
 def decode_float(
@@ -311,10 +308,4 @@ def encode_fixed(
         raise FormatError(f"{fmt.name} has no NaN encoding; remove NaN inputs before encoding")
     rand, rwidth = _core.check_random(mode, x.shape, random_bits, random_width)
     cls, neg, sig, exp = split_float(x)
-    q = _core.shift_right_round(sig, fmt.scale_exp - exp, neg, mode, rand, rwidth)
-    # Values so large that the shift overflowed, and infinities, saturate.
-    huge = (cls == _core.INF) | ((exp - fmt.scale_exp) > 62 - 53) & (sig != 0)
-    q = np.where(huge, np.int64(1) << 62, q)
-    signed_q = np.where(neg, -q, q)
-    signed_q = np.clip(signed_q, fmt.min_int, fmt.max_int)
-    return fmt.from_int(signed_q)
+    return fmt.from_int(_core.round_fixed(fmt, cls, neg, sig, exp, mode, rand, rwidth))

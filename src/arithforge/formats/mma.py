@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,7 @@ import numpy.typing as npt
 from . import _core
 from ._core import FINITE, INF, NAN, ZERO
 from ._errors import FormatError
+from ._xp import NP
 from .descriptors import FloatFormat, _index
 from .rounding import Rounding, as_rounding
 
@@ -292,96 +295,112 @@ def get_model(name: str | MMAModel) -> MMAModel:
     raise FormatError(f"model must be one of {', '.join(PRESETS)}, not {name!r}{hint}")
 
 
-# -- numpy backend: exact integer arithmetic, float64 only for exactly representable values --------
+# -- the steps: one implementation for numpy and torch ------------------------------------------
+#
+# Exact integer arithmetic (int64), float64 only for exactly representable values. Every function
+# below takes the array namespace ``xp`` (:mod:`._xp`): numpy's here, torch's in
+# :mod:`._torch_backend` (``device=``), which adds only the glue (tensors in and out, the
+# float16 split-K reduction through its encode, the compiled step on CUDA).
 
 def _bits_f32(x: Any) -> Any:
-    return np.ascontiguousarray(np.asarray(x, dtype=np.float32)).view(np.uint32)
+    return NP.f32_bits(x)
 
 
-def _unpack_finite(fmt: FloatFormat, codes: Any, what: str) -> tuple[Any, Any, Any]:
+def _unpack_finite(fmt: FloatFormat, codes: Any, what: str, xp: Any = NP
+                   ) -> tuple[Any, Any, Any]:
     """``(neg, sig, exp)`` with value ``(-1)**neg * sig * 2**(exp - man_bits)``."""
-    cls, neg, sig, exp = _core.unpack_float(fmt, codes)
-    if np.any((cls == INF) | (cls == NAN)):
+    cls, neg, sig, exp = _core.unpack_float(fmt, codes, xp=xp)
+    if bool(((cls == INF) | (cls == NAN)).any()):
         raise FormatError(f"{what} must hold finite {fmt.name} codes, not NaN or infinity "
                           "(the tensor-core models cover finite inputs)")
     return neg, sig, exp + fmt.man_bits
 
 
-def _widen(sig: Any, exp: Any, fmt: FloatFormat, emin: int) -> tuple[Any, Any]:
+def _widen(sig: Any, exp: Any, fmt: FloatFormat, emin: int, xp: Any = NP) -> tuple[Any, Any]:
     """Re-express subnormal operands as normal numbers of a format with exponent floor ``emin``."""
-    s = np.where(sig > 0, fmt.man_bits + 1 - _core.bit_length(sig), 0)
-    s = np.clip(s, 0, np.maximum(exp - emin, 0))
+    s = xp.where(sig > 0, fmt.man_bits + 1 - _core.bit_length(sig, xp), 0)
+    s = xp.minimum(xp.clip(s, 0), xp.clip(exp - emin, 0))
     return sig << s, exp - s
 
 
-def _align(mag: Any, shift: Any, rounding: Rounding, neg: Any) -> Any:
+def _align(mag: Any, shift: Any, rounding: Rounding, neg: Any, xp: Any = NP) -> Any:
     """Shift magnitudes by ``shift`` (left if positive), cutting dropped bits per ``rounding``."""
-    left = np.clip(shift, 0, 62)
-    right = np.clip(-shift, 0, 62)
-    kept = np.left_shift(mag, left) >> right
+    left = xp.clip(shift, 0, 62)
+    right = xp.clip(-shift, 0, 62)
+    kept = (mag << left) >> right
     if rounding is Rounding.RTZ:
         return kept
     rem = mag - ((mag >> right) << right)
     if rounding is Rounding.RDN:
-        return kept + (neg & (rem != 0))
-    half = np.where(right > 0, np.left_shift(np.int64(1), np.maximum(right - 1, 0)), 0)
-    return kept + ((right > 0) & ((rem > half) | ((rem == half) & ((kept & 1) == 1))))
+        return kept + xp.astype(neg & (rem != 0), xp.int64)
+    half = xp.where(right > 0, xp.pow2(xp.clip(right - 1, 0)), 0)
+    up = (right > 0) & ((rem > half) | ((rem == half) & ((kept & 1) == 1)))
+    return kept + xp.astype(up, xp.int64)
 
 
 def _round_scaled(s: Any, scale_exp: Any, *, p: int, emin: int, emax: int,
-                  rounding: Rounding) -> Any:
+                  rounding: Rounding, xp: Any = NP) -> Any:
     """Round ``s * 2**scale_exp`` (int64 ``s``) to ``p`` significant bits, exponent range
     ``[emin, emax]`` (gradual underflow); returns exactly representable float64 values."""
     neg = s < 0
-    mag = np.abs(s)
-    length = _core.bit_length(mag)
+    mag = xp.abs(s)
+    length = _core.bit_length(mag, xp)
     lead = scale_exp + length - 1
-    p_eff = p - np.maximum(0, emin - lead)
-    shift = np.maximum(length - p_eff, 0)
-    sh = np.minimum(shift, 62)
+    p_eff = p - xp.clip(emin - lead, 0)
+    shift = xp.clip(length - p_eff, 0)
+    sh = xp.clip(shift, None, 62)
     q = mag >> sh
     if rounding is Rounding.RNE:
         rem = mag - (q << sh)
-        half = np.where(sh > 0, np.left_shift(np.int64(1), np.maximum(sh - 1, 0)), 0)
+        half = xp.where(sh > 0, xp.pow2(xp.clip(sh - 1, 0)), 0)
         up = (sh > 0) & ((rem > half) | ((rem == half) & ((q & 1) == 1))) & (shift <= 62)
-        q = q + up
-    q = np.where(shift > 62, 0, q)
-    val = np.ldexp(q.astype(np.float64), (scale_exp + shift).astype(np.int32))
+        q = q + xp.astype(up, xp.int64)
+    q = xp.where(shift > 62, 0, q)
+    val = xp.ldexp(xp.astype(q, xp.float64), scale_exp + shift)
     max_finite = (2.0 - 2.0 ** (1 - p)) * 2.0**emax
     over = val > max_finite
-    val = np.where(over, max_finite if rounding is Rounding.RTZ else np.inf, val)
-    return np.where(neg, -val, val)
+    val = xp.where(over, max_finite if rounding is Rounding.RTZ else float("inf"), val)
+    return xp.where(neg, -val, val)
 
 
-def _mma_step(psign: Any, psig: Any, pexp: Any, pfrac: int, c_in: Any, m: MMAModel) -> Any:
-    """One step over the last axis of products ``(B, n)`` plus accumulator values ``c_in (B,)``."""
-    c_inf = ~np.isfinite(c_in)  # an overflowed accumulator stays infinite (or NaN)
-    c = np.where(c_inf, 0.0, c_in)
-    cneg, csig, cexp = _unpack_finite(_F32, _bits_f32(c), "the accumulator")
+def _step_consts(m: MMAModel, pfrac: int) -> dict[str, Any]:
+    """The facts of model ``m`` one step needs, as plain constants (a compiler specialises on
+    them)."""
+    return {
+        "pfrac": pfrac, "f": m.frac_bits, "term": m.term_rounding,
+        "normalized": m.alignment == "normalized", "p": m.acc_frac_bits + 1,
+        "emin": m.acc_format.emin, "emax": m.acc_format.emax, "acc_rounding": m.acc_rounding,
+    }
+
+
+def _mma_step(xp: Any, psign: Any, psig: Any, pexp: Any, c_in: Any, *, pfrac: int, f: int,
+              term: Rounding, normalized: bool, p: int, emin: int, emax: int,
+              acc_rounding: Rounding) -> Any:
+    """One step over the last axis of products ``(B, n)`` plus accumulator values ``c_in (B,)``.
+
+    ``c_in`` holds float32 values (or inf/NaN) in float64; the model's facts come as constants
+    (:func:`_step_consts`).
+    """
+    c_inf = ~xp.isfinite(c_in)  # an overflowed accumulator stays infinite (or NaN)
+    c = xp.where(c_inf, 0.0, c_in)
+    _, cneg, csig, cexp = _core.unpack_float(_F32, xp.f32_bits(c), xp=xp)
+    cexp = cexp + 23
     pnz = psig != 0
     cnz = csig != 0
-    if m.alignment == "normalized":
-        palign = pexp + _core.bit_length(psig) - 1 - pfrac
-    else:
-        palign = pexp
-    p_align = np.where(pnz, palign, _NO_TERM)
-    big = np.maximum(p_align.max(axis=-1), np.where(cnz, cexp, _NO_TERM))
-    f = m.frac_bits
-    tp = np.where(pnz, _align(psig, pexp - pfrac + f - big[:, None], m.term_rounding, psign), 0)
-    tc = np.where(cnz, _align(csig, cexp - 23 + f - big, m.term_rounding, cneg), 0)
-    total = np.where(psign, -tp, tp).sum(axis=-1) + np.where(cneg, -tc, tc)
-    total = np.where(big <= _NO_TERM, 0, total)
-    acc = m.acc_format
-    res = _round_scaled(total, big - f, p=m.acc_frac_bits + 1, emin=acc.emin, emax=acc.emax,
-                        rounding=m.acc_rounding)
-    return np.where(c_inf, c_in, res)
+    palign = pexp + _core.bit_length(psig, xp) - 1 - pfrac if normalized else pexp
+    p_align = xp.where(pnz, palign, _NO_TERM)
+    big = xp.maximum(xp.amax(p_align, -1), xp.where(cnz, cexp, _NO_TERM))
+    tp = xp.where(pnz, _align(psig, pexp - pfrac + f - big[:, None], term, psign, xp), 0)
+    tc = xp.where(cnz, _align(csig, cexp - 23 + f - big, term, cneg, xp), 0)
+    total = xp.sum(xp.where(psign, -tp, tp), -1) + xp.where(cneg, -tc, tc)
+    total = xp.where(big <= _NO_TERM, 0, total)
+    res = _round_scaled(total, big - f, p=p, emin=emin, emax=emax, rounding=acc_rounding, xp=xp)
+    return xp.where(c_inf, c_in, res)
 
 
 def _f32_add(x: Any, y: Any) -> Any:
     """float32 addition, round to nearest even (what an FADD does), as float64 values."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return (np.asarray(x).astype(np.float32) + np.asarray(y).astype(np.float32)).astype(
-            np.float64)
+    return NP.f32_add(x, y)
 
 
 def _reduce_add(x: Any, y: Any, fmt: FloatFormat) -> Any:
@@ -393,48 +412,56 @@ def _reduce_add(x: Any, y: Any, fmt: FloatFormat) -> Any:
     return fmt.decode(fmt.encode(total, Rounding.RNE))
 
 
-def _chain(ps: Any, pg: Any, pe: Any, pfrac: int, c: Any, m: MMAModel) -> Any:
+Step = Callable[[Any, Any, Any, Any], Any]
+ReduceAdd = Callable[[Any, Any, FloatFormat], Any]
+
+
+def _chain(ps: Any, pg: Any, pe: Any, c: Any, n: int, step: Step) -> Any:
     acc = c
-    for k0 in range(0, pg.shape[-1], m.n):
-        sl = slice(k0, k0 + m.n)
-        acc = _mma_step(ps[:, sl], pg[:, sl], pe[:, sl], pfrac, acc, m)
+    for k0 in range(0, pg.shape[-1], n):
+        sl = slice(k0, k0 + n)
+        acc = step(ps[:, sl], pg[:, sl], pe[:, sl], acc)
     return acc
 
 
-def _promoted(ps: Any, pg: Any, pe: Any, pfrac: int, c: Any, m: MMAModel) -> Any:
+def _promoted(xp: Any, ps: Any, pg: Any, pe: Any, c: Any, m: MMAModel, step: Step) -> Any:
     if not m.promote:
-        return _chain(ps, pg, pe, pfrac, c, m)
+        return _chain(ps, pg, pe, c, m.n, step)
     acc = c
-    zero = np.zeros(pg.shape[0])
+    zero = xp.zeros_like(c)
     for k0 in range(0, pg.shape[-1], m.promote):
         sl = slice(k0, k0 + m.promote)
-        acc = _f32_add(acc, _chain(ps[:, sl], pg[:, sl], pe[:, sl], pfrac, zero, m))
+        acc = xp.f32_add(acc, _chain(ps[:, sl], pg[:, sl], pe[:, sl], zero, m.n, step))
     return acc
 
 
-def _accumulate(ps: Any, pg: Any, pe: Any, pfrac: int, c: Any, m: MMAModel) -> Any:
-    """Promotion and split-K around the chained steps; products ``(B, K)``, ``c`` values (B,)."""
+def _accumulate(xp: Any, ps: Any, pg: Any, pe: Any, c: Any, m: MMAModel, step: Step,
+                reduce_add: ReduceAdd) -> Any:
+    """Promotion and split-K around the chained steps; products ``(B, K)``, ``c`` values (B,).
+
+    ``step(psign, psig, pexp, c)`` is :func:`_mma_step` with the model's constants bound;
+    ``reduce_add`` joins split-K parts.
+    """
     k = pg.shape[-1]
     unit = int(np.lcm(m.n, m.promote)) if m.promote else m.n
 
     def padded(lo: int, hi: int, c0: Any) -> Any:
-        arrs = [x[:, lo:hi] for x in (ps, pg, pe)]
         extra = -(hi - lo) % unit
-        if extra:
-            arrs = [np.pad(x, ((0, 0), (0, extra))) for x in arrs]
-        return _promoted(arrs[0], arrs[1], arrs[2], pfrac, c0, m)
+        arrs = [xp.pad_last(x[:, lo:hi], extra) for x in (ps, pg, pe)]
+        return _promoted(xp, arrs[0], arrs[1], arrs[2], c0, m, step)
 
     if m.split == 1:
         return padded(0, k, c)
     part = -(-k // (m.split * m.split_tile)) * m.split_tile
     res = c
-    zero = np.zeros(pg.shape[0])
+    zero = xp.zeros_like(c)
     for lo in range(0, k, part):
-        res = _reduce_add(res, padded(lo, min(lo + part, k), zero), m.split_reduction)
+        res = reduce_add(res, padded(lo, min(lo + part, k), zero), m.split_reduction)
     return res
 
 
-def _prepare_operand(codes: Any, fmt: FloatFormat, m: MMAModel, what: str) -> tuple[Any, ...]:
+def _prepare_operand(codes: Any, fmt: FloatFormat, m: MMAModel, what: str, xp: Any = NP
+                     ) -> tuple[Any, ...]:
     """Reorder K per ``k_order`` and unpack: ``(neg, sig, exp)`` of shape ``(rows, K')``."""
     order = K_ORDERS[m.k_order]
     if order is not None:
@@ -442,11 +469,23 @@ def _prepare_operand(codes: Any, fmt: FloatFormat, m: MMAModel, what: str) -> tu
         k0 = codes.shape[-1]
         kb = -(-k0 // blk) * blk
         perm = (np.asarray(order)[None, :] + np.arange(0, kb, blk)[:, None]).reshape(-1)
-        codes = np.pad(codes, ((0, 0), (0, kb - k0)))[:, perm]
-    neg, sig, exp = _unpack_finite(fmt, codes, what)
+        codes = xp.pad_last(codes, kb - k0)[:, xp.asarray_like(perm, codes)]
+    neg, sig, exp = _unpack_finite(fmt, codes, what, xp)
     if m.alignment == "sum_fp16":
-        sig, exp = _widen(sig, exp, fmt, _F16.emin)
+        sig, exp = _widen(sig, exp, fmt, _F16.emin, xp)
     return neg, sig, exp
+
+
+def _products(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, Any, Any]:
+    """Exact products of every row of ``a`` with every row of ``b`` (unpacked operands,
+    ``(neg, sig, exp)`` of shapes ``(R, K)`` and ``(C, K)``): ``(sign, sig, exp)`` of shape
+    ``(R * C, K)``, zero products positive."""
+    (an, ag, ae), (bn, bg, be) = a, b
+    k = ag.shape[-1]
+    pg = (ag[:, None, :] * bg[None, :, :]).reshape(-1, k)
+    ps = (an[:, None, :] ^ bn[None, :, :]).reshape(-1, k) & (pg != 0)
+    pe = (ae[:, None, :] + be[None, :, :]).reshape(-1, k)
+    return ps, pg, pe
 
 
 def _finish(res: Any, m: MMAModel, scale: Any) -> Any:
@@ -545,19 +584,16 @@ def matmul(
     rows, cols = a.shape[0], b.shape[1]
     acc = _accumulator_values(c, m, rows, cols)
     scale = _scale_product(scale_a, scale_b, rows, cols)
-    an, ag, ae = _prepare_operand(a, fa, m, "a_codes")
-    bn, bg, be = _prepare_operand(np.ascontiguousarray(b.T), fb, m, "b_codes")
-    k = ag.shape[-1]
-    pfrac = fa.man_bits + fb.man_bits
+    ua = _prepare_operand(a, fa, m, "a_codes")
+    ub = _prepare_operand(np.ascontiguousarray(b.T), fb, m, "b_codes")
+    k = ua[1].shape[-1]
+    step = functools.partial(_mma_step, NP, **_step_consts(m, fa.man_bits + fb.man_bits))
     out = np.empty((rows, cols), dtype=m.output.code_dtype)
-    step = max(1, _CHUNK_ELEMENTS // max(cols * max(k, 1), 1))
-    for r0 in range(0, rows, step):
-        r1 = min(rows, r0 + step)
-        ps = (an[r0:r1, None, :] ^ bn[None, :, :]).reshape(-1, k)
-        pg = (ag[r0:r1, None, :] * bg[None, :, :]).reshape(-1, k)
-        pe = (ae[r0:r1, None, :] + be[None, :, :]).reshape(-1, k)
-        ps &= pg != 0
-        res = _accumulate(ps, pg, pe, pfrac, acc[r0:r1].reshape(-1), m)
+    chunk = max(1, _CHUNK_ELEMENTS // max(cols * max(k, 1), 1))
+    for r0 in range(0, rows, chunk):
+        r1 = min(rows, r0 + chunk)
+        ps, pg, pe = _products(tuple(x[r0:r1] for x in ua), ub)
+        res = _accumulate(NP, ps, pg, pe, acc[r0:r1].reshape(-1), m, step, _reduce_add)
         sc = None if scale is None else scale[r0:r1].reshape(-1)
         out[r0:r1] = _finish(res, m, sc).reshape(r1 - r0, cols)
     return out
@@ -591,7 +627,8 @@ def dot(
     rows = int(np.prod(shape, dtype=np.int64))
     cc = None if c is None else np.broadcast_to(np.asarray(c), shape).reshape(rows, 1)
     acc = _accumulator_values(cc, m, rows, 1).reshape(-1)
-    res = _accumulate(ps, pg, ae + be, fa.man_bits + fb.man_bits, acc, m)
+    step = functools.partial(_mma_step, NP, **_step_consts(m, fa.man_bits + fb.man_bits))
+    res = _accumulate(NP, ps, pg, ae + be, acc, m, step, _reduce_add)
     return _finish(res, m, None).reshape(shape)
 
 
