@@ -9,6 +9,10 @@ into ``acc``; options ``family``, ``group`` (128), ``align_bits``, ``scale``.
 
 Sweeps: one design per weight family x activation format x group, independent of ``[formats]
 weights``; a transaction is ``group * groups`` MACs along K.
+
+Its unit, :class:`BitSerialUnit` (with the port packing, :func:`pack_fields` and
+:func:`unpack_fields`), is everything of ``arithforge.hdl.bitserial.BitSerialPE`` but the
+hardware.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-# Ref: Alexandridis et al., arXiv 2408.11997 (approximate normalization)
+# Ref: IEEE Std 754-2019 §5.4.1 (fusedMultiplyAdd, multiplication, addition), §6.3 (signed zero);
+#      Alexandridis et al., arXiv 2408.11997 (approximate normalization)
 """The fused multiply-add, and the multiplier and adder of its datapath.
 
 ``fma``
@@ -11,6 +12,10 @@
     ``fma`` (exact) and ``fma_approx`` (window 4, the formats where it matters most).
 ``mul``, ``add``
     ``round(a * b)`` and ``round(a + b)``: components, calibrated and verified, not swept.
+
+Their units, :class:`FMAUnit`, :class:`MulUnit` and :class:`AddUnit` (the datapath's parameters,
+facts, ``reference()``, vectors, ``structure()``, ``geometry``), are the Amaranth-free half of
+the generators of :mod:`arithforge.hdl.fma`, which subclass them.
 """
 
 from __future__ import annotations

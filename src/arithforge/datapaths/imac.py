@@ -1,8 +1,12 @@
+# Ref: two's-complement multiply-accumulate as in integer tensor cores (e.g. NVIDIA IMMA: int8
+#      products accumulated into int32, wrapping); saturation as ARM SQDMLAL-style clamping.
 """The integer multiply-accumulate ``imac``: ``o = c + a * b`` wrapping (or saturating) in
 ``acc_bits`` (``arithforge.hdl.imac``, ``formats.ops.imac``).
 
 GEMM model: exact products of the integer codes, the sum wrapping modulo ``2**bits`` of ``acc``
 (default int32). Sweeps signed integer formats into an integer accumulator.
+
+Its unit, :class:`IMacUnit`, is everything of ``arithforge.hdl.imac.IntegerMAC`` but the hardware.
 """
 
 from __future__ import annotations

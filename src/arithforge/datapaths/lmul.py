@@ -11,6 +11,9 @@
     ``"equation"``), ``offset_bits``, and ``accumulate``: ``"chain"`` (one rounding to ``acc``
     per addition, in order of K: what the hardware computes) or ``"exact"`` (exact sum, one
     rounding). Sweeps one operand format for weights and activations, the integer form.
+
+Their units, :class:`LMulUnit` and :class:`LMacUnit` (:class:`~.fma.FMAUnit` with the L-Mul term),
+are everything of the generators of :mod:`arithforge.hdl.lmul` but the hardware.
 """
 
 from __future__ import annotations

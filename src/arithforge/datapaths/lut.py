@@ -10,6 +10,9 @@ options ``group`` (K, default 4) and ``symmetric``.
 Sweeps: signed integer weights of 2 to 4 bits from ``[formats] weights``, table entries
 ``entry`` (float entries with a float accumulator, int8 with an integer one), tile ``RxC``,
 ``symmetric`` tables. In an array each PE operation is a whole tile.
+
+Its unit, :class:`LUTUnit` (with the port packing, :func:`pack` and :func:`unpack`), is everything
+of ``arithforge.hdl.lut.LUTTensorCore`` but the hardware.
 """
 
 from __future__ import annotations
