@@ -3,8 +3,8 @@
 Every string literal of ``src/arithforge`` above the emulator (docstrings aside; ``formats``
 names its operations ``fma``, ``lmul``, ``imac``, a vocabulary of arithmetic, not of datapaths)
 that is a datapath's name, or a PE spec starting ``NAME:``, must sit in one of that datapath's
-own modules: its descriptor's module, its generator's module, or the registry. A few modules
-name datapaths on purpose, each listed in :data:`ALLOWED` with the reason.
+own modules: its descriptor's module (and its unit's), its generator's module, or the registry. A
+few modules name datapaths on purpose, each listed in :data:`ALLOWED` with the reason.
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ COMMON_WORDS = {"add", "mul", "exact", "lut", "mx"}
 def _own(name: str) -> set[str]:
     d = DATAPATHS[name]
     files = {Path(sys.modules[type(d).__module__].__file__ or "").resolve()}
-    gen = d.generator
-    if isinstance(gen, str):
-        module = gen.partition(":")[0]
-        files.add((ROOT / Path(*module.split(".")[1:])).with_suffix(".py").resolve())
+    for ref in (d.generator, d.unit):
+        if isinstance(ref, str):
+            module = ref.partition(":")[0]
+            files.add((ROOT / Path(*module.split(".")[1:])).with_suffix(".py").resolve())
     files.add((ROOT / "datapaths" / "registry.py").resolve())
     return {str(f.relative_to(ROOT.resolve())) for f in files}
 

@@ -2,8 +2,9 @@
 
 This module defines a toy datapath, ``toymac``: a 4-bit signed integer multiply-accumulate
 ``o = c + a * b`` wrapping in ``acc_bits``, with every face: its descriptor (parameters, GEMM
-accuracy model, sweep, array PE, calibration examples) and its Amaranth generator (reference,
-vectors, structure, elaborate). Registered with :func:`arithforge.datapaths.registered` for the
+accuracy model, sweep, array PE, calibration examples), its unit (facts, reference, vectors,
+structure; no Amaranth) and its Amaranth generator (the unit's subclass adding elaborate).
+Registered with :func:`arithforge.datapaths.registered` for the
 tests below (and loaded by explore's worker processes through ``arithforge_datapaths()``), it is
 generated, verified (Verilator harness and cocotb), costed, synthesized, swept by ``explore``
 (report and plots), used as the PE of ``simulate gemm --cosim`` and listed by calibration,
@@ -36,8 +37,9 @@ from arithforge.datapaths import (
     registered,
 )
 from arithforge.datapaths.base import check_stages, stages_param
+from arithforge.datapaths.unit import Graph, Unit, check_kind, choose_cuts
 from arithforge.formats import IntFormat, get_format
-from arithforge.hdl.base import Datapath, Graph, Pipeline, check_kind, choose_cuts
+from arithforge.hdl.base import Datapath, Pipeline
 
 NAME = "toymac"
 BITS = 4
@@ -53,8 +55,9 @@ def _wrap(values: np.ndarray, bits: int) -> np.ndarray:
     return ((values + half) % (1 << bits)) - half
 
 
-class ToyMAC(Datapath):
-    """Toy 4-bit signed integer MAC o = c + a * b, wrapping in acc_bits."""
+class ToyUnit(Unit):
+    """Toy 4-bit signed integer MAC o = c + a * b, wrapping in acc_bits: everything but the
+    hardware (what the cost model and the references read, without Amaranth)."""
 
     name: ClassVar[str] = NAME
     cli_params: ClassVar[dict[str, Param]] = PARAMS
@@ -65,7 +68,7 @@ class ToyMAC(Datapath):
             raise ValueError(f"acc_bits must be between 8 and 32, not {acc_bits!r}")
         self._acc = int(acc_bits)
         self._stages = check_stages(stages)
-        super().__init__()
+        self._ready()  # the generator builds its ports here
 
     @property
     def operands(self) -> tuple[str, ...]:
@@ -128,6 +131,10 @@ class ToyMAC(Datapath):
         g.g.graph.update(name=NAME, latency=self.latency)
         return g.g
 
+
+class ToyMAC(ToyUnit, Datapath):
+    """The toy MAC's hardware: the unit's ports and elaborate()."""
+
     def elaborate(self, platform: Any) -> Module:
         m = Module()
         cuts, extra = choose_cuts(self._CUTS, self._stages)
@@ -154,6 +161,7 @@ class Toy(Descriptor):
     summary: ClassVar[str] = "toy 4-bit integer MAC (a plug-in)"
     params: ClassVar[dict[str, Param]] = PARAMS
     generator: ClassVar[type] = ToyMAC
+    unit: ClassVar[type] = ToyUnit
     accuracy = Accuracy(_run, "toy 4-bit integer MAC, wrapping", acc="int32")
     sweep: ClassVar[dict[str, Param]] = {"stages": stages_param()}
     default_sweeps: ClassVar[dict[str, dict[str, Any]]] = {}

@@ -1,9 +1,11 @@
 """``arithforge cost``, ``arithforge synth`` and ``arithforge calibrate``: what a datapath costs.
 
-``cost`` and ``synth`` take a datapath of ``arithforge.hdl.registry`` and its parameters exactly as
-``generate`` and ``verify`` do (:mod:`arithforge.cli.hdl` builds the parser from the registry's
-``cli_params``). ``cost`` is the analytical model (:mod:`arithforge.costmodel`), ``synth`` the
-synthesis truth (:mod:`arithforge.costmodel.synth`), ``calibrate`` fits the first to the second.
+``cost`` and ``synth`` take a datapath with hardware and its parameters exactly as ``generate``
+and ``verify`` do (:mod:`arithforge.cli.hdl` builds the parser from the descriptor's ``params``).
+``cost`` is the analytical model (:mod:`arithforge.costmodel`) over the datapath's unit
+(``Descriptor.build_unit``: its ``structure()``, no Amaranth unless ``--stream`` simulates the
+hardware), ``synth`` the synthesis truth (:mod:`arithforge.costmodel.synth`), ``calibrate`` fits
+the first to the second.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ from . import (
     output_file,
     print_table,
 )
-from .hdl import VECTORS_RULE, build_datapath, configure_datapath, datapath_options
+from .hdl import VECTORS_RULE, build_datapath, build_unit, configure_datapath, datapath_options
 
-if TYPE_CHECKING:  # the command line imports hdl (and Amaranth) only when a command runs
-    from ..hdl.base import Datapath
+if TYPE_CHECKING:
+    from ..datapaths.unit import Unit
 
 __all__ = ["MAX_FREQ_MHZ", "MAX_JOBS"]
 
@@ -82,16 +84,15 @@ def _cost_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _estimate(name: str, params: dict[str, Any], options: argparse.Namespace
-              ) -> tuple[Any, Datapath, Any]:
-    """The estimate, the datapath and the technology the options ask for."""
+              ) -> tuple[Any, Unit, Any]:
+    """The estimate, the datapath's unit and the technology the options ask for."""
     costmodel = import_package("arithforge.costmodel")
     tech = costmodel.load_tech(options.tech, calibration=not options.uncalibrated,
                                node_nm=options.node)
-    # The cost model reads structure() only; Datapath silences Amaranth's warning that the
-    # component was never elaborated.
-    dp = build_datapath(name, params)
+    # The cost model reads structure() only: the unit's, without Amaranth.
+    unit = build_unit(name, params)
     try:
-        return costmodel.estimate(dp.structure(), tech), dp, tech
+        return costmodel.estimate(unit.structure(), tech), unit, tech
     except ValueError as exc:
         raise ArithforgeError(f"{name}: structure() cannot be costed: {exc}") from exc
 
@@ -116,16 +117,18 @@ def cost(args: argparse.Namespace) -> int:
     if options.stream_vectors is not None and options.stream is None:
         raise ArithforgeError("--stream-vectors counts the operations of --stream; add --stream "
                               "or drop --stream-vectors")
-    est, dp, tech = _estimate(args.datapath, params, options)
+    est, unit, tech = _estimate(args.datapath, params, options)
     activity = None
     if options.stream is not None:
         activity_mod = import_package("arithforge.costmodel.activity")
-        # data_energy draws both operand streams and checks Verilator before it builds.
+        # data_energy draws both operand streams and checks Verilator before it builds; it
+        # simulates the hardware: the generator, Amaranth and all.
         vectors = options.stream_vectors or activity_mod.DEFAULT_STREAM_VECTORS
         run = import_package("arithforge.sim.activity")
-        activity = run.data_energy(dp, options.stream, vectors=vectors, tech=tech)
+        activity = run.data_energy(build_datapath(args.datapath, params), options.stream,
+                                   vectors=vectors, tech=tech)
     if options.json:
-        out = {"datapath": args.datapath, "params": params, "latency": int(dp.latency),
+        out = {"datapath": args.datapath, "params": params, "latency": int(unit.latency),
                **est.as_dict()}
         if activity is not None:
             out["activity"] = activity.as_dict()

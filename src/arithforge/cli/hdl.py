@@ -36,10 +36,12 @@ from . import (
 
 if TYPE_CHECKING:  # the command line imports hdl (and Amaranth) only when a command runs
     from ..datapaths import Descriptor
+    from ..datapaths.unit import Unit
     from ..hdl.base import Datapath
 
-__all__ = ["MAX_RANDOM_VECTORS", "VECTORS_RULE", "build_datapath", "configure_datapath",
-           "datapath_options", "datapath_parser", "parse_vectors", "vectors_arg"]
+__all__ = ["MAX_RANDOM_VECTORS", "VECTORS_RULE", "build_datapath", "build_unit",
+           "configure_datapath", "datapath_options", "datapath_parser", "parse_vectors",
+           "vectors_arg"]
 
 #: Most random vectors one ``verify`` draws (days of simulation at the harness's rate).
 MAX_RANDOM_VECTORS = 10**12
@@ -87,16 +89,22 @@ def _registry() -> ModuleType:
     return import_package("arithforge.hdl.registry")
 
 
+def _descriptors() -> ModuleType:
+    """``arithforge.datapaths.registry`` (a user error if it is not installed): the descriptors,
+    read without importing Amaranth."""
+    return import_package("arithforge.datapaths.registry")
+
+
 def _datapaths() -> dict[str, Descriptor]:
     """The registered datapaths with a generator, name -> descriptor, in order."""
-    datapaths: dict[str, Descriptor] = _registry().descriptors()
+    datapaths: dict[str, Descriptor] = _descriptors().with_face("generator")
     return datapaths
 
 
 def _descriptor(name: str) -> Descriptor:
     """The descriptor of datapath ``name`` (one line naming the close matches if there is
     none)."""
-    d: Descriptor = _registry().descriptor(name)
+    d: Descriptor = _descriptors().generator_descriptor(name)
     return d
 
 
@@ -155,6 +163,15 @@ def datapath_options(subcommand: str, args: argparse.Namespace,
     return params, parsed
 
 
+def _one_line(name: str, exc: Exception) -> ArithforgeError | Exception:
+    """The error a build raised, as the command line reports it: a format error as it is, any
+    other ``TypeError`` or ``ValueError`` prefixed with the datapath's name."""
+    formats = sys.modules.get("arithforge.formats")
+    if formats is not None and isinstance(exc, formats.FormatError):
+        return exc
+    return ArithforgeError(f"{name}: {exc}")
+
+
 def build_datapath(name: str, params: dict[str, Any]) -> Datapath:
     """Build the datapath (last, once every option is known good: Amaranth warns about a
     component that is never elaborated)."""
@@ -162,18 +179,31 @@ def build_datapath(name: str, params: dict[str, Any]) -> Datapath:
         dp: Datapath = _registry().build(name, **params)
         return dp
     except (TypeError, ValueError) as exc:
-        formats = sys.modules.get("arithforge.formats")
-        if formats is not None and isinstance(exc, formats.FormatError):
+        error = _one_line(name, exc)
+        if error is exc:
             raise
-        raise ArithforgeError(f"{name}: {exc}") from exc
+        raise error from exc
+
+
+def build_unit(name: str, params: dict[str, Any]) -> Unit:
+    """Build the datapath's unit (``Descriptor.build_unit``): its facts, reference and
+    ``structure()`` without Amaranth. Errors as :func:`build_datapath` reports them."""
+    try:
+        unit: Unit = _descriptor(name).build_unit(**params)
+        return unit
+    except (TypeError, ValueError) as exc:
+        error = _one_line(name, exc)
+        if error is exc:
+            raise
+        raise error from exc
 
 
 def _summary(datapath: Descriptor) -> str:
-    """The descriptor's one-line summary; else the first sentence of its generator's docstring,
-    up to its colon, without markup."""
+    """The descriptor's one-line summary; else the first sentence of its unit's docstring (the
+    generator's, where it is its own unit), up to its colon, without markup."""
     if datapath.summary:
         return " ".join(datapath.summary.split()).rstrip(".")
-    text = _registry().generator(datapath).__doc__ or ""
+    text = datapath.unit_class().__doc__ or ""
     paragraph = " ".join(text.strip().split("\n\n")[0].split())
     return paragraph.partition(": ")[0].replace("``", "").rstrip(".")
 

@@ -4,13 +4,17 @@ A :class:`Descriptor` is one datapath under one name, everywhere: the command li
 (``generate NAME``, ``evaluate --datapath NAME``, ``simulate gemm --pe NAME:...``), the sweep spec
 (``[datapaths.NAME]``), reports, plots and docs. It carries
 
-``params``
+``params``, :meth:`Descriptor.parse_params`
     the generator's parameter schema (one :class:`Param` each: it parses command-line strings and
     TOML values and adds itself to an ``argparse`` parser);
+``unit``, :meth:`Descriptor.build_unit`
+    its :class:`~.unit.Unit`: one configured datapath without its hardware, free of Amaranth (the
+    port facts, ``reference()``, ``test_cases()``, ``structure()`` for the cost model,
+    ``describe()``);
 ``generator``
-    the Amaranth class of :mod:`arithforge.hdl` that elaborates it (``"module:Class"``, imported
-    only when hardware is asked for, or the class itself for a plug-in); its instances carry
-    ``reference()``, ``test_cases()`` and ``structure()`` (see ``src/arithforge/hdl/README.md``);
+    the Amaranth class of :mod:`arithforge.hdl` that elaborates it, a subclass of the unit adding
+    ``elaborate()`` (``"module:Class"``, imported only when hardware is asked for, or the class
+    itself for a plug-in; see ``src/arithforge/hdl/README.md``);
 ``accuracy``
     its GEMM accuracy model for :mod:`arithforge.workloads` (:class:`Accuracy`);
 ``sweep``, :meth:`Descriptor.plan`
@@ -27,13 +31,15 @@ A face a datapath lacks is ``None`` or empty: ``exact`` has no hardware, ``mul``
 from __future__ import annotations
 
 import argparse
+import difflib
+import importlib
 import itertools
 import math
 import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -41,10 +47,14 @@ import numpy.typing as npt
 from .._errors import ArithforgeError
 from ..formats import BlockFormat, FloatFormat, Format, IntFormat, Rounding, get_format
 
+if TYPE_CHECKING:
+    from .unit import Unit
+
 __all__ = ["Accuracy", "AcceptanceCheck", "ArrayExample", "Config", "DatapathError", "Descriptor",
            "Design", "Operand", "Param", "ParamError", "Skip", "SweepContext", "format_kind"]
 
 F64 = npt.NDArray[np.float64]
+_U = TypeVar("_U", bound="Unit")
 
 
 class DatapathError(ArithforgeError, ValueError):
@@ -455,6 +465,18 @@ def _short(name: str) -> str:
     return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(name, name)
 
 
+def import_class(ref: str | type, what: str) -> type:
+    """The class ``ref`` names: ``"module:Class"`` (imported now) or the class itself; ``what``
+    names it in the error (``fma: generator``)."""
+    if isinstance(ref, type):
+        return ref
+    module, _, attr = ref.partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    if not isinstance(cls, type):
+        raise TypeError(f"{what} {ref!r} is not a class")
+    return cls
+
+
 def grid(params: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
     """Every combination of the parameter lists, in order."""
     keys = list(params)
@@ -503,8 +525,13 @@ class Descriptor:
     summary: ClassVar[str] = ""
     #: Generator parameters: name -> :class:`Param` (empty: no generator).
     params: ClassVar[dict[str, Param]] = {}
-    #: The Amaranth generator: ``"arithforge.hdl.fma:FusedMultiplyAdd"`` or the class itself.
+    #: The Amaranth generator: ``"arithforge.hdl.fma:FusedMultiplyAdd"`` or the class itself
+    #: (a subclass of the unit that adds ``elaborate()``).
     generator: ClassVar[str | type | None] = None
+    #: The unit (a :class:`~.unit.Unit` subclass, free of Amaranth): ``"module:Class"`` or the
+    #: class itself. None: the generator is its own unit (a generator is a unit too), and
+    #: building one imports it.
+    unit: ClassVar[str | type | None] = None
     #: The GEMM accuracy model, or None.
     accuracy: Accuracy | None = None
     #: Sweep parameters (``[datapaths.NAME] KEY = [...]``): name -> :class:`Param` (its default
@@ -533,6 +560,85 @@ class Descriptor:
         return f"<datapath {self.name}>"
 
     # -- generator ---------------------------------------------------------------------------
+    def parse_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Typed generator parameters of ``params``, as the command line gives them (strings)
+        or typed: each value goes through its :class:`Param` (``Param.parse``), a missing one
+        (or ``None``) takes the parameter's default, format names become formats; a parameter
+        with neither value nor default is left out (the datapath derives it).
+
+        Raises
+        ------
+        DatapathError
+            One line: a parameter :attr:`params` lacks (naming the closest), or a value its
+            ``Param`` refuses.
+        """
+        schema = self.params
+        unknown = [p for p in params if p not in schema]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], list(schema), n=1, cutoff=0.5)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise DatapathError(f"{self.name} has no parameter {unknown[0]!r}{hint}; its "
+                                f"parameters: {', '.join(schema)}")
+        values: dict[str, Any] = {}
+        for pname, param in schema.items():
+            value = params.get(pname)
+            if value is None:
+                value = param.default
+            if value is None:
+                continue  # the datapath derives it
+            try:
+                value = param.parse(value)
+            except ParamError as exc:
+                raise DatapathError(f"{self.name} parameter {pname} {exc}") from None
+            if param.kind == "format" and isinstance(value, str):
+                value = get_format(value)  # checked by parse
+            values[pname] = value
+        return values
+
+    def instantiate(self, cls: type[_U], values: Mapping[str, Any]) -> _U:
+        """``cls.from_params(**values)`` (``cls`` the unit or the generator, ``values`` from
+        :meth:`parse_params`); a ``TypeError`` or ``ValueError`` of its validation becomes a
+        one-line :class:`DatapathError`."""
+        try:
+            return cls.from_params(**values)
+        except DatapathError:
+            raise
+        except (TypeError, ValueError) as exc:  # FormatError included
+            raise DatapathError(" ".join(str(exc).split())) from exc
+
+    def unit_class(self) -> type[Unit]:
+        """The unit class (imported on first use); the generator's when :attr:`unit` is None.
+
+        Raises
+        ------
+        DatapathError
+            The datapath has neither.
+        """
+        from .unit import Unit
+
+        ref = self.unit if self.unit is not None else self.generator
+        if ref is None:
+            raise DatapathError(f"datapath {self.name!r} has no unit (and no hardware "
+                                f"generator)")
+        cls = import_class(ref, f"{self.name}: unit")
+        if not issubclass(cls, Unit):
+            raise TypeError(f"datapath {self.name!r}: unit {cls.__qualname__} must be a "
+                            f"subclass of arithforge.datapaths.unit.Unit")
+        return cls
+
+    def build_unit(self, **params: Any) -> Unit:
+        """The unit at ``params`` (as :meth:`parse_params` takes them): everything of the
+        configured datapath but its hardware, without importing Amaranth (unless the unit is
+        the generator: :attr:`unit` None).
+
+        Raises
+        ------
+        DatapathError
+            A parameter the schema or the unit's validation refuses (one line).
+        """
+        values = self.parse_params(params)
+        return self.instantiate(self.unit_class(), values)
+
     def normalize_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """Parameters as the user gave them (strings), with derived defaults a caller may need
         before building (``fma``: ``out`` defaults to ``c``). The default changes nothing."""

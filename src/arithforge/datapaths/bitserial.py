@@ -9,12 +9,16 @@ into ``acc``; options ``family``, ``group`` (128), ``align_bits``, ``scale``.
 
 Sweeps: one design per weight family x activation format x group, independent of ``[formats]
 weights``; a transaction is ``group * groups`` MACs along K.
+
+Its unit, :class:`BitSerialUnit` (with the port packing, :func:`pack_fields` and
+:func:`unpack_fields`), is everything of ``arithforge.hdl.bitserial.BitSerialPE`` but the
+hardware.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -33,8 +37,13 @@ from .base import (
     Skip,
     SweepContext,
 )
+from .fma import FMAUnit
+from .unit import Graph, Unit, check_kind
 
-__all__ = ["BitSerial"]
+if TYPE_CHECKING:
+    import networkx as nx
+
+__all__ = ["BitSerial", "BitSerialUnit", "RescaleUnit", "pack_fields", "unpack_fields"]
 
 ROUNDINGS = "|".join(r.value for r in Rounding if r is not Rounding.STOCHASTIC)
 #: Most lanes per group the descriptor takes (reference, vectors, structure and cost), as a
@@ -48,6 +57,20 @@ MAX_GROUPS = 64
 #: Most fraction bits kept below a group's largest activation (``formats.bitmod.PEConfig``).
 MAX_ALIGN_BITS = 16
 ACTS = "float16|bfloat16|int8"
+
+PARAMS: dict[str, Param] = {
+    "acts": Param(f"choice:{ACTS}", "float16", "activation format"),
+    "family": Param("str", "bitmod4", "weight datatypes the 2-bit selector picks from"),
+    "group": Param("int", 8, f"weights per group (parallel lanes; Verilog for at most "
+                             f"{MAX_ELABORATED_GROUP})", 1, MAX_GROUP),
+    "groups": Param("int", 2, "groups per transaction", 1, MAX_GROUPS),
+    "align_bits": Param("int", 8, "fraction bits kept below a group's largest activation",
+                        0, MAX_ALIGN_BITS),
+    "scale": Param("format", "float16", "format of the per-group scales"),
+    "acc": Param("format", "float32", "accumulator format (c and the result)"),
+    "rounding": Param(f"choice:{ROUNDINGS}", "rne", "rounding of each accumulation"),
+    "serial": Param("choice:term|bit", "term", "one term per cycle, or one bit (digit)"),
+}
 
 #: BitMoD bit-serial PE configurations of the acceptance sweep (tests/sim/test_bitserial.py runs
 #: a bounded subset on smaller PEs): 10^5 random transactions (dot products of group x groups)
@@ -122,25 +145,347 @@ def _run(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
     return acc.decode(out), f"emulator, {ng} groups of {g}"
 
 
+# -- the unit -----------------------------------------------------------------------------------
+# Every face of the PE but the hardware (arithforge.hdl.bitserial adds elaborate(); its module
+# docstring is the schedule).
+
+# -- packed operands ------------------------------------------------------------------------------
+
+def unpack_fields(arr: Any, width: int, count: int, bits: int) -> np.ndarray:
+    """Split a packed port (``count`` fields of ``bits``, field 0 least significant) into an
+    ``(n, count)`` int64 array. ``arr`` is 1-D codes (ports of at most 64 bits) or ``(n, words)``
+    little-endian uint64 words."""
+    a = np.asarray(arr)
+    words = a.reshape(-1, 1) if width <= 64 else a.reshape(-1, (width + 63) // 64)
+    words = words.astype(np.uint64)
+    out = np.zeros((words.shape[0], count), dtype=np.int64)
+    mask = np.uint64((1 << bits) - 1)
+    for k in range(count):
+        lo = k * bits
+        word, shift = divmod(lo, 64)
+        v = words[:, word] >> np.uint64(shift)
+        if shift + bits > 64:
+            v = v | (words[:, word + 1] << np.uint64(64 - shift))
+        out[:, k] = (v & mask).astype(np.int64)
+    return out
+
+
+def pack_fields(fields: Any, width: int, bits: int) -> np.ndarray:
+    """Pack ``(n, count)`` fields of ``bits`` into a port of ``width``: 1-D uint64 codes when
+    ``width <= 64``, else ``(n, words)`` uint64 words."""
+    f = np.asarray(fields).astype(np.uint64)
+    n, count = f.shape
+    nw = (width + 63) // 64
+    words = np.zeros((n, nw), dtype=np.uint64)
+    for k in range(count):
+        lo = k * bits
+        word, shift = divmod(lo, 64)
+        words[:, word] |= f[:, k] << np.uint64(shift)
+        if shift + bits > 64:
+            words[:, word + 1] |= f[:, k] >> np.uint64(64 - shift)
+    return words[:, 0] if width <= 64 else words
+
+
+class RescaleUnit(FMAUnit):
+    """``round(p * scale + acc)``: the FMA datapath with the partial-sum format as ``a`` (which
+    may be wider than the FMA generator's 32-bit limit: its products still fit the emulator)."""
+
+    def __init__(self, fmt_p: FloatFormat, fmt_s: FloatFormat, fmt_acc: FloatFormat,
+                 rounding: Rounding) -> None:
+        self._setup({"a": fmt_p, "b": fmt_s, "c": fmt_acc}, fmt_acc, rounding, 0, False, True,
+                    "exact", 8)
+
+
+class BitSerialUnit(Unit):
+    """BitMoD bit-serial PE: ``o = c`` plus, group by group, ``P_g * scale_g`` rounded once each.
+
+    Bit for bit :func:`arithforge.formats.bitmod.pe_dot` with the same :class:`PEConfig`: the
+    weights of each group are in the datatype its 2-bit selector picks from ``family``; each
+    weight is processed as at most two signed power-of-two terms, ``ceil(bits/2)`` cycles per
+    weight (``serial="term"``) or one signed-digit position per cycle (``serial="bit"``); all
+    ``group`` lanes of a group work in parallel. Activations with an infinite or NaN code are
+    outside the contract (the emulator refuses them; the hardware reads their exponent field as
+    a normal one).
+
+    Cycles: ``C = cycles_per_weight``; one transaction is accepted every ``initiation_interval =
+    groups * C`` cycles (``i.valid`` at other times is ignored while the PE is busy); its result
+    comes ``latency = groups * C + 2`` cycles after acceptance, with ``o.valid`` high for one
+    cycle; ``T`` back-to-back transactions take ``T * groups * C + 2`` cycles. A synchronous
+    reset drops every transaction in flight (``o.valid`` stays low until a new one finishes).
+
+    Parameters
+    ----------
+    acts : str
+        ``float16``, ``bfloat16`` or ``int8``.
+    family : str
+        Weight datatype family (``bitmod4``, ``bitmod3``, ``int4``, ``int3``, ``int2``, ``fp4``,
+        ``fp3``, or up to four datatype names separated by commas).
+    group, groups : int
+        Lanes (weights per group) and groups per transaction; dot-product length
+        ``group * groups``.
+    align_bits : int
+        Fraction bits kept below each group's largest activation.
+    scale, acc : FloatFormat or str
+        Formats of the per-group scales and of the accumulator (``c`` and the result).
+    rounding : str
+        Rounding of each per-group accumulation.
+    serial : str
+        ``term`` or ``bit``.
+
+    Operands: ``a``, ``length`` activation codes packed, lane 0 in the low bits (group 0 first);
+    ``w`` likewise the weight codes; ``sel``, 2 bits per group; ``scale``, one code per group;
+    ``c``, the accumulator.
+    """
+
+    name: ClassVar[str] = "bitserial"
+    cli_params: ClassVar[dict[str, Param]] = PARAMS
+
+    def __init__(self, acts: str = "float16", family: Any = "bitmod4", *, group: int = 8,
+                 groups: int = 2, align_bits: int = 8, scale: Any = "float16",
+                 acc: Any = "float32", rounding: Rounding | str = Rounding.RNE,
+                 serial: str = "term") -> None:
+        self._cfg = bitmod.PEConfig(acts, family, group, groups, align_bits, scale, acc,
+                                    rounding, serial)
+        self._ready()
+
+    # -- facts ------------------------------------------------------------------------------------
+    @property
+    def config(self) -> bitmod.PEConfig:
+        """The emulator's description of this PE."""
+        return self._cfg
+
+    @property
+    def operands(self) -> tuple[str, ...]:
+        return ("a", "w", "sel", "scale", "c")
+
+    @property
+    def operand_widths(self) -> dict[str, int]:
+        cfg = self._cfg
+        return {"a": cfg.length * cfg.act_format.bits, "w": cfg.length * cfg.weight_bits,
+                "sel": 2 * cfg.groups, "scale": cfg.groups * cfg.scale_format.bits,
+                "c": cfg.acc_format.bits}
+
+    @property
+    def result_width(self) -> int:
+        return self._cfg.acc_format.bits
+
+    @property
+    def latency(self) -> int:
+        return self._cfg.latency
+
+    @property
+    def initiation_interval(self) -> int:
+        return self._cfg.initiation_interval
+
+    @property
+    def formats(self) -> dict[str, Any]:
+        return {"c": self._cfg.acc_format, "result": self._cfg.acc_format}
+
+    def cycles(self, tiles: int = 1) -> int:
+        """Cycles for ``tiles`` back-to-back transactions: ``tiles * groups * C + 2``."""
+        return self._cfg.cycles(tiles)
+
+    def describe(self) -> dict[str, Any]:
+        return {"datapath": self.name, **self._cfg.describe(),
+                "formats": {k: f.name for k, f in self.formats.items()}}
+
+    # -- reference and vectors --------------------------------------------------------------------
+    def unpack(self, **operands: Any) -> dict[str, np.ndarray]:
+        """Split packed operand ports into per-lane and per-group code arrays."""
+        cfg = self._cfg
+        widths = self.operand_widths
+        out = {
+            "a": unpack_fields(operands["a"], widths["a"], cfg.length, cfg.act_format.bits),
+            "w": unpack_fields(operands["w"], widths["w"], cfg.length, cfg.weight_bits),
+            "sel": unpack_fields(operands["sel"], widths["sel"], cfg.groups, 2),
+            "scale": unpack_fields(operands["scale"], widths["scale"], cfg.groups,
+                                   cfg.scale_format.bits),
+        }
+        out["c"] = np.asarray(operands["c"]).reshape(-1).astype(np.uint64)
+        return out
+
+    def pack(self, a: Any, w: Any, sel: Any, scale: Any, c: Any) -> dict[str, np.ndarray]:
+        """Pack per-lane and per-group code arrays into operand ports."""
+        cfg = self._cfg
+        widths = self.operand_widths
+        return {"a": pack_fields(a, widths["a"], cfg.act_format.bits),
+                "w": pack_fields(w, widths["w"], cfg.weight_bits),
+                "sel": pack_fields(sel, widths["sel"], 2),
+                "scale": pack_fields(scale, widths["scale"], cfg.scale_format.bits),
+                "c": np.asarray(c).reshape(-1).astype(np.uint64)}
+
+    def reference(self, a: Any, w: Any, sel: Any, scale: Any, c: Any) -> np.ndarray:
+        u = self.unpack(a=a, w=w, sel=sel, scale=scale, c=c)
+        return bitmod.pe_dot(u["a"], u["w"], u["sel"], u["scale"], u["c"],
+                             self._cfg).astype(np.uint64)
+
+    def _random(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+        cfg = self._cfg
+        fa, fs, facc = cfg.act_format, cfg.scale_format, cfg.acc_format
+        k = cfg.length
+        if fa.name == "int8":
+            a = rng.integers(0, 256, size=(n, k), dtype=np.uint64)
+        else:
+            assert isinstance(fa, FloatFormat)
+            # Most transactions: activations of one scale (every lane survives alignment);
+            # the rest: uniform finite codes (wide exponent spreads, subnormals, zeros).
+            vals = rng.standard_normal((n, k)) * np.exp2(rng.integers(-12, 12, (n, 1)))
+            a = fa.encode(vals, Rounding.RNE, saturate=True).astype(np.uint64)
+            raw = rng.integers(0, 1 << fa.bits, size=(n, k), dtype=np.uint64)
+            top = np.uint64((1 << fa.exp_bits) - 1)
+            field = (raw >> np.uint64(fa.man_bits)) & top
+            raw = np.where(field == top, raw ^ (np.uint64(1) << np.uint64(fa.man_bits)), raw)
+            a = np.where(rng.random((n, 1)) < 0.25, raw, a)
+        w = rng.integers(0, 1 << cfg.weight_bits, size=(n, k), dtype=np.uint64)
+        sel = rng.integers(0, 4, size=(n, cfg.groups), dtype=np.uint64)
+        scale = fs.encode(rng.standard_normal((n, cfg.groups)) * np.exp2(
+            rng.integers(-10, 4, (n, 1))), Rounding.RNE).astype(np.uint64)
+        raw_s = rng.integers(0, 1 << fs.bits, size=(n, cfg.groups), dtype=np.uint64)
+        scale = np.where(rng.random((n, cfg.groups)) < 0.05, raw_s, scale)
+        c = facc.encode(rng.standard_normal(n) * np.exp2(rng.integers(-8, 8, n)),
+                        Rounding.RNE).astype(np.uint64)
+        raw_c = rng.integers(0, 1 << facc.bits, size=n, dtype=np.uint64)
+        c = np.where(rng.random(n) < 0.05, raw_c, c)
+        c = np.where(rng.random(n) < 0.05, 0, c).astype(np.uint64)
+        return self.pack(a, w, sel, scale, c)
+
+    def _corner(self) -> dict[str, np.ndarray]:
+        cfg = self._cfg
+        fa, fs, facc = cfg.act_format, cfg.scale_format, cfg.acc_format
+        k, ng = cfg.length, cfg.groups
+        if fa.name == "int8":
+            acts = [0x00, 0x01, 0x7F, 0x80, 0xFF]
+        else:
+            assert isinstance(fa, FloatFormat)
+            sign = 1 << (fa.bits - 1)
+            max_code = fa.max_mag
+            acts = [0, sign, 1, max_code, sign | max_code, 1 << fa.man_bits,
+                    int(fa.encode(np.array([1.0]), Rounding.RNE)[0])]
+        rows = []
+        for code in acts:
+            for wcode in range(1 << cfg.weight_bits):
+                for s in range(4):
+                    rows.append((code, wcode, s))
+        n = len(rows)
+        a = np.array([[r[0]] * k for r in rows], dtype=np.uint64)
+        # One big lane and tiny others: everything below the alignment grid truncates away.
+        a[::3, 0] = acts[min(3, len(acts) - 1)]
+        w = np.array([[r[1]] * k for r in rows], dtype=np.uint64)
+        sel = np.array([[r[2]] * ng for r in rows], dtype=np.uint64)
+        one = int(fs.encode(np.array([1.0]), Rounding.RNE)[0])
+        specials = [one, 0, 1 << (fs.bits - 1), fs.max_mag, 1]
+        if fs.has_inf and fs.inf_code is not None:
+            specials.append(fs.inf_code)
+        if fs.nan_code is not None:
+            specials.append(fs.nan_code)
+        scale = np.array([[specials[(i + g) % len(specials)] for g in range(ng)]
+                          for i in range(n)], dtype=np.uint64)
+        accs = [0, 1 << (facc.bits - 1), facc.max_mag, int(facc.encode(np.array([1.0]),
+                                                                        Rounding.RNE)[0])]
+        if facc.has_inf and facc.inf_code is not None:
+            accs.append(facc.inf_code)
+        if facc.nan_code is not None:
+            accs.append(facc.nan_code)
+        c = np.array([accs[i % len(accs)] for i in range(n)], dtype=np.uint64)
+        return self.pack(a, w, sel, scale, c)
+
+    def test_cases(self, rng: np.random.Generator, kind: str, n: int | None = None
+                   ) -> dict[str, np.ndarray]:
+        """Draw transactions: ``random`` (``n``: activations mostly of one scale, a quarter
+        uniform finite codes; random weights and selectors; scales and ``c`` mostly ordinary,
+        a few raw codes including infinities and NaNs) or ``corner`` (every weight code under
+        every selector against zero, extreme and unit activations and special scales and
+        accumulators; ``n`` subsamples or tops up with random ones). ``exhaustive`` is refused:
+        a transaction has far more than 2**26 operand combinations."""
+        check_kind(kind, n)
+        if kind == "exhaustive":
+            raise ArithforgeError("bitserial transactions cannot be enumerated exhaustively; "
+                                  "use --vectors random:N or corner")
+        if kind == "random":
+            assert n is not None
+            return self._random(rng, int(n))
+        out = self._corner()
+        total = len(out["c"])
+        if n is not None and int(n) < total:
+            pick = np.sort(rng.choice(total, size=int(n), replace=False))
+            out = {key: v[pick] for key, v in out.items()}
+        elif n is not None and int(n) > total:
+            more = self._random(rng, int(n) - total)
+            out = {key: np.concatenate([v, more[key]]) for key, v in out.items()}
+        return out
+
+    # -- structure --------------------------------------------------------------------------------
+    def structure(self) -> nx.DiGraph:
+        """Component graph; ``G`` per-lane components carry ``count``. Graph attributes:
+        ``latency``, ``initiation_interval`` and ``cycles_per_op = initiation_interval`` (one
+        operation is one transaction: the cost model charges every component once per cycle
+        of it, which is exact for the lane logic and counts the per-group rescale ``C`` times
+        where it runs once per group: an overestimate of its share)."""
+        import networkx as nx
+
+        cfg = self._cfg
+        fa, fs, facc = cfg.act_format, cfg.scale_format, cfg.acc_format
+        G, C = cfg.group, cfg.cycles_per_weight
+        wp = cfg.partial_bits
+        gr = Graph(())
+        widths = self.operand_widths
+        for op, w in widths.items():
+            gr.node(f"in_{op}", "input", w)
+        regs = gr.node("operand_regs", "register", sum(widths.values()) + 1,
+                       *(f"in_{op}" for op in widths))
+        ctrl = gr.node("control", "logic", 8, regs, gates=24, depth=3)
+        ctrl_reg = gr.node("control_regs", "register", 1 + 2 * max(2, C).bit_length(), ctrl)
+        eb = fa.exp_bits if isinstance(fa, FloatFormat) else 1
+        emax = gr.node("exp_max", "comparator", eb, regs, count=max(G - 1, 1))
+        align = gr.node("align", "shifter", cfg.aligned_bits, emax, regs, count=G,
+                        shift_bits=max(1, eb))
+        negate = gr.node("negate", "adder", cfg.aligned_bits + 1, align, count=G, inputs=1)
+        rom = gr.node("term_rom", "lut", 10, regs, count=G, entries=4 << cfg.weight_bits,
+                      storage="rom")
+        if cfg.serial == "term":
+            term = gr.node("term_shift", "shifter", wp + 1, negate, rom, ctrl_reg, count=G,
+                           shift_bits=3)
+        else:
+            term = gr.node("digit_select", "mux", wp + 1, negate, rom, ctrl_reg, count=G,
+                           inputs=3)
+        tree = gr.node("adder_tree", "adder", wp + 1, term, inputs=G + 1)
+        psum = gr.node("psum_reg", "register", wp + 1, tree)
+        stage = gr.node("rescale_regs", "register", wp + 1 + eb + fs.bits + facc.bits + 3, psum)
+        pabs = gr.node("p_abs", "adder", wp, stage, inputs=1)
+        plzc = gr.node("p_lzc", "lzc", wp, pabs)
+        pnorm = gr.node("p_normalize", "shifter", wp, plzc, pabs,
+                        shift_bits=max(1, wp.bit_length()))
+        pexp = gr.node("p_exp", "adder", cfg.partial_format.exp_bits, plzc, inputs=2)
+        fma = RescaleUnit(cfg.partial_format, fs, facc, cfg.mode).structure()
+        mapping = {n: f"rescale_{n}" for n in fma.nodes}
+        fma = nx.relabel_nodes(fma, mapping)
+        gr.g.add_nodes_from(fma.nodes(data=True))
+        gr.g.add_edges_from(fma.edges)
+        for n in ("rescale_in_a", "rescale_in_b", "rescale_in_c"):
+            gr.g.nodes[n]["kind"] = "logic"
+            gr.g.nodes[n]["gates"] = 0
+        gr.g.add_edge(pnorm, "rescale_in_a")
+        gr.g.add_edge(pexp, "rescale_in_a")
+        gr.g.add_edge(stage, "rescale_in_b")
+        gr.g.add_edge(stage, "rescale_in_c")
+        gr.g.nodes["rescale_out"]["kind"] = "logic"
+        gr.g.nodes["rescale_out"]["gates"] = 0
+        acc = gr.node("acc_reg", "register", 2 * facc.bits + 1, "rescale_out")
+        gr.node("out", "output", facc.bits, acc)
+        gr.g.graph.update(name=self.name, latency=self.latency,
+                          initiation_interval=self.initiation_interval,
+                          cycles_per_op=self.initiation_interval)
+        return gr.g
+
+
 class BitSerial(Descriptor):
     """The BitMoD bit-serial PE (module docstring)."""
 
     name: ClassVar[str] = "bitserial"
     summary: ClassVar[str] = "BitMoD bit-serial PE, group-wise MSE datatypes"
-    params: ClassVar[dict[str, Param]] = {
-        "acts": Param(f"choice:{ACTS}", "float16", "activation format"),
-        "family": Param("str", "bitmod4", "weight datatypes the 2-bit selector picks from"),
-        "group": Param("int", 8, f"weights per group (parallel lanes; Verilog for at most "
-                                 f"{MAX_ELABORATED_GROUP})", 1, MAX_GROUP),
-        "groups": Param("int", 2, "groups per transaction", 1, MAX_GROUPS),
-        "align_bits": Param("int", 8, "fraction bits kept below a group's largest activation",
-                            0, MAX_ALIGN_BITS),
-        "scale": Param("format", "float16", "format of the per-group scales"),
-        "acc": Param("format", "float32", "accumulator format (c and the result)"),
-        "rounding": Param(f"choice:{ROUNDINGS}", "rne", "rounding of each accumulation"),
-        "serial": Param("choice:term|bit", "term", "one term per cycle, or one bit (digit)"),
-    }
+    params: ClassVar[dict[str, Param]] = PARAMS
     generator: ClassVar[str] = "arithforge.hdl.bitserial:BitSerialPE"
+    unit: ClassVar[type] = BitSerialUnit
     accuracy: Accuracy | None = Accuracy(
         _run, "BitMoD bit-serial PE, group-wise MSE datatypes",
         {"family": "bitmod4", "group": 128, "align_bits": 8, "scale": "float16"},

@@ -10,23 +10,29 @@ options ``group`` (K, default 4) and ``symmetric``.
 Sweeps: signed integer weights of 2 to 4 bits from ``[formats] weights``, table entries
 ``entry`` (float entries with a float accumulator, int8 with an integer one), tile ``RxC``,
 ``symmetric`` tables. In an array each PE operation is a whole tile.
+
+Its unit, :class:`LUTUnit` (with the port packing, :func:`pack` and :func:`unpack`), is everything
+of ``arithforge.hdl.lut.LUTTensorCore`` but the hardware.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
 from .._errors import ArithforgeError
-from ..formats import FloatFormat, IntFormat
+from ..formats import FloatFormat, Format, IntFormat, Rounding, get_format
+from ..formats import lut as flut
+from . import _cases
 from ._common import F64, bool_option, fmt, int_option, kinds
 from .base import (
     AcceptanceCheck,
     Accuracy,
     ArrayExample,
     Config,
+    DatapathError,
     Descriptor,
     Design,
     Operand,
@@ -34,8 +40,13 @@ from .base import (
     Skip,
     SweepContext,
 )
+from .fma import AddUnit
+from .unit import Graph, Unit, check_bool, check_kind
 
-__all__ = ["LUT"]
+if TYPE_CHECKING:
+    import networkx as nx
+
+__all__ = ["LUT", "LUTUnit", "ShiftAdderUnit", "code_words", "pack", "unpack"]
 
 #: Largest tile side the generator takes (M * N accumulators are built).
 MAX_SIDE = 64
@@ -44,6 +55,21 @@ MAX_SIDE = 64
 MAX_GROUP = 6
 #: Most bits per weight code (``formats.lut.LUTConfig``'s range).
 MAX_WEIGHT_BITS = 4
+
+PARAMS: dict[str, Param] = {
+    "m": Param("int", 2, "tile rows M (one table each)", 1, MAX_SIDE),
+    "n": Param("int", 4, "tile columns N", 1, MAX_SIDE),
+    "k": Param("int", 4, "activation group size K (table of 2**K entries)", 1, MAX_GROUP),
+    "weight_bits": Param("int", 4, "bits per weight code", 1, MAX_WEIGHT_BITS),
+    "ternary": Param("bool", False, "ternary weights (weight_bits 2) via the offset step"),
+    "signed": Param("bool", False, "two's-complement weight codes (top plane negated, "
+                                   "offset step)"),
+    "entry": Param("format", "float16", "activation and table entry format (float16, "
+                                        "bfloat16, int8)"),
+    "acc": Param("format", None, "accumulator format (default float32, int32 for int8 "
+                                 "entries)"),
+    "symmetric": Param("bool", True, "table symmetrization: 2**(K-1) stored entries"),
+}
 
 #: LUT tensor core configurations of the acceptance sweep (tests/sim/test_lut.py runs a bounded
 #: subset of them): 10^5 random tiles each, the corner tiles, and every int4 activation group
@@ -123,26 +149,453 @@ def _run(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
     return values / 2.0, f"tiles of K={k}, {groups} per row"
 
 
+# -- the unit -----------------------------------------------------------------------------------
+# Every face of the core but the hardware (arithforge.hdl.lut adds elaborate(); its module
+# docstring is the microarchitecture).
+
+# -- port packing -------------------------------------------------------------------------------
+
+def code_words(bits: int) -> int:
+    """64-bit words of a port in harness vectors: 0 for at most 64 bits (one code per vector)."""
+    return 0 if bits <= 64 else (bits + 63) // 64
+
+
+def pack(elements: np.ndarray, bits: int) -> np.ndarray:
+    """Pack ``(n, E)`` element codes of ``bits`` bits each (element 0 least significant) into port
+    codes: 1-D ``uint64`` for ports of at most 64 bits, else ``(n, words)`` uint64 words."""
+    el = np.asarray(elements).astype(np.uint64)
+    n, count = el.shape
+    width = count * bits
+    words = max(1, (width + 63) // 64)
+    planes = ((el[..., None] >> np.arange(bits, dtype=np.uint64)) & np.uint64(1)).astype(np.uint8)
+    flat = planes.reshape(n, width)
+    padded = np.zeros((n, words * 64), dtype=np.uint8)
+    padded[:, :width] = flat
+    out = np.packbits(padded, axis=1, bitorder="little").view("<u8").astype(np.uint64)
+    return out if code_words(width) else out[:, 0]
+
+
+def unpack(codes: np.ndarray, count: int, bits: int) -> np.ndarray:
+    """Inverse of :func:`pack`: ``(n, count)`` uint64 element codes."""
+    arr = np.asarray(codes)
+    width = count * bits
+    words = max(1, (width + 63) // 64)
+    arr = arr.reshape(-1, 1) if arr.ndim == 1 else arr.reshape(-1, words)
+    raw = np.ascontiguousarray(arr.astype("<u8")).view(np.uint8)
+    flat = np.unpackbits(raw, axis=1, bitorder="little")[:, :width].astype(np.uint64)
+    planes = flat.reshape(-1, count, bits)
+    return (planes << np.arange(bits, dtype=np.uint64)).sum(axis=-1).astype(np.uint64)
+
+
+class ShiftAdderUnit(AddUnit):
+    """``round(a * 2**shift + b)``: the adder of :class:`~.fma.AddUnit` with ``shift`` added to the
+    exponent of ``a`` (never rounded; ``ops.add`` of the term in ``lut.term_format``)."""
+
+    def __init__(self, fmt_a: FloatFormat, fmt_b: FloatFormat, shift_bits: int) -> None:
+        self._shift_bits = shift_bits
+        self._setup({"a": fmt_a, "b": fmt_b}, fmt_b, Rounding.RNE, 0, False, True, "exact", 8)
+
+    @property
+    def operands(self) -> tuple[str, ...]:
+        return ("a", "b", "shift")
+
+    @property
+    def operand_widths(self) -> dict[str, int]:
+        return {"a": self._fmts["a"].bits, "b": self._fmts["b"].bits, "shift": self._shift_bits}
+
+
+def _side(value: Any, what: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{what} must be an integer, not {value!r}")
+    if not low <= int(value) <= high:
+        raise ValueError(f"{what} must be between {low} and {high}, not {int(value)!r}")
+    return int(value)
+
+
+class LUTUnit(Unit):
+    """LUT tensor core tile ``D = C + A @ v(W)``: table precompute, lookup, bit-plane accumulation.
+
+    Bit for bit :func:`arithforge.formats.lut.lut_tile` (its module docstring is the numeric
+    contract: weight values ``v(q) = 2q - (2**b - 1)`` (+1 ternary), table tree and rounding, int8
+    table quantization, accumulation order). Latency ``P + 1``, initiation interval ``P`` with
+    ``P = weight_bits + ternary``: one tile of ``M * N * K`` multiply-accumulates every ``P``
+    cycles.
+
+    Parameters
+    ----------
+    m, n, k : int
+        Tile shape: ``M`` activation rows (one table each), ``N`` weight columns, ``K`` the
+        activation group (1 to 6; table of 2**K entries).
+    weight_bits : int
+        1 to 4 (2 with ``ternary``).
+    entry : Format or str
+        Activation and table entry format: float of at most 16 bits, or int8 (quantized tables).
+    acc : Format or str, optional
+        Accumulator: a float of at most 32 bits (default float32) for float entries, a signed
+        integer (default int32) for integer entries.
+    ternary : bool
+        Ternary weights (codes 0, 1, 2 for -1, 0, +1) through the offset step.
+    signed : bool
+        Two's-complement weight codes: the top plane negated, the offset step adds ``T[0]``.
+    symmetric : bool
+        Table symmetrization (half the entries and precompute adders).
+
+    Operands: ``a``, ``M*K`` entry codes (element ``m*K + k`` at bit ``(m*K + k) * entry.bits``);
+    ``w``, ``K*N`` weight codes (element ``k*N + n``); ``c``, ``M*N`` accumulator codes (element
+    ``m*N + n``). The result: ``M*N`` accumulator codes, as ``c``.
+    """
+
+    name: ClassVar[str] = "lut"
+    cli_params: ClassVar[dict[str, Param]] = PARAMS
+
+    def __init__(self, m: int = 2, n: int = 4, k: int = 4, *, weight_bits: int = 4,
+                 entry: Format | str = "float16", acc: Format | str | None = None,
+                 ternary: bool = False, symmetric: bool = True, signed: bool = False) -> None:
+        self._m = _side(m, "m", 1, MAX_SIDE)
+        self._n = _side(n, "n", 1, MAX_SIDE)
+        self._k = _side(k, "k", 1, MAX_GROUP)
+        fe = get_format(entry) if isinstance(entry, str) else entry
+        if acc is None:
+            acc = "float32" if isinstance(fe, FloatFormat) else "int32"
+        self._cfg = flut.LUTConfig(weight_bits, fe, acc, group=self._k,
+                                   ternary=check_bool(ternary, "ternary"),
+                                   symmetric=check_bool(symmetric, "symmetric"),
+                                   signed=check_bool(signed, "signed"))
+        self._ready()
+
+    @classmethod
+    def from_params(cls, **p: Any) -> Self:
+        return cls(p.pop("m", 2), p.pop("n", 4), p.pop("k", 4), **p)
+
+    # -- facts ----------------------------------------------------------------------------------
+    @property
+    def config(self) -> flut.LUTConfig:
+        """The numeric configuration (weights, formats, group, symmetrization)."""
+        return self._cfg
+
+    @property
+    def steps(self) -> int:
+        """Accumulation steps per tile, ``P = weight_bits`` (+1 for ternary and signed)."""
+        return self._cfg.steps
+
+    @property
+    def operands(self) -> tuple[str, ...]:
+        return ("a", "w", "c")
+
+    @property
+    def operand_widths(self) -> dict[str, int]:
+        c = self._cfg
+        return {"a": self._m * self._k * c.entry.bits, "w": self._k * self._n * c.weight_bits,
+                "c": self._m * self._n * c.acc.bits}
+
+    @property
+    def result_width(self) -> int:
+        return self._m * self._n * self._cfg.acc.bits
+
+    @property
+    def latency(self) -> int:
+        return self.steps + 1
+
+    @property
+    def initiation_interval(self) -> int:
+        return self.steps
+
+    @property
+    def formats(self) -> dict[str, Any]:
+        # Ports pack many codes: element formats are in describe().
+        return {}
+
+    def cycles(self, tiles: int) -> int:
+        """Cycles from the cycle that presents the first of ``tiles`` back-to-back tiles to the
+        cycle whose outputs show the last result: ``tiles * P + 1`` (tile ``t`` is presented in
+        cycle ``t * P`` and shows in cycle ``t * P + P + 1``)."""
+        return tiles * self.steps + 1
+
+    def describe(self) -> dict[str, Any]:
+        c = self._cfg
+        return {"datapath": self.name, "m": self._m, "n": self._n, "k": self._k,
+                "weight_bits": c.weight_bits, "ternary": c.ternary, "signed": c.signed,
+                "symmetric": c.symmetric,
+                "entry": c.entry.name, "acc": c.acc.name, "entries": c.entries,
+                "steps": self.steps, "latency": self.latency,
+                "initiation_interval": self.initiation_interval,
+                "macs_per_tile": self._m * self._n * self._k,
+                "weight_values": flut.weight_values(c).tolist(),
+                "element_formats": {"a": c.entry.name, "c": c.acc.name, "result": c.acc.name}}
+
+    # -- reference and vectors ------------------------------------------------------------------
+    def split(self, a: np.ndarray, w: np.ndarray, c: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Port codes as element arrays ``(n, M, K)``, ``(n, K, N)``, ``(n, M, N)``."""
+        cfg, mm, nn, kk = self._cfg, self._m, self._n, self._k
+        return (unpack(a, mm * kk, cfg.entry.bits).reshape(-1, mm, kk),
+                unpack(w, kk * nn, cfg.weight_bits).reshape(-1, kk, nn),
+                unpack(c, mm * nn, cfg.acc.bits).reshape(-1, mm, nn))
+
+    def join(self, a: np.ndarray, w: np.ndarray, c: np.ndarray) -> dict[str, np.ndarray]:
+        """Element arrays (as :meth:`split` returns them) as port codes."""
+        cfg = self._cfg
+        n = len(a)
+        return {"a": pack(np.asarray(a).reshape(n, -1), cfg.entry.bits),
+                "w": pack(np.asarray(w).reshape(n, -1), cfg.weight_bits),
+                "c": pack(np.asarray(c).reshape(n, -1), cfg.acc.bits)}
+
+    def reference(self, a: np.ndarray, w: np.ndarray, c: np.ndarray) -> np.ndarray:
+        ea, ew, ec = self.split(a, w, c)
+        d = flut.lut_tile(ea, ew, ec, self._cfg)
+        return pack(np.asarray(d).reshape(len(ea), -1), self._cfg.acc.bits)
+
+    def _acts(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        """Activation codes: mostly values near one, some subnormal, large and any codes."""
+        fe = self._cfg.entry
+        if isinstance(fe, IntFormat):
+            codes = rng.integers(0, 1 << fe.bits, size=shape).astype(np.uint64)
+            extreme = fe.from_int(rng.choice([fe.min_int, fe.max_int], size=shape))
+            return np.where(rng.random(shape) < 0.1, extreme, codes).astype(np.uint64)
+        assert isinstance(fe, FloatFormat)
+        return _float_codes(rng, fe, shape)
+
+    def _accs(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        fa = self._cfg.acc
+        if isinstance(fa, IntFormat):
+            codes = rng.integers(0, 1 << fa.bits, size=shape).astype(np.uint64)
+            small = fa.from_int(rng.integers(-1000, 1000, size=shape))
+            return np.where(rng.random(shape) < 0.5, small, codes).astype(np.uint64)
+        assert isinstance(fa, FloatFormat)
+        return _float_codes(rng, fa, shape)
+
+    def _weights(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        top = 3 if self._cfg.ternary else 1 << self._cfg.weight_bits
+        return rng.integers(0, top, size=shape).astype(np.uint64)
+
+    def test_cases(self, rng: np.random.Generator, kind: str, n: int | None = None
+                   ) -> dict[str, np.ndarray]:
+        """Draw tiles.
+
+        ``random``: ``n`` tiles of mixed activations (values near one, subnormals, large values,
+        any code), uniform weight codes (0..2 for ternary) and accumulators. ``exhaustive``:
+        every int4 activation group (``16**K`` of them, ``K <= 4``) as table rows, ``M`` per
+        tile, against weights that cycle through the plane patterns and a zero accumulator.
+        ``corner``: groups of boundary values (zeros, range ends, infinities, NaN) against
+        all-zero, all-one and random weights and boundary accumulators; with ``n``, subsampled
+        or topped up with random tiles.
+        """
+        check_kind(kind, n)
+        mm, nn, kk = self._m, self._n, self._k
+        cfg = self._cfg
+        if kind == "random":
+            assert n is not None
+            t = int(n)
+            return self.join(self._acts(rng, (t, mm, kk)), self._weights(rng, (t, kk, nn)),
+                             self._accs(rng, (t, mm, nn)))
+        if kind == "exhaustive":
+            if kk > 4:
+                raise DatapathError(f"exhaustive tiles cover every int4 activation group, 16**k of "
+                                 f"them, for k at most 4, not {kk}; use random or corner tiles")
+            v = np.arange(-8, 8)
+            groups = np.stack(np.meshgrid(*([v] * kk), indexing="ij"), -1).reshape(-1, kk)
+            t = -(-len(groups) // mm)
+            groups = np.concatenate([groups, groups[:t * mm - len(groups)]])
+            fe = cfg.entry
+            a = (fe.from_int(groups) if isinstance(fe, IntFormat)
+                 else fe.encode(groups.astype(np.float64))).reshape(t, mm, kk)
+            top = 3 if cfg.ternary else 1 << cfg.weight_bits
+            tt = np.arange(t)[:, None, None]
+            ki = np.arange(kk)[None, :, None]
+            ni = np.arange(nn)[None, None, :]
+            w = (tt + 3 * ki + 5 * ni + ki * ni) % top
+            zero = np.zeros((t, mm, nn), dtype=np.uint64)
+            return self.join(a, w, zero)
+        # corner
+        fe, fa = cfg.entry, cfg.acc
+        if isinstance(fe, FloatFormat):
+            vals = _cases.corner_codes(fe)
+        else:
+            assert isinstance(fe, IntFormat)
+            vals = fe.from_int(np.array([0, 1, -1, 2, fe.max_int, fe.min_int, fe.max_int - 1,
+                                         fe.min_int + 1, 63, -64]))
+        if isinstance(fa, FloatFormat):
+            accs = _cases.corner_codes(fa)
+        else:
+            assert isinstance(fa, IntFormat)
+            accs = fa.from_int(np.array([0, 1, -1, fa.max_int, fa.min_int, fa.max_int - 100,
+                                         fa.min_int + 100]))
+        t = 3 * len(vals) + 2 * len(accs)
+        a = rng.choice(vals, size=(t, mm, kk)).astype(np.uint64)
+        a[:len(vals)] = np.asarray(vals).reshape(-1, 1, 1)  # one value in every position
+        top = 3 if cfg.ternary else 1 << cfg.weight_bits
+        w = self._weights(rng, (t, kk, nn))
+        w[0::3] = 0
+        w[1::3] = top - 1
+        c = rng.choice(accs, size=(t, mm, nn)).astype(np.uint64)
+        out = self.join(a, w, c)
+        if n is not None and int(n) != t:
+            if int(n) < t:
+                pick = np.sort(rng.choice(t, size=int(n), replace=False))
+                out = {key: v[pick] for key, v in out.items()}
+            else:
+                more = self.test_cases(rng, "random", int(n) - t)
+                out = {key: np.concatenate([v, more[key]]) for key, v in out.items()}
+        return out
+
+    # -- structure ------------------------------------------------------------------------------
+    def _embed(self, g: Graph, sub: nx.DiGraph, prefix: str, count: int, after: tuple[str, ...],
+               activity: float = 1.0, shared: dict[str, float] | None = None
+               ) -> tuple[str, ...]:
+        """Copy a sub-datapath's graph (``count`` instances as one node each) after ``after``;
+        ``shared`` scales the count of the named nodes (logic that instances share)."""
+        names = {}
+        for node, attrs in sub.nodes(data=True):
+            if attrs.get("kind") in ("input", "output"):
+                continue
+            names[node] = f"{prefix}_{node}"
+            extra = {k: v for k, v in attrs.items() if k not in ("kind", "width")}
+            extra["count"] = count * extra.get("count", 1) * (shared or {}).get(node, 1)
+            extra["activity"] = activity * extra.get("activity", 1.0)
+            g.node(names[node], attrs["kind"], attrs["width"], **extra)
+        for u, v in sub.edges():
+            ku, kv = sub.nodes[u].get("kind"), sub.nodes[v].get("kind")
+            if ku == "input" and kv != "output":
+                for a in after:
+                    g.g.add_edge(a, names[v])
+            elif kv == "output" and ku != "input":
+                pass
+            elif ku != "input" and kv != "output":
+                g.g.add_edge(names[u], names[v])
+        return tuple(names[n] for n in sub.nodes
+                     if sub.nodes[n].get("kind") not in ("input", "output")
+                     and any(sub.nodes[s].get("kind") == "output" for s in sub.successors(n)))
+
+    def structure(self) -> nx.DiGraph:
+        cfg = self._cfg
+        mm, nn, kk = self._m, self._n, self._k
+        eb, ab, b = cfg.entry.bits, cfg.acc.bits, cfg.weight_bits
+        P = self.steps
+        g = Graph()
+        g.node("in_a", "input", mm * kk * eb)
+        g.node("in_w", "input", kk * nn * b)
+        g.node("in_c", "input", mm * nn * ab)
+        # The precompute works once per tile: activity 1/P of a per-cycle component.
+        act = 1.0 / P
+        if cfg.is_float:
+            fe, fa = cfg.entry, cfg.acc
+            assert isinstance(fe, FloatFormat)
+            assert isinstance(fa, FloatFormat)
+            sub = AddUnit(fe, fe, fe).structure()
+            # Without symmetrization the generator builds all 2**k root adders, but the two of
+            # each complement pair (x + y and -x + -y) differ only in the sign they compute:
+            # synthesis (ABC's structural hashing after the sign inversions fold) merges their
+            # logic, so the adders that survive are the symmetric table's 2**(k-1) (measured,
+            # Yosys 0.23 cmos: float16 K=3 table 60,414 transistors against 58,704 symmetric,
+            # the same NAND/NOR count within 2%; the difference is the table registers).
+            levels = _tree_adders(kk)
+            after: tuple[str, ...] = ("in_a",)
+            # Each tree node adds every left entry to both signs of each right entry (the right
+            # half is a full table): the two adders of such a pair see the same magnitudes, and
+            # synthesis merges their operand unpacking, exponent difference and alignment shift.
+            front = dict.fromkeys(("unpack_a", "unpack_b", "exp_diff", "align_amount", "align"),
+                                  0.5)
+            for depth, per_row in enumerate(levels):
+                after = self._embed(g, sub, f"pre{depth}", per_row * mm, after, act, front)
+            sign = g.node("pre_negate", "logic", eb, *after, gates=float(mm * cfg.entries),
+                          activity=act)
+            after = (sign,)
+        else:
+            lanes = mm * cfg.entries
+            width = eb + (kk - 1).bit_length() + 1
+            absn = g.node("pre_abs", "adder", eb, "in_a", inputs=1, count=mm * kk, activity=act)
+            tot = g.node("pre_abs_sum", "adder", width, absn, inputs=kk, count=mm, activity=act)
+            cmp = g.node("pre_shift_cmp", "comparator", width, tot,
+                         count=mm * flut.max_shift(cfg.entry, kk), activity=act)  # type: ignore[arg-type]
+            sums = g.node("pre_sums", "adder", width, "in_a", inputs=kk, count=lanes,
+                          activity=act)
+            rnd = g.node("pre_round", "rounder", eb, sums, cmp, count=lanes, activity=act)
+            mux = g.node("pre_shift_mux", "mux", eb, rnd, inputs=cfg.quant_bits + 1,
+                         count=lanes, activity=act)
+            after = (mux,)
+        # The tile registers load on acceptance and the accumulators while busy: load-enabled
+        # registers (one MUX2 per bit). The table keeps all its stored entries without
+        # symmetrization: the complement entries' flip-flops mostly survive (their D inputs
+        # are merged only after the flip-flops are placed; measured 113 of 128 table bits of a
+        # float16 K=3 table).
+        table = g.node("table_reg", "register", mm * (cfg.entries * eb + cfg.quant_bits),
+                       *after, activity=act, enable=True)
+        wreg = g.node("w_reg", "register", kk * nn * b, "in_w", activity=act, enable=True)
+        creg = g.node("c_reg", "register", mm * nn * ab, "in_c", activity=act, enable=True)
+        ctrl = g.node("control", "register", (max(P, 2) - 1).bit_length() + 2)
+        plane = g.node("plane_mux", "mux", kk, wreg, ctrl, inputs=max(b, 2), count=mm * nn)
+        read = g.node("lookup", "mux", eb, table, plane, inputs=cfg.entries, count=mm * nn)
+        accreg = g.node("acc_reg", "register", ab, count=mm * nn, enable=True)
+        start = g.node("acc_start_mux", "mux", ab, creg, accreg, ctrl, count=mm * nn)
+        if cfg.is_float:
+            fe, fa = cfg.entry, cfg.acc
+            assert isinstance(fe, FloatFormat)
+            assert isinstance(fa, FloatFormat)
+            neg = g.node("lookup_negate", "logic", 1, read, gates=1.0, count=mm * nn)
+            exp = g.node("exp_add", "adder", fe.exp_bits + 2, neg, plane, inputs=1,
+                         count=mm * nn)
+            sub = AddUnit(FloatFormat(fe.exp_bits + 2, fe.man_bits), fa, fa).structure()
+            ends = self._embed(g, sub, "acc", mm * nn, (exp, start))
+        else:
+            neg = g.node("lookup_negate", "adder", eb, read, inputs=1, count=mm * nn)
+            sh = g.node("term_shift", "shifter", ab, neg, table,
+                        shift_bits=(cfg.quant_bits + b).bit_length(), count=mm * nn)
+            ends = (g.node("acc_add", "adder", ab, sh, start, count=mm * nn),)
+        for e in ends:
+            g.g.add_edge(e, accreg)
+        g.node("out", "output", mm * nn * ab, accreg)
+        g.g.graph.update(name=self.name, latency=self.latency, cycles_per_op=P,
+                         ops_per_cycle=mm * nn * kk)
+        return g.g
+
+
+def _tree_adders(k: int) -> list[int]:
+    """Precompute adders per row at each depth of the spec's tree (leaves first) that survive
+    synthesis: the symmetric table's, with or without symmetrization (see ``structure``)."""
+    def node(n: int) -> list[int]:
+        if n == 1:
+            return []
+        nl = (n + 1) // 2
+        lower = [x + y for x, y in _zip_longest(node(nl), node(n - nl))]
+        return lower + [1 << (n - 1)]
+
+    return node(k)
+
+
+def _zip_longest(a: list[int], b: list[int]) -> list[tuple[int, int]]:
+    """Pair per-depth counts aligned at the top (the deeper subtree has more levels)."""
+    n = max(len(a), len(b))
+    a = [0] * (n - len(a)) + a
+    b = [0] * (n - len(b)) + b
+    return list(zip(a, b, strict=True))
+
+
+def _float_codes(rng: np.random.Generator, fmt: FloatFormat, shape: tuple[int, ...]
+                 ) -> np.ndarray:
+    """Codes of every kind: values near one (cancellations, roundings), subnormals, large values
+    that overflow when summed, and a few arbitrary codes (infinities and NaNs among them)."""
+    vals = rng.standard_normal(shape) * np.exp2(rng.integers(-3, 4, size=shape))
+    codes = fmt.encode(vals).astype(np.uint64)
+    kind = rng.random(shape)
+    anycode = rng.integers(0, 1 << fmt.bits, size=shape).astype(np.uint64)
+    tiny = (rng.integers(0, 1 << fmt.man_bits, size=shape).astype(np.uint64)
+            | (rng.integers(0, 2, size=shape).astype(np.uint64) << np.uint64(fmt.bits - 1)))
+    big = fmt.encode(rng.choice([-1.0, 1.0], size=shape) * fmt.max_finite
+                     * rng.uniform(0.3, 1.0, size=shape)).astype(np.uint64)
+    codes = np.where(kind < 0.05, anycode, codes)
+    codes = np.where((kind >= 0.05) & (kind < 0.15), tiny, codes)
+    codes = np.where((kind >= 0.15) & (kind < 0.2), big, codes)
+    return codes
+
+
 class LUT(Descriptor):
     """The LUT tensor core (module docstring)."""
 
     name: ClassVar[str] = "lut"
     summary: ClassVar[str] = "LUT tensor core: tables of K activations, int2-4 weight bit-planes"
-    params: ClassVar[dict[str, Param]] = {
-        "m": Param("int", 2, "tile rows M (one table each)", 1, MAX_SIDE),
-        "n": Param("int", 4, "tile columns N", 1, MAX_SIDE),
-        "k": Param("int", 4, "activation group size K (table of 2**K entries)", 1, MAX_GROUP),
-        "weight_bits": Param("int", 4, "bits per weight code", 1, MAX_WEIGHT_BITS),
-        "ternary": Param("bool", False, "ternary weights (weight_bits 2) via the offset step"),
-        "signed": Param("bool", False, "two's-complement weight codes (top plane negated, "
-                                       "offset step)"),
-        "entry": Param("format", "float16", "activation and table entry format (float16, "
-                                            "bfloat16, int8)"),
-        "acc": Param("format", None, "accumulator format (default float32, int32 for int8 "
-                                     "entries)"),
-        "symmetric": Param("bool", True, "table symmetrization: 2**(K-1) stored entries"),
-    }
+    params: ClassVar[dict[str, Param]] = PARAMS
     generator: ClassVar[str] = "arithforge.hdl.lut:LUTTensorCore"
+    unit: ClassVar[type] = LUTUnit
     accuracy: Accuracy | None = Accuracy(
         _run, "LUT tensor core: tables of K activations, int2-4 weight bit-planes",
         {"group": 4, "symmetric": True}, fast=False, check=_check_model)

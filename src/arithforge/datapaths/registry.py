@@ -20,10 +20,10 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .base import DatapathError, Descriptor
+from .base import DatapathError, Descriptor, import_class
 
-__all__ = ["DATAPATHS", "PLUGINS_ENV", "generator_of", "get", "load_plugins", "plugin_sources",
-           "register", "registered", "unregister", "with_face"]
+__all__ = ["DATAPATHS", "PLUGINS_ENV", "generator_descriptor", "generator_of", "get",
+           "load_plugins", "plugin_sources", "register", "registered", "unregister", "with_face"]
 
 #: Datapath name -> descriptor, in registration order. Written only through :func:`register`
 #: and :func:`unregister`.
@@ -131,18 +131,34 @@ def get(name: str, face: str | None = None) -> Descriptor:
     raise DatapathError(f"unknown {what} {name!r}{hint}; choose one of {', '.join(pool)}")
 
 
+def generator_descriptor(name: str) -> Descriptor:
+    """The descriptor of datapath ``name``, which must have a generator: what ``generate``,
+    ``verify``, ``cost`` and ``synth`` take (``arithforge.hdl.registry.descriptor``).
+
+    Raises
+    ------
+    DatapathError
+        One line naming the closest names and the datapaths with hardware.
+    """
+    d = DATAPATHS.get(name) if isinstance(name, str) else None
+    known = with_face("generator")
+    if d is not None and d.generator is not None:
+        return d
+    if d is not None:
+        raise DatapathError(f"datapath {name!r} has no hardware generator (datapaths with one: "
+                            f"{', '.join(sorted(known))})")
+    close = difflib.get_close_matches(str(name), list(known), n=3, cutoff=0.5)
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    raise DatapathError(f"unknown datapath {name!r}{hint} (known: "
+                        f"{', '.join(sorted(known))})")
+
+
 def generator_of(descriptor: Descriptor) -> type:
     """The generator class of ``descriptor`` (imported on first use)."""
     gen = descriptor.generator
     if gen is None:
         raise DatapathError(f"datapath {descriptor.name!r} has no hardware generator")
-    if isinstance(gen, type):
-        return gen
-    module, _, attr = gen.partition(":")
-    cls = getattr(importlib.import_module(module), attr)
-    if not isinstance(cls, type):
-        raise TypeError(f"{descriptor.name}: generator {gen!r} is not a class")
-    return cls
+    return import_class(gen, f"{descriptor.name}: generator")
 
 
 #: Environment variable naming plug-in modules the command line loads: module names or ``.py``

@@ -9,8 +9,9 @@ Stages
 ``accuracy``
     :func:`arithforge.workloads.evaluate.evaluate` of a design's numeric model on a workload.
 ``cost``
-    The analytical estimate (:func:`arithforge.costmodel.estimate`) of the design's
-    ``structure()``, normalized per MAC for multi-MAC datapaths.
+    The analytical estimate (:func:`arithforge.costmodel.estimate`) of the ``structure()`` of
+    the design's unit (``Descriptor.build_unit``, no Amaranth), normalized per MAC for
+    multi-MAC datapaths.
 ``synth``
     Yosys (:func:`arithforge.costmodel.synth.synth_datapath`), cached by the cost model too.
 ``verify``
@@ -42,10 +43,11 @@ __all__ = ["STAGES", "canonical", "code_version", "run_task", "task_key"]
 STAGES = ("accuracy", "cost", "synth", "verify", "accel")
 
 #: Packages whose source decides each stage's results (``datapaths``: the GEMM models, the
-#: parameter schemas the generators check, the array tiling).
+#: parameter schemas the generators check, the units' facts and structure graphs, the array
+#: tiling).
 _STAGE_PACKAGES = {
     "accuracy": ("formats", "datapaths", "workloads", "dse/tasks.py"),
-    "cost": ("formats", "datapaths", "hdl", "costmodel", "dse/tasks.py"),
+    "cost": ("formats", "datapaths", "costmodel", "dse/tasks.py"),
     "synth": ("formats", "datapaths", "hdl", "costmodel", "tools", "dse/tasks.py"),
     "verify": ("formats", "datapaths", "hdl", "sim", "tools", "dse/tasks.py"),
     "accel": ("formats", "datapaths", "hdl", "costmodel", "tools", "sim/accelerator.py",
@@ -140,8 +142,10 @@ def _build(config: dict[str, Any]) -> Datapath:
 
 def _cost(config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Any]:
     from ..costmodel import estimate, load_tech
+    from ..datapaths.registry import generator_descriptor
 
-    dp = _build(config)
+    # The unit's structure(): no Amaranth (a plug-in without a unit builds its generator).
+    dp = generator_descriptor(config["hdl"]).build_unit(**config["params"])
     tech = load_tech(config["tech"], calibration=bool(config["calibrated"]),
                      node_nm=config["node"])
     est = estimate(dp.structure(), tech)

@@ -14,14 +14,12 @@ ranges) before the generator's constructor runs.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..datapaths.base import DatapathError, Descriptor, Param, ParamError
+from ..datapaths.base import DatapathError, Descriptor, Param
 from ..datapaths.registry import DATAPATHS as _DESCRIPTORS
-from ..datapaths.registry import generator_of
-from ..formats import get_format
+from ..datapaths.registry import generator_descriptor, generator_of
 from .base import Datapath
 
 __all__ = ["DATAPATHS", "DatapathError", "Param", "build", "descriptor", "descriptors",
@@ -33,25 +31,9 @@ def descriptors() -> dict[str, Descriptor]:
     return {n: d for n, d in _DESCRIPTORS.items() if d.generator is not None}
 
 
-def descriptor(name: str) -> Descriptor:
-    """The descriptor of datapath ``name``, which must have a generator.
-
-    Raises
-    ------
-    DatapathError
-        One line naming the closest names and the datapaths with hardware.
-    """
-    d = _DESCRIPTORS.get(name) if isinstance(name, str) else None
-    known = descriptors()
-    if d is not None and d.generator is not None:
-        return d
-    if d is not None:
-        raise DatapathError(f"datapath {name!r} has no hardware generator (datapaths with one: "
-                            f"{', '.join(sorted(known))})")
-    close = difflib.get_close_matches(str(name), list(known), n=3, cutoff=0.5)
-    hint = f"; closest: {', '.join(close)}" if close else ""
-    raise DatapathError(f"unknown datapath {name!r}{hint} (known: "
-                        f"{', '.join(sorted(known))})")
+#: The descriptor of datapath ``name``, which must have a generator (one-line
+#: :class:`DatapathError` naming the closest names otherwise): the descriptors' function.
+descriptor = generator_descriptor
 
 
 def generator(d: Descriptor) -> type[Datapath]:
@@ -97,9 +79,10 @@ DATAPATHS: Mapping[str, type[Datapath]] = Generators()
 def build(name: str, **params: Any) -> Datapath:
     """Build datapath ``name`` from parameters as the command line gives them (strings) or typed.
 
-    Each value goes through its :class:`Param` (``Param.parse``); a missing one (or ``None``)
-    takes the parameter's default; format names become formats. Then
-    ``generator.from_params(**values)``.
+    The descriptor parses the values (``Descriptor.parse_params``: each through its
+    :class:`Param`, a missing one (or ``None``) the parameter's default, format names formats),
+    then ``generator.from_params(**values)`` (``Descriptor.instantiate``). Its unit alone, without
+    Amaranth: ``Descriptor.build_unit``.
 
     Raises
     ------
@@ -108,31 +91,5 @@ def build(name: str, **params: Any) -> Datapath:
         valid names), or for a parameter value the schema or the datapath refuses.
     """
     d = descriptor(name)
-    schema = d.params
-    unknown = [p for p in params if p not in schema]
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], list(schema), n=1, cutoff=0.5)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise DatapathError(f"{name} has no parameter {unknown[0]!r}{hint}; its parameters: "
-                            f"{', '.join(schema)}")
-    values: dict[str, Any] = {}
-    for pname, param in schema.items():
-        value = params.get(pname)
-        if value is None:
-            value = param.default
-        if value is None:
-            continue  # the datapath derives it
-        try:
-            value = param.parse(value)
-        except ParamError as exc:
-            raise DatapathError(f"{name} parameter {pname} {exc}") from None
-        if param.kind == "format" and isinstance(value, str):
-            value = get_format(value)  # checked by parse
-        values[pname] = value
-    cls = generator(d)
-    try:
-        return cls.from_params(**values)
-    except DatapathError:
-        raise
-    except (TypeError, ValueError) as exc:  # FormatError included
-        raise DatapathError(" ".join(str(exc).split())) from exc
+    values = d.parse_params(params)
+    return d.instantiate(generator(d), values)
