@@ -433,3 +433,38 @@ def test_matmul_refuses_bad_operands() -> None:
         mma.matmul(ok, ok.T, "int8", model="h100-fp8")
     with pytest.raises(FormatError, match=r"c must broadcast to \(2, 2\)"):
         mma.matmul(ok, ok.T, e4m3, model="h100-fp8", c=np.zeros(3, np.uint32))
+
+
+@pytest.mark.parametrize(("fmt_name", "preset"), [
+    ("float8_e4m3fn", "h100-fp8-fastacc"), ("float8_e5m2", "h100-fp8-fastacc"),
+    ("bfloat16", "h100-bf16"), ("float16", "h100-fp16-f16acc"), ("float16", "v100-fp16"),
+])
+def test_step_is_matmul_one_step_at_a_time(fmt_name: str, preset: str,
+                                           rng: np.random.Generator) -> None:
+    fmt = get_format(fmt_name)
+    assert isinstance(fmt, FloatFormat)
+    m = mma.get_model(preset)
+    variants = [m, dataclasses.replace(m, term_rounding="rne", acc_rounding="rne"),
+                dataclasses.replace(m, term_rounding="rdn", alignment="normalized")]
+    for model in variants:
+        a = _finite_codes(fmt, rng, (7, 3 * model.n))
+        b = _finite_codes(fmt, rng, (3 * model.n, 5))
+        c = model.acc_format.encode(rng.normal(size=(7, 5)) * 4.0**rng.integers(-3, 4, (7, 5)),
+                                    "rtz")
+        want = mma.matmul(a, b, fmt, model=model, c=c)
+        acc = c
+        for k0 in range(0, 3 * model.n, model.n):
+            sl = slice(k0, k0 + model.n)
+            acc = mma.step(a[:, None, sl], b.T[None, :, sl], acc, fmt, model=model)
+        assert acc.dtype == model.acc_format.code_dtype
+        # The output conversion (float32 or float16, as the accumulator here) is exact.
+        np.testing.assert_array_equal(acc, want)
+        one = mma.matmul(a[:, :model.n], b[:model.n], fmt, model=model, c=c)
+        np.testing.assert_array_equal(
+            mma.step(a[:, None, :model.n], b.T[None, :, :model.n], c, fmt, model=model), one)
+
+
+def test_step_refuses_a_wrong_length() -> None:
+    with pytest.raises(FormatError, match="n=32 products"):
+        mma.step(np.zeros(16, dtype=np.uint8), np.zeros(16, dtype=np.uint8), 0,
+                 "float8_e4m3fn", model="h100-fp8-fastacc")

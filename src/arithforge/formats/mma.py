@@ -25,7 +25,7 @@ from ._xp import NP
 from .descriptors import FloatFormat, _index
 from .rounding import Rounding, as_rounding
 
-__all__ = ["MMAModel", "PRESETS", "block_accumulate", "dot", "get_model", "matmul"]
+__all__ = ["MMAModel", "PRESETS", "block_accumulate", "dot", "get_model", "matmul", "step"]
 
 
 def _step(
@@ -470,6 +470,13 @@ def _prepare_operand(codes: Any, fmt: FloatFormat, m: MMAModel, what: str, xp: A
         kb = -(-k0 // blk) * blk
         perm = (np.asarray(order)[None, :] + np.arange(0, kb, blk)[:, None]).reshape(-1)
         codes = xp.pad_last(codes, kb - k0)[:, xp.asarray_like(perm, codes)]
+    return _unpack_operand(codes, fmt, m, what, xp)
+
+
+def _unpack_operand(codes: Any, fmt: FloatFormat, m: MMAModel, what: str, xp: Any = NP
+                    ) -> tuple[Any, ...]:
+    """``(neg, sig, exp)`` of finite operand codes as the steps read them (``sum_fp16``
+    widening included), in the order given."""
     neg, sig, exp = _unpack_finite(fmt, codes, what, xp)
     if m.alignment == "sum_fp16":
         sig, exp = _widen(sig, exp, fmt, _F16.emin, xp)
@@ -630,6 +637,59 @@ def dot(
     step = functools.partial(_mma_step, NP, **_step_consts(m, fa.man_bits + fb.man_bits))
     res = _accumulate(NP, ps, pg, ae + be, acc, m, step, _reduce_add)
     return _finish(res, m, None).reshape(shape)
+
+
+def step(
+    a_codes: npt.ArrayLike, b_codes: npt.ArrayLike, c: npt.ArrayLike,
+    fmt_a: FloatFormat | str, fmt_b: FloatFormat | str | None = None, *, model: MMAModel | str,
+) -> npt.NDArray[Any]:
+    """One step of the tensor core: ``c + sum_k a[..., k] * b[..., k]`` over ``model.n``
+    products, as :func:`matmul` computes each of its steps, bit for bit.
+
+    The products are aligned, cut and summed with the accumulator, and the sum is rounded to
+    ``model.acc_frac_bits`` fraction bits in the range of ``model.acc_format``
+    (:class:`MMAModel`). What a library does around the steps (``promote``, ``split``,
+    ``k_order``, the final conversion to ``output``) is not part of a step and is ignored:
+    the ``n`` products given are the step's, in any order.
+
+    Parameters
+    ----------
+    a_codes, b_codes : array_like of int
+        Finite codes of ``fmt_a`` and ``fmt_b`` (default ``fmt_a``), last axis ``model.n``;
+        they broadcast against each other.
+    c : array_like of int
+        Accumulator codes of ``model.acc_format``, broadcastable to the products' shape without
+        the last axis (an infinite accumulator stays as it is).
+    model : MMAModel or str
+
+    Returns
+    -------
+    ndarray
+        The new accumulator: codes of ``model.acc_format`` (uint32 for float32, uint16 for
+        float16), of the broadcast shape without the last axis.
+    """
+    m = get_model(model)
+    fa = _float_arg(fmt_a, "fmt_a")
+    fb = _float_arg(fmt_b if fmt_b is not None else fa, "fmt_b")
+    a, b = np.broadcast_arrays(_check_codes(a_codes, fa, "a_codes"),
+                               _check_codes(b_codes, fb, "b_codes"))
+    if a.ndim == 0 or a.shape[-1] != m.n:
+        raise FormatError(f"a step takes n={m.n} products along the last axis, not shape "
+                          f"{a.shape}")
+    if fa.precision + fb.precision > _core.SIG_LIMIT_BITS - 2:
+        raise FormatError(f"{fa.name} x {fb.name} products need more than "
+                          f"{_core.SIG_LIMIT_BITS - 2} bits; use narrower formats")
+    shape = a.shape[:-1]
+    rows = int(np.prod(shape, dtype=np.int64))
+    an, ag, ae = _unpack_operand(a.reshape(rows, m.n), fa, m, "a_codes")
+    bn, bg, be = _unpack_operand(b.reshape(rows, m.n), fb, m, "b_codes")
+    pg = ag * bg
+    ps = (an ^ bn) & (pg != 0)
+    cc = np.broadcast_to(np.asarray(c), shape).reshape(rows, 1)
+    acc = _accumulator_values(cc, m, rows, 1).reshape(-1)
+    res = _mma_step(NP, ps, pg, ae + be, acc, **_step_consts(m, fa.man_bits + fb.man_bits))
+    out: npt.NDArray[Any] = m.acc_format.encode(res, Rounding.RNE)  # exact: res is on its grid
+    return out.reshape(shape)
 
 
 def _accumulator_values(c: Any, m: MMAModel, rows: int, cols: int) -> Any:
