@@ -1,0 +1,539 @@
+# Ref: MMA-Sim, arXiv 2511.10909 §4; Fasi et al., "Numerical behavior of NVIDIA tensor cores"
+#      (PeerJ CS 2021); Khattak & Mikaitis, arXiv 2512.07004 (one tensor-core step).
+"""The dot-product unit ``dot``: one tensor-core step as RTL (issue 16, first slice).
+
+One step adds ``n`` exact products and the accumulator as :class:`arithforge.formats.mma.MMAModel`
+defines it: every non-zero term aligned to the largest alignment exponent ``E`` of the step, cut
+to ``frac_bits`` ``F`` fraction bits relative to ``2**E`` (``term_rounding``), summed exactly,
+the sum rounded to ``acc_frac_bits`` fraction bits in the exponent range of ``acc``
+(``acc_rounding``). ``reference()`` is :func:`arithforge.formats.mma.step` bit for bit; the
+generator is ``arithforge.hdl.dot.DotProduct``.
+
+Ports: ``a`` the ``n`` codes of A packed (lane 0 in the low bits), ``b`` likewise, ``c`` the
+accumulator code (``acc``: float32 or float16 codes; with ``acc_frac_bits`` below the format's
+mantissa the low bits of a result are zero, those of ``c`` are read as they are); result the new
+accumulator code. A GEMM chains steps over K through ``c``.
+
+Contract: finite operand codes (the model's: non-finite A or B codes are outside it; issue 17
+measures them). An infinite accumulator passes through unchanged; a NaN accumulator gives the
+accumulator format's NaN of its sign (neither is in the model's measured behaviour). Test
+vectors hold finite operands and accumulators, and infinite accumulators among the corners.
+
+``model`` (a :data:`arithforge.formats.mma.PRESETS` name) sets ``n``, ``frac_bits``,
+``term_rounding``, ``alignment``, ``acc``, ``acc_frac_bits`` and ``acc_rounding``; a preset that
+promotes, splits K or reorders K (``h100-fp8``, ``h100-fp8-mma-sync``) is refused: those happen
+around the steps (promotion is issue 16's later slice). No sweep, accuracy or PE face yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+import numpy as np
+
+from ..formats import FloatFormat, FormatError, Rounding, get_format, mma
+from ..formats import _core as core
+from . import _cases
+from .base import AcceptanceCheck, DatapathError, Descriptor, Param, check_stages, stages_param
+from .bitserial import pack_fields, unpack_fields
+from .unit import Graph, Unit, check_kind, choose_cuts
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+__all__ = ["Dot", "DotGeometry", "DotUnit", "MAX_BITS", "MAX_N"]
+
+#: Widest operand format.
+MAX_BITS = 16
+#: Most products per step.
+MAX_N = 64
+#: Alignment rules the hardware builds.
+ALIGNMENTS = ("sum", "normalized")
+#: Accumulator formats (their exponent ranges).
+ACCS = ("float32", "float16")
+#: Signed width of every exponent signal (operands of at most 16 bits, float32 accumulators).
+EXP_BITS = 12
+
+PARAMS: dict[str, Param] = {
+    "a": Param("format", "float8_e4m3fn", "format of the A codes (a float of at most 16 bits)"),
+    "b": Param("format", None, "format of the B codes (default: a)"),
+    "n": Param("int", None, "products per step (default: the model's, else 4)", 1, MAX_N),
+    "frac_bits": Param("int", None, "fraction bits F kept per term relative to 2**E (default: "
+                                    "the model's, else 13 for operands of at most 8 bits, 25 "
+                                    "otherwise)", 1, 40),
+    "term_rounding": Param("choice:rtz|rdn|rne", None, "how bits below F are cut (default: rtz)"),
+    "alignment": Param(f"choice:{'|'.join(ALIGNMENTS)}", None,
+                       "alignment exponent of a product: sum of the operands' exponents, or the "
+                       "exact product's (default: sum)"),
+    "acc": Param(f"choice:{'|'.join(ACCS)}", None, "accumulator format (default: float32)"),
+    "acc_frac_bits": Param("int", None, "fraction bits of the accumulator after each step "
+                                        "(default: 13 for operands of at most 8 bits into "
+                                        "float32, else the format's)", 0, 23),
+    "acc_rounding": Param("choice:rtz|rne", None, "rounding of each step (default: rtz)"),
+    "stages": stages_param(),
+    "model": Param(f"choice:{'|'.join(mma.PRESETS)}", None,
+                   "a formats.mma preset: sets n, F, roundings, alignment and the accumulator"),
+}
+
+#: Parameters a preset sets, and the model field of each.
+_MODEL_FIELDS = {"n": "n", "frac_bits": "frac_bits", "term_rounding": "term_rounding",
+                 "alignment": "alignment", "acc": "acc_format", "acc_frac_bits": "acc_frac_bits",
+                 "acc_rounding": "acc_rounding"}
+
+
+def _float_format(value: Any, what: str) -> FloatFormat:
+    if isinstance(value, str):
+        value = get_format(value)
+    if not isinstance(value, FloatFormat):
+        raise ValueError(f"{what} must be a float format, not {getattr(value, 'name', value)!r}")
+    if value.bits > MAX_BITS:
+        raise ValueError(f"{what} must be at most {MAX_BITS} bits wide, not {value.name} "
+                         f"({value.bits} bits)")
+    return value
+
+
+def _model_value(field: str, model: mma.MMAModel) -> Any:
+    value = getattr(model, field)
+    if isinstance(value, FloatFormat):
+        return value.name
+    if isinstance(value, Rounding):
+        return value.value
+    return value
+
+
+def _build_model(fa: FloatFormat, fb: FloatFormat, given: dict[str, Any], preset: str | None
+                 ) -> mma.MMAModel:
+    """The step's :class:`~arithforge.formats.mma.MMAModel` from the parameters given (None: not
+    given) and the preset."""
+    if preset is not None:
+        base = mma.get_model(preset)
+        refused = [why for why, bad in (
+            (f"promotion every {base.promote}", base.promote is not None),
+            (f"split-K {base.split}", base.split > 1),
+            (f"k_order {base.k_order}", base.k_order != "natural"),
+            (f"alignment {base.alignment}", base.alignment not in ALIGNMENTS)) if bad]
+        if refused:
+            raise ValueError(
+                f"model {preset} has {', '.join(refused)}, which one dot step cannot express "
+                f"(promotion and the K order happen around the steps: issue 16's later slice)")
+        for pname, field in _MODEL_FIELDS.items():
+            value = given.get(pname)
+            want = _model_value(field, base)
+            if value is not None and value != want:
+                raise ValueError(f"{pname}={value} contradicts model {preset} ({pname}={want})")
+        return base
+    narrow = max(fa.bits, fb.bits) <= 8
+    acc = given.get("acc") or "float32"
+    acc_fmt = get_format(acc)
+    assert isinstance(acc_fmt, FloatFormat)
+    default_acc_frac = 13 if narrow and acc == "float32" else acc_fmt.man_bits
+    return mma.MMAModel(
+        n=4 if given.get("n") is None else given["n"],
+        frac_bits=(13 if narrow else 25) if given.get("frac_bits") is None
+        else given["frac_bits"],
+        term_rounding=given.get("term_rounding") or "rtz",
+        alignment=given.get("alignment") or "sum",
+        acc_format=acc_fmt,
+        acc_frac_bits=default_acc_frac if given.get("acc_frac_bits") is None
+        else given["acc_frac_bits"],
+        acc_rounding=given.get("acc_rounding") or "rtz")
+
+
+@dataclass(frozen=True)
+class DotGeometry:
+    """Widths of the step (``arithforge.hdl.dot`` gives the argument).
+
+    A term ``X`` (``frac`` fraction bits, exponent ``e``) is placed in a word ``X << B`` and
+    shifted right by ``E - e + D``: the word's lowest bit above position 1 is then ``2**(E -
+    F)`` and position 0 is the guard bit, the shifter's sticky the rest.
+    """
+
+    P: int      #: product significand width
+    pfrac: int  #: product fraction bits
+    B: int      #: product word: significand << B
+    D: int      #: product shift offset
+    YW: int     #: product shifter width
+    mc: int     #: accumulator fraction bits (its significand has mc + 1)
+    Bc: int
+    Dc: int
+    YWc: int
+    TW: int     #: term magnitude width (after its rounding)
+    SW: int     #: signed sum width
+    p: int      #: accumulator precision (acc_frac_bits + 1)
+    OW: int     #: normalizer output width
+
+
+class DotUnit(Unit):
+    """One tensor-core step ``round(c + sum_k a_k b_k)`` (module docstring): the unit of
+    ``arithforge.hdl.dot.DotProduct``.
+
+    Parameters
+    ----------
+    a, b : FloatFormat or str
+        Operand formats, floats of at most 16 bits (``b`` defaults to ``a``).
+    n, frac_bits, term_rounding, alignment, acc, acc_frac_bits, acc_rounding
+        The step (:class:`~arithforge.formats.mma.MMAModel`); None: the model's or the default.
+    stages : int
+        Pipeline registers (the latency).
+    model : str, optional
+        A :data:`~arithforge.formats.mma.PRESETS` name.
+    """
+
+    name: ClassVar[str] = "dot"
+    cli_params: ClassVar[dict[str, Param]] = PARAMS
+
+    _CUTS: ClassVar[tuple[str, ...]] = ("align", "sum", "product", "normalize")
+
+    def __init__(self, a: FloatFormat | str, b: FloatFormat | str | None = None, *,
+                 n: int | None = None, frac_bits: int | None = None,
+                 term_rounding: str | None = None, alignment: str | None = None,
+                 acc: str | None = None, acc_frac_bits: int | None = None,
+                 acc_rounding: str | None = None, stages: int = 0,
+                 model: str | None = None) -> None:
+        self._fa = _float_format(a, "a")
+        self._fb = _float_format(a if b is None else b, "b")
+        given = {"n": n, "frac_bits": frac_bits, "term_rounding": term_rounding,
+                 "alignment": alignment, "acc": acc, "acc_frac_bits": acc_frac_bits,
+                 "acc_rounding": acc_rounding}
+        for what in ("n", "frac_bits", "acc_frac_bits"):
+            v = given[what]
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | np.integer)):
+                raise TypeError(f"{what} must be an integer, not {v!r}")
+        if alignment is not None and alignment not in ALIGNMENTS:
+            raise ValueError(f"alignment must be one of {', '.join(ALIGNMENTS)}, not "
+                             f"{alignment!r}")
+        if acc is not None and acc not in ACCS:
+            raise ValueError(f"acc must be one of {', '.join(ACCS)}, not {acc!r}")
+        if model is not None and model not in mma.PRESETS:
+            mma.get_model(str(model))  # the error naming the close presets
+        try:
+            self._model = _build_model(self._fa, self._fb, given, model)
+        except FormatError as exc:
+            raise ValueError(str(exc)) from None
+        if self._model.n > MAX_N:
+            raise ValueError(f"n must be at most {MAX_N}, not {self._model.n}")
+        self._preset = model
+        self._stages = check_stages(stages)
+        self._facc = self._model.acc_format
+        self._ready()
+
+    @classmethod
+    def from_params(cls, **p: Any) -> Self:
+        return cls(p.pop("a"), p.pop("b", None), **p)
+
+    # -- facts ----------------------------------------------------------------------------------
+    @property
+    def model(self) -> mma.MMAModel:
+        """The step as a :class:`~arithforge.formats.mma.MMAModel`."""
+        return self._model
+
+    @property
+    def operands(self) -> tuple[str, ...]:
+        return ("a", "b", "c")
+
+    @property
+    def operand_widths(self) -> dict[str, int]:
+        n = self._model.n
+        return {"a": n * self._fa.bits, "b": n * self._fb.bits, "c": self._facc.bits}
+
+    @property
+    def result_width(self) -> int:
+        return self._facc.bits
+
+    @property
+    def latency(self) -> int:
+        return self._stages
+
+    @property
+    def formats(self) -> dict[str, Any]:
+        return {"c": self._facc, "result": self._facc}
+
+    @property
+    def geometry(self) -> DotGeometry:
+        m = self._model
+        fa, fb = self._fa, self._fb
+        f = m.frac_bits
+        pfrac = fa.man_bits + fb.man_bits
+        P = fa.precision + fb.precision
+        # The shift E - e is at least 0 (sum), at least -pfrac (normalized: a product whose
+        # leading bit lies below its exponent may set E).
+        low = pfrac if m.alignment == "normalized" else 0
+        B = max(0, 1 + f - pfrac + low)
+        mc = self._facc.man_bits
+        Bc = max(0, 1 + f - mc)
+        tw = f + 3
+        sw = f + 4 + (m.n + 1).bit_length()
+        p = m.acc_frac_bits + 1
+        return DotGeometry(P=P, pfrac=pfrac, B=B, D=B - 1 - f + pfrac, YW=P + B, mc=mc, Bc=Bc,
+                           Dc=Bc - 1 - f + mc, YWc=mc + 1 + Bc, TW=tw, SW=sw, p=p,
+                           OW=sw + p + 1)
+
+    def describe(self) -> dict[str, Any]:
+        m = self._model
+        return {"datapath": self.name, "a": self._fa.name, "b": self._fb.name, "n": m.n,
+                "frac_bits": m.frac_bits, "term_rounding": m.term_rounding.value,
+                "alignment": m.alignment, "acc": self._facc.name,
+                "acc_frac_bits": m.acc_frac_bits, "acc_rounding": m.acc_rounding.value,
+                "model": self._preset, "stages": self._stages, "latency": self.latency,
+                "label": m.label(), "formats": {k: v.name for k, v in self.formats.items()},
+                "element_formats": {"a": self._fa.name, "b": self._fb.name}}
+
+    # -- reference and vectors ------------------------------------------------------------------
+    def split(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Lane codes ``(N, n)`` of packed ``a`` and ``b`` port codes."""
+        n, w = self._model.n, self.operand_widths
+        return (unpack_fields(a, w["a"], n, self._fa.bits),
+                unpack_fields(b, w["b"], n, self._fb.bits))
+
+    def join(self, a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
+        """Port codes of lane codes ``(N, n)``."""
+        w = self.operand_widths
+        return {"a": pack_fields(a, w["a"], self._fa.bits),
+                "b": pack_fields(b, w["b"], self._fb.bits)}
+
+    def reference(self, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+        la, lb = self.split(a, b)
+        codes = mma.step(la, lb, np.asarray(c, dtype=np.int64), self._fa, self._fb,
+                         model=self._model)
+        return np.asarray(codes).astype(np.uint64)
+
+    def _finite(self, fmt: FloatFormat, codes: np.ndarray) -> np.ndarray:
+        cls = core.unpack_float(fmt, codes)[0]
+        return np.asarray((cls != core.NAN) & (cls != core.INF))
+
+    def _uniform(self, rng: np.random.Generator, fmt: FloatFormat, shape: tuple[int, ...]
+                 ) -> np.ndarray:
+        """Uniform finite codes."""
+        out = _cases.uniform(rng, fmt.bits, int(np.prod(shape))).reshape(shape)
+        while True:
+            bad = ~self._finite(fmt, out)
+            if not bad.any():
+                return out
+            out[bad] = _cases.uniform(rng, fmt.bits, int(bad.sum()))
+
+    def _corner_list(self, fmt: FloatFormat, *, inf: bool = False) -> np.ndarray:
+        codes = _cases.corner_codes(fmt)
+        keep = self._finite(fmt, codes)
+        if inf:
+            keep |= core.unpack_float(fmt, codes)[0] == core.INF
+        return codes[keep]
+
+    def _sum_codes(self, la: np.ndarray, lb: np.ndarray, rng: np.random.Generator,
+                   wiggle: bool) -> np.ndarray:
+        """Accumulator codes near minus the lanes' sum of products (cancellation)."""
+        with np.errstate(all="ignore"):
+            s = (self._fa.decode(la) * self._fb.decode(lb)).sum(axis=-1)
+            if wiggle:
+                s = s * (1 + rng.integers(-3, 4, size=s.shape) * np.ldexp(
+                    1.0, -rng.integers(1, 30, size=s.shape)))
+            s = np.where(np.isfinite(s), -s, 0.0)
+        return np.asarray(self._facc.encode(s, "rtz", saturate=True)).astype(np.uint64)
+
+    def _random(self, rng: np.random.Generator, count: int) -> dict[str, np.ndarray]:
+        """Uniform finite lane codes and accumulators; a quarter of the vectors with lanes
+        cancelling in pairs, a quarter with the accumulator near minus the products' sum, an
+        eighth with a zero accumulator."""
+        n = self._model.n
+        la = self._uniform(rng, self._fa, (count, n))
+        lb = self._uniform(rng, self._fb, (count, n))
+        c = self._uniform(rng, self._facc, (count,))
+        kind = rng.integers(0, 8, size=count)
+        pairs = (kind < 2) & (n > 1)
+        if pairs.any() and self._fa.signed:
+            half = n // 2
+            la[pairs, 1:2 * half:2] = la[pairs, 0:2 * half:2] ^ np.uint64(self._fa.sign_mask)
+            lb[pairs, 1:2 * half:2] = lb[pairs, 0:2 * half:2]
+        near = (kind == 2) | (kind == 3)
+        c = np.where(near, self._sum_codes(la, lb, rng, True), c)
+        c = np.where(kind == 4, np.uint64(0), c)
+        return {**self.join(la, lb), "c": c}
+
+    def _accumulator_set(self) -> np.ndarray:
+        return self._corner_list(self._facc, inf=True)
+
+    def _corner(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        n = self._model.n
+        ca, cb = self._corner_list(self._fa), self._corner_list(self._fb)
+        cc = self._accumulator_set()
+        x, y, z = _cases.cross(ca, cb, cc)
+        rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        # Every lane the same product, against every corner accumulator.
+        rows.append((np.repeat(x[:, None], n, 1), np.repeat(y[:, None], n, 1), z))
+        # One lane holding the product, the others +-0 (all-zero products of either sign).
+        zeros_a = np.where(np.arange(n) % 2 == 1, np.uint64(self._fa.sign_mask), 0) \
+            if self._fa.signed else np.zeros(n, dtype=np.uint64)
+        la = np.repeat(zeros_a[None, :].astype(np.uint64), len(x), 0)
+        lb = np.repeat(y[:, None], n, 1)
+        la[:, 0] = x
+        rows.append((la, lb, z))
+        # Lanes cancelling in pairs (equal magnitudes, opposite signs).
+        x2, y2 = _cases.cross(ca, cb)
+        la = np.repeat(x2[:, None], n, 1)
+        if self._fa.signed:
+            la[:, 1::2] ^= np.uint64(self._fa.sign_mask)
+        lb = np.repeat(y2[:, None], n, 1)
+        rows.append((la, lb, np.zeros(len(x2), dtype=np.uint64)))
+        # The accumulator cancelling the products (exactly, or nearly).
+        rows.append((la[:, ::-1].copy() if n > 1 else la, lb, self._sum_codes(la, lb, rng,
+                                                                              False)))
+        la = np.repeat(x2[:, None], n, 1)
+        rows.append((la, lb, self._sum_codes(la, lb, rng, False)))
+        rows.append((la, lb, self._sum_codes(la, lb, rng, True)))
+        la_all = np.concatenate([r[0] for r in rows])
+        lb_all = np.concatenate([r[1] for r in rows])
+        c_all = np.concatenate([r[2] for r in rows])
+        return {**self.join(la_all, lb_all), "c": c_all}
+
+    def _exhaustive(self) -> dict[str, np.ndarray]:
+        n = self._model.n
+        bits = n * (self._fa.bits + self._fb.bits)
+        full = bits + self._facc.bits <= _cases.EXHAUSTIVE_LIMIT_BITS
+        accs = np.arange(1 << self._facc.bits, dtype=np.uint64) if full \
+            else self._accumulator_set()
+        if not full and (1 << bits) * len(accs) > 1 << _cases.EXHAUSTIVE_LIMIT_BITS:
+            raise DatapathError(
+                f"exhaustive vectors must number at most 2**{_cases.EXHAUSTIVE_LIMIT_BITS}, not "
+                f"2**{bits} operand codes x {len(accs)} accumulators; use random or corner "
+                f"vectors")
+        cols = _cases.cross(*([np.arange(1 << self._fa.bits, dtype=np.uint64)] * n
+                              + [np.arange(1 << self._fb.bits, dtype=np.uint64)] * n + [accs]))
+        la = np.stack(cols[:n], axis=1)
+        lb = np.stack(cols[n:2 * n], axis=1)
+        c = cols[-1]
+        keep = self._finite(self._fa, la).all(1) & self._finite(self._fb, lb).all(1)
+        if full:
+            keep &= self._finite(self._facc, c) | (core.unpack_float(self._facc, c)[0]
+                                                   == core.INF)
+        return {**self.join(la[keep], lb[keep]), "c": c[keep]}
+
+    def test_cases(self, rng: np.random.Generator, kind: str, n: int | None = None
+                   ) -> dict[str, np.ndarray]:
+        """Draw operand vectors, finite operands only (the contract).
+
+        ``exhaustive``: every finite lane code of every lane against every accumulator (finite
+        or infinite) when that is at most 2**26 vectors, else against the corner accumulators
+        (zeros, subnormal and normal ends, the largest values, infinities) while that fits.
+        ``corner``: corner lane codes, all lanes alike and in one lane (the others +-0), lanes
+        cancelling in pairs, accumulators cancelling the products, against corner accumulators
+        (near overflow and infinite included); ``n`` subsamples them or tops them up with
+        random vectors. ``random``: :meth:`_random`.
+        """
+        check_kind(kind, n)
+        if kind == "exhaustive":
+            return self._exhaustive()
+        if kind == "random":
+            assert n is not None
+            return self._random(rng, int(n))
+        out = self._corner(rng)
+        if n is not None:
+            size = len(out["c"])
+            extra = self._random(rng, int(n) - size) if int(n) > size else None
+            out = _cases.resize(rng, out, int(n), extra)
+        return out
+
+    # -- structure ------------------------------------------------------------------------------
+    def structure(self) -> nx.DiGraph:
+        """Component graph; per-lane components carry ``count``."""
+        g = self.geometry
+        m = self._model
+        n = m.n
+        fa, fb, fc = self._fa, self._fb, self._facc
+        cuts, extra = choose_cuts(self._CUTS, self._stages)
+        gr = Graph(cuts)
+        ew = EXP_BITS
+        gr.node("in_a", "input", n * fa.bits)
+        gr.node("in_b", "input", n * fb.bits)
+        gr.node("in_c", "input", fc.bits)
+        ua = gr.node("unpack_a", "logic", fa.bits, "in_a", count=n,
+                     gates=2 * fa.bits + 2 * fa.exp_bits, depth=3)
+        ub = gr.node("unpack_b", "logic", fb.bits, "in_b", count=n,
+                     gates=2 * fb.bits + 2 * fb.exp_bits, depth=3)
+        uc = gr.node("unpack_c", "logic", fc.bits, "in_c", gates=2 * fc.bits + 2 * fc.exp_bits,
+                     depth=3)
+        mul = gr.node("multiplier", "multiplier", g.P, ua, ub, count=n, a_width=fa.precision,
+                      b_width=fb.precision)
+        exp = gr.node("exp_add", "adder", max(fa.exp_bits, fb.exp_bits) + 2, ua, ub, count=n)
+        terms = [mul, exp]
+        if m.alignment == "normalized":
+            terms.append(gr.node("product_lzc", "lzc", g.P, mul, count=n))
+        if fc == get_format("float16"):
+            terms.append(gr.node("acc_lzc", "lzc", fc.precision, uc))
+        after = gr.cut("product", n * (g.P + ew + 1) + fc.bits + ew, *terms, uc)
+        emax = gr.node("exp_max", "comparator", ew, *after, count=n)
+        esel = gr.node("exp_max_select", "mux", ew, emax, count=n)
+        amount = gr.node("align_amount", "adder", ew, esel, count=n + 1, inputs=1)
+        align = gr.node("align", "shifter", g.YW, amount, *after, count=n, sticky=True,
+                        shift_bits=max(1, g.YW.bit_length()))
+        align_c = gr.node("align_c", "shifter", g.YWc, amount, *after, sticky=True,
+                          shift_bits=max(1, g.YWc.bit_length()))
+        last = [align, align_c]
+        if m.term_rounding is not Rounding.RTZ:
+            last = [gr.node("term_round", "rounder", g.TW, *last, count=n + 1)]
+        neg = gr.node("term_negate", "adder", g.TW + 1, *last, count=n + 1, inputs=1)
+        after = gr.cut("align", (n + 1) * (g.TW + 1) + ew, neg, esel)
+        add = gr.node("adder_tree", "adder", g.SW, *after, inputs=n + 1)
+        after = gr.cut("sum", g.SW + ew, add)
+        absval = gr.node("abs", "adder", g.SW, *after, inputs=1)
+        lzc = gr.node("lzc", "lzc", g.SW, absval)
+        lead = gr.node("lead_exp", "adder", ew, lzc, *after, inputs=2)
+        cmp = gr.node("exp_compare", "comparator", ew, lead)
+        norm = gr.node("normalize", "shifter", g.OW, cmp, absval,
+                       shift_bits=max(1, (g.OW - 1).bit_length()))
+        sticky = gr.node("sticky", "logic", g.OW, norm, gates=g.OW,
+                         depth=max(1, g.OW.bit_length()))
+        after = gr.cut("normalize", g.p + 2 + ew + 3, norm, sticky)
+        rnd = gr.node("round", "rounder", g.p + 1, *after)
+        pack = gr.node("exp_pack", "adder", ew + fc.man_bits, rnd)
+        over = gr.node("overflow", "comparator", ew + fc.man_bits, pack)
+        out = gr.node("pack", "mux", fc.bits, over, pack, inputs=4)
+        after = (out,)
+        for name in self._output_stages(extra):
+            after = gr.cut(name, fc.bits, *after)
+        gr.node("out", "output", fc.bits, *after)
+        gr.g.graph.update(name=self.name, latency=self.latency)
+        return gr.g
+
+
+def _dot(a: str, **kw: Any) -> dict[str, Any]:
+    return {"a": a, **kw}
+
+
+_FP8 = "float8_e4m3fn"
+
+#: Acceptance checks: (label, parameters, kinds and counts).
+_CHECKS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("dot e4m3 n=4 F=13 e8m13 rtz (h100-fp8-fastacc at n=4)",
+     _dot(_FP8, n=4, frac_bits=13, acc_frac_bits=13)),
+    ("dot e5m2 n=4 F=13 e8m13", _dot("float8_e5m2", n=4)),
+    ("dot bf16 n=2 F=25 float32 rtz", _dot("bfloat16", n=2, frac_bits=25)),
+    ("dot fp16 n=4 F=25 float32", _dot("float16", n=4)),
+    ("dot fp16 n=4 float16 accumulator rne",
+     _dot("float16", n=4, acc="float16", acc_rounding="rne")),
+    ("dot e4m3 n=4 term rdn", _dot(_FP8, n=4, term_rounding="rdn")),
+    ("dot e4m3 n=4 term rne, normalized, 2 stages",
+     _dot(_FP8, n=4, term_rounding="rne", alignment="normalized", stages=2)),
+    ("dot h100-fp8-fastacc", _dot(_FP8, model="h100-fp8-fastacc")),
+)
+
+
+def _acceptance() -> tuple[AcceptanceCheck, ...]:
+    out = [AcceptanceCheck("dot e2m1 n=1 float16", _dot("float4_e2m1fn", n=1, acc="float16"),
+                           "exhaustive")]
+    for label, params in _CHECKS:
+        out.append(AcceptanceCheck(label, params, "corner"))
+        out.append(AcceptanceCheck(label, params, "random", 10**6))
+    out.append(AcceptanceCheck(_CHECKS[0][0], _CHECKS[0][1], "random", 10**5, bounded=True))
+    return tuple(out)
+
+
+class Dot(Descriptor):
+    """The dot-product unit (module docstring)."""
+
+    name: ClassVar[str] = "dot"
+    summary: ClassVar[str] = "tensor-core step: n products aligned, cut to F bits, summed once"
+    params: ClassVar[dict[str, Param]] = PARAMS
+    generator: ClassVar[str] = "arithforge.hdl.dot:DotProduct"
+    unit: ClassVar[type] = DotUnit
+    acceptance = _acceptance()
+

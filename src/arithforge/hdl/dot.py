@@ -1,0 +1,186 @@
+# Ref: MMA-Sim, arXiv 2511.10909 §4; Fasi et al., "Numerical behavior of NVIDIA tensor cores"
+#      (PeerJ CS 2021): n products aligned to the largest exponent, truncated, summed once.
+"""One tensor-core step as RTL: the hardware of :class:`~arithforge.datapaths.dot.DotUnit`.
+
+Per lane: unpack ``a_k`` and ``b_k``, the exact significand product (``P = pa + pb`` bits,
+``pfrac = ma + mb`` fraction bits) and the exponent sum ``e_k``; the accumulator ``c`` unpacked
+(a float16 subnormal normalized, as the model reads it through float32). The alignment exponent
+of a product is ``e_k`` (``sum``) or its leading bit's (``normalized``, a leading-zero count of
+the product); ``E`` is the largest over the non-zero terms (a comparator tree).
+
+Alignment (``arithforge.datapaths.dot.DotGeometry``): a term ``X`` with ``frac`` fraction bits
+and exponent ``e`` enters a right shifter as ``X << B`` and is shifted by ``E - e + D``, ``D = B -
+1 - F + frac``: the kept bits ``R >> 1`` are then ``floor(X 2**(F - frac - (E - e)))``, the term
+cut to ``F`` fraction bits relative to ``2**E``, ``R[0]`` the guard bit and the shifter's sticky
+the rest, which the term rounding reads (``rtz``: nothing; ``rdn``: a negative inexact term
+grows by one; ``rne``: guard and (sticky or lsb)). ``B`` is the least that keeps every shift
+non-negative (``E - e >= 0`` for ``sum``, ``>= -pfrac`` for ``normalized``). Every cut term is
+below ``2**(F + 2)`` (a product's significand is below 4 at its exponent, the accumulator's
+below 2), so ``F + 3`` bits hold it rounded.
+
+Sum: the ``n + 1`` signed terms, exactly (``SW = F + 4 + bits(n + 1)`` bits). Then the
+magnitude's leading-zero count gives the leading exponent; the result exponent is ``e = max(lead,
+emin)`` (gradual underflow), the normalizer puts ``2**e`` at the top of an ``OW``-bit word whose
+top ``p = acc_frac_bits + 1`` bits are the kept significand, the next the guard bit, the rest the
+sticky (a shift below zero: the whole sum lies under half the smallest step, rounding to zero).
+One rounding (``acc_rounding``), then the code ``((e - emin) << M) + (q << (M - acc_frac_bits))``
+(a carry out of ``q`` moves into the exponent field by itself); past the largest value with
+``p`` bits, ``rtz`` gives that value and ``rne`` infinity. A zero sum is +0, a non-zero one
+rounding to zero keeps its sign; an infinite accumulator passes through.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from amaranth import Cat, Const, Module, Mux, Signal, Value
+
+from ..datapaths.dot import EXP_BITS, DotUnit
+from ..formats import Rounding, get_format
+from ._float import unpack
+from .base import Datapath, Pipeline, choose_cuts, wire
+from .primitives import AlignShifter, LeadingZeroCount, NormalizeShifter, Rounder
+
+__all__ = ["DotProduct"]
+
+#: Alignment exponent of an absent (zero) term.
+_NO_TERM = -(1 << (EXP_BITS - 1))
+
+
+def _smax(a: Value, b: Value) -> Value:
+    return Mux(a > b, a, b)
+
+
+def _tree_max(values: list[Value]) -> Value:
+    while len(values) > 1:
+        nxt = [_smax(values[i], values[i + 1]) for i in range(0, len(values) - 1, 2)]
+        if len(values) % 2:
+            nxt.append(values[-1])
+        values = nxt
+    return values[0]
+
+
+class DotProduct(DotUnit, Datapath):
+    """One tensor-core step ``round(c + sum_k a_k b_k)``: the hardware of
+    :class:`~arithforge.datapaths.dot.DotUnit` (module docstring).
+
+    Members
+    -------
+    i : In(Signature(valid, a, b, c))
+    o : Out(Signature(valid, result))
+    """
+
+    def _term(self, m: Module, name: str, x: Value, exp: Value, E: Value, neg: Value,
+              width: int, B: int, D: int) -> Value:
+        """The term ``x`` cut to ``F`` fraction bits relative to ``2**E``, rounded, signed."""
+        g = self.geometry
+        m.submodules[f"align_{name}"] = sh = AlignShifter(width, max_shift=width)
+        amt = wire(m, f"align_amount_{name}", E - exp + D)
+        amount = Mux(amt < 0, 0, Mux(amt > width, width, amt))
+        m.d.comb += [sh.value.eq(x << B), sh.amount.eq(amount[:len(sh.amount)])]
+        r = sh.result
+        kept = r[1:]
+        guard = r[0]
+        mode = self._model.term_rounding
+        if mode is Rounding.RTZ:
+            t = kept
+        elif mode is Rounding.RDN:
+            t = kept + (neg & (guard | sh.sticky))
+        else:
+            t = kept + (guard & (sh.sticky | kept[0]))
+        t = wire(m, f"term_{name}", t[:g.TW])
+        return wire(m, f"signed_term_{name}", Mux(neg, -t, t))
+
+    def elaborate(self, platform: Any) -> Module:
+        m = Module()
+        g = self.geometry
+        mdl = self._model
+        n = mdl.n
+        fa, fb, fc = self._fa, self._fb, self._facc
+        f = mdl.frac_bits
+        cuts, extra = choose_cuts(self._CUTS, self._stages)
+        pipe = Pipeline(m, cuts, self.i.valid)
+
+        # Unpack; exact products and exponent sums; the accumulator.
+        live: dict[str, Value] = {}
+        for k in range(n):
+            x = unpack(fa, self.i.a[k * fa.bits:(k + 1) * fa.bits], daz=False)
+            y = unpack(fb, self.i.b[k * fb.bits:(k + 1) * fb.bits], daz=False)
+            sig = wire(m, f"product_{k}", x.sig * y.sig)
+            exp = wire(m, f"product_exp_{k}", x.exp + y.exp)
+            al: Value = exp
+            if mdl.alignment == "normalized":
+                m.submodules[f"product_lzc_{k}"] = lz = LeadingZeroCount(g.P)
+                m.d.comb += lz.value.eq(sig)
+                al = exp + (g.P - 1 - g.pfrac) - lz.count
+            live[f"sig{k}"] = sig
+            live[f"exp{k}"] = exp
+            live[f"neg{k}"] = x.neg ^ y.neg
+            live[f"al{k}"] = Mux(sig.any(), al, _NO_TERM)
+        c = unpack(fc, self.i.c, daz=False)
+        csig, cexp = c.sig, c.exp
+        if fc == get_format("float16"):
+            # The model reads the accumulator through float32: a subnormal is normalized.
+            m.submodules.acc_lzc = clz = LeadingZeroCount(fc.precision)
+            m.d.comb += clz.value.eq(c.sig)
+            csig = (c.sig << clz.count)[:fc.precision]
+            cexp = c.exp - clz.count
+        live.update(csig=csig, cexp=cexp, cneg=c.neg, cal=Mux(c.sig.any(), cexp, _NO_TERM),
+                    cinf=c.inf, cnan=c.nan, ccode=self.i.c)
+        s = pipe.stage("product", **live)
+
+        # The largest alignment exponent; every term aligned and cut.
+        E = wire(m, "align_exp", _tree_max([getattr(s, f"al{k}") for k in range(n)] + [s.cal]))
+        terms = {f"t{k}": self._term(m, str(k), getattr(s, f"sig{k}"), getattr(s, f"exp{k}"), E,
+                                     getattr(s, f"neg{k}"), g.YW, g.B, g.D) for k in range(n)}
+        terms["tc"] = self._term(m, "c", s.csig, s.cexp, E, s.cneg, g.YWc, g.Bc, g.Dc)
+        s = pipe.stage("align", E=E, cinf=s.cinf, cnan=s.cnan, ccode=s.ccode, **terms)
+
+        # One exact signed sum.
+        total = wire(m, "sum", sum((getattr(s, f"t{k}") for k in range(n)), s.tc)[:g.SW]
+                     .as_signed())
+        s = pipe.stage("sum", total=total, E=s.E, cinf=s.cinf, cnan=s.cnan, ccode=s.ccode)
+
+        # Leading zeros, the result exponent and the normalizing shift.
+        neg = wire(m, "sum_neg", s.total < 0)
+        mag = wire(m, "sum_mag", Mux(neg, -s.total, s.total)[:g.SW])
+        m.submodules.lzc = lzc = LeadingZeroCount(g.SW)
+        m.d.comb += lzc.value.eq(mag)
+        low = wire(m, "sum_lsb_exp", s.E - f)
+        lead = wire(m, "lead_exp", low + (g.SW - 1) - lzc.count)
+        emin = fc.emin
+        e = wire(m, "result_exp", _smax(lead, emin))
+        top = g.OW - 1
+        shift = wire(m, "norm_shift", top - (e - low))
+        m.submodules.normalize = norm = NormalizeShifter(g.SW, out_width=g.OW, max_shift=top)
+        amount = Mux(shift < 0, 0, Mux(shift > top, top, shift))
+        m.d.comb += [norm.value.eq(mag), norm.amount.eq(amount[:len(norm.amount)])]
+        x = norm.result
+        tiny = shift < 0
+        p = g.p
+        s = pipe.stage("normalize", q=Mux(tiny, 0, x[g.OW - p:]),
+                       guard=~tiny & x[g.OW - p - 1],
+                       sticky=tiny | x[:g.OW - p - 1].any(), neg=neg, zero=lzc.zero, e=e,
+                       cinf=s.cinf, cnan=s.cnan, ccode=s.ccode)
+
+        # Round once; pack.
+        m.submodules.rounder = rounder = Rounder(mdl.acc_rounding)
+        m.d.comb += [rounder.lsb.eq(s.q[0]), rounder.frac.eq(s.guard),
+                     rounder.sticky.eq(s.sticky), rounder.neg.eq(s.neg)]
+        q = wire(m, "rounded", s.q + rounder.inc)
+        mm = fc.man_bits
+        af = mdl.acc_frac_bits
+        code = wire(m, "mag", ((s.e - emin) << mm) + (q << (mm - af)))
+        max_p = ((fc.emax - fc.emin + 1) << mm) | (((1 << af) - 1) << (mm - af))
+        assert fc.inf_code is not None
+        assert fc.nan_code is not None
+        over = code > max_p
+        big = max_p if mdl.acc_rounding is Rounding.RTZ else fc.inf_code
+        mag_code = Mux(s.zero, 0, Mux(over, big, code))[:fc.bits - 1]
+        out = Cat(mag_code, s.neg & ~s.zero)
+        out = Mux(s.cinf, s.ccode, out)
+        out = Mux(s.cnan, Cat(Const(fc.nan_code, fc.bits - 1), s.ccode[fc.bits - 1]), out)
+        result = Signal(fc.bits, name="step_result")
+        m.d.comb += result.eq(out)
+        self._finish(m, pipe, result, extra)
+        return m
