@@ -26,12 +26,14 @@ BUILDS = [
     ("lmul", {"fmt": "float8_e4m3fn", "form": "equation", "stages": 2}),
     ("lmac", {"fmt": "float8_e5m2", "acc": "bfloat16", "stages": 3}),
     ("imac", {"a_bits": "4", "b_bits": 4, "acc_bits": 12, "signed": False, "stages": 1}),
+    ("dot", {"a": "float8_e4m3fn", "n": "4", "alignment": "normalized", "stages": 2}),
+    ("dot", {"model": "h100-fp8-fastacc", "stages": "5"}),
 ]
 
 
 def test_names() -> None:
     assert set(registry.DATAPATHS) == {"fma", "mul", "add", "lmul", "lmac", "imac", "bitserial",
-                                       "lut"}
+                                       "lut", "dot"}
     for name, cls in registry.DATAPATHS.items():
         assert cls.name == name
         for pname, p in cls.cli_params.items():

@@ -34,6 +34,7 @@ import numpy as np
 
 from ..formats import FloatFormat, FormatError, Rounding, get_format, mma
 from ..formats import _core as core
+from ..formats.rounding import as_rounding
 from . import _cases
 from .base import AcceptanceCheck, DatapathError, Descriptor, Param, check_stages, stages_param
 from .bitserial import pack_fields, unpack_fields
@@ -132,12 +133,12 @@ def _build_model(fa: FloatFormat, fb: FloatFormat, given: dict[str, Any], preset
         n=4 if given.get("n") is None else given["n"],
         frac_bits=(13 if narrow else 25) if given.get("frac_bits") is None
         else given["frac_bits"],
-        term_rounding=given.get("term_rounding") or "rtz",
+        term_rounding=as_rounding(given.get("term_rounding") or "rtz"),
         alignment=given.get("alignment") or "sum",
         acc_format=acc_fmt,
         acc_frac_bits=default_acc_frac if given.get("acc_frac_bits") is None
         else given["acc_frac_bits"],
-        acc_rounding=given.get("acc_rounding") or "rtz")
+        acc_rounding=as_rounding(given.get("acc_rounding") or "rtz"))
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ class DotProduct(DotUnit, Datapath):
               width: int, B: int, D: int) -> Value:
         """The term ``x`` cut to ``F`` fraction bits relative to ``2**E``, rounded, signed."""
         g = self.geometry
-        m.submodules[f"align_{name}"] = sh = AlignShifter(width, max_shift=width)
+        m.submodules[f"term_shifter_{name}"] = sh = AlignShifter(width, max_shift=width)
         amt = wire(m, f"align_amount_{name}", E - exp + D)
         amount = Mux(amt < 0, 0, Mux(amt > width, width, amt))
         m.d.comb += [sh.value.eq(x << B), sh.amount.eq(amount[:len(sh.amount)])]

@@ -1,0 +1,156 @@
+"""The ``dot`` datapath (issue 16): one tensor-core step through the Verilator harness, the
+cocotb benches and the lint, and its parameters against the ``formats.mma`` presets.
+
+``reference()`` is ``formats.mma.step``, which ``tests/formats/test_mma.py`` checks against
+``matmul`` (itself against an exact oracle and the H100 recordings).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from arithforge.datapaths import DatapathError, get
+from arithforge.formats import mma
+from arithforge.hdl import registry
+from arithforge.sim import cocotb_benches, harness
+from arithforge.tools import export
+
+#: Configurations of the bounded verification: each well under 30 s (corner + random).
+CONFIGS: list[dict[str, Any]] = [
+    {"a": "float8_e4m3fn", "n": 4, "frac_bits": 13, "acc_frac_bits": 13},
+    {"a": "float8_e5m2", "n": 4},
+    {"a": "bfloat16", "n": 2, "frac_bits": 25},
+    {"a": "float16", "n": 4},
+    {"a": "float16", "n": 3, "acc": "float16", "acc_rounding": "rne"},
+    {"a": "float8_e4m3fn", "n": 4, "term_rounding": "rdn"},
+    {"a": "float8_e4m3fn", "n": 4, "term_rounding": "rne", "stages": 2},
+    {"a": "float8_e4m3fn", "n": 3, "term_rounding": "rne", "alignment": "normalized",
+     "stages": 3},
+    {"a": "bfloat16", "n": 2, "alignment": "normalized", "term_rounding": "rdn",
+     "acc_rounding": "rne", "frac_bits": 10},
+    {"a": "float8_e5m2", "b": "float8_e4m3fn", "n": 5, "acc": "float16", "frac_bits": 8,
+     "acc_frac_bits": 7},
+]
+
+
+def _id(params: dict[str, Any]) -> str:
+    return ",".join(f"{k}={v}" for k, v in params.items())
+
+
+@pytest.mark.cosim
+@pytest.mark.parametrize("params", CONFIGS, ids=_id)
+def test_harness_corner_and_random(params: dict[str, Any], seed: int) -> None:
+    dp = registry.build("dot", **params)
+    corner = harness.verify(dp, "corner")
+    assert corner.mismatches == 0, corner.first_failures
+    assert corner.vectors > 10_000
+    result = harness.verify(dp, "random", 50_000, seed=seed)
+    assert (result.vectors, result.mismatches) == (50_000, 0), result.first_failures
+
+
+@pytest.mark.cosim
+def test_harness_exhaustive_fp4() -> None:
+    """Every finite e2m1 pair of two lanes against the corner float16 accumulators."""
+    dp = registry.build("dot", a="float4_e2m1fn", n=2, acc="float16", acc_rounding="rne")
+    result = harness.verify(dp, "exhaustive")
+    assert result.mismatches == 0, result.first_failures
+    assert result.vectors == 2**16 * len(dp._accumulator_set())
+
+
+@pytest.mark.cosim
+def test_h100_fp8_fastacc_preset() -> None:
+    """The whole H100 fp8 step, n = 32 (a 256-bit operand port each)."""
+    start = time.monotonic()
+    dp = registry.build("dot", model="h100-fp8-fastacc", stages=2)
+    result = harness.verify(dp, "random", 20_000, seed=3)
+    assert (result.vectors, result.mismatches) == (20_000, 0), result.first_failures
+    assert time.monotonic() - start < 300
+
+
+@pytest.mark.cosim
+def test_lint() -> None:
+    dp = registry.build("dot", a="float8_e4m3fn", n=4, term_rounding="rne",
+                        alignment="normalized", stages=2)
+    waived = export.lint(export.to_verilog(dp, "dot"), "dot")
+    assert {m.rule for m in waived} <= set(export.WAIVERS)
+
+
+@pytest.mark.cosim("icarus")
+def test_cocotb_benches_icarus(seed: int) -> None:
+    dp = registry.build("dot", a="float8_e4m3fn", n=2, stages=2)
+    result = cocotb_benches.run_benches(dp, "icarus", n=1000, seed=seed)
+    assert result.messages == {}
+    assert sorted(result.passed) == sorted(cocotb_benches.TESTS)
+
+
+# -- parameters ----------------------------------------------------------------------------------
+
+def test_model_sets_the_step() -> None:
+    unit = get("dot").build_unit(a="float8_e4m3fn", model="h100-fp8-fastacc")
+    assert unit.model == mma.PRESETS["h100-fp8-fastacc"]
+    assert unit.operand_widths == {"a": 256, "b": 256, "c": 32}
+    d = unit.describe()
+    assert (d["n"], d["frac_bits"], d["acc_frac_bits"], d["acc_rounding"]) == (32, 13, 13, "rtz")
+    # Parameters that agree with the preset are accepted.
+    same = get("dot").build_unit(a="float8_e4m3fn", model="h100-fp8-fastacc", n="32",
+                                 acc="float32", term_rounding="rtz")
+    assert same.model == unit.model
+    f16 = get("dot").build_unit(a="float16", model="h100-fp16-f16acc")
+    assert f16.formats["result"].name == "float16"
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"model": "h100-fp8-fastacc", "n": 16}, r"n=16 contradicts model h100-fp8-fastacc \(n=32\)"),
+    ({"model": "h100-bf16", "acc_rounding": "rne"}, r"acc_rounding=rne contradicts"),
+    ({"model": "h100-fp8"}, r"promotion every 128, which one dot step cannot express"),
+    ({"model": "h100-fp8-mma-sync"}, r"k_order pairs2x16.*issue 16's later slice"),
+    ({"a": "float32"}, r"at most 16 bits"),
+    ({"a": "int8"}, r"float format"),
+    ({"n": 65}, r"between 1 and 64"),
+    ({"acc": "bfloat16"}, r"must be one of float32, float16"),
+    ({"acc": "float16", "acc_frac_bits": 11}, r"acc_frac_bits must be between 0 and 10"),
+    ({"frac_bits": 41}, r"frac_bits must be between 1 and 40"),
+])
+def test_bad_parameters(params: dict[str, Any], message: str) -> None:
+    with pytest.raises(DatapathError, match=message):
+        get("dot").build_unit(**params)
+
+
+def test_reference_is_the_step(rng: np.random.Generator) -> None:
+    unit = get("dot").build_unit(a="bfloat16", n=3, frac_bits=20, acc_rounding="rne")
+    vec = unit.test_cases(rng, "random", 500)
+    la, lb = unit.split(vec["a"], vec["b"])
+    want = mma.step(la, lb, vec["c"].astype(np.int64), "bfloat16", model=unit.model)
+    np.testing.assert_array_equal(unit.reference(**vec), want)
+    # Packing: lane 0 in the low bits.
+    np.testing.assert_array_equal(la[:, 0], vec["a"] & 0xFFFF)
+    assert unit.join(la, lb)["a"].tolist() == vec["a"].tolist()
+
+
+def test_vectors_are_finite_and_exhaustive_is_bounded(rng: np.random.Generator) -> None:
+    unit = get("dot").build_unit(a="float8_e5m2", n=4)
+    for kind, n in (("random", 2000), ("corner", None)):
+        vec = unit.test_cases(rng, kind, n)
+        la, lb = unit.split(vec["a"], vec["b"])
+        fmt = unit.describe()["a"]
+        from arithforge.formats import get_format
+        assert np.isfinite(get_format(fmt).decode(la)).all()
+        assert np.isfinite(get_format(fmt).decode(lb)).all()
+    with pytest.raises(DatapathError, match="exhaustive vectors must number at most"):
+        unit.test_cases(rng, "exhaustive")
+    tiny = get("dot").build_unit(a="float4_e2m1fn", n=1, acc="float16")
+    vec = tiny.test_cases(rng, "exhaustive")
+    assert len(vec["c"]) == 2**8 * (2**16 - 2**11 + 2)  # every finite or infinite float16
+
+
+def test_structure_counts_lanes() -> None:
+    unit = get("dot").build_unit(a="float8_e4m3fn", n=8, stages=3)
+    g = unit.structure()
+    assert g.nodes["multiplier"]["count"] == 8
+    assert g.nodes["align"]["count"] == 8
+    assert g.nodes["adder_tree"]["inputs"] == 9
+    assert sum(1 for _, a in g.nodes(data=True) if a["kind"] == "register") == 3
