@@ -65,6 +65,10 @@ _STRUCTURAL = [
     ("bitserial", "--group", ["0", "100000"]),
     ("bitserial", "--groups", ["1e6"]),
     ("bitserial", "--align-bits", ["-1", "17"]),
+    ("dot", "--n", ["0", "100000"]),
+    ("dot", "--frac-bits", ["0", "100000"]),
+    ("dot", "--acc-frac-bits", ["-1"]),
+    ("dot", "--stages", ["-1"]),
 ]
 
 
@@ -107,6 +111,13 @@ GENERATE = [
     case("generate-bitserial-unknown-serial", "generate", "bitserial", "--serial", "word"),
     case("generate-bitserial-unknown-scale", "generate", "bitserial", "--scale", "float9"),
     case("generate-bitserial-group-not-elaborable", "generate", "bitserial", "--group", "64"),
+    case("generate-dot-model-promotes", "generate", "dot", "--model", "h100-fp8"),
+    case("generate-dot-model-contradicted", "generate", "dot", "--model", "h100-fp8-fastacc",
+         "--n", "16"),
+    case("generate-dot-unknown-model", "generate", "dot", "--model", "h100"),
+    case("generate-dot-integer-format", "generate", "dot", "--a", "int8"),
+    case("generate-dot-acc-frac-bits-above-float16", "generate", "dot", "--acc", "float16",
+         "--acc-frac-bits", "12"),
     case("generate-output-is-folder", "generate", "fma", "-o", "{tmp}"),
     case("generate-output-missing-folder", "generate", "fma", "-o", "/nonexistent/dir/x.v"),
     case("generate-output-under-file", "generate", "fma", "-o", "{tmp}/file.v/x.v",
@@ -146,6 +157,7 @@ VERIFY = [
     case("verify-bitserial-group-not-elaborable", "verify", "bitserial", "--group", "64",
          "--vectors", "random:10"),
     case("verify-exhaustive-lut-k5", "verify", "lut", "--k", "5"),
+    case("verify-exhaustive-dot-fp8", "verify", "dot", "--n", "2"),
     case("verify-exhaustive-imac-too-large", "verify", "imac", "--a-bits", "16", "--b-bits",
          "16"),
     case("verify-seed-negative", "verify", "fma", "--vectors", "corner", "--seed", "-1"),

@@ -69,7 +69,7 @@ def test_build_and_faces(name, params, rng) -> None:
 
 def test_build_errors() -> None:
     with pytest.raises(ValueError, match=r"^unknown datapath 'fmaa'; closest: fma, .*\(known: "
-                                         r"add, bitserial, fma, "):
+                                         r"add, bitserial, dot, fma, "):
         registry.build("fmaa")
     with pytest.raises(ValueError, match=r"^fma has no parameter 'round' \(did you mean "
                                          r"'rounding'\?\); its parameters: a, b, c, out, "):
@@ -207,7 +207,7 @@ def test_names_are_the_descriptors_with_a_generator() -> None:
         registry.DATAPATHS["exact"]
     with pytest.raises(registry.DatapathError,
                        match=r"^datapath 'exact' has no hardware generator \(datapaths with one: "
-                             r"add, bitserial, fma, "):
+                             r"add, bitserial, dot, fma, "):
         registry.build("exact")
 
 
