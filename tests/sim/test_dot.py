@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from arithforge.datapaths import DatapathError, get
-from arithforge.formats import mma
+from arithforge.datapaths.dot import DotUnit
+from arithforge.formats import get_format, mma
 from arithforge.hdl import registry
 from arithforge.sim import cocotb_benches, harness
 from arithforge.tools import export
@@ -91,6 +92,7 @@ def test_cocotb_benches_icarus(seed: int) -> None:
 
 def test_model_sets_the_step() -> None:
     unit = get("dot").build_unit(a="float8_e4m3fn", model="h100-fp8-fastacc")
+    assert isinstance(unit, DotUnit)
     assert unit.model == mma.PRESETS["h100-fp8-fastacc"]
     assert unit.operand_widths == {"a": 256, "b": 256, "c": 32}
     d = unit.describe()
@@ -98,6 +100,7 @@ def test_model_sets_the_step() -> None:
     # Parameters that agree with the preset are accepted.
     same = get("dot").build_unit(a="float8_e4m3fn", model="h100-fp8-fastacc", n="32",
                                  acc="float32", term_rounding="rtz")
+    assert isinstance(same, DotUnit)
     assert same.model == unit.model
     f16 = get("dot").build_unit(a="float16", model="h100-fp16-f16acc")
     assert f16.formats["result"].name == "float16"
@@ -122,6 +125,7 @@ def test_bad_parameters(params: dict[str, Any], message: str) -> None:
 
 def test_reference_is_the_step(rng: np.random.Generator) -> None:
     unit = get("dot").build_unit(a="bfloat16", n=3, frac_bits=20, acc_rounding="rne")
+    assert isinstance(unit, DotUnit)
     vec = unit.test_cases(rng, "random", 500)
     la, lb = unit.split(vec["a"], vec["b"])
     want = mma.step(la, lb, vec["c"].astype(np.int64), "bfloat16", model=unit.model)
@@ -133,13 +137,13 @@ def test_reference_is_the_step(rng: np.random.Generator) -> None:
 
 def test_vectors_are_finite_and_exhaustive_is_bounded(rng: np.random.Generator) -> None:
     unit = get("dot").build_unit(a="float8_e5m2", n=4)
+    assert isinstance(unit, DotUnit)
     for kind, n in (("random", 2000), ("corner", None)):
         vec = unit.test_cases(rng, kind, n)
         la, lb = unit.split(vec["a"], vec["b"])
-        fmt = unit.describe()["a"]
-        from arithforge.formats import get_format
-        assert np.isfinite(get_format(fmt).decode(la)).all()
-        assert np.isfinite(get_format(fmt).decode(lb)).all()
+        fmt = get_format(unit.describe()["a"])
+        assert np.isfinite(fmt.decode(la)).all()
+        assert np.isfinite(fmt.decode(lb)).all()
     with pytest.raises(DatapathError, match="exhaustive vectors must number at most"):
         unit.test_cases(rng, "exhaustive")
     tiny = get("dot").build_unit(a="float4_e2m1fn", n=1, acc="float16")
