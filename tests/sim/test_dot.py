@@ -35,6 +35,8 @@ CONFIGS: list[dict[str, Any]] = [
      "acc_rounding": "rne", "frac_bits": 10},
     {"a": "float8_e5m2", "b": "float8_e4m3fn", "n": 5, "acc": "float16", "frac_bits": 8,
      "acc_frac_bits": 7},
+    {"a": "float8_e4m3fn", "b": "float8_e5m2", "n": 3, "alignment": "sum_fp16", "frac_bits": 8,
+     "term_rounding": "rne", "stages": 1},
 ]
 
 

@@ -49,8 +49,8 @@ __all__ = ["Dot", "DotGeometry", "DotUnit", "MAX_BITS", "MAX_N"]
 MAX_BITS = 16
 #: Most products per step.
 MAX_N = 64
-#: Alignment rules the hardware builds.
-ALIGNMENTS = ("sum", "normalized")
+#: Alignment rules the hardware builds (all of ``formats.mma``'s).
+ALIGNMENTS = ("sum", "sum_fp16", "normalized")
 #: Accumulator formats (their exponent ranges).
 ACCS = ("float32", "float16")
 #: Signed width of every exponent signal (operands of at most 16 bits, float32 accumulators).
@@ -65,8 +65,9 @@ PARAMS: dict[str, Param] = {
                                     "otherwise)", 1, 40),
     "term_rounding": Param("choice:rtz|rdn|rne", None, "how bits below F are cut (default: rtz)"),
     "alignment": Param(f"choice:{'|'.join(ALIGNMENTS)}", None,
-                       "alignment exponent of a product: sum of the operands' exponents, or the "
-                       "exact product's (default: sum)"),
+                       "alignment exponent of a product: sum of the operands' exponents (after "
+                       "widening subnormals to float16: sum_fp16), or the exact product's "
+                       "(default: sum)"),
     "acc": Param(f"choice:{'|'.join(ACCS)}", None, "accumulator format (default: float32)"),
     "acc_frac_bits": Param("int", None, "fraction bits of the accumulator after each step "
                                         "(default: 13 for operands of at most 8 bits into "
@@ -455,6 +456,16 @@ class DotUnit(Unit):
         mul = gr.node("multiplier", "multiplier", g.P, ua, ub, count=n, a_width=fa.precision,
                       b_width=fb.precision)
         exp = gr.node("exp_add", "adder", max(fa.exp_bits, fb.exp_bits) + 2, ua, ub, count=n)
+        if m.alignment == "sum_fp16":
+            # Subnormal operands re-expressed as float16 normals: a leading-zero count and a
+            # small left shift per operand.
+            for op, fmt, src in (("a", fa, ua), ("b", fb, ub)):
+                lz = gr.node(f"widen_lzc_{op}", "lzc", fmt.precision, src, count=n)
+                gr.node(f"widen_{op}", "shifter", fmt.precision, lz, src, count=n,
+                        shift_bits=max(1, fmt.precision.bit_length()))
+            mul_after = ("widen_a", "widen_b")
+            gr.g.add_edges_from((a, mul) for a in mul_after)
+            gr.g.add_edges_from((a, exp) for a in mul_after)
         terms = [mul, exp]
         if m.alignment == "normalized":
             terms.append(gr.node("product_lzc", "lzc", g.P, mul, count=n))
@@ -514,6 +525,9 @@ _CHECKS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("dot e4m3 n=4 term rdn", _dot(_FP8, n=4, term_rounding="rdn")),
     ("dot e4m3 n=4 term rne, normalized, 2 stages",
      _dot(_FP8, n=4, term_rounding="rne", alignment="normalized", stages=2)),
+    ("dot e4m3 x e5m2 n=4 F=8, sum_fp16 alignment, 1 stage",
+     _dot(_FP8, b="float8_e5m2", n=4, frac_bits=8, alignment="sum_fp16", stages=1)),
+    ("dot bf16 h100-bf16", _dot("bfloat16", model="h100-bf16")),
     ("dot h100-fp8-fastacc", _dot(_FP8, model="h100-fp8-fastacc")),
 )
 

@@ -5,8 +5,10 @@
 Per lane: unpack ``a_k`` and ``b_k``, the exact significand product (``P = pa + pb`` bits,
 ``pfrac = ma + mb`` fraction bits) and the exponent sum ``e_k``; the accumulator ``c`` unpacked
 (a float16 subnormal normalized, as the model reads it through float32). The alignment exponent
-of a product is ``e_k`` (``sum``) or its leading bit's (``normalized``, a leading-zero count of
-the product); ``E`` is the largest over the non-zero terms (a comparator tree).
+of a product is ``e_k`` (``sum``; ``sum_fp16`` after re-expressing subnormal operands as float16
+normals, a leading-zero count and a small shift per operand) or its leading bit's
+(``normalized``, a leading-zero count of the product); ``E`` is the largest over the non-zero
+terms (a comparator tree).
 
 Alignment (``arithforge.datapaths.dot.DotGeometry``): a term ``X`` with ``frac`` fraction bits
 and exponent ``e`` enters a right shifter as ``X << B`` and is shifted by ``E - e + D``, ``D = B -
@@ -31,6 +33,7 @@ rounding to zero keeps its sign; an infinite accumulator passes through.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from amaranth import Cat, Const, Module, Mux, Signal, Value
@@ -45,6 +48,8 @@ __all__ = ["DotProduct"]
 
 #: Alignment exponent of an absent (zero) term.
 _NO_TERM = -(1 << (EXP_BITS - 1))
+#: float16's least normal exponent (``sum_fp16`` widens subnormal operands down to it).
+_F16_EMIN = -14
 
 
 def _smax(a: Value, b: Value) -> Value:
@@ -69,6 +74,17 @@ class DotProduct(DotUnit, Datapath):
     i : In(Signature(valid, a, b, c))
     o : Out(Signature(valid, result))
     """
+
+    def _widen(self, m: Module, name: str, x: SimpleNamespace, precision: int
+               ) -> SimpleNamespace:
+        """A subnormal operand re-expressed as a float16 normal (``sum_fp16``): its significand
+        shifted up by its leading zeros, at most down to float16's ``emin``."""
+        m.submodules[f"widen_lzc_{name}"] = lz = LeadingZeroCount(precision)
+        m.d.comb += lz.value.eq(x.sig)
+        room = x.exp - _F16_EMIN
+        s = Mux(~x.sig.any() | (room <= 0), 0, Mux(room < lz.count, room, lz.count))
+        s = wire(m, f"widen_shift_{name}", s[:len(lz.count)])
+        return SimpleNamespace(neg=x.neg, sig=(x.sig << s)[:precision], exp=x.exp - s)
 
     def _term(self, m: Module, name: str, x: Value, exp: Value, E: Value, neg: Value,
               width: int, B: int, D: int) -> Value:
@@ -106,6 +122,9 @@ class DotProduct(DotUnit, Datapath):
         for k in range(n):
             x = unpack(fa, self.i.a[k * fa.bits:(k + 1) * fa.bits], daz=False)
             y = unpack(fb, self.i.b[k * fb.bits:(k + 1) * fb.bits], daz=False)
+            if mdl.alignment == "sum_fp16":
+                x = self._widen(m, f"a{k}", x, fa.precision)
+                y = self._widen(m, f"b{k}", y, fb.precision)
             sig = wire(m, f"product_{k}", x.sig * y.sig)
             exp = wire(m, f"product_exp_{k}", x.exp + y.exp)
             al: Value = exp
