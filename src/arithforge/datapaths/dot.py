@@ -15,9 +15,9 @@ mantissa the low bits of a result are zero, those of ``c`` are read as they are)
 accumulator code. A GEMM chains steps over K through ``c``.
 
 Contract: finite operand codes (the model's: non-finite A or B codes are outside it; issue 17
-measures them). An infinite accumulator passes through unchanged; a NaN accumulator gives the
-accumulator format's NaN of its sign (neither is in the model's measured behaviour). Test
-vectors hold finite operands and accumulators, and infinite accumulators among the corners.
+measures them). An infinite accumulator passes through unchanged and a NaN accumulator gives the
+accumulator format's NaN of its sign, as ``formats.mma`` computes them (neither is measured
+behaviour of a GPU). Test vectors hold finite operands only; accumulators of every class.
 
 ``model`` (a :data:`arithforge.formats.mma.PRESETS` name) sets ``n``, ``frac_bits``,
 ``term_rounding``, ``alignment``, ``acc``, ``acc_frac_bits`` and ``acc_rounding``; a preset that
@@ -75,7 +75,8 @@ PARAMS: dict[str, Param] = {
     "acc_rounding": Param("choice:rtz|rne", None, "rounding of each step (default: rtz)"),
     "stages": stages_param(),
     "model": Param(f"choice:{'|'.join(mma.PRESETS)}", None,
-                   "a formats.mma preset: sets n, F, roundings, alignment and the accumulator"),
+                   "a formats.mma preset: sets n, F, roundings, alignment and the accumulator "
+                   "(those that promote or reorder K are refused: not one step)"),
 }
 
 #: Parameters a preset sets, and the model field of each.
@@ -314,12 +315,9 @@ class DotUnit(Unit):
                 return out
             out[bad] = _cases.uniform(rng, fmt.bits, int(bad.sum()))
 
-    def _corner_list(self, fmt: FloatFormat, *, inf: bool = False) -> np.ndarray:
+    def _corner_list(self, fmt: FloatFormat) -> np.ndarray:
         codes = _cases.corner_codes(fmt)
-        keep = self._finite(fmt, codes)
-        if inf:
-            keep |= core.unpack_float(fmt, codes)[0] == core.INF
-        return codes[keep]
+        return codes[self._finite(fmt, codes)]
 
     def _sum_codes(self, la: np.ndarray, lb: np.ndarray, rng: np.random.Generator,
                    wiggle: bool) -> np.ndarray:
@@ -352,7 +350,9 @@ class DotUnit(Unit):
         return {**self.join(la, lb), "c": c}
 
     def _accumulator_set(self) -> np.ndarray:
-        return self._corner_list(self._facc, inf=True)
+        """Corner accumulators: zeros, subnormal and normal ends, values around one, the
+        largest values, infinities and NaNs."""
+        return _cases.corner_codes(self._facc)
 
     def _corner(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         n = self._model.n
@@ -404,21 +404,18 @@ class DotUnit(Unit):
         lb = np.stack(cols[n:2 * n], axis=1)
         c = cols[-1]
         keep = self._finite(self._fa, la).all(1) & self._finite(self._fb, lb).all(1)
-        if full:
-            keep &= self._finite(self._facc, c) | (core.unpack_float(self._facc, c)[0]
-                                                   == core.INF)
         return {**self.join(la[keep], lb[keep]), "c": c[keep]}
 
     def test_cases(self, rng: np.random.Generator, kind: str, n: int | None = None
                    ) -> dict[str, np.ndarray]:
         """Draw operand vectors, finite operands only (the contract).
 
-        ``exhaustive``: every finite lane code of every lane against every accumulator (finite
-        or infinite) when that is at most 2**26 vectors, else against the corner accumulators
-        (zeros, subnormal and normal ends, the largest values, infinities) while that fits.
+        ``exhaustive``: every finite lane code of every lane against every accumulator code
+        when that is at most 2**26 vectors, else against the corner accumulators
+        (:meth:`_accumulator_set`) while that fits.
         ``corner``: corner lane codes, all lanes alike and in one lane (the others +-0), lanes
         cancelling in pairs, accumulators cancelling the products, against corner accumulators
-        (near overflow and infinite included); ``n`` subsamples them or tops them up with
+        (near overflow, infinite and NaN included); ``n`` subsamples them or tops them up with
         random vectors. ``random``: :meth:`_random`.
         """
         check_kind(kind, n)
