@@ -532,13 +532,13 @@ _CHECKS: tuple[tuple[str, dict[str, Any]], ...] = (
 def _acceptance() -> tuple[AcceptanceCheck, ...]:
     out = [AcceptanceCheck("dot e2m1 n=1 float16", _dot("float4_e2m1fn", n=1, acc="float16"),
                            "exhaustive")]
-    for label, params in _CHECKS:
+    for i, (label, params) in enumerate(_CHECKS):
         # The corner set (about 5 x 10^4 vectors) topped up with random ones.
-        out.append(AcceptanceCheck(label, params, "corner", 10**6))
+        out.append(AcceptanceCheck(label, params, "corner", 10**6, bounded=i == 0))
         out.append(AcceptanceCheck(label, params, "random", 10**7))
-    # The bounded subset: 10^6 random vectors of the H100 fp8 step at n = 4, and its corners.
-    out += [AcceptanceCheck(_CHECKS[0][0], _CHECKS[0][1], kind, 10**6, bounded=True)
-            for kind in ("corner", "random")]
+    # The bounded subset: the corners above and 10^6 random vectors of the H100 fp8 step at
+    # n = 4 (the whole list leaves this duplicate sample out).
+    out.append(AcceptanceCheck(_CHECKS[0][0], _CHECKS[0][1], "random", 10**6, bounded=True))
     return tuple(out)
 
 
