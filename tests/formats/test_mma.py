@@ -468,3 +468,43 @@ def test_step_refuses_a_wrong_length() -> None:
     with pytest.raises(FormatError, match="n=32 products"):
         mma.step(np.zeros(16, dtype=np.uint8), np.zeros(16, dtype=np.uint8), 0,
                  "float8_e4m3fn", model="h100-fp8-fastacc")
+
+
+@pytest.mark.parametrize("params", [
+    {"a": "float8_e4m3fn", "n": 4},
+    {"a": "float8_e5m2", "b": "float8_e4m3fn", "n": 3, "alignment": "sum_fp16", "frac_bits": 6,
+     "term_rounding": "rne"},
+    {"a": "bfloat16", "n": 2, "alignment": "normalized", "term_rounding": "rdn",
+     "acc_rounding": "rne", "frac_bits": 10},
+    {"a": "float16", "n": 3, "acc": "float16", "acc_rounding": "rne", "acc_frac_bits": 7},
+])
+def test_step_matches_fraction_oracle(params: dict[str, Any], rng: np.random.Generator) -> None:
+    """``step`` on the dot datapath's corner and random vectors against the Fraction model."""
+    from arithforge.datapaths.dot import DotUnit
+
+    unit = DotUnit(**params)
+    m = unit.model
+    fa, fb = (get_format(unit.describe()[k]) for k in ("a", "b"))
+    assert isinstance(fa, FloatFormat)
+    assert isinstance(fb, FloatFormat)
+    vec = {k: np.concatenate([x, y]) for (k, x), y in zip(
+        unit.test_cases(rng, "corner", 600).items(),
+        unit.test_cases(rng, "random", 300).values(), strict=True)}
+    keep = np.isfinite(m.acc_format.decode(vec["c"]))
+    la, lb = unit.split(vec["a"][keep], vec["b"][keep])
+    cs = vec["c"][keep]
+    got = m.acc_format.decode(mma.step(la, lb, cs.astype(np.int64), fa, fb, model=m))
+    for i in range(len(cs)):
+        terms = []
+        for x, y in zip(la[i].tolist(), lb[i].tolist(), strict=True):
+            p = _value(x, fa) * _value(y, fb)
+            e = (_floor_log2(abs(p)) if p else 0) if m.alignment == "normalized" else \
+                _align_exp(x, fa, m.alignment) + _align_exp(y, fb, m.alignment)
+            terms.append((p, e))
+        want = _ref_step(terms, _value(int(cs[i]), m.acc_format), m)
+        g = got[i]
+        if abs(want) >= 10**59:
+            assert np.isinf(g), i
+            assert (g > 0) == (want > 0), i
+        else:
+            assert Fraction(float(g)) == want, (i, la[i], lb[i], cs[i])
