@@ -315,6 +315,14 @@ class DotUnit(Unit):
                 return out
             out[bad] = _cases.uniform(rng, fmt.bits, int(bad.sum()))
 
+    def _negate(self, fmt: FloatFormat, codes: np.ndarray) -> np.ndarray:
+        """``-x`` of finite codes where that is a finite code (an fnuz zero stays +0, an
+        unsigned format's codes stay as they are)."""
+        if not fmt.signed:
+            return codes.copy()
+        flipped = codes ^ np.uint64(fmt.sign_mask)
+        return np.where(self._finite(fmt, flipped), flipped, codes)
+
     def _corner_list(self, fmt: FloatFormat) -> np.ndarray:
         codes = _cases.corner_codes(fmt)
         return codes[self._finite(fmt, codes)]
@@ -340,9 +348,9 @@ class DotUnit(Unit):
         c = self._uniform(rng, self._facc, (count,))
         kind = rng.integers(0, 8, size=count)
         pairs = (kind < 2) & (n > 1)
-        if pairs.any() and self._fa.signed:
+        if pairs.any():
             half = n // 2
-            la[pairs, 1:2 * half:2] = la[pairs, 0:2 * half:2] ^ np.uint64(self._fa.sign_mask)
+            la[pairs, 1:2 * half:2] = self._negate(self._fa, la[pairs, 0:2 * half:2])
             lb[pairs, 1:2 * half:2] = lb[pairs, 0:2 * half:2]
         near = (kind == 2) | (kind == 3)
         c = np.where(near, self._sum_codes(la, lb, rng, True), c)
@@ -363,8 +371,8 @@ class DotUnit(Unit):
         # Every lane the same product, against every corner accumulator.
         rows.append((np.repeat(x[:, None], n, 1), np.repeat(y[:, None], n, 1), z))
         # One lane holding the product, the others +-0 (all-zero products of either sign).
-        zeros_a = np.where(np.arange(n) % 2 == 1, np.uint64(self._fa.sign_mask), 0) \
-            if self._fa.signed else np.zeros(n, dtype=np.uint64)
+        zero = np.zeros(n, dtype=np.uint64)
+        zeros_a = np.where(np.arange(n) % 2 == 1, self._negate(self._fa, zero), zero)
         la = np.repeat(zeros_a[None, :].astype(np.uint64), len(x), 0)
         lb = np.repeat(y[:, None], n, 1)
         la[:, 0] = x
@@ -372,8 +380,7 @@ class DotUnit(Unit):
         # Lanes cancelling in pairs (equal magnitudes, opposite signs).
         x2, y2 = _cases.cross(ca, cb)
         la = np.repeat(x2[:, None], n, 1)
-        if self._fa.signed:
-            la[:, 1::2] ^= np.uint64(self._fa.sign_mask)
+        la[:, 1::2] = self._negate(self._fa, la[:, 1::2])
         lb = np.repeat(y2[:, None], n, 1)
         rows.append((la, lb, np.zeros(len(x2), dtype=np.uint64)))
         # The accumulator cancelling the products (exactly, or nearly).
