@@ -37,6 +37,7 @@ CASES: dict[str, dict[str, Any]] = {
     "imac": {"weights": "int8", "acts": "int8"},
     "mx": {"weights": "mxfp8_e4m3", "acts": "mxfp8_e4m3"},
     "tensorcore": {},
+    "dot": {},
     # Float activations unscaled: scaled to float16's largest value, the sums overflow.
     "lut": {"weights": "int4", "acts": "float16", "weight_scaling": "per-channel",
             "act_scaling": "none"},

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from arithforge import ArithforgeError
+from arithforge.formats import FloatFormat, get_format
 from arithforge.sim import accelerator as acc
 
 FP8_FMA = "fma:a=float8_e4m3fn,c=float32"
@@ -188,7 +189,7 @@ def test_parse_pe_errors(text: str, message: str) -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("fmaa:a=float8_e4m3fn", (r"^PE fmaa:a=float8_e4m3fn: unknown PE datapath 'fmaa' \(did "
                               r"you mean 'fma' or .*\?\); choose one of fma, lmac, imac, lut, "
-                              r"bitserial$")),
+                              r"bitserial, dot$")),
     ("mul:a=float8_e4m3fn", "^PE mul:a=float8_e4m3fn: 'mul' is not a PE datapath; choose one of"),
     ("fma:a=float8_e4m3fn,c=float32,out=bfloat16", "c must have the result's format"),
     ("fma:a=float8_e4m3fn,c=float32,rounding=stochastic", "an array PE must have operands a, b"),
@@ -357,3 +358,42 @@ def test_lut_tile_engine_gemm(df: str) -> None:
                                   dp.config).astype(np.uint64)
             want[mi:mi + 1, ni:ni + 2] = c
     np.testing.assert_array_equal(got, want[:m, :n])
+
+
+@pytest.mark.parametrize("pe", ["dot:a=float8_e4m3fn,n=4",
+                                "dot:a=float8_e5m2,b=float8_e4m3fn,n=3,acc=float16,stages=2",
+                                "dot:a=bfloat16,n=2,acc_rounding=rne,term_rounding=rne"])
+def test_dot_pe_outputs_are_its_gemm_model(pe: str) -> None:
+    """An array of dot PEs: an A element is the n activation codes of one step packed (lane 0
+    low), a B element the n weight codes; every output, in both dataflows, is the dot GEMM model
+    (``formats.mma.matmul`` of the unit's step into the accumulator) of the element codes."""
+    from arithforge.datapaths.dot import DotUnit, gemm_model
+    from arithforge.formats import mma
+
+    spec = acc.parse_pe(pe)
+    assert spec.timing == (int(spec.kwargs.get("stages", "0")), 1)  # without building
+    dp = spec.build()
+    assert isinstance(dp, DotUnit)
+    step = dp.model
+    m, n, k = 5, 4, 3  # k steps: k * step.n products
+    fa, fb = (get_format(x) for x in (dp.describe()["a"], dp.describe()["b"]))
+    assert isinstance(fa, FloatFormat)
+    assert isinstance(fb, FloatFormat)
+    model = gemm_model(fa, fb, step.acc_format, step.acc_rounding,
+                       {"n": step.n, "frac_bits": step.frac_bits,
+                        "term_rounding": step.term_rounding.value,
+                        "alignment": step.alignment, "acc_frac_bits": step.acc_frac_bits})
+    for seed in range(3):
+        a, b = acc.random_operands(_cfg(pe, "os", 2, 3), m, n, k, seed=seed)
+        la = dp.split(a.reshape(-1), a.reshape(-1))[0].reshape(m, k * step.n)
+        lb = dp.split(b.T.reshape(-1), b.T.reshape(-1))[1].reshape(n, k * step.n)
+        want = mma.matmul(la, lb.T, fa, fb, model=model).astype(np.uint64)
+        for df in acc.DATAFLOWS:
+            got = acc.simulate(_cfg(pe, df, 2, 3), a, b).output
+            assert got is not None
+            np.testing.assert_array_equal(got, want, err_msg=f"{pe} {df} seed={seed}")
+
+
+def test_dot_pe_too_wide_for_an_array_element() -> None:
+    with pytest.raises(ArithforgeError, match="array elements .* at most 64 bits, not 128"):
+        acc.random_operands(_cfg("dot:a=float8_e4m3fn,n=16"), 2, 2, 2)

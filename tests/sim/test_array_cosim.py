@@ -113,6 +113,19 @@ def test_cli_gemm_cosim(capsys: pytest.CaptureFixture[str]) -> None:
     assert out["reads"] == out["reads_rtl"]
 
 
+def test_cli_gemm_cosim_dot_pe(capsys: pytest.CaptureFixture[str]) -> None:
+    """A dot-product PE (4 e4m3 products an operation): K counts steps."""
+    status = main(["simulate", "gemm", "--pe", "dot:a=float8_e4m3fn,n=4", "--array", "2x2",
+                   "--m", "3", "--n", "3", "--k", "10", "--cosim", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert out["outputs_match"] is True
+    assert out["cycles_model"] == out["cycles_rtl"] > 0
+    assert out["reads"] == out["reads_rtl"]
+    assert out["writes"] == out["writes_rtl"] == 9
+    assert out["rtl_bad_accesses"] == out["rtl_unwritten"] == 0
+
+
 def test_cli_gemm_model_only(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "gemm", "--array", "8x8", "--pe", "fma:a=float8_e4m3fn,c=float32",
                  "--dataflow", "os", "--m", "64", "--n", "48", "--k", "70", "--json"]) == 0

@@ -17,7 +17,7 @@ from arithforge.workloads.quantize import quantize
 
 E4M3 = get_format("float8_e4m3fn")
 #: The datapaths with a GEMM model, as an unknown name's message lists them.
-DATAPATH_LIST = "choose one of fma, lmac, imac, lut, bitserial, exact, mx, tensorcore"
+DATAPATH_LIST = "choose one of fma, lmac, imac, lut, bitserial, exact, mx, tensorcore, dot"
 SCALING_LIST = "scaling must be one of none, per-tensor, per-channel, per-block, "
 
 

@@ -22,28 +22,64 @@ behaviour of a GPU). Test vectors hold finite operands only; accumulators of eve
 ``model`` (a :data:`arithforge.formats.mma.PRESETS` name) sets ``n``, ``frac_bits``,
 ``term_rounding``, ``alignment``, ``acc``, ``acc_frac_bits`` and ``acc_rounding``; a preset that
 promotes, splits K or reorders K (``h100-fp8``, ``h100-fp8-mma-sync``) is refused: those happen
-around the steps (promotion is issue 16's later slice). No sweep, accuracy or PE face yet.
+around the steps (promotion is issue 16's later slice).
+
+GEMM model (``evaluate --datapath dot``, explore's accuracy stage): what a chain of these steps
+computes over K in steps of ``n``, from a +0 accumulator, without promotion:
+:func:`arithforge.formats.mma.matmul` with the step's :class:`~arithforge.formats.mma.MMAModel`
+and the accumulator as the output (its codes decoded, never re-rounded). A is the activations
+(``a``), B the weights (``b``); the accumulator is the config's ``acc`` (float32 or float16)
+with its ``rounding`` as ``acc_rounding`` (rtz or rne; default rtz); options ``n``,
+``frac_bits``, ``term_rounding``, ``alignment``, ``acc_frac_bits`` as the unit's (None: the
+unit's defaults), or ``model``, a preset that sets all of them and the accumulator itself.
+
+Sweep (``[datapaths.dot]``, not in the default spec): ``n`` (16), ``frac_bits`` and
+``acc_frac_bits`` (the unit's defaults), ``term_rounding``, ``acc_rounding``, ``stages``; float
+operands of at most 16 bits into a float32 or float16 accumulator; ``n`` MACs per operation.
+
+Array PE (``simulate gemm --pe dot:...``): one operation is one step, ``n`` products along K, so
+the array's K counts steps (``array_shape``); an A element is the ``n`` activation codes packed
+as the ``a`` port takes them, a B element the ``n`` weight codes (``b``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
+from .._errors import ArithforgeError
 from ..formats import FloatFormat, FormatError, Rounding, get_format, mma
 from ..formats import _core as core
 from ..formats.rounding import as_rounding
 from . import _cases
-from .base import AcceptanceCheck, DatapathError, Descriptor, Param, check_stages, stages_param
+from ._common import F64, element, float_acc, int_option, kinds
+from .base import (
+    AcceptanceCheck,
+    Accuracy,
+    ArrayExample,
+    Config,
+    DatapathError,
+    Descriptor,
+    Design,
+    Operand,
+    Param,
+    Skip,
+    SweepContext,
+    check_stages,
+    stages_param,
+)
 from .bitserial import pack_fields, unpack_fields
+from .fma import _stages
 from .unit import Graph, Unit, check_kind, choose_cuts
 
 if TYPE_CHECKING:
     import networkx as nx
 
-__all__ = ["Dot", "DotGeometry", "DotUnit", "MAX_BITS", "MAX_N"]
+__all__ = ["Dot", "DotGeometry", "DotUnit", "MAX_BITS", "MAX_N", "gemm_model"]
 
 #: Widest operand format.
 MAX_BITS = 16
@@ -141,6 +177,68 @@ def _build_model(fa: FloatFormat, fb: FloatFormat, given: dict[str, Any], preset
         acc_frac_bits=default_acc_frac if given.get("acc_frac_bits") is None
         else given["acc_frac_bits"],
         acc_rounding=as_rounding(given.get("acc_rounding") or "rtz"))
+
+
+# -- the GEMM model -------------------------------------------------------------------------------
+
+#: Options of the GEMM model (None: the unit's default) besides ``model``.
+_OPTIONS = ("n", "frac_bits", "term_rounding", "alignment", "acc_frac_bits")
+_TERM_ROUNDINGS = PARAMS["term_rounding"].choices or ()
+
+
+def _check_model(options: dict[str, Any]) -> dict[str, Any]:
+    options["n"] = int_option(options, "n", 1, MAX_N, none=True)
+    options["frac_bits"] = int_option(options, "frac_bits", 1, 40, none=True)
+    options["acc_frac_bits"] = int_option(options, "acc_frac_bits", 0, 23, none=True)
+    for key, choices in (("term_rounding", _TERM_ROUNDINGS), ("alignment", ALIGNMENTS),
+                         ("model", tuple(mma.PRESETS))):
+        value = options[key]
+        if value is not None and value not in choices:
+            raise ValueError(f"option {key} must be one of {', '.join(choices)} (or none), not "
+                             f"{value!r}")
+    return options
+
+
+def gemm_model(fa: FloatFormat, fb: FloatFormat, acc: FloatFormat, rounding: Rounding | str,
+               options: Mapping[str, Any]) -> mma.MMAModel:
+    """The :class:`~arithforge.formats.mma.MMAModel` of a GEMM on dot units: the step the unit
+    with these parameters computes (``options`` as the GEMM model's: ``model`` or ``n``,
+    ``frac_bits``, ... with None for the unit's defaults), into ``acc`` with ``rounding``
+    (ignored with a ``model``, which sets them), its output the accumulator itself.
+
+    Raises
+    ------
+    ValueError
+        Parameters the unit refuses (``FormatError`` included).
+    """
+    preset = options.get("model")
+    given: dict[str, Any] = {k: options.get(k) for k in _OPTIONS}
+    if preset is None:
+        if acc.name not in ACCS:
+            raise ValueError(f"the accumulator must be one of {', '.join(ACCS)}, not "
+                             f"{acc.name!r}")
+        given["acc"] = acc.name
+        given["acc_rounding"] = as_rounding(rounding).value
+    model = _build_model(fa, fb, given, None if preset is None else str(preset))
+    if model.n > MAX_N:
+        raise ValueError(f"n must be at most {MAX_N}, not {model.n}")
+    # No promotion: the steps chain from +0 through the accumulator, which is the output.
+    return dataclasses.replace(model, output=model.acc_format)
+
+
+def _run(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
+    acc = float_acc(config, "dot")
+    fx, fw = element(qx, "dot"), element(qw, "dot")
+    try:
+        fa, fb = _float_format(fx, "activations"), _float_format(fw, "weights")
+        model = gemm_model(fa, fb, acc, config.rounding, config.options)
+    except ValueError as exc:  # FormatError included
+        raise ArithforgeError(f"dot: {exc}") from None
+    if not (np.isfinite(qx.values).all() and np.isfinite(qw.values).all()):
+        raise ArithforgeError("the dot datapath needs finite operands; quantize with "
+                              "saturation")
+    codes = mma.matmul(qx.codes, np.asarray(qw.codes).T, fa, fb, model=model)
+    return model.output.decode(codes), f"dot steps {model.label()}"
 
 
 @dataclass(frozen=True)
@@ -557,5 +655,82 @@ class Dot(Descriptor):
     params: ClassVar[dict[str, Param]] = PARAMS
     generator: ClassVar[str] = "arithforge.hdl.dot:DotProduct"
     unit: ClassVar[type] = DotUnit
+    accuracy: Accuracy | None = Accuracy(
+        _run, "tensor-core steps of n products chained from +0 into the accumulator",
+        {"model": None, **dict.fromkeys(_OPTIONS)}, rounding="rtz", fast=False,
+        check=_check_model)
+    sweep: ClassVar[dict[str, Param]] = {
+        "n": Param("int", 16, "products per step (MACs per operation)", 1, MAX_N),
+        "frac_bits": Param("int", None, "fraction bits F kept per term (default: 13 for "
+                                        "operands of at most 8 bits, 25 otherwise)", 1, 40),
+        "acc_frac_bits": Param("int", None, "fraction bits of the accumulator after each step "
+                                            "(default: 13 for operands of at most 8 bits into "
+                                            "float32, else the format's)", 0, 23),
+        "term_rounding": Param("choice:rtz|rdn|rne", "rtz", "how bits below F are cut"),
+        "acc_rounding": Param("choice:rtz|rne", "rtz", "rounding of each step"),
+        "stages": stages_param(),
+    }
+    #: Not in the default spec (its results stay as they were): enable ``[datapaths.dot]``.
+    default_sweeps: ClassVar[dict[str, dict[str, Any]]] = {}
+    marker: ClassVar[str | None] = "*"
     acceptance = _acceptance()
+    #: Four e4m3 products per operation (an A element is 32 bits).
+    arrays: ClassVar[tuple[ArrayExample, ...]] = (
+        ArrayExample("dot:a=float8_e4m3fn,n=4", {"os": (2, 3), "ws": (2, 3)}, ("os", 2, 2)),
+    )
+    array_pe: ClassVar[bool] = True
+
+    def pe_timing(self, params: Any) -> tuple[int, int] | None:
+        return _stages(params), 1
+
+    def array_shape(self, params: Mapping[str, Any], m: int, n: int, k: int
+                    ) -> tuple[int, int, int]:
+        # One operation is one step: n products along K.
+        if params.get("n") is not None:
+            steps = int(params["n"])
+        else:
+            unit = self.build_unit(**params)
+            assert isinstance(unit, DotUnit)
+            steps = unit.model.n
+        return m, n, -(-k // steps)
+
+    def reason(self, weights: str, acts: str, acc: str) -> str:
+        kw, ka, kacc = kinds(weights, acts, acc)
+        if "block" in (kw, ka):
+            return ("the dot unit takes element formats (block scales in the step are issue "
+                    "16's later slice)")
+        if kw != "float" or ka != "float":
+            return ("the dot unit takes float operands (integer dot products are issue 16's "
+                    "later slice)")
+        wide = [f for f in (weights, acts) if get_format(f).bits > MAX_BITS]
+        if wide:
+            return f"the dot unit takes operands of at most {MAX_BITS} bits, not {wide[0]}"
+        if acc not in ACCS:
+            return f"the dot unit accumulates in {' or '.join(ACCS)}"
+        return ""
+
+    def design(self, ctx: SweepContext, label: str, weights: str, acts: str, acc: str,
+               params: dict[str, Any]) -> Design | Skip:
+        fa, fb, facc = (get_format(f) for f in (acts, weights, acc))
+        assert isinstance(fa, FloatFormat)
+        assert isinstance(fb, FloatFormat)
+        assert isinstance(facc, FloatFormat)
+        options = {"n": params["n"], "frac_bits": params["frac_bits"], "term_rounding":
+                   params["term_rounding"], "alignment": None,
+                   "acc_frac_bits": params["acc_frac_bits"]}
+        try:
+            m = gemm_model(fa, fb, facc, params["acc_rounding"], options)
+        except ValueError as exc:
+            return Skip(label, weights, acts, acc, f"dot: {' '.join(str(exc).split())}")
+        # The unit's parameters, every one explicit; the model: the same step chained over K.
+        hdl = {"a": acts, "b": weights, "n": m.n, "frac_bits": m.frac_bits,
+               "term_rounding": m.term_rounding.value, "alignment": m.alignment, "acc": acc,
+               "acc_frac_bits": m.acc_frac_bits, "acc_rounding": m.acc_rounding.value,
+               "stages": int(params["stages"])}
+        model = ctx.model(weights, acts, acc, self.name, rounding=m.acc_rounding.value,
+                          options={"n": m.n, "frac_bits": m.frac_bits,
+                                   "term_rounding": m.term_rounding.value,
+                                   "alignment": m.alignment, "acc_frac_bits": m.acc_frac_bits})
+        return self.make_design(label, weights, acts, acc, params, (self.name, hdl), model,
+                                macs=m.n)
 

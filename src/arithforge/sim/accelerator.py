@@ -511,11 +511,16 @@ def random_operands(cfg: ArrayConfig, m: int, n: int, k: int, seed: int = 0, *,
     m, n, k = _check_shape(m, n, k)
     pe = cfg.pe.build()
     rng = np.random.default_rng(seed)
-    if tuple(pe.operands) != ("a", "b", "c"):
-        # Dot-product PEs: their own random transactions (packed), A side and B side.
-        from ..hdl.systolic import pe_roles
+    from ..hdl.systolic import pe_roles
 
-        a_op, b_ops = pe_roles(pe)
+    a_op, b_ops = pe_roles(pe)
+    if tuple(pe.operands) != ("a", "b", "c") or a_op not in pe.formats:
+        # Dot-product PEs (more operands, or packed a and b without an element format): their
+        # own random transactions (packed), A side and B side.
+        widest = max(int(pe.operand_widths[a_op]), b_width(pe))
+        if widest > 64:
+            raise ArithforgeError(f"array elements (A, B, C) must be at most 64 bits, not "
+                                  f"{widest}; choose a smaller PE configuration")
         va = pe.test_cases(rng, "random", m * k)
         vb = pe.test_cases(rng, "random", k * n)
         bundle = np.zeros(k * n, dtype=np.uint64)

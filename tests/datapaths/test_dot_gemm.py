@@ -1,0 +1,135 @@
+"""The ``dot`` datapath's GEMM model is its unit chained over K.
+
+The accuracy face (``evaluate --datapath dot``, explore's accuracy stage) computes each output as
+a chain of the unit's steps over K in steps of ``n`` from a +0 accumulator (K padded with zero
+codes), the accumulator's codes being the output: here the model's values, encoded back into the
+accumulator format, equal the codes of ``DotUnit.reference()`` chained transaction by transaction
+on random finite operands, for every step parameter the unit has.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from arithforge import ArithforgeError
+from arithforge.datapaths import Config, get
+from arithforge.datapaths.dot import DotUnit
+from arithforge.formats import FloatFormat, Rounding, get_format
+from arithforge.workloads.evaluate import accuracy_model, check_options
+from arithforge.workloads.quantize import Quantized, quantize
+
+
+def _operands(fa: FloatFormat, fb: FloatFormat, rng: np.random.Generator, m: int, n: int,
+              k: int) -> tuple[Quantized, Quantized]:
+    """Activations (M x K) and weights (N x K) over many binades, zeros and -0 included."""
+    x = rng.standard_normal((m, k)) * np.exp2(rng.integers(-10, 6, (m, k)))
+    w = rng.standard_normal((n, k)) * np.exp2(rng.integers(-10, 6, (n, k)))
+    x[0, :3] = 0.0
+    w[-1, 2:5] = -0.0
+    # Saturating conversions: every code finite (the unit's contract).
+    qx, qw = quantize(np.clip(x, -fa.max_finite, fa.max_finite), fa, "none"), \
+        quantize(np.clip(w, -fb.max_finite, fb.max_finite), fb, "none")
+    assert np.isfinite(qx.values).all()
+    assert np.isfinite(qw.values).all()
+    return qx, qw
+
+
+def _chain(unit: DotUnit, a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Accumulator codes (M, N): the unit's reference chained over K from +0."""
+    n = unit.model.n
+    m, k = a.shape
+    cols = w.shape[0]
+    steps = -(-k // n)
+    pa = np.zeros((m, steps * n), dtype=np.uint64)
+    pa[:, :k] = a
+    pw = np.zeros((cols, steps * n), dtype=np.uint64)
+    pw[:, :k] = w
+    acc = np.zeros(m * cols, dtype=np.uint64)
+    for t in range(steps):
+        la = np.repeat(pa[:, t * n:(t + 1) * n], cols, axis=0)
+        lw = np.tile(pw[:, t * n:(t + 1) * n], (m, 1))
+        acc = unit.reference(**unit.join(la, lw), c=acc)
+    return acc.reshape(m, cols)
+
+
+CASES: list[tuple[str, dict[str, Any]]] = [
+    ("e4m3 n=4 (defaults: F=13, e8m13 rtz)", {"a": "float8_e4m3fn", "n": 4}),
+    ("e4m3 n=16 F=13", {"a": "float8_e4m3fn", "n": 16, "frac_bits": 13}),
+    ("e5m2 x e4m3 n=8 term rne, normalized, rne",
+     {"a": "float8_e5m2", "b": "float8_e4m3fn", "n": 8, "term_rounding": "rne",
+      "alignment": "normalized", "acc_rounding": "rne"}),
+    ("e4m3 x e5m2 n=4 F=8 sum_fp16 term rdn",
+     {"a": "float8_e4m3fn", "b": "float8_e5m2", "n": 4, "frac_bits": 8,
+      "alignment": "sum_fp16", "term_rounding": "rdn"}),
+    ("bf16 n=2 F=25", {"a": "bfloat16", "n": 2, "frac_bits": 25}),
+    ("fp16 n=4 into float16 rne", {"a": "float16", "n": 4, "acc": "float16",
+                                   "acc_rounding": "rne"}),
+    ("e2m1 x e3m2 n=3 acc_frac_bits 5",
+     {"a": "float4_e2m1fn", "b": "float6_e3m2fn", "n": 3, "acc_frac_bits": 5}),
+    ("h100-fp8-fastacc preset", {"a": "float8_e4m3fn", "model": "h100-fp8-fastacc"}),
+    ("h100-bf16 preset", {"a": "bfloat16", "model": "h100-bf16"}),
+]
+
+
+@pytest.mark.parametrize(("label", "params"), CASES, ids=[c[0] for c in CASES])
+def test_model_is_the_unit_chained_over_k(label: str, params: dict[str, Any],
+                                          rng: np.random.Generator) -> None:
+    unit = get("dot").build_unit(**params)
+    assert isinstance(unit, DotUnit)
+    fa = get_format(params["a"])
+    fb = get_format(params.get("b", params["a"]))
+    assert isinstance(fa, FloatFormat)
+    assert isinstance(fb, FloatFormat)
+    step = unit.model
+    model = accuracy_model("dot")
+    if "model" in params:
+        options: dict[str, Any] = {"model": params["model"]}
+        acc, rounding = get_format("float32"), Rounding.RTZ  # the preset's own, not these
+    else:
+        options = {k: params.get(k) for k in ("n", "frac_bits", "term_rounding", "alignment",
+                                              "acc_frac_bits")}
+        acc = get_format(params.get("acc", "float32"))
+        rounding = Rounding(params.get("acc_rounding", "rtz"))
+    config = Config(acc, rounding, check_options(model, options))
+    # K not a multiple of n: the last step takes zero codes.
+    m, n, k = 7, 5, 3 * step.n + 1
+    for _ in range(3):
+        qx, qw = _operands(fa, fb, rng, m, n, k)
+        values, how = model.run(qx, qw, config)
+        assert how.startswith(f"dot steps {step.label()}")
+        want = _chain(unit, np.asarray(qx.codes, dtype=np.uint64),
+                      np.asarray(qw.codes, dtype=np.uint64))
+        facc = step.acc_format
+        got = np.asarray(facc.encode(values, "rne")).astype(np.uint64)
+        assert np.array_equal(facc.decode(got), values, equal_nan=True)  # on the grid
+        np.testing.assert_array_equal(got, want, err_msg=label)
+
+
+def test_model_refusals() -> None:
+    model = accuracy_model("dot")
+    e4m3 = quantize(np.ones((2, 4)), get_format("float8_e4m3fn"), "none")
+    i8 = quantize(np.ones((2, 4)), get_format("int8"), "per-tensor")
+    f32 = get_format("float32")
+
+    def run(qx: Quantized, qw: Quantized, acc: Any = f32, rounding: str = "rtz",
+            **options: Any) -> Any:
+        return model.run(qx, qw, Config(acc, Rounding(rounding), check_options(model, options)))
+
+    with pytest.raises(ArithforgeError, match="needs float operand formats"):
+        run(i8, e4m3)
+    with pytest.raises(ArithforgeError, match="accumulator must be one of float32, float16"):
+        run(e4m3, e4m3, get_format("bfloat16"))
+    with pytest.raises(ArithforgeError, match="acc_rounding must be rtz or rne"):
+        run(e4m3, e4m3, rounding="rdn")
+    with pytest.raises(ArithforgeError, match="contradicts model h100-fp8-fastacc"):
+        run(e4m3, e4m3, model="h100-fp8-fastacc", n=4)
+    with pytest.raises(ArithforgeError, match="option n must be an integer between 1 and 64"):
+        check_options(model, {"n": 65})
+    with pytest.raises(ArithforgeError, match="option alignment must be one of"):
+        check_options(model, {"alignment": "max"})
+    # Four ones times ones: 4 in one step.
+    values, _ = run(e4m3, e4m3, n=4)
+    assert values.tolist() == [[4.0, 4.0], [4.0, 4.0]]
