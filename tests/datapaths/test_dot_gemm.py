@@ -17,7 +17,7 @@ import pytest
 from arithforge import ArithforgeError
 from arithforge.datapaths import Config, get
 from arithforge.datapaths.dot import DotUnit
-from arithforge.formats import FloatFormat, Rounding, get_format
+from arithforge.formats import FloatFormat, IntFormat, Rounding, get_format
 from arithforge.workloads.evaluate import accuracy_model, check_options
 from arithforge.workloads.quantize import Quantized, quantize
 
@@ -39,7 +39,7 @@ def _operands(fa: FloatFormat, fb: FloatFormat, rng: np.random.Generator, m: int
 
 def _chain(unit: DotUnit, a: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Accumulator codes (M, N): the unit's reference chained over K from +0."""
-    n = unit.model.n
+    n = unit.n
     m, k = a.shape
     cols = w.shape[0]
     steps = -(-k // n)
@@ -118,8 +118,12 @@ def test_model_refusals() -> None:
             **options: Any) -> Any:
         return model.run(qx, qw, Config(acc, Rounding(rounding), check_options(model, options)))
 
-    with pytest.raises(ArithforgeError, match="needs float operand formats"):
+    with pytest.raises(ArithforgeError, match="must both be integers or both floats"):
         run(i8, e4m3)
+    with pytest.raises(ArithforgeError, match="signed integer of 16 to 32 bits"):
+        run(i8, i8)
+    with pytest.raises(ArithforgeError, match="option frac_bits applies to float operands"):
+        run(i8, i8, get_format("int32"), frac_bits=13)
     with pytest.raises(ArithforgeError, match="accumulator must be one of float32, float16"):
         run(e4m3, e4m3, get_format("bfloat16"))
     with pytest.raises(ArithforgeError, match="acc_rounding must be rtz or rne"):
@@ -133,3 +137,47 @@ def test_model_refusals() -> None:
     # Four ones times ones: 4 in one step.
     values, _ = run(e4m3, e4m3, n=4)
     assert values.tolist() == [[4.0, 4.0], [4.0, 4.0]]
+
+
+INT_CASES: list[tuple[str, dict[str, Any]]] = [
+    ("int8 n=4 int32", {"a": "int8", "n": 4}),
+    ("int8 n=16 int16 (wraps)", {"a": "int8", "n": 16, "acc": "int16"}),
+    ("int4 x uint4 n=3 int16", {"a": "int4", "b": "uint4", "n": 3, "acc": "int16"}),
+]
+
+
+@pytest.mark.parametrize(("label", "params"), INT_CASES, ids=[c[0] for c in INT_CASES])
+def test_integer_model_is_the_unit_chained_over_k(label: str, params: dict[str, Any],
+                                                  rng: np.random.Generator) -> None:
+    """Integer operands: the model (one exact sum wrapped once) is the chain of steps over K,
+    each wrapping, and the imac datapath's model of the same GEMM (wrapping addition is
+    associative)."""
+    unit = get("dot").build_unit(**params)
+    assert isinstance(unit, DotUnit)
+    fa, fb, facc = unit.int_formats
+    model = accuracy_model("dot")
+    config = Config(facc, Rounding.RTZ, check_options(model, {"n": unit.n}))
+    imac = accuracy_model("imac")
+    m, n, k = 6, 5, 7 * unit.n + 2
+    for _ in range(3):
+        cx = rng.integers(0, 1 << fa.bits, size=(m, k), dtype=np.uint64)
+        cw = rng.integers(0, 1 << fb.bits, size=(n, k), dtype=np.uint64)
+        cx[0] = np.asarray(fa.from_int(np.full(k, fa.min_int))).astype(np.uint64)
+        cw[0] = np.asarray(fb.from_int(np.full(k, fb.min_int))).astype(np.uint64)
+        cw[1] = np.asarray(fb.from_int(np.full(k, fb.max_int))).astype(np.uint64)
+        qx = quantize(np.asarray(fa.to_int(cx), dtype=np.float64), fa, "none")
+        qw = quantize(np.asarray(fb.to_int(cw), dtype=np.float64), fb, "none")
+        assert np.array_equal(np.asarray(qx.codes, dtype=np.uint64), cx)
+        values, how = model.run(qx, qw, config)
+        assert how.startswith(f"dot integer steps n={unit.n}")
+        want = np.asarray(facc.to_int(_chain(unit, cx, cw)), dtype=np.float64)
+        np.testing.assert_array_equal(values, want, err_msg=label)
+        if fa.signed and fb.signed:
+            ivalues, _ = imac.run(qx, qw, Config(facc, Rounding.RTZ,
+                                                 check_options(imac, {})))
+            np.testing.assert_array_equal(ivalues, want, err_msg=label)
+    if label.endswith("(wraps)"):  # the wrap is exercised: sums beyond int16
+        big = np.abs(np.asarray(fa.to_int(cx), dtype=np.int64)
+                     @ np.asarray(fb.to_int(cw), dtype=np.int64).T)
+        assert (big > facc.max_int).any()
+    assert isinstance(facc, IntFormat)

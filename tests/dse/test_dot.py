@@ -52,10 +52,30 @@ def test_plan_builds_the_step_it_scores():
         .replace('accumulators = ["float32"]', 'accumulators = ["float32", "float16", "int32"]')
     designs, skips = plan(parse_spec(text, "dot.toml"))
     reasons = {(s.weights, s.acc): s.reason for s in skips}
-    assert "the dot unit takes float operands" in reasons[("int8", "float32")]
+    assert "accumulates integer operands in a signed integer" in reasons[("int8", "float32")]
     assert "element formats" in reasons[("mxfp8_e4m3", "float32")]
     assert reasons[("bfloat16", "int32")] == "the dot unit accumulates in float32 or float16"
+    # Integer operands with a float-only parameter set: skipped as the unit refuses them.
+    assert reasons[("int8", "int32")] == "dot: frac_bits applies to float operands only"
     assert len(designs) == 2 * 2 * 2  # formats x accumulators x n
+    # Without them: int8 into int32, one design per n.
+    designs, _ = plan(parse_spec(
+        SPEC.replace("n = [4]", "n = [2, 16]\nstages = [1]")
+        .replace('accumulators = ["float32"]', 'accumulators = ["float32", "int32"]'),
+        "dot.toml"))
+    ints = [d for d in designs if d.weights == "int8"]
+    assert len(ints) == 2
+    assert {d.acc for d in ints} == {"int32"}
+    for d in ints:
+        assert d.hdl is not None
+        name, hdl = d.hdl
+        unit = get(name).build_unit(**hdl)
+        assert isinstance(unit, DotUnit)
+        assert unit.integer
+        assert d.macs == unit.n == d.params["n"]
+        assert unit.latency == 1
+        assert d.model["options"] == {"n": unit.n}
+    designs, _ = plan(parse_spec(text, "dot.toml"))
     for d in designs:
         assert d.hdl is not None
         name, hdl = d.hdl

@@ -41,6 +41,14 @@ CONFIGS: list[dict[str, Any]] = [
      "term_rounding": "rne", "stages": 1},
 ]
 
+#: Integer configurations (corner vectors, wrap included, then random).
+INT_CONFIGS: list[dict[str, Any]] = [
+    {"a": "int8", "n": 4},
+    {"a": "int4", "b": "uint4", "n": 8, "acc": "int16", "stages": 2},
+    {"a": "uint8", "n": 32, "stages": 3},
+    {"a": "int3", "b": "int8", "n": 5, "acc": "int16", "stages": 1},
+]
+
 
 def _id(params: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in params.items())
@@ -55,6 +63,32 @@ def test_harness_corner_and_random(params: dict[str, Any], seed: int) -> None:
     assert corner.vectors > 10_000
     result = harness.verify(dp, "random", 50_000, seed=seed)
     assert (result.vectors, result.mismatches) == (50_000, 0), result.first_failures
+
+
+@pytest.mark.cosim
+@pytest.mark.parametrize("params", INT_CONFIGS, ids=_id)
+def test_harness_integer(params: dict[str, Any], seed: int) -> None:
+    dp = registry.build("dot", **params)
+    corner = harness.verify(dp, "corner")
+    assert corner.mismatches == 0, corner.first_failures
+    assert corner.vectors > 1000
+    result = harness.verify(dp, "random", 50_000, seed=seed)
+    assert (result.vectors, result.mismatches) == (50_000, 0), result.first_failures
+
+
+@pytest.mark.cosim
+def test_harness_exhaustive_int2() -> None:
+    """Every int2 code of two lanes against every int16 accumulator (2**24 vectors)."""
+    dp = registry.build("dot", a="int2", n=2, acc="int16")
+    result = harness.verify(dp, "exhaustive")
+    assert (result.vectors, result.mismatches) == (2**24, 0), result.first_failures
+
+
+@pytest.mark.cosim
+def test_lint_integer() -> None:
+    dp = registry.build("dot", a="int4", b="uint4", n=8, acc="int16", stages=2)
+    waived = export.lint(export.to_verilog(dp, "dot"), "dot")
+    assert {m.rule for m in waived} <= set(export.WAIVERS)
 
 
 @pytest.mark.cosim
@@ -116,7 +150,17 @@ def test_model_sets_the_step() -> None:
     ({"model": "h100-fp8"}, r"promotion every 128, which one dot step cannot express"),
     ({"model": "h100-fp8-mma-sync"}, r"k_order pairs2x16.*issue 16's later slice"),
     ({"a": "float32"}, r"at most 16 bits"),
-    ({"a": "int8"}, r"float format"),
+    ({"a": "int8", "b": "float8_e4m3fn"}, r"both be integers or both floats, not int8 x float8"),
+    ({"a": "bfloat16", "b": "uint4"}, r"both be integers or both floats"),
+    ({"a": "int16"}, r"integer of at most 8 bits, not int16"),
+    ({"a": "int8", "frac_bits": 13}, r"frac_bits applies to float operands only"),
+    ({"a": "int8", "acc_rounding": "rtz"}, r"acc_rounding applies to float operands only"),
+    ({"a": "int8", "model": "h100-fp8-fastacc"}, r"model applies to float operands only"),
+    ({"a": "int8", "acc": "float32"}, r"signed integer of 16 to 32 bits"),
+    ({"a": "int8", "acc": "int8"}, r"signed integer of 16 to 32 bits"),
+    ({"a": "int8", "acc": "uint32"}, r"signed integer of 16 to 32 bits"),
+    ({"a": "float8_e4m3fn", "acc": "int32"}, r"must be one of float32, float16"),
+    ({"a": "int8", "n": 65}, r"between 1 and 64"),
     ({"n": 65}, r"between 1 and 64"),
     ({"acc": "bfloat16"}, r"must be one of float32, float16"),
     ({"acc": "float16", "acc_frac_bits": 11}, r"acc_frac_bits must be between 0 and 10"),
@@ -166,4 +210,62 @@ def test_structure_counts_lanes() -> None:
     assert g.nodes["multiplier"]["count"] == 8
     assert g.nodes["align"]["count"] == 8
     assert g.nodes["adder_tree"]["inputs"] == 9
+    assert sum(1 for _, a in g.nodes(data=True) if a["kind"] == "register") == 3
+
+
+# -- integer operands ----------------------------------------------------------------------------
+
+def test_integer_reference_is_exact_and_wraps(rng: np.random.Generator) -> None:
+    unit = get("dot").build_unit(a="int8", n=4, acc="int16")
+    assert isinstance(unit, DotUnit)
+    assert unit.integer
+    assert unit.describe()["label"] == "int n=4 int8xint8->int16 wrap"
+    assert unit.formats["result"].name == "int16"
+    with pytest.raises(ValueError, match="no MMAModel"):
+        unit.model  # noqa: B018
+    # All-min products: 4 * 2**14 = 65536 wraps to 0 in int16; plus c = -1.
+    fa = get_format("int8")
+    fc = get_format("int16")
+    la = np.full((1, 4), fa.from_int(np.int64(-128)), dtype=np.uint64)
+    got = unit.reference(**unit.join(la, la), c=fc.from_int(np.array([-1])))
+    assert fc.to_int(got).tolist() == [-1]
+    # Random vectors against Python integers.
+    vec = unit.test_cases(rng, "random", 2000)
+    a, b = unit.split(vec["a"], vec["b"])
+    want = [((int(fc.to_int(c)) + sum(int(x) * int(y) for x, y in
+                                       zip(fa.to_int(ra), fa.to_int(rb), strict=True))
+              + 2**15) % 2**16) - 2**15 for ra, rb, c in zip(a, b, vec["c"], strict=True)]
+    assert fc.to_int(unit.reference(**vec)).tolist() == want
+
+
+def test_integer_corners_reach_both_wraps(rng: np.random.Generator) -> None:
+    unit = get("dot").build_unit(a="int8", n=4)
+    assert isinstance(unit, DotUnit)
+    fc = get_format("int32")
+    vec = unit.test_cases(rng, "corner")
+    a, b = unit.split(vec["a"], vec["b"])
+    fa = get_format("int8")
+    exact = (fc.to_int(vec["c"]).astype(np.int64)
+             + (fa.to_int(a).astype(np.int64) * fa.to_int(b).astype(np.int64)).sum(-1))
+    assert (exact > fc.max_int).any()
+    assert (exact < fc.min_int).any()
+    assert (exact == fc.max_int).any()
+    assert (exact == fc.min_int).any()
+    # Every lane -128 * -128 (all-min products).
+    assert ((fa.to_int(a) == -128) & (fa.to_int(b) == -128)).all(1).any()
+    tiny = get("dot").build_unit(a="int2", n=2, acc="int16")
+    assert len(tiny.test_cases(rng, "exhaustive")["c"]) == 2**24
+    with pytest.raises(DatapathError, match="exhaustive vectors must number at most"):
+        unit.test_cases(rng, "exhaustive")
+
+
+def test_integer_structure() -> None:
+    unit = get("dot").build_unit(a="int8", n=8, stages=3)
+    g = unit.structure()
+    kinds = {a["kind"] for _, a in g.nodes(data=True)}
+    assert not kinds & {"shifter", "lzc", "rounder"}  # no alignment, normalize or rounding
+    assert g.nodes["multiplier"]["count"] == 8
+    assert g.nodes["multiplier"]["signed"]
+    assert g.nodes["adder_tree"]["inputs"] == 8
+    assert g.nodes["acc_add"]["width"] == 32
     assert sum(1 for _, a in g.nodes(data=True) if a["kind"] == "register") == 3

@@ -35,7 +35,20 @@ unit's defaults), or ``model``, a preset that sets all of them and the accumulat
 
 Sweep (``[datapaths.dot]``, not in the default spec): ``n`` (16), ``frac_bits`` and
 ``acc_frac_bits`` (the unit's defaults), ``term_rounding``, ``acc_rounding``, ``stages``; float
-operands of at most 16 bits into a float32 or float16 accumulator; ``n`` MACs per operation.
+operands of at most 16 bits into a float32 or float16 accumulator, or signed integers of at
+most 8 bits into int16..int32 (a float-only parameter off its default skips those); ``n`` MACs
+per operation.
+
+Integer operands (issue 16, second slice): A and B both integer formats of at most 8 bits
+(signed int2..int8, or unsigned; integer x float is refused) into a signed integer accumulator
+``acc`` of 16 to 32 bits (default int32). One step is what integer tensor-core paths (IMMA)
+compute: ``c + sum_k a_k b_k`` with exact products of the codes' integers, summed exactly and
+wrapped to ``acc`` (two's complement, as :func:`arithforge.formats.ops.imac`). Integer steps have
+no alignment, cut or rounding: the float-only parameters (``frac_bits``, ``term_rounding``,
+``alignment``, ``acc_frac_bits``, ``acc_rounding``, ``model``) are refused when given with
+integer operands, never silently ignored. The GEMM model of integer operands is
+:func:`int_matmul` (wrapping addition is associative: a chain of steps over K is one wrapped
+exact sum, the ``imac`` model's), its options all None but ``n``.
 
 Array PE (``simulate gemm --pe dot:...``): one operation is one step, ``n`` products along K, so
 the array's K counts steps (``array_shape``); an A element is the ``n`` activation codes packed
@@ -52,7 +65,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 
 from .._errors import ArithforgeError
-from ..formats import FloatFormat, FormatError, Rounding, get_format, mma
+from ..formats import FloatFormat, FormatError, IntFormat, Rounding, get_format, mma
 from ..formats import _core as core
 from ..formats.rounding import as_rounding
 from . import _cases
@@ -79,10 +92,15 @@ from .unit import Graph, Unit, check_kind, choose_cuts
 if TYPE_CHECKING:
     import networkx as nx
 
-__all__ = ["Dot", "DotGeometry", "DotUnit", "MAX_BITS", "MAX_N", "gemm_model"]
+__all__ = ["Dot", "DotGeometry", "DotUnit", "MAX_BITS", "MAX_INT_BITS", "MAX_N", "gemm_model",
+           "int_matmul"]
 
 #: Widest operand format.
 MAX_BITS = 16
+#: Widest integer operand format.
+MAX_INT_BITS = 8
+#: Widths of an integer accumulator (signed).
+INT_ACC_BITS = (16, 32)
 #: Most products per step.
 MAX_N = 64
 #: Alignment rules the hardware builds (all of ``formats.mma``'s).
@@ -93,7 +111,8 @@ ACCS = ("float32", "float16")
 EXP_BITS = 12
 
 PARAMS: dict[str, Param] = {
-    "a": Param("format", "float8_e4m3fn", "format of the A codes (a float of at most 16 bits)"),
+    "a": Param("format", "float8_e4m3fn", "format of the A codes (a float of at most 16 bits, "
+                                          "or an integer of at most 8 bits)"),
     "b": Param("format", None, "format of the B codes (default: a)"),
     "n": Param("int", None, "products per step (default: the model's, else 4)", 1, MAX_N),
     "frac_bits": Param("int", None, "fraction bits F kept per term relative to 2**E (default: "
@@ -104,7 +123,8 @@ PARAMS: dict[str, Param] = {
                        "alignment exponent of a product: sum of the operands' exponents (after "
                        "widening subnormals to float16: sum_fp16), or the exact product's "
                        "(default: sum)"),
-    "acc": Param(f"choice:{'|'.join(ACCS)}", None, "accumulator format (default: float32)"),
+    "acc": Param("format", None, "accumulator format: float32 or float16 (default: float32); "
+                                 "int16..int32 for integer operands (default: int32)"),
     "acc_frac_bits": Param("int", None, "fraction bits of the accumulator after each step "
                                         "(default: 13 for operands of at most 8 bits into "
                                         "float32, else the format's)", 0, 23),
@@ -121,15 +141,67 @@ _MODEL_FIELDS = {"n": "n", "frac_bits": "frac_bits", "term_rounding": "term_roun
                  "acc_rounding": "acc_rounding"}
 
 
+#: Parameters of float operands only (refused with integer operands).
+FLOAT_ONLY = ("frac_bits", "term_rounding", "alignment", "acc_frac_bits", "acc_rounding",
+              "model")
+
+
 def _float_format(value: Any, what: str) -> FloatFormat:
     if isinstance(value, str):
         value = get_format(value)
     if not isinstance(value, FloatFormat):
-        raise ValueError(f"{what} must be a float format, not {getattr(value, 'name', value)!r}")
+        raise ValueError(f"{what} must be a float format (or an integer of at most "
+                         f"{MAX_INT_BITS} bits), not {getattr(value, 'name', value)!r}")
     if value.bits > MAX_BITS:
         raise ValueError(f"{what} must be at most {MAX_BITS} bits wide, not {value.name} "
                          f"({value.bits} bits)")
     return value
+
+
+def _operand_format(value: Any, what: str) -> FloatFormat | IntFormat:
+    """A float operand format of at most 16 bits or an integer one of at most 8."""
+    if isinstance(value, str):
+        value = get_format(value)
+    if isinstance(value, IntFormat):
+        if value.bits > MAX_INT_BITS:
+            raise ValueError(f"{what} must be an integer of at most {MAX_INT_BITS} bits, not "
+                             f"{value.name}")
+        return value
+    return _float_format(value, what)
+
+
+def _int_acc(value: Any) -> IntFormat:
+    """The integer accumulator (None: int32)."""
+    if value is None:
+        value = "int32"
+    if isinstance(value, str):
+        value = get_format(value)
+    low, high = INT_ACC_BITS
+    if not (isinstance(value, IntFormat) and value.signed and low <= value.bits <= high):
+        raise ValueError(f"integer operands accumulate in a signed integer of {low} to {high} "
+                         f"bits (int16..int32), not {getattr(value, 'name', value)!r}")
+    return value
+
+
+def _int_formats(fa: FloatFormat | IntFormat, fb: FloatFormat | IntFormat
+                 ) -> tuple[IntFormat, IntFormat] | None:
+    """Both operand formats when both are integers, None when both are floats."""
+    if isinstance(fa, IntFormat) and isinstance(fb, IntFormat):
+        return fa, fb
+    if isinstance(fa, IntFormat) or isinstance(fb, IntFormat):
+        raise ValueError(f"a and b must both be integers or both floats, not {fa.name} x "
+                         f"{fb.name} (integer x float dot products are not supported)")
+    return None
+
+
+def int_matmul(x: np.ndarray, w: np.ndarray, fa: IntFormat, fb: IntFormat, acc: IntFormat
+               ) -> np.ndarray:
+    """Accumulator codes ``(M, N)`` of ``x @ w`` (codes ``(M, K)`` of ``fa``, ``(K, N)`` of
+    ``fb``) on integer dot units from a zero accumulator: the exact sum wrapped to ``acc``
+    (what any chain of steps over K gives, wrapping addition being associative)."""
+    xi = np.asarray(fa.to_int(np.asarray(x, dtype=np.uint64)), dtype=np.int64)
+    wi = np.asarray(fb.to_int(np.asarray(w, dtype=np.uint64)), dtype=np.int64)
+    return np.asarray(acc.from_int(xi @ wi)).astype(np.uint64)
 
 
 def _model_value(field: str, model: mma.MMAModel) -> Any:
@@ -226,7 +298,30 @@ def gemm_model(fa: FloatFormat, fb: FloatFormat, acc: FloatFormat, rounding: Rou
     return dataclasses.replace(model, output=model.acc_format)
 
 
+def _run_int(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
+    """The integer GEMM model (:func:`int_matmul`)."""
+    fa, fb = qx.fmt, qw.fmt
+    try:
+        ints = _int_formats(_operand_format(fa, "activations"), _operand_format(fb, "weights"))
+        acc = _int_acc(config.acc)
+        given = [k for k in FLOAT_ONLY if config.options.get(k) is not None]
+        if given:
+            raise ValueError(f"option {given[0]} applies to float operands only, not to "
+                             f"{fa.name} x {fb.name}")
+        n = int_option(config.options, "n", 1, MAX_N, none=True) if "n" in config.options \
+            else None
+    except ValueError as exc:
+        raise ArithforgeError(f"dot: {exc}") from None
+    assert ints is not None
+    codes = int_matmul(qx.codes, np.asarray(qw.codes).T, ints[0], ints[1], acc)
+    steps = f"n={n}" if n is not None else "n=4"
+    return (np.asarray(acc.to_int(codes), dtype=np.float64),
+            f"dot integer steps {steps} {fa.name}x{fb.name}->{acc.name} wrapping")
+
+
 def _run(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
+    if isinstance(qx.fmt, IntFormat) or isinstance(qw.fmt, IntFormat):
+        return _run_int(qx, qw, config)
     acc = float_acc(config, "dot")
     fx, fw = element(qx, "dot"), element(qw, "dot")
     try:
@@ -269,10 +364,15 @@ class DotUnit(Unit):
     """One tensor-core step ``round(c + sum_k a_k b_k)`` (module docstring): the unit of
     ``arithforge.hdl.dot.DotProduct``.
 
+    With integer operands (both ``a`` and ``b`` integers of at most 8 bits) the step is ``c +
+    sum_k a_k b_k`` exact, wrapped to the integer accumulator ``acc`` (int16..int32, default
+    int32); the float-only parameters (:data:`FLOAT_ONLY`) are then refused when given.
+
     Parameters
     ----------
-    a, b : FloatFormat or str
-        Operand formats, floats of at most 16 bits (``b`` defaults to ``a``).
+    a, b : FloatFormat, IntFormat or str
+        Operand formats, floats of at most 16 bits or integers of at most 8 (``b`` defaults to
+        ``a``).
     n, frac_bits, term_rounding, alignment, acc, acc_frac_bits, acc_rounding
         The step (:class:`~arithforge.formats.mma.MMAModel`); None: the model's or the default.
     stages : int
@@ -285,15 +385,30 @@ class DotUnit(Unit):
     cli_params: ClassVar[dict[str, Param]] = PARAMS
 
     _CUTS: ClassVar[tuple[str, ...]] = ("align", "sum", "product", "normalize")
+    #: Cut points of the integer step: after the products, after the adder tree.
+    _INT_CUTS: ClassVar[tuple[str, ...]] = ("product", "sum")
 
-    def __init__(self, a: FloatFormat | str, b: FloatFormat | str | None = None, *,
+    def __init__(self, a: FloatFormat | IntFormat | str,
+                 b: FloatFormat | IntFormat | str | None = None, *,
                  n: int | None = None, frac_bits: int | None = None,
                  term_rounding: str | None = None, alignment: str | None = None,
-                 acc: str | None = None, acc_frac_bits: int | None = None,
-                 acc_rounding: str | None = None, stages: int = 0,
-                 model: str | None = None) -> None:
-        self._fa = _float_format(a, "a")
-        self._fb = _float_format(a if b is None else b, "b")
+                 acc: FloatFormat | IntFormat | str | None = None,
+                 acc_frac_bits: int | None = None, acc_rounding: str | None = None,
+                 stages: int = 0, model: str | None = None) -> None:
+        fa = _operand_format(a, "a")
+        fb = _operand_format(a if b is None else b, "b")
+        if isinstance(acc, FloatFormat | IntFormat):
+            acc = acc.name
+        ints = _int_formats(fa, fb)
+        if ints is not None:
+            self._init_int(ints, n, acc, stages, {
+                "frac_bits": frac_bits, "term_rounding": term_rounding, "alignment": alignment,
+                "acc_frac_bits": acc_frac_bits, "acc_rounding": acc_rounding, "model": model})
+            return
+        assert isinstance(fa, FloatFormat)
+        assert isinstance(fb, FloatFormat)
+        self._fa, self._fb = fa, fb
+        self._int: tuple[IntFormat, IntFormat, IntFormat] | None = None
         given = {"n": n, "frac_bits": frac_bits, "term_rounding": term_rounding,
                  "alignment": alignment, "acc": acc, "acc_frac_bits": acc_frac_bits,
                  "acc_rounding": acc_rounding}
@@ -314,9 +429,27 @@ class DotUnit(Unit):
             raise ValueError(str(exc)) from None
         if self._model.n > MAX_N:
             raise ValueError(f"n must be at most {MAX_N}, not {self._model.n}")
+        self._n = self._model.n
         self._preset = model
         self._stages = check_stages(stages)
         self._facc = self._model.acc_format
+        self._ready()
+
+    def _init_int(self, ints: tuple[IntFormat, IntFormat], n: int | None, acc: str | None,
+                  stages: int, float_only: dict[str, Any]) -> None:
+        given = [k for k in FLOAT_ONLY if float_only[k] is not None]
+        if given:
+            raise ValueError(f"{given[0]} applies to float operands only, not to integer "
+                             f"{ints[0].name} x {ints[1].name}")
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int | np.integer)):
+            raise TypeError(f"n must be an integer, not {n!r}")
+        n = 4 if n is None else int(n)
+        if not 1 <= n <= MAX_N:
+            raise ValueError(f"n must be between 1 and {MAX_N}, not {n}")
+        self._int = (ints[0], ints[1], _int_acc(acc))
+        self._n = n
+        self._preset = None
+        self._stages = check_stages(stages)
         self._ready()
 
     @classmethod
@@ -326,21 +459,48 @@ class DotUnit(Unit):
     # -- facts ----------------------------------------------------------------------------------
     @property
     def model(self) -> mma.MMAModel:
-        """The step as a :class:`~arithforge.formats.mma.MMAModel`."""
+        """The step as a :class:`~arithforge.formats.mma.MMAModel` (float operands only)."""
+        if self._int is not None:
+            raise ValueError("an integer dot unit has no MMAModel (its step is exact)")
         return self._model
+
+    @property
+    def integer(self) -> bool:
+        """Whether the operands are integers."""
+        return self._int is not None
+
+    @property
+    def n(self) -> int:
+        """Products per step."""
+        return self._n
+
+    @property
+    def int_formats(self) -> tuple[IntFormat, IntFormat, IntFormat]:
+        """The formats of A, B and the accumulator of an integer unit."""
+        if self._int is None:
+            raise ValueError("a float dot unit has no integer formats")
+        return self._int
 
     @property
     def operands(self) -> tuple[str, ...]:
         return ("a", "b", "c")
 
+    def _lane_formats(self) -> tuple[FloatFormat | IntFormat, FloatFormat | IntFormat,
+                                     FloatFormat | IntFormat]:
+        """The formats of an A lane, a B lane and the accumulator."""
+        if self._int is not None:
+            return self._int
+        return self._fa, self._fb, self._facc
+
     @property
     def operand_widths(self) -> dict[str, int]:
-        n = self._model.n
-        return {"a": n * self._fa.bits, "b": n * self._fb.bits, "c": self._facc.bits}
+        n = self._n
+        fa, fb, fc = self._lane_formats()
+        return {"a": n * fa.bits, "b": n * fb.bits, "c": fc.bits}
 
     @property
     def result_width(self) -> int:
-        return self._facc.bits
+        return self._lane_formats()[2].bits
 
     @property
     def latency(self) -> int:
@@ -348,7 +508,8 @@ class DotUnit(Unit):
 
     @property
     def formats(self) -> dict[str, Any]:
-        return {"c": self._facc, "result": self._facc}
+        fc = self._lane_formats()[2]
+        return {"c": fc, "result": fc}
 
     @property
     def geometry(self) -> DotGeometry:
@@ -371,6 +532,15 @@ class DotUnit(Unit):
                            OW=sw + p + 1)
 
     def describe(self) -> dict[str, Any]:
+        if self._int is not None:
+            fa, fb, fc = self._int
+            return {"datapath": self.name, "a": fa.name, "b": fb.name, "n": self._n,
+                    "frac_bits": None, "term_rounding": None, "alignment": None,
+                    "acc": fc.name, "acc_frac_bits": None, "acc_rounding": None,
+                    "model": None, "stages": self._stages, "latency": self.latency,
+                    "label": self.int_label(),
+                    "formats": {k: v.name for k, v in self.formats.items()},
+                    "element_formats": {"a": fa.name, "b": fb.name}}
         m = self._model
         return {"datapath": self.name, "a": self._fa.name, "b": self._fb.name, "n": m.n,
                 "frac_bits": m.frac_bits, "term_rounding": m.term_rounding.value,
@@ -381,20 +551,32 @@ class DotUnit(Unit):
                 "element_formats": {"a": self._fa.name, "b": self._fb.name}}
 
     # -- reference and vectors ------------------------------------------------------------------
+    def int_label(self) -> str:
+        """A short label of an integer step."""
+        fa, fb, fc = self.int_formats
+        return f"int n={self._n} {fa.name}x{fb.name}->{fc.name} wrap"
+
     def split(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Lane codes ``(N, n)`` of packed ``a`` and ``b`` port codes."""
-        n, w = self._model.n, self.operand_widths
-        return (unpack_fields(a, w["a"], n, self._fa.bits),
-                unpack_fields(b, w["b"], n, self._fb.bits))
+        n, w = self._n, self.operand_widths
+        fa, fb, _ = self._lane_formats()
+        return (unpack_fields(a, w["a"], n, fa.bits), unpack_fields(b, w["b"], n, fb.bits))
 
     def join(self, a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
         """Port codes of lane codes ``(N, n)``."""
         w = self.operand_widths
-        return {"a": pack_fields(a, w["a"], self._fa.bits),
-                "b": pack_fields(b, w["b"], self._fb.bits)}
+        fa, fb, _ = self._lane_formats()
+        return {"a": pack_fields(a, w["a"], fa.bits), "b": pack_fields(b, w["b"], fb.bits)}
 
     def reference(self, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
         la, lb = self.split(a, b)
+        if self._int is not None:
+            fa, fb, fc = self._int
+            prods = (np.asarray(fa.to_int(la), dtype=np.int64)
+                     * np.asarray(fb.to_int(lb), dtype=np.int64))
+            total = np.asarray(fc.to_int(np.asarray(c, dtype=np.uint64)), dtype=np.int64) \
+                + prods.sum(axis=-1)
+            return np.asarray(fc.from_int(total)).astype(np.uint64)
         codes = mma.step(la, lb, np.asarray(c, dtype=np.int64), self._fa, self._fb,
                          model=self._model)
         return np.asarray(codes).astype(np.uint64)
@@ -524,6 +706,8 @@ class DotUnit(Unit):
         random vectors. ``random``: :meth:`_random`.
         """
         check_kind(kind, n)
+        if self._int is not None:
+            return self._int_cases(rng, kind, n)
         if kind == "exhaustive":
             return self._exhaustive()
         if kind == "random":
@@ -536,9 +720,154 @@ class DotUnit(Unit):
             out = _cases.resize(rng, out, int(n), extra)
         return out
 
+    # -- integer vectors ------------------------------------------------------------------------
+    def _int_corner_codes(self, fmt: IntFormat) -> np.ndarray:
+        """Lane corner codes: zero, ones, twos, both range ends and their neighbours, halves."""
+        vals = {0, 1, 2, fmt.max_int, fmt.max_int - 1, fmt.min_int, fmt.min_int + 1,
+                fmt.max_int // 2}
+        if fmt.signed:
+            vals |= {-1, -2, fmt.min_int // 2}
+        vals = {v for v in vals if fmt.min_int <= v <= fmt.max_int}
+        return np.asarray(fmt.from_int(np.array(sorted(vals), dtype=np.int64))).astype(np.uint64)
+
+    def _int_accumulators(self) -> np.ndarray:
+        """Corner accumulator codes: zero, ones, both range ends and their neighbours, halves,
+        and the accumulators that ``n`` extreme products push just past either end (wrap)."""
+        fa, fb, fc = self.int_formats
+        prods = [x * y for x in (fa.min_int, fa.max_int) for y in (fb.min_int, fb.max_int)]
+        smax, smin = self._n * max(prods), self._n * min(prods)
+        vals = {0, 1, -1, 2, fc.min_int, fc.max_int, fc.min_int + 1, fc.max_int - 1,
+                fc.max_int - smax + 1, fc.max_int - smax, fc.min_int - smin - 1,
+                fc.min_int - smin, fc.max_int - max(prods) + 1, fc.min_int - min(prods) - 1,
+                fc.max_int // 2, fc.min_int // 2}
+        vals = {v for v in vals if fc.min_int <= v <= fc.max_int}
+        return np.asarray(fc.from_int(np.array(sorted(vals), dtype=np.int64))).astype(np.uint64)
+
+    def _int_near_wrap(self, la: np.ndarray, lb: np.ndarray, rng: np.random.Generator,
+                       top: bool) -> np.ndarray:
+        """Accumulator codes that put ``c + sum`` within 2 of the top (or bottom) end."""
+        fa, fb, fc = self.int_formats
+        s = (np.asarray(fa.to_int(la), dtype=np.int64)
+             * np.asarray(fb.to_int(lb), dtype=np.int64)).sum(axis=-1)
+        end = fc.max_int if top else fc.min_int
+        c = end - s + rng.integers(-2, 3, size=s.shape)
+        return np.asarray(fc.from_int(c)).astype(np.uint64)
+
+    def _int_random(self, rng: np.random.Generator, count: int) -> dict[str, np.ndarray]:
+        """Uniform lane and accumulator codes; an eighth each with the accumulator putting the
+        sum within 2 of the top or of the bottom end, an eighth with every lane an extreme
+        code, an eighth with a zero accumulator."""
+        fa, fb, fc = self.int_formats
+        n = self._n
+        la = _cases.uniform(rng, fa.bits, count * n).reshape(count, n)
+        lb = _cases.uniform(rng, fb.bits, count * n).reshape(count, n)
+        c = _cases.uniform(rng, fc.bits, count)
+        kind = rng.integers(0, 8, size=count)
+        ends = kind == 2
+        if ends.any():
+            for lanes, fmt in ((la, fa), (lb, fb)):
+                pick = np.asarray(fmt.from_int(np.array([fmt.min_int, fmt.max_int],
+                                                        dtype=np.int64))).astype(np.uint64)
+                lanes[ends] = pick[rng.integers(0, 2, size=(int(ends.sum()), n))]
+        c = np.where(kind == 0, self._int_near_wrap(la, lb, rng, True), c)
+        c = np.where(kind == 1, self._int_near_wrap(la, lb, rng, False), c)
+        c = np.where(kind == 3, np.uint64(0), c)
+        return {**self.join(la, lb), "c": c.astype(np.uint64)}
+
+    def _int_corner(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        fa, fb, _ = self.int_formats
+        n = self._n
+        ca, cb = self._int_corner_codes(fa), self._int_corner_codes(fb)
+        x, y, z = _cases.cross(ca, cb, self._int_accumulators())
+        rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        # Every lane the same product (all-min products among them), every corner accumulator.
+        rows.append((np.repeat(x[:, None], n, 1), np.repeat(y[:, None], n, 1), z))
+        # One lane holding the product, the others zero.
+        la = np.zeros((len(x), n), dtype=np.uint64)
+        la[:, 0] = x
+        rows.append((la, np.repeat(y[:, None], n, 1), z))
+        # Lanes alternating between the corner code and the range's other end.
+        x2, y2 = _cases.cross(ca, cb)
+        other = np.asarray(fa.from_int(np.array([fa.min_int, fa.max_int], dtype=np.int64))
+                           ).astype(np.uint64)
+        la = np.repeat(x2[:, None], n, 1)
+        la[:, 1::2] = other[np.arange(len(x2)) % 2][:, None]
+        lb = np.repeat(y2[:, None], n, 1)
+        rows.append((la, lb, np.zeros(len(x2), dtype=np.uint64)))
+        # The sum landing next to either end of the accumulator.
+        rows.append((la, lb, self._int_near_wrap(la, lb, rng, True)))
+        rows.append((la, lb, self._int_near_wrap(la, lb, rng, False)))
+        la_all = np.concatenate([r[0] for r in rows])
+        lb_all = np.concatenate([r[1] for r in rows])
+        c_all = np.concatenate([r[2] for r in rows])
+        return {**self.join(la_all, lb_all), "c": c_all}
+
+    def _int_exhaustive(self) -> dict[str, np.ndarray]:
+        fa, fb, fc = self.int_formats
+        n = self._n
+        bits = n * (fa.bits + fb.bits)
+        full = bits + fc.bits <= _cases.EXHAUSTIVE_LIMIT_BITS
+        accs = np.arange(1 << fc.bits, dtype=np.uint64) if full else self._int_accumulators()
+        if not full and (1 << bits) * len(accs) > 1 << _cases.EXHAUSTIVE_LIMIT_BITS:
+            raise DatapathError(
+                f"exhaustive vectors must number at most 2**{_cases.EXHAUSTIVE_LIMIT_BITS}, not "
+                f"2**{bits} operand codes x {len(accs)} accumulators; use random or corner "
+                f"vectors")
+        cols = _cases.cross(*([np.arange(1 << fa.bits, dtype=np.uint64)] * n
+                              + [np.arange(1 << fb.bits, dtype=np.uint64)] * n + [accs]))
+        la = np.stack(cols[:n], axis=1)
+        lb = np.stack(cols[n:2 * n], axis=1)
+        return {**self.join(la, lb), "c": cols[-1]}
+
+    def _int_cases(self, rng: np.random.Generator, kind: str, n: int | None
+                   ) -> dict[str, np.ndarray]:
+        """Vectors of an integer unit: ``exhaustive`` every lane code of every lane against
+        every accumulator when that is at most 2**26 vectors, else against the corner
+        accumulators (:meth:`_int_accumulators`) while that fits; ``corner`` lane corner codes
+        all alike or in one lane, lanes alternating with a range end, against the corner
+        accumulators and accumulators putting the sum next to either end (wrap);
+        ``random`` :meth:`_int_random`."""
+        if kind == "exhaustive":
+            return self._int_exhaustive()
+        if kind == "random":
+            assert n is not None
+            return self._int_random(rng, int(n))
+        out = self._int_corner(rng)
+        if n is not None:
+            size = len(out["c"])
+            extra = self._int_random(rng, int(n) - size) if int(n) > size else None
+            out = _cases.resize(rng, out, int(n), extra)
+        return out
+
     # -- structure ------------------------------------------------------------------------------
+    def _int_structure(self) -> nx.DiGraph:
+        """Integer multipliers, one adder tree of the products and the accumulator wrapping in
+        its width; no alignment, normalization or rounding."""
+        fa, fb, fc = self.int_formats
+        n = self._n
+        cuts, extra = choose_cuts(self._INT_CUTS, self._stages)
+        gr = Graph(cuts)
+        pw = fa.bits + int(not fa.signed) + fb.bits + int(not fb.signed)
+        gr.node("in_a", "input", n * fa.bits)
+        gr.node("in_b", "input", n * fb.bits)
+        gr.node("in_c", "input", fc.bits)
+        mul = gr.node("multiplier", "multiplier", pw, "in_a", "in_b", count=n, a_width=fa.bits,
+                      b_width=fb.bits, signed=fa.signed or fb.signed)
+        after = gr.cut("product", n * pw + fc.bits, mul, "in_c")
+        tree = gr.node("adder_tree", "adder", min(fc.bits, pw + (n - 1).bit_length()), *after,
+                       inputs=n)
+        add = gr.node("acc_add", "adder", fc.bits, tree, *after, inputs=2)
+        after = gr.cut("sum", fc.bits, add)
+        for name in self._output_stages(extra):
+            after = gr.cut(name, fc.bits, *after)
+        gr.node("out", "output", fc.bits, *after)
+        gr.g.graph.update(name=self.name, latency=self.latency)
+        return gr.g
+
     def structure(self) -> nx.DiGraph:
         """Component graph; per-lane components carry ``count``."""
+        if self._int is not None:
+            return self._int_structure()
         g = self.geometry
         m = self._model
         n = m.n
@@ -633,12 +962,26 @@ _CHECKS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("dot h100-fp8-fastacc", _dot(_FP8, model="h100-fp8-fastacc")),
 )
 
+#: Acceptance checks of integer operands.
+_INT_CHECKS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("dot int8 n=4 int32", _dot("int8", n=4)),
+    ("dot int4 x uint4 n=16 int16, 2 stages", _dot("int4", b="uint4", n=16, acc="int16",
+                                                   stages=2)),
+)
+
 
 def _acceptance() -> tuple[AcceptanceCheck, ...]:
     out = [AcceptanceCheck("dot e2m1 n=1 float16", _dot("float4_e2m1fn", n=1, acc="float16"),
                            "exhaustive")]
     for i, (label, params) in enumerate(_CHECKS):
         # The corner set (about 5 x 10^4 vectors) topped up with random ones.
+        out.append(AcceptanceCheck(label, params, "corner", 10**6, bounded=i == 0))
+        out.append(AcceptanceCheck(label, params, "random", 10**7))
+    # Integer operands: every int2 pair of two lanes against every int16 accumulator; int8
+    # and mixed-signedness int4 x uint4 steps, corners (wrap) and random.
+    out.append(AcceptanceCheck("dot int2 n=2 int16", _dot("int2", n=2, acc="int16"),
+                               "exhaustive", bounded=True))
+    for i, (label, params) in enumerate(_INT_CHECKS):
         out.append(AcceptanceCheck(label, params, "corner", 10**6, bounded=i == 0))
         out.append(AcceptanceCheck(label, params, "random", 10**7))
     # The bounded subset: the corners above and 10^6 random vectors of the H100 fp8 step at
@@ -691,7 +1034,7 @@ class Dot(Descriptor):
         else:
             unit = self.build_unit(**params)
             assert isinstance(unit, DotUnit)
-            steps = unit.model.n
+            steps = unit.n
         return m, n, -(-k // steps)
 
     def reason(self, weights: str, acts: str, acc: str) -> str:
@@ -699,9 +1042,19 @@ class Dot(Descriptor):
         if "block" in (kw, ka):
             return ("the dot unit takes element formats (block scales in the step are issue "
                     "16's later slice)")
+        if kw == "int" and ka == "int":
+            wide = [f for f in (weights, acts) if get_format(f).bits > MAX_INT_BITS]
+            if wide:
+                return (f"the dot unit takes integer operands of at most {MAX_INT_BITS} bits, "
+                        f"not {wide[0]}")
+            low, high = INT_ACC_BITS
+            if kacc != "int" or not low <= get_format(acc).bits <= high:
+                return (f"the dot unit accumulates integer operands in a signed integer of "
+                        f"{low} to {high} bits")
+            return ""
         if kw != "float" or ka != "float":
-            return ("the dot unit takes float operands (integer dot products are issue 16's "
-                    "later slice)")
+            return ("the dot unit takes float operands or signed integer ones (not integer x "
+                    "float)")
         wide = [f for f in (weights, acts) if get_format(f).bits > MAX_BITS]
         if wide:
             return f"the dot unit takes operands of at most {MAX_BITS} bits, not {wide[0]}"
@@ -711,6 +1064,19 @@ class Dot(Descriptor):
 
     def design(self, ctx: SweepContext, label: str, weights: str, acts: str, acc: str,
                params: dict[str, Any]) -> Design | Skip:
+        if isinstance(get_format(acts), IntFormat):
+            # Integer steps: exact, nothing but n and the stages applies; a float-only
+            # parameter off its sweep default is refused as the unit refuses it.
+            given = [k for k in FLOAT_ONLY if k in params and params[k] != self.sweep[k].default]
+            if given:
+                return Skip(label, weights, acts, acc,
+                            f"dot: {given[0]} applies to float operands only")
+            n = int(params["n"])
+            hdl_int = {"a": acts, "b": weights, "n": n, "acc": acc,
+                       "stages": int(params["stages"])}
+            model_int = ctx.model(weights, acts, acc, self.name, options={"n": n})
+            return self.make_design(label, weights, acts, acc, params, (self.name, hdl_int),
+                                    model_int, macs=n)
         fa, fb, facc = (get_format(f) for f in (acts, weights, acc))
         assert isinstance(fa, FloatFormat)
         assert isinstance(fb, FloatFormat)

@@ -2,6 +2,10 @@
 #      (PeerJ CS 2021): n products aligned to the largest exponent, truncated, summed once.
 """One tensor-core step as RTL: the hardware of :class:`~arithforge.datapaths.dot.DotUnit`.
 
+Integer operands (``_elaborate_int``): ``n`` signed (or unsigned) products of the lane codes, a
+balanced adder tree with the accumulator, the sum cut to the accumulator's width (the
+two's-complement wrap); cut points after the products and after the sum. The float step:
+
 Per lane: unpack ``a_k`` and ``b_k``, the exact significand product (``P = pa + pb`` bits,
 ``pfrac = ma + mb`` fraction bits) and the exponent sum ``e_k``; the accumulator ``c`` unpacked
 (a float16 subnormal normalized, as the model reads it through float32). The alignment exponent
@@ -107,7 +111,38 @@ class DotProduct(DotUnit, Datapath):
         t = wire(m, f"term_{name}", t[:g.TW])
         return wire(m, f"signed_term_{name}", Mux(neg, -t, t))
 
+    def _elaborate_int(self) -> Module:
+        """Integer operands: signed (or unsigned) products, one adder tree with the accumulator,
+        the sum cut to the accumulator's width (two's-complement wrap)."""
+        m = Module()
+        fa, fb, fc = self.int_formats
+        n = self.n
+        cuts, extra = choose_cuts(self._INT_CUTS, self._stages)
+        pipe = Pipeline(m, cuts, self.i.valid)
+        live: dict[str, Value] = {}
+        for k in range(n):
+            x = self.i.a[k * fa.bits:(k + 1) * fa.bits]
+            y = self.i.b[k * fb.bits:(k + 1) * fb.bits]
+            x = x.as_signed() if fa.signed else x
+            y = y.as_signed() if fb.signed else y
+            live[f"p{k}"] = wire(m, f"product_{k}", x * y)
+        s = pipe.stage("product", c=self.i.c.as_signed(), **live)
+        products = [getattr(s, f"p{k}") for k in range(n)]
+        while len(products) > 1:  # a balanced adder tree
+            nxt = [products[i] + products[i + 1] for i in range(0, len(products) - 1, 2)]
+            if len(products) % 2:
+                nxt.append(products[-1])
+            products = nxt
+        total = wire(m, "sum", (s.c + products[0])[:fc.bits])
+        s = pipe.stage("sum", total=total)
+        result = Signal(fc.bits, name="step_result")
+        m.d.comb += result.eq(s.total)
+        self._finish(m, pipe, result, extra)
+        return m
+
     def elaborate(self, platform: Any) -> Module:
+        if self.integer:
+            return self._elaborate_int()
         m = Module()
         g = self.geometry
         mdl = self._model
