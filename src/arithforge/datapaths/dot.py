@@ -22,7 +22,7 @@ behaviour of a GPU). Test vectors hold finite operands only; accumulators of eve
 ``model`` (a :data:`arithforge.formats.mma.PRESETS` name) sets ``n``, ``frac_bits``,
 ``term_rounding``, ``alignment``, ``acc``, ``acc_frac_bits`` and ``acc_rounding``; a preset that
 promotes, splits K or reorders K (``h100-fp8``, ``h100-fp8-mma-sync``) is refused: those happen
-around the steps (promotion is issue 16's later slice).
+around the steps (promotion is not built yet).
 
 GEMM model (``evaluate --datapath dot``, explore's accuracy stage): what a chain of these steps
 computes over K in steps of ``n``, from a +0 accumulator, without promotion:
@@ -227,7 +227,8 @@ def _build_model(fa: FloatFormat, fb: FloatFormat, given: dict[str, Any], preset
         if refused:
             raise ValueError(
                 f"model {preset} has {', '.join(refused)}, which one dot step cannot express "
-                f"(promotion and the K order happen around the steps: issue 16's later slice)")
+                f"(promotion and the K order happen around the steps, which the dot datapath does "
+                f"not build yet; use a preset without them, such as h100-fp8-fastacc)")
         for pname, field in _MODEL_FIELDS.items():
             value = given.get(pname)
             want = _model_value(field, base)
@@ -1040,8 +1041,8 @@ class Dot(Descriptor):
     def reason(self, weights: str, acts: str, acc: str) -> str:
         kw, ka, kacc = kinds(weights, acts, acc)
         if "block" in (kw, ka):
-            return ("the dot unit takes element formats (block scales in the step are issue "
-                    "16's later slice)")
+            return ("the dot unit takes element formats (block scales in the step are not "
+                    "built yet)")
         if kw == "int" and ka == "int":
             wide = [f for f in (weights, acts) if get_format(f).bits > MAX_INT_BITS]
             if wide:
