@@ -172,30 +172,29 @@ def _one_line(name: str, exc: Exception) -> ArithforgeError | Exception:
     return ArithforgeError(f"{name}: {exc}")
 
 
-def build_datapath(name: str, params: dict[str, Any]) -> Datapath:
-    """Build the datapath (last, once every option is known good: Amaranth warns about a
-    component that is never elaborated)."""
+def _building(name: str, make: Callable[[], Any]) -> Any:
+    """``make()``, its parameter errors turned into one line (:func:`_one_line`)."""
     try:
-        dp: Datapath = _registry().build(name, **params)
-        return dp
+        return make()
     except (TypeError, ValueError) as exc:
         error = _one_line(name, exc)
         if error is exc:
             raise
         raise error from exc
+
+
+def build_datapath(name: str, params: dict[str, Any]) -> Datapath:
+    """Build the datapath (last, once every option is known good: Amaranth warns about a
+    component that is never elaborated)."""
+    dp: Datapath = _building(name, lambda: _registry().build(name, **params))
+    return dp
 
 
 def build_unit(name: str, params: dict[str, Any]) -> Unit:
     """Build the datapath's unit (``Descriptor.build_unit``): its facts, reference and
     ``structure()`` without Amaranth. Errors as :func:`build_datapath` reports them."""
-    try:
-        unit: Unit = _descriptor(name).build_unit(**params)
-        return unit
-    except (TypeError, ValueError) as exc:
-        error = _one_line(name, exc)
-        if error is exc:
-            raise
-        raise error from exc
+    unit: Unit = _building(name, lambda: _descriptor(name).build_unit(**params))
+    return unit
 
 
 def _summary(datapath: Descriptor) -> str:

@@ -5,17 +5,23 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from ..formats import FloatFormat, Rounding
 from . import gemm
 from ._common import F64, float_acc, zeros
 from .base import Accuracy, Config, Descriptor, Operand
 
-__all__ = ["Exact"]
+__all__ = ["Exact", "exact_gemm"]
+
+
+def exact_gemm(qx: Operand, qw: Operand, acc: FloatFormat, rounding: Rounding
+               ) -> tuple[F64, str]:
+    """Exact products and sum of the element values, one rounding to ``acc``."""
+    y, path = gemm.exact_dot([(qx.values, qw.values)])
+    return gemm.finish(y, acc, rounding, zeros=zeros(qx.values, qw.values)), path
 
 
 def _run(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
-    acc = float_acc(config, "exact")
-    y, path = gemm.exact_dot([(qx.values, qw.values)])
-    return gemm.finish(y, acc, config.rounding, zeros=zeros(qx.values, qw.values)), path
+    return exact_gemm(qx, qw, float_acc(config, "exact"), config.rounding)
 
 
 class Exact(Descriptor):

@@ -9,9 +9,9 @@ from typing import ClassVar
 
 from .._errors import ArithforgeError
 from ..formats import BlockFormat
-from . import gemm
-from ._common import F64, float_acc, zeros
+from ._common import F64, float_acc
 from .base import Accuracy, Config, Descriptor, Operand
+from .exact import exact_gemm
 
 __all__ = ["MX"]
 
@@ -23,8 +23,7 @@ def _run(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
             raise ArithforgeError(f"the mx datapath needs block formats: {what} are "
                                   f"{q.fmt.name!r}; use an mx format (mxfp8_e4m3, mxfp4_e2m1, "
                                   "mxint8...) or scaling 'per-block'")
-    y, path = gemm.exact_dot([(qx.values, qw.values)])
-    return gemm.finish(y, acc, config.rounding, zeros=zeros(qx.values, qw.values)), path
+    return exact_gemm(qx, qw, acc, config.rounding)
 
 
 class MX(Descriptor):
