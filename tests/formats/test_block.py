@@ -196,7 +196,7 @@ def test_names_and_repr(fmt: BlockFormat, name: str) -> None:
     ({"block_size": -32}, FormatError, "block_size must be at least 1, not -32"),
     ({"block_size": "32"}, TypeError, "block_size must be an integer, not '32'"),
     ({"scale_rule": "nearest"}, FormatError,
-     "scale_rule must be one of floor, ceil, round, not 'nearest'"),
+     "scale_rule must be one of floor, ceil, round, amax, not 'nearest'"),
     ({"scale": IntFormat(8)}, TypeError, "scale must be a FloatFormat, not IntFormat(8)"),
     ({"scale": "int8"}, TypeError, "scale must be a FloatFormat, not IntFormat(8)"),
     ({"element": "posit8_2"}, TypeError,

@@ -151,7 +151,7 @@ HELP = "(see 'arithforge formats' for the catalog, or spell a float as eXmY)"
 
 @pytest.mark.parametrize(("name", "msg"), [
     ("float8_e4m3f",
-     f"unknown format 'float8_e4m3f'; closest: float8_e4m3fn, float8_e4m3, float8_e4m3fnuz {HELP}"),
+     f"unknown format 'float8_e4m3f'; closest: float8_e4m3fn, float8_e4m3, float8_ue4m3 {HELP}"),
     ("xyz", f"unknown format 'xyz' {HELP}"),
     ("Bfloat17", f"unknown format 'Bfloat17'; closest: bfloat16, float16, float64 {HELP}"),
 ])

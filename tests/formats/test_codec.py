@@ -233,7 +233,9 @@ def oracle_encode(
     else:
         mag = np.where(mag == INF, fmt.max_mag, mag)
     if not fmt.signed:
-        nan |= neg  # no negative values (nor -0)
+        # No negative values; a negative input that rounds to zero is +0 where there is a zero
+        # (as a negative result in fnuz, docs/formats.md), NaN where there is none (e8m0).
+        nan |= neg & ~(fmt.zero & (mag == 0))
     if not fmt.zero:
         nan |= (a == 0) & ~is_nan  # no zero
     code = mag.astype(np.uint64)

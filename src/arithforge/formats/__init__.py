@@ -7,7 +7,7 @@ then rounded once, on integer codes; nothing is "quantize then compute in float3
 from . import bitmod, lut, ops
 from ._errors import FormatError
 from .bitmod import PEConfig
-from .block import BlockFormat
+from .block import BlockCodes, BlockFormat, ScaledBlockCodes
 from .catalog import get_format, names
 from .descriptors import FixedFormat, FloatFormat, Format, IntFormat, Specials
 from .lut import LUTConfig
@@ -15,7 +15,7 @@ from .posit import PositFormat
 from .rounding import Rounding
 
 __all__ = [
-    "BlockFormat", "FixedFormat", "FloatFormat", "Format", "FormatError", "IntFormat",
-    "LUTConfig", "PEConfig", "PositFormat", "Rounding", "Specials", "bitmod", "get_format", "lut",
-    "names", "ops",
+    "BlockCodes", "BlockFormat", "FixedFormat", "FloatFormat", "Format", "FormatError", "IntFormat",
+    "LUTConfig", "PEConfig", "PositFormat", "Rounding", "ScaledBlockCodes", "Specials", "bitmod",
+    "get_format", "lut", "names", "ops",
 ]

@@ -1,7 +1,10 @@
 # Ref: OCP Microscaling Formats (MX) Specification v1.0 (Sept 2023) §5 (MX-compliant formats,
 #      §5.3 E8M0 scale), §6.3 (conversion from scalars), §6.2 (dot product); reference emulator
-#      microsoft/microxcaling mx/mx_ops.py (shared-exponent clamping, symmetric MXINT8).
-"""Block-scaled formats: ``block_size`` elements share one power-of-two scale (OCP MX).
+#      microsoft/microxcaling mx/mx_ops.py (shared-exponent clamping, symmetric MXINT8);
+#      NVIDIA, "Introducing NVFP4 for Efficient and Accurate Low-Precision Inference" (developer
+#      blog, June 2025) and the PTX ISA (``.ue4m3`` block-scale type of ``mma.block_scale``) for
+#      NVFP4; NVIDIA TransformerEngine's NVFP4 recipe for the amax-based two-level scales.
+"""Block-scaled formats: ``block_size`` elements share one scale (OCP MX, NVIDIA NVFP4).
 
 A tensor is stored as :class:`BlockCodes`: one scale code per block and one element code per
 value; value ``i`` of a block is ``X * P_i``. Quantization follows the spec's algorithm exactly
@@ -9,6 +12,17 @@ and rounds each element once::
 
     shared_exp = floor(log2(max_i |V_i|)) - emax_elem      (scale_rule="floor", the spec's)
     X = 2**shared_exp;  P_i = round_to_element(V_i / X), clamped to ±element max
+
+Two-level formats (``tensor_scale`` set, as NVFP4) add one per-tensor scale ``T`` and store
+:class:`ScaledBlockCodes`; value ``i`` of a block is ``T * X * P_i``, where ``X`` is any value
+of the scale format (``scale_rule="amax"``), not only a power of two::
+
+    T = round_T(amax_tensor / (M * S_max))          (M: element max, S_max: scale format max)
+    X = round_S(amax_block / (M * T))               (RNE, saturating)
+    P_i = round_to_element(V_i / (X * T)), clamped to ±M
+
+Each of the three is one rounding of the exact quotient (TransformerEngine computes the same
+quantities in float32 steps; see ``docs/formats.md`` for where that can differ).
 """
 
 from __future__ import annotations
@@ -26,10 +40,14 @@ from .codec import _as_float_array, split_float
 from .descriptors import FixedFormat, FloatFormat, Format, _index
 from .rounding import Rounding, as_rounding
 
-__all__ = ["BlockCodes", "BlockFormat", "mx_dot"]
+__all__ = ["BlockCodes", "BlockFormat", "ScaledBlockCodes", "mx_dot"]
 
-#: Scale rules, each a way to derive the shared exponent from the block's largest magnitude.
-SCALE_RULES = ("floor", "ceil", "round")
+#: Scale rules, each a way to derive the block scale from the block's largest magnitude: three
+#: power-of-two rules (the shared exponent) and ``"amax"``, the scale rounded to nearest even.
+SCALE_RULES = ("floor", "ceil", "round", "amax")
+
+#: Rules of the per-tensor scale: ``"amax"`` (``T = amax_tensor / (M * S_max)``, NVFP4's).
+TENSOR_RULES = ("amax",)
 
 #: Element formats of OCP MX v1.0 §5 (Table 1), named ``mxfp{bits}_e{E}m{M}`` in the catalog.
 _OCP_ELEMENTS = ("float8_e4m3fn", "float8_e5m2", "float6_e3m2fn", "float6_e2m3fn", "float4_e2m1fn")
@@ -48,6 +66,15 @@ class BlockCodes(NamedTuple):
     element: npt.NDArray[Any]
 
 
+class ScaledBlockCodes(NamedTuple):
+    """Codes of a two-level block-scaled array (NVFP4): :class:`BlockCodes` plus ``tensor``, the
+    0-d code of the one per-tensor scale (in the format's ``tensor_scale`` format)."""
+
+    scale: npt.NDArray[Any]
+    element: npt.NDArray[Any]
+    tensor: npt.NDArray[Any]
+
+
 def _e8m0() -> FloatFormat:
     fmt = catalog.get_format("float8_e8m0fnu")
     assert isinstance(fmt, FloatFormat)
@@ -63,7 +90,7 @@ def _exact_log2(value: float) -> int:
 
 @dataclasses.dataclass(frozen=True, init=False)
 class BlockFormat(Format):
-    """Block-scaled format: ``block_size`` elements sharing one power-of-two scale (OCP MX).
+    """Block-scaled format: ``block_size`` elements sharing one scale (OCP MX, NVIDIA NVFP4).
 
     Parameters
     ----------
@@ -72,8 +99,11 @@ class BlockFormat(Format):
         the symmetric range ``±max_int`` (MXINT8 is ``FixedFormat(1, 6)``: ``q * 2**-6`` with
         ``q`` in [-127, 127]; code 0x80 is never produced).
     scale : FloatFormat or str
-        Format of the shared scale; ``float8_e8m0fnu`` (the spec's E8M0) by default. Only its
-        powers of two are used; its NaN marks a block whose values are all NaN.
+        Format of the shared scale; ``float8_e8m0fnu`` (the spec's E8M0) by default; NVFP4's is
+        ``float8_ue4m3``; any unsigned small float or ``float32`` works. Under the power-of-two
+        rules only its powers of two are used; under ``"amax"`` every value. Its NaN marks a
+        block whose values are all NaN. Scales are stored in whole bytes (UE4M3's 7 bits in an
+        E4M3 byte with the sign bit 0, as NVIDIA stores it).
     block_size : int
         Elements per block, at least 1; the spec's is 32. A last, partial block along the
         blocked axis is a block of its own.
@@ -90,12 +120,30 @@ class BlockFormat(Format):
 
         The result is clamped below to the scale's smallest power of two; above its largest one
         the scale is NaN (as in microsoft/microxcaling). An all-zero block takes the smallest.
+
+        - ``"amax"`` (NVIDIA's NVFP4 recipe, TransformerEngine): ``X = A / (M * T)`` rounded to
+          nearest even in the scale format, saturating at its largest value (``T`` is the tensor
+          scale, 1 without one). ``X`` need not be a power of two, so ``A / X`` may exceed ``M``
+          slightly and is then clamped. A block whose ``X`` rounds to 0 (all-zero blocks, or
+          ``A`` below half the scale's smallest value times ``M * T``) gets scale code 0 and
+          element codes 0, as TransformerEngine does.
+    tensor_scale : FloatFormat or str or None
+        Format of one per-tensor scale ``T`` (NVFP4: ``float32``), or None for single-level
+        scaling. Then :meth:`quantize` returns :class:`ScaledBlockCodes` and every value is
+        ``T * X * P_i``. Needs ``scale_rule="amax"``.
+    tensor_rule : {"amax"}
+        How ``T`` follows from the tensor's largest magnitude: ``amax_tensor / (M * S_max)``
+        rounded to nearest even in ``tensor_scale`` (``S_max`` the scale format's largest value:
+        NVFP4's ``amax / (6 * 448)``), so that the largest block scale is ``S_max``. An all-zero
+        (or underflowing) tensor gets ``T = 1``.
     """
 
     element: Element
     scale: FloatFormat
     block_size: int
     scale_rule: str
+    tensor_scale: FloatFormat | None
+    tensor_rule: str
 
     kind: ClassVar[str] = "block"
 
@@ -106,6 +154,8 @@ class BlockFormat(Format):
         block_size: int = 32,
         *,
         scale_rule: str = "floor",
+        tensor_scale: FloatFormat | str | None = None,
+        tensor_rule: str = "amax",
     ) -> None:
         # Written out (not generated) to take catalog names and the E8M0 default.
         el: Any = catalog.get_format(element) if isinstance(element, str) else element
@@ -125,10 +175,35 @@ class BlockFormat(Format):
             raise FormatError(
                 f"scale_rule must be one of {', '.join(SCALE_RULES)}, not {scale_rule!r}"
             )
+        ts: Any = catalog.get_format(tensor_scale) if isinstance(tensor_scale, str) \
+            else tensor_scale
+        if ts is not None and not isinstance(ts, FloatFormat):
+            raise TypeError(f"tensor_scale must be a FloatFormat or None, not {ts!r}")
+        if ts is not None and scale_rule != "amax":
+            raise FormatError(
+                f"a per-tensor scale needs scale_rule='amax' (block scales relative to it), "
+                f"not {scale_rule!r}"
+            )
+        if tensor_rule not in TENSOR_RULES:
+            raise FormatError(
+                f"tensor_rule must be one of {', '.join(TENSOR_RULES)}, not {tensor_rule!r}"
+            )
+        if scale_rule == "amax":
+            # Quotients V / (X * T) keep at least 62 - (bits of X's and T's significands) bits;
+            # rounding to odd there is exact for a target precision at least 2 bits shorter.
+            divisor = sc.precision + (ts.precision if ts is not None else 0)
+            need = el.precision if isinstance(el, FloatFormat) else el.bits
+            if 62 - divisor < need + 2:
+                raise FormatError(
+                    f"scale_rule='amax' divides by a {divisor}-bit scale significand, too wide "
+                    f"to round {el.name} elements exactly; use a narrower scale format"
+                )
         object.__setattr__(self, "element", el)
         object.__setattr__(self, "scale", sc)
         object.__setattr__(self, "block_size", size)
         object.__setattr__(self, "scale_rule", scale_rule)
+        object.__setattr__(self, "tensor_scale", ts)
+        object.__setattr__(self, "tensor_rule", tensor_rule)
 
     def __repr__(self) -> str:
         args = [repr(self.element)]
@@ -138,14 +213,19 @@ class BlockFormat(Format):
             args.append(f"block_size={self.block_size}")
         if self.scale_rule != "floor":
             args.append(f"scale_rule={self.scale_rule!r}")
+        if self.tensor_scale is not None:
+            args.append(f"tensor_scale={self.tensor_scale!r}")
         return f"BlockFormat({', '.join(args)})"
 
     # -- derived facts --------------------------------------------------------------------------
     @property
     def name(self) -> str:
-        """Name as ``mxfp8_e4m3`` or ``mxint8``, with ``_k{block_size}``, ``_{scale_rule}`` and
-        ``_s{scale name}`` appended for non-default knobs."""
+        """Name as ``mxfp8_e4m3``, ``mxint8`` or ``nvfp4``, with ``_k{block_size}``,
+        ``_{scale_rule}``, ``_s{scale name}`` and ``_t{tensor scale name}`` appended for
+        non-default knobs."""
         el = self.element
+        if self == _nvfp4():
+            return "nvfp4"
         if isinstance(el, FloatFormat) and el.name in _OCP_ELEMENTS:
             base = f"mxfp{el.bits}_e{el.exp_bits}m{el.man_bits}"
         elif isinstance(el, FixedFormat) and el.int_bits == 1:
@@ -158,6 +238,8 @@ class BlockFormat(Format):
             base += f"_{self.scale_rule}"
         if self.scale != _e8m0():
             base += f"_s{self.scale.name}"
+        if self.tensor_scale is not None:
+            base += f"_t{self.tensor_scale.name}"
         return base
 
     @property
@@ -166,9 +248,17 @@ class BlockFormat(Format):
         return self.element.bits
 
     @property
+    def scale_storage_bits(self) -> int:
+        """Bits that store one block scale: the scale's code in whole bytes (8 for E8M0 and for
+        UE4M3, whose 7 bits sit in an E4M3 byte with the sign bit 0; 32 for float32)."""
+        return -(-self.scale.bits // 8) * 8
+
+    @property
     def bits_per_element(self) -> float:
-        """Storage per value, the scale's bits spread over the block."""
-        return self.element.bits + self.scale.bits / self.block_size
+        """Storage per value: the element's bits plus the block scale's spread over the block
+        (NVFP4 4.5, MXFP4 4.25, MXFP8 8.25). The one per-tensor scale of a two-level format
+        is amortized over the whole tensor and counted as 0."""
+        return self.element.bits + self.scale_storage_bits / self.block_size
 
     @property
     def element_max(self) -> float:
@@ -192,12 +282,17 @@ class BlockFormat(Format):
 
     @property
     def max_finite(self) -> float:
-        """Largest value: element max times the largest scale."""
+        """Largest value: element max times the largest scale (at tensor scale 1)."""
+        if self.scale_rule == "amax":
+            return self.element_max * self.scale.max_finite
         return math.ldexp(self.element_max, self.scale_emax)
 
     @property
     def min_subnormal(self) -> float:
-        """Smallest positive value: the element's smallest times the smallest scale."""
+        """Smallest positive value: the element's smallest times the smallest scale (at tensor
+        scale 1)."""
+        if self.scale_rule == "amax":
+            return self.element.min_subnormal * self.scale.min_subnormal
         return math.ldexp(self.element.min_subnormal, self.scale_emin)
 
     @property
@@ -215,6 +310,7 @@ class BlockFormat(Format):
             "name": self.name, "bits": self.bits, "kind": self.kind,
             "element": self.element.name, "scale": self.scale.name,
             "block_size": self.block_size, "scale_rule": self.scale_rule,
+            "tensor_scale": None if self.tensor_scale is None else self.tensor_scale.name,
             "bits_per_element": self.bits_per_element, "emax_elem": self.emax_elem,
             "max": self.max_finite, "min_subnormal": self.min_subnormal,
             "epsilon": self.epsilon, "specials": self.specials,
@@ -232,7 +328,7 @@ class BlockFormat(Format):
         random_width: int | None = None,
         ftz: bool = False,
         device: str = "cpu",
-    ) -> BlockCodes:
+    ) -> BlockCodes | ScaledBlockCodes:
         """Convert real values to block codes along ``axis`` (OCP MX §6.3).
 
         Parameters
@@ -257,9 +353,16 @@ class BlockFormat(Format):
 
         Returns
         -------
-        BlockCodes
+        BlockCodes or ScaledBlockCodes
             A block holding a NaN or an infinity gets the scale's NaN code and element codes 0.
+            Two-level formats (``tensor_scale`` set) return :class:`ScaledBlockCodes`; their
+            tensor scale ignores NaN and infinite values.
         """
+        if device != "cpu" and self.scale_rule == "amax":
+            raise FormatError(
+                f"{self.name} (scale_rule='amax') is quantized on the CPU only: the torch backend "
+                f"ports the power-of-two rules; quantize with device='cpu' and move the codes"
+            )
         if device != "cpu":
             from ._device import torch_backend
 
@@ -282,6 +385,13 @@ class BlockFormat(Format):
         nblocks = -(-n // k)
         pad = [(0, 0)] * (xm.ndim - 1) + [(0, nblocks * k - n)]
         xp = np.pad(xm, pad)  # zeros change no block's maximum
+        if self.scale_rule == "amax":
+            if rand is not None:
+                raise FormatError(
+                    f"{self.name} rounds deterministically (scale_rule='amax'): use rne, rtz, "
+                    f"rup, rdn, rna or rto"
+                )
+            return self._quantize_amax(xp, n, ax, mode, saturate, ftz)
         shared, nan_block = self._shared_exponents(xp.reshape(*xp.shape[:-1], nblocks, k))
         shared_each = np.repeat(shared, k, axis=-1)
         nan_each = np.repeat(nan_block, k, axis=-1)
@@ -296,6 +406,68 @@ class BlockFormat(Format):
             scale_value = np.where(nan_block, np.nan, np.ldexp(1.0, shared.astype(np.int32)))
         scales = self.scale.encode(scale_value)
         return BlockCodes(np.moveaxis(scales, -1, ax), np.moveaxis(elements, -1, ax))
+
+    def tensor_scale_code(self, values: npt.ArrayLike) -> npt.NDArray[Any]:
+        """0-d code of the per-tensor scale ``T`` of ``values`` (see ``tensor_rule``)."""
+        if self.tensor_scale is None:
+            raise FormatError(f"{self.name} has no per-tensor scale (tensor_scale=None)")
+        with np.errstate(invalid="ignore"):
+            x = _as_float_array(values).astype(np.float64)
+        mag = np.abs(x[np.isfinite(x)])
+        amax = np.array(mag.max() if mag.size else 0.0)
+        _, _, a_sig, a_exp = split_float(amax)
+        # M * S_max, exactly: both are values of small formats with short significands.
+        _, _, m_sig, m_exp = split_float(np.array(self.element_max * self.scale.max_finite))
+        q_sig, q_exp = _div_odd(a_sig, a_exp, m_sig, m_exp)
+        code = _core.round_float(self.tensor_scale, np.array(False), q_sig, q_exp, Rounding.RNE,
+                                 saturate=True, cls=np.array(np.int8(_core.FINITE)))
+        _, _, t_sig, _ = _core.unpack_float(self.tensor_scale, code)
+        if a_sig == 0 or t_sig == 0:
+            code = self.tensor_scale.encode(np.array(1.0))
+        return np.asarray(code, dtype=self.tensor_scale.code_dtype)
+
+    def _quantize_amax(
+        self, xp: npt.NDArray[np.float64], n: int, ax: int, mode: Rounding, saturate: bool,
+        ftz: bool,
+    ) -> BlockCodes | ScaledBlockCodes:
+        """``quantize`` under ``scale_rule="amax"`` on values padded to whole blocks (last axis)."""
+        k = self.block_size
+        blocks = xp.reshape(*xp.shape[:-1], -1, k)
+        mag = np.abs(blocks)
+        has_nan = np.isnan(mag).any(axis=-1)
+        amax = np.max(np.where(np.isnan(mag), 0.0, mag), axis=-1, initial=0.0)
+        nan_block = has_nan | np.isinf(amax)
+        if self.tensor_scale is None:
+            t_code = None
+            t_sig, t_exp = np.int64(1), np.int64(0)
+        else:
+            t_code = self.tensor_scale_code(xp)
+            _, _, t_sig, t_exp = _core.unpack_float(self.tensor_scale, t_code)
+            t_sig, t_exp = _strip(t_sig, t_exp)
+        # X = round_S(A / (M * T)), saturating; NaN for blocks with a NaN or an infinity.
+        m_sig, m_exp = _strip(*split_float(np.array(self.element_max))[2:])
+        _, _, a_sig, a_exp = split_float(np.where(nan_block, 0.0, amax))
+        q_sig, q_exp = _div_odd(a_sig, a_exp, m_sig * t_sig, m_exp + t_exp)
+        cls = np.where(nan_block, _core.NAN, np.where(a_sig == 0, _core.ZERO, _core.FINITE))
+        scales = _core.round_float(self.scale, np.zeros(q_sig.shape, dtype=bool), q_sig, q_exp,
+                                   Rounding.RNE, saturate=True, cls=cls.astype(np.int8))
+        s_cls, _, s_sig, s_exp = _core.unpack_float(self.scale, scales)
+        s_sig, s_exp = _strip(np.where(s_cls == _core.FINITE, s_sig, 1), s_exp)
+        # P_i = round(V_i / (X * T)); a block whose X is 0 (or NaN) gets element codes 0.
+        dead = np.repeat(s_cls != _core.FINITE, k, axis=-1)
+        d_sig = np.repeat(s_sig, k, axis=-1) * t_sig
+        d_exp = np.repeat(s_exp, k, axis=-1) + t_exp
+        e_cls, neg, sig, exp = split_float(xp)
+        e_cls = np.where(dead, _core.ZERO, e_cls).astype(np.int8)
+        sig = np.where(dead, 0, sig)
+        p_sig, p_exp = _div_odd(sig, exp, d_sig, d_exp)
+        elements = self._round_elements(e_cls, neg, p_sig, p_exp, mode, saturate, ftz, None, 0)
+        elements = np.where(dead, 0, elements).astype(self.element.code_dtype)[..., :n]
+        scales = np.moveaxis(scales.astype(self.scale.code_dtype), -1, ax)
+        elements = np.moveaxis(elements, -1, ax)
+        if t_code is None:
+            return BlockCodes(scales, elements)
+        return ScaledBlockCodes(scales, elements, t_code)
 
     def _shared_exponents(
         self, blocks: npt.NDArray[np.float64]
@@ -344,11 +516,26 @@ class BlockFormat(Format):
 
     def dequantize(
         self, scale_codes: npt.ArrayLike, element_codes: npt.ArrayLike, axis: int = -1, *,
-        daz: bool = False, device: str = "cpu",
+        tensor_code: npt.ArrayLike | None = None, daz: bool = False, device: str = "cpu",
     ) -> npt.NDArray[np.float64]:
-        """Compute the exact float64 value ``X * P_i`` of each element (NaN throughout a block
+        """Compute the exact float64 value ``X * P_i`` (``T * X * P_i`` with the per-tensor scale
+        code ``tensor_code`` of a two-level format) of each element (NaN throughout a block
         whose scale is NaN); ``daz`` reads subnormal elements as zero. With a torch ``device``
-        the codes may be tensors and the values are a float64 tensor on that device."""
+        the codes may be tensors and the values are a float64 tensor on that device.
+
+        The product is exact in float64: element, scale and tensor-scale significands together
+        stay within 53 bits for every format whose ``scale_rule="amax"`` is accepted at
+        construction (NVFP4: 2 + 4 + 24 bits)."""
+        if (self.tensor_scale is None) != (tensor_code is None):
+            raise FormatError(
+                f"{self.name} needs tensor_code (its per-tensor scale code)"
+                if tensor_code is None else f"{self.name} has no per-tensor scale: drop tensor_code"
+            )
+        if device != "cpu" and self.scale_rule == "amax":
+            raise FormatError(
+                f"{self.name} (scale_rule='amax') is dequantized on the CPU only: the torch "
+                f"backend ports the power-of-two rules; dequantize with device='cpu'"
+            )
         if device != "cpu":
             from ._device import torch_backend
 
@@ -368,6 +555,11 @@ class BlockFormat(Format):
             )
         x = np.repeat(self.scale.decode(s), k, axis=ax)
         x = np.moveaxis(np.moveaxis(x, ax, -1)[..., :n], -1, ax)
+        if self.tensor_scale is not None:
+            t = np.asarray(tensor_code)
+            if t.shape != ():
+                raise FormatError(f"tensor_code must be one code (0-d), not shape {t.shape}")
+            x = x * self.tensor_scale.decode(t)
         return self.element.decode(e, daz=daz) * x
 
     def encode(  # type: ignore[override]  # a block format's codes are a (scale, element) pair
@@ -380,7 +572,7 @@ class BlockFormat(Format):
         random_width: int | None = None,
         ftz: bool = False,
         device: str = "cpu",
-    ) -> BlockCodes:
+    ) -> BlockCodes | ScaledBlockCodes:
         """Quantize along the last axis: ``quantize(values, -1, ...)`` (see :meth:`quantize`)."""
         return self.quantize(values, -1, rounding, saturate=saturate, random_bits=random_bits,
                              random_width=random_width, ftz=ftz, device=device)
@@ -393,10 +585,37 @@ class BlockFormat(Format):
         decodes at unit scale (``X = 1``), which is what ``arithforge formats NAME --values``
         lists. ``daz`` reads subnormal elements as zero.
         """
+        if isinstance(codes, ScaledBlockCodes):
+            return self.dequantize(codes.scale, codes.element, -1, tensor_code=codes.tensor,
+                                   daz=daz, device=device)
         if isinstance(codes, tuple):
             scale_codes, element_codes = codes
             return self.dequantize(scale_codes, element_codes, -1, daz=daz, device=device)
         return self.element.decode(codes, daz=daz, device=device)
+
+
+def _div_odd(sig_a: Any, exp_a: Any, sig_b: Any, exp_b: Any) -> tuple[Any, Any]:
+    """``sig_a * 2**exp_a / (sig_b * 2**exp_b)`` as ``(sig, exp)`` rounded to odd at its last bit.
+
+    ``sig_a`` (below 2**62) is first shifted to 62 bits, so the quotient keeps at least
+    ``62 - bit_length(sig_b)`` bits and its last bit is sticky: any later rounding to a
+    precision two or more bits shorter is the rounding of the exact quotient. ``sig_b > 0``.
+    """
+    sig_a = np.asarray(sig_a, dtype=np.int64)
+    up = np.where(sig_a == 0, 0, 62 - _core.bit_length(sig_a))
+    a = sig_a << up
+    b, exp_b = _strip(sig_b, exp_b)
+    q, r = np.divmod(a, b)
+    return q | (r != 0).astype(np.int64), np.asarray(exp_a) - up - exp_b
+
+
+def _strip(sig: Any, exp: Any) -> tuple[Any, Any]:
+    """The same positive value ``sig * 2**exp`` with ``sig`` odd (split_float's significands
+    carry up to 52 trailing zeros; products of stripped ones stay short)."""
+    sig = np.asarray(sig, dtype=np.int64)
+    tz = _core.bit_length(sig & -sig) - 1
+    tz = np.maximum(tz, 0)
+    return sig >> tz, np.asarray(exp) + tz
 
 
 def _axis(axis: int, ndim: int) -> int:
@@ -473,6 +692,11 @@ def mx_dot(
     for f, what in ((fa, "fmt_a"), (fb, "fmt_b")):
         if not isinstance(f, BlockFormat):
             raise FormatError(f"{what} must be a block format, not {getattr(f, 'name', f)!r}")
+        if f.tensor_scale is not None:
+            raise FormatError(
+                f"{what} {f.name} has a per-tensor scale that mx_dot does not take: dot its "
+                f"block codes with a format without tensor_scale and multiply by both T"
+            )
     if not isinstance(fo, FloatFormat):
         raise FormatError(f"fmt_out must be a float format, not {getattr(fo, 'name', fo)!r}")
     assert isinstance(fa, BlockFormat)
@@ -546,9 +770,19 @@ def _exact_sum(
     return _core.FINITE, total < 0, mag, e0 + extra
 
 
+def _nvfp4() -> BlockFormat:
+    """NVFP4 (NVIDIA Blackwell): E2M1 elements, a UE4M3 scale per 16 and a float32 per tensor,
+    both scales from amax (NVIDIA's NVFP4 description; TransformerEngine's recipe)."""
+    return BlockFormat("float4_e2m1fn", "float8_ue4m3", 16, scale_rule="amax",
+                       tensor_scale="float32")
+
+
+
 catalog.register("mxfp8_e4m3", lambda: BlockFormat("float8_e4m3fn"))
 catalog.register("mxfp8_e5m2", lambda: BlockFormat("float8_e5m2"))
 catalog.register("mxfp6_e3m2", lambda: BlockFormat("float6_e3m2fn"))
 catalog.register("mxfp6_e2m3", lambda: BlockFormat("float6_e2m3fn"))
 catalog.register("mxfp4_e2m1", lambda: BlockFormat("float4_e2m1fn"))
+catalog.register("nvfp4", _nvfp4)
 catalog.register("mxint8", lambda: BlockFormat(FixedFormat(1, 6)))
+

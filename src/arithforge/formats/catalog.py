@@ -42,6 +42,9 @@ for _name, _factory in {
     "float8_e4m3b11fnuz": _float(4, 3, specials=Specials.FNUZ, bias=11),
     "float8_e8m0fnu": _float(8, 0, specials=Specials.FN, signed=False, subnormals=False,
                              zero=False),
+    # NVIDIA's unsigned E4M3 block scale of NVFP4 (PTX ISA ``.ue4m3``): 7 code bits, stored in
+    # a byte with the sign bit 0; max 448, NaN at 0x7F, subnormals down to 2**-9.
+    "float8_ue4m3": _float(4, 3, specials=Specials.FN, signed=False),
     "float6_e3m2fn": _float(3, 2, specials=Specials.NONE),
     "float6_e2m3fn": _float(2, 3, specials=Specials.NONE),
     "float4_e2m1fn": _float(2, 1, specials=Specials.NONE),

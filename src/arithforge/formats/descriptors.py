@@ -210,6 +210,11 @@ class FloatFormat(Format):
         )
         if plain and (self.exp_bits, self.man_bits) in ieee_names:
             return ieee_names[self.exp_bits, self.man_bits]
+        # NVIDIA's UE4M3 (PTX ISA ``.ue4m3``, CUTLASS ``float_ue4m3_t``; NVFP4's block scale):
+        # E4M3 without its sign, 7 bits stored in a byte whose top bit is 0, NaN at 0x7F.
+        if (not self.signed and self.specials is Specials.FN and self.subnormals and self.zero
+                and (self.exp_bits, self.man_bits) == (4, 3) and self.bias == default_bias):
+            return "float8_ue4m3"
         if self.bias != default_bias:
             base = f"float{self.bits}_e{self.exp_bits}m{self.man_bits}b{self.bias}"
         name = prefix + base + tail
