@@ -749,6 +749,43 @@ class DotUnit(Unit):
         ports = self.join(la, lb, sa, sb) if self._scale_bits() else self.join(la, lb)
         return {**ports, "c": base["c"]}
 
+    def _block_exhaustive(self) -> dict[str, np.ndarray]:
+        """Every finite lane code of every lane of a and b, with every pair of block scales of
+        a bounded set (the smallest, 0.5, 1, 2, the largest and NaN: of E8M0 codes 0, 126,
+        127, 128, 254, 255; of another scale format its codes of 0.5, 1, 2 and its zero,
+        largest and NaN) on all blocks alike, against the accumulators +0 and -1.5; at most
+        2**26 vectors."""
+        m = self._model
+        n, fa, fb, fc = self._n, self._fa, self._fb, self._facc
+        sf = m.scale_format
+        if sf is None:
+            scales = np.zeros(1, dtype=np.uint64)
+        else:
+            top = (1 << sf.mag_bits) - 1
+            mid = np.asarray(sf.encode(np.array([0.5, 1.0, 2.0]), "rne")).astype(np.uint64)
+            scales = np.unique(np.concatenate([[0], mid, [top - 1, top]])
+                               ).astype(np.uint64)
+        accs = np.asarray(fc.encode(np.array([0.0, -1.5]), "rne")).astype(np.uint64)
+        count = (1 << (n * (fa.bits + fb.bits))) * len(scales) ** 2 * len(accs)
+        if count > 1 << _cases.EXHAUSTIVE_LIMIT_BITS:
+            raise DatapathError(
+                f"exhaustive vectors must number at most 2**{_cases.EXHAUSTIVE_LIMIT_BITS}, not "
+                f"{count}; use random or corner vectors")
+        cols = _cases.cross(*([np.arange(1 << fa.bits, dtype=np.uint64)] * n
+                              + [np.arange(1 << fb.bits, dtype=np.uint64)] * n
+                              + [scales, scales, accs]))
+        la = np.stack(cols[:n], axis=1)
+        lb = np.stack(cols[n:2 * n], axis=1)
+        keep = self._finite(fa, la).all(1) & self._finite(fb, lb).all(1)
+        c = cols[-1][keep]
+        if sf is None:
+            return {**self.join(la[keep], lb[keep]), "c": c}
+        assert m.block is not None
+        nb = n // m.block
+        sa = np.repeat(cols[2 * n][keep][:, None], nb, 1)
+        sb = np.repeat(cols[2 * n + 1][keep][:, None], nb, 1)
+        return {**self.join(la[keep], lb[keep], sa, sb), "c": c}
+
     def describe(self) -> dict[str, Any]:
         if self._int is not None:
             fa, fb, fc = self._int
@@ -943,7 +980,7 @@ class DotUnit(Unit):
         if self._int is not None:
             return self._int_cases(rng, kind, n)
         if kind == "exhaustive":
-            return self._exhaustive()
+            return self._block_exhaustive() if self._model.blocked else self._exhaustive()
         if kind == "random":
             assert n is not None
             return self._blocked(rng, self._random(rng, int(n)))
@@ -1174,8 +1211,54 @@ class DotUnit(Unit):
         for name in self._output_stages(extra):
             after = gr.cut(name, fc.bits, *after)
         gr.node("out", "output", fc.bits, *after)
+        if m.blocked:
+            self._block_structure(gr)
         gr.g.graph.update(name=self.name, latency=self.latency)
         return gr.g
+
+    def _block_structure(self, gr: Graph) -> None:
+        """Groups and block scales in the component graph: per block the scale unpack and the
+        scale exponent add (and, for a scale with a significand, a small multiplier); per lane a
+        placement shifter into its group's exact word and the group's exponent maximum; per
+        group an exact ``g``-input adder, its magnitude, the scale multiply of that magnitude
+        and the scale exponent add; then ``n / g`` terms (not ``n``) are aligned, cut and
+        summed."""
+        m = self._model
+        gg = self.group_geometry
+        n, g = m.n, m.group
+        groups = n // g
+        ew = EXP_BITS
+        before = list(gr.g.predecessors("exp_max"))
+        sources = before
+        sf = m.scale_format
+        if sf is not None:
+            assert m.block is not None
+            blocks = n // m.block
+            su = gr.node("scale_unpack", "logic", sf.bits, "in_a", "in_b", count=2 * blocks,
+                         gates=2 * sf.bits, depth=2)
+            sources = [*before, gr.node("scale_exp_add", "adder", ew, su, count=blocks)]
+            if sf.man_bits:
+                sources.append(gr.node("scale_sig_mul", "multiplier", gg.SS, su, count=blocks,
+                                       a_width=sf.precision, b_width=sf.precision))
+        gmax = gr.node("group_exp_max", "comparator", ew, *before, count=max(1, n - groups))
+        place = gr.node("group_place", "shifter", gg.GW, gmax, *before, count=n,
+                        shift_bits=gg.SPW)
+        add = gr.node("group_adder", "adder", gg.GW + 1, place, count=groups, inputs=g)
+        last = gr.node("group_abs", "adder", gg.GW, add, count=groups, inputs=1)
+        if sf is not None and sf.man_bits:
+            last = gr.node("group_scale_mul", "multiplier", gg.XW, last, *sources,
+                           count=groups, a_width=gg.GW, b_width=gg.SS)
+        gexp = gr.node("group_exp_add", "adder", ew, gmax, *sources, count=groups, inputs=2)
+        gr.g.add_edges_from([(last, "align"), (gexp, "exp_max")])
+        nodes = gr.g.nodes
+        nodes["exp_max"]["count"] = groups
+        nodes["exp_max_select"]["count"] = groups
+        nodes["align_amount"]["count"] = groups + 1
+        nodes["align"].update(count=groups, width=gg.YW, shift_bits=max(1, gg.YW.bit_length()))
+        for name in ("term_round", "term_negate"):
+            if name in nodes:
+                nodes[name]["count"] = groups + 1
+        nodes["adder_tree"]["inputs"] = groups + 1
 
 
 def _dot(a: str, **kw: Any) -> dict[str, Any]:
@@ -1210,6 +1293,35 @@ _INT_CHECKS: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 
 
+_E8M0 = "float8_e8m0fnu"
+_FP4 = "float4_e2m1fn"
+
+#: Acceptance checks of groups and block scales: OCP MX (E8M0 per 32), NVFP4 (UE4M3 per 16:
+#: float8_e4m3fn codes with sign 0) and a two-level tree without scales.
+_BLOCK_CHECKS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("dot MXFP8 e4m3 n=32 g=32 E8M0 F=13 e8m13",
+     _dot(_FP8, n=32, group=32, scale=_E8M0, block=32, frac_bits=13, acc_frac_bits=13)),
+    ("dot MXFP4 e2m1 n=32 g=32 E8M0", _dot(_FP4, n=32, group=32, scale=_E8M0, block=32)),
+    ("dot MXFP4 e2m1 n=64 g=32 E8M0 (two blocks), 2 stages",
+     _dot(_FP4, n=64, group=32, scale=_E8M0, block=32, stages=2)),
+    ("dot NVFP4 e2m1 n=64 g=16 UE4M3", _dot(_FP4, n=64, group=16, scale="float8_e4m3fn",
+                                            block=16)),
+    ("dot e4m3 n=32 g=4 two-level tree, no scales", _dot(_FP8, n=32, group=4, frac_bits=13,
+                                                         acc_frac_bits=13)),
+)
+
+
+def _block_acceptance() -> list[AcceptanceCheck]:
+    # Every e2m1 code of both lanes of a and b with E8M0 scales in a bounded set, against +0
+    # and -1.5 accumulators; then the checks above, corners and random.
+    out = [AcceptanceCheck("dot e2m1 n=2 g=2 E8M0 (scales 2**-127, 2**-1..2**1, 2**127, NaN)",
+                           _dot(_FP4, n=2, group=2, scale=_E8M0, block=2), "exhaustive")]
+    for label, params in _BLOCK_CHECKS:
+        out.append(AcceptanceCheck(label, params, "corner", 10**6))
+        out.append(AcceptanceCheck(label, params, "random", 10**7))
+    return out
+
+
 def _acceptance() -> tuple[AcceptanceCheck, ...]:
     out = [AcceptanceCheck("dot e2m1 n=1 float16", _dot("float4_e2m1fn", n=1, acc="float16"),
                            "exhaustive")]
@@ -1227,6 +1339,7 @@ def _acceptance() -> tuple[AcceptanceCheck, ...]:
     # The bounded subset: the corners above and 10^6 random vectors of the H100 fp8 step at
     # n = 4 (the whole list leaves this duplicate sample out).
     out.append(AcceptanceCheck(_CHECKS[0][0], _CHECKS[0][1], "random", 10**6, bounded=True))
+    out.extend(_block_acceptance())
     return tuple(out)
 
 
@@ -1280,8 +1393,8 @@ class Dot(Descriptor):
     def reason(self, weights: str, acts: str, acc: str) -> str:
         kw, ka, kacc = kinds(weights, acts, acc)
         if "block" in (kw, ka):
-            return ("the dot unit takes element formats (block scales in the step are not "
-                    "built yet)")
+            return ("the dot sweep takes element formats; block-scaled steps are the unit's "
+                    "group, scale and block parameters (arithforge generate dot --scale ...)")
         if kw == "int" and ka == "int":
             wide = [f for f in (weights, acts) if get_format(f).bits > MAX_INT_BITS]
             if wide:
