@@ -53,6 +53,22 @@ exact sum, the ``imac`` model's), its options all None but ``n``.
 Array PE (``simulate gemm --pe dot:...``): one operation is one step, ``n`` products along K, so
 the array's K counts steps (``array_shape``); an A element is the ``n`` activation codes packed
 as the ``a`` port takes them, a B element the ``n`` weight codes (``b``).
+
+Groups and block scales (``group``, ``scale``, ``block``; float operands): the step of
+:class:`arithforge.formats.mma.MMAModel` with ``group``, ``block`` and ``scale_format``: the
+products of each ``group`` consecutive lanes summed exactly first, each group sum multiplied
+exactly by its block's A and B scales (``scale``: ``float8_e8m0fnu``, OCP MX's E8M0, a power of
+two; or ``float8_e4m3fn`` codes with sign 0, NVFP4's UE4M3; ``block`` elements per scale, a
+multiple of ``group`` dividing ``n``, default 32 for E8M0 and 16 otherwise), its alignment
+exponent its products' largest plus the scale exponents; then the ``n / group`` group terms and
+the accumulator are aligned, cut, summed and rounded as above. A NaN scale gives the
+accumulator's positive NaN. Ports: ``a`` is the ``n`` lane codes (lane 0 lowest) followed by
+the ``n / block`` scale codes of A (block 0 lowest), ``b`` likewise: one A element of a systolic
+array carries everything of a step's A side. The per-tensor float32 scale is not in the unit: it
+multiplies a GEMM's float32 result in the epilogue (``formats.mma.matmul``'s ``scale_a``,
+``scale_b``), as cuBLAS applies it. Operand formats are limited to those whose exact group sum
+fits the model's 62-bit integers (fp4, fp6, e4m3; not e5m2, fp16, bf16); alignment ``sum`` (or
+``normalized`` with E8M0). The GEMM model, sweep and array PE do not take block formats yet.
 """
 
 from __future__ import annotations
@@ -482,6 +498,8 @@ class DotUnit(Unit):
         Pipeline registers (the latency).
     model : str, optional
         A :data:`~arithforge.formats.mma.PRESETS` name.
+    group, scale, block : optional
+        Groups summed exactly first and block scales (module docstring); None: none.
     """
 
     name: ClassVar[str] = "dot"

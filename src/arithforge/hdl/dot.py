@@ -33,6 +33,22 @@ One rounding (``acc_rounding``), then the code ``((e - emin) << M) + (q << (M - 
 (a carry out of ``q`` moves into the exponent field by itself); past the largest value with
 ``p`` bits, ``rtz`` gives that value and ``rne`` infinity. A zero sum is +0, a non-zero one
 rounding to zero keeps its sign; an infinite accumulator passes through.
+
+Groups and block scales (``arithforge.datapaths.dot.GroupGeometry``): after the product cut,
+per group of ``g`` lanes the largest exponent sum ``M`` of its non-zero products (a comparator
+tree), each product placed in an exact fixed-point word by a left shift of ``SP - (M - e_k)``
+(``SP`` the largest exponent distance the operand formats allow) and the ``g`` signed words
+summed exactly (``GW + 1`` bits), the magnitude taken. Per block the scales are unpacked before
+the cut: E8M0 gives only an exponent, added to the group's (the exponent add before
+alignment); UE4M3 also a significand, and the two scale significands' product (8 bits)
+multiplies the group magnitude. The scaled group magnitude then enters the term aligner as a
+product does, with ``frac = SP + pfrac + 2 * scale man_bits`` fraction bits relative to ``2**(M +
+scale exponents)``; its alignment exponent is the group's largest product alignment exponent
+plus the scale exponents (none for a group without a non-zero product or with a zero scale).
+The sum, normalization and rounding are the plain step's over ``n / g + 1`` terms (term width
+``F + 3 + bits(g - 1)``, plus 2 for UE4M3). A NaN scale sets the accumulator's NaN flag and
+code to the positive NaN, so the output is that NaN. ``g = 1`` without scales builds the plain
+step (byte-identical Verilog).
 """
 
 from __future__ import annotations
