@@ -743,7 +743,8 @@ class DotUnit(Unit):
                      ) -> dict[str, np.ndarray]:
         """``base`` vectors (their scales 1.0) with block scales drawn (:meth:`_scale_draw`),
         and in an eighth of them every scale 1.0, an eighth one group's lanes zero (an all-zero
-        block) and an eighth group 1 cancelling group 0 (equal scales)."""
+        block), an eighth group 1 cancelling group 0 (equal scales) and an eighth (with scales)
+        the accumulator near minus the scaled products' sum."""
         m = self._model
         la, lb = self.split(base["a"], base["b"])
         la, lb = la.copy(), lb.copy()
@@ -765,7 +766,20 @@ class DotUnit(Unit):
                 sb[pick, 1] = sb[pick, 0]
         la, lb = la.astype(np.uint64), lb.astype(np.uint64)
         ports = self.join(la, lb, sa, sb) if self._scale_bits() else self.join(la, lb)
-        return {**ports, "c": base["c"]}
+        c = base["c"].copy()
+        near = kind == 3
+        if near.any() and m.scale_format is not None:
+            # The accumulator near minus the scaled products' sum (cancellation, shifts past F).
+            sf, block = m.scale_format, m.block or self._n
+            with np.errstate(all="ignore"):
+                scale = np.repeat(sf.decode(sa[near]) * sf.decode(sb[near]), block, axis=1)
+                total = (self._fa.decode(la[near]) * self._fb.decode(lb[near]) * scale).sum(-1)
+                total = total * (1 + rng.integers(-3, 4, size=total.shape) * np.ldexp(
+                    1.0, -rng.integers(1, 30, size=total.shape)))
+                total = np.where(np.isfinite(total), -total, 0.0)
+            c[near] = np.asarray(self._facc.encode(total, "rtz", saturate=True)
+                                 ).astype(np.uint64)
+        return {**ports, "c": c}
 
     def _block_exhaustive(self) -> dict[str, np.ndarray]:
         """Every finite lane code of every lane of a and b, with every pair of block scales of
