@@ -26,5 +26,5 @@ CONFIGS: list[dict[str, Any]] = [
 def test_block_step_in_the_simulator(params: dict[str, Any], rng: np.random.Generator,
                                      check_against_reference: Any) -> None:
     dut = registry.build("dot", **params)
-    check_against_reference(dut, dut.test_cases(rng, "corner", 1500))
-    check_against_reference(dut, dut.test_cases(rng, "random", 1500))
+    check_against_reference(dut, dut.test_cases(rng, "corner", 1000))
+    check_against_reference(dut, dut.test_cases(rng, "random", 1000))
