@@ -547,3 +547,218 @@ def test_normalization_window_rounds_early_below_its_bound(params: dict[str, Any
                                                                   strict=True)]
             want = _ref_step(terms, _value(int(vec["c"][i]), m.acc_format), unit.model)
             assert Fraction(float(m.acc_format.decode(got[i:i + 1])[0])) == want, (w, i)
+# -- groups and block scales (issue 16): a two-level tree, MX and NVFP4 steps -------------------
+
+_E8M0 = "float8_e8m0fnu"
+_UE4M3 = "float8_e4m3fn"  # read unsigned: NVFP4's UE4M3
+
+
+def _scale_exp(code: int, fmt: FloatFormat) -> int:
+    """The exponent a scale adds to the alignment: its field's (emin for subnormals)."""
+    v = _value(code, fmt)
+    return max(_floor_log2(v), fmt.emin) if v else 0
+
+
+def _ref_block_step(la: list[int], lb: list[int], sa: list[int], sb: list[int], c: int,
+                    fa: FloatFormat, fb: FloatFormat, m: mma.MMAModel) -> Fraction | None:
+    """The documented group/block-scale step from its description (None: NaN)."""
+    sf = m.scale_format
+    acc = m.acc_format
+    cv = _value(c, acc)
+    g = m.group
+    block = m.block or m.n
+    if sf is not None and any(np.isnan(float(sf.decode(np.array([x], dtype=sf.code_dtype))[0]))
+                              for x in sa + sb):
+        return None
+    terms: list[tuple[Fraction, int]] = []
+    for j in range(m.n // g):
+        blk = j * g // block
+        s, es = Fraction(1), 0
+        if sf is not None:
+            s = _value(sa[blk], sf) * _value(sb[blk], sf)
+            es = _scale_exp(sa[blk], sf) + _scale_exp(sb[blk], sf)
+        total, exps = Fraction(0), []
+        for k in range(j * g, (j + 1) * g):
+            p = _value(la[k], fa) * _value(lb[k], fb)
+            if p == 0:
+                continue
+            total += p
+            exps.append(_floor_log2(abs(p)) if m.alignment == "normalized"
+                        else _align_exp(la[k], fa, "sum") + _align_exp(lb[k], fb, "sum"))
+        if exps and s != 0:
+            terms.append((total * s, max(exps) + es))  # kept even when total == 0
+    if cv != 0:
+        terms.append((cv, max(_floor_log2(abs(cv)), -126)))
+    if not terms:
+        return Fraction(0)
+    big = max(e for _, e in terms)
+    unit = Fraction(2) ** (big - m.frac_bits)
+    cut = {"rtz": math.trunc, "rdn": math.floor, "rne": round}[m.term_rounding.value]
+    total = sum((cut(v / unit) * unit for v, _ in terms), Fraction(0))
+    return _round(total, m.acc_frac_bits + 1, acc.emin, acc.emax, m.acc_rounding.value)
+
+
+def _scale_codes(rng: np.random.Generator, fmt: FloatFormat, shape: tuple[int, ...],
+                 lo: int, hi: int) -> np.ndarray:
+    """Scale codes with exponents (about) in ``[lo, hi]``, every code's sign 0."""
+    if fmt.man_bits == 0:
+        return rng.integers(127 + lo, 127 + hi + 1, size=shape).astype(np.uint8)
+    e = rng.integers(max(lo, fmt.emin - 1), min(hi, fmt.emax) + 1, size=shape)
+    man = rng.integers(0, 1 << fmt.man_bits, size=shape)
+    return ((np.clip(e - fmt.emin + 1, 0, None) << fmt.man_bits) + man).astype(np.uint8) & 0x7E
+
+
+_BLOCK_MODELS = [
+    ("mxfp8-e4m3-n32", "float8_e4m3fn", dict(n=32, group=32, block=32, scale_format=_E8M0,
+                                              frac_bits=13, acc_frac_bits=13)),
+    ("mxfp4-n64-g32", "float4_e2m1fn", dict(n=64, group=32, block=32, scale_format=_E8M0)),
+    ("nvfp4-n16", "float4_e2m1fn", dict(n=16, group=16, block=16, scale_format=_UE4M3)),
+    ("nvfp4-n64-rne", "float4_e2m1fn", dict(n=64, group=16, block=16, scale_format=_UE4M3,
+                                            term_rounding="rne", acc_rounding="rne")),
+    ("fp8-n32-g4", "float8_e4m3fn", dict(n=32, group=4, frac_bits=13, term_rounding="rdn")),
+    ("e2m3-g2-block8-normalized", "float6_e2m3fn", dict(n=8, group=2, block=8,
+                                                         scale_format=_E8M0, frac_bits=6,
+                                                         alignment="normalized")),
+    ("g1-block4-ue4m3-f16acc", "float6_e3m2fn", dict(n=8, block=4, scale_format=_UE4M3,
+                                                     acc_format="float16", acc_frac_bits=10,
+                                                     acc_rounding="rne", frac_bits=8)),
+]
+
+
+@pytest.mark.parametrize(("fmt", "kw"), [(f, k) for _, f, k in _BLOCK_MODELS],
+                         ids=[i for i, _, _ in _BLOCK_MODELS])
+def test_block_step_matches_fraction_oracle(fmt: str, kw: dict[str, Any],
+                                            rng: np.random.Generator) -> None:
+    """Random lanes (some blocks all zero, some cancelling) and scales (max, min and NaN
+    among them) against the exact oracle of the documented semantics."""
+    m = mma.MMAModel(**kw)
+    f = get_format(fmt)
+    assert isinstance(f, FloatFormat)
+    rows, n = 300, m.n
+    la = rng.integers(0, 1 << f.bits, size=(rows, n)).astype(np.uint16)
+    lb = rng.integers(0, 1 << f.bits, size=(rows, n)).astype(np.uint16)
+    fin = lambda x: np.isfinite(f.decode(x))  # noqa: E731
+    la = np.where(fin(la), la, 0)
+    lb = np.where(fin(lb), lb, 0)
+    la[::7, : m.group] = 0                              # an all-zero group (block)
+    lb[1::5, 1::2] = lb[1::5, 0::2]                     # lanes cancelling in pairs
+    la[1::5, 1::2] = la[1::5, 0::2] ^ (1 << (f.bits - 1))
+    nb = n // (m.block or n)
+    sf = m.scale_format
+    c = get_format("float32" if m.acc_format.bits == 32 else "float16")
+    cs = rng.integers(0, 1 << c.bits, size=rows).astype(np.uint32)
+    cs = np.where(np.isfinite(c.decode(cs)), cs, 0)
+    cs[::3] = 0
+    sa = sb = None
+    if sf is not None:
+        sa = _scale_codes(rng, sf, (rows, nb), -20, 20)
+        sb = _scale_codes(rng, sf, (rows, nb), -20, 20)
+        sa[2::11] = sf.encode(np.array([float(sf.max_finite)]), "rtz")[0]
+        sb[3::11] = 0 if sf.man_bits else 0x00       # the smallest scale (zero for UE4M3)
+        sa[4::97] = sf.nan_code                       # NaN: the result is NaN
+    got = mma.step(la, lb, cs, f, model=m, block_scale_a=sa, block_scale_b=sb)
+    for i in range(rows):
+        want = _ref_block_step(la[i].tolist(), lb[i].tolist(),
+                               [] if sa is None else sa[i].tolist(),
+                               [] if sb is None else sb[i].tolist(), int(cs[i]), f, f, m)
+        g = m.acc_format.decode(got[i:i + 1])[0]
+        if want is None:
+            assert int(got[i]) == m.acc_format.nan_code, i
+        elif abs(want) >= 10**59:
+            assert np.isinf(g), i
+            assert (g > 0) == (want > 0), i
+        else:
+            assert Fraction(float(g)) == want, (i, la[i], lb[i], cs[i])
+
+
+def test_group_one_without_scales_is_the_plain_step(rng: np.random.Generator) -> None:
+    """``group=1`` (explicitly) leaves the model equal to the default one: the same step."""
+    m = mma.MMAModel(n=8, frac_bits=13, acc_frac_bits=13, group=1)
+    assert m == mma.MMAModel(n=8, frac_bits=13, acc_frac_bits=13)
+    assert not m.blocked
+    # A group step of one lane per group, forced, agrees with the plain step bit for bit.
+    f = get_format("float8_e4m3fn")
+    assert isinstance(f, FloatFormat)
+    la = rng.integers(0, 0x7F, size=(4000, 8)).astype(np.uint8)
+    lb = rng.integers(0, 0xFF, size=(4000, 8)).astype(np.uint8) & 0xF7
+    cs = rng.integers(0, 0x7F800000, size=4000).astype(np.uint32)
+    plain = mma.step(la, lb, cs, f, model=m)
+    one = mma.MMAModel(n=8, frac_bits=13, acc_frac_bits=13, block=8, scale_format=_E8M0)
+    unit = np.full((4000, 1), 127, dtype=np.uint8)  # scale 1.0
+    assert np.array_equal(mma.step(la, lb, cs, f, model=one, block_scale_a=unit,
+                                   block_scale_b=unit), plain)
+
+
+def test_power_of_two_scales_shift_the_result(rng: np.random.Generator) -> None:
+    """E8M0 scales 2**s and 2**t give the unscaled step's sum times 2**(s+t) when nothing
+    underflows or overflows (from a zero accumulator, the exponent add before alignment)."""
+    f = get_format("float4_e2m1fn")
+    assert isinstance(f, FloatFormat)
+    m = mma.MMAModel(n=32, group=32, block=32, scale_format=_E8M0)
+    la = rng.integers(0, 16, size=(500, 32)).astype(np.uint8)
+    lb = rng.integers(0, 16, size=(500, 32)).astype(np.uint8)
+    ones = np.full((500, 1), 127, dtype=np.uint8)
+    base = get_format("float32").decode(mma.step(la, lb, 0, f, model=m, block_scale_a=ones,
+                                                 block_scale_b=ones))
+    got = get_format("float32").decode(mma.step(la, lb, 0, f, model=m,
+                                                block_scale_a=ones + 5, block_scale_b=ones - 9))
+    assert np.array_equal(got, base * 2.0**-4)
+
+
+def test_matmul_block_scales_chain_steps(rng: np.random.Generator) -> None:
+    """``matmul`` with block scales is the chain of ``step`` calls over K, then the float32
+    per-tensor scale in the epilogue."""
+    f = get_format("float4_e2m1fn")
+    assert isinstance(f, FloatFormat)
+    m = mma.MMAModel(n=16, group=16, block=16, scale_format=_UE4M3)
+    a = rng.integers(0, 16, size=(3, 64)).astype(np.uint8)
+    b = rng.integers(0, 16, size=(64, 5)).astype(np.uint8)
+    sa = _scale_codes(rng, get_format(_UE4M3), (3, 4), -3, 3)  # type: ignore[arg-type]
+    sb = _scale_codes(rng, get_format(_UE4M3), (4, 5), -3, 3)  # type: ignore[arg-type]
+    sb[2, 1] = 0x7F  # NaN: output column 1 is NaN
+    out = mma.matmul(a, b, f, model=m, block_scale_a=sa, block_scale_b=sb, scale_a=0.5)
+    f32 = get_format("float32")
+    for i in range(3):
+        for j in range(5):
+            acc = np.uint32(0)
+            for s in range(4):
+                acc = mma.step(a[i, 16 * s:16 * (s + 1)], b[16 * s:16 * (s + 1), j], acc, f,
+                               model=m, block_scale_a=sa[i, s:s + 1],
+                               block_scale_b=sb[s:s + 1, j])
+            want = f32.decode(np.array([acc]))[0].astype(np.float32) * np.float32(0.5)
+            assert np.array_equal(f32.decode(out[i:i + 1, j]), np.array([want]),
+                                  equal_nan=True), (i, j)
+    assert np.isnan(f32.decode(out[:, 1])).all()
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    (dict(n=32, group=5), "group must be a divisor of n=32"),
+    (dict(n=32, group=16, block=8, scale_format=_E8M0), "block must be a multiple of group=16"),
+    (dict(n=32, block=32), "block and scale_format go together"),
+    (dict(n=32, block=32, scale_format="float16"), "scale_format must be a float of at most 8"),
+    (dict(n=32, block=32, scale_format=_UE4M3, alignment="normalized"),
+     "normalized alignment takes power-of-two scales only"),
+    (dict(n=32, group=4, alignment="sum_fp16"), "not sum_fp16"),
+    (dict(n=32, group=4, split=2), "no split-K"),
+    (dict(n=32, group=32, frac_bits=50), "frac_bits must be at most"),
+])
+def test_block_model_refusals(kw: dict[str, Any], message: str) -> None:
+    with pytest.raises(FormatError, match=message):
+        mma.MMAModel(**kw)
+
+
+def test_block_step_refusals() -> None:
+    m = mma.MMAModel(n=4, group=4, block=4, scale_format=_E8M0)
+    z = np.zeros((1, 4), dtype=np.uint8)
+    with pytest.raises(FormatError, match="block_scale_a is required"):
+        mma.step(z, z, 0, "float4_e2m1fn", model=m)
+    with pytest.raises(FormatError, match="group sums need 67 exact bits"):
+        mma.step(z, z, 0, "float8_e5m2", model=mma.MMAModel(n=4, group=4))
+    with pytest.raises(FormatError, match="non-negative"):
+        mma.step(z, z, 0, "float4_e2m1fn", model=mma.MMAModel(
+            n=4, group=4, block=4, scale_format=_UE4M3), block_scale_a=[0x80],
+            block_scale_b=[0x38])
+    with pytest.raises(FormatError, match="numpy backend only"):
+        mma.matmul(z, z.T, "float4_e2m1fn", model=m, device="cuda")
+    with pytest.raises(FormatError, match="without scale_format"):
+        mma.step(z, z, 0, "float4_e2m1fn", model=mma.MMAModel(n=4), block_scale_a=[127])

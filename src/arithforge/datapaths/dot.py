@@ -60,6 +60,22 @@ exact sum, the ``imac`` model's), its options all None but ``n``.
 Array PE (``simulate gemm --pe dot:...``): one operation is one step, ``n`` products along K, so
 the array's K counts steps (``array_shape``); an A element is the ``n`` activation codes packed
 as the ``a`` port takes them, a B element the ``n`` weight codes (``b``).
+
+Groups and block scales (``group``, ``scale``, ``block``; float operands): the step of
+:class:`arithforge.formats.mma.MMAModel` with ``group``, ``block`` and ``scale_format``: the
+products of each ``group`` consecutive lanes summed exactly first, each group sum multiplied
+exactly by its block's A and B scales (``scale``: ``float8_e8m0fnu``, OCP MX's E8M0, a power of
+two; or ``float8_e4m3fn`` codes with sign 0, NVFP4's UE4M3; ``block`` elements per scale, a
+multiple of ``group`` dividing ``n``, default 32 for E8M0 and 16 otherwise), its alignment
+exponent its products' largest plus the scale exponents; then the ``n / group`` group terms and
+the accumulator are aligned, cut, summed and rounded as above. A NaN scale gives the
+accumulator's positive NaN. Ports: ``a`` is the ``n`` lane codes (lane 0 lowest) followed by
+the ``n / block`` scale codes of A (block 0 lowest), ``b`` likewise: one A element of a systolic
+array carries everything of a step's A side. The per-tensor float32 scale is not in the unit: it
+multiplies a GEMM's float32 result in the epilogue (``formats.mma.matmul``'s ``scale_a``,
+``scale_b``), as cuBLAS applies it. Operand formats are limited to those whose exact group sum
+fits the model's 62-bit integers (fp4, fp6, e4m3; not e5m2, fp16, bf16); alignment ``sum`` (or
+``normalized`` with E8M0). The GEMM model, sweep and array PE do not take block formats yet.
 """
 
 from __future__ import annotations
@@ -99,8 +115,8 @@ from .unit import Graph, Unit, check_kind, choose_cuts
 if TYPE_CHECKING:
     import networkx as nx
 
-__all__ = ["Dot", "DotGeometry", "DotUnit", "MAX_BITS", "MAX_INT_BITS", "MAX_N", "gemm_model",
-           "int_matmul"]
+__all__ = ["Dot", "DotGeometry", "DotUnit", "GroupGeometry", "MAX_BITS", "MAX_INT_BITS", "MAX_N",
+           "gemm_model", "int_matmul"]
 
 #: Widest operand format.
 MAX_BITS = 16
@@ -143,7 +159,16 @@ PARAMS: dict[str, Param] = {
     "normalization": Param("int", None, "approximate normalization: the leading-zero count and "
                                         "shift of the sum cover only this many bits below its "
                                         "top (arXiv 2408.11997; default: exact)", 1, 64),
+    "group": Param("int", None, "products per group g, summed exactly first (a two-level "
+                                "tree; a divisor of n; default 1: none)", 1, MAX_N),
+    "scale": Param("format", None, "block scale format: float8_e8m0fnu (OCP MX E8M0) or "
+                                   "float8_e4m3fn read unsigned (NVFP4 UE4M3); default none"),
+    "block": Param("int", None, "elements per block scale (a multiple of group dividing n; "
+                                "default: 32 for E8M0, 16 otherwise)", 1, MAX_N),
 }
+
+#: Parameters of groups and block scales (float operands only).
+BLOCK_PARAMS = ("group", "scale", "block")
 
 #: Parameters a preset sets, and the model field of each.
 _MODEL_FIELDS = {"n": "n", "frac_bits": "frac_bits", "term_rounding": "term_rounding",
@@ -351,6 +376,99 @@ def _run(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
     return model.output.decode(codes), f"dot steps {model.label()}"
 
 
+# -- groups and block scales ------------------------------------------------------------------
+
+def _with_blocks(model: mma.MMAModel, fa: FloatFormat, fb: FloatFormat, group: Any, scale: Any,
+                 block: Any) -> mma.MMAModel:
+    """``model`` with the unit's ``group``, ``scale`` and ``block`` (None: none given)."""
+    if group is None and scale is None and block is None:
+        return model
+    for what, v in (("group", group), ("block", block)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | np.integer)):
+            raise TypeError(f"{what} must be an integer, not {v!r}")
+    sf: FloatFormat | None = None
+    if scale is not None:
+        sf_any = get_format(scale) if isinstance(scale, str) else scale
+        if not isinstance(sf_any, FloatFormat):
+            raise ValueError(f"scale must be a float format (float8_e8m0fnu, float8_e4m3fn), "
+                             f"not {getattr(sf_any, 'name', sf_any)!r}")
+        sf = sf_any
+        if block is None:
+            block = 32 if sf.man_bits == 0 else 16
+    elif block is not None:
+        raise ValueError("block needs a scale format (scale=float8_e8m0fnu or float8_e4m3fn)")
+    try:
+        out = dataclasses.replace(model, group=1 if group is None else int(group),
+                                  block=None if block is None else int(block), scale_format=sf)
+        if out.blocked and mma.group_exact_bits(fa, fb, out) > core.SIG_LIMIT_BITS:
+            raise FormatError(
+                f"{fa.name} x {fb.name} group sums need {mma.group_exact_bits(fa, fb, out)} "
+                f"exact bits, more than the model's {core.SIG_LIMIT_BITS}; groups and block "
+                f"scales take fp4, fp6 or e4m3-like operands")
+    except FormatError as exc:
+        raise ValueError(str(exc)) from None
+    if out.blocked and out.alignment == "sum_fp16":
+        raise ValueError("groups and block scales take alignment sum or normalized")
+    return out
+
+
+def _group_term_extra(m: mma.MMAModel) -> int:
+    """Bits a group term needs above the plain step's ``F + 3``: ``bits(g - 1)`` for a sum of
+    ``g`` products, 2 for a scale product with significands (below 4)."""
+    sx = 2 if m.scale_format is not None and m.scale_format.man_bits else 0
+    return (m.group - 1).bit_length() + sx
+
+
+def _words(arr: Any, width: int) -> np.ndarray:
+    a = np.asarray(arr).astype(np.uint64)
+    return a.reshape(-1, 1) if width <= 64 else a.reshape(-1, (width + 63) // 64)
+
+
+def _get_fields(arr: Any, width: int, lo: int, count: int, bits: int) -> np.ndarray:
+    """``count`` fields of ``bits`` from bit ``lo`` of a packed port: ``(N, count)`` int64."""
+    words = _words(arr, width)
+    out = np.zeros((words.shape[0], count), dtype=np.int64)
+    mask = np.uint64((1 << bits) - 1)
+    for k in range(count):
+        word, shift = divmod(lo + k * bits, 64)
+        v = words[:, word] >> np.uint64(shift)
+        if shift + bits > 64:
+            v |= words[:, word + 1] << np.uint64(64 - shift)
+        out[:, k] = (v & mask).astype(np.int64)
+    return out
+
+
+def _put_fields(words: np.ndarray, fields: Any, lo: int, bits: int) -> None:
+    f = np.asarray(fields).astype(np.uint64)
+    for k in range(f.shape[1]):
+        word, shift = divmod(lo + k * bits, 64)
+        words[:, word] |= f[:, k] << np.uint64(shift)
+        if shift + bits > 64:
+            words[:, word + 1] |= f[:, k] >> np.uint64(64 - shift)
+
+
+@dataclass(frozen=True)
+class GroupGeometry:
+    """Widths of a group of the two-level tree (``arithforge.hdl.dot``).
+
+    A group's products are placed in an exact fixed-point word relative to the group's
+    largest exponent sum ``M``: product ``k`` shifted left by ``SP - (M - e_k)`` (``SP`` the
+    largest possible ``M - e_k``); the word's magnitude times the scale significands' product
+    is ``X``, with ``frac`` fraction bits relative to ``2**(M + scale exponents)``, which
+    enters the term aligner as a product does (``B``, ``D`` as :class:`DotGeometry`'s).
+    """
+
+    SP: int     #: largest exponent distance within a group
+    SPW: int    #: bits of a placement shift
+    GW: int     #: magnitude bits of the exact group sum
+    SS: int     #: bits of the scale significands' product (0: no scales)
+    XW: int     #: bits of X
+    frac: int   #: fraction bits of X
+    B: int
+    D: int
+    YW: int     #: shifter width
+
+
 @dataclass(frozen=True)
 class DotGeometry:
     """Widths of the step (``arithforge.hdl.dot`` gives the argument).
@@ -396,6 +514,8 @@ class DotUnit(Unit):
         A :data:`~arithforge.formats.mma.PRESETS` name.
     normalization : int, optional
         Approximate normalization window ``W`` (module docstring); None: exact.
+    group, scale, block : optional
+        Groups summed exactly first and block scales (module docstring); None: none.
     """
 
     name: ClassVar[str] = "dot"
@@ -411,13 +531,19 @@ class DotUnit(Unit):
                  term_rounding: str | None = None, alignment: str | None = None,
                  acc: FloatFormat | IntFormat | str | None = None,
                  acc_frac_bits: int | None = None, acc_rounding: str | None = None,
-                 stages: int = 0, model: str | None = None,
+                 stages: int = 0, model: str | None = None, group: int | None = None,
+                 scale: FloatFormat | str | None = None, block: int | None = None,
                  normalization: int | None = None) -> None:
         fa = _operand_format(a, "a")
         fb = _operand_format(a if b is None else b, "b")
         if isinstance(acc, FloatFormat | IntFormat):
             acc = acc.name
         ints = _int_formats(fa, fb)
+        blocks = {"group": group, "scale": scale, "block": block}
+        if ints is not None and any(v is not None for v in blocks.values()):
+            which = next(k for k, v in blocks.items() if v is not None)
+            raise ValueError(f"{which} applies to float operands only, not to integer "
+                             f"{ints[0].name} x {ints[1].name}")
         if ints is not None:
             self._init_int(ints, n, acc, stages, {
                 "frac_bits": frac_bits, "term_rounding": term_rounding, "alignment": alignment,
@@ -448,6 +574,7 @@ class DotUnit(Unit):
             raise ValueError(str(exc)) from None
         if self._model.n > MAX_N:
             raise ValueError(f"n must be at most {MAX_N}, not {self._model.n}")
+        self._model = _with_blocks(self._model, fa, fb, group, scale, block)
         self._n = self._model.n
         self._preset = model
         self._stages = check_stages(stages)
@@ -515,7 +642,15 @@ class DotUnit(Unit):
     def operand_widths(self) -> dict[str, int]:
         n = self._n
         fa, fb, fc = self._lane_formats()
-        return {"a": n * fa.bits, "b": n * fb.bits, "c": fc.bits}
+        extra = self._scale_bits()
+        return {"a": n * fa.bits + extra, "b": n * fb.bits + extra, "c": fc.bits}
+
+    def _scale_bits(self) -> int:
+        """Bits of the block scale codes after the lanes of ``a`` (and ``b``); 0 without."""
+        if self._int is not None or self._model.scale_format is None:
+            return 0
+        assert self._model.block is not None
+        return self._n // self._model.block * self._model.scale_format.bits
 
     @property
     def result_width(self) -> int:
@@ -551,12 +686,163 @@ class DotUnit(Unit):
         B = max(0, 1 + f - pfrac + low)
         mc = self._facc.man_bits
         Bc = max(0, 1 + f - mc)
-        tw = f + 3
-        sw = f + 4 + (m.n + 1).bit_length()
+        tw = f + 3 + _group_term_extra(m)
+        sw = tw + 1 + (m.n // m.group + 1).bit_length()
         p = m.acc_frac_bits + 1
         return DotGeometry(P=P, pfrac=pfrac, B=B, D=B - 1 - f + pfrac, YW=P + B, mc=mc, Bc=Bc,
                            Dc=Bc - 1 - f + mc, YWc=mc + 1 + Bc, TW=tw, SW=sw, p=p,
                            OW=sw + p + 1)
+
+    @property
+    def group_geometry(self) -> GroupGeometry:
+        """Widths of a group (:class:`GroupGeometry`) of a unit with groups or block scales."""
+        m = self._model
+        fa, fb = self._fa, self._fb
+        f = m.frac_bits
+        pfrac = fa.man_bits + fb.man_bits
+        sp = (fa.emax - fa.emin) + (fb.emax - fb.emin)
+        gw = fa.precision + fb.precision + sp + (m.group - 1).bit_length()
+        sf = m.scale_format
+        ss = 0 if sf is None else 2 * sf.precision
+        sman = 0 if sf is None else sf.man_bits
+        frac = sp + pfrac + 2 * sman
+        low = pfrac if m.alignment == "normalized" else 0
+        xw = gw + ss
+        b = max(0, 1 + f - frac + low)
+        return GroupGeometry(SP=sp, SPW=max(1, sp.bit_length()), GW=gw, SS=ss, XW=xw,
+                             frac=frac, B=b, D=b - 1 - f + frac, YW=xw + b)
+
+    def split_scales(self, a: np.ndarray, b: np.ndarray
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Block scale codes ``(N, n / block)`` of packed ``a`` and ``b`` (None without)."""
+        if not self._scale_bits():
+            return None, None
+        m = self._model
+        assert m.scale_format is not None
+        assert m.block is not None
+        nb, sb = self._n // m.block, m.scale_format.bits
+        w = self.operand_widths
+        return (_get_fields(a, w["a"], self._n * self._fa.bits, nb, sb),
+                _get_fields(b, w["b"], self._n * self._fb.bits, nb, sb))
+
+    def _join_scales(self, la: np.ndarray, lb: np.ndarray, sa: np.ndarray | None,
+                     sb: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Port codes of lanes and block scales (None: every scale 1.0)."""
+        m = self._model
+        sf = m.scale_format
+        assert sf is not None
+        assert m.block is not None
+        nb = self._n // m.block
+        one = int(np.asarray(sf.encode(np.array([1.0]), "rne")).reshape(-1)[0])
+        out = {}
+        for name, lanes, sc, fmt in (("a", la, sa, self._fa), ("b", lb, sb, self._fb)):
+            width = self.operand_widths[name]
+            lanes = np.asarray(lanes)
+            words = np.zeros((lanes.shape[0], (width + 63) // 64), dtype=np.uint64)
+            _put_fields(words, lanes, 0, fmt.bits)
+            sc = np.full((lanes.shape[0], nb), one) if sc is None else np.asarray(sc)
+            _put_fields(words, sc, self._n * fmt.bits, sf.bits)
+            out[name] = words[:, 0].copy() if width <= 64 else words
+        return out
+
+    def _scale_draw(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        """Scale codes: mostly moderate (exponents within +-12), a sixteenth each of the
+        largest, the smallest and uniform codes, 1/256 NaN; sign 0."""
+        sf = self._model.scale_format
+        if sf is None:
+            return np.zeros(shape, dtype=np.int64)
+        top = (1 << sf.mag_bits) - 1  # the NaN code's magnitude (both scale formats are FN)
+        if sf.man_bits == 0:
+            mid = int(-sf.emin)
+            codes = rng.integers(mid - 12, mid + 13, size=shape)
+        else:
+            e = rng.integers(-12, 9, size=shape).clip(sf.emin - 1, sf.emax) - sf.emin + 1
+            codes = (e << sf.man_bits) + rng.integers(0, 1 << sf.man_bits, size=shape)
+        kind = rng.integers(0, 256, size=shape)
+        codes = np.where(kind < 16, top - 1, codes)
+        codes = np.where((kind >= 16) & (kind < 32), 0, codes)
+        codes = np.where((kind >= 32) & (kind < 48), rng.integers(0, top, size=shape), codes)
+        codes = np.where(kind == 255, top, codes)
+        return codes.astype(np.int64)
+
+    def _block_cases(self, rng: np.random.Generator, base: dict[str, np.ndarray]
+                     ) -> dict[str, np.ndarray]:
+        """``base`` vectors (their scales 1.0) with block scales drawn (:meth:`_scale_draw`),
+        and in an eighth of them every scale 1.0, an eighth one group's lanes zero (an all-zero
+        block), an eighth group 1 cancelling group 0 (equal scales) and an eighth (with scales)
+        the accumulator near minus the scaled products' sum."""
+        m = self._model
+        la, lb = self.split(base["a"], base["b"])
+        la, lb = la.copy(), lb.copy()
+        rows, g = la.shape[0], m.group
+        nb = self._n // (m.block or self._n)
+        sa, sb = self._scale_draw(rng, (rows, nb)), self._scale_draw(rng, (rows, nb))
+        kind = rng.integers(0, 8, size=rows)
+        if m.scale_format is not None:
+            one = int(np.asarray(m.scale_format.encode(np.array([1.0]), "rne")).reshape(-1)[0])
+            sa[kind == 0] = one
+            sb[kind == 0] = one
+        la[kind == 1, :g] = 0
+        pick = (kind == 2) & (self._n >= 2 * g)
+        if pick.any():
+            la[pick, g:2 * g] = self._negate(self._fa, la[pick, :g].astype(np.uint64))
+            lb[pick, g:2 * g] = lb[pick, :g]
+            if m.block is not None and m.block == g and nb >= 2:
+                sa[pick, 1] = sa[pick, 0]
+                sb[pick, 1] = sb[pick, 0]
+        la, lb = la.astype(np.uint64), lb.astype(np.uint64)
+        ports = self.join(la, lb, sa, sb) if self._scale_bits() else self.join(la, lb)
+        c = base["c"].copy()
+        near = kind == 3
+        if near.any() and m.scale_format is not None:
+            # The accumulator near minus the scaled products' sum (cancellation, shifts past F).
+            sf, block = m.scale_format, m.block or self._n
+            with np.errstate(all="ignore"):
+                scale = np.repeat(sf.decode(sa[near]) * sf.decode(sb[near]), block, axis=1)
+                total = (self._fa.decode(la[near]) * self._fb.decode(lb[near]) * scale).sum(-1)
+                total = total * (1 + rng.integers(-3, 4, size=total.shape) * np.ldexp(
+                    1.0, -rng.integers(1, 30, size=total.shape)))
+                total = np.where(np.isfinite(total), -total, 0.0)
+            c[near] = np.asarray(self._facc.encode(total, "rtz", saturate=True)
+                                 ).astype(np.uint64)
+        return {**ports, "c": c}
+
+    def _block_exhaustive(self) -> dict[str, np.ndarray]:
+        """Every finite lane code of every lane of a and b, with every pair of block scales of
+        a bounded set (the smallest, 0.5, 1, 2, the largest and NaN: of E8M0 codes 0, 126,
+        127, 128, 254, 255; of another scale format its codes of 0.5, 1, 2 and its zero,
+        largest and NaN) on all blocks alike, against the accumulators +0 and -1.5; at most
+        2**26 vectors."""
+        m = self._model
+        n, fa, fb, fc = self._n, self._fa, self._fb, self._facc
+        sf = m.scale_format
+        if sf is None:
+            scales = np.zeros(1, dtype=np.uint64)
+        else:
+            top = (1 << sf.mag_bits) - 1
+            mid = np.asarray(sf.encode(np.array([0.5, 1.0, 2.0]), "rne")).astype(np.uint64)
+            scales = np.unique(np.concatenate([[0], mid, [top - 1, top]])
+                               ).astype(np.uint64)
+        accs = np.asarray(fc.encode(np.array([0.0, -1.5]), "rne")).astype(np.uint64)
+        count = (1 << (n * (fa.bits + fb.bits))) * len(scales) ** 2 * len(accs)
+        if count > 1 << _cases.EXHAUSTIVE_LIMIT_BITS:
+            raise DatapathError(
+                f"exhaustive vectors must number at most 2**{_cases.EXHAUSTIVE_LIMIT_BITS}, not "
+                f"{count}; use random or corner vectors")
+        cols = _cases.cross(*([np.arange(1 << fa.bits, dtype=np.uint64)] * n
+                              + [np.arange(1 << fb.bits, dtype=np.uint64)] * n
+                              + [scales, scales, accs]))
+        la = np.stack(cols[:n], axis=1)
+        lb = np.stack(cols[n:2 * n], axis=1)
+        keep = self._finite(fa, la).all(1) & self._finite(fb, lb).all(1)
+        c = cols[-1][keep]
+        if sf is None:
+            return {**self.join(la[keep], lb[keep]), "c": c}
+        assert m.block is not None
+        nb = n // m.block
+        sa = np.repeat(cols[2 * n][keep][:, None], nb, 1)
+        sb = np.repeat(cols[2 * n + 1][keep][:, None], nb, 1)
+        return {**self.join(la[keep], lb[keep], sa, sb), "c": c}
 
     def describe(self) -> dict[str, Any]:
         if self._int is not None:
@@ -577,7 +863,15 @@ class DotUnit(Unit):
                 "model": self._preset, "normalization": m.normalization, "stages": self._stages,
                 "latency": self.latency,
                 "label": m.label(), "formats": {k: v.name for k, v in self.formats.items()},
-                "element_formats": {"a": self._fa.name, "b": self._fb.name}}
+                "element_formats": {"a": self._fa.name, "b": self._fb.name},
+                **self._describe_blocks()}
+
+    def _describe_blocks(self) -> dict[str, Any]:
+        m = self._model
+        if not m.blocked:
+            return {}
+        return {"group": m.group, "block": m.block,
+                "scale": None if m.scale_format is None else m.scale_format.name}
 
     # -- reference and vectors ------------------------------------------------------------------
     def int_label(self) -> str:
@@ -586,15 +880,22 @@ class DotUnit(Unit):
         return f"int n={self._n} {fa.name}x{fb.name}->{fc.name} wrap"
 
     def split(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Lane codes ``(N, n)`` of packed ``a`` and ``b`` port codes."""
+        """Lane codes ``(N, n)`` of packed ``a`` and ``b`` port codes (block scales after the
+        lanes are left out: :meth:`split_scales`)."""
         n, w = self._n, self.operand_widths
         fa, fb, _ = self._lane_formats()
+        if self._scale_bits():
+            return (_get_fields(a, w["a"], 0, n, fa.bits), _get_fields(b, w["b"], 0, n, fb.bits))
         return (unpack_fields(a, w["a"], n, fa.bits), unpack_fields(b, w["b"], n, fb.bits))
 
-    def join(self, a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
-        """Port codes of lane codes ``(N, n)``."""
+    def join(self, a: np.ndarray, b: np.ndarray, scale_a: np.ndarray | None = None,
+             scale_b: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Port codes of lane codes ``(N, n)`` (and block scale codes ``(N, n / block)``,
+        required with block scales)."""
         w = self.operand_widths
         fa, fb, _ = self._lane_formats()
+        if self._scale_bits():
+            return self._join_scales(a, b, scale_a, scale_b)
         return {"a": pack_fields(a, w["a"], fa.bits), "b": pack_fields(b, w["b"], fb.bits)}
 
     def reference(self, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -606,8 +907,9 @@ class DotUnit(Unit):
             total = np.asarray(fc.to_int(np.asarray(c, dtype=np.uint64)), dtype=np.int64) \
                 + prods.sum(axis=-1)
             return np.asarray(fc.from_int(total)).astype(np.uint64)
+        sa, sb = self.split_scales(a, b)
         codes = mma.step(la, lb, np.asarray(c, dtype=np.int64), self._fa, self._fb,
-                         model=self._model)
+                         model=self._model, block_scale_a=sa, block_scale_b=sb)
         return np.asarray(codes).astype(np.uint64)
 
     def _finite(self, fmt: FloatFormat, codes: np.ndarray) -> np.ndarray:
@@ -738,16 +1040,22 @@ class DotUnit(Unit):
         if self._int is not None:
             return self._int_cases(rng, kind, n)
         if kind == "exhaustive":
-            return self._exhaustive()
+            return self._block_exhaustive() if self._model.blocked else self._exhaustive()
         if kind == "random":
             assert n is not None
-            return self._random(rng, int(n))
-        out = self._corner(rng)
+            return self._blocked(rng, self._random(rng, int(n)))
+        out = self._blocked(rng, self._corner(rng))
         if n is not None:
             size = len(out["c"])
-            extra = self._random(rng, int(n) - size) if int(n) > size else None
+            extra = self._blocked(rng, self._random(rng, int(n) - size)) if int(n) > size \
+                else None
             out = _cases.resize(rng, out, int(n), extra)
         return out
+
+    def _blocked(self, rng: np.random.Generator, base: dict[str, np.ndarray]
+                 ) -> dict[str, np.ndarray]:
+        """``base`` as it is for a plain step, else with :meth:`_block_cases`."""
+        return self._block_cases(rng, base) if self._model.blocked else base
 
     # -- integer vectors ------------------------------------------------------------------------
     def _int_corner_codes(self, fmt: IntFormat) -> np.ndarray:
@@ -970,8 +1278,54 @@ class DotUnit(Unit):
         for name in self._output_stages(extra):
             after = gr.cut(name, fc.bits, *after)
         gr.node("out", "output", fc.bits, *after)
+        if m.blocked:
+            self._block_structure(gr)
         gr.g.graph.update(name=self.name, latency=self.latency)
         return gr.g
+
+    def _block_structure(self, gr: Graph) -> None:
+        """Groups and block scales in the component graph: per block the scale unpack and the
+        scale exponent add (and, for a scale with a significand, a small multiplier); per lane a
+        placement shifter into its group's exact word and the group's exponent maximum; per
+        group an exact ``g``-input adder, its magnitude, the scale multiply of that magnitude
+        and the scale exponent add; then ``n / g`` terms (not ``n``) are aligned, cut and
+        summed."""
+        m = self._model
+        gg = self.group_geometry
+        n, g = m.n, m.group
+        groups = n // g
+        ew = EXP_BITS
+        before = list(gr.g.predecessors("exp_max"))
+        sources = before
+        sf = m.scale_format
+        if sf is not None:
+            assert m.block is not None
+            blocks = n // m.block
+            su = gr.node("scale_unpack", "logic", sf.bits, "in_a", "in_b", count=2 * blocks,
+                         gates=2 * sf.bits, depth=2)
+            sources = [*before, gr.node("scale_exp_add", "adder", ew, su, count=blocks)]
+            if sf.man_bits:
+                sources.append(gr.node("scale_sig_mul", "multiplier", gg.SS, su, count=blocks,
+                                       a_width=sf.precision, b_width=sf.precision))
+        gmax = gr.node("group_exp_max", "comparator", ew, *before, count=max(1, n - groups))
+        place = gr.node("group_place", "shifter", gg.GW, gmax, *before, count=n,
+                        shift_bits=gg.SPW)
+        add = gr.node("group_adder", "adder", gg.GW + 1, place, count=groups, inputs=g)
+        last = gr.node("group_abs", "adder", gg.GW, add, count=groups, inputs=1)
+        if sf is not None and sf.man_bits:
+            last = gr.node("group_scale_mul", "multiplier", gg.XW, last, *sources,
+                           count=groups, a_width=gg.GW, b_width=gg.SS)
+        gexp = gr.node("group_exp_add", "adder", ew, gmax, *sources, count=groups, inputs=2)
+        gr.g.add_edges_from([(last, "align"), (gexp, "exp_max")])
+        nodes = gr.g.nodes
+        nodes["exp_max"]["count"] = groups
+        nodes["exp_max_select"]["count"] = groups
+        nodes["align_amount"]["count"] = groups + 1
+        nodes["align"].update(count=groups, width=gg.YW, shift_bits=max(1, gg.YW.bit_length()))
+        for name in ("term_round", "term_negate"):
+            if name in nodes:
+                nodes[name]["count"] = groups + 1
+        nodes["adder_tree"]["inputs"] = groups + 1
 
 
 def _dot(a: str, **kw: Any) -> dict[str, Any]:
@@ -1010,6 +1364,35 @@ _INT_CHECKS: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 
 
+_E8M0 = "float8_e8m0fnu"
+_FP4 = "float4_e2m1fn"
+
+#: Acceptance checks of groups and block scales: OCP MX (E8M0 per 32), NVFP4 (UE4M3 per 16:
+#: float8_e4m3fn codes with sign 0) and a two-level tree without scales.
+_BLOCK_CHECKS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("dot MXFP8 e4m3 n=32 g=32 E8M0 F=13 e8m13",
+     _dot(_FP8, n=32, group=32, scale=_E8M0, block=32, frac_bits=13, acc_frac_bits=13)),
+    ("dot MXFP4 e2m1 n=32 g=32 E8M0", _dot(_FP4, n=32, group=32, scale=_E8M0, block=32)),
+    ("dot MXFP4 e2m1 n=64 g=32 E8M0 (two blocks), 2 stages",
+     _dot(_FP4, n=64, group=32, scale=_E8M0, block=32, stages=2)),
+    ("dot NVFP4 e2m1 n=64 g=16 UE4M3", _dot(_FP4, n=64, group=16, scale="float8_e4m3fn",
+                                            block=16)),
+    ("dot e4m3 n=32 g=4 two-level tree, no scales", _dot(_FP8, n=32, group=4, frac_bits=13,
+                                                         acc_frac_bits=13)),
+)
+
+
+def _block_acceptance() -> list[AcceptanceCheck]:
+    # Every e2m1 code of both lanes of a and b with E8M0 scales in a bounded set, against +0
+    # and -1.5 accumulators; then the checks above, corners and random.
+    out = [AcceptanceCheck("dot e2m1 n=2 g=2 E8M0 (scales 2**-127, 2**-1..2**1, 2**127, NaN)",
+                           _dot(_FP4, n=2, group=2, scale=_E8M0, block=2), "exhaustive")]
+    for label, params in _BLOCK_CHECKS:
+        out.append(AcceptanceCheck(label, params, "corner", 10**6))
+        out.append(AcceptanceCheck(label, params, "random", 10**7))
+    return out
+
+
 def _acceptance() -> tuple[AcceptanceCheck, ...]:
     out = [AcceptanceCheck("dot e2m1 n=1 float16", _dot("float4_e2m1fn", n=1, acc="float16"),
                            "exhaustive")]
@@ -1027,6 +1410,7 @@ def _acceptance() -> tuple[AcceptanceCheck, ...]:
     # The bounded subset: the corners above and 10^6 random vectors of the H100 fp8 step at
     # n = 4 (the whole list leaves this duplicate sample out).
     out.append(AcceptanceCheck(_CHECKS[0][0], _CHECKS[0][1], "random", 10**6, bounded=True))
+    out.extend(_block_acceptance())
     return tuple(out)
 
 
@@ -1082,8 +1466,8 @@ class Dot(Descriptor):
     def reason(self, weights: str, acts: str, acc: str) -> str:
         kw, ka, kacc = kinds(weights, acts, acc)
         if "block" in (kw, ka):
-            return ("the dot unit takes element formats (block scales in the step are not "
-                    "built yet)")
+            return ("the dot sweep takes element formats; block-scaled steps are the unit's "
+                    "group, scale and block parameters (arithforge generate dot --scale ...)")
         if kw == "int" and ka == "int":
             wide = [f for f in (weights, acts) if get_format(f).bits > MAX_INT_BITS]
             if wide:

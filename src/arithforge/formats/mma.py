@@ -25,7 +25,8 @@ from ._xp import NP
 from .descriptors import FloatFormat, _index
 from .rounding import Rounding, as_rounding
 
-__all__ = ["MMAModel", "PRESETS", "block_accumulate", "dot", "get_model", "matmul", "step"]
+__all__ = ["MMAModel", "PRESETS", "block_accumulate", "dot", "get_model", "group_exact_bits",
+           "matmul", "step"]
 
 
 def _step(
@@ -169,6 +170,33 @@ class MMAModel:
         is still a code of ``acc_format``.
     name, source : str
         Preset name and where its parameters come from (not compared).
+    group : int
+        Products per group ``g`` (a divisor of ``n``; 1: no groups). The products of each
+        ``g`` consecutive lanes are summed exactly first (a two-level tree); the ``n / g``
+        group sums then enter the step as its terms (below).
+    block : int or None
+        Elements per block scale (``None``: no block scales); a multiple of ``group`` and a
+        divisor of ``n``, so that every group lies in one block.
+    scale_format : FloatFormat or str or None
+        Format of the block scale codes: ``float8_e8m0fnu`` (OCP MX E8M0, a power of two) or
+        a small float format read unsigned (``float8_e4m3fn`` codes with sign 0 are NVFP4's
+        UE4M3; arithforge has no separate UE4M3 descriptor). Set with ``block``.
+
+    Groups and block scales (``group > 1`` or ``block`` set; see :func:`step`): the exact sum
+    ``S`` of a group's products is multiplied by the product of the two blocks' scales
+    (exactly: the scale significands multiply, the scale exponents add) and is one term of the
+    step. Its alignment exponent is the largest alignment exponent of its non-zero products
+    plus the two scale exponents (a power-of-two scale is an exponent add before alignment),
+    whatever ``S`` is (a group cancelling to zero still counts); a group without a non-zero
+    product (or with a zero scale) is no term. With ``group == 1`` and no scales the step is the
+    plain one, bit for bit. A NaN scale (E8M0 ``0xff``) makes the step's result the
+    accumulator format's positive NaN. The per-tensor float32 scales of :func:`matmul`
+    (``scale_a``, ``scale_b``) are not part of a step: they multiply the float32 result in
+    the epilogue, as cuBLAS applies them. Groups and block scales need ``alignment`` ``sum``
+    (or ``normalized`` with a power-of-two scale), natural ``k_order``, no split-K, and
+    operand formats whose group sum fits the model's 62-bit exact integers (at most 8-bit
+    operands but e5m2-like ones, whose products span 58 binades: 67 bits at g=4;
+    :func:`group_exact_bits`).
     """
 
     n: int = 16
@@ -187,6 +215,9 @@ class MMAModel:
     normalization: int | None = None
     name: str = dataclasses.field(default="", compare=False)
     source: str = dataclasses.field(default="", compare=False)
+    group: int = 1
+    block: int | None = None
+    scale_format: FloatFormat | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -241,6 +272,7 @@ class MMAModel:
         if self.k_order not in K_ORDERS:
             raise FormatError(
                 f"k_order must be one of {', '.join(K_ORDERS)}, not {self.k_order!r}")
+        _check_blocks(self)
 
     def label(self) -> str:
         """Short description of the parameters (``n=32 F=13 acc=float32:13rtz promote=128``)."""
@@ -258,7 +290,80 @@ class MMAModel:
             s += f" k_order={self.k_order}"
         if self.normalization is not None:
             s += f" norm={self.normalization}"
+        if self.group > 1:
+            s += f" group={self.group}"
+        if self.scale_format is not None:
+            s += f" scale={self.scale_format.name}/{self.block}"
         return s
+
+    @property
+    def blocked(self) -> bool:
+        """Whether the step has groups or block scales (:func:`step`'s two-level path)."""
+        return self.group > 1 or self.scale_format is not None
+
+
+def _check_blocks(m: MMAModel) -> None:
+    """Validate (and normalise) ``group``, ``block`` and ``scale_format`` of ``m``."""
+    set_ = object.__setattr__
+    set_(m, "group", _index(m.group, "group"))
+    if m.group < 1 or m.n % m.group:
+        raise FormatError(f"group must be a divisor of n={m.n}, not {m.group!r}")
+    if (m.block is None) != (m.scale_format is None):
+        raise FormatError("block and scale_format go together (both set, or neither)")
+    if m.scale_format is not None:
+        sf = _float_arg(m.scale_format, "scale_format")
+        if sf.bits > 8 or sf.has_inf:
+            raise FormatError(f"scale_format must be a float of at most 8 bits without "
+                              f"infinities (float8_e8m0fnu, float8_e4m3fn), not {sf.name!r}")
+        set_(m, "scale_format", sf)
+        set_(m, "block", _index(m.block, "block"))
+        assert m.block is not None
+        if m.block < 1 or m.block % m.group or m.n % m.block:
+            raise FormatError(f"block must be a multiple of group={m.group} and a divisor of "
+                              f"n={m.n} (every group in one block), not {m.block!r}")
+        if m.alignment == "normalized" and sf.man_bits:
+            raise FormatError(f"normalized alignment takes power-of-two scales only, not "
+                              f"{sf.name}")
+    if not m.blocked:
+        return
+    if m.normalization is not None:
+        raise FormatError("approximate normalization is built for plain steps: drop "
+                          "normalization, or group and the block scales")
+    if m.alignment == "sum_fp16":
+        raise FormatError("groups and block scales take alignment sum or normalized, not "
+                          "sum_fp16")
+    if m.k_order != "natural" or m.split > 1:
+        raise FormatError("groups and block scales need the natural k_order and no split-K")
+    limit = _core.SIG_LIMIT_BITS - 1 - _group_term_bits(m)
+    if m.frac_bits > limit:
+        raise FormatError(f"frac_bits must be at most {limit} with group={m.group}"
+                          f"{'' if m.scale_format is None else ' and ' + m.scale_format.name} "
+                          f"scales, not {m.frac_bits!r}")
+
+
+def _group_term_bits(m: MMAModel) -> int:
+    """Bits of the signed sum of a step's cut terms above ``frac_bits``: a group term is below
+    ``g * 4 * 2**F`` (times 4 for scales with a significand), rounded up by one unit at most;
+    ``n / g + 1`` of them are summed."""
+    sx = 2 if m.scale_format is not None and m.scale_format.man_bits else 0
+    return 3 + sx + m.group.bit_length() + 1 + (m.n // m.group + 1).bit_length()
+
+
+def group_exact_bits(fmt_a: FloatFormat, fmt_b: FloatFormat, m: MMAModel) -> int:
+    """Width of a group's exact sum (magnitude bits) in ``m``'s model: the products' lowest
+    bits span ``(emax - emin)`` of each operand format, the significands ``pa + pb`` (and the
+    scales' significands), ``g`` of them add ``bits(g)``."""
+    sp = 0 if m.scale_format is None else 2 * (m.scale_format.precision - 1)
+    return ((fmt_a.emax - fmt_a.emin) + (fmt_b.emax - fmt_b.emin) + fmt_a.precision
+            + fmt_b.precision + sp + m.group.bit_length())
+
+
+def _check_group_formats(fa: FloatFormat, fb: FloatFormat, m: MMAModel) -> None:
+    if m.blocked and group_exact_bits(fa, fb, m) > _core.SIG_LIMIT_BITS:
+        raise FormatError(
+            f"{fa.name} x {fb.name} group sums need {group_exact_bits(fa, fb, m)} exact bits "
+            f"(the model computes in {_core.SIG_LIMIT_BITS}); groups and block scales take "
+            f"narrower exponent ranges (fp4, fp6, e4m3)")
 
 
 def _preset(name: str, source: str, **kw: Any) -> MMAModel:
@@ -389,8 +494,9 @@ def _step_consts(m: MMAModel, pfrac: int) -> dict[str, Any]:
         "pfrac": pfrac, "f": m.frac_bits, "term": m.term_rounding,
         "normalized": m.alignment == "normalized", "p": m.acc_frac_bits + 1,
         "emin": m.acc_format.emin, "emax": m.acc_format.emax, "acc_rounding": m.acc_rounding,
-        "window": None if m.normalization is None
-        else m.normalization - 3 - (m.n + 1).bit_length(),
+        # An approximate normalizer (plain steps only: refused with groups and block scales).
+        **({} if m.normalization is None
+           else {"window": m.normalization - 3 - (m.n + 1).bit_length()}),
     }
 
 
@@ -420,6 +526,82 @@ def _mma_step(xp: Any, psign: Any, psig: Any, pexp: Any, c_in: Any, *, pfrac: in
     res = _round_scaled(total, big - f, p=p, emin=emin, emax=emax, rounding=acc_rounding, xp=xp,
                         floor=floor)
     return xp.where(c_inf, c_in, res)
+
+
+def _mma_group_step(xp: Any, psign: Any, psig: Any, pexp: Any, c_in: Any, *, group: int,
+                    pfrac: int, f: int, term: Rounding, normalized: bool, p: int, emin: int,
+                    emax: int, acc_rounding: Rounding) -> Any:
+    """:func:`_mma_step` with the products of each ``group`` consecutive lanes summed exactly
+    first (:class:`MMAModel`'s groups): the group's alignment exponent is the largest of its
+    non-zero products', its exact sum ``S`` (an int64 multiple of ``2**L``, ``L`` its lowest
+    non-zero product's lowest bit) is aligned to the step's ``E`` and cut as one term. Block
+    scales arrive folded into the products (:func:`_fold_scales`)."""
+    c_inf = ~xp.isfinite(c_in)
+    c = xp.where(c_inf, 0.0, c_in)
+    _, cneg, csig, cexp = _core.unpack_float(_F32, xp.f32_bits(c), xp=xp)
+    cexp = cexp + 23
+    cnz = csig != 0
+    rows, n = psig.shape
+    shape = (rows, n // group, group)
+    gs, ge, gn = psig.reshape(shape), pexp.reshape(shape), psign.reshape(shape)
+    nz = gs != 0
+    al = ge + _core.bit_length(gs, xp) - 1 - pfrac if normalized else ge
+    g_align = xp.amax(xp.where(nz, al, _NO_TERM), -1)
+    lsb = ge - pfrac
+    low = -xp.amax(xp.where(nz, -lsb, _NO_TERM), -1)  # lowest bit of the group's products
+    low = xp.where(g_align > _NO_TERM, low, 0)
+    shift = xp.where(nz, lsb - low[..., None], 0)
+    exact = xp.sum(xp.where(gn, -1, 1) * xp.where(nz, gs << shift, 0), -1)
+    big = xp.maximum(xp.amax(g_align, -1), xp.where(cnz, cexp, _NO_TERM))
+    gneg = exact < 0
+    tg = xp.where(g_align > _NO_TERM,
+                  _align(xp.abs(exact), low + f - big[:, None], term, gneg, xp), 0)
+    tc = xp.where(cnz, _align(csig, cexp - 23 + f - big, term, cneg, xp), 0)
+    total = xp.sum(xp.where(gneg, -tg, tg), -1) + xp.where(cneg, -tc, tc)
+    total = xp.where(big <= _NO_TERM, 0, total)
+    res = _round_scaled(total, big - f, p=p, emin=emin, emax=emax, rounding=acc_rounding, xp=xp)
+    return xp.where(c_inf, c_in, res)
+
+
+def _step_fn(m: MMAModel, pfrac: int, xp: Any = NP) -> Step:
+    """The step of ``m`` with its constants bound (``pfrac``: product fraction bits, the
+    scales' included)."""
+    consts = _step_consts(m, pfrac)
+    if m.blocked:
+        return functools.partial(_mma_group_step, xp, group=m.group, **consts)
+    return functools.partial(_mma_step, xp, **consts)
+
+
+def _scale_codes(codes: Any, m: MMAModel, shape: tuple[int, ...], what: str
+                 ) -> tuple[Any, Any, Any]:
+    """``(sig, exp, nan)`` of block scale codes of ``m.scale_format`` of ``shape``: value
+    ``sig * 2**(exp - man_bits)``; a NaN code gives ``nan`` (and a zero significand)."""
+    sf = m.scale_format
+    assert sf is not None
+    if codes is None:
+        raise FormatError(f"{what} is required: the model has {sf.name} block scales")
+    arr = _check_codes(codes, sf, what)
+    try:
+        arr = np.broadcast_to(arr, shape)
+    except ValueError:
+        raise FormatError(f"{what} must have shape {shape} (one code per block of "
+                          f"{m.block}), not {arr.shape}") from None
+    cls, neg, sig, exp = _core.unpack_float(sf, arr)
+    if bool((neg & (cls != NAN)).any()):
+        raise FormatError(f"{what} must hold non-negative {sf.name} codes (scales are "
+                          f"unsigned: sign bit 0)")
+    nan = cls == NAN
+    return np.where(nan, 0, sig), exp + sf.man_bits, nan
+
+
+def _fold_scales(op: tuple[Any, Any, Any], scale: tuple[Any, Any, Any], block: int
+                 ) -> tuple[tuple[Any, Any, Any], Any]:
+    """An unpacked operand ``(neg, sig, exp)`` ``(R, K)`` with its per-block scales
+    ``(sig, exp, nan)`` ``(R, K / block)`` folded in (significands multiply, exponents add:
+    exact); returns it and the rows holding a NaN scale."""
+    neg, sig, exp = op
+    ssig, sexp, nan = (np.repeat(x, block, axis=-1) for x in scale)
+    return (neg, sig * ssig, exp + sexp), nan.any(-1)
 
 
 def _f32_add(x: Any, y: Any) -> Any:
@@ -565,6 +747,7 @@ def matmul(
     fmt_b: FloatFormat | str | None = None, *, model: MMAModel | str,
     c: npt.ArrayLike | None = None, scale_a: npt.ArrayLike | None = None,
     scale_b: npt.ArrayLike | None = None, device: str = "cpu",
+    block_scale_a: npt.ArrayLike | None = None, block_scale_b: npt.ArrayLike | None = None,
 ) -> Any:
     """Compute ``C + A @ B`` as a tensor core does; return codes of ``model.output``.
 
@@ -588,7 +771,13 @@ def matmul(
         hardware measurement.
     device : str
         ``"cpu"`` (numpy) or a torch device such as ``"cuda"``: then the codes may be torch
-        tensors and the result is a torch tensor on that device (bit-identical).
+        tensors and the result is a torch tensor on that device (bit-identical). Models with
+        groups or block scales run on ``"cpu"`` only.
+    block_scale_a, block_scale_b : array_like of int, optional
+        Per-block scale codes of ``model.scale_format`` (required when it is set): ``M x K /
+        block`` for ``A`` (a block runs along K in a row) and ``K / block x N`` for ``B``; K a
+        multiple of ``model.block``. They enter every step (:class:`MMAModel`); the float32
+        ``scale_a``, ``scale_b`` above are the per-tensor scales of the epilogue.
 
     Returns
     -------
@@ -599,6 +788,9 @@ def matmul(
     m = get_model(model)
     fa = _float_arg(fmt_a, "fmt_a")
     fb = _float_arg(fmt_b if fmt_b is not None else fa, "fmt_b")
+    if m.blocked and device != "cpu":
+        raise FormatError(f"groups and block scales run on the numpy backend only "
+                          f"(device='cpu'), not device={device!r}")
     if device != "cpu":
         from ._device import torch_backend
 
@@ -618,16 +810,43 @@ def matmul(
     ua = _prepare_operand(a, fa, m, "a_codes")
     ub = _prepare_operand(np.ascontiguousarray(b.T), fb, m, "b_codes")
     k = ua[1].shape[-1]
-    step = functools.partial(_mma_step, NP, **_step_consts(m, fa.man_bits + fb.man_bits))
+    ua, ub, pfrac, nan = _blocked_operands(ua, ub, fa, fb, m, block_scale_a,
+                                           None if block_scale_b is None
+                                           else np.asarray(block_scale_b).T, k)
+    step = _step_fn(m, pfrac)
     out = np.empty((rows, cols), dtype=m.output.code_dtype)
     chunk = max(1, _CHUNK_ELEMENTS // max(cols * max(k, 1), 1))
     for r0 in range(0, rows, chunk):
         r1 = min(rows, r0 + chunk)
         ps, pg, pe = _products(tuple(x[r0:r1] for x in ua), ub)
         res = _accumulate(NP, ps, pg, pe, acc[r0:r1].reshape(-1), m, step, _reduce_add)
+        if nan is not None:  # a NaN block scale anywhere in the row of A or column of B
+            res = np.where((nan[0][r0:r1, None] | nan[1][None, :]).reshape(-1), np.nan, res)
         sc = None if scale is None else scale[r0:r1].reshape(-1)
         out[r0:r1] = _finish(res, m, sc).reshape(r1 - r0, cols)
     return out
+
+
+def _blocked_operands(ua: tuple[Any, ...], ub: tuple[Any, ...], fa: FloatFormat,
+                      fb: FloatFormat, m: MMAModel, sa: Any, sb: Any, k: int
+                      ) -> tuple[tuple[Any, ...], tuple[Any, ...], int, Any]:
+    """Unpacked operands (rows along K) with the block scales folded in, the products'
+    fraction bits and the NaN-scale rows ``(nan_a, nan_b)`` (None without scales)."""
+    pfrac = fa.man_bits + fb.man_bits
+    _check_group_formats(fa, fb, m)
+    if m.scale_format is None:
+        if sa is not None or sb is not None:
+            raise FormatError("block scale codes given to a model without scale_format")
+        return ua, ub, pfrac, None
+    assert m.block is not None
+    if k % m.block:
+        raise FormatError(f"K={k} must be a multiple of the block size {m.block}")
+    blocks = k // m.block
+    sa_ = _scale_codes(sa, m, (ua[1].shape[0], blocks), "block_scale_a")
+    sb_ = _scale_codes(sb, m, (ub[1].shape[0], blocks), "block_scale_b")
+    ua, nan_a = _fold_scales(tuple(ua), sa_, m.block)
+    ub, nan_b = _fold_scales(tuple(ub), sb_, m.block)
+    return ua, ub, pfrac + 2 * m.scale_format.man_bits, (nan_a, nan_b)
 
 
 def dot(
@@ -658,7 +877,10 @@ def dot(
     rows = int(np.prod(shape, dtype=np.int64))
     cc = None if c is None else np.broadcast_to(np.asarray(c), shape).reshape(rows, 1)
     acc = _accumulator_values(cc, m, rows, 1).reshape(-1)
-    step = functools.partial(_mma_step, NP, **_step_consts(m, fa.man_bits + fb.man_bits))
+    if m.scale_format is not None:
+        raise FormatError("dot takes no block scales; use matmul or step")
+    _check_group_formats(fa, fb, m)
+    step = _step_fn(m, fa.man_bits + fb.man_bits)
     res = _accumulate(NP, ps, pg, ae + be, acc, m, step, _reduce_add)
     return _finish(res, m, None).reshape(shape)
 
@@ -666,6 +888,7 @@ def dot(
 def step(
     a_codes: npt.ArrayLike, b_codes: npt.ArrayLike, c: npt.ArrayLike,
     fmt_a: FloatFormat | str, fmt_b: FloatFormat | str | None = None, *, model: MMAModel | str,
+    block_scale_a: npt.ArrayLike | None = None, block_scale_b: npt.ArrayLike | None = None,
 ) -> npt.NDArray[Any]:
     """One step of the tensor core: ``c + sum_k a[..., k] * b[..., k]`` over ``model.n``
     products, as :func:`matmul` computes each of its steps, bit for bit.
@@ -685,6 +908,12 @@ def step(
         Accumulator codes of ``model.acc_format``, broadcastable to the products' shape without
         the last axis (an infinite accumulator stays as it is).
     model : MMAModel or str
+    block_scale_a, block_scale_b : array_like of int, optional
+        Block scale codes of ``model.scale_format`` (required when it is set), last axis
+        ``n / block``: scale ``j`` covers lanes ``j * block`` to ``(j + 1) * block - 1``; they
+        broadcast to the products' shape without the last axis. The group sums are scaled
+        by their block's two scales exactly; a NaN scale makes the result the positive NaN
+        of ``model.acc_format`` (:class:`MMAModel`).
 
     Returns
     -------
@@ -711,9 +940,36 @@ def step(
     ps = (an ^ bn) & (pg != 0)
     cc = np.broadcast_to(np.asarray(c), shape).reshape(rows, 1)
     acc = _accumulator_values(cc, m, rows, 1).reshape(-1)
-    res = _mma_step(NP, ps, pg, ae + be, acc, **_step_consts(m, fa.man_bits + fb.man_bits))
+    if m.blocked:
+        res = _blocked_step(an, ag, ae, bn, bg, be, acc, fa, fb, m, block_scale_a,
+                            block_scale_b, shape)
+    else:
+        if block_scale_a is not None or block_scale_b is not None:
+            raise FormatError("block scale codes given to a model without scale_format")
+        res = _mma_step(NP, ps, pg, ae + be, acc, **_step_consts(m, fa.man_bits + fb.man_bits))
     out: npt.NDArray[Any] = m.acc_format.encode(res, Rounding.RNE)  # exact: res is on its grid
     return out.reshape(shape)
+
+
+def _blocked_step(an: Any, ag: Any, ae: Any, bn: Any, bg: Any, be: Any, acc: Any,
+                  fa: FloatFormat, fb: FloatFormat, m: MMAModel, sa: Any, sb: Any,
+                  shape: tuple[int, ...]) -> Any:
+    """:func:`step`'s values for a model with groups or block scales (rows of lanes)."""
+    rows = ag.shape[0]
+
+    def scales(x: Any) -> Any:
+        if x is None or m.block is None:
+            return x
+        return np.broadcast_to(np.asarray(x), (*shape, m.n // m.block)).reshape(rows, -1)
+
+    ua, ub, pfrac, nan = _blocked_operands((an, ag, ae), (bn, bg, be), fa, fb, m, scales(sa),
+                                           scales(sb), m.n)
+    pg = ua[1] * ub[1]
+    ps = (ua[0] ^ ub[0]) & (pg != 0)
+    res = _step_fn(m, pfrac)(ps, pg, ua[2] + ub[2], acc)
+    if nan is not None:
+        res = np.where(nan[0] | nan[1], np.nan, res)
+    return res
 
 
 def _accumulator_values(c: Any, m: MMAModel, rows: int, cols: int) -> Any:

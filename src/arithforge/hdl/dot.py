@@ -33,6 +33,22 @@ One rounding (``acc_rounding``), then the code ``((e - emin) << M) + (q << (M - 
 (a carry out of ``q`` moves into the exponent field by itself); past the largest value with
 ``p`` bits, ``rtz`` gives that value and ``rne`` infinity. A zero sum is +0, a non-zero one
 rounding to zero keeps its sign; an infinite accumulator passes through.
+
+Groups and block scales (``arithforge.datapaths.dot.GroupGeometry``): after the product cut,
+per group of ``g`` lanes the largest exponent sum ``M`` of its non-zero products (a comparator
+tree), each product placed in an exact fixed-point word by a left shift of ``SP - (M - e_k)``
+(``SP`` the largest exponent distance the operand formats allow) and the ``g`` signed words
+summed exactly (``GW + 1`` bits), the magnitude taken. Per block the scales are unpacked before
+the cut: E8M0 gives only an exponent, added to the group's (the exponent add before
+alignment); UE4M3 also a significand, and the two scale significands' product (8 bits)
+multiplies the group magnitude. The scaled group magnitude then enters the term aligner as a
+product does, with ``frac = SP + pfrac + 2 * scale man_bits`` fraction bits relative to ``2**(M +
+scale exponents)``; its alignment exponent is the group's largest product alignment exponent
+plus the scale exponents (none for a group without a non-zero product or with a zero scale).
+The sum, normalization and rounding are the plain step's over ``n / g + 1`` terms (term width
+``F + 3 + bits(g - 1)``, plus 2 for UE4M3). A NaN scale sets the accumulator's NaN flag and
+code to the positive NaN, so the output is that NaN. ``g = 1`` without scales builds the plain
+step (byte-identical Verilog).
 """
 
 from __future__ import annotations
@@ -111,6 +127,73 @@ class DotProduct(DotUnit, Datapath):
         t = wire(m, f"term_{name}", t[:g.TW])
         return wire(m, f"signed_term_{name}", Mux(neg, -t, t))
 
+    def _block_scales(self, m: Module, live: dict[str, Value]) -> None:
+        """Unpack the block scales (after the lanes of ``a`` and ``b``): per block the product
+        of the two scale significands ``ssp`` and the sum of their exponents ``ses``; a NaN
+        scale turns the accumulator into the positive NaN (``cnan``, ``ccode``), so that the
+        result is that NaN."""
+        mdl = self._model
+        sf = mdl.scale_format
+        if sf is None:
+            return
+        assert mdl.block is not None
+        n, fa, fb, fc = mdl.n, self._fa, self._fb, self._facc
+        nan: Value = Const(0, 1)
+        for j in range(n // mdl.block):
+            lo_a, lo_b = n * fa.bits + j * sf.bits, n * fb.bits + j * sf.bits
+            x = unpack(sf, self.i.a[lo_a:lo_a + sf.bits], daz=False)
+            y = unpack(sf, self.i.b[lo_b:lo_b + sf.bits], daz=False)
+            live[f"ssp{j}"] = wire(m, f"scale_sig_{j}", x.sig * y.sig)
+            live[f"ses{j}"] = wire(m, f"scale_exp_{j}", x.exp + y.exp)
+            nan = nan | x.nan | y.nan
+        snan = wire(m, "scale_nan", nan)
+        assert fc.nan_code is not None
+        live["cnan"] = live["cnan"] | snan
+        live["ccode"] = Mux(snan, fc.nan_code, live["ccode"])
+
+    def _group_terms(self, m: Module, s: Any) -> tuple[Value, dict[str, Value]]:
+        """Per group of ``g`` lanes: the largest exponent sum ``M`` of its non-zero products, the
+        products placed exactly relative to it (``sig << (SP - (M - e))``) and summed (signed),
+        the magnitude times the block's scale significands; its alignment exponent the largest
+        of its products' plus the block's scale exponents (none for a group without a non-zero
+        product or with a zero scale). Then ``E`` over the group terms and the accumulator and
+        every group term aligned and cut as a product is (:meth:`_term`)."""
+        mdl = self._model
+        gg = self.group_geometry
+        g, n = mdl.group, mdl.n
+        groups = []
+        for j in range(n // g):
+            lanes = range(j * g, (j + 1) * g)
+            nzs = [getattr(s, f"sig{k}").any() for k in lanes]
+            big = wire(m, f"group_exp_{j}", _tree_max(
+                [Mux(nz, getattr(s, f"exp{k}"), _NO_TERM)
+                 for k, nz in zip(lanes, nzs, strict=True)]))
+            al = big if mdl.alignment != "normalized" else wire(
+                m, f"group_align_{j}", _tree_max([getattr(s, f"al{k}") for k in lanes]))
+            parts = []
+            for k, nz in zip(lanes, nzs, strict=True):
+                amt = wire(m, f"place_{k}", gg.SP - (big - getattr(s, f"exp{k}")))
+                x = Mux(nz, getattr(s, f"sig{k}") << amt[:gg.SPW], 0)[:gg.GW]
+                parts.append(Mux(getattr(s, f"neg{k}"), -x, x))
+            word = wire(m, f"group_sum_{j}", sum(parts[1:], parts[0])[:gg.GW + 1].as_signed())
+            neg = wire(m, f"group_neg_{j}", word < 0)
+            mag = wire(m, f"group_mag_{j}", Mux(neg, -word, word)[:gg.GW])
+            any_nz = Cat(*nzs).any()
+            if mdl.scale_format is not None:
+                assert mdl.block is not None
+                blk = j * g // mdl.block
+                ssp, ses = getattr(s, f"ssp{blk}"), getattr(s, f"ses{blk}")
+                mag = wire(m, f"group_scaled_{j}", mag * ssp)
+                big = big + ses
+                al = al + ses
+                any_nz = any_nz & ssp.any()
+            groups.append((mag, wire(m, f"group_exp_scaled_{j}", big), neg,
+                           wire(m, f"group_al_{j}", Mux(any_nz, al, _NO_TERM))))
+        E = wire(m, "align_exp", _tree_max([a for *_, a in groups] + [s.cal]))
+        terms = {f"t{j}": self._term(m, f"g{j}", mag, exp, E, neg, gg.YW, gg.B, gg.D)
+                 for j, (mag, exp, neg, _) in enumerate(groups)}
+        return E, terms
+
     def _elaborate_int(self) -> Module:
         """Integer operands: signed (or unsigned) products, one adder tree with the accumulator,
         the sum cut to the accumulator's width (two's-complement wrap)."""
@@ -181,18 +264,25 @@ class DotProduct(DotUnit, Datapath):
             cexp = c.exp - clz.count
         live.update(csig=csig, cexp=cexp, cneg=c.neg, cal=Mux(c.sig.any(), cexp, _NO_TERM),
                     cinf=c.inf, cnan=c.nan, ccode=self.i.c)
+        if mdl.blocked:
+            self._block_scales(m, live)
         s = pipe.stage("product", **live)
 
         # The largest alignment exponent; every term aligned and cut.
-        E = wire(m, "align_exp", _tree_max([getattr(s, f"al{k}") for k in range(n)] + [s.cal]))
-        terms = {f"t{k}": self._term(m, str(k), getattr(s, f"sig{k}"), getattr(s, f"exp{k}"), E,
-                                     getattr(s, f"neg{k}"), g.YW, g.B, g.D) for k in range(n)}
+        if mdl.blocked:
+            E, terms = self._group_terms(m, s)
+        else:
+            E = wire(m, "align_exp", _tree_max([getattr(s, f"al{k}") for k in range(n)]
+                                               + [s.cal]))
+            terms = {f"t{k}": self._term(m, str(k), getattr(s, f"sig{k}"),
+                                         getattr(s, f"exp{k}"), E, getattr(s, f"neg{k}"), g.YW,
+                                         g.B, g.D) for k in range(n)}
         terms["tc"] = self._term(m, "c", s.csig, s.cexp, E, s.cneg, g.YWc, g.Bc, g.Dc)
         s = pipe.stage("align", E=E, cinf=s.cinf, cnan=s.cnan, ccode=s.ccode, **terms)
 
         # One exact signed sum.
-        total = wire(m, "sum", sum((getattr(s, f"t{k}") for k in range(n)), s.tc)[:g.SW]
-                     .as_signed())
+        total = wire(m, "sum", sum((getattr(s, f"t{k}") for k in range(n // mdl.group)),
+                                   s.tc)[:g.SW].as_signed())
         s = pipe.stage("sum", total=total, E=s.E, cinf=s.cinf, cnan=s.cnan, ccode=s.ccode)
 
         # Leading zeros, the result exponent and the normalizing shift.
