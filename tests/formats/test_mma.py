@@ -739,3 +739,22 @@ def test_kulisch_refusals() -> None:
         mma.step(one, one, np.array([1 << 53]), e4m3, model=m)
     with pytest.raises(FormatError, match="needs 2049 bits, more than 1024"):
         mma.kulisch_default(get_format("float16"), get_format("float16"), lsb=-2000)
+
+
+def test_kulisch_narrower_register_keeps_its_top() -> None:
+    """A width alone raises the LSB (the top stays: 2**16 largest products still fit) and the
+    smallest products are cut; an LSB alone sets the width that holds them."""
+    e4m3 = get_format("float8_e4m3fn")
+    assert isinstance(e4m3, FloatFormat)
+    assert mma.Kulisch().resolve(e4m3, e4m3) == (53, -18)
+    assert mma.Kulisch(width=40).resolve(e4m3, e4m3) == (40, -5)
+    assert mma.Kulisch(width=60).resolve(e4m3, e4m3) == (60, -18)
+    assert mma.Kulisch(lsb=-10).resolve(e4m3, e4m3) == (45, -10)
+    assert mma.Kulisch(width=30, lsb=-20).resolve(e4m3, e4m3) == (30, -20)
+    m = mma.MMAModel(n=2, kulisch=mma.Kulisch(width=40))
+    big = e4m3.encode(np.array([448.0, 2.0**-5, 2.0**-6]), "rne")
+    a = np.array([[big[0]] * 16, [big[1], big[2]] * 8])
+    one = e4m3.encode(np.array([1.0]), "rne")[0]
+    got = mma.matmul(a, np.full((16, 1), one), e4m3, model=m)
+    # 16 x 448 exact; 2**-5 survives a 2**-5 LSB, 2**-6 is cut.
+    assert F32.decode(got).reshape(-1).tolist() == [16 * 448.0, 8 * 2.0**-5]

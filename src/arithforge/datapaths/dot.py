@@ -54,23 +54,29 @@ exact sum, the ``imac`` model's), its options all None but ``n``.
 
 Kulisch accumulator (``kulisch=true``; float operands): the exact products enter a wide
 two's-complement fixed-point register of ``acc_width`` W bits whose least bit weighs
-``2**acc_lsb`` (:class:`arithforge.formats.mma.Kulisch`): no alignment to a largest exponent
-and no cut to F bits, so ``frac_bits``, ``term_rounding``, ``alignment``, ``acc``,
+``2**acc_lsb`` (:class:`arithforge.formats.mma.Kulisch`): no alignment to a largest exponent and
+no cut to F bits, so ``frac_bits``, ``term_rounding``, ``alignment``, ``acc``,
 ``acc_frac_bits``, ``acc_rounding`` and ``model`` are refused. Defaults: the LSB is the least
 exponent of a product of the operand formats (nothing is cut: a product of two smallest
 subnormals is one LSB) and W holds any sum of up to 2**16 products (e4m3 x e4m3: W = 53, LSB
-2**-18; e2m1: 25, 2**-2; bf16: 539, 2**-266). A smaller LSB cuts each product's magnitude
+2**-18; e2m1: 25, 2**-2; bf16: 539, 2**-266); a narrower ``acc_width`` given alone keeps that
+top and raises the LSB (e4m3, W = 40: LSB 2**-5). A higher LSB cuts each product's magnitude
 toward zero, then negates it; a register too narrow for a sum wraps (two's complement, never
 saturates). Ports: ``c`` the W-bit register code, ``result`` the new register (the array keeps
-it from step to step); with ``acc_result=float32`` ``result`` is instead the register after
-this step rounded once to float32 (RNE, gradual underflow, infinity past the largest float32,
-+0 for a zero register): the unit of the last step of K. ``reference()`` is
-:func:`arithforge.formats.mma.step` (and :func:`~arithforge.formats.mma.kulisch_round`) bit for
-bit. GEMM model: option ``kulisch=true`` (with ``acc_width``, ``acc_lsb``; ``n`` only labels
-the step): the exact sum of all K products in the register, rounded once to float32, from
-a zero register (:func:`arithforge.formats.mma.matmul` with the Kulisch model); the
-accumulator must be float32. Not built: approximate normalization of the accumulator within a
-window.
+it from step to step); with ``acc_result=float32`` ``result`` is instead the register after this
+step rounded once to float32 (RNE, gradual underflow, infinity past the largest float32, +0 for
+a zero register): the unit of the last step of K (the hardware's choice here: one generator with
+a result option, no second output port). ``reference()`` is :func:`arithforge.formats.mma.step`
+(and :func:`~arithforge.formats.mma.kulisch_round`) bit for bit. GEMM model: option
+``kulisch=true`` (with ``acc_width``, ``acc_lsb``; ``n`` only labels the step): the exact sum of
+all K products in the register, rounded once to float32, from a zero register
+(:func:`arithforge.formats.mma.matmul` with the Kulisch model); the accumulator must be float32.
+Sweep: ``kulisch`` (false) and ``acc_width`` (None), best as a named variant
+(``[datapaths.dot_kulisch]`` with ``datapath = "dot"``, ``kulisch = [true]``, ``acc_width = [32,
+40, 53]``): a Kulisch point needs a float32 accumulator and the float-step parameters at their
+defaults (else skipped with the reason); its cost is the register's step (the one float32
+rounding per output is not costed). Not built: approximate normalization of the accumulator
+within a window.
 
 Array PE (``simulate gemm --pe dot:...``): one operation is one step, ``n`` products along K, so
 the array's K counts steps (``array_shape``); an A element is the ``n`` activation codes packed
@@ -161,7 +167,9 @@ PARAMS: dict[str, Param] = {
     "kulisch": Param("bool", False, "accumulate the exact products in a wide fixed-point "
                                     "(Kulisch) register: c and result are the register"),
     "acc_width": Param("int", None, "Kulisch register bits (default: holds 2**16 products "
-                                    "of the operand formats)", 2, mma.KULISCH_MAX_WIDTH),
+                                    "of the operand formats; a narrower one without acc_lsb "
+                                    "keeps that top and cuts below)", 2,
+                       mma.KULISCH_MAX_WIDTH),
     "acc_lsb": Param("int", None, "exponent of the Kulisch register's least bit (default: the "
                                   "least product exponent: nothing is cut)", -4096, 4096),
     "acc_result": Param(f"choice:{'|'.join(ACC_RESULTS)}", None,
@@ -1412,7 +1420,29 @@ def _acceptance() -> tuple[AcceptanceCheck, ...]:
     # The bounded subset: the corners above and 10^6 random vectors of the H100 fp8 step at
     # n = 4 (the whole list leaves this duplicate sample out).
     out.append(AcceptanceCheck(_CHECKS[0][0], _CHECKS[0][1], "random", 10**6, bounded=True))
+    out.extend(_acc_acceptance())
     return tuple(out)
+
+
+#: Acceptance checks of the wide accumulators (corner 10^6 and random 10^7 each).
+_ACC_CHECKS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("dot acc: e4m3 n=16 Kulisch register (W=53, LSB 2**-18)",
+     _dot(_FP8, n=16, kulisch=True)),
+    ("dot acc: e4m3 n=4 Kulisch rounded to float32, 3 stages",
+     _dot(_FP8, n=4, kulisch=True, acc_result="float32", stages=3)),
+    ("dot acc: bf16 n=8 bfloat16 accumulator rtz", _dot("bfloat16", n=8, acc="bfloat16")),
+)
+
+
+def _acc_acceptance() -> list[AcceptanceCheck]:
+    """Every e2m1 pair of two lanes against every corner Kulisch register; the checks of
+    :data:`_ACC_CHECKS`."""
+    out = [AcceptanceCheck("dot acc: e2m1 n=2 Kulisch register (W=25)",
+                           _dot("float4_e2m1fn", n=2, kulisch=True), "exhaustive")]
+    for label, params in _ACC_CHECKS:
+        out.append(AcceptanceCheck(label, params, "corner", 10**6))
+        out.append(AcceptanceCheck(label, params, "random", 10**7))
+    return out
 
 
 class Dot(Descriptor):
@@ -1438,6 +1468,11 @@ class Dot(Descriptor):
         "term_rounding": Param("choice:rtz|rdn|rne", "rtz", "how bits below F are cut"),
         "acc_rounding": Param("choice:rtz|rne", "rtz", "rounding of each step"),
         "stages": stages_param(),
+        "kulisch": Param("bool", False, "a Kulisch register instead of the float accumulator "
+                                        "(float32 designs only; a named variant sweeps it)"),
+        "acc_width": Param("int", None, "Kulisch register bits (default: holds 2**16 "
+                                        "products; narrower: the same top, a higher LSB)", 2,
+                           mma.KULISCH_MAX_WIDTH),
     }
     #: Not in the default spec (its results stay as they were): enable ``[datapaths.dot]``.
     default_sweeps: ClassVar[dict[str, dict[str, Any]]] = {}
@@ -1485,11 +1520,43 @@ class Dot(Descriptor):
         if wide:
             return f"the dot unit takes operands of at most {MAX_BITS} bits, not {wide[0]}"
         if acc not in ACCS:
-            return f"the dot unit accumulates in {' or '.join(ACCS)}"
+            return f"the dot unit accumulates in {', '.join(ACCS[:-1])} or {ACCS[-1]}"
         return ""
+
+    def _kulisch_design(self, ctx: SweepContext, label: str, weights: str, acts: str, acc: str,
+                        params: dict[str, Any]) -> Design | Skip:
+        """A Kulisch design: the register's step in hardware (its result the register; the one
+        float32 rounding per output of K is not costed), the Kulisch GEMM model."""
+        given = [k for k in ("frac_bits", "acc_frac_bits", "term_rounding", "acc_rounding")
+                 if params.get(k, self.sweep[k].default) != self.sweep[k].default]
+        if given:
+            return Skip(label, weights, acts, acc,
+                        f"dot: {given[0]} does not apply to a Kulisch accumulator")
+        fa, fb = get_format(acts), get_format(weights)
+        if not (isinstance(fa, FloatFormat) and isinstance(fb, FloatFormat)):
+            return Skip(label, weights, acts, acc, "dot: kulisch applies to float operands only")
+        if acc != "float32":
+            return Skip(label, weights, acts, acc, "dot: a Kulisch register is rounded once to "
+                                                   "float32 (accumulator float32 only)")
+        try:
+            width, lsb = mma.Kulisch(params.get("acc_width"), None).resolve(fa, fb)
+        except FormatError as exc:
+            return Skip(label, weights, acts, acc, f"dot: {exc}")
+        n = int(params["n"])
+        hdl = {"a": acts, "b": weights, "n": n, "kulisch": True, "acc_width": width,
+               "acc_lsb": lsb, "stages": int(params["stages"])}
+        model = ctx.model(weights, acts, acc, self.name, rounding="rne",
+                          options={"n": n, "kulisch": True, "acc_width": width, "acc_lsb": lsb})
+        return self.make_design(label, weights, acts, acc, params, (self.name, hdl), model,
+                                macs=n)
 
     def design(self, ctx: SweepContext, label: str, weights: str, acts: str, acc: str,
                params: dict[str, Any]) -> Design | Skip:
+        if params.get("kulisch"):
+            return self._kulisch_design(ctx, label, weights, acts, acc, params)
+        if params.get("acc_width") is not None:
+            return Skip(label, weights, acts, acc,
+                        "dot: acc_width applies to a Kulisch accumulator only (kulisch = true)")
         if isinstance(get_format(acts), IntFormat):
             # Integer steps: exact, nothing but n and the stages applies; a float-only
             # parameter off its sweep default is refused as the unit refuses it.

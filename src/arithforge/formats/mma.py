@@ -764,7 +764,10 @@ class Kulisch:
         (:func:`kulisch_default`), which no sum of up to ``2**16`` products overflows.
     lsb : int, optional
         Exponent of the least significant bit; None: the least exponent of a product of the
-        operand formats (``emin - man_bits`` of A plus that of B), so that no product is cut.
+        operand formats (``emin - man_bits`` of A plus that of B), so that no product is cut;
+        with a ``width`` below the default, that many bits higher: the register keeps the
+        default's top (no overflow up to ``2**16`` products) and cuts the smallest products,
+        which is what a narrower register of an accuracy study means.
     """
 
     width: int | None = None
@@ -783,7 +786,11 @@ class Kulisch:
     def resolve(self, fa: FloatFormat, fb: FloatFormat) -> tuple[int, int]:
         """``(width, lsb)`` of the register for products of ``fa`` and ``fb``."""
         width, lsb = kulisch_default(fa, fb, self.lsb)
-        return (width if self.width is None else self.width), lsb
+        if self.width is None:
+            return width, lsb
+        if self.lsb is None and self.width < width:
+            lsb += width - self.width  # the same top, fewer bits below
+        return self.width, lsb
 
 
 def kulisch_default(fa: FloatFormat, fb: FloatFormat, lsb: int | None = None
