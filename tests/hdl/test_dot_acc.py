@@ -330,8 +330,13 @@ names = ["synthetic"]
 
 # -- through the Verilator harness ---------------------------------------------------------------
 
+#: The harness's configurations: the 539-bit bf16 register (a 2-minute Verilator build) is
+#: left to the oracle test above; the wide-port path is the 100-bit and the fp16 x e5m2 ones.
+HARNESS = [p for p in KULISCH if not (p["a"] == "bfloat16" and "acc_width" not in p)] + BF16
+
+
 @pytest.mark.cosim
-@pytest.mark.parametrize("params", KULISCH + BF16, ids=_id)
+@pytest.mark.parametrize("params", HARNESS, ids=_id)
 def test_harness_corner_and_random(params: dict[str, Any], seed: int) -> None:
     from arithforge.hdl import registry
     from arithforge.sim import harness

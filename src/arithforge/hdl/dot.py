@@ -32,7 +32,21 @@ sticky (a shift below zero: the whole sum lies under half the smallest step, rou
 One rounding (``acc_rounding``), then the code ``((e - emin) << M) + (q << (M - acc_frac_bits))``
 (a carry out of ``q`` moves into the exponent field by itself); past the largest value with
 ``p`` bits, ``rtz`` gives that value and ``rne`` infinity. A zero sum is +0, a non-zero one
-rounding to zero keeps its sign; an infinite accumulator passes through.
+rounding to zero keeps its sign; an infinite accumulator passes through. A bfloat16 accumulator
+is this path at ``M = 7`` (its exponent range is float32's: a subnormal ``c`` stays subnormal).
+
+Kulisch register (``_elaborate_kulisch``; ``kulisch=true``): per lane the exact significand
+product and its position ``u = (e_a - emin_a) + (e_b - emin_b)`` (0 to the formats' exponent
+span), one left shifter per lane placing the product ``u - off`` bits above the register's LSB
+(``off`` = the LSB's exponent minus the least product exponent: bits below the LSB are dropped
+from the magnitude, bits above the register's ``W`` bits wrap), the term negated when the
+product is negative, and one balanced adder tree of the ``n`` terms and ``c`` in ``W`` bits (the
+two's-complement wrap). Cut points: after the products, after the sum. ``acc_result=float32``
+adds the one rounding (``_round_register``): the register's magnitude, its leading-zero count,
+``e = max(lead, -126)``, a normalizer over the magnitude padded with zeros (below to at least
+26 bits, above so that ``2**-126`` lies inside the word), 24 kept bits, guard and sticky, the
+round-to-nearest-even rounder and the float32 code (infinity past the largest float32, +0 for a
+zero register); a third cut point after the normalizer.
 """
 
 from __future__ import annotations
