@@ -758,3 +758,21 @@ def test_kulisch_narrower_register_keeps_its_top() -> None:
     got = mma.matmul(a, np.full((16, 1), one), e4m3, model=m)
     # 16 x 448 exact; 2**-5 survives a 2**-5 LSB, 2**-6 is cut.
     assert F32.decode(got).reshape(-1).tolist() == [16 * 448.0, 8 * 2.0**-5]
+
+
+def test_bf16_accumulator_on_the_torch_backend(rng: np.random.Generator) -> None:
+    """The shared numpy/torch step serves a bfloat16 accumulator bit for bit (torch code on CPU
+    tensors); the Kulisch model is refused there before any work."""
+    pytest.importorskip("torch")
+    bf16 = get_format("bfloat16")
+    assert isinstance(bf16, FloatFormat)
+    m = mma.MMAModel(n=8, acc_format="bfloat16", acc_frac_bits=7, acc_rounding="rne",
+                     output="bfloat16")
+    a = _finite_codes(bf16, rng, (6, 37), 20)
+    b = _finite_codes(bf16, rng, (37, 5), 20)
+    c = bf16.encode(rng.normal(size=(6, 5)), "rne")
+    want = mma.matmul(a, b, bf16, model=m, c=c)
+    got = mma.matmul(a, b, bf16, model=m, c=c, device="cpu:0")
+    np.testing.assert_array_equal(np.asarray(got.cpu().numpy()).astype(np.uint16), want)
+    with pytest.raises(FormatError, match="modelled on the CPU only"):
+        mma.matmul(a, b, bf16, model=mma.MMAModel(kulisch=mma.Kulisch()), device="cpu:0")
