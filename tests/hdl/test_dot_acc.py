@@ -365,3 +365,19 @@ def test_harness_exhaustive_e2m1_kulisch() -> None:
     result = harness.verify(dp, "exhaustive")
     assert result.mismatches == 0, result.first_failures
     assert result.vectors == 2**16 * len(dp._kulisch_registers())
+
+
+@pytest.mark.cosim("icarus")
+@pytest.mark.parametrize("params", [
+    {"a": "float8_e4m3fn", "n": 2, "kulisch": True, "acc_result": "float32", "stages": 2},
+    {"a": "float8_e5m2", "n": 2, "kulisch": True, "stages": 1},   # an 81-bit register port
+    {"a": "bfloat16", "n": 2, "acc": "bfloat16", "stages": 1},
+], ids=_id)
+def test_cocotb_benches_icarus(params: dict[str, Any], seed: int) -> None:
+    """Sequencing (throughput, latency, bubbles, reset in flight) of the pipelined units."""
+    from arithforge.hdl import registry
+    from arithforge.sim import cocotb_benches
+
+    dp = registry.build("dot", **params)
+    result = cocotb_benches.run_benches(dp, "icarus", n=1000, seed=seed)
+    assert result.messages == {}
