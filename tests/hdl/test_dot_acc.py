@@ -72,6 +72,7 @@ KULISCH: list[dict[str, Any]] = [
     {"a": "bfloat16", "n": 2, "kulisch": True, "acc_width": 100, "acc_lsb": -300,
      "acc_result": "float32"},
     {"a": "float4_e2m1fn", "n": 2, "kulisch": True, "acc_result": "float32"},  # a padded word
+    {"a": "float8_e4m3fn", "n": 2, "kulisch": True, "acc_lsb": 18},  # every product cut
     {"a": "float6_e3m2fn", "b": "float4_e2m1fn", "n": 2, "kulisch": True, "acc_width": 8,
      "acc_lsb": 0, "acc_result": "float32", "stages": 2},
 ]

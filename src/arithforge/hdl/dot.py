@@ -183,7 +183,9 @@ class DotProduct(DotUnit, Datapath):
         for k in range(n):
             term = Signal(w, name=f"placed_{k}")
             keep = w + off if off < 0 else off + w  # bits of the shifted product looked at
-            if keep > 0:
+            # Nothing to place when every product lies above the register (keep <= 0) or below
+            # its LSB (off at least the shifted product's width): the term is 0.
+            if keep > 0 and off < p + span:
                 m.submodules[f"place_{k}"] = sh = NormalizeShifter(
                     p, out_width=max(p, keep), max_shift=max(1, span))
                 m.d.comb += [sh.value.eq(getattr(s, f"sig{k}")),
