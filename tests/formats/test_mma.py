@@ -222,7 +222,11 @@ def _ref_step(terms: list[tuple[Fraction, int]], c: Fraction, m: mma.MMAModel) -
         k = {"rtz": math.trunc, "rdn": math.floor, "rne": round}[m.term_rounding.value](q)
         total += k * unit
     acc = m.acc_format
-    return _round(total, m.acc_frac_bits + 1, acc.emin, acc.emax, m.acc_rounding.value)
+    emin = acc.emin
+    if m.normalization is not None:
+        # The approximate normalizer sees W bits below the sum register's top bit.
+        emin = max(emin, big + 3 + (m.n + 1).bit_length() - m.normalization)
+    return _round(total, m.acc_frac_bits + 1, emin, acc.emax, m.acc_rounding.value)
 
 
 def _ref_dot(a: list[int], b: list[int], fa: FloatFormat, fb: FloatFormat, c: Fraction,
@@ -292,6 +296,8 @@ ORACLE_CASES = [
                                                 "split_reduction": "float16"}),
     ("float16", "float16", "h100-fp16", {"output": "bfloat16", "term_rounding": "rne"}),
     ("float6_e3m2fn", "float4_e2m1fn", "h100-fp8-fastacc", {"n": 8, "frac_bits": 6}),
+    ("float8_e4m3fn", "float8_e4m3fn", "h100-fp8-fastacc", {"normalization": 4}),
+    ("bfloat16", "bfloat16", "h100-bf16", {"normalization": 6, "acc_rounding": "rne"}),
 ]
 
 
@@ -726,6 +732,9 @@ def test_kulisch_refusals() -> None:
         mma.Kulisch(width=1)
     with pytest.raises(TypeError, match="width must be an integer"):
         mma.Kulisch(width=2.5)  # type: ignore[arg-type]
+    with pytest.raises(FormatError, match="^a Kulisch accumulator is never normalized until "
+                                          "its one rounding: normalization does not apply$"):
+        mma.MMAModel(n=16, normalization=6, kulisch=k)
     with pytest.raises(FormatError, match="kulisch must be a Kulisch register"):
         mma.MMAModel(kulisch=(53, -18))  # type: ignore[arg-type]
     m = mma.MMAModel(n=1, kulisch=k)
@@ -776,3 +785,34 @@ def test_bf16_accumulator_on_the_torch_backend(rng: np.random.Generator) -> None
     np.testing.assert_array_equal(np.asarray(got.cpu().numpy()).astype(np.uint16), want)
     with pytest.raises(FormatError, match="modelled on the CPU only"):
         mma.matmul(a, b, bf16, model=mma.MMAModel(kulisch=mma.Kulisch()), device="cpu:0")
+@pytest.mark.parametrize(("params", "free_from"), [
+    ({"a": "float8_e4m3fn", "n": 4, "frac_bits": 13, "acc_frac_bits": 13}, 6),
+    ({"a": "bfloat16", "n": 2, "acc_rounding": "rne"}, 7),
+])
+def test_normalization_window_rounds_early_below_its_bound(params: dict[str, Any],
+                                                           free_from: int) -> None:
+    """An approximate normalizer of ``W`` bits changes results (an early rounding of sums
+    whose leading one lies below the window; every result a code of the accumulator, checked
+    against the Fraction model) until ``W >= 3 + bits(n + 1) + F - acc_frac_bits``, from where
+    the sum has no bits left to lose."""
+    from arithforge.datapaths.dot import DotUnit
+
+    rng = np.random.default_rng(5)
+    exact = DotUnit(**params)
+    vec = exact.test_cases(rng, "random", 4000)
+    base = exact.reference(**vec)
+    m = exact.model
+    assert free_from == 3 + (m.n + 1).bit_length() + m.frac_bits - m.acc_frac_bits
+    for w in range(free_from - 2, free_from + 2):
+        unit = DotUnit(**params, normalization=w)
+        got = unit.reference(**vec)
+        assert ((got != base).sum() > 0) == (w < free_from), w
+        la, lb = unit.split(vec["a"], vec["b"])
+        fa = get_format(params["a"])
+        assert isinstance(fa, FloatFormat)
+        for i in np.flatnonzero(got != base)[:40]:
+            terms = [(_value(x, fa) * _value(y, fa), _align_exp(x, fa, "sum")
+                      + _align_exp(y, fa, "sum")) for x, y in zip(la[i].tolist(), lb[i].tolist(),
+                                                                  strict=True)]
+            want = _ref_step(terms, _value(int(vec["c"][i]), m.acc_format), unit.model)
+            assert Fraction(float(m.acc_format.decode(got[i:i + 1])[0])) == want, (w, i)

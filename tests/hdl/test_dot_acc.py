@@ -163,6 +163,8 @@ def test_kulisch_unit_facts_and_refusals() -> None:
              "frac_bits does not apply to a Kulisch accumulator"),
             ({"a": "float8_e4m3fn", "kulisch": True, "acc": "float32"},
              "acc does not apply to a Kulisch accumulator"),
+            ({"a": "float8_e4m3fn", "kulisch": True, "normalization": 6},
+             "normalization does not apply to a Kulisch accumulator"),
             ({"a": "float8_e4m3fn", "kulisch": True, "acc_result": "bf16"},
              "acc_result must be one of register, float32"),
             ({"a": "float16", "kulisch": True, "acc_lsb": -2000},

@@ -39,6 +39,10 @@ CONFIGS: list[dict[str, Any]] = [
      "term_rounding": "rne", "stages": 1},
     {"a": "float8_e5m2fnuz", "b": "float6_e2m3fn", "n": 2, "acc": "float16",
      "term_rounding": "rne", "stages": 1},
+    # Approximate normalization (a window of W bits below the sum's top).
+    {"a": "float8_e4m3fn", "n": 4, "frac_bits": 13, "acc_frac_bits": 13, "normalization": 4},
+    {"a": "bfloat16", "n": 2, "acc_rounding": "rne", "normalization": 6, "stages": 2},
+    {"a": "float16", "n": 3, "acc": "float16", "acc_rounding": "rne", "normalization": 5},
 ]
 
 #: Integer configurations (corner vectors, wrap included, then random).

@@ -131,6 +131,8 @@ def _datapaths_help() -> str:
             extra.append(f"rounding {model.rounding}")
         if model.options:
             extra.append(", ".join(f"{k}={_option_text(v)}" for k, v in model.options.items()))
+        if not model.fast:
+            extra.append("slow: 64 rows unless --max-rows")
         tail = f" [{'; '.join(extra)}]" if extra else ""
         lines.append(f"  {name:<{width}}  {model.summary}{tail}")
     return "\n".join(lines)
@@ -166,16 +168,13 @@ def configure_evaluate_parser(parser: argparse.ArgumentParser) -> None:
                              f"{BLOCK_SIZE_MAX} (default 32)")
     parser.add_argument("-O", "--option", type=_option, action="append", default=[],
                         metavar="KEY=VALUE",
-                        help="datapath option, repeatable (each datapath's are listed "
-                             "below): fma normalization=W; lmac form=int|equation, "
-                             "offset_bits=L, accumulate=chain|exact; tensorcore n=N, "
-                             "frac_bits=F or model=PRESET (h100-fp8, h100-fp8-fastacc, "
-                             "h100-bf16, h100-fp16, a100-bf16, v100-fp16...)")
+                        help="datapath option, repeatable (each datapath's options and their "
+                             "defaults are listed below)")
     parser.add_argument("--no-end-metric", action="store_true",
                         help="per-layer metrics only; skip running the whole model")
     parser.add_argument("--max-rows", type=int_arg(1), default=None, metavar="N",
                         help="evaluate each GEMM on at most N rows (default: all; 64 for the "
-                             "slow datapaths fma, tensorcore and lut)")
+                             "datapaths marked slow below)")
     parser.add_argument("--max-cols", type=int_arg(1), default=None, metavar="N",
                         help="evaluate each GEMM on at most N output columns (default all)")
     parser.add_argument("--seed", type=SEED, default=0, help="seed of row and column samples")
@@ -193,8 +192,7 @@ def evaluate_main(args: argparse.Namespace) -> int:
     """Emulate weights, activations and a datapath bit-exactly on every GEMM of a trace.
 
     Each traced GEMM is quantized (scaling per tensor, channel or block), run through the
-    datapath's GEMM model on the codes (the datapaths listed below: exact, fma, lmac, imac, mx,
-    tensorcore, bitserial, lut), and compared with the fp32 output in the trace: SQNR in dB and
+    datapath's GEMM model on the codes (the datapaths listed below), and compared with the fp32 output in the trace: SQNR in dB and
     relative error. For minilm and digits-cnn traces the whole model then runs with every GEMM
     emulated: Spearman correlation on graded sentence pairs and cosine similarity to the fp32
     embeddings, or test accuracy. Layers whose metrics used a sample of rows or columns say so.

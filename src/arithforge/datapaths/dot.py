@@ -20,6 +20,13 @@ measures them). An infinite accumulator passes through unchanged and a NaN accum
 accumulator format's NaN of its sign, as ``formats.mma`` computes them (neither is measured
 behaviour of a GPU). Test vectors hold finite operands only; accumulators of every class.
 
+Approximate normalization (``normalization = W``, arXiv 2408.11997): the leading-zero count of
+the sum covers only its top ``W`` bits; a sum whose leading one lies lower is rounded at the
+window's floor, keeping fewer significant bits, and a small post-normalizer (leading zeros of
+the rounded bits, a left shift) makes the code (:class:`~arithforge.formats.mma.MMAModel`
+``normalization``). With ``F`` no more than ``acc_frac_bits`` plus ``W - 3 - bits(n + 1)`` the
+window loses nothing: the sum has no bits below the floor's rounding position.
+
 ``model`` (a :data:`arithforge.formats.mma.PRESETS` name) sets ``n``, ``frac_bits``,
 ``term_rounding``, ``alignment``, ``acc``, ``acc_frac_bits`` and ``acc_rounding``; a preset that
 promotes, splits K or reorders K (``h100-fp8``, ``h100-fp8-mma-sync``) is refused: those happen
@@ -164,6 +171,9 @@ PARAMS: dict[str, Param] = {
     "model": Param(f"choice:{'|'.join(mma.PRESETS)}", None,
                    "a formats.mma preset: sets n, F, roundings, alignment and the accumulator "
                    "(those that promote or reorder K are refused: not one step)"),
+    "normalization": Param("int", None, "approximate normalization: the leading-zero count and "
+                                        "shift of the sum cover only this many bits below its "
+                                        "top (arXiv 2408.11997; default: exact)", 1, 64),
     "kulisch": Param("bool", False, "accumulate the exact products in a wide fixed-point "
                                     "(Kulisch) register: c and result are the register"),
     "acc_width": Param("int", None, "Kulisch register bits (default: holds 2**16 products "
@@ -188,7 +198,7 @@ _MODEL_FIELDS = {"n": "n", "frac_bits": "frac_bits", "term_rounding": "term_roun
 
 #: Parameters of float operands only (refused with integer operands).
 FLOAT_ONLY = ("frac_bits", "term_rounding", "alignment", "acc_frac_bits", "acc_rounding",
-              "model")
+              "model", "normalization")
 
 
 def _float_format(value: Any, what: str) -> FloatFormat:
@@ -279,6 +289,8 @@ def _build_model(fa: FloatFormat, fb: FloatFormat, given: dict[str, Any], preset
             want = _model_value(field, base)
             if value is not None and value != want:
                 raise ValueError(f"{pname}={value} contradicts model {preset} ({pname}={want})")
+        if given.get("normalization") is not None:  # a window on the preset's step
+            return dataclasses.replace(base, normalization=given["normalization"])
         return base
     narrow = max(fa.bits, fb.bits) <= 8
     acc = given.get("acc") or "float32"
@@ -294,13 +306,14 @@ def _build_model(fa: FloatFormat, fb: FloatFormat, given: dict[str, Any], preset
         acc_format=acc_fmt,
         acc_frac_bits=default_acc_frac if given.get("acc_frac_bits") is None
         else given["acc_frac_bits"],
-        acc_rounding=as_rounding(given.get("acc_rounding") or "rtz"))
+        acc_rounding=as_rounding(given.get("acc_rounding") or "rtz"),
+        normalization=given.get("normalization"))
 
 
 # -- the GEMM model -------------------------------------------------------------------------------
 
 #: Options of the GEMM model (None: the unit's default) besides ``model``.
-_OPTIONS = ("n", "frac_bits", "term_rounding", "alignment", "acc_frac_bits")
+_OPTIONS = ("n", "frac_bits", "term_rounding", "alignment", "acc_frac_bits", "normalization")
 _TERM_ROUNDINGS = PARAMS["term_rounding"].choices or ()
 
 
@@ -343,6 +356,7 @@ def _check_model(options: dict[str, Any]) -> dict[str, Any]:
     options["n"] = int_option(options, "n", 1, MAX_N, none=True)
     options["frac_bits"] = int_option(options, "frac_bits", 1, 40, none=True)
     options["acc_frac_bits"] = int_option(options, "acc_frac_bits", 0, 23, none=True)
+    options["normalization"] = int_option(options, "normalization", 1, 64, none=True)
     for key, choices in (("term_rounding", _TERM_ROUNDINGS), ("alignment", ALIGNMENTS),
                          ("model", tuple(mma.PRESETS))):
         value = options[key]
@@ -486,6 +500,8 @@ class DotUnit(Unit):
         Pipeline registers (the latency).
     model : str, optional
         A :data:`~arithforge.formats.mma.PRESETS` name.
+    normalization : int, optional
+        Approximate normalization window ``W`` (module docstring); None: exact.
     """
 
     name: ClassVar[str] = "dot"
@@ -504,7 +520,8 @@ class DotUnit(Unit):
                  term_rounding: str | None = None, alignment: str | None = None,
                  acc: FloatFormat | IntFormat | str | None = None,
                  acc_frac_bits: int | None = None, acc_rounding: str | None = None,
-                 stages: int = 0, model: str | None = None, kulisch: bool = False,
+                 stages: int = 0, model: str | None = None,
+                 normalization: int | None = None, kulisch: bool = False,
                  acc_width: int | None = None, acc_lsb: int | None = None,
                  acc_result: str | None = None) -> None:
         fa = _operand_format(a, "a")
@@ -523,14 +540,15 @@ class DotUnit(Unit):
             self._init_kulisch(fa, fb, n, stages, acc_width, acc_lsb, acc_result, {
                 "frac_bits": frac_bits, "term_rounding": term_rounding, "alignment": alignment,
                 "acc": acc, "acc_frac_bits": acc_frac_bits, "acc_rounding": acc_rounding,
-                "model": model})
+                "model": model, "normalization": normalization})
             return
         if kul_given:
             raise ValueError(f"{kul_given} applies to a Kulisch accumulator only (kulisch=true)")
         if ints is not None:
             self._init_int(ints, n, acc, stages, {
                 "frac_bits": frac_bits, "term_rounding": term_rounding, "alignment": alignment,
-                "acc_frac_bits": acc_frac_bits, "acc_rounding": acc_rounding, "model": model})
+                "acc_frac_bits": acc_frac_bits, "acc_rounding": acc_rounding, "model": model,
+                "normalization": normalization})
             return
         assert isinstance(fa, FloatFormat)
         assert isinstance(fb, FloatFormat)
@@ -538,8 +556,8 @@ class DotUnit(Unit):
         self._int: tuple[IntFormat, IntFormat, IntFormat] | None = None
         given = {"n": n, "frac_bits": frac_bits, "term_rounding": term_rounding,
                  "alignment": alignment, "acc": acc, "acc_frac_bits": acc_frac_bits,
-                 "acc_rounding": acc_rounding}
-        for what in ("n", "frac_bits", "acc_frac_bits"):
+                 "acc_rounding": acc_rounding, "normalization": normalization}
+        for what in ("n", "frac_bits", "acc_frac_bits", "normalization"):
             v = given[what]
             if v is not None and (isinstance(v, bool) or not isinstance(v, int | np.integer)):
                 raise TypeError(f"{what} must be an integer, not {v!r}")
@@ -690,6 +708,14 @@ class DotUnit(Unit):
         return {"c": fc, "result": fc}
 
     @property
+    def window(self) -> int:
+        """Bits the sum's leading-zero count covers below its top: the approximate normalizer's
+        window, or the whole sum register (exact normalization)."""
+        w = self._model.normalization
+        sw = self.geometry.SW
+        return sw if w is None else min(w, sw)
+
+    @property
     def geometry(self) -> DotGeometry:
         m = self._model
         fa, fb = self._fa, self._fb
@@ -717,7 +743,8 @@ class DotUnit(Unit):
             return {"datapath": self.name, "a": fa.name, "b": fb.name, "n": self._n,
                     "frac_bits": None, "term_rounding": None, "alignment": None,
                     "acc": fc.name, "acc_frac_bits": None, "acc_rounding": None,
-                    "model": None, "stages": self._stages, "latency": self.latency,
+                    "model": None, "normalization": None, "stages": self._stages,
+                    "latency": self.latency,
                     "label": self.int_label(),
                     "formats": {k: v.name for k, v in self.formats.items()},
                     "element_formats": {"a": fa.name, "b": fb.name}}
@@ -726,7 +753,8 @@ class DotUnit(Unit):
                 "frac_bits": m.frac_bits, "term_rounding": m.term_rounding.value,
                 "alignment": m.alignment, "acc": self._facc.name,
                 "acc_frac_bits": m.acc_frac_bits, "acc_rounding": m.acc_rounding.value,
-                "model": self._preset, "stages": self._stages, "latency": self.latency,
+                "model": self._preset, "normalization": m.normalization, "stages": self._stages,
+                "latency": self.latency,
                 "label": m.label(), "formats": {k: v.name for k, v in self.formats.items()},
                 "element_formats": {"a": self._fa.name, "b": self._fb.name}}
 
@@ -1030,7 +1058,8 @@ class DotUnit(Unit):
         return {"datapath": self.name, "a": self._fa.name, "b": self._fb.name, "n": self._n,
                 "frac_bits": None, "term_rounding": None, "alignment": None, "acc": None,
                 "acc_frac_bits": None, "acc_rounding": None, "model": None,
-                "kulisch": True, "acc_width": w, "acc_lsb": low, "acc_result": result,
+                "normalization": None, "kulisch": True, "acc_width": w, "acc_lsb": low,
+                "acc_result": result,
                 "stages": self._stages, "latency": self.latency, "label": self.kulisch_label(),
                 "formats": {k: v.name for k, v in self.formats.items()},
                 "element_formats": {"a": self._fa.name, "b": self._fb.name}}
@@ -1351,7 +1380,8 @@ class DotUnit(Unit):
         add = gr.node("adder_tree", "adder", g.SW, *after, inputs=n + 1)
         after = gr.cut("sum", g.SW + ew, add)
         absval = gr.node("abs", "adder", g.SW, *after, inputs=1)
-        lzc = gr.node("lzc", "lzc", g.SW, absval)
+        window = self.window
+        lzc = gr.node("lzc", "lzc", window, absval)
         lead = gr.node("lead_exp", "adder", ew, lzc, *after, inputs=2)
         cmp = gr.node("exp_compare", "comparator", ew, lead)
         norm = gr.node("normalize", "shifter", g.OW, cmp, absval,
@@ -1360,6 +1390,12 @@ class DotUnit(Unit):
                          depth=max(1, g.OW.bit_length()))
         after = gr.cut("normalize", g.p + 2 + ew + 3, norm, sticky)
         rnd = gr.node("round", "rounder", g.p + 1, *after)
+        if window < g.SW:
+            # A sum whose leading one lies below the window leaves the rounder unnormalized:
+            # a small post-normalizer (leading zeros of the p rounded bits, a left shift).
+            plz = gr.node("post_lzc", "lzc", g.p, rnd)
+            rnd = gr.node("post_normalize", "shifter", g.p + 1, plz, rnd,
+                          shift_bits=max(1, g.p.bit_length()))
         pack = gr.node("exp_pack", "adder", ew + fc.man_bits, rnd)
         over = gr.node("overflow", "comparator", ew + fc.man_bits, pack)
         out = gr.node("pack", "mux", fc.bits, over, pack, inputs=4)
@@ -1393,6 +1429,10 @@ _CHECKS: tuple[tuple[str, dict[str, Any]], ...] = (
      _dot(_FP8, b="float8_e5m2", n=4, frac_bits=8, alignment="sum_fp16", stages=1)),
     ("dot bf16 h100-bf16", _dot("bfloat16", model="h100-bf16")),
     ("dot h100-fp8-fastacc", _dot(_FP8, model="h100-fp8-fastacc")),
+    ("dot e4m3 n=16 F=13 e8m13, normalization window 6",
+     _dot(_FP8, n=16, frac_bits=13, acc_frac_bits=13, normalization=6)),
+    ("dot bf16 n=8 F=25 float32 rne, normalization window 6, 2 stages",
+     _dot("bfloat16", n=8, acc_rounding="rne", normalization=6, stages=2)),
 )
 
 #: Acceptance checks of integer operands.
@@ -1467,6 +1507,8 @@ class Dot(Descriptor):
                                             "float32, else the format's)", 0, 23),
         "term_rounding": Param("choice:rtz|rdn|rne", "rtz", "how bits below F are cut"),
         "acc_rounding": Param("choice:rtz|rne", "rtz", "rounding of each step"),
+        "normalization": Param("int", None, "approximate normalization window W of the sum "
+                                            "(default: exact)", 1, 64),
         "stages": stages_param(),
         "kulisch": Param("bool", False, "a Kulisch register instead of the float accumulator "
                                         "(float32 designs only; a named variant sweeps it)"),
@@ -1527,7 +1569,8 @@ class Dot(Descriptor):
                         params: dict[str, Any]) -> Design | Skip:
         """A Kulisch design: the register's step in hardware (its result the register; the one
         float32 rounding per output of K is not costed), the Kulisch GEMM model."""
-        given = [k for k in ("frac_bits", "acc_frac_bits", "term_rounding", "acc_rounding")
+        given = [k for k in ("frac_bits", "acc_frac_bits", "term_rounding", "acc_rounding",
+                             "normalization")
                  if params.get(k, self.sweep[k].default) != self.sweep[k].default]
         if given:
             return Skip(label, weights, acts, acc,
@@ -1576,7 +1619,8 @@ class Dot(Descriptor):
         assert isinstance(facc, FloatFormat)
         options = {"n": params["n"], "frac_bits": params["frac_bits"], "term_rounding":
                    params["term_rounding"], "alignment": None,
-                   "acc_frac_bits": params["acc_frac_bits"]}
+                   "acc_frac_bits": params["acc_frac_bits"],
+                   "normalization": params.get("normalization")}
         try:
             m = gemm_model(fa, fb, facc, params["acc_rounding"], options)
         except ValueError as exc:
@@ -1586,10 +1630,13 @@ class Dot(Descriptor):
                "term_rounding": m.term_rounding.value, "alignment": m.alignment, "acc": acc,
                "acc_frac_bits": m.acc_frac_bits, "acc_rounding": m.acc_rounding.value,
                "stages": int(params["stages"])}
+        if m.normalization is not None:
+            hdl["normalization"] = m.normalization
         model = ctx.model(weights, acts, acc, self.name, rounding=m.acc_rounding.value,
                           options={"n": m.n, "frac_bits": m.frac_bits,
                                    "term_rounding": m.term_rounding.value,
-                                   "alignment": m.alignment, "acc_frac_bits": m.acc_frac_bits})
+                                   "alignment": m.alignment, "acc_frac_bits": m.acc_frac_bits,
+                                   "normalization": m.normalization})
         return self.make_design(label, weights, acts, acc, params, (self.name, hdl), model,
                                 macs=m.n)
 

@@ -166,6 +166,14 @@ class MMAModel:
     k_order : {"natural", "pairs2x16"}
         Order in which products enter the steps: ``"pairs2x16"`` takes, of each 32 products,
         those at k with ``(k // 2) % 2 == 0`` first (PTX ``mma.sync`` m16n8k32 fp8 on the H100).
+    normalization : int or None
+        ``None``: each step's sum is normalized exactly. An integer ``W`` models an approximate
+        normalizer (arXiv 2408.11997) whose leading-zero count and left shift cover only the
+        ``W`` positions below the top bit ``T = E + 3 + bits(n + 1)`` of the step's sum register
+        (``F + 4 + bits(n + 1)`` bits, its lowest at ``2**(E - F)``): a sum whose leading bit
+        lies below ``T - W`` is rounded at ``T - W - acc_frac_bits`` instead, keeping fewer
+        significant bits (as ``ops.fma(..., normalization=W)`` does for one FMA). The result
+        is still a code of ``acc_format``.
     kulisch : Kulisch, optional
         Accumulate in a wide fixed-point register instead (:class:`Kulisch`): every exact
         product is added into it (``frac_bits``, ``term_rounding``, ``alignment`` and the
@@ -188,6 +196,7 @@ class MMAModel:
     split_reduction: FloatFormat = _F32
     output: FloatFormat = _F32
     k_order: str = "natural"
+    normalization: int | None = None
     kulisch: Kulisch | None = None
     name: str = dataclasses.field(default="", compare=False)
     source: str = dataclasses.field(default="", compare=False)
@@ -198,6 +207,11 @@ class MMAModel:
             set_(self, what, _index(getattr(self, what), what))
         if self.promote is not None:
             set_(self, "promote", _index(self.promote, "promote"))
+        if self.normalization is not None:
+            set_(self, "normalization", _index(self.normalization, "normalization"))
+            if self.normalization < 1:
+                raise FormatError(f"normalization must be a window of at least 1 bit (or None), "
+                                  f"not {self.normalization!r}")
         term = as_rounding(self.term_rounding)
         acc_r = as_rounding(self.acc_rounding)
         if term not in _TERM_ROUNDINGS:
@@ -260,6 +274,8 @@ class MMAModel:
             s += f" out={self.output.name}"
         if self.k_order != "natural":
             s += f" k_order={self.k_order}"
+        if self.normalization is not None:
+            s += f" norm={self.normalization}"
         return s
 
 
@@ -357,14 +373,17 @@ def _align(mag: Any, shift: Any, rounding: Rounding, neg: Any, xp: Any = NP) -> 
 
 
 def _round_scaled(s: Any, scale_exp: Any, *, p: int, emin: int, emax: int,
-                  rounding: Rounding, xp: Any = NP) -> Any:
+                  rounding: Rounding, xp: Any = NP, floor: Any = None) -> Any:
     """Round ``s * 2**scale_exp`` (int64 ``s``) to ``p`` significant bits, exponent range
-    ``[emin, emax]`` (gradual underflow); returns exactly representable float64 values."""
+    ``[emin, emax]`` (gradual underflow); returns exactly representable float64 values.
+    ``floor`` (per element, optional): the rounding position is never below ``floor - (p -
+    1)``, as if ``emin`` were ``max(emin, floor)`` (an approximate normalizer's window)."""
     neg = s < 0
     mag = xp.abs(s)
     length = _core.bit_length(mag, xp)
     lead = scale_exp + length - 1
-    p_eff = p - xp.clip(emin - lead, 0)
+    low = emin if floor is None else xp.clip(floor, emin)
+    p_eff = p - xp.clip(low - lead, 0)
     shift = xp.clip(length - p_eff, 0)
     sh = xp.clip(shift, None, 62)
     q = mag >> sh
@@ -388,16 +407,19 @@ def _step_consts(m: MMAModel, pfrac: int) -> dict[str, Any]:
         "pfrac": pfrac, "f": m.frac_bits, "term": m.term_rounding,
         "normalized": m.alignment == "normalized", "p": m.acc_frac_bits + 1,
         "emin": m.acc_format.emin, "emax": m.acc_format.emax, "acc_rounding": m.acc_rounding,
+        "window": None if m.normalization is None
+        else m.normalization - 3 - (m.n + 1).bit_length(),
     }
 
 
 def _mma_step(xp: Any, psign: Any, psig: Any, pexp: Any, c_in: Any, *, pfrac: int, f: int,
               term: Rounding, normalized: bool, p: int, emin: int, emax: int,
-              acc_rounding: Rounding) -> Any:
+              acc_rounding: Rounding, window: int | None = None) -> Any:
     """One step over the last axis of products ``(B, n)`` plus accumulator values ``c_in (B,)``.
 
     ``c_in`` holds float32 values (or inf/NaN) in float64; the model's facts come as constants
-    (:func:`_step_consts`).
+    (:func:`_step_consts`); ``window``, with an approximate normalizer, is ``W - 3 - bits(n +
+    1)``: the sum is rounded no lower than at ``E - window - (p - 1)``.
     """
     c_inf = ~xp.isfinite(c_in)  # an overflowed accumulator stays infinite (or NaN)
     c = xp.where(c_inf, 0.0, c_in)
@@ -412,7 +434,9 @@ def _mma_step(xp: Any, psign: Any, psig: Any, pexp: Any, c_in: Any, *, pfrac: in
     tc = xp.where(cnz, _align(csig, cexp - 23 + f - big, term, cneg, xp), 0)
     total = xp.sum(xp.where(psign, -tp, tp), -1) + xp.where(cneg, -tc, tc)
     total = xp.where(big <= _NO_TERM, 0, total)
-    res = _round_scaled(total, big - f, p=p, emin=emin, emax=emax, rounding=acc_rounding, xp=xp)
+    floor = None if window is None else big - window
+    res = _round_scaled(total, big - f, p=p, emin=emin, emax=emax, rounding=acc_rounding, xp=xp,
+                        floor=floor)
     return xp.where(c_inf, c_in, res)
 
 
@@ -820,6 +844,9 @@ def _check_kulisch_model(m: MMAModel) -> None:
     if m.promote is not None or m.split != 1:
         raise FormatError("a Kulisch accumulator is exact over all of K: promote and split do "
                           "not apply")
+    if m.normalization is not None:
+        raise FormatError("a Kulisch accumulator is never normalized until its one rounding: "
+                          "normalization does not apply")
 
 
 def _kulisch_label(m: MMAModel) -> str:

@@ -309,8 +309,10 @@ class DotProduct(DotUnit, Datapath):
         # Leading zeros, the result exponent and the normalizing shift.
         neg = wire(m, "sum_neg", s.total < 0)
         mag = wire(m, "sum_mag", Mux(neg, -s.total, s.total)[:g.SW])
-        m.submodules.lzc = lzc = LeadingZeroCount(g.SW)
-        m.d.comb += lzc.value.eq(mag)
+        window = self.window
+        m.submodules.lzc = lzc = LeadingZeroCount(window)
+        m.d.comb += lzc.value.eq(mag[g.SW - window:])
+        zero = lzc.zero if window == g.SW else ~mag.any()
         low = wire(m, "sum_lsb_exp", s.E - f)
         lead = wire(m, "lead_exp", low + (g.SW - 1) - lzc.count)
         emin = fc.emin
@@ -325,7 +327,7 @@ class DotProduct(DotUnit, Datapath):
         p = g.p
         s = pipe.stage("normalize", q=Mux(tiny, 0, x[g.OW - p:]),
                        guard=~tiny & x[g.OW - p - 1],
-                       sticky=tiny | x[:g.OW - p - 1].any(), neg=neg, zero=lzc.zero, e=e,
+                       sticky=tiny | x[:g.OW - p - 1].any(), neg=neg, zero=zero, e=e,
                        cinf=s.cinf, cnan=s.cnan, ccode=s.ccode)
 
         # Round once; pack.
@@ -335,12 +337,25 @@ class DotProduct(DotUnit, Datapath):
         q = wire(m, "rounded", s.q + rounder.inc)
         mm = fc.man_bits
         af = mdl.acc_frac_bits
-        code = wire(m, "mag", ((s.e - emin) << mm) + (q << (mm - af)))
+        e = s.e
+        if window < g.SW:
+            # The window left the leading one below 2**e: normalize the rounded bits (at most
+            # down to emin; a carry out of q is normalized already).
+            m.submodules.post_lzc = plz = LeadingZeroCount(p)
+            m.d.comb += plz.value.eq(q[:p])
+            room = wire(m, "post_room", e - emin)
+            sh = wire(m, "post_shift", Mux(q[p], 0, Mux(plz.count < room, plz.count, room)))
+            q = wire(m, "post_normalized", (q << sh[:len(plz.count)])[:p + 1])
+            e = wire(m, "post_exp", e - sh)
+        code = wire(m, "mag", ((e - emin) << mm) + (q << (mm - af)))
         max_p = ((fc.emax - fc.emin + 1) << mm) | (((1 << af) - 1) << (mm - af))
         assert fc.inf_code is not None
         assert fc.nan_code is not None
         over = code > max_p
         big = max_p if mdl.acc_rounding is Rounding.RTZ else fc.inf_code
+        if window < g.SW:
+            over = over & q.any()  # an early-rounded sum may round to zero
+            code = Mux(q.any(), code, 0)
         mag_code = Mux(s.zero, 0, Mux(over, big, code))[:fc.bits - 1]
         out = Cat(mag_code, s.neg & ~s.zero)
         out = Mux(s.cinf, s.ccode, out)
