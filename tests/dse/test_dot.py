@@ -54,7 +54,8 @@ def test_plan_builds_the_step_it_scores():
     reasons = {(s.weights, s.acc): s.reason for s in skips}
     assert "accumulates integer operands in a signed integer" in reasons[("int8", "float32")]
     assert "element formats" in reasons[("mxfp8_e4m3", "float32")]
-    assert reasons[("bfloat16", "int32")] == "the dot unit accumulates in float32 or float16"
+    assert reasons[("bfloat16", "int32")] == \
+        "the dot unit accumulates in float32, float16 or bfloat16"
     # Integer operands with a float-only parameter set: skipped as the unit refuses them.
     assert reasons[("int8", "int32")] == "dot: frac_bits applies to float operands only"
     assert len(designs) == 2 * 2 * 2  # formats x accumulators x n

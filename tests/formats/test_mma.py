@@ -408,7 +408,8 @@ def test_get_model_errors() -> None:
     ({"frac_bits": 0}, "frac_bits must be between 1 and 54 for n=16, not 0"),
     ({"promote": 40}, "promote must be a multiple of n=16 (or None), not 40"),
     ({"acc_frac_bits": 24}, "acc_frac_bits must be between 0 and 23 for float32, not 24"),
-    ({"acc_format": "bfloat16"}, "acc_format must be float32 or float16, not 'bfloat16'"),
+    ({"acc_format": "float8_e4m3fn"},
+     "acc_format must be float32, float16 or bfloat16, not 'float8_e4m3fn'"),
     ({"output": "float8_e4m3fn"},
      "output must be float32, bfloat16 or float16, not 'float8_e4m3fn'"),
     ({"term_rounding": "rup"}, "term_rounding must be one of rtz, rdn, rne, not 'rup'"),
@@ -516,6 +517,274 @@ def test_step_matches_fraction_oracle(params: dict[str, Any], rng: np.random.Gen
             assert Fraction(float(g)) == want, (i, la[i], lb[i], cs[i])
 
 
+# -- a bfloat16 accumulator ----------------------------------------------------------------------
+
+BF16 = get_format("bfloat16")
+
+
+@pytest.mark.parametrize(("fa", "changes"), [
+    ("bfloat16", {"n": 8, "acc_frac_bits": 7, "acc_rounding": "rtz"}),
+    ("bfloat16", {"n": 4, "acc_frac_bits": 7, "acc_rounding": "rne", "frac_bits": 12}),
+    ("float8_e4m3fn", {"n": 16, "acc_frac_bits": 5, "acc_rounding": "rne", "frac_bits": 13,
+                       "output": "float32"}),
+])
+def test_bf16_accumulator_matches_fraction_model(fa: str, changes: dict[str, Any],
+                                                 rng: np.random.Generator) -> None:
+    """Steps rounding into bfloat16's exponent range with at most 7 fraction bits, output
+    bfloat16 (or float32): codes equal to the Fraction model's, element by element."""
+    fmt = get_format(fa)
+    assert isinstance(fmt, FloatFormat)
+    kw = {"output": "bfloat16", **changes}
+    m = mma.MMAModel(acc_format="bfloat16", **kw)
+    a = _finite_codes(fmt, rng, (5, 3 * m.n - 1), 6)
+    b = _finite_codes(fmt, rng, (3 * m.n - 1, 4), 6)
+    c = BF16.encode(rng.normal(size=(5, 4)) * 8.0, "rne")
+    got = m.output.decode(mma.matmul(a, b, fmt, model=m, c=c))
+    for i in range(5):
+        for j in range(4):
+            want = _ref_dot(a[i].tolist(), b[:, j].tolist(), fmt, fmt, _value(int(c[i, j]), BF16),
+                            m)
+            want = _round(want, m.output.precision, m.output.emin, m.output.emax, "rne")
+            assert Fraction(float(got[i, j])) == want, (i, j)
+
+
+def test_bf16_accumulator_overflow_follows_float32_rules() -> None:
+    """Past bfloat16's largest value a step gives that value under rtz, infinity under rne;
+    its subnormals are kept (bfloat16 and float32 share emin)."""
+    big = BF16.encode(np.array([2.0**127 * 1.75]), "rne")[0]
+    one = BF16.encode(np.array([2.0**127]), "rne")[0]
+    for rounding, want in (("rtz", 0x7F7F), ("rne", 0x7F80)):
+        m = mma.MMAModel(n=1, acc_format="bfloat16", acc_frac_bits=7, acc_rounding=rounding)
+        got = mma.step(np.array([[one]]), np.array([[BF16.encode(np.array([1.0]), "rne")[0]]]),
+                       np.array([big]), "bfloat16", model=m)
+        assert int(got[0]) == want
+    tiny = BF16.encode(np.array([2.0**-130]), "rne")[0]  # a bfloat16 subnormal
+    one_c = BF16.encode(np.array([1.0]), "rne")[0]
+    m = mma.MMAModel(n=1, acc_format="bfloat16", acc_frac_bits=7, frac_bits=25)
+    got = mma.step(np.array([[tiny]]), np.array([[one_c]]), np.array([0]), "bfloat16", model=m)
+    assert int(got[0]) == int(tiny)
+    with pytest.raises(FormatError, match="acc_frac_bits must be between 0 and 7 for bfloat16"):
+        mma.MMAModel(acc_format="bfloat16", acc_frac_bits=8)
+
+
+# -- the Kulisch accumulator ---------------------------------------------------------------------
+
+def _kulisch_oracle(la: list[int], lb: list[int], fa: FloatFormat, fb: FloatFormat, c: int,
+                    width: int, lsb: int) -> int:
+    """Register code after adding the products (each cut toward zero to 2**lsb) to code c."""
+    total = c - ((c >> (width - 1)) << width)
+    unit = Fraction(2) ** lsb
+    for x, y in zip(la, lb, strict=True):
+        total += math.trunc(_value(x, fa) * _value(y, fb) / unit)
+    return total % (1 << width)
+
+
+def _register_value(code: int, width: int, lsb: int) -> Fraction:
+    return (code - ((code >> (width - 1)) << width)) * Fraction(2) ** lsb
+
+
+@pytest.mark.parametrize(("fa", "fb", "width", "lsb"), [
+    ("float8_e4m3fn", "float8_e4m3fn", None, None),
+    ("float4_e2m1fn", "float4_e2m1fn", None, None),
+    ("float8_e5m2", "float8_e4m3fn", None, None),
+    ("bfloat16", "bfloat16", None, None),
+    ("float16", "float16", None, None),
+    ("float8_e4m3fn", "float8_e4m3fn", 20, -4),     # products cut and wrapping
+    ("bfloat16", "bfloat16", 90, -40),             # a wide register cutting products
+    ("float6_e3m2fn", "float4_e2m1fn", 8, 0),
+])
+def test_kulisch_step_matches_integer_oracle(fa: str, fb: str, width: int | None,
+                                             lsb: int | None, rng: np.random.Generator) -> None:
+    """Register codes of one step: the exact sum of the products cut to the LSB, plus the
+    register, modulo 2**width, for random and extreme products and registers."""
+    fmt_a, fmt_b = get_format(fa), get_format(fb)
+    assert isinstance(fmt_a, FloatFormat)
+    assert isinstance(fmt_b, FloatFormat)
+    m = mma.MMAModel(n=5, kulisch=mma.Kulisch(width, lsb))
+    w, low = m.kulisch.resolve(fmt_a, fmt_b)  # type: ignore[union-attr]
+    rows = 300
+    a = _finite_codes(fmt_a, rng, (rows, 5), 200)
+    b = _finite_codes(fmt_b, rng, (rows, 5), 200)
+    ext_a = fmt_a.encode(np.array([fmt_a.max_finite, -fmt_a.max_finite if fmt_a.signed else 0,
+                                   fmt_a.min_subnormal]), "rne")
+    ext_b = fmt_b.encode(np.array([fmt_b.max_finite, fmt_b.min_subnormal]), "rne")
+    a[:60] = rng.choice(ext_a, (60, 5))
+    b[:60] = rng.choice(ext_b, (60, 5))
+    ends = [0, 1, (1 << (w - 1)) - 1, 1 << (w - 1), (1 << w) - 1, (1 << (w - 1)) - 3]
+    c = [ends[i % len(ends)] if i < 120 else int(rng.integers(0, 1 << 62)) % (1 << w)
+         for i in range(rows)]
+    c_arr = np.array(c, dtype=np.uint64) if w <= 62 else np.array(c, dtype=object)
+    got = mma.step(a, b, c_arr, fmt_a, fmt_b, model=m)
+    for i in range(rows):
+        want = _kulisch_oracle(a[i].tolist(), b[i].tolist(), fmt_a, fmt_b, c[i], w, low)
+        assert int(got[i]) == want, (i, a[i], b[i], c[i])
+
+
+def test_kulisch_default_register_holds_every_product_exactly() -> None:
+    """The default LSB is the least product exponent (a product of the smallest subnormals
+    is one LSB), the default width holds 2**16 largest products of either sign."""
+    for name in ("float8_e4m3fn", "float8_e5m2", "float4_e2m1fn", "bfloat16", "float16",
+                 "float6_e2m3fn"):
+        f = get_format(name)
+        assert isinstance(f, FloatFormat)
+        width, lsb = mma.kulisch_default(f, f)
+        assert Fraction(f.min_subnormal) ** 2 == Fraction(2) ** lsb
+        top = Fraction(f.max_finite) ** 2 * 2**16 / Fraction(2) ** lsb
+        assert top < 2 ** (width - 1)                      # no overflow up to K = 2**16 ...
+        assert Fraction(f.max_finite) ** 2 * 2**18 / Fraction(2) ** lsb >= 2 ** (width - 1)
+    e4m3 = get_format("float8_e4m3fn")
+    assert isinstance(e4m3, FloatFormat)
+    assert mma.kulisch_default(e4m3, e4m3) == (53, -18)
+    # 2**16 products of 448 * 448, then one more of either sign.
+    n = 16
+    m = mma.MMAModel(n=n, kulisch=mma.Kulisch())
+    big = e4m3.encode(np.array([448.0]), "rne")[0]
+    a = np.full((1, n), big)
+    reg = np.array([0], dtype=np.uint64)
+    for _ in range(2**16 // n):
+        reg = mma.step(a, a, reg, e4m3, model=m)
+    assert _register_value(int(reg[0]), 53, -18) == 448 * 448 * 2**16
+
+
+def test_kulisch_wraps_when_too_narrow() -> None:
+    """A register too narrow for the sum wraps (two's complement), it never saturates."""
+    e2m1 = get_format("float4_e2m1fn")
+    assert isinstance(e2m1, FloatFormat)
+    six = e2m1.encode(np.array([6.0]), "rne")[0]
+    m = mma.MMAModel(n=2, kulisch=mma.Kulisch(width=8, lsb=-2))  # holds [-32, 32)
+    got = mma.step(np.array([[six, six]]), np.array([[six, six]]), np.array([0]), e2m1, model=m)
+    assert int(got[0]) == (72 * 4) % 256  # 72 wraps to 72 - 64 = 8
+    assert _register_value(int(got[0]), 8, -2) == 8
+    # Cut below the LSB: 0.5 * 0.5 = 0.25 with LSB 2**-1 is cut toward zero, of either sign.
+    half = e2m1.encode(np.array([0.5, -0.5]), "rne")
+    m = mma.MMAModel(n=1, kulisch=mma.Kulisch(width=8, lsb=-1))
+    got = mma.step(half[:, None], half[:1, None], np.array([0, 0]), e2m1, model=m)
+    assert got.tolist() == [0, 0]
+
+
+@pytest.mark.parametrize(("width", "lsb"), [(53, -18), (25, -2), (539, -266), (70, -200)])
+def test_kulisch_round_matches_fraction(width: int, lsb: int, rng: np.random.Generator) -> None:
+    """One rounding to float32, to nearest even: register extremes, ties, tiny values."""
+    codes = [0, 1, (1 << width) - 1, 1 << (width - 1), (1 << (width - 1)) - 1]
+    for k in range(1, min(width - 1, 200)):
+        codes += [(1 << k) + (1 << max(0, k - 24)), ((1 << k) | 1) % (1 << width),
+                  (-(3 << (k - 1)) | 1) % (1 << width)]
+    codes += [int(rng.integers(0, 1 << 62)) << max(0, width - 62) for _ in range(100)]
+    codes = [x % (1 << width) for x in codes]
+    arr = np.array(codes, dtype=np.uint64) if width <= 62 else np.array(codes, dtype=object)
+    got = mma.kulisch_round(arr, width, lsb)
+    assert got.dtype == np.uint32
+    for code, g in zip(codes, got.tolist(), strict=True):
+        want = _f32(_register_value(code, width, lsb))
+        value = F32.decode(np.array([g], dtype=np.uint32))[0]
+        if abs(want) >= 10**59:
+            assert np.isinf(value), code
+            assert (value > 0) == (want > 0), code
+        else:
+            assert Fraction(float(value)) == want, code
+            if want == 0:  # a zero register is +0, a tiny one keeps its sign
+                assert g == (0 if code == 0 else int(code >> (width - 1)) << 31), code
+
+
+@pytest.mark.parametrize(("fa", "output"), [("float8_e4m3fn", "float32"),
+                                             ("bfloat16", "bfloat16"),
+                                             ("float4_e2m1fn", "float16")])
+def test_kulisch_matmul_is_one_rounding_of_the_exact_sum(fa: str, output: str,
+                                                         rng: np.random.Generator) -> None:
+    fmt = get_format(fa)
+    assert isinstance(fmt, FloatFormat)
+    m = mma.MMAModel(n=4, kulisch=mma.Kulisch(), output=output)
+    a = _finite_codes(fmt, rng, (4, 37), 40)
+    b = _finite_codes(fmt, rng, (37, 3), 40)
+    a[0, :] = fmt.encode(np.array([fmt.min_subnormal]), "rne")[0]  # all-subnormal products
+    got = m.output.decode(mma.matmul(a, b, fmt, model=m))
+    out = m.output
+    for i in range(4):
+        for j in range(3):
+            exact = sum(_value(int(a[i, k]), fmt) * _value(int(b[k, j]), fmt) for k in range(37))
+            want = _round(_f32(exact), out.precision, out.emin, out.emax, "rne")
+            assert Fraction(float(got[i, j])) == want, (i, j)
+    assert (mma.dot(a[:, None, :], b.T[None, :, :], fmt, model=m) ==
+            mma.matmul(a, b, fmt, model=m)).all()
+    assert m.label() == "n=4 kulisch width=default lsb=default round=float32:rne" + (
+        "" if output == "float32" else f" out={output}")
+
+
+def test_kulisch_cancellation_gives_plus_zero() -> None:
+    e4m3 = get_format("float8_e4m3fn")
+    assert isinstance(e4m3, FloatFormat)
+    x = e4m3.encode(np.array([448.0, -448.0, 2.0**-9, -(2.0**-9)]), "rne")
+    m = mma.MMAModel(n=4, kulisch=mma.Kulisch())
+    y = np.array([x[0], x[0], x[2], x[2]])
+    assert int(mma.matmul(x[None, :], y[:, None], e4m3, model=m)[0, 0]) == 0
+    reg = mma.step(x[None, :], y[None, :], np.array([5]), e4m3, model=m)
+    assert int(reg[0]) == 5
+
+
+def test_kulisch_refusals() -> None:
+    e4m3 = get_format("float8_e4m3fn")
+    k = mma.Kulisch()
+    with pytest.raises(FormatError, match="^a Kulisch accumulator is exact over all of K: "
+                                          "promote and split do not apply$"):
+        mma.MMAModel(n=16, promote=128, kulisch=k)
+    with pytest.raises(FormatError, match="^the Kulisch register width must be between 2 and "
+                                          "1024, not 1$"):
+        mma.Kulisch(width=1)
+    with pytest.raises(TypeError, match="width must be an integer"):
+        mma.Kulisch(width=2.5)  # type: ignore[arg-type]
+    with pytest.raises(FormatError, match="^a Kulisch accumulator is never normalized until "
+                                          "its one rounding: normalization does not apply$"):
+        mma.MMAModel(n=16, normalization=6, kulisch=k)
+    with pytest.raises(FormatError, match="kulisch must be a Kulisch register"):
+        mma.MMAModel(kulisch=(53, -18))  # type: ignore[arg-type]
+    m = mma.MMAModel(n=1, kulisch=k)
+    one = np.array([[0x38]])
+    with pytest.raises(FormatError, match="starts from zero: c does not apply"):
+        mma.matmul(one, one, e4m3, model=m, c=np.array([[0]]))
+    # The torch backend (int64 tensors) is refused before torch is imported.
+    with pytest.raises(FormatError, match=r"modelled on the CPU only \(device='cpu'\)"):
+        mma.matmul(one, one, e4m3, model=m, device="cuda")
+    with pytest.raises(FormatError, match="must hold 53-bit Kulisch register codes"):
+        mma.step(one, one, np.array([1 << 53]), e4m3, model=m)
+    with pytest.raises(FormatError, match="needs 2049 bits, more than 1024"):
+        mma.kulisch_default(get_format("float16"), get_format("float16"), lsb=-2000)
+
+
+def test_kulisch_narrower_register_keeps_its_top() -> None:
+    """A width alone raises the LSB (the top stays: 2**16 largest products still fit) and the
+    smallest products are cut; an LSB alone sets the width that holds them."""
+    e4m3 = get_format("float8_e4m3fn")
+    assert isinstance(e4m3, FloatFormat)
+    assert mma.Kulisch().resolve(e4m3, e4m3) == (53, -18)
+    assert mma.Kulisch(width=40).resolve(e4m3, e4m3) == (40, -5)
+    assert mma.Kulisch(width=60).resolve(e4m3, e4m3) == (60, -18)
+    assert mma.Kulisch(lsb=-10).resolve(e4m3, e4m3) == (45, -10)
+    assert mma.Kulisch(width=30, lsb=-20).resolve(e4m3, e4m3) == (30, -20)
+    m = mma.MMAModel(n=2, kulisch=mma.Kulisch(width=40))
+    big = e4m3.encode(np.array([448.0, 2.0**-5, 2.0**-6]), "rne")
+    a = np.array([[big[0]] * 16, [big[1], big[2]] * 8])
+    one = e4m3.encode(np.array([1.0]), "rne")[0]
+    got = mma.matmul(a, np.full((16, 1), one), e4m3, model=m)
+    # 16 x 448 exact; 2**-5 survives a 2**-5 LSB, 2**-6 is cut.
+    assert F32.decode(got).reshape(-1).tolist() == [16 * 448.0, 8 * 2.0**-5]
+
+
+def test_bf16_accumulator_on_the_torch_backend(rng: np.random.Generator) -> None:
+    """The shared numpy/torch step serves a bfloat16 accumulator bit for bit (torch code on CPU
+    tensors); the Kulisch model is refused there before any work."""
+    pytest.importorskip("torch")
+    bf16 = get_format("bfloat16")
+    assert isinstance(bf16, FloatFormat)
+    m = mma.MMAModel(n=8, acc_format="bfloat16", acc_frac_bits=7, acc_rounding="rne",
+                     output="bfloat16")
+    a = _finite_codes(bf16, rng, (6, 37), 20)
+    b = _finite_codes(bf16, rng, (37, 5), 20)
+    c = bf16.encode(rng.normal(size=(6, 5)), "rne")
+    want = mma.matmul(a, b, bf16, model=m, c=c)
+    got = mma.matmul(a, b, bf16, model=m, c=c, device="cpu:0")
+    np.testing.assert_array_equal(np.asarray(got.cpu().numpy()).astype(np.uint16), want)
+    with pytest.raises(FormatError, match="modelled on the CPU only"):
+        mma.matmul(a, b, bf16, model=mma.MMAModel(kulisch=mma.Kulisch()), device="cpu:0")
 @pytest.mark.parametrize(("params", "free_from"), [
     ({"a": "float8_e4m3fn", "n": 4, "frac_bits": 13, "acc_frac_bits": 13}, 6),
     ({"a": "bfloat16", "n": 2, "acc_rounding": "rne"}, 7),

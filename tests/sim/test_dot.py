@@ -166,7 +166,7 @@ def test_model_sets_the_step() -> None:
     ({"a": "float8_e4m3fn", "acc": "int32"}, r"must be one of float32, float16"),
     ({"a": "int8", "n": 65}, r"between 1 and 64"),
     ({"n": 65}, r"between 1 and 64"),
-    ({"acc": "bfloat16"}, r"must be one of float32, float16"),
+    ({"acc": "float8_e5m2"}, r"must be one of float32, float16, bfloat16"),
     ({"acc": "float16", "acc_frac_bits": 11}, r"acc_frac_bits must be between 0 and 10"),
     ({"frac_bits": 41}, r"frac_bits must be between 1 and 40"),
 ])

@@ -192,11 +192,11 @@ def evaluate_main(args: argparse.Namespace) -> int:
     """Emulate weights, activations and a datapath bit-exactly on every GEMM of a trace.
 
     Each traced GEMM is quantized (scaling per tensor, channel or block), run through the
-    datapath's GEMM model on the codes (the datapaths listed below), and compared with the fp32 output in the trace: SQNR in dB and
-    relative error. For minilm and digits-cnn traces the whole model then runs with every GEMM
-    emulated: Spearman correlation on graded sentence pairs and cosine similarity to the fp32
-    embeddings, or test accuracy. Layers whose metrics used a sample of rows or columns say so.
-    --json prints everything as one JSON document.
+    datapath's GEMM model on the codes (the datapaths listed below), and compared with the fp32
+    output in the trace: SQNR in dB and relative error. For minilm and digits-cnn traces the
+    whole model then runs with every GEMM emulated: Spearman correlation on graded sentence
+    pairs and cosine similarity to the fp32 embeddings, or test accuracy. Layers whose metrics
+    used a sample of rows or columns say so. --json prints everything as one JSON document.
     """
     import json
 

@@ -10,7 +10,8 @@ the sum rounded to ``acc_frac_bits`` fraction bits in the exponent range of ``ac
 generator is ``arithforge.hdl.dot.DotProduct``.
 
 Ports: ``a`` the ``n`` codes of A packed (lane 0 in the low bits), ``b`` likewise, ``c`` the
-accumulator code (``acc``: float32 or float16 codes; with ``acc_frac_bits`` below the format's
+accumulator code (``acc``: float32, float16 or bfloat16 codes (bfloat16: float32's exponent
+range, at most 7 fraction bits, overflow as float32's); with ``acc_frac_bits`` below the format's
 mantissa the low bits of a result are zero, those of ``c`` are read as they are); result the new
 accumulator code. A GEMM chains steps over K through ``c``.
 
@@ -35,7 +36,8 @@ GEMM model (``evaluate --datapath dot``, explore's accuracy stage): what a chain
 computes over K in steps of ``n``, from a +0 accumulator, without promotion:
 :func:`arithforge.formats.mma.matmul` with the step's :class:`~arithforge.formats.mma.MMAModel`
 and the accumulator as the output (its codes decoded, never re-rounded). A is the activations
-(``a``), B the weights (``b``); the accumulator is the config's ``acc`` (float32 or float16)
+(``a``), B the weights (``b``); the accumulator is the config's ``acc`` (float32, float16 or
+bfloat16)
 with its ``rounding`` as ``acc_rounding`` (rtz or rne; default rtz); options ``n``,
 ``frac_bits``, ``term_rounding``, ``alignment``, ``acc_frac_bits`` as the unit's (None: the
 unit's defaults), or ``model``, a preset that sets all of them and the accumulator itself.
@@ -56,6 +58,32 @@ no alignment, cut or rounding: the float-only parameters (``frac_bits``, ``term_
 integer operands, never silently ignored. The GEMM model of integer operands is
 :func:`int_matmul` (wrapping addition is associative: a chain of steps over K is one wrapped
 exact sum, the ``imac`` model's), its options all None but ``n``.
+
+Kulisch accumulator (``kulisch=true``; float operands): the exact products enter a wide
+two's-complement fixed-point register of ``acc_width`` W bits whose least bit weighs
+``2**acc_lsb`` (:class:`arithforge.formats.mma.Kulisch`): no alignment to a largest exponent and
+no cut to F bits, so ``frac_bits``, ``term_rounding``, ``alignment``, ``acc``,
+``acc_frac_bits``, ``acc_rounding`` and ``model`` are refused. Defaults: the LSB is the least
+exponent of a product of the operand formats (nothing is cut: a product of two smallest
+subnormals is one LSB) and W holds any sum of up to 2**16 products (e4m3 x e4m3: W = 53, LSB
+2**-18; e2m1: 25, 2**-2; bf16: 539, 2**-266); a narrower ``acc_width`` given alone keeps that
+top and raises the LSB (e4m3, W = 40: LSB 2**-5). A higher LSB cuts each product's magnitude
+toward zero, then negates it; a register too narrow for a sum wraps (two's complement, never
+saturates). Ports: ``c`` the W-bit register code, ``result`` the new register (the array keeps
+it from step to step); with ``acc_result=float32`` ``result`` is instead the register after this
+step rounded once to float32 (RNE, gradual underflow, infinity past the largest float32, +0 for
+a zero register): the unit of the last step of K (the hardware's choice here: one generator with
+a result option, no second output port). ``reference()`` is :func:`arithforge.formats.mma.step`
+(and :func:`~arithforge.formats.mma.kulisch_round`) bit for bit. GEMM model: option
+``kulisch=true`` (with ``acc_width``, ``acc_lsb``; ``n`` only labels the step): the exact sum of
+all K products in the register, rounded once to float32, from a zero register
+(:func:`arithforge.formats.mma.matmul` with the Kulisch model); the accumulator must be float32.
+Sweep: ``kulisch`` (false) and ``acc_width`` (None), best as a named variant
+(``[datapaths.dot_kulisch]`` with ``datapath = "dot"``, ``kulisch = [true]``, ``acc_width = [32,
+40, 53]``): a Kulisch point needs a float32 accumulator and the float-step parameters at their
+defaults (else skipped with the reason); its cost is the register's step (the one float32
+rounding per output is not costed). Not built: approximate normalization of the accumulator
+within a window.
 
 Array PE (``simulate gemm --pe dot:...``): one operation is one step, ``n`` products along K, so
 the array's K counts steps (``array_shape``); an A element is the ``n`` activation codes packed
@@ -83,6 +111,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
@@ -129,7 +158,9 @@ MAX_N = 64
 #: Alignment rules the hardware builds (all of ``formats.mma``'s).
 ALIGNMENTS = ("sum", "sum_fp16", "normalized")
 #: Accumulator formats (their exponent ranges).
-ACCS = ("float32", "float16")
+ACCS = ("float32", "float16", "bfloat16")
+#: What a Kulisch unit's ``result`` port gives: the new register, or it rounded to float32.
+ACC_RESULTS = ("register", "float32")
 #: Signed width of every exponent signal (operands of at most 16 bits, float32 accumulators).
 EXP_BITS = 12
 
@@ -165,10 +196,24 @@ PARAMS: dict[str, Param] = {
                                    "float8_e4m3fn read unsigned (NVFP4 UE4M3); default none"),
     "block": Param("int", None, "elements per block scale (a multiple of group dividing n; "
                                 "default: 32 for E8M0, 16 otherwise)", 1, MAX_N),
+    "kulisch": Param("bool", False, "accumulate the exact products in a wide fixed-point "
+                                    "(Kulisch) register: c and result are the register"),
+    "acc_width": Param("int", None, "Kulisch register bits (default: holds 2**16 products "
+                                    "of the operand formats; a narrower one without acc_lsb "
+                                    "keeps that top and cuts below)", 2,
+                       mma.KULISCH_MAX_WIDTH),
+    "acc_lsb": Param("int", None, "exponent of the Kulisch register's least bit (default: the "
+                                  "least product exponent: nothing is cut)", -4096, 4096),
+    "acc_result": Param(f"choice:{'|'.join(ACC_RESULTS)}", None,
+                        "Kulisch result port: the new register (default) or it rounded once "
+                        "to float32 (RNE), the last step of K"),
 }
 
 #: Parameters of groups and block scales (float operands only).
 BLOCK_PARAMS = ("group", "scale", "block")
+
+#: Parameters of the Kulisch accumulator (refused without ``kulisch``).
+KULISCH_ONLY = ("acc_width", "acc_lsb", "acc_result")
 
 #: Parameters a preset sets, and the model field of each.
 _MODEL_FIELDS = {"n": "n", "frac_bits": "frac_bits", "term_rounding": "term_rounding",
@@ -297,7 +342,42 @@ _OPTIONS = ("n", "frac_bits", "term_rounding", "alignment", "acc_frac_bits", "no
 _TERM_ROUNDINGS = PARAMS["term_rounding"].choices or ()
 
 
+def _check_kulisch_options(options: dict[str, Any]) -> None:
+    """``kulisch`` (true/false), ``acc_width`` and ``acc_lsb`` of the GEMM model."""
+    value = options.get("kulisch", False)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        value = value.strip().lower() == "true"
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"option kulisch must be true or false, not {value!r}")
+    options["kulisch"] = bool(value)
+    options["acc_width"] = int_option({"acc_width": options.get("acc_width")}, "acc_width", 2,
+                                      mma.KULISCH_MAX_WIDTH, none=True)
+    options["acc_lsb"] = int_option({"acc_lsb": options.get("acc_lsb")}, "acc_lsb", -4096,
+                                    4096, none=True)
+    if not options["kulisch"]:
+        given = [k for k in ("acc_width", "acc_lsb") if options[k] is not None]
+        if given:
+            raise ValueError(f"option {given[0]} applies to a Kulisch accumulator only "
+                             f"(kulisch=true)")
+
+
+def _kulisch_gemm_model(fa: FloatFormat, fb: FloatFormat, acc: FloatFormat,
+                        options: Mapping[str, Any]) -> mma.MMAModel:
+    """The GEMM model of Kulisch units: every product of K exactly into the register (wrapping
+    past ``acc_width``), one rounding to float32 at the end (``acc`` must be float32)."""
+    given = [k for k in ("model", *_OPTIONS) if k != "n" and options.get(k) is not None]
+    if given:
+        raise ValueError(f"option {given[0]} does not apply to a Kulisch accumulator")
+    if acc.name != "float32":
+        raise ValueError(f"a Kulisch register is rounded once to float32: the accumulator must "
+                         f"be float32, not {acc.name!r}")
+    n = options.get("n")
+    width, lsb = mma.Kulisch(options.get("acc_width"), options.get("acc_lsb")).resolve(fa, fb)
+    return mma.MMAModel(n=4 if n is None else int(n), kulisch=mma.Kulisch(width, lsb))
+
+
 def _check_model(options: dict[str, Any]) -> dict[str, Any]:
+    _check_kulisch_options(options)
     options["n"] = int_option(options, "n", 1, MAX_N, none=True)
     options["frac_bits"] = int_option(options, "frac_bits", 1, 40, none=True)
     options["acc_frac_bits"] = int_option(options, "acc_frac_bits", 0, 23, none=True)
@@ -323,6 +403,8 @@ def gemm_model(fa: FloatFormat, fb: FloatFormat, acc: FloatFormat, rounding: Rou
     ValueError
         Parameters the unit refuses (``FormatError`` included).
     """
+    if options.get("kulisch"):
+        return _kulisch_gemm_model(fa, fb, acc, options)
     preset = options.get("model")
     given: dict[str, Any] = {k: options.get(k) for k in _OPTIONS}
     if preset is None:
@@ -361,6 +443,9 @@ def _run_int(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
 
 def _run(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
     if isinstance(qx.fmt, IntFormat) or isinstance(qw.fmt, IntFormat):
+        if config.options.get("kulisch"):
+            raise ArithforgeError(f"dot: option kulisch applies to float operands only, not to "
+                                  f"{qx.fmt.name} x {qw.fmt.name}")
         return _run_int(qx, qw, config)
     acc = float_acc(config, "dot")
     fx, fw = element(qx, "dot"), element(qw, "dot")
@@ -467,6 +552,25 @@ class GroupGeometry:
     B: int
     D: int
     YW: int     #: shifter width
+def _kulisch_given(kulisch: Any, width: Any, lsb: Any, result: Any) -> str:
+    """The first Kulisch parameter given (``kulisch`` true, the others not None), else ''."""
+    if not isinstance(kulisch, bool | np.bool_):
+        raise TypeError(f"kulisch must be a bool, not {kulisch!r}")
+    if kulisch:
+        return "kulisch"
+    for name, v in (("acc_width", width), ("acc_lsb", lsb), ("acc_result", result)):
+        if v is not None:
+            return name
+    return ""
+
+
+def _kulisch_formats(width: int, lsb: int, result: str) -> dict[str, Any]:
+    """Formats of a Kulisch unit's ports: the register as a signed integer (its value times
+    ``2**lsb``; registers over 62 bits have none), the result float32 or the register."""
+    reg = {"c": IntFormat(width)} if width <= 62 else {}
+    if result == "float32":
+        return {**reg, "result": get_format("float32")}
+    return {**reg, **({"result": reg["c"]} if reg else {})}
 
 
 @dataclass(frozen=True)
@@ -524,6 +628,9 @@ class DotUnit(Unit):
     _CUTS: ClassVar[tuple[str, ...]] = ("align", "sum", "product", "normalize")
     #: Cut points of the integer step: after the products, after the adder tree.
     _INT_CUTS: ClassVar[tuple[str, ...]] = ("product", "sum")
+    #: Cut points of the Kulisch step: after the products, after the register's adder tree,
+    #: after the normalizer of the float32 rounding (``acc_result=float32``).
+    _KULISCH_CUTS: ClassVar[tuple[str, ...]] = ("product", "sum", "normalize")
 
     def __init__(self, a: FloatFormat | IntFormat | str,
                  b: FloatFormat | IntFormat | str | None = None, *,
@@ -533,7 +640,9 @@ class DotUnit(Unit):
                  acc_frac_bits: int | None = None, acc_rounding: str | None = None,
                  stages: int = 0, model: str | None = None, group: int | None = None,
                  scale: FloatFormat | str | None = None, block: int | None = None,
-                 normalization: int | None = None) -> None:
+                 normalization: int | None = None, kulisch: bool = False,
+                 acc_width: int | None = None, acc_lsb: int | None = None,
+                 acc_result: str | None = None) -> None:
         fa = _operand_format(a, "a")
         fb = _operand_format(a if b is None else b, "b")
         if isinstance(acc, FloatFormat | IntFormat):
@@ -544,6 +653,25 @@ class DotUnit(Unit):
             which = next(k for k, v in blocks.items() if v is not None)
             raise ValueError(f"{which} applies to float operands only, not to integer "
                              f"{ints[0].name} x {ints[1].name}")
+        self._kul: tuple[int, int, str] | None = None
+        kul_given = _kulisch_given(kulisch, acc_width, acc_lsb, acc_result)
+        if ints is not None and kul_given:
+            raise ValueError(f"{kul_given} applies to float operands only, not to integer "
+                             f"{ints[0].name} x {ints[1].name}")
+        if kulisch and any(v is not None for v in blocks.values()):
+            which = next(k for k, v in blocks.items() if v is not None)
+            raise ValueError(f"{which} and a Kulisch accumulator are not built together: the "
+                             f"register takes exact products without groups or block scales")
+        if kulisch:
+            assert isinstance(fa, FloatFormat)
+            assert isinstance(fb, FloatFormat)
+            self._init_kulisch(fa, fb, n, stages, acc_width, acc_lsb, acc_result, {
+                "frac_bits": frac_bits, "term_rounding": term_rounding, "alignment": alignment,
+                "acc": acc, "acc_frac_bits": acc_frac_bits, "acc_rounding": acc_rounding,
+                "model": model, "normalization": normalization})
+            return
+        if kul_given:
+            raise ValueError(f"{kul_given} applies to a Kulisch accumulator only (kulisch=true)")
         if ints is not None:
             self._init_int(ints, n, acc, stages, {
                 "frac_bits": frac_bits, "term_rounding": term_rounding, "alignment": alignment,
@@ -598,9 +726,53 @@ class DotUnit(Unit):
         self._stages = check_stages(stages)
         self._ready()
 
+    def _init_kulisch(self, fa: FloatFormat, fb: FloatFormat, n: int | None, stages: int,
+                      width: int | None, lsb: int | None, result: str | None,
+                      float_step: dict[str, Any]) -> None:
+        """A Kulisch unit: the exact products added into a ``width``-bit register."""
+        given = [k for k, v in float_step.items() if v is not None]
+        if given:
+            raise ValueError(f"{given[0]} does not apply to a Kulisch accumulator (the products "
+                             f"enter the register exactly; its parameters are acc_width, "
+                             f"acc_lsb and acc_result)")
+        for what, v in (("n", n), ("acc_width", width), ("acc_lsb", lsb)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | np.integer)):
+                raise TypeError(f"{what} must be an integer, not {v!r}")
+        n = 4 if n is None else int(n)
+        if not 1 <= n <= MAX_N:
+            raise ValueError(f"n must be between 1 and {MAX_N}, not {n}")
+        result = "register" if result is None else result
+        if result not in ACC_RESULTS:
+            raise ValueError(f"acc_result must be one of {', '.join(ACC_RESULTS)}, not "
+                             f"{result!r}")
+        try:
+            w, low = mma.Kulisch(width, lsb).resolve(fa, fb)
+        except FormatError as exc:
+            raise ValueError(str(exc)) from None
+        self._fa, self._fb = fa, fb
+        self._int = None
+        self._kul = (w, low, result)
+        self._model = mma.MMAModel(n=n, kulisch=mma.Kulisch(w, low))
+        self._n = n
+        self._preset = None
+        self._stages = check_stages(stages)
+        self._facc = FloatFormat(8, 23)  # float32: the format of the one final rounding
+        self._ready()
+
     @classmethod
     def from_params(cls, **p: Any) -> Self:
         return cls(p.pop("a"), p.pop("b", None), **p)
+
+    @property
+    def kulisch_cuts(self) -> tuple[str, ...]:
+        """Cut points of a Kulisch unit, by priority (``normalize`` with a float32 result)."""
+        assert self._kul is not None
+        return self._KULISCH_CUTS if self._kul[2] == "float32" else self._KULISCH_CUTS[:2]
+
+    @property
+    def kulisch(self) -> tuple[int, int, str] | None:
+        """``(width, lsb, acc_result)`` of a Kulisch unit's register, else None."""
+        return self._kul
 
     # -- facts ----------------------------------------------------------------------------------
     @property
@@ -640,6 +812,9 @@ class DotUnit(Unit):
 
     @property
     def operand_widths(self) -> dict[str, int]:
+        if self._kul is not None:
+            return {"a": self._n * self._fa.bits, "b": self._n * self._fb.bits,
+                    "c": self._kul[0]}
         n = self._n
         fa, fb, fc = self._lane_formats()
         extra = self._scale_bits()
@@ -654,6 +829,8 @@ class DotUnit(Unit):
 
     @property
     def result_width(self) -> int:
+        if self._kul is not None:
+            return 32 if self._kul[2] == "float32" else self._kul[0]
         return self._lane_formats()[2].bits
 
     @property
@@ -662,6 +839,8 @@ class DotUnit(Unit):
 
     @property
     def formats(self) -> dict[str, Any]:
+        if self._kul is not None:
+            return _kulisch_formats(*self._kul)
         fc = self._lane_formats()[2]
         return {"c": fc, "result": fc}
 
@@ -845,6 +1024,8 @@ class DotUnit(Unit):
         return {**self.join(la[keep], lb[keep], sa, sb), "c": c}
 
     def describe(self) -> dict[str, Any]:
+        if self._kul is not None:
+            return self._kulisch_describe()
         if self._int is not None:
             fa, fb, fc = self._int
             return {"datapath": self.name, "a": fa.name, "b": fb.name, "n": self._n,
@@ -900,6 +1081,8 @@ class DotUnit(Unit):
 
     def reference(self, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
         la, lb = self.split(a, b)
+        if self._kul is not None:
+            return self._kulisch_reference(la, lb, c)
         if self._int is not None:
             fa, fb, fc = self._int
             prods = (np.asarray(fa.to_int(la), dtype=np.int64)
@@ -1037,6 +1220,8 @@ class DotUnit(Unit):
         random vectors. ``random``: :meth:`_random`.
         """
         check_kind(kind, n)
+        if self._kul is not None:
+            return self._kulisch_cases(rng, kind, n)
         if self._int is not None:
             return self._int_cases(rng, kind, n)
         if kind == "exhaustive":
@@ -1176,6 +1361,254 @@ class DotUnit(Unit):
             out = _cases.resize(rng, out, int(n), extra)
         return out
 
+    # -- the Kulisch register -------------------------------------------------------------------
+    def _kulisch_describe(self) -> dict[str, Any]:
+        assert self._kul is not None
+        w, low, result = self._kul
+        return {"datapath": self.name, "a": self._fa.name, "b": self._fb.name, "n": self._n,
+                "frac_bits": None, "term_rounding": None, "alignment": None, "acc": None,
+                "acc_frac_bits": None, "acc_rounding": None, "model": None,
+                "normalization": None, "kulisch": True, "acc_width": w, "acc_lsb": low,
+                "acc_result": result,
+                "stages": self._stages, "latency": self.latency, "label": self.kulisch_label(),
+                "formats": {k: v.name for k, v in self.formats.items()},
+                "element_formats": {"a": self._fa.name, "b": self._fb.name}}
+
+    def kulisch_label(self) -> str:
+        """A short label of a Kulisch step."""
+        assert self._kul is not None
+        w, low, result = self._kul
+        return (f"kulisch n={self._n} {self._fa.name}x{self._fb.name} width={w} lsb={low}"
+                + (" -> float32" if result == "float32" else ""))
+
+    def _reg_in(self, c: Any) -> Any:
+        """Register codes of the ``c`` port (1-D codes, or ``(N, words)`` for a port over 64
+        bits) as the model takes them: uint64 up to 62 bits, else Python ints."""
+        assert self._kul is not None
+        w = self._kul[0]
+        arr = np.asarray(c)
+        if w <= 62:
+            return arr.reshape(-1).astype(np.uint64)
+        if arr.dtype == object:
+            return np.asarray([int(v) for v in arr.reshape(-1)], dtype=object)
+        words = arr.reshape(len(arr), -1).astype(np.uint64) if w > 64 else \
+            arr.reshape(-1, 1).astype(np.uint64)
+        out = np.zeros(len(words), dtype=object)
+        for j in range(words.shape[1]):
+            out = out + words[:, j].astype(object) * (1 << (64 * j))
+        return out
+
+    def _reg_values(self, values: Any) -> Any:
+        """Register codes of signed register values (Python ints or int64), modulo 2**width."""
+        assert self._kul is not None
+        w = self._kul[0]
+        mask = (1 << w) - 1
+        if w <= 62:
+            return (np.asarray(values).astype(np.int64) & mask).astype(np.uint64)
+        return np.asarray([int(v) & mask for v in np.asarray(values, dtype=object).reshape(-1)],
+                          dtype=object)
+
+    def _reg_add(self, x: Any, y: Any) -> Any:
+        """``x + y`` modulo 2**width of register codes (uint64 or Python ints)."""
+        assert self._kul is not None
+        w = self._kul[0]
+        if w <= 62:
+            return (np.asarray(x).astype(np.uint64) + np.asarray(y).astype(np.uint64)) \
+                & np.uint64((1 << w) - 1)
+        mask = (1 << w) - 1
+        xs = np.asarray(x, dtype=object).reshape(-1)
+        ys = np.broadcast_to(np.asarray(y, dtype=object), xs.shape)
+        return np.asarray([(int(p) + int(q)) & mask for p, q in zip(xs, ys, strict=True)],
+                          dtype=object)
+
+    def _kulisch_reference(self, la: np.ndarray, lb: np.ndarray, c: np.ndarray) -> np.ndarray:
+        assert self._kul is not None
+        w, low, result = self._kul
+        reg = mma.step(la, lb, self._reg_in(c), self._fa, self._fb, model=self._model)
+        if result == "float32":
+            return mma.kulisch_round(reg, w, low).astype(np.uint64)
+        return np.asarray(reg) if w > 62 else np.asarray(reg).astype(np.uint64)
+
+    def _kulisch_sum(self, la: np.ndarray, lb: np.ndarray) -> Any:
+        """Register codes of the lanes' products alone (the step from a zero register)."""
+        zero = self._reg_values(np.zeros(len(la), dtype=np.int64))
+        return mma.step(la, lb, zero, self._fa, self._fb, model=self._model)
+
+    def _kulisch_registers(self) -> Any:
+        """Corner register codes: zero, one, minus one, both ends and their neighbours, halves,
+        and the registers that ``n`` (or one) largest products push past either end (wrap)."""
+        assert self._kul is not None
+        w, low, _ = self._kul
+        top, bottom = (1 << (w - 1)) - 1, -(1 << (w - 1))
+        big = int(Fraction(self._fa.max_finite) * Fraction(self._fb.max_finite)
+                  / Fraction(2) ** low)
+        vals = {0, 1, -1, 2, top, bottom, top - 1, bottom + 1, top // 2, bottom // 2,
+                top - self._n * big + 1, top - big + 1, bottom + self._n * big - 1,
+                bottom + big - 1, big, -big}
+        vals = {v for v in vals if bottom <= v <= top}
+        return self._reg_values(np.asarray(sorted(vals), dtype=object))
+
+    def _kulisch_random(self, rng: np.random.Generator, count: int) -> dict[str, np.ndarray]:
+        """Uniform finite lanes (a quarter cancelling in pairs); registers: a quarter uniform
+        codes, a quarter the products' negated sum plus -2..2 (cancellation), an eighth each
+        zero, within 2 of the top end and within 2 of the bottom end after the step (wrap), an
+        eighth small (a few products' size)."""
+        assert self._kul is not None
+        w, _, _ = self._kul
+        n = self._n
+        la = self._uniform(rng, self._fa, (count, n))
+        lb = self._uniform(rng, self._fb, (count, n))
+        kind = rng.integers(0, 8, size=count)
+        pairs = (kind < 2) & (n > 1)
+        if pairs.any():
+            half = n // 2
+            la[pairs, 1:2 * half:2] = self._negate(self._fa, la[pairs, 0:2 * half:2])
+            lb[pairs, 1:2 * half:2] = lb[pairs, 0:2 * half:2]
+        if w <= 62:
+            c = rng.integers(0, 1 << w, size=count, dtype=np.uint64)
+        else:
+            words = rng.integers(0, 1 << 63, size=(count, -(-w // 63)), dtype=np.int64)
+            c = self._reg_values(np.asarray([sum(int(x) << (63 * j) for j, x in enumerate(r))
+                                             for r in words], dtype=object))
+        neg_sum = self._reg_add(self._reg_values(np.zeros(count, dtype=np.int64)),
+                                self._negated(self._kulisch_sum(la, lb)))
+        delta = self._reg_values(rng.integers(-2, 3, size=count))
+        top = self._reg_values(np.full(count, (1 << (w - 1)) - 1, dtype=object))
+        small = self._reg_values(rng.integers(-(1 << min(w - 2, 40)), 1 << min(w - 2, 40),
+                                              size=count))
+        picks = [(kind == 2) | (kind == 3), kind == 4, kind == 5, kind == 6, kind == 7]
+        choices = [self._reg_add(neg_sum, delta), self._reg_values(np.zeros(count, dtype=int)),
+                   self._reg_add(self._reg_add(neg_sum, top), delta),
+                   self._reg_add(self._reg_add(neg_sum, self._reg_add(top, 1)), delta), small]
+        for pick, values in zip(picks, choices, strict=True):
+            c = np.where(pick, values, c)
+        return {**self.join(la, lb), "c": c if w > 62 else c.astype(np.uint64)}
+
+    def _negated(self, codes: Any) -> Any:
+        """``-x`` modulo 2**width of register codes."""
+        assert self._kul is not None
+        w = self._kul[0]
+        if w <= 62:
+            return (~np.asarray(codes).astype(np.uint64) + np.uint64(1)) \
+                & np.uint64((1 << w) - 1)
+        return np.asarray([(-int(v)) & ((1 << w) - 1) for v in codes], dtype=object)
+
+    def _kulisch_corner(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Corner lane codes (subnormal, largest, +-0) all alike or in one lane, lanes
+        cancelling in pairs, against the corner registers; registers cancelling the products
+        exactly (a zero result) or putting the sum at either end (wrap)."""
+        assert self._kul is not None
+        w, n = self._kul[0], self._n
+        ca, cb = self._corner_list(self._fa), self._corner_list(self._fb)
+        regs = self._kulisch_registers()
+        idx = np.arange(len(regs))
+        x, y, z = _cases.cross(ca, cb, idx)
+        rows: list[tuple[np.ndarray, np.ndarray, Any]] = []
+        rows.append((np.repeat(x[:, None], n, 1), np.repeat(y[:, None], n, 1), regs[z]))
+        la = np.zeros((len(x), n), dtype=np.uint64)
+        la[:, 1::2] = self._negate(self._fa, la[:, 1::2])
+        la[:, 0] = x
+        rows.append((la, np.repeat(y[:, None], n, 1), regs[z]))
+        x2, y2 = _cases.cross(ca, cb)
+        la = np.repeat(x2[:, None], n, 1)
+        la[:, 1::2] = self._negate(self._fa, la[:, 1::2])
+        lb = np.repeat(y2[:, None], n, 1)
+        rows.append((la, lb, self._reg_values(np.zeros(len(x2), dtype=np.int64))))
+        la = np.repeat(x2[:, None], n, 1)
+        ns = self._negated(self._kulisch_sum(la, lb))
+        top = self._reg_values(np.full(len(x2), (1 << (w - 1)) - 1, dtype=object))
+        rows.append((la, lb, ns))
+        rows.append((la, lb, self._reg_add(ns, top)))
+        rows.append((la, lb, self._reg_add(self._reg_add(ns, top), 1)))
+        la_all = np.concatenate([r[0] for r in rows])
+        lb_all = np.concatenate([r[1] for r in rows])
+        c_all = np.concatenate([np.asarray(r[2]) for r in rows])
+        return {**self.join(la_all, lb_all), "c": c_all}
+
+    def _kulisch_exhaustive(self) -> dict[str, np.ndarray]:
+        """Every finite lane code of every lane against the corner registers."""
+        n = self._n
+        bits = n * (self._fa.bits + self._fb.bits)
+        regs = self._kulisch_registers()
+        if (1 << bits) * len(regs) > 1 << _cases.EXHAUSTIVE_LIMIT_BITS:
+            raise DatapathError(
+                f"exhaustive vectors must number at most 2**{_cases.EXHAUSTIVE_LIMIT_BITS}, not "
+                f"2**{bits} operand codes x {len(regs)} registers; use random or corner vectors")
+        cols = _cases.cross(*([np.arange(1 << self._fa.bits, dtype=np.uint64)] * n
+                              + [np.arange(1 << self._fb.bits, dtype=np.uint64)] * n
+                              + [np.arange(len(regs))]))
+        la = np.stack(cols[:n], axis=1)
+        lb = np.stack(cols[n:2 * n], axis=1)
+        keep = self._finite(self._fa, la).all(1) & self._finite(self._fb, lb).all(1)
+        return {**self.join(la[keep], lb[keep]), "c": regs[cols[-1][keep]]}
+
+    def _kulisch_cases(self, rng: np.random.Generator, kind: str, n: int | None
+                       ) -> dict[str, np.ndarray]:
+        """Vectors of a Kulisch unit: ``exhaustive`` every finite lane code of every lane
+        against the corner registers (:meth:`_kulisch_registers`); ``corner``
+        :meth:`_kulisch_corner` (``n`` subsamples them or tops them up with random vectors);
+        ``random`` :meth:`_kulisch_random`."""
+        if kind == "exhaustive":
+            return self._kulisch_exhaustive()
+        if kind == "random":
+            assert n is not None
+            return self._kulisch_random(rng, int(n))
+        out = self._kulisch_corner(rng)
+        if n is not None:
+            size = len(out["c"])
+            extra = self._kulisch_random(rng, int(n) - size) if int(n) > size else None
+            out = _cases.resize(rng, out, int(n), extra)
+        return out
+
+    def _kulisch_structure(self) -> nx.DiGraph:
+        """Per lane a multiplier and a left shifter placing the product in the register; one
+        adder tree of the register's width with the register; with ``acc_result=float32`` the
+        one rounding: absolute value, leading-zero count, normalizer, rounder, pack."""
+        assert self._kul is not None
+        w, _, result = self._kul
+        fa, fb = self._fa, self._fb
+        n = self._n
+        cuts, extra = choose_cuts(self.kulisch_cuts, self._stages)
+        gr = Graph(cuts)
+        p = fa.precision + fb.precision
+        span = (fa.emax - fa.emin) + (fb.emax - fb.emin)
+        gr.node("in_a", "input", n * fa.bits)
+        gr.node("in_b", "input", n * fb.bits)
+        gr.node("in_c", "input", w)
+        ua = gr.node("unpack_a", "logic", fa.bits, "in_a", count=n,
+                     gates=2 * fa.bits + 2 * fa.exp_bits, depth=3)
+        ub = gr.node("unpack_b", "logic", fb.bits, "in_b", count=n,
+                     gates=2 * fb.bits + 2 * fb.exp_bits, depth=3)
+        mul = gr.node("multiplier", "multiplier", p, ua, ub, count=n, a_width=fa.precision,
+                      b_width=fb.precision)
+        exp = gr.node("exp_add", "adder", max(fa.exp_bits, fb.exp_bits) + 1, ua, ub, count=n)
+        after = gr.cut("product", n * (p + EXP_BITS + 1) + w, mul, exp, "in_c")
+        place = gr.node("place", "shifter", min(w, p + span), *after, count=n,
+                        shift_bits=max(1, span.bit_length()))
+        neg = gr.node("term_negate", "adder", w, place, count=n, inputs=1)
+        tree = gr.node("adder_tree", "adder", w, neg, *after, inputs=n + 1)
+        out_w = w
+        after = gr.cut("sum", w, tree)
+        if result == "float32":
+            absval = gr.node("abs", "adder", w, *after, inputs=1)
+            lzc = gr.node("lzc", "lzc", w, absval)
+            lead = gr.node("lead_exp", "adder", EXP_BITS + 2, lzc)
+            norm = gr.node("normalize", "shifter", w + 26, lead, absval,
+                           shift_bits=max(1, (w + 26).bit_length()))
+            sticky = gr.node("sticky", "logic", w, norm, gates=w,
+                             depth=max(1, w.bit_length()))
+            after = gr.cut("normalize", 24 + 2 + EXP_BITS + 3, norm, sticky)
+            rnd = gr.node("round", "rounder", 25, *after)
+            pack = gr.node("exp_pack", "adder", 31, rnd)
+            over = gr.node("overflow", "comparator", 31, pack)
+            out_w = 32
+            after = (gr.node("pack", "mux", 32, over, pack, inputs=3),)
+        for name in self._output_stages(extra):
+            after = gr.cut(name, out_w, *after)
+        gr.node("out", "output", out_w, *after)
+        gr.g.graph.update(name=self.name, latency=self.latency)
+        return gr.g
+
     # -- structure ------------------------------------------------------------------------------
     def _int_structure(self) -> nx.DiGraph:
         """Integer multipliers, one adder tree of the products and the accumulator wrapping in
@@ -1203,6 +1636,8 @@ class DotUnit(Unit):
 
     def structure(self) -> nx.DiGraph:
         """Component graph; per-lane components carry ``count``."""
+        if self._kul is not None:
+            return self._kulisch_structure()
         if self._int is not None:
             return self._int_structure()
         g = self.geometry
@@ -1411,7 +1846,29 @@ def _acceptance() -> tuple[AcceptanceCheck, ...]:
     # n = 4 (the whole list leaves this duplicate sample out).
     out.append(AcceptanceCheck(_CHECKS[0][0], _CHECKS[0][1], "random", 10**6, bounded=True))
     out.extend(_block_acceptance())
+    out.extend(_acc_acceptance())
     return tuple(out)
+
+
+#: Acceptance checks of the wide accumulators (corner 10^6 and random 10^7 each).
+_ACC_CHECKS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("dot acc: e4m3 n=16 Kulisch register (W=53, LSB 2**-18)",
+     _dot(_FP8, n=16, kulisch=True)),
+    ("dot acc: e4m3 n=4 Kulisch rounded to float32, 3 stages",
+     _dot(_FP8, n=4, kulisch=True, acc_result="float32", stages=3)),
+    ("dot acc: bf16 n=8 bfloat16 accumulator rtz", _dot("bfloat16", n=8, acc="bfloat16")),
+)
+
+
+def _acc_acceptance() -> list[AcceptanceCheck]:
+    """Every e2m1 pair of two lanes against every corner Kulisch register; the checks of
+    :data:`_ACC_CHECKS`."""
+    out = [AcceptanceCheck("dot acc: e2m1 n=2 Kulisch register (W=25)",
+                           _dot("float4_e2m1fn", n=2, kulisch=True), "exhaustive")]
+    for label, params in _ACC_CHECKS:
+        out.append(AcceptanceCheck(label, params, "corner", 10**6))
+        out.append(AcceptanceCheck(label, params, "random", 10**7))
+    return out
 
 
 class Dot(Descriptor):
@@ -1424,7 +1881,8 @@ class Dot(Descriptor):
     unit: ClassVar[type] = DotUnit
     accuracy: Accuracy | None = Accuracy(
         _run, "tensor-core steps of n products chained from +0 into the accumulator",
-        {"model": None, **dict.fromkeys(_OPTIONS)}, rounding="rtz", fast=False,
+        {"model": None, **dict.fromkeys(_OPTIONS), "kulisch": False, "acc_width": None,
+         "acc_lsb": None}, rounding="rtz", fast=False,
         check=_check_model)
     sweep: ClassVar[dict[str, Param]] = {
         "n": Param("int", 16, "products per step (MACs per operation)", 1, MAX_N),
@@ -1438,6 +1896,11 @@ class Dot(Descriptor):
         "normalization": Param("int", None, "approximate normalization window W of the sum "
                                             "(default: exact)", 1, 64),
         "stages": stages_param(),
+        "kulisch": Param("bool", False, "a Kulisch register instead of the float accumulator "
+                                        "(float32 designs only; a named variant sweeps it)"),
+        "acc_width": Param("int", None, "Kulisch register bits (default: holds 2**16 "
+                                        "products; narrower: the same top, a higher LSB)", 2,
+                           mma.KULISCH_MAX_WIDTH),
     }
     #: Not in the default spec (its results stay as they were): enable ``[datapaths.dot]``.
     default_sweeps: ClassVar[dict[str, dict[str, Any]]] = {}
@@ -1485,11 +1948,44 @@ class Dot(Descriptor):
         if wide:
             return f"the dot unit takes operands of at most {MAX_BITS} bits, not {wide[0]}"
         if acc not in ACCS:
-            return f"the dot unit accumulates in {' or '.join(ACCS)}"
+            return f"the dot unit accumulates in {', '.join(ACCS[:-1])} or {ACCS[-1]}"
         return ""
+
+    def _kulisch_design(self, ctx: SweepContext, label: str, weights: str, acts: str, acc: str,
+                        params: dict[str, Any]) -> Design | Skip:
+        """A Kulisch design: the register's step in hardware (its result the register; the one
+        float32 rounding per output of K is not costed), the Kulisch GEMM model."""
+        given = [k for k in ("frac_bits", "acc_frac_bits", "term_rounding", "acc_rounding",
+                             "normalization")
+                 if params.get(k, self.sweep[k].default) != self.sweep[k].default]
+        if given:
+            return Skip(label, weights, acts, acc,
+                        f"dot: {given[0]} does not apply to a Kulisch accumulator")
+        fa, fb = get_format(acts), get_format(weights)
+        if not (isinstance(fa, FloatFormat) and isinstance(fb, FloatFormat)):
+            return Skip(label, weights, acts, acc, "dot: kulisch applies to float operands only")
+        if acc != "float32":
+            return Skip(label, weights, acts, acc, "dot: a Kulisch register is rounded once to "
+                                                   "float32 (accumulator float32 only)")
+        try:
+            width, lsb = mma.Kulisch(params.get("acc_width"), None).resolve(fa, fb)
+        except FormatError as exc:
+            return Skip(label, weights, acts, acc, f"dot: {exc}")
+        n = int(params["n"])
+        hdl = {"a": acts, "b": weights, "n": n, "kulisch": True, "acc_width": width,
+               "acc_lsb": lsb, "stages": int(params["stages"])}
+        model = ctx.model(weights, acts, acc, self.name, rounding="rne",
+                          options={"n": n, "kulisch": True, "acc_width": width, "acc_lsb": lsb})
+        return self.make_design(label, weights, acts, acc, params, (self.name, hdl), model,
+                                macs=n)
 
     def design(self, ctx: SweepContext, label: str, weights: str, acts: str, acc: str,
                params: dict[str, Any]) -> Design | Skip:
+        if params.get("kulisch"):
+            return self._kulisch_design(ctx, label, weights, acts, acc, params)
+        if params.get("acc_width") is not None:
+            return Skip(label, weights, acts, acc,
+                        "dot: acc_width applies to a Kulisch accumulator only (kulisch = true)")
         if isinstance(get_format(acts), IntFormat):
             # Integer steps: exact, nothing but n and the stages applies; a float-only
             # parameter off its sweep default is refused as the unit refuses it.

@@ -25,8 +25,8 @@ from ._xp import NP
 from .descriptors import FloatFormat, _index
 from .rounding import Rounding, as_rounding
 
-__all__ = ["MMAModel", "PRESETS", "block_accumulate", "dot", "get_model", "group_exact_bits",
-           "matmul", "step"]
+__all__ = ["Kulisch", "MMAModel", "PRESETS", "block_accumulate", "dot", "get_model",
+           "group_exact_bits", "kulisch_round", "matmul", "step"]
 
 
 def _step(
@@ -96,6 +96,9 @@ _TERM_ROUNDINGS = (Rounding.RTZ, Rounding.RDN, Rounding.RNE)
 _ACC_ROUNDINGS = (Rounding.RTZ, Rounding.RNE)
 _F32 = FloatFormat(8, 23)
 _F16 = FloatFormat(5, 10)
+_BF16 = FloatFormat(8, 7)
+#: Float accumulators a step rounds into (their exponent ranges).
+_ACC_FORMATS = (_F32, _F16, _BF16)
 _NO_TERM = -(1 << 40)  # alignment exponent of an absent (zero) term
 
 
@@ -140,10 +143,13 @@ class MMAModel:
         become normal with lower exponents, seen for PTX ``mma.sync`` fp8 on the H100);
         ``"normalized"`` the exponent of the exact product.
     acc_format : FloatFormat or str
-        Exponent range (and overflow behaviour) of the accumulator: ``float32`` or ``float16``.
+        Exponent range (and overflow behaviour) of the accumulator: ``float32``, ``float16`` or
+        ``bfloat16`` (float32's exponent range with at most 7 fraction bits; its values are
+        exact in float32, through which a step reads the accumulator).
     acc_frac_bits : int
         Fraction bits of the accumulator after each step, at most ``acc_format.man_bits``
-        (23 for float32, 13 for the H100 fp8 "e8m13" accumulator, 10 for float16).
+        (23 for float32, 13 for the H100 fp8 "e8m13" accumulator, 10 for float16, 7 for
+        bfloat16).
     acc_rounding : Rounding or str
         Rounding of each step result: ``"rtz"`` or ``"rne"``. Overflow goes to the largest finite
         value under ``rtz`` and to infinity under ``rne``.
@@ -168,6 +174,11 @@ class MMAModel:
         lies below ``T - W`` is rounded at ``T - W - acc_frac_bits`` instead, keeping fewer
         significant bits (as ``ops.fma(..., normalization=W)`` does for one FMA). The result
         is still a code of ``acc_format``.
+    kulisch : Kulisch, optional
+        Accumulate in a wide fixed-point register instead (:class:`Kulisch`): every exact
+        product is added into it (``frac_bits``, ``term_rounding``, ``alignment`` and the
+        ``acc_*`` fields do not apply) and its value is rounded once, to nearest even, to
+        float32 at the end of K, then to ``output``. No promotion or split-K.
     name, source : str
         Preset name and where its parameters come from (not compared).
     group : int
@@ -213,6 +224,7 @@ class MMAModel:
     output: FloatFormat = _F32
     k_order: str = "natural"
     normalization: int | None = None
+    kulisch: Kulisch | None = None
     name: str = dataclasses.field(default="", compare=False)
     source: str = dataclasses.field(default="", compare=False)
     group: int = 1
@@ -240,8 +252,9 @@ class MMAModel:
         set_(self, "acc_rounding", acc_r)
         acc = _float_arg(self.acc_format, "acc_format")
         out = _float_arg(self.output, "output")
-        if acc not in (_F32, _F16):
-            raise FormatError(f"acc_format must be float32 or float16, not {acc.name!r}")
+        if acc not in _ACC_FORMATS:
+            raise FormatError(
+                f"acc_format must be float32, float16 or bfloat16, not {acc.name!r}")
         if out.name not in ("float32", "bfloat16", "float16"):
             raise FormatError(f"output must be float32, bfloat16 or float16, not {out.name!r}")
         red = _float_arg(self.split_reduction, "split_reduction")
@@ -273,9 +286,13 @@ class MMAModel:
             raise FormatError(
                 f"k_order must be one of {', '.join(K_ORDERS)}, not {self.k_order!r}")
         _check_blocks(self)
+        if self.kulisch is not None:  # (the presets, built above that function, have none)
+            _check_kulisch_model(self)
 
     def label(self) -> str:
         """Short description of the parameters (``n=32 F=13 acc=float32:13rtz promote=128``)."""
+        if self.kulisch is not None:
+            return _kulisch_label(self)
         s = (f"n={self.n} F={self.frac_bits} term={self.term_rounding} align={self.alignment} "
              f"acc={self.acc_format.name}:{self.acc_frac_bits}{self.acc_rounding}")
         if self.promote:
@@ -791,6 +808,9 @@ def matmul(
     if m.blocked and device != "cpu":
         raise FormatError(f"groups and block scales run on the numpy backend only "
                           f"(device='cpu'), not device={device!r}")
+    if m.kulisch is not None and device != "cpu":
+        raise FormatError("the Kulisch accumulator is modelled on the CPU only (device='cpu'); "
+                          "its register is wider than the torch backend's int64")
     if device != "cpu":
         from ._device import torch_backend
 
@@ -805,6 +825,8 @@ def matmul(
         raise FormatError(f"{fa.name} x {fb.name} products need more than "
                           f"{_core.SIG_LIMIT_BITS - 2} bits; use narrower formats")
     rows, cols = a.shape[0], b.shape[1]
+    if m.kulisch is not None:
+        return _kulisch_matmul(a, b, fa, fb, m, c, _scale_product(scale_a, scale_b, rows, cols))
     acc = _accumulator_values(c, m, rows, cols)
     scale = _scale_product(scale_a, scale_b, rows, cols)
     ua = _prepare_operand(a, fa, m, "a_codes")
@@ -870,6 +892,8 @@ def dot(
         raise FormatError("dot needs arrays with a last axis to reduce, not scalars")
     shape = a.shape[:-1]
     k = a.shape[-1]
+    if m.kulisch is not None:
+        return _kulisch_dot(a.reshape(-1, k), b.reshape(-1, k), fa, fb, m, c).reshape(shape)
     an, ag, ae = _prepare_operand(a.reshape(-1, k), fa, m, "a_codes")
     bn, bg, be = _prepare_operand(b.reshape(-1, k), fb, m, "b_codes")
     pg = ag * bg
@@ -906,7 +930,8 @@ def step(
         they broadcast against each other.
     c : array_like of int
         Accumulator codes of ``model.acc_format``, broadcastable to the products' shape without
-        the last axis (an infinite accumulator stays as it is).
+        the last axis (an infinite accumulator stays as it is). With ``model.kulisch`` the
+        register's codes instead (:func:`_kulisch_step`).
     model : MMAModel or str
     block_scale_a, block_scale_b : array_like of int, optional
         Block scale codes of ``model.scale_format`` (required when it is set), last axis
@@ -934,6 +959,8 @@ def step(
                           f"{_core.SIG_LIMIT_BITS - 2} bits; use narrower formats")
     shape = a.shape[:-1]
     rows = int(np.prod(shape, dtype=np.int64))
+    if m.kulisch is not None:
+        return _kulisch_step(a.reshape(rows, m.n), b.reshape(rows, m.n), c, shape, fa, fb, m)
     an, ag, ae = _unpack_operand(a.reshape(rows, m.n), fa, m, "a_codes")
     bn, bg, be = _unpack_operand(b.reshape(rows, m.n), fb, m, "b_codes")
     pg = ag * bg
@@ -982,3 +1009,268 @@ def _accumulator_values(c: Any, m: MMAModel, rows: int, cols: int) -> Any:
     except ValueError:
         raise FormatError(f"c must broadcast to ({rows}, {cols}), not shape {cc.shape}") from None
     return m.acc_format.decode(cc)
+
+
+# -- the Kulisch accumulator -------------------------------------------------------------------
+#
+# Ref: U. Kulisch, "Computer Arithmetic and Validity" (de Gruyter 2013), ch. 8 (the exact dot
+#      product in a long fixed-point register).
+
+#: Guard bits of the default register width: a sum of up to ``2**KULISCH_GUARD_BITS`` products
+#: (and so a K of up to 65536) never overflows it.
+KULISCH_GUARD_BITS = 16
+#: Widest register.
+KULISCH_MAX_WIDTH = 1024
+#: Widest register kept in int64 by the model (wider ones: Python integers).
+_KULISCH_INT64 = 62
+
+
+@dataclasses.dataclass(frozen=True)
+class Kulisch:
+    """A wide fixed-point (Kulisch) accumulator: a ``width``-bit two's-complement register whose
+    least significant bit weighs ``2**lsb``.
+
+    Every step adds the exact products into the register, each cut to the register's LSB
+    (its magnitude truncated, toward zero, then negated: nothing is cut at the default LSB)
+    and the sum wrapped to ``width`` bits (two's complement, as an adder of that width does:
+    the register never saturates). At the end of K the register's value is rounded once, to
+    nearest even, to float32 (:func:`kulisch_round`); a zero register gives +0.
+
+    Parameters
+    ----------
+    width : int, optional
+        Register bits, 2 to :data:`KULISCH_MAX_WIDTH`; None: the default of the operand formats
+        (:func:`kulisch_default`), which no sum of up to ``2**16`` products overflows.
+    lsb : int, optional
+        Exponent of the least significant bit; None: the least exponent of a product of the
+        operand formats (``emin - man_bits`` of A plus that of B), so that no product is cut;
+        with a ``width`` below the default, that many bits higher: the register keeps the
+        default's top (no overflow up to ``2**16`` products) and cuts the smallest products,
+        which is what a narrower register of an accuracy study means.
+    """
+
+    width: int | None = None
+    lsb: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.width is not None:
+            w = _index(self.width, "width")
+            if not 2 <= w <= KULISCH_MAX_WIDTH:
+                raise FormatError(f"the Kulisch register width must be between 2 and "
+                                  f"{KULISCH_MAX_WIDTH}, not {w}")
+            object.__setattr__(self, "width", w)
+        if self.lsb is not None:
+            object.__setattr__(self, "lsb", _index(self.lsb, "lsb"))
+
+    def resolve(self, fa: FloatFormat, fb: FloatFormat) -> tuple[int, int]:
+        """``(width, lsb)`` of the register for products of ``fa`` and ``fb``."""
+        width, lsb = kulisch_default(fa, fb, self.lsb)
+        if self.width is None:
+            return width, lsb
+        if self.lsb is None and self.width < width:
+            lsb += width - self.width  # the same top, fewer bits below
+        return self.width, lsb
+
+
+def kulisch_default(fa: FloatFormat, fb: FloatFormat, lsb: int | None = None
+                    ) -> tuple[int, int]:
+    """The default register ``(width, lsb)`` for products of ``fa`` and ``fb``.
+
+    ``lsb`` (default: the least exponent of a product, ``fa.emin - fa.man_bits + fb.emin -
+    fb.man_bits``) and the width that holds any sum of up to ``2**KULISCH_GUARD_BITS``
+    products: every product is below ``2**top``, ``top = fa.emax + fb.emax + 2``, so the sum is
+    below ``2**(top + 16)`` and needs ``top + 16 - lsb`` magnitude bits and a sign bit. Raises
+    FormatError when that exceeds :data:`KULISCH_MAX_WIDTH`.
+    """
+    least = fa.emin - fa.man_bits + fb.emin - fb.man_bits
+    lsb = least if lsb is None else lsb
+    top = fa.emax + fb.emax + 2
+    width = max(2, top + KULISCH_GUARD_BITS - lsb + 1)
+    if width > KULISCH_MAX_WIDTH:
+        raise FormatError(f"a Kulisch register for {fa.name} x {fb.name} products with LSB "
+                          f"2**{lsb} needs {width} bits, more than {KULISCH_MAX_WIDTH}")
+    return width, lsb
+
+
+def _check_kulisch_model(m: MMAModel) -> None:
+    """Refuse what a Kulisch model cannot express (called by ``MMAModel.__post_init__``)."""
+    if not isinstance(m.kulisch, Kulisch):
+        raise FormatError(f"kulisch must be a Kulisch register (or None), not {m.kulisch!r}")
+    if m.promote is not None or m.split != 1:
+        raise FormatError("a Kulisch accumulator is exact over all of K: promote and split do "
+                          "not apply")
+    if m.normalization is not None:
+        raise FormatError("a Kulisch accumulator is never normalized until its one rounding: "
+                          "normalization does not apply")
+
+
+def _kulisch_label(m: MMAModel) -> str:
+    k = m.kulisch
+    assert k is not None
+    width = "default" if k.width is None else str(k.width)
+    lsb = "default" if k.lsb is None else str(k.lsb)
+    s = f"n={m.n} kulisch width={width} lsb={lsb} round=float32:rne"
+    if m.output != _F32:
+        s += f" out={m.output.name}"
+    return s
+
+
+def _kulisch_sum(neg: Any, sig: Any, exp: Any, lsb: int, width: int) -> Any:
+    """Register codes of the sums over the last axis of the terms ``(-1)**neg * sig * 2**exp``
+    (int64 ``sig < 2**40``), each cut to ``2**lsb`` (its magnitude toward zero), wrapped to
+    ``width`` bits: uint64 codes when ``width <= 62``, else an object array of Python ints."""
+    s = np.asarray(exp, dtype=np.int64) - lsb
+    sig = np.asarray(sig, dtype=np.int64)
+    # The bits below the LSB are cut from the magnitude; the shift that remains is >= 0.
+    sig = np.where(s < 0, sig >> np.clip(-s, 0, 63), sig)
+    s = np.clip(s, 0, None)
+    neg = np.asarray(neg, dtype=bool)
+    if width <= _KULISCH_INT64:
+        mask = np.uint64((1 << width) - 1)
+        # Modulo 2**64 (hence modulo 2**width): a shift past the register leaves nothing in it.
+        t = np.where(s < 64, sig.astype(np.uint64) << np.clip(s, 0, 63).astype(np.uint64),
+                     np.uint64(0))
+        t = np.where(neg, ~t + np.uint64(1), t)
+        return np.bitwise_and(t.sum(axis=-1, dtype=np.uint64), mask)
+    # Exact: limbs of 16 bits, each summed in int64 (a shifted term is below 2**56), joined as
+    # Python integers.
+    band = s >> 4
+    t = sig << (s & 15)
+    t = np.where(neg, -t, t)
+    rows = t.shape[:-1]
+    total = np.zeros(rows, dtype=object)
+    for h in np.unique(band):
+        limb = np.where(band == h, t, 0).sum(axis=-1)
+        total = total + limb.astype(object) * (1 << (16 * int(h)))
+    mask_w = (1 << width) - 1
+    return np.asarray([int(v) & mask_w for v in total.reshape(-1)], dtype=object
+                      ).reshape(rows)
+
+
+def _kulisch_signed(codes: Any, width: int) -> Any:
+    """Signed register values of codes (int64 when ``width <= 62``, else Python ints)."""
+    if width <= _KULISCH_INT64:
+        u = np.asarray(codes).astype(np.int64)
+        return u - ((u >> (width - 1)) << width)
+    flat = [int(v) for v in np.asarray(codes, dtype=object).reshape(-1)]
+    return np.asarray([v - ((v >> (width - 1)) << width) for v in flat], dtype=object
+                      ).reshape(np.shape(codes))
+
+
+def _kulisch_codes(codes: Any, width: int, what: str) -> Any:
+    """Checked register codes: uint64 (``width <= 62``) or an object array of Python ints."""
+    arr = np.asarray(codes)
+    if arr.dtype == object:
+        flat = [v for v in arr.reshape(-1)]
+        if not all(isinstance(v, int | np.integer) and 0 <= int(v) < (1 << width) for v in flat):
+            raise FormatError(f"{what} must hold {width}-bit Kulisch register codes")
+        vals = np.asarray([int(v) for v in flat], dtype=object).reshape(arr.shape)
+    else:
+        if arr.dtype.kind not in "iu":
+            raise FormatError(f"{what} must be an integer array of {width}-bit Kulisch register "
+                              f"codes, not {arr.dtype}")
+        if arr.size and (int(arr.min()) < 0 or (width < 64 and int(arr.max()) >> width)):
+            raise FormatError(f"{what} must hold {width}-bit Kulisch register codes")
+        vals = arr.astype(np.uint64)
+    if width <= _KULISCH_INT64:
+        return np.asarray(vals).astype(np.uint64)
+    return vals.astype(object)
+
+
+def kulisch_round(codes: Any, width: int, lsb: int) -> npt.NDArray[Any]:
+    """float32 codes (uint32) of ``width``-bit register codes with LSB ``2**lsb``: the signed
+    value rounded once to nearest even (gradual underflow; past the largest float32, infinity);
+    a zero register gives +0, a non-zero one rounding to zero keeps its sign."""
+    width = _index(width, "width")
+    if not 2 <= width <= KULISCH_MAX_WIDTH:
+        raise FormatError(f"the Kulisch register width must be between 2 and "
+                          f"{KULISCH_MAX_WIDTH}, not {width}")
+    v = _kulisch_signed(_kulisch_codes(codes, width, "codes"), width)
+    shape = np.shape(v)
+    if width <= _KULISCH_INT64:
+        s, e = v.astype(np.int64), np.full(shape, lsb, dtype=np.int64)
+    else:
+        # Down to 60 bits with a sticky bit: the guard bit stays above it, so one rounding of
+        # the short value equals that of the long one.
+        ss, ee = [], []
+        for x in v.reshape(-1):
+            mag = abs(int(x))
+            sh = max(0, mag.bit_length() - 60)
+            short = (mag >> sh) | int(mag & ((1 << sh) - 1) != 0)
+            ss.append(-short if x < 0 else short)
+            ee.append(lsb + sh)
+        s = np.asarray(ss, dtype=np.int64).reshape(shape)
+        e = np.asarray(ee, dtype=np.int64).reshape(shape)
+    val = _round_scaled(s, e, p=_F32.precision, emin=_F32.emin, emax=_F32.emax,
+                        rounding=Rounding.RNE)
+    return np.asarray(_bits_f32(np.asarray(val, dtype=np.float64))).astype(np.uint32)
+
+
+def _kulisch_products(a: Any, b: Any, fa: FloatFormat, fb: FloatFormat, m: MMAModel
+                      ) -> tuple[Any, Any, Any]:
+    """``(neg, sig, lsb exponent)`` of the exact products of rows of codes ``a`` and ``b``."""
+    an, ag, ae = _unpack_finite(fa, a, "a_codes")
+    bn, bg, be = _unpack_finite(fb, b, "b_codes")
+    sig = ag * bg
+    return (an ^ bn) & (sig != 0), sig, ae + be - fa.man_bits - fb.man_bits
+
+
+def _kulisch_step(a: Any, b: Any, c: Any, shape: tuple[int, ...], fa: FloatFormat,
+                  fb: FloatFormat, m: MMAModel) -> Any:
+    """One step into the register: ``c`` register codes in, register codes out (uint64 for a
+    register of at most 62 bits, else Python ints in an object array)."""
+    assert m.kulisch is not None
+    width, lsb = m.kulisch.resolve(fa, fb)
+    rows = a.shape[0]
+    cc = _kulisch_codes(c, width, "c")
+    try:
+        cc = np.broadcast_to(cc, shape).reshape(rows)
+    except ValueError:
+        raise FormatError(f"c must broadcast to {shape}, not shape {np.shape(cc)}") from None
+    neg, sig, exp = _kulisch_products(a, b, fa, fb, m)
+    total = _kulisch_sum(neg, sig, exp, lsb, width)
+    if width <= _KULISCH_INT64:
+        out = (total + cc.astype(np.uint64)) & np.uint64((1 << width) - 1)
+    else:
+        mask = (1 << width) - 1
+        out = np.asarray([(int(x) + int(y)) & mask for x, y in zip(total, cc, strict=True)],
+                         dtype=object)
+    return out.reshape(shape)
+
+
+def _kulisch_dot(a: Any, b: Any, fa: FloatFormat, fb: FloatFormat, m: MMAModel, c: Any
+                 ) -> Any:
+    """Rows of ``a`` and ``b`` (``(rows, K)`` codes) into the register from zero, rounded once;
+    codes of ``m.output``."""
+    if c is not None:
+        raise FormatError("a Kulisch accumulator starts from zero: c does not apply")
+    assert m.kulisch is not None
+    width, lsb = m.kulisch.resolve(fa, fb)
+    neg, sig, exp = _kulisch_products(a, b, fa, fb, m)
+    reg = _kulisch_sum(neg, sig, exp, lsb, width)
+    f32 = kulisch_round(reg, width, lsb)
+    return _finish(_F32.decode(f32), m, None)
+
+
+def _kulisch_matmul(a: Any, b: Any, fa: FloatFormat, fb: FloatFormat, m: MMAModel, c: Any,
+                    scale: Any) -> Any:
+    """:func:`matmul` into a Kulisch register (checked codes ``a`` (M, K), ``b`` (K, N))."""
+    if c is not None:
+        raise FormatError("a Kulisch accumulator starts from zero: c does not apply")
+    assert m.kulisch is not None
+    width, lsb = m.kulisch.resolve(fa, fb)
+    rows, cols = a.shape[0], b.shape[1]
+    k = a.shape[1]
+    out = np.empty((rows, cols), dtype=m.output.code_dtype)
+    chunk = max(1, _CHUNK_ELEMENTS // max(cols * max(k, 1), 1))
+    bt = np.ascontiguousarray(b.T)
+    for r0 in range(0, rows, chunk):
+        r1 = min(rows, r0 + chunk)
+        aa = np.broadcast_to(a[r0:r1, None, :], (r1 - r0, cols, k)).reshape(-1, k)
+        bb = np.broadcast_to(bt[None, :, :], (r1 - r0, cols, k)).reshape(-1, k)
+        neg, sig, exp = _kulisch_products(aa, bb, fa, fb, m)
+        reg = _kulisch_sum(neg, sig, exp, lsb, width)
+        f32 = _F32.decode(kulisch_round(reg, width, lsb))
+        sc = None if scale is None else scale[r0:r1].reshape(-1)
+        out[r0:r1] = _finish(f32, m, sc).reshape(r1 - r0, cols)
+    return out

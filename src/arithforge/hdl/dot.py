@@ -49,6 +49,21 @@ The sum, normalization and rounding are the plain step's over ``n / g + 1`` term
 ``F + 3 + bits(g - 1)``, plus 2 for UE4M3). A NaN scale sets the accumulator's NaN flag and
 code to the positive NaN, so the output is that NaN. ``g = 1`` without scales builds the plain
 step (byte-identical Verilog).
+rounding to zero keeps its sign; an infinite accumulator passes through. A bfloat16 accumulator
+is this path at ``M = 7`` (its exponent range is float32's: a subnormal ``c`` stays subnormal).
+
+Kulisch register (``_elaborate_kulisch``; ``kulisch=true``): per lane the exact significand
+product and its position ``u = (e_a - emin_a) + (e_b - emin_b)`` (0 to the formats' exponent
+span), one left shifter per lane placing the product ``u - off`` bits above the register's LSB
+(``off`` = the LSB's exponent minus the least product exponent: bits below the LSB are dropped
+from the magnitude, bits above the register's ``W`` bits wrap), the term negated when the
+product is negative, and one balanced adder tree of the ``n`` terms and ``c`` in ``W`` bits (the
+two's-complement wrap). Cut points: after the products, after the sum. ``acc_result=float32``
+adds the one rounding (``_round_register``): the register's magnitude, its leading-zero count,
+``e = max(lead, -126)``, a normalizer over the magnitude padded with zeros (below to at least
+26 bits, above so that ``2**-126`` lies inside the word), 24 kept bits, guard and sticky, the
+round-to-nearest-even rounder and the float32 code (infinity past the largest float32, +0 for a
+zero register); a third cut point after the normalizer.
 """
 
 from __future__ import annotations
@@ -223,7 +238,104 @@ class DotProduct(DotUnit, Datapath):
         self._finish(m, pipe, result, extra)
         return m
 
+    def _elaborate_kulisch(self) -> Module:
+        """The Kulisch register: each exact product placed at its position by a left shifter,
+        negated when negative, one adder tree with the register in ``W`` bits (the wrap); with
+        ``acc_result=float32`` the new register rounded once to float32 (module docstring)."""
+        m = Module()
+        assert self.kulisch is not None
+        w, lsb, result = self.kulisch
+        fa, fb = self._fa, self._fb
+        n = self.n
+        cuts, extra = choose_cuts(self.kulisch_cuts, self._stages)
+        pipe = Pipeline(m, cuts, self.i.valid)
+        p = fa.precision + fb.precision
+        span = (fa.emax - fa.emin) + (fb.emax - fb.emin)
+        # A product's LSB lies 2**(u - off) above the register's, u = its operands' exponents
+        # above their emin (0..span), off = the register's LSB above the least product LSB.
+        off = lsb - (fa.emin - fa.man_bits + fb.emin - fb.man_bits)
+        live: dict[str, Value] = {}
+        for k in range(n):
+            x = unpack(fa, self.i.a[k * fa.bits:(k + 1) * fa.bits], daz=False)
+            y = unpack(fb, self.i.b[k * fb.bits:(k + 1) * fb.bits], daz=False)
+            live[f"sig{k}"] = wire(m, f"product_{k}", x.sig * y.sig)
+            u = (x.exp - fa.emin) + (y.exp - fb.emin)
+            live[f"u{k}"] = wire(m, f"product_pos_{k}", u[:max(1, span.bit_length())])
+            live[f"neg{k}"] = x.neg ^ y.neg
+        s = pipe.stage("product", c=self.i.c, **live)
+        terms = []
+        for k in range(n):
+            term = Signal(w, name=f"placed_{k}")
+            keep = w + off if off < 0 else off + w  # bits of the shifted product looked at
+            # Nothing to place when every product lies above the register (keep <= 0) or below
+            # its LSB (off at least the shifted product's width): the term is 0.
+            if keep > 0 and off < p + span:
+                m.submodules[f"place_{k}"] = sh = NormalizeShifter(
+                    p, out_width=max(p, keep), max_shift=max(1, span))
+                m.d.comb += [sh.value.eq(getattr(s, f"sig{k}")),
+                             sh.amount.eq(getattr(s, f"u{k}"))]
+                bits = Cat(Const(0, -off), sh.result) if off < 0 else sh.result[off:]
+                m.d.comb += term.eq(bits[:w])
+            terms.append(wire(m, f"term_{k}", Mux(getattr(s, f"neg{k}"), -term, term)[:w]))
+        values = [*terms, s.c]
+        while len(values) > 1:  # a balanced adder tree, W bits (two's-complement wrap)
+            nxt = [wire(m, f"tree_{len(values)}_{i}", (values[i] + values[i + 1])[:w])
+                   for i in range(0, len(values) - 1, 2)]
+            if len(values) % 2:
+                nxt.append(values[-1])
+            values = nxt
+        s = pipe.stage("sum", reg=values[0])
+        if result == "register":
+            out: Value = s.reg
+        else:
+            out = self._round_register(m, pipe, s.reg, w, lsb)
+        res = Signal(self.result_width, name="step_result")
+        m.d.comb += res.eq(out)
+        self._finish(m, pipe, res, extra)
+        return m
+
+    def _round_register(self, m: Module, pipe: Pipeline, reg: Value, w: int, lsb: int
+                        ) -> Value:
+        """float32 code of the signed ``w``-bit register ``reg`` (LSB ``2**lsb``), rounded once
+        to nearest even: magnitude, leading-zero count, the result exponent ``e = max(lead,
+        -126)``, a normalizer putting ``2**e`` at the top of a word padded with zeros below (to
+        at least 26 bits) and above (so that ``2**-126`` lies inside it), 24 kept bits, guard
+        and sticky, the rounder, the code (a carry moves into the exponent field by itself)."""
+        f32 = self._facc
+        neg = wire(m, "reg_neg", reg[w - 1])
+        mag = wire(m, "reg_mag", Mux(neg, -reg, reg)[:w])
+        m.submodules.lzc = lzc = LeadingZeroCount(w)
+        m.d.comb += lzc.value.eq(mag)
+        emin = f32.emin
+        pad_lo = max(0, f32.precision + 2 - w)
+        pad_hi = max(0, emin - (lsb + w - 1))
+        zw = pad_lo + w + pad_hi
+        low = lsb - pad_lo  # weight of the padded word's bit 0
+        lead = wire(m, "lead_exp", lsb + w - 1 - lzc.count)
+        e = wire(m, "result_exp", _smax(lead, emin))
+        shift = wire(m, "norm_shift", (zw - 1) - (e - low))
+        m.submodules.normalize = norm = NormalizeShifter(zw, out_width=zw, max_shift=zw - 1)
+        amount = Mux(shift < 0, 0, Mux(shift > zw - 1, zw - 1, shift))
+        m.d.comb += [norm.value.eq(Cat(Const(0, pad_lo), mag, Const(0, pad_hi))),
+                     norm.amount.eq(amount[:len(norm.amount)])]
+        x = norm.result
+        p = f32.precision
+        s = pipe.stage("normalize", q=x[zw - p:], guard=x[zw - p - 1],
+                       sticky=x[:zw - p - 1].any(), neg=neg, zero=lzc.zero, e=e)
+        m.submodules.rounder = rounder = Rounder(Rounding.RNE)
+        m.d.comb += [rounder.lsb.eq(s.q[0]), rounder.frac.eq(s.guard),
+                     rounder.sticky.eq(s.sticky), rounder.neg.eq(s.neg)]
+        q = wire(m, "rounded", s.q + rounder.inc)
+        mm = f32.man_bits
+        code = wire(m, "mag", ((s.e - emin) << mm) + q)
+        max_p = ((f32.emax - emin + 1) << mm) | ((1 << mm) - 1)
+        assert f32.inf_code is not None
+        mag_code = Mux(s.zero, 0, Mux(code > max_p, f32.inf_code, code))[:f32.bits - 1]
+        return Cat(mag_code, s.neg & ~s.zero)
+
     def elaborate(self, platform: Any) -> Module:
+        if self.kulisch is not None:
+            return self._elaborate_kulisch()
         if self.integer:
             return self._elaborate_int()
         m = Module()
