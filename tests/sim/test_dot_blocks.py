@@ -147,5 +147,6 @@ def test_bad_parameters(params: dict[str, Any], message: str) -> None:
 def test_acceptance_lists_mx_and_nvfp4() -> None:
     labels = [c.label for c in get("dot").acceptance]
     for want in ("MXFP8 e4m3 n=32 g=32 E8M0", "MXFP4 e2m1 n=32", "MXFP4 e2m1 n=64",
-                 "NVFP4 e2m1 n=64 g=16 UE4M3", "e4m3 n=32 g=4 two-level tree"):
+                 "NVFP4 e2m1 n=16 g=16 UE4M3", "NVFP4 e2m1 n=64 g=16 UE4M3",
+                 "e4m3 n=32 g=4 two-level tree"):
         assert sum(want in label for label in labels) == 2, want  # corner and random

@@ -47,7 +47,8 @@ scale exponents)``; its alignment exponent is the group's largest product alignm
 plus the scale exponents (none for a group without a non-zero product or with a zero scale).
 The sum, normalization and rounding are the plain step's over ``n / g + 1`` terms (term width
 ``F + 3 + bits(g - 1)``, plus 2 for UE4M3). A NaN scale sets the accumulator's NaN flag and
-code to the positive NaN, so the output is that NaN. ``g = 1`` without scales builds the plain
+code to the positive NaN, so the output is that NaN (so does a scale code with its sign bit
+set, which the model refuses: UE4M3 codes have sign 0). ``g = 1`` without scales builds the plain
 step (byte-identical Verilog).
 rounding to zero keeps its sign; an infinite accumulator passes through. A bfloat16 accumulator
 is this path at ``M = 7`` (its exponent range is float32's: a subnormal ``c`` stays subnormal).
@@ -160,7 +161,9 @@ class DotProduct(DotUnit, Datapath):
             y = unpack(sf, self.i.b[lo_b:lo_b + sf.bits], daz=False)
             live[f"ssp{j}"] = wire(m, f"scale_sig_{j}", x.sig * y.sig)
             live[f"ses{j}"] = wire(m, f"scale_exp_{j}", x.exp + y.exp)
-            nan = nan | x.nan | y.nan
+            # A scale code with its sign bit set is outside the contract (the model refuses
+            # it); the hardware reads it as NaN.
+            nan = nan | x.nan | y.nan | x.neg | y.neg
         snan = wire(m, "scale_nan", nan)
         assert fc.nan_code is not None
         live["cnan"] = live["cnan"] | snan
