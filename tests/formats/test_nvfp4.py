@@ -216,13 +216,35 @@ def test_directed_rounding_of_elements() -> None:
         assert NVFP4.element.decode(c.element[1:4]).tolist() == want, mode
 
 
+def test_given_tensor_scale() -> None:
+    # T = 2 given: X = rnd(A / 12), P_i = rnd(V_i / (2 X)); 2688 then needs X = 224, P = 6.
+    t = get_format("float32").encode(np.array(2.0))
+    x = np.array([2688.0, 100.0, -7.0] + [0.0] * 13)
+    codes = NVFP4.quantize(x, tensor_code=t)
+    assert int(codes.tensor) == 0x40000000  # type: ignore[union-attr]
+    assert NVFP4.scale.decode(codes.scale).tolist() == [224.0]
+    got = NVFP4.dequantize(codes.scale, codes.element, tensor_code=codes.tensor)  # type: ignore[union-attr]
+    assert got[:3].tolist() == [2688.0, 0.0, 0.0]  # 100 / 448 and 7 / 448 round to 0
+    big = NVFP4.quantize(x * 10, tensor_code=t)  # X saturates at 448, P clamps at 6
+    assert big.scale.tolist() == [0x7E]
+    assert NVFP4.element.decode(big.element[:1]).tolist() == [6.0]
+    for bad in (get_format("float32").encode(np.array([0.0, np.inf])), np.uint32(0xBF800000)):
+        for code in np.atleast_1d(bad):
+            with pytest.raises(FormatError, match="positive finite float32"):
+                NVFP4.quantize(x, tensor_code=code)
+    with pytest.raises(FormatError, match="no per-tensor scale"):
+        get_format("mxfp4_e2m1").quantize(x, tensor_code=t)  # type: ignore[call-arg]
+
+
 def test_errors() -> None:
     with pytest.raises(FormatError, match="needs scale_rule='amax'"):
         BlockFormat("float4_e2m1fn", "float8_ue4m3", 16, tensor_scale="float32")
     with pytest.raises(FormatError, match="tensor_rule must be one of amax"):
         BlockFormat("float4_e2m1fn", "float8_ue4m3", 16, scale_rule="amax", tensor_rule="max")
-    with pytest.raises(FormatError, match="too wide"):
-        BlockFormat(FixedFormat(1, 6), "float64", 16, scale_rule="amax")
+    with pytest.raises(FormatError, match="exceeds float64's 53 bits"):
+        BlockFormat(FixedFormat(1, 6), "float32", 16, scale_rule="amax", tensor_scale="float32")
+    # 4 + 24 + 24 = 52 bits: accepted, and exact against the oracle's arithmetic.
+    BlockFormat("float8_e4m3fn", "float32", 16, scale_rule="amax", tensor_scale="float32")
     codes = NVFP4.quantize(np.ones(16))
     with pytest.raises(FormatError, match="needs tensor_code"):
         NVFP4.dequantize(codes.scale, codes.element)
