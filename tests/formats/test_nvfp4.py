@@ -43,8 +43,10 @@ def rnd(x: Fraction, fmt: tuple[int, int, Fraction]) -> Fraction:
     return min(q * ulp, top)
 
 
-def oracle(x: np.ndarray, k: int, tensor: bool) -> tuple[Fraction, list[Fraction], np.ndarray]:
-    """``(T, [X per block], exact values T * X * P_i)`` of a 1-D array."""
+def oracle(x: np.ndarray, k: int, tensor: bool, scale: tuple[int, int, Fraction] = UE4M3,
+           scale_min: Fraction = Fraction(0)) -> tuple[Fraction, list[Fraction], np.ndarray]:
+    """``(T, [X per block], exact values T * X * P_i)`` of a 1-D array (``scale_min``: the
+    smallest scale of a format without zero, which results below clamp to)."""
     fx = [Fraction(float(v)) for v in x]
     amax = max((abs(v) for v in fx), default=Fraction(0))
     t = Fraction(1)
@@ -53,7 +55,7 @@ def oracle(x: np.ndarray, k: int, tensor: bool) -> tuple[Fraction, list[Fraction
     scales, out = [], []
     for b in range(0, len(fx), k):
         blk = fx[b:b + k]
-        xs = rnd(max(abs(v) for v in blk) / (6 * t), UE4M3)
+        xs = max(rnd(max(abs(v) for v in blk) / (6 * t), scale), scale_min)
         scales.append(xs)
         for v in blk:
             p = Fraction(0) if xs == 0 else rnd(v / (xs * t), E2M1)
@@ -61,9 +63,9 @@ def oracle(x: np.ndarray, k: int, tensor: bool) -> tuple[Fraction, list[Fraction
     return t, scales, np.array([float(v) for v in out])
 
 
-def _check(fmt: BlockFormat, x: np.ndarray, tensor: bool = True) -> None:
+def _check(fmt: BlockFormat, x: np.ndarray, tensor: bool = True, **kw: object) -> None:
     codes = fmt.quantize(x)
-    t, scales, want = oracle(x, fmt.block_size, tensor)
+    t, scales, want = oracle(x, fmt.block_size, tensor, **kw)  # type: ignore[arg-type]
     if tensor:
         assert isinstance(codes, ScaledBlockCodes)
         assert Fraction(float(fmt.tensor_scale.decode(codes.tensor))) == t  # type: ignore[union-attr]
@@ -145,6 +147,20 @@ def test_single_level_amax_rule_against_oracle(rng: np.random.Generator) -> None
     x = rng.standard_normal(80) * rng.lognormal(0, 2, 80)
     _check(fmt, x, tensor=False)
     _check(fmt, x * 2.0**-14, tensor=False)  # scales in UE4M3's subnormal range and below
+
+
+def test_amax_rule_with_an_e8m0_scale(rng: np.random.Generator) -> None:
+    # E8M0 (OCP MX §5.3): p = 1, powers of two 2**-127..2**127, no zero. A / 6 rounds to the
+    # nearest power of two (a tie, 1.5 * 2**e, rounds up: p = 1 has only odd significands).
+    fmt = BlockFormat("float4_e2m1fn", block_size=16, scale_rule="amax")
+    assert fmt.name == "mxfp4_e2m1_k16_amax"
+    e8m0 = (1, -127, Fraction(2) ** 127)
+    x = rng.standard_normal(64) * rng.lognormal(0, 3, 64)
+    x[:16] = 0.0  # an all-zero block: the smallest scale, elements 0
+    x[16:32] = 0.5
+    x[16] = 9.0  # A / 6 = 1.5: a tie, up to 2
+    _check(fmt, x, tensor=False, scale=e8m0, scale_min=Fraction(2) ** -127)
+    assert fmt.scale.decode(fmt.quantize(x).scale[1:2]).tolist() == [2.0]
 
 
 def test_corner_blocks() -> None:

@@ -126,7 +126,8 @@ class BlockFormat(Format):
           scale, 1 without one). ``X`` need not be a power of two, so ``A / X`` may exceed ``M``
           slightly and is then clamped. A block whose ``X`` rounds to 0 (all-zero blocks, or
           ``A`` below half the scale's smallest value times ``M * T``) gets scale code 0 and
-          element codes 0, as TransformerEngine does.
+          element codes 0, as TransformerEngine does; a scale format without zero (E8M0)
+          clamps to its smallest value instead.
     tensor_scale : FloatFormat or str or None
         Format of one per-tensor scale ``T`` (NVFP4: ``float32``), or None for single-level
         scaling. Then :meth:`quantize` returns :class:`ScaledBlockCodes` and every value is
@@ -466,6 +467,13 @@ class BlockFormat(Format):
         _, _, a_sig, a_exp = split_float(np.where(nan_block, 0.0, amax))
         q_sig, q_exp = _div_odd(a_sig, a_exp, m_sig * t_sig, m_exp + t_exp)
         cls = np.where(nan_block, _core.NAN, np.where(a_sig == 0, _core.ZERO, _core.FINITE))
+        if not self.scale.zero:
+            # No zero (E8M0): an all-zero block takes the smallest scale, as under the
+            # power-of-two rules.
+            low = (a_sig == 0) & ~nan_block
+            cls = np.where(low, _core.FINITE, cls)
+            q_sig = np.where(low, 1, q_sig)
+            q_exp = np.where(low, self.scale_emin, q_exp)
         scales = _core.round_float(self.scale, np.zeros(q_sig.shape, dtype=bool), q_sig, q_exp,
                                    Rounding.RNE, saturate=True, cls=cls.astype(np.int8))
         s_cls, _, s_sig, s_exp = _core.unpack_float(self.scale, scales)
