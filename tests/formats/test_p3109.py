@@ -4,6 +4,7 @@ projection in every mode both libraries define, and add/mul/fma against the exac
 from __future__ import annotations
 
 import itertools
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -169,3 +170,53 @@ def test_fma_random_and_corner_triples(name: str, mode: Rounding,
         got = ops.fma(a, b, c, fmt, rounding=mode, saturate=saturate)
         want = _scalar_codes("fma", fmt, [a, b, c], mode, saturate)
         assert got.tolist() == want
+
+
+# -- unsigned formats: every operand and result is non-negative ----------------------------------
+
+def _round_unsigned(fmt: FloatFormat, x: Fraction | None, mode: Rounding, saturate: bool) -> int:
+    """Code of an exact non-negative value (None: NaN) in an unsigned finite P3109 format, by
+    the definition of each mode; overflow as the OvfInf/SatFinite table of docs/formats.md."""
+    assert fmt.nan_code is not None
+    if x is None:
+        return fmt.nan_code
+    if x == 0:
+        return 0
+    e = oracle.floor_log2(x)
+    quantum = Fraction(2) ** (max(e, fmt.emin) - fmt.man_bits)
+    n, rem = divmod(x / quantum, 1)
+    up = rem != 0 and {
+        Rounding.RNE: rem > Fraction(1, 2) or (rem == Fraction(1, 2) and n % 2 == 1),
+        Rounding.RNA: rem >= Fraction(1, 2), Rounding.RTZ: False, Rounding.RUP: True,
+        Rounding.RDN: False, Rounding.RTO: n % 2 == 0,
+    }[mode]
+    v = (n + up) * quantum
+    if v > Fraction(fmt.max_finite):
+        to_nan = not saturate and mode in (Rounding.RNE, Rounding.RNA, Rounding.RUP)
+        return fmt.nan_code if to_nan else fmt.max_mag
+    return int(fmt.encode(np.array(float(v)))[()])  # v is a value of fmt: no rounding here
+
+
+@pytest.mark.parametrize("name", ["binary8p3uf", "binary8p4uf"])
+@pytest.mark.parametrize("mode", OPS_MODES, ids=str)
+def test_unsigned_add_mul_fma(name: str, mode: Rounding, rng: np.random.Generator) -> None:
+    fmt = get_format(name)
+    assert isinstance(fmt, FloatFormat)
+    every = fmt.all_codes()
+    firsts = np.r_[every[::23], every[-2:]]  # a spread of codes, the largest and NaN
+    pairs = np.array(list(itertools.product(firsts, every)), dtype=np.uint8).T
+    a, b = np.concatenate([pairs, rng.integers(0, 256, (2, 1000))], axis=1).astype(np.uint8)
+    c = rng.permutation(np.resize(every, a.size)).astype(np.uint8)
+    va, vb, vc = ([None if np.isnan(v) else Fraction(float(v)) for v in fmt.decode(t)]
+                  for t in (a, b, c))
+    for saturate in (False, True):
+        for op, want_of in (
+            ("add", lambda x, y, z: None if x is None or y is None else x + y),
+            ("mul", lambda x, y, z: None if x is None or y is None else x * y),
+            ("fma", lambda x, y, z: None if None in (x, y, z) else x * y + z),
+        ):
+            args = (a, b, c) if op == "fma" else (a, b)
+            got = getattr(ops, op)(*args, fmt, rounding=mode, saturate=saturate)
+            want = [_round_unsigned(fmt, want_of(x, y, z), mode, saturate)
+                    for x, y, z in zip(va, vb, vc, strict=True)]
+            assert got.tolist() == want, op
