@@ -43,8 +43,10 @@ def rnd(x: Fraction, fmt: tuple[int, int, Fraction]) -> Fraction:
     return min(q * ulp, top)
 
 
-def oracle(x: np.ndarray, k: int, tensor: bool) -> tuple[Fraction, list[Fraction], np.ndarray]:
-    """``(T, [X per block], exact values T * X * P_i)`` of a 1-D array."""
+def oracle(x: np.ndarray, k: int, tensor: bool, scale: tuple[int, int, Fraction] = UE4M3,
+           scale_min: Fraction = Fraction(0)) -> tuple[Fraction, list[Fraction], np.ndarray]:
+    """``(T, [X per block], exact values T * X * P_i)`` of a 1-D array (``scale_min``: the
+    smallest scale of a format without zero, which results below clamp to)."""
     fx = [Fraction(float(v)) for v in x]
     amax = max((abs(v) for v in fx), default=Fraction(0))
     t = Fraction(1)
@@ -53,7 +55,7 @@ def oracle(x: np.ndarray, k: int, tensor: bool) -> tuple[Fraction, list[Fraction
     scales, out = [], []
     for b in range(0, len(fx), k):
         blk = fx[b:b + k]
-        xs = rnd(max(abs(v) for v in blk) / (6 * t), UE4M3)
+        xs = max(rnd(max(abs(v) for v in blk) / (6 * t), scale), scale_min)
         scales.append(xs)
         for v in blk:
             p = Fraction(0) if xs == 0 else rnd(v / (xs * t), E2M1)
@@ -61,9 +63,9 @@ def oracle(x: np.ndarray, k: int, tensor: bool) -> tuple[Fraction, list[Fraction
     return t, scales, np.array([float(v) for v in out])
 
 
-def _check(fmt: BlockFormat, x: np.ndarray, tensor: bool = True) -> None:
+def _check(fmt: BlockFormat, x: np.ndarray, tensor: bool = True, **kw: object) -> None:
     codes = fmt.quantize(x)
-    t, scales, want = oracle(x, fmt.block_size, tensor)
+    t, scales, want = oracle(x, fmt.block_size, tensor, **kw)  # type: ignore[arg-type]
     if tensor:
         assert isinstance(codes, ScaledBlockCodes)
         assert Fraction(float(fmt.tensor_scale.decode(codes.tensor))) == t  # type: ignore[union-attr]
@@ -147,6 +149,20 @@ def test_single_level_amax_rule_against_oracle(rng: np.random.Generator) -> None
     _check(fmt, x * 2.0**-14, tensor=False)  # scales in UE4M3's subnormal range and below
 
 
+def test_amax_rule_with_an_e8m0_scale(rng: np.random.Generator) -> None:
+    # E8M0 (OCP MX §5.3): p = 1, powers of two 2**-127..2**127, no zero. A / 6 rounds to the
+    # nearest power of two (a tie, 1.5 * 2**e, rounds up: p = 1 has only odd significands).
+    fmt = BlockFormat("float4_e2m1fn", block_size=16, scale_rule="amax")
+    assert fmt.name == "mxfp4_e2m1_k16_amax"
+    e8m0 = (1, -127, Fraction(2) ** 127)
+    x = rng.standard_normal(64) * rng.lognormal(0, 3, 64)
+    x[:16] = 0.0  # an all-zero block: the smallest scale, elements 0
+    x[16:32] = 0.5
+    x[16] = 9.0  # A / 6 = 1.5: a tie, up to 2
+    _check(fmt, x, tensor=False, scale=e8m0, scale_min=Fraction(2) ** -127)
+    assert fmt.scale.decode(fmt.quantize(x).scale[1:2]).tolist() == [2.0]
+
+
 def test_corner_blocks() -> None:
     big = np.zeros(16)
     big[3] = 2688.0  # T = 2688 / 2688 = 1 exactly, X = 448 (the largest scale)
@@ -216,13 +232,35 @@ def test_directed_rounding_of_elements() -> None:
         assert NVFP4.element.decode(c.element[1:4]).tolist() == want, mode
 
 
+def test_given_tensor_scale() -> None:
+    # T = 2 given: X = rnd(A / 12), P_i = rnd(V_i / (2 X)); 2688 then needs X = 224, P = 6.
+    t = get_format("float32").encode(np.array(2.0))
+    x = np.array([2688.0, 100.0, -7.0] + [0.0] * 13)
+    codes = NVFP4.quantize(x, tensor_code=t)
+    assert int(codes.tensor) == 0x40000000  # type: ignore[union-attr]
+    assert NVFP4.scale.decode(codes.scale).tolist() == [224.0]
+    got = NVFP4.dequantize(codes.scale, codes.element, tensor_code=codes.tensor)  # type: ignore[union-attr]
+    assert got[:3].tolist() == [2688.0, 0.0, 0.0]  # 100 / 448 and 7 / 448 round to 0
+    big = NVFP4.quantize(x * 10, tensor_code=t)  # X saturates at 448, P clamps at 6
+    assert big.scale.tolist() == [0x7E]
+    assert NVFP4.element.decode(big.element[:1]).tolist() == [6.0]
+    for bad in (get_format("float32").encode(np.array([0.0, np.inf])), np.uint32(0xBF800000)):
+        for code in np.atleast_1d(bad):
+            with pytest.raises(FormatError, match="positive finite float32"):
+                NVFP4.quantize(x, tensor_code=code)
+    with pytest.raises(FormatError, match="no per-tensor scale"):
+        get_format("mxfp4_e2m1").quantize(x, tensor_code=t)  # type: ignore[call-arg]
+
+
 def test_errors() -> None:
     with pytest.raises(FormatError, match="needs scale_rule='amax'"):
         BlockFormat("float4_e2m1fn", "float8_ue4m3", 16, tensor_scale="float32")
     with pytest.raises(FormatError, match="tensor_rule must be one of amax"):
         BlockFormat("float4_e2m1fn", "float8_ue4m3", 16, scale_rule="amax", tensor_rule="max")
-    with pytest.raises(FormatError, match="too wide"):
-        BlockFormat(FixedFormat(1, 6), "float64", 16, scale_rule="amax")
+    with pytest.raises(FormatError, match="exceeds float64's 53 bits"):
+        BlockFormat(FixedFormat(1, 6), "float32", 16, scale_rule="amax", tensor_scale="float32")
+    # 4 + 24 + 24 = 52 bits: accepted, and exact against the oracle's arithmetic.
+    BlockFormat("float8_e4m3fn", "float32", 16, scale_rule="amax", tensor_scale="float32")
     codes = NVFP4.quantize(np.ones(16))
     with pytest.raises(FormatError, match="needs tensor_code"):
         NVFP4.dequantize(codes.scale, codes.element)

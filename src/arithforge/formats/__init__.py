@@ -4,18 +4,19 @@ Everything here is numpy only and imports nothing else of arithforge. Every oper
 then rounded once, on integer codes; nothing is "quantize then compute in float32".
 """
 
-from . import bitmod, lut, ops
+from . import bitmod, lut, ops, packing
 from ._errors import FormatError
 from .bitmod import PEConfig
 from .block import BlockCodes, BlockFormat, ScaledBlockCodes
 from .catalog import get_format, names
 from .descriptors import FixedFormat, FloatFormat, Format, IntFormat, Specials
 from .lut import LUTConfig
+from .packing import pack, unpack
 from .posit import PositFormat
 from .rounding import Rounding
 
 __all__ = [
     "BlockCodes", "BlockFormat", "FixedFormat", "FloatFormat", "Format", "FormatError", "IntFormat",
     "LUTConfig", "PEConfig", "PositFormat", "Rounding", "ScaledBlockCodes", "Specials", "bitmod",
-    "get_format", "lut", "names", "ops",
+    "get_format", "lut", "names", "ops", "pack", "packing", "unpack",
 ]

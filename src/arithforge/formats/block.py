@@ -126,7 +126,8 @@ class BlockFormat(Format):
           scale, 1 without one). ``X`` need not be a power of two, so ``A / X`` may exceed ``M``
           slightly and is then clamped. A block whose ``X`` rounds to 0 (all-zero blocks, or
           ``A`` below half the scale's smallest value times ``M * T``) gets scale code 0 and
-          element codes 0, as TransformerEngine does.
+          element codes 0, as TransformerEngine does; a scale format without zero (E8M0)
+          clamps to its smallest value instead.
     tensor_scale : FloatFormat or str or None
         Format of one per-tensor scale ``T`` (NVFP4: ``float32``), or None for single-level
         scaling. Then :meth:`quantize` returns :class:`ScaledBlockCodes` and every value is
@@ -189,14 +190,16 @@ class BlockFormat(Format):
                 f"tensor_rule must be one of {', '.join(TENSOR_RULES)}, not {tensor_rule!r}"
             )
         if scale_rule == "amax":
-            # Quotients V / (X * T) keep at least 62 - (bits of X's and T's significands) bits;
-            # rounding to odd there is exact for a target precision at least 2 bits shorter.
+            # Values T * X * P_i must be exact in float64 (dequantize): the three significands
+            # together at most 53 bits. Then the quotients V / (X * T) of quantize also keep at
+            # least 62 - (X's and T's bits) >= P's bits + 9, so their round-to-odd is exact.
             divisor = sc.precision + (ts.precision if ts is not None else 0)
             need = el.precision if isinstance(el, FloatFormat) else el.bits
-            if 62 - divisor < need + 2:
+            if divisor + need > 53:
                 raise FormatError(
-                    f"scale_rule='amax' divides by a {divisor}-bit scale significand, too wide "
-                    f"to round {el.name} elements exactly; use a narrower scale format"
+                    f"scale_rule='amax' with {divisor} bits of scale significands and "
+                    f"{need}-bit {el.name} elements exceeds float64's 53 bits, so values would "
+                    f"not be exact; use a narrower scale format"
                 )
         object.__setattr__(self, "element", el)
         object.__setattr__(self, "scale", sc)
@@ -328,6 +331,7 @@ class BlockFormat(Format):
         random_width: int | None = None,
         ftz: bool = False,
         device: str = "cpu",
+        tensor_code: npt.ArrayLike | None = None,
     ) -> BlockCodes | ScaledBlockCodes:
         """Convert real values to block codes along ``axis`` (OCP MX §6.3).
 
@@ -350,6 +354,9 @@ class BlockFormat(Format):
         device : str
             ``"cpu"`` (numpy) or a torch device (``"cuda"``): then ``values`` may be a tensor and
             both code arrays are integer tensors on that device, bit-identical.
+        tensor_code : int, optional
+            A given per-tensor scale code (a calibrated ``T``) instead of ``tensor_rule``'s,
+            for formats with ``tensor_scale``; it must be a positive finite value.
 
         Returns
         -------
@@ -358,6 +365,8 @@ class BlockFormat(Format):
             Two-level formats (``tensor_scale`` set) return :class:`ScaledBlockCodes`; their
             tensor scale ignores NaN and infinite values.
         """
+        if tensor_code is not None and self.tensor_scale is None:
+            raise FormatError(f"{self.name} has no per-tensor scale: drop tensor_code")
         if device != "cpu" and self.scale_rule == "amax":
             raise FormatError(
                 f"{self.name} (scale_rule='amax') is quantized on the CPU only: the torch backend "
@@ -391,7 +400,7 @@ class BlockFormat(Format):
                     f"{self.name} rounds deterministically (scale_rule='amax'): use rne, rtz, "
                     f"rup, rdn, rna or rto"
                 )
-            return self._quantize_amax(xp, n, ax, mode, saturate, ftz)
+            return self._quantize_amax(xp, n, ax, mode, saturate, ftz, tensor_code)
         shared, nan_block = self._shared_exponents(xp.reshape(*xp.shape[:-1], nblocks, k))
         shared_each = np.repeat(shared, k, axis=-1)
         nan_each = np.repeat(nan_block, k, axis=-1)
@@ -428,7 +437,7 @@ class BlockFormat(Format):
 
     def _quantize_amax(
         self, xp: npt.NDArray[np.float64], n: int, ax: int, mode: Rounding, saturate: bool,
-        ftz: bool,
+        ftz: bool, tensor_code: npt.ArrayLike | None = None,
     ) -> BlockCodes | ScaledBlockCodes:
         """``quantize`` under ``scale_rule="amax"`` on values padded to whole blocks (last axis)."""
         k = self.block_size
@@ -441,7 +450,16 @@ class BlockFormat(Format):
             t_code = None
             t_sig, t_exp = np.int64(1), np.int64(0)
         else:
-            t_code = self.tensor_scale_code(xp)
+            if tensor_code is None:
+                t_code = self.tensor_scale_code(xp)
+            else:
+                t_code = np.asarray(tensor_code, dtype=self.tensor_scale.code_dtype)
+                if t_code.shape != () or not self.tensor_scale.decode(t_code) > 0 \
+                        or not np.isfinite(self.tensor_scale.decode(t_code)):
+                    raise FormatError(
+                        f"tensor_code must be one code of a positive finite "
+                        f"{self.tensor_scale.name} value, not {tensor_code!r}"
+                    )
             _, _, t_sig, t_exp = _core.unpack_float(self.tensor_scale, t_code)
             t_sig, t_exp = _strip(t_sig, t_exp)
         # X = round_S(A / (M * T)), saturating; NaN for blocks with a NaN or an infinity.
@@ -449,6 +467,13 @@ class BlockFormat(Format):
         _, _, a_sig, a_exp = split_float(np.where(nan_block, 0.0, amax))
         q_sig, q_exp = _div_odd(a_sig, a_exp, m_sig * t_sig, m_exp + t_exp)
         cls = np.where(nan_block, _core.NAN, np.where(a_sig == 0, _core.ZERO, _core.FINITE))
+        if not self.scale.zero:
+            # No zero (E8M0): an all-zero block takes the smallest scale, as under the
+            # power-of-two rules.
+            low = (a_sig == 0) & ~nan_block
+            cls = np.where(low, _core.FINITE, cls)
+            q_sig = np.where(low, 1, q_sig)
+            q_exp = np.where(low, self.scale_emin, q_exp)
         scales = _core.round_float(self.scale, np.zeros(q_sig.shape, dtype=bool), q_sig, q_exp,
                                    Rounding.RNE, saturate=True, cls=cls.astype(np.int8))
         s_cls, _, s_sig, s_exp = _core.unpack_float(self.scale, scales)
@@ -524,8 +549,8 @@ class BlockFormat(Format):
         the codes may be tensors and the values are a float64 tensor on that device.
 
         The product is exact in float64: element, scale and tensor-scale significands together
-        stay within 53 bits for every format whose ``scale_rule="amax"`` is accepted at
-        construction (NVFP4: 2 + 4 + 24 bits)."""
+        stay within 53 bits, which construction checks for ``scale_rule="amax"`` (NVFP4: 2 + 4 +
+        24 bits); the power-of-two rules multiply by powers of two only."""
         if (self.tensor_scale is None) != (tensor_code is None):
             raise FormatError(
                 f"{self.name} needs tensor_code (its per-tensor scale code)"

@@ -134,6 +134,11 @@ def get_format(name: str | Format) -> Format:
         raise
     if parsed is not None:
         return parsed
+    from .p3109 import parse_name
+
+    p3109 = parse_name(key)  # IEEE P3109 names (binary8p3sf): aliases, not catalog entries
+    if p3109 is not None:
+        return p3109
     close = difflib.get_close_matches(key, list(_FACTORIES), n=3, cutoff=0.5)
     hint = f"; closest: {', '.join(close)}" if close else ""
     raise FormatError(

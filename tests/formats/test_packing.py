@@ -1,0 +1,72 @@
+"""Packed sub-byte storage: every code round-trips, padding, and a hand-checked byte per layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from arithforge.formats import FormatError, get_format
+from arithforge.formats.packing import group_size, pack, unpack
+
+
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_every_code_round_trips_at_every_length(bits: int, rng: np.random.Generator) -> None:
+    per, nbytes = group_size(bits)
+    assert per * bits == nbytes * 8  # a group is lcm(bits, 8) bits
+    every = np.arange(1 << bits, dtype=np.uint8)
+    for n in range(0, 2 * per + 2):  # every padding amount, and an empty row
+        codes = np.resize(rng.permutation(every), n).astype(np.uint8)
+        data = pack(codes, bits)
+        assert data.dtype == np.uint8
+        assert data.size == -(-n // per) * nbytes
+        np.testing.assert_array_equal(unpack(data, bits, n), codes)
+    data = pack(every, bits)
+    np.testing.assert_array_equal(unpack(data, bits, every.size), every)
+    # The padding is code 0.
+    assert (unpack(data, bits)[every.size:] == 0).all()
+
+
+def test_fp4_two_per_byte_low_nibble_first() -> None:
+    # E2M1 codes of 0.5, 1.0, -6.0: 0x1 in the low nibble of byte 0, 0x2 in its high nibble.
+    e2m1 = get_format("float4_e2m1fn")
+    codes = e2m1.encode(np.array([0.5, 1.0, -6.0]))
+    assert codes.tolist() == [0x1, 0x2, 0xF]
+    assert pack(codes, e2m1).tolist() == [0x21, 0x0F]
+    assert unpack(np.array([0x21, 0x0F], np.uint8), 4, 3).tolist() == [0x1, 0x2, 0xF]
+
+
+def test_fp6_four_per_three_bytes_little_endian() -> None:
+    # 24-bit word 1 | 2 << 6 | 3 << 12 | 0x3F << 18 = 0xFC3081, stored as 81 30 FC.
+    assert pack(np.array([0x01, 0x02, 0x03, 0x3F]), 6).tolist() == [0x81, 0x30, 0xFC]
+    # Five codes: a second group, padded with zeros.
+    assert pack(np.array([0x01, 0x02, 0x03, 0x3F, 0x2A]), 6).tolist() == [
+        0x81, 0x30, 0xFC, 0x2A, 0x00, 0x00]
+
+
+def test_fp3_and_fp2_groups() -> None:
+    # 3-bit codes 1..7, 0: the 24-bit word sum(c_i << 3i) = 0x1F58D1, stored D1 58 1F.
+    codes = np.array([1, 2, 3, 4, 5, 6, 7, 0])
+    assert pack(codes, 3).tolist() == [0xD1, 0x58, 0x1F]
+    assert pack(np.array([1, 2, 3, 0]), 2).tolist() == [0b00111001]
+
+
+def test_rows_pack_independently() -> None:
+    codes = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.uint8)
+    data = pack(codes, 4)
+    assert data.tolist() == [[0x21, 0x03], [0x54, 0x06]]
+    np.testing.assert_array_equal(unpack(data, 4, 3), codes)
+
+
+def test_errors() -> None:
+    with pytest.raises(FormatError, match="1 to 8 bits, not 9"):
+        pack(np.zeros(4, np.uint16), 9)
+    with pytest.raises(FormatError, match=r"codes must lie in \[0, 15\]"):
+        pack(np.array([16]), 4)
+    with pytest.raises(FormatError, match="integer array"):
+        pack(np.array([1.0]), 4)
+    with pytest.raises(FormatError, match="groups of 3 bytes"):
+        unpack(np.zeros(4, np.uint8), 6)
+    with pytest.raises(FormatError, match=r"n must lie in \[5, 8\]"):
+        unpack(np.zeros(6, np.uint8), 6, 4)
+    with pytest.raises(FormatError, match="uint8 bytes"):
+        unpack(np.zeros(3, np.int32), 6)
