@@ -857,7 +857,10 @@ class DotUnit(Unit):
         after = gr.cut("product", n * pw + fc.bits, mul, "in_c")
         tree = gr.node("adder_tree", "adder", min(fc.bits, pw + (n - 1).bit_length()), *after,
                        inputs=n)
-        add = gr.node("acc_add", "adder", fc.bits, tree, *after, inputs=2)
+        # The accumulator adds the tree's sum and c (through the product register when cut),
+        # never a product directly.
+        add = gr.node("acc_add", "adder", fc.bits, tree, *(a for a in after if a != mul),
+                      inputs=2)
         after = gr.cut("sum", fc.bits, add)
         for name in self._output_stages(extra):
             after = gr.cut(name, fc.bits, *after)
