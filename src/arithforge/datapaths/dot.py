@@ -1003,6 +1003,34 @@ _INT_CHECKS: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 
 
+#: Cost-model calibration (``arithforge calibrate``): every operand family the unit takes (FP4,
+#: FP6, both FP8s and their mix, bf16, fp16; int4, int8), n from 1 to 32, F, the three
+#: alignments, term roundings, both float accumulators, integer accumulators of 16 and 32 bits,
+#: and pipelining. Float steps stop at n = 16: Yosys 0.23's ``synth_ice40`` of one n = 32 e4m3
+#: step (the H100's) ran past 15 minutes and 18 GB without finishing (its CMOS flow takes one
+#: minute), so the H100 steps are costed in ``docs/reproduction.md`` from the CMOS flow alone.
+_CALIBRATION: tuple[dict[str, Any], ...] = (
+    _dot("float4_e2m1fn", n=2, acc="float16"),
+    _dot("float4_e2m1fn", n=16),
+    _dot("float6_e2m3fn", n=8, frac_bits=10),
+    _dot("float6_e3m2fn", n=4, acc="float16", acc_rounding="rne"),
+    _dot(_FP8, n=4),
+    _dot(_FP8, n=8, stages=4),
+    _dot(_FP8, n=8, term_rounding="rne", alignment="normalized"),
+    _dot("float8_e5m2", n=4, frac_bits=20, term_rounding="rdn"),
+    _dot(_FP8, b="float8_e5m2", n=8, frac_bits=8, alignment="sum_fp16"),
+    _dot("bfloat16", n=1),
+    _dot("bfloat16", n=4, frac_bits=16, stages=2),
+    _dot("float16", n=2, acc="float16", acc_rounding="rne"),
+    _dot("float16", n=4),
+    _dot("int8", n=4),
+    _dot("int8", n=16, stages=2),
+    _dot("int8", n=32),
+    _dot("int4", n=16, acc="int16"),
+    _dot("int4", b="uint4", n=8, acc="int16", stages=1),
+)
+
+
 def _acceptance() -> tuple[AcceptanceCheck, ...]:
     out = [AcceptanceCheck("dot e2m1 n=1 float16", _dot("float4_e2m1fn", n=1, acc="float16"),
                            "exhaustive")]
@@ -1050,6 +1078,7 @@ class Dot(Descriptor):
     default_sweeps: ClassVar[dict[str, dict[str, Any]]] = {}
     marker: ClassVar[str | None] = "*"
     acceptance = _acceptance()
+    calibration = _CALIBRATION
     #: Four e4m3 products per operation (an A element is 32 bits).
     arrays: ClassVar[tuple[ArrayExample, ...]] = (
         ArrayExample("dot:a=float8_e4m3fn,n=4", {"os": (2, 3), "ws": (2, 3)}, ("os", 2, 2)),
