@@ -7,7 +7,8 @@ split (:func:`.fit.held_out`, by a hash of each design's label) keeps about a qu
 designs out of the fit; least squares on the log scale with a weak log-normal prior
 (:func:`.fit.fit_factors`) fits one factor per kind for transistors and one LUT-per-transistor
 coefficient per kind for iCE40. Quality is reported on the held-out designs only: Spearman rank
-correlation and median absolute relative error of the prediction against the truth.
+correlation and median absolute relative error of the prediction against the truth, over all
+held-out designs and per family (the designs of one datapath, :meth:`Report.families`).
 
 :func:`write_calibration` stores the factors in ``data/calibrated.toml``, which
 :func:`~.tech.load_tech` applies by default.
@@ -196,8 +197,31 @@ class Report:
             "uncalibrated_median_abs_err": median_abs_err(raw, t),
         }
 
+    def families(self) -> dict[str, dict[str, Any]]:
+        """Quality per family (the designs of one datapath, registry order): the held-out
+        designs' Spearman and median relative error (transistors, iCE40 LUTs), and the same over
+        all the family's designs, fitted ones included (``all_*``), which a family with few
+        held-out designs needs beside them. Spearman is NaN below two designs."""
+        out: dict[str, dict[str, Any]] = {}
+        for name in dict.fromkeys(s.design.datapath for s in self.samples):
+            rows = [s for s in self.samples if s.design.datapath == name]
+            test = [s for s in rows if s.held_out]
+            row: dict[str, Any] = {"designs": len(rows), "held_out": len(test)}
+            if test:
+                q = self.quality(test)
+                row.update(spearman=q["spearman"], median_abs_err=q["median_abs_err"],
+                           luts_spearman=q["luts_spearman"],
+                           luts_median_abs_err=q["luts_median_abs_err"])
+            q = self.quality(rows)
+            row.update(all_spearman=q["spearman"], all_median_abs_err=q["median_abs_err"],
+                       all_luts_spearman=q["luts_spearman"],
+                       all_luts_median_abs_err=q["luts_median_abs_err"])
+            out[name] = row
+        return out
+
     def summary(self) -> dict[str, Any]:
-        """JSON-ready: held-out quality, sizes of the split, the factors."""
+        """JSON-ready: held-out quality overall and per family, sizes of the split, the
+        factors."""
         test = self.quality(self.test)
         train = self.quality(self.train)
         return {
@@ -210,6 +234,8 @@ class Report:
             "uncalibrated": {"spearman": round(test["uncalibrated_spearman"], 4),
                              "median_abs_err": round(test["uncalibrated_median_abs_err"], 4)},
             "train_quality": {k: round(v, 4) for k, v in train.items()},
+            "families": {name: {k: _round(v) for k, v in row.items()}
+                         for name, row in self.families().items()},
             "factors": {k: round(v, 4) for k, v in sorted(self.size.items())},
             "ice40_lut_factors": {k: round(v, 6) for k, v in sorted(self.ice40_luts.items())},
         }
@@ -234,7 +260,36 @@ class Report:
                    f"{s['ice40_luts']['median_abs_err']:.1%}; uncalibrated transistors "
                    f"Spearman {s['uncalibrated']['spearman']:.3f}, median |error| "
                    f"{s['uncalibrated']['median_abs_err']:.1%}")
+        for name, row in self.families().items():
+            out.append(f"  {name}: {_family_text(row)}")
         return out
+
+
+def _round(value: Any) -> Any:
+    """A JSON-ready number: floats to 4 places, NaN as None."""
+    if isinstance(value, float):
+        return None if not math.isfinite(value) else round(value, 4)
+    return value
+
+
+def _num(value: Any, pct: bool = False) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.1%}" if pct else f"{value:.3f}"
+
+
+def _family_text(row: Mapping[str, Any]) -> str:
+    """One family's quality in words (:meth:`Report.families`)."""
+    held = (f"held out {row['held_out']} of {row['designs']}: transistors Spearman "
+            f"{_num(row.get('spearman'))}, median |error| {_num(row.get('median_abs_err'), True)}"
+            f"; iCE40 LUTs Spearman {_num(row.get('luts_spearman'))}, median |error| "
+            f"{_num(row.get('luts_median_abs_err'), True)}" if row["held_out"]
+            else f"none of {row['designs']} held out")
+    return (f"{held}; all {row['designs']}: transistors Spearman "
+            f"{_num(row['all_spearman'])}, median |error| "
+            f"{_num(row['all_median_abs_err'], True)}; iCE40 LUTs Spearman "
+            f"{_num(row['all_luts_spearman'])}, median |error| "
+            f"{_num(row['all_luts_median_abs_err'], True)}")
 
 
 def fit(samples: list[Sample]) -> Report:
@@ -314,6 +369,12 @@ def write_calibration(report: Report, *, command: str, path: str | Path = DEFAUL
         "[calibration.quality]",
         *(f"{k} = {_toml_value(v)}" for k, v in quality.items()),
         "",
+        "# Per family (the designs of one datapath): held-out quality (NaN: fewer than two",
+        "# designs) and the same over all the family's designs, fitted ones included (all_*).",
+        *(line for name, row in report.families().items() for line in (
+            f"[calibration.quality.families.{name}]",
+            *(f"{k} = {_toml_value(round(v, 4) if isinstance(v, float) else v)}"
+              for k, v in row.items()), "")),
         "# Held-out designs: label = [Yosys transistors, model, iCE40 LUTs, model]",
         "[calibration.quality.held_out]",
         *(f"{_toml_value(s.design.label)} = [{s.transistors}, "

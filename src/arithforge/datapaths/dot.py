@@ -1626,7 +1626,10 @@ class DotUnit(Unit):
         after = gr.cut("product", n * pw + fc.bits, mul, "in_c")
         tree = gr.node("adder_tree", "adder", min(fc.bits, pw + (n - 1).bit_length()), *after,
                        inputs=n)
-        add = gr.node("acc_add", "adder", fc.bits, tree, *after, inputs=2)
+        # The accumulator adds the tree's sum and c (through the product register when cut),
+        # never a product directly.
+        add = gr.node("acc_add", "adder", fc.bits, tree, *(a for a in after if a != mul),
+                      inputs=2)
         after = gr.cut("sum", fc.bits, add)
         for name in self._output_stages(extra):
             after = gr.cut(name, fc.bits, *after)
@@ -1662,39 +1665,68 @@ class DotUnit(Unit):
         if m.alignment == "sum_fp16":
             # Subnormal operands re-expressed as float16 normals: a leading-zero count and a
             # small left shift per operand.
+            # The shift is the leading zeros capped by the room above float16's emin: an
+            # exponent subtraction and a compare-and-select of the two.
             for op, fmt, src in (("a", fa, ua), ("b", fb, ub)):
                 lz = gr.node(f"widen_lzc_{op}", "lzc", fmt.precision, src, count=n)
-                gr.node(f"widen_{op}", "shifter", fmt.precision, lz, src, count=n,
-                        shift_bits=max(1, fmt.precision.bit_length()))
+                sb = max(1, fmt.precision.bit_length())
+                room = gr.node(f"widen_room_{op}", "adder", fmt.exp_bits + 2, src, count=n,
+                               inputs=1)
+                cap = gr.node(f"widen_cap_{op}", "comparator", sb, lz, room, count=n)
+                pick = gr.node(f"widen_shift_{op}", "mux", sb, cap, count=n)
+                gr.node(f"widen_{op}", "shifter", fmt.precision, pick, src, count=n,
+                        shift_bits=sb)
             mul_after = ("widen_a", "widen_b")
             gr.g.add_edges_from((a, mul) for a in mul_after)
             gr.g.add_edges_from((a, exp) for a in mul_after)
         terms = [mul, exp]
         if m.alignment == "normalized":
-            terms.append(gr.node("product_lzc", "lzc", g.P, mul, count=n))
+            # The product's leading bit: its leading zeros subtracted from the exponent sum.
+            plz = gr.node("product_lzc", "lzc", g.P, mul, count=n)
+            terms.append(gr.node("product_lead", "adder", ew, plz, exp, count=n, inputs=2))
         if fc == get_format("float16"):
-            terms.append(gr.node("acc_lzc", "lzc", fc.precision, uc))
-        after = gr.cut("product", n * (g.P + ew + 1) + fc.bits + ew, *terms, uc)
+            # A subnormal accumulator normalized (the model reads it through float32).
+            alz = gr.node("acc_lzc", "lzc", fc.precision, uc)
+            terms += [gr.node("acc_normalize", "shifter", fc.precision, alz, uc,
+                              shift_bits=max(1, fc.precision.bit_length())),
+                      gr.node("acc_exp", "adder", ew, alz, uc, inputs=2)]
+        # A zero term's alignment exponent is the least (it never sets E).
+        zero = gr.node("exp_zero_select", "mux", ew, *terms, uc, count=n + 1)
+        after = gr.cut("product", n * (g.P + ew + 1) + fc.bits + ew, *terms, zero, uc)
         emax = gr.node("exp_max", "comparator", ew, *after, count=n)
         esel = gr.node("exp_max_select", "mux", ew, emax, count=n)
-        amount = gr.node("align_amount", "adder", ew, esel, count=n + 1, inputs=1)
-        align = gr.node("align", "shifter", g.YW, amount, *after, count=n, sticky=True,
+        # Each term's shift E - e + D, clamped to the shifter's range (a compare with a
+        # constant and a select of the amount's bits).
+        amount = gr.node("align_amount", "adder", ew, esel, *after, count=n + 1, inputs=2)
+        clamp = gr.node("align_clamp", "logic", ew, amount, count=n + 1,
+                        gates=ew + 2 * max(1, g.YW.bit_length()),
+                        depth=max(1, ew.bit_length()) + 1)
+        align = gr.node("align", "shifter", g.YW, clamp, *after, count=n, sticky=True,
                         shift_bits=max(1, g.YW.bit_length()))
-        align_c = gr.node("align_c", "shifter", g.YWc, amount, *after, sticky=True,
+        align_c = gr.node("align_c", "shifter", g.YWc, clamp, *after, sticky=True,
                           shift_bits=max(1, g.YWc.bit_length()))
         last = [align, align_c]
         if m.term_rounding is not Rounding.RTZ:
             last = [gr.node("term_round", "rounder", g.TW, *last, count=n + 1)]
+        # The signed term: its negation and a select by the sign.
         neg = gr.node("term_negate", "adder", g.TW + 1, *last, count=n + 1, inputs=1)
-        after = gr.cut("align", (n + 1) * (g.TW + 1) + ew, neg, esel)
+        sign = gr.node("term_sign", "mux", g.TW + 1, neg, *last, count=n + 1)
+        after = gr.cut("align", (n + 1) * (g.TW + 1) + ew, sign, esel)
         add = gr.node("adder_tree", "adder", g.SW, *after, inputs=n + 1)
         after = gr.cut("sum", g.SW + ew, add)
-        absval = gr.node("abs", "adder", g.SW, *after, inputs=1)
+        negsum = gr.node("abs", "adder", g.SW, *after, inputs=1)
+        absval = gr.node("abs_select", "mux", g.SW, negsum, *after)
         window = self.window
         lzc = gr.node("lzc", "lzc", window, absval)
         lead = gr.node("lead_exp", "adder", ew, lzc, *after, inputs=2)
+        # The result exponent max(lead, emin), and the normalizing shift from it, clamped.
         cmp = gr.node("exp_compare", "comparator", ew, lead)
-        norm = gr.node("normalize", "shifter", g.OW, cmp, absval,
+        rexp = gr.node("exp_select", "mux", ew, cmp, lead)
+        shift = gr.node("norm_amount", "adder", ew, rexp, *after, inputs=2)
+        nclamp = gr.node("norm_clamp", "logic", ew, shift,
+                         gates=ew + 2 * max(1, (g.OW - 1).bit_length()),
+                         depth=max(1, ew.bit_length()) + 1)
+        norm = gr.node("normalize", "shifter", g.OW, nclamp, absval,
                        shift_bits=max(1, (g.OW - 1).bit_length()))
         sticky = gr.node("sticky", "logic", g.OW, norm, gates=g.OW,
                          depth=max(1, g.OW.bit_length()))
@@ -1837,6 +1869,34 @@ def _block_acceptance() -> list[AcceptanceCheck]:
     return out
 
 
+#: Cost-model calibration (``arithforge calibrate``): every operand family the unit takes (FP4,
+#: FP6, both FP8s and their mix, bf16, fp16; int4, int8), n from 1 to 32, F, the three
+#: alignments, term roundings, both float accumulators, integer accumulators of 16 and 32 bits,
+#: and pipelining. Float steps stop at n = 16: Yosys 0.23's ``synth_ice40`` of one n = 32 e4m3
+#: step (the H100's) ran past 15 minutes and 18 GB without finishing (its CMOS flow takes one
+#: minute), so the H100 steps are costed in ``docs/reproduction.md`` from the CMOS flow alone.
+_CALIBRATION: tuple[dict[str, Any], ...] = (
+    _dot("float4_e2m1fn", n=2, acc="float16"),
+    _dot("float4_e2m1fn", n=16),
+    _dot("float6_e2m3fn", n=8, frac_bits=10),
+    _dot("float6_e3m2fn", n=4, acc="float16", acc_rounding="rne"),
+    _dot(_FP8, n=4),
+    _dot(_FP8, n=8, stages=4),
+    _dot(_FP8, n=8, term_rounding="rne", alignment="normalized"),
+    _dot("float8_e5m2", n=4, frac_bits=20, term_rounding="rdn"),
+    _dot(_FP8, b="float8_e5m2", n=8, frac_bits=8, alignment="sum_fp16"),
+    _dot("bfloat16", n=1),
+    _dot("bfloat16", n=4, frac_bits=16, stages=2),
+    _dot("float16", n=2, acc="float16", acc_rounding="rne"),
+    _dot("float16", n=4),
+    _dot("int8", n=4),
+    _dot("int8", n=16, stages=2),
+    _dot("int8", n=32),
+    _dot("int4", n=16, acc="int16"),
+    _dot("int4", b="uint4", n=8, acc="int16", stages=1),
+)
+
+
 def _acceptance() -> tuple[AcceptanceCheck, ...]:
     out = [AcceptanceCheck("dot e2m1 n=1 float16", _dot("float4_e2m1fn", n=1, acc="float16"),
                            "exhaustive")]
@@ -1915,6 +1975,7 @@ class Dot(Descriptor):
     default_sweeps: ClassVar[dict[str, dict[str, Any]]] = {}
     marker: ClassVar[str | None] = "*"
     acceptance = _acceptance()
+    calibration = _CALIBRATION
     #: Four e4m3 products per operation (an A element is 32 bits).
     arrays: ClassVar[tuple[ArrayExample, ...]] = (
         ArrayExample("dot:a=float8_e4m3fn,n=4", {"os": (2, 3), "ws": (2, 3)}, ("os", 2, 2)),
