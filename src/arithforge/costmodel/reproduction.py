@@ -220,6 +220,13 @@ H100_FP8_PENDING: tuple[tuple[str, str], ...] = (
 DOT_BF16: dict[str, Any] = {"a": "bfloat16", "model": "h100-bf16"}
 
 
+def _model_gap(cache: dict[str, Measured], labels: Sequence[str]) -> str:
+    """How far the model's transistors are from synthesis for the designs ``labels``."""
+    gaps = [cache[label].model_transistors / cache[label].transistors - 1 for label in labels]
+    return f"{min(gaps):+.0%} to {max(gaps):+.0%} against" if len(gaps) > 1 \
+        else f"{gaps[0]:+.0%} against"
+
+
 def _per(luts: int, macs: int) -> str:
     """iCE40 LUTs per MAC, or why there are none."""
     return f"{luts / macs:,.1f}" if luts else "not synthesized"
@@ -301,7 +308,10 @@ def dot_fp8_vs_int8(registry: Any, tech: Technology, cache: dict[str, Measured])
         f"the paper's FP8 MACs accumulate in wide fixed point, one MAC at a time, in its own "
         f"post-layout flow. Ours are gate-level transistor counts of bare datapaths (the "
         f"n = {DOT_N} float steps have no iCE40 count: Yosys 0.23's synth_ice40 of one ran "
-        f"past 15 minutes and 18 GB); energy is the model's at uniformly random codes.")
+        f"past 15 minutes and 18 GB); energy is the model's at uniformly random codes. The "
+        f"model's transistors are {_model_gap(cache, [_dot_label(p) for _, p in DOT_FP8])} "
+        f"synthesis for these n = {DOT_N} float steps: the calibration's float steps stop at "
+        f"n = 16.")
     return claim
 
 
@@ -364,7 +374,11 @@ def h100_fp8_step(registry: Any, tech: Technology, cache: dict[str, Measured]) -
         "multipliers split into FP8 ones), which two separate datapaths cannot show; ours "
         "compares what each step costs on its own. Areas are CMOS transistor counts; neither "
         "step is synthesized for iCE40 (Yosys 0.23's synth_ice40 of the FP8 step ran past 15 "
-        "minutes and 18 GB).")
+        "minutes and 18 GB). The model's transistors are "
+        + _model_gap(cache, [_dot_label(DOT_BF16),
+                             *(_dot_label({"a": "float8_e4m3fn", "model": p})
+                               for _, p in H100_FP8_STEPS)])
+        + " synthesis for these steps (the calibration's float steps stop at n = 16).")
     return claim
 
 
