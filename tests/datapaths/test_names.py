@@ -25,7 +25,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     # The papers' claims compare named designs (L-Mul against the FMA, the LUT core against a
     # MAC array, BitMoD against an fp16 PE): a reproduction is about those datapaths.
     **{("costmodel/reproduction.py", n): "seed-claim reproductions compare named datapaths"
-       for n in ("fma", "mul", "lmul", "lmac", "imac", "lut", "bitserial")},
+       for n in ("fma", "mul", "lmul", "lmac", "imac", "lut", "bitserial", "dot")},
     # The FMA's sweep scores MX (block) formats with the OCP MX dot product's GEMM model.
     ("datapaths/fma.py", "mx"): "fma's MX designs use the mx GEMM model",
 }
