@@ -83,6 +83,30 @@ def test_per_block_scaling(rng: np.random.Generator) -> None:
     assert small.fmt == BlockFormat("float4_e2m1fn", block_size=8)
 
 
+def test_two_level_block_scaling_puts_the_tensor_scale_after_the_gemm(
+        rng: np.random.Generator) -> None:
+    """NVFP4: the values carry the block scales (what the datapath sees), the row scale is the
+    per-tensor scale T (applied after the GEMM); values * scale is the format's dequantization
+    and a row sample keeps the tensor code."""
+    from arithforge.formats.block import ScaledBlockCodes
+
+    x = rng.standard_normal((4, 48)) * np.exp2(rng.integers(-6, 6, (4, 48)))
+    fmt = get_format("nvfp4")
+    assert isinstance(fmt, BlockFormat)
+    q = quantize(x, fmt)
+    codes = fmt.quantize(x, -1, saturate=True)
+    assert isinstance(q.codes, ScaledBlockCodes)
+    full = fmt.dequantize(codes.scale, codes.element, -1, tensor_code=codes.tensor)
+    np.testing.assert_array_equal(q.values * q.scale, full)
+    assert fmt.tensor_scale is not None
+    t = float(fmt.tensor_scale.decode(np.asarray(codes.tensor)))
+    assert t != 1.0 and (q.scale == t).all()
+    part = q.take(np.array([2, 0]))
+    assert isinstance(part.codes, ScaledBlockCodes)
+    np.testing.assert_array_equal(part.values * part.scale, full[[2, 0]])
+    np.testing.assert_array_equal(part.codes.tensor, codes.tensor)
+
+
 def test_scaling_none_and_zero_groups() -> None:
     x = np.array([[0.0, 0.0], [1000.0, 0.5]])
     assert quantize(x, E4M3, "none").values.tolist() == [[0, 0], [448, 0.5]]  # saturates

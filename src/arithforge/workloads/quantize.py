@@ -37,7 +37,7 @@ import numpy.typing as npt
 
 from .._errors import ArithforgeError
 from ..formats import BlockFormat, FixedFormat, FloatFormat, Format, FormatError, Rounding
-from ..formats.block import BlockCodes
+from ..formats.block import BlockCodes, ScaledBlockCodes
 
 __all__ = ["SCALINGS", "Quantized", "quantize"]
 
@@ -76,7 +76,10 @@ class Quantized:
         if rows is None:
             return self
         codes: Any
-        if isinstance(self.fmt, BlockFormat):
+        if isinstance(self.codes, ScaledBlockCodes):
+            codes = ScaledBlockCodes(self.codes.scale[rows], self.codes.element[rows],
+                                     self.codes.tensor)
+        elif isinstance(self.fmt, BlockFormat):
             codes = BlockCodes(self.codes.scale[rows], self.codes.element[rows])
         else:
             codes = self.codes[rows]
@@ -137,6 +140,14 @@ def quantize(x: npt.ArrayLike, fmt: Format, scaling: str = "per-tensor", *, pow2
     ones = np.ones((v.shape[0], 1))
     if isinstance(fmt, BlockFormat):
         blocks = fmt.quantize(v, -1, rounding, saturate=True)
+        if isinstance(blocks, ScaledBlockCodes):
+            # Two-level scaling (NVFP4): the block scales are the datapath's, the per-tensor
+            # scale T is applied after the GEMM (as cuBLAS's epilogue does): values X * P, the
+            # row scale T. T * X * P is exact in float64, so the division is exact.
+            full = fmt.dequantize(blocks.scale, blocks.element, -1, tensor_code=blocks.tensor)
+            assert fmt.tensor_scale is not None
+            t = float(fmt.tensor_scale.decode(np.asarray(blocks.tensor)))
+            return Quantized(full / t, blocks, ones * t, fmt, "per-block")
         values = fmt.dequantize(blocks.scale, blocks.element, -1)
         return Quantized(values, blocks, ones, fmt, "per-block")
     if scaling == "none":
