@@ -1030,13 +1030,20 @@ class Dot(Descriptor):
     def array_shape(self, params: Mapping[str, Any], m: int, n: int, k: int
                     ) -> tuple[int, int, int]:
         # One operation is one step: n products along K.
+        return m, n, -(-k // self._lanes(params))
+
+    def _lanes(self, params: Mapping[str, Any]) -> int:
+        """Products per step of the unit at ``params`` (``n``, else the model's or default)."""
         if params.get("n") is not None:
-            steps = int(params["n"])
-        else:
-            unit = self.build_unit(**params)
-            assert isinstance(unit, DotUnit)
-            steps = unit.n
-        return m, n, -(-k // steps)
+            return int(params["n"])
+        unit = self.build_unit(**{k: v for k, v in params.items() if v is not None})
+        assert isinstance(unit, DotUnit)
+        return unit.n
+
+    def tile(self, params: Mapping[str, Any]) -> tuple[int, int, int] | None:
+        # PE face of element GEMMs: one step is a 1 x 1 x n tile, the a port one row of n
+        # activation codes (lane 0 low), the b port one column of n weight codes, c one output.
+        return 1, 1, self._lanes(params)
 
     def reason(self, weights: str, acts: str, acc: str) -> str:
         kw, ka, kacc = kinds(weights, acts, acc)
