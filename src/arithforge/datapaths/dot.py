@@ -20,9 +20,26 @@ accumulator format's NaN of its sign, as ``formats.mma`` computes them (neither 
 behaviour of a GPU). Test vectors hold finite operands only; accumulators of every class.
 
 ``model`` (a :data:`arithforge.formats.mma.PRESETS` name) sets ``n``, ``frac_bits``,
-``term_rounding``, ``alignment``, ``acc``, ``acc_frac_bits`` and ``acc_rounding``; a preset that
-promotes, splits K or reorders K (``h100-fp8``, ``h100-fp8-mma-sync``) is refused: those happen
-around the steps (promotion is not built yet).
+``term_rounding``, ``alignment``, ``acc``, ``acc_frac_bits`` and ``acc_rounding``, and what
+happens around the steps: ``promote``, ``k_order`` and ``output`` (``promote`` and ``output``
+given with a model override its; a model that splits K is refused).
+
+Around the steps (promotion, K order, output): with ``promote`` (``h100-fp8``: 128,
+``h100-fp8-mma-sync``: 32) or an ``output`` other than the accumulator's, ``c`` and the result
+hold the unit's state, ``partial`` (the step accumulator, low bits) and, with promotion, the
+float32 ``main`` accumulator above it (``describe()["state"]``), and ``a`` carries a control
+field above its lanes (``describe()["control"]``): ``flush`` (with promotion) ends a promotion
+window, ``main <- f32_add_rne(main, step)`` and ``partial <- +0``; ``last`` (with promotion or
+an output conversion) makes the result the output code, ``main`` (or, without promotion, the
+step's result) rounded to nearest even to ``output`` (float32, bfloat16 or float16). Both are
+float32-style adders (the ``add`` datapath's hardware; the conversion adds -0). What the steps
+see of K (:meth:`DotUnit.step_control`, :attr:`DotUnit.k_block`,
+:attr:`DotUnit.k_permutation`) is the feed's: K zero-padded to whole promotion windows (and
+K-order blocks), reordered within blocks of 32 (``pairs2x16``), ``flush`` on every
+``promote / n``-th step and ``last`` on the final one; a chain fed so from a (+0, +0) state is
+:func:`arithforge.formats.mma.matmul` of the whole model, bit for bit. This is a model of what
+the libraries do around the instructions (an FADD into registers every 128 elements for
+``torch._scaled_mm``, between ``mma.sync`` instructions), not of how an H100 is built.
 
 GEMM model (``evaluate --datapath dot``, explore's accuracy stage): what a chain of these steps
 computes over K in steps of ``n``, from a +0 accumulator, without promotion:
@@ -52,7 +69,10 @@ exact sum, the ``imac`` model's), its options all None but ``n``.
 
 Array PE (``simulate gemm --pe dot:...``): one operation is one step, ``n`` products along K, so
 the array's K counts steps (``array_shape``); an A element is the ``n`` activation codes packed
-as the ``a`` port takes them, a B element the ``n`` weight codes (``b``).
+as the ``a`` port takes them (and the step's control field, the same for every row), a B
+element the ``n`` weight codes (``b``): a 1 x 1 x n tile (``tile``), so
+:func:`arithforge.sim.accelerator.element_operands` packs element GEMMs (``simulate gemm --a
+--b``) into steps.
 """
 
 from __future__ import annotations
@@ -65,7 +85,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 
 from .._errors import ArithforgeError
-from ..formats import FloatFormat, FormatError, IntFormat, Rounding, get_format, mma
+from ..formats import FloatFormat, FormatError, IntFormat, Rounding, get_format, mma, ops
 from ..formats import _core as core
 from ..formats.rounding import as_rounding
 from . import _cases
@@ -131,8 +151,16 @@ PARAMS: dict[str, Param] = {
     "acc_rounding": Param("choice:rtz|rne", None, "rounding of each step (default: rtz)"),
     "stages": stages_param(),
     "model": Param(f"choice:{'|'.join(mma.PRESETS)}", None,
-                   "a formats.mma preset: sets n, F, roundings, alignment and the accumulator "
-                   "(those that promote or reorder K are refused: not one step)"),
+                   "a formats.mma preset: sets n, F, roundings, alignment and the accumulator, "
+                   "and the promotion, K order and output around the steps (split-K is "
+                   "refused)"),
+    "promote": Param("int", None, "promotion period in elements of K, a multiple of n: the "
+                                  "unit holds a float32 main accumulator beside the step's and "
+                                  "adds the step sum into it (RNE) on flush steps (default: the "
+                                  "model's, else none)", 1, 1 << 16),
+    "output": Param("format", None, "format of the final result: float32, bfloat16 or float16, "
+                                    "the accumulator rounded to nearest even on the last step "
+                                    "(default: the model's, else the accumulator's)"),
 }
 
 #: Parameters a preset sets, and the model field of each.
@@ -143,7 +171,7 @@ _MODEL_FIELDS = {"n": "n", "frac_bits": "frac_bits", "term_rounding": "term_roun
 
 #: Parameters of float operands only (refused with integer operands).
 FLOAT_ONLY = ("frac_bits", "term_rounding", "alignment", "acc_frac_bits", "acc_rounding",
-              "model")
+              "model", "promote", "output")
 
 
 def _float_format(value: Any, what: str) -> FloatFormat:
@@ -213,17 +241,22 @@ def _model_value(field: str, model: mma.MMAModel) -> Any:
     return value
 
 
-def _build_model(fa: FloatFormat, fb: FloatFormat, given: dict[str, Any], preset: str | None
-                 ) -> mma.MMAModel:
+def _build_model(fa: FloatFormat, fb: FloatFormat, given: dict[str, Any], preset: str | None,
+                 *, around: bool = False) -> mma.MMAModel:
     """The step's :class:`~arithforge.formats.mma.MMAModel` from the parameters given (None: not
-    given) and the preset."""
+    given) and the preset. ``around``: the unit builds promotion, the K order (its feed) and the
+    output conversion, so a preset with them is taken (split-K is still refused)."""
     if preset is not None:
         base = mma.get_model(preset)
         refused = [why for why, bad in (
-            (f"promotion every {base.promote}", base.promote is not None),
+            (f"promotion every {base.promote}", base.promote is not None and not around),
             (f"split-K {base.split}", base.split > 1),
-            (f"k_order {base.k_order}", base.k_order != "natural"),
+            (f"k_order {base.k_order}", base.k_order != "natural" and not around),
             (f"alignment {base.alignment}", base.alignment not in ALIGNMENTS)) if bad]
+        if refused and around:
+            raise ValueError(
+                f"model {preset} has {', '.join(refused)}, which the dot unit does not build "
+                f"(split-K joins separate accumulations; use a preset without it)")
         if refused:
             raise ValueError(
                 f"model {preset} has {', '.join(refused)}, which one dot step cannot express "
@@ -250,6 +283,31 @@ def _build_model(fa: FloatFormat, fb: FloatFormat, given: dict[str, Any], preset
         acc_frac_bits=default_acc_frac if given.get("acc_frac_bits") is None
         else given["acc_frac_bits"],
         acc_rounding=as_rounding(given.get("acc_rounding") or "rtz"))
+
+
+# -- around the steps: promotion, K order, output (the unit's accumulator state) ----------------
+
+#: Output formats of the final conversion.
+OUTPUTS = ("float32", "bfloat16", "float16")
+_F32 = FloatFormat(8, 23)
+
+
+def _around(model: mma.MMAModel, promote: Any, output: Any) -> mma.MMAModel:
+    """``model`` with the unit's ``promote`` and ``output`` (None: the model's)."""
+    if promote is not None:
+        if isinstance(promote, bool) or not isinstance(promote, int | np.integer):
+            raise TypeError(f"promote must be an integer, not {promote!r}")
+        model = dataclasses.replace(model, promote=int(promote))
+    if output is not None:
+        out = get_format(output) if isinstance(output, str) else output
+        if getattr(out, "name", None) not in OUTPUTS:
+            raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, not "
+                             f"{getattr(out, 'name', out)!r}")
+        model = dataclasses.replace(model, output=out)
+    if model.promote is not None and model.acc_format != _F32:
+        raise ValueError(f"promotion adds the steps into a float32 accumulator; the step's "
+                         f"accumulator must be float32 too, not {model.acc_format.name}")
+    return model
 
 
 # -- the GEMM model -------------------------------------------------------------------------------
@@ -395,7 +453,8 @@ class DotUnit(Unit):
                  term_rounding: str | None = None, alignment: str | None = None,
                  acc: FloatFormat | IntFormat | str | None = None,
                  acc_frac_bits: int | None = None, acc_rounding: str | None = None,
-                 stages: int = 0, model: str | None = None) -> None:
+                 stages: int = 0, model: str | None = None, promote: int | None = None,
+                 output: FloatFormat | str | None = None) -> None:
         fa = _operand_format(a, "a")
         fb = _operand_format(a if b is None else b, "b")
         if isinstance(acc, FloatFormat | IntFormat):
@@ -404,7 +463,8 @@ class DotUnit(Unit):
         if ints is not None:
             self._init_int(ints, n, acc, stages, {
                 "frac_bits": frac_bits, "term_rounding": term_rounding, "alignment": alignment,
-                "acc_frac_bits": acc_frac_bits, "acc_rounding": acc_rounding, "model": model})
+                "acc_frac_bits": acc_frac_bits, "acc_rounding": acc_rounding, "model": model,
+                "promote": promote, "output": output})
             return
         assert isinstance(fa, FloatFormat)
         assert isinstance(fb, FloatFormat)
@@ -425,7 +485,10 @@ class DotUnit(Unit):
         if model is not None and model not in mma.PRESETS:
             mma.get_model(str(model))  # the error naming the close presets
         try:
-            self._model = _build_model(self._fa, self._fb, given, model)
+            step = _build_model(self._fa, self._fb, given, model, around=True)
+            # Without a model the result is the accumulator's format unless output says.
+            self._model = _around(step, promote, step.acc_format if output is None
+                                  and model is None else output)
         except FormatError as exc:
             raise ValueError(str(exc)) from None
         if self._model.n > MAX_N:
@@ -475,6 +538,66 @@ class DotUnit(Unit):
         """Products per step."""
         return self._n
 
+    # -- around the steps: promotion, K order, output ---------------------------------------------
+    @property
+    def promote(self) -> int | None:
+        """Promotion period in elements of K (None: none)."""
+        return None if self._int is not None else self._model.promote
+
+    @property
+    def converts(self) -> bool:
+        """Whether the last step puts the ``output`` code in the result: the accumulator
+        rounded to another format, or (with promotion) the main accumulator's code."""
+        return self._int is None and (self._model.output != self._facc
+                                      or self._model.promote is not None)
+
+    @property
+    def control_bits(self) -> int:
+        """Width of the step's control field at the top of ``a`` (above the ``n`` lanes):
+        ``flush`` (with promotion), then ``last`` (with an output conversion)."""
+        return int(self.promote is not None) + int(self.converts)
+
+    @property
+    def k_permutation(self) -> tuple[int, ...] | None:
+        """Order of K within blocks of its length in which the feed streams the products
+        (``k_order``; None: natural)."""
+        return None if self._int is not None else mma.K_ORDERS[self._model.k_order]
+
+    @property
+    def k_block(self) -> int:
+        """The feed pads K with zero codes to a multiple of this: ``n``, the promotion period
+        and the K-order block."""
+        blk = self._n
+        for extra in (self.promote, len(self.k_permutation or ())):
+            if extra:
+                blk = int(np.lcm(blk, extra))
+        return blk
+
+    def step_control(self, steps: int) -> np.ndarray:
+        """The control field of each of ``steps`` steps of one output's chain (K padded to
+        :attr:`k_block`): ``flush`` every ``promote // n`` steps, ``last`` on the final step."""
+        k = np.arange(steps)
+        ctrl = np.zeros(steps, dtype=np.uint64)
+        if self.promote is not None:
+            ctrl |= ((k + 1) % (self.promote // self._n) == 0).astype(np.uint64)
+        if self.converts:
+            ctrl |= (k == steps - 1).astype(np.uint64) << np.uint64(int(self.promote
+                                                                         is not None))
+        return ctrl
+
+    @property
+    def _state_widths(self) -> tuple[int, int]:
+        """``(partial, main)`` widths of the accumulator state (``main`` 0: no promotion)."""
+        return self._facc.bits, 32 if self.promote is not None else 0
+
+    @property
+    def state_width(self) -> int:
+        """Width of ``c`` and the result: the step accumulator (low bits), the float32 main
+        accumulator above it with promotion, wide enough for an output code."""
+        part, main = self._state_widths
+        out = self._model.output.bits if self.converts else 0
+        return max(part + main, out)
+
     @property
     def int_formats(self) -> tuple[IntFormat, IntFormat, IntFormat]:
         """The formats of A, B and the accumulator of an integer unit."""
@@ -497,11 +620,15 @@ class DotUnit(Unit):
     def operand_widths(self) -> dict[str, int]:
         n = self._n
         fa, fb, fc = self._lane_formats()
-        return {"a": n * fa.bits, "b": n * fb.bits, "c": fc.bits}
+        if self._int is not None:
+            return {"a": n * fa.bits, "b": n * fb.bits, "c": fc.bits}
+        return {"a": n * fa.bits + self.control_bits, "b": n * fb.bits, "c": self.state_width}
 
     @property
     def result_width(self) -> int:
-        return self._lane_formats()[2].bits
+        if self._int is not None:
+            return self._lane_formats()[2].bits
+        return self.state_width
 
     @property
     def latency(self) -> int:
@@ -510,6 +637,8 @@ class DotUnit(Unit):
     @property
     def formats(self) -> dict[str, Any]:
         fc = self._lane_formats()[2]
+        if self._int is None and self.control_bits:
+            return {}  # c and the result hold the accumulator state (describe()["state"])
         return {"c": fc, "result": fc}
 
     @property
@@ -549,7 +678,22 @@ class DotUnit(Unit):
                 "acc_frac_bits": m.acc_frac_bits, "acc_rounding": m.acc_rounding.value,
                 "model": self._preset, "stages": self._stages, "latency": self.latency,
                 "label": m.label(), "formats": {k: v.name for k, v in self.formats.items()},
-                "element_formats": {"a": self._fa.name, "b": self._fb.name}}
+                "element_formats": {"a": self._fa.name, "b": self._fb.name},
+                **self._describe_around()}
+
+    def _describe_around(self) -> dict[str, Any]:
+        """Promotion, K order, output and the layout of the state and control fields."""
+        m = self._model
+        part, main = self._state_widths
+        ctrl = {}
+        if self.promote is not None:
+            ctrl["flush"] = m.n * self._fa.bits
+        if self.converts:
+            ctrl["last"] = m.n * self._fa.bits + int(self.promote is not None)
+        return {"promote": m.promote, "k_order": m.k_order, "output": m.output.name,
+                "state": {"partial": [0, part], **({"main": [part, part + main]} if main
+                                                   else {})},
+                "control": ctrl}
 
     # -- reference and vectors ------------------------------------------------------------------
     def int_label(self) -> str:
@@ -578,9 +722,82 @@ class DotUnit(Unit):
             total = np.asarray(fc.to_int(np.asarray(c, dtype=np.uint64)), dtype=np.int64) \
                 + prods.sum(axis=-1)
             return np.asarray(fc.from_int(total)).astype(np.uint64)
+        if self.control_bits:
+            return self._step_around(la, lb, a, c)
         codes = mma.step(la, lb, np.asarray(c, dtype=np.int64), self._fa, self._fb,
                          model=self._model)
         return np.asarray(codes).astype(np.uint64)
+
+    # -- around the steps: the reference and the vectors of the state ---------------------------
+    def control_field(self, a: np.ndarray) -> np.ndarray:
+        """The control field (``flush``, ``last``) of packed ``a`` port codes."""
+        width = self.operand_widths["a"]
+        arr = np.asarray(a, dtype=np.uint64)
+        words = arr.reshape(-1, 1) if width <= 64 else arr.reshape(-1, (width + 63) // 64)
+        word, shift = divmod(self._n * self._fa.bits, 64)
+        v = words[:, word] >> np.uint64(shift)
+        if shift + self.control_bits > 64:
+            v = v | (words[:, word + 1] << np.uint64(64 - shift))
+        return v & np.uint64((1 << self.control_bits) - 1)
+
+    def _step_around(self, la: np.ndarray, lb: np.ndarray, a: np.ndarray, c: np.ndarray
+                     ) -> np.ndarray:
+        """One step with the promotion and the output conversion around it (module
+        docstring): the step on the partial accumulator; ``flush``: ``main <- f32_add_rne(main,
+        step)``, ``partial <- +0``; ``last``: the result is ``output``'s code of ``main`` (or of
+        the step, without promotion), rounded to nearest even."""
+        part_bits, _ = self._state_widths
+        c = np.asarray(c, dtype=np.uint64).reshape(-1)
+        ctrl = self.control_field(a)
+        partial = c & np.uint64((1 << part_bits) - 1)
+        step = np.asarray(mma.step(la, lb, partial.astype(np.int64), self._fa, self._fb,
+                                   model=self._model)).astype(np.uint64)
+        state, value, vfmt = step, step, self._facc
+        if self.promote is not None:
+            main = (c >> np.uint64(part_bits)) & np.uint64(0xFFFFFFFF)
+            flush = (ctrl & np.uint64(1)).astype(bool)
+            added = np.asarray(ops.add(main, step, _F32, self._facc, _F32, Rounding.RNE))
+            main = np.where(flush, added.astype(np.uint64), main)
+            state = np.where(flush, np.uint64(0), step) | (main << np.uint64(part_bits))
+            value, vfmt = main, _F32
+        if self.converts:
+            last = ((ctrl >> np.uint64(int(self.promote is not None))) & np.uint64(1)).astype(
+                bool)
+            out_fmt = self._model.output
+            # round(x + -0) is x rounded (x = +0 included): the conversion is an adder's.
+            nz = np.full(value.shape, out_fmt.sign_mask, dtype=np.uint64)
+            out = np.asarray(ops.add(value, nz, vfmt, out_fmt, out_fmt, Rounding.RNE))
+            state = np.where(last, out.astype(np.uint64), state)
+        return state.astype(np.uint64)
+
+    def _with_state(self, rng: np.random.Generator, vec: dict[str, np.ndarray]
+                    ) -> dict[str, np.ndarray]:
+        """Step vectors given a control field and, with promotion, a main accumulator: control
+        uniform over its values; main a quarter exactly cancelling the step's result at the
+        float32 addition, a quarter within a few codes of that, an eighth float32 corner codes
+        (zeros, infinities, NaN, the largest), the rest uniform codes."""
+        if not self.control_bits:
+            return vec
+        count = len(vec["c"])
+        ctrl = rng.integers(0, 1 << self.control_bits, size=count).astype(np.uint64)
+        la, lb = self.split(vec["a"], vec["b"])
+        fields = np.concatenate([la.astype(np.uint64), ctrl[:, None]], axis=1)
+        a = pack_fields(fields, self.operand_widths["a"], self._fa.bits)
+        c = np.asarray(vec["c"], dtype=np.uint64)
+        if self.promote is not None:
+            step = np.asarray(mma.step(la, lb, c.astype(np.int64), self._fa, self._fb,
+                                       model=self._model)).astype(np.uint64)
+            s32 = np.asarray(_F32.encode(self._facc.decode(step), "rne")).astype(np.uint64)
+            main = _cases.uniform(rng, 32, count).astype(np.uint64)
+            kind = rng.integers(0, 8, size=count)
+            flip = s32 ^ np.uint64(1 << 31)
+            near = (flip.astype(np.int64) + rng.integers(-3, 4, size=count)).clip(0, 2**32 - 1)
+            corners = _cases.corner_codes(_F32).astype(np.uint64)
+            main = np.where(kind < 2, flip, main)
+            main = np.where((kind == 2) | (kind == 3), near.astype(np.uint64), main)
+            main = np.where(kind == 4, corners[rng.integers(0, len(corners), size=count)], main)
+            c = c | (main << np.uint64(self._facc.bits))
+        return {"a": a, "b": vec["b"], "c": c}
 
     def _finite(self, fmt: FloatFormat, codes: np.ndarray) -> np.ndarray:
         cls = core.unpack_float(fmt, codes)[0]
@@ -710,16 +927,16 @@ class DotUnit(Unit):
         if self._int is not None:
             return self._int_cases(rng, kind, n)
         if kind == "exhaustive":
-            return self._exhaustive()
+            return self._with_state(rng, self._exhaustive())
         if kind == "random":
             assert n is not None
-            return self._random(rng, int(n))
+            return self._with_state(rng, self._random(rng, int(n)))
         out = self._corner(rng)
         if n is not None:
             size = len(out["c"])
             extra = self._random(rng, int(n) - size) if int(n) > size else None
             out = _cases.resize(rng, out, int(n), extra)
-        return out
+        return self._with_state(rng, out)
 
     # -- integer vectors ------------------------------------------------------------------------
     def _int_corner_codes(self, fmt: IntFormat) -> np.ndarray:
@@ -931,12 +1148,30 @@ class DotUnit(Unit):
         pack = gr.node("exp_pack", "adder", ew + fc.man_bits, rnd)
         over = gr.node("overflow", "comparator", ew + fc.man_bits, pack)
         out = gr.node("pack", "mux", fc.bits, over, pack, inputs=4)
-        after = (out,)
+        after = self._structure_around(gr, out)
         for name in self._output_stages(extra):
-            after = gr.cut(name, fc.bits, *after)
-        gr.node("out", "output", fc.bits, *after)
+            after = gr.cut(name, self.state_width, *after)
+        gr.node("out", "output", self.state_width, *after)
         gr.g.graph.update(name=self.name, latency=self.latency)
         return gr.g
+
+    def _structure_around(self, gr: Graph, step: str) -> tuple[str, ...]:
+        """The float32 adder of promotion and the output conversion after the step (each an
+        adder datapath's alignment, addition, leading-zero count, normalization and rounding),
+        and the state multiplexers."""
+        last = step
+        if self.promote is not None:
+            al = gr.node("promote_align", "shifter", 27, step, sticky=True, shift_bits=5)
+            add = gr.node("promote_add", "adder", 28, al)
+            lz = gr.node("promote_lzc", "lzc", 28, add)
+            nm = gr.node("promote_normalize", "shifter", 28, lz, add, shift_bits=5)
+            rnd = gr.node("promote_round", "rounder", 25, nm)
+            last = gr.node("promote_select", "mux", self.state_width, rnd, step, inputs=2)
+        if self.converts:
+            out = self._model.output
+            rnd = gr.node("output_round", "rounder", out.precision + 1, last)
+            last = gr.node("output_select", "mux", self.state_width, rnd, last, inputs=2)
+        return (last,)
 
 
 def _dot(a: str, **kw: Any) -> dict[str, Any]:
@@ -961,6 +1196,11 @@ _CHECKS: tuple[tuple[str, dict[str, Any]], ...] = (
      _dot(_FP8, b="float8_e5m2", n=4, frac_bits=8, alignment="sum_fp16", stages=1)),
     ("dot bf16 h100-bf16", _dot("bfloat16", model="h100-bf16")),
     ("dot h100-fp8-fastacc", _dot(_FP8, model="h100-fp8-fastacc")),
+    # Promotion as hardware: the control field (flush, last) and the float32 main accumulator.
+    ("dot h100-fp8 (promotion every 128: flush into float32 main, last)",
+     _dot(_FP8, model="h100-fp8")),
+    ("dot e5m2 x e4m3 h100-fp8-mma-sync (sum_fp16, promotion every 32)",
+     _dot("float8_e5m2", b=_FP8, model="h100-fp8-mma-sync")),
 )
 
 #: Acceptance checks of integer operands.

@@ -645,10 +645,22 @@ def tile_operands(cfg: ArrayConfig, a: np.ndarray, w: np.ndarray
     wp[:k, :n] = w
     at = ap.reshape(mt, tm, kt, tk).transpose(0, 2, 1, 3).reshape(mt * kt, tm * tk)
     wt = wp.reshape(kt, tk, nt, tn).transpose(0, 2, 1, 3).reshape(kt * nt, tk * tn)
-    bits_a = int(pe.operand_widths[pe_roles(pe)[0]]) // (tm * tk)
-    bits_w = b_width(pe) // (tk * tn)
-    pa, pw = _pack(at, bits_a), _pack(wt, bits_w)
+    wa, wb = int(pe.operand_widths[pe_roles(pe)[0]]), b_width(pe)
+    # A step's control field (``control_bits``, the dot unit's) sits above the A tile's codes.
+    bits_a = (wa - int(getattr(pe, "control_bits", 0))) // (tm * tk)
+    bits_w = wb // (tk * tn)
+    pa, pw = _fit(_pack(at, bits_a), wa), _fit(_pack(wt, bits_w), wb)
     return pa.reshape((mt, kt) + pa.shape[1:]), pw.reshape((kt, nt) + pw.shape[1:])
+
+
+def _fit(el: np.ndarray, width: int) -> np.ndarray:
+    """Packed elements ``(n,)`` or ``(n, words)`` as elements of a ``width``-bit port (a last
+    axis of :func:`words` beyond 64 bits)."""
+    nw = words(width)
+    el = el.reshape(el.shape[0], -1)
+    out = np.zeros((el.shape[0], nw), dtype=np.uint64)
+    out[:, :el.shape[1]] = el
+    return out[:, 0] if nw == 1 else out
 
 
 def untile_output(cfg: ArrayConfig, c: np.ndarray, m: int, n: int) -> np.ndarray:
@@ -675,6 +687,12 @@ def element_bits(cfg: ArrayConfig) -> tuple[int, int, int, tuple[int, int, int] 
     tile = _tile(cfg)[1] if _has_tile(cfg) else None
     if tile is not None:
         tm, tn, tk = tile
+        wa -= int(getattr(pe, "control_bits", 0))
+        out = pe.describe().get("output")  # the dot unit's final conversion
+        if out is not None:
+            from ..formats import get_format
+
+            wc = get_format(out).bits
         return wa // (tm * tk), wb // (tk * tn), wc // (tm * tn), tile
     return wa, wb, wc, None
 
@@ -721,6 +739,8 @@ def element_operands(cfg: ArrayConfig, a: Any, b: Any) -> tuple[np.ndarray, np.n
         A matrix that is not integer, not 2-D, or holds codes wider than the element, or shapes
         that do not chain (one line each).
     """
+    from ..hdl.systolic import pe_roles
+
     bits_a, bits_b, _, tile = element_bits(cfg)
     a = _code_matrix(a, "A", bits_a)
     b = _code_matrix(b, "B", bits_b)
@@ -729,15 +749,36 @@ def element_operands(cfg: ArrayConfig, a: Any, b: Any) -> tuple[np.ndarray, np.n
                               f"and {b.shape}")
     if tile is None:
         return a, b
+    pe = cfg.pe.build()
+    # K padded with zero codes to whole blocks of the PE's feed (promotion windows, K order).
+    k = a.shape[1]
+    kb = -(-k // int(getattr(pe, "k_block", 1))) * int(getattr(pe, "k_block", 1))
+    a = np.pad(a, ((0, 0), (0, kb - k)))
+    b = np.pad(b, ((0, kb - k), (0, 0)))
     perm = k_order(cfg)
     if perm is not None:
-        blk = len(perm)
-        k = a.shape[1]
-        kb = -(-k // blk) * blk
-        idx = (perm[None, :] + np.arange(0, kb, blk)[:, None]).reshape(-1)
-        a = np.pad(a, ((0, 0), (0, kb - k)))[:, idx]
-        b = np.pad(b, ((0, kb - k), (0, 0)))[idx, :]
-    return tile_operands(cfg, a, b)
+        idx = (perm[None, :] + np.arange(0, kb, len(perm))[:, None]).reshape(-1)
+        a, b = a[:, idx], b[idx, :]
+    ea, eb = tile_operands(cfg, a, b)
+    cb = int(getattr(pe, "control_bits", 0))
+    if cb:
+        # Each step's control field (flush, last), the same for every row: it rides with A.
+        ctrl = np.asarray(pe.step_control(ea.shape[1]), dtype=np.uint64)
+        pos = int(pe.operand_widths[pe_roles(pe)[0]]) - cb
+        word, shift = divmod(pos, 64)
+        view = ea if ea.ndim == 3 else ea[..., None]
+        view[:, :, word] |= ctrl[None, :] << np.uint64(shift)
+        if shift + cb > 64:
+            view[:, :, word + 1] |= ctrl[None, :] >> np.uint64(64 - shift)
+        if cfg.dataflow == "ws" and ea.shape[1] % cfg.rows:
+            # The weight-stationary array pads the last K fold with zero operations after the
+            # chain, which would follow the `last` step; zero steps before it instead keep the
+            # state at +0 (no flush among them), so the array pads nothing.
+            extra = cfg.rows - ea.shape[1] % cfg.rows
+            ea = np.concatenate([np.zeros((ea.shape[0], extra) + ea.shape[2:], np.uint64), ea],
+                                axis=1)
+            eb = np.concatenate([np.zeros((extra,) + eb.shape[1:], np.uint64), eb], axis=0)
+    return ea, eb
 
 
 def element_output(cfg: ArrayConfig, c: np.ndarray, m: int, n: int) -> np.ndarray:
