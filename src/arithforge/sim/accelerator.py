@@ -24,6 +24,11 @@ it, so the cycle and traffic model (:func:`schedule`) runs anywhere.
 - :func:`tile_operands` and :func:`untile_output`: a GEMM's element operands as the tiles an array
   of tile-engine PEs streams (those whose descriptor has a ``tile``: the LUT tensor core), and
   its output tiles back as elements.
+- :func:`element_operands` and :func:`element_output`: the PE face of a GEMM given as element
+  codes (``simulate gemm --a --b``): the codes as they are for a multiply-accumulate PE, tiles for
+  a tile-engine PE (the dot unit's steps: K padded and reordered, control fields set).
+- Elements wider than 64 bits (a dot unit's 32 lanes) are a last axis of 64-bit words
+  (:func:`words`) everywhere; outputs stay at most 64 bits.
 - :func:`gemm_objectives` and :func:`workload_objectives`: latency and energy of a list of GEMMs
   or of a traced workload, the objectives of the exploration engine.
 """
