@@ -156,7 +156,8 @@ def test_operand_width_error() -> None:
     with pytest.raises(ArithforgeError, match="A holds codes wider than the PE's 4-bit port"):
         acc.simulate(cfg, a, a)
     wide = _cfg("lut:m=2,n=2,k=2")
-    with pytest.raises(ArithforgeError, match="array elements .* at most 64 bits, not 128"):
+    with pytest.raises(ArithforgeError, match=r"array outputs \(C\) must be at most 64 bits, "
+                                              r"not 128"):
         acc.simulate(wide, a, a)
 
 
@@ -362,7 +363,9 @@ def test_lut_tile_engine_gemm(df: str) -> None:
 
 @pytest.mark.parametrize("pe", ["dot:a=float8_e4m3fn,n=4",
                                 "dot:a=float8_e5m2,b=float8_e4m3fn,n=3,acc=float16,stages=2",
-                                "dot:a=bfloat16,n=2,acc_rounding=rne,term_rounding=rne"])
+                                "dot:a=bfloat16,n=2,acc_rounding=rne,term_rounding=rne",
+                                "dot:a=float8_e4m3fn,model=h100-fp8-fastacc",
+                                "dot:a=bfloat16,model=h100-bf16,stages=1"])
 def test_dot_pe_outputs_are_its_gemm_model(pe: str) -> None:
     """An array of dot PEs: an A element is the n activation codes of one step packed (lane 0
     low), a B element the n weight codes; every output, in both dataflows, is the dot GEMM model
@@ -385,8 +388,10 @@ def test_dot_pe_outputs_are_its_gemm_model(pe: str) -> None:
                         "alignment": step.alignment, "acc_frac_bits": step.acc_frac_bits})
     for seed in range(3):
         a, b = acc.random_operands(_cfg(pe, "os", 2, 3), m, n, k, seed=seed)
-        la = dp.split(a.reshape(-1), a.reshape(-1))[0].reshape(m, k * step.n)
-        lb = dp.split(b.T.reshape(-1), b.T.reshape(-1))[1].reshape(n, k * step.n)
+        # Elements wider than 64 bits (32 e4m3 or 16 bf16 lanes) carry a last axis of words.
+        ea, eb = a.reshape(m * k, -1), np.swapaxes(b, 0, 1).reshape(n * k, -1)
+        la = dp.split(ea, ea)[0].reshape(m, k * step.n)
+        lb = dp.split(eb, eb)[1].reshape(n, k * step.n)
         want = mma.matmul(la, lb.T, fa, fb, model=model).astype(np.uint64)
         for df in acc.DATAFLOWS:
             got = acc.simulate(_cfg(pe, df, 2, 3), a, b).output
@@ -394,6 +399,17 @@ def test_dot_pe_outputs_are_its_gemm_model(pe: str) -> None:
             np.testing.assert_array_equal(got, want, err_msg=f"{pe} {df} seed={seed}")
 
 
-def test_dot_pe_too_wide_for_an_array_element() -> None:
-    with pytest.raises(ArithforgeError, match="array elements .* at most 64 bits, not 128"):
-        acc.random_operands(_cfg("dot:a=float8_e4m3fn,n=16"), 2, 2, 2)
+def test_dot_pe_wide_elements_are_words() -> None:
+    """A 128-bit A element (16 e4m3 lanes) is two little-endian 64-bit words; a 2-D array of
+    such elements, or words with bits above the port, are refused."""
+    cfg = _cfg("dot:a=float8_e4m3fn,n=16")
+    a, b = acc.random_operands(cfg, 2, 3, 2)
+    assert a.shape == (2, 2, 2)
+    assert b.shape == (2, 3, 2)
+    with pytest.raises(ArithforgeError, match="A elements of 128 bits are 2 64-bit words each"):
+        acc.simulate(cfg, a[..., 0], b)
+    cfg8 = _cfg("dot:a=float8_e4m3fn,n=9")  # 72 bits: 8 in the second word
+    a, b = acc.random_operands(cfg8, 2, 3, 2)
+    a[0, 0, 1] |= np.uint64(1 << 8)
+    with pytest.raises(ArithforgeError, match="A holds codes wider than the PE's 72-bit port"):
+        acc.simulate(cfg8, a, b)

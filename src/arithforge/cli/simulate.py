@@ -1,9 +1,16 @@
 """``arithforge simulate``: the systolic GEMM accelerator, modelled and co-simulated.
 
-``simulate gemm`` runs one GEMM of random operands through the cycle-level model
-(:mod:`arithforge.sim.accelerator`) and, with ``--cosim``, through the generated array on
-Verilator (:mod:`arithforge.sim.array_rtl`), comparing every output code, the cycle count and the
-SRAM traffic. ``simulate workload`` rolls a traced workload's GEMMs up to latency and energy.
+``simulate gemm`` runs one GEMM of random operands, or of the operand codes in ``--a A.npy --b
+B.npy``, through the cycle-level model (:mod:`arithforge.sim.accelerator`) and, with ``--cosim``,
+through the generated array on Verilator (:mod:`arithforge.sim.array_rtl`), comparing every
+output code, the cycle count and the SRAM traffic; ``--out C.npy`` writes the output codes (the
+RTL's with ``--cosim``, else the model's). ``simulate workload`` rolls a traced workload's GEMMs up
+to latency and energy.
+
+Operand files (``--a``, ``--b``): ``.npy`` integer matrices, A ``M x K`` and B ``K x N`` codes of
+the PE's element formats (:func:`arithforge.sim.accelerator.element_operands`): for a dot-product
+PE (``dot``, and the LUT core's tiles) element codes that the PE face packs into its operations,
+K padded with zero codes; M, N and K come from the shapes.
 
 PE syntax (``--pe``): ``NAME[:PARAM=VALUE,...]`` with a registered datapath whose descriptor says
 it can be an array PE (``array_pe``: it accumulates) and its ``arithforge generate`` parameters,
@@ -21,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._errors import ArithforgeError
-from . import SEED, StoreOnce, command, import_package, int_arg, print_table
+from . import SEED, StoreOnce, command, import_package, int_arg, output_file, print_table
 
 __all__ = ["MAX_ARRAY_SIDE", "MAX_COSIM_SIDE", "MAX_GEMM_DIM", "MAX_GEMM_MACS"]
 
@@ -95,6 +102,15 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                              "values")
     parser.add_argument("--cosim", action="store_true",
                         help="gemm: also run the generated RTL on Verilator and compare")
+    parser.add_argument("--a", dest="a_file", default=None, metavar="A.npy", action=StoreOnce,
+                        help="gemm: A, an M x K .npy integer matrix of the PE's element codes "
+                             "(with --b; M, N, K from the shapes)")
+    parser.add_argument("--b", dest="b_file", default=None, metavar="B.npy", action=StoreOnce,
+                        help="gemm: B, a K x N .npy integer matrix of the PE's element codes")
+    parser.add_argument("--out", dest="out_file", default=None, metavar="C.npy",
+                        action=StoreOnce,
+                        help="gemm: write the M x N output codes as .npy (from the RTL with "
+                             "--cosim, else from the model)")
     parser.add_argument("--fmax", default=None, choices=("analytical", "synth"),
                         action=StoreOnce,
                         help="workload: clock of the roll-up, cost-model delay or iCE40 "
@@ -113,14 +129,84 @@ def _only(args: argparse.Namespace) -> None:
         return
     given = [f"--{k}" for k in _GEMM_DEFAULTS if getattr(args, k) is not None]
     given += [f"--{k}" for k in ("raw", "cosim") if getattr(args, k)]
+    given += [f"--{k}" for k in ("a", "b", "out") if getattr(args, f"{k}_file") is not None]
     if given:
         raise ArithforgeError(f"{', '.join(given)}: only for simulate gemm; simulate workload "
                               f"takes its GEMMs from the trace")
 
 
+def _load_codes(path: str, option: str) -> Any:
+    """An integer matrix from a ``.npy`` file (one line for every way it can be wrong)."""
+    import numpy as np
+
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ArithforgeError(f"{option} {path!r}: no such file") from None
+    except IsADirectoryError:
+        raise ArithforgeError(f"{option} {path!r} is a folder; give a .npy file") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise ArithforgeError(f"{option} {path!r} is not a readable .npy array "
+                              f"({' '.join(str(exc).split()) or type(exc).__name__})") from None
+    if not isinstance(arr, np.ndarray):
+        raise ArithforgeError(f"{option} {path!r} must hold one array, not an .npz archive")
+    if arr.dtype.kind not in "iu":
+        raise ArithforgeError(f"{option} {path!r} must hold integer codes, not dtype {arr.dtype}")
+    if arr.ndim != 2 or 0 in arr.shape:
+        raise ArithforgeError(f"{option} {path!r} must be a non-empty 2-D matrix, not shape "
+                              f"{arr.shape}")
+    for name, size in zip(("rows", "columns"), arr.shape, strict=True):
+        if size > MAX_GEMM_DIM:
+            raise ArithforgeError(f"{option} {path!r} has {size} {name}; at most {MAX_GEMM_DIM}")
+    return arr
+
+
+def _file_operands(args: argparse.Namespace) -> tuple[Any, Any, int, int, int]:
+    """A and B from --a and --b, and M, N, K from their shapes (given --m/--n/--k must agree)."""
+    if (args.a_file is None) != (args.b_file is None):
+        raise ArithforgeError("--a and --b go together: give both operand files")
+    for opt in ("seed", "raw"):
+        if getattr(args, opt) not in (None, False):
+            raise ArithforgeError(f"--{opt} draws random operands; with --a and --b the operands "
+                                  f"come from the files: drop --{opt}")
+    a = _load_codes(args.a_file, "--a")
+    b = _load_codes(args.b_file, "--b")
+    if a.shape[1] != b.shape[0]:
+        raise ArithforgeError(f"--a and --b must be M x K and K x N matrices, not shapes "
+                              f"{a.shape} and {b.shape}")
+    m, k, n = a.shape[0], a.shape[1], b.shape[1]
+    for name, got in (("m", m), ("n", n), ("k", k)):
+        given = getattr(args, name)
+        if given is not None and given != got:
+            raise ArithforgeError(f"--{name} {given} contradicts the operand files' "
+                                  f"{name.upper()} = {got}; drop --{name}")
+    return a, b, m, n, k
+
+
+def _write_codes(path: str, codes: Any, bits: int) -> None:
+    """Output codes as ``.npy``: the narrowest unsigned dtype that holds ``bits``."""
+    import numpy as np
+
+    dtype = next(d for d in (np.uint8, np.uint16, np.uint32, np.uint64)
+                 if np.iinfo(d).bits >= bits)
+    try:
+        with open(path, "wb") as fh:
+            np.save(fh, np.asarray(codes).astype(dtype), allow_pickle=False)
+    except OSError as exc:
+        raise ArithforgeError(f"--out {path!r} cannot be written ({exc.strerror or exc})") \
+            from None
+
+
 def _gemm(args: argparse.Namespace, acc: Any) -> int:
-    m, n, k, seed = (_GEMM_DEFAULTS[key] if getattr(args, key) is None else getattr(args, key)
-                     for key in ("m", "n", "k", "seed"))
+    files = args.a_file is not None or args.b_file is not None
+    if files:
+        fa, fb, m, n, k = _file_operands(args)
+        seed = None
+    else:
+        m, n, k, seed = (_GEMM_DEFAULTS[key] if getattr(args, key) is None
+                         else getattr(args, key) for key in ("m", "n", "k", "seed"))
+    if args.out_file is not None:
+        output_file(args.out_file, "--out")
     if m * n * k > MAX_GEMM_MACS:
         raise ArithforgeError(f"GEMM M*N*K must be at most 2**32, not {m}*{n}*{k} = "
                               f"2**{math.log2(m * n * k):.1f}; choose a smaller GEMM")
@@ -134,15 +220,20 @@ def _gemm(args: argparse.Namespace, acc: Any) -> int:
                                   f"every PE")
         import_package("arithforge.tools.toolchain").verilator()
     cfg = acc.ArrayConfig(rows, cols, args.dataflow, spec)
-    a, b = acc.random_operands(cfg, m, n, k, seed, raw=args.raw)
+    if files:
+        a, b = acc.element_operands(cfg, fa, fb)
+    else:
+        a, b = acc.random_operands(cfg, m, n, k, seed, raw=args.raw)
     sim = acc.simulate(cfg, a, b)
     s = sim.schedule
+    result = sim.output
     out: dict[str, Any] = {
         "array": f"{rows}x{cols}", "pe": str(cfg.pe), "dataflow": cfg.dataflow,
-        "m": m, "n": n, "k": k, "seed": seed,
+        "m": m, "n": n, "k": k, "k_array": int(a.shape[1]), "seed": seed,
         "cycles_model": s.cycles, "cycles_rtl": None, "outputs_match": None,
         "utilization": round(s.utilization, 6),
-        "scalesim_cycles": acc.scalesim_cycles(rows, cols, cfg.dataflow, m, n, k),
+        "scalesim_cycles": acc.scalesim_cycles(rows, cols, cfg.dataflow, int(a.shape[0]),
+                                               int(b.shape[1]), int(a.shape[1])),
         "pe_latency": cfg.latency, "folds": s.folds, "macs": s.macs,
         "reads": s.reads, "writes": s.writes, "peak_per_cycle": s.peak,
     }
@@ -153,12 +244,19 @@ def _gemm(args: argparse.Namespace, acc: Any) -> int:
         run = rtl.run([(a, b)], max_cycles=4 * s.cycles + 1000)[0]
         assert sim.output is not None
         match = bool((run.output == sim.output).all()) and run.unwritten == 0
+        result = run.output
         out.update(cycles_rtl=run.cycles, outputs_match=match, reads_rtl=run.reads,
                    writes_rtl=run.writes, rtl_bad_accesses=run.bad,
                    rtl_unwritten=run.unwritten, rtl_compile_s=round(rtl.compile_s, 2))
         agree = (match and run.cycles == s.cycles and run.reads == s.reads
                  and run.writes == s.writes and run.bad == 0 and run.finished)
         status = 0 if agree else 1
+    if args.out_file is not None:
+        assert result is not None
+        c = acc.element_output(cfg, result, m, n) if files else result
+        _write_codes(args.out_file, c, acc.element_bits(cfg)[2] if files
+                     else int(cfg.pe.build().result_width))
+        out["out"] = args.out_file
     if args.json:
         print(json.dumps(out, indent=1))
     else:

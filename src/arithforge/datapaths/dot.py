@@ -28,9 +28,26 @@ the rounded bits, a left shift) makes the code (:class:`~arithforge.formats.mma.
 window loses nothing: the sum has no bits below the floor's rounding position.
 
 ``model`` (a :data:`arithforge.formats.mma.PRESETS` name) sets ``n``, ``frac_bits``,
-``term_rounding``, ``alignment``, ``acc``, ``acc_frac_bits`` and ``acc_rounding``; a preset that
-promotes, splits K or reorders K (``h100-fp8``, ``h100-fp8-mma-sync``) is refused: those happen
-around the steps (promotion is not built yet).
+``term_rounding``, ``alignment``, ``acc``, ``acc_frac_bits`` and ``acc_rounding``, and what
+happens around the steps: ``promote``, ``k_order`` and ``output`` (``promote`` and ``output``
+given with a model override its; a model that splits K is refused).
+
+Around the steps (promotion, K order, output): with ``promote`` (``h100-fp8``: 128,
+``h100-fp8-mma-sync``: 32) or an ``output`` other than the accumulator's, ``c`` and the result
+hold the unit's state, ``partial`` (the step accumulator, low bits) and, with promotion, the
+float32 ``main`` accumulator above it (``describe()["state"]``), and ``a`` carries a control
+field above its lanes (``describe()["control"]``): ``flush`` (with promotion) ends a promotion
+window, ``main <- f32_add_rne(main, step)`` and ``partial <- +0``; ``last`` (with promotion or
+an output conversion) makes the result the output code, ``main`` (or, without promotion, the
+step's result) rounded to nearest even to ``output`` (float32, bfloat16 or float16). Both are
+float32-style adders (the ``add`` datapath's hardware; the conversion adds -0). What the steps
+see of K (:meth:`DotUnit.step_control`, :attr:`DotUnit.k_block`,
+:attr:`DotUnit.k_permutation`) is the feed's: K zero-padded to whole promotion windows (and
+K-order blocks), reordered within blocks of 32 (``pairs2x16``), ``flush`` on every
+``promote / n``-th step and ``last`` on the final one; a chain fed so from a (+0, +0) state is
+:func:`arithforge.formats.mma.matmul` of the whole model, bit for bit. This is a model of what
+the libraries do around the instructions (an FADD into registers every 128 elements for
+``torch._scaled_mm``, between ``mma.sync`` instructions), not of how an H100 is built.
 
 GEMM model (``evaluate --datapath dot``, explore's accuracy stage): what a chain of these steps
 computes over K in steps of ``n``, from a +0 accumulator, without promotion:
@@ -104,6 +121,11 @@ multiplies a GEMM's float32 result in the epilogue (``formats.mma.matmul``'s ``s
 ``scale_b``), as cuBLAS applies it. Operand formats are limited to those whose exact group sum
 fits the model's 62-bit integers (fp4, fp6, e4m3; not e5m2, fp16, bf16); alignment ``sum`` (or
 ``normalized`` with E8M0). The GEMM model, sweep and array PE do not take block formats yet.
+
+as the ``a`` port takes them (and the step's control field, the same for every row), a B
+element the ``n`` weight codes (``b``): a 1 x 1 x n tile (``tile``), so
+:func:`arithforge.sim.accelerator.element_operands` packs element GEMMs (``simulate gemm --a
+--b``) into steps.
 """
 
 from __future__ import annotations
@@ -117,7 +139,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 
 from .._errors import ArithforgeError
-from ..formats import FloatFormat, FormatError, IntFormat, Rounding, get_format, mma
+from ..formats import FloatFormat, FormatError, IntFormat, Rounding, get_format, mma, ops
 from ..formats import _core as core
 from ..formats.rounding import as_rounding
 from . import _cases
@@ -185,8 +207,9 @@ PARAMS: dict[str, Param] = {
     "acc_rounding": Param("choice:rtz|rne", None, "rounding of each step (default: rtz)"),
     "stages": stages_param(),
     "model": Param(f"choice:{'|'.join(mma.PRESETS)}", None,
-                   "a formats.mma preset: sets n, F, roundings, alignment and the accumulator "
-                   "(those that promote or reorder K are refused: not one step)"),
+                   "a formats.mma preset: sets n, F, roundings, alignment and the accumulator, "
+                   "and the promotion, K order and output around the steps (split-K is "
+                   "refused)"),
     "normalization": Param("int", None, "approximate normalization: the leading-zero count and "
                                         "shift of the sum cover only this many bits below its "
                                         "top (arXiv 2408.11997; default: exact)", 1, 64),
@@ -207,6 +230,13 @@ PARAMS: dict[str, Param] = {
     "acc_result": Param(f"choice:{'|'.join(ACC_RESULTS)}", None,
                         "Kulisch result port: the new register (default) or it rounded once "
                         "to float32 (RNE), the last step of K"),
+    "promote": Param("int", None, "promotion period in elements of K, a multiple of n: the "
+                                  "unit holds a float32 main accumulator beside the step's and "
+                                  "adds the step sum into it (RNE) on flush steps (default: the "
+                                  "model's, else none)", 1, 1 << 16),
+    "output": Param("format", None, "format of the final result: float32, bfloat16 or float16, "
+                                    "the accumulator rounded to nearest even on the last step "
+                                    "(default: the model's, else the accumulator's)"),
 }
 
 #: Parameters of groups and block scales (float operands only).
@@ -223,7 +253,7 @@ _MODEL_FIELDS = {"n": "n", "frac_bits": "frac_bits", "term_rounding": "term_roun
 
 #: Parameters of float operands only (refused with integer operands).
 FLOAT_ONLY = ("frac_bits", "term_rounding", "alignment", "acc_frac_bits", "acc_rounding",
-              "model", "normalization")
+              "model", "normalization", "promote", "output")
 
 
 def _float_format(value: Any, what: str) -> FloatFormat:
@@ -293,17 +323,22 @@ def _model_value(field: str, model: mma.MMAModel) -> Any:
     return value
 
 
-def _build_model(fa: FloatFormat, fb: FloatFormat, given: dict[str, Any], preset: str | None
-                 ) -> mma.MMAModel:
+def _build_model(fa: FloatFormat, fb: FloatFormat, given: dict[str, Any], preset: str | None,
+                 *, around: bool = False) -> mma.MMAModel:
     """The step's :class:`~arithforge.formats.mma.MMAModel` from the parameters given (None: not
-    given) and the preset."""
+    given) and the preset. ``around``: the unit builds promotion, the K order (its feed) and the
+    output conversion, so a preset with them is taken (split-K is still refused)."""
     if preset is not None:
         base = mma.get_model(preset)
         refused = [why for why, bad in (
-            (f"promotion every {base.promote}", base.promote is not None),
+            (f"promotion every {base.promote}", base.promote is not None and not around),
             (f"split-K {base.split}", base.split > 1),
-            (f"k_order {base.k_order}", base.k_order != "natural"),
+            (f"k_order {base.k_order}", base.k_order != "natural" and not around),
             (f"alignment {base.alignment}", base.alignment not in ALIGNMENTS)) if bad]
+        if refused and around:
+            raise ValueError(
+                f"model {preset} has {', '.join(refused)}, which the dot unit does not build "
+                f"(split-K joins separate accumulations; use a preset without it)")
         if refused:
             raise ValueError(
                 f"model {preset} has {', '.join(refused)}, which one dot step cannot express "
@@ -333,6 +368,31 @@ def _build_model(fa: FloatFormat, fb: FloatFormat, given: dict[str, Any], preset
         else given["acc_frac_bits"],
         acc_rounding=as_rounding(given.get("acc_rounding") or "rtz"),
         normalization=given.get("normalization"))
+
+
+# -- around the steps: promotion, K order, output (the unit's accumulator state) ----------------
+
+#: Output formats of the final conversion.
+OUTPUTS = ("float32", "bfloat16", "float16")
+_F32 = FloatFormat(8, 23)
+
+
+def _around(model: mma.MMAModel, promote: Any, output: Any) -> mma.MMAModel:
+    """``model`` with the unit's ``promote`` and ``output`` (None: the model's)."""
+    if promote is not None:
+        if isinstance(promote, bool) or not isinstance(promote, int | np.integer):
+            raise TypeError(f"promote must be an integer, not {promote!r}")
+        model = dataclasses.replace(model, promote=int(promote))
+    if output is not None:
+        out = get_format(output) if isinstance(output, str) else output
+        if getattr(out, "name", None) not in OUTPUTS:
+            raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, not "
+                             f"{getattr(out, 'name', out)!r}")
+        model = dataclasses.replace(model, output=out)
+    if model.promote is not None and model.acc_format != _F32:
+        raise ValueError(f"promotion adds the steps into a float32 accumulator; the step's "
+                         f"accumulator must be float32 too, not {model.acc_format.name}")
+    return model
 
 
 # -- the GEMM model -------------------------------------------------------------------------------
@@ -642,7 +702,8 @@ class DotUnit(Unit):
                  scale: FloatFormat | str | None = None, block: int | None = None,
                  normalization: int | None = None, kulisch: bool = False,
                  acc_width: int | None = None, acc_lsb: int | None = None,
-                 acc_result: str | None = None) -> None:
+                 acc_result: str | None = None, promote: int | None = None,
+                 output: FloatFormat | str | None = None) -> None:
         fa = _operand_format(a, "a")
         fb = _operand_format(a if b is None else b, "b")
         if isinstance(acc, FloatFormat | IntFormat):
@@ -668,7 +729,8 @@ class DotUnit(Unit):
             self._init_kulisch(fa, fb, n, stages, acc_width, acc_lsb, acc_result, {
                 "frac_bits": frac_bits, "term_rounding": term_rounding, "alignment": alignment,
                 "acc": acc, "acc_frac_bits": acc_frac_bits, "acc_rounding": acc_rounding,
-                "model": model, "normalization": normalization})
+                "model": model, "normalization": normalization, "promote": promote,
+                "output": output})
             return
         if kul_given:
             raise ValueError(f"{kul_given} applies to a Kulisch accumulator only (kulisch=true)")
@@ -676,7 +738,7 @@ class DotUnit(Unit):
             self._init_int(ints, n, acc, stages, {
                 "frac_bits": frac_bits, "term_rounding": term_rounding, "alignment": alignment,
                 "acc_frac_bits": acc_frac_bits, "acc_rounding": acc_rounding, "model": model,
-                "normalization": normalization})
+                "normalization": normalization, "promote": promote, "output": output})
             return
         assert isinstance(fa, FloatFormat)
         assert isinstance(fb, FloatFormat)
@@ -697,12 +759,22 @@ class DotUnit(Unit):
         if model is not None and model not in mma.PRESETS:
             mma.get_model(str(model))  # the error naming the close presets
         try:
-            self._model = _build_model(self._fa, self._fb, given, model)
+            step = _build_model(self._fa, self._fb, given, model, around=True)
+            # Without a model the result is the accumulator's format unless output says.
+            self._model = _around(step, promote, step.acc_format if output is None
+                                  and model is None else output)
         except FormatError as exc:
             raise ValueError(str(exc)) from None
         if self._model.n > MAX_N:
             raise ValueError(f"n must be at most {MAX_N}, not {self._model.n}")
         self._model = _with_blocks(self._model, fa, fb, group, scale, block)
+        mdl = self._model
+        if mdl.blocked and (mdl.promote is not None or mdl.k_order != "natural"
+                            or mdl.output != mdl.acc_format):
+            raise ValueError("promotion, a K order and an output conversion are not built with "
+                             "groups or block scales (the scale codes follow the lanes where the "
+                             "control field would be): drop promote and output (or use a preset "
+                             "without them), or group and scale")
         self._n = self._model.n
         self._preset = model
         self._stages = check_stages(stages)
@@ -792,6 +864,66 @@ class DotUnit(Unit):
         """Products per step."""
         return self._n
 
+    # -- around the steps: promotion, K order, output ---------------------------------------------
+    @property
+    def promote(self) -> int | None:
+        """Promotion period in elements of K (None: none)."""
+        return None if self._int is not None else self._model.promote
+
+    @property
+    def converts(self) -> bool:
+        """Whether the last step puts the ``output`` code in the result: the accumulator
+        rounded to another format, or (with promotion) the main accumulator's code."""
+        return self._int is None and (self._model.output != self._facc
+                                      or self._model.promote is not None)
+
+    @property
+    def control_bits(self) -> int:
+        """Width of the step's control field at the top of ``a`` (above the ``n`` lanes):
+        ``flush`` (with promotion), then ``last`` (with an output conversion)."""
+        return int(self.promote is not None) + int(self.converts)
+
+    @property
+    def k_permutation(self) -> tuple[int, ...] | None:
+        """Order of K within blocks of its length in which the feed streams the products
+        (``k_order``; None: natural)."""
+        return None if self._int is not None else mma.K_ORDERS[self._model.k_order]
+
+    @property
+    def k_block(self) -> int:
+        """The feed pads K with zero codes to a multiple of this: ``n``, the promotion period
+        and the K-order block."""
+        blk = self._n
+        for extra in (self.promote, len(self.k_permutation or ())):
+            if extra:
+                blk = int(np.lcm(blk, extra))
+        return blk
+
+    def step_control(self, steps: int) -> np.ndarray:
+        """The control field of each of ``steps`` steps of one output's chain (K padded to
+        :attr:`k_block`): ``flush`` every ``promote // n`` steps, ``last`` on the final step."""
+        k = np.arange(steps)
+        ctrl = np.zeros(steps, dtype=np.uint64)
+        if self.promote is not None:
+            ctrl |= ((k + 1) % (self.promote // self._n) == 0).astype(np.uint64)
+        if self.converts:
+            ctrl |= (k == steps - 1).astype(np.uint64) << np.uint64(int(self.promote
+                                                                         is not None))
+        return ctrl
+
+    @property
+    def _state_widths(self) -> tuple[int, int]:
+        """``(partial, main)`` widths of the accumulator state (``main`` 0: no promotion)."""
+        return self._facc.bits, 32 if self.promote is not None else 0
+
+    @property
+    def state_width(self) -> int:
+        """Width of ``c`` and the result: the step accumulator (low bits), the float32 main
+        accumulator above it with promotion, wide enough for an output code."""
+        part, main = self._state_widths
+        out = self._model.output.bits if self.converts else 0
+        return max(part + main, out)
+
     @property
     def int_formats(self) -> tuple[IntFormat, IntFormat, IntFormat]:
         """The formats of A, B and the accumulator of an integer unit."""
@@ -818,7 +950,10 @@ class DotUnit(Unit):
         n = self._n
         fa, fb, fc = self._lane_formats()
         extra = self._scale_bits()
-        return {"a": n * fa.bits + extra, "b": n * fb.bits + extra, "c": fc.bits}
+        if self._int is not None:
+            return {"a": n * fa.bits, "b": n * fb.bits, "c": fc.bits}
+        return {"a": n * fa.bits + extra + self.control_bits, "b": n * fb.bits + extra,
+                "c": self.state_width}
 
     def _scale_bits(self) -> int:
         """Bits of the block scale codes after the lanes of ``a`` (and ``b``); 0 without."""
@@ -831,7 +966,9 @@ class DotUnit(Unit):
     def result_width(self) -> int:
         if self._kul is not None:
             return 32 if self._kul[2] == "float32" else self._kul[0]
-        return self._lane_formats()[2].bits
+        if self._int is not None:
+            return self._lane_formats()[2].bits
+        return self.state_width
 
     @property
     def latency(self) -> int:
@@ -842,6 +979,8 @@ class DotUnit(Unit):
         if self._kul is not None:
             return _kulisch_formats(*self._kul)
         fc = self._lane_formats()[2]
+        if self._int is None and self.control_bits:
+            return {}  # c and the result hold the accumulator state (describe()["state"])
         return {"c": fc, "result": fc}
 
     @property
@@ -1045,7 +1184,7 @@ class DotUnit(Unit):
                 "latency": self.latency,
                 "label": m.label(), "formats": {k: v.name for k, v in self.formats.items()},
                 "element_formats": {"a": self._fa.name, "b": self._fb.name},
-                **self._describe_blocks()}
+                **self._describe_blocks(), **self._describe_around()}
 
     def _describe_blocks(self) -> dict[str, Any]:
         m = self._model
@@ -1053,6 +1192,20 @@ class DotUnit(Unit):
             return {}
         return {"group": m.group, "block": m.block,
                 "scale": None if m.scale_format is None else m.scale_format.name}
+
+    def _describe_around(self) -> dict[str, Any]:
+        """Promotion, K order, output and the layout of the state and control fields."""
+        m = self._model
+        part, main = self._state_widths
+        ctrl = {}
+        if self.promote is not None:
+            ctrl["flush"] = m.n * self._fa.bits
+        if self.converts:
+            ctrl["last"] = m.n * self._fa.bits + int(self.promote is not None)
+        return {"promote": m.promote, "k_order": m.k_order, "output": m.output.name,
+                "state": {"partial": [0, part], **({"main": [part, part + main]} if main
+                                                   else {})},
+                "control": ctrl}
 
     # -- reference and vectors ------------------------------------------------------------------
     def int_label(self) -> str:
@@ -1090,10 +1243,83 @@ class DotUnit(Unit):
             total = np.asarray(fc.to_int(np.asarray(c, dtype=np.uint64)), dtype=np.int64) \
                 + prods.sum(axis=-1)
             return np.asarray(fc.from_int(total)).astype(np.uint64)
+        if self.control_bits:
+            return self._step_around(la, lb, a, c)
         sa, sb = self.split_scales(a, b)
         codes = mma.step(la, lb, np.asarray(c, dtype=np.int64), self._fa, self._fb,
                          model=self._model, block_scale_a=sa, block_scale_b=sb)
         return np.asarray(codes).astype(np.uint64)
+
+    # -- around the steps: the reference and the vectors of the state ---------------------------
+    def control_field(self, a: np.ndarray) -> np.ndarray:
+        """The control field (``flush``, ``last``) of packed ``a`` port codes."""
+        width = self.operand_widths["a"]
+        arr = np.asarray(a, dtype=np.uint64)
+        words = arr.reshape(-1, 1) if width <= 64 else arr.reshape(-1, (width + 63) // 64)
+        word, shift = divmod(self._n * self._fa.bits, 64)
+        v = words[:, word] >> np.uint64(shift)
+        if shift + self.control_bits > 64:
+            v = v | (words[:, word + 1] << np.uint64(64 - shift))
+        return v & np.uint64((1 << self.control_bits) - 1)
+
+    def _step_around(self, la: np.ndarray, lb: np.ndarray, a: np.ndarray, c: np.ndarray
+                     ) -> np.ndarray:
+        """One step with the promotion and the output conversion around it (module
+        docstring): the step on the partial accumulator; ``flush``: ``main <- f32_add_rne(main,
+        step)``, ``partial <- +0``; ``last``: the result is ``output``'s code of ``main`` (or of
+        the step, without promotion), rounded to nearest even."""
+        part_bits, _ = self._state_widths
+        c = np.asarray(c, dtype=np.uint64).reshape(-1)
+        ctrl = self.control_field(a)
+        partial = c & np.uint64((1 << part_bits) - 1)
+        step = np.asarray(mma.step(la, lb, partial.astype(np.int64), self._fa, self._fb,
+                                   model=self._model)).astype(np.uint64)
+        state, value, vfmt = step, step, self._facc
+        if self.promote is not None:
+            main = (c >> np.uint64(part_bits)) & np.uint64(0xFFFFFFFF)
+            flush = (ctrl & np.uint64(1)).astype(bool)
+            added = np.asarray(ops.add(main, step, _F32, self._facc, _F32, Rounding.RNE))
+            main = np.where(flush, added.astype(np.uint64), main)
+            state = np.where(flush, np.uint64(0), step) | (main << np.uint64(part_bits))
+            value, vfmt = main, _F32
+        if self.converts:
+            last = ((ctrl >> np.uint64(int(self.promote is not None))) & np.uint64(1)).astype(
+                bool)
+            out_fmt = self._model.output
+            # round(x + -0) is x rounded (x = +0 included): the conversion is an adder's.
+            nz = np.full(value.shape, out_fmt.sign_mask, dtype=np.uint64)
+            out = np.asarray(ops.add(value, nz, vfmt, out_fmt, out_fmt, Rounding.RNE))
+            state = np.where(last, out.astype(np.uint64), state)
+        return state.astype(np.uint64)
+
+    def _with_state(self, rng: np.random.Generator, vec: dict[str, np.ndarray]
+                    ) -> dict[str, np.ndarray]:
+        """Step vectors given a control field and, with promotion, a main accumulator: control
+        uniform over its values; main a quarter exactly cancelling the step's result at the
+        float32 addition, a quarter within a few codes of that, an eighth float32 corner codes
+        (zeros, infinities, NaN, the largest), the rest uniform codes."""
+        if not self.control_bits:
+            return vec
+        count = len(vec["c"])
+        ctrl = rng.integers(0, 1 << self.control_bits, size=count).astype(np.uint64)
+        la, lb = self.split(vec["a"], vec["b"])
+        fields = np.concatenate([la.astype(np.uint64), ctrl[:, None]], axis=1)
+        a = pack_fields(fields, self.operand_widths["a"], self._fa.bits)
+        c = np.asarray(vec["c"], dtype=np.uint64)
+        if self.promote is not None:
+            step = np.asarray(mma.step(la, lb, c.astype(np.int64), self._fa, self._fb,
+                                       model=self._model)).astype(np.uint64)
+            s32 = np.asarray(_F32.encode(self._facc.decode(step), "rne")).astype(np.uint64)
+            main = _cases.uniform(rng, 32, count).astype(np.uint64)
+            kind = rng.integers(0, 8, size=count)
+            flip = s32 ^ np.uint64(1 << 31)
+            near = (flip.astype(np.int64) + rng.integers(-3, 4, size=count)).clip(0, 2**32 - 1)
+            corners = _cases.corner_codes(_F32).astype(np.uint64)
+            main = np.where(kind < 2, flip, main)
+            main = np.where((kind == 2) | (kind == 3), near.astype(np.uint64), main)
+            main = np.where(kind == 4, corners[rng.integers(0, len(corners), size=count)], main)
+            c = c | (main << np.uint64(self._facc.bits))
+        return {"a": a, "b": vec["b"], "c": c}
 
     def _finite(self, fmt: FloatFormat, codes: np.ndarray) -> np.ndarray:
         cls = core.unpack_float(fmt, codes)[0]
@@ -1225,17 +1451,18 @@ class DotUnit(Unit):
         if self._int is not None:
             return self._int_cases(rng, kind, n)
         if kind == "exhaustive":
-            return self._block_exhaustive() if self._model.blocked else self._exhaustive()
+            return self._with_state(rng, self._block_exhaustive() if self._model.blocked
+                                    else self._exhaustive())
         if kind == "random":
             assert n is not None
-            return self._blocked(rng, self._random(rng, int(n)))
+            return self._with_state(rng, self._blocked(rng, self._random(rng, int(n))))
         out = self._blocked(rng, self._corner(rng))
         if n is not None:
             size = len(out["c"])
             extra = self._blocked(rng, self._random(rng, int(n) - size)) if int(n) > size \
                 else None
             out = _cases.resize(rng, out, int(n), extra)
-        return out
+        return self._with_state(rng, out)
 
     def _blocked(self, rng: np.random.Generator, base: dict[str, np.ndarray]
                  ) -> dict[str, np.ndarray]:
@@ -1741,10 +1968,10 @@ class DotUnit(Unit):
         pack = gr.node("exp_pack", "adder", ew + fc.man_bits, rnd)
         over = gr.node("overflow", "comparator", ew + fc.man_bits, pack)
         out = gr.node("pack", "mux", fc.bits, over, pack, inputs=4)
-        after = (out,)
+        after = self._structure_around(gr, out)
         for name in self._output_stages(extra):
-            after = gr.cut(name, fc.bits, *after)
-        gr.node("out", "output", fc.bits, *after)
+            after = gr.cut(name, self.state_width, *after)
+        gr.node("out", "output", self.state_width, *after)
         if m.blocked:
             self._block_structure(gr)
         gr.g.graph.update(name=self.name, latency=self.latency)
@@ -1794,6 +2021,24 @@ class DotUnit(Unit):
                 nodes[name]["count"] = groups + 1
         nodes["adder_tree"]["inputs"] = groups + 1
 
+    def _structure_around(self, gr: Graph, step: str) -> tuple[str, ...]:
+        """The float32 adder of promotion and the output conversion after the step (each an
+        adder datapath's alignment, addition, leading-zero count, normalization and rounding),
+        and the state multiplexers."""
+        last = step
+        if self.promote is not None:
+            al = gr.node("promote_align", "shifter", 27, step, sticky=True, shift_bits=5)
+            add = gr.node("promote_add", "adder", 28, al)
+            lz = gr.node("promote_lzc", "lzc", 28, add)
+            nm = gr.node("promote_normalize", "shifter", 28, lz, add, shift_bits=5)
+            rnd = gr.node("promote_round", "rounder", 25, nm)
+            last = gr.node("promote_select", "mux", self.state_width, rnd, step, inputs=2)
+        if self.converts:
+            out = self._model.output
+            rnd = gr.node("output_round", "rounder", out.precision + 1, last)
+            last = gr.node("output_select", "mux", self.state_width, rnd, last, inputs=2)
+        return (last,)
+
 
 def _dot(a: str, **kw: Any) -> dict[str, Any]:
     return {"a": a, **kw}
@@ -1821,6 +2066,11 @@ _CHECKS: tuple[tuple[str, dict[str, Any]], ...] = (
      _dot(_FP8, n=16, frac_bits=13, acc_frac_bits=13, normalization=6)),
     ("dot bf16 n=8 F=25 float32 rne, normalization window 6, 2 stages",
      _dot("bfloat16", n=8, acc_rounding="rne", normalization=6, stages=2)),
+    # Promotion as hardware: the control field (flush, last) and the float32 main accumulator.
+    ("dot h100-fp8 (promotion every 128: flush into float32 main, last)",
+     _dot(_FP8, model="h100-fp8")),
+    ("dot e5m2 x e4m3 h100-fp8-mma-sync (sum_fp16, promotion every 32)",
+     _dot("float8_e5m2", b=_FP8, model="h100-fp8-mma-sync")),
 )
 
 #: Acceptance checks of integer operands.
@@ -1988,13 +2238,20 @@ class Dot(Descriptor):
     def array_shape(self, params: Mapping[str, Any], m: int, n: int, k: int
                     ) -> tuple[int, int, int]:
         # One operation is one step: n products along K.
+        return m, n, -(-k // self._lanes(params))
+
+    def _lanes(self, params: Mapping[str, Any]) -> int:
+        """Products per step of the unit at ``params`` (``n``, else the model's or default)."""
         if params.get("n") is not None:
-            steps = int(params["n"])
-        else:
-            unit = self.build_unit(**params)
-            assert isinstance(unit, DotUnit)
-            steps = unit.n
-        return m, n, -(-k // steps)
+            return int(params["n"])
+        unit = self.build_unit(**{k: v for k, v in params.items() if v is not None})
+        assert isinstance(unit, DotUnit)
+        return unit.n
+
+    def tile(self, params: Mapping[str, Any]) -> tuple[int, int, int] | None:
+        # PE face of element GEMMs: one step is a 1 x 1 x n tile, the a port one row of n
+        # activation codes (lane 0 low), the b port one column of n weight codes, c one output.
+        return 1, 1, self._lanes(params)
 
     def reason(self, weights: str, acts: str, acc: str) -> str:
         kw, ka, kacc = kinds(weights, acts, acc)

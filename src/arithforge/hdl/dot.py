@@ -65,6 +65,12 @@ adds the one rounding (``_round_register``): the register's magnitude, its leadi
 26 bits, above so that ``2**-126`` lies inside the word), 24 kept bits, guard and sticky, the
 round-to-nearest-even rounder and the float32 code (infinity past the largest float32, +0 for a
 zero register); a third cut point after the normalizer.
+
+Around the step (``promote``, ``output``: :meth:`_around`): the control field (the top bits of
+``a``) and the float32 main accumulator (the high bits of ``c``) ride the step's pipeline; after
+the step's rounding a float32 round-to-nearest-even adder (``arithforge.hdl.fma.Adder``) adds
+the step into ``main`` on ``flush``, and a second adder rounds ``main + (-0)`` (or the step's
+result) to ``output`` on ``last``. Both sit in the last stage, after the step's rounding.
 """
 
 from __future__ import annotations
@@ -78,6 +84,7 @@ from ..datapaths.dot import EXP_BITS, DotUnit
 from ..formats import Rounding, get_format
 from ._float import unpack
 from .base import Datapath, Pipeline, choose_cuts, wire
+from .fma import Adder
 from .primitives import AlignShifter, LeadingZeroCount, NormalizeShifter, Rounder
 
 __all__ = ["DotProduct"]
@@ -86,6 +93,8 @@ __all__ = ["DotProduct"]
 _NO_TERM = -(1 << (EXP_BITS - 1))
 #: float16's least normal exponent (``sum_fp16`` widens subnormal operands down to it).
 _F16_EMIN = -14
+#: The main accumulator of promotion.
+_F32 = get_format("float32")
 
 
 def _smax(a: Value, b: Value) -> Value:
@@ -369,7 +378,8 @@ class DotProduct(DotUnit, Datapath):
             live[f"exp{k}"] = exp
             live[f"neg{k}"] = x.neg ^ y.neg
             live[f"al{k}"] = Mux(sig.any(), al, _NO_TERM)
-        c = unpack(fc, self.i.c, daz=False)
+        ccode = self.i.c[:fc.bits]  # the step's accumulator (the low field of the state)
+        c = unpack(fc, ccode, daz=False)
         csig, cexp = c.sig, c.exp
         if fc == get_format("float16"):
             # The model reads the accumulator through float32: a subnormal is normalized.
@@ -378,7 +388,7 @@ class DotProduct(DotUnit, Datapath):
             csig = (c.sig << clz.count)[:fc.precision]
             cexp = c.exp - clz.count
         live.update(csig=csig, cexp=cexp, cneg=c.neg, cal=Mux(c.sig.any(), cexp, _NO_TERM),
-                    cinf=c.inf, cnan=c.nan, ccode=self.i.c)
+                    cinf=c.inf, cnan=c.nan, ccode=ccode, **self._around_inputs())
         if mdl.blocked:
             self._block_scales(m, live)
         s = pipe.stage("product", **live)
@@ -393,12 +403,14 @@ class DotProduct(DotUnit, Datapath):
                                          getattr(s, f"exp{k}"), E, getattr(s, f"neg{k}"), g.YW,
                                          g.B, g.D) for k in range(n)}
         terms["tc"] = self._term(m, "c", s.csig, s.cexp, E, s.cneg, g.YWc, g.Bc, g.Dc)
-        s = pipe.stage("align", E=E, cinf=s.cinf, cnan=s.cnan, ccode=s.ccode, **terms)
+        s = pipe.stage("align", E=E, cinf=s.cinf, cnan=s.cnan, ccode=s.ccode, **terms,
+                       **self._carried(s))
 
         # One exact signed sum.
         total = wire(m, "sum", sum((getattr(s, f"t{k}") for k in range(n // mdl.group)),
                                    s.tc)[:g.SW].as_signed())
-        s = pipe.stage("sum", total=total, E=s.E, cinf=s.cinf, cnan=s.cnan, ccode=s.ccode)
+        s = pipe.stage("sum", total=total, E=s.E, cinf=s.cinf, cnan=s.cnan, ccode=s.ccode,
+                       **self._carried(s))
 
         # Leading zeros, the result exponent and the normalizing shift.
         neg = wire(m, "sum_neg", s.total < 0)
@@ -422,7 +434,7 @@ class DotProduct(DotUnit, Datapath):
         s = pipe.stage("normalize", q=Mux(tiny, 0, x[g.OW - p:]),
                        guard=~tiny & x[g.OW - p - 1],
                        sticky=tiny | x[:g.OW - p - 1].any(), neg=neg, zero=zero, e=e,
-                       cinf=s.cinf, cnan=s.cnan, ccode=s.ccode)
+                       cinf=s.cinf, cnan=s.cnan, ccode=s.ccode, **self._carried(s))
 
         # Round once; pack.
         m.submodules.rounder = rounder = Rounder(mdl.acc_rounding)
@@ -454,7 +466,47 @@ class DotProduct(DotUnit, Datapath):
         out = Cat(mag_code, s.neg & ~s.zero)
         out = Mux(s.cinf, s.ccode, out)
         out = Mux(s.cnan, Cat(Const(fc.nan_code, fc.bits - 1), s.ccode[fc.bits - 1]), out)
-        result = Signal(fc.bits, name="step_result")
-        m.d.comb += result.eq(out)
+        step = Signal(fc.bits, name="step_result")
+        m.d.comb += step.eq(out)
+        result = Signal(self.state_width, name="state_result")
+        m.d.comb += result.eq(self._around(m, step, s) if self.control_bits else step)
         self._finish(m, pipe, result, extra)
         return m
+
+    # -- around the steps: promotion and the output conversion ----------------------------------
+    def _around_inputs(self) -> dict[str, Value]:
+        """The control field and the main accumulator, carried beside the step."""
+        if not self.control_bits:
+            return {}
+        lanes = self.n * self._fa.bits
+        out = {"ctl": self.i.a[lanes:lanes + self.control_bits]}
+        if self.promote is not None:
+            out["main"] = self.i.c[self._facc.bits:self._facc.bits + 32]
+        return out
+
+    def _carried(self, s: Any) -> dict[str, Value]:
+        return {k: getattr(s, k) for k in self._around_inputs()}
+
+    def _around(self, m: Module, step: Value, s: Any) -> Value:
+        """The new state after the step (:meth:`DotUnit._step_around`): with promotion, a
+        float32 round-to-nearest-even adder (the ``add`` datapath's hardware) adds the step into
+        the main accumulator on ``flush`` and the step accumulator restarts from +0; on
+        ``last`` a second adder rounds ``main`` (or the step) plus -0 to ``output``."""
+        fc, out_fmt = self._facc, self._model.output
+        state: Value = step
+        value, vfmt = step, fc
+        if self.promote is not None:
+            flush = s.ctl[0]
+            m.submodules.promote_add = add = Adder(_F32, fc, _F32, rounding=Rounding.RNE)
+            m.d.comb += [add.i.valid.eq(1), add.i.a.eq(s.main), add.i.b.eq(step)]
+            main = wire(m, "main_next", Mux(flush, add.o.result, s.main))
+            state = Cat(Mux(flush, Const(0, fc.bits), step), main)
+            value, vfmt = main, _F32
+        if self.converts:
+            last = s.ctl[int(self.promote is not None)]
+            m.submodules.output_convert = cv = Adder(vfmt, out_fmt, out_fmt,
+                                                     rounding=Rounding.RNE)
+            m.d.comb += [cv.i.valid.eq(1), cv.i.a.eq(value),
+                         cv.i.b.eq(Const(out_fmt.sign_mask, out_fmt.bits))]
+            state = Mux(last, cv.o.result, state)
+        return state

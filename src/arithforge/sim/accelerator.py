@@ -24,6 +24,11 @@ it, so the cycle and traffic model (:func:`schedule`) runs anywhere.
 - :func:`tile_operands` and :func:`untile_output`: a GEMM's element operands as the tiles an array
   of tile-engine PEs streams (those whose descriptor has a ``tile``: the LUT tensor core), and
   its output tiles back as elements.
+- :func:`element_operands` and :func:`element_output`: the PE face of a GEMM given as element
+  codes (``simulate gemm --a --b``): the codes as they are for a multiply-accumulate PE, tiles for
+  a tile-engine PE (the dot unit's steps: K padded and reordered, control fields set).
+- Elements wider than 64 bits (a dot unit's 32 lanes) are a last axis of 64-bit words
+  (:func:`words`) everywhere; outputs stay at most 64 bits.
 - :func:`gemm_objectives` and :func:`workload_objectives`: latency and energy of a list of GEMMs
   or of a traced workload, the objectives of the exploration engine.
 """
@@ -48,8 +53,9 @@ if TYPE_CHECKING:  # the accelerator model runs without Amaranth until hardware 
     from ..hdl.systolic import SystolicArray
 
 __all__ = ["DATAFLOWS", "DRAM_PJ_PER_BIT", "ArrayConfig", "PESpec", "Schedule", "SimResult",
-           "default_pe", "gemm_objectives", "parse_array", "parse_pe", "random_operands",
-           "scalesim_cycles", "schedule", "simulate", "tile_operands", "untile_output",
+           "default_pe", "element_bits", "element_operands", "element_output",
+           "gemm_objectives", "k_order", "parse_array", "parse_pe", "random_operands",
+           "scalesim_cycles", "schedule", "simulate", "tile_operands", "untile_output", "words",
            "workload_objectives"]
 
 DATAFLOWS = ("os", "ws")
@@ -418,29 +424,60 @@ class SimResult:
     output: np.ndarray | None
 
 
+def words(width: int) -> int:
+    """64-bit words of an element of ``width`` bits: an array of elements wider than 64 bits
+    carries them as a last axis of that many little-endian uint64 words (``(M, K, words)``), as
+    the units take ports wider than 64 bits."""
+    return (int(width) + 63) // 64
+
+
 def _gemm_codes(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray,
                                                        tuple[int, int, int]]:
-    """``A`` (M, K) and ``B`` (K, N) as uint64 codes, and ``(M, N, K)``."""
+    """``A`` (M, K) and ``B`` (K, N) as uint64 codes (a third axis of words for elements wider
+    than 64 bits), and ``(M, N, K)``."""
     a = np.asarray(a, dtype=np.uint64)
     b = np.asarray(b, dtype=np.uint64)
-    (m, k), (k2, n) = a.shape, b.shape
+    if a.ndim not in (2, 3) or b.ndim not in (2, 3):
+        raise ArithforgeError(f"GEMM operands must be (M, K) and (K, N) code arrays (a third "
+                              f"axis of 64-bit words for elements wider than 64 bits), not "
+                              f"shapes {a.shape} and {b.shape}")
+    (m, k), (k2, n) = a.shape[:2], b.shape[:2]
     if k != k2:
         raise ArithforgeError(f"GEMM operands must be (M, K) and (K, N), not {a.shape} and "
                               f"{b.shape}")
     return a, b, (m, n, k)
 
 
-def _operand_checks(pe: Datapath, a: np.ndarray, b: np.ndarray) -> None:
+def _elements(x: np.ndarray, width: int, what: str) -> np.ndarray:
+    """``x`` checked as elements of ``width`` bits: ``(R, C)`` codes up to 64 bits, ``(R, C,
+    words)`` beyond."""
+    nw = words(width)
+    if nw == 1 and x.ndim == 3 and x.shape[-1] == 1:
+        x = x[..., 0]
+    if (nw == 1 and x.ndim != 2) or (nw > 1 and (x.ndim != 3 or x.shape[-1] != nw)):
+        raise ArithforgeError(f"{what} elements of {width} bits are {nw} 64-bit words each, not "
+                              f"an array of shape {x.shape}")
+    top = x if nw == 1 else x[..., -1]
+    spare = width - 64 * (nw - 1)
+    if x.size and spare < 64 and int(top.max()) >> spare:
+        raise ArithforgeError(f"{what} holds codes wider than the PE's {width}-bit port")
+    return x
+
+
+def _operand_checks(pe: Datapath, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray,
+                                                                         np.ndarray]:
+    """A and B checked against the PE's element widths (words for wide ones); the
+    accumulator (C, partial sums) must fit 64 bits."""
     from ..hdl.systolic import pe_roles
 
     wa, wb = int(pe.operand_widths[pe_roles(pe)[0]]), b_width(pe)
-    widest = max(wa, wb, int(pe.result_width))
-    if widest > 64:
-        raise ArithforgeError(f"array elements (A, B, C) must be at most 64 bits, not {widest}; "
-                              f"choose a smaller PE configuration")
-    for name, x, w in (("A", a, wa), ("B", b, wb)):
-        if x.size and int(x.max()) >> w:
-            raise ArithforgeError(f"{name} holds codes wider than the PE's {w}-bit port")
+    if int(pe.result_width) > 64:
+        raise ArithforgeError(f"array outputs (C) must be at most 64 bits, not "
+                              f"{pe.result_width}; choose a smaller PE configuration")
+    if words(wb) > 1 and len(pe_roles(pe)[1]) > 1:
+        raise ArithforgeError(f"B elements of several operands must be at most 64 bits, not "
+                              f"{wb}; choose a smaller PE configuration")
+    return _elements(a, wa, "A"), _elements(b, wb, "B")
 
 
 def outputs(cfg: ArrayConfig, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -450,7 +487,7 @@ def outputs(cfg: ArrayConfig, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     pe = cfg.pe.build()
     a, b, (m, n, k) = _gemm_codes(a, b)
-    _operand_checks(pe, a, b)
+    a, b = _operand_checks(pe, a, b)
     a_op, b_ops = pe_roles(pe)
 
     def step(av: np.ndarray, bv: np.ndarray, acc: np.ndarray) -> np.ndarray:
@@ -459,11 +496,13 @@ def outputs(cfg: ArrayConfig, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     acc = np.zeros(m * n, dtype=np.uint64)
     for kk in range(k):
-        acc = step(np.repeat(a[:, kk], n), np.tile(b[kk], m), acc)
+        acc = step(np.repeat(a[:, kk], n, axis=0), np.tile(b[kk], (m,) + (1,) * (b.ndim - 2)),
+                   acc)
     if cfg.dataflow == "ws" and k % cfg.rows:
         pad_a, pad_b = pad_codes(pe)
-        pa = np.full(m * n, pad_a, dtype=np.uint64)
-        pb = np.full(m * n, pad_b, dtype=np.uint64)
+        pa = np.full((m * n,) + a.shape[2:], 0, dtype=np.uint64)
+        pb = np.full((m * n,) + b.shape[2:], 0, dtype=np.uint64)
+        pa[..., 0], pb[..., 0] = pad_a, pad_b
         for _ in range(cfg.rows - k % cfg.rows):
             acc = step(pa, pb, acc)
     return acc.reshape(m, n)
@@ -473,8 +512,11 @@ def split_b(pe: Datapath, b: np.ndarray) -> dict[str, np.ndarray]:
     """A B element (the PE's B-side operands packed LSB first) split into its operands."""
     from ..hdl.systolic import pe_roles
 
+    ops = pe_roles(pe)[1]
+    if len(ops) == 1:
+        return {ops[0]: b}  # one operand: the element as it is (words if wide)
     out, lo = {}, 0
-    for op in pe_roles(pe)[1]:
+    for op in ops:
         w = int(pe.operand_widths[op])
         out[op] = (b >> np.uint64(lo)) & np.uint64((1 << w) - 1)
         lo += w
@@ -490,11 +532,14 @@ def b_width(pe: Datapath) -> int:
 
 def simulate(cfg: ArrayConfig, a: np.ndarray, b: np.ndarray, *, numerics: bool = True
              ) -> SimResult:
-    """Schedule and (with ``numerics``) output codes of ``A @ B`` on the array ``cfg``."""
+    """Schedule and (with ``numerics``) output codes of ``A @ B`` on the array ``cfg``: ``A``
+    (M, K) and ``B`` (K, N) array elements, a third axis of :func:`words` for elements wider
+    than 64 bits."""
     a = np.asarray(a)
     b = np.asarray(b)
-    if a.ndim != 2 or b.ndim != 2:
-        raise ArithforgeError("GEMM operands must be 2-D code arrays")
+    if a.ndim not in (2, 3) or b.ndim not in (2, 3):
+        raise ArithforgeError("GEMM operands must be 2-D code arrays (3-D: words of wide "
+                              "elements)")
     sched = schedule(cfg, a.shape[0], b.shape[1], a.shape[1])
     return SimResult(sched, outputs(cfg, a, b) if numerics else None)
 
@@ -516,19 +561,25 @@ def random_operands(cfg: ArrayConfig, m: int, n: int, k: int, seed: int = 0, *,
     a_op, b_ops = pe_roles(pe)
     if tuple(pe.operands) != ("a", "b", "c") or a_op not in pe.formats:
         # Dot-product PEs (more operands, or packed a and b without an element format): their
-        # own random transactions (packed), A side and B side.
-        widest = max(int(pe.operand_widths[a_op]), b_width(pe))
-        if widest > 64:
-            raise ArithforgeError(f"array elements (A, B, C) must be at most 64 bits, not "
-                                  f"{widest}; choose a smaller PE configuration")
+        # own random transactions (packed), A side and B side; elements wider than 64 bits
+        # as words (a last axis).
+        wa, wb = int(pe.operand_widths[a_op]), b_width(pe)
         va = pe.test_cases(rng, "random", m * k)
         vb = pe.test_cases(rng, "random", k * n)
+        ea = np.asarray(va[a_op], dtype=np.uint64).reshape((m, k) + ((-1,) if words(wa) > 1
+                                                                    else ()))
+        if len(b_ops) == 1:
+            eb = np.asarray(vb[b_ops[0]], dtype=np.uint64)
+            return ea, eb.reshape((k, n) + ((-1,) if words(wb) > 1 else ()))
+        if words(wb) > 1:
+            raise ArithforgeError(f"B elements of several operands must be at most 64 bits, "
+                                  f"not {wb}; choose a smaller PE configuration")
         bundle = np.zeros(k * n, dtype=np.uint64)
         lo = 0
         for op in b_ops:
             bundle |= np.asarray(vb[op], dtype=np.uint64) << np.uint64(lo)
             lo += int(pe.operand_widths[op])
-        return (np.asarray(va[a_op], dtype=np.uint64).reshape(m, k), bundle.reshape(k, n))
+        return ea, bundle.reshape(k, n)
     out = []
     for op, shape in (("a", (m, k)), ("b", (k, n))):
         fmt = pe.formats[op]
@@ -558,12 +609,20 @@ def _tile(cfg: ArrayConfig) -> tuple[Datapath, tuple[int, int, int]]:
 
 
 def _pack(el: np.ndarray, bits: int) -> np.ndarray:
-    """``(n, count)`` element codes packed into ``(n,)`` codes, element 0 in the low bits."""
-    if el.shape[1] * bits > 64:
-        raise ArithforgeError(f"array elements (A, B, C) must be at most 64 bits, not "
-                              f"{el.shape[1] * bits}; choose a smaller PE configuration")
-    shifts = np.arange(el.shape[1], dtype=np.uint64) * np.uint64(bits)
-    return np.bitwise_or.reduce(el.astype(np.uint64) << shifts, axis=1)
+    """``(n, count)`` element codes packed into ``(n,)`` codes, element 0 in the low bits;
+    ``(n, words)`` 64-bit words (little-endian) beyond 64 bits."""
+    el = el.astype(np.uint64)
+    count = el.shape[1]
+    if count * bits <= 64:
+        shifts = np.arange(count, dtype=np.uint64) * np.uint64(bits)
+        return np.bitwise_or.reduce(el << shifts, axis=1)
+    out = np.zeros((el.shape[0], words(count * bits)), dtype=np.uint64)
+    for i in range(count):
+        word, shift = divmod(i * bits, 64)
+        out[:, word] |= el[:, i] << np.uint64(shift)
+        if shift + bits > 64:
+            out[:, word + 1] |= el[:, i] >> np.uint64(64 - shift)
+    return out
 
 
 def _unpack(codes: np.ndarray, count: int, bits: int) -> np.ndarray:
@@ -591,9 +650,22 @@ def tile_operands(cfg: ArrayConfig, a: np.ndarray, w: np.ndarray
     wp[:k, :n] = w
     at = ap.reshape(mt, tm, kt, tk).transpose(0, 2, 1, 3).reshape(mt * kt, tm * tk)
     wt = wp.reshape(kt, tk, nt, tn).transpose(0, 2, 1, 3).reshape(kt * nt, tk * tn)
-    bits_a = int(pe.operand_widths[pe_roles(pe)[0]]) // (tm * tk)
-    bits_w = b_width(pe) // (tk * tn)
-    return _pack(at, bits_a).reshape(mt, kt), _pack(wt, bits_w).reshape(kt, nt)
+    wa, wb = int(pe.operand_widths[pe_roles(pe)[0]]), b_width(pe)
+    # A step's control field (``control_bits``, the dot unit's) sits above the A tile's codes.
+    bits_a = (wa - int(getattr(pe, "control_bits", 0))) // (tm * tk)
+    bits_w = wb // (tk * tn)
+    pa, pw = _fit(_pack(at, bits_a), wa), _fit(_pack(wt, bits_w), wb)
+    return pa.reshape((mt, kt) + pa.shape[1:]), pw.reshape((kt, nt) + pw.shape[1:])
+
+
+def _fit(el: np.ndarray, width: int) -> np.ndarray:
+    """Packed elements ``(n,)`` or ``(n, words)`` as elements of a ``width``-bit port (a last
+    axis of :func:`words` beyond 64 bits)."""
+    nw = words(width)
+    el = el.reshape(el.shape[0], -1)
+    out = np.zeros((el.shape[0], nw), dtype=np.uint64)
+    out[:, :el.shape[1]] = el
+    return out[:, 0] if nw == 1 else out
 
 
 def untile_output(cfg: ArrayConfig, c: np.ndarray, m: int, n: int) -> np.ndarray:
@@ -605,6 +677,121 @@ def untile_output(cfg: ArrayConfig, c: np.ndarray, m: int, n: int) -> np.ndarray
     el = _unpack(c.reshape(-1), tm * tn, int(pe.result_width) // (tm * tn))
     full = el.reshape(mt, nt, tm, tn).transpose(0, 2, 1, 3).reshape(mt * tm, nt * tn)
     return full[:m, :n]
+
+
+# -- element operands: GEMMs given as element codes (simulate gemm --a/--b) ---------------------
+
+def element_bits(cfg: ArrayConfig) -> tuple[int, int, int, tuple[int, int, int] | None]:
+    """Bits of an A, a B and a C element code of ``cfg``'s element GEMMs, and the PE's tile
+    (None: the array's elements are the GEMM's)."""
+    from ..hdl.systolic import pe_roles
+
+    pe = cfg.pe.build()
+    a_op, _ = pe_roles(pe)
+    wa, wb, wc = int(pe.operand_widths[a_op]), b_width(pe), int(pe.result_width)
+    tile = _tile(cfg)[1] if _has_tile(cfg) else None
+    if tile is not None:
+        tm, tn, tk = tile
+        wa -= int(getattr(pe, "control_bits", 0))
+        out = pe.describe().get("output")  # the dot unit's final conversion
+        if out is not None:
+            from ..formats import get_format
+
+            wc = get_format(out).bits
+        return wa // (tm * tk), wb // (tk * tn), wc // (tm * tn), tile
+    return wa, wb, wc, None
+
+
+def _has_tile(cfg: ArrayConfig) -> bool:
+    try:
+        _tile(cfg)
+    except ArithforgeError:
+        return False
+    return True
+
+
+def _code_matrix(x: Any, what: str, bits: int) -> np.ndarray:
+    """An integer matrix of codes of ``bits`` bits, as uint64."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "iu":
+        raise ArithforgeError(f"{what} must be an integer array of codes, not {arr.dtype}")
+    if arr.ndim != 2 or 0 in arr.shape:
+        raise ArithforgeError(f"{what} must be a non-empty 2-D matrix of codes, not shape "
+                              f"{arr.shape}")
+    if int(arr.min()) < 0 or (bits < 64 and int(arr.max()) >> bits):
+        raise ArithforgeError(f"{what} must hold {bits}-bit codes of the PE's element format, "
+                              f"in [0, 2**{bits}); found {int(arr.min())}..{int(arr.max())}")
+    return arr.astype(np.uint64)
+
+
+def k_order(cfg: ArrayConfig) -> np.ndarray | None:
+    """The order in which the PE's feed streams K (``pe.k_permutation``: a permutation within
+    blocks of its length, K padded to whole blocks with zero codes), or None: K in order."""
+    perm = getattr(cfg.pe.build(), "k_permutation", None)
+    return None if perm is None else np.asarray(perm, dtype=np.int64)
+
+
+def element_operands(cfg: ArrayConfig, a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The array's elements of a GEMM given as element codes, ``A`` (M, K) and ``B`` (K, N):
+    for a tile-engine PE (a descriptor with a ``tile``: the LUT core, the dot unit's 1 x 1 x n
+    step) the packed tiles of :func:`tile_operands`, K padded with zero codes (in the PE's
+    :func:`k_order`, if it has one); for a multiply-accumulate PE the codes as they are; for
+    any other PE (``bitserial``) the files hold its packed array elements themselves.
+
+    Raises
+    ------
+    ArithforgeError
+        A matrix that is not integer, not 2-D, or holds codes wider than the element, or shapes
+        that do not chain (one line each).
+    """
+    from ..hdl.systolic import pe_roles
+
+    bits_a, bits_b, _, tile = element_bits(cfg)
+    a = _code_matrix(a, "A", bits_a)
+    b = _code_matrix(b, "B", bits_b)
+    if a.shape[1] != b.shape[0]:
+        raise ArithforgeError(f"A and B must be M x K and K x N matrices, not shapes {a.shape} "
+                              f"and {b.shape}")
+    if tile is None:
+        return a, b
+    pe = cfg.pe.build()
+    # K padded with zero codes to whole blocks of the PE's feed (promotion windows, K order).
+    k = a.shape[1]
+    kb = -(-k // int(getattr(pe, "k_block", 1))) * int(getattr(pe, "k_block", 1))
+    a = np.pad(a, ((0, 0), (0, kb - k)))
+    b = np.pad(b, ((0, kb - k), (0, 0)))
+    perm = k_order(cfg)
+    if perm is not None:
+        idx = (perm[None, :] + np.arange(0, kb, len(perm))[:, None]).reshape(-1)
+        a, b = a[:, idx], b[idx, :]
+    ea, eb = tile_operands(cfg, a, b)
+    cb = int(getattr(pe, "control_bits", 0))
+    if cb:
+        # Each step's control field (flush, last), the same for every row: it rides with A.
+        ctrl = np.asarray(pe.step_control(ea.shape[1]), dtype=np.uint64)
+        pos = int(pe.operand_widths[pe_roles(pe)[0]]) - cb
+        word, shift = divmod(pos, 64)
+        view = ea if ea.ndim == 3 else ea[..., None]
+        view[:, :, word] |= ctrl[None, :] << np.uint64(shift)
+        if shift + cb > 64:
+            view[:, :, word + 1] |= ctrl[None, :] >> np.uint64(64 - shift)
+        if cfg.dataflow == "ws" and ea.shape[1] % cfg.rows:
+            # The weight-stationary array pads the last K fold with zero operations after the
+            # chain, which would follow the `last` step; zero steps before it instead keep the
+            # state at +0 (no flush among them), so the array pads nothing.
+            extra = cfg.rows - ea.shape[1] % cfg.rows
+            ea = np.concatenate([np.zeros((ea.shape[0], extra) + ea.shape[2:], np.uint64), ea],
+                                axis=1)
+            eb = np.concatenate([np.zeros((extra,) + eb.shape[1:], np.uint64), eb], axis=0)
+    return ea, eb
+
+
+def element_output(cfg: ArrayConfig, c: np.ndarray, m: int, n: int) -> np.ndarray:
+    """The ``(M, N)`` output codes of an element GEMM from the array's output elements
+    (:func:`untile_output` for tile-engine PEs)."""
+    if _has_tile(cfg):
+        return untile_output(cfg, c, m, n)
+    return np.asarray(c, dtype=np.uint64)
 
 
 # -- roll-up: latency and energy ----------------------------------------------------------------

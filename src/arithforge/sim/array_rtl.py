@@ -11,8 +11,10 @@ The driver plays the SRAMs: each cycle it answers the array's read lanes (``a_*`
 pulses ``start`` and counts the cycles in which ``busy`` is high: that count, the accesses and the
 output codes are what the array did, not what the driver scheduled.
 
-Protocol on stdin: per job ``u64 M, N, K, max_cycles``, then ``A`` (``M*K`` codes, row-major) and
-``B`` (``K*N``), all ``u64`` little-endian; ``M = 0`` ends. Per job on stdout: ``u64 cycles,
+Protocol on stdin: per job ``u64 M, N, K, max_cycles``, then ``A`` (``M*K`` elements, row-major) and
+``B`` (``K*N``), all ``u64`` little-endian, an element wider than 64 bits as its
+``ceil(width / 64)`` words, least significant first (Verilator holds such a port as 32-bit words,
+which the driver fills from them); ``M = 0`` ends. Per job on stdout: ``u64 cycles,
 a_reads, b_reads, p_reads, c_writes, bad, unwritten, cpu_ns, finished`` then ``C`` (``M*N``
 codes). ``bad`` counts accesses out of range and writes outside ``busy``; ``unwritten`` the
 outputs never written; ``finished`` is 0 when ``max_cycles`` ran out first.
@@ -137,7 +139,7 @@ int main(int argc, char** argv) {
         if (!rd(h, sizeof h)) { fprintf(stderr, "array driver: truncated input\n"); return 2; }
         const uint64_t M = h[0], N = h[1], K = h[2], maxc = h[3];
         if (M == 0) break;
-        std::vector<uint64_t> A(M * K), B(K * N), Cm(M * N, 0);
+        std::vector<uint64_t> A(M * K * @WA@), B(K * N * @WB@), Cm(M * N, 0);
         std::vector<uint8_t> wr(M * N, 0);
         if (!rd(A.data(), A.size() * 8) || !rd(B.data(), B.size() * 8)) {
             fprintf(stderr, "array driver: truncated job\n"); return 2;
@@ -180,20 +182,38 @@ int main(int argc, char** argv) {
 """
 
 
+def _words(width: int) -> int:
+    return (width + 63) // 64
+
+
+def _load(port: str, width: int, src: str, index: str) -> tuple[str, str]:
+    """C++ that puts element ``index`` of ``src`` on ``port``, and that zeroes it."""
+    if width <= 64:
+        return f"top->{port} = {src}[{index}];", f"top->{port} = 0;"
+    nw, n32 = _words(width), (width + 31) // 32
+    # VlWide: 32-bit words, least significant first.
+    load = (f"{{ const uint64_t* e = &{src}[({index}) * {nw}]; for (int w = 0; w < {n32}; ++w) "
+            f"top->{port}[w] = (uint32_t)(e[w >> 1] >> ((w & 1) * 32)); }}")
+    return load, f"for (int w = 0; w < {n32}; ++w) top->{port}[w] = 0;"
+
+
 def _lanes_cpp(arr: Any) -> tuple[str, str, str]:
     R, C = arr.rows, arr.cols
     reads, writes, idle = [], [], []
     ind = "            "
+    wa, wb = len(arr.port("a_data_0")), len(arr.port("b_data_0"))
     for i in range(R):
+        load, zero = _load(f"a_data_{i}", wa, "A", "r * K + c")
         reads.append(
             f"{ind}if (top->a_en_{i}) {{ const uint64_t r = top->a_row_{i}, c = top->a_col_{i}; "
-            f"if (r < M && c < K) {{ top->a_data_{i} = A[r * K + c]; ++ar; }} else ++bad; }} "
-            f"else top->a_data_{i} = 0;")
+            f"if (r < M && c < K) {{ {load} ++ar; }} else ++bad; }} "
+            f"else {zero}")
     for j in range(C):
+        load, zero = _load(f"b_data_{j}", wb, "B", "r * N + c")
         reads.append(
             f"{ind}if (top->b_en_{j}) {{ const uint64_t r = top->b_row_{j}, c = top->b_col_{j}; "
-            f"if (r < K && c < N) {{ top->b_data_{j} = B[r * N + c]; ++br; }} else ++bad; }} "
-            f"else top->b_data_{j} = 0;")
+            f"if (r < K && c < N) {{ {load} ++br; }} else ++bad; }} "
+            f"else {zero}")
         if arr.dataflow == "ws":
             reads.append(
                 f"{ind}if (top->p_en_{j}) {{ const uint64_t r = top->p_row_{j}, "
@@ -217,16 +237,18 @@ class ArrayRTL(BuiltModel):
 
     def __init__(self, array: Any) -> None:
         toolchain.verilator()  # before the array's Verilog, which takes a while
-        for name in ("a_data_0", "b_data_0", "c_data_0"):
-            if len(array.port(name)) > 64:
-                raise ArithforgeError(f"the array driver handles SRAM elements of at most 64 "
-                                      f"bits, not {len(array.port(name))} ({name}); choose a "
-                                      f"smaller PE configuration")
+        if len(array.port("c_data_0")) > 64:
+            raise ArithforgeError(f"the array driver handles outputs of at most 64 bits, not "
+                                  f"{len(array.port('c_data_0'))} (c_data_0); choose a smaller "
+                                  f"PE configuration")
         self.array = array
         self.verilog = array_verilog(array)
         reads, writes, idle = _lanes_cpp(array)
+        self._wa = _words(len(array.port("a_data_0")))
+        self._wb = _words(len(array.port("b_data_0")))
         self.driver = (_CPP.replace("@READS@", reads).replace("@WRITES@", writes)
-                       .replace("@IDLE@", idle))
+                       .replace("@IDLE@", idle).replace("@WA@", str(self._wa))
+                       .replace("@WB@", str(self._wb)))
         self._use(VerilatorBuild(
             "accel", "array_top", {"array_top.v": self.verilog, "driver.cpp": self.driver},
             _FLAGS, _MAKE_VARS, {"v": _VERSION, "rtl": self.verilog, "driver": self.driver},
@@ -234,14 +256,21 @@ class ArrayRTL(BuiltModel):
 
     def run(self, jobs: list[tuple[np.ndarray, np.ndarray]], *, max_cycles: int | None = None
             ) -> list[RTLRun]:
-        """Run GEMM jobs ``(A codes (M, K), B codes (K, N))`` in one process of the model."""
+        """Run GEMM jobs ``(A codes (M, K), B codes (K, N))`` in one process of the model;
+        elements wider than 64 bits as a last axis of 64-bit words (``(M, K, words)``)."""
         binary = self.build()
         limit = 2**62 if max_cycles is None else int(max_cycles)
         payload = []
         for a, b in jobs:
             a = np.asarray(a, dtype=np.uint64)
             b = np.asarray(b, dtype=np.uint64)
-            (m, k), (k2, n) = a.shape, b.shape
+            for x, nw, what in ((a, self._wa, "A"), (b, self._wb, "B")):
+                want = 2 if nw == 1 else 3
+                if x.ndim != want or (nw > 1 and x.shape[-1] != nw):
+                    raise ValueError(f"{what} must be a {want}-D array"
+                                     + (f" of {nw} words per element" if nw > 1 else "")
+                                     + f", not shape {x.shape}")
+            (m, k), (k2, n) = a.shape[:2], b.shape[:2]
             if k != k2 or min(m, n, k) < 1:
                 raise ValueError(f"GEMM operands must be (M, K) and (K, N) with M, N, K >= 1, "
                                  f"not {a.shape} and {b.shape}")
@@ -258,7 +287,7 @@ class ArrayRTL(BuiltModel):
                                   f"{proc.returncode}: {proc.stderr.decode(errors='replace')}")
         out, pos, runs = proc.stdout, 0, []
         for a, b in jobs:
-            m, n = a.shape[0], b.shape[1]
+            m, n = np.shape(a)[0], np.shape(b)[1]
             head = struct.unpack_from("<9Q", out, pos)
             pos += 72
             c = np.frombuffer(out, dtype="<u8", count=m * n, offset=pos).reshape(m, n)
