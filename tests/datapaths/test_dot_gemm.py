@@ -181,3 +181,91 @@ def test_integer_model_is_the_unit_chained_over_k(label: str, params: dict[str, 
                      @ np.asarray(fb.to_int(cw), dtype=np.int64).T)
         assert (big > facc.max_int).any()
     assert isinstance(facc, IntFormat)
+
+
+def test_promotion_option_is_steps_then_float32_adds(rng: np.random.Generator) -> None:
+    """``-O promote=P``: the unit's steps from +0 over each window of P elements of K, each
+    window's partial sum added into a float32 accumulator by one float32 RNE addition (what the
+    unit's flush steps do), the float32 accumulator the output; a period that is not a multiple
+    of n is refused."""
+    from arithforge.datapaths.dot import gemm_model
+    from arithforge.formats import mma
+
+    fa = get_format("float8_e4m3fn")
+    assert isinstance(fa, FloatFormat)
+    f32 = get_format("float32")
+    assert isinstance(f32, FloatFormat)
+    opts = {"n": 8, "frac_bits": 10, "acc_frac_bits": 10, "promote": 16}
+    m = gemm_model(fa, fa, f32, "rtz", opts)
+    assert (m.promote, m.output) == (16, f32)
+    codes = np.asarray(fa.all_codes())
+    finite = codes[np.isfinite(fa.decode(codes))]
+    a = rng.choice(finite, size=(3, 40))
+    b = rng.choice(finite, size=(40, 2))
+    got = mma.matmul(a, b, fa, model=m)
+    step = gemm_model(fa, fa, f32, "rtz", {**opts, "promote": None})
+    for i in range(3):
+        for j in range(2):
+            main = np.float32(0.0)
+            for w0 in range(0, 40, 16):
+                part = np.zeros((), dtype=np.uint32)
+                for s0 in range(w0, min(w0 + 16, 40), 8):
+                    la = np.zeros(8, dtype=a.dtype)
+                    lb = np.zeros(8, dtype=b.dtype)
+                    k = min(s0 + 8, 40) - s0
+                    la[:k], lb[:k] = a[i, s0:s0 + k], b[s0:s0 + k, j]
+                    part = mma.step(la, lb, part, fa, model=step)
+                main = np.float32(main + np.float32(f32.decode(part)))
+            assert int(got[i, j]) == int(np.float32(main).view(np.uint32)), (i, j)
+    with pytest.raises(ValueError, match="multiple of n=8"):
+        gemm_model(fa, fa, f32, "rtz", {**opts, "promote": 12})
+
+
+@pytest.mark.parametrize(("fmt", "scale"), [("mxfp8_e4m3", "float8_e8m0fnu"),
+                                             ("mxfp4_e2m1", "float8_e8m0fnu"),
+                                             ("nvfp4", "float8_e4m3fn")])
+def test_block_formats_are_the_block_unit_chained_over_k(fmt: str, scale: str,
+                                                         rng: np.random.Generator) -> None:
+    """MX and NVFP4 operands: the GEMM model is the unit with one group and one scale pair per
+    block (``group = block = scale's block``, ``n`` one block) chained over K from +0, K padded
+    with zero elements (and scale codes of 1) to whole steps; NVFP4's per-tensor scale is the
+    row scale, outside the step."""
+    from arithforge.formats import BlockFormat
+
+    bf = get_format(fmt)
+    assert isinstance(bf, BlockFormat)
+    blk = bf.block_size
+    el = bf.element
+    assert isinstance(el, FloatFormat)
+    unit = DotUnit(el, n=blk, group=blk, scale=scale, block=blk)
+    model = accuracy_model("dot")
+    config = Config(get_format("float32"), Rounding.RTZ, check_options(model, {}))
+    m, n, k = 3, 4, 2 * blk + 5
+    x = rng.standard_normal((m, k)) * np.exp2(rng.integers(-8, 8, (m, k)))
+    w = rng.standard_normal((n, k)) * np.exp2(rng.integers(-8, 8, (n, k)))
+    qx, qw = quantize(x, bf), quantize(w, bf)
+    values, how = model.run(qx, qw, config)
+    assert how.startswith("dot block steps")
+    steps = -(-k // blk)
+    one = int(np.asarray(bf.scale.encode(1.0)))
+
+    def pad(codes: Any) -> tuple[np.ndarray, np.ndarray]:
+        e = np.zeros((codes.element.shape[0], steps * blk), dtype=np.uint64)
+        e[:, :k] = codes.element
+        s = np.full((codes.scale.shape[0], steps), one, dtype=np.uint64)
+        s[:, :codes.scale.shape[1]] = codes.scale
+        return e, s
+
+    (ea, sa), (ew, sw) = pad(qx.codes), pad(qw.codes)
+    acc = np.zeros(m * n, dtype=np.uint64)
+    for t in range(steps):
+        la = np.repeat(ea[:, t * blk:(t + 1) * blk], n, axis=0)
+        lw = np.tile(ew[:, t * blk:(t + 1) * blk], (m, 1))
+        ports = unit.join(la, lw, np.repeat(sa[:, t:t + 1], n, axis=0),
+                          np.tile(sw[:, t:t + 1], (m, 1)))
+        acc = unit.reference(**ports, c=acc)
+    f32 = get_format("float32")
+    got = np.asarray(f32.encode(values, "rne")).astype(np.uint64)
+    np.testing.assert_array_equal(got, acc.reshape(m, n))
+    with pytest.raises(ArithforgeError, match="need both operands in block formats"):
+        model.run(qx, quantize(w, el, "none"), config)

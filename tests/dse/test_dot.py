@@ -140,3 +140,24 @@ def test_explore_runs_dot_end_to_end(tmp_path):
         assert v["vectors"] > 300
     assert {s.weights for s in o.skipped} == {"int8", "mxfp8_e4m3"}
     assert np.isfinite([p["accel"]["utilization"] for p in ok.values()]).all()
+
+
+def test_the_accumulator_study_spec_plans_its_sweep():
+    """docs/specs/accumulator-study.toml: F = 10..25, promotion every 32/128/512 and five
+    Kulisch widths, each design's unit and GEMM model the same step."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "specs" / "accumulator-study.toml"
+    designs, skips = plan(parse_spec(path.read_text(), path.name))
+    assert not skips
+    by = {}
+    for d in designs:
+        by.setdefault(d.label.split("/")[1].split(",")[0], []).append(d)
+    assert {k: len(v) for k, v in by.items()} == {"dot": 16, "dot_promoted": 3, "dot_kulisch": 5}
+    promoted = sorted(d.hdl[1]["promote"] for d in by["dot_promoted"])
+    assert promoted == [32, 128, 512]
+    for d in by["dot_promoted"]:
+        unit = DotUnit(**d.hdl[1])
+        assert unit.model.promote == d.hdl[1]["promote"]
+        assert d.model["options"]["promote"] == d.hdl[1]["promote"]
+    assert sorted(d.hdl[1]["frac_bits"] for d in by["dot"]) == list(range(10, 26))

@@ -50,14 +50,16 @@ the libraries do around the instructions (an FADD into registers every 128 eleme
 ``torch._scaled_mm``, between ``mma.sync`` instructions), not of how an H100 is built.
 
 GEMM model (``evaluate --datapath dot``, explore's accuracy stage): what a chain of these steps
-computes over K in steps of ``n``, from a +0 accumulator, without promotion:
-:func:`arithforge.formats.mma.matmul` with the step's :class:`~arithforge.formats.mma.MMAModel`
-and the accumulator as the output (its codes decoded, never re-rounded). A is the activations
-(``a``), B the weights (``b``); the accumulator is the config's ``acc`` (float32, float16 or
-bfloat16)
-with its ``rounding`` as ``acc_rounding`` (rtz or rne; default rtz); options ``n``,
-``frac_bits``, ``term_rounding``, ``alignment``, ``acc_frac_bits`` as the unit's (None: the
-unit's defaults), or ``model``, a preset that sets all of them and the accumulator itself.
+computes over K in steps of ``n``, from a +0 accumulator: :func:`arithforge.formats.mma.matmul`
+with the step's :class:`~arithforge.formats.mma.MMAModel` and the accumulator as the output
+(its codes decoded, never re-rounded). A is the activations (``a``), B the weights (``b``); the
+accumulator is the config's ``acc`` (float32, float16 or bfloat16) with its ``rounding`` as
+``acc_rounding`` (rtz or rne; default rtz); options ``n``, ``frac_bits``, ``term_rounding``,
+``alignment``, ``acc_frac_bits``, ``normalization`` as the unit's (None: the unit's defaults),
+or ``model``, a preset that sets all of them and the accumulator itself. ``promote = P`` (or a
+preset that promotes, ``h100-fp8``, ``h100-fp8-mma-sync`` with its K order) adds each window's
+partial sum into a float32 accumulator, which is then the output, as the unit's flush steps and
+its last step with ``output = float32`` do.
 
 Sweep (``[datapaths.dot]``, not in the default spec): ``n`` (16), ``frac_bits`` and
 ``acc_frac_bits`` (the unit's defaults), ``term_rounding``, ``acc_rounding``, ``stages``; float
@@ -99,12 +101,15 @@ Sweep: ``kulisch`` (false) and ``acc_width`` (None), best as a named variant
 (``[datapaths.dot_kulisch]`` with ``datapath = "dot"``, ``kulisch = [true]``, ``acc_width = [32,
 40, 53]``): a Kulisch point needs a float32 accumulator and the float-step parameters at their
 defaults (else skipped with the reason); its cost is the register's step (the one float32
-rounding per output is not costed). Not built: approximate normalization of the accumulator
-within a window.
+rounding per output is not costed). Approximate normalization applies to the float step, not
+to the register (above).
 
 Array PE (``simulate gemm --pe dot:...``): one operation is one step, ``n`` products along K, so
 the array's K counts steps (``array_shape``); an A element is the ``n`` activation codes packed
-as the ``a`` port takes them, a B element the ``n`` weight codes (``b``).
+as the ``a`` port takes them (and the step's control field, the same for every row), a B
+element the ``n`` weight codes (``b``): a 1 x 1 x n tile (``tile``), so
+:func:`arithforge.sim.accelerator.element_operands` packs element GEMMs (``simulate gemm --a
+--b``) into steps.
 
 Groups and block scales (``group``, ``scale``, ``block``; float operands): the step of
 :class:`arithforge.formats.mma.MMAModel` with ``group``, ``block`` and ``scale_format``: the
@@ -120,12 +125,12 @@ array carries everything of a step's A side. The per-tensor float32 scale is not
 multiplies a GEMM's float32 result in the epilogue (``formats.mma.matmul``'s ``scale_a``,
 ``scale_b``), as cuBLAS applies it. Operand formats are limited to those whose exact group sum
 fits the model's 62-bit integers (fp4, fp6, e4m3; not e5m2, fp16, bf16); alignment ``sum`` (or
-``normalized`` with E8M0). The GEMM model, sweep and array PE do not take block formats yet.
-
-as the ``a`` port takes them (and the step's control field, the same for every row), a B
-element the ``n`` weight codes (``b``): a 1 x 1 x n tile (``tile``), so
-:func:`arithforge.sim.accelerator.element_operands` packs element GEMMs (``simulate gemm --a
---b``) into steps.
+``normalized`` with E8M0). The GEMM model takes block formats (``evaluate --weights
+mxfp8_e4m3 --acts mxfp8_e4m3 --datapath dot``, ``nvfp4``): steps of one block (``n`` = the
+block size unless given), each block one group with its scale pair, K padded with zero
+elements; an NVFP4 per-tensor scale is the operand's row scale, applied after the GEMM. The
+sweep and the array PE do not take block formats yet; promotion, a K order and an output
+conversion are not built with groups or scales.
 """
 
 from __future__ import annotations
@@ -139,7 +144,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 
 from .._errors import ArithforgeError
-from ..formats import FloatFormat, FormatError, IntFormat, Rounding, get_format, mma, ops
+from ..formats import (
+    BlockFormat,
+    FloatFormat,
+    FormatError,
+    IntFormat,
+    Rounding,
+    get_format,
+    mma,
+    ops,
+)
 from ..formats import _core as core
 from ..formats.rounding import as_rounding
 from . import _cases
@@ -385,7 +399,7 @@ def _around(model: mma.MMAModel, promote: Any, output: Any) -> mma.MMAModel:
         model = dataclasses.replace(model, promote=int(promote))
     if output is not None:
         out = get_format(output) if isinstance(output, str) else output
-        if getattr(out, "name", None) not in OUTPUTS:
+        if not isinstance(out, FloatFormat) or out.name not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, not "
                              f"{getattr(out, 'name', out)!r}")
         model = dataclasses.replace(model, output=out)
@@ -398,7 +412,8 @@ def _around(model: mma.MMAModel, promote: Any, output: Any) -> mma.MMAModel:
 # -- the GEMM model -------------------------------------------------------------------------------
 
 #: Options of the GEMM model (None: the unit's default) besides ``model``.
-_OPTIONS = ("n", "frac_bits", "term_rounding", "alignment", "acc_frac_bits", "normalization")
+_OPTIONS = ("n", "frac_bits", "term_rounding", "alignment", "acc_frac_bits", "normalization",
+            "promote")
 _TERM_ROUNDINGS = PARAMS["term_rounding"].choices or ()
 
 
@@ -442,6 +457,7 @@ def _check_model(options: dict[str, Any]) -> dict[str, Any]:
     options["frac_bits"] = int_option(options, "frac_bits", 1, 40, none=True)
     options["acc_frac_bits"] = int_option(options, "acc_frac_bits", 0, 23, none=True)
     options["normalization"] = int_option(options, "normalization", 1, 64, none=True)
+    options["promote"] = int_option(options, "promote", 1, 1 << 16, none=True)
     for key, choices in (("term_rounding", _TERM_ROUNDINGS), ("alignment", ALIGNMENTS),
                          ("model", tuple(mma.PRESETS))):
         value = options[key]
@@ -473,11 +489,16 @@ def gemm_model(fa: FloatFormat, fb: FloatFormat, acc: FloatFormat, rounding: Rou
                              f"{acc.name!r}")
         given["acc"] = acc.name
         given["acc_rounding"] = as_rounding(rounding).value
-    model = _build_model(fa, fb, given, None if preset is None else str(preset))
+    model = _build_model(fa, fb, given, None if preset is None else str(preset), around=True)
     if model.n > MAX_N:
         raise ValueError(f"n must be at most {MAX_N}, not {model.n}")
-    # No promotion: the steps chain from +0 through the accumulator, which is the output.
-    return dataclasses.replace(model, output=model.acc_format)
+    promote = options.get("promote")
+    if promote is None and model.promote is None:
+        # No promotion: the steps chain from +0 through the accumulator, which is the output.
+        return dataclasses.replace(model, output=model.acc_format)
+    # Promotion (the option or the preset's): the float32 main accumulator is the output, as
+    # the unit's on its last step with output float32.
+    return _around(dataclasses.replace(model, output=_F32), promote, None)
 
 
 def _run_int(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
@@ -501,7 +522,76 @@ def _run_int(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
             f"dot integer steps {steps} {fa.name}x{fb.name}->{acc.name} wrapping")
 
 
+def _block_scale_format(fmt: BlockFormat) -> FloatFormat:
+    """The step's ``scale_format`` of a block format's scales: E8M0 as it is; UE4M3 (the
+    catalog's ``float8_ue4m3``, NVFP4's) as ``float8_e4m3fn`` codes with sign 0, the same
+    bits."""
+    sf = fmt.scale
+    if sf.name == "float8_e8m0fnu":
+        return sf
+    if sf.name == "float8_ue4m3":
+        out = get_format("float8_e4m3fn")
+        assert isinstance(out, FloatFormat)
+        return out
+    raise ArithforgeError(f"dot: block scales in the step are E8M0 or UE4M3, not {sf.name} "
+                          f"({fmt.name})")
+
+
+def _run_blocks(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
+    """Block formats (OCP MX, NVFP4): steps of ``n`` lanes (default one block), each block a
+    group summed exactly and scaled by its two block scales (:class:`MMAModel`'s ``group``,
+    ``block``, ``scale_format``); a per-tensor scale (NVFP4) is the operand's row scale, applied
+    after the GEMM as cuBLAS's epilogue applies it. K is padded with zero elements to whole
+    steps."""
+    fx, fw = qx.fmt, qw.fmt
+    if not (isinstance(fx, BlockFormat) and isinstance(fw, BlockFormat)):
+        raise ArithforgeError(f"dot: block-scaled steps need both operands in block formats "
+                              f"(mxfp8_e4m3, mxfp4_e2m1, nvfp4...), not {fx.name} x {fw.name}; "
+                              f"quantize both per block")
+    if fx.block_size != fw.block_size:
+        raise ArithforgeError(f"dot: both operands need one block size, not {fx.block_size} "
+                              f"and {fw.block_size}")
+    sfx, sfw = _block_scale_format(fx), _block_scale_format(fw)
+    if sfx != sfw:
+        raise ArithforgeError(f"dot: both operands need one scale format, not {fx.scale.name} "
+                              f"and {fw.scale.name}")
+    block = fx.block_size
+    acc = float_acc(config, "dot")
+    try:
+        ea = _float_format(fx.element, "activation elements")
+        eb = _float_format(fw.element, "weight elements")
+        opts = dict(config.options)
+        if opts.get("n") is None and opts.get("model") is None:
+            opts["n"] = block
+        model = gemm_model(ea, eb, acc, config.rounding, opts)
+        model = dataclasses.replace(model, group=block, block=block, scale_format=sfx)
+        if mma.group_exact_bits(ea, eb, model) > core.SIG_LIMIT_BITS:
+            raise ValueError(f"{ea.name} x {eb.name} block sums need more exact bits than the "
+                             f"model's {core.SIG_LIMIT_BITS}; groups take fp4, fp6 or e4m3 "
+                             f"elements")
+    except ValueError as exc:  # FormatError included
+        raise ArithforgeError(f"dot: {' '.join(str(exc).split())}") from None
+    xa, xw = qx.codes, qw.codes
+    k = np.asarray(xa.element).shape[1]
+    kp = -(-k // model.n) * model.n
+    one = int(np.asarray(fx.scale.encode(1.0)))
+
+    def padded(codes: Any) -> tuple[np.ndarray, np.ndarray]:
+        el = np.asarray(codes.element)
+        sc = np.asarray(codes.scale)
+        el = np.pad(el, ((0, 0), (0, kp - k)))
+        sc = np.pad(sc, ((0, 0), (0, kp // block - sc.shape[1])), constant_values=one)
+        return el, sc
+
+    a, sa = padded(xa)
+    b, sb = padded(xw)
+    codes = mma.matmul(a, b.T, ea, eb, model=model, block_scale_a=sa, block_scale_b=sb.T)
+    return model.output.decode(codes), f"dot block steps {model.label()}"
+
+
 def _run(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
+    if isinstance(qx.fmt, BlockFormat) or isinstance(qw.fmt, BlockFormat):
+        return _run_blocks(qx, qw, config)
     if isinstance(qx.fmt, IntFormat) or isinstance(qw.fmt, IntFormat):
         if config.options.get("kulisch"):
             raise ArithforgeError(f"dot: option kulisch applies to float operands only, not to "
@@ -2214,6 +2304,9 @@ class Dot(Descriptor):
         "acc_rounding": Param("choice:rtz|rne", "rtz", "rounding of each step"),
         "normalization": Param("int", None, "approximate normalization window W of the sum "
                                             "(default: exact)", 1, 64),
+        "promote": Param("int", None, "promotion period P in elements of K, a multiple of n: "
+                                      "a float32 main accumulator and adder (default: none)",
+                         1, 1 << 16),
         "stages": stages_param(),
         "kulisch": Param("bool", False, "a Kulisch register instead of the float accumulator "
                                         "(float32 designs only; a named variant sweeps it)"),
@@ -2333,7 +2426,8 @@ class Dot(Descriptor):
         options = {"n": params["n"], "frac_bits": params["frac_bits"], "term_rounding":
                    params["term_rounding"], "alignment": None,
                    "acc_frac_bits": params["acc_frac_bits"],
-                   "normalization": params.get("normalization")}
+                   "normalization": params.get("normalization"),
+                   "promote": params.get("promote")}
         try:
             m = gemm_model(fa, fb, facc, params["acc_rounding"], options)
         except ValueError as exc:
@@ -2345,11 +2439,13 @@ class Dot(Descriptor):
                "stages": int(params["stages"])}
         if m.normalization is not None:
             hdl["normalization"] = m.normalization
+        if m.promote is not None:
+            hdl["promote"] = m.promote
         model = ctx.model(weights, acts, acc, self.name, rounding=m.acc_rounding.value,
                           options={"n": m.n, "frac_bits": m.frac_bits,
                                    "term_rounding": m.term_rounding.value,
                                    "alignment": m.alignment, "acc_frac_bits": m.acc_frac_bits,
-                                   "normalization": m.normalization})
+                                   "normalization": m.normalization, "promote": m.promote})
         return self.make_design(label, weights, acts, acc, params, (self.name, hdl), model,
                                 macs=m.n)
 

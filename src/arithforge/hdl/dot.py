@@ -81,7 +81,7 @@ from typing import Any
 from amaranth import Cat, Const, Module, Mux, Signal, Value
 
 from ..datapaths.dot import EXP_BITS, DotUnit
-from ..formats import Rounding, get_format
+from ..formats import FloatFormat, Rounding, get_format
 from ._float import unpack
 from .base import Datapath, Pipeline, choose_cuts, wire
 from .fma import Adder
@@ -94,7 +94,7 @@ _NO_TERM = -(1 << (EXP_BITS - 1))
 #: float16's least normal exponent (``sum_fp16`` widens subnormal operands down to it).
 _F16_EMIN = -14
 #: The main accumulator of promotion.
-_F32 = get_format("float32")
+_F32 = FloatFormat(8, 23)
 
 
 def _smax(a: Value, b: Value) -> Value:
