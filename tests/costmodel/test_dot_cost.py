@@ -160,9 +160,10 @@ def test_h100_fp8_step_against_bf16_per_mac() -> None:
 
 def test_dot_claims_without_the_dot_datapath(registry) -> None:
     tech = load_tech()
-    for step in (rep.dot_fp8_vs_int8, rep.h100_fp8_step):
+    for step in (rep.dot_fp8_vs_int8, rep.h100_fp8_step, rep.dot_approx_normalization,
+                 rep.mx_dot_vs_fma):
         claim = step(registry, tech, {})
-        assert claim.verdict == "not yet: dot not in the registry"
+        assert claim.verdict.startswith("not yet: dot")
         assert claim.rows == []
 
 
@@ -177,3 +178,27 @@ def test_steps_without_ice40_say_so() -> None:
     assert rows["bf16 step (h100-bf16, n=16): transistors / iCE40 LUTs per MAC"] == (
         "10,000 / not synthesized")
     assert not any("iCE40 LUTs" in q and "/ bf16" in q for q in rows)
+
+
+def test_window_and_mx_rows_from_given_measurements() -> None:
+    """The approximate-normalization row compares each window with the exact step; the MX row
+    divides the step by its n products and compares with one element FMA."""
+    step = rep.DOT_WINDOW_STEP
+    cache = {rep._dot_label(step): _measured("exact", 100_000, 0, 10.0)}
+    for w, t in zip(rep.DOT_WINDOWS, (101_000, 90_000), strict=True):
+        cache[rep._dot_label({**step, "normalization": w})] = _measured(f"W{w}", t, 0, 10.0)
+    claim = rep.dot_approx_normalization(hdl_registry, load_tech(), cache)
+    rows = {q: (s, m, c) for q, s, m, c in claim.rows}
+    assert rows["area change, window 6 (transistors)"][0] == "-10%"
+    assert claim.verdict.startswith("partly: 10.0% fewer transistors at the lossy window W=6, "
+                                    "+1.0% at the lossless W=9")
+    cache = {}
+    for _, fmt, params in rep.MX_DOTS:
+        cache[rep._dot_label(params)] = _measured("mx", 32 * 5_000, 0, 32 * 0.5)
+        cache[f"fma {fmt} + float32"] = _measured("fma", 20_000, 1_000, 2.0)
+    claim = rep.mx_dot_vs_fma(hdl_registry, load_tech(), cache)
+    rows = {q: (s, m, c) for q, s, m, c in claim.rows}
+    assert rows["MXFP8 e4m3 dot / FMA chain per MAC: transistors"][0] == "0.25x"
+    assert rows["MXFP4 e2m1 dot / FMA chain per MAC: energy"][1] == "0.25x"
+    assert claim.verdict == ("agrees: the MX dot step is 0.25x, 0.25x the element FMA's "
+                             "transistors per MAC (MXFP8, MXFP4)")
