@@ -136,7 +136,7 @@ conversion are not built with groups or scales.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -1666,17 +1666,8 @@ class DotUnit(Unit):
         all alike or in one lane, lanes alternating with a range end, against the corner
         accumulators and accumulators putting the sum next to either end (wrap);
         ``random`` :meth:`_int_random`."""
-        if kind == "exhaustive":
-            return self._int_exhaustive()
-        if kind == "random":
-            assert n is not None
-            return self._int_random(rng, int(n))
-        out = self._int_corner(rng)
-        if n is not None:
-            size = len(out["c"])
-            extra = self._int_random(rng, int(n) - size) if int(n) > size else None
-            out = _cases.resize(rng, out, int(n), extra)
-        return out
+        return _kind_cases(rng, kind, n, self._int_exhaustive, self._int_corner,
+                           self._int_random)
 
     # -- the Kulisch register -------------------------------------------------------------------
     def _kulisch_describe(self) -> dict[str, Any]:
@@ -1865,17 +1856,8 @@ class DotUnit(Unit):
         against the corner registers (:meth:`_kulisch_registers`); ``corner``
         :meth:`_kulisch_corner` (``n`` subsamples them or tops them up with random vectors);
         ``random`` :meth:`_kulisch_random`."""
-        if kind == "exhaustive":
-            return self._kulisch_exhaustive()
-        if kind == "random":
-            assert n is not None
-            return self._kulisch_random(rng, int(n))
-        out = self._kulisch_corner(rng)
-        if n is not None:
-            size = len(out["c"])
-            extra = self._kulisch_random(rng, int(n) - size) if int(n) > size else None
-            out = _cases.resize(rng, out, int(n), extra)
-        return out
+        return _kind_cases(rng, kind, n, self._kulisch_exhaustive, self._kulisch_corner,
+                           self._kulisch_random)
 
     def _kulisch_structure(self) -> nx.DiGraph:
         """Per lane a multiplier and a left shifter placing the product in the register; one
@@ -2128,6 +2110,26 @@ class DotUnit(Unit):
             rnd = gr.node("output_round", "rounder", out.precision + 1, last)
             last = gr.node("output_select", "mux", self.state_width, rnd, last, inputs=2)
         return (last,)
+
+
+def _kind_cases(rng: np.random.Generator, kind: str, n: int | None,
+                exhaustive: Callable[[], dict[str, np.ndarray]],
+                corner: Callable[[np.random.Generator], dict[str, np.ndarray]],
+                random: Callable[[np.random.Generator, int], dict[str, np.ndarray]]
+                ) -> dict[str, np.ndarray]:
+    """Vectors of one kind: ``exhaustive()``, ``random(rng, n)``, or ``corner(rng)`` subsampled
+    to ``n`` or topped up with random vectors."""
+    if kind == "exhaustive":
+        return exhaustive()
+    if kind == "random":
+        assert n is not None
+        return random(rng, int(n))
+    out = corner(rng)
+    if n is not None:
+        size = len(out["c"])
+        extra = random(rng, int(n) - size) if int(n) > size else None
+        out = _cases.resize(rng, out, int(n), extra)
+    return out
 
 
 def _dot(a: str, **kw: Any) -> dict[str, Any]:
