@@ -153,7 +153,7 @@ def test_model_sets_the_step() -> None:
     ({"model": "h100-bf16", "acc_rounding": "rne"}, r"acc_rounding=rne contradicts"),
     ({"promote": 8, "n": 3}, r"promote must be a multiple of n=3"),
     ({"promote": 8, "n": 4, "acc": "float16"}, r"the step's accumulator must be float32 too"),
-    ({"output": "float8_e4m3fn"}, r"output must be one of float32, bfloat16, float16"),
+    ({"out": "float8_e4m3fn"}, r"out must be one of float32, bfloat16, float16"),
     ({"a": "int8", "promote": 32}, r"promote applies to float operands only"),
     ({"a": "float32"}, r"at most 16 bits"),
     ({"a": "int8", "b": "float8_e4m3fn"}, r"both be integers or both floats, not int8 x float8"),

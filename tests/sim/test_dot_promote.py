@@ -30,17 +30,17 @@ FP8 = "float8_e4m3fn"
 #: (PE spec, A format, B format, the formats.mma model it must reproduce, K).
 CHAINS: list[tuple[str, str, str, mma.MMAModel, int]] = [
     ("dot:a=float8_e4m3fn,model=h100-fp8", FP8, FP8, mma.get_model("h100-fp8"), 300),
-    ("dot:a=float8_e4m3fn,model=h100-fp8,output=bfloat16", FP8, FP8,
+    ("dot:a=float8_e4m3fn,model=h100-fp8,out=bfloat16", FP8, FP8,
      dataclasses.replace(mma.get_model("h100-fp8"), output="bfloat16"), 256),
     ("dot:a=float8_e5m2,b=float8_e4m3fn,model=h100-fp8-mma-sync", "float8_e5m2", FP8,
      mma.get_model("h100-fp8-mma-sync"), 70),
     ("dot:a=float8_e4m3fn,model=h100-fp8-fastacc,promote=32", FP8, FP8,
      dataclasses.replace(mma.get_model("h100-fp8-fastacc"), promote=32), 96),
-    ("dot:a=bfloat16,model=h100-bf16,output=bfloat16", "bfloat16", "bfloat16",
+    ("dot:a=bfloat16,model=h100-bf16,out=bfloat16", "bfloat16", "bfloat16",
      dataclasses.replace(mma.get_model("h100-bf16"), output="bfloat16"), 40),
     ("dot:a=float16,model=h100-fp16-f16acc", "float16", "float16",
      mma.get_model("h100-fp16-f16acc"), 48),
-    ("dot:a=float8_e4m3fn,n=4,promote=8,output=float16,stages=1", FP8, FP8,
+    ("dot:a=float8_e4m3fn,n=4,promote=8,out=float16,stages=1", FP8, FP8,
      mma.MMAModel(n=4, frac_bits=13, acc_frac_bits=13, promote=8, output="float16"), 22),
 ]
 
@@ -74,7 +74,7 @@ def test_reference_flush_and_last_against_float32() -> None:
     """One step by hand: the step's sum into ``partial``; ``flush`` adds it into ``main`` as a
     numpy float32 addition does and restarts ``partial`` from +0; ``last`` gives the output
     code of ``main`` (bfloat16, round to nearest even)."""
-    unit = get("dot").build_unit(a=FP8, n=2, promote=4, output="bfloat16", frac_bits=13,
+    unit = get("dot").build_unit(a=FP8, n=2, promote=4, out="bfloat16", frac_bits=13,
                                  acc_frac_bits=13)
     assert isinstance(unit, DotUnit)
     e4 = get_format(FP8)
@@ -98,7 +98,7 @@ def test_reference_flush_and_last_against_float32() -> None:
 
 
 def test_vectors_cover_flush_last_and_cancellation(rng: np.random.Generator) -> None:
-    unit = get("dot").build_unit(a=FP8, model="h100-fp8", output="bfloat16")
+    unit = get("dot").build_unit(a=FP8, model="h100-fp8", out="bfloat16")
     assert isinstance(unit, DotUnit)
     assert unit.control_bits == 2
     v = unit.test_cases(rng, "random", 4000)
@@ -145,12 +145,12 @@ def test_promotion_needs_a_float32_step_accumulator() -> None:
 # -- the RTL --------------------------------------------------------------------------------------
 
 PROMOTE_CONFIGS: list[dict[str, Any]] = [
-    {"a": FP8, "n": 4, "promote": 8, "output": "bfloat16", "frac_bits": 13,
+    {"a": FP8, "n": 4, "promote": 8, "out": "bfloat16", "frac_bits": 13,
      "acc_frac_bits": 13, "stages": 1},
     {"a": "float8_e5m2", "b": FP8, "n": 4, "promote": 4, "alignment": "sum_fp16",
      "frac_bits": 25},
-    {"a": "bfloat16", "n": 2, "output": "float16", "stages": 2},
-    {"a": "float16", "n": 2, "acc": "float16", "acc_rounding": "rne", "output": "float32"},
+    {"a": "bfloat16", "n": 2, "out": "float16", "stages": 2},
+    {"a": "float16", "n": 2, "acc": "float16", "acc_rounding": "rne", "out": "float32"},
 ]
 
 
@@ -170,7 +170,7 @@ def test_harness_promotion_and_output(params: dict[str, Any], seed: int) -> None
 @pytest.mark.parametrize("model", ["h100-fp8", "h100-fp8-mma-sync"])
 def test_harness_h100_promoting_presets(model: str) -> None:
     start = time.monotonic()
-    dp = registry.build("dot", a=FP8, model=model, output="bfloat16", stages=2)
+    dp = registry.build("dot", a=FP8, model=model, out="bfloat16", stages=2)
     result = harness.verify(dp, "random", 20_000, seed=5)
     assert (result.vectors, result.mismatches) == (20_000, 0), result.first_failures
     assert time.monotonic() - start < 300
@@ -178,6 +178,6 @@ def test_harness_h100_promoting_presets(model: str) -> None:
 
 @pytest.mark.cosim
 def test_lint_promotion() -> None:
-    dp = registry.build("dot", a=FP8, n=4, promote=8, output="bfloat16", stages=2)
+    dp = registry.build("dot", a=FP8, n=4, promote=8, out="bfloat16", stages=2)
     waived = export.lint(export.to_verilog(dp, "dot"), "dot")
     assert {m.rule for m in waived} <= set(export.WAIVERS)

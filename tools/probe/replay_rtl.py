@@ -8,7 +8,7 @@ PEs as element codes: the PE face packs them into steps (K zero-padded, reordere
 fields), the array runs on Verilator, and its output codes (``C``, the RTL's) are compared with
 the recorded ones bit for bit, and with the cycle-level model's (``outputs_match``). The PE of a
 path is the preset that ``tests/formats/test_mma.py`` (``preset_for``) maps it to, with the
-library's output format and promotion as the unit's ``output`` and ``promote``.
+library's output format and promotion as the unit's ``out`` and ``promote``.
 
 Out of scope (counted, not replayed): products that cuBLAS split along K (``h100_fit.json``'s
 best split for that call shape is not 1: the unit does not build split-K), the ``m16`` split-K
@@ -57,7 +57,7 @@ def pe_for(group: str, path: str) -> str:
     out = {"bf16": "bfloat16", "fp16": "float16"}.get(group, "float32")
     if path.startswith("scaled_mm"):
         spec = base + ("h100-fp8" if path.endswith("slow") else "h100-fp8-fastacc")
-        return spec + (",output=bfloat16" if "_bf16_" in path else "")
+        return spec + (",out=bfloat16" if "_bf16_" in path else "")
     if path == "mma_sync":
         return base + ("h100-fp8-mma-sync" if fp8 else f"h100-{group}")
     if path == "triton":
@@ -67,7 +67,7 @@ def pe_for(group: str, path: str) -> str:
     if path == "torch_mm_f32out":
         return base + f"h100-{group}"
     if path in ("torch_matmul", "torch_matmul_noreduced"):
-        return base + f"h100-{group},output={out}"
+        return base + f"h100-{group},out={out}"
     if path in ("torch_matmul_f16acc", "mma_sync_f16acc"):
         return base + "h100-fp16-f16acc"
     raise ValueError(f"no dot configuration models path {path!r}")

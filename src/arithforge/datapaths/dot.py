@@ -29,17 +29,17 @@ window loses nothing: the sum has no bits below the floor's rounding position.
 
 ``model`` (a :data:`arithforge.formats.mma.PRESETS` name) sets ``n``, ``frac_bits``,
 ``term_rounding``, ``alignment``, ``acc``, ``acc_frac_bits`` and ``acc_rounding``, and what
-happens around the steps: ``promote``, ``k_order`` and ``output`` (``promote`` and ``output``
+happens around the steps: ``promote``, ``k_order`` and ``out`` (``promote`` and ``out``
 given with a model override its; a model that splits K is refused).
 
 Around the steps (promotion, K order, output): with ``promote`` (``h100-fp8``: 128,
-``h100-fp8-mma-sync``: 32) or an ``output`` other than the accumulator's, ``c`` and the result
+``h100-fp8-mma-sync``: 32) or an ``out`` other than the accumulator's, ``c`` and the result
 hold the unit's state, ``partial`` (the step accumulator, low bits) and, with promotion, the
 float32 ``main`` accumulator above it (``describe()["state"]``), and ``a`` carries a control
 field above its lanes (``describe()["control"]``): ``flush`` (with promotion) ends a promotion
 window, ``main <- f32_add_rne(main, step)`` and ``partial <- +0``; ``last`` (with promotion or
 an output conversion) makes the result the output code, ``main`` (or, without promotion, the
-step's result) rounded to nearest even to ``output`` (float32, bfloat16 or float16). Both are
+step's result) rounded to nearest even to ``out`` (float32, bfloat16 or float16). Both are
 float32-style adders (the ``add`` datapath's hardware; the conversion adds -0). What the steps
 see of K (:meth:`DotUnit.step_control`, :attr:`DotUnit.k_block`,
 :attr:`DotUnit.k_permutation`) is the feed's: K zero-padded to whole promotion windows (and
@@ -59,7 +59,7 @@ accumulator is the config's ``acc`` (float32, float16 or bfloat16) with its ``ro
 or ``model``, a preset that sets all of them and the accumulator itself. ``promote = P`` (or a
 preset that promotes, ``h100-fp8``, ``h100-fp8-mma-sync`` with its K order) adds each window's
 partial sum into a float32 accumulator, which is then the output, as the unit's flush steps and
-its last step with ``output = float32`` do.
+its last step with ``out = float32`` do.
 
 Sweep (``[datapaths.dot]``, not in the default spec): ``n`` (16), ``frac_bits`` and
 ``acc_frac_bits`` (the unit's defaults), ``term_rounding``, ``acc_rounding``, ``stages``; float
@@ -248,7 +248,7 @@ PARAMS: dict[str, Param] = {
                                   "unit holds a float32 main accumulator beside the step's and "
                                   "adds the step sum into it (RNE) on flush steps (default: the "
                                   "model's, else none)", 1, 1 << 16),
-    "output": Param("format", None, "format of the final result: float32, bfloat16 or float16, "
+    "out": Param("format", None, "format of the final result: float32, bfloat16 or float16, "
                                     "the accumulator rounded to nearest even on the last step "
                                     "(default: the model's, else the accumulator's)"),
 }
@@ -267,7 +267,7 @@ _MODEL_FIELDS = {"n": "n", "frac_bits": "frac_bits", "term_rounding": "term_roun
 
 #: Parameters of float operands only (refused with integer operands).
 FLOAT_ONLY = ("frac_bits", "term_rounding", "alignment", "acc_frac_bits", "acc_rounding",
-              "model", "normalization", "promote", "output")
+              "model", "normalization", "promote", "out")
 
 
 def _float_format(value: Any, what: str) -> FloatFormat:
@@ -400,7 +400,7 @@ def _around(model: mma.MMAModel, promote: Any, output: Any) -> mma.MMAModel:
     if output is not None:
         out = get_format(output) if isinstance(output, str) else output
         if not isinstance(out, FloatFormat) or out.name not in OUTPUTS:
-            raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, not "
+            raise ValueError(f"out must be one of {', '.join(OUTPUTS)}, not "
                              f"{getattr(out, 'name', out)!r}")
         model = dataclasses.replace(model, output=out)
     if model.promote is not None and model.acc_format != _F32:
@@ -793,7 +793,7 @@ class DotUnit(Unit):
                  normalization: int | None = None, kulisch: bool = False,
                  acc_width: int | None = None, acc_lsb: int | None = None,
                  acc_result: str | None = None, promote: int | None = None,
-                 output: FloatFormat | str | None = None) -> None:
+                 out: FloatFormat | str | None = None) -> None:
         fa = _operand_format(a, "a")
         fb = _operand_format(a if b is None else b, "b")
         if isinstance(acc, FloatFormat | IntFormat):
@@ -820,7 +820,7 @@ class DotUnit(Unit):
                 "frac_bits": frac_bits, "term_rounding": term_rounding, "alignment": alignment,
                 "acc": acc, "acc_frac_bits": acc_frac_bits, "acc_rounding": acc_rounding,
                 "model": model, "normalization": normalization, "promote": promote,
-                "output": output})
+                "out": out})
             return
         if kul_given:
             raise ValueError(f"{kul_given} applies to a Kulisch accumulator only (kulisch=true)")
@@ -828,7 +828,7 @@ class DotUnit(Unit):
             self._init_int(ints, n, acc, stages, {
                 "frac_bits": frac_bits, "term_rounding": term_rounding, "alignment": alignment,
                 "acc_frac_bits": acc_frac_bits, "acc_rounding": acc_rounding, "model": model,
-                "normalization": normalization, "promote": promote, "output": output})
+                "normalization": normalization, "promote": promote, "out": out})
             return
         assert isinstance(fa, FloatFormat)
         assert isinstance(fb, FloatFormat)
@@ -850,9 +850,9 @@ class DotUnit(Unit):
             mma.get_model(str(model))  # the error naming the close presets
         try:
             step = _build_model(self._fa, self._fb, given, model, around=True)
-            # Without a model the result is the accumulator's format unless output says.
-            self._model = _around(step, promote, step.acc_format if output is None
-                                  and model is None else output)
+            # Without a model the result is the accumulator's format unless out says.
+            self._model = _around(step, promote, step.acc_format if out is None
+                                  and model is None else out)
         except FormatError as exc:
             raise ValueError(str(exc)) from None
         if self._model.n > MAX_N:
@@ -863,7 +863,7 @@ class DotUnit(Unit):
                             or mdl.output != mdl.acc_format):
             raise ValueError("promotion, a K order and an output conversion are not built with "
                              "groups or block scales (the scale codes follow the lanes where the "
-                             "control field would be): drop promote and output (or use a preset "
+                             "control field would be): drop promote and out (or use a preset "
                              "without them), or group and scale")
         self._n = self._model.n
         self._preset = model
@@ -962,7 +962,7 @@ class DotUnit(Unit):
 
     @property
     def converts(self) -> bool:
-        """Whether the last step puts the ``output`` code in the result: the accumulator
+        """Whether the last step puts the ``out`` code in the result: the accumulator
         rounded to another format, or (with promotion) the main accumulator's code."""
         return self._int is None and (self._model.output != self._facc
                                       or self._model.promote is not None)
@@ -1356,7 +1356,7 @@ class DotUnit(Unit):
                      ) -> np.ndarray:
         """One step with the promotion and the output conversion around it (module
         docstring): the step on the partial accumulator; ``flush``: ``main <- f32_add_rne(main,
-        step)``, ``partial <- +0``; ``last``: the result is ``output``'s code of ``main`` (or of
+        step)``, ``partial <- +0``; ``last``: the result is ``out``'s code of ``main`` (or of
         the step, without promotion), rounded to nearest even."""
         part_bits, _ = self._state_widths
         c = np.asarray(c, dtype=np.uint64).reshape(-1)
