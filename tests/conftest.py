@@ -27,6 +27,7 @@ import zlib
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -170,3 +171,22 @@ def bare_registry() -> Iterator[ModuleType]:
     finally:
         datapaths.DATAPATHS.clear()
         datapaths.DATAPATHS.update(builtins)
+
+
+def chain_over_k(unit: Any, a: np.ndarray, w: np.ndarray, start: Any = None) -> Any:
+    """A dot unit's reference chained over K (zero codes pad the last step): accumulator
+    values, ``M * N`` of them (row-major), from ``start`` (default +0 codes)."""
+    n = unit.n
+    m, k = a.shape
+    cols = w.shape[0]
+    steps = -(-k // n)
+    pa = np.zeros((m, steps * n), dtype=np.uint64)
+    pa[:, :k] = a
+    pw = np.zeros((cols, steps * n), dtype=np.uint64)
+    pw[:, :k] = w
+    acc = np.zeros(m * cols, dtype=np.uint64) if start is None else start
+    for t in range(steps):
+        la = np.repeat(pa[:, t * n:(t + 1) * n], cols, axis=0)
+        lw = np.tile(pw[:, t * n:(t + 1) * n], (m, 1))
+        acc = unit.reference(**unit.join(la, lw), c=acc)
+    return acc

@@ -21,6 +21,8 @@ from arithforge.formats import FloatFormat, IntFormat, Rounding, get_format
 from arithforge.workloads.evaluate import accuracy_model, check_options
 from arithforge.workloads.quantize import Quantized, quantize
 
+from ..conftest import chain_over_k
+
 
 def _operands(fa: FloatFormat, fb: FloatFormat, rng: np.random.Generator, m: int, n: int,
               k: int) -> tuple[Quantized, Quantized]:
@@ -39,20 +41,7 @@ def _operands(fa: FloatFormat, fb: FloatFormat, rng: np.random.Generator, m: int
 
 def _chain(unit: DotUnit, a: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Accumulator codes (M, N): the unit's reference chained over K from +0."""
-    n = unit.n
-    m, k = a.shape
-    cols = w.shape[0]
-    steps = -(-k // n)
-    pa = np.zeros((m, steps * n), dtype=np.uint64)
-    pa[:, :k] = a
-    pw = np.zeros((cols, steps * n), dtype=np.uint64)
-    pw[:, :k] = w
-    acc = np.zeros(m * cols, dtype=np.uint64)
-    for t in range(steps):
-        la = np.repeat(pa[:, t * n:(t + 1) * n], cols, axis=0)
-        lw = np.tile(pw[:, t * n:(t + 1) * n], (m, 1))
-        acc = unit.reference(**unit.join(la, lw), c=acc)
-    return acc.reshape(m, cols)
+    return np.asarray(chain_over_k(unit, a, w)).reshape(a.shape[0], w.shape[0])
 
 
 CASES: list[tuple[str, dict[str, Any]]] = [

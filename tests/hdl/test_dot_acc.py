@@ -20,6 +20,8 @@ from arithforge.formats import FloatFormat, IntFormat, Rounding, get_format, mma
 from arithforge.workloads.evaluate import accuracy_model, check_options
 from arithforge.workloads.quantize import quantize
 
+from ..conftest import chain_over_k
+
 F32 = get_format("float32")
 
 
@@ -187,24 +189,6 @@ def _operands(fa: FloatFormat, rng: np.random.Generator, m: int, n: int, k: int)
                                                                   "none")
 
 
-def _chain(unit: DotUnit, a: np.ndarray, w: np.ndarray, zero: Any) -> list[Any]:
-    """The unit's reference chained over K (zero codes pad the last step), from ``zero``."""
-    n = unit.n
-    m, k = a.shape
-    cols = w.shape[0]
-    steps = -(-k // n)
-    pa = np.zeros((m, steps * n), dtype=np.uint64)
-    pa[:, :k] = a
-    pw = np.zeros((cols, steps * n), dtype=np.uint64)
-    pw[:, :k] = w
-    acc = zero
-    for t in range(steps):
-        la = np.repeat(pa[:, t * n:(t + 1) * n], cols, axis=0)
-        lw = np.tile(pw[:, t * n:(t + 1) * n], (m, 1))
-        acc = unit.reference(**unit.join(la, lw), c=acc)
-    return acc
-
-
 @pytest.mark.parametrize("params", [
     {"a": "float8_e4m3fn", "n": 16, "kulisch": True},
     {"a": "bfloat16", "n": 4, "kulisch": True},
@@ -229,7 +213,7 @@ def test_kulisch_gemm_model_is_the_unit_chained(params: dict[str, Any],
     zero = np.zeros(m * n, dtype=np.uint64) if w <= 62 else np.zeros(m * n, dtype=object)
     a = np.asarray(qx.codes, dtype=np.uint64)
     wt = np.asarray(qw.codes, dtype=np.uint64)
-    reg = _chain(unit, a, wt, zero)
+    reg = chain_over_k(unit, a, wt, zero)
     want = mma.kulisch_round(reg, w, lsb).reshape(m, n)
     got = np.asarray(F32.encode(values, "rne")).astype(np.uint32)
     np.testing.assert_array_equal(got, want)
@@ -239,8 +223,8 @@ def test_kulisch_gemm_model_is_the_unit_chained(params: dict[str, Any],
     # The last step by the rounding unit gives the same codes.
     last = _unit({**params, "acc_result": "float32"})
     k0 = (k // unit.n) * unit.n if k % unit.n else k - unit.n
-    head = _chain(unit, a[:, :k0], wt[:, :k0], zero)
-    tail = _chain(last, a[:, k0:], wt[:, k0:], head)
+    head = chain_over_k(unit, a[:, :k0], wt[:, :k0], zero)
+    tail = chain_over_k(last, a[:, k0:], wt[:, k0:], head)
     np.testing.assert_array_equal(np.asarray(tail).astype(np.uint32).reshape(m, n), want)
 
 
@@ -258,7 +242,7 @@ def test_bf16_gemm_model_is_the_unit_chained(params: dict[str, Any],
     qx, qw = _operands(fa, rng, m, n, k)
     values, how = model.run(qx, qw, config)
     assert how.startswith(f"dot steps {unit.model.label()}")
-    want = _chain(unit, np.asarray(qx.codes, dtype=np.uint64),
+    want = chain_over_k(unit, np.asarray(qx.codes, dtype=np.uint64),
                   np.asarray(qw.codes, dtype=np.uint64), np.zeros(m * n, dtype=np.uint64))
     got = np.asarray(bf16.encode(values, "rne")).astype(np.uint64)
     np.testing.assert_array_equal(got, np.asarray(want).reshape(m, n))

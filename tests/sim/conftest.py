@@ -20,7 +20,9 @@ from amaranth import Module, Signal
 
 from arithforge import datapaths
 from arithforge.datapaths import Descriptor
+from arithforge.hdl import registry as hdl_registry
 from arithforge.hdl.base import Datapath, Param, check_stages, stages_param
+from arithforge.sim import harness
 
 #: Bugs IntMul can carry: a wrong product for one operand pair, a dropped valid, a result one
 #: cycle late (a pipeline register too many on the data path only), valid bits that reset ignores.
@@ -131,3 +133,15 @@ def registry(bare_registry: ModuleType) -> Iterator[ModuleType]:
     for the command-line tests."""
     with datapaths.registered(IntMulDatapath()):
         yield bare_registry
+
+
+def verify_corner_and_random(params: dict[str, Any], seed: int, *, corners: int = 10_000,
+                             random: int = 50_000) -> None:
+    """Build ``dot`` with ``params``; its corner set (more than ``corners`` vectors) and then
+    ``random`` random vectors through the Verilator harness, 0 mismatches each."""
+    dp = hdl_registry.build("dot", **params)
+    corner = harness.verify(dp, "corner")
+    assert corner.mismatches == 0, corner.first_failures
+    assert corner.vectors > corners
+    result = harness.verify(dp, "random", random, seed=seed)
+    assert (result.vectors, result.mismatches) == (random, 0), result.first_failures

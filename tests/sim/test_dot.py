@@ -20,6 +20,8 @@ from arithforge.hdl import registry
 from arithforge.sim import cocotb_benches, harness
 from arithforge.tools import export
 
+from .conftest import verify_corner_and_random
+
 #: Configurations of the bounded verification: each well under 30 s (corner + random).
 CONFIGS: list[dict[str, Any]] = [
     {"a": "float8_e4m3fn", "n": 4, "frac_bits": 13, "acc_frac_bits": 13},
@@ -61,23 +63,13 @@ def _id(params: dict[str, Any]) -> str:
 @pytest.mark.cosim
 @pytest.mark.parametrize("params", CONFIGS, ids=_id)
 def test_harness_corner_and_random(params: dict[str, Any], seed: int) -> None:
-    dp = registry.build("dot", **params)
-    corner = harness.verify(dp, "corner")
-    assert corner.mismatches == 0, corner.first_failures
-    assert corner.vectors > 10_000
-    result = harness.verify(dp, "random", 50_000, seed=seed)
-    assert (result.vectors, result.mismatches) == (50_000, 0), result.first_failures
+    verify_corner_and_random(params, seed)
 
 
 @pytest.mark.cosim
 @pytest.mark.parametrize("params", INT_CONFIGS, ids=_id)
 def test_harness_integer(params: dict[str, Any], seed: int) -> None:
-    dp = registry.build("dot", **params)
-    corner = harness.verify(dp, "corner")
-    assert corner.mismatches == 0, corner.first_failures
-    assert corner.vectors > 1000
-    result = harness.verify(dp, "random", 50_000, seed=seed)
-    assert (result.vectors, result.mismatches) == (50_000, 0), result.first_failures
+    verify_corner_and_random(params, seed, corners=1000)
 
 
 @pytest.mark.cosim

@@ -20,6 +20,8 @@ from arithforge.hdl import registry
 from arithforge.sim import harness
 from arithforge.tools import export
 
+from .conftest import verify_corner_and_random
+
 E8M0 = "float8_e8m0fnu"
 UE4M3 = "float8_e4m3fn"
 
@@ -44,12 +46,7 @@ def _id(params: dict[str, Any]) -> str:
 @pytest.mark.cosim
 @pytest.mark.parametrize("params", CONFIGS, ids=_id)
 def test_harness_corner_and_random(params: dict[str, Any], seed: int) -> None:
-    dp = registry.build("dot", **params)
-    corner = harness.verify(dp, "corner")
-    assert corner.mismatches == 0, corner.first_failures
-    assert corner.vectors > 10_000
-    result = harness.verify(dp, "random", 50_000, seed=seed)
-    assert (result.vectors, result.mismatches) == (50_000, 0), result.first_failures
+    verify_corner_and_random(params, seed)
 
 
 @pytest.mark.cosim

@@ -24,6 +24,8 @@ from arithforge.sim import accelerator as acc
 from arithforge.sim import harness
 from arithforge.tools import export
 
+from .conftest import verify_corner_and_random
+
 F32 = get_format("float32")
 FP8 = "float8_e4m3fn"
 
@@ -158,12 +160,7 @@ PROMOTE_CONFIGS: list[dict[str, Any]] = [
 @pytest.mark.parametrize("params", PROMOTE_CONFIGS,
                          ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()))
 def test_harness_promotion_and_output(params: dict[str, Any], seed: int) -> None:
-    dp = registry.build("dot", **params)
-    corner = harness.verify(dp, "corner")
-    assert corner.mismatches == 0, corner.first_failures
-    assert corner.vectors > 10_000
-    result = harness.verify(dp, "random", 50_000, seed=seed)
-    assert (result.vectors, result.mismatches) == (50_000, 0), result.first_failures
+    verify_corner_and_random(params, seed)
 
 
 @pytest.mark.cosim
