@@ -53,7 +53,7 @@ def test_plan_builds_the_step_it_scores():
     designs, skips = plan(parse_spec(text, "dot.toml"))
     reasons = {(s.weights, s.acc): s.reason for s in skips}
     assert "accumulates integer operands in a signed integer" in reasons[("int8", "float32")]
-    assert "element formats" in reasons[("mxfp8_e4m3", "float32")]
+    assert "not a whole number of blocks of 32" in reasons[("mxfp8_e4m3", "float32")]
     assert reasons[("bfloat16", "int32")] == \
         "the dot unit accumulates in float32, float16 or bfloat16"
     # Integer operands with a float-only parameter set: skipped as the unit refuses them.
@@ -98,6 +98,62 @@ def test_plan_builds_the_step_it_scores():
     assert all(d.acc == "float32" for d in designs)
     assert any(s.acc == "float16" and "acc_frac_bits must be between 0 and 10" in s.reason
                for s in skips)
+
+
+def test_plan_builds_block_scaled_steps():
+    """MX and NVFP4 operands: the unit with one group per block and the block's scales, the GEMM
+    model of the same steps; n must hold whole blocks; e5m2 block sums are refused as the unit
+    refuses them."""
+    text = SPEC.replace('"int8", "mxfp8_e4m3"]', '"mxfp8_e4m3", "mxfp4_e2m1", "nvfp4", '
+                                                 '"mxfp8_e5m2"]').replace("n = [4]",
+                                                                          "n = [16, 32]")
+    designs, skips = plan(parse_spec(text, "dot.toml"))
+    blocks = {d.label: d for d in designs if d.weights in ("mxfp8_e4m3", "mxfp4_e2m1", "nvfp4")}
+    assert set(blocks) == {"mxfp8_e4m3/dot,n=32", "mxfp4_e2m1/dot,n=32", "nvfp4/dot",
+                           "nvfp4/dot,n=32"}
+    reasons = {s.reason for s in skips if s.weights == "mxfp4_e2m1"}
+    assert reasons == {("dot: n=16 is not a whole number of blocks of 32: a block-scaled step "
+                        "takes whole blocks (sweep n = 32, 64, ...)")}
+    assert any("block sums need more exact bits" in s.reason for s in skips
+               if s.weights == "mxfp8_e5m2")
+    for d in blocks.values():
+        fmt = get_format(d.weights)
+        name, hdl = d.hdl
+        unit = get(name).build_unit(**hdl)
+        assert isinstance(unit, DotUnit)
+        m = unit.model
+        assert (m.n, m.group, m.block) == (d.params["n"], fmt.block_size, fmt.block_size)
+        assert m.scale_format is not None
+        assert m.scale_format.bits == 8  # UE4M3 travels as e4m3fn codes with sign 0
+        assert hdl["a"] == hdl["b"] == fmt.element.name
+        assert d.macs == m.n
+        assert d.model["weight_scaling"] == d.model["act_scaling"] == "per-block"
+        opts = d.model["options"]
+        assert (opts["n"], opts["frac_bits"], opts["acc_frac_bits"]) == \
+            (m.n, m.frac_bits, m.acc_frac_bits)
+    # The A port carries the scales: NVFP4 moves 4.5 bits per element, MXFP4 4.25.
+    nv = get("dot").build_unit(**blocks["nvfp4/dot,n=32"].hdl[1])
+    mx = get("dot").build_unit(**blocks["mxfp4_e2m1/dot,n=32"].hdl[1])
+    assert nv.operand_widths["b"] == 32 * 4 + 2 * 8
+    assert mx.operand_widths["b"] == 32 * 4 + 8
+
+
+def test_explore_scores_block_formats(tmp_path):
+    text = SPEC.replace('["float8_e4m3fn", "bfloat16", "int8", "mxfp8_e4m3"]',
+                        '["nvfp4", "mxfp4_e2m1"]').replace("n = [4]", "n = [32]") \
+        .replace('verify = "pareto"', 'verify = "none"')
+    o = explore(parse_spec(text, "dot.toml"), tmp_path / "out", executor=LocalExecutor(1))
+    ok = {p["label"]: p for p in o.points if p["status"] == "ok"}
+    assert set(ok) == {"nvfp4/dot,n=32", "mxfp4_e2m1/dot,n=32"}
+    nv, mx = ok["nvfp4/dot,n=32"], ok["mxfp4_e2m1/dot,n=32"]
+    # NVFP4's finer UE4M3 scales: more accurate than MXFP4's E8M0, a larger unit (a scale
+    # multiply per group instead of an exponent add).
+    assert nv["metric"] > mx["metric"]
+    assert nv["area_um2"] > mx["area_um2"]
+    for p in (nv, mx):
+        assert p["cost"]["macs"] == 32
+        assert p["accel"]["pe"].startswith("dot:")
+        assert math.isfinite(p["energy_uj"])
 
 
 def test_array_shapes_count_dot_steps():

@@ -48,6 +48,95 @@ def test_dot_element_gemm_is_the_step_chain(pe: str, k: int, df: str) -> None:
     np.testing.assert_array_equal(got, want.astype(np.uint64))
 
 
+def _block_operands(rng: np.random.Generator, fmt: str, scale: str, m: int, k: int, n: int,
+                    block: int) -> tuple[np.ndarray, ...]:
+    """Element codes of A (m x k), B (k x n) and block scale codes (m x kb, kb x n), scales
+    within a few binades of 1."""
+    fe, fs = get_format(fmt), get_format(scale)
+    kb = -(-k // block)
+    a = np.asarray(fe.encode(rng.standard_normal((m, k)) * 2)).astype(np.uint8)
+    b = np.asarray(fe.encode(rng.standard_normal((k, n)) * 2)).astype(np.uint8)
+    sa = np.asarray(fs.encode(2.0 ** rng.uniform(-4, 4, (m, kb)))).astype(np.uint8)
+    sb = np.asarray(fs.encode(2.0 ** rng.uniform(-4, 4, (kb, n)))).astype(np.uint8)
+    return a, b, sa, sb
+
+
+@pytest.mark.parametrize("df", acc.DATAFLOWS)
+@pytest.mark.parametrize(("pe", "fmt", "scale", "block", "k"), [
+    ("dot:a=float4_e2m1fn,n=32,group=16,block=16,scale=float8_e4m3fn", "float4_e2m1fn",
+     "float8_e4m3fn", 16, 40),
+    ("dot:a=float8_e4m3fn,n=32,group=32,block=32,scale=float8_e8m0fnu", "float8_e4m3fn",
+     "float8_e8m0fnu", 32, 64)])
+def test_block_scaled_element_gemm_is_the_matmul(pe: str, fmt: str, scale: str, block: int,
+                                                k: int, df: str) -> None:
+    """NVFP4 and MXFP8 PEs: element codes and their block scales (K not a whole number of
+    steps: the padding's blocks take scale 1.0) give ``formats.mma.matmul`` with the block
+    scales, bit for bit."""
+    rng = np.random.default_rng(5)
+    cfg = _cfg(pe, df)
+    a, b, sa, sb = _block_operands(rng, fmt, scale, 5, k, 3, block)
+    ea, eb = acc.element_operands(cfg, a, b, sa, sb)
+    out = acc.simulate(cfg, ea, eb).output
+    assert out is not None
+    got = acc.element_output(cfg, out, 5, 3)
+    step = cfg.pe.build().model
+    kp = -(-k // step.n) * step.n
+    one = int(np.asarray(get_format(scale).encode(1.0)))
+    want = mma.matmul(np.pad(a, ((0, 0), (0, kp - k))), np.pad(b, ((0, kp - k), (0, 0))), fmt,
+                      model=step,
+                      block_scale_a=np.pad(sa, ((0, 0), (0, kp // block - sa.shape[1])),
+                                           constant_values=one),
+                      block_scale_b=np.pad(sb, ((0, kp // block - sb.shape[0]), (0, 0)),
+                                           constant_values=one))
+    np.testing.assert_array_equal(got, want.astype(np.uint64))
+    # The scales matter: all scales 1.0 give other outputs.
+    ones_a, ones_b = np.full_like(sa, one), np.full_like(sb, one)
+    ea1, eb1 = acc.element_operands(cfg, a, b, ones_a, ones_b)
+    out1 = acc.simulate(cfg, ea1, eb1).output
+    assert out1 is not None
+    assert (acc.element_output(cfg, out1, 5, 3) != got).any()
+
+
+def test_block_scale_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pe = "dot:a=float4_e2m1fn,n=16,group=16,block=16,scale=float8_e4m3fn"
+    cfg = _cfg(pe)
+    a, b = np.zeros((2, 20), np.uint8), np.zeros((20, 3), np.uint8)
+    with pytest.raises(ArithforgeError, match="applies a scale per 16 elements of K"):
+        acc.element_operands(cfg, a, b)
+    with pytest.raises(ArithforgeError, match="must be M x ceil"):
+        acc.element_operands(cfg, a, b, np.zeros((2, 1), np.uint8), np.zeros((2, 3), np.uint8))
+    with pytest.raises(ArithforgeError, match="applies no block scales"):
+        acc.element_operands(_cfg("dot:a=float8_e4m3fn,n=4"), a, b,
+                             np.zeros((2, 5), np.uint8), None)
+    pa, pb = _files(tmp_path, a, b)
+    sa = tmp_path / "sa.npy"
+    np.save(sa, np.zeros((2, 2), np.uint8))
+    assert main(["simulate", "gemm", "--a-scale", str(sa)]) == 2
+    assert "give --a and --b too" in capsys.readouterr().err
+    assert main(["simulate", "gemm", "--pe", pe, "--a", pa, "--b", pb]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("arithforge: error: this PE applies a scale per 16 elements of K")
+    assert err.count("\n") == 0
+
+
+def test_cli_gemm_block_scales_from_files(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(9)
+    pe = "dot:a=float4_e2m1fn,n=16,group=16,block=16,scale=float8_e4m3fn"
+    a, b, sa, sb = _block_operands(rng, "float4_e2m1fn", "float8_e4m3fn", 4, 32, 3, 16)
+    pa, pb = _files(tmp_path, a, b)
+    np.save(tmp_path / "sa.npy", sa)
+    np.save(tmp_path / "sb.npy", sb)
+    out = tmp_path / "C.npy"
+    assert main(["simulate", "gemm", "--pe", pe, "--array", "2x2", "--a", pa, "--b", pb,
+                 "--a-scale", str(tmp_path / "sa.npy"), "--b-scale", str(tmp_path / "sb.npy"),
+                 "--out", str(out), "--json"]) == 0
+    json.loads(capsys.readouterr().out)
+    step = _cfg(pe).pe.build().model
+    want = mma.matmul(a, b, "float4_e2m1fn", model=step, block_scale_a=sa, block_scale_b=sb)
+    np.testing.assert_array_equal(np.load(out), want)
+
+
 def test_element_operands_of_a_mac_pe_are_the_codes() -> None:
     cfg = _cfg("fma:a=float8_e4m3fn,c=float32")
     rng = np.random.default_rng(1)

@@ -107,6 +107,13 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                              "(with --b; M, N, K from the shapes)")
     parser.add_argument("--b", dest="b_file", default=None, metavar="B.npy", action=StoreOnce,
                         help="gemm: B, a K x N .npy integer matrix of the PE's element codes")
+    parser.add_argument("--a-scale", dest="a_scale_file", default=None, metavar="SA.npy",
+                        action=StoreOnce,
+                        help="gemm: with --a, the block scale codes of A, M x K/block, for a "
+                             "PE that applies block scales (dot with --scale: MX, NVFP4)")
+    parser.add_argument("--b-scale", dest="b_scale_file", default=None, metavar="SB.npy",
+                        action=StoreOnce,
+                        help="gemm: with --b, the block scale codes of B, K/block x N")
     parser.add_argument("--out", dest="out_file", default=None, metavar="C.npy",
                         action=StoreOnce,
                         help="gemm: write the M x N output codes as .npy (from the RTL with "
@@ -199,6 +206,9 @@ def _write_codes(path: str, codes: Any, bits: int) -> None:
 
 def _gemm(args: argparse.Namespace, acc: Any) -> int:
     files = args.a_file is not None or args.b_file is not None
+    if not files and (args.a_scale_file is not None or args.b_scale_file is not None):
+        raise ArithforgeError("--a-scale and --b-scale are the block scales of the operand "
+                              "files: give --a and --b too")
     if files:
         fa, fb, m, n, k = _file_operands(args)
         seed = None
@@ -221,7 +231,10 @@ def _gemm(args: argparse.Namespace, acc: Any) -> int:
         import_package("arithforge.tools.toolchain").verilator()
     cfg = acc.ArrayConfig(rows, cols, args.dataflow, spec)
     if files:
-        a, b = acc.element_operands(cfg, fa, fb)
+        scales = [None if f is None else _load_codes(f, opt)
+                  for f, opt in ((args.a_scale_file, "--a-scale"),
+                                 (args.b_scale_file, "--b-scale"))]
+        a, b = acc.element_operands(cfg, fa, fb, *scales)
     else:
         a, b = acc.random_operands(cfg, m, n, k, seed, raw=args.raw)
     sim = acc.simulate(cfg, a, b)

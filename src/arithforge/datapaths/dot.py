@@ -129,8 +129,9 @@ fits the model's 62-bit integers (fp4, fp6, e4m3; not e5m2, fp16, bf16); alignme
 mxfp8_e4m3 --acts mxfp8_e4m3 --datapath dot``, ``nvfp4``): steps of one block (``n`` = the
 block size unless given), each block one group with its scale pair, K padded with zero
 elements; an NVFP4 per-tensor scale is the operand's row scale, applied after the GEMM. The
-sweep and the array PE do not take block formats yet; promotion, a K order and an output
-conversion are not built with groups or scales.
+sweep takes block formats (one group per block, ``n`` whole blocks), and the array PE takes
+element GEMMs with their block scale codes (``simulate gemm --a-scale/--b-scale``); promotion,
+a K order and an output conversion are not built with groups or scales.
 """
 
 from __future__ import annotations
@@ -537,6 +538,22 @@ def _block_scale_format(fmt: BlockFormat) -> FloatFormat:
                           f"({fmt.name})")
 
 
+def _block_model(ea: FloatFormat, eb: FloatFormat, acc: FloatFormat, rounding: Any,
+                 options: Mapping[str, Any], block: int, sf: FloatFormat) -> mma.MMAModel:
+    """The GEMM model of block-scaled steps: :func:`gemm_model` of the elements (``n`` one block
+    unless given) with one group per block and ``sf`` scales. ValueError when it cannot be."""
+    opts = dict(options)
+    if opts.get("n") is None and opts.get("model") is None:
+        opts["n"] = block
+    model = gemm_model(ea, eb, acc, rounding, opts)
+    model = dataclasses.replace(model, group=block, block=block, scale_format=sf)
+    if mma.group_exact_bits(ea, eb, model) > core.SIG_LIMIT_BITS:
+        raise ValueError(f"{ea.name} x {eb.name} block sums need more exact bits than the "
+                         f"model's {core.SIG_LIMIT_BITS}; groups take fp4, fp6 or e4m3 "
+                         f"elements")
+    return model
+
+
 def _run_blocks(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
     """Block formats (OCP MX, NVFP4): steps of ``n`` lanes (default one block), each block a
     group summed exactly and scaled by its two block scales (:class:`MMAModel`'s ``group``,
@@ -560,15 +577,7 @@ def _run_blocks(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
     try:
         ea = _float_format(fx.element, "activation elements")
         eb = _float_format(fw.element, "weight elements")
-        opts = dict(config.options)
-        if opts.get("n") is None and opts.get("model") is None:
-            opts["n"] = block
-        model = gemm_model(ea, eb, acc, config.rounding, opts)
-        model = dataclasses.replace(model, group=block, block=block, scale_format=sfx)
-        if mma.group_exact_bits(ea, eb, model) > core.SIG_LIMIT_BITS:
-            raise ValueError(f"{ea.name} x {eb.name} block sums need more exact bits than the "
-                             f"model's {core.SIG_LIMIT_BITS}; groups take fp4, fp6 or e4m3 "
-                             f"elements")
+        model = _block_model(ea, eb, acc, config.rounding, config.options, block, sfx)
     except ValueError as exc:  # FormatError included
         raise ArithforgeError(f"dot: {' '.join(str(exc).split())}") from None
     xa, xw = qx.codes, qw.codes
@@ -1045,6 +1054,19 @@ class DotUnit(Unit):
         return {"a": n * fa.bits + extra + self.control_bits, "b": n * fb.bits + extra,
                 "c": self.state_width}
 
+    @property
+    def block_scales(self) -> tuple[int, int, int] | None:
+        """``(block, bits, one)`` of the block scale codes that ride after the lanes of ``a``
+        and of ``b`` (one per ``block`` lanes, ``bits`` each, in lane order; ``one`` the code of
+        1.0); None without scales."""
+        if not self._scale_bits():
+            return None
+        m = self._model
+        assert m.block is not None
+        assert m.scale_format is not None
+        one = int(np.asarray(m.scale_format.encode(np.array([1.0]), "rne")).reshape(-1)[0])
+        return m.block, m.scale_format.bits, one
+
     def _scale_bits(self) -> int:
         """Bits of the block scale codes after the lanes of ``a`` (and ``b``); 0 without."""
         if self._int is not None or self._model.scale_format is None:
@@ -1312,6 +1334,12 @@ class DotUnit(Unit):
             return (_get_fields(a, w["a"], 0, n, fa.bits), _get_fields(b, w["b"], 0, n, fb.bits))
         return (unpack_fields(a, w["a"], n, fa.bits), unpack_fields(b, w["b"], n, fb.bits))
 
+    def _stack(self, rows: list[tuple[np.ndarray, np.ndarray, Any]]) -> dict[str, np.ndarray]:
+        """Ports of the ``(lanes a, lanes b, accumulator)`` row groups, stacked in order."""
+        return {**self.join(np.concatenate([r[0] for r in rows]),
+                            np.concatenate([r[1] for r in rows])),
+                "c": np.concatenate([np.asarray(r[2]) for r in rows])}
+
     def join(self, a: np.ndarray, b: np.ndarray, scale_a: np.ndarray | None = None,
              scale_b: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Port codes of lane codes ``(N, n)`` (and block scale codes ``(N, n / block)``,
@@ -1499,10 +1527,7 @@ class DotUnit(Unit):
         la = np.repeat(x2[:, None], n, 1)
         rows.append((la, lb, self._sum_codes(la, lb, rng, False)))
         rows.append((la, lb, self._sum_codes(la, lb, rng, True)))
-        la_all = np.concatenate([r[0] for r in rows])
-        lb_all = np.concatenate([r[1] for r in rows])
-        c_all = np.concatenate([r[2] for r in rows])
-        return {**self.join(la_all, lb_all), "c": c_all}
+        return self._stack(rows)
 
     def _exhaustive(self) -> dict[str, np.ndarray]:
         n = self._model.n
@@ -1636,10 +1661,7 @@ class DotUnit(Unit):
         # The sum landing next to either end of the accumulator.
         rows.append((la, lb, self._int_near_wrap(la, lb, rng, True)))
         rows.append((la, lb, self._int_near_wrap(la, lb, rng, False)))
-        la_all = np.concatenate([r[0] for r in rows])
-        lb_all = np.concatenate([r[1] for r in rows])
-        c_all = np.concatenate([r[2] for r in rows])
-        return {**self.join(la_all, lb_all), "c": c_all}
+        return self._stack(rows)
 
     def _int_exhaustive(self) -> dict[str, np.ndarray]:
         fa, fb, fc = self.int_formats
@@ -1828,10 +1850,7 @@ class DotUnit(Unit):
         rows.append((la, lb, ns))
         rows.append((la, lb, self._reg_add(ns, top)))
         rows.append((la, lb, self._reg_add(self._reg_add(ns, top), 1)))
-        la_all = np.concatenate([r[0] for r in rows])
-        lb_all = np.concatenate([r[1] for r in rows])
-        c_all = np.concatenate([np.asarray(r[2]) for r in rows])
-        return {**self.join(la_all, lb_all), "c": c_all}
+        return self._stack(rows)
 
     def _kulisch_exhaustive(self) -> dict[str, np.ndarray]:
         """Every finite lane code of every lane against the corner registers."""
@@ -2282,6 +2301,28 @@ def _acc_acceptance() -> list[AcceptanceCheck]:
     return out
 
 
+def _block_reason(weights: str, acts: str, acc: str) -> str:
+    """Why block formats ``weights`` x ``acts`` cannot be a dot design ('' when they can)."""
+    fw, fx = get_format(weights), get_format(acts)
+    if not (isinstance(fw, BlockFormat) and isinstance(fx, BlockFormat)):
+        return (f"the dot unit takes block formats on both sides or neither, not {acts} x "
+                f"{weights}")
+    if fx.block_size != fw.block_size:
+        return (f"the dot unit takes one block size for both operands, not {fx.block_size} and "
+                f"{fw.block_size}")
+    for f in (fx, fw):
+        if f.scale.name not in ("float8_e8m0fnu", "float8_ue4m3"):
+            return f"the dot unit applies E8M0 or UE4M3 block scales, not {f.scale.name} ({f.name})"
+        if not isinstance(f.element, FloatFormat):
+            return f"the dot unit's block formats have float elements, not {f.element.name}"
+    if fx.scale.name != fw.scale.name:
+        return (f"the dot unit takes one scale format for both operands, not {fx.scale.name} "
+                f"and {fw.scale.name}")
+    if acc not in ACCS:
+        return f"the dot unit accumulates in {', '.join(ACCS[:-1])} or {ACCS[-1]}"
+    return ""
+
+
 class Dot(Descriptor):
     """The dot-product unit (module docstring)."""
 
@@ -2351,8 +2392,7 @@ class Dot(Descriptor):
     def reason(self, weights: str, acts: str, acc: str) -> str:
         kw, ka, kacc = kinds(weights, acts, acc)
         if "block" in (kw, ka):
-            return ("the dot sweep takes element formats; block-scaled steps are the unit's "
-                    "group, scale and block parameters (arithforge generate dot --scale ...)")
+            return _block_reason(weights, acts, acc)
         if kw == "int" and ka == "int":
             wide = [f for f in (weights, acts) if get_format(f).bits > MAX_INT_BITS]
             if wide:
@@ -2401,8 +2441,53 @@ class Dot(Descriptor):
         return self.make_design(label, weights, acts, acc, params, (self.name, hdl), model,
                                 macs=n)
 
+    def _block_design(self, ctx: SweepContext, label: str, weights: str, acts: str, acc: str,
+                      params: dict[str, Any]) -> Design | Skip:
+        """A block-scaled design (OCP MX, NVFP4): the unit with one group per block and the
+        block's two scales applied to the group sum, the GEMM model of the same steps."""
+        fx, fw = get_format(acts), get_format(weights)
+        assert isinstance(fx, BlockFormat)
+        assert isinstance(fw, BlockFormat)
+        given = [k for k in ("normalization", "promote", "acc_width")
+                 if params.get(k) is not None]
+        given += ["kulisch"] if params.get("kulisch") else []
+        if given:
+            return Skip(label, weights, acts, acc,
+                        f"dot: {given[0]} is not built with block scales")
+        block, n = fx.block_size, int(params["n"])
+        if n % block:
+            return Skip(label, weights, acts, acc,
+                        f"dot: n={n} is not a whole number of blocks of {block}: a block-scaled "
+                        f"step takes whole blocks (sweep n = {block}, {2 * block}, ...)")
+        facc = get_format(acc)
+        assert isinstance(facc, FloatFormat)
+        ea, eb = fx.element, fw.element
+        assert isinstance(ea, FloatFormat)
+        assert isinstance(eb, FloatFormat)
+        sf = _block_scale_format(fx)
+        options = {"n": n, "frac_bits": params["frac_bits"],
+                   "term_rounding": params["term_rounding"], "alignment": None,
+                   "acc_frac_bits": params["acc_frac_bits"]}
+        try:
+            m = _block_model(ea, eb, facc, params["acc_rounding"], options, block, sf)
+        except ValueError as exc:  # FormatError included
+            return Skip(label, weights, acts, acc, f"dot: {' '.join(str(exc).split())}")
+        hdl = {"a": ea.name, "b": eb.name, "n": m.n, "frac_bits": m.frac_bits,
+               "term_rounding": m.term_rounding.value, "alignment": m.alignment, "acc": acc,
+               "acc_frac_bits": m.acc_frac_bits, "acc_rounding": m.acc_rounding.value,
+               "group": block, "block": block, "scale": sf.name,
+               "stages": int(params["stages"])}
+        model = ctx.model(weights, acts, acc, self.name, rounding=m.acc_rounding.value,
+                          options={"n": m.n, "frac_bits": m.frac_bits,
+                                   "term_rounding": m.term_rounding.value,
+                                   "alignment": m.alignment, "acc_frac_bits": m.acc_frac_bits})
+        return self.make_design(label, weights, acts, acc, params, (self.name, hdl), model,
+                                macs=m.n)
+
     def design(self, ctx: SweepContext, label: str, weights: str, acts: str, acc: str,
                params: dict[str, Any]) -> Design | Skip:
+        if isinstance(get_format(acts), BlockFormat):
+            return self._block_design(ctx, label, weights, acts, acc, params)
         if params.get("kulisch"):
             return self._kulisch_design(ctx, label, weights, acts, acc, params)
         if params.get("acc_width") is not None:

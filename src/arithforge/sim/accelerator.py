@@ -651,9 +651,7 @@ def tile_operands(cfg: ArrayConfig, a: np.ndarray, w: np.ndarray
     at = ap.reshape(mt, tm, kt, tk).transpose(0, 2, 1, 3).reshape(mt * kt, tm * tk)
     wt = wp.reshape(kt, tk, nt, tn).transpose(0, 2, 1, 3).reshape(kt * nt, tk * tn)
     wa, wb = int(pe.operand_widths[pe_roles(pe)[0]]), b_width(pe)
-    # A step's control field (``control_bits``, the dot unit's) sits above the A tile's codes.
-    bits_a = (wa - int(getattr(pe, "control_bits", 0))) // (tm * tk)
-    bits_w = wb // (tk * tn)
+    bits_a, bits_w, _, _ = element_bits(cfg)
     pa, pw = _fit(_pack(at, bits_a), wa), _fit(_pack(wt, bits_w), wb)
     return pa.reshape((mt, kt) + pa.shape[1:]), pw.reshape((kt, nt) + pw.shape[1:])
 
@@ -693,6 +691,10 @@ def element_bits(cfg: ArrayConfig) -> tuple[int, int, int, tuple[int, int, int] 
     if tile is not None:
         tm, tn, tk = tile
         wa -= int(getattr(pe, "control_bits", 0))
+        scales = getattr(pe, "block_scales", None)
+        if scales is not None:  # the block scale codes after the lanes
+            wa -= tk // scales[0] * scales[1]
+            wb -= tk // scales[0] * scales[1]
         out = pe.describe().get("output")  # the dot unit's final conversion
         if out is not None:
             from ..formats import get_format
@@ -731,12 +733,18 @@ def k_order(cfg: ArrayConfig) -> np.ndarray | None:
     return None if perm is None else np.asarray(perm, dtype=np.int64)
 
 
-def element_operands(cfg: ArrayConfig, a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
+def element_operands(cfg: ArrayConfig, a: Any, b: Any, a_scale: Any = None,
+                     b_scale: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """The array's elements of a GEMM given as element codes, ``A`` (M, K) and ``B`` (K, N):
     for a tile-engine PE (a descriptor with a ``tile``: the LUT core, the dot unit's 1 x 1 x n
     step) the packed tiles of :func:`tile_operands`, K padded with zero codes (in the PE's
     :func:`k_order`, if it has one); for a multiply-accumulate PE the codes as they are; for
     any other PE (``bitserial``) the files hold its packed array elements themselves.
+
+    A PE that applies block scales (the dot unit's ``block_scales``: MX, NVFP4) takes their codes
+    too: ``a_scale`` (M, K / block) and ``b_scale`` (K / block, N), scale ``j`` of a row of A
+    (column of B) covering elements ``j * block`` to ``(j + 1) * block - 1``; the padding of K
+    gets scale 1.0.
 
     Raises
     ------
@@ -752,9 +760,14 @@ def element_operands(cfg: ArrayConfig, a: Any, b: Any) -> tuple[np.ndarray, np.n
     if a.shape[1] != b.shape[0]:
         raise ArithforgeError(f"A and B must be M x K and K x N matrices, not shapes {a.shape} "
                               f"and {b.shape}")
+    pe = cfg.pe.build()
+    scales = getattr(pe, "block_scales", None) if tile is not None else None
+    if scales is None and (a_scale is not None or b_scale is not None):
+        raise ArithforgeError(f"PE {cfg.pe} applies no block scales: drop the scale files")
+    if scales is not None:
+        a_scale, b_scale = _block_scale_codes(pe, scales, a, b, a_scale, b_scale)
     if tile is None:
         return a, b
-    pe = cfg.pe.build()
     # K padded with zero codes to whole blocks of the PE's feed (promotion windows, K order).
     k = a.shape[1]
     kb = -(-k // int(getattr(pe, "k_block", 1))) * int(getattr(pe, "k_block", 1))
@@ -765,6 +778,10 @@ def element_operands(cfg: ArrayConfig, a: Any, b: Any) -> tuple[np.ndarray, np.n
         idx = (perm[None, :] + np.arange(0, kb, len(perm))[:, None]).reshape(-1)
         a, b = a[:, idx], b[idx, :]
     ea, eb = tile_operands(cfg, a, b)
+    if scales is not None:
+        n = int(tile[2])
+        ea, eb = _put_scales(pe, scales, ea, eb, a_scale, b_scale, kb,
+                             (n * bits_a, n * bits_b))
     cb = int(getattr(pe, "control_bits", 0))
     if cb:
         # Each step's control field (flush, last), the same for every row: it rides with A.
@@ -784,6 +801,54 @@ def element_operands(cfg: ArrayConfig, a: Any, b: Any) -> tuple[np.ndarray, np.n
                                 axis=1)
             eb = np.concatenate([np.zeros((extra,) + eb.shape[1:], np.uint64), eb], axis=0)
     return ea, eb
+
+
+def _block_scale_codes(pe: Any, scales: tuple[int, int, int], a: np.ndarray, b: np.ndarray,
+                       a_scale: Any, b_scale: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The block scale matrices of a block-scaled PE, checked against ``A`` and ``B``."""
+    block, bits, _ = scales
+    if a_scale is None or b_scale is None:
+        raise ArithforgeError(f"this PE applies a scale per {block} elements of K: give the "
+                              f"block scale codes of A (M x K/{block}) and of B (K/{block} x N) "
+                              f"(--a-scale, --b-scale)")
+    m, k = a.shape
+    n = b.shape[1]
+    kb = -(-k // block)
+    sa = _code_matrix(a_scale, "the scales of A", bits)
+    sb = _code_matrix(b_scale, "the scales of B", bits)
+    if sa.shape != (m, kb) or sb.shape != (kb, n):
+        raise ArithforgeError(f"block scales must be M x ceil(K/{block}) = {m} x {kb} for A and "
+                              f"{kb} x {n} for B, not {sa.shape} and {sb.shape}")
+    return sa, sb
+
+
+def _put_scales(pe: Any, scales: tuple[int, int, int], ea: np.ndarray, eb: np.ndarray,
+                sa: np.ndarray, sb: np.ndarray, kp: int, lanes_bits: tuple[int, int]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Packed A and B steps (a 1 x 1 x n tile each, ``lanes_bits`` the bits of their lanes)
+    with their block scale codes after the lanes; the blocks of K's padding take scale 1.0
+    (code ``scales[2]``)."""
+    block, bits, one = scales
+    per = kp // ea.shape[1] // block  # scales per step
+
+    def steps(s: np.ndarray) -> np.ndarray:
+        """(rows, steps, per) scale codes of rows of K blocks, padding blocks 1.0."""
+        out = np.full((s.shape[0], kp // block), one, dtype=np.uint64)
+        out[:, :s.shape[1]] = s
+        return out.reshape(s.shape[0], -1, per)
+
+    out = []
+    for el, sc, pos0 in ((ea, steps(sa), lanes_bits[0]),
+                         (eb, steps(sb.T).transpose(1, 0, 2), lanes_bits[1])):
+        view = el if el.ndim == 3 else el[..., None]
+        for j in range(per):
+            word, shift = divmod(pos0 + j * bits, 64)
+            code = sc[..., j]
+            view[..., word] |= code << np.uint64(shift)
+            if shift + bits > 64:
+                view[..., word + 1] |= code >> np.uint64(64 - shift)
+        out.append(el)
+    return out[0], out[1]
 
 
 def element_output(cfg: ArrayConfig, c: np.ndarray, m: int, n: int) -> np.ndarray:
