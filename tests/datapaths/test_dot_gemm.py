@@ -212,7 +212,8 @@ def test_promotion_option_is_steps_then_float32_adds(rng: np.random.Generator) -
 
 @pytest.mark.parametrize(("fmt", "scale"), [("mxfp8_e4m3", "float8_e8m0fnu"),
                                              ("mxfp4_e2m1", "float8_e8m0fnu"),
-                                             ("nvfp4", "float8_e4m3fn")])
+                                             ("nvfp4", "float8_e4m3fn"),
+                                             ("mxfp8_e5m2", "float8_e8m0fnu")])
 def test_block_formats_are_the_block_unit_chained_over_k(fmt: str, scale: str,
                                                          rng: np.random.Generator) -> None:
     """MX and NVFP4 operands: the GEMM model is the unit with one group and one scale pair per

@@ -102,20 +102,19 @@ def test_plan_builds_the_step_it_scores():
 
 def test_plan_builds_block_scaled_steps():
     """MX and NVFP4 operands: the unit with one group per block and the block's scales, the GEMM
-    model of the same steps; n must hold whole blocks; e5m2 block sums are refused as the unit
-    refuses them."""
+    model of the same steps; n must hold whole blocks."""
     text = SPEC.replace('"int8", "mxfp8_e4m3"]', '"mxfp8_e4m3", "mxfp4_e2m1", "nvfp4", '
                                                  '"mxfp8_e5m2"]').replace("n = [4]",
                                                                           "n = [16, 32]")
     designs, skips = plan(parse_spec(text, "dot.toml"))
     blocks = {d.label: d for d in designs if d.weights in ("mxfp8_e4m3", "mxfp4_e2m1", "nvfp4")}
+    blocks = {d.label: d for d in designs if d.weights in ("mxfp8_e4m3", "mxfp4_e2m1", "nvfp4",
+                                                             "mxfp8_e5m2")}
     assert set(blocks) == {"mxfp8_e4m3/dot,n=32", "mxfp4_e2m1/dot,n=32", "nvfp4/dot",
-                           "nvfp4/dot,n=32"}
+                           "nvfp4/dot,n=32", "mxfp8_e5m2/dot,n=32"}
     reasons = {s.reason for s in skips if s.weights == "mxfp4_e2m1"}
     assert reasons == {("dot: n=16 is not a whole number of blocks of 32: a block-scaled step "
                         "takes whole blocks (sweep n = 32, 64, ...)")}
-    assert any("block sums need more exact bits" in s.reason for s in skips
-               if s.weights == "mxfp8_e5m2")
     for d in blocks.values():
         fmt = get_format(d.weights)
         name, hdl = d.hdl

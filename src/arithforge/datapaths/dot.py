@@ -123,15 +123,16 @@ accumulator's positive NaN. Ports: ``a`` is the ``n`` lane codes (lane 0 lowest)
 the ``n / block`` scale codes of A (block 0 lowest), ``b`` likewise: one A element of a systolic
 array carries everything of a step's A side. The per-tensor float32 scale is not in the unit: it
 multiplies a GEMM's float32 result in the epilogue (``formats.mma.matmul``'s ``scale_a``,
-``scale_b``), as cuBLAS applies it. Operand formats are limited to those whose exact group sum
-fits the model's 62-bit integers (fp4, fp6, e4m3; not e5m2, fp16, bf16); alignment ``sum`` (or
-``normalized`` with E8M0). The GEMM model takes block formats (``evaluate --weights
-mxfp8_e4m3 --acts mxfp8_e4m3 --datapath dot``, ``nvfp4``): steps of one block (``n`` = the
-block size unless given), each block one group with its scale pair, K padded with zero
-elements; an NVFP4 per-tensor scale is the operand's row scale, applied after the GEMM. The
-sweep takes block formats (one group per block, ``n`` whole blocks), and the array PE takes
-element GEMMs with their block scale codes (``simulate gemm --a-scale/--b-scale``); promotion,
-a K order and an output conversion are not built with groups or scales.
+``scale_b``), as cuBLAS applies it. Every operand format takes groups: the group adder is as
+wide as the exact sum needs (70 bits for MXFP8 E5M2 at g=32; the model sums such groups in
+Python integers); alignment ``sum`` (or ``normalized`` with E8M0). The GEMM model takes block
+formats (``evaluate --weights mxfp8_e4m3 --acts mxfp8_e4m3 --datapath dot``, ``nvfp4``): steps
+of one block (``n`` = the block size unless given), each block one group with its scale pair, K
+padded with zero elements; an NVFP4 per-tensor scale is the operand's row scale, applied after
+the GEMM. The sweep takes block formats (one group per block, ``n`` whole blocks), and the
+array PE takes element GEMMs with their block scale codes (``simulate gemm
+--a-scale/--b-scale``); promotion, a K order and an output conversion are not built with groups
+or scales.
 """
 
 from __future__ import annotations
@@ -547,10 +548,6 @@ def _block_model(ea: FloatFormat, eb: FloatFormat, acc: FloatFormat, rounding: A
         opts["n"] = block
     model = gemm_model(ea, eb, acc, rounding, opts)
     model = dataclasses.replace(model, group=block, block=block, scale_format=sf)
-    if mma.group_exact_bits(ea, eb, model) > core.SIG_LIMIT_BITS:
-        raise ValueError(f"{ea.name} x {eb.name} block sums need more exact bits than the "
-                         f"model's {core.SIG_LIMIT_BITS}; groups take fp4, fp6 or e4m3 "
-                         f"elements")
     return model
 
 
@@ -644,11 +641,6 @@ def _with_blocks(model: mma.MMAModel, fa: FloatFormat, fb: FloatFormat, group: A
     try:
         out = dataclasses.replace(model, group=1 if group is None else int(group),
                                   block=None if block is None else int(block), scale_format=sf)
-        if out.blocked and mma.group_exact_bits(fa, fb, out) > core.SIG_LIMIT_BITS:
-            raise FormatError(
-                f"{fa.name} x {fb.name} group sums need {mma.group_exact_bits(fa, fb, out)} "
-                f"exact bits, more than the model's {core.SIG_LIMIT_BITS}; groups and block "
-                f"scales take fp4, fp6 or e4m3-like operands")
     except FormatError as exc:
         raise ValueError(str(exc)) from None
     if out.blocked and out.alignment == "sum_fp16":
@@ -2205,9 +2197,14 @@ _BLOCK_CHECKS: tuple[tuple[str, dict[str, Any]], ...] = (
                                             block=16)),
     ("dot e4m3 n=32 g=4 two-level tree, no scales", _dot(_FP8, n=32, group=4, frac_bits=13,
                                                          acc_frac_bits=13)),
+    # Group sums wider than int64 (a 70-bit group adder; Python integers in the model).
+    ("dot MXFP8 e5m2 n=32 g=32 E8M0 F=13 e8m13",
+     _dot("float8_e5m2", n=32, group=32, scale=_E8M0, block=32, frac_bits=13,
+          acc_frac_bits=13)),
+    ("dot fp16 n=8 g=4 two-level tree rne", _dot("float16", n=8, group=4, term_rounding="rne")),
 )
 
-#: Wide steps (n = 64: about 0.4 M vectors/s in Verilator), 10^6 corner and 10^6 random.
+#: Wide steps (n = 64: about 0.4 M vectors/s in Verilator), 10^6 corner and 10^7 random.
 _WIDE_BLOCK_CHECKS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("dot MXFP4 e2m1 n=64 g=32 E8M0 (two blocks), 2 stages",
      _dot(_FP4, n=64, group=32, scale=_E8M0, block=32, stages=2)),
@@ -2226,7 +2223,7 @@ def _block_acceptance() -> list[AcceptanceCheck]:
         out.append(AcceptanceCheck(label, params, "random", 10**7))
     for label, params in _WIDE_BLOCK_CHECKS:
         out.append(AcceptanceCheck(label, params, "corner", 10**6))
-        out.append(AcceptanceCheck(label, params, "random", 10**6))
+        out.append(AcceptanceCheck(label, params, "random", 10**7))
     return out
 
 

@@ -204,10 +204,10 @@ class MMAModel:
     accumulator format's positive NaN. The per-tensor float32 scales of :func:`matmul`
     (``scale_a``, ``scale_b``) are not part of a step: they multiply the float32 result in
     the epilogue, as cuBLAS applies them. Groups and block scales need ``alignment`` ``sum``
-    (or ``normalized`` with a power-of-two scale), natural ``k_order``, no split-K, and
-    operand formats whose group sum fits the model's 62-bit exact integers (at most 8-bit
-    operands but e5m2-like ones, whose products span 58 binades: 67 bits at g=4;
-    :func:`group_exact_bits`).
+    (or ``normalized`` with a power-of-two scale), natural ``k_order`` and no split-K. Any
+    operand format takes groups: a group sum wider than int64 (e5m2-like ranges, whose products
+    span 58 binades: 67 bits at g=4, :func:`group_exact_bits`; fp16, bf16) is summed in Python
+    integers, exactly, as the hardware's wide group adder does.
     """
 
     n: int = 16
@@ -375,14 +375,6 @@ def group_exact_bits(fmt_a: FloatFormat, fmt_b: FloatFormat, m: MMAModel) -> int
             + fmt_b.precision + sp + m.group.bit_length())
 
 
-def _check_group_formats(fa: FloatFormat, fb: FloatFormat, m: MMAModel) -> None:
-    if m.blocked and group_exact_bits(fa, fb, m) > _core.SIG_LIMIT_BITS:
-        raise FormatError(
-            f"{fa.name} x {fb.name} group sums need {group_exact_bits(fa, fb, m)} exact bits "
-            f"(the model computes in {_core.SIG_LIMIT_BITS}); groups and block scales take "
-            f"narrower exponent ranges (fp4, fp6, e4m3)")
-
-
 def _preset(name: str, source: str, **kw: Any) -> MMAModel:
     return MMAModel(name=name, source=source, **kw)
 
@@ -545,6 +537,31 @@ def _mma_step(xp: Any, psign: Any, psig: Any, pexp: Any, c_in: Any, *, pfrac: in
     return xp.where(c_inf, c_in, res)
 
 
+def _wide_group_terms(gs: Any, shift: Any, gn: Any, nz: Any, cut: Any, term: Rounding
+                      ) -> tuple[Any, Any]:
+    """:func:`_mma_group_step`'s group terms for groups ``(G, g)`` whose exact sum needs more
+    than int64: the exact sum in Python integers, its magnitude aligned by ``cut`` (G,) and cut
+    per ``term`` as :func:`_align` does; returns the int64 terms and the groups' signs."""
+    terms = np.where(nz, gs.astype(object) << shift.astype(object), 0)
+    exact = np.where(gn, -terms, terms).sum(-1)
+    neg = np.asarray([int(x) < 0 for x in exact], dtype=bool)
+    out = np.empty(len(exact), dtype=np.int64)
+    for i, (x, c) in enumerate(zip(exact, cut.tolist(), strict=True)):
+        mag = abs(int(x))
+        if c >= 0:
+            out[i] = mag << c
+            continue
+        kept = mag >> -c
+        rem = mag - (kept << -c)
+        if term is Rounding.RDN:
+            kept += bool(neg[i] and rem)
+        elif term is Rounding.RNE:
+            half = 1 << (-c - 1)
+            kept += rem > half or (rem == half and kept & 1)
+        out[i] = kept
+    return out, neg
+
+
 def _mma_group_step(xp: Any, psign: Any, psig: Any, pexp: Any, c_in: Any, *, group: int,
                     pfrac: int, f: int, term: Rounding, normalized: bool, p: int, emin: int,
                     emax: int, acc_rounding: Rounding) -> Any:
@@ -568,11 +585,20 @@ def _mma_group_step(xp: Any, psign: Any, psig: Any, pexp: Any, c_in: Any, *, gro
     low = -xp.amax(xp.where(nz, -lsb, _NO_TERM), -1)  # lowest bit of the group's products
     low = xp.where(g_align > _NO_TERM, low, 0)
     shift = xp.where(nz, lsb - low[..., None], 0)
-    exact = xp.sum(xp.where(gn, -1, 1) * xp.where(nz, gs << shift, 0), -1)
+    # Groups whose exact sum would not fit int64 (wide exponent ranges: e5m2, fp16, bf16) are
+    # summed in Python integers below; the int64 sum of their rows is discarded.
+    width = xp.amax(xp.where(nz, _core.bit_length(gs, xp) + shift, 0), -1)
+    wide = width > _core.SIG_LIMIT_BITS - group.bit_length() - 1
+    narrow_shift = xp.where(wide[..., None], 0, shift)
+    exact = xp.sum(xp.where(gn, -1, 1) * xp.where(nz, gs << narrow_shift, 0), -1)
     big = xp.maximum(xp.amax(g_align, -1), xp.where(cnz, cexp, _NO_TERM))
     gneg = exact < 0
-    tg = xp.where(g_align > _NO_TERM,
-                  _align(xp.abs(exact), low + f - big[:, None], term, gneg, xp), 0)
+    cut = low + f - big[:, None]
+    tg = xp.where(g_align > _NO_TERM, _align(xp.abs(exact), cut, term, gneg, xp), 0)
+    if bool(wide.any()):
+        wg, wneg = _wide_group_terms(gs[wide], shift[wide], gn[wide], nz[wide], cut[wide], term)
+        tg[wide] = xp.where(g_align[wide] > _NO_TERM, wg, 0)
+        gneg[wide] = wneg
     tc = xp.where(cnz, _align(csig, cexp - 23 + f - big, term, cneg, xp), 0)
     total = xp.sum(xp.where(gneg, -tg, tg), -1) + xp.where(cneg, -tc, tc)
     total = xp.where(big <= _NO_TERM, 0, total)
@@ -855,7 +881,6 @@ def _blocked_operands(ua: tuple[Any, ...], ub: tuple[Any, ...], fa: FloatFormat,
     """Unpacked operands (rows along K) with the block scales folded in, the products'
     fraction bits and the NaN-scale rows ``(nan_a, nan_b)`` (None without scales)."""
     pfrac = fa.man_bits + fb.man_bits
-    _check_group_formats(fa, fb, m)
     if m.scale_format is None:
         if sa is not None or sb is not None:
             raise FormatError("block scale codes given to a model without scale_format")
@@ -903,7 +928,6 @@ def dot(
     acc = _accumulator_values(cc, m, rows, 1).reshape(-1)
     if m.scale_format is not None:
         raise FormatError("dot takes no block scales; use matmul or step")
-    _check_group_formats(fa, fb, m)
     step = _step_fn(m, fa.man_bits + fb.man_bits)
     res = _accumulate(NP, ps, pg, ae + be, acc, m, step, _reduce_add)
     return _finish(res, m, None).reshape(shape)
