@@ -154,8 +154,8 @@ def build_special(group: str, seed: int = 17) -> dict[str, np.ndarray]:
     q("big then big next step", [(0, big, bigb), (40, big, bigb)], bg=False)
     q("big x2 across promotion", [(0, big, bigb), (130, big, bigb)], bg=False)
     q("max all k", [(k, enc_a(maxa), enc_b(maxb)) for k in range(K)], bg=False)
-    q("c=f32max +big", [(0, big, bigb)], c=int(0x7F7FFFFF), bg=False)
-    q("c=f32max +1", [(0, 1.0, 1.0)], c=int(0x7F7FFFFF), bg=False)
+    q("c=f32max +big", [(0, big, bigb)], c=0x7F7FFFFF, bg=False)
+    q("c=f32max +1", [(0, 1.0, 1.0)], c=0x7F7FFFFF, bg=False)
     for name, fmt in (("bf16", get_format("bfloat16")), ("fp16", get_format("float16"))):
         # sums just below/at/above the midpoint between max_finite and the next binade
         mx = fmt.max_finite
@@ -172,18 +172,18 @@ def build_special(group: str, seed: int = 17) -> dict[str, np.ndarray]:
             if negs and frac == 0.5:
                 q(f"{name} out -(max+{frac}ulp)", negs, bg=False)
     # NaN, infinity and signed zero in c (paths that take c)
-    q("c=nan payload", [], c=int(0x7FC12345))
-    q("c=-nan", [], c=int(0xFFC00001))
-    q("c=snan", [], c=int(0x7F800001))
+    q("c=nan payload", [], c=0x7FC12345)
+    q("c=-nan", [], c=0xFFC00001)
+    q("c=snan", [], c=0x7F800001)
     q("c=+inf", [], c=float("inf"))
     q("c=-inf", [], c=float("-inf"))
-    q("c=-0 zero products", [], c=int(0x80000000), bg=False)
+    q("c=-0 zero products", [], c=0x80000000, bg=False)
     q("c=-0 -0 products", [(k, enc_a(-0.0), enc_b(1.0)) for k in range(4)],
-      c=int(0x80000000), bg=False)
+      c=0x80000000, bg=False)
     q("-0 products", [(k, int(enc_a(-0.0)), enc_b(1.0)) for k in range(4)], bg=False)
     q("exact cancel", [(0, 2.0, 3.0), (50, -2.0, 3.0)], bg=False)
     q("all zero", [], bg=False)
-    q("nan in c and a", [(0, ca["nan"][0], one_b)], c=int(0x7FC12345))
+    q("nan in c and a", [(0, ca["nan"][0], one_b)], c=0x7FC12345)
     # pack into 16-query products
     nb = -(-len(queries) // 16)
     A = np.zeros((nb, 16, K), fa.code_dtype)
