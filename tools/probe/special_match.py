@@ -88,12 +88,51 @@ def sets(z: np.lib.npyio.NpzFile) -> list[tuple[str, str]]:
     return out
 
 
+#: Candidate orders of the float32 scale epilogue, ``r`` the float32 accumulation result.
+SCALE_ORDERS = {
+    "r*(sa*sb)": lambda r, a, b: r * (a * b),
+    "(r*sb)*sa": lambda r, a, b: (r * b) * a,
+    "(r*sa)*sb": lambda r, a, b: (r * a) * b,
+    "exact": lambda r, a, b: (r.astype(np.float64) * a.astype(np.float64)
+                              * b.astype(np.float64)).astype(np.float32),
+}
+
+
+def scale_orders(z: np.lib.npyio.NpzFile) -> None:
+    """Match rate of each candidate scale order on the float32-output scale recordings."""
+    print("| set | path | " + " | ".join(SCALE_ORDERS) + " |")
+    print("|---|---|" + "---|" * len(SCALE_ORDERS))
+    for prefix, path in sets(z):
+        if not prefix.startswith("scale") or "_f32_" not in path:
+            continue
+        group = prefix.split("/")[1]
+        fa, fb = GROUPS[group]
+        m = preset_for(group, path)
+        sa = z[prefix + "/scale_a"].view(np.float32)
+        sb = z[prefix + "/scale_b"].view(np.float32)
+        want = z[f"{prefix}/out/{path}"]
+        ok = dict.fromkeys(SCALE_ORDERS, 0)
+        for i in range(len(want)):
+            r = mma.matmul(z[prefix + "/A"][i], z[prefix + "/B"][i], fa, fb, model=m
+                           ).view(np.float32)
+            for name, fn in SCALE_ORDERS.items():
+                with np.errstate(over="ignore", invalid="ignore"):
+                    ok[name] += int((fn(r, sa[i], sb[i]).view(np.uint32) == want[i]).sum())
+        print(f"| {prefix} | {path} | "
+              + " | ".join(f"{100 * v / want.size:.1f}%" for v in ok.values()) + " |")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--npz", type=Path, default=ROOT / "data/tensorcore/h100_special.npz")
     ap.add_argument("--show", type=int, default=3, help="mismatches shown per path")
+    ap.add_argument("--scale-orders", action="store_true",
+                    help="instead: match rates of candidate scale orders (float32 outputs)")
     args = ap.parse_args(argv)
     z = np.load(args.npz)
+    if args.scale_orders:
+        scale_orders(z)
+        return 0
     total_ok = total = 0
     print("| set | path | preset | matched | outputs |\n|---|---|---|---|---|")
     for prefix, path in sets(z):

@@ -604,8 +604,8 @@ def _mma_step(xp: Any, psign: Any, psig: Any, pexp: Any, c_in: Any, *, pfrac: in
 
 def _special_result(xp: Any, psign: Any, psig: Any, pexp: Any, c_in: Any, res: Any) -> Any:
     """A step's result with its special terms: NaN if a product is NaN (a NaN operand, or
-    infinity times zero), the accumulator is NaN, or infinities of both signs meet; else the
-    infinity among the terms; else the finite result ``res``."""
+    infinity times zero) or infinities of both signs meet; else a NaN accumulator as it is;
+    else the infinity among the terms; else the finite result ``res``."""
     special = pexp >= _SPECIAL
     pnan = special & ((pexp >= _NAN_PRODUCT) | (psig == 0))
     pinf = special & ~pnan
@@ -615,9 +615,9 @@ def _special_result(xp: Any, psign: Any, psig: Any, pexp: Any, c_in: Any, res: A
 
     pos = any_(pinf & ~psign) | (c_in == float("inf"))
     neg = any_(pinf & psign) | (c_in == -float("inf"))
-    nan = any_(pnan) | (c_in != c_in) | (pos & neg)
     out = xp.where(pos, float("inf"), xp.where(neg, -float("inf"), res))
-    return xp.where(nan, float("nan"), out)
+    out = xp.where(c_in != c_in, c_in, out)
+    return xp.where(any_(pnan) | (pos & neg), float("nan"), out)
 
 
 def _mma_group_step(xp: Any, psign: Any, psig: Any, pexp: Any, c_in: Any, *, group: int,
