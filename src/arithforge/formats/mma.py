@@ -165,7 +165,7 @@ class MMAModel:
         bfloat16).
     acc_rounding : Rounding or str
         Rounding of each step result: ``"rtz"`` or ``"rne"``. Overflow goes to the largest finite
-        value under ``rtz`` and to infinity under ``rne``.
+        value under ``rtz`` and to infinity under ``rne`` (unless ``overflow="inf"``).
     promote : int or None
         Promotion period in elements of K, a multiple of ``n``; ``None``: no promotion.
     split, split_tile : int
