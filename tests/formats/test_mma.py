@@ -434,8 +434,10 @@ def test_matmul_refuses_bad_operands() -> None:
     ok = np.zeros((2, 3), dtype=np.uint8)
     with pytest.raises(FormatError, match=r"must be M x K and K x N matrices, not shapes"):
         mma.matmul(ok, ok, e4m3, model="h100-fp8")
+    # Plain models take NaN (tests/formats/test_mma_special.py); Kulisch registers do not.
     with pytest.raises(FormatError, match="a_codes must hold finite float8_e4m3fn codes, not NaN"):
-        mma.matmul(np.full((2, 3), 0x7F, np.uint8), ok.T, e4m3, model="h100-fp8")
+        mma.matmul(np.full((2, 3), 0x7F, np.uint8), ok.T, e4m3,
+                   model=mma.MMAModel(kulisch=mma.Kulisch()))
     with pytest.raises(FormatError, match="fmt_a must be a float format, not 'int8'"):
         mma.matmul(ok, ok.T, "int8", model="h100-fp8")
     with pytest.raises(FormatError, match=r"c must broadcast to \(2, 2\)"):

@@ -7,6 +7,7 @@ are compared as integers; values by their float64 bit patterns.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from typing import Any
@@ -173,13 +174,26 @@ def test_mma_matmul_matches_numpy(preset: str, device: str, rng: np.random.Gener
 
 def test_errors_match_numpy(device: str) -> None:
     e4m3 = get_format("float8_e4m3fn")
-    with pytest.raises(FormatError, match="a_codes must hold finite float8_e4m3fn codes"):
-        mma.matmul(np.full((2, 3), 0x7F, np.uint8), np.zeros((3, 2), np.uint8), e4m3,
-                   model="h100-fp8", device=device)
+    # (NaN operands are no error on the torch backend: test_specials_match_numpy.)
     with pytest.raises(FormatError, match="float4_e2m1fn has no NaN encoding"):
         get_format("float4_e2m1fn").encode(np.array([np.nan]), device=device)
     with pytest.raises(FormatError, match="codes of float8_e4m3fn must lie in"):
         e4m3.decode(np.array([300]), device=device)
+
+
+def test_specials_match_numpy(device: str) -> None:
+    """NaN/Inf operands and c on the torch backend: the numpy codes (canonical NaN included)."""
+    e5m2 = get_format("float8_e5m2")
+    a = np.asarray(e5m2.encode(np.array([[np.nan, 1.0, 2.0], [np.inf, 1.0, 0.5],
+                                         [np.inf, -np.inf, 1.0], [57344.0, 57344.0, 1.0]])))
+    b = np.asarray(e5m2.encode(np.array([[1.0, 0.0], [2.0, 1.0], [0.5, -1.0]])))
+    c = np.array([[0, 0x7FC12345], [0xFF800000, 0], [0, 0], [0, 0]], np.uint32)
+    for name in ("h100-fp8-fastacc", "h100-bf16"):
+        m = dataclasses.replace(mma.get_model(name), output="bfloat16")
+        want = mma.matmul(a, b, e5m2, model=m, c=c)
+        assert int((want == 0x7FFF).sum()) >= 4
+        got = mma.matmul(a, b, e5m2, model=m, c=c, device=device)
+        np.testing.assert_array_equal(_np(got, 16), want)
 
 
 @pytest.mark.gpu

@@ -598,11 +598,15 @@ def mma_matmul(a_codes: Any, b_codes: Any, fa: FloatFormat, fb: FloatFormat, m: 
         res = mma._accumulate(TORCH, ps, pg, pe, acc[r0:r1].reshape(-1), m, step, _reduce_add)
         r32 = res.to(torch.float32)
         if scale is not None:
-            r32 = r32 * scale[r0:r1].reshape(-1)
-        r32 = torch.where(torch.isnan(r32), torch.nan, r32)  # one NaN pattern on every device
+            sc = scale[r0:r1].reshape(-1, 2)
+            r32 = (r32 * sc[:, 0]) * sc[:, 1]
+        nan = torch.isnan(r32)
+        r32 = torch.where(nan, torch.nan, r32)  # one NaN pattern on every device
         if m.output.name == "float32":
             codes = r32.view(torch.int32)
         else:
             codes = encode_float(m.output, r32, Rounding.RNE, device=dev, fast=False)
+        if m.nan_output == "ones":
+            codes = torch.where(nan, mma.nan_code(m), codes)
         out[r0:r1] = codes.reshape(r1 - r0, cols)
     return out

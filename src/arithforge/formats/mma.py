@@ -25,7 +25,7 @@ from ._xp import NP
 from .descriptors import FloatFormat, _index
 from .rounding import Rounding, as_rounding
 
-__all__ = ["Kulisch", "MMAModel", "PRESETS", "block_accumulate", "dot", "get_model",
+__all__ = ["Kulisch", "MMAModel", "PRESETS", "block_accumulate", "dot", "get_model", "nan_code",
            "group_exact_bits", "kulisch_round", "matmul", "step"]
 
 
@@ -92,6 +92,11 @@ K_ORDERS: dict[str, tuple[int, ...] | None] = {
                        + [k for k in range(32) if (k // 2) % 2 == 1]),
 }
 
+#: What a step whose result exceeds the accumulator's range gives (see ``MMAModel.overflow``).
+OVERFLOWS = ("rounding", "inf")
+#: The NaN code of the output (see ``MMAModel.nan_output``).
+NAN_OUTPUTS = ("quiet", "ones")
+
 _TERM_ROUNDINGS = (Rounding.RTZ, Rounding.RDN, Rounding.RNE)
 _ACC_ROUNDINGS = (Rounding.RTZ, Rounding.RNE)
 _F32 = FloatFormat(8, 23)
@@ -100,6 +105,14 @@ _BF16 = FloatFormat(8, 7)
 #: Float accumulators a step rounds into (their exponent ranges).
 _ACC_FORMATS = (_F32, _F16, _BF16)
 _NO_TERM = -(1 << 40)  # alignment exponent of an absent (zero) term
+# Special operands enter the steps as significand 1 with these exponents (finite exponents stay
+# within +-2**11): an infinity at 2**36, a NaN at 2**38. A product's exponent is the sum, so a
+# product at or above _SPECIAL is special: NaN when at or above _NAN_PRODUCT (a NaN operand) or
+# when its significand is 0 (infinity times zero), otherwise infinite.
+_INF_EXP = 1 << 36
+_NAN_EXP = 1 << 38
+_SPECIAL = 1 << 35
+_NAN_PRODUCT = (1 << 37) + (1 << 36)
 
 
 def _float_arg(value: FloatFormat | str, what: str) -> FloatFormat:
@@ -152,7 +165,7 @@ class MMAModel:
         bfloat16).
     acc_rounding : Rounding or str
         Rounding of each step result: ``"rtz"`` or ``"rne"``. Overflow goes to the largest finite
-        value under ``rtz`` and to infinity under ``rne``.
+        value under ``rtz`` and to infinity under ``rne`` (unless ``overflow="inf"``).
     promote : int or None
         Promotion period in elements of K, a multiple of ``n``; ``None``: no promotion.
     split, split_tile : int
@@ -192,6 +205,23 @@ class MMAModel:
         Format of the block scale codes: ``float8_e8m0fnu`` (OCP MX E8M0, a power of two) or
         a small float format read unsigned (``float8_e4m3fn`` codes with sign 0 are NVFP4's
         UE4M3; arithforge has no separate UE4M3 descriptor). Set with ``block``.
+    overflow : {"rounding", "inf"}
+        A step whose result lies beyond the accumulator format's range: ``"rounding"`` gives
+        what ``acc_rounding`` gives (the largest finite value under ``rtz``, infinity under
+        ``rne``); ``"inf"`` gives infinity whatever the rounding (measured on the H100: a
+        truncating step still overflows to infinity).
+    nan_output : {"quiet", "ones"}
+        The NaN code of the output: ``"quiet"`` the format's default quiet NaN (``0x7fc00000``
+        for float32, ``0x7fc0`` bfloat16, ``0x7e00`` float16); ``"ones"`` the positive NaN
+        with every fraction bit set (``0x7fffffff``, ``0x7fff``, ``0x7fff``), the canonical NaN
+        every H100 path returns whatever NaN came in (no payload or sign propagates).
+
+    Special values (plain steps; groups, block scales and Kulisch registers take finite
+    operands only): a product with a NaN operand, or infinity times zero, is NaN; infinity
+    times a non-zero finite value is an infinity of the product's sign; a step with a NaN term
+    (the accumulator included), or with infinities of both signs, gives NaN, else one with an
+    infinite term gives that infinity, else the rounded finite sum (which may overflow, see
+    ``overflow``). Promotion and split-K add in IEEE float32 (``inf - inf`` is NaN).
 
     Groups and block scales (``group > 1`` or ``block`` set; see :func:`step`): the exact sum
     ``S`` of a group's products is multiplied by the product of the two blocks' scales
@@ -230,6 +260,8 @@ class MMAModel:
     group: int = 1
     block: int | None = None
     scale_format: FloatFormat | None = None
+    overflow: str = "rounding"
+    nan_output: str = "quiet"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -285,6 +317,12 @@ class MMAModel:
         if self.k_order not in K_ORDERS:
             raise FormatError(
                 f"k_order must be one of {', '.join(K_ORDERS)}, not {self.k_order!r}")
+        if self.overflow not in OVERFLOWS:
+            raise FormatError(f"overflow must be one of {', '.join(OVERFLOWS)}, not "
+                              f"{self.overflow!r}")
+        if self.nan_output not in NAN_OUTPUTS:
+            raise FormatError(f"nan_output must be one of {', '.join(NAN_OUTPUTS)}, not "
+                              f"{self.nan_output!r}")
         _check_blocks(self)
         if self.kulisch is not None:  # (the presets, built above that function, have none)
             _check_kulisch_model(self)
@@ -311,6 +349,10 @@ class MMAModel:
             s += f" group={self.group}"
         if self.scale_format is not None:
             s += f" scale={self.scale_format.name}/{self.block}"
+        if self.overflow != "rounding":
+            s += f" overflow={self.overflow}"
+        if self.nan_output != "quiet":
+            s += f" nan={self.nan_output}"
         return s
 
     @property
@@ -379,6 +421,10 @@ def _preset(name: str, source: str, **kw: Any) -> MMAModel:
     return MMAModel(name=name, source=source, **kw)
 
 
+#: How every measured H100 path treats special values (data/tensorcore/h100_special.npz).
+_H100_SPECIALS: dict[str, Any] = {"overflow": "inf", "nan_output": "ones"}
+
+
 _H100 = "measured on an NVIDIA H100 SXM (docs/tensor-cores.md, data/tensorcore/)"
 _PUB = "published (MMA-Sim arXiv 2511.10909; Fasi et al. 2021), not measured by us"
 
@@ -386,19 +432,21 @@ _PUB = "published (MMA-Sim arXiv 2511.10909; Fasi et al. 2021), not measured by 
 #: published measurements.
 PRESETS: dict[str, MMAModel] = {m.name: m for m in (
     _preset("h100-fp8-fastacc", _H100 + ": torch._scaled_mm(use_fast_accum=True), Triton "
-            "tl.dot (wgmma m64nNk32)", n=32, frac_bits=13, acc_frac_bits=13),
+            "tl.dot (wgmma m64nNk32)", n=32, frac_bits=13, acc_frac_bits=13,
+            **_H100_SPECIALS),
     _preset("h100-fp8", _H100 + ": torch._scaled_mm(use_fast_accum=False), promotion to "
-            "float32 every 128", n=32, frac_bits=13, acc_frac_bits=13, promote=128),
+            "float32 every 128", n=32, frac_bits=13, acc_frac_bits=13, promote=128,
+            **_H100_SPECIALS),
     _preset("h100-bf16", _H100 + ": wgmma m64nNk16 and mma.sync m16n8k16, bf16 inputs; cuBLAS "
-            "without split-K", n=16, frac_bits=25),
+            "without split-K", n=16, frac_bits=25, **_H100_SPECIALS),
     _preset("h100-fp16", _H100 + ": wgmma m64nNk16 and mma.sync m16n8k16, fp16 inputs; cuBLAS "
-            "without split-K", n=16, frac_bits=25),
+            "without split-K", n=16, frac_bits=25, **_H100_SPECIALS),
     _preset("h100-fp16-f16acc", _H100 + ": mma.sync m16n8k16 with a float16 accumulator",
             n=16, frac_bits=25, acc_format=_F16, acc_frac_bits=10, acc_rounding=Rounding.RNE,
             output=_F16),
     _preset("h100-fp8-mma-sync", _H100 + ": PTX mma.sync m16n8k32 fp8 (two fp16 steps of 16, "
             "float32 RNE between instructions)", n=16, frac_bits=25, alignment="sum_fp16",
-            promote=32, k_order="pairs2x16"),
+            promote=32, k_order="pairs2x16", **_H100_SPECIALS),
     _preset("a100-bf16", _PUB + ": A100 mma, bf16", n=8, frac_bits=24),
     _preset("a100-fp16", _PUB + ": A100 mma, fp16", n=8, frac_bits=24),
     _preset("v100-fp16", _PUB + ": V100 HMMA, fp16", n=4, frac_bits=23),
@@ -469,11 +517,14 @@ def _align(mag: Any, shift: Any, rounding: Rounding, neg: Any, xp: Any = NP) -> 
 
 
 def _round_scaled(s: Any, scale_exp: Any, *, p: int, emin: int, emax: int,
-                  rounding: Rounding, xp: Any = NP, floor: Any = None) -> Any:
+                  rounding: Rounding, xp: Any = NP, floor: Any = None,
+                  overflow_inf: bool = False) -> Any:
     """Round ``s * 2**scale_exp`` (int64 ``s``) to ``p`` significant bits, exponent range
     ``[emin, emax]`` (gradual underflow); returns exactly representable float64 values.
     ``floor`` (per element, optional): the rounding position is never below ``floor - (p -
-    1)``, as if ``emin`` were ``max(emin, floor)`` (an approximate normalizer's window)."""
+    1)``, as if ``emin`` were ``max(emin, floor)`` (an approximate normalizer's window).
+    Past the largest finite value: infinity under ``rne`` or with ``overflow_inf``, else the
+    largest finite value."""
     neg = s < 0
     mag = xp.abs(s)
     length = _core.bit_length(mag, xp)
@@ -492,7 +543,8 @@ def _round_scaled(s: Any, scale_exp: Any, *, p: int, emin: int, emax: int,
     val = xp.ldexp(xp.astype(q, xp.float64), scale_exp + shift)
     max_finite = (2.0 - 2.0 ** (1 - p)) * 2.0**emax
     over = val > max_finite
-    val = xp.where(over, max_finite if rounding is Rounding.RTZ else float("inf"), val)
+    sat = rounding is Rounding.RTZ and not overflow_inf
+    val = xp.where(over, max_finite if sat else float("inf"), val)
     return xp.where(neg, -val, val)
 
 
@@ -503,6 +555,7 @@ def _step_consts(m: MMAModel, pfrac: int) -> dict[str, Any]:
         "pfrac": pfrac, "f": m.frac_bits, "term": m.term_rounding,
         "normalized": m.alignment == "normalized", "p": m.acc_frac_bits + 1,
         "emin": m.acc_format.emin, "emax": m.acc_format.emax, "acc_rounding": m.acc_rounding,
+        "overflow_inf": m.overflow == "inf",
         # An approximate normalizer (plain steps only: refused with groups and block scales).
         **({} if m.normalization is None
            else {"window": m.normalization - 3 - (m.n + 1).bit_length()}),
@@ -511,18 +564,22 @@ def _step_consts(m: MMAModel, pfrac: int) -> dict[str, Any]:
 
 def _mma_step(xp: Any, psign: Any, psig: Any, pexp: Any, c_in: Any, *, pfrac: int, f: int,
               term: Rounding, normalized: bool, p: int, emin: int, emax: int,
-              acc_rounding: Rounding, window: int | None = None) -> Any:
+              acc_rounding: Rounding, window: int | None = None,
+              overflow_inf: bool = False) -> Any:
     """One step over the last axis of products ``(B, n)`` plus accumulator values ``c_in (B,)``.
 
     ``c_in`` holds float32 values (or inf/NaN) in float64; the model's facts come as constants
     (:func:`_step_consts`); ``window``, with an approximate normalizer, is ``W - 3 - bits(n +
-    1)``: the sum is rounded no lower than at ``E - window - (p - 1)``.
+    1)``: the sum is rounded no lower than at ``E - window - (p - 1)``. Special products
+    (exponent at or above ``_SPECIAL``, :func:`_unpack_operand`) and a special accumulator
+    decide the result by IEEE rules (:func:`_special_result`).
     """
-    c_inf = ~xp.isfinite(c_in)  # an overflowed accumulator stays infinite (or NaN)
+    c_inf = ~xp.isfinite(c_in)
     c = xp.where(c_inf, 0.0, c_in)
     _, cneg, csig, cexp = _core.unpack_float(_F32, xp.f32_bits(c), xp=xp)
     cexp = cexp + 23
-    pnz = psig != 0
+    special = pexp >= _SPECIAL
+    pnz = (psig != 0) & ~special
     cnz = csig != 0
     palign = pexp + _core.bit_length(psig, xp) - 1 - pfrac if normalized else pexp
     p_align = xp.where(pnz, palign, _NO_TERM)
@@ -533,8 +590,26 @@ def _mma_step(xp: Any, psign: Any, psig: Any, pexp: Any, c_in: Any, *, pfrac: in
     total = xp.where(big <= _NO_TERM, 0, total)
     floor = None if window is None else big - window
     res = _round_scaled(total, big - f, p=p, emin=emin, emax=emax, rounding=acc_rounding, xp=xp,
-                        floor=floor)
-    return xp.where(c_inf, c_in, res)
+                        floor=floor, overflow_inf=overflow_inf)
+    return _special_result(xp, psign, psig, pexp, c_in, res)
+
+
+def _special_result(xp: Any, psign: Any, psig: Any, pexp: Any, c_in: Any, res: Any) -> Any:
+    """A step's result with its special terms: NaN if a product is NaN (a NaN operand, or
+    infinity times zero) or infinities of both signs meet; else a NaN accumulator as it is;
+    else the infinity among the terms; else the finite result ``res``."""
+    special = pexp >= _SPECIAL
+    pnan = special & ((pexp >= _NAN_PRODUCT) | (psig == 0))
+    pinf = special & ~pnan
+
+    def any_(x: Any) -> Any:
+        return xp.sum(xp.astype(x, xp.int64), -1) > 0
+
+    pos = any_(pinf & ~psign) | (c_in == float("inf"))
+    neg = any_(pinf & psign) | (c_in == -float("inf"))
+    out = xp.where(pos, float("inf"), xp.where(neg, -float("inf"), res))
+    out = xp.where(c_in != c_in, c_in, out)
+    return xp.where(any_(pnan) | (pos & neg), float("nan"), out)
 
 
 def _wide_group_terms(gs: Any, shift: Any, gn: Any, nz: Any, cut: Any, term: Rounding
@@ -564,7 +639,7 @@ def _wide_group_terms(gs: Any, shift: Any, gn: Any, nz: Any, cut: Any, term: Rou
 
 def _mma_group_step(xp: Any, psign: Any, psig: Any, pexp: Any, c_in: Any, *, group: int,
                     pfrac: int, f: int, term: Rounding, normalized: bool, p: int, emin: int,
-                    emax: int, acc_rounding: Rounding) -> Any:
+                    emax: int, acc_rounding: Rounding, overflow_inf: bool = False) -> Any:
     """:func:`_mma_step` with the products of each ``group`` consecutive lanes summed exactly
     first (:class:`MMAModel`'s groups): the group's alignment exponent is the largest of its
     non-zero products', its exact sum ``S`` (an int64 multiple of ``2**L``, ``L`` its lowest
@@ -602,7 +677,8 @@ def _mma_group_step(xp: Any, psign: Any, psig: Any, pexp: Any, c_in: Any, *, gro
     tc = xp.where(cnz, _align(csig, cexp - 23 + f - big, term, cneg, xp), 0)
     total = xp.sum(xp.where(gneg, -tg, tg), -1) + xp.where(cneg, -tc, tc)
     total = xp.where(big <= _NO_TERM, 0, total)
-    res = _round_scaled(total, big - f, p=p, emin=emin, emax=emax, rounding=acc_rounding, xp=xp)
+    res = _round_scaled(total, big - f, p=p, emin=emin, emax=emax, rounding=acc_rounding, xp=xp,
+                        overflow_inf=overflow_inf)
     return xp.where(c_inf, c_in, res)
 
 
@@ -724,9 +800,18 @@ def _prepare_operand(codes: Any, fmt: FloatFormat, m: MMAModel, what: str, xp: A
 
 def _unpack_operand(codes: Any, fmt: FloatFormat, m: MMAModel, what: str, xp: Any = NP
                     ) -> tuple[Any, ...]:
-    """``(neg, sig, exp)`` of finite operand codes as the steps read them (``sum_fp16``
-    widening included), in the order given."""
-    neg, sig, exp = _unpack_finite(fmt, codes, what, xp)
+    """``(neg, sig, exp)`` of operand codes as the steps read them (``sum_fp16`` widening
+    included), in the order given. A plain step's infinities and NaNs become significand 1
+    at exponent ``_INF_EXP`` or ``_NAN_EXP`` (:func:`_mma_step` tells them apart); groups,
+    block scales and Kulisch registers take finite codes only."""
+    if m.blocked or m.kulisch is not None:
+        neg, sig, exp = _unpack_finite(fmt, codes, what, xp)
+    else:
+        cls, neg, sig, exp = _core.unpack_float(fmt, codes, xp=xp)
+        exp = exp + fmt.man_bits
+        inf, nan = cls == INF, cls == NAN
+        sig = xp.where(inf | nan, 1, sig)
+        exp = xp.where(inf, _INF_EXP, xp.where(nan, _NAN_EXP, exp))
     if m.alignment == "sum_fp16":
         sig, exp = _widen(sig, exp, fmt, _F16.emin, xp)
     return neg, sig, exp
@@ -745,16 +830,27 @@ def _products(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, Any, Any]:
 
 
 def _finish(res: Any, m: MMAModel, scale: Any) -> Any:
-    """Apply the float32 scale (if any) and round the float32 result to ``m.output``."""
+    """Apply the float32 scales (if any: ``(B, 2)`` factors from :func:`_scale_product`, by two
+    float32 multiplications) and round the float32 result to ``m.output``."""
     r32 = res.astype(np.float32)
     if scale is not None:
         with np.errstate(over="ignore", invalid="ignore"):
-            r32 = r32 * scale
+            r32 = (r32 * scale[..., 0]) * scale[..., 1]
     # inf - inf leaves the platform's NaN pattern: give every device the same one.
-    r32 = np.where(np.isnan(r32), np.float32(np.nan), r32)
-    if m.output == _F32:
-        return _bits_f32(r32)
-    return m.output.encode(r32, Rounding.RNE)
+    nan = np.isnan(r32)
+    r32 = np.where(nan, np.float32(np.nan), r32)
+    codes = _bits_f32(r32) if m.output == _F32 else m.output.encode(r32, Rounding.RNE)
+    if m.nan_output == "ones":
+        codes = np.where(nan, nan_code(m), codes).astype(codes.dtype)
+    return codes
+
+
+def nan_code(m: MMAModel) -> int:
+    """The output code of a NaN result under model ``m`` (:attr:`MMAModel.nan_output`)."""
+    if m.nan_output == "ones":
+        return (1 << (m.output.bits - 1)) - 1
+    return int(np.asarray(m.output.encode(np.float32(np.nan), Rounding.RNE)).reshape(-1)[0]
+               if m.output != _F32 else 0x7FC00000)
 
 
 # Products held at once per chunk of output elements (bounds memory to a few hundred MB).
@@ -771,18 +867,30 @@ def _check_codes(x: Any, fmt: FloatFormat, what: str) -> Any:
 
 
 def _scale_product(scale_a: Any, scale_b: Any, rows: int, cols: int) -> Any:
-    """float32 ``scale_a * scale_b`` broadcast to ``(rows, cols)``, or None without scales."""
+    """The two float32 factors ``(f, g)`` of the epilogue ``(r * f) * g``, shape ``(rows, cols,
+    2)``, or None without scales (measured on the H100, data/tensorcore/h100_special.npz):
+
+    - per-tensor scales (both one element): ``f = float32(scale_a * scale_b)``, ``g = 1``
+      (cuBLASLt's alpha: one product of the scales, then one multiplication);
+    - otherwise (per row of A and/or per column of B): ``f = scale_b[j]``, ``g = scale_a[i]``
+      (the column scale first, then the row scale: torch's row-wise kernel).
+    """
     if scale_a is None and scale_b is None:
         return None
     sa = np.asarray(1.0 if scale_a is None else scale_a, dtype=np.float32)
     sb = np.asarray(1.0 if scale_b is None else scale_b, dtype=np.float32)
+    tensorwise = sa.size == 1 and sb.size == 1
     try:
         sa = np.broadcast_to(sa.reshape(-1, 1) if sa.ndim == 1 else sa, (rows, cols))
         sb = np.broadcast_to(sb.reshape(1, -1) if sb.ndim == 1 else sb, (rows, cols))
     except ValueError:
         raise FormatError(f"scale_a must broadcast to ({rows}, 1) and scale_b to "
                           f"(1, {cols}) (per tensor, row or column)") from None
-    return sa * sb  # one float32 product, rounded to nearest even
+    if tensorwise:
+        with np.errstate(over="ignore", invalid="ignore"):
+            alpha = sa * sb  # one float32 product, rounded to nearest even
+        return np.stack([alpha, np.ones_like(alpha)], axis=-1)
+    return np.stack([sb, sa], axis=-1)
 
 
 def matmul(
@@ -798,7 +906,8 @@ def matmul(
     ----------
     a_codes, b_codes : array_like of int
         Codes of ``A`` (``M x K``, format ``fmt_a``) and ``B`` (``K x N``, format ``fmt_b``,
-        default ``fmt_a``). NaN and infinity inputs are refused.
+        default ``fmt_a``). NaN and infinity inputs follow :class:`MMAModel`'s special-value
+        rules (plain models; groups, block scales and Kulisch registers refuse them).
     fmt_a, fmt_b : FloatFormat or str
     model : MMAModel or str
         A preset name (:data:`PRESETS`) or a model.
@@ -807,11 +916,11 @@ def matmul(
         the first step (or, under split-K, the first float32 addition).
     scale_a, scale_b : array_like of float, optional
         float32 scales, per tensor (scalar), per row of ``A`` (``M x 1``) or per column of ``B``
-        (``1 x N``), as ``torch._scaled_mm`` takes them: the float32 result is multiplied by
-        ``float32(scale_a * scale_b)`` (one float32 product, then one float32 multiplication,
-        both rounding to nearest even) before the final conversion to ``model.output``. Exact
-        for powers of two; the rounding order for other scales follows this description, not a
-        hardware measurement.
+        (``1 x N``), as ``torch._scaled_mm`` takes them, applied to the float32 result before
+        the final conversion to ``model.output`` in the order measured on the H100 (float32
+        multiplications rounding to nearest even; docs/tensor-cores.md): per-tensor scales (one
+        element each) as ``r * float32(scale_a * scale_b)``; row/column scales as
+        ``(r * scale_b[j]) * scale_a[i]``.
     device : str
         ``"cpu"`` (numpy) or a torch device such as ``"cuda"``: then the codes may be torch
         tensors and the result is a torch tensor on that device (bit-identical). Models with
@@ -870,7 +979,7 @@ def matmul(
         res = _accumulate(NP, ps, pg, pe, acc[r0:r1].reshape(-1), m, step, _reduce_add)
         if nan is not None:  # a NaN block scale anywhere in the row of A or column of B
             res = np.where((nan[0][r0:r1, None] | nan[1][None, :]).reshape(-1), np.nan, res)
-        sc = None if scale is None else scale[r0:r1].reshape(-1)
+        sc = None if scale is None else scale[r0:r1].reshape(-1, 2)
         out[r0:r1] = _finish(res, m, sc).reshape(r1 - r0, cols)
     return out
 
@@ -1295,6 +1404,6 @@ def _kulisch_matmul(a: Any, b: Any, fa: FloatFormat, fb: FloatFormat, m: MMAMode
         neg, sig, exp = _kulisch_products(aa, bb, fa, fb, m)
         reg = _kulisch_sum(neg, sig, exp, lsb, width)
         f32 = _F32.decode(kulisch_round(reg, width, lsb))
-        sc = None if scale is None else scale[r0:r1].reshape(-1)
+        sc = None if scale is None else scale[r0:r1].reshape(-1, 2)
         out[r0:r1] = _finish(f32, m, sc).reshape(r1 - r0, cols)
     return out

@@ -458,7 +458,8 @@ class DotProduct(DotUnit, Datapath):
         assert fc.inf_code is not None
         assert fc.nan_code is not None
         over = code > max_p
-        big = max_p if mdl.acc_rounding is Rounding.RTZ else fc.inf_code
+        saturate = mdl.acc_rounding is Rounding.RTZ and mdl.overflow == "rounding"
+        big = max_p if saturate else fc.inf_code
         if window < g.SW:
             over = over & q.any()  # an early-rounded sum may round to zero
             code = Mux(q.any(), code, 0)
