@@ -142,6 +142,91 @@ def test_block_quantize_matches_numpy(fmt: Any, device: str, rng: np.random.Gene
     np.testing.assert_array_equal(_np(got.element, fmt.element.bits), want.element)
 
 
+#: Formats of the amax scale rule: NVFP4 (two-level), one level with UE4M3 and with E8M0 (no
+#: zero scale), wider elements, fixed-point elements.
+AMAX_BLOCKS = [get_format("nvfp4"),
+               BlockFormat("float4_e2m1fn", "float8_ue4m3", 16, scale_rule="amax"),
+               BlockFormat("float4_e2m1fn", block_size=32, scale_rule="amax"),
+               BlockFormat("float8_e4m3fn", "float8_ue4m3", 16, scale_rule="amax",
+                           tensor_scale="float32"),
+               BlockFormat("float6_e3m2fn", "float8_ue4m3", 16, scale_rule="amax",
+                           tensor_scale="bfloat16"),
+               BlockFormat(FixedFormat(1, 6), "float8_ue4m3", 16, scale_rule="amax")]
+
+
+def _amax_values(rng: np.random.Generator) -> np.ndarray:
+    x = rng.standard_normal((6, 100)) * np.exp2(rng.integers(-20, 20, (6, 1)))
+    x[1, 3] = np.nan
+    x[2, 40] = -np.inf
+    x[3, :] = 0.0
+    x[4, :16] *= 2.0**-40  # blocks whose scale underflows to 0 (UE4M3) or clamps (E8M0)
+    x[5, 20:36] = [6 * 448, -6 * 448 * 1.01, 5.5, 6.5, 0.25, 2.0**-149, 0.0, -0.0] * 2
+    return x
+
+
+def _same_block_codes(fmt: Any, got: Any, want: Any) -> None:
+    np.testing.assert_array_equal(_np(got.scale, fmt.scale.bits), want.scale)
+    np.testing.assert_array_equal(_np(got.element, fmt.element.bits), want.element)
+    assert type(got) is type(want)
+    if fmt.tensor_scale is not None:
+        assert got.tensor.shape == ()
+        assert int(_np(got.tensor, fmt.tensor_scale.bits)) == int(want.tensor)
+
+
+@pytest.mark.parametrize("fmt", AMAX_BLOCKS, ids=lambda f: f.name)
+def test_amax_block_quantize_matches_numpy(fmt: Any, device: str,
+                                           rng: np.random.Generator) -> None:
+    """Every deterministic rounding, both saturation modes, both axes, float32 and float64
+    inputs: codes (scale, element, tensor scale) and values are the numpy path's, bit for bit."""
+    x = _amax_values(rng)
+    for axis in (-1, 0):
+        for r in ROUNDINGS:
+            for sat in (True, False):
+                if not sat and not isinstance(fmt.element, FloatFormat):
+                    continue
+                for xs in (x, x.astype(np.float32)):
+                    want = fmt.quantize(xs, axis, r, saturate=sat)
+                    got = fmt.quantize(xs, axis, r, saturate=sat, device=device)
+                    assert got.element.device.type == device.split(":")[0]
+                    _same_block_codes(fmt, got, want)
+                kw: dict[str, Any] = {}
+                if fmt.tensor_scale is not None:
+                    kw = {"tensor_code": want.tensor}
+                    got_kw = {"tensor_code": got.tensor}
+                else:
+                    got_kw = {}
+                _same_values(fmt.dequantize(got.scale, got.element, axis, device=device,
+                                            **got_kw),
+                             fmt.dequantize(want.scale, want.element, axis, **kw))
+    # encode / decode: the last axis, the same codes and values.
+    want = fmt.encode(x, "rne")
+    got = fmt.encode(torch.from_numpy(x).to(device), "rne", device=device)
+    _same_block_codes(fmt, got, want)
+    _same_values(fmt.decode(got, device=device), fmt.decode(want))
+
+
+def test_nvfp4_given_tensor_scale_and_errors_match_numpy(device: str,
+                                                        rng: np.random.Generator) -> None:
+    fmt = get_format("nvfp4")
+    x = rng.standard_normal((4, 64))
+    t = np.uint32(0x3B000000)  # 2**-9, a calibrated T
+    want = fmt.quantize(x, tensor_code=t)
+    got = fmt.quantize(x, tensor_code=torch.tensor(int(t)), device=device)
+    _same_block_codes(fmt, got, want)
+    assert int(want.tensor) == int(t)
+    for bad in (np.uint32(0), np.uint32(0x7FC00000), np.uint32(0xBF800000)):  # 0, NaN, -1
+        with pytest.raises(FormatError, match="tensor_code must be one code of a positive"):
+            fmt.quantize(x, tensor_code=bad, device=device)
+    with pytest.raises(FormatError, match="rounds deterministically"):
+        fmt.quantize(x, rounding="stochastic", random_bits=np.zeros(x.shape, np.int64),
+                     random_width=8, device=device)
+    with pytest.raises(FormatError, match="needs tensor_code"):
+        fmt.dequantize(want.scale, want.element, device=device)
+    with pytest.raises(FormatError, match=r"tensor_code must be one code \(0-d\)"):
+        fmt.dequantize(want.scale, want.element, tensor_code=np.zeros(2, np.uint32),
+                       device=device)
+
+
 def _finite_codes(fmt: FloatFormat, rng: np.random.Generator, shape: tuple[int, ...]) -> Any:
     codes = fmt.all_codes()
     v = fmt.decode(codes)
