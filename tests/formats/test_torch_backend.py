@@ -115,7 +115,9 @@ BLOCKS = [BlockFormat("float8_e4m3fn"), BlockFormat("float4_e2m1fn", block_size=
           BlockFormat("float6_e2m3fn", scale_rule="ceil"), BlockFormat("float8_e5m2",
                                                                       scale_rule="round"),
           get_format("mxint8"), BlockFormat("float8_e4m3fn", scale="float8_e4m3fn",
-                                            block_size=8)]
+                                            block_size=8),
+          BlockFormat("float4_e2m1fn", scale_rule="even"), BlockFormat(FixedFormat(1, 6),
+                                                                       scale_rule="even")]
 
 
 @pytest.mark.parametrize("fmt", BLOCKS, ids=lambda f: f.name)

@@ -560,6 +560,8 @@ def _shared_exponents(fmt: BlockFormat, blocks: Tensor) -> tuple[Tensor, Tensor]
         m = int(m_frac * (1 << 53))
         if fmt.scale_rule == "ceil":
             shared = t + (a > m).to(_I64)
+        elif fmt.scale_rule == "even":
+            shared = t + (a >= fmt._even_threshold).to(_I64)
         else:
             low = math.isqrt(m * m // 2)
             high = math.isqrt(2 * m * m)

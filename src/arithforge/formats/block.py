@@ -43,9 +43,9 @@ from .rounding import Rounding, as_rounding
 
 __all__ = ["BlockCodes", "BlockFormat", "ScaledBlockCodes", "mx_dot"]
 
-#: Scale rules, each a way to derive the block scale from the block's largest magnitude: three
+#: Scale rules, each a way to derive the block scale from the block's largest magnitude: four
 #: power-of-two rules (the shared exponent) and ``"amax"``, the scale rounded to nearest even.
-SCALE_RULES = ("floor", "ceil", "round", "amax")
+SCALE_RULES = ("floor", "ceil", "round", "even", "amax")
 
 #: Rules of the per-tensor scale: ``"amax"`` (``T = amax_tensor / (M * S_max)``, NVFP4's).
 TENSOR_RULES = ("amax",)
@@ -108,7 +108,7 @@ class BlockFormat(Format):
     block_size : int
         Elements per block, at least 1; the spec's is 32. A last, partial block along the
         blocked axis is a block of its own.
-    scale_rule : {"floor", "ceil", "round"}
+    scale_rule : {"floor", "ceil", "round", "even", "amax"}
         How the shared exponent follows from ``A = max_i |V_i|`` and ``M``, the element's largest
         value (exactly, with integers):
 
@@ -117,7 +117,12 @@ class BlockFormat(Format):
         - ``"ceil"``: ``ceil(log2(A / M))``, the smallest scale with ``A / X <= M`` (no element
           is clamped; an exact form of torchao's RCEIL, which divides in float32 first);
         - ``"round"``: ``round(log2(A / M))``, the nearest in log scale (``A / X`` within
-          ``M / sqrt(2)`` and ``M * sqrt(2)``; ties cannot occur).
+          ``M / sqrt(2)`` and ``M * sqrt(2)``; ties cannot occur);
+        - ``"even"`` (torchao's EVEN, AMD aiter's and Quark's): ``floor(log2 A') - emax_elem``
+          with ``A'`` the value ``A`` rounded half up to the element's mantissa width (``m``
+          bits): the floor rule, one binade up when ``A``'s significand is at least
+          ``2 - 2**-(m+1)``, so that ``A / X`` does not round past the element's top binade.
+          ``m`` is ``man_bits`` (fixed-point elements: ``bits - 2``, MXINT8's 6).
 
         The result is clamped below to the scale's smallest power of two; above its largest one
         the scale is NaN (as in microsoft/microxcaling). An all-zero block takes the smallest.
@@ -263,6 +268,15 @@ class BlockFormat(Format):
         (NVFP4 4.5, MXFP4 4.25, MXFP8 8.25). The one per-tensor scale of a two-level format
         is amortized over the whole tensor and counted as 0."""
         return self.element.bits + self.scale_storage_bits / self.block_size
+
+    @property
+    def _even_threshold(self) -> int:
+        """Under ``scale_rule="even"``: the 53-bit significand (in ``[2**52, 2**53)``) from
+        which the block's maximum rounds up to the next binade at the element's mantissa width,
+        ``(2 - 2**-(m+1)) * 2**52``."""
+        el = self.element
+        m = el.man_bits if isinstance(el, FloatFormat) else el.bits - 2
+        return (1 << 53) - (1 << (51 - m))
 
     @property
     def element_max(self) -> float:
@@ -541,6 +555,8 @@ class BlockFormat(Format):
             m = int(m_frac * (1 << 53))
             if self.scale_rule == "ceil":
                 shared = t + (a > m)
+            elif self.scale_rule == "even":
+                shared = t + (a >= self._even_threshold)
             else:
                 # a / m < 1/sqrt(2)  <=>  a <= floor(m / sqrt(2))  (equality is impossible), and
                 # a / m > sqrt(2)    <=>  a >  floor(m * sqrt(2)).
