@@ -207,6 +207,25 @@ def test_amax_block_quantize_matches_numpy(fmt: Any, device: str,
     _same_values(fmt.decode(got, device=device), fmt.decode(want))
 
 
+@pytest.mark.parametrize("shape_case", ["empty-rows", "1-d", "partial-block", "3-d", "all-nan",
+                                        "inf", "tiny", "huge", "float32-subnormal"])
+def test_nvfp4_edge_shapes_and_values_match_numpy(shape_case: str, device: str,
+                                                  rng: np.random.Generator) -> None:
+    x = {"empty-rows": np.zeros((3, 0)), "1-d": rng.standard_normal(16),
+         "partial-block": rng.standard_normal(37), "3-d": rng.standard_normal((2, 3, 40)),
+         "all-nan": np.full(16, np.nan), "inf": np.array([np.inf, 1.0]),
+         "tiny": np.full(20, 1e-300), "huge": np.full(20, 3e38),
+         "float32-subnormal": np.full(3, 1e-45, dtype=np.float32)}[shape_case]
+    fmt = get_format("nvfp4")
+    for axis in range(-min(x.ndim, 2), 0):
+        want = fmt.quantize(x, axis)
+        got = fmt.quantize(x, axis, device=device)
+        _same_block_codes(fmt, got, want)
+        _same_values(fmt.dequantize(got.scale, got.element, axis, tensor_code=got.tensor,
+                                    device=device),
+                     fmt.dequantize(want.scale, want.element, axis, tensor_code=want.tensor))
+
+
 def test_nvfp4_given_tensor_scale_and_errors_match_numpy(device: str,
                                                         rng: np.random.Generator) -> None:
     fmt = get_format("nvfp4")

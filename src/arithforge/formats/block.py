@@ -488,7 +488,7 @@ class BlockFormat(Format):
     ) -> BlockCodes | ScaledBlockCodes:
         """``quantize`` under ``scale_rule="amax"`` on values padded to whole blocks (last axis)."""
         k = self.block_size
-        blocks = xp.reshape(*xp.shape[:-1], -1, k)
+        blocks = xp.reshape(*xp.shape[:-1], xp.shape[-1] // k, k)  # explicit: empty rows too
         mag = np.abs(blocks)
         has_nan = np.isnan(mag).any(axis=-1)
         amax = np.max(np.where(np.isnan(mag), 0.0, mag), axis=-1, initial=0.0)
