@@ -235,6 +235,8 @@ def test_nvfp4_given_tensor_scale_and_errors_match_numpy(device: str,
     got = fmt.quantize(x, tensor_code=torch.tensor(int(t)), device=device)
     _same_block_codes(fmt, got, want)
     assert int(want.tensor) == int(t)
+    assert int(fmt.tensor_scale_code(torch.from_numpy(x).to(device), device=device)) == \
+        int(fmt.tensor_scale_code(x))
     for bad in (np.uint32(0), np.uint32(0x7FC00000), np.uint32(0xBF800000)):  # 0, NaN, -1
         with pytest.raises(FormatError, match="tensor_code must be one code of a positive"):
             fmt.quantize(x, tensor_code=bad, device=device)

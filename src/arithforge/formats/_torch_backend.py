@@ -456,6 +456,12 @@ def block_quantize(fmt: BlockFormat, values: Any, axis: int, rounding: Rounding,
     return torch.movedim(scales, -1, ax), torch.movedim(elements, -1, ax)
 
 
+def finite_amax(x: Tensor) -> float:
+    """Largest finite magnitude of ``x`` (0 for none), reduced on its device and read back."""
+    finite = torch.where(torch.isfinite(x), x.abs(), 0.0)
+    return float(finite.max()) if finite.numel() else 0.0
+
+
 def block_quantize_amax(fmt: BlockFormat, values: Any, axis: int, rounding: Rounding, *,
                         saturate: bool, ftz: bool, tensor_code: np.ndarray | None,
                         device: str | torch.device) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -487,9 +493,7 @@ def block_quantize_amax(fmt: BlockFormat, values: Any, axis: int, rounding: Roun
     t_sig, t_exp = 1, 0
     if fmt.tensor_scale is not None:
         if tensor_code is None:
-            finite = torch.where(torch.isfinite(xp), xp.abs(), 0.0)
-            top = float(finite.max()) if finite.numel() else 0.0
-            tensor_code = fmt._tensor_code_of_amax(top)
+            tensor_code = fmt._tensor_code_of_amax(finite_amax(xp))
         t_code = tensor_code
         _, _, ts, te = _core.unpack_float(fmt.tensor_scale, t_code)
         ts, te = _strip(ts, te)

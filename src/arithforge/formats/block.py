@@ -438,10 +438,18 @@ class BlockFormat(Format):
         scales = self.scale.encode(scale_value)
         return BlockCodes(np.moveaxis(scales, -1, ax), np.moveaxis(elements, -1, ax))
 
-    def tensor_scale_code(self, values: npt.ArrayLike) -> npt.NDArray[Any]:
-        """0-d code of the per-tensor scale ``T`` of ``values`` (see ``tensor_rule``)."""
+    def tensor_scale_code(self, values: npt.ArrayLike, *, device: str = "cpu"
+                          ) -> npt.NDArray[Any]:
+        """0-d code of the per-tensor scale ``T`` of ``values`` (see ``tensor_rule``); with a
+        torch ``device`` the values may be a tensor there, reduced on it (the code is numpy)."""
         if self.tensor_scale is None:
             raise FormatError(f"{self.name} has no per-tensor scale (tensor_scale=None)")
+        if device != "cpu":
+            from ._device import torch_backend
+
+            tb = torch_backend(device)
+            x_t = tb._float_input(values, device).to(tb.torch.float64)
+            return self._tensor_code_of_amax(tb.finite_amax(x_t))
         with np.errstate(invalid="ignore"):
             x = _as_float_array(values).astype(np.float64)
         mag = np.abs(x[np.isfinite(x)])
