@@ -587,3 +587,4 @@ def test_mx_dot_specials() -> None:
     assert str(info.value) == (
         "element codes must be arrays of one shape with a last axis to reduce, not (4,) and (3,)"
     )
+

@@ -250,6 +250,32 @@ def test_nvfp4_given_tensor_scale_and_errors_match_numpy(device: str,
                        device=device)
 
 
+def test_e8m0_scale_encode_matches_torch_cast(rng: np.random.Generator) -> None:
+    """The MX scale dtype against PyTorch's own cast to ``torch.float8_e8m0fnu``: on positive
+    normal float32 values (every binade, ties at 1.5 * 2**e round up on both), infinities, NaN
+    and overflow, ``encode(x, "rne", saturate=False)`` is torch's code; the differences are
+    where E8M0 has no value to give (zero and negative inputs: NaN here, torch drops the sign
+    and maps 0 to 2**-127) and float32 subnormal inputs, some of which torch rounds up (1.4 *
+    2**-127 to 2**-126, where the nearest value is 2**-127)."""
+    if not hasattr(torch, "float8_e8m0fnu"):
+        pytest.skip(f"torch {torch.__version__} has no float8_e8m0fnu")
+    e8m0 = get_format("float8_e8m0fnu")
+    x = (rng.uniform(1, 2, 20000) * np.exp2(rng.integers(-126, 128, 20000))).astype(np.float32)
+    ties = (1.5 * np.exp2(np.arange(-126, 127))).astype(np.float32)
+    specials = np.array([np.inf, np.nan, 3e38, 1.5 * 2.0**127], dtype=np.float32)
+    x = np.concatenate([x, ties, specials])
+
+    def torch_codes(v: np.ndarray) -> np.ndarray:
+        out: np.ndarray = torch.from_numpy(v).to(torch.float8_e8m0fnu).view(torch.uint8).numpy()
+        return out
+
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(e8m0.encode(x, "rne", saturate=False), torch_codes(x))
+    odd = np.array([0.0, -0.0, -1.0, 1.4 * 2.0**-127, 2.0**-140], dtype=np.float32)
+    assert e8m0.encode(odd, "rne").tolist() == [0xFF, 0xFF, 0xFF, 0, 0]
+    assert torch_codes(odd).tolist() == [0, 0, 127, 1, 0]
+
+
 def _finite_codes(fmt: FloatFormat, rng: np.random.Generator, shape: tuple[int, ...]) -> Any:
     codes = fmt.all_codes()
     v = fmt.decode(codes)
