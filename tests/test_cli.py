@@ -276,6 +276,16 @@ def test_formats_one(capsys: pytest.CaptureFixture[str], fmt: Format) -> None:
     assert facts["repr"] == repr(fmt)
 
 
+@pytest.mark.parametrize(("name", "bpe"), [("nvfp4", "4.5"), ("mxfp4_e2m1", "4.25"),
+                                          ("mxfp8_e4m3", "8.25")])
+def test_formats_one_block_format_shows_bits_per_element(capsys: pytest.CaptureFixture[str],
+                                                         name: str, bpe: str) -> None:
+    status, out, err = run_cli(capsys, "formats", name)
+    assert (status, err) == (0, "")
+    facts = dict(line.split(None, 1) for line in out.splitlines()[1:])
+    assert facts["bits_per_element"] == bpe
+
+
 @pytest.mark.parametrize("fmt", VALUES_FORMATS, ids=lambda f: f.name)
 def test_formats_values(capsys: pytest.CaptureFixture[str], fmt: Format) -> None:
     status, out, err = run_cli(capsys, "formats", fmt.name, "--values")

@@ -41,6 +41,12 @@ MX = list(SPEC)
 E8M0_NAN = 0xFF
 
 
+def mantissa_bits(name: str) -> int:
+    """The element's stored mantissa bits (ml_dtypes' ``nmant``; MXINT8's 6 fraction bits)."""
+    dtype_name = SPEC[name][0]
+    return 6 if dtype_name is None else int(ml_dtypes.finfo(getattr(ml_dtypes, dtype_name)).nmant)
+
+
 # -- the oracle ---------------------------------------------------------------------------------
 
 @functools.cache
@@ -80,6 +86,10 @@ def oracle_shared_exp(amax: Fraction, name: str, rule: str) -> int | None:
         s = floor_log2(amax) - emax_elem - 2
         while amax > top * Fraction(2) ** s:
             s += 1
+    elif rule == "even":  # amax rounded half up to the element's mantissa width, then floor
+        e = floor_log2(amax)
+        half_below_two = 2 - Fraction(1, 2 ** (mantissa_bits(name) + 1))
+        s = e + (amax >= half_below_two * Fraction(2) ** e) - emax_elem
     else:  # nearest s to log2(amax / top): (amax / top)**2 within [2**(2s-1), 2**(2s+1)]
         r2 = (amax / top) ** 2
         s = floor_log2(amax) - emax_elem - 2
@@ -196,7 +206,7 @@ def test_names_and_repr(fmt: BlockFormat, name: str) -> None:
     ({"block_size": -32}, FormatError, "block_size must be at least 1, not -32"),
     ({"block_size": "32"}, TypeError, "block_size must be an integer, not '32'"),
     ({"scale_rule": "nearest"}, FormatError,
-     "scale_rule must be one of floor, ceil, round, amax, not 'nearest'"),
+     "scale_rule must be one of floor, ceil, round, even, amax, not 'nearest'"),
     ({"scale": IntFormat(8)}, TypeError, "scale must be a FloatFormat, not IntFormat(8)"),
     ({"scale": "int8"}, TypeError, "scale must be a FloatFormat, not IntFormat(8)"),
     ({"element": "posit8_2"}, TypeError,
@@ -341,6 +351,82 @@ def test_ceil_and_round_boundaries_are_exact() -> None:
         assert rnd.quantize(np.array([a])).scale.tolist() == [127 - below]
 
 
+def test_even_boundary_is_exact() -> None:
+    # E2M1 (1 mantissa bit): the floor rule's binade, one up from a significand of 1.75 on, the
+    # midpoint of 1.5 and 2 (torchao EVEN, aiter MxScaleRoundMode.Even).
+    even = BlockFormat("float4_e2m1fn", scale_rule="even")
+    for a, want in ((1.75 * 8, 127 + 3 + 1 - 2), (np.nextafter(1.75 * 8, 0.0), 127 + 3 - 2),
+                    (1.5 * 8, 127 + 3 - 2), (np.nextafter(16.0, 0.0), 127 + 3 + 1 - 2)):
+        assert even.quantize(np.array([a, 0.5])).scale.tolist() == [want], a
+    # E4M3 (3 bits): the step sits at 1.9375.
+    even8 = BlockFormat("float8_e4m3fn", scale_rule="even")
+    assert even8.quantize(np.array([1.9375 * 512])).scale.tolist() == [127 + 10 - 8]
+    assert even8.quantize(np.array([np.nextafter(1.9375 * 512, 0)])).scale.tolist() == [127 + 9 - 8]
+
+
+def _float32_scale_formula(amax: np.ndarray, rule: str, top: float, emax_elem: int,
+                           mbits: int) -> np.ndarray:
+    """E8M0 scale codes by the float32 bit formulas the libraries document (torchao
+    ``ScaleCalculationMode``, aiter ``f32_to_mx_e8m0_scale``), for normal float32 maxima:
+    RCEIL rounds ``amax / max_pos`` in float32 and takes the exponent, plus one if any mantissa
+    bit is set; EVEN adds half a unit at ``mbits`` to the float32 bits of ``amax``, keeps the
+    exponent and subtracts ``emax_elem``; FLOOR keeps the exponent of ``amax / 2**emax_elem``."""
+    a = amax.astype(np.float32)
+    if rule == "ceil":
+        u = (a / np.float32(top)).view(np.uint32).astype(np.int64)
+        return ((u >> 23) & 0xFF) + ((u & 0x7FFFFF) != 0)
+    if rule == "even":
+        u = a.view(np.uint32).astype(np.int64) + (1 << (23 - mbits - 1))
+        return ((u >> 23) & 0xFF) - emax_elem
+    u = a.view(np.uint32).astype(np.int64)
+    return ((u >> 23) & 0xFF) - emax_elem
+
+
+@pytest.mark.parametrize("rule", ["floor", "ceil", "even"])
+@pytest.mark.parametrize("name", [n for n in MX if n != "mxint8"])
+def test_scale_rules_match_the_float32_library_formulas(name: str, rule: str,
+                                                        rng: np.random.Generator) -> None:
+    """Dense float32 blocks, and maxima one float32 ulp either side of every rule's step: the
+    exact integer rules give the library formulas' scale on every float32 input (for float64
+    inputs the libraries' float32 division may differ; the emulator's rules are exact)."""
+    _, emax_elem, top = SPEC[name]
+    mbits = mantissa_bits(name)
+    x = (rng.standard_normal((400, 32)) * np.exp2(rng.integers(-60, 60, (400, 1))))
+    x = x.astype(np.float32)
+    steps = np.array([float(top), 2 - 2.0 ** -(mbits + 1), 1.0, 1.5], dtype=np.float32)
+    k = rng.integers(-60, 60, 96)
+    edge = (steps[np.arange(96) % 4] * np.exp2(k)).astype(np.float32)
+    edge = np.where(np.arange(96) % 3 == 0, np.nextafter(edge, np.float32(0)),
+                    np.where(np.arange(96) % 3 == 1, edge, np.nextafter(edge, np.float32(np.inf))))
+    x[:96, 0] = np.abs(x[:96]).max(axis=1) * 0 + edge  # the block's maximum is the edge value
+    x[:96, 1:] = np.clip(x[:96, 1:], -edge[:, None] / 2, edge[:, None] / 2)
+    fmt = BlockFormat(get_format(name).element, scale_rule=rule)  # type: ignore[attr-defined]
+    amax = np.abs(x).max(axis=1)
+    want = _float32_scale_formula(amax, rule, float(top), emax_elem, mbits)
+    got = fmt.quantize(x).scale
+    np.testing.assert_array_equal(got[:, 0].astype(np.int64), want)
+
+
+@pytest.mark.parametrize("name", [n for n in MX if n != "mxint8"])
+def test_floor_rule_matches_gfloat(name: str, rng: np.random.Generator) -> None:
+    """gfloat's OCP MX block quantization (``compute_scale_amax`` + ``encode_block``, RNE,
+    saturating) on dense blocks: the same scale and element codes, integer for integer."""
+    gfloat = pytest.importorskip("gfloat", reason="gfloat is the MX reference (test extra)")
+    from gfloat import formats as gf
+
+    fi = getattr(gf, f"format_info_{name}")  # gfloat's MX block format: element, 32, E8M0
+    assert (fi.k, fi.stype.k) == (32, 8)
+    x = rng.standard_normal((12, 32)) * np.exp2(rng.integers(-40, 40, (12, 1)))
+    x[3, 5] = 0.0
+    x[4] = 0.0
+    codes = get_format(name).quantize(x)
+    for i, block in enumerate(x):
+        scale = gfloat.block.compute_scale_amax(fi.etype.emax, block)
+        enc = list(gfloat.encode_block(fi, scale, block / scale, gfloat.RoundMode.TiesToEven))
+        assert int(codes.scale[i, 0]) == enc[0], i
+        assert codes.element[i].tolist() == enc[1:], i
+
+
 def test_scale_clamps_low_and_nans_high() -> None:
     # Tiny blocks take X = 2**-127 and lose what falls below the element grid there.
     assert quantize("mxfp8_e4m3", [2.0 ** -140, 2.0 ** -136]) == ([0], [0x00, 0x01])
@@ -426,7 +512,7 @@ def test_random_blocks_against_oracle(name: str, rng: np.random.Generator) -> No
         assert codes.element[i].tolist() == elems, f"block {i}: {block}"
 
 
-@pytest.mark.parametrize("rule", ["ceil", "round"])
+@pytest.mark.parametrize("rule", ["ceil", "round", "even"])
 @pytest.mark.parametrize("name", MX)
 def test_random_blocks_other_rules(name: str, rule: str, rng: np.random.Generator) -> None:
     fmt = BlockFormat(get_format(name).element, block_size=8, scale_rule=rule)  # type: ignore[attr-defined]
@@ -501,3 +587,4 @@ def test_mx_dot_specials() -> None:
     assert str(info.value) == (
         "element codes must be arrays of one shape with a last axis to reduce, not (4,) and (3,)"
     )
+

@@ -70,3 +70,25 @@ def test_errors() -> None:
         unpack(np.zeros(6, np.uint8), 6, 4)
     with pytest.raises(FormatError, match="uint8 bytes"):
         unpack(np.zeros(3, np.int32), 6)
+
+
+def test_torch_float4_e2m1fn_x2_interop() -> None:
+    """Every pair of E2M1 codes through ``torch.float4_e2m1fn_x2`` and back; its bytes are
+    :func:`pack`'s (element 0 in the low nibble, as c10::Float4_e2m1fn_x2 defines it)."""
+    torch = pytest.importorskip("torch", reason="the float4_e2m1fn_x2 dtype is PyTorch's")
+    from arithforge.formats.packing import from_float4_e2m1fn_x2, to_float4_e2m1fn_x2
+
+    if not hasattr(torch, "float4_e2m1fn_x2"):
+        pytest.skip(f"torch {torch.__version__} has no float4_e2m1fn_x2 (PyTorch 2.8 or newer)")
+    lo, hi = np.meshgrid(np.arange(16), np.arange(16), indexing="ij")
+    codes = np.stack([lo.ravel(), hi.ravel()], axis=-1).reshape(2, -1).astype(np.uint8)
+    t = to_float4_e2m1fn_x2(codes)
+    assert t.dtype == torch.float4_e2m1fn_x2
+    assert tuple(t.shape) == (2, 128)  # one element of the dtype per byte: two codes
+    np.testing.assert_array_equal(t.view(torch.uint8).numpy(), pack(codes, 4))
+    assert t.view(torch.uint8)[0, 1].item() == 0x10  # codes (0, 1): 1 in the high nibble
+    np.testing.assert_array_equal(from_float4_e2m1fn_x2(t), codes)
+    with pytest.raises(FormatError, match="even length"):
+        to_float4_e2m1fn_x2(np.zeros(3, np.uint8))
+    with pytest.raises(FormatError, match="expected a torch.float4_e2m1fn_x2 tensor"):
+        from_float4_e2m1fn_x2(torch.zeros(2, dtype=torch.uint8))

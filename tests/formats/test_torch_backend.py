@@ -116,7 +116,9 @@ BLOCKS = [BlockFormat("float8_e4m3fn"), BlockFormat("float4_e2m1fn", block_size=
           BlockFormat("float6_e2m3fn", scale_rule="ceil"), BlockFormat("float8_e5m2",
                                                                       scale_rule="round"),
           get_format("mxint8"), BlockFormat("float8_e4m3fn", scale="float8_e4m3fn",
-                                            block_size=8)]
+                                            block_size=8),
+          BlockFormat("float4_e2m1fn", scale_rule="even"), BlockFormat(FixedFormat(1, 6),
+                                                                       scale_rule="even")]
 
 
 @pytest.mark.parametrize("fmt", BLOCKS, ids=lambda f: f.name)
@@ -141,6 +143,138 @@ def test_block_quantize_matches_numpy(fmt: Any, device: str, rng: np.random.Gene
     want = fmt.quantize(x, -1, "stochastic", random_bits=bits, random_width=8)
     got = fmt.quantize(x, -1, "stochastic", random_bits=bits, random_width=8, device=device)
     np.testing.assert_array_equal(_np(got.element, fmt.element.bits), want.element)
+
+
+#: Formats of the amax scale rule: NVFP4 (two-level), one level with UE4M3 and with E8M0 (no
+#: zero scale), wider elements, fixed-point elements.
+AMAX_BLOCKS = [get_format("nvfp4"),
+               BlockFormat("float4_e2m1fn", "float8_ue4m3", 16, scale_rule="amax"),
+               BlockFormat("float4_e2m1fn", block_size=32, scale_rule="amax"),
+               BlockFormat("float8_e4m3fn", "float8_ue4m3", 16, scale_rule="amax",
+                           tensor_scale="float32"),
+               BlockFormat("float6_e3m2fn", "float8_ue4m3", 16, scale_rule="amax",
+                           tensor_scale="bfloat16"),
+               BlockFormat(FixedFormat(1, 6), "float8_ue4m3", 16, scale_rule="amax")]
+
+
+def _amax_values(rng: np.random.Generator) -> np.ndarray:
+    x = rng.standard_normal((6, 100)) * np.exp2(rng.integers(-20, 20, (6, 1)))
+    x[1, 3] = np.nan
+    x[2, 40] = -np.inf
+    x[3, :] = 0.0
+    x[4, :16] *= 2.0**-40  # blocks whose scale underflows to 0 (UE4M3) or clamps (E8M0)
+    x[5, 20:36] = [6 * 448, -6 * 448 * 1.01, 5.5, 6.5, 0.25, 2.0**-149, 0.0, -0.0] * 2
+    return x
+
+
+def _same_block_codes(fmt: Any, got: Any, want: Any) -> None:
+    np.testing.assert_array_equal(_np(got.scale, fmt.scale.bits), want.scale)
+    np.testing.assert_array_equal(_np(got.element, fmt.element.bits), want.element)
+    assert type(got) is type(want)
+    if fmt.tensor_scale is not None:
+        assert got.tensor.shape == ()
+        assert int(_np(got.tensor, fmt.tensor_scale.bits)) == int(want.tensor)
+
+
+@pytest.mark.parametrize("fmt", AMAX_BLOCKS, ids=lambda f: f.name)
+def test_amax_block_quantize_matches_numpy(fmt: Any, device: str,
+                                           rng: np.random.Generator) -> None:
+    """Every deterministic rounding, both saturation modes, both axes, float32 and float64
+    inputs: codes (scale, element, tensor scale) and values are the numpy path's, bit for bit."""
+    x = _amax_values(rng)
+    for axis in (-1, 0):
+        for r in ROUNDINGS:
+            for sat in (True, False):
+                if not sat and not isinstance(fmt.element, FloatFormat):
+                    continue
+                for xs in (x, x.astype(np.float32)):
+                    want = fmt.quantize(xs, axis, r, saturate=sat)
+                    got = fmt.quantize(xs, axis, r, saturate=sat, device=device)
+                    assert got.element.device.type == device.split(":")[0]
+                    _same_block_codes(fmt, got, want)
+                kw: dict[str, Any] = {}
+                if fmt.tensor_scale is not None:
+                    kw = {"tensor_code": want.tensor}
+                    got_kw = {"tensor_code": got.tensor}
+                else:
+                    got_kw = {}
+                _same_values(fmt.dequantize(got.scale, got.element, axis, device=device,
+                                            **got_kw),
+                             fmt.dequantize(want.scale, want.element, axis, **kw))
+    # encode / decode: the last axis, the same codes and values.
+    want = fmt.encode(x, "rne")
+    got = fmt.encode(torch.from_numpy(x).to(device), "rne", device=device)
+    _same_block_codes(fmt, got, want)
+    _same_values(fmt.decode(got, device=device), fmt.decode(want))
+
+
+@pytest.mark.parametrize("shape_case", ["empty-rows", "1-d", "partial-block", "3-d", "all-nan",
+                                        "inf", "tiny", "huge", "float32-subnormal"])
+def test_nvfp4_edge_shapes_and_values_match_numpy(shape_case: str, device: str,
+                                                  rng: np.random.Generator) -> None:
+    x = {"empty-rows": np.zeros((3, 0)), "1-d": rng.standard_normal(16),
+         "partial-block": rng.standard_normal(37), "3-d": rng.standard_normal((2, 3, 40)),
+         "all-nan": np.full(16, np.nan), "inf": np.array([np.inf, 1.0]),
+         "tiny": np.full(20, 1e-300), "huge": np.full(20, 3e38),
+         "float32-subnormal": np.full(3, 1e-45, dtype=np.float32)}[shape_case]
+    fmt = get_format("nvfp4")
+    for axis in range(-min(x.ndim, 2), 0):
+        want = fmt.quantize(x, axis)
+        got = fmt.quantize(x, axis, device=device)
+        _same_block_codes(fmt, got, want)
+        _same_values(fmt.dequantize(got.scale, got.element, axis, tensor_code=got.tensor,
+                                    device=device),
+                     fmt.dequantize(want.scale, want.element, axis, tensor_code=want.tensor))
+
+
+def test_nvfp4_given_tensor_scale_and_errors_match_numpy(device: str,
+                                                        rng: np.random.Generator) -> None:
+    fmt = get_format("nvfp4")
+    x = rng.standard_normal((4, 64))
+    t = np.uint32(0x3B000000)  # 2**-9, a calibrated T
+    want = fmt.quantize(x, tensor_code=t)
+    got = fmt.quantize(x, tensor_code=torch.tensor(int(t)), device=device)
+    _same_block_codes(fmt, got, want)
+    assert int(want.tensor) == int(t)
+    assert int(fmt.tensor_scale_code(torch.from_numpy(x).to(device), device=device)) == \
+        int(fmt.tensor_scale_code(x))
+    for bad in (np.uint32(0), np.uint32(0x7FC00000), np.uint32(0xBF800000)):  # 0, NaN, -1
+        with pytest.raises(FormatError, match="tensor_code must be one code of a positive"):
+            fmt.quantize(x, tensor_code=bad, device=device)
+    with pytest.raises(FormatError, match="rounds deterministically"):
+        fmt.quantize(x, rounding="stochastic", random_bits=np.zeros(x.shape, np.int64),
+                     random_width=8, device=device)
+    with pytest.raises(FormatError, match="needs tensor_code"):
+        fmt.dequantize(want.scale, want.element, device=device)
+    with pytest.raises(FormatError, match=r"tensor_code must be one code \(0-d\)"):
+        fmt.dequantize(want.scale, want.element, tensor_code=np.zeros(2, np.uint32),
+                       device=device)
+
+
+def test_e8m0_scale_encode_matches_torch_cast(rng: np.random.Generator) -> None:
+    """The MX scale dtype against PyTorch's own cast to ``torch.float8_e8m0fnu``: on positive
+    normal float32 values (every binade, ties at 1.5 * 2**e round up on both), infinities, NaN
+    and overflow, ``encode(x, "rne", saturate=False)`` is torch's code; the differences are
+    where E8M0 has no value to give (zero and negative inputs: NaN here, torch drops the sign
+    and maps 0 to 2**-127) and float32 subnormal inputs, some of which torch rounds up (1.4 *
+    2**-127 to 2**-126, where the nearest value is 2**-127)."""
+    if not hasattr(torch, "float8_e8m0fnu"):
+        pytest.skip(f"torch {torch.__version__} has no float8_e8m0fnu")
+    e8m0 = get_format("float8_e8m0fnu")
+    x = (rng.uniform(1, 2, 20000) * np.exp2(rng.integers(-126, 128, 20000))).astype(np.float32)
+    ties = (1.5 * np.exp2(np.arange(-126, 127))).astype(np.float32)
+    specials = np.array([np.inf, np.nan, 3e38, 1.5 * 2.0**127], dtype=np.float32)
+    x = np.concatenate([x, ties, specials])
+
+    def torch_codes(v: np.ndarray) -> np.ndarray:
+        out: np.ndarray = torch.from_numpy(v).to(torch.float8_e8m0fnu).view(torch.uint8).numpy()
+        return out
+
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(e8m0.encode(x, "rne", saturate=False), torch_codes(x))
+    odd = np.array([0.0, -0.0, -1.0, 1.4 * 2.0**-127, 2.0**-140], dtype=np.float32)
+    assert e8m0.encode(odd, "rne").tolist() == [0xFF, 0xFF, 0xFF, 0, 0]
+    assert torch_codes(odd).tolist() == [0, 0, 127, 1, 0]
 
 
 def _finite_codes(fmt: FloatFormat, rng: np.random.Generator, shape: tuple[int, ...]) -> Any:

@@ -121,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
         _print_values(fmt)
         return 0
     facts = [[attr, cell] for (attr, _), cell in zip(_COLUMNS, _row(fmt), strict=True)]
+    if hasattr(fmt, "bits_per_element"):  # block formats: storage with the block scale
+        facts.insert(2, ["bits_per_element", format_cell(fmt.bits_per_element)])
     facts.append(["repr", repr(fmt)])
     print_table(["fact", "value"], facts, align="ll")
     return 0

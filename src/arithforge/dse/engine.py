@@ -41,7 +41,8 @@ __all__ = ["STATUS_EVERY_S", "explore"]
 
 #: Objective columns and their senses.
 SENSES = {"accuracy": "max", "area_um2": "min", "energy_pj": "min", "delay_ns": "min",
-          "ice40_luts": "min", "transistors": "min", "latency_s": "min", "energy_uj": "min"}
+          "ice40_luts": "min", "transistors": "min", "latency_s": "min", "energy_uj": "min",
+          "memory": "min"}
 
 #: Seconds between two status lines of a stage where no progress bar is drawn (stderr is not a
 #: terminal: a CI log, ``2>log``); what ``arithforge explore`` passes as ``status_every``.
@@ -98,8 +99,8 @@ def explore(spec: Spec, out_dir: str | Path, *,
     if not designs:
         raise ArithforgeError(f"{spec.source}: the spec leaves no design to explore "
                               f"({len(skipped)} combinations skipped)")
-    traces = (prepare_traces(spec, out) if spec.stages.accuracy or spec.stages.accel
-              else {})
+    traces = (prepare_traces(spec, out)
+              if spec.stages.accuracy or spec.stages.accel or _wants_memory(spec) else {})
     seconds["plan"] = time.perf_counter() - t0
     say(f"{len(designs)} designs x {len(spec.workloads.names)} workloads, "
         f"{len(skipped)} combinations skipped")
@@ -136,7 +137,7 @@ def explore(spec: Spec, out_dir: str | Path, *,
                           for w in spec.workloads.names for d in with_hw]
             phase("evaluate", tasks)
 
-            points = _points(spec, store, designs)
+            points = _points(spec, store, designs, _memory_gemms(spec, traces))
             fronts, knees = _fronts(spec, points)
             chosen = _to_verify(spec, points, fronts)
             verified: list[dict[str, Any]] = []
@@ -186,7 +187,39 @@ def _start_run(store: Store, spec: Spec, executor: str, say: Callable[[str], Non
                            pid_start=process_start(os.getpid()))
 
 
-def _points(spec: Spec, store: Store, designs: Sequence[Design]) -> list[dict[str, Any]]:
+def _wants_memory(spec: Spec) -> bool:
+    return "memory" in spec.pareto.objectives
+
+
+def _memory_gemms(spec: Spec, traces: dict[str, Path]) -> dict[str, list[dict[str, int]]]:
+    """Each workload's GEMM shapes, read from its trace when ``memory`` is an objective."""
+    if not _wants_memory(spec):
+        return {}
+    from .tasks import workload_gemms
+
+    return {w: workload_gemms(traces[w]) for w in spec.workloads.names}
+
+
+def _memory(d: Design, gemms: list[dict[str, int]] | None) -> tuple[float, float]:
+    """``(bits per MAC, MB per inference)`` of weight and activation traffic of ``d`` on a
+    workload (``costmodel.memory.gemm_traffic``); NaN without GEMMs or for a weight family that
+    is not one format."""
+    from ..costmodel.memory import gemm_traffic
+    from ..formats import FormatError
+
+    if not gemms:
+        return math.nan, math.nan
+    try:
+        t = gemm_traffic(gemms, d.weights, d.acts)
+    except FormatError:
+        return math.nan, math.nan
+    per = max(int(gemms[0].get("inferences", 1)), 1)
+    return t["bits_per_mac"], t["total_bits"] / 8e6 / per
+
+
+def _points(spec: Spec, store: Store, designs: Sequence[Design],
+            memory_gemms: dict[str, list[dict[str, int]]] | None = None
+            ) -> list[dict[str, Any]]:
     points = []
     for d in designs:
         base: dict[str, Any] = {
@@ -212,6 +245,7 @@ def _points(spec: Spec, store: Store, designs: Sequence[Design]) -> list[dict[st
                 errors.append(f"synth: {row['error']}")
         for w in spec.workloads.names:
             p = dict(base, workload=w, cost=cost, synth=synth, accuracy=None)
+            p["memory"], p["memory_mb"] = _memory(d, (memory_gemms or {}).get(w))
             for key in ("area_um2", "energy_pj", "delay_ns", "ice40_luts", "transistors"):
                 value = None if cost is None else cost.get(key)
                 p[key] = math.nan if value is None else float(value)

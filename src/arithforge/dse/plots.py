@@ -30,10 +30,11 @@ __all__ = ["markers", "write_plots"]
 #: out).
 FALLBACK_MARKERS = ("s", "v", "<", ">", "*", "h", "p", "d", "8", "H")
 _UNITS = {"area_um2": "area per MAC/cycle (um^2, 45 nm)", "energy_pj": "energy per MAC (pJ)",
-          "energy_uj": "energy per inference on the systolic array (uJ)"}
+          "energy_uj": "energy per inference on the systolic array (uJ)",
+          "memory": "weight + activation traffic (bits per MAC)"}
 _REF_COLORS = ("tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:cyan")
 _TITLES = {"area_um2": "area", "energy_pj": "energy per MAC",
-           "energy_uj": "energy per inference"}
+           "energy_uj": "energy per inference", "memory": "memory traffic"}
 _METRIC = {"accuracy": "test accuracy (fraction)", "spearman": "Spearman ρ (rank correlation)",
            "sqnr_db": "pooled output SQNR (dB)"}
 #: What an empty panel says.
@@ -87,6 +88,8 @@ def write_plots(outcome: Outcome) -> dict[str, str]:
     plots = [("area_um2", "pareto_area"), ("energy_pj", "pareto_energy")]
     if outcome.spec.stages.accel:
         plots.append(("energy_uj", "pareto_inference"))
+    if "memory" in outcome.spec.pareto.objectives:
+        plots.append(("memory", "pareto_memory"))
     for objective, name in plots:
         files[name] = _pareto(outcome, objective, outcome.out_dir / name)
     for w in outcome.spec.workloads.names:

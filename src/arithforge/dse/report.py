@@ -128,6 +128,9 @@ def _blocks(o: Outcome) -> list[Block]:
         if spec.stages.accel:
             shown += [("latency_s", "accuracy vs latency per inference"),
                       ("energy_uj", "accuracy vs energy per inference")]
+        if "memory" in spec.pareto.objectives:
+            shown.append(("memory", ("accuracy vs memory traffic (weight + activation bits "
+                                    "per MAC)")))
         shown.append(("nd", "all objectives: " + ", ".join(spec.pareto.objectives)))
         for obj, title in shown:
             if obj not in ("area_um2", "energy_pj", "nd") and (w, obj) not in o.fronts:
@@ -136,8 +139,13 @@ def _blocks(o: Outcome) -> list[Block]:
             k = o.knees.get((w, obj))
             order = sorted(front, key=lambda i: -_sortable(o.points[i]["metric"]))
             b.append(("h3", f"{title} ({len(front)} designs)"))
-            b.append(_points_table([o.points[i] for i in order],
-                                   [("knee", ["knee" if i == k else "" for i in order])]))
+            extra = [("knee", ["knee" if i == k else "" for i in order])]
+            if "memory" in spec.pareto.objectives:
+                extra = [("memory bits/MAC", [_num(o.points[i]["memory"], ".3f")
+                                              for i in order]),
+                         ("memory MB/inf", [_num(o.points[i]["memory_mb"], ".4g")
+                                            for i in order]), *extra]
+            b.append(_points_table([o.points[i] for i in order], extra))
     refs = [p for p in o.points if p["reference"]]
     if refs:
         b += _reference_blocks(o, refs)

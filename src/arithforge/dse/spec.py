@@ -79,8 +79,10 @@ BOUNDS: dict[str, tuple[int, int]] = {
 #: Objectives of the accelerator stage (``[stages] accel``): per inference of the workload on a
 #: systolic array of the design's PEs (``arithforge.sim.accelerator``).
 ACCEL_OBJECTIVES = ("latency_s", "energy_uj")
+#: ``memory``: bits of weight and activation traffic per MAC of the workload, each operand read
+#: once in its format's storage with block scales counted (``arithforge.costmodel.memory``).
 OBJECTIVES = ("accuracy", "area_um2", "energy_pj", "delay_ns", "ice40_luts", "transistors",
-              *ACCEL_OBJECTIVES)
+              "memory", *ACCEL_OBJECTIVES)
 #: ``[pareto] objectives`` when not given (plus :data:`ACCEL_OBJECTIVES` with the stage on).
 DEFAULT_OBJECTIVES = ("accuracy", "area_um2", "energy_pj", "delay_ns", "ice40_luts")
 

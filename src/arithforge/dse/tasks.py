@@ -221,17 +221,30 @@ def inferences(meta: dict[str, Any]) -> int:
     return 1
 
 
-def _accel(config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Any]:
-    from ..sim.accelerator import PESpec, gemm_objectives
+def _trace_gemms(path: Path) -> tuple[list[dict[str, int]], int]:
+    """A trace's GEMMs ``(M, N, K, batch)`` and the inferences one pass stands for."""
     from ..workloads.trace import load_trace
 
-    tr = load_trace(Path(runtime["trace"]))
+    tr = load_trace(path)
     try:
         gemms = [{"M": d["M"], "N": d["N"], "K": d["K"], "batch": d.get("batch", 1)}
                  for _, d in tr.graph.nodes(data=True) if d.get("kind") == "gemm"]
         per = inferences(dict(tr.meta))
     finally:
         tr.close()
+    return gemms, per
+
+
+def workload_gemms(path: Path) -> list[dict[str, int]]:
+    """A trace's GEMMs ``(M, N, K, batch)``, each with ``inferences`` (:func:`inferences`)."""
+    gemms, per = _trace_gemms(Path(path))
+    return [dict(g, inferences=per) for g in gemms]
+
+
+def _accel(config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Any]:
+    from ..sim.accelerator import PESpec, gemm_objectives
+
+    gemms, per = _trace_gemms(Path(runtime["trace"]))
     params = config["params"]
     pe = PESpec(config["hdl"], tuple((k, str(v)) for k, v in sorted(params.items())))
     r = gemm_objectives(array_shapes(config["hdl"], params, gemms), pe=pe,

@@ -456,6 +456,91 @@ def block_quantize(fmt: BlockFormat, values: Any, axis: int, rounding: Rounding,
     return torch.movedim(scales, -1, ax), torch.movedim(elements, -1, ax)
 
 
+def finite_amax(x: Tensor) -> float:
+    """Largest finite magnitude of ``x`` (0 for none), reduced on its device and read back."""
+    finite = torch.where(torch.isfinite(x), x.abs(), 0.0)
+    return float(finite.max()) if finite.numel() else 0.0
+
+
+def block_quantize_amax(fmt: BlockFormat, values: Any, axis: int, rounding: Rounding, *,
+                        saturate: bool, ftz: bool, tensor_code: np.ndarray | None,
+                        device: str | torch.device) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``(scale codes, element codes, tensor-scale code or None)`` of ``BlockFormat.quantize``
+    under ``scale_rule="amax"`` (NVFP4, with its per-tensor scale): the numpy path's integer
+    steps (``block._div_odd``, ``_core.round_float``) on tensors.
+
+    Every step is exact or one rounding of an exact integer quotient, so the codes are the
+    numpy path's on any device. The tensor's largest magnitude is reduced on the device and its
+    one float64 read back to derive ``T`` with the numpy code (``_tensor_code_of_amax``)."""
+    from .block import _axis, _div_odd, _strip
+    from .descriptors import FixedFormat, FloatFormat
+
+    if not saturate and isinstance(fmt.element, FixedFormat):
+        raise FormatError(
+            f"{fmt.name} has no inf or NaN elements to overflow to: it always saturates")
+    dev = torch.device(device)
+    x = _float_input(values, dev).to(torch.float64)
+    ax = _axis(axis, x.dim())
+    xm = torch.movedim(x, ax, -1)
+    n, k = xm.shape[-1], fmt.block_size
+    nblocks = -(-n // k)
+    xp = _pad_last(xm, nblocks * k - n)
+    mag = xp.reshape(*xp.shape[:-1], nblocks, k).abs()
+    isnan = torch.isnan(mag)
+    amax = torch.where(isnan, 0.0, mag).amax(dim=-1)
+    nan_block = isnan.any(dim=-1) | torch.isinf(amax)
+    t_code: np.ndarray | None = None
+    t_sig, t_exp = 1, 0
+    if fmt.tensor_scale is not None:
+        if tensor_code is None:
+            tensor_code = fmt._tensor_code_of_amax(finite_amax(xp))
+        t_code = tensor_code
+        _, _, ts, te = _core.unpack_float(fmt.tensor_scale, t_code)
+        ts, te = _strip(ts, te)
+        t_sig, t_exp = int(ts), int(te)
+    # X = round_S(A / (M * T)), saturating; NaN for blocks with a NaN or an infinity.
+    from .codec import split_float as np_split_float
+
+    m_sig, m_exp = _strip(*np_split_float(np.array(fmt.element_max))[2:])
+    _, _, a_sig, a_exp = split_float(torch.where(nan_block, 0.0, amax))
+    q_sig, q_exp = _div_odd(a_sig, a_exp, torch.full_like(a_sig, int(m_sig) * t_sig),
+                            torch.full_like(a_exp, int(m_exp) + t_exp), TORCH)
+    cls = torch.where(nan_block, NAN, torch.where(a_sig == 0, ZERO, FINITE))
+    if not fmt.scale.zero:
+        low = (a_sig == 0) & ~nan_block
+        cls = torch.where(low, FINITE, cls)
+        q_sig = torch.where(low, 1, q_sig)
+        q_exp = torch.where(low, fmt.scale_emin, q_exp)
+    scales = _core.round_float(fmt.scale, torch.zeros_like(nan_block), q_sig, q_exp,
+                               Rounding.RNE, saturate=True, cls=cls.to(torch.int8), xp=TORCH)
+    s_cls, _, s_sig, s_exp = _core.unpack_float(fmt.scale, scales, xp=TORCH)
+    s_sig, s_exp = _strip(torch.where(s_cls == FINITE, s_sig, 1), s_exp, TORCH)
+    # P_i = round(V_i / (X * T)); a block whose X is 0 (or NaN) gets element codes 0.
+    dead = torch.repeat_interleave(s_cls != FINITE, k, dim=-1)
+    d_sig = torch.repeat_interleave(s_sig, k, dim=-1) * t_sig
+    d_exp = torch.repeat_interleave(s_exp, k, dim=-1) + t_exp
+    e_cls, neg, sig, exp = split_float(xp)
+    e_cls = torch.where(dead, ZERO, e_cls)
+    sig = torch.where(dead, 0, sig)
+    p_sig, p_exp = _div_odd(sig, exp, d_sig, d_exp, TORCH)
+    el = fmt.element
+    if isinstance(el, FloatFormat):
+        elements = _core.round_float(el, neg, p_sig, p_exp, rounding, saturate=saturate,
+                                     ftz=ftz, cls=e_cls.to(torch.int8), xp=TORCH)
+    else:
+        q = _core.shift_right_round(p_sig, el.scale_exp - p_exp, neg, rounding, None, 0, TORCH)
+        q = torch.clamp(q, max=el.max_int)
+        elements = torch.where(neg, -q, q) & ((1 << el.bits) - 1)
+    elements = _pack(torch.where(dead, 0, elements)[..., :n], el.bits)
+    scale_t = torch.movedim(_pack(scales, fmt.scale.bits), -1, ax)
+    element_t = torch.movedim(elements, -1, ax)
+    if t_code is None:
+        return scale_t, element_t, None
+    assert fmt.tensor_scale is not None
+    tensor_t = _pack(torch.tensor(int(t_code), dtype=_I64), fmt.tensor_scale.bits).to(dev)
+    return scale_t, element_t, tensor_t
+
+
 def _shared_exponents(fmt: BlockFormat, blocks: Tensor) -> tuple[Tensor, Tensor]:
     import math
 
@@ -479,6 +564,8 @@ def _shared_exponents(fmt: BlockFormat, blocks: Tensor) -> tuple[Tensor, Tensor]
         m = int(m_frac * (1 << 53))
         if fmt.scale_rule == "ceil":
             shared = t + (a > m).to(_I64)
+        elif fmt.scale_rule == "even":
+            shared = t + (a >= fmt._even_threshold).to(_I64)
         else:
             low = math.isqrt(m * m // 2)
             high = math.isqrt(2 * m * m)
@@ -489,8 +576,10 @@ def _shared_exponents(fmt: BlockFormat, blocks: Tensor) -> tuple[Tensor, Tensor]
 
 
 def block_dequantize(fmt: BlockFormat, scale_codes: Any, element_codes: Any, axis: int, *,
-                     daz: bool, device: str | torch.device) -> Tensor:
-    """Exact float64 values ``X * P_i`` (``BlockFormat.dequantize`` with ``device``)."""
+                     daz: bool, device: str | torch.device,
+                     tensor_code: np.ndarray | None = None) -> Tensor:
+    """Exact float64 values ``X * P_i`` (``T * X * P_i`` with the 0-d per-tensor scale code of a
+    two-level format; ``BlockFormat.dequantize`` with ``device``)."""
     from .block import _axis
     from .descriptors import FloatFormat
 
@@ -505,6 +594,11 @@ def block_dequantize(fmt: BlockFormat, scale_codes: Any, element_codes: Any, axi
                           f"along axis {axis}), not {tuple(s.shape)}")
     x = torch.repeat_interleave(decode_float(fmt.scale, s, device=device), k, dim=ax)
     x = torch.movedim(torch.movedim(x, ax, -1)[..., :n], -1, ax)
+    if fmt.tensor_scale is not None and tensor_code is not None:
+        t = decode_float(fmt.tensor_scale, tensor_code, device=device)
+        xt = x * t  # exact: the scale's and T's significands fit float64 (construction checks)
+        # numpy's x * T passes x's NaN through (then T's): keep the CPU's bits on every device.
+        x = torch.where(torch.isnan(x), x, torch.where(torch.isnan(t), t, xt))
     el = fmt.element
     if isinstance(el, FloatFormat):
         ev = decode_float(el, e, daz=daz, device=device)

@@ -36,15 +36,16 @@ import numpy.typing as npt
 
 from . import _core, catalog
 from ._errors import FormatError
+from ._xp import NP
 from .codec import _as_float_array, split_float
 from .descriptors import FixedFormat, FloatFormat, Format, _index
 from .rounding import Rounding, as_rounding
 
 __all__ = ["BlockCodes", "BlockFormat", "ScaledBlockCodes", "mx_dot"]
 
-#: Scale rules, each a way to derive the block scale from the block's largest magnitude: three
+#: Scale rules, each a way to derive the block scale from the block's largest magnitude: four
 #: power-of-two rules (the shared exponent) and ``"amax"``, the scale rounded to nearest even.
-SCALE_RULES = ("floor", "ceil", "round", "amax")
+SCALE_RULES = ("floor", "ceil", "round", "even", "amax")
 
 #: Rules of the per-tensor scale: ``"amax"`` (``T = amax_tensor / (M * S_max)``, NVFP4's).
 TENSOR_RULES = ("amax",)
@@ -107,7 +108,7 @@ class BlockFormat(Format):
     block_size : int
         Elements per block, at least 1; the spec's is 32. A last, partial block along the
         blocked axis is a block of its own.
-    scale_rule : {"floor", "ceil", "round"}
+    scale_rule : {"floor", "ceil", "round", "even", "amax"}
         How the shared exponent follows from ``A = max_i |V_i|`` and ``M``, the element's largest
         value (exactly, with integers):
 
@@ -116,7 +117,12 @@ class BlockFormat(Format):
         - ``"ceil"``: ``ceil(log2(A / M))``, the smallest scale with ``A / X <= M`` (no element
           is clamped; an exact form of torchao's RCEIL, which divides in float32 first);
         - ``"round"``: ``round(log2(A / M))``, the nearest in log scale (``A / X`` within
-          ``M / sqrt(2)`` and ``M * sqrt(2)``; ties cannot occur).
+          ``M / sqrt(2)`` and ``M * sqrt(2)``; ties cannot occur);
+        - ``"even"`` (torchao's EVEN, AMD aiter's and Quark's): ``floor(log2 A') - emax_elem``
+          with ``A'`` the value ``A`` rounded half up to the element's mantissa width (``m``
+          bits): the floor rule, one binade up when ``A``'s significand is at least
+          ``2 - 2**-(m+1)``, so that ``A / X`` does not round past the element's top binade.
+          ``m`` is ``man_bits`` (fixed-point elements: ``bits - 2``, MXINT8's 6).
 
         The result is clamped below to the scale's smallest power of two; above its largest one
         the scale is NaN (as in microsoft/microxcaling). An all-zero block takes the smallest.
@@ -264,6 +270,15 @@ class BlockFormat(Format):
         return self.element.bits + self.scale_storage_bits / self.block_size
 
     @property
+    def _even_threshold(self) -> int:
+        """Under ``scale_rule="even"``: the 53-bit significand (in ``[2**52, 2**53)``) from
+        which the block's maximum rounds up to the next binade at the element's mantissa width,
+        ``(2 - 2**-(m+1)) * 2**52``."""
+        el = self.element
+        m = el.man_bits if isinstance(el, FloatFormat) else el.bits - 2
+        return (1 << 53) - (1 << (51 - m))
+
+    @property
     def element_max(self) -> float:
         """Largest element magnitude (``max_int * 2**-frac_bits`` for fixed-point elements)."""
         return self.element.max_finite
@@ -367,15 +382,22 @@ class BlockFormat(Format):
         """
         if tensor_code is not None and self.tensor_scale is None:
             raise FormatError(f"{self.name} has no per-tensor scale: drop tensor_code")
-        if device != "cpu" and self.scale_rule == "amax":
-            raise FormatError(
-                f"{self.name} (scale_rule='amax') is quantized on the CPU only: the torch backend "
-                f"ports the power-of-two rules; quantize with device='cpu' and move the codes"
-            )
+        t_given = None if tensor_code is None else self._checked_tensor_code(tensor_code)
         if device != "cpu":
             from ._device import torch_backend
 
             tb = torch_backend(device)
+            if self.scale_rule == "amax":
+                mode = as_rounding(rounding)
+                if mode is Rounding.STOCHASTIC or random_bits is not None:
+                    raise FormatError(
+                        f"{self.name} rounds deterministically (scale_rule='amax'): use rne, "
+                        f"rtz, rup, rdn, rna or rto"
+                    )
+                sc, el, tc = tb.block_quantize_amax(
+                    self, values, axis, mode, saturate=saturate, ftz=ftz, tensor_code=t_given,
+                    device=device)
+                return BlockCodes(sc, el) if tc is None else ScaledBlockCodes(sc, el, tc)
             scales_t, elements_t = tb.block_quantize(
                 self, values, axis, as_rounding(rounding), saturate=saturate,
                 random_bits=random_bits, random_width=random_width, ftz=ftz, device=device)
@@ -400,7 +422,7 @@ class BlockFormat(Format):
                     f"{self.name} rounds deterministically (scale_rule='amax'): use rne, rtz, "
                     f"rup, rdn, rna or rto"
                 )
-            return self._quantize_amax(xp, n, ax, mode, saturate, ftz, tensor_code)
+            return self._quantize_amax(xp, n, ax, mode, saturate, ftz, t_given)
         shared, nan_block = self._shared_exponents(xp.reshape(*xp.shape[:-1], nblocks, k))
         shared_each = np.repeat(shared, k, axis=-1)
         nan_each = np.repeat(nan_block, k, axis=-1)
@@ -416,15 +438,28 @@ class BlockFormat(Format):
         scales = self.scale.encode(scale_value)
         return BlockCodes(np.moveaxis(scales, -1, ax), np.moveaxis(elements, -1, ax))
 
-    def tensor_scale_code(self, values: npt.ArrayLike) -> npt.NDArray[Any]:
-        """0-d code of the per-tensor scale ``T`` of ``values`` (see ``tensor_rule``)."""
+    def tensor_scale_code(self, values: npt.ArrayLike, *, device: str = "cpu"
+                          ) -> npt.NDArray[Any]:
+        """0-d code of the per-tensor scale ``T`` of ``values`` (see ``tensor_rule``); with a
+        torch ``device`` the values may be a tensor there, reduced on it (the code is numpy)."""
         if self.tensor_scale is None:
             raise FormatError(f"{self.name} has no per-tensor scale (tensor_scale=None)")
+        if device != "cpu":
+            from ._device import torch_backend
+
+            tb = torch_backend(device)
+            x_t = tb._float_input(values, device).to(tb.torch.float64)
+            return self._tensor_code_of_amax(tb.finite_amax(x_t))
         with np.errstate(invalid="ignore"):
             x = _as_float_array(values).astype(np.float64)
         mag = np.abs(x[np.isfinite(x)])
-        amax = np.array(mag.max() if mag.size else 0.0)
-        _, _, a_sig, a_exp = split_float(amax)
+        return self._tensor_code_of_amax(float(mag.max()) if mag.size else 0.0)
+
+    def _tensor_code_of_amax(self, amax: float) -> npt.NDArray[Any]:
+        """0-d code of ``T`` for a tensor whose largest finite magnitude is ``amax`` (the one
+        step both backends share: the torch backend reduces on its device and calls this)."""
+        assert self.tensor_scale is not None
+        _, _, a_sig, a_exp = split_float(np.array(amax, dtype=np.float64))
         # M * S_max, exactly: both are values of small formats with short significands.
         _, _, m_sig, m_exp = split_float(np.array(self.element_max * self.scale.max_finite))
         q_sig, q_exp = _div_odd(a_sig, a_exp, m_sig, m_exp)
@@ -435,13 +470,33 @@ class BlockFormat(Format):
             code = self.tensor_scale.encode(np.array(1.0))
         return np.asarray(code, dtype=self.tensor_scale.code_dtype)
 
+    def _checked_tensor_code(self, tensor_code: Any) -> npt.NDArray[Any]:
+        """A given per-tensor scale code (numpy or a 0-d tensor) as a 0-d numpy code, checked to
+        be one positive finite value of ``tensor_scale``."""
+        assert self.tensor_scale is not None
+        if hasattr(tensor_code, "detach"):  # a torch tensor: one code, read once
+            tensor_code = tensor_code.detach().cpu().numpy()
+        bad = FormatError(
+            f"tensor_code must be one code of a positive finite {self.tensor_scale.name} "
+            f"value, not {tensor_code!r}"
+        )
+        t = np.asarray(tensor_code)
+        if t.shape != () or t.dtype.kind not in "iu" \
+                or not 0 <= int(t) < 1 << self.tensor_scale.bits:
+            raise bad
+        t = t.astype(self.tensor_scale.code_dtype)
+        value = self.tensor_scale.decode(t)
+        if not (value > 0 and np.isfinite(value)):
+            raise bad
+        return t
+
     def _quantize_amax(
         self, xp: npt.NDArray[np.float64], n: int, ax: int, mode: Rounding, saturate: bool,
-        ftz: bool, tensor_code: npt.ArrayLike | None = None,
+        ftz: bool, tensor_code: npt.NDArray[Any] | None = None,
     ) -> BlockCodes | ScaledBlockCodes:
         """``quantize`` under ``scale_rule="amax"`` on values padded to whole blocks (last axis)."""
         k = self.block_size
-        blocks = xp.reshape(*xp.shape[:-1], -1, k)
+        blocks = xp.reshape(*xp.shape[:-1], xp.shape[-1] // k, k)  # explicit: empty rows too
         mag = np.abs(blocks)
         has_nan = np.isnan(mag).any(axis=-1)
         amax = np.max(np.where(np.isnan(mag), 0.0, mag), axis=-1, initial=0.0)
@@ -450,16 +505,7 @@ class BlockFormat(Format):
             t_code = None
             t_sig, t_exp = np.int64(1), np.int64(0)
         else:
-            if tensor_code is None:
-                t_code = self.tensor_scale_code(xp)
-            else:
-                t_code = np.asarray(tensor_code, dtype=self.tensor_scale.code_dtype)
-                if t_code.shape != () or not self.tensor_scale.decode(t_code) > 0 \
-                        or not np.isfinite(self.tensor_scale.decode(t_code)):
-                    raise FormatError(
-                        f"tensor_code must be one code of a positive finite "
-                        f"{self.tensor_scale.name} value, not {tensor_code!r}"
-                    )
+            t_code = self.tensor_scale_code(xp) if tensor_code is None else tensor_code
             _, _, t_sig, t_exp = _core.unpack_float(self.tensor_scale, t_code)
             t_sig, t_exp = _strip(t_sig, t_exp)
         # X = round_S(A / (M * T)), saturating; NaN for blocks with a NaN or an infinity.
@@ -517,6 +563,8 @@ class BlockFormat(Format):
             m = int(m_frac * (1 << 53))
             if self.scale_rule == "ceil":
                 shared = t + (a > m)
+            elif self.scale_rule == "even":
+                shared = t + (a >= self._even_threshold)
             else:
                 # a / m < 1/sqrt(2)  <=>  a <= floor(m / sqrt(2))  (equality is impossible), and
                 # a / m > sqrt(2)    <=>  a >  floor(m * sqrt(2)).
@@ -556,17 +604,19 @@ class BlockFormat(Format):
                 f"{self.name} needs tensor_code (its per-tensor scale code)"
                 if tensor_code is None else f"{self.name} has no per-tensor scale: drop tensor_code"
             )
-        if device != "cpu" and self.scale_rule == "amax":
-            raise FormatError(
-                f"{self.name} (scale_rule='amax') is dequantized on the CPU only: the torch "
-                f"backend ports the power-of-two rules; dequantize with device='cpu'"
-            )
         if device != "cpu":
             from ._device import torch_backend
 
             tb = torch_backend(device)
-            return tb.block_dequantize(self, scale_codes, element_codes,
-                                       axis, daz=daz, device=device)
+            t_dev = None
+            if tensor_code is not None:
+                t_dev = np.asarray(tensor_code.detach().cpu().numpy()
+                                   if hasattr(tensor_code, "detach") else tensor_code)
+                if t_dev.shape != ():
+                    raise FormatError(
+                        f"tensor_code must be one code (0-d), not shape {t_dev.shape}")
+            return tb.block_dequantize(self, scale_codes, element_codes, axis, daz=daz,
+                                       device=device, tensor_code=t_dev)
         s = np.asarray(scale_codes)
         e = np.asarray(element_codes)
         ax = _axis(axis, e.ndim)
@@ -619,28 +669,30 @@ class BlockFormat(Format):
         return self.element.decode(codes, daz=daz, device=device)
 
 
-def _div_odd(sig_a: Any, exp_a: Any, sig_b: Any, exp_b: Any) -> tuple[Any, Any]:
+def _div_odd(sig_a: Any, exp_a: Any, sig_b: Any, exp_b: Any, xp: Any = NP) -> tuple[Any, Any]:
     """``sig_a * 2**exp_a / (sig_b * 2**exp_b)`` as ``(sig, exp)`` rounded to odd at its last bit.
 
     ``sig_a`` (below 2**62) is first shifted to 62 bits, so the quotient keeps at least
     ``62 - bit_length(sig_b)`` bits and its last bit is sticky: any later rounding to a
     precision two or more bits shorter is the rounding of the exact quotient. ``sig_b > 0``.
+    Integer arithmetic only, on numpy arrays or (``xp``) torch tensors of any device.
     """
-    sig_a = np.asarray(sig_a, dtype=np.int64)
-    up = np.where(sig_a == 0, 0, 62 - _core.bit_length(sig_a))
+    if xp is NP:
+        sig_a, exp_a = np.asarray(sig_a, dtype=np.int64), np.asarray(exp_a)
+    up = xp.where(sig_a == 0, 0, 62 - _core.bit_length(sig_a, xp))
     a = sig_a << up
-    b, exp_b = _strip(sig_b, exp_b)
-    q, r = np.divmod(a, b)
-    return q | (r != 0).astype(np.int64), np.asarray(exp_a) - up - exp_b
+    b, exp_b = _strip(sig_b, exp_b, xp)
+    q, r = a // b, a % b
+    return q | xp.astype(r != 0, xp.int64), exp_a - up - exp_b
 
 
-def _strip(sig: Any, exp: Any) -> tuple[Any, Any]:
+def _strip(sig: Any, exp: Any, xp: Any = NP) -> tuple[Any, Any]:
     """The same positive value ``sig * 2**exp`` with ``sig`` odd (split_float's significands
     carry up to 52 trailing zeros; products of stripped ones stay short)."""
-    sig = np.asarray(sig, dtype=np.int64)
-    tz = _core.bit_length(sig & -sig) - 1
-    tz = np.maximum(tz, 0)
-    return sig >> tz, np.asarray(exp) + tz
+    if xp is NP:
+        sig, exp = np.asarray(sig, dtype=np.int64), np.asarray(exp)
+    tz = xp.clip(_core.bit_length(sig & -sig, xp) - 1, 0)
+    return sig >> tz, exp + tz
 
 
 def _axis(axis: int, ndim: int) -> int:

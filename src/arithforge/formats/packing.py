@@ -31,7 +31,7 @@ import numpy.typing as npt
 from ._errors import FormatError
 from .descriptors import Format, _index
 
-__all__ = ["group_size", "pack", "unpack"]
+__all__ = ["from_float4_e2m1fn_x2", "group_size", "pack", "to_float4_e2m1fn_x2", "unpack"]
 
 
 def _width(bits: int | Format) -> int:
@@ -119,3 +119,34 @@ def unpack(data: npt.ArrayLike, bits: int | Format, n: int | None = None) -> npt
     stream = stream.reshape(*d.shape[:-1], total, w)
     codes = (stream << np.arange(w, dtype=np.uint8)).sum(axis=-1, dtype=np.uint8)
     return codes[..., :keep]
+
+
+def to_float4_e2m1fn_x2(codes: Any, device: str = "cpu") -> Any:
+    """E2M1 codes (``float4_e2m1fn``, an even number per row) as a ``torch.float4_e2m1fn_x2``
+    tensor on ``device``: :func:`pack` (code ``2j`` in the low nibble of byte ``j``, as PyTorch's
+    ``c10::Float4_e2m1fn_x2`` defines the dtype) viewed as the dtype that ``torch._scaled_mm``
+    takes for FP4 operands. Needs PyTorch."""
+    from ._device import torch_backend
+
+    tb = torch_backend(device)
+    c = np.asarray(codes)
+    if c.ndim == 0 or c.shape[-1] % 2:
+        raise FormatError(
+            f"float4_e2m1fn_x2 holds codes in pairs: the last axis must have an even length, "
+            f"not shape {c.shape}"
+        )
+    data = pack(c, 4)
+    return tb.as_tensor(data, device).view(tb.torch.float4_e2m1fn_x2)
+
+
+def from_float4_e2m1fn_x2(tensor: Any) -> npt.NDArray[np.uint8]:
+    """The E2M1 codes (uint8, two per byte, numpy) of a ``torch.float4_e2m1fn_x2`` tensor, the
+    inverse of :func:`to_float4_e2m1fn_x2`."""
+    if getattr(tensor, "dtype", None) is None or str(tensor.dtype) != "torch.float4_e2m1fn_x2":
+        raise FormatError(
+            f"expected a torch.float4_e2m1fn_x2 tensor, not {getattr(tensor, 'dtype', tensor)!r}"
+        )
+    import torch
+
+    data = tensor.view(torch.uint8).detach().cpu().numpy()
+    return unpack(data, 4)
