@@ -23,7 +23,10 @@ from typing import Any
 from .._errors import ArithforgeError
 from . import StoreOnce, command, import_package, int_arg, output_dir
 
-__all__: list[str] = []
+__all__ = ["MAX_ARRAY_SIDE"]
+
+#: Most PE rows or columns of an exported array (explore's ``[accel] array`` bound).
+MAX_ARRAY_SIDE = 1024
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +39,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="DIR", required=True, action=StoreOnce,
                         help="folder to write (created if missing)")
     parser.add_argument("--array", default=None, metavar="RxC", action=StoreOnce,
-                        help="PE rows x columns (default: the store's [accel] array, else 16x16)")
+                        help=f"PE rows x columns, each 1 to {MAX_ARRAY_SIDE} (default: the "
+                             "store's [accel] array, else 16x16)")
     parser.add_argument("--dataflow", default=None, choices=("os", "ws"), action=StoreOnce,
                         help="output or weight stationary (default: the store's, else os)")
     parser.add_argument("--sram-kb", default=None, metavar="A,B,C", action=StoreOnce,
@@ -99,6 +103,9 @@ def export(args: argparse.Namespace) -> int:
                               "only: drop --trace")
     sram = _sram_kb(args.sram_kb, ic)
     array = acc.parse_array(args.array) if args.array is not None else None
+    if array is not None and max(array) > MAX_ARRAY_SIDE:
+        raise ArithforgeError(f"--array rows and cols must be at most {MAX_ARRAY_SIDE}, not "
+                              f"{args.array!r}")
     out = output_dir(args.output)
     store = ic.is_store(args.design)
     if store:

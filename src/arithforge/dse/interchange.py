@@ -175,10 +175,13 @@ def is_store(text: str) -> bool:
     ``.sqlite`` file or a folder holding ``results.sqlite``, or a path (with ``/``) or
     ``.sqlite`` name that does not exist (so that a mistyped store is said to be missing rather
     than read as a PE spec)."""
-    path = Path(text.split(":", 1)[0])
-    if path.is_dir() or path.suffix == ".sqlite":
+    where = text.split(":", 1)[0]
+    if not where:
+        return False
+    path = Path(where)
+    if (path / "results.sqlite").is_file() or path.suffix == ".sqlite":
         return True
-    return "/" in text.split(":", 1)[0]
+    return "/" in where
 
 
 def _store_file(path: Path) -> Path:
