@@ -408,7 +408,7 @@ def scalesim_files(design: ExportDesign, *, array: tuple[int, int] = (16, 16),
                    dataflow: str = "os", sram_kb: Sequence[int] = DEFAULT_SRAM_KB,
                    gemms: Sequence[tuple[str, int, int, int]] = ()) -> dict[str, str]:
     """``arithforge.cfg`` (SCALE-Sim v3) of the array and, with ``gemms``, ``topology.csv``
-    (``gemm_rows``)."""
+    (``gemm_rows``) and an empty ``layout.csv`` (SCALE-Sim's command line needs one)."""
     rows, cols = array
     cfg = "\n".join([
         f"# arithforge export: {rows}x{cols} array of PE {design.pe}, {dataflow}",
@@ -459,6 +459,8 @@ def scalesim_files(design: ExportDesign, *, array: tuple[int, int] = (16, 16),
     if gemms:
         lines = ["Layer, M, N, K,"] + [f"{name}, {m}, {n}, {k}," for name, m, n, k in gemms]
         files["topology.csv"] = "\n".join(lines) + "\n"
+        # SCALE-Sim 3.0.0 opens a layout file whatever [layout] says; a header alone is none.
+        files["layout.csv"] = "Layer name,\n"
     return files
 
 
