@@ -285,3 +285,46 @@ def test_export_of_a_store(tmp_path: Path) -> None:
     one = summary["designs"][1]["ident"]
     again = _export(tmp_path, "accelergy", f"{store}:{one}", "-o", str(tmp_path / "one"))
     assert [d["ident"] for d in again["designs"]] == [one]
+
+
+def test_store_synthesis_area_replaces_the_model(tmp_path: Path) -> None:
+    """The hook for ASIC synthesis: a synth row with area_um2 is the exported area."""
+    from arithforge.dse.store import Store
+
+    store = _store(tmp_path / "explore")
+    config, = sqlite3.connect(store / "results.sqlite").execute(
+        "SELECT config FROM results ORDER BY rowid LIMIT 1").fetchone()
+    hw = {k: v for k, v in json.loads(config).items() if k in ("hdl", "params")}
+    with Store(store / "results.sqlite") as db:
+        db.put("synth-1", "synth", {**hw, "target": "asic"}, "test", result={"area_um2": 1234.5})
+    summary = _export(tmp_path, "accelergy", str(store), "-o", str(tmp_path / "out"))
+    first, second = summary["designs"]
+    assert (first["area_source"], first["area_um2_per_mac"]) == ("synth asic", 1234.5)
+    assert second["area_source"] == "analytical"
+    art = yaml.safe_load((Path(first["folder"]) / "ART.yaml").read_text())["ART"]
+    assert {t["name"]: t["area"] for t in art["tables"]}["system_top_level.mac[1..256]"] == 1234.5
+
+
+def test_multi_cycle_pe_adds_up_to_its_area(tmp_path: Path) -> None:
+    """A PE of many MACs over several cycles (the LUT core): lanes = MACs per cycle, and the
+    lanes' areas add up to the PE's."""
+    design = ic.from_pe("lut")
+    assert design.ii > 1
+    assert design.macs % design.ii == 0
+    assert design.lanes == design.macs // design.ii
+    assert design.lanes * design.area_per_mac_um2 == pytest.approx(design.area_um2)
+    files = ic.accelergy_files(design, array=(2, 3))
+    ert = _check_ert(yaml.safe_load(files["ERT.yaml"]))
+    assert ert[f"system_top_level.mac[1..{6 * design.lanes}]"]["compute"] == pytest.approx(
+        design.energy_pj / design.macs, rel=1e-5)
+
+
+def test_a_folder_named_like_a_datapath_is_a_pe(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fma").mkdir()
+    assert not ic.is_store("fma")
+    assert not ic.is_store("fma:a=float8_e4m3fn")
+    (tmp_path / "fma" / "results.sqlite").write_text("")
+    assert ic.is_store("fma")
+    assert ic.is_store("nowhere/store:ident")
