@@ -328,3 +328,13 @@ def test_a_folder_named_like_a_datapath_is_a_pe(tmp_path: Path,
     (tmp_path / "fma" / "results.sqlite").write_text("")
     assert ic.is_store("fma")
     assert ic.is_store("nowhere/store:ident")
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0, 2.1467, 1280.0, 725615.04, 1e6, 1.5e-5, 1e-5,
+                                   2.3e12])
+def test_numbers_read_back_as_floats(value: float) -> None:
+    """Every number of the tables is a float to a YAML 1.1 reader (PyYAML reads ``1e+06`` as a
+    string), within 6 significant digits."""
+    parsed = yaml.safe_load(ic._num(value))
+    assert isinstance(parsed, float)
+    assert parsed == pytest.approx(value, rel=1e-6)

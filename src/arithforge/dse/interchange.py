@@ -289,9 +289,14 @@ def _bits(pe: str) -> tuple[int, int, int]:
 # -- Accelergy / Timeloop -----------------------------------------------------------------------
 
 def _num(x: float) -> str:
-    """A number as YAML reads it back exactly enough: 6 significant digits, no exponent junk."""
-    text = f"{x:.6g}"
-    return text if any(c in text for c in ".en") else text + ".0"
+    """A number in 6 significant digits that every YAML reader takes for a float: YAML 1.1
+    (PyYAML) wants a point in the mantissa (``1e+06`` would be a string there, ``1.0e+06`` is a
+    float)."""
+    text = f"{float(x):.6g}"
+    mantissa, e, exponent = text.partition("e")
+    if "." not in mantissa and mantissa not in ("inf", "-inf", "nan"):
+        mantissa += ".0"
+    return mantissa + e + exponent
 
 
 @dataclass(frozen=True)
