@@ -338,3 +338,22 @@ def test_numbers_read_back_as_floats(value: float) -> None:
     parsed = yaml.safe_load(ic._num(value))
     assert isinstance(parsed, float)
     assert parsed == pytest.approx(value, rel=1e-6)
+
+
+@pytest.mark.parametrize("pe", [FMA, "imac:a_bits=8,b_bits=8,acc_bits=32"])
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_tables_reproduce_the_accelerator_energy(pe: str, dataflow: str) -> None:
+    """The action counts of arithforge's schedule priced by the exported ERT give the energy
+    `simulate` computes: the tables are the same model, not a copy of a few of its numbers."""
+    shape = (16, 12, 20)
+    ert = _check_ert(yaml.safe_load(ic.accelergy_files(ic.from_pe(pe), array=(4, 8),
+                                                       dataflow=dataflow)["ERT.yaml"]))
+    ours = acc.gemm_objectives([shape], pe=pe, array=(4, 8), dataflow=dataflow)
+    s = acc.schedule(acc.ArrayConfig(4, 8, dataflow, acc.parse_pe(pe)), *shape)
+    table = {name.split(".")[1].split("[")[0]: actions for name, actions in ert.items()}
+    energy = (s.pe_ops * table["mac"]["compute"]
+              + s.reads["a"] * table["ifmap_sram"]["read"]
+              + s.reads["b"] * table["filter_sram"]["read"]
+              + (s.reads["psum"] + s.writes) * table["ofmap_sram"]["write"]
+              + ours["dram_bits"] / ic.DRAM_WIDTH * table["DRAM"]["read"])
+    assert energy == pytest.approx(ours["energy_pj"], rel=1e-5)
