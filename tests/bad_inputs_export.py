@@ -1,5 +1,6 @@
 """Bad command lines of ``arithforge export`` (a table of ``test_bad_inputs.py``): tools,
-designs (PE specs and stores), array, SRAM sizes, node, trace and output folder. Every one is
+designs (PE specs, a datapath's options, stores), array, SRAM sizes, node, trace and output
+folder. Every one is
 refused before anything is written."""
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ CASES = [
     case("export-pe-unknown-param", "accelergy", "fma:z=1", *OUT),
     case("export-pe-param-twice", "accelergy", "fma:a=float8_e4m3fn,a=int8", *OUT),
     case("export-pe-negative-stages", "scalesim", "fma:stages=-1", *OUT),
+    case("export-option-unknown-format", "accelergy", "fma", "--a", "float9", *OUT),
+    case("export-option-unknown", "accelergy", "fma", "--zz", "1", *OUT),
+    case("export-option-twice", "accelergy", "fma", "--stages", "2", "--stages", "3", *OUT),
+    case("export-option-after-pe-spec", "accelergy", "fma:a=float8_e4m3fn", "--a", "int8", *OUT),
+    case("export-option-no-output", "scalesim", "dot", "--n", "16"),
     case("export-array-zero", "accelergy", "fma", "--array", "0x4", *OUT),
     case("export-array-word", "accelergy", "fma", "--array", "abc", *OUT),
     case("export-array-huge", "scalesim", "fma", "--array", "5000x2", *OUT),

@@ -357,3 +357,13 @@ def test_tables_reproduce_the_accelerator_energy(pe: str, dataflow: str) -> None
               + (s.reads["psum"] + s.writes) * table["ofmap_sram"]["write"]
               + ours["dram_bits"] / ic.DRAM_WIDTH * table["DRAM"]["read"])
     assert energy == pytest.approx(ours["energy_pj"], rel=1e-5)
+
+
+def test_generate_options_give_the_same_export(tmp_path: Path) -> None:
+    """`fma --a float8_e4m3fn --c float32` (generate's options) is `fma:a=...,c=...`."""
+    a = _export(tmp_path, "accelergy", "fma", "--a", "float8_e4m3fn", "--c", "float32", "-o",
+                str(tmp_path / "a"))
+    b = _export(tmp_path, "accelergy", FMA, "-o", str(tmp_path / "b"))
+    assert a["designs"][0]["pe"] == b["designs"][0]["pe"] == f"{FMA},out=float32"
+    for name in ("ERT.yaml", "ART.yaml", "arch.yaml"):
+        assert (tmp_path / "a" / name).read_text() == (tmp_path / "b" / name).read_text()

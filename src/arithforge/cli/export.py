@@ -4,13 +4,15 @@ DESIGN is one of:
 
 - a PE spec as ``simulate --pe`` takes it, ``NAME[:PARAM=VALUE,...]``:
   ``fma:a=float8_e4m3fn,c=float32``, ``dot:n=16``, ``imac:a_bits=8,b_bits=8,acc_bits=32``;
+- a datapath with its parameters as ``generate`` and ``cost`` take them:
+  ``fma --a float8_e4m3fn --c float32`` (``arithforge export accelergy fma --help`` lists them);
 - an explore store, ``STORE`` (the output folder of ``arithforge explore``, or its
   ``results.sqlite``): every costed design of its last run, one sub-folder each;
 - ``STORE:IDENT``: one design of it (its ident, as in ``rtl/IDENT.v``, or its label).
 
 ``accelergy`` writes ``ERT.yaml``, ``ART.yaml`` and a Timeloop v4 ``arch.yaml``;
 ``scalesim`` writes ``arithforge.cfg`` and, with ``--trace``, ``topology.csv``
-(:mod:`arithforge.dse.interchange`; ``docs/export.md``).
+(:mod:`arithforge.dse.interchange`; ``docs/export.md``). The options come after DESIGN.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ArithforgeError
-from . import StoreOnce, command, import_package, int_arg, output_dir
+from . import PROG, Parser, StoreOnce, command, import_package, int_arg, output_dir
 
 __all__ = ["MAX_ARRAY_SIDE"]
 
@@ -34,8 +36,15 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                         help="accelergy: ERT/ART tables and a Timeloop architecture; scalesim: "
                              "a SCALE-Sim config (and topology)")
     parser.add_argument("design", metavar="DESIGN",
-                        help="a PE spec NAME[:PARAM=VALUE,...] (as simulate --pe), an explore "
-                             "output folder or results.sqlite, or STORE:IDENT for one design")
+                        help="a PE spec NAME[:PARAM=VALUE,...] (as simulate --pe), a datapath "
+                             "with its generate options (fma --a float8_e4m3fn --c float32), "
+                             "an explore output folder or results.sqlite, or STORE:IDENT")
+    parser.add_argument("rest", nargs=argparse.REMAINDER, metavar="...",
+                        help="the options below (and a datapath's parameters); see `arithforge "
+                             "export TOOL DESIGN --help`")
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="DIR", required=True, action=StoreOnce,
                         help="folder to write (created if missing)")
     parser.add_argument("--array", default=None, metavar="RxC", action=StoreOnce,
@@ -47,13 +56,42 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                         help="sizes in kB of the A (ifmap), B (filter) and C (ofmap) SRAMs "
                              "(default: SCALE-Sim's 256,256,128)")
     parser.add_argument("--node", type=int_arg(), metavar="NM", action=StoreOnce,
-                        help="PE spec only: scale to a node of the technology file (45, 28, 16, "
+                        help="a PE only: scale to a node of the technology file (45, 28, 16, "
                              "7; approximate factors) (default: 45)")
     parser.add_argument("--trace", metavar="DIR", action=StoreOnce,
                         help="scalesim: also topology.csv of this trace's GEMMs (see `arithforge "
                              "trace`), in the array's units")
     parser.add_argument("--json", action="store_true",
                         help="print the designs and the files written as JSON")
+
+
+def _value(value: Any) -> str:
+    """A parameter value as a PE spec spells it (a format by its name)."""
+    return str(getattr(value, "name", value))
+
+
+def _parse(args: argparse.Namespace, is_store: bool) -> tuple[str, argparse.Namespace]:
+    """The design (a PE spec or a store) and the options. A bare datapath name takes its
+    parameters as generate's options (``fma --a float8_e4m3fn``), made into a PE spec."""
+    where = f"export {args.tool}"
+    name = args.design
+    registry = import_package("arithforge.datapaths.registry")
+    if is_store or ":" in name or name not in registry.with_face("generator"):
+        # No abbreviations: `--a int8` after a PE spec is a datapath option out of place, not
+        # --array.
+        parser = Parser(prog=f"{PROG} {where}", description="Export options.",
+                        allow_abbrev=False)
+        _options(parser)
+        return name, parser.parse_args(args.rest)
+    hdl = import_package("arithforge.cli.hdl")
+    descriptor = registry.generator_descriptor(name)
+    parsed = hdl.datapath_parser(where, name, descriptor, _options).parse_args(args.rest)
+    # The parameters as the user gave them (StoreOnce and BooleanOnce record each option given):
+    # the PE spec is what they typed, the datapath fills in the rest.
+    typed = vars(parsed).get("_given_once", {})
+    given = {p: getattr(parsed, p) for p in descriptor.params if p in typed}
+    spec = name + (":" + ",".join(f"{k}={_value(v)}" for k, v in given.items()) if given else "")
+    return spec, parsed
 
 
 def _sram_kb(text: str | None, ic: Any) -> tuple[int, int, int]:
@@ -98,6 +136,9 @@ def export(args: argparse.Namespace) -> int:
     """
     ic = import_package("arithforge.dse.interchange")
     acc = import_package("arithforge.sim.accelerator")
+    store = ic.is_store(args.design)
+    design, options = _parse(args, store)
+    args = argparse.Namespace(**{**vars(options), "tool": args.tool, "design": design})
     if args.trace is not None and args.tool != "scalesim":
         raise ArithforgeError("--trace gives SCALE-Sim's topology; it is for export scalesim "
                               "only: drop --trace")
@@ -107,7 +148,6 @@ def export(args: argparse.Namespace) -> int:
         raise ArithforgeError(f"--array rows and cols must be at most {MAX_ARRAY_SIDE}, not "
                               f"{args.array!r}")
     out = output_dir(args.output)
-    store = ic.is_store(args.design)
     if store:
         if args.node is not None:
             raise ArithforgeError("--node is for a PE spec; a store's designs are costed at "
