@@ -243,7 +243,9 @@ def from_store(text: str) -> tuple[list[ExportDesign], dict[str, str]]:
                 float(res["area_um2"]), str(cfg.get("target")))
     out: list[ExportDesign] = []
     seen: set[str] = set()
-    for c, r in costs:
+    # Newest first: a design costed again by a later run (newer code, another [cost] node) is
+    # exported with its latest cost.
+    for c, r in reversed(costs):
         cfg, cost = json.loads(c), json.loads(r)
         hw = _canon({"hdl": cfg["hdl"], "params": cfg["params"]})
         if hw in seen:
@@ -261,6 +263,7 @@ def from_store(text: str) -> tuple[list[ExportDesign], dict[str, str]]:
         out.append(ExportDesign(ident, pe, int(cost["macs"]), int(cost["ii"]), area,
                                 float(cost["energy_pj_op"]), float(cost["delay_ns"]),
                                 str(cost["tech"]), source, _bits(pe)))
+    out.reverse()
     if not out:
         if point:
             known = ", ".join(sorted(n[0] for n in names.values())[:3]) or "none"
