@@ -367,3 +367,18 @@ def test_generate_options_give_the_same_export(tmp_path: Path) -> None:
     assert a["designs"][0]["pe"] == b["designs"][0]["pe"] == f"{FMA},out=float32"
     for name in ("ERT.yaml", "ART.yaml", "arch.yaml"):
         assert (tmp_path / "a" / name).read_text() == (tmp_path / "b" / name).read_text()
+
+
+def test_store_exports_the_latest_cost(tmp_path: Path) -> None:
+    from arithforge.dse.store import Store
+
+    store = _store(tmp_path / "explore")
+    config, result = sqlite3.connect(store / "results.sqlite").execute(
+        "SELECT config, result FROM results ORDER BY rowid LIMIT 1").fetchone()
+    later = {**json.loads(config), "node": 7}  # costed again by a later run, at 7 nm
+    with Store(store / "results.sqlite") as db:
+        db.put("later", "cost", later, "test",
+               result={**json.loads(result), "energy_pj_op": 0.125})
+    summary = _export(tmp_path, "accelergy", str(store), "-o", str(tmp_path / "out"))
+    assert len(summary["designs"]) == 2
+    assert summary["designs"][0]["energy_pj_per_mac"] == 0.125
