@@ -241,16 +241,14 @@ def from_store(text: str) -> tuple[list[ExportDesign], dict[str, str]]:
         if res.get("area_um2"):
             synth_area[_canon({"hdl": cfg["hdl"], "params": cfg["params"]})] = (
                 float(res["area_um2"]), str(cfg.get("target")))
+    # A design costed again by a later run (newer code, another [cost] node) is exported with
+    # its latest cost, in the place of its first.
+    latest: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for c, r in costs:
+        cfg = json.loads(c)
+        latest[_canon({"hdl": cfg["hdl"], "params": cfg["params"]})] = (cfg, json.loads(r))
     out: list[ExportDesign] = []
-    seen: set[str] = set()
-    # Newest first: a design costed again by a later run (newer code, another [cost] node) is
-    # exported with its latest cost.
-    for c, r in reversed(costs):
-        cfg, cost = json.loads(c), json.loads(r)
-        hw = _canon({"hdl": cfg["hdl"], "params": cfg["params"]})
-        if hw in seen:
-            continue
-        seen.add(hw)
+    for hw, (cfg, cost) in latest.items():
         params = cfg["params"]
         pe = cfg["hdl"] + (":" + ",".join(f"{k}={v}" for k, v in sorted(params.items()))
                            if params else "")
@@ -263,7 +261,6 @@ def from_store(text: str) -> tuple[list[ExportDesign], dict[str, str]]:
         out.append(ExportDesign(ident, pe, int(cost["macs"]), int(cost["ii"]), area,
                                 float(cost["energy_pj_op"]), float(cost["delay_ns"]),
                                 str(cost["tech"]), source, _bits(pe)))
-    out.reverse()
     if not out:
         if point:
             known = ", ".join(sorted(n[0] for n in names.values())[:3]) or "none"
