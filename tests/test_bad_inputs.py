@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from .bad_inputs import BadInput, run_case
+from .bad_inputs_export import CASES as EXPORT_CASES
 from .bad_inputs_hw import CASES as HW_CASES
 from .bad_inputs_workloads import CASES as WORKLOAD_CASES
 
@@ -32,6 +33,7 @@ CASES: list[BadInput] = [
     BadInput("version-with-value", ("--version=2",)),
     *HW_CASES,
     *WORKLOAD_CASES,
+    *EXPORT_CASES,
 ]
 
 
