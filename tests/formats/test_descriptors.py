@@ -272,7 +272,7 @@ def test_int_formats() -> None:
     ({"exp_bits": 4, "man_bits": 53}, "man_bits must be between 0 and 52, not 53"),
     ({"exp_bits": 4, "man_bits": -1}, "man_bits must be between 0 and 52, not -1"),
     ({"exp_bits": 4, "man_bits": 3, "specials": "fz"},
-     "specials must be one of ieee, fn, fnuz, none, not 'fz'"),
+     "specials must be one of ieee, fn, fnuz, none, ext, not 'fz'"),
     ({"exp_bits": 4, "man_bits": 0},
      "specials='ieee' needs man_bits >= 1 to tell inf from NaN, not 0"),
     ({"exp_bits": 1, "man_bits": 3},
