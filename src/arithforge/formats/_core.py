@@ -181,11 +181,9 @@ def round_float(
     flush = (not fmt.subnormals) or ftz
     e_t = xp.clip(top, emin) if not flush else top
     shift = (e_t - m) - exp
-    # The P3109 formats' tie rule at p = 1 (their codes: fnuz and ext signed, fn and ext
-    # unsigned); other formats without fraction bits (float4_e3m0fn) keep ties up.
-    p3109_like = fmt.specials.value in ("fnuz", "ext") or (
-        fmt.specials.value == "fn" and not fmt.signed)
-    if m == 0 and fmt.zero and p3109_like and rounding is Rounding.RNE:
+    # The P3109 formats' tie rule at p = 1; other formats without fraction bits
+    # (float4_e3m0fn) keep ties up.
+    if fmt.ties_by_code and rounding is Rounding.RNE:
         q = _round_p1_ties_even_code(sig, shift, e_t - emin, neg, xp)
     else:
         q = shift_right_round(sig, shift, neg, rounding, rand, rwidth, xp)

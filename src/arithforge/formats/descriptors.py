@@ -291,6 +291,15 @@ class FloatFormat(Format):
         return self.specials in (Specials.IEEE, Specials.EXT)
 
     @property
+    def ties_by_code(self) -> bool:
+        """Whether ties to even go to the even *code*, not the even significand: the IEEE
+        P3109 rule at precision 1 (every significand is 1), for the P3109 code layouts (fnuz and
+        ext signed, fn and ext unsigned) without fraction bits."""
+        p3109_like = self.specials in (Specials.FNUZ, Specials.EXT) or (
+            self.specials is Specials.FN and not self.signed)
+        return self.man_bits == 0 and self.zero and p3109_like
+
+    @property
     def has_nan(self) -> bool:
         return self.specials is not Specials.NONE
 
