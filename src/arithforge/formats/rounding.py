@@ -78,7 +78,7 @@ def as_saturation(value: Saturation | str | bool) -> Saturation:
     """Convert ``saturate=`` (a bool or a :class:`Saturation` name) to a :class:`Saturation`."""
     if isinstance(value, Saturation):
         return value
-    if isinstance(value, bool | np.bool_):
+    if isinstance(value, bool | np.bool_ | int | np.integer) and value in (0, 1):
         return Saturation.SAT_FINITE if value else Saturation.OVF_INF
     if isinstance(value, str):
         for s in Saturation:
