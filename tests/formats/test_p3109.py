@@ -346,3 +346,22 @@ def test_conversions(src: str, dst: str, rng: np.random.Generator) -> None:
         for sat in SATURATIONS:
             got = fd.encode(vals, mode, saturate=sat)
             assert got.tolist() == project(fd, exact, mode, sat).tolist(), (mode, sat)
+
+
+@pytest.mark.parametrize("device", [pytest.param("cpu:0", id="torch-cpu"),
+                                    pytest.param("cuda", id="cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("name", ["binary8p4se", "binary8p3ue", "binary8p1se"])
+def test_torch_backend_matches_numpy(name: str, device: str, rng: np.random.Generator) -> None:
+    """The torch backend (``device=``) encodes and decodes the extended domain in every mode and
+    saturation as the numpy emulator does, code for code."""
+    tb = pytest.importorskip("arithforge.formats._torch_backend")
+    fmt = _fmt(name)
+    x = np.concatenate([_dense(fmt, rng), [np.inf, -np.inf, np.nan, 0.0, -1.0]])
+    for mode in OPS_MODES:
+        for sat in SATURATIONS:
+            got = fmt.encode(x, mode, saturate=sat, device=device)
+            want = fmt.encode(x, mode, saturate=sat)
+            assert tb.to_numpy_codes(got, fmt.bits).tolist() == want.tolist(), (mode, sat)
+    codes = fmt.all_codes()
+    got_v = fmt.decode(codes, device=device).detach().cpu().numpy()
+    np.testing.assert_array_equal(got_v.view(np.int64), fmt.decode(codes).view(np.int64))
