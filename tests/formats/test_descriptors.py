@@ -34,6 +34,9 @@ USER_FLOATS = [
     FloatFormat(3, 3, bias=2, specials="fnuz"), FloatFormat(3, 0, specials="none"),
     FloatFormat(5, 2, bias=3), FloatFormat(2, 1, specials="fn"), FloatFormat(1, 2, specials="none"),
     FloatFormat(4, 3, bias=-2), FloatFormat(8, 7, subnormals=False),
+    # The IEEE P3109 extended domain, signed and unsigned (binary8p4se, binary8p3ue, binary8p1se).
+    FloatFormat(4, 3, specials="ext"), FloatFormat(6, 2, specials="ext", signed=False),
+    FloatFormat(7, 0, specials="ext"),
 ]
 SMALL = [f for f in FLOATS if f.bits <= 16] + USER_FLOATS
 
@@ -113,13 +116,15 @@ def test_special_codes(fmt: FloatFormat) -> None:
     assert fmt.has_inf == bool(np.isinf(values).any())
     if fmt.has_nan:
         assert np.isnan(fmt.decode(np.array([fmt.nan_code]))[0])
-        # The canonical NaN is positive, but for fnuz whose only NaN is the -0 code.
-        assert (fmt.nan_code & fmt.sign_mask != 0) == (fmt.specials is Specials.FNUZ)
+        # The canonical NaN is positive, but for fnuz and ext whose only NaN is the -0 code.
+        assert (fmt.nan_code & fmt.sign_mask != 0) == (
+            fmt.specials in (Specials.FNUZ, Specials.EXT) and fmt.signed)
     else:
         assert fmt.nan_code is None
     if fmt.has_inf:
         assert fmt.decode(np.array([fmt.inf_code]))[0] == np.inf
-        assert fmt.decode(np.array([fmt.inf_code | fmt.sign_mask]))[0] == -np.inf
+        if fmt.signed:  # an unsigned format (ext) has +inf only
+            assert fmt.decode(np.array([fmt.inf_code | fmt.sign_mask]))[0] == -np.inf
     else:
         assert fmt.inf_code is None
     # How many NaN codes each policy has.
@@ -127,6 +132,7 @@ def test_special_codes(fmt: FloatFormat) -> None:
         Specials.IEEE: 2 * ((1 << fmt.man_bits) - 1),
         Specials.FN: 2 if fmt.signed else 1,
         Specials.FNUZ: 1,
+        Specials.EXT: 1,
         Specials.NONE: 0,
     }[fmt.specials]
     assert nan.sum() == expected
@@ -136,7 +142,7 @@ def test_special_codes(fmt: FloatFormat) -> None:
 def test_negative_codes_mirror_positive_ones(fmt: FloatFormat) -> None:
     mags, values = _positive(fmt)
     negative = fmt.decode(mags | fmt.sign_mask)
-    if fmt.specials is Specials.FNUZ:  # the -0 code is the NaN: no negative zero
+    if fmt.specials in (Specials.FNUZ, Specials.EXT):  # the -0 code is the NaN: no -0
         assert np.isnan(negative[0])
         negative, values = negative[1:], values[1:]
     np.testing.assert_array_equal(negative, -values)
@@ -144,7 +150,7 @@ def test_negative_codes_mirror_positive_ones(fmt: FloatFormat) -> None:
 
 
 def _default_bias(fmt: FloatFormat) -> int:
-    return (1 << (fmt.exp_bits - 1)) - 1 + (fmt.specials is Specials.FNUZ)
+    return (1 << (fmt.exp_bits - 1)) - 1 + (fmt.specials in (Specials.FNUZ, Specials.EXT))
 
 
 @pytest.mark.parametrize("fmt", SMALL, ids=_ids)
@@ -272,7 +278,7 @@ def test_int_formats() -> None:
     ({"exp_bits": 4, "man_bits": 53}, "man_bits must be between 0 and 52, not 53"),
     ({"exp_bits": 4, "man_bits": -1}, "man_bits must be between 0 and 52, not -1"),
     ({"exp_bits": 4, "man_bits": 3, "specials": "fz"},
-     "specials must be one of ieee, fn, fnuz, none, not 'fz'"),
+     "specials must be one of ieee, fn, fnuz, none, ext, not 'fz'"),
     ({"exp_bits": 4, "man_bits": 0},
      "specials='ieee' needs man_bits >= 1 to tell inf from NaN, not 0"),
     ({"exp_bits": 1, "man_bits": 3},

@@ -127,3 +127,30 @@ def test_vectors_avoid_nan_for_formats_without_nan(rng) -> None:
         vec = dut.test_cases(rng, kind, n)
         dut.reference(**vec)  # the emulator raises on a NaN result it cannot encode
     assert len(dut.test_cases(rng, "random", 500)["a"]) == 500
+
+
+@pytest.mark.parametrize(("fmts", "kw"), [
+    (("binary8p4se",) * 4, {"saturation": "SatPropagate"}),
+    (("binary8p4se", "binary8p4se", "float16", "binary8p3sf"), {"saturation": "SatPropagate"}),
+    (("binary8p3ue",) * 4, {"saturation": "SatPropagate"}),
+    (("binary8p1se",) * 4, {"rounding": "rne"}),  # the p1 ties-to-even-code rule
+], ids=lambda v: "x".join(v) if isinstance(v, tuple) else ",".join(f"{k}={x}" for k, x in
+                                                                   v.items()) or "-")
+def test_p3109_saturation_modes(fmts, kw, rng, check_against_reference) -> None:
+    """IEEE P3109 formats (extended and finite domain, unsigned, p1) and saturation modes; the
+    exhaustive sweeps run in Verilator (docs/verification.md)."""
+    dut = FusedMultiplyAdd(*fmts, **kw)
+    check_against_reference(dut, dut.test_cases(rng, "corner", 500))
+    check_against_reference(dut, dut.test_cases(rng, "random", 300))
+
+
+def test_saturation_errors() -> None:
+    with pytest.raises(ValueError, match="saturate=True is SatFinite, which contradicts "
+                                         "saturation='OvfInf': give one of them"):
+        FusedMultiplyAdd(*("binary8p4se",) * 4, saturate=True, saturation="OvfInf")
+    with pytest.raises(ValueError, match="saturation must be one of SatFinite, SatPropagate, "
+                                         "OvfInf, not 'sat'"):
+        FusedMultiplyAdd(*("binary8p4se",) * 4, saturation="sat")
+    dut = FusedMultiplyAdd(*("binary8p4se",) * 4, saturation="SatPropagate")
+    assert dut.describe()["saturation"] == "SatPropagate"
+    assert FusedMultiplyAdd(*("binary8p4se",) * 4, saturate=True).describe()["saturate"] is True

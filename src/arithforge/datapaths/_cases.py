@@ -28,7 +28,7 @@ def corner_codes(fmt: FloatFormat) -> np.ndarray:
         mags.add(fmt.inf_code)
     if fmt.specials is Specials.IEEE:
         mags |= {fmt.inf_code + 1, (1 << fmt.mag_bits) - 1}  # type: ignore[operator]
-    if fmt.specials is Specials.FN:
+    if fmt.specials is Specials.FN or (fmt.specials is Specials.EXT and not fmt.signed):
         mags.add((1 << fmt.mag_bits) - 1)
     mags = {v for v in mags if 0 <= v < (1 << fmt.mag_bits)}
     codes = set(mags)

@@ -30,7 +30,7 @@ import numpy as np
 from .._errors import ArithforgeError
 from ..formats import FloatFormat, Format, Rounding, get_format, ops
 from ..formats import _core as core
-from ..formats.rounding import as_rounding
+from ..formats.rounding import Saturation, as_rounding
 from . import _cases, gemm
 from ._common import (
     F64,
@@ -76,6 +76,9 @@ PARAMS: dict[str, Param] = {
     "rounding": Param(f"choice:{ROUNDINGS}", "rne", "rounding mode"),
     "stages": stages_param(),
     "saturate": Param("bool", False, "overflow to the largest finite value"),
+    "saturation": Param("choice:SatFinite|SatPropagate|OvfInf", None,
+                        "overflow mode by its IEEE P3109 name (SatFinite is --saturate true; "
+                        "default: from --saturate)"),
     "subnormals": Param("bool", True, "subnormal inputs and outputs (else DAZ and FTZ)"),
     "normalization": Param("str", "exact", f"'exact' or the window W (1 to {ops.MAX_WINDOW}) "
                                            "of an approximate normalizer"),
@@ -95,6 +98,19 @@ FP8 = ("float8_e4m3fn", "float8_e5m2")
 SMALL_FLOATS = ("float8_e4m3fn", "float8_e5m2", "float6_e3m2fn", "float6_e2m3fn",
                 "float4_e2m1fn")
 ACCEPTANCE_ROUNDINGS = ("rne", "rna", "rtz", "rup", "rdn", "rto", "stochastic")
+
+
+def _saturation(saturate: bool, saturation: Any) -> Saturation:
+    """The overflow mode of ``saturate`` and ``saturation`` (a P3109 name, or None)."""
+    if saturation is None:
+        return Saturation.SAT_FINITE if saturate else Saturation.OVF_INF
+    names = [s.value for s in Saturation]
+    if saturation not in names:
+        raise ValueError(f"saturation must be one of {', '.join(names)}, not {saturation!r}")
+    if saturate and saturation != Saturation.SAT_FINITE:
+        raise ValueError(f"saturate=True is SatFinite, which contradicts saturation="
+                         f"{saturation!r}: give one of them")
+    return Saturation(saturation)
 
 
 def _fma(fmt: str, out: str | None = None, **kw: Any) -> dict[str, Any]:
@@ -241,6 +257,10 @@ class FMAUnit(Unit):
         rounder; more go to the output.
     saturate : bool
         Overflow and infinities give the largest finite value instead of inf/NaN.
+    saturation : str, optional
+        The overflow mode by its IEEE P3109 name (:class:`~arithforge.formats.Saturation`):
+        ``SatFinite`` (``saturate=True``), ``OvfInf`` (``saturate=False``) or ``SatPropagate``
+        (finite overflow saturates, infinities stay infinite).
     subnormals : bool
         False: subnormal inputs read as zero and results below the smallest normal flush to
         zero (the emulator's ``daz=True, ftz=True``).
@@ -264,19 +284,21 @@ class FMAUnit(Unit):
                  fmt_c: FloatFormat | str, fmt_out: FloatFormat | str, *,
                  rounding: Rounding | str = Rounding.RNE, stages: int = 0,
                  saturate: bool = False, subnormals: bool = True,
-                 normalization: str | int = "exact", random_width: int = 8) -> None:
+                 normalization: str | int = "exact", random_width: int = 8,
+                 saturation: str | None = None) -> None:
         self._setup({"a": _float_format(fmt_a, "fmt_a"), "b": _float_format(fmt_b, "fmt_b"),
                      "c": _float_format(fmt_c, "fmt_c")}, _float_format(fmt_out, "fmt_out"),
-                    rounding, stages, saturate, subnormals, normalization, random_width)
+                    rounding, stages, saturate, subnormals, normalization, random_width,
+                    saturation)
 
     def _setup(self, fmts: dict[str, FloatFormat], fmt_out: FloatFormat, rounding: Any,
                stages: Any, saturate: Any, subnormals: Any, normalization: Any,
-               random_width: Any) -> None:
+               random_width: Any, saturation: Any = None) -> None:
         self._fmts = fmts
         self._fo = fmt_out
         self._rounding = as_rounding(rounding)
         self._stages = check_stages(stages)
-        self._saturate = check_bool(saturate, "saturate")
+        self._saturate = _saturation(check_bool(saturate, "saturate"), saturation)
         self._daz = not check_bool(subnormals, "subnormals")
         self._window = _normalization(normalization)
         rw = _random_width(random_width)
@@ -326,13 +348,16 @@ class FMAUnit(Unit):
         out: dict[str, Any] = {"datapath": self.name}
         out.update({f"fmt_{op}": f.name for op, f in self._fmts.items()})
         out.update(fmt_out=self._fo.name, rounding=str(self._rounding), stages=self._stages,
-                   saturate=self._saturate, subnormals=not self._daz,
+                   saturate=self._saturate is not Saturation.OVF_INF,
+                   subnormals=not self._daz,
                    latency=self.latency, window_bits=g.N,
                    formats={k: f.name for k, f in self.formats.items()})
         if self._ADDEND is not None and self.name != "add":
             out["normalization"] = "exact" if self._window is None else self._window
         if self._rw:
             out["random_width"] = self._rw
+        if self._saturate is Saturation.SAT_PROPAGATE:
+            out["saturation"] = str(self._saturate)
         return out
 
     # -- reference ------------------------------------------------------------------------------
@@ -581,10 +606,10 @@ class _TwoOperandUnit(FMAUnit):
     def __init__(self, fmt_a: FloatFormat | str, fmt_b: FloatFormat | str,
                  fmt_out: FloatFormat | str, *, rounding: Rounding | str = Rounding.RNE,
                  stages: int = 0, saturate: bool = False, subnormals: bool = True,
-                 random_width: int = 8) -> None:
+                 random_width: int = 8, saturation: str | None = None) -> None:
         self._setup({"a": _float_format(fmt_a, "fmt_a"), "b": _float_format(fmt_b, "fmt_b")},
                     _float_format(fmt_out, "fmt_out"), rounding, stages, saturate, subnormals,
-                    "exact", random_width)
+                    "exact", random_width, saturation)
 
     @classmethod
     def from_params(cls, **p: Any) -> Self:

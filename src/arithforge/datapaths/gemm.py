@@ -178,7 +178,8 @@ def round_values(v: F64, fmt: FloatFormat, rounding: Rounding = Rounding.RNE, *,
     if ieee32 and rounding is Rounding.RNE and not saturate:
         with np.errstate(over="ignore"):
             return v.astype(np.float32).astype(np.float64)  # IEEE conversion: one RNE rounding
-    plain = fmt.signed and fmt.zero and fmt.subnormals
+    # No fraction bits: the tie rule is the format's (ties_by_code), not the float64 pattern's.
+    plain = fmt.signed and fmt.zero and fmt.subnormals and fmt.man_bits > 0
     if not plain:
         return fmt.decode(fmt.encode(v, rounding, saturate=saturate))
     finite = np.isfinite(v)
@@ -209,7 +210,7 @@ def round_values(v: F64, fmt: FloatFormat, rounding: Rounding = Rounding.RNE, *,
             n = np.where(up, np.ceil(r), np.floor(r))
         out = np.copysign(np.ldexp(n, q.astype(np.int32)), v)
         hard = ~finite | (np.abs(out) > fmt.max_finite)
-    if fmt.specials.value == "fnuz":
+    if fmt.specials.value in ("fnuz", "ext"):
         out = np.where(out == 0, 0.0, out)  # no -0
     if hard.any():
         out = out.copy()

@@ -13,10 +13,11 @@ from .descriptors import FixedFormat, FloatFormat, Format, IntFormat, Specials
 from .lut import LUTConfig
 from .packing import pack, unpack
 from .posit import PositFormat
-from .rounding import Rounding
+from .rounding import Rounding, Saturation
 
 __all__ = [
     "BlockCodes", "BlockFormat", "FixedFormat", "FloatFormat", "Format", "FormatError", "IntFormat",
-    "LUTConfig", "PEConfig", "PositFormat", "Rounding", "ScaledBlockCodes", "Specials", "bitmod",
+    "LUTConfig", "PEConfig", "PositFormat", "Rounding", "Saturation", "ScaledBlockCodes",
+    "Specials", "bitmod",
     "get_format", "lut", "names", "ops", "pack", "packing", "unpack",
 ]

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from ._errors import FormatError
 from ._xp import NP
-from .rounding import Rounding
+from .rounding import Rounding, Saturation, as_saturation
 
 if TYPE_CHECKING:
     from .descriptors import FixedFormat, FloatFormat
@@ -85,6 +85,22 @@ def shift_right_round(
     return q + xp.astype(inc, xp.int64)
 
 
+def _round_p1_ties_even_code(sig: A, shift: Any, field: Any, neg: Any, xp: Any = NP) -> A:
+    """Round to nearest at precision 1 (no stored fraction bits) with ties to the even *code*.
+
+    At p = 1 every significand is 1, so IEEE 754's "even significand" picks nothing; the P3109
+    interim report breaks a tie toward the neighbour whose code is even (gfloat ``round_float``:
+    ``isignificand != 0 and odd(expval + bias)``). ``field`` is the exponent field below the
+    truncated value's, so its code is ``field + q`` with ``q`` the truncated significand.
+    """
+    q = shift_right_round(sig, shift, neg, Rounding.RTZ, None, 0, xp)
+    up = shift_right_round(sig, shift, neg, Rounding.RNA, None, 0, xp)
+    s = xp.clip(shift, 1, 63)
+    tie = (shift >= 1) & ((sig - (q << s)) == xp.pow2(s - 1))
+    odd = ((field + q) & 1) == 1
+    return xp.where(tie, q + xp.astype(odd, xp.int64), up)
+
+
 def compress_odd(sig: A, exp: A, lsb: Any, xp: Any = NP) -> tuple[A, A]:
     """Round ``sig * 2**exp`` to odd at bit position ``lsb`` (no-op where already on the grid).
 
@@ -136,7 +152,7 @@ def round_float(
     exp: Any,
     rounding: Rounding,
     *,
-    saturate: bool = False,
+    saturate: bool | Saturation | str = False,
     ftz: bool = False,
     rand: Any = None,
     rwidth: int = 0,
@@ -146,11 +162,15 @@ def round_float(
     """Round exact values (and special classes) to codes of ``fmt`` with one rounding.
 
     ``cls`` marks operands that are already zero, inf or NaN (the default is derived from ``sig``).
+    ``saturate`` is a bool or a :class:`Saturation` (``True`` is ``SatFinite``).
     Codes come back in ``fmt.code_dtype`` from numpy and as int64 bit patterns from another
     namespace (the torch backend packs them).
     """
     m = fmt.man_bits
     emin = fmt.emin
+    sat = as_saturation(saturate)
+    saturate = sat is not Saturation.OVF_INF
+    keep_inf = sat is Saturation.SAT_PROPAGATE  # infinities are not clamped
     if xp is NP:
         neg = np.asarray(neg, dtype=bool)
     if cls is None:
@@ -161,7 +181,12 @@ def round_float(
     flush = (not fmt.subnormals) or ftz
     e_t = xp.clip(top, emin) if not flush else top
     shift = (e_t - m) - exp
-    q = shift_right_round(sig, shift, neg, rounding, rand, rwidth, xp)
+    # The P3109 formats' tie rule at p = 1; other formats without fraction bits
+    # (float4_e3m0fn) keep ties up.
+    if fmt.ties_by_code and rounding is Rounding.RNE:
+        q = _round_p1_ties_even_code(sig, shift, e_t - emin, neg, xp)
+    else:
+        q = shift_right_round(sig, shift, neg, rounding, rand, rwidth, xp)
     mag = ((e_t - emin) << m) + q
     if not fmt.zero:
         mag = mag - (1 << m)
@@ -194,7 +219,7 @@ def round_float(
     mag = xp.where(is_zero, 0, mag)
     # Infinite operands: inf when the format has it, else NaN, or max when saturating.
     inf_like = to_inf | is_inf
-    if saturate:
+    if saturate and not keep_inf:
         mag = xp.where(is_inf, max_mag, mag)
         inf_like = xp.zeros_like(inf_like)
     if fmt.has_inf:
@@ -213,7 +238,7 @@ def round_float(
     code = mag
     if fmt.signed:
         sign = xp.astype(neg, xp.int64) << (fmt.bits - 1)
-        if fmt.specials.value == "fnuz":
+        if fmt.specials.value in ("fnuz", "ext"):
             sign = xp.where(mag == 0, 0, sign)  # -0 is the NaN code: zero is unsigned
         code = code | sign
     else:
@@ -223,7 +248,7 @@ def round_float(
     if fmt.has_nan:
         assert code_nan is not None
         nan_codes: Any
-        if fmt.specials.value == "fnuz" or not fmt.signed:
+        if fmt.specials.value in ("fnuz", "ext") or not fmt.signed:
             nan_codes = code_nan
         else:
             nan_codes = code_nan | (xp.astype(neg, xp.int64) << (fmt.bits - 1))
@@ -271,6 +296,11 @@ def unpack_float(
         is_nan = mag == (1 << fmt.mag_bits) - 1
     elif spec == "fnuz":
         is_nan = c == (1 << fmt.mag_bits)
+    elif spec == "ext":
+        assert fmt.inf_code is not None
+        assert fmt.nan_code is not None
+        cls = xp.where(mag == fmt.inf_code, INF, cls)
+        is_nan = (c if fmt.signed else mag) == fmt.nan_code
     else:
         is_nan = xp.zeros_like(neg)
     cls = xp.where(is_nan, NAN, cls)

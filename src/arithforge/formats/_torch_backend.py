@@ -38,7 +38,7 @@ import torch
 from . import _core
 from ._core import FINITE, INF, NAN, ZERO
 from ._errors import FormatError
-from .rounding import Rounding
+from .rounding import Rounding, Saturation
 
 if TYPE_CHECKING:
     from .block import BlockFormat
@@ -234,7 +234,7 @@ _TABLE_BITS = 16
 
 
 @functools.lru_cache(maxsize=64)
-def _table(fmt: FloatFormat, rounding: Rounding, saturate: bool, ftz: bool
+def _table(fmt: FloatFormat, rounding: Rounding, saturate: bool | Saturation, ftz: bool
            ) -> tuple[np.ndarray, int] | None:
     """Codes of every float32 rounding class, from the golden numpy encode, or None.
 
@@ -343,7 +343,7 @@ def _table_encode(u: Tensor, table: Tensor, k: int) -> Tensor:
 
 
 @functools.lru_cache(maxsize=64)
-def _device_table(fmt: FloatFormat, rounding: Rounding, saturate: bool, ftz: bool,
+def _device_table(fmt: FloatFormat, rounding: Rounding, saturate: bool | Saturation, ftz: bool,
                   device: str) -> tuple[Tensor, int] | None:
     found = _table(fmt, rounding, saturate, ftz)
     if found is None:
@@ -352,7 +352,8 @@ def _device_table(fmt: FloatFormat, rounding: Rounding, saturate: bool, ftz: boo
     return _pack(torch.from_numpy(codes), fmt.bits).to(device), k
 
 
-def encode_float(fmt: FloatFormat, values: Any, rounding: Rounding, *, saturate: bool = False,
+def encode_float(fmt: FloatFormat, values: Any, rounding: Rounding, *,
+                 saturate: bool | Saturation = False,
                  random_bits: Any = None, random_width: int | None = None, ftz: bool = False,
                  device: str | torch.device = "cuda", fast: bool = True) -> Tensor:
     """Codes of ``values`` in ``fmt`` (``FloatFormat.encode`` with ``device``)."""

@@ -60,7 +60,7 @@ for _bits in (2, 3, 4, 8, 16, 32):
 
 _EXMY = re.compile(
     r"^(?P<unsigned>u)?(?:float(?P<bits>\d+)_)?e(?P<e>\d+)m(?P<m>\d+)(?:b(?P<bias>-?\d+))?"
-    r"(?P<tail>fnuz|fn_nan|fn_nonan|fnu|fn)?(?P<nosub>_nosub)?(?P<nozero>_nozero)?$"
+    r"(?P<tail>fnuz|fn_nan|fn_nonan|fnu|fn|ext)?(?P<nosub>_nosub)?(?P<nozero>_nozero)?$"
 )
 
 
@@ -73,7 +73,7 @@ def _parse_exmy(name: str) -> Format | None:
     bits = 1 + e + m - (tail == "fnu" or match["unsigned"] is not None)
     sub_byte = bits <= 6
     specials = {
-        "": Specials.IEEE, "fnuz": Specials.FNUZ, "fn_nan": Specials.FN,
+        "": Specials.IEEE, "fnuz": Specials.FNUZ, "fn_nan": Specials.FN, "ext": Specials.EXT,
         "fn_nonan": Specials.NONE, "fnu": Specials.FN,
         "fn": Specials.NONE if sub_byte else Specials.FN,
     }[tail]

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from . import _core
 from ._errors import FormatError
-from .rounding import Rounding, as_rounding
+from .rounding import Rounding, Saturation, as_rounding, as_saturation
 
 if TYPE_CHECKING:
     from .descriptors import FixedFormat, FloatFormat
@@ -56,7 +56,7 @@ def encode_float_exact(
     x: npt.NDArray[Any],
     rounding: Rounding,
     *,
-    saturate: bool,
+    saturate: bool | Saturation,
     rand: Any,
     rwidth: int,
     ftz: bool,
@@ -73,7 +73,7 @@ def encode_float_exact(
 
 @functools.lru_cache(maxsize=64)
 def _direct_table(
-    fmt: FloatFormat, src_bits: int, rounding: Rounding, saturate: bool, ftz: bool
+    fmt: FloatFormat, src_bits: int, rounding: Rounding, saturate: bool | Saturation, ftz: bool
 ) -> tuple[npt.NDArray[Any], int] | None:
     """Derived table indexed by the input's top bits and a sticky bit, or None if too large."""
     src_man, src_emin = (23, -126) if src_bits == 32 else (52, -1022)
@@ -102,7 +102,7 @@ def _direct_table(
 
 @functools.lru_cache(maxsize=64)
 def _clamped_table(
-    fmt: FloatFormat, src_bits: int, rounding: Rounding, saturate: bool, ftz: bool
+    fmt: FloatFormat, src_bits: int, rounding: Rounding, saturate: bool | Saturation, ftz: bool
 ) -> tuple[npt.NDArray[Any], npt.NDArray[Any], int] | None:
     """Derived tables indexed through exponent rows, or None when they would be too large.
 
@@ -168,7 +168,7 @@ def _clamped_table(
 
 
 def _encode_table(
-    fmt: FloatFormat, src_bits: int, rounding: Rounding, saturate: bool, ftz: bool
+    fmt: FloatFormat, src_bits: int, rounding: Rounding, saturate: bool | Saturation, ftz: bool
 ) -> tuple[npt.NDArray[Any], npt.NDArray[Any] | None, int] | None:
     """Derived tables for the fast path: ``(table, rows, k)``, or None for the golden path.
 
@@ -184,7 +184,8 @@ def _encode_table(
 
 
 def _encode_fast(
-    fmt: FloatFormat, x: npt.NDArray[Any], rounding: Rounding, saturate: bool, ftz: bool
+    fmt: FloatFormat, x: npt.NDArray[Any], rounding: Rounding, saturate: bool | Saturation,
+    ftz: bool,
 ) -> npt.NDArray[Any] | None:
     src_bits = x.dtype.itemsize * 8
     if fmt.specials.value == "none" and np.isnan(x).any():
@@ -230,7 +231,7 @@ def encode_float(
     values: npt.ArrayLike,
     rounding: Rounding | str,
     *,
-    saturate: bool = False,
+    saturate: bool | Saturation | str = False,
     random_bits: npt.ArrayLike | None = None,
     random_width: int | None = None,
     ftz: bool = False,
@@ -239,16 +240,17 @@ def encode_float(
     mode = as_rounding(rounding)
     x = _as_float_array(values)
     rand, rwidth = _core.check_random(mode, x.shape, random_bits, random_width)
-    if rand is None and mode is Rounding.RNE and not saturate and not ftz and (
+    sat = as_saturation(saturate)
+    if rand is None and mode is Rounding.RNE and sat is Saturation.OVF_INF and not ftz and (
         fmt.exp_bits, fmt.man_bits, fmt.name) == (8, 23, "float32"
     ):
         return _encode_float32(fmt, x)
     if rand is None:
-        fast = _encode_fast(fmt, x, mode, bool(saturate), bool(ftz))
+        fast = _encode_fast(fmt, x, mode, sat, bool(ftz))
         if fast is not None:
             return fast
     return encode_float_exact(
-        fmt, x, mode, saturate=bool(saturate), rand=rand, rwidth=rwidth, ftz=bool(ftz)
+        fmt, x, mode, saturate=sat, rand=rand, rwidth=rwidth, ftz=bool(ftz)
     )
 
 

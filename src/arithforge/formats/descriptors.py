@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._errors import FormatError
-from .rounding import Rounding, as_rounding
+from .rounding import Rounding, Saturation, as_rounding, as_saturation
 
 __all__ = ["Format", "FloatFormat", "IntFormat", "FixedFormat", "Specials"]
 
@@ -28,12 +28,15 @@ class Specials(enum.StrEnum):
     ``IEEE``: infinities at exponent all-ones with zero fraction, NaNs at the other fractions.
     ``FN``: finite only; NaN only at S.1…1 (OCP E4M3). ``FNUZ``: finite only, unsigned zero; the
     code of −0 is the single NaN and the default bias is one larger. ``NONE``: every code finite.
+    ``EXT``: the IEEE P3109 extended domain: unsigned zero, one NaN (the −0 code; all-ones when
+    unsigned) and ±inf at the largest magnitude code below it; the default bias is one larger.
     """
 
     IEEE = "ieee"
     FN = "fn"
     FNUZ = "fnuz"
     NONE = "none"
+    EXT = "ext"
 
     def __str__(self) -> str:
         return self.value
@@ -111,9 +114,9 @@ class FloatFormat(Format):
     man_bits : int
         Stored mantissa (fraction) bits, 0 to 52.
     bias : int, optional
-        Exponent bias; default ``2**(exp_bits-1) - 1``, one more for ``specials="fnuz"``.
+        Exponent bias; default ``2**(exp_bits-1) - 1``, one more for ``"fnuz"`` and ``"ext"``.
     specials : Specials or str
-        Special-value policy: ``"ieee"``, ``"fn"``, ``"fnuz"`` or ``"none"``.
+        Special-value policy: ``"ieee"``, ``"fn"``, ``"fnuz"``, ``"none"`` or ``"ext"``.
     subnormals : bool
         Whether exponent field 0 with a non-zero fraction encodes subnormals. When False those codes
         decode as zero (of their sign) and results below the smallest normal flush to zero.
@@ -146,7 +149,7 @@ class FloatFormat(Format):
             specials = Specials(self.specials)
         except ValueError:
             raise FormatError(
-                f"specials must be one of ieee, fn, fnuz, none, not {self.specials!r}"
+                f"specials must be one of ieee, fn, fnuz, none, ext, not {self.specials!r}"
             ) from None
         set_(self, "exp_bits", exp_bits)
         set_(self, "man_bits", man_bits)
@@ -155,7 +158,7 @@ class FloatFormat(Format):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{flag} must be a bool, not {getattr(self, flag)!r}")
         if self.bias is None:
-            default = (1 << (exp_bits - 1)) - 1 + (specials is Specials.FNUZ)
+            default = (1 << (exp_bits - 1)) - 1 + (specials in (Specials.FNUZ, Specials.EXT))
             set_(self, "bias", default)
         else:
             set_(self, "bias", _index(self.bias, "bias"))
@@ -163,6 +166,8 @@ class FloatFormat(Format):
             raise FormatError("specials='ieee' needs man_bits >= 1 to tell inf from NaN, not 0")
         if specials is Specials.IEEE and exp_bits == 1:
             raise FormatError("specials='ieee' needs exp_bits >= 2 to leave finite codes, not 1")
+        if specials is Specials.EXT and exp_bits + man_bits + int(self.signed) < 2:
+            raise FormatError("specials='ext' needs at least 2 bits for zero, inf and NaN")
         if specials is Specials.FNUZ and not self.signed:
             raise FormatError(
                 "specials='fnuz' keeps its NaN at the -0 code, so signed must be True"
@@ -187,7 +192,7 @@ class FloatFormat(Format):
         # tell the rarer combinations apart with a longer suffix.
         sub_byte = self.bits <= 6
         suffix = {
-            Specials.IEEE: "", Specials.FNUZ: "fnuz",
+            Specials.IEEE: "", Specials.FNUZ: "fnuz", Specials.EXT: "ext",
             Specials.FN: "fn_nan" if sub_byte else "fn",
             Specials.NONE: "fn" if sub_byte else "fn_nonan",
         }
@@ -203,7 +208,8 @@ class FloatFormat(Format):
         ieee_names = {
             (5, 10): "float16", (8, 7): "bfloat16", (8, 23): "float32", (11, 52): "float64",
         }
-        default_bias = (1 << (self.exp_bits - 1)) - 1 + (self.specials is Specials.FNUZ)
+        default_bias = (1 << (self.exp_bits - 1)) - 1 + (
+            self.specials in (Specials.FNUZ, Specials.EXT))
         plain = (
             self.specials is Specials.IEEE and self.signed and self.subnormals and self.zero
             and self.bias == default_bias
@@ -226,7 +232,8 @@ class FloatFormat(Format):
 
     def __repr__(self) -> str:
         args = [f"{self.exp_bits}", f"{self.man_bits}"]
-        default_bias = (1 << (self.exp_bits - 1)) - 1 + (self.specials is Specials.FNUZ)
+        default_bias = (1 << (self.exp_bits - 1)) - 1 + (
+            self.specials in (Specials.FNUZ, Specials.EXT))
         if self.bias != default_bias:
             args.append(f"bias={self.bias}")
         if self.specials is not Specials.IEEE:
@@ -270,6 +277,8 @@ class FloatFormat(Format):
             return allones - (1 << self.man_bits)
         if self.specials is Specials.FN:
             return allones - 1
+        if self.specials is Specials.EXT:
+            return allones - 1 - int(not self.signed)
         return allones
 
     @property
@@ -279,7 +288,16 @@ class FloatFormat(Format):
 
     @property
     def has_inf(self) -> bool:
-        return self.specials is Specials.IEEE
+        return self.specials in (Specials.IEEE, Specials.EXT)
+
+    @property
+    def ties_by_code(self) -> bool:
+        """Whether ties to even go to the even *code*, not the even significand: the IEEE
+        P3109 rule at precision 1 (every significand is 1), for the P3109 code layouts (fnuz and
+        ext signed, fn and ext unsigned) without fraction bits."""
+        p3109_like = self.specials in (Specials.FNUZ, Specials.EXT) or (
+            self.specials is Specials.FN and not self.signed)
+        return self.man_bits == 0 and self.zero and p3109_like
 
     @property
     def has_nan(self) -> bool:
@@ -296,8 +314,10 @@ class FloatFormat(Format):
             return ((1 << self.exp_bits) - 1) << self.man_bits | (1 << (self.man_bits - 1))
         if self.specials is Specials.FN:
             return (1 << self.mag_bits) - 1
-        if self.specials is Specials.FNUZ:
+        if self.specials is Specials.FNUZ or (self.specials is Specials.EXT and self.signed):
             return 1 << self.mag_bits
+        if self.specials is Specials.EXT:
+            return (1 << self.mag_bits) - 1
         return None
 
     @property
@@ -305,6 +325,8 @@ class FloatFormat(Format):
         """Code of +inf, or None."""
         if self.specials is Specials.IEEE:
             return ((1 << self.exp_bits) - 1) << self.man_bits
+        if self.specials is Specials.EXT:
+            return self.max_mag + 1
         return None
 
     def is_nan_code(self, codes: npt.ArrayLike) -> npt.NDArray[np.bool_]:
@@ -315,8 +337,10 @@ class FloatFormat(Format):
             return mag > np.uint64(self.inf_code or 0)
         if self.specials is Specials.FN:
             return mag == np.uint64((1 << self.mag_bits) - 1)
-        if self.specials is Specials.FNUZ:
+        if self.specials is Specials.FNUZ or (self.specials is Specials.EXT and self.signed):
             return c == np.uint64(1 << self.mag_bits)
+        if self.specials is Specials.EXT:
+            return mag == np.uint64((1 << self.mag_bits) - 1)
         return np.zeros(c.shape, dtype=bool)
 
     @property
@@ -363,7 +387,7 @@ class FloatFormat(Format):
         values: npt.ArrayLike,
         rounding: Rounding | str = Rounding.RNE,
         *,
-        saturate: bool = False,
+        saturate: bool | Saturation | str = False,
         random_bits: npt.ArrayLike | None = None,
         random_width: int | None = None,
         ftz: bool = False,
@@ -376,8 +400,10 @@ class FloatFormat(Format):
         values : array_like of float
             float32 or float64 values (other real dtypes are converted to float64).
         rounding : Rounding or str
-        saturate : bool
-            Clamp overflow (and ±inf) to ±max finite instead of inf/NaN; NaN stays NaN.
+        saturate : bool or Saturation
+            Clamp overflow (and ±inf) to ±max finite instead of inf/NaN; NaN stays NaN. The
+            IEEE P3109 names are taken too: ``"SatFinite"`` (True), ``"OvfInf"`` (False) and
+            ``"SatPropagate"`` (clamp finite overflow only; infinities stay infinite).
         random_bits, random_width
             Random integers of ``random_width`` bits, one per value, for stochastic rounding.
         ftz : bool
@@ -394,11 +420,11 @@ class FloatFormat(Format):
 
             tb = torch_backend(device)
             return tb.encode_float(
-                self, values, as_rounding(rounding), saturate=saturate,
+                self, values, as_rounding(rounding), saturate=as_saturation(saturate),
                 random_bits=random_bits, random_width=random_width, ftz=ftz, device=device)
 
         return encode_float(
-            self, values, rounding, saturate=saturate, random_bits=random_bits,
+            self, values, rounding, saturate=as_saturation(saturate), random_bits=random_bits,
             random_width=random_width, ftz=ftz,
         )
 

@@ -20,7 +20,7 @@ from ._core import FINITE, INF, NAN, ZERO
 from ._errors import FormatError
 from .catalog import get_format
 from .descriptors import FixedFormat, FloatFormat, Format
-from .rounding import Rounding, as_rounding
+from .rounding import Rounding, Saturation, as_rounding
 
 __all__ = ["MAX_WINDOW", "add", "mul", "fma", "lmul", "lmul_offset_bits", "dot", "imac",
            "Normalization"]
@@ -133,7 +133,8 @@ def _zero_sign(n1: Any, n2: Any, mode: Rounding) -> Any:
 
 def _finish(
     fmt_out: FloatFormat, cls: Any, neg: Any, sig: I64, exp: I64, mode: Rounding, *,
-    saturate: bool, ftz: bool, rand: I64 | None, rwidth: int, shape: tuple[int, ...],
+    saturate: bool | Saturation | str, ftz: bool, rand: I64 | None, rwidth: int,
+    shape: tuple[int, ...],
     min_top: I64 | None = None,
 ) -> npt.NDArray[Any]:
     if min_top is not None:
@@ -162,7 +163,7 @@ def _approx_round(
 def mul(
     a: npt.ArrayLike, b: npt.ArrayLike, fmt_a: Format | str, fmt_b: Format | str | None = None,
     fmt_out: Format | str | None = None, rounding: Rounding | str = Rounding.RNE, *,
-    saturate: bool = False, ftz: bool = False, daz: bool = False,
+    saturate: bool | Saturation | str = False, ftz: bool = False, daz: bool = False,
     random_bits: npt.ArrayLike | None = None, random_width: int | None = None,
 ) -> npt.NDArray[Any]:
     """Compute ``round(a * b)`` on codes; ``fmt_b`` and ``fmt_out`` default to ``fmt_a``."""
@@ -198,7 +199,7 @@ def _add_terms(
 def add(
     a: npt.ArrayLike, b: npt.ArrayLike, fmt_a: Format | str, fmt_b: Format | str | None = None,
     fmt_out: Format | str | None = None, rounding: Rounding | str = Rounding.RNE, *,
-    saturate: bool = False, ftz: bool = False, daz: bool = False,
+    saturate: bool | Saturation | str = False, ftz: bool = False, daz: bool = False,
     random_bits: npt.ArrayLike | None = None, random_width: int | None = None,
 ) -> npt.NDArray[Any]:
     """Compute ``round(a + b)`` on codes; ``fmt_b`` and ``fmt_out`` default to ``fmt_a``."""
@@ -231,7 +232,7 @@ def fma(
     a: npt.ArrayLike, b: npt.ArrayLike, c: npt.ArrayLike, fmt_a: Format | str,
     fmt_b: Format | str | None = None, fmt_c: Format | str | None = None,
     fmt_out: Format | str | None = None, rounding: Rounding | str = Rounding.RNE, *,
-    saturate: bool = False, ftz: bool = False, daz: bool = False,
+    saturate: bool | Saturation | str = False, ftz: bool = False, daz: bool = False,
     random_bits: npt.ArrayLike | None = None, random_width: int | None = None,
     normalization: Normalization = "exact",
 ) -> npt.NDArray[Any]:

@@ -12,7 +12,8 @@ from types import SimpleNamespace
 
 from amaranth import Cat, Const, Mux, Value
 
-from ..formats import FloatFormat, Rounding, Specials
+from ..formats import FloatFormat, Rounding, Saturation, Specials
+from ..formats.rounding import as_saturation
 
 __all__ = ["unpack", "pack", "signed_value"]
 
@@ -47,6 +48,11 @@ def unpack(fmt: FloatFormat, code: Value, *, daz: bool) -> SimpleNamespace:
     elif fmt.specials is Specials.FNUZ:
         nan = code == (1 << fmt.mag_bits)
         inf = Const(0, 1)
+    elif fmt.specials is Specials.EXT:
+        assert fmt.inf_code is not None
+        assert fmt.nan_code is not None
+        nan = (code if fmt.signed else mag) == fmt.nan_code
+        inf = mag == fmt.inf_code
     else:
         nan = inf = Const(0, 1)
     if fmt.zero:
@@ -66,7 +72,8 @@ def unpack(fmt: FloatFormat, code: Value, *, daz: bool) -> SimpleNamespace:
     return SimpleNamespace(nan=nan, inf=inf, zero=zero, neg=neg, sig=sig, exp=exp)
 
 
-def pack(fmt: FloatFormat, rounding: Rounding, *, saturate: bool, nan: Value, inf: Value,
+def pack(fmt: FloatFormat, rounding: Rounding, *, saturate: bool | Saturation, nan: Value,
+         inf: Value,
          zero: Value, finite_zero: Value, below: Value, neg: Value, mag: Value) -> Value:
     """Assemble the result code from the rounded magnitude and the class flags.
 
@@ -75,7 +82,12 @@ def pack(fmt: FloatFormat, rounding: Rounding, *, saturate: bool, nan: Value, in
     is the exact-zero class, ``finite_zero`` a finite value whose significand rounded to nothing,
     ``below`` an underflow the caller detected (flushed, or rounded to zero). ``neg`` is the sign
     the emulator gives each class (the NaN code carries it where the format keeps a sign).
+    ``saturate`` is a bool or a :class:`~arithforge.formats.Saturation` (IEEE P3109's
+    ``SatFinite``, ``SatPropagate``, ``OvfInf``), as ``formats._core.round_float`` takes it.
     """
+    sat = as_saturation(saturate)
+    saturate = sat is not Saturation.OVF_INF
+    keep_inf = sat is Saturation.SAT_PROPAGATE  # infinities are not clamped
     finite = ~nan & ~inf & ~zero & ~finite_zero
     max_mag = fmt.max_mag
     over = finite & (mag > max_mag)
@@ -95,7 +107,7 @@ def pack(fmt: FloatFormat, rounding: Rounding, *, saturate: bool, nan: Value, in
         out = Mux(below & finite, 0, out)
     out = Mux(is_zero, 0, out)
     inf_like = to_inf | inf
-    if saturate:
+    if saturate and not keep_inf:
         out = Mux(inf, max_mag, out)
         inf_like = Const(0, 1)
     is_nan = nan
@@ -111,7 +123,7 @@ def pack(fmt: FloatFormat, rounding: Rounding, *, saturate: bool, nan: Value, in
     mag_bits = out[:fmt.mag_bits]
     if fmt.signed:
         sign = neg
-        if fmt.specials is Specials.FNUZ:
+        if fmt.specials in (Specials.FNUZ, Specials.EXT):
             sign = neg & mag_bits.any()  # -0 is the NaN code: zero is unsigned
         code = Cat(mag_bits, sign)
     else:
@@ -121,7 +133,7 @@ def pack(fmt: FloatFormat, rounding: Rounding, *, saturate: bool, nan: Value, in
         is_nan = is_nan | zero  # zero has no code
     if fmt.has_nan:
         assert fmt.nan_code is not None
-        if fmt.specials is Specials.FNUZ or not fmt.signed:
+        if fmt.specials in (Specials.FNUZ, Specials.EXT) or not fmt.signed:
             nan_code: Value = Const(fmt.nan_code, fmt.bits)
         else:
             nan_code = Cat(Const(fmt.nan_code, fmt.bits - 1), neg)

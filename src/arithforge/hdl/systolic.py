@@ -171,7 +171,7 @@ def pad_codes(pe: Datapath) -> tuple[int, int]:
         return 0, 0  # dot-product PEs: all-zero operands
     fa = pe.formats.get("a")
     a = 0
-    if (isinstance(fa, FloatFormat) and fa.signed and fa.specials.value != "fnuz"
+    if (isinstance(fa, FloatFormat) and fa.signed and fa.specials.value not in ("fnuz", "ext")
             and _rounding(pe) != str(Rounding.RDN)):
         a = fa.sign_mask
     return a, 0
