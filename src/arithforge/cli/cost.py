@@ -156,10 +156,20 @@ def cost(args: argparse.Namespace) -> int:
 DEFAULT_FREQ_MHZ = 12.0
 
 
+def toolchain_libs() -> tuple[str, ...]:
+    """Names of the Liberty libraries ``--lib`` knows."""
+    return tuple(import_package("arithforge.tools.toolchain").LIBERTY)
+
+
 def _synth_options(parser: argparse.ArgumentParser) -> None:
     synth = import_package("arithforge.costmodel.synth")
     parser.add_argument("--target", default="cmos", choices=synth.TARGETS, action=StoreOnce,
-                        help="cmos: Yosys transistors; FPGA: LUTs/carries/DSPs (default: cmos)")
+                        help="cmos: Yosys transistors; FPGA: LUTs/carries/DSPs; asic: um^2 and "
+                             "delay from a Liberty library (default: cmos)")
+    parser.add_argument("--lib", default=None, metavar="LIB", action=StoreOnce,
+                        help=f"standard-cell library of --target asic: "
+                             f"{', '.join(toolchain_libs())} or a .lib file "
+                             f"(default: {synth.DEFAULT_LIB})")
     parser.add_argument("--fmax", action="store_true",
                         help=f"place and route a registered wrapper "
                              f"({', '.join(synth.FMAX_TARGETS)}) for Fmax")
@@ -182,7 +192,10 @@ def synth(args: argparse.Namespace) -> int:
 
     --target cmos: Yosys 0.23 `synth; abc -g cmos2; stat -tech cmos` transistor count.
     --target ice40/ecp5/xc7: LUT, carry, flip-flop and DSP counts of synth_ice40, synth_ecp5 or
-    synth_xilinx. --fmax: nextpnr (iCE40 UP5K, ECP5 25k) on the datapath between registers.
+    synth_xilinx. --target asic [--lib osu018]: cells mapped to a Liberty library (dfflibmap,
+    abc -liberty), area in um^2 (stat -liberty), critical path in ns (ABC stime), and both
+    scaled from 180 nm to 45/28/16/7 nm (Stillmaker & Baas 2017). --fmax: nextpnr (iCE40 UP5K,
+    ECP5 25k) on the datapath between registers.
     Results are cached under <build>/synth-cache/ ($ARITHFORGE_BUILD, else build/ of a checkout,
     else ~/.cache/arithforge), keyed by the Verilog, script and tool versions.
     """
@@ -198,21 +211,35 @@ def synth(args: argparse.Namespace) -> int:
         raise ArithforgeError(f"--nodsp keeps multipliers out of the DSP blocks of "
                               f"{' and '.join(synth_mod.DSP_TARGETS)}; target "
                               f"{options.target!r} maps none there")
-    synth_mod.check_tools(options.target, fmax=options.fmax)
+    if options.lib is not None and options.target != "asic":
+        raise ArithforgeError(f"--lib names the cell library of --target asic; add --target "
+                              f"asic or drop --lib (target is {options.target!r})")
+    synth_mod.check_tools(options.target, fmax=options.fmax, lib=options.lib)
     dp = build_datapath(args.datapath, params)
+    extra = {"lib": options.lib} if options.target == "asic" else {}
     result = synth_mod.synth_datapath(dp, options.target, nodsp=options.nodsp,
                                       fmax=options.fmax,
                                       freq_mhz=options.freq or DEFAULT_FREQ_MHZ,
-                                      cache=options.cache)
+                                      cache=options.cache, **extra)
     if options.json:
         print(json.dumps({"datapath": args.datapath, "params": params, **result.as_dict()}))
         return 0
     shown = " ".join(f"{k}={v}" for k, v in params.items())
     print(f"synth {args.datapath} {shown} --target {options.target}".replace("  ", " "))
-    for key in ("transistors", "luts", "carries", "ffs", "dsps", "brams"):
+    for key in ("transistors", "area_um2", "delay_ns", "luts", "carries", "ffs", "dsps",
+                "brams"):
         value = getattr(result, key)
         if value is not None:
             print(f"  {key:<12} {value}")
+    if result.library is not None:
+        print(f"  {'library':<12} {result.library['name']} ({result.library['path']}, "
+              f"{result.library['node_nm'] or '?'} nm)")
+    if result.scaled is not None:
+        for node, row in sorted(result.scaled["nodes"].items(), key=lambda kv: -int(kv[0])):
+            print(f"  {'@' + node + ' nm':<12} {row['area_um2']:.1f} um^2, "
+                  f"{row['delay_ns']:.3f} ns (area x{row['area_factor']:.4g}, delay "
+                  f"x{row['delay_factor']:.3g}{', interpolated' if row['interpolated'] else ''})")
+        print(f"  {'scaling':<12} {result.scaled['source']}")
     if result.fmax_mhz is not None:
         print(f"  {'fmax_mhz':<12} {result.fmax_mhz:.2f}")
     cells = ", ".join(f"{c} {n}" for c, n in result.cells.items())
