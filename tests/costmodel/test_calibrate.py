@@ -62,8 +62,8 @@ def test_calibrate_tinymac(registry, tmp_path: Path) -> None:
     assert summary["spearman"] > 0.9
     assert summary["median_abs_err"] < 0.2
     assert set(summary["factors"]) >= {"adder", "multiplier", "register"}
-    # A line per design, the factors (two), the held-out quality and one per family.
-    assert len(report.lines()) == 8 + 4 + 1
+    # A line per design, the factors (three), the held-out quality (two) and one per family.
+    assert len(report.lines()) == 8 + 5 + 1
     assert report.lines()[-1].startswith(f"  tinymac: held out {summary['held_out']} of 8")
     assert summary["families"]["tinymac"]["designs"] == 8
     path = cal.write_calibration(report, command="arithforge calibrate --test",

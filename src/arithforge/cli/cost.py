@@ -268,8 +268,10 @@ def calibrate(args: argparse.Namespace) -> int:
 
     Every design of the set (FMAs over many formats, exact and approximate normalization, L-Mul,
     integer MACs, and the bit-serial and LUT cores where the registry has them) is synthesized
-    with Yosys (transistors, iCE40 LUTs; cached), then least squares on the log scale, with a
-    weak prior toward 1, fits one factor per component kind on a deterministic training split.
+    with Yosys (transistors, iCE40 LUTs, and um^2 of the OSU 0.18 um cells; cached), then least
+    squares on the log scale, with a weak prior, fits one factor per component kind and truth on
+    a deterministic training split. An asic run longer than 5 minutes is stopped and the design
+    left out of the um^2 fit (listed as asic skipped).
     Fit quality is reported on the held-out designs: Spearman rank correlation and median
     absolute relative error. --write stores the factors in costmodel/data/calibrated.toml,
     which `cost` then uses.
@@ -286,7 +288,9 @@ def calibrate(args: argparse.Namespace) -> int:
         return 0
     # Every design is exported before its synthesis finishes: a missing Yosys would show only
     # after all of them, and a calibration file that cannot be written after the whole fit.
-    import_package("arithforge.costmodel.synth").check_tools("cmos")
+    synth_mod = import_package("arithforge.costmodel.synth")
+    synth_mod.check_tools("cmos")
+    synth_mod.check_tools("asic", lib=cal.ASIC_LIB)
     if args.write:
         output_file(import_package("arithforge.costmodel.tech").DEFAULT_CALIBRATION, "--write")
     report = cal.calibrate(designs, registry=registry, jobs=args.jobs,

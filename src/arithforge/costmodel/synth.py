@@ -126,7 +126,7 @@ def check_tools(target: str, *, fmax: bool = False, lib: str | None = None) -> d
         path, version = _nextpnr(target)
         tools[path.name] = version
     if target == "asic":
-        found = toolchain.liberty(lib or DEFAULT_LIB)
+        found = toolchain.liberty(DEFAULT_LIB if lib is None else lib)
         tools["liberty"] = f"{found.name} sha256:{found.sha256[:16]}"
     return tools
 
@@ -584,7 +584,7 @@ def synthesize(verilog: str, top: str, target: str = "cmos", *, nodsp: bool = Fa
     if not (math.isfinite(freq_mhz) and freq_mhz > 0):
         raise ArithforgeError(f"freq_mhz must be a positive number, not {freq_mhz!r}")
     tools = check_tools(target, fmax=fmax, lib=lib)
-    library = toolchain.liberty(lib or DEFAULT_LIB) if target == "asic" else None
+    library = toolchain.liberty(DEFAULT_LIB if lib is None else lib) if target == "asic" else None
     script = yosys_script(target, top, nodsp=nodsp, noalumacc=noalumacc,
                           liberty=library.path if library else None)
     key_data = {

@@ -59,6 +59,9 @@ class Calibration:
         Multiplies the area and transistors of each component kind (not its energy).
     ice40_luts : dict of str to float
         iCE40 LUT4s per (calibrated) model transistor of each kind; empty: no LUT estimate.
+    asic_um2 : dict of str to float
+        um^2 of the OSU 0.18 um standard cells per model transistor of each kind (Yosys
+        ``abc -liberty``); empty: not calibrated.
     meta : dict
         How the factors were made: command, tool versions, fit quality.
     source : Path or None
@@ -66,6 +69,7 @@ class Calibration:
 
     size: Mapping[str, float] = field(default_factory=dict)
     ice40_luts: Mapping[str, float] = field(default_factory=dict)
+    asic_um2: Mapping[str, float] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)
     source: Path | None = None
 
@@ -218,12 +222,13 @@ def parse_calibration(data: Mapping[str, Any], path: Path) -> Calibration:
     """Validate the parsed TOML ``data`` of calibration file ``path``."""
     _keys(data, "", path, ("calibration",))
     cal = _table(data["calibration"], "calibration", path)
-    _keys(cal, "calibration", path, ("size",), ("ice40_luts", "meta", "quality"))
+    _keys(cal, "calibration", path, ("size",), ("ice40_luts", "asic_um2", "meta", "quality"))
     size = _kind_factors(cal["size"], "calibration.size", path)
     luts = _kind_factors(cal.get("ice40_luts", {}), "calibration.ice40_luts", path)
+    um2 = _kind_factors(cal.get("asic_um2", {}), "calibration.asic_um2", path)
     meta = dict(_table(cal.get("meta", {}), "calibration.meta", path))
     meta["quality"] = dict(_table(cal.get("quality", {}), "calibration.quality", path))
-    return Calibration(size=size, ice40_luts=luts, meta=meta, source=path)
+    return Calibration(size=size, ice40_luts=luts, asic_um2=um2, meta=meta, source=path)
 
 
 def load_calibration(path: str | Path = DEFAULT_CALIBRATION) -> Calibration:
