@@ -173,11 +173,10 @@ def measure(designs: Sequence[Design], *, registry: ModuleType, jobs: int = 2,
             pending.append((d, feats, future))
         samples = []
         for d, feats, future in pending:
-            transistors, luts, area = future.result()
-            if isinstance(area, str):
-                if asic_skipped is not None:
-                    asic_skipped.append(f"{d.label}: {area}")
-                area = None
+            transistors, luts, truth = future.result()
+            if isinstance(truth, str) and asic_skipped is not None:
+                asic_skipped.append(f"{d.label}: {truth}")
+            area = truth if isinstance(truth, float) else None
             samples.append(Sample(d, feats, transistors, luts, held_out(d.label), area))
     return samples
 
