@@ -208,3 +208,36 @@ def test_scaling_factors() -> None:
     assert scaling.scale(1.0, None, 180)["nodes"]["7"]["delay_ns"] is None
     with pytest.raises(synth.ArithforgeError, match="not 350"):
         scaling.scale(1.0, 1.0, 350)
+
+
+def test_calibration_reports_um2_per_family() -> None:
+    from arithforge.costmodel import calibrate as cal
+
+    def sample(name: str, w: int, area: float | None, held: bool) -> cal.Sample:
+        return cal.Sample(cal.Design(name, {"w": w}), {"adder": 100.0 * w}, 100 * w, 10 * w,
+                          held, area)
+
+    # Family "x": 3 um^2 per model transistor exactly; "y": 10% above that; one "y" design
+    # without an area (its asic run was skipped) counts in no um^2 figure.
+    samples = [sample("x", w, 300.0 * w, w % 2 == 0) for w in range(1, 7)]
+    samples += [sample("y", w, 330.0 * w, w > 1) for w in range(1, 4)]
+    samples.append(sample("y", 9, None, True))
+    report = cal.Report(samples, {"adder": 1.0}, {"adder": 0.1}, {"adder": 3.0},
+                        asic_skipped=["y w=9: asic synthesis ran longer than 300 s"])
+    fam = report.families()
+    assert fam["x"]["um2_median_abs_err"] == pytest.approx(0.0)
+    assert fam["x"]["um2_spearman"] == pytest.approx(1.0)
+    assert fam["y"]["um2_median_abs_err"] == pytest.approx(1 / 11)
+    assert fam["y"]["held_out"] == 3
+    summary = report.summary()["asic_um2"]
+    assert summary["designs"] == 9
+    assert summary["held_out"] == 5
+    assert summary["skipped"] == ["y w=9: asic synthesis ran longer than 300 s"]
+    lines = report.lines()
+    assert any(line.startswith("held out, osu018 um^2 (5 of 9 designs with an area)")
+               for line in lines)
+    assert "  asic skipped: y w=9: asic synthesis ran longer than 300 s" in lines
+    # The fit sees the training designs with an area: three at 3.0 um^2 per transistor, one at
+    # 3.3, so its factor lies between them, nearer 3.0.
+    fitted = cal.fit(samples)
+    assert 3.0 < fitted.asic_um2["adder"] < 3.15
