@@ -241,3 +241,33 @@ def test_calibration_reports_um2_per_family() -> None:
     # 3.3, so its factor lies between them, nearer 3.0.
     fitted = cal.fit(samples)
     assert 3.0 < fitted.asic_um2["adder"] < 3.15
+
+
+def test_asic_only_report_and_file(tmp_path: Path) -> None:
+    from arithforge.costmodel import calibrate as cal
+    from arithforge.costmodel.tech import load_calibration
+
+    # No transistor or LUT truth (0): only um^2 figures are defined and written.
+    samples = [cal.Sample(cal.Design("x", {"w": w}), {"adder": 100.0 * w, "mux": 10.0 * w}, 0,
+                          0, w % 3 == 0, 310.0 * w) for w in range(1, 10)]
+    report = cal.fit(samples, asic_only=True)
+    assert report.size == {}
+    assert report.ice40_luts == {}
+    assert report.asic_um2["adder"] > 0
+    summary = report.summary()
+    assert summary["spearman"] is None
+    assert summary["asic_um2"]["held_out"] == 3
+    assert summary["asic_um2"]["median_abs_err"] < 0.01
+    lines = report.lines()
+    assert lines[0].split() == ["design", "split", "um^2", "model", "err"]
+    assert lines[-1].startswith("  x: um^2 held out 3 of 9: Spearman 1.000, median |error| ")
+    path = cal.write_asic_calibration(report, command="arithforge calibrate --test",
+                                      path=tmp_path / "a.toml")
+    loaded = load_calibration(path)
+    assert loaded.size == {}
+    assert loaded.asic_um2["adder"] == pytest.approx(report.asic_um2["adder"], rel=1e-5)
+    assert loaded.meta["quality"]["um2_held_out"] == 3
+    assert loaded.meta["quality"]["held_out"]["x w=3"][0] == 930
+    with pytest.raises(synth.ArithforgeError, match="no um\\^2 factors"):
+        cal.write_asic_calibration(cal.Report(samples, {}, {}), command="c",
+                                   path=tmp_path / "b.toml")

@@ -259,6 +259,9 @@ def _calibrate_configure(parser: argparse.ArgumentParser) -> None:
                         help="store the fitted factors in costmodel/data/calibrated.toml")
     parser.add_argument("--list", action="store_true",
                         help="list the design set and exit")
+    parser.add_argument("--asic-only", action="store_true",
+                        help="synthesize for the OSU 0.18 um cells alone and fit um^2 alone "
+                             "(--write: costmodel/data/calibrated_asic.toml)")
 
 
 @command("calibrate", help="fit the cost model to Yosys over a set of datapaths",
@@ -291,13 +294,17 @@ def calibrate(args: argparse.Namespace) -> int:
     synth_mod = import_package("arithforge.costmodel.synth")
     synth_mod.check_tools("cmos")
     synth_mod.check_tools("asic", lib=cal.ASIC_LIB)
+    tech = import_package("arithforge.costmodel.tech")
     if args.write:
-        output_file(import_package("arithforge.costmodel.tech").DEFAULT_CALIBRATION, "--write")
+        output_file(tech.DEFAULT_ASIC_CALIBRATION if args.asic_only else tech.DEFAULT_CALIBRATION,
+                    "--write")
     report = cal.calibrate(designs, registry=registry, jobs=args.jobs,
-                           progress=None if args.json else sys.stderr)
+                           progress=None if args.json else sys.stderr, asic_only=args.asic_only)
     if args.write:
-        path = cal.write_calibration(report, command=f"arithforge calibrate --jobs {args.jobs} "
-                                                     f"--write")
+        command = (f"arithforge calibrate --jobs {args.jobs}"
+                   f"{' --asic-only' if args.asic_only else ''} --write")
+        write = cal.write_asic_calibration if args.asic_only else cal.write_calibration
+        path = write(report, command=command)
         if not args.json:
             print(f"wrote {path}")
     if args.json:

@@ -37,10 +37,10 @@ from .._errors import ArithforgeError
 from ..workloads.metrics import spearman
 from .fit import fit_factors, held_out, median_abs_err
 from .model import FREE_KINDS, estimate
-from .tech import DEFAULT_CALIBRATION, KINDS, Technology, load_tech
+from .tech import DEFAULT_ASIC_CALIBRATION, DEFAULT_CALIBRATION, KINDS, Technology, load_tech
 
 __all__ = ["ASIC_LIB", "ASIC_TIMEOUT_S", "Design", "Report", "Sample", "calibrate", "design_set",
-           "features", "measure", "write_calibration"]
+           "features", "measure", "write_asic_calibration", "write_calibration"]
 
 #: Standard-cell library of the um^2 calibration.
 ASIC_LIB = "osu018"
@@ -111,28 +111,33 @@ def design_set(registry: ModuleType) -> list[Design]:
 
 # -- measuring and fitting ----------------------------------------------------------------------
 
-def _truth(verilog: str, top: str) -> tuple[int, int, float | str]:
-    """Transistors, iCE40 LUTs, and the um^2 of :data:`ASIC_LIB` (or why there is none)."""
+def _truth(verilog: str, top: str, asic_only: bool = False) -> tuple[int, int, float | str]:
+    """Transistors, iCE40 LUTs, and the um^2 of :data:`ASIC_LIB` (or why there is none);
+    ``asic_only``: the um^2 alone (transistors and LUTs 0)."""
     from .synth import SynthError, synthesize
 
-    cmos = synthesize(verilog, top, "cmos")
-    ice40 = synthesize(verilog, top, "ice40")
-    if cmos.transistors is None or ice40.luts is None:
-        raise ArithforgeError(f"{top}: synthesis reported no transistors or LUTs")
+    if asic_only:
+        transistors, luts = 0, 0
+    else:
+        cmos = synthesize(verilog, top, "cmos")
+        ice40 = synthesize(verilog, top, "ice40")
+        if cmos.transistors is None or ice40.luts is None:
+            raise ArithforgeError(f"{top}: synthesis reported no transistors or LUTs")
+        transistors, luts = cmos.transistors, ice40.luts
     try:
         asic = synthesize(verilog, top, "asic", lib=ASIC_LIB, timeout_s=ASIC_TIMEOUT_S)
     except SynthError as exc:
         if "ran longer" not in str(exc):
             raise
-        return cmos.transistors, ice40.luts, f"asic synthesis ran longer than {ASIC_TIMEOUT_S:g} s"
+        return transistors, luts, f"asic synthesis ran longer than {ASIC_TIMEOUT_S:g} s"
     if asic.area_um2 is None:
         raise ArithforgeError(f"{top}: asic synthesis reported no area")
-    return cmos.transistors, ice40.luts, asic.area_um2
+    return transistors, luts, asic.area_um2
 
 
 def measure(designs: Sequence[Design], *, registry: ModuleType, jobs: int = 2,
             progress: IO[str] | None = None, skipped: list[str] | None = None,
-            asic_skipped: list[str] | None = None) -> list[Sample]:
+            asic_skipped: list[str] | None = None, asic_only: bool = False) -> list[Sample]:
     """Build, cost and synthesize every design; at most ``jobs`` synthesis runs at a time.
 
     Datapaths are built and exported in this thread (Amaranth), Yosys runs in ``jobs`` worker
@@ -152,8 +157,10 @@ def measure(designs: Sequence[Design], *, registry: ModuleType, jobs: int = 2,
         if progress is not None and future.exception() is None:
             transistors, luts, area = future.result()
             shown = f"{area:.0f} um^2" if isinstance(area, float) else area
+            if not asic_only:
+                shown = f"{transistors} transistors, {luts} LUTs, {shown}"
             print(f"[{done}/{len(designs)} {time.perf_counter() - start:6.1f} s] {label}: "
-                  f"{transistors} transistors, {luts} LUTs, {shown}", file=progress, flush=True)
+                  f"{shown}", file=progress, flush=True)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for d in designs:
@@ -168,7 +175,7 @@ def measure(designs: Sequence[Design], *, registry: ModuleType, jobs: int = 2,
                 continue
             feats = features(dp.structure(), tech)
             verilog, top, _ = export_datapath(dp)
-            future = pool.submit(_truth, verilog, top)
+            future = pool.submit(_truth, verilog, top, asic_only)
             future.add_done_callback(functools.partial(report, d.label))
             pending.append((d, feats, future))
         samples = []
@@ -191,6 +198,8 @@ class Report:
     asic_um2: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     asic_skipped: list[str] = field(default_factory=list)
+    #: Only the um^2 truth was measured (``calibrate --asic-only``).
+    asic_only: bool = False
 
     @property
     def train(self) -> list[Sample]:
@@ -219,24 +228,32 @@ class Report:
         LUTs, standard-cell um^2 (over the samples that have it; NaN below two), and the
         uncalibrated transistor model."""
         rows = list(samples)
+        nan = float("nan")
+        if self.asic_only:
+            # No transistor or LUT truth was measured: those figures are not defined.
+            out = dict.fromkeys(("spearman", "median_abs_err", "luts_spearman",
+                                 "luts_median_abs_err", "uncalibrated_spearman",
+                                 "uncalibrated_median_abs_err"), nan)
+        else:
+            t = [s.transistors for s in rows]
+            luts = [s.luts for s in rows]
+            pt = [self.predicted_transistors(s) for s in rows]
+            pl = [self.predicted_luts(s) for s in rows]
+            raw = [s.raw for s in rows]
+            out = {
+                "spearman": spearman(pt, t), "median_abs_err": median_abs_err(pt, t),
+                "luts_spearman": spearman(pl, luts),
+                "luts_median_abs_err": median_abs_err(pl, luts),
+                "uncalibrated_spearman": spearman(raw, t),
+                "uncalibrated_median_abs_err": median_abs_err(raw, t),
+            }
         with_area = [s for s in rows if s.area_um2 is not None]
         area = [float(s.area_um2) for s in with_area if s.area_um2 is not None]
         pa = [self.predicted_um2(s) for s in with_area]
-        nan = float("nan")
-        t = [s.transistors for s in rows]
-        luts = [s.luts for s in rows]
-        pt = [self.predicted_transistors(s) for s in rows]
-        pl = [self.predicted_luts(s) for s in rows]
-        raw = [s.raw for s in rows]
-        return {
-            "spearman": spearman(pt, t), "median_abs_err": median_abs_err(pt, t),
-            "luts_spearman": spearman(pl, luts), "luts_median_abs_err": median_abs_err(pl, luts),
-            "uncalibrated_spearman": spearman(raw, t),
-            "uncalibrated_median_abs_err": median_abs_err(raw, t),
-            "um2_spearman": spearman(pa, area) if len(area) >= 2 else nan,
-            "um2_median_abs_err": median_abs_err(pa, area) if area else nan,
-            "um2_designs": float(len(area)),
-        }
+        out.update(um2_spearman=spearman(pa, area) if len(area) >= 2 else nan,
+                   um2_median_abs_err=median_abs_err(pa, area) if area else nan,
+                   um2_designs=float(len(area)))
+        return out
 
     def families(self) -> dict[str, dict[str, Any]]:
         """Quality per family (the designs of one datapath, registry order): the held-out
@@ -270,19 +287,19 @@ class Report:
         test = self.quality(self.test)
         train = self.quality(self.train)
         return {
-            "spearman": round(test["spearman"], 4),
-            "median_abs_err": round(test["median_abs_err"], 4),
+            "spearman": _round(test["spearman"]),
+            "median_abs_err": _round(test["median_abs_err"]),
             "designs": len(self.samples), "train": len(self.train), "held_out": len(self.test),
             "skipped": list(self.skipped),
-            "ice40_luts": {"spearman": round(test["luts_spearman"], 4),
-                           "median_abs_err": round(test["luts_median_abs_err"], 4)},
+            "ice40_luts": {"spearman": _round(test["luts_spearman"]),
+                           "median_abs_err": _round(test["luts_median_abs_err"])},
             "asic_um2": {"library": ASIC_LIB, "spearman": _round(test["um2_spearman"]),
                          "median_abs_err": _round(test["um2_median_abs_err"]),
                          "held_out": int(test["um2_designs"]),
                          "designs": sum(s.area_um2 is not None for s in self.samples),
                          "skipped": list(self.asic_skipped)},
-            "uncalibrated": {"spearman": round(test["uncalibrated_spearman"], 4),
-                             "median_abs_err": round(test["uncalibrated_median_abs_err"], 4)},
+            "uncalibrated": {"spearman": _round(test["uncalibrated_spearman"]),
+                             "median_abs_err": _round(test["uncalibrated_median_abs_err"])},
             "train_quality": {k: _round(v) for k, v in train.items()},
             "families": {name: {k: _round(v) for k, v in row.items()}
                          for name, row in self.families().items()},
@@ -293,6 +310,8 @@ class Report:
 
     def lines(self) -> list[str]:
         """A human-readable report: the designs, the factors, the held-out quality."""
+        if self.asic_only:
+            return self._asic_lines()
         out = [(f"{'design':<58} {'split':<8} {'yosys T':>9} {'model T':>9} {'err':>7} "
                 f"{'LUTs':>6} {'model':>6} {'um^2':>9} {'model':>9} {'err':>7}")]
         for d in self.samples:
@@ -329,6 +348,33 @@ class Report:
         return out
 
 
+    def _asic_lines(self) -> list[str]:
+        """:meth:`lines` of an ``asic_only`` report: um^2 alone."""
+        out = [f"{'design':<58} {'split':<8} {'um^2':>9} {'model':>9} {'err':>7}"]
+        for d in self.samples:
+            pa = self.predicted_um2(d)
+            shown = (f"{'-':>9} {pa:>9.0f} {'-':>7}" if d.area_um2 is None else
+                     f"{d.area_um2:>9.0f} {pa:>9.0f} {(pa - d.area_um2) / d.area_um2:>+7.1%}")
+            out.append(f"{d.design.label[:58]:<58} {'held-out' if d.held_out else 'train':<8} "
+                       + shown)
+        out.append(f"{ASIC_LIB} um^2 per transistor: " + ", ".join(
+            f"{k} {v:.3f}" for k, v in sorted(self.asic_um2.items())))
+        a = self.summary()["asic_um2"]
+        out.append(f"held out, {ASIC_LIB} um^2 ({a['held_out']} of {a['designs']} designs with an "
+                   f"area): Spearman {_num(a['spearman'])}, median |error| "
+                   f"{_num(a['median_abs_err'], True)}")
+        out.extend(f"  asic skipped: {note}" for note in self.asic_skipped)
+        for name, row in self.families().items():
+            held = (f"held out {row['held_out']} of {row['designs']}: Spearman "
+                    f"{_num(row.get('um2_spearman'))}, median |error| "
+                    f"{_num(row.get('um2_median_abs_err'), True)}" if row["held_out"]
+                    else f"none of {row['designs']} held out")
+            out.append(f"  {name}: um^2 {held}; all {row['designs']}: Spearman "
+                       f"{_num(row['all_um2_spearman'])}, median |error| "
+                       f"{_num(row['all_um2_median_abs_err'], True)}")
+        return out
+
+
 def _round(value: Any) -> Any:
     """A JSON-ready number: floats to 4 places, NaN as None."""
     if isinstance(value, float):
@@ -360,29 +406,33 @@ def _family_text(row: Mapping[str, Any]) -> str:
             f"{_num(row['all_um2_median_abs_err'], True)}")
 
 
-def fit(samples: list[Sample]) -> Report:
-    """Fit the factors on the training samples."""
+def fit(samples: list[Sample], *, asic_only: bool = False) -> Report:
+    """Fit the factors on the training samples (``asic_only``: the um^2 factors alone)."""
     train = [s for s in samples if not s.held_out]
     if len(train) < 2 or not any(s.held_out for s in samples):
         raise ArithforgeError(f"calibration needs designs both to fit and to hold out; "
                               f"have {len(train)} and {len(samples) - len(train)}")
     feats = [s.features for s in train]
-    size = fit_factors(feats, [s.transistors for s in train], dict.fromkeys(KINDS, 1.0))
-    ratio = sum(s.luts for s in train) / sum(s.raw for s in train)
-    luts = fit_factors(feats, [s.luts for s in train], dict.fromkeys(KINDS, ratio))
+    size: dict[str, float] = {}
+    luts: dict[str, float] = {}
+    if not asic_only:
+        size = fit_factors(feats, [s.transistors for s in train], dict.fromkeys(KINDS, 1.0))
+        ratio = sum(s.luts for s in train) / sum(s.raw for s in train)
+        luts = fit_factors(feats, [s.luts for s in train], dict.fromkeys(KINDS, ratio))
     with_area = [s for s in train if s.area_um2 is not None]
     asic: dict[str, float] = {}
     if len(with_area) >= 2:
         um2 = [float(s.area_um2) for s in with_area if s.area_um2 is not None]
         ratio = sum(um2) / sum(s.raw for s in with_area)
         asic = fit_factors([s.features for s in with_area], um2, dict.fromkeys(KINDS, ratio))
-    return Report(samples, size, luts, asic)
+    return Report(samples, size, luts, asic, asic_only=asic_only)
 
 
 def calibrate(designs: Sequence[Design] | None = None, *, registry: ModuleType, jobs: int = 2,
-              progress: IO[str] | None = None) -> Report:
+              progress: IO[str] | None = None, asic_only: bool = False) -> Report:
     """Measure ``designs`` (default :func:`design_set`) and fit the factors; ``registry`` is
-    ``arithforge.hdl.registry`` (see :func:`design_set`)."""
+    ``arithforge.hdl.registry`` (see :func:`design_set`). ``asic_only`` synthesizes for the
+    standard cells alone and fits the um^2 factors alone."""
     designs = design_set(registry) if designs is None else designs
     if not designs:
         from ..datapaths import DATAPATHS
@@ -394,7 +444,8 @@ def calibrate(designs: Sequence[Design] | None = None, *, registry: ModuleType, 
     skipped: list[str] = []
     asic_skipped: list[str] = []
     report = fit(measure(designs, jobs=jobs, registry=registry, progress=progress,
-                         skipped=skipped, asic_skipped=asic_skipped))
+                         skipped=skipped, asic_skipped=asic_skipped, asic_only=asic_only),
+                 asic_only=asic_only)
     report.skipped = skipped
     report.asic_skipped = asic_skipped
     return report
@@ -412,6 +463,58 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_asic_calibration(report: Report, *, command: str,
+                           path: str | Path = DEFAULT_ASIC_CALIBRATION) -> Path:
+    """Write the um^2 factors of an ``asic_only`` report, how they were made and their quality
+    as TOML (``data/calibrated_asic.toml``; :func:`~.tech.load_tech` adds them to the
+    calibration)."""
+    from .synth import _yosys
+
+    if not report.asic_um2:
+        raise ArithforgeError("the report has no um^2 factors to write")
+    summary = report.summary()
+    a = summary["asic_um2"]
+    meta = {"command": command, "library": ASIC_LIB, "yosys": _yosys()[1],
+            "designs": a["designs"], "held_out": a["held_out"],
+            "asic_timeout_s": ASIC_TIMEOUT_S}
+    quality = {"um2_spearman": a["spearman"], "um2_median_abs_err": a["median_abs_err"],
+               "um2_designs": a["designs"], "um2_held_out": a["held_out"],
+               "um2_skipped": a["skipped"]}
+    keys = ("designs", "held_out", "um2_spearman", "um2_median_abs_err", "all_um2_spearman",
+            "all_um2_median_abs_err")
+    lines = [
+        f"# Written by `{command}`:",
+        "# um^2 of the OSU 0.18 um standard cells (Yosys abc -liberty, stat -liberty; `synth",
+        "# --target asic`) per model transistor of each component kind, fitted on the calibration",
+        "# designs (costmodel/calibrate.py). Do not edit by hand; rerun the command.",
+        "# [calibration.quality] is measured on the held-out designs only.",
+        "",
+        "[calibration.meta]",
+        *(f"{k} = {_toml_value(v)}" for k, v in meta.items()),
+        "",
+        "[calibration.asic_um2]",
+        *(f"{k} = {round(v, 6)!r}" for k, v in sorted(report.asic_um2.items())),
+        "",
+        "[calibration.quality]",
+        *(f"{k} = {_toml_value(v)}" for k, v in quality.items()),
+        "",
+        "# Per family: held-out um^2 quality (NaN: fewer than two designs) and the same over all",
+        "# the family's designs with an area, fitted ones included (all_*).",
+        *(line for name, row in report.families().items() for line in (
+            f"[calibration.quality.families.{name}]",
+            *(f"{k} = {_toml_value(round(row[k], 4) if isinstance(row[k], float) else row[k])}"
+              for k in keys if k in row), "")),
+        "# Held-out designs: label = [um^2 (-1: skipped), model]",
+        "[calibration.quality.held_out]",
+        *(f"{_toml_value(s.design.label)} = [{-1 if s.area_um2 is None else round(s.area_um2)}, "
+          f"{round(report.predicted_um2(s))}]" for s in report.test),
+        "",
+    ]
+    path = Path(path)
+    path.write_text("\n".join(lines))
+    return path
 
 
 def write_calibration(report: Report, *, command: str, path: str | Path = DEFAULT_CALIBRATION,
