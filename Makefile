@@ -69,10 +69,14 @@ help:
 
 install: install-system $(INSTALL_STAMP)
 
-install-system: $(STAMPS)/apt
+# The stamp's name holds the package list, so adding a package (qflow-tech-osu018) makes a tree
+# stamped before it ask dpkg again.
+APT_STAMP := $(STAMPS)/apt-$(subst $(eval) ,-,$(sort $(APT_PACKAGES)))
+
+install-system: $(APT_STAMP)
 
 # Stamped, so a tree that found its packages once does not ask dpkg again.
-$(STAMPS)/apt:
+$(APT_STAMP):
 	@missing=$$(for p in $(APT_PACKAGES); do \
 	    dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed$$' \
 	      || echo "$$p"; \
