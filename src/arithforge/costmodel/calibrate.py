@@ -333,11 +333,11 @@ class Report:
             f"{k} {v:.3f}" for k, v in sorted(self.asic_um2.items())))
         s = self.summary()
         out.append(f"held out ({s['held_out']} of {s['designs']} designs): transistors Spearman "
-                   f"{s['spearman']:.3f}, median |error| {s['median_abs_err']:.1%}; iCE40 LUTs "
-                   f"Spearman {s['ice40_luts']['spearman']:.3f}, median |error| "
-                   f"{s['ice40_luts']['median_abs_err']:.1%}; uncalibrated transistors "
-                   f"Spearman {s['uncalibrated']['spearman']:.3f}, median |error| "
-                   f"{s['uncalibrated']['median_abs_err']:.1%}")
+                   f"{_num(s['spearman'])}, median |error| {_num(s['median_abs_err'], True)}; "
+                   f"iCE40 LUTs Spearman {_num(s['ice40_luts']['spearman'])}, median |error| "
+                   f"{_num(s['ice40_luts']['median_abs_err'], True)}; uncalibrated transistors "
+                   f"Spearman {_num(s['uncalibrated']['spearman'])}, median |error| "
+                   f"{_num(s['uncalibrated']['median_abs_err'], True)}")
         a = s["asic_um2"]
         out.append(f"held out, {ASIC_LIB} um^2 ({a['held_out']} of {a['designs']} designs with an "
                    f"area): Spearman {_num(a['spearman'])}, median |error| "
