@@ -36,8 +36,9 @@ EXTRAS ?= test,sim,fpga,ray,dse
 # (MiniLM, a digits CNN). `make test TEST_INSTALL=install` leaves it out.
 TEST_INSTALL ?= install install-trace
 # System packages: synthesis, a second simulator, iCE40 place and route, Verilator's C++ build
-# (g++, make, and perl, in which the verilator driver script is written).
-APT_PACKAGES := yosys iverilog nextpnr-ice40 make g++ perl
+# (g++, make, and perl, in which the verilator driver script is written), and the OSU 0.18 um
+# standard-cell Liberty library of `synth --target asic` and the um^2 calibration.
+APT_PACKAGES := yosys iverilog nextpnr-ice40 make g++ perl qflow-tech-osu018
 
 # What the checks look at; folders that do not exist yet are left out.
 LINT_PATHS := $(wildcard src tests benchmarks)
@@ -68,10 +69,14 @@ help:
 
 install: install-system $(INSTALL_STAMP)
 
-install-system: $(STAMPS)/apt
+# The stamp's name holds the package list, so adding a package (qflow-tech-osu018) makes a tree
+# stamped before it ask dpkg again.
+APT_STAMP := $(STAMPS)/apt-$(subst $(eval) ,-,$(sort $(APT_PACKAGES)))
+
+install-system: $(APT_STAMP)
 
 # Stamped, so a tree that found its packages once does not ask dpkg again.
-$(STAMPS)/apt:
+$(APT_STAMP):
 	@missing=$$(for p in $(APT_PACKAGES); do \
 	    dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed$$' \
 	      || echo "$$p"; \

@@ -236,7 +236,14 @@ COST = [
 
 SYNTH = [
     case("synth-missing-datapath", "synth"),
-    case("synth-unknown-target", "synth", "fma", "--target", "asic"),
+    case("synth-unknown-target", "synth", "fma", "--target", "tsmc"),
+    case("synth-lib-unknown", "synth", "fma", "--target", "asic", "--lib", "osu999"),
+    case("synth-lib-missing-file", "synth", "fma", "--target", "asic", "--lib", "{tmp}/no.lib"),
+    case("synth-lib-not-a-lib", "synth", "fma", "--target", "asic", "--lib", "{tmp}"),
+    case("synth-lib-empty", "synth", "fma", "--target", "asic", "--lib", ""),
+    case("synth-lib-without-asic", "synth", "fma", "--lib", "osu018"),
+    case("synth-lib-twice", "synth", "fma", "--target", "asic", "--lib", "osu018", "--lib",
+         "osu035"),
     case("synth-target-twice", "synth", "fma", "--target", "ice40", "--target", "ecp5"),
     case("synth-fmax-cmos", "synth", "fma", "--fmax"),
     case("synth-fmax-xc7", "synth", "fma", "--target", "xc7", "--fmax"),

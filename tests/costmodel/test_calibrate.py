@@ -62,8 +62,11 @@ def test_calibrate_tinymac(registry, tmp_path: Path) -> None:
     assert summary["spearman"] > 0.9
     assert summary["median_abs_err"] < 0.2
     assert set(summary["factors"]) >= {"adder", "multiplier", "register"}
-    # A line per design, the factors (two), the held-out quality and one per family.
-    assert len(report.lines()) == 8 + 4 + 1
+    # The header, a line per design, the factors (three: transistors, iCE40 LUTs, um^2), the
+    # held-out quality (two lines: transistors and LUTs, um^2) and one per family.
+    assert len(report.lines()) == 1 + 8 + 3 + 2 + 1
+    assert summary["asic_um2"]["designs"] == 8
+    assert summary["asic_um2"]["median_abs_err"] < 0.3
     assert report.lines()[-1].startswith(f"  tinymac: held out {summary['held_out']} of 8")
     assert summary["families"]["tinymac"]["designs"] == 8
     path = cal.write_calibration(report, command="arithforge calibrate --test",
@@ -72,6 +75,9 @@ def test_calibrate_tinymac(registry, tmp_path: Path) -> None:
     assert loaded.size["multiplier"] == pytest.approx(report.size["multiplier"], rel=1e-5)
     assert loaded.meta["command"] == "arithforge calibrate --test"
     assert loaded.meta["quality"]["spearman"] == summary["spearman"]
+    assert loaded.asic_um2["multiplier"] == pytest.approx(report.asic_um2["multiplier"],
+                                                          rel=1e-5)
+    assert loaded.meta["quality"]["um2_designs"] == 8
     tech = load_tech(calibration=path)
     assert tech.calibration.ice40_luts
 

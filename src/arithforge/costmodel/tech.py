@@ -20,12 +20,15 @@ from typing import Any
 from .._errors import ArithforgeError
 
 __all__ = ["CELLS", "KINDS", "Calibration", "Cell", "TechError", "Technology", "DATA_DIR",
-           "DEFAULT_TECH", "DEFAULT_CALIBRATION", "load_tech", "load_calibration"]
+           "DEFAULT_TECH", "DEFAULT_CALIBRATION", "DEFAULT_ASIC_CALIBRATION", "load_tech",
+           "load_calibration"]
 
 #: Folder of the technology and calibration files shipped with the package.
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_TECH = DATA_DIR / "tech_45nm.toml"
 DEFAULT_CALIBRATION = DATA_DIR / "calibrated.toml"
+#: The um^2 factors of ``arithforge calibrate --asic-only --write``, added to the calibration.
+DEFAULT_ASIC_CALIBRATION = DATA_DIR / "calibrated_asic.toml"
 
 #: The standard cells every technology file describes.
 CELLS = ("gate", "and2", "xor2", "mux2", "ha", "fa", "dff", "sram_bit")
@@ -59,6 +62,9 @@ class Calibration:
         Multiplies the area and transistors of each component kind (not its energy).
     ice40_luts : dict of str to float
         iCE40 LUT4s per (calibrated) model transistor of each kind; empty: no LUT estimate.
+    asic_um2 : dict of str to float
+        um^2 of the OSU 0.18 um standard cells per model transistor of each kind (Yosys
+        ``abc -liberty``); empty: not calibrated.
     meta : dict
         How the factors were made: command, tool versions, fit quality.
     source : Path or None
@@ -66,6 +72,7 @@ class Calibration:
 
     size: Mapping[str, float] = field(default_factory=dict)
     ice40_luts: Mapping[str, float] = field(default_factory=dict)
+    asic_um2: Mapping[str, float] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)
     source: Path | None = None
 
@@ -218,12 +225,15 @@ def parse_calibration(data: Mapping[str, Any], path: Path) -> Calibration:
     """Validate the parsed TOML ``data`` of calibration file ``path``."""
     _keys(data, "", path, ("calibration",))
     cal = _table(data["calibration"], "calibration", path)
-    _keys(cal, "calibration", path, ("size",), ("ice40_luts", "meta", "quality"))
-    size = _kind_factors(cal["size"], "calibration.size", path)
+    _keys(cal, "calibration", path, (), ("size", "ice40_luts", "asic_um2", "meta", "quality"))
+    if "size" not in cal and "asic_um2" not in cal:
+        raise TechError(f"{path.name}: missing key 'calibration.size'")
+    size = _kind_factors(cal.get("size", {}), "calibration.size", path)
     luts = _kind_factors(cal.get("ice40_luts", {}), "calibration.ice40_luts", path)
+    um2 = _kind_factors(cal.get("asic_um2", {}), "calibration.asic_um2", path)
     meta = dict(_table(cal.get("meta", {}), "calibration.meta", path))
     meta["quality"] = dict(_table(cal.get("quality", {}), "calibration.quality", path))
-    return Calibration(size=size, ice40_luts=luts, meta=meta, source=path)
+    return Calibration(size=size, ice40_luts=luts, asic_um2=um2, meta=meta, source=path)
 
 
 def load_calibration(path: str | Path = DEFAULT_CALIBRATION) -> Calibration:
@@ -255,7 +265,10 @@ def load_tech(path: str | Path | None = None, *, calibration: str | Path | bool 
     tech = parse_tech(_read(tech_path), tech_path)
     if calibration is True:
         if DEFAULT_CALIBRATION.is_file():
-            tech = tech.with_calibration(load_calibration(DEFAULT_CALIBRATION))
+            cal = load_calibration(DEFAULT_CALIBRATION)
+            if not cal.asic_um2 and DEFAULT_ASIC_CALIBRATION.is_file():
+                cal = replace(cal, asic_um2=load_calibration(DEFAULT_ASIC_CALIBRATION).asic_um2)
+            tech = tech.with_calibration(cal)
     elif calibration is not False:
         tech = tech.with_calibration(load_calibration(calibration))
     if node_nm is not None and node_nm != tech.node_nm:

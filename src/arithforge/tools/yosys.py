@@ -24,20 +24,20 @@ class SynthError(ArithforgeError):
     """Synthesis or place and route failed, or reported no usable statistics."""
 
 
-def run(argv: Sequence[str], cwd: Path, what: str) -> str:
+def run(argv: Sequence[str], cwd: Path, what: str, *, timeout_s: float | None = None) -> str:
     """Run ``argv`` in ``cwd``, write its output to ``<cwd>/<program>.log``; return the output.
 
     Raises
     ------
     SynthError
-        When it runs longer than :data:`TIMEOUT_S` or exits non-zero (the message names ``what``,
-        the exit status and the first ``ERROR`` line).
+        When it runs longer than ``timeout_s`` (default :data:`TIMEOUT_S`) or exits non-zero (the
+        message names ``what``, the exit status and the first ``ERROR`` line).
     """
+    limit = TIMEOUT_S if timeout_s is None else timeout_s
     try:
-        proc = subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True,
-                              timeout=TIMEOUT_S)
+        proc = subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, timeout=limit)
     except subprocess.TimeoutExpired as exc:
-        raise SynthError(f"{what} ran longer than {TIMEOUT_S} s") from exc
+        raise SynthError(f"{what} ran longer than {limit:g} s") from exc
     log = proc.stdout + proc.stderr
     (cwd / f"{Path(argv[0]).name}.log").write_text(log)
     if proc.returncode != 0:
