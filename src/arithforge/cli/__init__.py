@@ -47,6 +47,7 @@ COMMAND_MODULES = (
     "arithforge.cli.hdl",
     "arithforge.cli.cost",
     "arithforge.cli.simulate",
+    "arithforge.cli.probe",
 )
 
 PROG = "arithforge"

@@ -240,3 +240,88 @@ def shapes_of(arrays: dict[str, Any], key: str) -> Iterator[tuple[int, int, int]
             if (m_, n_, k_) not in seen:
                 seen.add((m_, n_, k_))
                 yield m_, n_, k_
+
+
+def record_step(backend: Any, paths: Iterable[mp.ProbePath], n_random: int, log: Log
+                ) -> dict[str, npt.NDArray[Any]]:
+    """The step-fit data: truncation probes and random 16x16x``STEP_K`` products at
+    ``STEP_SHAPE`` (keys ``step/{g}/trunc/A|B|k``, ``step/{g}/rand/A|B``,
+    ``out/{p}/step/trunc|rand``)."""
+    arrays: dict[str, npt.NDArray[Any]] = {}
+    rows, cols = mp.STEP_SHAPE
+    paths = list(paths)
+    for g in sorted({p.group for p in paths}):
+        ta, tb, tk = mp.trunc_probe(g)
+        rands = [mp.random_case(g, mp.STEP_K, 100 + s) for s in range(n_random)]
+        arrays[f"step/{g}/trunc/A"], arrays[f"step/{g}/trunc/B"] = ta, tb
+        arrays[f"step/{g}/trunc/k"] = tk
+        arrays[f"step/{g}/rand/A"] = np.stack([r[0] for r in rands])
+        arrays[f"step/{g}/rand/B"] = np.stack([r[1] for r in rands])
+        for p in (p for p in paths if p.group == g):
+            arrays[f"out/{p.key}/step/trunc"] = np.stack(
+                [backend.run(p, ta[w], tb[w], rows, cols)[0] for w in range(len(ta))])
+            arrays[f"out/{p.key}/step/rand"] = np.stack(
+                [backend.run(p, a, b, rows, cols)[0] for a, b in rands])
+        log(f"{g}: step probes recorded")
+    return arrays
+
+
+def readings(arrays: dict[str, Any], path: mp.ProbePath, shape: tuple[int, int, int]
+             ) -> tuple[list[tuple[Any, Any, Any]], list[tuple[Any, Any, Any]]]:
+    """Window readings ``(j, i, kept)`` and random products ``(A, B, out)`` of one shape."""
+    rows, cols, k = shape
+    s = f"{rows}x{cols}x{k}"
+    g = path.group
+    js, is_ = arrays[f"win/{g}/K{k}/j"], arrays[f"win/{g}/K{k}/i"]
+    outs = arrays[f"out/{path.key}/{s}/win"]
+    reads = [(js[w], is_[w], mp.kept(outs[w], path)) for w in range(len(js))]
+    rands = []
+    if f"out/{path.key}/{s}/rand" in arrays:
+        ra, rb = arrays[f"rand/{g}/K{k}/A"], arrays[f"rand/{g}/K{k}/B"]
+        ro = arrays[f"out/{path.key}/{s}/rand"]
+        rands = [(ra[r], rb[r], ro[r]) for r in range(len(ro))]
+    return reads, rands
+
+
+def fit_path(arrays: dict[str, Any], path: mp.ProbePath, log: Log) -> dict[str, Any]:
+    """Fit one path: ``F`` from the truncation probe, the step by coordinate descent, then the
+    split-K part at every recorded shape. Returns the model and the report rows."""
+    g = path.group
+    f = mp.read_frac_bits(path, arrays[f"out/{path.key}/step/trunc"], arrays[f"step/{g}/trunc/k"])
+    ra, rb = arrays[f"step/{g}/rand/A"], arrays[f"step/{g}/rand/B"]
+    ro = arrays[f"out/{path.key}/step/rand"]
+    step_model, smatch, stotal, evals = mp.fit_step(
+        path, f, [(ra[r], rb[r], ro[r]) for r in range(len(ro))], log)
+    rows = []
+    entries = []
+    cache: dict[Any, Any] = {}
+    for shape in sorted(shapes_of(arrays, path.key)):
+        reads, rands = readings(arrays, path, shape)
+        fit = mp.fit_split(path, shape[2], reads, rands, base=step_model, cache=cache)
+        part = fit["part"]
+        win_ok = all(np.array_equal(mp.predicted_kept(j, i, part, step_model.promote), kp)
+                     for j, i, kp in reads)
+        rows.append({"shape": list(shape), "part": part, "split": fit["split"],
+                     "split_tile": fit["split_tile"], "random_match": fit["match"],
+                     "random_total": fit["total"], "windows_match": win_ok,
+                     "candidates": fit["candidates"][:8]})
+        entries.append((path.output, *shape, fit["split"], fit["split_tile"]))
+    import dataclasses
+
+    model = dataclasses.replace(step_model, shape_splits=tuple(entries),
+                                name=f"probe:{path.key}",
+                                source=f"fitted by arithforge probe-gpu ({path.call})")
+    return {"path": path.key, "frac_bits_read": f, "model": model, "step_match": smatch,
+            "step_total": stotal, "step_evals": [[str(k), v] for k, v in evals],
+            "shapes": rows}
+
+
+def same_step(fitted: mma.MMAModel, preset: mma.MMAModel, path: mp.ProbePath) -> bool:
+    """Whether a fitted model has the preset's step and library structure (its output the
+    path's; the split-K table is compared per shape by the caller, not here)."""
+    import dataclasses
+
+    a = dataclasses.replace(fitted, shape_splits=(), split=1, split_tile=1)
+    b = dataclasses.replace(preset, shape_splits=(), split=1, split_tile=1,
+                            output=fitted.output)
+    return a == b

@@ -304,3 +304,107 @@ def nearest_entry(entries: Iterable[tuple[str, int, int, int, int, int]], output
         if best is None or cand[:2] < best[:2]:
             best = cand
     return None if best is None else best[2]
+
+
+# -- the step parameters (n, F, roundings, alignment, promotion) --------------------------------
+
+#: Values the step fit tries per parameter (coordinate descent from :data:`STEP_START`).
+STEP_SPACE: dict[str, tuple[Any, ...]] = {
+    "n": (4, 8, 16, 32, 64),
+    "acc_frac_bits": (23, 13, 10),
+    "acc_rounding": (Rounding.RTZ, Rounding.RNE),
+    "term_rounding": (Rounding.RTZ, Rounding.RNE, Rounding.RDN),
+    "alignment": ("sum", "normalized"),
+    "promote": (None, 32, 64, 128, 256),
+}
+STEP_START: dict[str, Any] = {"n": 16, "acc_frac_bits": 23, "acc_rounding": Rounding.RTZ,
+                              "term_rounding": Rounding.RTZ, "alignment": "sum",
+                              "promote": None}
+#: Shape and K of the step fit's random products (no split-K there on the H100).
+STEP_SHAPE = (256, 256)
+STEP_K = 1024
+
+
+def trunc_probe(group: str) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[np.int64]]:
+    """Two 16 x 64 by 64 x 16 products whose diagonal entry ``q`` is ``T - T + 2^-k T`` (at
+    k positions 0, 1, 2)
+    (``k = 16 w + q + 1`` in product ``w``): the small term survives iff ``k <= F``.
+    Returns ``(A (2, 16, 64), B (2, 64, 16), k (2, 16))``."""
+    path = next(p for p in PATHS.values() if p.group == group)
+    fa, fb = _formats(path)
+    x = _big_exponent(fa, fb)
+    as_, bs, ks = [], [], []
+    for w in range(2):
+        a = np.zeros((16, 64))
+        b = np.zeros((64, 16))
+        kk = 16 * w + np.arange(16) + 1
+        a[:, 0] = a[:, 1] = 2.0**x
+        b[0, :] = 2.0**x
+        b[1, :] = -(2.0**x)
+        e = 2 * x - kk
+        ea = e // 2
+        a[:, 2] = 2.0**ea  # k = 2: in the first step of any n >= 4
+        b[2, :] = 2.0 ** (e - ea)
+        as_.append(_encode(a, fa))
+        bs.append(_encode(b, fb))
+        ks.append(kk)
+    return np.stack(as_), np.stack(bs), np.stack(ks)
+
+
+def read_frac_bits(path: ProbePath, outs: npt.ArrayLike, ks: npt.ArrayLike) -> int:
+    """``F`` read off :func:`trunc_probe`: the largest ``k`` whose small term survived."""
+    out = get_format(path.output)
+    vals = np.asarray(out.decode(np.asarray(outs)), dtype=np.float64)
+    diag = np.stack([np.diagonal(v) for v in vals])
+    kk = np.asarray(ks)
+    alive = kk[diag != 0]
+    return int(alive.max()) if alive.size else 0
+
+
+def _step_model(path: ProbePath, params: dict[str, Any], frac_bits: int) -> mma.MMAModel | None:
+    try:
+        return mma.MMAModel(frac_bits=frac_bits, output=get_format(path.output), **params)
+    except Exception:  # an invalid combination (promote not a multiple of n, ...) is skipped
+        return None
+
+
+def fit_step(path: ProbePath, frac_bits: int, randoms: list[tuple[Any, Any, Any]],
+             log: Any = None, sweeps: int = 3) -> tuple[mma.MMAModel, int, int, list[Any]]:
+    """Coordinate descent over :data:`STEP_SPACE` from :data:`STEP_START` with ``F`` fixed.
+
+    A change is taken only when it reproduces strictly more random outputs, so among models
+    the data cannot tell apart the one nearer the start wins. Returns the model, its match
+    count, the output count and every evaluation ``(label, match)``.
+    """
+    total = sum(int(np.asarray(o).size) for _, _, o in randoms)
+    seen: dict[Any, int] = {}
+
+    def score(params: dict[str, Any]) -> int:
+        key = tuple(sorted((k, str(v)) for k, v in params.items()))
+        if key not in seen:
+            m = _step_model(path, params, frac_bits)
+            if m is None:
+                seen[key] = -1
+            else:
+                seen[key] = sum(int(np.sum(np.asarray(mma.matmul(a, b, path.fmt_a, path.fmt_b,
+                                                                  model=m)) == np.asarray(o)))
+                                for a, b, o in randoms)
+        return seen[key]
+
+    cur = dict(STEP_START)
+    best = score(cur)
+    for _ in range(sweeps):
+        changed = False
+        for name, values in STEP_SPACE.items():
+            for v in values:
+                trial = {**cur, name: v}
+                s = score(trial)
+                if s > best:
+                    cur, best, changed = trial, s, True
+        if not changed or best == total:
+            break
+    m = _step_model(path, cur, frac_bits)
+    assert m is not None
+    if log is not None:
+        log(f"{path.key}: F={frac_bits} {m.label()} {best}/{total} ({len(seen)} models)")
+    return m, best, total, sorted(seen.items(), key=lambda kv: -kv[1])[:20]
