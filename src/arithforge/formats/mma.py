@@ -394,7 +394,7 @@ def _check_group_formats(fa: FloatFormat, fb: FloatFormat, m: MMAModel) -> None:
 
 
 def _check_shape_splits(entries: Any) -> tuple[tuple[str, int, int, int, int, int], ...]:
-    out = []
+    out: list[tuple[str, int, int, int, int, int]] = []
     for e in entries:
         try:
             name, *nums = e
@@ -406,8 +406,8 @@ def _check_shape_splits(entries: Any) -> tuple[tuple[str, int, int, int, int, in
                                                                  "float16"):
             raise FormatError(f"shape_splits entries must be (output, M, N, K, split, "
                               f"split_tile) with positive sizes, not {e!r}")
-        out.append((str(name), *vals))
-    return tuple(out)  # type: ignore[return-value]
+        out.append((str(name), vals[0], vals[1], vals[2], vals[3], vals[4]))
+    return tuple(out)
 
 
 def for_shape(model: MMAModel | str, rows: int, cols: int, k: int) -> MMAModel:

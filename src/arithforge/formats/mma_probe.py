@@ -90,8 +90,15 @@ PATHS: dict[str, ProbePath] = _paths()
 
 def _formats(path: ProbePath) -> tuple[FloatFormat, FloatFormat]:
     fa, fb = get_format(path.fmt_a), get_format(path.fmt_b)
-    assert isinstance(fa, FloatFormat) and isinstance(fb, FloatFormat)
+    assert isinstance(fa, FloatFormat)
+    assert isinstance(fb, FloatFormat)
     return fa, fb
+
+
+def _out(path: ProbePath) -> FloatFormat:
+    out = get_format(path.output)
+    assert isinstance(out, FloatFormat)
+    return out
 
 
 def _tip_exponent(group: str) -> int:
@@ -217,7 +224,9 @@ def split_entry(k: int, part: int, tiles: Iterable[int] = (64, 128, 256, 32, 16)
 def random_case(path_or_group: ProbePath | str, k: int, seed: int
                 ) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """A random 16 x k by k x 16 product (codes): ``seed`` even draws normal values, odd draws
-    log-normal magnitudes (2^N(0, 2)), both scaled by ``k^-1/4`` so fp16 sums stay finite."""
+    log-normal magnitudes (2^N(0, 2)), both scaled by ``k^-1/4`` so fp16 sums stay finite.
+    ``seed % 3 == 2`` (from 2 on) draws positive values only: every step's sum then outgrows
+    its largest term, so the accumulator's precision shows even through a bf16 output."""
     group = path_or_group.group if isinstance(path_or_group, ProbePath) else path_or_group
     path = next(p for p in PATHS.values() if p.group == group)
     fa, fb = _formats(path)
@@ -231,7 +240,11 @@ def random_case(path_or_group: ProbePath | str, k: int, seed: int
         v = np.clip(v * k ** -0.25, -fmt.max_finite, fmt.max_finite)
         return np.asarray(fmt.encode(v, Rounding.RNE))
 
-    return draw((16, k), fa), draw((k, 16), fb)
+    a, b = draw((16, k), fa), draw((k, 16), fb)
+    if seed >= 2 and seed % 3 == 2:  # clear the sign bits
+        a = a & np.asarray((1 << (fa.bits - 1)) - 1, dtype=a.dtype)
+        b = b & np.asarray((1 << (fb.bits - 1)) - 1, dtype=b.dtype)
+    return a, b
 
 
 def model_for(path: ProbePath, k: int, part: int, base: mma.MMAModel | None = None
@@ -239,7 +252,7 @@ def model_for(path: ProbePath, k: int, part: int, base: mma.MMAModel | None = No
     """The path's preset (or ``base``) with its output and the split into parts of ``part``."""
     m = base if base is not None else mma.get_model(path.preset)
     s, t = split_entry(k, part)
-    return dataclasses.replace(m, output=get_format(path.output), split=s, split_tile=t,
+    return dataclasses.replace(m, output=_out(path), split=s, split_tile=t,
                                shape_splits=())
 
 
@@ -363,7 +376,7 @@ def read_frac_bits(path: ProbePath, outs: npt.ArrayLike, ks: npt.ArrayLike) -> i
 
 def _step_model(path: ProbePath, params: dict[str, Any], frac_bits: int) -> mma.MMAModel | None:
     try:
-        return mma.MMAModel(frac_bits=frac_bits, output=get_format(path.output), **params)
+        return mma.MMAModel(frac_bits=frac_bits, output=_out(path), **params)
     except Exception:  # an invalid combination (promote not a multiple of n, ...) is skipped
         return None
 
@@ -380,7 +393,7 @@ def fit_step(path: ProbePath, frac_bits: int, randoms: list[tuple[Any, Any, Any]
     seen: dict[Any, int] = {}
 
     def score(params: dict[str, Any]) -> int:
-        key = tuple(sorted((k, str(v)) for k, v in params.items()))
+        key = tuple(sorted(params.items(), key=lambda kv: kv[0]))
         if key not in seen:
             m = _step_model(path, params, frac_bits)
             if m is None:
@@ -408,3 +421,17 @@ def fit_step(path: ProbePath, frac_bits: int, randoms: list[tuple[Any, Any, Any]
     if log is not None:
         log(f"{path.key}: F={frac_bits} {m.label()} {best}/{total} ({len(seen)} models)")
     return m, best, total, sorted(seen.items(), key=lambda kv: -kv[1])[:20]
+
+
+def step_ties(path: ProbePath, frac_bits: int, model: mma.MMAModel, evals: list[Any]
+              ) -> list[mma.MMAModel]:
+    """The fitted step first, then every other evaluated step with the same score (models the
+    step data cannot tell apart, such as a 13- or 23-bit accumulator under a bf16 output)."""
+    best = max(v for _, v in evals)
+    out = [model]
+    for key, v in evals:
+        if v == best:
+            m = _step_model(path, dict(key), frac_bits)
+            if m is not None and m not in out:
+                out.append(m)
+    return out
