@@ -69,9 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         used = {k: env.get(k) for k in ("device", "torch", "cuda", "cublas", "driver")}
         lines = ['"""cuBLAS split-K per call shape of the H100 presets (generated: do not edit).',
                  "", ("Written by ``tools/probe/fit_shapes.py`` from ``data/tensorcore/"
-                      "h100_shapes.npz``; measured with"), f"{json.dumps(used)}.",
+                      "h100_shapes.npz``; measured with:"), *(f"{k}: {v}" for k, v in used.items()),
                  "Entries: (output, M, N, K, split, split_tile).", '"""', "",
-                 f"MEASURED_WITH: dict[str, object] = {used!r}",
+                 "MEASURED_WITH: dict[str, object] = {",
+                 *(f"    {k!r}: {v!r}," for k, v in used.items()), "}",
                  "", "SHAPE_SPLITS: dict[str, tuple[tuple[str, int, int, int, int, int], ...]] = {"]
         for preset, entries in sorted(tables.items()):
             lines.append(f"    {preset!r}: (")

@@ -23,6 +23,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                         help="group/path names to probe (default: all; see the report)")
     parser.add_argument("--random", type=int_arg(1, 8), default=2, metavar="R",
                         help="random products per group, K and shape (default 2)")
+    parser.add_argument("--from", dest="source", default=None, metavar="NPZ",
+                        help="fit a recorded probe.npz again instead of probing (no GPU needed)")
     parser.add_argument("--dry-run", action="store_true",
                         help="run the built-in H100 presets instead of a GPU (checks the "
                              "pipeline on any machine)")
@@ -41,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     the outputs each fitted model reproduces. Exit 1 if a fitted model misses a recorded output.
     """
     from ..formats import _gpu_probe as gp
-    from ..formats import mma, mma_probe as mp
+    from ..formats import mma
+    from ..formats import mma_probe as mp
     from ..formats._errors import FormatError
 
     out = output_dir(args.out)
@@ -51,29 +54,41 @@ def run(args: argparse.Namespace) -> int:
         raise ArithforgeError(f"--paths: unknown path {bad[0]!r}; choose from "
                               f"{', '.join(mp.PATHS)}")
     paths = [mp.PATHS[n] for n in names]
-    try:
-        backend: Any = gp.ModelBackend() if args.dry_run else gp.TorchBackend()
-    except FormatError as exc:
-        raise ArithforgeError(str(exc)) from None
-    mn = mp.QUICK_MN if args.quick else mp.GRID_MN
-    ks = mp.QUICK_K if args.quick else mp.GRID_K
-    shapes = [(m, n) for m in mn for n in mn]
     t0 = time.time()
 
     def log(msg: str) -> None:
         print(f"[{time.time() - t0:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
-    arrays = gp.record_step(backend, paths, args.random, log)
-    grid, meta = gp.record(backend, paths, shapes, ks, args.random, log)
-    arrays.update(grid)
-    out.mkdir(parents=True, exist_ok=True)
-    gp.save(out / "probe.npz", arrays, meta)
-    (out / "probe_meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    if args.source is not None:
+        try:
+            arrays, meta = gp.load(args.source)
+        except (OSError, ValueError) as exc:
+            raise ArithforgeError(f"--from {args.source!r}: cannot read a probe.npz ({exc})"
+                                  ) from None
+        missing = [p.key for p in paths if f"out/{p.key}/step/trunc" not in arrays]
+        if missing:
+            raise ArithforgeError(f"--from {args.source!r} has no recording of {missing[0]}; "
+                                  f"give --paths of those it has")
+        out.mkdir(parents=True, exist_ok=True)
+    else:
+        try:
+            backend: Any = gp.ModelBackend() if args.dry_run else gp.TorchBackend()
+        except FormatError as exc:
+            raise ArithforgeError(str(exc)) from None
+        mn = mp.QUICK_MN if args.quick else mp.GRID_MN
+        ks = mp.QUICK_K if args.quick else mp.GRID_K
+        shapes = [(m, n) for m in mn for n in mn]
+        arrays = gp.record_step(backend, paths, args.random, log)
+        grid, meta = gp.record(backend, paths, shapes, ks, args.random, log)
+        arrays.update(grid)
+        out.mkdir(parents=True, exist_ok=True)
+        gp.save(out / "probe.npz", arrays, meta)
+        (out / "probe_meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     (out / "models").mkdir(exist_ok=True)
     lines = [f"# arithforge probe-gpu: {meta['environment'].get('device', 'model')}", "",
              f"Environment: `{json.dumps(meta['environment'])}`", "",
-             "| path | fitted model | F read | step outputs | shapes | random outputs | "
-             "windows | = preset |", "|---|---|---|---|---|---|---|---|"]
+             ("| path | fitted model | F read | step outputs | shapes | random outputs | "
+              "windows | = preset |"), "|---|---|---|---|---|---|---|---|"]
     report: dict[str, Any] = {"environment": meta["environment"], "paths": {}}
     all_ok = True
     for path in paths:

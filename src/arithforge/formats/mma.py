@@ -425,7 +425,9 @@ def for_shape(model: MMAModel | str, rows: int, cols: int, k: int) -> MMAModel:
 
 
 def _preset(name: str, source: str, **kw: Any) -> MMAModel:
-    return MMAModel(name=name, source=source, **kw)
+    from ._h100_shapes import SHAPE_SPLITS  # measured split-K per cuBLAS call shape
+
+    return MMAModel(name=name, source=source, shape_splits=SHAPE_SPLITS.get(name, ()), **kw)
 
 
 _H100 = "measured on an NVIDIA H100 SXM (docs/tensor-cores.md, data/tensorcore/)"
