@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from arithforge.formats import mma
 from arithforge.formats import _gpu_probe as gp
+from arithforge.formats import mma
 from arithforge.formats import mma_probe as mp
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "tensorcore"
