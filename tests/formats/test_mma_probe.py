@@ -136,3 +136,19 @@ def test_probe_pipeline_without_gpu() -> None:
     assert by_shape[(64, 16, 2048)]["part"] == 2048
     assert all(r["random_match"] == r["random_total"] for r in fit["shapes"])
     assert meta["inconsistent"] == []
+
+
+def test_shape_table_on_the_torch_backend() -> None:
+    """``device=`` resolves the table the same way (the torch code of the step, on ``cpu:0``)."""
+    torch = pytest.importorskip("torch")
+    from arithforge.formats._torch_backend import to_numpy_codes
+
+    a, b = mp.random_case("bf16", 4096, 0)
+    m = mma.get_model("h100-bf16")
+    assert mma.for_shape(m, 16, 16, 4096).split == 3
+    want = mma.matmul(a, b, "bfloat16", model=m)
+    got = mma.matmul(torch.from_numpy(a.astype(np.int32)), torch.from_numpy(b.astype(np.int32)),
+                     "bfloat16", model=m, device="cpu:0")
+    assert np.array_equal(to_numpy_codes(got, 32), want)
+    plain = mma.matmul(a, b, "bfloat16", model=dataclasses.replace(m, shape_splits=()))
+    assert not np.array_equal(plain, want)
