@@ -31,6 +31,11 @@ CASES: list[BadInput] = [
     BadInput("option-typo-before-command", ("--hepl",)),
     BadInput("unknown-option-before-command", ("--frobnicate", "formats")),
     BadInput("version-with-value", ("--version=2",)),
+    # no CUDA GPU on CI (or no torch): one line naming what is missing
+    BadInput("probe-gpu-no-cuda", ("probe-gpu", "-o", "{tmp}/out", "--quick")),
+    BadInput("probe-gpu-unknown-path", ("probe-gpu", "-o", "{tmp}/out", "--paths", "bf16/x")),
+    BadInput("probe-gpu-out-is-file", ("probe-gpu", "-o", "{tmp}/f"), files={"f": "x"}),
+    BadInput("probe-gpu-random-zero", ("probe-gpu", "-o", "{tmp}/out", "--random", "0")),
     *HW_CASES,
     *WORKLOAD_CASES,
     *EXPORT_CASES,

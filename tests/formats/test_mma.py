@@ -46,7 +46,15 @@ FITS = {(f["group"], f["path"]): f for f in _fits()}
 
 
 def preset_for(group: str, path: str) -> mma.MMAModel:
-    """The preset that models a recorded path (output format and library structure applied)."""
+    """The preset that models a recorded path (output format and library structure applied);
+    paths that do not go through cuBLAS drop its split-K table (``shape_splits``)."""
+    m = _preset_for(group, path)
+    if path.startswith(("mma_sync", "triton")):
+        m = dataclasses.replace(m, shape_splits=())
+    return m
+
+
+def _preset_for(group: str, path: str) -> mma.MMAModel:
     fp8 = group.startswith("e")
     out = {"bf16": "bfloat16", "fp16": "float16"}.get(group, "float32")
     if path.startswith("scaled_mm"):

@@ -72,3 +72,32 @@ def test_cli_evaluate_with_a_model(synthetic: Path, capsys: pytest.CaptureFixtur
     err = capsys.readouterr().err
     assert err.startswith("arithforge: error: tensorcore model must be one of h100-fp8-fastacc")
     assert err.count("\n") == 1
+
+
+PROBED = (Path(__file__).resolve().parents[2] / "data" / "tensorcore" / "probe-gpu-h100"
+          / "models" / "e4m3xe4m3_scaled_mm_f32_fast.json")
+
+
+def test_model_file_wherever_a_preset_is(synthetic: Path, rng: np.random.Generator,
+                                         capsys: pytest.CaptureFixture[str],
+                                         tmp_path: Path) -> None:
+    """A model file of ``arithforge probe-gpu`` in place of a preset name: the datapath option
+    and ``evaluate -O model=FILE`` (a broken file is one error line, exit 2)."""
+    fmt = get_format("float8_e4m3fn")
+    assert isinstance(fmt, FloatFormat)
+    qx, qw = _operand(fmt, rng, (5, 300)), _operand(fmt, rng, (7, 300))
+    dp = accuracy_model("tensorcore")
+    values, _ = dp.run(qx, qw, Config(get_format("float32"), Rounding.RTZ,
+                                      {**dp.options, "model": str(PROBED)}))
+    want = mma.matmul(qx.codes, qw.codes.T, fmt, fmt, model="h100-fp8-fastacc")
+    np.testing.assert_array_equal(get_format("float32").encode(values), want)
+    assert cli.main(["evaluate", str(synthetic), "--datapath", "tensorcore", "-O",
+                     f"model={PROBED}", "--max-rows", "4", "--max-cols", "4"]) == 0
+    assert "n=32 F=13" in capsys.readouterr().out
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    assert cli.main(["evaluate", str(synthetic), "--datapath", "tensorcore", "-O",
+                     f"model={bad}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("arithforge: error: tensorcore model file")
+    assert err.count("\n") == 1

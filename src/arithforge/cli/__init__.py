@@ -48,6 +48,7 @@ COMMAND_MODULES = (
     "arithforge.cli.cost",
     "arithforge.cli.simulate",
     "arithforge.cli.export",
+    "arithforge.cli.probe",
 )
 
 PROG = "arithforge"

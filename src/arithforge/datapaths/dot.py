@@ -345,7 +345,8 @@ def _build_model(fa: FloatFormat, fb: FloatFormat, given: dict[str, Any], preset
     given) and the preset. ``around``: the unit builds promotion, the K order (its feed) and the
     output conversion, so a preset with them is taken (split-K is still refused)."""
     if preset is not None:
-        base = mma.get_model(preset)
+        # A preset's cuBLAS split-K table (shape_splits) describes library calls, not a unit.
+        base = dataclasses.replace(mma.get_model(preset), shape_splits=())
         refused = [why for why, bad in (
             (f"promotion every {base.promote}", base.promote is not None and not around),
             (f"split-K {base.split}", base.split > 1),

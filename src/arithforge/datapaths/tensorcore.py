@@ -92,8 +92,14 @@ class TensorCore(Descriptor):
         -> float16). Raises ``ValueError`` saying what is wrong."""
         model, _, fmts = item.partition(":")
         model = model.strip()
-        if model not in mma.PRESETS:
-            raise ValueError(f"must be one of {', '.join(mma.PRESETS)}, not {model!r}")
+        if model.lower().endswith(".json"):  # a model file (arithforge probe-gpu writes them)
+            try:
+                mma.get_model(model)
+            except FormatError as exc:
+                raise ValueError(str(exc)) from None
+        elif model not in mma.PRESETS:
+            raise ValueError(f"must be one of {', '.join(mma.PRESETS)} or a model file "
+                             f"(.json), not {model!r}")
         if fmts.strip():
             w, _, a = fmts.partition("/")
             w, a = w.strip(), (a.strip() or w.strip())

@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -222,6 +224,12 @@ class MMAModel:
     (the accumulator included), or with infinities of both signs, gives NaN, else one with an
     infinite term gives that infinity, else the rounded finite sum (which may overflow, see
     ``overflow``). Promotion and split-K add in IEEE float32 (``inf - inf`` is NaN).
+    shape_splits : tuple of (output, M, N, K, split, split_tile)
+        The library's split-K per call shape, as measured (``arithforge.formats.mma_probe``):
+        :func:`matmul` on an ``M x K`` by ``K x N`` product uses the ``split``, ``split_tile``
+        of the entry for ``model.output`` at that shape, or of the nearest measured shape
+        (:func:`arithforge.formats.mma_probe.nearest_entry` states the rule); an explicit
+        ``split > 1`` takes precedence. Empty: the model's own ``split`` at every shape.
 
     Groups and block scales (``group > 1`` or ``block`` set; see :func:`step`): the exact sum
     ``S`` of a group's products is multiplied by the product of the two blocks' scales
@@ -262,6 +270,7 @@ class MMAModel:
     scale_format: FloatFormat | None = None
     overflow: str = "rounding"
     nan_output: str = "quiet"
+    shape_splits: tuple[tuple[str, int, int, int, int, int], ...] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -311,6 +320,7 @@ class MMAModel:
         if self.split < 1 or self.split_tile < 1:
             raise FormatError(f"split and split_tile must be at least 1, not "
                               f"{self.split!r} and {self.split_tile!r}")
+        set_(self, "shape_splits", _check_shape_splits(self.shape_splits))
         if self.alignment not in ALIGNMENTS:
             raise FormatError(
                 f"alignment must be one of {', '.join(ALIGNMENTS)}, not {self.alignment!r}")
@@ -417,8 +427,41 @@ def group_exact_bits(fmt_a: FloatFormat, fmt_b: FloatFormat, m: MMAModel) -> int
             + fmt_b.precision + sp + m.group.bit_length())
 
 
+def _check_shape_splits(entries: Any) -> tuple[tuple[str, int, int, int, int, int], ...]:
+    out: list[tuple[str, int, int, int, int, int]] = []
+    for e in entries:
+        try:
+            name, *nums = e
+            vals = tuple(_index(v, "shape_splits") for v in nums)
+        except (TypeError, ValueError):
+            raise FormatError(f"shape_splits entries must be (output, M, N, K, split, "
+                              f"split_tile), not {e!r}") from None
+        if len(vals) != 5 or min(vals) < 1 or str(name) not in ("float32", "bfloat16",
+                                                                 "float16"):
+            raise FormatError(f"shape_splits entries must be (output, M, N, K, split, "
+                              f"split_tile) with positive sizes, not {e!r}")
+        out.append((str(name), vals[0], vals[1], vals[2], vals[3], vals[4]))
+    return tuple(out)
+
+
+def for_shape(model: MMAModel | str, rows: int, cols: int, k: int) -> MMAModel:
+    """The model as it runs an ``rows x k`` by ``k x cols`` product: ``shape_splits`` resolved
+    into ``split`` and ``split_tile`` (an explicit ``split > 1`` is kept)."""
+    m = get_model(model)
+    if not m.shape_splits or m.split > 1:
+        return m
+    from .mma_probe import nearest_entry
+
+    hit = nearest_entry(m.shape_splits, m.output.name, rows, cols, k)
+    if hit is None or hit == (1, 1):
+        return m
+    return dataclasses.replace(m, split=hit[0], split_tile=hit[1])
+
+
 def _preset(name: str, source: str, **kw: Any) -> MMAModel:
-    return MMAModel(name=name, source=source, **kw)
+    from ._h100_shapes import SHAPE_SPLITS  # measured split-K per cuBLAS call shape
+
+    return MMAModel(name=name, source=source, shape_splits=SHAPE_SPLITS.get(name, ()), **kw)
 
 
 #: How every measured H100 path treats special values (data/tensorcore/h100_special.npz).
@@ -463,6 +506,9 @@ def get_model(name: str | MMAModel) -> MMAModel:
     """
     if isinstance(name, MMAModel):
         return name
+    if isinstance(name, os.PathLike) or (isinstance(name, str)
+                                         and name.strip().lower().endswith(".json")):
+        return load_model(name)
     if not isinstance(name, str):
         raise TypeError(f"model must be a preset name or an MMAModel, not {name!r}")
     key = name.strip().lower()
@@ -471,6 +517,69 @@ def get_model(name: str | MMAModel) -> MMAModel:
     close = difflib.get_close_matches(key, list(PRESETS), n=2)
     hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
     raise FormatError(f"model must be one of {', '.join(PRESETS)}, not {name!r}{hint}")
+
+
+_MODEL_FILE_VERSION = 1
+
+
+def model_to_dict(m: MMAModel) -> dict[str, Any]:
+    """A JSON-ready description of ``m`` (formats by name), read back by :func:`load_model`."""
+    if m.kulisch is not None:
+        raise FormatError("a Kulisch model has no model-file form")
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(m):
+        v = getattr(m, f.name)
+        if isinstance(v, FloatFormat):
+            v = v.name
+        elif isinstance(v, Rounding):
+            v = v.value
+        elif f.name == "shape_splits":
+            v = [list(e) for e in v]
+        elif f.name == "kulisch":
+            continue
+        out[f.name] = v
+    return out
+
+
+def model_from_dict(d: dict[str, Any]) -> MMAModel:
+    """The inverse of :func:`model_to_dict`."""
+    known = {f.name for f in dataclasses.fields(MMAModel)} - {"kulisch"}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise FormatError(f"unknown model fields {', '.join(unknown)} (known: "
+                          f"{', '.join(sorted(known))})")
+    kw = dict(d)
+    kw["shape_splits"] = tuple(tuple(e) for e in kw.get("shape_splits", ()))
+    return MMAModel(**kw)
+
+
+def load_model(path: str | os.PathLike[str]) -> MMAModel:
+    """Read a model file: JSON ``{"arithforge_mma_model": 1, "model": {...}}`` as
+    ``arithforge probe-gpu`` writes it (a bare field dict is accepted too)."""
+    p = os.fspath(path).strip()
+    try:
+        with open(p, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except OSError as exc:
+        raise FormatError(f"cannot read model file {p}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"model file {p} is not JSON ({exc.msg}, line {exc.lineno})") from None
+    if isinstance(data, dict) and "model" in data:
+        data = data["model"]
+    if not isinstance(data, dict):
+        raise FormatError(f"model file {p} must hold a JSON object of MMAModel fields")
+    try:
+        return model_from_dict(data)
+    except TypeError as exc:
+        raise FormatError(f"model file {p}: {exc}") from None
+
+
+def save_model(m: MMAModel, path: str | os.PathLike[str]) -> None:
+    """Write ``m`` as a model file (:func:`load_model`)."""
+    with open(os.fspath(path), "w", encoding="utf-8") as fh:
+        json.dump({"arithforge_mma_model": _MODEL_FILE_VERSION, "model": model_to_dict(m)},
+                  fh, indent=1)
+        fh.write("\n")
 
 
 # -- the steps: one implementation for numpy and torch ------------------------------------------
@@ -938,6 +1047,11 @@ def matmul(
         float16 outputs); ``model.output.decode(codes)`` gives their values.
     """
     m = get_model(model)
+    if m.shape_splits:
+        sa_ = tuple(getattr(a_codes, "shape", None) or np.shape(a_codes))
+        sb_ = tuple(getattr(b_codes, "shape", None) or np.shape(b_codes))
+        if len(sa_) == 2 and len(sb_) == 2:
+            m = for_shape(m, sa_[0], sb_[1], sa_[1])
     fa = _float_arg(fmt_a, "fmt_a")
     fb = _float_arg(fmt_b if fmt_b is not None else fa, "fmt_b")
     if m.blocked and device != "cpu":
