@@ -120,7 +120,8 @@ class SoftmaxUnit(Unit):
     @property
     def formats(self) -> dict[str, Any]:
         f = IntFormat(8, True)
-        return {**{op: f for op in self.operands}, "result": IntFormat(self.result_width, False)}
+        # The result packs n codes of this format (unpack_result separates them).
+        return {**{op: f for op in self.operands}, "result": IntFormat(self._out_bits, False)}
 
     def describe(self) -> dict[str, Any]:
         return {"datapath": self.name, "variant": self._variant, "n": self._n,
