@@ -1,7 +1,9 @@
 """The integer GELU and softmax units in Verilator: lint, and the batch harness against their
 references (exhaustive over every int8 / int16 GELU input and every n = 2 softmax row; corner and
-10**6 random rows for longer rows). One harness run is in `make test`; the rest are `slow`
-(`make verify-all`; counts in docs/verification.md)."""
+10**6 random rows for longer rows). The lint of two configurations is in `make test`; every
+harness run is `slow` (`make verify-all`; counts in docs/verification.md): a fresh Verilator
+build costs 10-30 s, past this unit's share of the CI budget. In `make test` the Amaranth
+simulator checks the same references (tests/hdl/test_nonlinear.py, int8 GELU exhaustive)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ LINT = [("gelu", {"variant": "ibert", "bits": 16, "scale_exp": 10}),
         ("softmax", {"variant": "ibert", "n": 16, "stages": 2}),
         ("softmax", {"variant": "shift", "n": 8})]
 
-#: (datapath, parameters, kind, vectors): the first is in `make test`.
+#: (datapath, parameters, kind, vectors).
 RUNS: list[tuple[str, dict[str, Any], str, int | None]] = [
     ("gelu", {"variant": "ibert"}, "exhaustive", None),
     ("gelu", {"variant": "shift", "stages": 2}, "exhaustive", None),
@@ -48,8 +50,8 @@ def test_lint(name: str, params: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(("name", "params", "kind", "n"),
-                         [pytest.param(*r, marks=[] if i == 0 else [pytest.mark.slow])
-                          for i, r in enumerate(RUNS)], ids=[_id(*r) for r in RUNS])
+                         [pytest.param(*r, marks=[pytest.mark.slow]) for r in RUNS],
+                         ids=[_id(*r) for r in RUNS])
 def test_harness(name: str, params: dict[str, Any], kind: str, n: int | None, seed: int) -> None:
     dp = registry.build(name, **params)
     result = harness.verify(dp, kind, n, seed=seed)
