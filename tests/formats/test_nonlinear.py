@@ -187,6 +187,47 @@ def test_constant_divider_is_exact() -> None:
         assert np.array_equal((u * k.div_m) >> k.div_k, u // k.q_ln2)
 
 
+def _layernorm_oracle(row: list[int], ob: int, f: int) -> list[int]:
+    k = nl.layernorm_constants(len(row), ob, f)
+    n, total = len(row), sum(row)
+    d = [n * v - total for v in row]
+    r = math.isqrt(n * sum(x * x for x in d) * 4 ** k.guard)
+    if r == 0:
+        return [0] * n
+    recip = 2 ** k.rb // r
+    lo, hi = -(2 ** (ob - 1)), 2 ** (ob - 1) - 1
+    return [max(lo, min(hi, math.floor(Fraction(x * n * recip, 2 ** (k.rb - f - k.guard)))))
+            for x in d]
+
+
+@pytest.mark.parametrize(("n", "ob", "f"), [(2, 8, 4), (7, 8, 4), (16, 12, 8)])
+def test_layernorm_against_integer_oracle(n: int, ob: int, f: int, rng) -> None:
+    rows = rng.integers(-128, 128, size=(300, n))
+    rows[:20] = 7
+    rows[20:60] = np.clip(rows[20:60, :1] + rng.integers(-2, 3, size=(40, n)), -128, 127)
+    got, frac = nl.i_layernorm(rows, ob, f)
+    assert frac == f
+    assert got.tolist() == [_layernorm_oracle(r.tolist(), ob, f) for r in rows]
+
+
+#: (n, out_bits, frac_bits) -> bound on max |unit - (x - mean) / std| in output LSBs (measured
+#: values in docs/nonlinear.md): the last shift's floor, plus the square root's floor, relative
+#: 1/r with r = floor(sqrt(n V) 2**G), which shows at fine outputs on rows of small variance.
+LAYERNORM_BOUNDS = {(4, 8, 4): 1.01, (16, 8, 4): 1.01, (8, 12, 8): 1.8, (16, 16, 12): 9.0}
+
+
+@pytest.mark.parametrize(("n", "ob", "f"), list(LAYERNORM_BOUNDS))
+def test_layernorm_against_float(n: int, ob: int, f: int, rng) -> None:
+    rows = rng.integers(-128, 128, size=(20000, n))
+    rows[:5000] = np.clip(rows[:5000, :1] + rng.integers(-2, 3, size=(5000, n)), -128, 127)
+    got, frac = nl.i_layernorm(rows, ob, f)
+    x = rows.astype(np.float64)
+    sd = x.std(axis=-1, keepdims=True)
+    ref = np.where(sd == 0, 0.0, (x - x.mean(axis=-1, keepdims=True)) / np.where(sd == 0, 1, sd))
+    err = np.abs(got * 2.0 ** -frac - ref).max() * 2.0 ** f
+    assert err <= LAYERNORM_BOUNDS[(n, ob, f)]
+
+
 def test_errors() -> None:
     with pytest.raises(ValueError, match=r"^variant must be one of ibert, shift, not 'tanh'$"):
         nl.gelu_constants("tanh", 8, 4)
@@ -198,3 +239,5 @@ def test_errors() -> None:
         nl.ibert_softmax(np.zeros((1, 17)), 4)
     with pytest.raises(TypeError, match=r"^bits must be an integer, not 8\.0$"):
         nl.gelu_constants("ibert", 8.0, 4)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^frac_bits must be between 0 and 6, not 7$"):
+        nl.i_layernorm(np.zeros((1, 4)), 8, 7)

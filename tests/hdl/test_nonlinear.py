@@ -8,6 +8,7 @@ import pytest
 
 from arithforge.datapaths import DatapathError
 from arithforge.hdl.gelu import IntegerGELU
+from arithforge.hdl.layernorm import IntegerLayerNorm
 from arithforge.hdl.softmax import IntegerSoftmax
 
 
@@ -34,9 +35,17 @@ def test_softmax(variant, n, rng, check_against_reference) -> None:
     check_against_reference(dut, dut.test_cases(rng, "random", 24))
 
 
-@pytest.mark.parametrize(("dut", "stages"), [(IntegerGELU, 2), (IntegerSoftmax, 3)])
+@pytest.mark.parametrize("n", [2, 5])
+def test_layernorm(n, rng, check_against_reference) -> None:
+    dut = IntegerLayerNorm(n)
+    check_against_reference(dut, dut.test_cases(rng, "corner"))
+    check_against_reference(dut, dut.test_cases(rng, "random", 24))
+
+
+@pytest.mark.parametrize(("dut", "stages"), [(IntegerGELU, 2), (IntegerSoftmax, 3),
+                                             (IntegerLayerNorm, 3)])
 def test_pipelined(dut, stages, rng, run_pipe) -> None:
-    d = dut("shift", stages=stages)
+    d = dut(stages=stages) if dut is IntegerLayerNorm else dut("shift", stages=stages)
     vec = d.test_cases(rng, "random", 60)
     gaps = rng.random(60) < 0.3
     pres, valid, res = run_pipe(d, vec, gaps)

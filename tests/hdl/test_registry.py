@@ -30,12 +30,13 @@ BUILDS = [
     ("dot", {"model": "h100-fp8-fastacc", "stages": "5"}),
     ("gelu", {"variant": "shift", "bits": "16", "scale_exp": "10", "stages": "2"}),
     ("softmax", {"variant": "ibert", "n": "5", "stages": "3"}),
+    ("layernorm", {"n": "3", "out_bits": "10", "frac_bits": "6", "stages": "2"}),
 ]
 
 
 def test_names() -> None:
     assert set(registry.DATAPATHS) == {"fma", "mul", "add", "lmul", "lmac", "imac", "bitserial",
-                                       "lut", "dot", "gelu", "softmax"}
+                                       "lut", "dot", "gelu", "softmax", "layernorm"}
     for name, cls in registry.DATAPATHS.items():
         assert cls.name == name
         for pname, p in cls.cli_params.items():

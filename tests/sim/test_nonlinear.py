@@ -1,9 +1,10 @@
-"""The integer GELU and softmax units in Verilator: lint, and the batch harness against their
-references (exhaustive over every int8 / int16 GELU input and every n = 2 softmax row; corner and
-10**6 random rows for longer rows). The lint of two configurations is in `make test`; every
-harness run is `slow` (`make verify-all`; counts in docs/verification.md): a fresh Verilator
-build costs 10-30 s, past this unit's share of the CI budget. In `make test` the Amaranth
-simulator checks the same references (tests/hdl/test_nonlinear.py, int8 GELU exhaustive)."""
+"""The integer GELU, softmax and LayerNorm units in Verilator: lint, and the batch harness
+against their references (exhaustive over every int8 / int16 GELU input and every n = 2 softmax
+and LayerNorm row; corner and 10**6 random rows for longer rows). The lint of two
+configurations is in `make test`; every harness run is `slow` (`make verify-all`; counts in
+docs/verification.md): a fresh Verilator build costs 10-30 s, past this unit's share of the CI
+budget. In `make test` the Amaranth simulator checks the same references
+(tests/hdl/test_nonlinear.py, int8 GELU exhaustive)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ pytestmark = pytest.mark.cosim
 LINT = [("gelu", {"variant": "ibert", "bits": 16, "scale_exp": 10}),
         ("gelu", {"variant": "shift", "stages": 2}),
         ("softmax", {"variant": "ibert", "n": 16, "stages": 2}),
-        ("softmax", {"variant": "shift", "n": 8})]
+        ("softmax", {"variant": "shift", "n": 8}),
+        ("layernorm", {"n": 16, "out_bits": 12, "frac_bits": 8, "stages": 3})]
 
 #: (datapath, parameters, kind, vectors).
 RUNS: list[tuple[str, dict[str, Any], str, int | None]] = [
@@ -34,6 +36,10 @@ RUNS: list[tuple[str, dict[str, Any], str, int | None]] = [
     ("softmax", {"variant": "ibert", "n": 16, "stages": 2}, "random", 10**6),
     ("softmax", {"variant": "shift", "n": 8}, "corner", None),
     ("softmax", {"variant": "shift", "n": 8}, "random", 10**6),
+    ("layernorm", {"n": 2}, "exhaustive", None),
+    ("layernorm", {"n": 8, "stages": 3}, "corner", None),
+    ("layernorm", {"n": 8, "stages": 3}, "random", 10**6),
+    ("layernorm", {"n": 16, "out_bits": 12, "frac_bits": 8}, "random", 10**6),
 ]
 
 
@@ -56,6 +62,6 @@ def test_harness(name: str, params: dict[str, Any], kind: str, n: int | None, se
     dp = registry.build(name, **params)
     result = harness.verify(dp, kind, n, seed=seed)
     assert result.mismatches == 0, result.first_failures
-    expected = {"gelu": 1 << params.get("bits", 8), "softmax": 1 << 16}[name]
+    expected = {"gelu": 1 << params.get("bits", 8), "softmax": 1 << 16, "layernorm": 1 << 16}[name]
     assert result.vectors == (expected if kind == "exhaustive" else n or result.vectors)
     assert result.vectors > 0

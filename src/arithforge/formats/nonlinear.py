@@ -60,8 +60,9 @@ import numpy as np
 
 __all__ = [
     "ERF_COEFFS", "EXP_COEFFS", "GeluConstants", "SoftmaxConstants", "gelu_constants",
-    "i_erf", "i_exp", "i_gelu", "i_poly", "i_sqrt", "ibert_gelu", "ibert_softmax",
-    "shift_gelu", "shiftmax", "softmax_constants",
+    "LayerNormConstants", "i_erf", "i_exp", "i_gelu", "i_layernorm", "i_poly", "i_sqrt",
+    "ibert_gelu", "ibert_softmax", "layernorm_constants", "shift_gelu", "shiftmax",
+    "softmax_constants",
 ]
 
 #: I-BERT §3.4, eq. 9: ``exp(p) ~ 0.3585 (p + 1.353)**2 + 0.344`` on ``p in (-ln2, 0]``.
@@ -77,6 +78,12 @@ GELU_SCALE_EXP = (0, 12)
 SOFTMAX_SCALE_EXP = (1, 8)
 SOFTMAX_N = (2, 16)
 SOFTMAX_OUT_BITS = (2, 16)
+LAYERNORM_N = (2, 16)
+LAYERNORM_OUT_BITS = (4, 16)
+#: Guard bits of the LayerNorm square root (``r = isqrt(n V 4**G)``).
+LAYERNORM_GUARD = 4
+#: Bits of the LayerNorm reciprocal beyond the square root's width.
+LAYERNORM_RECIP_EXTRA = 16
 
 
 def _i64(q: object) -> np.ndarray:
@@ -365,3 +372,65 @@ def shiftmax(q: object, scale_exp: int, out_bits: int = 8) -> tuple[np.ndarray, 
     qv = _rows(q, k.n)
     e = _shift_exp(qv - qv.max(axis=-1, keepdims=True), k.scale_exp, k.shift)
     return _normalize(e, k), k.out_bits
+
+
+# -- LayerNorm unit -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LayerNormConstants:
+    """The widths of a LayerNorm unit over ``n`` int8 codes: ``guard`` (``G``), the square
+    root's input and output widths, ``rb`` (the reciprocal's ``2**Rb``) and the output format."""
+
+    n: int
+    out_bits: int
+    frac_bits: int
+    guard: int
+    sqrt_in_bits: int
+    sqrt_bits: int
+    rb: int
+
+    @property
+    def recip_bits(self) -> int:
+        """Width of ``floor(2**Rb / r)`` (``r >= 2**G`` when not zero)."""
+        return self.rb - self.guard + 1
+
+
+def layernorm_constants(n: int, out_bits: int = 8, frac_bits: int = 4) -> LayerNormConstants:
+    """Derive the widths of a LayerNorm unit (the hardware reads them from here)."""
+    n = _check_int(n, "n", *LAYERNORM_N)
+    ob = _check_int(out_bits, "out_bits", *LAYERNORM_OUT_BITS)
+    f = _check_int(frac_bits, "frac_bits", 0, ob - 2)
+    g = LAYERNORM_GUARD
+    d_max = n * 255                                   # |n x_i - sum x| <= (n - 1) 255 < n 255
+    v_max = n * d_max * d_max
+    w_in = (n * v_max << (2 * g)).bit_length()
+    w_in += w_in & 1                                  # an even number of bits: 2 per root digit
+    w_sqrt = w_in // 2
+    return LayerNormConstants(n, ob, f, g, w_in, w_sqrt, w_sqrt + LAYERNORM_RECIP_EXTRA)
+
+
+def i_layernorm(q: object, out_bits: int = 8, frac_bits: int = 4) -> tuple[np.ndarray, int]:
+    """Normalize rows of int8 codes ``q`` (last axis, length ``n``) to zero mean and unit
+    variance in integers, with I-BERT's i-sqrt (§3.6, Algorithm 4) for the standard deviation.
+
+    The input scale cancels, so the unit has none. Exact integers throughout: ``d_i = n q_i -
+    sum(q)`` (``n`` times the deviation), ``V = sum(d_i**2)``, ``r = i_sqrt(n V 4**G)``
+    (``= floor(sqrt(n V) 2**G)``, ``G`` guard bits), ``R = floor(2**Rb / r)``, and ``y_i =
+    clamp(floor(d_i n R / 2**(Rb - F - G)))``, i.e. ``(x_i - mean) / std * 2**F`` (population
+    variance, no epsilon) in ``out_bits``-bit two's complement with ``F = frac_bits``; a row of
+    equal codes gives zeros. (I-BERT rounds the mean to an integer first; keeping ``n`` times the
+    deviation makes the mean exact at the cost of ``bits(n)`` wider words.) No affine
+    ``gamma``/``beta``: they follow as a per-channel multiply-add.
+
+    Returns ``(y, frac_bits)``: codes of scale ``2**-frac_bits``.
+    """
+    qv = np.asarray(q)
+    k = layernorm_constants(qv.shape[-1] if qv.ndim else 0, out_bits, frac_bits)
+    qv = _rows(q, k.n)
+    d = k.n * qv - qv.sum(axis=-1, keepdims=True)
+    v = (d * d).sum(axis=-1, keepdims=True)
+    r = i_sqrt((k.n * v) << (2 * k.guard))
+    recip = (1 << k.rb) // np.maximum(r, 1)
+    y = (d * k.n * np.where(r == 0, 0, recip)) >> (k.rb - k.frac_bits - k.guard)
+    lo, hi = -(1 << (k.out_bits - 1)), (1 << (k.out_bits - 1)) - 1
+    return np.clip(y, lo, hi), k.frac_bits
