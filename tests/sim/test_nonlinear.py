@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from arithforge.hdl import registry
-from arithforge.sim import harness
+from arithforge.sim import cocotb_benches, harness
 from arithforge.tools import export
 
 pytestmark = pytest.mark.cosim
@@ -65,3 +65,20 @@ def test_harness(name: str, params: dict[str, Any], kind: str, n: int | None, se
     expected = {"gelu": 1 << params.get("bits", 8), "softmax": 1 << 16, "layernorm": 1 << 16}[name]
     assert result.vectors == (expected if kind == "exhaustive" else n or result.vectors)
     assert result.vectors > 0
+
+
+#: Pipelined configurations through the cocotb benches (full throughput, valid bubbles, reset in
+#: flight, single-vector latency) on Icarus.
+BENCHES = [("gelu", {"variant": "shift", "stages": 2}),
+           ("softmax", {"variant": "ibert", "n": 4, "stages": 3}),
+           ("layernorm", {"n": 4, "stages": 3})]
+
+
+@pytest.mark.slow
+@pytest.mark.cosim("icarus")
+@pytest.mark.parametrize(("name", "params"), BENCHES, ids=[_id(*c) for c in BENCHES])
+def test_cocotb_benches(name: str, params: dict[str, Any], seed: int) -> None:
+    result = cocotb_benches.run_benches(registry.build(name, **params), "icarus", n=300,
+                                        seed=seed)
+    assert result.messages == {}
+    assert sorted(result.passed) == sorted(cocotb_benches.TESTS)
