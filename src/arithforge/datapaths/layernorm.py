@@ -44,7 +44,7 @@ PARAMS: dict[str, Param] = {
 
 def _check(value: Any, what: str, low: int, high: int) -> int:
     try:
-        return nonlinear._check_int(value, what, low, high)
+        return nonlinear.check_int(value, what, low, high)
     except ValueError as exc:
         raise DatapathError(str(exc)) from None
 

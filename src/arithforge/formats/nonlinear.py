@@ -59,8 +59,8 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
-    "ERF_COEFFS", "EXP_COEFFS", "GeluConstants", "SoftmaxConstants", "gelu_constants",
-    "LayerNormConstants", "i_erf", "i_exp", "i_gelu", "i_layernorm", "i_poly", "i_sqrt",
+    "ERF_COEFFS", "EXP_COEFFS", "GeluConstants", "LayerNormConstants", "SoftmaxConstants",
+    "check_int", "gelu_constants", "i_erf", "i_exp", "i_gelu", "i_layernorm", "i_poly", "i_sqrt",
     "ibert_gelu", "ibert_softmax", "layernorm_constants", "shift_gelu", "shiftmax",
     "softmax_constants",
 ]
@@ -190,7 +190,9 @@ class GeluConstants:
     one: int = 0
 
 
-def _check_int(value: object, what: str, low: int, high: int) -> int:
+def check_int(value: object, what: str, low: int, high: int) -> int:
+    """Validate an integer parameter (``TypeError`` for a non-integer, ``ValueError`` out of
+    ``low..high``); the datapaths' units share it."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise TypeError(f"{what} must be an integer, not {value!r}")
     v = int(value)
@@ -201,8 +203,8 @@ def _check_int(value: object, what: str, low: int, high: int) -> int:
 
 def gelu_constants(variant: str, bits: int, scale_exp: int) -> GeluConstants:
     """Derive the integer constants of a GELU unit (the hardware reads them from here)."""
-    bits = _check_int(bits, "bits", 2, MAX_GELU_BITS)
-    s = _check_int(scale_exp, "scale_exp", *GELU_SCALE_EXP)
+    bits = check_int(bits, "bits", 2, MAX_GELU_BITS)
+    s = check_int(scale_exp, "scale_exp", *GELU_SCALE_EXP)
     if variant == "shift":
         return GeluConstants("shift", bits, s, p=bits, one=1 << (s + 1 + bits))
     if variant != "ibert":
@@ -311,9 +313,9 @@ def _divider(d: int, top: int) -> tuple[int, int]:
 def softmax_constants(variant: str, n: int, scale_exp: int, out_bits: int = 8
                       ) -> SoftmaxConstants:
     """Derive the integer constants of a softmax unit (the hardware reads them from here)."""
-    n = _check_int(n, "n", *SOFTMAX_N)
-    s = _check_int(scale_exp, "scale_exp", *SOFTMAX_SCALE_EXP)
-    ob = _check_int(out_bits, "out_bits", *SOFTMAX_OUT_BITS)
+    n = check_int(n, "n", *SOFTMAX_N)
+    s = check_int(scale_exp, "scale_exp", *SOFTMAX_SCALE_EXP)
+    ob = check_int(out_bits, "out_bits", *SOFTMAX_OUT_BITS)
     if variant == "shift":
         e_max = 1 << (s + 1 + ob)
         return SoftmaxConstants("shift", n, s, ob, ob, e_max, (n * e_max).bit_length() + ob)
@@ -397,9 +399,9 @@ class LayerNormConstants:
 
 def layernorm_constants(n: int, out_bits: int = 8, frac_bits: int = 4) -> LayerNormConstants:
     """Derive the widths of a LayerNorm unit (the hardware reads them from here)."""
-    n = _check_int(n, "n", *LAYERNORM_N)
-    ob = _check_int(out_bits, "out_bits", *LAYERNORM_OUT_BITS)
-    f = _check_int(frac_bits, "frac_bits", 0, ob - 2)
+    n = check_int(n, "n", *LAYERNORM_N)
+    ob = check_int(out_bits, "out_bits", *LAYERNORM_OUT_BITS)
+    f = check_int(frac_bits, "frac_bits", 0, ob - 2)
     g = LAYERNORM_GUARD
     d_max = n * 255                                   # |n x_i - sum x| <= (n - 1) 255 < n 255
     v_max = n * d_max * d_max
