@@ -159,6 +159,9 @@ def test_unit_answers_as_its_generator(from_units: list[dict[str, Any]], index: 
     ("lut", {"ternary": True}),
     ("lut", {"entry": "float32"}),
     ("bitserial", {"family": "nope"}),
+    ("gelu", {"bits": 17}),
+    ("softmax", {"scale_exp": 9}),
+    ("layernorm", {"frac_bits": 7}),
 ])
 def test_unit_refuses_what_the_generator_refuses(name: str, params: dict[str, Any]) -> None:
     with pytest.raises(DatapathError) as hdl_error:

@@ -28,12 +28,15 @@ BUILDS = [
     ("imac", {"a_bits": "4", "b_bits": 4, "acc_bits": 12, "signed": False, "stages": 1}),
     ("dot", {"a": "float8_e4m3fn", "n": "4", "alignment": "normalized", "stages": 2}),
     ("dot", {"model": "h100-fp8-fastacc", "stages": "5"}),
+    ("gelu", {"variant": "shift", "bits": "16", "scale_exp": "10", "stages": "2"}),
+    ("softmax", {"variant": "ibert", "n": "5", "stages": "3"}),
+    ("layernorm", {"n": "3", "out_bits": "10", "frac_bits": "6", "stages": "2"}),
 ]
 
 
 def test_names() -> None:
     assert set(registry.DATAPATHS) == {"fma", "mul", "add", "lmul", "lmac", "imac", "bitserial",
-                                       "lut", "dot"}
+                                       "lut", "dot", "gelu", "softmax", "layernorm"}
     for name, cls in registry.DATAPATHS.items():
         assert cls.name == name
         for pname, p in cls.cli_params.items():
