@@ -240,11 +240,11 @@ def env_plugins() -> list[str]:
 
 
 def _builtin() -> None:
-    from . import bitserial, dot, exact, fma, imac, lmul, lut, mx, tensorcore
+    from . import bitserial, dot, exact, fma, hadamard, imac, lmul, lut, mx, tensorcore
 
     for d in (fma.FMA(), fma.Mul(), fma.Add(), lmul.LMul(), lmul.LMac(), imac.IMac(),
               lut.LUT(), bitserial.BitSerial(), exact.Exact(), mx.MX(), tensorcore.TensorCore(),
-              dot.Dot()):
+              dot.Dot(), hadamard.Hadamard()):
         register(d)
         _BUILTIN.add(d.name)
 
