@@ -33,7 +33,7 @@ BUILDS = [
 
 def test_names() -> None:
     assert set(registry.DATAPATHS) == {"fma", "mul", "add", "lmul", "lmac", "imac", "bitserial",
-                                       "lut", "dot"}
+                                       "lut", "dot", "hadamard"}
     for name, cls in registry.DATAPATHS.items():
         assert cls.name == name
         for pname, p in cls.cli_params.items():

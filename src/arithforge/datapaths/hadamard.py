@@ -29,13 +29,12 @@ import numpy as np
 
 from ..formats import hadamard
 from .base import AcceptanceCheck, DatapathError, Descriptor, Param, check_stages, stages_param
-from .lut import pack, unpack
 from .unit import Graph, Unit, check_kind, choose_cuts
 
 if TYPE_CHECKING:
     import networkx as nx
 
-__all__ = ["Hadamard", "HadamardUnit", "cut_order"]
+__all__ = ["Hadamard", "HadamardUnit", "cut_order", "pack", "unpack"]
 
 #: Block sizes and input widths the generator takes.
 MIN_N, MAX_N = 2, 128
@@ -82,6 +81,42 @@ def cut_order(levels: int) -> tuple[str, ...]:
     return tuple(order)
 
 
+# -- port packing -------------------------------------------------------------------------------
+# Lane j of w bits sits at bits j*w .. j*w + w - 1 of the port; ports over 64 bits travel as
+# little-endian 64-bit words (the harness's layout). Lane by lane, so memory stays at the
+# words themselves (a 128 x 16-bit block is 32 words, not 2048 bit planes).
+
+def pack(lanes: np.ndarray, bits: int) -> np.ndarray:
+    """``(vectors, n)`` lane codes as port codes: 1-D for ports of at most 64 bits, else
+    ``(vectors, words)`` uint64."""
+    el = np.asarray(lanes).astype(np.uint64) & np.uint64((1 << bits) - 1)
+    count, n = el.shape
+    width = n * bits
+    words = (width + 63) // 64
+    out = np.zeros((count, words), dtype=np.uint64)
+    for j in range(n):
+        word, off = divmod(j * bits, 64)
+        out[:, word] |= el[:, j] << np.uint64(off)
+        if off + bits > 64:
+            out[:, word + 1] |= el[:, j] >> np.uint64(64 - off)
+    return out if width > 64 else out[:, 0]
+
+
+def unpack(codes: np.ndarray, n: int, bits: int) -> np.ndarray:
+    """Inverse of :func:`pack`: ``(vectors, n)`` uint64 lane codes."""
+    words = (n * bits + 63) // 64
+    arr = np.asarray(codes).astype(np.uint64).reshape(-1, words)
+    mask = np.uint64((1 << bits) - 1)
+    out = np.empty((arr.shape[0], n), dtype=np.uint64)
+    for j in range(n):
+        word, off = divmod(j * bits, 64)
+        v = arr[:, word] >> np.uint64(off)
+        if off + bits > 64:
+            v |= arr[:, word + 1] << np.uint64(64 - off)
+        out[:, j] = v & mask
+    return out
+
+
 # -- the unit -----------------------------------------------------------------------------------
 
 class HadamardUnit(Unit):
@@ -108,7 +143,8 @@ class HadamardUnit(Unit):
                  stages: int = 0) -> None:
         self._n = _int(n, "n", MIN_N, MAX_N)
         if self._n & (self._n - 1):
-            raise DatapathError(f"n must be a power of two, not {self._n!r}")
+            raise DatapathError(f"n must be a power of two (2, 4, 8, ..., {MAX_N}), not "
+                                f"{self._n!r}")
         self._levels = self._n.bit_length() - 1
         self._bits = _int(bits, "bits", MIN_BITS, MAX_BITS)
         self._shift = _int(shift, "shift", 0, 6)
@@ -167,8 +203,7 @@ class HadamardUnit(Unit):
 
     def join(self, lanes: np.ndarray) -> np.ndarray:
         """``(vectors, n)`` lane codes as port codes of ``x``."""
-        return pack(np.asarray(lanes, dtype=np.uint64) & np.uint64((1 << self._bits) - 1),
-                    self._bits)
+        return pack(lanes, self._bits)
 
     # -- reference and vectors ------------------------------------------------------------------
     def reference(self, x: np.ndarray) -> np.ndarray:
@@ -263,14 +298,14 @@ class Hadamard(Descriptor):
     unit: ClassVar[type] = HadamardUnit
     acceptance = (
         AcceptanceCheck("hadamard n=2 int8 (exhaustive, 2**16 blocks)", {"n": 2, "bits": 8},
-                        "exhaustive", bounded=True),
+                        "exhaustive"),
         AcceptanceCheck("hadamard n=4 int4 shift 1 rne (exhaustive)",
-                        {"n": 4, "bits": 4, "shift": 1}, "exhaustive", bounded=True),
+                        {"n": 4, "bits": 4, "shift": 1}, "exhaustive"),
         AcceptanceCheck("hadamard n=16 int8 shift 2 rne", {"n": 16, "bits": 8, "shift": 2},
                         "random", 100_000),
         AcceptanceCheck("hadamard n=32 int8 corner", {"n": 32, "bits": 8, "stages": 2},
                         "corner"),
         AcceptanceCheck("hadamard n=128 int16 shift 3 floor",
                         {"n": 128, "bits": 16, "shift": 3, "rounding": "floor"},
-                        "random", 20_000),
+                        "random", 100_000),
     )
