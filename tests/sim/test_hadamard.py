@@ -1,6 +1,6 @@
 """The FWHT unit in Verilator: exhaustive over a 16-bit block (with the lint) in the default
-run; wide blocks, iCE40 synthesis and the cocotb benches behind ``slow`` (their Verilator builds
-take tens of seconds each)."""
+run; wide blocks, float lanes, iCE40 synthesis and the cocotb benches behind ``slow`` (their
+Verilator builds take tens of seconds each)."""
 
 from __future__ import annotations
 
@@ -28,13 +28,16 @@ WIDE: list[tuple[dict[str, Any], str, int | None]] = [
     ({"n": 32, "bits": 8, "shift": 2, "stages": 2}, "random", 20_000),
     ({"n": 16, "bits": 16, "shift": 2, "rounding": "floor"}, "corner", None),
     ({"n": 128, "bits": 16, "shift": 3, "rounding": "floor"}, "corner", None),
+    ({"n": 2, "fmt": "float8_e4m3fn"}, "exhaustive", None),
+    ({"n": 4, "fmt": "bfloat16", "stages": 1}, "random", 20_000),
 ]
 
 
 @pytest.mark.slow
 @pytest.mark.cosim
 @pytest.mark.parametrize(("params", "kind", "n"), WIDE,
-                         ids=[f"n{p['n']}-int{p['bits']}-{k}" for p, k, _ in WIDE])
+                         ids=[f"n{p['n']}-{p.get('fmt') or 'int' + str(p['bits'])}-{k}"
+                              for p, k, _ in WIDE])
 def test_wide_blocks(params: dict[str, Any], kind: str, n: int | None) -> None:
     dp = registry.build("hadamard", **params)
     result = harness.verify(dp, kind, n)

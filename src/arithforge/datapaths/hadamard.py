@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..formats import hadamard
+from ..formats import FloatFormat, hadamard
+from ._cases import corner_codes
 from .base import AcceptanceCheck, DatapathError, Descriptor, Param, check_stages, stages_param
 from .unit import Graph, Unit, check_kind, choose_cuts
 
@@ -50,6 +51,9 @@ PARAMS: dict[str, Param] = {
                              "orthonormal for n = 16, 64)", 0, 6),
     "rounding": Param("choice:rne|floor", "rne",
                       "rounding of the shifted-out bits: half to even, or floor"),
+    "fmt": Param("format", None, "float lanes in this format instead of integers: every "
+                                 "butterfly an add/sub rounded to nearest even in it (bits and "
+                                 "shift do not apply)"),
     "stages": stages_param(),
 }
 
@@ -132,6 +136,10 @@ class HadamardUnit(Unit):
         Right shift of the outputs, 0 to ``log2(n) - 1``.
     rounding : {"rne", "floor"}
         Rounding of the shift.
+    fmt : FloatFormat, optional
+        Float lanes (at most 16 bits): ``formats.hadamard.fwht_float``, every butterfly an
+        add/sub rounded to nearest even in ``fmt`` (the ``add`` datapath's adder). ``bits`` is
+        then the format's and ``shift`` must be 0.
     stages : int
         Pipeline registers (latency).
     """
@@ -140,12 +148,24 @@ class HadamardUnit(Unit):
     cli_params: ClassVar[dict[str, Param]] = PARAMS
 
     def __init__(self, n: int = 16, bits: int = 8, *, shift: int = 0, rounding: str = "rne",
-                 stages: int = 0) -> None:
+                 fmt: FloatFormat | None = None, stages: int = 0) -> None:
         self._n = _int(n, "n", MIN_N, MAX_N)
         if self._n & (self._n - 1):
             raise DatapathError(f"n must be a power of two (2, 4, 8, ..., {MAX_N}), not "
                                 f"{self._n!r}")
         self._levels = self._n.bit_length() - 1
+        if fmt is not None:
+            if not isinstance(fmt, FloatFormat) or fmt.bits > 16 or not fmt.has_nan:
+                # Without a NaN code a butterfly's overflow or inf - inf has no result.
+                raise DatapathError(f"fmt must be a float format of at most 16 bits with NaN "
+                                    f"(float8_e4m3fn, float8_e5m2, bfloat16, float16...), not "
+                                    f"{getattr(fmt, 'name', fmt)!r}")
+            if shift:
+                raise DatapathError(f"shift applies to integer lanes only, not to fmt "
+                                    f"{fmt.name!r}: scale float results by a power of two "
+                                    f"instead (exact)")
+            bits = fmt.bits
+        self._fmt = fmt
         self._bits = _int(bits, "bits", MIN_BITS, MAX_BITS)
         self._shift = _int(shift, "shift", 0, 6)
         if self._shift > self._levels - 1:
@@ -167,7 +187,10 @@ class HadamardUnit(Unit):
 
     @property
     def out_bits(self) -> int:
-        """Width of each output code: ``bits + log2(n) - shift``."""
+        """Width of each output code: ``bits + log2(n) - shift`` (the format's for float
+        lanes)."""
+        if self._fmt is not None:
+            return self._bits
         return self._bits + self._levels - self._shift
 
     @property
@@ -193,8 +216,10 @@ class HadamardUnit(Unit):
 
     def describe(self) -> dict[str, Any]:
         return {"datapath": self.name, "n": self._n, "bits": self._bits, "shift": self._shift,
-                "rounding": self._rounding, "stages": self._stages, "latency": self.latency,
-                "out_bits": self.out_bits, "adders": self._n * self._levels}
+                "rounding": self._rounding,
+                "fmt": None if self._fmt is None else self._fmt.name, "stages": self._stages,
+                "latency": self.latency, "out_bits": self.out_bits,
+                "adders": self._n * self._levels}
 
     # -- packing --------------------------------------------------------------------------------
     def split(self, x: np.ndarray) -> np.ndarray:
@@ -207,6 +232,8 @@ class HadamardUnit(Unit):
 
     # -- reference and vectors ------------------------------------------------------------------
     def reference(self, x: np.ndarray) -> np.ndarray:
+        if self._fmt is not None:
+            return pack(hadamard.fwht_float(self.split(x), self._fmt), self.out_bits)
         y = hadamard.fwht_int(self.split(x), self._bits, self._shift, self._rounding)
         return pack(y, self.out_bits)
 
@@ -214,6 +241,13 @@ class HadamardUnit(Unit):
         """Blocks at the edges: zeros, every lane at either end or one, one lane set, and for
         every row of ``H`` the inputs that drive it to its largest and smallest sum."""
         n, b = self._n, self._bits
+        if self._fmt is not None:
+            # Every pair of the format's corner codes meets in the first stage's butterflies
+            # (lanes 2j, 2j + 1); later stages see their rounded sums and differences.
+            cc = corner_codes(self._fmt).astype(np.int64)
+            pa, pb = np.meshgrid(cc, cc, indexing="ij")
+            pairs = np.stack([pa.ravel(), pb.ravel()], axis=1)
+            return np.tile(pairs, (1, n // 2))
         lo, hi = -(1 << (b - 1)), (1 << (b - 1)) - 1
         rows: list[np.ndarray] = [np.full(n, v, dtype=np.int64) for v in (0, lo, hi, 1, -1)]
         for lane in range(n):
@@ -232,8 +266,10 @@ class HadamardUnit(Unit):
 
         ``exhaustive``: every block when ``n * bits <= 20``, else a ``DatapathError``.
         ``corner``: the blocks of :meth:`_corner_lanes` (a seeded subsample of ``n`` of them, or
-        topped up with random blocks to ``n``). ``random``: half uniform codes, half blocks of
-        codes near the ends and near zero (wide sums, and ties of the rounding).
+        topped up with random blocks to ``n``); for float lanes every pair of the format's corner
+        codes in lanes (0, 1), the pattern repeated over the block. ``random``: half uniform
+        codes, half blocks of codes near the ends and near zero (wide sums, and ties of the
+        rounding); uniform codes for float lanes.
         """
         check_kind(kind, n)
         width = self._n * self._bits
@@ -249,6 +285,8 @@ class HadamardUnit(Unit):
             assert n is not None
             count = int(n)
             lanes = rng.integers(0, 1 << b, size=(count, self._n), dtype=np.uint64)
+            if self._fmt is not None:
+                return {"x": self.join(lanes)}
             near = rng.integers(-3, 4, size=(count, self._n)) \
                 + np.where(rng.integers(0, 3, size=(count, self._n)) == 0, 0,
                            np.where(rng.integers(0, 2, size=(count, self._n)) == 0,
@@ -269,6 +307,19 @@ class HadamardUnit(Unit):
         g = Graph(cuts)
         n, b = self._n, self._bits
         after: tuple[str, ...] = (g.node("in_x", "input", n * b),)
+        if self._fmt is not None:
+            from .fma import AddUnit
+
+            sub = AddUnit(self._fmt, self._fmt, self._fmt).structure()
+            for s in range(self._levels):
+                # n adders a stage: n/2 sums and n/2 differences (b's sign bit inverted: free).
+                ends = _embed(g, sub, f"stage{s}", n, after)
+                after = g.cut(f"stage{s}", n * b, *ends)
+            for name in self._output_stages(extra):
+                after = g.cut(name, self.result_width, *after)
+            g.node("out", "output", self.result_width, *after)
+            g.g.graph.update(name=self.name, latency=self.latency)
+            return g.g
         for s in range(self._levels):
             w = b + s + 1
             add = g.node(f"stage{s}_add", "adder", w, *after, count=n // 2)
@@ -286,6 +337,31 @@ class HadamardUnit(Unit):
         g.node("out", "output", self.result_width, *after)
         g.g.graph.update(name=self.name, latency=self.latency)
         return g.g
+
+
+def _embed(g: Graph, sub: nx.DiGraph, prefix: str, count: int, after: tuple[str, ...]
+           ) -> tuple[str, ...]:
+    """Copy a sub-datapath's graph (``count`` instances as one node each, ``prefix_`` names)
+    after the nodes ``after``; return the nodes that fed its output."""
+    names = {}
+    for node, attrs in sub.nodes(data=True):
+        if attrs.get("kind") in ("input", "output"):
+            continue
+        names[node] = f"{prefix}_{node}"
+        extra = {k: v for k, v in attrs.items() if k not in ("kind", "width")}
+        extra["count"] = count * extra.get("count", 1)
+        g.node(names[node], attrs["kind"], attrs["width"], **extra)
+    ends = []
+    for u, v in sub.edges():
+        ku, kv = sub.nodes[u].get("kind"), sub.nodes[v].get("kind")
+        if ku == "input" and kv != "output":
+            for a in after:
+                g.g.add_edge(a, names[v])
+        elif kv == "output" and ku != "input":
+            ends.append(names[u])
+        elif ku != "input" and kv != "output":
+            g.g.add_edge(names[u], names[v])
+    return tuple(dict.fromkeys(ends))
 
 
 class Hadamard(Descriptor):

@@ -25,9 +25,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from . import ops
 from ._errors import FormatError
+from .descriptors import FloatFormat
 
-__all__ = ["BLOCK_MAX", "BLOCK_MIN", "ROUNDINGS", "fwht", "fwht_int", "out_bits",
+__all__ = ["BLOCK_MAX", "BLOCK_MIN", "ROUNDINGS", "fwht", "fwht_float", "fwht_int", "out_bits",
            "random_signs", "rotate", "sylvester"]
 
 #: Rotation block sizes :func:`rotate` takes (powers of two).
@@ -135,6 +137,40 @@ def fwht_int(codes: npt.ArrayLike, bits: int, shift: int = 0, rounding: str = "r
         y = q
     width = bits + levels - shift
     return (y & ((1 << width) - 1)).astype(np.uint64)
+
+
+def fwht_float(codes: npt.ArrayLike, fmt: FloatFormat) -> npt.NDArray[np.uint64]:
+    """FWHT of float codes with every butterfly rounded to ``fmt``: stage by stage, lane pair
+    ``(a, b)`` becomes ``(round(a + b), round(a + (-b)))``, each an ``ops.add`` in ``fmt`` with
+    round-to-nearest-even (``-b`` flips the sign bit of ``b``'s code, NaNs included). Unnormalized
+    (``H_n x``, like :func:`fwht_int`): a power-of-two scale is exact and left to the caller.
+
+    Parameters
+    ----------
+    codes : array of shape ``(..., n)``
+        Codes of ``fmt``, ``n`` a power of two from 2.
+    fmt : FloatFormat
+
+    Returns
+    -------
+    ndarray of uint64, codes of ``fmt``, shape ``(..., n)``
+    """
+    if not isinstance(fmt, FloatFormat):
+        raise FormatError(f"fmt must be a FloatFormat, not {fmt!r}")
+    v = np.asarray(codes).astype(np.uint64)
+    _log2(v.shape[-1] if v.ndim else 0, "the transform length n", 2, BLOCK_MAX)
+    sign = np.uint64(1 << (fmt.bits - 1))
+    n = v.shape[-1]
+    lead = v.shape[:-1]
+    h = 1
+    while h < n:
+        w = v.reshape(*lead, n // (2 * h), 2, h)
+        a, b = w[..., 0, :], w[..., 1, :]
+        total = np.asarray(ops.add(a, b, fmt)).astype(np.uint64)
+        diff = np.asarray(ops.add(a, b ^ sign, fmt)).astype(np.uint64)
+        v = np.stack([total, diff], axis=-2).reshape(*lead, n)
+        h *= 2
+    return v
 
 
 def random_signs(k: int, seed: int) -> npt.NDArray[np.float64]:
