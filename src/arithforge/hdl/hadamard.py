@@ -34,6 +34,7 @@ class HadamardTransform(HadamardUnit, Datapath):
         ``<name>__i__*`` (flattened ``i__*`` names would read as this unit's ports to the
         lint)."""
         fmt = self._fmt
+        assert fmt is not None  # float lanes only
         adder = Adder(fmt, fmt, fmt)
         members = adder.signature.members.create(path=(name,))
         adder.i, adder.o = members["i"], members["o"]
