@@ -384,4 +384,8 @@ class Hadamard(Descriptor):
         AcceptanceCheck("hadamard n=128 int16 shift 3 floor",
                         {"n": 128, "bits": 16, "shift": 3, "rounding": "floor"},
                         "random", 100_000),
+        AcceptanceCheck("hadamard n=2 float8_e4m3fn (exhaustive)",
+                        {"n": 2, "fmt": "float8_e4m3fn"}, "exhaustive"),
+        AcceptanceCheck("hadamard n=4 bfloat16", {"n": 4, "fmt": "bfloat16", "stages": 1},
+                        "random", 100_000),
     )
