@@ -33,7 +33,9 @@ ALLOWED: dict[tuple[str, str], str] = {
 # Names that are also ordinary words of other vocabularies (operation names of the traced
 # graphs and of the cost model's component graphs, rounding and normalization words): only a
 # PE-spec use of them (``NAME:param=...``) is a datapath reference there.
-COMMON_WORDS = {"add", "mul", "exact", "lut", "mx"}
+COMMON_WORDS = {"add", "mul", "exact", "lut", "mx",
+                # evaluate's transform vocabulary (--transform hadamard:32) names the rotation.
+                "hadamard"}
 
 
 def _own(name: str) -> set[str]:
