@@ -133,7 +133,7 @@ def _float_oracle(lanes: np.ndarray, fmt_name: str) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("fmt_name", "n", "count"), [
-    ("float8_e4m3fn", 2, None), ("float8_e5m2", 2, None), ("bfloat16", 8, 1000),
+    ("float8_e4m3fn", 2, None), ("float8_e5m2", 2, None), ("bfloat16", 8, 300),
     ("float16", 16, 1000)])
 def test_fwht_float_against_decoded_butterflies(fmt_name: str, n: int, count: int | None
                                                 ) -> None:
