@@ -10,7 +10,10 @@ One transaction transforms one block of ``n`` two's-complement codes of ``bits``
 ``result``, same order): ``log2(n)`` butterfly stages of ``n/2`` adders and ``n/2`` subtractors,
 each stage one bit wider than the one before, so nothing is rounded or saturated; with
 ``shift > 0`` each output is then shifted right with round-half-even (``rounding=rne``) or
-floor (``rounding=floor``). Throughput one block per cycle, latency ``stages``.
+floor (``rounding=floor``). With ``fmt`` (a float format of at most 16 bits with NaN) the lanes
+are codes of that format and every butterfly is two adders of the ``add`` datapath, ``a + b``
+and ``a + (-b)``, each rounded to nearest even in ``fmt`` (``formats.hadamard.fwht_float``).
+Throughput one block per cycle, latency ``stages``.
 
 This is the activation side of a Hadamard rotation (``arithforge evaluate --transform
 hadamard``): the weights are rotated offline, for free; the activations need this unit in front
@@ -124,7 +127,7 @@ def unpack(codes: np.ndarray, n: int, bits: int) -> np.ndarray:
 # -- the unit -----------------------------------------------------------------------------------
 
 class HadamardUnit(Unit):
-    """Fast Walsh-Hadamard transform of ``n`` integer codes (module docstring).
+    """Fast Walsh-Hadamard transform of ``n`` integer or float codes (module docstring).
 
     Parameters
     ----------
@@ -368,7 +371,8 @@ class Hadamard(Descriptor):
     """The FWHT unit (module docstring)."""
 
     name: ClassVar[str] = "hadamard"
-    summary: ClassVar[str] = "fast Walsh-Hadamard transform of n integer codes, exact"
+    summary: ClassVar[str] = ("fast Walsh-Hadamard transform of n codes: integers exact, floats "
+                              "rounded per butterfly")
     params: ClassVar[dict[str, Param]] = PARAMS
     generator: ClassVar[str] = "arithforge.hdl.hadamard:HadamardTransform"
     unit: ClassVar[type] = HadamardUnit
