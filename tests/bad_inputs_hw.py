@@ -69,6 +69,8 @@ _STRUCTURAL = [
     ("dot", "--frac-bits", ["0", "100000"]),
     ("dot", "--acc-frac-bits", ["-1"]),
     ("dot", "--stages", ["-1"]),
+    ("hadamard", "--n", ["0", "100000"]),
+    ("hadamard", "--bits", ["17"]),
 ]
 
 
@@ -113,6 +115,9 @@ GENERATE = [
     case("generate-bitserial-unknown-family", "generate", "bitserial", "--family", "foo"),
     case("generate-bitserial-empty-family", "generate", "bitserial", "--family", ""),
     case("generate-bitserial-unknown-acts", "generate", "bitserial", "--acts", "float8"),
+    case("generate-hadamard-n-not-power-of-two", "generate", "hadamard", "--n", "24"),
+    case("generate-hadamard-shift-past-log2-n", "generate", "hadamard", "--n", "16", "--shift",
+         "4"),
     case("generate-bitserial-unknown-serial", "generate", "bitserial", "--serial", "word"),
     case("generate-bitserial-unknown-scale", "generate", "bitserial", "--scale", "float9"),
     case("generate-bitserial-group-not-elaborable", "generate", "bitserial", "--group", "64"),
@@ -181,6 +186,7 @@ VERIFY = [
     case("verify-exhaustive-lut-k5", "verify", "lut", "--k", "5"),
     case("verify-exhaustive-dot-fp8", "verify", "dot", "--n", "2"),
     case("verify-exhaustive-dot-int8", "verify", "dot", "--a", "int8", "--n", "4"),
+    case("verify-exhaustive-hadamard-too-large", "verify", "hadamard", "--n", "32"),
     case("verify-exhaustive-imac-too-large", "verify", "imac", "--a-bits", "16", "--b-bits",
          "16"),
     case("verify-seed-negative", "verify", "fma", "--vectors", "corner", "--seed", "-1"),

@@ -33,8 +33,9 @@ ALLOWED: dict[tuple[str, str], str] = {
 # Names that are also ordinary words of other vocabularies (operation names of the traced
 # graphs and of the cost model's component graphs, rounding and normalization words): only a
 # PE-spec use of them (``NAME:param=...``) is a datapath reference there.
-# The traced graphs name their nonlinear operations ``softmax`` and ``gelu`` too (issue 20).
-COMMON_WORDS = {"add", "mul", "exact", "lut", "mx", "gelu", "softmax", "layernorm"}
+# The traced graphs name their nonlinear operations ``softmax`` and ``gelu`` too (issue 20);
+# evaluate's transform vocabulary (--transform hadamard:32) names the rotation.
+COMMON_WORDS = {"add", "mul", "exact", "lut", "mx", "gelu", "softmax", "layernorm", "hadamard"}
 
 
 def _own(name: str) -> set[str]:

@@ -36,7 +36,8 @@ BUILDS = [
 
 def test_names() -> None:
     assert set(registry.DATAPATHS) == {"fma", "mul", "add", "lmul", "lmac", "imac", "bitserial",
-                                       "lut", "dot", "gelu", "softmax", "layernorm"}
+                                       "lut", "dot", "gelu", "softmax", "layernorm",
+                                       "hadamard"}
     for name, cls in registry.DATAPATHS.items():
         assert cls.name == name
         for pname, p in cls.cli_params.items():

@@ -139,7 +139,7 @@ def test_result_layout(small_synthetic: Path) -> None:
         "weights": "float8_e4m3fn", "acts": "float8_e4m3fn", "datapath": "exact",
         "acc": "float32", "rounding": "rne",
         "scaling": {"weights": "per-tensor", "acts": "per-tensor"}, "pow2_scales": False,
-        "block_size": 32, "options": {}}
+        "block_size": 32, "options": {}, "transform": "none"}
     assert [r["name"] for r in result["layers"]] == [
         "gaussian", "gaussian-outliers", "laplace", "laplace-outliers", "student-t3",
         "student-t3-outliers"]

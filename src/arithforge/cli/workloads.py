@@ -110,6 +110,17 @@ def _datapath(name: str) -> str:
     return name
 
 
+def _transform(text: str) -> Any:
+    """An argparse type: a transform (:func:`arithforge.workloads.transform.parse_transform`)."""
+    from .._errors import ArithforgeError
+    from ..workloads.transform import parse_transform
+
+    try:
+        return parse_transform(text)
+    except ArithforgeError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _option_text(value: Any) -> str:
     return "none" if value is None else str(value).lower() if isinstance(value, bool) \
         else str(value)
@@ -178,6 +189,11 @@ def configure_evaluate_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-cols", type=int_arg(1), default=None, metavar="N",
                         help="evaluate each GEMM on at most N output columns (default all)")
     parser.add_argument("--seed", type=SEED, default=0, help="seed of row and column samples")
+    parser.add_argument("--transform", type=_transform, default=None, metavar="T",
+                        help="rotate activations and weights along K before quantization: none "
+                             "(default), hadamard[:BLOCK] (block Hadamard, default block 32) or "
+                             "rht[:BLOCK[:SEED]] (with random signs); the product is unchanged "
+                             "in exact arithmetic")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     if isinstance(parser, Parser):
         parser.more_help = _datapaths_help
@@ -207,14 +223,15 @@ def evaluate_main(args: argparse.Namespace) -> int:
         weight_scaling=args.weight_scaling, act_scaling=args.act_scaling,
         pow2_scales=args.pow2_scales, block_size=args.block_size, rounding=args.rounding,
         options=dict(args.option), end_metric=not args.no_end_metric, max_rows=args.max_rows,
-        max_cols=args.max_cols, seed=args.seed)
+        max_cols=args.max_cols, seed=args.seed, transform=args.transform)
     if args.json:
         print(json.dumps(result, indent=1, allow_nan=False))
         return 0
     cfg = result["config"]
     title = (f"{result['workload']}: weights {cfg['weights']} ({cfg['scaling']['weights']}), "
              f"acts {cfg['acts']} ({cfg['scaling']['acts']}), datapath {cfg['datapath']}, "
-             f"acc {cfg['acc']} {cfg['rounding']}")
+             f"acc {cfg['acc']} {cfg['rounding']}"
+             + ("" if cfg["transform"] == "none" else f", transform {cfg['transform']}"))
     rows = [[r["name"], f"{r['rows']}x{r['cols']}", _fmt(r["sqnr_db"], ".2f"),
              _fmt(r["rel_err"], ".3e"), r["path"]] for r in result["layers"]]
     print_table(["gemm", "rows x cols", "SQNR dB", "rel err", "path"], rows, align="lrrrl",

@@ -246,6 +246,7 @@ def _builtin() -> None:
         exact,
         fma,
         gelu,
+        hadamard,
         imac,
         layernorm,
         lmul,
@@ -257,7 +258,8 @@ def _builtin() -> None:
 
     for d in (fma.FMA(), fma.Mul(), fma.Add(), lmul.LMul(), lmul.LMac(), imac.IMac(),
               lut.LUT(), bitserial.BitSerial(), exact.Exact(), mx.MX(), tensorcore.TensorCore(),
-              dot.Dot(), gelu.GELU(), softmax.Softmax(), layernorm.LayerNorm()):
+              dot.Dot(), gelu.GELU(), softmax.Softmax(), layernorm.LayerNorm(),
+              hadamard.Hadamard()):
         register(d)
         _BUILTIN.add(d.name)
 

@@ -52,6 +52,7 @@ from ..formats.rounding import as_rounding
 from .limits import check_block_size, check_sample_limit, check_seed
 from .quantize import SCALINGS, Quantized, quantize
 from .trace import GEMMOverride, Trace, load_trace, sample_rows
+from .transform import Transform, parse_transform
 
 __all__ = ["DEFAULT_SLOW_ROWS", "accuracy_model", "check_options", "evaluate", "rel_err",
            "sqnr_db"]
@@ -129,7 +130,9 @@ class _Setup:
     def __init__(self, weights: str | Format, acts: str | Format, datapath: str,
                  acc: str | Format | None, scaling: str, weight_scaling: str | None,
                  act_scaling: str | None, pow2_scales: bool, block_size: int,
-                 rounding: str | None, options: Mapping[str, Any] | None) -> None:
+                 rounding: str | None, options: Mapping[str, Any] | None,
+                 transform: str | Transform | None = None) -> None:
+        self.transform = parse_transform(transform)
         self.datapath: Accuracy = accuracy_model(datapath)
         self.options = check_options(self.datapath, options)
         self.fmt_w = get_format(weights)
@@ -145,18 +148,22 @@ class _Setup:
         self.pow2 = bool(pow2_scales)
         self.block_size = check_block_size(block_size)
         self.config = Config(self.acc, self.rounding, self.options)
-        self._weights: dict[str, Quantized] = {}
+        self._weights: dict[str, tuple[tuple[int, ...], Quantized]] = {}
 
     def quantize_w(self, name: str, w: np.ndarray) -> Quantized:
-        q = self._weights.get(name)
-        if q is None or q.values.shape != w.shape:
-            q = quantize(w, self.fmt_w, self.scaling_w, pow2=self.pow2,
+        """The weights, transformed (offline: once per GEMM) and quantized."""
+        hit = self._weights.get(name)
+        if hit is None or hit[0] != w.shape:
+            q = quantize(self.transform.apply(w), self.fmt_w, self.scaling_w, pow2=self.pow2,
                          block_size=self.block_size)
-            self._weights[name] = q
-        return q
+            hit = (w.shape, q)
+            self._weights[name] = hit
+        return hit[1]
 
     def quantize_x(self, x: np.ndarray) -> Quantized:
-        return quantize(x, self.fmt_x, self.scaling_x, pow2=self.pow2, block_size=self.block_size)
+        """The activations, transformed and quantized."""
+        return quantize(self.transform.apply(x), self.fmt_x, self.scaling_x, pow2=self.pow2,
+                        block_size=self.block_size)
 
     def gemm(self, qx: Quantized, qw: Quantized, b: np.ndarray | None) -> tuple[F64, str]:
         """Emulated ``X @ W.T + b`` in float64 (scales and bias applied in float64)."""
@@ -188,7 +195,7 @@ class _Setup:
             "scaling": {"weights": scaling(self.fmt_w, self.scaling_w),
                         "acts": scaling(self.fmt_x, self.scaling_x)},
             "pow2_scales": self.pow2, "block_size": self.block_size,
-            "options": dict(self.options),
+            "options": dict(self.options), "transform": self.transform.name,
         }
 
 
@@ -348,7 +355,7 @@ def evaluate(trace: Trace | str | Path, weights: str | Format = "float8_e4m3fn",
              pow2_scales: bool = False, block_size: int = 32, rounding: str | None = None,
              options: Mapping[str, Any] | None = None, end_metric: bool = True,
              max_rows: int | None = None, max_cols: int | None = None,
-             seed: int = 0) -> dict[str, Any]:
+             seed: int = 0, transform: str | Transform | None = None) -> dict[str, Any]:
     """Emulate weights in ``weights``, activations in ``acts`` and ``datapath`` on a trace.
 
     Parameters
@@ -384,6 +391,9 @@ def evaluate(trace: Trace | str | Path, weights: str | Format = "float8_e4m3fn",
         Slow datapaths default to :data:`DEFAULT_SLOW_ROWS` rows.
     seed : int
         Seed of those samples.
+    transform : str or Transform, optional
+        Rotate activations and weights along K before quantization: ``none`` (default),
+        ``hadamard[:BLOCK]`` or ``rht[:BLOCK[:SEED]]`` (:mod:`arithforge.workloads.transform`).
 
     Returns
     -------
@@ -401,7 +411,7 @@ def evaluate(trace: Trace | str | Path, weights: str | Format = "float8_e4m3fn",
     """
     t0 = time.perf_counter()
     setup = _Setup(weights, acts, datapath, acc, scaling, weight_scaling, act_scaling,
-                   pow2_scales, block_size, rounding, options)
+                   pow2_scales, block_size, rounding, options, transform)
     max_rows = check_sample_limit(max_rows, "max_rows")
     max_cols = check_sample_limit(max_cols, "max_cols")
     seed = check_seed(seed)
