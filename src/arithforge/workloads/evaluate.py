@@ -50,10 +50,17 @@ from ..datapaths import get as get_datapath
 from ..formats import Format, Rounding, get_format
 from ..formats.rounding import as_rounding
 from .limits import check_block_size, check_sample_limit, check_seed
-from .quantize import SCALINGS, Quantized, quantize
 from .nonlinear import FloatReference, Nonlinear, get_nonlinear
-from .trace import (AttnGEMM, AttnGEMMOverride, GEMMOverride, NonlinearOp, Trace, load_trace,
-                    sample_rows)
+from .quantize import SCALINGS, Quantized, quantize
+from .trace import (
+    AttnGEMM,
+    AttnGEMMOverride,
+    GEMMOverride,
+    NonlinearOp,
+    Trace,
+    load_trace,
+    sample_rows,
+)
 
 __all__ = ["DEFAULT_SLOW_ROWS", "accuracy_model", "check_options", "evaluate", "rel_err",
            "sqnr_db"]
@@ -522,8 +529,8 @@ def evaluate(trace: Trace | str | Path, weights: str | Format = "float8_e4m3fn",
         ``path``, ``seconds``; attention GEMMs have ``op`` ``attn_qk`` or ``attn_pv``),
         ``nonlinear`` (one dict per traced softmax, GELU and LayerNorm: ``sqnr_db``,
         ``rel_err``, ``max_abs_err`` of the implementation against the fp32 output),
-        ``summary`` (with ``by_kind`` and ``nonlinear_by_op``), ``end_metric`` (``None`` for workloads without one)
-        and ``seconds``. JSON-serializable; infinite SQNR is ``None``.
+        ``summary`` (with ``by_kind`` and ``nonlinear_by_op``), ``end_metric`` (``None`` for
+        workloads without one) and ``seconds``. JSON-serializable; infinite SQNR is ``None``.
 
     Raises
     ------

@@ -197,7 +197,7 @@ def _emulation_mode(attn_fn: AttnGEMMOverride | None, nonlinear: Nonlinear | Non
                 y = nl.gelu(x, kwargs.get("approximate", "none"))
             elif name == "softmax":
                 dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
-                y = nl.softmax(x, int(dim))
+                y = nl.softmax(x, -1 if dim is None else int(dim))
             else:
                 def get(i: int, key: str) -> Any:
                     return kwargs.get(key, args[i] if len(args) > i else None)

@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -57,8 +57,11 @@ INTEGER_NAMES = ("ibert", "ivit")
 class Nonlinear(Protocol):
     """What ``--nonlinear`` chooses: softmax, GELU and LayerNorm on float64 real values."""
 
-    name: str
-    description: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
 
     def softmax(self, x: F64, axis: int = -1) -> F64: ...
 
@@ -168,11 +171,12 @@ def _integer(name: str) -> Nonlinear:
         if exc.name != INTEGER_MODULE:
             raise
         module = None
-    impls = getattr(module, "IMPLEMENTATIONS", None)
-    if module is None or not hasattr(impls, "get") or impls.get(name) is None:
+    impls: Any = getattr(module, "IMPLEMENTATIONS", None)
+    factory: Callable[[], Nonlinear] | None = (impls.get(name) if isinstance(impls, Mapping)
+                                               else None)
+    if factory is None:
         raise ArithforgeError(f"--nonlinear {name} is not yet built ({INTEGER_MODULE} does not "
                               f"provide it); choose float or a float format such as bfloat16")
-    factory: Callable[[], Nonlinear] = impls[name]
     return factory()
 
 
