@@ -587,7 +587,13 @@ def evaluate(trace: Trace | str | Path, weights: str | Format = "float8_e4m3fn",
             notes.append("per-layer metrics of the layers with a 'sample' use only those rows "
                          "and columns")
         if metric is not None:
-            notes.append("the end metric runs every row and column of every GEMM")
+            notes.append("the end metric runs every row and column of every GEMM"
+                         + (", attention GEMMs per head over the real tokens" if attention
+                            else ""))
+        if attention and not t.attn_gemms and t.name == "minilm":
+            notes.append("this trace predates traced attention GEMMs and nonlinear ops: per-op "
+                         "metrics cover the Linear GEMMs only (the end metric still emulates "
+                         "attention); re-run `arithforge trace minilm` for the rest")
         elif end_metric:
             notes.append(f"workload {t.name!r} has no end metric; per-GEMM metrics only")
         return {
