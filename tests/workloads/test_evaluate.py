@@ -349,4 +349,12 @@ def test_minilm_end_metric(minilm_dir: Path) -> None:
     assert metric["name"] == "spearman"
     assert abs(metric["value"] - metric["fp32"]) < 0.02
     assert metric["cosine_to_fp32_mean"] > 0.99
-    assert all(r["sample"] == "64 of 439 rows stored in the trace" for r in result["layers"])
+    linear = [r for r in result["layers"] if r["op"] == "linear"]
+    assert len(linear) == 36
+    assert all(r["sample"] == "64 of 439 rows stored in the trace" for r in linear)
+    # Attention GEMMs are emulated too: e4m3 QK^T and PV near the Linear layers' ~30 dB.
+    kinds = result["summary"]["by_kind"]
+    assert kinds["attn_qk"]["count"] == kinds["attn_pv"]["count"] == 6
+    assert 25 < kinds["attn_qk"]["sqnr_db_mean"] < 40
+    assert 25 < kinds["attn_pv"]["sqnr_db_mean"] < 40
+    assert set(result["summary"]["nonlinear_by_op"]) == {"softmax", "gelu", "layer_norm"}
