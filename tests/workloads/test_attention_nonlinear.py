@@ -143,7 +143,7 @@ def test_evaluate_attention_and_nonlinear(block_dir: Path) -> None:
     bf16 = evaluate(block_dir, nonlinear="bfloat16")
 
     def attn(result: dict, role: str) -> dict:
-        return next(r for r in result["layers"] if r["op"] == role)
+        return next(r for r in result["attention"] if r["op"] == role)
 
     for role in ("attn_qk", "attn_pv"):
         # float32 operands on the exact datapath: the fp32 reference up to summation order.
@@ -151,6 +151,7 @@ def test_evaluate_attention_and_nonlinear(block_dir: Path) -> None:
         assert 10 < attn(e4m3, role)["sqnr_db"] < 40
         assert attn(off, role)["path"].startswith("float32")
         assert attn(off, role)["sqnr_db"] is None or attn(off, role)["sqnr_db"] > 100
+    assert {r["op"] for r in e4m3["layers"]} == {"linear"}  # attention kept apart
     assert e4m3["config"]["attention"] == "emulated"
     assert off["config"]["attention"] == "float32"
     by_op = e4m3["summary"]["nonlinear_by_op"]

@@ -229,7 +229,8 @@ def evaluate_main(args: argparse.Namespace) -> int:
              f"acts {cfg['acts']} ({cfg['scaling']['acts']}), datapath {cfg['datapath']}, "
              f"acc {cfg['acc']} {cfg['rounding']}")
     rows = [[r["name"], f"{r['rows']}x{r['cols']}", _fmt(r["sqnr_db"], ".2f"),
-             _fmt(r["rel_err"], ".3e"), r["path"]] for r in result["layers"]]
+             _fmt(r["rel_err"], ".3e"), r["path"]]
+            for r in result["layers"] + result["attention"]]
     print_table(["gemm", "rows x cols", "SQNR dB", "rel err", "path"], rows, align="lrrrl",
                 title=title)
     s = result["summary"]

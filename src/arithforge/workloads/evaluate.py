@@ -526,7 +526,9 @@ def evaluate(trace: Trace | str | Path, weights: str | Format = "float8_e4m3fn",
     dict
         ``trace``, ``workload``, ``config``, ``layers`` (one dict per GEMM: shape, rows and
         columns used, ``sample``, ``sqnr_db``, ``rel_err``, ``max_abs_err``, ``nonfinite``,
-        ``path``, ``seconds``; attention GEMMs have ``op`` ``attn_qk`` or ``attn_pv``),
+        ``path``, ``seconds``), ``attention`` (the same per traced attention GEMM, pooled
+        over its stored heads, ``op`` ``attn_qk`` or ``attn_pv``; kept out of ``layers`` so
+        that per-layer consumers, such as mixed precision, see the weight GEMMs only),
         ``nonlinear`` (one dict per traced softmax, GELU and LayerNorm: ``sqnr_db``,
         ``rel_err``, ``max_abs_err`` of the implementation against the fp32 output),
         ``summary`` (with ``by_kind`` and ``nonlinear_by_op``), ``end_metric`` (``None`` for
@@ -587,19 +589,20 @@ def evaluate(trace: Trace | str | Path, weights: str | Format = "float8_e4m3fn",
             notes.append("per-layer metrics of the layers with a 'sample' use only those rows "
                          "and columns")
         if metric is not None:
+            emulated_attn = attention and t.name == "minilm"
             notes.append("the end metric runs every row and column of every GEMM"
-                         + (", attention GEMMs per head over the real tokens" if attention
+                         + (", attention GEMMs per head over the real tokens" if emulated_attn
                             else ""))
         if attention and not t.attn_gemms and t.name == "minilm":
             notes.append("this trace predates traced attention GEMMs and nonlinear ops: per-op "
                          "metrics cover the Linear GEMMs only (the end metric still emulates "
                          "attention); re-run `arithforge trace minilm` for the rest")
-        elif end_metric:
+        if metric is None and end_metric:
             notes.append(f"workload {t.name!r} has no end metric; per-GEMM metrics only")
         return {
             "trace": str(t.path), "workload": t.name,
             "config": {**setup.describe(), **setup.describe_extra(attention, nl)},
-            "layers": layers + attn, "nonlinear": nl_ops, "summary": summary,
+            "layers": layers, "attention": attn, "nonlinear": nl_ops, "summary": summary,
             "end_metric": metric, "notes": notes,
             "seconds": {"layers": round(t1 - t0, 3), "end_metric": round(t2 - t1, 3),
                         "total": round(t2 - t0, 3)},
