@@ -207,7 +207,12 @@ def evaluate_main(args: argparse.Namespace) -> int:
     datapath's GEMM model on the codes (the datapaths listed below), and compared with the fp32
     output in the trace: SQNR in dB and relative error. For minilm and digits-cnn traces the
     whole model then runs with every GEMM emulated: Spearman correlation on graded sentence
-    pairs and cosine similarity to the fp32 embeddings, or test accuracy. Layers whose metrics
+    pairs and cosine similarity to the fp32 embeddings, or test accuracy. Attention GEMMs (QK^T,
+    PV per head) are emulated too, both operands in the activation format (--attention float
+    keeps them fp32); --nonlinear picks softmax, GELU and LayerNorm: float (float64 reference),
+    a float format such as bfloat16 (inputs and outputs rounded to it, RNE), or ibert / ivit
+    (integer units, when built). Per-op errors are tabled per GEMM kind and nonlinear op type.
+    Layers whose metrics
     used a sample of rows or columns say so. --json prints everything as one JSON document.
     """
     import json

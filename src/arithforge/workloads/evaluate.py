@@ -24,6 +24,15 @@ each sentence embedding to the fp32 one; the digits CNN gives its test accuracy 
 with the fp32 predictions. Synthetic traces (and traces of other modules) have per-GEMM metrics
 only. Outputs of the emulated GEMMs enter the model as float32.
 
+Attention and nonlinear ops: a trace that recorded them (``arithforge trace minilm``) has
+attention GEMMs (QK^T, PV per head; :class:`~.trace.AttnGEMM`) and softmax, GELU and LayerNorm
+inputs and outputs (:class:`~.trace.NonlinearOp`). With ``attention`` (the default) both operands
+of each head's GEMM are quantized in the activation format and run on the datapath, per op and
+in MiniLM's end metric (``scaled_dot_product_attention`` split per sentence and head over the
+real tokens); ``nonlinear`` picks the implementation of softmax, GELU and LayerNorm from
+:mod:`.nonlinear` (``float``, a float format, or the integer units ``ibert``/``ivit``). Their
+errors are reported per op type (``summary.by_kind``, ``summary.nonlinear_by_op``).
+
 Which outputs a metric saw is part of the result. A trace may store a sample of each GEMM's rows
 (MiniLM stores 64 tokens of 439). Slow datapaths (:attr:`Accuracy.fast` false: ``fma``,
 ``tensorcore``, ``lut``) are evaluated per layer on at most ``max_rows`` rows (64 unless given),
