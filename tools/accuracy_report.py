@@ -95,7 +95,9 @@ zero-argument factory whose object has `name`, `description`, `softmax(x, axis)`
 approximate)` and `layer_norm(x, weight, bias, eps)` on float64 real values (the unit quantizes
 its input itself); plug-ins call `register_nonlinear(name, factory)`. Results: `summary.by_kind`
 (per GEMM kind: `linear`, `conv2d`, `attn_qk`, `attn_pv`) and `summary.nonlinear_by_op`; the
-top-level summary keeps to the Linear and Conv2d GEMMs, as before.
+top-level summary keeps to the Linear and Conv2d GEMMs, as before. Emulating attention costs
+MiniLM's end metric 80 sentences x 12 heads x 6 layers x 2 = 11,520 small GEMMs, one datapath
+call each: 14.6 s against 5.9 s with `--attention float` (`exact`, 2 cores at load average 6).
 
 Speed (`python benchmarks/bench_evaluate.py`): one format on the whole MiniLM trace, per-layer
 metrics and end metric, takes about 2 s with the `exact` datapath on 2 cores (6 s with the model
