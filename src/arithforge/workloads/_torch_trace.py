@@ -249,7 +249,8 @@ class _Recorder:
         scale = 1 / math.sqrt(e) if scale is None else float(scale)
         self.graph.nodes[softmax]["params"] = {"dim": -1, "scale": scale}
         causal = bool(_arg(args, kwargs, 5, "is_causal", False))
-        if q.dim() == 4 and k.shape[:-2] == q.shape[:-2] and v.shape[:-2] == q.shape[:-2]:
+        # Self-attention only (keys are the queries' tokens), one K and V head per query head.
+        if (q.dim() == 4 and k.shape[:-1] == q.shape[:-1] and v.shape[:-1] == q.shape[:-1]):
             with self.pause():
                 self._capture_attention(base, (scores, softmax, context), q, k, v, mask,
                                         scale, causal)
