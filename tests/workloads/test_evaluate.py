@@ -130,8 +130,8 @@ def test_scales_applied_in_float64(small_synthetic: Path) -> None:
 
 def test_result_layout(small_synthetic: Path) -> None:
     result = evaluate(small_synthetic)
-    assert set(result) == {"trace", "workload", "config", "layers", "summary", "end_metric",
-                           "notes", "seconds"}
+    assert set(result) == {"trace", "workload", "config", "layers", "attention", "nonlinear",
+                           "summary", "end_metric", "notes", "seconds"}
     assert result["workload"] == "synthetic"
     assert result["end_metric"] is None
     assert result["notes"] == ["workload 'synthetic' has no end metric; per-GEMM metrics only"]
@@ -139,7 +139,11 @@ def test_result_layout(small_synthetic: Path) -> None:
         "weights": "float8_e4m3fn", "acts": "float8_e4m3fn", "datapath": "exact",
         "acc": "float32", "rounding": "rne",
         "scaling": {"weights": "per-tensor", "acts": "per-tensor"}, "pow2_scales": False,
-        "block_size": 32, "options": {}, "transform": "none"}
+        "block_size": 32, "options": {}, "attention": "emulated", "nonlinear": "float",
+        "nonlinear_rounding": "float64 reference",
+        "transform": "none"}
+    assert result["nonlinear"] == []  # a synthetic trace has no nonlinear op
+    assert result["attention"] == []  # nor attention
     assert [r["name"] for r in result["layers"]] == [
         "gaussian", "gaussian-outliers", "laplace", "laplace-outliers", "student-t3",
         "student-t3-outliers"]
@@ -232,15 +236,15 @@ def test_cli_json(small_synthetic: Path, capsys: pytest.CaptureFixture[str]) -> 
     out, err = capsys.readouterr()
     assert (status, err) == (0, "")
     doc = json.loads(out)
-    assert set(doc) == {"trace", "workload", "config", "layers", "summary", "end_metric",
-                        "notes", "seconds"}
+    assert set(doc) == {"trace", "workload", "config", "layers", "attention", "nonlinear",
+                        "summary", "end_metric", "notes", "seconds"}
     assert doc["config"]["scaling"] == {"weights": "per-block", "acts": "per-block"}
     assert set(doc["layers"][0]) == {"name", "op", "M", "N", "K", "rows", "cols", "sample",
                                      "sqnr_db", "rel_err", "max_abs_err", "nonfinite", "path",
                                      "seconds"}
     assert set(doc["summary"]) == {"layers", "sampled_layers", "sqnr_db_mean", "sqnr_db_min",
                                    "sqnr_db_median", "sqnr_db_pooled", "rel_err_mean",
-                                   "rel_err_max", "nonfinite"}
+                                   "rel_err_max", "nonfinite", "by_kind", "nonlinear_by_op"}
 
 
 def test_cli_table_and_options(small_synthetic: Path,
@@ -347,4 +351,13 @@ def test_minilm_end_metric(minilm_dir: Path) -> None:
     assert metric["name"] == "spearman"
     assert abs(metric["value"] - metric["fp32"]) < 0.02
     assert metric["cosine_to_fp32_mean"] > 0.99
-    assert all(r["sample"] == "64 of 439 rows stored in the trace" for r in result["layers"])
+    linear = result["layers"]
+    assert {r["op"] for r in linear} == {"linear"}
+    assert len(linear) == 36
+    assert all(r["sample"] == "64 of 439 rows stored in the trace" for r in linear)
+    # Attention GEMMs are emulated too: e4m3 QK^T and PV near the Linear layers' ~30 dB.
+    kinds = result["summary"]["by_kind"]
+    assert kinds["attn_qk"]["count"] == kinds["attn_pv"]["count"] == 6
+    assert 25 < kinds["attn_qk"]["sqnr_db_mean"] < 40
+    assert 25 < kinds["attn_pv"]["sqnr_db_mean"] < 40
+    assert set(result["summary"]["nonlinear_by_op"]) == {"softmax", "gelu", "layer_norm"}

@@ -149,6 +149,32 @@ def test_override_padding_excluded() -> None:
     assert set(rows) == {tokens}
 
 
+def test_attention_emulation_reproduces_fp32() -> None:
+    from arithforge.workloads.minilm import _tokenize
+    from arithforge.workloads.nonlinear import get_nonlinear
+
+    sentences = ["Hi.", "A much longer sentence than the first."]
+    lengths = [int(n) for n in _tokenize(sentences)["attention_mask"].sum(dim=1)]
+    shapes: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
+
+    def plain(role: str, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        shapes.append((role, x.shape, w.shape))
+        return x @ w.T
+
+    ref = run_minilm_with_linear_override(None, sentences)
+    split = run_minilm_with_linear_override(None, sentences, attn_fn=plain)
+    # Split per sentence and head over the real tokens, with a float64 softmax: fp32 again.
+    assert np.abs(split - ref).max() < 1e-5
+    assert len(shapes) == 2 * 6 * 12 * len(sentences)
+    assert {(s[1][0], s[2][0]) for s in shapes if s[0] == "attn_qk"} == {(n, n) for n in lengths}
+    assert {s[2] for s in shapes if s[0] == "attn_pv"} == {(32, n) for n in lengths}
+    # bfloat16 nonlinear ops move the embeddings measurably, not by much.
+    bf16 = run_minilm_with_linear_override(None, sentences, nonlinear=get_nonlinear("bfloat16"))
+    cos = np.einsum("ij,ij->i", bf16, ref)
+    assert np.abs(bf16 - ref).max() > 1e-4
+    assert cos.min() > 0.99
+
+
 class TinyNet(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()

@@ -70,6 +70,11 @@ def trace_main(args: argparse.Namespace) -> int:
         rows = [[g.name, g.op, str(g.M), str(g.N), str(g.K), str(g.rows)] for g in trace.gemms]
         print_table(["gemm", "op", "M", "N", "K", "rows stored"], rows, align="llrrrr",
                     title=f"{trace.name}: {len(trace.gemms)} traced GEMMs")
+        if trace.attn_gemms or trace.nonlinear:
+            kinds: dict[str, int] = {}
+            for x in [*(a.role for a in trace.attn_gemms), *(o.op for o in trace.nonlinear)]:
+                kinds[x] = kinds.get(x, 0) + 1
+            print("also traced: " + ", ".join(f"{n} {k}" for k, n in kinds.items()))
     size = sum(file_sizes(args.output).values())
     print(f"wrote {args.output} ({size / 1e6:.1f} MB) in {elapsed:.1f} s")
     return 0
@@ -194,6 +199,13 @@ def configure_evaluate_parser(parser: argparse.ArgumentParser) -> None:
                              "(default), hadamard[:BLOCK] (block Hadamard, default block 32) or "
                              "rht[:BLOCK[:SEED]] (with random signs); the product is unchanged "
                              "in exact arithmetic")
+    parser.add_argument("--attention", choices=("emulate", "float"), default="emulate",
+                        help="emulate the attention GEMMs (QK^T, PV per head; both operands in "
+                             "the activation format) or keep them fp32 (default emulate)")
+    parser.add_argument("--nonlinear", default="float", metavar="IMPL",
+                        help="softmax, GELU and LayerNorm: float (float64 reference; default), "
+                             "a float format such as bfloat16 or float16 (inputs and outputs "
+                             "rounded to it, RNE), or ibert / ivit (integer units)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     if isinstance(parser, Parser):
         parser.more_help = _datapaths_help
@@ -211,7 +223,12 @@ def evaluate_main(args: argparse.Namespace) -> int:
     datapath's GEMM model on the codes (the datapaths listed below), and compared with the fp32
     output in the trace: SQNR in dB and relative error. For minilm and digits-cnn traces the
     whole model then runs with every GEMM emulated: Spearman correlation on graded sentence
-    pairs and cosine similarity to the fp32 embeddings, or test accuracy. Layers whose metrics
+    pairs and cosine similarity to the fp32 embeddings, or test accuracy. Attention GEMMs (QK^T,
+    PV per head) are emulated too, both operands in the activation format (--attention float
+    keeps them fp32); --nonlinear picks softmax, GELU and LayerNorm: float (float64 reference),
+    a float format such as bfloat16 (inputs and outputs rounded to it, RNE), or ibert / ivit
+    (integer units, when built). Per-op errors are tabled per GEMM kind and nonlinear op type.
+    Layers whose metrics
     used a sample of rows or columns say so. --json prints everything as one JSON document.
     """
     import json
@@ -223,7 +240,8 @@ def evaluate_main(args: argparse.Namespace) -> int:
         weight_scaling=args.weight_scaling, act_scaling=args.act_scaling,
         pow2_scales=args.pow2_scales, block_size=args.block_size, rounding=args.rounding,
         options=dict(args.option), end_metric=not args.no_end_metric, max_rows=args.max_rows,
-        max_cols=args.max_cols, seed=args.seed, transform=args.transform)
+        max_cols=args.max_cols, seed=args.seed, attention=args.attention == "emulate",
+        nonlinear=args.nonlinear, transform=args.transform)
     if args.json:
         print(json.dumps(result, indent=1, allow_nan=False))
         return 0
@@ -233,13 +251,23 @@ def evaluate_main(args: argparse.Namespace) -> int:
              f"acc {cfg['acc']} {cfg['rounding']}"
              + ("" if cfg["transform"] == "none" else f", transform {cfg['transform']}"))
     rows = [[r["name"], f"{r['rows']}x{r['cols']}", _fmt(r["sqnr_db"], ".2f"),
-             _fmt(r["rel_err"], ".3e"), r["path"]] for r in result["layers"]]
+             _fmt(r["rel_err"], ".3e"), r["path"]]
+            for r in result["layers"] + result["attention"]]
     print_table(["gemm", "rows x cols", "SQNR dB", "rel err", "path"], rows, align="lrrrl",
                 title=title)
     s = result["summary"]
     print(f"SQNR dB: mean {_fmt(s['sqnr_db_mean'], '.2f')}, min {_fmt(s['sqnr_db_min'], '.2f')}, "
           f"pooled {_fmt(s['sqnr_db_pooled'], '.2f')}; rel err mean "
           f"{_fmt(s['rel_err_mean'], '.3e')}, max {_fmt(s['rel_err_max'], '.3e')}")
+    for title, table in (("GEMM kind", s.get("by_kind", {})),
+                         ("nonlinear op", s.get("nonlinear_by_op", {}))):
+        if table:
+            print_table([title, "count", "SQNR dB mean", "SQNR dB min", "rel err mean"],
+                        [[k, str(v["count"]), _fmt(v["sqnr_db_mean"], ".2f"),
+                          _fmt(v["sqnr_db_min"], ".2f"), _fmt(v["rel_err_mean"], ".3e")]
+                         for k, v in table.items()], align="lrrrr")
+    if result.get("nonlinear"):
+        print(f"nonlinear: {cfg['nonlinear_rounding']}; attention GEMMs {cfg['attention']}")
     metric = result["end_metric"]
     if metric is not None:
         extra = {k: v for k, v in metric.items() if k not in ("name", "value", "fp32")}

@@ -39,6 +39,8 @@ _PASS_THROUGH = frozenset({
     "unbind", "t", "movedim", "swapaxes", "repeat", "tile", "cpu", "identity", "requires_grad_",
     "__get__",  # tensor properties: `.T`, `.mT`, `.data`
 })
+#: Nonlinear ops whose inputs, outputs and parameters are stored.
+_NONLINEAR = frozenset({"softmax", "gelu", "layer_norm"})
 _GEMM_OPS = frozenset({"linear", "matmul", "mm", "bmm", "conv1d", "conv2d", "conv3d"})
 
 
@@ -193,6 +195,9 @@ class _Recorder:
             base = layer if own else f"{layer}:{name}" if layer else name
             attrs["out_shape"] = list(outs[0].shape)
             node = self._add_op(base, attrs, sources)
+            if name in _NONLINEAR and not self.paused:
+                with self.pause():
+                    self._capture_nonlinear(node, name, args, kwargs, outs[0])
         for t in outs:
             self._register(t, node)
 
@@ -235,9 +240,139 @@ class _Recorder:
         softmax = self._add_op(f"{base}.softmax", {
             "kind": "op", "op": "softmax", "layer": layer, "out_shape": [*q.shape[:-1], lk]},
             [scores] + src(mask))
-        return self._add_op(f"{base}.context", gemm_node(
+        context = self._add_op(f"{base}.context", gemm_node(
             "matmul", layer, lq, ev, lk, batch=batch, out_shape=list(out.shape)),
             [softmax] + src(v))
+        self.graph.nodes[scores]["role"] = "attn_qk"
+        self.graph.nodes[context]["role"] = "attn_pv"
+        scale = _arg(args, kwargs, 6, "scale")
+        scale = 1 / math.sqrt(e) if scale is None else float(scale)
+        self.graph.nodes[softmax]["params"] = {"dim": -1, "scale": scale}
+        causal = bool(_arg(args, kwargs, 5, "is_causal", False))
+        # Self-attention only (keys are the queries' tokens), one K and V head per query head.
+        if (q.dim() == 4 and k.shape[:-1] == q.shape[:-1] and v.shape[:-1] == q.shape[:-1]):
+            with self.pause():
+                self._capture_attention(base, (scores, softmax, context), q, k, v, mask,
+                                        scale, causal)
+        return context
+
+    def _keys_valid(self, mask: Any, shape: tuple[int, ...], causal: bool) -> torch.Tensor:
+        """Boolean ``(B, H, Lq, Lk)``: which scores enter the softmax."""
+        valid = torch.ones(shape, dtype=torch.bool)
+        if causal:
+            valid = valid & torch.ones(shape[-2:], dtype=torch.bool).tril()
+        if isinstance(mask, torch.Tensor):
+            valid = valid & (mask if mask.dtype == torch.bool else torch.isfinite(mask)
+                             & (mask > torch.finfo(mask.dtype).min / 2)).expand(shape)
+        return valid
+
+    def _capture_attention(self, base: str, nodes: tuple[str, str, str], q: torch.Tensor,
+                           k: torch.Tensor, v: torch.Tensor, mask: Any, scale: float,
+                           causal: bool) -> None:
+        """Store QK^T, the softmax and PV of a sample of sentences, all heads, real tokens.
+
+        Sentences are taken in a seeded order while their real tokens add up to at most
+        ``max_rows`` (at least one sentence): the token-row budget of a Linear, over all heads.
+        Arrays are ``(slices, Lmax, .)``, zero beyond each slice's length ``lengths[i]``.
+        """
+        bsz, heads, lq, _ = q.shape
+        q, k, v = q.float(), k.float(), v.float()
+        if self.row_mask is not None and tuple(self.row_mask.shape) == (bsz, lq):
+            lengths = self.row_mask.sum(dim=1).tolist()
+        else:
+            lengths = [lq] * bsz
+        order = np.random.default_rng([self.seed, bsz, 1]).permutation(bsz)
+        chosen: list[int] = []
+        for b in order.tolist():
+            if chosen and self.max_rows is not None and (
+                    sum(lengths[c] for c in chosen) + lengths[b] > self.max_rows):
+                continue
+            chosen.append(b)
+        chosen.sort()
+        lmax = max(lengths[b] for b in chosen)
+        slices = [(b, h) for b in chosen for h in range(heads)]
+        n = len(slices)
+        d, dv = q.shape[-1], v.shape[-1]
+        Q = torch.zeros(n, lmax, d)
+        K = torch.zeros(n, lmax, d)
+        Vt = torch.zeros(n, dv, lmax)
+        S = torch.zeros(n, lmax, lmax)
+        P = torch.zeros(n, lmax, lmax)
+        C = torch.zeros(n, lmax, dv)
+        QK = torch.zeros(n, lmax, lmax)
+        valid = self._keys_valid(mask, (bsz, heads, lq, k.shape[-2]), causal)
+        for i, (b, h) in enumerate(slices):
+            n_tok = lengths[b]
+            qi, ki, vi = q[b, h, :n_tok], k[b, h, :n_tok], v[b, h, :n_tok]
+            qk = qi @ ki.T
+            s = qk * scale
+            ok = valid[b, h, :n_tok, :n_tok]
+            p = torch.softmax(s.masked_fill(~ok, -math.inf), dim=-1)
+            Q[i, :n_tok], K[i, :n_tok], Vt[i, :, :n_tok] = qi, ki, vi.T
+            QK[i, :n_tok, :n_tok], S[i, :n_tok, :n_tok], P[i, :n_tok, :n_tok] = qk, s, p
+            C[i, :n_tok] = p @ vi
+        scores, softmax, context = nodes
+        shared = {"lengths": f"{base}/lengths", "slices": f"{base}/slices"}
+        self.arrays[shared["lengths"]] = np.array([lengths[b] for b, _ in slices], np.int64)
+        self.arrays[shared["slices"]] = np.array(slices, dtype=np.int64).reshape(n, 2)
+        keys = {
+            scores: {"x": f"{scores}/x", "w": f"{scores}/w", "y": f"{scores}/y"},
+            softmax: {"x": f"{softmax}/x", "y": f"{softmax}/y"},
+            context: {"x": f"{softmax}/y", "w": f"{context}/w", "y": f"{context}/y"},
+        }
+        for key, t in ((keys[scores]["x"], Q), (keys[scores]["w"], K), (keys[scores]["y"], QK),
+                       (keys[softmax]["x"], S), (keys[softmax]["y"], P),
+                       (keys[context]["w"], Vt), (keys[context]["y"], C)):
+            self.arrays[key] = _numpy(t)
+        if causal or isinstance(mask, torch.Tensor) and mask.dim() == 4 and mask.shape[-2] > 1:
+            self.arrays[f"{base}/valid"] = np.stack([
+                np.pad(valid[b, h, :lengths[b], :lengths[b]].numpy(),
+                       ((0, lmax - lengths[b]),) * 2) for b, h in slices])
+            shared["valid"] = f"{base}/valid"
+        for node in nodes:
+            self.graph.nodes[node]["attn_tensors"] = {**keys[node], **shared}
+            self.graph.nodes[node]["slices"] = n
+
+    def _capture_nonlinear(self, node: str, name: str, args: tuple[Any, ...],
+                           kwargs: Mapping[str, Any], out: torch.Tensor) -> None:
+        """Store a sample of the rows of a softmax, GELU or LayerNorm and its parameters."""
+        x = _arg(args, kwargs, 0, "input")
+        if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape != out.shape:
+            return
+        params: dict[str, Any] = {}
+        extra: dict[str, torch.Tensor] = {}
+        if name == "softmax":
+            dim = _arg(args, kwargs, 1, "dim")
+            if dim is None or int(dim) % x.dim() != x.dim() - 1:
+                return
+            params["dim"] = -1
+        elif name == "gelu":
+            params["approximate"] = str(_arg(args, kwargs, 1, "approximate", "none"))
+        else:
+            shape = tuple(_arg(args, kwargs, 1, "normalized_shape"))
+            if len(shape) != 1:
+                return
+            params["normalized_shape"] = list(shape)
+            params["eps"] = float(_arg(args, kwargs, 4, "eps", 1e-5))
+            for i, what in ((2, "weight"), (3, "bias")):
+                t = _arg(args, kwargs, i, what)
+                if isinstance(t, torch.Tensor):
+                    extra[what] = t
+        xr, yr = self._rows(x), self._rows(out)
+        m = int(xr.shape[0])
+        keys = {"x": f"{node}/x", "y": f"{node}/y"}
+        keep = sample_rows(m, self.max_rows, self.seed)
+        if keep is not None:
+            keys["rows"] = f"rows/{m}"
+            self.arrays.setdefault(keys["rows"], keep)
+            idx = torch.from_numpy(keep)
+            xr, yr = xr[idx], yr[idx]
+        self.arrays[keys["x"]], self.arrays[keys["y"]] = _numpy(xr), _numpy(yr)
+        for what, t in extra.items():
+            keys[what] = f"{node}/{what}"
+            self.arrays[keys[what]] = _numpy(t)
+        attrs = self.graph.nodes[node]
+        attrs.update(params=params, tensors=keys, rows=int(xr.shape[0]), M=m)
 
     # -- tensors --------------------------------------------------------------------------------
     def _rows(self, t: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,15 @@ each sentence embedding to the fp32 one; the digits CNN gives its test accuracy 
 with the fp32 predictions. Synthetic traces (and traces of other modules) have per-GEMM metrics
 only. Outputs of the emulated GEMMs enter the model as float32.
 
+Attention and nonlinear ops: a trace that recorded them (``arithforge trace minilm``) has
+attention GEMMs (QK^T, PV per head; :class:`~.trace.AttnGEMM`) and softmax, GELU and LayerNorm
+inputs and outputs (:class:`~.trace.NonlinearOp`). With ``attention`` (the default) both operands
+of each head's GEMM are quantized in the activation format and run on the datapath, per op and
+in MiniLM's end metric (``scaled_dot_product_attention`` split per sentence and head over the
+real tokens); ``nonlinear`` picks the implementation of softmax, GELU and LayerNorm from
+:mod:`.nonlinear` (``float``, a float format, or the integer units ``ibert``/``ivit``). Their
+errors are reported per op type (``summary.by_kind``, ``summary.nonlinear_by_op``).
+
 Which outputs a metric saw is part of the result. A trace may store a sample of each GEMM's rows
 (MiniLM stores 64 tokens of 439). Slow datapaths (:attr:`Accuracy.fast` false: ``fma``,
 ``tensorcore``, ``lut``) are evaluated per layer on at most ``max_rows`` rows (64 unless given),
@@ -50,8 +59,17 @@ from ..datapaths import get as get_datapath
 from ..formats import Format, Rounding, get_format
 from ..formats.rounding import as_rounding
 from .limits import check_block_size, check_sample_limit, check_seed
+from .nonlinear import FloatReference, Nonlinear, get_nonlinear
 from .quantize import SCALINGS, Quantized, quantize
-from .trace import GEMMOverride, Trace, load_trace, sample_rows
+from .trace import (
+    AttnGEMM,
+    AttnGEMMOverride,
+    GEMMOverride,
+    NonlinearOp,
+    Trace,
+    load_trace,
+    sample_rows,
+)
 from .transform import Transform, parse_transform
 
 __all__ = ["DEFAULT_SLOW_ROWS", "accuracy_model", "check_options", "evaluate", "rel_err",
@@ -184,6 +202,16 @@ class _Setup:
 
         return run
 
+    def attn_override(self) -> AttnGEMMOverride:
+        """An attention-GEMM override: both operands are activations (float32 out)."""
+
+        def run(role: str, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+            y, _ = self.gemm(self.quantize_x(x), self.quantize_x(w), None)
+            with np.errstate(over="ignore"):
+                return y.astype(np.float32)
+
+        return run
+
     def describe(self) -> dict[str, Any]:
         def scaling(fmt: Format, asked: str) -> str:
             return "per-block" if fmt.kind == "block" else asked
@@ -197,6 +225,10 @@ class _Setup:
             "pow2_scales": self.pow2, "block_size": self.block_size,
             "options": dict(self.options), "transform": self.transform.name,
         }
+
+    def describe_extra(self, attention: bool, nl: Nonlinear) -> dict[str, Any]:
+        return {"attention": "emulated" if attention else "float32",
+                "nonlinear": nl.name, "nonlinear_rounding": nl.description}
 
 
 def _sample(total: int, limit: int | None, seed: int) -> npt.NDArray[np.intp] | None:
@@ -242,6 +274,104 @@ def _layer(setup: _Setup, trace: Trace, name: str, max_rows: int | None,
     }, signal, noise
 
 
+def _errors(y_ref: np.ndarray, y_hat: np.ndarray) -> dict[str, Any]:
+    return {
+        "sqnr_db": _finite_or_none(sqnr_db(y_ref, y_hat)), "rel_err": rel_err(y_ref, y_hat),
+        "max_abs_err": _finite_or_none(float(np.max(np.abs(y_ref - y_hat), initial=0.0))),
+        "nonfinite": int((~np.isfinite(y_hat)).sum()),
+    }
+
+
+def _sums(y_ref: np.ndarray, y_hat: np.ndarray) -> tuple[float, float]:
+    with np.errstate(invalid="ignore", over="ignore"):
+        return (float(np.sum(np.asarray(y_ref, np.float64) ** 2)),
+                float(np.sum((y_ref - y_hat) ** 2)))
+
+
+def _attn_layer(setup: _Setup, trace: Trace, g: AttnGEMM,
+                emulate: bool) -> tuple[dict[str, Any], float, float]:
+    """Metrics of one attention GEMM over its stored heads (each head quantized on its own)."""
+    start = time.perf_counter()
+    refs, hats = [], []
+    path = "float32 (not emulated)"
+    rows = 0
+    for i in range(g.slices):
+        x, w, y = g.operands(trace, i)
+        if emulate:
+            y_hat, path = setup.gemm(setup.quantize_x(x), setup.quantize_x(w), None)
+        else:
+            y_hat = (x @ w.T).astype(np.float64)
+        refs.append(y.astype(np.float64).ravel())
+        hats.append(np.asarray(y_hat, np.float64).ravel())
+        rows += x.shape[0]
+    y_ref, y_hat_all = np.concatenate(refs), np.concatenate(hats)
+    n_tok = x.shape[0] if g.role == "attn_qk" else x.shape[1]
+    signal, noise = _sums(y_ref, y_hat_all)
+    return {
+        "name": g.name, "op": g.role, "M": rows, "N": y.shape[1], "K": x.shape[1],
+        "rows": rows, "cols": int(y.shape[1]),
+        "sample": f"{g.slices} heads x sentences stored in the trace ({rows} query rows, "
+                  f"last slice {n_tok} tokens)",
+        **_errors(y_ref, y_hat_all), "path": path,
+        "seconds": round(time.perf_counter() - start, 4),
+    }, signal, noise
+
+
+def _nonlinear_op(impl: Nonlinear, trace: Trace, op: NonlinearOp) -> dict[str, Any]:
+    """Error of ``impl`` on one traced nonlinear op against its fp32 output."""
+    start = time.perf_counter()
+    x = trace.tensors[op.tensors["x"]].astype(np.float64)
+    y = trace.tensors[op.tensors["y"]].astype(np.float64)
+    if op.in_attention:
+        lengths = trace.tensors[op.tensors["lengths"]]
+        valid = (trace.tensors[op.tensors["valid"]] if "valid" in op.tensors else None)
+        refs, hats = [], []
+        for i, n in enumerate(lengths.tolist()):
+            s = x[i, :n, :n]
+            if valid is not None:
+                s = np.where(valid[i, :n, :n], s, -np.inf)
+            hats.append(impl.softmax(s, -1).ravel())
+            refs.append(y[i, :n, :n].ravel())
+        y_ref, y_hat = np.concatenate(refs), np.concatenate(hats)
+    elif op.op == "softmax":
+        y_ref, y_hat = y, impl.softmax(x, -1)
+    elif op.op == "gelu":
+        y_ref, y_hat = y, impl.gelu(x, str(op.params.get("approximate", "none")))
+    elif op.op == "layer_norm":
+        w = op.tensors.get("weight")
+        b = op.tensors.get("bias")
+        y_ref, y_hat = y, impl.layer_norm(
+            x, None if w is None else trace.tensors[w].astype(np.float64),
+            None if b is None else trace.tensors[b].astype(np.float64),
+            float(op.params.get("eps", 1e-5)))
+    else:
+        raise ArithforgeError(f"trace {str(trace.path)!r}: nonlinear op {op.name!r} is "
+                              f"{op.op!r}, which evaluate does not compute")
+    return {"name": op.name, "op": op.op, "layer": op.layer, "rows": op.rows,
+            "implementation": impl.name, **_errors(y_ref, y_hat),
+            "seconds": round(time.perf_counter() - start, 4)}
+
+
+def _by_kind(records: list[dict[str, Any]], pooled: Mapping[str, tuple[float, float]]
+             ) -> dict[str, dict[str, Any]]:
+    """Per op kind: count, mean and min SQNR, pooled SQNR (when sums are given), mean rel err."""
+    out: dict[str, dict[str, Any]] = {}
+    for kind in dict.fromkeys(r["op"] for r in records):
+        rs = [r for r in records if r["op"] == kind]
+        sq = [r["sqnr_db"] for r in rs if r["sqnr_db"] is not None]
+        re = [r["rel_err"] for r in rs if r["rel_err"] is not None]
+        entry: dict[str, Any] = {
+            "count": len(rs), "sqnr_db_mean": float(np.mean(sq)) if sq else None,
+            "sqnr_db_min": float(np.min(sq)) if sq else None,
+            "rel_err_mean": float(np.mean(re)) if re else None}
+        if kind in pooled:
+            signal, noise = pooled[kind]
+            entry["sqnr_db_pooled"] = (10 * math.log10(signal / noise) if noise > 0 < signal
+                                       and math.isfinite(noise) else None)
+        out[kind] = entry
+    return out
+
+
 def _finite_or_none(v: float | None) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
@@ -265,11 +395,15 @@ def _summary(layers: list[dict[str, Any]], pooled: tuple[float, float]) -> dict[
     }
 
 
-def _minilm_metric(setup: _Setup, trace: Trace) -> dict[str, Any]:
+def _minilm_metric(setup: _Setup, trace: Trace, attention: bool,
+                   nonlinear: Nonlinear) -> dict[str, Any]:
     from .metrics import spearman
     from .minilm import run_minilm_with_linear_override
 
-    emb = run_minilm_with_linear_override(setup.override()).astype(np.float64)
+    emb = run_minilm_with_linear_override(
+        setup.override(), attn_fn=setup.attn_override() if attention else None,
+        nonlinear=None if isinstance(nonlinear, FloatReference) else nonlinear
+    ).astype(np.float64)
     ref = trace.tensors["reference/sts_embeddings"].astype(np.float64)
     pairs = trace.tensors["input/sts_pairs"]
     scores = trace.tensors["input/sts_scores"]
@@ -286,7 +420,9 @@ def _minilm_metric(setup: _Setup, trace: Trace) -> dict[str, Any]:
     }
 
 
-def _digits_metric(setup: _Setup, trace: Trace) -> dict[str, Any]:
+def _digits_metric(setup: _Setup, trace: Trace, attention: bool,
+                   nonlinear: Nonlinear) -> dict[str, Any]:
+    # The digits CNN has no attention, softmax, GELU or LayerNorm (ReLU and max-pool only).
     from .digits import run_digits_with_gemm_override
 
     logits = run_digits_with_gemm_override(trace, setup.override())
@@ -355,7 +491,9 @@ def evaluate(trace: Trace | str | Path, weights: str | Format = "float8_e4m3fn",
              pow2_scales: bool = False, block_size: int = 32, rounding: str | None = None,
              options: Mapping[str, Any] | None = None, end_metric: bool = True,
              max_rows: int | None = None, max_cols: int | None = None,
-             seed: int = 0, transform: str | Transform | None = None) -> dict[str, Any]:
+             seed: int = 0, attention: bool = True,
+             nonlinear: str | Nonlinear | None = "float",
+             transform: str | Transform | None = None) -> dict[str, Any]:
     """Emulate weights in ``weights``, activations in ``acts`` and ``datapath`` on a trace.
 
     Parameters
@@ -391,6 +529,14 @@ def evaluate(trace: Trace | str | Path, weights: str | Format = "float8_e4m3fn",
         Slow datapaths default to :data:`DEFAULT_SLOW_ROWS` rows.
     seed : int
         Seed of those samples.
+    attention : bool
+        Emulate the attention GEMMs (QK^T and PV per head, both operands in ``acts``) in the
+        per-op metrics and the end metric; false keeps them fp32.
+    nonlinear : str or Nonlinear
+        Implementation of softmax, GELU and LayerNorm (:func:`.nonlinear.get_nonlinear`):
+        ``float`` (default; the float64 reference per op, the model's own fp32 ops in the end
+        metric except the attention softmax when attention is emulated), a float format name
+        (inputs and outputs rounded to it), ``ibert`` or ``ivit``.
     transform : str or Transform, optional
         Rotate activations and weights along K before quantization: ``none`` (default),
         ``hadamard[:BLOCK]`` or ``rht[:BLOCK[:SEED]]`` (:mod:`arithforge.workloads.transform`).
@@ -400,8 +546,13 @@ def evaluate(trace: Trace | str | Path, weights: str | Format = "float8_e4m3fn",
     dict
         ``trace``, ``workload``, ``config``, ``layers`` (one dict per GEMM: shape, rows and
         columns used, ``sample``, ``sqnr_db``, ``rel_err``, ``max_abs_err``, ``nonfinite``,
-        ``path``, ``seconds``), ``summary``, ``end_metric`` (``None`` for workloads without one)
-        and ``seconds``. JSON-serializable; infinite SQNR is ``None``.
+        ``path``, ``seconds``), ``attention`` (the same per traced attention GEMM, pooled
+        over its stored heads, ``op`` ``attn_qk`` or ``attn_pv``; kept out of ``layers`` so
+        that per-layer consumers, such as mixed precision, see the weight GEMMs only),
+        ``nonlinear`` (one dict per traced softmax, GELU and LayerNorm: ``sqnr_db``,
+        ``rel_err``, ``max_abs_err`` of the implementation against the fp32 output),
+        ``summary`` (with ``by_kind`` and ``nonlinear_by_op``), ``end_metric`` (``None`` for
+        workloads without one) and ``seconds``. JSON-serializable; infinite SQNR is ``None``.
 
     Raises
     ------
@@ -415,6 +566,8 @@ def evaluate(trace: Trace | str | Path, weights: str | Format = "float8_e4m3fn",
     max_rows = check_sample_limit(max_rows, "max_rows")
     max_cols = check_sample_limit(max_cols, "max_cols")
     seed = check_seed(seed)
+    nl = get_nonlinear(nonlinear)
+    attention = bool(attention)
     if max_rows is None and not setup.datapath.fast:
         max_rows = DEFAULT_SLOW_ROWS
     with _open(trace) as t:
@@ -425,16 +578,28 @@ def evaluate(trace: Trace | str | Path, weights: str | Format = "float8_e4m3fn",
             _check_end_metric(t)
         layers = []
         signal = noise = 0.0
+        pooled: dict[str, tuple[float, float]] = {}
         for g in t.gemms:
             record, s, n = _layer(setup, t, g.name, max_rows, max_cols, seed)
             layers.append(record)
             signal += s
             noise += n
+            ps, pn = pooled.get(g.op, (0.0, 0.0))
+            pooled[g.op] = (ps + s, pn + n)
+        attn = []
+        for ag in t.attn_gemms:
+            record, s, n = _attn_layer(setup, t, ag, attention)
+            attn.append(record)
+            ps, pn = pooled.get(ag.role, (0.0, 0.0))
+            pooled[ag.role] = (ps + s, pn + n)
+        nl_ops = [_nonlinear_op(nl, t, op) for op in t.nonlinear]
         t1 = time.perf_counter()
-        metric = metric_fn(setup, t) if metric_fn is not None else None
+        metric = metric_fn(setup, t, attention, nl) if metric_fn is not None else None
         t2 = time.perf_counter()
         notes = []
         summary = _summary(layers, (signal, noise))
+        summary["by_kind"] = _by_kind(layers + attn, pooled)
+        summary["nonlinear_by_op"] = _by_kind(nl_ops, {})
         if summary["nonfinite"]:
             notes.append(f"{summary['nonfinite']} outputs are not finite: the accumulator "
                          "overflowed or saturated to NaN (scaling a wide format such as bfloat16 "
@@ -444,12 +609,20 @@ def evaluate(trace: Trace | str | Path, weights: str | Format = "float8_e4m3fn",
             notes.append("per-layer metrics of the layers with a 'sample' use only those rows "
                          "and columns")
         if metric is not None:
-            notes.append("the end metric runs every row and column of every GEMM")
-        elif end_metric:
+            emulated_attn = attention and t.name == "minilm"
+            notes.append("the end metric runs every row and column of every GEMM"
+                         + (", attention GEMMs per head over the real tokens" if emulated_attn
+                            else ""))
+        if attention and not t.attn_gemms and t.name == "minilm":
+            notes.append("this trace predates traced attention GEMMs and nonlinear ops: per-op "
+                         "metrics cover the Linear GEMMs only (the end metric still emulates "
+                         "attention); re-run `arithforge trace minilm` for the rest")
+        if metric is None and end_metric:
             notes.append(f"workload {t.name!r} has no end metric; per-GEMM metrics only")
         return {
-            "trace": str(t.path), "workload": t.name, "config": setup.describe(),
-            "layers": layers, "summary": summary,
+            "trace": str(t.path), "workload": t.name,
+            "config": {**setup.describe(), **setup.describe_extra(attention, nl)},
+            "layers": layers, "attention": attn, "nonlinear": nl_ops, "summary": summary,
             "end_metric": metric, "notes": notes,
             "seconds": {"layers": round(t1 - t0, 3), "end_metric": round(t2 - t1, 3),
                         "total": round(t2 - t0, 3)},

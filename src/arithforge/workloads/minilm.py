@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from .metrics import spearman
-from .trace import GEMMOverride, Trace, library_versions, load_trace, write_trace
+from .nonlinear import Nonlinear
+from .trace import AttnGEMMOverride, GEMMOverride, Trace, library_versions, load_trace, write_trace
 from .tracer import record_meta, require
 
 __all__ = [
@@ -135,9 +136,84 @@ def _pool(model: Any) -> Any:
     return model.register_forward_hook(hook, with_kwargs=True)
 
 
+def _emulation_mode(attn_fn: AttnGEMMOverride | None, nonlinear: Nonlinear | None,
+                    lengths: list[int]) -> Any:
+    """A torch function mode that runs attention and nonlinear ops through numpy emulations.
+
+    ``scaled_dot_product_attention`` is split per sentence and head over the real tokens:
+    ``attn_fn("attn_qk", Q, K)`` (or fp32 ``Q @ K.T``), scaled, masked, the softmax of
+    ``nonlinear`` (float64 reference if None), then ``attn_fn("attn_pv", P, V.T)``. Rows of
+    padding tokens keep torch's output (they are masked out of the embedding). GELU, LayerNorm
+    and softmax outside attention run through ``nonlinear`` when it is given.
+    """
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    from .nonlinear import FloatReference
+
+    nl: Nonlinear = nonlinear if nonlinear is not None else FloatReference()
+
+    def f64(t: Any) -> Any:
+        return None if t is None else t.detach().to(torch.float64).numpy()
+
+    def attention(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Any:
+        def arg(i: int, name: str, default: Any = None) -> Any:
+            return kwargs.get(name, args[i] if len(args) > i else default)
+        q, k, v, mask = arg(0, "query"), arg(1, "key"), arg(2, "value"), arg(3, "attn_mask")
+        scale = arg(6, "scale")
+        scale = 1 / np.sqrt(q.shape[-1]) if scale is None else float(scale)
+        if q.dim() != 4 or arg(5, "is_causal", False) or q.shape[0] != len(lengths):
+            raise ValueError("the attention emulation handles 4-d, non-causal attention over "
+                             "the tokenized batch only")
+        new = out.clone()
+        for b, n in enumerate(lengths):
+            for h in range(q.shape[1]):
+                qi, ki = q[b, h, :n].numpy(), k[b, h, :n].numpy()
+                vt = np.ascontiguousarray(v[b, h, :n].numpy().T)
+                qk = (attn_fn("attn_qk", qi, ki) if attn_fn is not None
+                      else (qi @ ki.T)).astype(np.float64)
+                s_ = qk * scale
+                if isinstance(mask, torch.Tensor):
+                    mb = mask[b, 0 if mask.shape[1] == 1 else h, :n, :n]
+                    ok = mb.numpy() if mask.dtype == torch.bool else np.isfinite(f64(mb))
+                    s_ = np.where(ok, s_ if mask.dtype == torch.bool else s_ + f64(mb), -np.inf)
+                p = nl.softmax(s_, -1).astype(np.float32)
+                o = attn_fn("attn_pv", p, vt) if attn_fn is not None else p @ vt.T
+                new[b, h, :n] = torch.from_numpy(np.ascontiguousarray(o, dtype=np.float32))
+        return new
+
+    class Mode(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                               kwargs: dict[str, Any] | None = None) -> Any:
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            name = getattr(func, "__name__", "")
+            if name == "scaled_dot_product_attention":
+                return attention(args, kwargs, out)
+            if nonlinear is None or name not in ("gelu", "layer_norm", "softmax"):
+                return out
+            x = f64(args[0] if args else kwargs["input"])
+            if name == "gelu":
+                y = nl.gelu(x, kwargs.get("approximate", "none"))
+            elif name == "softmax":
+                dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+                y = nl.softmax(x, -1 if dim is None else int(dim))
+            else:
+                def get(i: int, key: str) -> Any:
+                    return kwargs.get(key, args[i] if len(args) > i else None)
+                eps = get(4, "eps")
+                y = nl.layer_norm(x, f64(get(2, "weight")), f64(get(3, "bias")),
+                                  1e-5 if eps is None else float(eps))
+            return torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
+
+    return Mode()
+
+
 def run_minilm_with_linear_override(override_fn: GEMMOverride | None = None,
                                     sentences: Sequence[str] | None = None, *,
-                                    seed: int = 0) -> np.ndarray:
+                                    seed: int = 0, attn_fn: AttnGEMMOverride | None = None,
+                                    nonlinear: Nonlinear | None = None,
+                                    emulate_attention: bool = False) -> np.ndarray:
     """Embed ``sentences`` with MiniLM, each Linear's output replaced by ``override_fn``'s.
 
     Every ``nn.Linear`` of the encoder calls ``override_fn(layer_name, x, w, b)`` with its input
@@ -153,6 +229,15 @@ def run_minilm_with_linear_override(override_fn: GEMMOverride | None = None,
         Default: the distinct sentences of the similarity pairs (:func:`sts_sentences`), the
         order of ``reference/sts_embeddings`` in the trace.
     seed : int
+    attn_fn : callable, optional
+        ``attn_fn(role, x, w) -> y`` for each head's attention GEMM (``role`` ``"attn_qk"``:
+        ``x`` = Q, ``w`` = K; ``"attn_pv"``: ``x`` = P, ``w`` = V^T), real tokens only;
+        ``emulate_attention`` is implied.
+    nonlinear : Nonlinear, optional
+        Computes GELU, LayerNorm and the softmaxes (see :mod:`.nonlinear`); None leaves them to
+        torch (fp32), except the attention softmax when attention is emulated (float64).
+    emulate_attention : bool
+        Split attention into numpy GEMMs and softmax even without ``attn_fn``.
 
     Returns
     -------
@@ -195,9 +280,15 @@ def run_minilm_with_linear_override(override_fn: GEMMOverride | None = None,
     if override_fn is not None:
         handles += [m.register_forward_hook(replace(n)) for n, m in model.named_modules()
                     if isinstance(m, torch.nn.Linear)]
+    lengths = [int(n) for n in mask.sum(dim=1)]
+    emulate = attn_fn is not None or nonlinear is not None or emulate_attention
     try:
         with deterministic(seed):
-            emb = model(**enc)
+            if emulate:
+                with _emulation_mode(attn_fn, nonlinear, lengths):
+                    emb = model(**enc)
+            else:
+                emb = model(**enc)
     finally:
         for h in handles:
             h.remove()

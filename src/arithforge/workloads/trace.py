@@ -16,6 +16,15 @@ networkx and json (no torch):
     and optionally ``"b"`` and ``"rows"`` to keys of ``tensors.npz``; where padding rows were
     left out of ``M`` (the pad tokens of a batch of sentences), ``M_padded`` is the M that ran.
     Edges are dataflow.
+
+    Attention GEMMs (``scaled_dot_product_attention`` split into QK^T, softmax and PV) stay
+    ``kind="gemm"`` nodes (``op="matmul"``, so MAC counts include them) with ``role``
+    ``"attn_qk"`` or ``"attn_pv"`` and, when traced, ``attn_tensors`` and ``slices``: per-head
+    operands of a sample of sentences (:class:`AttnGEMM`). Nonlinear ``kind="op"`` nodes
+    (``softmax``, ``gelu``, ``layer_norm``) that were traced have ``params`` (``eps``,
+    ``normalized_shape``, ``approximate``, ``dim``, ``scale``), ``rows``, ``M`` and ``tensors``
+    (``x``, ``y``, and ``weight``, ``bias``, ``rows``; or ``attn_tensors`` for the softmax
+    inside attention). Traces without them (older ones) load unchanged.
 ``tensors.npz``
     The operands of each traced GEMM: X (``rows × K``), W (``N × K``), bias (``N``), the reference
     fp32 output Y (``rows × N``), and, where X and Y are a sample of the ``M`` rows, the sorted
@@ -50,8 +59,11 @@ from .._errors import ArithforgeError
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "AttnGEMMOverride",
     "GEMM",
+    "AttnGEMM",
     "GEMMOperands",
+    "NonlinearOp",
     "GEMMOverride",
     "TensorStore",
     "Trace",
@@ -71,6 +83,10 @@ FORMAT_VERSION = 1
 #: ``y`` of shape ``(M, N)`` including the bias. Accuracy evaluation passes one that emulates a
 #: number format.
 GEMMOverride = Callable[[str, np.ndarray, np.ndarray, "np.ndarray | None"], np.ndarray]
+
+#: A replacement for one head's attention GEMM: ``attn_fn(role, x, w) -> y`` with ``role``
+#: ``"attn_qk"`` or ``"attn_pv"``, ``y = x @ w.T`` of shape ``(rows of x, rows of w)``; all float32.
+AttnGEMMOverride = Callable[[str, np.ndarray, np.ndarray], np.ndarray]
 
 # 1980-01-01 00:00:00, the earliest MS-DOS date a zip entry can carry.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -120,6 +136,48 @@ class GEMM:
     def macs(self) -> int:
         """Multiply-accumulates of the full GEMM, ``M * N * K``."""
         return self.M * self.N * self.K
+
+
+@dataclass(frozen=True)
+class AttnGEMM:
+    """One traced attention GEMM, per head: ``Y[L, N] = X[L, K] @ W[N, K].T`` for each slice.
+
+    ``role`` is ``"attn_qk"`` (X = Q, W = K, Y = QK^T unscaled: N = K-side tokens, K = head
+    dim) or ``"attn_pv"`` (X = P, the softmax output; W = V^T: N = head dim, K = tokens). The
+    arrays in ``tensors`` are ``(slices, Lmax, .)``, zero beyond slice ``i``'s length
+    ``lengths[i]`` (real tokens); ``slices`` holds ``(sentence, head)`` of each.
+    """
+
+    name: str
+    role: str
+    layer: str
+    slices: int
+    tensors: dict[str, str]
+
+    def operands(self, trace: Trace, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """X, W and Y of slice ``i``, cut to its real tokens."""
+        n = int(trace.tensors[self.tensors["lengths"]][i])
+        x, w, y = (trace.tensors[self.tensors[o]][i] for o in ("x", "w", "y"))
+        if self.role == "attn_qk":
+            return x[:n], w[:n], y[:n, :n]
+        return x[:n, :n], w[:, :n], y[:n]
+
+
+@dataclass(frozen=True)
+class NonlinearOp:
+    """One traced nonlinear op (``softmax``, ``gelu``, ``layer_norm``): input and output rows."""
+
+    name: str
+    op: str
+    layer: str
+    rows: int
+    params: dict[str, Any]
+    tensors: dict[str, str]
+
+    @property
+    def in_attention(self) -> bool:
+        """Whether this is the softmax inside attention (stored per head, with lengths)."""
+        return "lengths" in self.tensors
 
 
 class GEMMOperands(NamedTuple):
@@ -255,6 +313,8 @@ class Trace:
     gemms: list[GEMM]
     meta: dict[str, Any]
     tensors: TensorStore = field(repr=False)
+    attn_gemms: list[AttnGEMM] = field(default_factory=list)
+    nonlinear: list[NonlinearOp] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -439,7 +499,38 @@ def load_trace(path: str | Path) -> Trace:
             gemms.append(GEMM(name=name, op=node["op"], M=node["M"], N=node["N"], K=node["K"],
                               layer=node.get("layer", ""), rows=node["rows"],
                               has_bias="b" in node["tensors"]))
-    return Trace(path=root, graph=graph, gemms=gemms, meta=meta, tensors=tensors)
+    attn, nonlinear = _extras(root, graph, tensors, remake)
+    return Trace(path=root, graph=graph, gemms=gemms, meta=meta, tensors=tensors,
+                 attn_gemms=attn, nonlinear=nonlinear)
+
+
+def _extras(root: Path, graph: Any, tensors: TensorStore,
+            remake: str) -> tuple[list[AttnGEMM], list[NonlinearOp]]:
+    """The traced attention GEMMs and nonlinear ops, their arrays checked to be there."""
+    attn: list[AttnGEMM] = []
+    nonlinear: list[NonlinearOp] = []
+    for name, node in graph.nodes(data=True):
+        keys = node.get("attn_tensors") or node.get("tensors")
+        traced_attn = "attn_tensors" in node
+        if node.get("kind") == "gemm" and not traced_attn:
+            continue
+        if node.get("kind") not in ("gemm", "op") or not isinstance(keys, dict):
+            continue
+        missing = [k for k in keys.values() if k not in tensors]
+        if missing:
+            raise ArithforgeError(f"{str(root / TENSORS_FILE)!r} has no array {missing[0]!r}, "
+                                  f"named by node {name!r} in graph.json; {remake}")
+        if node.get("kind") == "gemm":
+            attn.append(AttnGEMM(name=name, role=str(node.get("role")),
+                                 layer=node.get("layer", ""), slices=int(node["slices"]),
+                                 tensors=dict(keys)))
+        else:
+            nonlinear.append(NonlinearOp(name=name, op=str(node["op"]),
+                                         layer=node.get("layer", ""),
+                                         rows=int(node.get("rows", node.get("slices", 0))),
+                                         params=dict(node.get("params", {})),
+                                         tensors=dict(keys)))
+    return attn, nonlinear
 
 
 def _read_json(root: Path, name: str, remake: str) -> Any:
