@@ -89,7 +89,8 @@ def published_matmul(a: np.ndarray, b: np.ndarray, sa: np.ndarray, sb: np.ndarra
 def _case(rng: np.random.Generator, model: str, k: int, size: int, spread: str
           ) -> tuple[int, int]:
     m = mma.get_model(model)
-    assert m.block is not None and m.scale_format is not None
+    assert m.block is not None
+    assert m.scale_format is not None
     sf, block = m.scale_format, m.block
     a = rng.integers(0, 16, size=(size, k))
     b = rng.integers(0, 16, size=(k, size))
