@@ -30,15 +30,20 @@ def test_preset_constructs_and_cites(name: str) -> None:
     m = mma.get_model(name)
     assert m.source.startswith("published (MMA-Sim arXiv 2511.10909")
     assert mma.model_from_dict(mma.model_to_dict(m)) == m
-    assert (m.acc_format, m.acc_frac_bits, m.acc_rounding) == (F32, 23, Rounding.RTZ)
+    if name.endswith("-f16acc"):
+        assert (m.acc_format.name, m.acc_frac_bits, m.acc_rounding) == ("float16", 10,
+                                                                          Rounding.RNE)
+    else:
+        assert (m.acc_format, m.acc_frac_bits, m.acc_rounding) == (F32, 23, Rounding.RTZ)
     assert (m.term_rounding, m.promote, m.split) == (Rounding.RTZ, None, 1)
 
 
-def test_the_six_paths() -> None:
+def test_the_published_paths() -> None:
     assert {n: (mma.PRESETS[n].n, mma.PRESETS[n].frac_bits, mma.PRESETS[n].group,
                 mma.PRESETS[n].block) for n in B200} == {
         "b200-bf16": (16, 25, 1, None), "b200-fp16": (16, 25, 1, None),
         "b200-fp8": (32, 25, 1, None), "b200-mxf8f6f4": (32, 25, 1, 32),
+        "b200-fp16-f16acc": (16, 25, 1, None), "b200-fp8-f16acc": (32, 25, 1, None),
         "b200-mxf4": (64, 35, 16, 32), "b200-nvfp4": (64, 35, 16, 16)}
 
 
@@ -66,6 +71,19 @@ def test_16bit_terms_cut_toward_zero_at_25_bits(name: str) -> None:
     assert mma.matmul(a, b, fmt, model=name).ravel().tolist() == [0x33000000, 0xB3000000]
     f24 = mma.matmul(a, b, fmt, model=name.replace("b200", "a100")).ravel().tolist()
     assert [F32.decode(np.array(x)) for x in f24] == [0.0, 0.0]
+
+
+def test_f16_accumulator_rounds_each_step_to_nearest_even() -> None:
+    """1 + 2**-11 + 2**-12 (0.75 ulp: up), 1 + 2**-11 (a tie: even, down), 1 + 2**-10 + 2**-11
+    (a tie: even, up); a float32 RZ accumulator keeps all three."""
+    f16 = _fmt("float16")
+    a = np.stack([_row(16, {0: 0x3C00, 1: 0x1000, 2: 0x0C00}), _row(16, {0: 0x3C00, 1: 0x1000}),
+                  _row(16, {0: 0x3C00, 1: 0x1400, 2: 0x1000})])
+    b = _row(16, {0: 0x3C00, 1: 0x3C00, 2: 0x3C00})[:, None]
+    assert mma.matmul(a, b, f16, model="b200-fp16-f16acc").ravel().tolist() == [
+        0x3C01, 0x3C00, 0x3C02]
+    assert mma.matmul(a, b, f16, model="b200-fp16").ravel().tolist() == [
+        0x3F801800, 0x3F801000, 0x3F803000]
 
 
 def test_mxf8f6f4_scales_add_to_the_exponent_before_the_cut() -> None:

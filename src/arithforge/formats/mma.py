@@ -504,6 +504,14 @@ PRESETS: dict[str, MMAModel] = {m.name: m for m in (
             "and special-value probes: not published", n=16, frac_bits=25, **_B200_SPECIALS),
     _preset("b200-fp16", _B200 + ": tcgen05.mma kind::f16 (K=16), fp16 inputs, f32 "
             "accumulator; same parameters as b200-bf16", n=16, frac_bits=25, **_B200_SPECIALS),
+    _preset("b200-fp16-f16acc", _B200 + ": tcgen05.mma kind::f16 (K=16) with an f16 "
+            "accumulator: the F=25 step rounded to nearest even into float16 "
+            "(nv_fused_dot_add, output f16); NaN 0x7fff", n=16, frac_bits=25, acc_format=_F16,
+            acc_frac_bits=10, acc_rounding=Rounding.RNE, output=_F16, nan_output="ones"),
+    _preset("b200-fp8-f16acc", _B200 + ": tcgen05.mma kind::f8f6f4 (K=32), e4m3/e5m2 inputs "
+            "with an f16 accumulator: the F=25 step rounded to nearest even into float16; NaN "
+            "0x7fff", n=32, frac_bits=25, acc_format=_F16, acc_frac_bits=10,
+            acc_rounding=Rounding.RNE, output=_F16, nan_output="ones"),
     _preset("b200-fp8", _B200 + ": tcgen05.mma kind::f8f6f4 (K=32), e4m3/e5m2 inputs, f32 "
             "accumulator. n=32, F=25 (unlike the H100's 13: no 'e8m13' accumulator on "
             "Blackwell), step RZ to float32 (23 fraction bits). e2m3/e3m2/e2m1 inputs of this "
@@ -513,12 +521,13 @@ PRESETS: dict[str, MMAModel] = {m.name: m for m in (
             "add to each product's exponent before alignment; n=32, F=25, step RZ to float32. "
             "MXFP6/MXFP4 elements through this kind: not published, assumed the same path",
             n=32, frac_bits=25, block=32, scale_format="float8_e8m0fnu", **_B200_SPECIALS),
-    _preset("b200-mxf4", _B200 + ": tcgen05.mma kind::mxf4.block_scale (K=64, e2m1, ue8m0 "
-            "per 32): products summed exactly in groups of 16, F=35 (n_accum_fractional_bits "
-            "35 for kind mxf4*), step RZ to float32. Approximation: MMA-Sim aligns a group "
-            "at its scale exponents alone, arithforge at its largest product's exponent plus "
-            "them (at most 4 binades higher); identical while no bit falls below either cut "
-            "(docs/tensor-cores.md)", n=64, frac_bits=35, group=16, block=32,
+    _preset("b200-mxf4", _B200 + ": tcgen05.mma kind::mxf4nvf4.block_scale (K=64, e2m1, "
+            "ue8m0 per 32; probed as such, kind::mxf4 simulated alike): products summed "
+            "exactly in groups of 16, F=35 (n_accum_fractional_bits 35 for kind mxf4*), "
+            "step RZ to float32. Approximation: MMA-Sim aligns a group at its scale exponents "
+            "alone, arithforge at its largest product's exponent plus them (at most 4 binades "
+            "higher); identical while no bit falls below either cut, 98.7-100% of random "
+            "outputs (docs/tensor-cores.md)", n=64, frac_bits=35, group=16, block=32,
             scale_format="float8_e8m0fnu", **_B200_SPECIALS),
     _preset("b200-nvfp4", _B200 + ": tcgen05.mma kind::mxf4nvf4.block_scale.scale_vec::4X "
             "(K=64, e2m1, ue4m3 per 16): as b200-mxf4 with one UE4M3 scale (float8_e4m3fn "
