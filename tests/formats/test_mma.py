@@ -356,8 +356,14 @@ def test_small_integers_are_exact_under_every_preset(rng: np.random.Generator) -
     av = rng.integers(-4, 5, size=(8, 256)).astype(np.float64)
     bv = rng.integers(-4, 5, size=(256, 8)).astype(np.float64)
     for name, m in mma.PRESETS.items():
-        fmt = get_format("float8_e4m3fn" if m.n == 32 or "fp8" in name else "float16")
-        got = m.output.decode(mma.matmul(fmt.encode(av), fmt.encode(bv), fmt, model=m))
+        fmt = get_format("float4_e2m1fn" if m.group > 1 else
+                         "float8_e4m3fn" if m.n == 32 or "fp8" in name else "float16")
+        kw: dict[str, Any] = {}
+        if m.block is not None and m.scale_format is not None:  # unit block scales
+            one = m.scale_format.encode(np.float64(1.0))
+            kw = {"block_scale_a": np.full((8, 256 // m.block), one),
+                  "block_scale_b": np.full((256 // m.block, 8), one)}
+        got = m.output.decode(mma.matmul(fmt.encode(av), fmt.encode(bv), fmt, model=m, **kw))
         np.testing.assert_array_equal(got, av @ bv, err_msg=name)
 
 
@@ -398,7 +404,7 @@ def test_presets_carry_published_and_measured_parameters() -> None:
     assert (p["v100-fp16"].n, p["v100-fp16"].frac_bits) == (4, 23)
     for name, m in p.items():
         assert m.name == name
-        assert ("published" in m.source) == name.startswith(("a100", "v100")), name
+        assert ("published" in m.source) == name.startswith(("a100", "v100", "b200")), name
         assert m.acc_rounding is (Rounding.RNE if "f16acc" in name else Rounding.RTZ)
 
 

@@ -284,7 +284,8 @@ def _finite_codes(fmt: FloatFormat, rng: np.random.Generator, shape: tuple[int, 
     return rng.choice(codes[ok], size=shape)
 
 
-@pytest.mark.parametrize("preset", list(mma.PRESETS))
+# Models with block scales run on numpy only (mma.matmul's device).
+@pytest.mark.parametrize("preset", [k for k, m in mma.PRESETS.items() if m.block is None])
 def test_mma_matmul_matches_numpy(preset: str, device: str, rng: np.random.Generator) -> None:
     m = mma.get_model(preset)
     fmt = get_format("float8_e4m3fn" if "fp8" in preset else

@@ -29,7 +29,7 @@ def _operand(fmt: FloatFormat, rng: np.random.Generator, shape: tuple[int, int])
 
 
 @pytest.mark.parametrize("model", ["h100-fp8", "h100-fp8-fastacc", "h100-bf16", "a100-bf16",
-                                   "v100-fp16"])
+                                   "v100-fp16", "b200-fp8", "b200-bf16"])
 def test_model_option_runs_mma_matmul(model: str, rng: np.random.Generator) -> None:
     fmt = get_format("float8_e4m3fn" if "fp8" in model else "bfloat16")
     assert isinstance(fmt, FloatFormat)
@@ -101,3 +101,10 @@ def test_model_file_wherever_a_preset_is(synthetic: Path, rng: np.random.Generat
     err = capsys.readouterr().err
     assert err.startswith("arithforge: error: tensorcore model file")
     assert err.count("\n") == 1
+
+
+def test_cli_evaluate_with_a_b200_model(synthetic: Path, capsys: pytest.CaptureFixture[str]
+                                        ) -> None:
+    assert cli.main(["evaluate", str(synthetic), "--datapath", "tensorcore", "-O",
+                     "model=b200-fp8", "--max-rows", "4", "--max-cols", "4"]) == 0
+    assert "b200-fp8: n=32 F=25" in capsys.readouterr().out

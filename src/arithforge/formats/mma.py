@@ -470,6 +470,13 @@ _H100_SPECIALS: dict[str, Any] = {"overflow": "inf", "nan_output": "ones"}
 
 _H100 = "measured on an NVIDIA H100 SXM (docs/tensor-cores.md, data/tensorcore/)"
 _PUB = "published (MMA-Sim arXiv 2511.10909; Fasi et al. 2021), not measured by us"
+#: Ref: P. Xie et al., "MMA-Sim: Bit-Accurate Reference Model of Tensor Cores and Matrix Cores",
+#:      arXiv 2511.10909 (2025), and its code (github.com/microsoft/MMA-Sim,
+#:      mmasim/simulator/nv.py TCGen05MMASim, functions.py nv_fused_dot_add and
+#:      nv_fused_dot_add_with_block_scale), validated there bit for bit on a B200.
+_B200 = ("published (MMA-Sim arXiv 2511.10909, Blackwell B200 sm_100a), not measured by us")
+#: MMA-Sim's Blackwell special values: a NaN result is 0x7fffffff, an infinite sum infinity.
+_B200_SPECIALS: dict[str, Any] = {"overflow": "inf", "nan_output": "ones"}
 
 #: Named models. ``h100-*`` are fitted bit for bit to our H100 recordings; the others follow
 #: published measurements.
@@ -490,6 +497,43 @@ PRESETS: dict[str, MMAModel] = {m.name: m for m in (
     _preset("h100-fp8-mma-sync", _H100 + ": PTX mma.sync m16n8k32 fp8 (two fp16 steps of 16, "
             "float32 RNE between instructions)", n=16, frac_bits=25, alignment="sum_fp16",
             promote=32, k_order="pairs2x16", **_H100_SPECIALS),
+    _preset("b200-bf16", _B200 + ": tcgen05.mma kind::f16 (K=16), bf16 inputs, f32 "
+            "accumulator. n=16 (instruction K), F=25 (arch_accum_fractional_bits['Blackwell']), "
+            "terms cut toward zero at the step's largest exponent, accumulator included; step "
+            "result RZ to float32; NaN 0x7fffffff; overflow to inf. Library promotion, split-K "
+            "and special-value probes: not published", n=16, frac_bits=25, **_B200_SPECIALS),
+    _preset("b200-fp16", _B200 + ": tcgen05.mma kind::f16 (K=16), fp16 inputs, f32 "
+            "accumulator; same parameters as b200-bf16", n=16, frac_bits=25, **_B200_SPECIALS),
+    _preset("b200-fp16-f16acc", _B200 + ": tcgen05.mma kind::f16 (K=16) with an f16 "
+            "accumulator: the F=25 step rounded to nearest even into float16 "
+            "(nv_fused_dot_add, output f16); NaN 0x7fff", n=16, frac_bits=25, acc_format=_F16,
+            acc_frac_bits=10, acc_rounding=Rounding.RNE, output=_F16, nan_output="ones"),
+    _preset("b200-fp8-f16acc", _B200 + ": tcgen05.mma kind::f8f6f4 (K=32), e4m3/e5m2 inputs "
+            "with an f16 accumulator: the F=25 step rounded to nearest even into float16; NaN "
+            "0x7fff", n=32, frac_bits=25, acc_format=_F16, acc_frac_bits=10,
+            acc_rounding=Rounding.RNE, output=_F16, nan_output="ones"),
+    _preset("b200-fp8", _B200 + ": tcgen05.mma kind::f8f6f4 (K=32), e4m3/e5m2 inputs, f32 "
+            "accumulator. n=32, F=25 (unlike the H100's 13: no 'e8m13' accumulator on "
+            "Blackwell), step RZ to float32 (23 fraction bits). e2m3/e3m2/e2m1 inputs of this "
+            "kind: not published", n=32, frac_bits=25, **_B200_SPECIALS),
+    _preset("b200-mxf8f6f4", _B200 + ": tcgen05.mma kind::mxf8f6f4.block_scale (K=32, "
+            "ue8m0 per 32: one scale pair per step), e4m3/e5m2 elements. The scale exponents "
+            "add to each product's exponent before alignment; n=32, F=25, step RZ to float32. "
+            "MXFP6/MXFP4 elements through this kind: not published, assumed the same path",
+            n=32, frac_bits=25, block=32, scale_format="float8_e8m0fnu", **_B200_SPECIALS),
+    _preset("b200-mxf4", _B200 + ": tcgen05.mma kind::mxf4nvf4.block_scale (K=64, e2m1, "
+            "ue8m0 per 32; probed as such, kind::mxf4 simulated alike): products summed "
+            "exactly in groups of 16, F=35 (n_accum_fractional_bits 35 for kind mxf4*), "
+            "step RZ to float32. Approximation: MMA-Sim aligns a group at its scale exponents "
+            "alone, arithforge at its largest product's exponent plus them (at most 4 binades "
+            "higher); identical while no bit falls below either cut, 98.7-100% of random "
+            "outputs (docs/tensor-cores.md)", n=64, frac_bits=35, group=16, block=32,
+            scale_format="float8_e8m0fnu", **_B200_SPECIALS),
+    _preset("b200-nvfp4", _B200 + ": tcgen05.mma kind::mxf4nvf4.block_scale.scale_vec::4X "
+            "(K=64, e2m1, ue4m3 per 16): as b200-mxf4 with one UE4M3 scale (float8_e4m3fn "
+            "codes, sign 0) per group of 16; F=35; same group-alignment approximation",
+            n=64, frac_bits=35, group=16, block=16, scale_format="float8_e4m3fn",
+            **_B200_SPECIALS),
     _preset("a100-bf16", _PUB + ": A100 mma, bf16", n=8, frac_bits=24),
     _preset("a100-fp16", _PUB + ": A100 mma, fp16", n=8, frac_bits=24),
     _preset("v100-fp16", _PUB + ": V100 HMMA, fp16", n=4, frac_bits=23),
