@@ -332,10 +332,13 @@ def fit_path(arrays: dict[str, Any], path: mp.ProbePath, log: Log) -> dict[str, 
 
 def same_step(fitted: mma.MMAModel, preset: mma.MMAModel, path: mp.ProbePath) -> bool:
     """Whether a fitted model has the preset's step and library structure (its output the
-    path's; the split-K table is compared per shape by the caller, not here)."""
+    path's; the split-K table is compared per shape by the caller, not here). The probe cases
+    are finite, so special-value behaviour (``overflow``, ``nan_output``) is not fitted and not
+    compared: a fitted model keeps the defaults."""
     import dataclasses
 
-    a = dataclasses.replace(fitted, shape_splits=(), split=1, split_tile=1)
+    a = dataclasses.replace(fitted, shape_splits=(), split=1, split_tile=1,
+                            overflow=preset.overflow, nan_output=preset.nan_output)
     b = dataclasses.replace(preset, shape_splits=(), split=1, split_tile=1,
                             output=fitted.output)
     return a == b
