@@ -61,8 +61,8 @@ import numpy as np
 __all__ = [
     "ERF_COEFFS", "EXP_COEFFS", "GeluConstants", "LayerNormConstants", "SoftmaxConstants",
     "check_int", "gelu_constants", "i_erf", "i_exp", "i_gelu", "i_layernorm", "i_poly", "i_sqrt",
-    "ibert_gelu", "ibert_softmax", "layernorm_constants", "shift_gelu", "shiftmax",
-    "softmax_constants",
+    "IMPLEMENTATIONS", "IntegerUnits", "ibert_gelu", "ibert_softmax", "layernorm_constants",
+    "shift_gelu", "shiftmax", "softmax_constants",
 ]
 
 #: I-BERT §3.4, eq. 9: ``exp(p) ~ 0.3585 (p + 1.353)**2 + 0.344`` on ``p in (-ln2, 0]``.
@@ -316,6 +316,11 @@ def softmax_constants(variant: str, n: int, scale_exp: int, out_bits: int = 8
     n = check_int(n, "n", *SOFTMAX_N)
     s = check_int(scale_exp, "scale_exp", *SOFTMAX_SCALE_EXP)
     ob = check_int(out_bits, "out_bits", *SOFTMAX_OUT_BITS)
+    return _softmax_constants(variant, n, s, ob)
+
+
+def _softmax_constants(variant: str, n: int, s: int, ob: int) -> SoftmaxConstants:
+    """:func:`softmax_constants` without the unit's row-length limit (rows of any ``n``)."""
     if variant == "shift":
         e_max = 1 << (s + 1 + ob)
         return SoftmaxConstants("shift", n, s, ob, ob, e_max, (n * e_max).bit_length() + ob)
@@ -355,12 +360,15 @@ def ibert_softmax(q: object, scale_exp: int, out_bits: int = 8) -> tuple[np.ndar
     """
     qv = np.asarray(q)
     k = softmax_constants("ibert", qv.shape[-1] if qv.ndim else 0, scale_exp, out_bits)
-    qv = _rows(q, k.n)
+    return _ibert_softmax(_rows(q, k.n), k), k.out_bits
+
+
+def _ibert_softmax(qv: np.ndarray, k: SoftmaxConstants) -> np.ndarray:
     u = qv.max(axis=-1, keepdims=True) - qv      # -(q - max) >= 0
     z = u // k.q_ln2
     p = k.q_b - (u - z * k.q_ln2)                # q_p + q_b, q_p = -(u mod q_ln2)
     e = _shift((p * p + k.q_c) << k.shift, z)
-    return _normalize(e, k), k.out_bits
+    return _normalize(e, k)
 
 
 def shiftmax(q: object, scale_exp: int, out_bits: int = 8) -> tuple[np.ndarray, int]:
@@ -371,9 +379,12 @@ def shiftmax(q: object, scale_exp: int, out_bits: int = 8) -> tuple[np.ndarray, 
     """
     qv = np.asarray(q)
     k = softmax_constants("shift", qv.shape[-1] if qv.ndim else 0, scale_exp, out_bits)
-    qv = _rows(q, k.n)
+    return _shiftmax(_rows(q, k.n), k), k.out_bits
+
+
+def _shiftmax(qv: np.ndarray, k: SoftmaxConstants) -> np.ndarray:
     e = _shift_exp(qv - qv.max(axis=-1, keepdims=True), k.scale_exp, k.shift)
-    return _normalize(e, k), k.out_bits
+    return _normalize(e, k)
 
 
 # -- LayerNorm unit -----------------------------------------------------------------------------
@@ -402,6 +413,11 @@ def layernorm_constants(n: int, out_bits: int = 8, frac_bits: int = 4) -> LayerN
     n = check_int(n, "n", *LAYERNORM_N)
     ob = check_int(out_bits, "out_bits", *LAYERNORM_OUT_BITS)
     f = check_int(frac_bits, "frac_bits", 0, ob - 2)
+    return _layernorm_constants(n, ob, f)
+
+
+def _layernorm_constants(n: int, ob: int, f: int) -> LayerNormConstants:
+    """:func:`layernorm_constants` without the unit's row-length limit."""
     g = LAYERNORM_GUARD
     d_max = n * 255                                   # |n x_i - sum x| <= (n - 1) 255 < n 255
     v_max = n * d_max * d_max
@@ -428,11 +444,110 @@ def i_layernorm(q: object, out_bits: int = 8, frac_bits: int = 4) -> tuple[np.nd
     """
     qv = np.asarray(q)
     k = layernorm_constants(qv.shape[-1] if qv.ndim else 0, out_bits, frac_bits)
-    qv = _rows(q, k.n)
+    return _layernorm(_rows(q, k.n), k), k.frac_bits
+
+
+def _layernorm(qv: np.ndarray, k: LayerNormConstants) -> np.ndarray:
     d = k.n * qv - qv.sum(axis=-1, keepdims=True)
     v = (d * d).sum(axis=-1, keepdims=True)
     r = i_sqrt((k.n * v) << (2 * k.guard))
     recip = (1 << k.rb) // np.maximum(r, 1)
     y = (d * k.n * np.where(r == 0, 0, recip)) >> (k.rb - k.frac_bits - k.guard)
     lo, hi = -(1 << (k.out_bits - 1)), (1 << (k.out_bits - 1)) - 1
-    return np.clip(y, lo, hi), k.frac_bits
+    return np.clip(y, lo, hi)
+
+
+# -- the units on real values (``arithforge evaluate --nonlinear ibert|ivit``) -------------------
+#
+# A transformer's tensors are real (float64 here): each op quantizes its input to the unit's
+# integer codes with a power-of-two scale chosen per tensor (the largest ``s`` in the unit's range
+# with ``max |x| 2**s`` inside the code range), runs the unit's integer arithmetic on every row,
+# whatever its length (the generated units take rows of at most 16; the arithmetic is the same),
+# and returns the real output (codes times the output scale).
+
+#: Input codes of the evaluate adapters: GELU in int16, softmax and LayerNorm in int8 (the
+#: units' widths); softmax outputs of 8 bits, LayerNorm outputs of 16 bits with 8 fraction bits.
+ADAPTER_GELU_BITS = 16
+ADAPTER_SOFTMAX_OUT_BITS = 8
+ADAPTER_LAYERNORM = (16, 8)
+
+
+def _pow2_exp(x: np.ndarray, bits: int, lo: int, hi: int) -> int:
+    """The largest ``s`` in ``[lo, hi]`` with ``max |x| 2**s <= 2**(bits - 1) - 1``."""
+    m = float(np.max(np.abs(x))) if x.size else 0.0
+    if not math.isfinite(m) or m == 0.0:
+        return hi
+    return min(max(math.floor(math.log2(((1 << (bits - 1)) - 1) / m)), lo), hi)
+
+
+def _quantize(x: np.ndarray, s: int, bits: int) -> np.ndarray:
+    """``round_half_even(x 2**s)`` clipped to ``bits``-bit two's complement, int64."""
+    lim = (1 << (bits - 1)) - 1
+    return np.clip(np.rint(np.asarray(x, dtype=np.float64) * 2.0 ** s), -lim - 1,
+                   lim).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class IntegerUnits:
+    """The integer units on real values: ``variant`` ``ibert`` (i-GELU, I-BERT's softmax) or
+    ``shift`` (I-ViT's ShiftGELU and Shiftmax); LayerNorm is the integer LayerNorm with i-sqrt in
+    both. ``softmax``, ``gelu`` and ``layer_norm`` take and return float64 real values."""
+
+    variant: str
+
+    @property
+    def name(self) -> str:
+        return "ibert" if self.variant == "ibert" else "ivit"
+
+    @property
+    def description(self) -> str:
+        gelu = "i-GELU" if self.variant == "ibert" else "ShiftGELU"
+        sm = "I-BERT softmax (i-exp)" if self.variant == "ibert" else "Shiftmax"
+        lb, lf = ADAPTER_LAYERNORM
+        return (f"integer units: {gelu} on int{ADAPTER_GELU_BITS} codes, {sm} on int8 codes "
+                f"into {ADAPTER_SOFTMAX_OUT_BITS}-bit probabilities, integer LayerNorm (i-sqrt) "
+                f"on int8 codes into int{lb} with {lf} fraction bits; power-of-two input scales "
+                f"per tensor")
+
+    def gelu(self, x: np.ndarray, approximate: str = "none") -> np.ndarray:
+        """GELU (the erf form; ``approximate`` is ignored: the unit is one approximation)."""
+        bits = ADAPTER_GELU_BITS
+        s = _pow2_exp(x, bits, *GELU_SCALE_EXP)
+        fn = ibert_gelu if self.variant == "ibert" else shift_gelu
+        y, so = fn(_quantize(x, s, bits), s, bits)
+        return y.astype(np.float64) * 2.0 ** -so
+
+    def softmax(self, x: np.ndarray, axis: int = -1) -> np.ndarray:
+        xm = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
+        n = xm.shape[-1] if xm.ndim else 1
+        if n == 1:
+            return np.ones_like(np.asarray(x, dtype=np.float64))
+        # The unit subtracts the row's maximum, so only differences matter: the differences
+        # (0 down to -255 codes of 2**-s) become int8 codes with the row's maximum at 127.
+        d = xm - xm.max(axis=-1, keepdims=True)
+        s = _pow2_exp(d, 9, *SOFTMAX_SCALE_EXP)
+        q = np.clip(_quantize(d, s, 9), -255, 0) + 127
+        k = _softmax_constants(self.variant, n, s, ADAPTER_SOFTMAX_OUT_BITS)
+        p = _ibert_softmax(q, k) if self.variant == "ibert" else _shiftmax(q, k)
+        return np.moveaxis(p.astype(np.float64) * 2.0 ** -k.out_bits, -1, axis)
+
+    def layer_norm(self, x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None,
+                   eps: float) -> np.ndarray:
+        """LayerNorm over the last axis (``eps`` is not in the unit: a constant row gives 0).
+        The unit's input scale cancels, so each row gets its own power-of-two scale."""
+        xs = np.asarray(x, dtype=np.float64)
+        m = np.max(np.abs(xs), axis=-1, keepdims=True)
+        with np.errstate(divide="ignore"):
+            e = np.floor(np.log2(127.0 / np.where(m > 0, m, 1.0)))
+        q = np.clip(np.rint(xs * 2.0 ** np.clip(e, -64, 64)), -128, 127).astype(np.int64)
+        ob, f = ADAPTER_LAYERNORM
+        y = _layernorm(q, _layernorm_constants(q.shape[-1], ob, f)).astype(np.float64) * 2.0 ** -f
+        if weight is not None:
+            y = y * np.asarray(weight, dtype=np.float64)
+        if bias is not None:
+            y = y + np.asarray(bias, dtype=np.float64)
+        return y
+
+
+#: ``arithforge evaluate --nonlinear NAME``: the integer units on real values.
+IMPLEMENTATIONS = {"ibert": lambda: IntegerUnits("ibert"), "ivit": lambda: IntegerUnits("shift")}

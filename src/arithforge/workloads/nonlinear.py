@@ -16,8 +16,9 @@ arrays out); :func:`get_nonlinear` returns one by name:
     saturation), the float64 computation in between: a unit that reads and writes that format
     and computes internally wide. LayerNorm's weight and bias are rounded too.
 ``ibert``, ``ivit``
-    Integer units built in :mod:`arithforge.formats.nonlinear` (another part of issue 20). Until
-    that module exists, asking for them raises "not yet built".
+    The integer units of :mod:`arithforge.formats.nonlinear` (``IntegerUnits``): I-BERT's i-GELU
+    and integer softmax, or I-ViT's ShiftGELU and Shiftmax, with the integer LayerNorm (i-sqrt),
+    each input quantized to the unit's codes with a power-of-two scale.
 
 Plug-ins and that module register through :func:`register_nonlinear`. The API
 :mod:`arithforge.formats.nonlinear` is expected to offer: a mapping ``IMPLEMENTATIONS`` from
