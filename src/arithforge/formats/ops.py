@@ -10,6 +10,9 @@ the final rounding unchanged (see :func:`_sum2`), and rounded once by :mod:`._co
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -20,10 +23,10 @@ from ._core import FINITE, INF, NAN, ZERO
 from ._errors import FormatError
 from .catalog import get_format
 from .descriptors import FixedFormat, FloatFormat, Format
-from .rounding import Rounding, Saturation, as_rounding
+from .rounding import Rounding, Saturation, as_rounding, as_saturation
 
 __all__ = ["MAX_WINDOW", "add", "mul", "fma", "lmul", "lmul_offset_bits", "dot", "imac",
-           "Normalization"]
+           "Normalization", "exact_only"]
 
 I64 = npt.NDArray[np.int64]
 Normalization = str | int  # "exact", or the window of an approximate normalizer
@@ -31,6 +34,137 @@ Normalization = str | int  # "exact", or the window of an approximate normalizer
 #: normalization=W`` and the sweep spec take: above the adder of any format up to 32 bits, where
 #: a window that covers the whole adder is the exact normalizer. The emulator takes any window.
 MAX_WINDOW = 128
+
+
+# -- derived tables (the fast path of small formats) ------------------------------------------
+#
+# ``mul``/``add`` of two codes of at most 16 bits together, and ``fma`` whose product operands
+# are that small and whose addend has at most 8 bits, are functions of a few thousand inputs: the
+# exact path below evaluates each once (lazily, per formats, rounding, saturation and flags) and a
+# call becomes one or two numpy gathers. The tables *are* the exact path's results, so the fast
+# path is bit-exact by construction; tests compare the two exhaustively.
+
+_EXACT_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("exact_only", default=False)
+_TABLES: dict[tuple[Any, ...], Any] = {}
+_PAIR_BITS = 16        # operand pairs of at most this many bits get a pair table
+_FMA_TABLE_LIMIT = 1 << 22  # entries of an fma table (distinct products x addend codes)
+
+
+@contextlib.contextmanager
+def exact_only() -> Iterator[None]:
+    """Within the block, every operation takes the exact path (no derived tables).
+
+    For tests and benchmarks that compare the fast paths against the exact one.
+    """
+    token = _EXACT_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _EXACT_ONLY.reset(token)
+
+
+def _table(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    """The cached table for ``key``, built once; None where the exact path raises on some entry
+    (e.g. a NaN result in a format without NaN): such calls keep the exact path and its error."""
+    try:
+        return _TABLES[key]
+    except KeyError:
+        pass
+    with exact_only():
+        try:
+            table = build()
+        except FormatError:
+            table = None
+    _TABLES[key] = table
+    return table
+
+
+def _table_codes(codes: Any, fmt: FloatFormat) -> Any:
+    """Codes as table indices (masked to ``fmt.bits`` as the exact path masks), or None."""
+    c = np.asarray(codes)
+    if c.dtype.kind not in "iu":
+        return None  # the exact path reports the error
+    if c.dtype == np.uint8 and fmt.bits == 8:
+        return c
+    return c.astype(np.intp) & ((1 << fmt.bits) - 1)
+
+
+def _all_pairs(fa: FloatFormat, fb: FloatFormat) -> tuple[Any, Any]:
+    ia = np.repeat(np.arange(1 << fa.bits, dtype=np.int64), 1 << fb.bits)
+    ib = np.tile(np.arange(1 << fb.bits, dtype=np.int64), 1 << fa.bits)
+    return ia.astype(fa.code_dtype), ib.astype(fb.code_dtype)
+
+
+def _pair_index(ia: Any, ib: Any, fb: FloatFormat) -> Any:
+    if ia.dtype == np.uint8 and ib.dtype == np.uint8 and fb.bits == 8:
+        return (ia.astype(np.uint16) << 8) | ib
+    return (ia.astype(np.intp) << fb.bits) | ib
+
+
+def _pair_fast(
+    op: Callable[..., Any], a: Any, b: Any, fa: FloatFormat, fb: FloatFormat, fo: FloatFormat,
+    mode: Rounding, saturate: Any, ftz: bool, daz: bool,
+) -> Any:
+    """``op(a, b)`` by a table of every code pair, or None where the table does not apply."""
+    if fa.bits + fb.bits > _PAIR_BITS or _EXACT_ONLY.get():
+        return None
+    ia, ib = _table_codes(a, fa), _table_codes(b, fb)
+    if ia is None or ib is None:
+        return None
+    sat = as_saturation(saturate)
+    key = (op.__name__, fa, fb, fo, mode, sat, bool(ftz), bool(daz))
+    table = _table(key, lambda: op(*_all_pairs(fa, fb), fa, fb, fo, mode, saturate=sat, ftz=ftz,
+                                   daz=daz))
+    if table is None:
+        return None
+    return np.asarray(table[_pair_index(ia, ib, fb)])
+
+
+def _fma_fast(
+    a: Any, b: Any, c: Any, fa: FloatFormat, fb: FloatFormat, fc: FloatFormat, fo: FloatFormat,
+    mode: Rounding, saturate: Any, ftz: bool, daz: bool,
+) -> Any:
+    """``fma`` by two gathers: the pair ``(a, b)`` to the id of its exact product (sign and class
+    included), then ``(product id, c)`` to the result; None where that does not apply.
+
+    Exact fma with exact normalization depends only on the exact product and ``c``, and the
+    products of two small formats take few distinct values (e4m3 x e4m3: about 1,300 of 65,536).
+    """
+    if fa.bits + fb.bits > _PAIR_BITS or fc.bits > 8 or _EXACT_ONLY.get():
+        return None
+    ia, ib, ic = _table_codes(a, fa), _table_codes(b, fb), _table_codes(c, fc)
+    if ia is None or ib is None or ic is None:
+        return None
+    sat = as_saturation(saturate)
+    pkey = ("product_id", fa, fb, bool(daz))
+
+    def build_ids() -> Any:
+        pa, pb = _all_pairs(fa, fb)
+        x, y = _prepare([pa, pb], [fa, fb], daz)
+        cls, neg, sig, exp = _product(x, y)
+        finite = cls == FINITE
+        low = np.where(finite, sig & -sig, 1)  # lowest set bit: canonical (odd) significand
+        tz = _core.bit_length(low) - 1
+        keys = np.stack([cls.astype(np.int64), neg.astype(np.int64),
+                         np.where(finite, sig >> tz, 0), np.where(finite, exp + tz, 0)], axis=1)
+        _, first, ids = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        return ids.reshape(-1).astype(np.int32), pa[first], pb[first]
+
+    ids, rep_a, rep_b = _table(pkey, build_ids)
+    if len(rep_a) << fc.bits > _FMA_TABLE_LIMIT:
+        return None
+    key = ("fma", fa, fb, fc, fo, mode, sat, bool(ftz), bool(daz))
+
+    def build() -> Any:
+        cs = np.arange(1 << fc.bits, dtype=np.int64).astype(fc.code_dtype)
+        return fma(rep_a[:, None], rep_b[:, None], cs[None, :], fa, fb, fc, fo, mode,
+                   saturate=sat, ftz=ftz, daz=daz).reshape(-1)
+
+    table = _table(key, build)
+    if table is None:
+        return None
+    pid = ids[_pair_index(ia, ib, fb)]
+    return np.asarray(table[(pid << fc.bits) | ic])
 
 
 def _float_format(fmt: Format | str, what: str) -> FloatFormat:
@@ -171,6 +305,10 @@ def mul(
     fb = _float_format(fmt_b if fmt_b is not None else fa, "fmt_b")
     fo = _float_format(fmt_out if fmt_out is not None else fa, "fmt_out")
     mode = as_rounding(rounding)
+    if random_bits is None and random_width is None and mode is not Rounding.STOCHASTIC:
+        fast = _pair_fast(mul, a, b, fa, fb, fo, mode, saturate, ftz, daz)
+        if fast is not None:
+            return fast
     x, y = _prepare([a, b], [fa, fb], daz)
     shape = x.sig.shape
     rand, rwidth = _rounding_args(mode, shape, random_bits, random_width)
@@ -207,6 +345,10 @@ def add(
     fb = _float_format(fmt_b if fmt_b is not None else fa, "fmt_b")
     fo = _float_format(fmt_out if fmt_out is not None else fa, "fmt_out")
     mode = as_rounding(rounding)
+    if random_bits is None and random_width is None and mode is not Rounding.STOCHASTIC:
+        fast = _pair_fast(add, a, b, fa, fb, fo, mode, saturate, ftz, daz)
+        if fast is not None:
+            return fast
     x, y = _prepare([a, b], [fa, fb], daz)
     shape = x.sig.shape
     rand, rwidth = _rounding_args(mode, shape, random_bits, random_width)
@@ -254,6 +396,11 @@ def fma(
     fo = _float_format(fmt_out if fmt_out is not None else fc, "fmt_out")
     mode = as_rounding(rounding)
     window = _window(normalization)
+    if (window is None and random_bits is None and random_width is None
+            and mode is not Rounding.STOCHASTIC):
+        fast = _fma_fast(a, b, c, fa, fb, fc, fo, mode, saturate, ftz, daz)
+        if fast is not None:
+            return fast
     x, y, z = _prepare([a, b, c], [fa, fb, fc], daz)
     shape = x.sig.shape
     rand, rwidth = _rounding_args(mode, shape, random_bits, random_width)
