@@ -167,6 +167,145 @@ def _fma_fast(
     return np.asarray(table[(pid << fc.bits) | ic])
 
 
+# -- the float64 fast path (formats of up to 16 bits) -------------------------------------------
+#
+# Codes of formats that float64 holds exactly are decoded by a table; a product of two of them is
+# exact in float64; a sum is made exact-enough by rounding it to odd at 53 bits (TwoSum gives the
+# error; Boldo & Melquiond 2008: rounding to odd at >= p + 2 bits and then once to p bits is the
+# single correct rounding, in every mode). The one rounding to the output format is a derived
+# table indexed by the float64's sign and exponent (through a 4096-entry row table that clamps
+# exponents beyond the format's range into one row each side) and its top ``man_bits + 1``
+# fraction bits plus a sticky bit; the table's entries are the exact encoder's results.
+
+_F64_TABLE_LIMIT = 1 << 21
+
+
+def _f64_exact(f: FloatFormat) -> bool:
+    """Every code of ``f`` is a float64 normal number (or zero/inf/NaN)."""
+    return f.precision <= 24 and f.emin - f.man_bits >= -500 and f.emax <= 500
+
+
+def _decode_table(f: FloatFormat, daz: bool) -> Any:
+    def build() -> Any:
+        codes = np.arange(1 << f.bits, dtype=np.int64).astype(f.code_dtype)
+        return _core.decode_values(f, codes, daz=daz)
+    return _table(("decode64", f, bool(daz)), build)
+
+
+def _round_table(fo: FloatFormat, mode: Rounding, sat: Saturation, ftz: bool) -> Any:
+    """``(rows, table, k)``: a float64 with bits ``u`` rounds to ``table[rows[u >> 52] << (m + 2)
+    | ((u >> k) & (2**(m+1) - 1)) << 1 | sticky]``, ``k = 52 - (m + 1)``; or None (too large)."""
+    m = fo.man_bits
+    k = 52 - (m + 1)
+    e_lo = fo.emin - m - 3  # everything below rounds like 2**e_lo (no boundary down there)
+    e_hi = int(np.floor(np.log2(fo.max_finite))) + 1  # everything from 2**e_hi overflows alike
+    n_exp = e_hi - e_lo + 1
+    rows_per_sign = n_exp + 2  # + the zero/float64-subnormal row and the inf/NaN row
+    if 2 * rows_per_sign << (m + 2) > _F64_TABLE_LIMIT:
+        return None
+
+    def build() -> Any:
+        from .codec import encode_float_exact
+
+        field = np.arange(2048)
+        row = np.clip(field - 1023, e_lo, e_hi) - e_lo + 1
+        row = np.where(field == 0, 0, np.where(field == 2047, rows_per_sign - 1, row))
+        rows = np.concatenate([row, row + rows_per_sign]).astype(np.int64)
+        # Representative float64 per (row, top bits, sticky).
+        r = np.arange(2 * rows_per_sign)
+        sign, rr = r // rows_per_sign, r % rows_per_sign
+        fld = np.where(rr == 0, 0, np.where(rr == rows_per_sign - 1, 2047, rr - 1 + e_lo + 1023))
+        low = np.arange(1 << (m + 2))
+        frac = ((low >> 1) << k) | ((low & 1) << (k - 1))
+        bits = ((sign[:, None].astype(np.uint64) << np.uint64(63))
+                | (fld[:, None].astype(np.uint64) << np.uint64(52))
+                | frac[None, :].astype(np.uint64))
+        x = bits.reshape(-1).view(np.float64)
+        table = encode_float_exact(fo, x, mode, saturate=sat, rand=None, rwidth=0, ftz=ftz)
+        return rows, table
+
+    rows, table = _table(("round64", fo, mode, sat, bool(ftz)), build)
+    return rows, table, k
+
+
+def _round_f64(x: Any, fo: FloatFormat, rt: Any) -> Any:
+    rows, table, k = rt
+    m = fo.man_bits
+    u = x.view(np.uint64)
+    sticky = (u & np.uint64((1 << k) - 1)) != 0
+    idx = (rows[u >> np.uint64(52)] << (m + 2)) | (
+        ((u >> np.uint64(k)) & np.uint64((1 << (m + 1)) - 1)).astype(np.int64) << 1)
+    return np.asarray(table[idx | sticky])
+
+
+def _odd_sum(a: Any, b: Any) -> Any:
+    """``a + b`` rounded to odd at float64's 53 bits (finite inputs exact; inf/NaN as IEEE)."""
+    s = a + b
+    bb = s - a
+    err = (a - (s - bb)) + (b - bb)
+    inexact = np.flatnonzero(err != 0)
+    if inexact.size:
+        si, ei = s.flat[inexact], err.flat[inexact]
+        ok = np.isfinite(si) & np.isfinite(ei)
+        sb = si.view(np.int64)
+        even = (sb & 1) == 0
+        up = (ei > 0) == (si > 0)  # the exact sum lies beyond s in magnitude
+        sb = np.where(ok & even, sb + np.where(up, 1, -1), sb)
+        s.flat[inexact] = sb.view(np.float64)
+    return s
+
+
+def _set_sign(x: Any, where: Any, neg: Any) -> None:
+    """Set the sign bit of ``x`` (in place) at flat indices ``where`` to ``neg``."""
+    v = x.reshape(-1).view(np.int64)
+    v[where] = (v[where] & np.int64(0x7FFFFFFFFFFFFFFF)) | (
+        np.asarray(neg, dtype=np.int64) << 63)
+
+
+def _f64_fast(
+    op: str, operands: list[Any], fmts: list[FloatFormat], fo: FloatFormat, mode: Rounding,
+    saturate: Any, ftz: bool, daz: bool,
+) -> Any:
+    """``op`` (mul, add, fma) through float64, or None where that is not exact."""
+    if _EXACT_ONLY.get() or fo.precision > 51 or not all(map(_f64_exact, fmts)):
+        return None
+    codes = [_table_codes(c, f) for c, f in zip(operands, fmts, strict=True)]
+    if any(c is None for c in codes):
+        return None
+    sat = as_saturation(saturate)
+    rt = _round_table(fo, mode, sat, ftz)
+    if rt is None:
+        return None
+    vals = [_decode_table(f, daz)[c] for c, f in zip(codes, fmts, strict=True)]
+    vals = list(np.broadcast_arrays(*vals))
+    with np.errstate(all="ignore"):
+        if op == "mul":
+            r = np.array(vals[0] * vals[1])
+            nan = np.flatnonzero(np.isnan(r))
+            if nan.size:  # the sign of a NaN product is the XOR of the signs (as the exact path)
+                _set_sign(r, nan, np.signbit(vals[0].flat[nan]) ^ np.signbit(vals[1].flat[nan]))
+            terms = None
+        elif op == "add":
+            r = np.array(_odd_sum(vals[0], vals[1]))
+            terms = vals
+        else:
+            p = vals[0] * vals[1]  # exact
+            r = np.array(_odd_sum(p, vals[2]))
+            terms = [p, vals[2]]
+        if terms is not None:
+            nan = np.flatnonzero(np.isnan(r))
+            if nan.size:  # sign of the sum of the finite terms, as the exact path gives it
+                t1, t2 = terms[0].flat[nan], terms[1].flat[nan]
+                fin = (np.where(np.isfinite(t1), t1, 0.0) + np.where(np.isfinite(t2), t2, 0.0))
+                _set_sign(r, nan, fin < 0)
+            if mode is Rounding.RDN:  # an exact zero sum of unlike signs is -0 (IEEE 754 §6.3)
+                zero = np.flatnonzero(r == 0)
+                if zero.size:
+                    s1, s2 = np.signbit(terms[0].flat[zero]), np.signbit(terms[1].flat[zero])
+                    _set_sign(r, zero, s1 | s2)
+    return _round_f64(r, fo, rt)
+
+
 def _float_format(fmt: Format | str, what: str) -> FloatFormat:
     f = get_format(fmt) if isinstance(fmt, str) else fmt
     if not isinstance(f, FloatFormat):
@@ -307,6 +446,8 @@ def mul(
     mode = as_rounding(rounding)
     if random_bits is None and random_width is None and mode is not Rounding.STOCHASTIC:
         fast = _pair_fast(mul, a, b, fa, fb, fo, mode, saturate, ftz, daz)
+        if fast is None and fa.precision + fb.precision <= 53:
+            fast = _f64_fast("mul", [a, b], [fa, fb], fo, mode, saturate, ftz, daz)
         if fast is not None:
             return fast
     x, y = _prepare([a, b], [fa, fb], daz)
@@ -347,6 +488,8 @@ def add(
     mode = as_rounding(rounding)
     if random_bits is None and random_width is None and mode is not Rounding.STOCHASTIC:
         fast = _pair_fast(add, a, b, fa, fb, fo, mode, saturate, ftz, daz)
+        if fast is None:
+            fast = _f64_fast("add", [a, b], [fa, fb], fo, mode, saturate, ftz, daz)
         if fast is not None:
             return fast
     x, y = _prepare([a, b], [fa, fb], daz)
@@ -399,6 +542,8 @@ def fma(
     if (window is None and random_bits is None and random_width is None
             and mode is not Rounding.STOCHASTIC):
         fast = _fma_fast(a, b, c, fa, fb, fc, fo, mode, saturate, ftz, daz)
+        if fast is None and fa.precision + fb.precision <= 53:
+            fast = _f64_fast("fma", [a, b, c], [fa, fb, fc], fo, mode, saturate, ftz, daz)
         if fast is not None:
             return fast
     x, y, z = _prepare([a, b, c], [fa, fb, fc], daz)
