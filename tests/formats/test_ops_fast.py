@@ -165,3 +165,63 @@ def test_exact_path_errors_survive() -> None:
     # Finite inputs still work through the exact path, and match it.
     fast, exact = _both(ops.mul, np.uint8(0x3C), np.uint8(0x40), E5M2, E5M2, fp4)
     assert fast == exact
+
+
+# -- the float64 path: formats of up to 16 bits -------------------------------------------------
+
+F16, E8M10 = get_format("float16"), FloatFormat(8, 10)
+N16 = 1 << 15  # random operand tuples per format and mode
+
+
+def _corners(fmt: FloatFormat) -> Any:
+    """Zeros, subnormal and normal ends, values around one, the largest values, inf/NaN codes."""
+    m, top = fmt.man_bits, 1 << (fmt.bits - 1)
+    one = fmt._bias << m
+    mags = {0, 1, 2, (1 << m) - 1, 1 << m, (1 << m) + 1, one - 1, one, one + 1, fmt.max_mag,
+            fmt.max_mag - 1, top - 1, top - 2}
+    return np.array(sorted({v | s for v in mags for s in (0, top)}), dtype=fmt.code_dtype)
+
+
+def _wide_operands(fmt: FloatFormat, rng: np.random.Generator, k: int) -> list[Any]:
+    """Random codes, then pairs with nearby exponents and opposite signs (cancellation, ties in
+    the sticky bits), then every k-tuple of corner codes."""
+    n = N16
+    ops_ = [rng.integers(0, 1 << fmt.bits, n) for _ in range(k)]
+    near = ops_[0][: n // 2] ^ rng.integers(0, 1 << (fmt.man_bits + 2), n // 2)
+    ops_[1][: n // 2] = near ^ (1 << (fmt.bits - 1))
+    corners = np.meshgrid(*([_corners(fmt).astype(np.int64)] * k), indexing="ij")
+    return [np.concatenate([o, c.ravel()]).astype(fmt.code_dtype)
+            for o, c in zip(ops_, corners, strict=True)]
+
+
+@pytest.mark.parametrize("op", ["mul", "add", "fma"])
+@pytest.mark.parametrize("fmt", [F16, BF16], ids=_ids)
+def test_f64_path_random_every_mode(fmt: FloatFormat, op: str, rng: np.random.Generator) -> None:
+    operands = _wide_operands(fmt, rng, 3 if op == "fma" else 2)
+    ops._TABLES.clear()
+    for mode in DETERMINISTIC:
+        for sat in (False, True):
+            fast, exact = _both(getattr(ops, op), *operands, fmt, rounding=mode, saturate=sat)
+            bad = np.flatnonzero(fast != exact)
+            assert bad.size == 0, (mode, sat, [o[bad[:3]] for o in operands], fast[bad[:3]],
+                                   exact[bad[:3]])
+    assert any(k[0] == "round64" for k in ops._TABLES)  # the float64 path ran
+
+
+@pytest.mark.parametrize("op", ["mul", "add", "fma"])
+def test_f64_path_flags_and_mixed_formats(op: str, rng: np.random.Generator) -> None:
+    k = 3 if op == "fma" else 2
+    operands = _wide_operands(BF16, rng, k)
+    for ftz, daz in ((True, False), (False, True)):
+        fast, exact = _both(getattr(ops, op), *operands, BF16, rounding="rup", ftz=ftz, daz=daz)
+        np.testing.assert_array_equal(fast, exact)
+    # e4m3fn x bfloat16 (+ float16) into float16, and a user format e8m10 (19 bits) into bfloat16.
+    x = rng.integers(0, 256, N16).astype(np.uint8)
+    y, z = (rng.integers(0, 1 << 16, N16).astype(np.uint16) for _ in range(2))
+    fmts = [E4M3, BF16, F16][:k]
+    for mode in (Rounding.RNE, Rounding.RTZ):
+        fast, exact = _both(getattr(ops, op), x, y, *([z] * (k - 2)), *fmts, F16, mode)
+        np.testing.assert_array_equal(fast, exact)
+    w = [rng.integers(0, 1 << 19, N16).astype(E8M10.code_dtype) for _ in range(k)]
+    fast, exact = _both(getattr(ops, op), *w, *([E8M10] * k), BF16, "rna")
+    np.testing.assert_array_equal(fast, exact)

@@ -224,8 +224,8 @@ def _round_table(fo: FloatFormat, mode: Rounding, sat: Saturation, ftz: bool) ->
         table = encode_float_exact(fo, x, mode, saturate=sat, rand=None, rwidth=0, ftz=ftz)
         return rows, table
 
-    rows, table = _table(("round64", fo, mode, sat, bool(ftz)), build)
-    return rows, table, k
+    built = _table(("round64", fo, mode, sat, bool(ftz)), build)
+    return None if built is None else (*built, k)
 
 
 def _round_f64(x: Any, fo: FloatFormat, rt: Any) -> Any:
