@@ -225,3 +225,23 @@ def test_f64_path_flags_and_mixed_formats(op: str, rng: np.random.Generator) -> 
     w = [rng.integers(0, 1 << 19, N16).astype(E8M10.code_dtype) for _ in range(k)]
     fast, exact = _both(getattr(ops, op), *w, *([E8M10] * k), BF16, "rna")
     np.testing.assert_array_equal(fast, exact)
+
+
+# -- dot: the vectorized exact sum --------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", [E4M3, E5M2, F16, BF16], ids=_ids)
+def test_dot_exact_sum_vectorized(fmt: FloatFormat, rng: np.random.Generator) -> None:
+    """The limb sum against the Python-integer sum, through ``dot``'s final rounding: random rows,
+    rows of one magnitude with random signs (cancellation to zero and tiny sums), lengths 1-33."""
+    f32 = get_format("float32")
+    for k in (1, 3, 16, 33):
+        a = rng.integers(0, 1 << fmt.bits, (512, k)).astype(fmt.code_dtype)
+        b = rng.integers(0, 1 << fmt.bits, (512, k)).astype(fmt.code_dtype)
+        flip = (rng.integers(0, 2, (256, k)) << (fmt.bits - 1)).astype(fmt.code_dtype)
+        b[:256] = a[:256] ^ flip
+        for fo in (fmt, f32):
+            c = rng.integers(0, 1 << fo.bits, 512).astype(fo.code_dtype)
+            c[:128] = 0
+            for mode in (Rounding.RNE, Rounding.RDN, Rounding.RTO):
+                fast, exact = _both(ops.dot, a, b, fmt, fmt_out=fo, rounding=mode, c=c)
+                np.testing.assert_array_equal(fast, exact)

@@ -624,7 +624,69 @@ def lmul(
 
 # -- dot products -------------------------------------------------------------------------------
 
-def _big_exact_sum(neg: Any, sig: I64, exp: I64) -> tuple[Any, I64, I64]:
+_LIMB = 20  # bits per limb of the vectorized exact sum
+
+
+def _big_exact_sum(neg: Any, sig: I64, exp: I64, precision: int = 60) -> tuple[Any, I64, I64]:
+    """Exact sum along the last axis, compressed to odd so that rounding to ``precision`` bits is
+    unchanged (exact while the sum fits 60 bits).
+
+    Vectorized over rows: every term ``sig * 2**(exp - e0)`` (``e0`` the row's lowest exponent)
+    is split into 20-bit limbs at its position, the limbs are summed per row with ``bincount``
+    (float64 weights below 2**20 per term: exact for fewer than 2**33 terms), carries propagate,
+    and the top three limbs with a sticky bit for the rest give at least 41 significant bits, a
+    rounding to odd at >= precision + 2 bits. Wider significands or precisions take Python
+    integers.
+    """
+    rows = sig.reshape(-1, sig.shape[-1])
+    if (_EXACT_ONLY.get() or rows.size == 0 or precision > 2 * _LIMB - 2
+            or int(rows.max(initial=0)) >> 43):
+        return _big_exact_sum_py(neg, sig, exp)
+    negs = neg.reshape(rows.shape)
+    exps = exp.reshape(rows.shape)
+    nz = rows != 0
+    big = np.iinfo(np.int64).max
+    e0 = np.where(nz, exps, big).min(axis=1, keepdims=True)
+    e0 = np.where(e0 == big, 0, e0)
+    shift = np.where(nz, exps - e0, 0)
+    limb, off = shift // _LIMB, shift % _LIMB
+    v = rows << off  # below 2**63
+    width = int(limb.max(initial=0)) + 4  # three limbs per term, one for the carries
+    base = (np.arange(rows.shape[0], dtype=np.int64) * width)[:, None] + limb
+    sign = np.where(negs, -1.0, 1.0)
+    mask = (1 << _LIMB) - 1
+    acc = np.zeros(rows.shape[0] * width, dtype=np.float64)
+    for j in range(3):
+        part = ((v >> (j * _LIMB)) & mask).astype(np.float64) * sign
+        acc += np.bincount((base + j).reshape(-1), weights=part.reshape(-1), minlength=acc.size)
+    limbs = acc.astype(np.int64).reshape(rows.shape[0], width).T.copy()
+    for j in range(width - 1):  # carries (floor shifts: limbs end in [0, 2**20), sign on top)
+        limbs[j + 1] += limbs[j] >> _LIMB
+        limbs[j] &= mask
+    out_neg = limbs[-1] < 0
+    if out_neg.any():
+        limbs[:, out_neg] = -limbs[:, out_neg]
+        for j in range(width - 1):
+            limbs[j + 1] += limbs[j] >> _LIMB
+            limbs[j] &= mask
+    nonzero = limbs != 0
+    top = np.where(nonzero.any(axis=0), width - 1 - np.argmax(nonzero[::-1], axis=0), 0)
+    lo = np.maximum(top - 2, 0)
+    cols = np.arange(limbs.shape[1])
+    mag = np.zeros(limbs.shape[1], dtype=np.int64)
+    for j in (2, 1, 0):
+        idx = lo + j
+        ok = idx <= top
+        mag = np.where(ok, (mag << _LIMB) | limbs[np.minimum(idx, width - 1), cols], mag)
+    below = np.cumsum(nonzero, axis=0)  # nonzero limbs up to each row of limbs
+    sticky = (lo > 0) & (below[np.maximum(lo - 1, 0), cols] > 0)
+    mag |= sticky.astype(np.int64)
+    out_exp = e0[:, 0] + lo * _LIMB
+    out_shape = sig.shape[:-1]
+    return (out_neg.reshape(out_shape), mag.reshape(out_shape), out_exp.reshape(out_shape))
+
+
+def _big_exact_sum_py(neg: Any, sig: I64, exp: I64) -> tuple[Any, I64, I64]:
     """Exact sum along the last axis with Python integers, compressed to odd below 2**60."""
     rows = sig.reshape(-1, sig.shape[-1])
     negs = neg.reshape(rows.shape)
@@ -699,7 +761,7 @@ def dot(
         all_neg = np.concatenate([neg, z.neg[..., None]], axis=-1)
         all_sig = np.concatenate([sig, z.sig[..., None]], axis=-1)
         all_exp = np.concatenate([exp, z.exp[..., None]], axis=-1)
-        rneg, rsig, rexp = _big_exact_sum(all_neg, all_sig, all_exp)
+        rneg, rsig, rexp = _big_exact_sum(all_neg, all_sig, all_exp, fo.precision)
         nan = (all_cls == NAN).any(-1)
         pinf = ((all_cls == INF) & ~all_neg).any(-1)
         ninf = ((all_cls == INF) & all_neg).any(-1)
