@@ -185,6 +185,11 @@ def _f64_exact(f: FloatFormat) -> bool:
     return f.precision <= 24 and f.emin - f.man_bits >= -500 and f.emax <= 500
 
 
+def _f64_table_ok(f: FloatFormat) -> bool:
+    """``f`` fits float64 and its codes index a decode table (at most 16 bits)."""
+    return f.bits <= 16 and _f64_exact(f)
+
+
 def _decode_table(f: FloatFormat, daz: bool) -> Any:
     def build() -> Any:
         codes = np.arange(1 << f.bits, dtype=np.int64).astype(f.code_dtype)
@@ -267,7 +272,7 @@ def _f64_fast(
     saturate: Any, ftz: bool, daz: bool,
 ) -> Any:
     """``op`` (mul, add, fma) through float64, or None where that is not exact."""
-    if _EXACT_ONLY.get() or fo.precision > 51 or not all(map(_f64_exact, fmts)):
+    if _EXACT_ONLY.get() or fo.precision > 51 or not all(map(_f64_table_ok, fmts)):
         return None
     codes = [_table_codes(c, f) for c, f in zip(operands, fmts, strict=True)]
     if any(c is None for c in codes):
@@ -686,6 +691,56 @@ def _big_exact_sum(neg: Any, sig: I64, exp: I64, precision: int = 60) -> tuple[A
     return (out_neg.reshape(out_shape), mag.reshape(out_shape), out_exp.reshape(out_shape))
 
 
+def _dot_f64(
+    av: Any, bv: Any, c0: Any, fa: FloatFormat, fb: FloatFormat, facc: FloatFormat,
+    fo: FloatFormat, mode: Rounding, saturate: bool,
+) -> Any:
+    """The exact dot through float64: decoded products are exact; their sum is exact in float64
+    when every term sits on one grid of at most 53 bits (e4m3, FP6, FP4), else it goes through
+    the limb sum. None where a format does not fit."""
+    if (_EXACT_ONLY.get() or fa.precision + fb.precision > 53 or fo.precision > 2 * _LIMB - 2
+            or not (_f64_table_ok(fa) and _f64_table_ok(fb) and _f64_exact(facc))):
+        return None
+    ia, ib = _table_codes(av, fa), _table_codes(bv, fb)
+    if ia is None or ib is None or np.asarray(c0).dtype.kind not in "iu":
+        return None
+    with np.errstate(all="ignore"):
+        prod = _decode_table(fa, False)[ia] * _decode_table(fb, False)[ib]
+        cval = _core.decode_values(facc, np.broadcast_to(c0, prod.shape[:-1]))
+        terms = np.concatenate([prod, cval[..., None]], axis=-1)
+        k = terms.shape[-1]
+        lsb = min(fa.emin - fa.man_bits + fb.emin - fb.man_bits, facc.emin - facc.man_bits)
+        top = max(fa.emax + fb.emax + 2, facc.emax + 1) + int(k).bit_length()
+        total = terms.sum(axis=-1)  # exact when top - lsb <= 53; NaN/inf right in any case
+    finite = np.isfinite(terms)
+    fin = np.where(finite, terms, 0.0)
+    if top - lsb <= 53:
+        fsum = fin.sum(axis=-1)  # exact
+        u = fsum.view(np.uint64)
+        rneg = np.signbit(fsum)
+        field = ((u >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.int64)
+        rsig = np.where(fsum == 0, 0, ((u & np.uint64((1 << 52) - 1)) | np.uint64(1 << 52))
+                        .astype(np.int64))
+        rexp = field - 1075
+    else:
+        width = max(fa.precision + fb.precision, facc.precision)
+        u = fin.view(np.uint64)
+        field = ((u >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.int64)
+        sig = np.where(fin == 0, 0, ((u & np.uint64((1 << 52) - 1)) | np.uint64(1 << 52))
+                       .astype(np.int64) >> (53 - width))
+        rneg, rsig, rexp = _big_exact_sum(np.signbit(fin), sig, field - 1075 + (53 - width),
+                                          fo.precision)
+    nan = np.isnan(total)
+    inf = np.isinf(total)
+    zero = ~nan & ~inf & (rsig == 0)
+    all_zero = (terms == 0).all(-1)
+    all_pos_zero = all_zero & ~np.signbit(terms).any(-1)
+    zero_neg = (all_zero & np.signbit(terms).all(-1)) | ((mode is Rounding.RDN) & ~all_pos_zero)
+    rneg = np.where(zero, zero_neg, np.where(inf, total < 0, rneg))
+    rcls = np.select([nan, inf, zero], [NAN, INF, ZERO], FINITE).astype(np.int8)
+    return _core.round_float(fo, rneg, rsig, rexp, mode, saturate=saturate, cls=rcls)
+
+
 def _big_exact_sum_py(neg: Any, sig: I64, exp: I64) -> tuple[Any, I64, I64]:
     """Exact sum along the last axis with Python integers, compressed to odd below 2**60."""
     rows = sig.reshape(-1, sig.shape[-1])
@@ -754,6 +809,9 @@ def dot(
     c0 = (np.zeros(out_shape, dtype=facc.code_dtype) if c is None
           else np.broadcast_to(np.asarray(c), out_shape))
     if model == "exact":
+        fast = _dot_f64(av, bv, c0, fa, fb, facc, fo, mode, saturate)
+        if fast is not None:
+            return fast.reshape(out_shape)
         x, y = _prepare([av, bv], [fa, fb], daz=False)
         cls, neg, sig, exp = _product(x, y)
         z = _Operand(facc, c0, daz=False)
