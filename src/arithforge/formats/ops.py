@@ -84,7 +84,7 @@ def _table_codes(codes: Any, fmt: FloatFormat) -> Any:
     c = np.asarray(codes)
     if c.dtype.kind not in "iu":
         return None  # the exact path reports the error
-    if c.dtype == np.uint8 and fmt.bits == 8:
+    if (c.dtype == np.uint8 and fmt.bits == 8) or (c.dtype == np.uint16 and fmt.bits == 16):
         return c
     return c.astype(np.intp) & ((1 << fmt.bits) - 1)
 
@@ -237,27 +237,22 @@ def _round_f64(x: Any, fo: FloatFormat, rt: Any) -> Any:
     rows, table, k = rt
     m = fo.man_bits
     u = x.view(np.uint64)
-    sticky = (u & np.uint64((1 << k) - 1)) != 0
-    idx = (rows[u >> np.uint64(52)] << (m + 2)) | (
-        ((u >> np.uint64(k)) & np.uint64((1 << (m + 1)) - 1)).astype(np.int64) << 1)
-    return np.asarray(table[idx | sticky])
+    # Bits k-1 and up of the fraction keep their place, the lower ones OR into bit k-1: the same
+    # index as (top m+1 bits) << 1 | sticky.
+    hi = rows.astype(np.uint64)[u >> np.uint64(52)] << np.uint64(m + 2)
+    idx = hi | ((u >> np.uint64(k - 1)) & np.uint64((1 << (m + 2)) - 1))
+    idx |= (u & np.uint64((1 << (k - 1)) - 1)) != 0
+    return np.asarray(table[idx])
 
 
 def _odd_sum(a: Any, b: Any) -> Any:
     """``a + b`` rounded to odd at float64's 53 bits (finite inputs exact; inf/NaN as IEEE)."""
     s = a + b
     bb = s - a
-    err = (a - (s - bb)) + (b - bb)
-    inexact = np.flatnonzero(err != 0)
-    if inexact.size:
-        si, ei = s.flat[inexact], err.flat[inexact]
-        ok = np.isfinite(si) & np.isfinite(ei)
-        sb = si.view(np.int64)
-        even = (sb & 1) == 0
-        up = (ei > 0) == (si > 0)  # the exact sum lies beyond s in magnitude
-        sb = np.where(ok & even, sb + np.where(up, 1, -1), sb)
-        s.flat[inexact] = sb.view(np.float64)
-    return s
+    err = (a - (s - bb)) + (b - bb)  # TwoSum: the exact sum is s + err (NaN where s is not finite)
+    # Inexact with an even last bit: the odd neighbour on the side of the exact sum.
+    fix = np.isfinite(err) & (err != 0) & ((s.view(np.int64) & 1) == 0)
+    return np.where(fix, np.nextafter(s, np.copysign(np.inf, err)), s)
 
 
 def _set_sign(x: Any, where: Any, neg: Any) -> None:
