@@ -190,93 +190,126 @@ def _f64_table_ok(f: FloatFormat) -> bool:
     return f.bits <= 16 and _f64_exact(f)
 
 
-def _decode_table(f: FloatFormat, daz: bool) -> Any:
+#: Carrier floats: float type, unsigned and signed views, stored fraction bits, exponent bias.
+_CARRIERS: dict[int, tuple[Any, Any, Any, int, int]] = {
+    64: (np.float64, np.uint64, np.int64, 52, 1023),
+    32: (np.float32, np.uint32, np.int32, 23, 127),
+}
+
+
+def _decode_table(f: FloatFormat, daz: bool, width: int = 64) -> Any:
     def build() -> Any:
         codes = np.arange(1 << f.bits, dtype=np.int64).astype(f.code_dtype)
-        return _core.decode_values(f, codes, daz=daz)
-    return _table(("decode64", f, bool(daz)), build)
+        return _core.decode_values(f, codes, daz=daz).astype(_CARRIERS[width][0])
+    return _table(("decode", width, f, bool(daz)), build)
 
 
-def _round_table(fo: FloatFormat, mode: Rounding, sat: Saturation, ftz: bool) -> Any:
-    """``(rows, table, k)``: a float64 with bits ``u`` rounds to ``table[rows[u >> 52] << (m + 2)
-    | ((u >> k) & (2**(m+1) - 1)) << 1 | sticky]``, ``k = 52 - (m + 1)``; or None (too large)."""
+def _round_table(fo: FloatFormat, mode: Rounding, sat: Saturation, ftz: bool,
+                 width: int = 64) -> Any:
+    """``(rows, table, k, width)``: a carrier float (``width`` bits) with bits ``u`` rounds to
+    ``table[rows[u >> mant] << (m + 2) | ((u >> (k - 1)) & (2**(m+2) - 1)) | sticky]``,
+    ``k = mant - (m + 1)``, the sticky bit ORing the bits below ``k - 1``; or None (too large, or
+    the format's range does not sit inside the carrier's normal range)."""
+    _, utype, _, mant, bias = _CARRIERS[width]
     m = fo.man_bits
-    k = 52 - (m + 1)
+    k = mant - (m + 1)
     e_lo = fo.emin - m - 3  # everything below rounds like 2**e_lo (no boundary down there)
     e_hi = int(np.floor(np.log2(fo.max_finite))) + 1  # everything from 2**e_hi overflows alike
     n_exp = e_hi - e_lo + 1
-    rows_per_sign = n_exp + 2  # + the zero/float64-subnormal row and the inf/NaN row
-    if 2 * rows_per_sign << (m + 2) > _F64_TABLE_LIMIT:
+    rows_per_sign = n_exp + 2  # + the zero/carrier-subnormal row and the inf/NaN row
+    top_field = (1 << (width - 1 - mant)) - 1
+    if (k < 2 or e_lo + bias < 1 or e_hi + bias >= top_field
+            or 2 * rows_per_sign << (m + 2) > _F64_TABLE_LIMIT):
         return None
 
     def build() -> Any:
         from .codec import encode_float_exact
 
-        field = np.arange(2048)
-        row = np.clip(field - 1023, e_lo, e_hi) - e_lo + 1
-        row = np.where(field == 0, 0, np.where(field == 2047, rows_per_sign - 1, row))
-        rows = np.concatenate([row, row + rows_per_sign]).astype(np.int64)
-        # Representative float64 per (row, top bits, sticky).
+        field = np.arange(top_field + 1)
+        row = np.clip(field - bias, e_lo, e_hi) - e_lo + 1
+        row = np.where(field == 0, 0, np.where(field == top_field, rows_per_sign - 1, row))
+        rows = np.concatenate([row, row + rows_per_sign]).astype(utype) << utype(m + 2)
+        # Representative carrier float per (row, top bits, sticky).
         r = np.arange(2 * rows_per_sign)
         sign, rr = r // rows_per_sign, r % rows_per_sign
-        fld = np.where(rr == 0, 0, np.where(rr == rows_per_sign - 1, 2047, rr - 1 + e_lo + 1023))
+        fld = np.where(rr == 0, 0,
+                       np.where(rr == rows_per_sign - 1, top_field, rr - 1 + e_lo + bias))
         low = np.arange(1 << (m + 2))
         frac = ((low >> 1) << k) | ((low & 1) << (k - 1))
-        bits = ((sign[:, None].astype(np.uint64) << np.uint64(63))
-                | (fld[:, None].astype(np.uint64) << np.uint64(52))
-                | frac[None, :].astype(np.uint64))
-        x = bits.reshape(-1).view(np.float64)
+        bits = ((sign[:, None].astype(utype) << utype(width - 1))
+                | (fld[:, None].astype(utype) << utype(mant))
+                | frac[None, :].astype(utype))
+        with np.errstate(invalid="ignore"):  # signalling NaNs quiet on widening: still NaN
+            x = bits.reshape(-1).view(_CARRIERS[width][0]).astype(np.float64)
         table = encode_float_exact(fo, x, mode, saturate=sat, rand=None, rwidth=0, ftz=ftz)
         return rows, table
 
-    built = _table(("round64", fo, mode, sat, bool(ftz)), build)
-    return None if built is None else (*built, k)
+    built = _table(("round", width, fo, mode, sat, bool(ftz)), build)
+    return None if built is None else (*built, k, width)
 
 
-def _round_f64(x: Any, fo: FloatFormat, rt: Any) -> Any:
-    rows, table, k = rt
-    m = fo.man_bits
-    u = x.view(np.uint64)
+def _round_carrier(x: Any, fo: FloatFormat, rt: Any) -> Any:
+    rows, table, k, width = rt
+    _, utype, _, mant, _ = _CARRIERS[width]
+    u = x.view(utype)
     # Bits k-1 and up of the fraction keep their place, the lower ones OR into bit k-1: the same
     # index as (top m+1 bits) << 1 | sticky.
-    hi = rows.astype(np.uint64)[u >> np.uint64(52)] << np.uint64(m + 2)
-    idx = hi | ((u >> np.uint64(k - 1)) & np.uint64((1 << (m + 2)) - 1))
-    idx |= (u & np.uint64((1 << (k - 1)) - 1)) != 0
+    idx = rows[u >> utype(mant)] | ((u >> utype(k - 1)) & utype((1 << (fo.man_bits + 2)) - 1))
+    idx |= (u & utype((1 << (k - 1)) - 1)) != 0
     return np.asarray(table[idx])
 
 
 def _odd_sum(a: Any, b: Any) -> Any:
-    """``a + b`` rounded to odd at float64's 53 bits (finite inputs exact; inf/NaN as IEEE)."""
+    """``a + b`` rounded to odd at the carrier's precision (exact inputs; inf/NaN as IEEE)."""
     s = a + b
     bb = s - a
     err = (a - (s - bb)) + (b - bb)  # TwoSum: the exact sum is s + err (NaN where s is not finite)
     # Inexact with an even last bit: the odd neighbour on the side of the exact sum.
-    fix = np.isfinite(err) & (err != 0) & ((s.view(np.int64) & 1) == 0)
+    itype = np.int64 if s.dtype == np.float64 else np.int32
+    fix = np.isfinite(err) & (err != 0) & ((s.view(itype) & 1) == 0)
     return np.where(fix, np.nextafter(s, np.copysign(np.inf, err)), s)
 
 
 def _set_sign(x: Any, where: Any, neg: Any) -> None:
     """Set the sign bit of ``x`` (in place) at flat indices ``where`` to ``neg``."""
-    v = x.reshape(-1).view(np.int64)
-    v[where] = (v[where] & np.int64(0x7FFFFFFFFFFFFFFF)) | (
-        np.asarray(neg, dtype=np.int64) << 63)
+    width = x.dtype.itemsize * 8
+    v = x.reshape(-1).view(_CARRIERS[width][2])
+    v[where] = (v[where] & ~(v.dtype.type(1) << (width - 1))) | (
+        np.asarray(neg).astype(v.dtype) << (width - 1))
+
+
+def _carrier_width(op: str, fmts: list[FloatFormat], fo: FloatFormat) -> int:
+    """32 where float32 holds every operand, the exact product and (to odd, 24 >= p + 2 bits)
+    the sum without overflow; else 64."""
+    fits = all(f.precision <= 24 and f.emin - f.man_bits >= -126 and f.emax <= 120
+               for f in fmts) and fo.precision <= 22
+    if fits and op != "add":
+        fa, fb = fmts[0], fmts[1]
+        fits = (fa.precision + fb.precision <= 24
+                and fa.emin - fa.man_bits + fb.emin - fb.man_bits >= -149
+                and fa.emax + fb.emax + 2 <= 120)
+    return 32 if fits else 64
 
 
 def _f64_fast(
     op: str, operands: list[Any], fmts: list[FloatFormat], fo: FloatFormat, mode: Rounding,
     saturate: Any, ftz: bool, daz: bool,
 ) -> Any:
-    """``op`` (mul, add, fma) through float64, or None where that is not exact."""
+    """``op`` (mul, add, fma) through float32 or float64, or None where that is not exact."""
     if _EXACT_ONLY.get() or fo.precision > 51 or not all(map(_f64_table_ok, fmts)):
         return None
     codes = [_table_codes(c, f) for c, f in zip(operands, fmts, strict=True)]
     if any(c is None for c in codes):
         return None
     sat = as_saturation(saturate)
-    rt = _round_table(fo, mode, sat, ftz)
+    width = _carrier_width(op, fmts, fo)
+    rt = _round_table(fo, mode, sat, ftz, width)
+    if rt is None and width == 32:
+        width = 64
+        rt = _round_table(fo, mode, sat, ftz, width)
     if rt is None:
         return None
-    vals = [_decode_table(f, daz)[c] for c, f in zip(codes, fmts, strict=True)]
+    vals = [_decode_table(f, daz, width)[c] for c, f in zip(codes, fmts, strict=True)]
     vals = list(np.broadcast_arrays(*vals))
     with np.errstate(all="ignore"):
         if op == "mul":
@@ -296,14 +329,14 @@ def _f64_fast(
             nan = np.flatnonzero(np.isnan(r))
             if nan.size:  # sign of the sum of the finite terms, as the exact path gives it
                 t1, t2 = terms[0].flat[nan], terms[1].flat[nan]
-                fin = (np.where(np.isfinite(t1), t1, 0.0) + np.where(np.isfinite(t2), t2, 0.0))
+                fin = (np.where(np.isfinite(t1), t1, 0) + np.where(np.isfinite(t2), t2, 0))
                 _set_sign(r, nan, fin < 0)
             if mode is Rounding.RDN:  # an exact zero sum of unlike signs is -0 (IEEE 754 §6.3)
                 zero = np.flatnonzero(r == 0)
                 if zero.size:
                     s1, s2 = np.signbit(terms[0].flat[zero]), np.signbit(terms[1].flat[zero])
                     _set_sign(r, zero, s1 | s2)
-    return _round_f64(r, fo, rt)
+    return _round_carrier(r, fo, rt)
 
 
 def _float_format(fmt: Format | str, what: str) -> FloatFormat:
