@@ -248,3 +248,15 @@ def test_dot_exact_sum_vectorized(fmt: FloatFormat, rng: np.random.Generator) ->
             for mode in (Rounding.RNE, Rounding.RDN, Rounding.RTO):
                 fast, exact = _both(ops.dot, a, b, fmt, fmt_out=fo, rounding=mode, c=c)
                 np.testing.assert_array_equal(fast, exact)
+
+
+def test_dot_limb_sum_wide_operands(rng: np.random.Generator) -> None:
+    """float32 operands skip the decode tables; their limb sums (up to 33-bit significands) and
+    the Python-integer fallback (wider) match the exact path."""
+    f32 = get_format("float32")
+    x = rng.integers(0, 1 << 32, (256, 8), dtype=np.uint64).astype(np.uint32)
+    for fb in (E4M3, F16, get_format("float8_e3m4")):
+        y = rng.integers(0, 1 << fb.bits, (256, 8)).astype(fb.code_dtype)
+        for mode in (Rounding.RNE, Rounding.RUP):
+            fast, exact = _both(ops.dot, x, y, f32, fb, fmt_out=BF16, rounding=mode)
+            np.testing.assert_array_equal(fast, exact)

@@ -657,23 +657,25 @@ def lmul(
 
 # -- dot products -------------------------------------------------------------------------------
 
-_LIMB = 20  # bits per limb of the vectorized exact sum
+_LIMB = 30  # bits per limb of the vectorized exact sum
+#: Output precision the limb sum serves: its top two limbs keep >= _LIMB + 1 >= p + 2 bits.
+_LIMB_PRECISION = _LIMB - 1
 
 
 def _big_exact_sum(neg: Any, sig: I64, exp: I64, precision: int = 60) -> tuple[Any, I64, I64]:
     """Exact sum along the last axis, compressed to odd so that rounding to ``precision`` bits is
-    unchanged (exact while the sum fits 60 bits).
+    unchanged.
 
     Vectorized over rows: every term ``sig * 2**(exp - e0)`` (``e0`` the row's lowest exponent)
-    is split into 20-bit limbs at its position, the limbs are summed per row with ``bincount``
-    (float64 weights below 2**20 per term: exact for fewer than 2**33 terms), carries propagate,
-    and the top three limbs with a sticky bit for the rest give at least 41 significant bits, a
-    rounding to odd at >= precision + 2 bits. Wider significands or precisions take Python
-    integers.
+    is split into 30-bit limbs at its position, the limbs are summed per row with ``bincount``
+    (float64 weights below 2**30: exact for fewer than 2**20 terms a row), carries propagate, and
+    the top two limbs with a sticky bit for the rest (at least 31 significant bits) are a rounding
+    to odd at >= precision + 2 bits. Significands of more than 33 bits, output precisions above
+    29 bits and very long rows take Python integers (exact, compressed to odd below 2**60).
     """
     rows = sig.reshape(-1, sig.shape[-1])
-    if (_EXACT_ONLY.get() or rows.size == 0 or precision > 2 * _LIMB - 2
-            or int(rows.max(initial=0)) >> 43):
+    if (_EXACT_ONLY.get() or rows.size == 0 or precision > _LIMB_PRECISION
+            or rows.shape[-1] >= 1 << 20 or int(rows.max(initial=0)) >> 33):
         return _big_exact_sum_py(neg, sig, exp)
     negs = neg.reshape(rows.shape)
     exps = exp.reshape(rows.shape)
@@ -684,16 +686,18 @@ def _big_exact_sum(neg: Any, sig: I64, exp: I64, precision: int = 60) -> tuple[A
     shift = np.where(nz, exps - e0, 0)
     limb, off = shift // _LIMB, shift % _LIMB
     v = rows << off  # below 2**63
-    width = int(limb.max(initial=0)) + 4  # three limbs per term, one for the carries
+    bits = int(v.max(initial=0)).bit_length()
+    parts = max(1, -(-bits // _LIMB))
+    width = int(limb.max(initial=0)) + parts + 1  # the limbs of every term, one for the carries
     base = (np.arange(rows.shape[0], dtype=np.int64) * width)[:, None] + limb
     sign = np.where(negs, -1.0, 1.0)
     mask = (1 << _LIMB) - 1
     acc = np.zeros(rows.shape[0] * width, dtype=np.float64)
-    for j in range(3):
+    for j in range(parts):
         part = ((v >> (j * _LIMB)) & mask).astype(np.float64) * sign
         acc += np.bincount((base + j).reshape(-1), weights=part.reshape(-1), minlength=acc.size)
     limbs = acc.astype(np.int64).reshape(rows.shape[0], width).T.copy()
-    for j in range(width - 1):  # carries (floor shifts: limbs end in [0, 2**20), sign on top)
+    for j in range(width - 1):  # carries (floor shifts: limbs end in [0, 2**30), sign on top)
         limbs[j + 1] += limbs[j] >> _LIMB
         limbs[j] &= mask
     out_neg = limbs[-1] < 0
@@ -704,13 +708,9 @@ def _big_exact_sum(neg: Any, sig: I64, exp: I64, precision: int = 60) -> tuple[A
             limbs[j] &= mask
     nonzero = limbs != 0
     top = np.where(nonzero.any(axis=0), width - 1 - np.argmax(nonzero[::-1], axis=0), 0)
-    lo = np.maximum(top - 2, 0)
+    lo = np.maximum(top - 1, 0)
     cols = np.arange(limbs.shape[1])
-    mag = np.zeros(limbs.shape[1], dtype=np.int64)
-    for j in (2, 1, 0):
-        idx = lo + j
-        ok = idx <= top
-        mag = np.where(ok, (mag << _LIMB) | limbs[np.minimum(idx, width - 1), cols], mag)
+    mag = np.where(top > lo, limbs[top, cols] << _LIMB, 0) | limbs[lo, cols]
     below = np.cumsum(nonzero, axis=0)  # nonzero limbs up to each row of limbs
     sticky = (lo > 0) & (below[np.maximum(lo - 1, 0), cols] > 0)
     mag |= sticky.astype(np.int64)
@@ -726,7 +726,7 @@ def _dot_f64(
     """The exact dot through float64: decoded products are exact; their sum is exact in float64
     when every term sits on one grid of at most 53 bits (e4m3, FP6, FP4), else it goes through
     the limb sum. None where a format does not fit."""
-    if (_EXACT_ONLY.get() or fa.precision + fb.precision > 53 or fo.precision > 2 * _LIMB - 2
+    if (_EXACT_ONLY.get() or fa.precision + fb.precision > 53 or fo.precision > _LIMB_PRECISION
             or not (_f64_table_ok(fa) and _f64_table_ok(fb) and _f64_exact(facc))):
         return None
     ia, ib = _table_codes(av, fa), _table_codes(bv, fb)
