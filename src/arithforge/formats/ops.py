@@ -213,12 +213,17 @@ def _round_table(fo: FloatFormat, mode: Rounding, sat: Saturation, ftz: bool,
     _, utype, _, mant, bias = _CARRIERS[width]
     m = fo.man_bits
     k = mant - (m + 1)
-    e_lo = fo.emin - m - 3  # everything below rounds like 2**e_lo (no boundary down there)
-    e_hi = int(np.floor(np.log2(fo.max_finite))) + 1  # everything from 2**e_hi overflows alike
+    # Everything below 2**e_lo rounds alike (no boundary down there); where that lies below the
+    # carrier's normal range, the carrier's subnormals have their own row, whose representatives
+    # are exact when the format's subnormal grid is no finer than the carrier's (emin >= 1 - bias).
+    e_lo = max(fo.emin - m - 3, 1 - bias)
+    # Everything from 2**e_hi overflows alike; the carrier's top binade is its last row when the
+    # format reaches it (bfloat16 on float32).
+    top_field = (1 << (width - 1 - mant)) - 1
+    e_hi = min(int(np.floor(np.log2(fo.max_finite))) + 1, top_field - 1 - bias)
     n_exp = e_hi - e_lo + 1
     rows_per_sign = n_exp + 2  # + the zero/carrier-subnormal row and the inf/NaN row
-    top_field = (1 << (width - 1 - mant)) - 1
-    if (k < 2 or e_lo + bias < 1 or e_hi + bias >= top_field
+    if (k < 2 or fo.emin < 1 - bias
             or 2 * rows_per_sign << (m + 2) > _F64_TABLE_LIMIT):
         return None
 
@@ -279,21 +284,22 @@ def _set_sign(x: Any, where: Any, neg: Any) -> None:
 
 
 def _carrier_width(op: str, fmts: list[FloatFormat], fo: FloatFormat) -> int:
-    """32 where float32 holds every operand, the exact product and (to odd, 24 >= p + 2 bits)
-    the sum without overflow; else 64."""
-    fits = all(f.precision <= 24 and f.emin - f.man_bits >= -126 and f.emax <= 120
+    """32 where float32 holds every operand (subnormals included) and the exact product, and the
+    sum rounded to odd at 24 >= p + 2 bits (a sum that overflows float32 is redone in float64);
+    else 64."""
+    fits = all(f.precision <= 24 and f.emin - f.man_bits >= -149 and f.emax <= 127
                for f in fmts) and fo.precision <= 22
     if fits and op != "add":
         fa, fb = fmts[0], fmts[1]
         fits = (fa.precision + fb.precision <= 24
                 and fa.emin - fa.man_bits + fb.emin - fb.man_bits >= -149
-                and fa.emax + fb.emax + 2 <= 120)
+                and fa.emax + fb.emax + 2 <= 127)
     return 32 if fits else 64
 
 
 def _f64_fast(
     op: str, operands: list[Any], fmts: list[FloatFormat], fo: FloatFormat, mode: Rounding,
-    saturate: Any, ftz: bool, daz: bool,
+    saturate: Any, ftz: bool, daz: bool, width: int | None = None,
 ) -> Any:
     """``op`` (mul, add, fma) through float32 or float64, or None where that is not exact."""
     if _EXACT_ONLY.get() or fo.precision > 51 or not all(map(_f64_table_ok, fmts)):
@@ -302,7 +308,7 @@ def _f64_fast(
     if any(c is None for c in codes):
         return None
     sat = as_saturation(saturate)
-    width = _carrier_width(op, fmts, fo)
+    width = _carrier_width(op, fmts, fo) if width is None else width
     rt = _round_table(fo, mode, sat, ftz, width)
     if rt is None and width == 32:
         width = 64
@@ -336,7 +342,14 @@ def _f64_fast(
                 if zero.size:
                     s1, s2 = np.signbit(terms[0].flat[zero]), np.signbit(terms[1].flat[zero])
                     _set_sign(r, zero, s1 | s2)
-    return _round_carrier(r, fo, rt)
+    out = _round_carrier(r, fo, rt)
+    if width == 32 and terms is not None:
+        # A finite sum beyond float32's range: those elements again on float64.
+        over = np.flatnonzero(np.isinf(r) & np.isfinite(terms[0]) & np.isfinite(terms[1]))
+        if over.size:
+            sub = [np.broadcast_to(c, r.shape).reshape(-1)[over] for c in codes]
+            out.reshape(-1)[over] = _f64_fast(op, sub, fmts, fo, mode, saturate, ftz, daz, 64)
+    return out
 
 
 def _float_format(fmt: Format | str, what: str) -> FloatFormat:
