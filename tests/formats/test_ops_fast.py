@@ -264,3 +264,15 @@ def test_dot_limb_sum_wide_operands(rng: np.random.Generator) -> None:
         for mode in (Rounding.RNE, Rounding.RUP):
             fast, exact = _both(ops.dot, x, y, f32, fb, fmt_out=BF16, rounding=mode)
             np.testing.assert_array_equal(fast, exact)
+
+
+def test_table_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the byte budget the cache starts over instead of growing; results are unchanged."""
+    ops._TABLES.clear()
+    monkeypatch.setattr(ops, "_TABLES_MAX_BYTES", 100_000)
+    a, b = _pairs(E4M3, E4M3)
+    for mode in DETERMINISTIC:
+        fast, exact = _both(ops.mul, a, b, E4M3, rounding=mode)
+        np.testing.assert_array_equal(fast, exact)
+        assert sum(ops._nbytes(v) for v in ops._TABLES.values()) <= 100_000
+    assert len(ops._TABLES) == 1  # each 65,536-byte table pushed the previous one out

@@ -48,6 +48,7 @@ _EXACT_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("exact_only",
 _TABLES: dict[tuple[Any, ...], Any] = {}
 _PAIR_BITS = 16        # operand pairs of at most this many bits get a pair table
 _FMA_TABLE_LIMIT = 1 << 22  # entries of an fma table (distinct products x addend codes)
+_TABLES_MAX_BYTES = 256 << 20  # all cached tables together
 
 
 @contextlib.contextmanager
@@ -75,8 +76,16 @@ def _table(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
             table = build()
         except FormatError:
             table = None
+    if sum(map(_nbytes, _TABLES.values())) + _nbytes(table) > _TABLES_MAX_BYTES:
+        _TABLES.clear()  # a sweep over many formats and modes: start over rather than grow
     _TABLES[key] = table
     return table
+
+
+def _nbytes(value: Any) -> int:
+    if isinstance(value, tuple):
+        return sum(map(_nbytes, value))
+    return int(getattr(value, "nbytes", 0))
 
 
 def _table_codes(codes: Any, fmt: FloatFormat) -> Any:
