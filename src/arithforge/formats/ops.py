@@ -10,6 +10,9 @@ the final rounding unchanged (see :func:`_sum2`), and rounded once by :mod:`._co
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -20,10 +23,10 @@ from ._core import FINITE, INF, NAN, ZERO
 from ._errors import FormatError
 from .catalog import get_format
 from .descriptors import FixedFormat, FloatFormat, Format
-from .rounding import Rounding, Saturation, as_rounding
+from .rounding import Rounding, Saturation, as_rounding, as_saturation
 
 __all__ = ["MAX_WINDOW", "add", "mul", "fma", "lmul", "lmul_offset_bits", "dot", "imac",
-           "Normalization"]
+           "Normalization", "exact_only"]
 
 I64 = npt.NDArray[np.int64]
 Normalization = str | int  # "exact", or the window of an approximate normalizer
@@ -31,6 +34,331 @@ Normalization = str | int  # "exact", or the window of an approximate normalizer
 #: normalization=W`` and the sweep spec take: above the adder of any format up to 32 bits, where
 #: a window that covers the whole adder is the exact normalizer. The emulator takes any window.
 MAX_WINDOW = 128
+
+
+# -- derived tables (the fast path of small formats) ------------------------------------------
+#
+# ``mul``/``add`` of two codes of at most 16 bits together, and ``fma`` whose product operands
+# are that small and whose addend has at most 8 bits, are functions of a few thousand inputs: the
+# exact path below evaluates each once (lazily, per formats, rounding, saturation and flags) and a
+# call becomes one or two numpy gathers. The tables *are* the exact path's results, so the fast
+# path is bit-exact by construction; tests compare the two exhaustively.
+
+_EXACT_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("exact_only", default=False)
+_TABLES: dict[tuple[Any, ...], Any] = {}
+_PAIR_BITS = 16        # operand pairs of at most this many bits get a pair table
+_FMA_TABLE_LIMIT = 1 << 22  # entries of an fma table (distinct products x addend codes)
+_TABLES_MAX_BYTES = 256 << 20  # all cached tables together
+
+
+@contextlib.contextmanager
+def exact_only() -> Iterator[None]:
+    """Within the block, every operation takes the exact path (no derived tables).
+
+    For tests and benchmarks that compare the fast paths against the exact one.
+    """
+    token = _EXACT_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _EXACT_ONLY.reset(token)
+
+
+def _table(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    """The cached table for ``key``, built once; None where the exact path raises on some entry
+    (e.g. a NaN result in a format without NaN): such calls keep the exact path and its error."""
+    try:
+        return _TABLES[key]
+    except KeyError:
+        pass
+    with exact_only():
+        try:
+            table = build()
+        except FormatError:
+            table = None
+    if sum(map(_nbytes, _TABLES.values())) + _nbytes(table) > _TABLES_MAX_BYTES:
+        _TABLES.clear()  # a sweep over many formats and modes: start over rather than grow
+    _TABLES[key] = table
+    return table
+
+
+def _nbytes(value: Any) -> int:
+    if isinstance(value, tuple):
+        return sum(map(_nbytes, value))
+    return int(getattr(value, "nbytes", 0))
+
+
+def _table_codes(codes: Any, fmt: FloatFormat) -> Any:
+    """Codes as table indices (masked to ``fmt.bits`` as the exact path masks), or None."""
+    c = np.asarray(codes)
+    if c.dtype.kind not in "iu":
+        return None  # the exact path reports the error
+    if (c.dtype == np.uint8 and fmt.bits == 8) or (c.dtype == np.uint16 and fmt.bits == 16):
+        return c
+    return c.astype(np.intp) & ((1 << fmt.bits) - 1)
+
+
+def _all_pairs(fa: FloatFormat, fb: FloatFormat) -> tuple[Any, Any]:
+    ia = np.repeat(np.arange(1 << fa.bits, dtype=np.int64), 1 << fb.bits)
+    ib = np.tile(np.arange(1 << fb.bits, dtype=np.int64), 1 << fa.bits)
+    return ia.astype(fa.code_dtype), ib.astype(fb.code_dtype)
+
+
+def _pair_index(ia: Any, ib: Any, fb: FloatFormat) -> Any:
+    if ia.dtype == np.uint8 and ib.dtype == np.uint8 and fb.bits == 8:
+        return (ia.astype(np.uint16) << 8) | ib
+    return (ia.astype(np.intp) << fb.bits) | ib
+
+
+def _pair_fast(
+    op: Callable[..., Any], a: Any, b: Any, fa: FloatFormat, fb: FloatFormat, fo: FloatFormat,
+    mode: Rounding, saturate: Any, ftz: bool, daz: bool,
+) -> Any:
+    """``op(a, b)`` by a table of every code pair, or None where the table does not apply."""
+    if fa.bits + fb.bits > _PAIR_BITS or _EXACT_ONLY.get():
+        return None
+    ia, ib = _table_codes(a, fa), _table_codes(b, fb)
+    if ia is None or ib is None:
+        return None
+    sat = as_saturation(saturate)
+    key = (op.__name__, fa, fb, fo, mode, sat, bool(ftz), bool(daz))
+    table = _table(key, lambda: op(*_all_pairs(fa, fb), fa, fb, fo, mode, saturate=sat, ftz=ftz,
+                                   daz=daz))
+    if table is None:
+        return None
+    return np.asarray(table[_pair_index(ia, ib, fb)])
+
+
+def _fma_fast(
+    a: Any, b: Any, c: Any, fa: FloatFormat, fb: FloatFormat, fc: FloatFormat, fo: FloatFormat,
+    mode: Rounding, saturate: Any, ftz: bool, daz: bool,
+) -> Any:
+    """``fma`` by two gathers: the pair ``(a, b)`` to the id of its exact product (sign and class
+    included), then ``(product id, c)`` to the result; None where that does not apply.
+
+    Exact fma with exact normalization depends only on the exact product and ``c``, and the
+    products of two small formats take few distinct values (e4m3 x e4m3: about 1,300 of 65,536).
+    """
+    if fa.bits + fb.bits > _PAIR_BITS or fc.bits > 8 or _EXACT_ONLY.get():
+        return None
+    ia, ib, ic = _table_codes(a, fa), _table_codes(b, fb), _table_codes(c, fc)
+    if ia is None or ib is None or ic is None:
+        return None
+    sat = as_saturation(saturate)
+    pkey = ("product_id", fa, fb, bool(daz))
+
+    def build_ids() -> Any:
+        pa, pb = _all_pairs(fa, fb)
+        x, y = _prepare([pa, pb], [fa, fb], daz)
+        cls, neg, sig, exp = _product(x, y)
+        finite = cls == FINITE
+        low = np.where(finite, sig & -sig, 1)  # lowest set bit: canonical (odd) significand
+        tz = _core.bit_length(low) - 1
+        keys = np.stack([cls.astype(np.int64), neg.astype(np.int64),
+                         np.where(finite, sig >> tz, 0), np.where(finite, exp + tz, 0)], axis=1)
+        _, first, ids = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        return ids.reshape(-1).astype(np.int32), pa[first], pb[first]
+
+    ids, rep_a, rep_b = _table(pkey, build_ids)
+    if len(rep_a) << fc.bits > _FMA_TABLE_LIMIT:
+        return None
+    key = ("fma", fa, fb, fc, fo, mode, sat, bool(ftz), bool(daz))
+
+    def build() -> Any:
+        cs = np.arange(1 << fc.bits, dtype=np.int64).astype(fc.code_dtype)
+        return fma(rep_a[:, None], rep_b[:, None], cs[None, :], fa, fb, fc, fo, mode,
+                   saturate=sat, ftz=ftz, daz=daz).reshape(-1)
+
+    table = _table(key, build)
+    if table is None:
+        return None
+    pid = ids[_pair_index(ia, ib, fb)]
+    return np.asarray(table[(pid << fc.bits) | ic])
+
+
+# -- the float64 fast path (formats of up to 16 bits) -------------------------------------------
+#
+# Codes of formats that float64 holds exactly are decoded by a table; a product of two of them is
+# exact in float64; a sum is made exact-enough by rounding it to odd at 53 bits (TwoSum gives the
+# error; Boldo & Melquiond 2008: rounding to odd at >= p + 2 bits and then once to p bits is the
+# single correct rounding, in every mode). The one rounding to the output format is a derived
+# table indexed by the float64's sign and exponent (through a 4096-entry row table that clamps
+# exponents beyond the format's range into one row each side) and its top ``man_bits + 1``
+# fraction bits plus a sticky bit; the table's entries are the exact encoder's results.
+
+_F64_TABLE_LIMIT = 1 << 21
+
+
+def _f64_exact(f: FloatFormat) -> bool:
+    """Every code of ``f`` is a float64 normal number (or zero/inf/NaN)."""
+    return f.precision <= 24 and f.emin - f.man_bits >= -500 and f.emax <= 500
+
+
+def _f64_table_ok(f: FloatFormat) -> bool:
+    """``f`` fits float64 and its codes index a decode table (at most 16 bits)."""
+    return f.bits <= 16 and _f64_exact(f)
+
+
+#: Carrier floats: float type, unsigned and signed views, stored fraction bits, exponent bias.
+_CARRIERS: dict[int, tuple[Any, Any, Any, int, int]] = {
+    64: (np.float64, np.uint64, np.int64, 52, 1023),
+    32: (np.float32, np.uint32, np.int32, 23, 127),
+}
+
+
+def _decode_table(f: FloatFormat, daz: bool, width: int = 64) -> Any:
+    def build() -> Any:
+        codes = np.arange(1 << f.bits, dtype=np.int64).astype(f.code_dtype)
+        return _core.decode_values(f, codes, daz=daz).astype(_CARRIERS[width][0])
+    return _table(("decode", width, f, bool(daz)), build)
+
+
+def _round_table(fo: FloatFormat, mode: Rounding, sat: Saturation, ftz: bool,
+                 width: int = 64) -> Any:
+    """``(rows, table, k, width)``: a carrier float (``width`` bits) with bits ``u`` rounds to
+    ``table[rows[u >> mant] << (m + 2) | ((u >> (k - 1)) & (2**(m+2) - 1)) | sticky]``,
+    ``k = mant - (m + 1)``, the sticky bit ORing the bits below ``k - 1``; or None (too large, or
+    the format's range does not sit inside the carrier's normal range)."""
+    _, utype, _, mant, bias = _CARRIERS[width]
+    m = fo.man_bits
+    k = mant - (m + 1)
+    # Everything below 2**e_lo rounds alike (no boundary down there); where that lies below the
+    # carrier's normal range, the carrier's subnormals have their own row, whose representatives
+    # are exact when the format's subnormal grid is no finer than the carrier's (emin >= 1 - bias).
+    e_lo = max(fo.emin - m - 3, 1 - bias)
+    # Everything from 2**e_hi overflows alike; the carrier's top binade is its last row when the
+    # format reaches it (bfloat16 on float32).
+    top_field = (1 << (width - 1 - mant)) - 1
+    e_hi = min(int(np.floor(np.log2(fo.max_finite))) + 1, top_field - 1 - bias)
+    n_exp = e_hi - e_lo + 1
+    rows_per_sign = n_exp + 2  # + the zero/carrier-subnormal row and the inf/NaN row
+    if (k < 2 or fo.emin < 1 - bias
+            or 2 * rows_per_sign << (m + 2) > _F64_TABLE_LIMIT):
+        return None
+
+    def build() -> Any:
+        from .codec import encode_float_exact
+
+        field = np.arange(top_field + 1)
+        row = np.clip(field - bias, e_lo, e_hi) - e_lo + 1
+        row = np.where(field == 0, 0, np.where(field == top_field, rows_per_sign - 1, row))
+        rows = np.concatenate([row, row + rows_per_sign]).astype(utype) << utype(m + 2)
+        # Representative carrier float per (row, top bits, sticky).
+        r = np.arange(2 * rows_per_sign)
+        sign, rr = r // rows_per_sign, r % rows_per_sign
+        fld = np.where(rr == 0, 0,
+                       np.where(rr == rows_per_sign - 1, top_field, rr - 1 + e_lo + bias))
+        low = np.arange(1 << (m + 2))
+        frac = ((low >> 1) << k) | ((low & 1) << (k - 1))
+        bits = ((sign[:, None].astype(utype) << utype(width - 1))
+                | (fld[:, None].astype(utype) << utype(mant))
+                | frac[None, :].astype(utype))
+        with np.errstate(invalid="ignore"):  # signalling NaNs quiet on widening: still NaN
+            x = bits.reshape(-1).view(_CARRIERS[width][0]).astype(np.float64)
+        table = encode_float_exact(fo, x, mode, saturate=sat, rand=None, rwidth=0, ftz=ftz)
+        return rows, table
+
+    built = _table(("round", width, fo, mode, sat, bool(ftz)), build)
+    return None if built is None else (*built, k, width)
+
+
+def _round_carrier(x: Any, fo: FloatFormat, rt: Any) -> Any:
+    rows, table, k, width = rt
+    _, utype, _, mant, _ = _CARRIERS[width]
+    u = x.view(utype)
+    # Bits k-1 and up of the fraction keep their place, the lower ones OR into bit k-1: the same
+    # index as (top m+1 bits) << 1 | sticky.
+    idx = rows[u >> utype(mant)] | ((u >> utype(k - 1)) & utype((1 << (fo.man_bits + 2)) - 1))
+    idx |= (u & utype((1 << (k - 1)) - 1)) != 0
+    return np.asarray(table[idx])
+
+
+def _odd_sum(a: Any, b: Any) -> Any:
+    """``a + b`` rounded to odd at the carrier's precision (exact inputs; inf/NaN as IEEE)."""
+    s = a + b
+    bb = s - a
+    err = (a - (s - bb)) + (b - bb)  # TwoSum: the exact sum is s + err (NaN where s is not finite)
+    # Inexact with an even last bit: the odd neighbour on the side of the exact sum.
+    itype = np.int64 if s.dtype == np.float64 else np.int32
+    fix = np.isfinite(err) & (err != 0) & ((s.view(itype) & 1) == 0)
+    return np.where(fix, np.nextafter(s, np.copysign(np.inf, err)), s)
+
+
+def _set_sign(x: Any, where: Any, neg: Any) -> None:
+    """Set the sign bit of ``x`` (in place) at flat indices ``where`` to ``neg``."""
+    width = x.dtype.itemsize * 8
+    v = x.reshape(-1).view(_CARRIERS[width][2])
+    v[where] = (v[where] & ~(v.dtype.type(1) << (width - 1))) | (
+        np.asarray(neg).astype(v.dtype) << (width - 1))
+
+
+def _carrier_width(op: str, fmts: list[FloatFormat], fo: FloatFormat) -> int:
+    """32 where float32 holds every operand (subnormals included) and the exact product, and the
+    sum rounded to odd at 24 >= p + 2 bits (a sum that overflows float32 is redone in float64);
+    else 64."""
+    fits = all(f.precision <= 24 and f.emin - f.man_bits >= -149 and f.emax <= 127
+               for f in fmts) and fo.precision <= 22
+    if fits and op != "add":
+        fa, fb = fmts[0], fmts[1]
+        fits = (fa.precision + fb.precision <= 24
+                and fa.emin - fa.man_bits + fb.emin - fb.man_bits >= -149
+                and fa.emax + fb.emax + 2 <= 127)
+    return 32 if fits else 64
+
+
+def _f64_fast(
+    op: str, operands: list[Any], fmts: list[FloatFormat], fo: FloatFormat, mode: Rounding,
+    saturate: Any, ftz: bool, daz: bool, width: int | None = None,
+) -> Any:
+    """``op`` (mul, add, fma) through float32 or float64, or None where that is not exact."""
+    if _EXACT_ONLY.get() or fo.precision > 51 or not all(map(_f64_table_ok, fmts)):
+        return None
+    codes = [_table_codes(c, f) for c, f in zip(operands, fmts, strict=True)]
+    if any(c is None for c in codes):
+        return None
+    sat = as_saturation(saturate)
+    width = _carrier_width(op, fmts, fo) if width is None else width
+    rt = _round_table(fo, mode, sat, ftz, width)
+    if rt is None and width == 32:
+        width = 64
+        rt = _round_table(fo, mode, sat, ftz, width)
+    if rt is None:
+        return None
+    vals = [_decode_table(f, daz, width)[c] for c, f in zip(codes, fmts, strict=True)]
+    vals = list(np.broadcast_arrays(*vals))
+    with np.errstate(all="ignore"):
+        if op == "mul":
+            r = np.array(vals[0] * vals[1])
+            nan = np.flatnonzero(np.isnan(r))
+            if nan.size:  # the sign of a NaN product is the XOR of the signs (as the exact path)
+                _set_sign(r, nan, np.signbit(vals[0].flat[nan]) ^ np.signbit(vals[1].flat[nan]))
+            terms = None
+        elif op == "add":
+            r = np.array(_odd_sum(vals[0], vals[1]))
+            terms = vals
+        else:
+            p = vals[0] * vals[1]  # exact
+            r = np.array(_odd_sum(p, vals[2]))
+            terms = [p, vals[2]]
+        if terms is not None:
+            nan = np.flatnonzero(np.isnan(r))
+            if nan.size:  # sign of the sum of the finite terms, as the exact path gives it
+                t1, t2 = terms[0].flat[nan], terms[1].flat[nan]
+                fin = (np.where(np.isfinite(t1), t1, 0) + np.where(np.isfinite(t2), t2, 0))
+                _set_sign(r, nan, fin < 0)
+            if mode is Rounding.RDN:  # an exact zero sum of unlike signs is -0 (IEEE 754 §6.3)
+                zero = np.flatnonzero(r == 0)
+                if zero.size:
+                    s1, s2 = np.signbit(terms[0].flat[zero]), np.signbit(terms[1].flat[zero])
+                    _set_sign(r, zero, s1 | s2)
+    out = _round_carrier(r, fo, rt)
+    if width == 32 and terms is not None:
+        # A finite sum beyond float32's range: those elements again on float64.
+        over = np.flatnonzero(np.isinf(r) & np.isfinite(terms[0]) & np.isfinite(terms[1]))
+        if over.size:
+            sub = [np.broadcast_to(c, r.shape).reshape(-1)[over] for c in codes]
+            out.reshape(-1)[over] = _f64_fast(op, sub, fmts, fo, mode, saturate, ftz, daz, 64)
+    return out
 
 
 def _float_format(fmt: Format | str, what: str) -> FloatFormat:
@@ -171,6 +499,12 @@ def mul(
     fb = _float_format(fmt_b if fmt_b is not None else fa, "fmt_b")
     fo = _float_format(fmt_out if fmt_out is not None else fa, "fmt_out")
     mode = as_rounding(rounding)
+    if random_bits is None and random_width is None and mode is not Rounding.STOCHASTIC:
+        fast = _pair_fast(mul, a, b, fa, fb, fo, mode, saturate, ftz, daz)
+        if fast is None and fa.precision + fb.precision <= 53:
+            fast = _f64_fast("mul", [a, b], [fa, fb], fo, mode, saturate, ftz, daz)
+        if fast is not None:
+            return fast
     x, y = _prepare([a, b], [fa, fb], daz)
     shape = x.sig.shape
     rand, rwidth = _rounding_args(mode, shape, random_bits, random_width)
@@ -207,6 +541,12 @@ def add(
     fb = _float_format(fmt_b if fmt_b is not None else fa, "fmt_b")
     fo = _float_format(fmt_out if fmt_out is not None else fa, "fmt_out")
     mode = as_rounding(rounding)
+    if random_bits is None and random_width is None and mode is not Rounding.STOCHASTIC:
+        fast = _pair_fast(add, a, b, fa, fb, fo, mode, saturate, ftz, daz)
+        if fast is None:
+            fast = _f64_fast("add", [a, b], [fa, fb], fo, mode, saturate, ftz, daz)
+        if fast is not None:
+            return fast
     x, y = _prepare([a, b], [fa, fb], daz)
     shape = x.sig.shape
     rand, rwidth = _rounding_args(mode, shape, random_bits, random_width)
@@ -254,6 +594,13 @@ def fma(
     fo = _float_format(fmt_out if fmt_out is not None else fc, "fmt_out")
     mode = as_rounding(rounding)
     window = _window(normalization)
+    if (window is None and random_bits is None and random_width is None
+            and mode is not Rounding.STOCHASTIC):
+        fast = _fma_fast(a, b, c, fa, fb, fc, fo, mode, saturate, ftz, daz)
+        if fast is None and fa.precision + fb.precision <= 53:
+            fast = _f64_fast("fma", [a, b, c], [fa, fb, fc], fo, mode, saturate, ftz, daz)
+        if fast is not None:
+            return fast
     x, y, z = _prepare([a, b, c], [fa, fb, fc], daz)
     shape = x.sig.shape
     rand, rwidth = _rounding_args(mode, shape, random_bits, random_width)
@@ -332,7 +679,119 @@ def lmul(
 
 # -- dot products -------------------------------------------------------------------------------
 
-def _big_exact_sum(neg: Any, sig: I64, exp: I64) -> tuple[Any, I64, I64]:
+_LIMB = 30  # bits per limb of the vectorized exact sum
+#: Output precision the limb sum serves: its top two limbs keep >= _LIMB + 1 >= p + 2 bits.
+_LIMB_PRECISION = _LIMB - 1
+
+
+def _big_exact_sum(neg: Any, sig: I64, exp: I64, precision: int = 60) -> tuple[Any, I64, I64]:
+    """Exact sum along the last axis, compressed to odd so that rounding to ``precision`` bits is
+    unchanged.
+
+    Vectorized over rows: every term ``sig * 2**(exp - e0)`` (``e0`` the row's lowest exponent)
+    is split into 30-bit limbs at its position, the limbs are summed per row with ``bincount``
+    (float64 weights below 2**30: exact for fewer than 2**20 terms a row), carries propagate, and
+    the top two limbs with a sticky bit for the rest (at least 31 significant bits) are a rounding
+    to odd at >= precision + 2 bits. Significands of more than 33 bits, output precisions above
+    29 bits and very long rows take Python integers (exact, compressed to odd below 2**60).
+    """
+    rows = sig.reshape(-1, sig.shape[-1])
+    if (_EXACT_ONLY.get() or rows.size == 0 or precision > _LIMB_PRECISION
+            or rows.shape[-1] >= 1 << 20 or int(rows.max(initial=0)) >> 33):
+        return _big_exact_sum_py(neg, sig, exp)
+    negs = neg.reshape(rows.shape)
+    exps = exp.reshape(rows.shape)
+    nz = rows != 0
+    big = np.iinfo(np.int64).max
+    e0 = np.where(nz, exps, big).min(axis=1, keepdims=True)
+    e0 = np.where(e0 == big, 0, e0)
+    shift = np.where(nz, exps - e0, 0)
+    limb, off = shift // _LIMB, shift % _LIMB
+    v = rows << off  # below 2**63
+    bits = int(v.max(initial=0)).bit_length()
+    parts = max(1, -(-bits // _LIMB))
+    width = int(limb.max(initial=0)) + parts + 1  # the limbs of every term, one for the carries
+    base = (np.arange(rows.shape[0], dtype=np.int64) * width)[:, None] + limb
+    sign = np.where(negs, -1.0, 1.0)
+    mask = (1 << _LIMB) - 1
+    acc = np.zeros(rows.shape[0] * width, dtype=np.float64)
+    for j in range(parts):
+        part = ((v >> (j * _LIMB)) & mask).astype(np.float64) * sign
+        acc += np.bincount((base + j).reshape(-1), weights=part.reshape(-1), minlength=acc.size)
+    limbs = acc.astype(np.int64).reshape(rows.shape[0], width).T.copy()
+    for j in range(width - 1):  # carries (floor shifts: limbs end in [0, 2**30), sign on top)
+        limbs[j + 1] += limbs[j] >> _LIMB
+        limbs[j] &= mask
+    out_neg = limbs[-1] < 0
+    if out_neg.any():
+        limbs[:, out_neg] = -limbs[:, out_neg]
+        for j in range(width - 1):
+            limbs[j + 1] += limbs[j] >> _LIMB
+            limbs[j] &= mask
+    nonzero = limbs != 0
+    top = np.where(nonzero.any(axis=0), width - 1 - np.argmax(nonzero[::-1], axis=0), 0)
+    lo = np.maximum(top - 1, 0)
+    cols = np.arange(limbs.shape[1])
+    mag = np.where(top > lo, limbs[top, cols] << _LIMB, 0) | limbs[lo, cols]
+    below = np.cumsum(nonzero, axis=0)  # nonzero limbs up to each row of limbs
+    sticky = (lo > 0) & (below[np.maximum(lo - 1, 0), cols] > 0)
+    mag |= sticky.astype(np.int64)
+    out_exp = e0[:, 0] + lo * _LIMB
+    out_shape = sig.shape[:-1]
+    return (out_neg.reshape(out_shape), mag.reshape(out_shape), out_exp.reshape(out_shape))
+
+
+def _dot_f64(
+    av: Any, bv: Any, c0: Any, fa: FloatFormat, fb: FloatFormat, facc: FloatFormat,
+    fo: FloatFormat, mode: Rounding, saturate: bool,
+) -> Any:
+    """The exact dot through float64: decoded products are exact; their sum is exact in float64
+    when every term sits on one grid of at most 53 bits (e4m3, FP6, FP4), else it goes through
+    the limb sum. None where a format does not fit."""
+    if (_EXACT_ONLY.get() or fa.precision + fb.precision > 53 or fo.precision > _LIMB_PRECISION
+            or not (_f64_table_ok(fa) and _f64_table_ok(fb) and _f64_exact(facc))):
+        return None
+    ia, ib = _table_codes(av, fa), _table_codes(bv, fb)
+    if ia is None or ib is None or np.asarray(c0).dtype.kind not in "iu":
+        return None
+    with np.errstate(all="ignore"):
+        prod = _decode_table(fa, False)[ia] * _decode_table(fb, False)[ib]
+        cval = _core.decode_values(facc, np.broadcast_to(c0, prod.shape[:-1]))
+        terms = np.concatenate([prod, cval[..., None]], axis=-1)
+        k = terms.shape[-1]
+        lsb = min(fa.emin - fa.man_bits + fb.emin - fb.man_bits, facc.emin - facc.man_bits)
+        top = max(fa.emax + fb.emax + 2, facc.emax + 1) + int(k).bit_length()
+        total = terms.sum(axis=-1)  # exact when top - lsb <= 53; NaN/inf right in any case
+    finite = np.isfinite(terms)
+    fin = np.where(finite, terms, 0.0)
+    if top - lsb <= 53:
+        fsum = fin.sum(axis=-1)  # exact
+        u = fsum.view(np.uint64)
+        rneg = np.signbit(fsum)
+        field = ((u >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.int64)
+        rsig = np.where(fsum == 0, 0, ((u & np.uint64((1 << 52) - 1)) | np.uint64(1 << 52))
+                        .astype(np.int64))
+        rexp = field - 1075
+    else:
+        width = max(fa.precision + fb.precision, facc.precision)
+        u = fin.view(np.uint64)
+        field = ((u >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.int64)
+        sig = np.where(fin == 0, 0, ((u & np.uint64((1 << 52) - 1)) | np.uint64(1 << 52))
+                       .astype(np.int64) >> (53 - width))
+        rneg, rsig, rexp = _big_exact_sum(np.signbit(fin), sig, field - 1075 + (53 - width),
+                                          fo.precision)
+    nan = np.isnan(total)
+    inf = np.isinf(total)
+    zero = ~nan & ~inf & (rsig == 0)
+    all_zero = (terms == 0).all(-1)
+    all_pos_zero = all_zero & ~np.signbit(terms).any(-1)
+    zero_neg = (all_zero & np.signbit(terms).all(-1)) | ((mode is Rounding.RDN) & ~all_pos_zero)
+    rneg = np.where(zero, zero_neg, np.where(inf, total < 0, rneg))
+    rcls = np.select([nan, inf, zero], [NAN, INF, ZERO], FINITE).astype(np.int8)
+    return _core.round_float(fo, rneg, rsig, rexp, mode, saturate=saturate, cls=rcls)
+
+
+def _big_exact_sum_py(neg: Any, sig: I64, exp: I64) -> tuple[Any, I64, I64]:
     """Exact sum along the last axis with Python integers, compressed to odd below 2**60."""
     rows = sig.reshape(-1, sig.shape[-1])
     negs = neg.reshape(rows.shape)
@@ -400,6 +859,9 @@ def dot(
     c0 = (np.zeros(out_shape, dtype=facc.code_dtype) if c is None
           else np.broadcast_to(np.asarray(c), out_shape))
     if model == "exact":
+        fast = _dot_f64(av, bv, c0, fa, fb, facc, fo, mode, saturate)
+        if fast is not None:
+            return fast.reshape(out_shape)
         x, y = _prepare([av, bv], [fa, fb], daz=False)
         cls, neg, sig, exp = _product(x, y)
         z = _Operand(facc, c0, daz=False)
@@ -407,7 +869,7 @@ def dot(
         all_neg = np.concatenate([neg, z.neg[..., None]], axis=-1)
         all_sig = np.concatenate([sig, z.sig[..., None]], axis=-1)
         all_exp = np.concatenate([exp, z.exp[..., None]], axis=-1)
-        rneg, rsig, rexp = _big_exact_sum(all_neg, all_sig, all_exp)
+        rneg, rsig, rexp = _big_exact_sum(all_neg, all_sig, all_exp, fo.precision)
         nan = (all_cls == NAN).any(-1)
         pinf = ((all_cls == INF) & ~all_neg).any(-1)
         ninf = ((all_cls == INF) & all_neg).any(-1)
