@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy.typing as npt
 
 from .._errors import ArithforgeError
 from ..formats import FloatFormat, Rounding, get_format
-from .base import Config, Operand, format_kind
+from .base import Config, DatapathError, Operand, format_kind
 
 F64 = npt.NDArray[np.float64]
 
@@ -84,3 +85,17 @@ def kinds(*names: str) -> list[str]:
 def fmt(name: str) -> Any:
     """The format called ``name``."""
     return get_format(name)
+
+
+def check_range(value: Any, what: str, low: int, high: int) -> int:
+    """An integer parameter of a unit in ``low..high`` (``bool`` refused): TypeError for a
+    non-integer, :class:`DatapathError` out of range."""
+    if isinstance(value, bool):
+        raise TypeError(f"{what} must be an integer, not {value!r}")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what} must be an integer, not {value!r}") from None
+    if not low <= v <= high:
+        raise DatapathError(f"{what} must be between {low} and {high}, not {v!r}")
+    return v

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ..formats import IntFormat, nonlinear
+from ._common import check_range
 from .base import (
     AcceptanceCheck,
     DatapathError,
@@ -45,13 +46,6 @@ PARAMS: dict[str, Param] = {
                        *nonlinear.GELU_SCALE_EXP),
     "stages": stages_param(),
 }
-
-
-def _check(value: Any, what: str, low: int, high: int) -> int:
-    try:
-        return nonlinear.check_int(value, what, low, high)
-    except ValueError as exc:
-        raise DatapathError(str(exc)) from None
 
 
 class GeluUnit(Unit):
@@ -83,8 +77,8 @@ class GeluUnit(Unit):
         if variant not in VARIANTS:
             raise DatapathError(f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
         self._variant = variant
-        self._bits = _check(bits, "bits", 2, nonlinear.MAX_GELU_BITS)
-        self._scale_exp = _check(scale_exp, "scale_exp", *nonlinear.GELU_SCALE_EXP)
+        self._bits = check_range(bits, "bits", 2, nonlinear.MAX_GELU_BITS)
+        self._scale_exp = check_range(scale_exp, "scale_exp", *nonlinear.GELU_SCALE_EXP)
         self._stages = check_stages(stages)
         self._k = nonlinear.gelu_constants(variant, self._bits, self._scale_exp)
         self._ready()

@@ -25,13 +25,13 @@ but the hardware.
 
 from __future__ import annotations
 
-import operator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from ..formats import FloatFormat, hadamard
 from ._cases import corner_codes
+from ._common import check_range
 from .base import AcceptanceCheck, DatapathError, Descriptor, Param, check_stages, stages_param
 from .unit import Graph, Unit, check_kind, choose_cuts
 
@@ -59,18 +59,6 @@ PARAMS: dict[str, Param] = {
                                  "shift do not apply)"),
     "stages": stages_param(),
 }
-
-
-def _int(value: Any, what: str, low: int, high: int) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{what} must be an integer, not {value!r}")
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{what} must be an integer, not {value!r}") from None
-    if not low <= v <= high:
-        raise DatapathError(f"{what} must be between {low} and {high}, not {v!r}")
-    return v
 
 
 def cut_order(levels: int) -> tuple[str, ...]:
@@ -152,7 +140,7 @@ class HadamardUnit(Unit):
 
     def __init__(self, n: int = 16, bits: int = 8, *, shift: int = 0, rounding: str = "rne",
                  fmt: FloatFormat | None = None, stages: int = 0) -> None:
-        self._n = _int(n, "n", MIN_N, MAX_N)
+        self._n = check_range(n, "n", MIN_N, MAX_N)
         if self._n & (self._n - 1):
             raise DatapathError(f"n must be a power of two (2, 4, 8, ..., {MAX_N}), not "
                                 f"{self._n!r}")
@@ -169,8 +157,8 @@ class HadamardUnit(Unit):
                                     f"instead (exact)")
             bits = fmt.bits
         self._fmt = fmt
-        self._bits = _int(bits, "bits", MIN_BITS, MAX_BITS)
-        self._shift = _int(shift, "shift", 0, 6)
+        self._bits = check_range(bits, "bits", MIN_BITS, MAX_BITS)
+        self._shift = check_range(shift, "shift", 0, 6)
         if self._shift > self._levels - 1:
             raise DatapathError(f"shift must be at most log2(n) - 1 = {self._levels - 1} for "
                                 f"n = {self._n} (a larger shift could round past the output "

@@ -11,7 +11,6 @@ Its unit, :class:`IMacUnit`, is everything of ``arithforge.hdl.imac.IntegerMAC``
 
 from __future__ import annotations
 
-import operator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -19,7 +18,7 @@ import numpy as np
 from .._errors import ArithforgeError
 from ..formats import FixedFormat, IntFormat, ops
 from . import gemm
-from ._common import F64, fmt, kinds
+from ._common import F64, check_range, fmt, kinds
 from .base import (
     AcceptanceCheck,
     Accuracy,
@@ -89,17 +88,6 @@ def _run(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
 EXHAUSTIVE_LIMIT_BITS = 26
 
 
-def _bits(value: Any, what: str, low: int, high: int) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{what} must be an integer, not {value!r}")
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{what} must be an integer, not {value!r}") from None
-    if not low <= v <= high:
-        raise ValueError(f"{what} must be between {low} and {high}, not {v!r}")
-    return v
-
 class IMacUnit(Unit):
     """Integer multiply-accumulate ``o = c + a * b`` with an exact product.
 
@@ -128,9 +116,9 @@ class IMacUnit(Unit):
                  stages: int = 0, saturate: bool = False) -> None:
         self._signed = check_bool(signed, "signed")
         low = 2 if self._signed else 1
-        self._a_bits = _bits(a_bits, "a_bits", low, MAX_OPERAND_BITS)
-        self._b_bits = _bits(b_bits, "b_bits", low, MAX_OPERAND_BITS)
-        self._acc_bits = _bits(acc_bits, "acc_bits", low, MAX_ACC_BITS)
+        self._a_bits = check_range(a_bits, "a_bits", low, MAX_OPERAND_BITS)
+        self._b_bits = check_range(b_bits, "b_bits", low, MAX_OPERAND_BITS)
+        self._acc_bits = check_range(acc_bits, "acc_bits", low, MAX_ACC_BITS)
         self._stages = check_stages(stages)
         self._saturate = check_bool(saturate, "saturate")
         self._ready()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ..formats import IntFormat, nonlinear
+from ._common import check_range
 from .base import AcceptanceCheck, DatapathError, Descriptor, Param, check_stages, stages_param
 from .lut import pack, unpack
 from .unit import Graph, Unit, check_kind, choose_cuts
@@ -40,13 +41,6 @@ PARAMS: dict[str, Param] = {
                        nonlinear.LAYERNORM_OUT_BITS[1] - 2),
     "stages": stages_param(),
 }
-
-
-def _check(value: Any, what: str, low: int, high: int) -> int:
-    try:
-        return nonlinear.check_int(value, what, low, high)
-    except ValueError as exc:
-        raise DatapathError(str(exc)) from None
 
 
 class LayerNormUnit(Unit):
@@ -74,9 +68,9 @@ class LayerNormUnit(Unit):
 
     def __init__(self, n: int = 4, out_bits: int = 8, frac_bits: int = 4, *,
                  stages: int = 0) -> None:
-        self._n = _check(n, "n", *nonlinear.LAYERNORM_N)
-        self._out_bits = _check(out_bits, "out_bits", *nonlinear.LAYERNORM_OUT_BITS)
-        self._frac_bits = _check(frac_bits, "frac_bits", 0, self._out_bits - 2)
+        self._n = check_range(n, "n", *nonlinear.LAYERNORM_N)
+        self._out_bits = check_range(out_bits, "out_bits", *nonlinear.LAYERNORM_OUT_BITS)
+        self._frac_bits = check_range(frac_bits, "frac_bits", 0, self._out_bits - 2)
         self._stages = check_stages(stages)
         self._k = nonlinear.layernorm_constants(self._n, self._out_bits, self._frac_bits)
         self._ready()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ..formats import IntFormat, nonlinear
+from ._common import check_range
 from .base import AcceptanceCheck, DatapathError, Descriptor, Param, check_stages, stages_param
 from .lut import pack, unpack
 from .unit import Graph, Unit, check_kind, choose_cuts
@@ -43,13 +44,6 @@ PARAMS: dict[str, Param] = {
                       *nonlinear.SOFTMAX_OUT_BITS),
     "stages": stages_param(),
 }
-
-
-def _check(value: Any, what: str, low: int, high: int) -> int:
-    try:
-        return nonlinear.check_int(value, what, low, high)
-    except ValueError as exc:
-        raise DatapathError(str(exc)) from None
 
 
 class SoftmaxUnit(Unit):
@@ -83,9 +77,9 @@ class SoftmaxUnit(Unit):
         if variant not in VARIANTS:
             raise DatapathError(f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
         self._variant = variant
-        self._n = _check(n, "n", *nonlinear.SOFTMAX_N)
-        self._scale_exp = _check(scale_exp, "scale_exp", *nonlinear.SOFTMAX_SCALE_EXP)
-        self._out_bits = _check(out_bits, "out_bits", *nonlinear.SOFTMAX_OUT_BITS)
+        self._n = check_range(n, "n", *nonlinear.SOFTMAX_N)
+        self._scale_exp = check_range(scale_exp, "scale_exp", *nonlinear.SOFTMAX_SCALE_EXP)
+        self._out_bits = check_range(out_bits, "out_bits", *nonlinear.SOFTMAX_OUT_BITS)
         self._stages = check_stages(stages)
         self._k = nonlinear.softmax_constants(variant, self._n, self._scale_exp, self._out_bits)
         self._ready()
