@@ -208,6 +208,16 @@ class GELU(Descriptor):
     params: ClassVar[dict[str, Param]] = PARAMS
     generator: ClassVar[str] = "arithforge.hdl.gelu:IntegerGELU"
     unit: ClassVar[type] = GeluUnit
+    #: In a transformer block (``arithforge.dse.block``): the traced op this unit computes,
+    #: the unit's parameters for each integer ``--nonlinear`` implementation, and what a float
+    #: implementation (``float``, a float format) is charged instead: ``(datapath, FMAs per
+    #: element)``, FMA-equivalent operations of that datapath in the format per element
+    #: (x Phi(x) with erf by Abramowitz & Stegun 7.1.26: a degree-5 polynomial 5, its
+    #: rational argument 2, exp 6, final product 1).
+    block_op: ClassVar[str] = "gelu"
+    block_impls: ClassVar[dict[str, dict[str, Any]]] = {"ibert": {"variant": "ibert"},
+                                                        "ivit": {"variant": "shift"}}
+    block_float: ClassVar[tuple[str, int]] = ("fma", 14)
     acceptance = tuple(
         AcceptanceCheck(f"gelu {v} int{b} s={s}", {"variant": v, "bits": b, "scale_exp": s},
                         "exhaustive", bounded=b == 8)

@@ -364,6 +364,10 @@ class Hadamard(Descriptor):
     params: ClassVar[dict[str, Param]] = PARAMS
     generator: ClassVar[str] = "arithforge.hdl.hadamard:HadamardTransform"
     unit: ClassVar[type] = HadamardUnit
+    #: In a transformer block (``arithforge.dse.block``): the ``--transform`` kinds whose
+    #: activation side this unit computes online, one block of ``n`` = the transform's block a
+    #: cycle (the weights are rotated offline, for free).
+    block_transforms: ClassVar[tuple[str, ...]] = ("hadamard", "rht")
     acceptance = (
         AcceptanceCheck("hadamard n=2 int8 (exhaustive, 2**16 blocks)", {"n": 2, "bits": 8},
                         "exhaustive"),

@@ -198,6 +198,15 @@ class LayerNorm(Descriptor):
     params: ClassVar[dict[str, Param]] = PARAMS
     generator: ClassVar[str] = "arithforge.hdl.layernorm:IntegerLayerNorm"
     unit: ClassVar[type] = LayerNormUnit
+    #: In a transformer block (``arithforge.dse.block``): the traced op this unit computes,
+    #: the unit's parameters for each integer ``--nonlinear`` implementation, and what a float
+    #: implementation (``float``, a float format) is charged instead: ``(datapath, FMAs per
+    #: element)``, FMA-equivalent operations of that datapath in the format per element
+    #: (mean 1, deviation and its square 2, scale 1, affine 1; the per-row reciprocal square
+    #: root is amortized over the row and not counted). I-ViT keeps I-BERT's integer LayerNorm.
+    block_op: ClassVar[str] = "layer_norm"
+    block_impls: ClassVar[dict[str, dict[str, Any]]] = {"ibert": {}, "ivit": {}}
+    block_float: ClassVar[tuple[str, int]] = ("fma", 5)
     acceptance = (
         AcceptanceCheck("layernorm n=2", {"n": 2}, "exhaustive"),
         AcceptanceCheck("layernorm n=8", {"n": 8}, "random", 10**6),

@@ -240,6 +240,16 @@ class Softmax(Descriptor):
     params: ClassVar[dict[str, Param]] = PARAMS
     generator: ClassVar[str] = "arithforge.hdl.softmax:IntegerSoftmax"
     unit: ClassVar[type] = SoftmaxUnit
+    #: In a transformer block (``arithforge.dse.block``): the traced op this unit computes,
+    #: the unit's parameters for each integer ``--nonlinear`` implementation, and what a float
+    #: implementation (``float``, a float format) is charged instead: ``(datapath, FMAs per
+    #: element)``, FMA-equivalent operations of that datapath in the format per element
+    #: (max 1, subtract 1, exp 6: Cody-Waite range reduction and a degree-4 polynomial, as in
+    #: J.-M. Muller, *Elementary Functions* 3rd ed. ch. 11; sum 1, normalize 1).
+    block_op: ClassVar[str] = "softmax"
+    block_impls: ClassVar[dict[str, dict[str, Any]]] = {"ibert": {"variant": "ibert"},
+                                                        "ivit": {"variant": "shift"}}
+    block_float: ClassVar[tuple[str, int]] = ("fma", 10)
     acceptance = (
         *(AcceptanceCheck(f"softmax {v} n=2 s=4", {"variant": v, "n": 2, "scale_exp": 4},
                           "exhaustive") for v in VARIANTS),
