@@ -57,7 +57,8 @@ def test_report_html_is_self_contained(explored: Outcome) -> None:
     page = (out / "report.html").read_text()
     parser = _References()
     parser.feed(page)
-    plots = [f for name, f in explored.files.items() if name.startswith(("pareto", "sensitivity"))]
+    plots = [f for name, f in explored.files.items()
+             if name.startswith(("pareto", "sensitivity", "error_sources"))]
     assert plots  # the sweep has plots to embed
     # Nothing loads from another file (sibling or remote): only data: URIs.
     assert [r for r in parser.found if not r[2].startswith("data:")] == []

@@ -184,10 +184,11 @@ def test_as_dict_is_plain_data():
     data = spec.as_dict()
     assert list(data) == ["name", "seed", "formats", "datapaths", "workloads", "stages",
                           "verify", "cost", "pareto", "search", "mixed", "accel", "references",
-                          "source"]
+                          "source", "block"]
     assert json.loads(json.dumps(data)) == data
     assert data["workloads"] == {"names": ["synthetic", "digits-cnn"], "scaling": "auto",
-                                 "max_rows": 64, "max_cols": None, "end_metric": True, "seed": 0}
+                                 "max_rows": 64, "max_cols": None, "end_metric": True, "seed": 0,
+                                 "nonlinear": ["float"], "transforms": ["none"]}
     assert data["datapaths"]["sections"]["fma"]["only"] is None
     assert data["mixed"]["datapath"] == spec.datapaths.enabled[0]
 

@@ -20,12 +20,18 @@ MAC/cycle of throughput is ``area * ii / macs`` and energy per MAC is ``energy /
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 from ..datapaths import Design, Skip, SweepContext
 from ..datapaths import get as get_datapath
 from .spec import Spec
 
-__all__ = ["Design", "Skip", "plan", "sweep_context"]
+__all__ = ["DIMENSIONS", "Design", "Skip", "plan", "sweep_context", "with_dimensions"]
+
+#: The explore dimensions beside formats and datapaths: design parameter -> (``[workloads]``
+#: key, the value that changes nothing). Each is an argument of
+#: :func:`arithforge.workloads.evaluate.evaluate` of the same name.
+DIMENSIONS = {"nonlinear": ("nonlinear", "float"), "transform": ("transforms", "none")}
 
 
 def sweep_context(spec: Spec) -> SweepContext:
@@ -65,6 +71,7 @@ def plan(spec: Spec, hdl_names: frozenset[str] | None = None
             else:
                 # The section's own defaults are left out of the label (a variant's too).
                 designs.append(dataclasses.replace(item, defaults=defaults))
+    designs = with_dimensions(spec, designs)
     for ref in spec.references:
         d = get_datapath(ref["datapath"])
         designs.append(d.reference_design(ctx, ref))  # type: ignore[attr-defined]
@@ -75,3 +82,22 @@ def plan(spec: Spec, hdl_names: frozenset[str] | None = None
             seen.add(design.ident)
             unique.append(design)
     return unique, skips
+
+
+def with_dimensions(spec: Spec, designs: list[Design]) -> list[Design]:
+    """Each design once per nonlinear implementation x transform of ``[workloads]``
+    (:data:`DIMENSIONS`), in that order. A value that changes nothing (``float``, ``none``) is
+    left out of the design's parameters and model, so a spec without these keys has the
+    designs (labels, idents, stored results) it had before; another value is a parameter
+    (``e4m3fn/fma,nonlinear=ibert,transform=hadamard:32``) and an argument of ``evaluate``.
+    The hardware is the same: cost, accelerator and verification tasks are shared."""
+    values = [[(param, v) for v in getattr(spec.workloads, key)]
+              for param, (key, _) in DIMENSIONS.items()]
+    out = []
+    for d in designs:
+        for combo in itertools.product(*values):
+            extra = {k: v for k, v in combo if v != DIMENSIONS[k][1]}
+            defaults = {**d.defaults, **{k: none for k, (_, none) in DIMENSIONS.items()}}
+            out.append(dataclasses.replace(d, params={**d.params, **extra},
+                                           model={**d.model, **extra}, defaults=defaults))
+    return out

@@ -42,7 +42,10 @@ __all__ = ["STATUS_EVERY_S", "explore"]
 #: Objective columns and their senses.
 SENSES = {"accuracy": "max", "area_um2": "min", "energy_pj": "min", "delay_ns": "min",
           "ice40_luts": "min", "transistors": "min", "latency_s": "min", "energy_uj": "min",
-          "memory": "min"}
+          "memory": "min", "block_area_um2": "min", "block_energy_uj": "min"}
+
+#: The block-level fronts of ``[stages] block`` (:mod:`.block`), beside the per-MAC ones.
+BLOCK_OBJECTIVES = ("block_area_um2", "block_energy_uj")
 
 #: Seconds between two status lines of a stage where no progress bar is drawn (stderr is not a
 #: terminal: a CI log, ``2>log``); what ``arithforge explore`` passes as ``status_every``.
@@ -138,6 +141,8 @@ def explore(spec: Spec, out_dir: str | Path, *,
             phase("evaluate", tasks)
 
             points = _points(spec, store, designs, _memory_gemms(spec, traces))
+            if spec.stages.block:
+                _add_block(spec, points, traces)
             fronts, knees = _fronts(spec, points)
             chosen = _to_verify(spec, points, fronts)
             verified: list[dict[str, Any]] = []
@@ -277,6 +282,26 @@ def _points(spec: Spec, store: Store, designs: Sequence[Design],
     return points
 
 
+def _add_block(spec: Spec, points: list[dict[str, Any]], traces: dict[str, Path]) -> None:
+    """Each point's transformer-block area and energy per inference (:func:`.block.block_cost`)
+    from its cost-stage result, its nonlinear implementation and its transform; NaN for a point
+    without cost (a reference, a failed cost task)."""
+    from .block import block_cost, block_ops
+
+    tech = (spec.cost.tech, spec.cost.calibrated, spec.cost.node)
+    for p in points:
+        p["block"] = None
+        p["block_area_um2"] = p["block_energy_uj"] = math.nan
+        if p["cost"] is None:
+            continue
+        b = block_cost(p["cost"], block_ops(str(traces[p["workload"]])),
+                       str(p["params"].get("nonlinear", "float")),
+                       str(p["params"].get("transform", "none")), array=spec.accel.array,
+                       fwht_format=spec.block.fwht_format, tech=tech)
+        p["block"] = b
+        p["block_area_um2"], p["block_energy_uj"] = b["area_um2"], b["energy_uj"]
+
+
 def _fronts(spec: Spec, points: list[dict[str, Any]]
             ) -> tuple[dict[tuple[str, str], list[int]], dict[tuple[str, str], int | None]]:
     fronts: dict[tuple[str, str], list[int]] = {}
@@ -288,7 +313,8 @@ def _fronts(spec: Spec, points: list[dict[str, Any]]
                and not p["reference"]]
         if not idx:
             continue
-        for cols, name in [(["metric", o], o) for o in objectives] + \
+        block = [(["metric", o], o) for o in BLOCK_OBJECTIVES] if spec.stages.block else []
+        for cols, name in [(["metric", o], o) for o in objectives] + block + \
                           [(["metric", *objectives], "nd")]:
             senses = ["max"] + [SENSES[c] for c in cols[1:]]
             matrix = [[_finite(points[i][c]) for c in cols] for i in idx]

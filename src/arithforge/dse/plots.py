@@ -11,6 +11,13 @@ whose parameters are its section's defaults (or the first), as a heat map whose 
 spans the finite SQNRs of the data (nothing clipped); a layer computed exactly (infinite SQNR) is
 a white cell marked ``∞``, the colour of the colourbar's top arrow.
 
+``error_sources_<workload>`` (a workload whose accuracy results carry per-op-type errors): where
+the error comes from, SQNR (dB) per op type (attention QK^T and PV, Linear GEMMs, softmax, GELU,
+LayerNorm: ``evaluate``'s ``summary.by_kind`` pooled and ``summary.nonlinear_by_op`` mean) of
+every design, as a heat map. ``pareto_block_area`` and ``pareto_block_energy`` (``[stages]
+block``): accuracy against the transformer block's area and energy per inference
+(:mod:`.block`).
+
 A panel with no front (every point failed, or no point has both accuracy and cost) says so in
 its axes, "no feasible design / empty front", instead of staying blank.
 """
@@ -24,17 +31,21 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .outcome import Outcome
 
-__all__ = ["markers", "write_plots"]
+__all__ = ["ERROR_SOURCES", "error_sources", "markers", "write_plots"]
 
 #: Markers of datapaths whose descriptor names none, in turn (those taken by a descriptor left
 #: out).
 FALLBACK_MARKERS = ("s", "v", "<", ">", "*", "h", "p", "d", "8", "H")
 _UNITS = {"area_um2": "area per MAC/cycle (um^2, 45 nm)", "energy_pj": "energy per MAC (pJ)",
           "energy_uj": "energy per inference on the systolic array (uJ)",
-          "memory": "weight + activation traffic (bits per MAC)"}
+          "memory": "weight + activation traffic (bits per MAC)",
+          "block_area_um2": "transformer-block area (um^2, 45 nm): PE array + nonlinear + "
+                            "transform units",
+          "block_energy_uj": "transformer-block energy per inference (uJ, compute)"}
 _REF_COLORS = ("tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:cyan")
 _TITLES = {"area_um2": "area", "energy_pj": "energy per MAC",
-           "energy_uj": "energy per inference", "memory": "memory traffic"}
+           "energy_uj": "energy per inference", "memory": "memory traffic",
+           "block_area_um2": "block area", "block_energy_uj": "block energy"}
 _METRIC = {"accuracy": "test accuracy (fraction)", "spearman": "Spearman ρ (rank correlation)",
            "sqnr_db": "pooled output SQNR (dB)"}
 #: What an empty panel says.
@@ -90,12 +101,18 @@ def write_plots(outcome: Outcome) -> dict[str, str]:
         plots.append(("energy_uj", "pareto_inference"))
     if "memory" in outcome.spec.pareto.objectives:
         plots.append(("memory", "pareto_memory"))
+    if outcome.spec.stages.block:
+        plots += [("block_area_um2", "pareto_block_area"),
+                  ("block_energy_uj", "pareto_block_energy")]
     for objective, name in plots:
         files[name] = _pareto(outcome, objective, outcome.out_dir / name)
     for w in outcome.spec.workloads.names:
         path = _heatmap(outcome, w, outcome.out_dir / f"sensitivity_{w}")
         if path:
             files[f"sensitivity_{w}"] = path
+        fig = _error_sources_figure(outcome, w)
+        if fig is not None:
+            files[f"error_sources_{w}"] = _save(fig, outcome.out_dir / f"error_sources_{w}")
     return files
 
 
@@ -262,5 +279,64 @@ def _heatmap_figure(outcome: Outcome, workload: str) -> Any:
     # The exact cells' colour is the top arrow's.
     bar = fig.colorbar(im, ax=ax, extend="both" if no_signal.any() else "max")
     bar.set_label("SQNR (dB); white ∞ = exact", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+#: Op types of the error-source plot, in order, and their axis labels: the GEMM kinds of
+#: ``evaluate``'s ``summary.by_kind`` (pooled SQNR) and the nonlinear ops of its
+#: ``summary.nonlinear_by_op`` (mean SQNR over the traced ops).
+ERROR_SOURCES = (("attn_qk", "attention QK^T"), ("attn_pv", "attention PV"),
+                 ("linear", "linear GEMMs"), ("conv2d", "conv GEMMs"), ("softmax", "softmax"),
+                 ("gelu", "GELU"), ("layer_norm", "LayerNorm"))
+
+
+def error_sources(point: dict[str, Any]) -> dict[str, float]:
+    """Op type -> SQNR (dB) of one point's accuracy result (:data:`ERROR_SOURCES`); +inf for
+    an exact op type. Only the op types the trace has."""
+    acc = point.get("accuracy") or {}
+    out: dict[str, float] = {}
+    for kinds, key in ((acc.get("by_kind") or {}, "sqnr_db_pooled"),
+                       (acc.get("nonlinear_by_op") or {}, "sqnr_db_mean")):
+        for kind, entry in kinds.items():
+            v = entry.get(key)
+            out[kind] = math.inf if v is None and entry.get("rel_err_mean") == 0 else \
+                (math.nan if v is None else float(v))
+    return out
+
+
+def _error_sources_figure(outcome: Outcome, workload: str) -> Any:
+    """Where the error comes from: SQNR (dB) per op type (rows) of every design (columns),
+    lower = more error; None when no point has per-op-type results."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    cols = [p for p in outcome.points if p["workload"] == workload and p["accuracy"] is not None
+            and error_sources(p)]
+    if not cols:
+        return None
+    present = {k for p in cols for k in error_sources(p)}
+    rows = [(k, name) for k, name in ERROR_SOURCES if k in present] + \
+        [(k, k) for k in sorted(present - {k for k, _ in ERROR_SOURCES})]
+    grid = np.array([[error_sources(p).get(k, math.nan) for p in cols] for k, _ in rows])
+    vmin, vmax = _sqnr_scale(grid)
+    exact = grid == math.inf
+    shown = np.where(exact, vmax + 1.0, grid)
+    cmap = plt.get_cmap("viridis").with_extremes(over=_EXACT_COLOR, bad=_NONFINITE_COLOR)
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(cols) + 3), 0.45 * len(rows) + 2.5))
+    im = ax.imshow(shown, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax)
+    for i, j in np.ndindex(grid.shape):
+        v = grid[i, j]
+        text = "∞" if v == math.inf else "-" if math.isnan(v) else f"{v:.0f}"
+        ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                color="black" if v == math.inf or math.isnan(v) or v > (vmin + vmax) / 2
+                else "white")
+    ax.set_xticks(range(len(cols)), [p["label"] for p in cols], rotation=60, ha="right",
+                  fontsize=7)
+    ax.set_yticks(range(len(rows)), [name for _, name in rows], fontsize=8)
+    ax.set_title(f"{workload}: where the error comes from (SQNR dB per op type; low = more "
+                 "error)", fontsize=10)
+    bar = fig.colorbar(im, ax=ax, extend="max")
+    bar.set_label("SQNR (dB); GEMMs pooled, nonlinear ops mean", fontsize=8)
     fig.tight_layout()
     return fig

@@ -131,6 +131,9 @@ def _blocks(o: Outcome) -> list[Block]:
         if "memory" in spec.pareto.objectives:
             shown.append(("memory", ("accuracy vs memory traffic (weight + activation bits "
                                     "per MAC)")))
+        if spec.stages.block:
+            shown += [("block_area_um2", "accuracy vs transformer-block area"),
+                      ("block_energy_uj", "accuracy vs transformer-block energy per inference")]
         shown.append(("nd", "all objectives: " + ", ".join(spec.pareto.objectives)))
         for obj, title in shown:
             if obj not in ("area_um2", "energy_pj", "nd") and (w, obj) not in o.fronts:
@@ -145,13 +148,20 @@ def _blocks(o: Outcome) -> list[Block]:
                                               for i in order]),
                          ("memory MB/inf", [_num(o.points[i]["memory_mb"], ".4g")
                                             for i in order]), *extra]
+            if spec.stages.block:
+                extra = [("block area um2", [_num(o.points[i].get("block_area_um2"), ",.0f")
+                                             for i in order]),
+                         ("block energy uJ/inf", [_num(o.points[i].get("block_energy_uj"),
+                                                       ".4g") for i in order]), *extra]
             b.append(_points_table([o.points[i] for i in order], extra))
+        if spec.stages.block:
+            b += _block_blocks(o, w)
     refs = [p for p in o.points if p["reference"]]
     if refs:
         b += _reference_blocks(o, refs)
     b.append(("h2", "Plots"))
     for name, file in o.files.items():
-        if name.startswith(("pareto", "sensitivity")):
+        if name.startswith(("pareto", "sensitivity", "error_sources")):
             b.append(("img", (name, file)))
     synth = {p["ident"]: p for p in o.points if p.get("synth")}
     if synth:
@@ -200,6 +210,33 @@ def _blocks(o: Outcome) -> list[Block]:
         b.append(("h2", "Notes"))
         for n in notes:
             b.append(("p", n))
+    return b
+
+
+def _block_blocks(o: Outcome, w: str) -> list[Block]:
+    """What each design on a block-level front of workload ``w`` is made of."""
+    idx = sorted({i for obj in ("block_area_um2", "block_energy_uj")
+                  for i in o.fronts.get((w, obj), [])},
+                 key=lambda i: o.points[i]["block_area_um2"])
+    blocks = [o.points[i]["block"] for i in idx if o.points[i].get("block")]
+    name = blocks[0]["block"] if blocks else "-"
+    b: list[Block] = [("h3", f"transformer block {name}: what the front designs are made of"),
+                      ("p", ("Block area = the [accel] array of the design's PEs + one unit per "
+                             "nonlinear op type of its --nonlinear implementation + the FWHT "
+                             "unit of an online --transform; energy per inference = the block's "
+                             "MACs, nonlinear elements and rotated activations (from the trace) "
+                             "x each unit's energy per operation (`arithforge.dse.block`). "
+                             "Float nonlinear implementations are charged as FMAs (the unit "
+                             "column says how many); compute only, no SRAM/DRAM."))]
+    rows = []
+    for i in idx:
+        p = o.points[i]
+        if not p.get("block"):
+            continue
+        for part, v in p["block"]["parts"].items():
+            rows.append([p["label"], part, _num(v["area_um2"], ",.0f"),
+                         _num(v["energy_uj"], ".4g"), v["unit"]])
+    b.append(("table", (["design", "part", "area um2", "energy uJ/inf", "unit"], rows)))
     return b
 
 

@@ -7,11 +7,11 @@ run per point. ``docs/explore.md`` documents every key; :data:`DEFAULT_SPEC` is 
 
 Each fixed section is a frozen dataclass (:class:`Formats`, :class:`Workloads`, :class:`Stages`,
 :class:`Accel`, :class:`Verify`, :class:`Cost`, :class:`Pareto`, :class:`Search`,
-:class:`Mixed`: :data:`SECTIONS`) whose fields are its keys: type, default and constraints
-(choices, bounds, or a check function). One loader validates a table against those fields and
-builds the section; the rules between keys (verification needs the cost stage, the accelerator
-objectives its stage, ...) follow in :func:`parse_spec`. ``[datapaths]`` and ``[references]``
-take their keys from the datapath registry and are checked by hand.
+:class:`Mixed`, :class:`Block`: :data:`SECTIONS`) whose fields are its keys: type, default and
+constraints (choices, bounds, or a check function). One loader validates a table against those
+fields and builds the section; the rules between keys (verification needs the cost stage, the
+accelerator objectives its stage, ...) follow in :func:`parse_spec`. ``[datapaths]`` and
+``[references]`` take their keys from the datapath registry and are checked by hand.
 
 ``tomllib`` reports no positions for values, so :func:`key_lines` scans the text for table
 headers and ``key =`` lines to point an error at its line: ``spec.toml:12: [datapaths.fma] ...``.
@@ -50,9 +50,9 @@ from ..workloads.limits import check_sample_limit, check_seed
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-__all__ = ["BOUNDS", "DEFAULT_SPEC", "SECTIONS", "Accel", "Cost", "DatapathSection", "Datapaths",
-           "Formats", "Mixed", "Pareto", "Search", "Spec", "SpecError", "Stages", "Verify",
-           "Workloads", "default_labels", "default_spec_text", "key_lines", "load_spec",
+__all__ = ["BOUNDS", "DEFAULT_SPEC", "SECTIONS", "Accel", "Block", "Cost", "DatapathSection",
+           "Datapaths", "Formats", "Mixed", "Pareto", "Search", "Spec", "SpecError", "Stages",
+           "Verify", "Workloads", "default_labels", "default_spec_text", "key_lines", "load_spec",
            "parse_spec", "sweep_labels"]
 
 _D = TypeVar("_D", bound="DataclassInstance")
@@ -157,6 +157,60 @@ def _area_budget(value: Any, what: str) -> float:
     return value
 
 
+def _nonlinear_names(value: Any, what: str) -> list[str]:
+    """``--nonlinear`` implementations (``float``, ``ibert``, ``ivit``, a float format...), as
+    :func:`arithforge.workloads.nonlinear.get_nonlinear` takes them."""
+    from ..workloads.nonlinear import get_nonlinear
+
+    names = value if isinstance(value, list) else [value]
+    if not names:
+        raise ArithforgeError(f"{what} must not be empty")
+    for n in names:
+        if not isinstance(n, str):
+            raise ArithforgeError(f"{what} must be a nonlinear implementation or a list of them, "
+                                  f"not {n!r}")
+        try:
+            get_nonlinear(n)
+        except ArithforgeError as exc:
+            raise ArithforgeError(f"{what} {str(exc).removeprefix('--nonlinear ')}") from None
+    return list(dict.fromkeys(names))
+
+
+def _transform_names(value: Any, what: str) -> list[str]:
+    """``--transform`` specs, each in the spelling :func:`arithforge.workloads.transform.
+    parse_transform` reads back (``hadamard`` is ``hadamard:32``)."""
+    from ..workloads.transform import parse_transform
+
+    names = value if isinstance(value, list) else [value]
+    if not names:
+        raise ArithforgeError(f"{what} must not be empty")
+    out = []
+    for n in names:
+        if not isinstance(n, str):
+            raise ArithforgeError(f"{what} must be a transform or a list of them, not {n!r}")
+        try:
+            out.append(parse_transform(n).name)
+        except ArithforgeError as exc:
+            raise ArithforgeError(f"{what} {n!r}: {exc}") from None
+    return list(dict.fromkeys(out))
+
+
+def _block_format(value: Any, what: str) -> str:
+    """A format name for the FWHT unit's lanes: a float of at most 16 bits, or an integer."""
+    from ..formats import FloatFormat, IntFormat, get_format
+
+    if not isinstance(value, str):
+        raise ArithforgeError(f"{what} must be a format name, not {value!r}")
+    try:
+        fmt = get_format(value)
+    except ValueError as exc:
+        raise ArithforgeError(str(exc)) from None
+    if not (isinstance(fmt, FloatFormat | IntFormat) and fmt.bits <= 16):
+        raise ArithforgeError(f"{what} must be a float or integer format of at most 16 bits, "
+                              f"not {value!r}")
+    return value
+
+
 def _workload_names() -> list[str]:
     from ..workloads import WORKLOADS
 
@@ -186,6 +240,10 @@ class Workloads:
     max_cols: int | None = _key(None, check=check_sample_limit)
     end_metric: bool = True
     seed: int = _key(0, check=check_seed)
+    # Explore dimensions beside the formats and datapaths: every design is scored with each
+    # nonlinear implementation and each transform (arithforge evaluate --nonlinear, --transform).
+    nonlinear: list[str] = _key(["float"], check=_nonlinear_names)
+    transforms: list[str] = _key(["none"], check=_transform_names)
 
 
 @dataclass(frozen=True)
@@ -197,6 +255,15 @@ class Stages:
     synth: str = _key("none", choices=("none", "cmos", "ice40", "ecp5"))
     verify: str = _key("pareto", choices=("none", "pareto", "all"))
     accel: bool = True
+    block: bool = False
+
+
+@dataclass(frozen=True)
+class Block:
+    """``[block]``: the transformer block of the ``block`` stage (:mod:`.block`): the lane
+    format of its FWHT unit (the online activation rotation)."""
+
+    fwht_format: str = _key("float16", check=_block_format)
 
 
 @dataclass(frozen=True)
@@ -291,7 +358,8 @@ class Datapaths:
 #: datapath registry.
 SECTIONS: dict[str, type[Any]] = {
     "formats": Formats, "workloads": Workloads, "stages": Stages, "accel": Accel,
-    "verify": Verify, "cost": Cost, "pareto": Pareto, "search": Search, "mixed": Mixed}
+    "verify": Verify, "cost": Cost, "pareto": Pareto, "search": Search, "mixed": Mixed,
+    "block": Block}
 _TOP_KEYS = {"name", "seed", "datapaths", "references", *SECTIONS}
 
 _DEFAULT_HEAD = """\
@@ -498,13 +566,14 @@ class Spec:
     text: str = field(default="", repr=False)
     accel: Accel = field(default_factory=Accel)
     references: list[dict[str, str]] = field(default_factory=list)
+    block: Block = field(default_factory=Block)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the spec as plain data (without its text): every section a dict."""
         data = dataclasses.asdict(self)
         return {k: data[k] for k in ("name", "seed", "formats", "datapaths", "workloads",
                                      "stages", "verify", "cost", "pareto", "search", "mixed",
-                                     "accel", "references", "source")}
+                                     "accel", "references", "source", "block")}
 
 
 class _Checker:
@@ -662,6 +731,7 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
         *DEFAULT_OBJECTIVES, *(ACCEL_OBJECTIVES if stages.accel else ())])
     search = _load(check, data, "search", Search)
     mixed = _load(check, data, "mixed", Mixed)
+    block = _load(check, data, "block", Block)
     references = _references(check, data)
 
     # The rules between keys. A key is checked whether or not its stage is on (a spec is valid
@@ -671,6 +741,10 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     if verify.random == 0 and not verify.corner:
         raise check.fail(("verify", "random"), "and corner = false leave no vector to verify")
     _tech(check, cost)
+    if stages.block and not (stages.cost and stages.accuracy):
+        raise check.fail(("stages", "block"), "needs cost = true and accuracy = true (a block's "
+                                              "cost is its PEs' and its units', plotted against "
+                                              "accuracy)")
     for o in pareto.objectives:
         if o in ACCEL_OBJECTIVES and not stages.accel:
             raise check.fail(("pareto", "objectives"), f"{o!r} needs [stages] accel = true")
@@ -692,7 +766,7 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
         if len(mixed.formats or ()) < 2:
             raise check.fail(("mixed", "formats"), "needs at least two formats to mix")
     return Spec(name, seed, formats, datapaths, workloads, stages, verify, cost, pareto, search,
-                mixed, source, text, accel=accel, references=references)
+                mixed, source, text, accel=accel, references=references, block=block)
 
 
 def _reference_datapaths() -> dict[str, Descriptor]:

@@ -131,6 +131,10 @@ def _accuracy(config: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Any]
         "layers": [{"name": ly["name"], "M": ly["M"], "N": ly["N"], "K": ly["K"],
                     "sqnr_db": ly["sqnr_db"], "rel_err": ly["rel_err"]} for ly in r["layers"]],
         "notes": r["notes"],
+        # Where the error comes from, per op type (the error-source plot): pooled SQNR of the
+        # Linear and attention GEMMs, mean SQNR of each nonlinear op against its fp32 output.
+        "by_kind": summary.get("by_kind", {}),
+        "nonlinear_by_op": summary.get("nonlinear_by_op", {}),
     }
 
 
