@@ -131,7 +131,10 @@ def mixed_search(spec: Spec, store: Store, designs: list[Design], traces: dict[s
     sub = dataclasses.replace(
         spec, formats=dataclasses.replace(spec.formats, weights=list(mx.formats),
                                           activations="same"),
-        datapaths=Datapaths([label], sections), references=[])
+        datapaths=Datapaths([label], sections), references=[],
+        # One design per format: the first nonlinear implementation and transform of the spec.
+        workloads=dataclasses.replace(spec.workloads, nonlinear=spec.workloads.nonlinear[:1],
+                                      transforms=spec.workloads.transforms[:1]))
     sub_designs, _ = plan(sub)
     w = mx.workload
     tasks: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
