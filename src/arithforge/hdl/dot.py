@@ -81,7 +81,7 @@ from typing import Any
 from amaranth import Cat, Const, Module, Mux, Signal, Value
 
 from ..datapaths.dot import EXP_BITS, DotUnit
-from ..formats import FloatFormat, Rounding, get_format
+from ..formats import FloatFormat, Rounding, get_format, ops
 from ._float import unpack
 from .base import Datapath, Pipeline, choose_cuts, wire
 from .fma import Adder
@@ -130,6 +130,26 @@ class DotProduct(DotUnit, Datapath):
         s = Mux(~x.sig.any() | (room <= 0), 0, Mux(room < lz.count, room, lz.count))
         s = wire(m, f"widen_shift_{name}", s[:len(lz.count)])
         return SimpleNamespace(neg=x.neg, sig=(x.sig << s)[:precision], exp=x.exp - s)
+
+    def _lmul_lane(self, m: Module, k: int, x: SimpleNamespace, y: SimpleNamespace
+                   ) -> tuple[Value, Value]:
+        """Lane ``k``'s L-Mul product (``product="lmul"``, ``ops.lmul(form="int")``): the two
+        fraction fields added with the offset ``2**-l`` on a grid of ``G = max(m, l)`` bits, the
+        carries out of the fraction into the exponent sum, the significand ``1.s`` placed at
+        ``pfrac`` fraction bits; zero unless both operands are normal."""
+        mdl = self._model
+        mb = self._fa.man_bits
+        lbits = ops.lmul_offset_bits(mb) if mdl.lmul_offset is None else mdl.lmul_offset
+        grid = max(mb, lbits)
+        pfrac = self.geometry.pfrac
+        up = grid - mb
+        s = wire(m, f"lmul_sum_{k}", (x.sig[:mb] << up) + (y.sig[:mb] << up)
+                 + Const(1 << (grid - lbits), grid + 1))
+        normal = x.sig[mb] & y.sig[mb]
+        sig = wire(m, f"product_{k}",
+                   Mux(normal, Cat(s[:grid], Const(1, 1)) << (pfrac - grid), 0))
+        exp = wire(m, f"product_exp_{k}", x.exp + y.exp + s[grid:grid + 2])
+        return sig, exp
 
     def _term(self, m: Module, name: str, x: Value, exp: Value, E: Value, neg: Value,
               width: int, B: int, D: int) -> Value:
@@ -367,8 +387,11 @@ class DotProduct(DotUnit, Datapath):
             if mdl.alignment == "sum_fp16":
                 x = self._widen(m, f"a{k}", x, fa.precision)
                 y = self._widen(m, f"b{k}", y, fb.precision)
-            sig = wire(m, f"product_{k}", x.sig * y.sig)
-            exp = wire(m, f"product_exp_{k}", x.exp + y.exp)
+            if mdl.product == "lmul":
+                sig, exp = self._lmul_lane(m, k, x, y)
+            else:
+                sig = wire(m, f"product_{k}", x.sig * y.sig)
+                exp = wire(m, f"product_exp_{k}", x.exp + y.exp)
             al: Value = exp
             if mdl.alignment == "normalized":
                 m.submodules[f"product_lzc_{k}"] = lz = LeadingZeroCount(g.P)
