@@ -14,6 +14,12 @@ normals, a leading-zero count and a small shift per operand) or its leading bit'
 (``normalized``, a leading-zero count of the product); ``E`` is the largest over the non-zero
 terms (a comparator tree).
 
+L-Mul lanes (``product="lmul"``, arXiv 2410.00907; :meth:`DotProduct._lmul_lane`): instead of
+the significand product, one adder of the two fraction fields and the constant offset
+``2**-l`` on a grid of ``G = max(m, l)`` bits; its carries (0 to 2) join the exponent sum, the
+significand ``1.s`` sits at ``pfrac = max(2m, G)`` fraction bits (below ``2**(pfrac + 1)``), and
+a lane with a zero or subnormal operand is no term. The rest of the step is the same.
+
 Alignment (``arithforge.datapaths.dot.DotGeometry``): a term ``X`` with ``frac`` fraction bits
 and exponent ``e`` enters a right shifter as ``X << B`` and is shifted by ``E - e + D``, ``D = B -
 1 - F + frac``: the kept bits ``R >> 1`` are then ``floor(X 2**(F - frac - (E - e)))``, the term
