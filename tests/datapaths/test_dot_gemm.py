@@ -60,6 +60,9 @@ CASES: list[tuple[str, dict[str, Any]]] = [
      {"a": "float4_e2m1fn", "b": "float6_e3m2fn", "n": 3, "acc_frac_bits": 5}),
     ("h100-fp8-fastacc preset", {"a": "float8_e4m3fn", "model": "h100-fp8-fastacc"}),
     ("h100-bf16 preset", {"a": "bfloat16", "model": "h100-bf16"}),
+    ("e4m3 n=8 L-Mul lanes", {"a": "float8_e4m3fn", "n": 8, "product": "lmul"}),
+    ("h100-fp8-fastacc with L-Mul lanes",
+     {"a": "float8_e4m3fn", "model": "h100-fp8-fastacc", "product": "lmul"}),
 ]
 
 
@@ -75,11 +78,11 @@ def test_model_is_the_unit_chained_over_k(label: str, params: dict[str, Any],
     step = unit.model
     model = accuracy_model("dot")
     if "model" in params:
-        options: dict[str, Any] = {"model": params["model"]}
+        options: dict[str, Any] = {"model": params["model"], "product": params.get("product")}
         acc, rounding = get_format("float32"), Rounding.RTZ  # the preset's own, not these
     else:
         options = {k: params.get(k) for k in ("n", "frac_bits", "term_rounding", "alignment",
-                                              "acc_frac_bits")}
+                                              "acc_frac_bits", "product")}
         acc = get_format(params.get("acc", "float32"))
         rounding = Rounding(params.get("acc_rounding", "rtz"))
     config = Config(acc, rounding, check_options(model, options))
@@ -123,6 +126,11 @@ def test_model_refusals() -> None:
         check_options(model, {"n": 65})
     with pytest.raises(ArithforgeError, match="option alignment must be one of"):
         check_options(model, {"alignment": "max"})
+    with pytest.raises(ArithforgeError, match="option product must be one of exact, lmul"):
+        check_options(model, {"product": "log"})
+    e5m2 = quantize(np.ones((2, 4)), get_format("float8_e5m2"), "none")
+    with pytest.raises(ArithforgeError, match="L-Mul products take one operand format"):
+        run(e4m3, e5m2, product="lmul")
     # Four ones times ones: 4 in one step.
     values, _ = run(e4m3, e4m3, n=4)
     assert values.tolist() == [[4.0, 4.0], [4.0, 4.0]]

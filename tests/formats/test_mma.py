@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from arithforge.formats import FloatFormat, FormatError, Rounding, get_format, mma
+from arithforge.formats import FloatFormat, FormatError, Rounding, get_format, mma, ops
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "tensorcore"
 
@@ -1052,3 +1052,77 @@ def test_block_step_refusals() -> None:
         mma.matmul(z, z.T, "float4_e2m1fn", model=m, device="cuda")
     with pytest.raises(FormatError, match="without scale_format"):
         mma.step(z, z, 0, "float4_e2m1fn", model=mma.MMAModel(n=4), block_scale_a=[127])
+
+
+# -- L-Mul products (arXiv 2410.00907) ------------------------------------------------------------
+
+def _lmul_term(x: int, y: int, fmt: FloatFormat, lbits: int) -> tuple[Fraction, int]:
+    """The paper's integer-form L-Mul product, from its formula: with normal ``x = (1 + xm)
+    2**xe`` and ``y``, ``s = xm + ym + 2**-l`` and ``k = floor(s)`` carries, ``(1 + s - k)
+    2**(xe + ye + k)``; a zero or subnormal operand gives no term."""
+    vx, vy = _value(x, fmt), _value(y, fmt)
+    if abs(vx) < Fraction(2) ** fmt.emin or abs(vy) < Fraction(2) ** fmt.emin:
+        return Fraction(0), 0
+    xe, ye = _floor_log2(abs(vx)), _floor_log2(abs(vy))
+    s = abs(vx) / Fraction(2) ** xe - 1 + abs(vy) / Fraction(2) ** ye - 1 + Fraction(1, 2**lbits)
+    k = math.floor(s)
+    mag = (1 + s - k) * Fraction(2) ** (xe + ye + k)
+    return (-mag if (vx < 0) != (vy < 0) else mag), xe + ye + k
+
+
+@pytest.mark.parametrize(("fmt", "kw"), [
+    ("float8_e4m3fn", {"n": 8, "frac_bits": 13, "acc_frac_bits": 13}),
+    ("bfloat16", {"n": 4, "frac_bits": 10, "acc_rounding": "rne", "term_rounding": "rne"}),
+    ("float8_e5m2", {"n": 4, "frac_bits": 6, "lmul_offset": 5, "term_rounding": "rdn"}),
+    ("float4_e2m1fn", {"n": 16, "frac_bits": 4, "acc_frac_bits": 7}),
+])
+def test_lmul_step_matches_fraction_oracle(fmt: str, kw: dict[str, Any],
+                                           rng: np.random.Generator) -> None:
+    """Steps of L-Mul products against the paper's formula and the step's exact semantics."""
+    f = get_format(fmt)
+    assert isinstance(f, FloatFormat)
+    m = mma.MMAModel(product="lmul", **kw)
+    lbits = ops.lmul_offset_bits(f.man_bits) if m.lmul_offset is None else m.lmul_offset
+    codes = _finite_codes(f, rng, (400, m.n))
+    other = _finite_codes(f, rng, (400, m.n))
+    c = np.asarray(F32.encode(rng.normal(0.0, 4.0, 400), Rounding.RNE), dtype=np.uint32)
+    c[:100] = 0
+    got = m.acc_format.decode(mma.step(codes, other, c, f, model=m))
+    for i in range(400):
+        terms = [_lmul_term(x, y, f, lbits) for x, y in zip(codes[i].tolist(),
+                                                            other[i].tolist(), strict=True)]
+        want = _ref_step(terms, _value(int(c[i]), m.acc_format), m)
+        if abs(want) >= 10**59:
+            assert np.isinf(got[i]), i
+            assert (got[i] > 0) == (want > 0), i
+        else:
+            assert Fraction(float(got[i])) == want, (i, codes[i], other[i], c[i])
+
+
+def test_lmul_products_equal_ops_lmul(rng: np.random.Generator) -> None:
+    """One L-Mul product through a step with room for every bit is ``ops.lmul``'s product."""
+    for fmt in ("float8_e4m3fn", "float8_e5m2", "float16", "float6_e2m3fn"):
+        f = get_format(fmt)
+        assert isinstance(f, FloatFormat)
+        a, b = _finite_codes(f, rng, (3000, 1)), _finite_codes(f, rng, (3000, 1))
+        m = mma.MMAModel(n=1, frac_bits=40, acc_rounding="rne", product="lmul")
+        got = mma.step(a, b, np.zeros(3000, dtype=np.uint32), f, model=m)
+        want = ops.lmul(a[:, 0], b[:, 0], f, fmt_out="float32")
+        zero = (want & 0x7FFFFFFF) == 0  # the step's zero sum is +0
+        assert np.array_equal(np.where(zero, 0, want), got), fmt
+
+
+def test_lmul_model_refusals() -> None:
+    with pytest.raises(FormatError, match="product must be one of exact, lmul"):
+        mma.MMAModel(product="log")
+    with pytest.raises(FormatError, match="lmul_offset applies to L-Mul products only"):
+        mma.MMAModel(lmul_offset=3)
+    with pytest.raises(FormatError, match="not groups or block scales"):
+        mma.MMAModel(n=4, group=2, product="lmul")
+    with pytest.raises(FormatError, match="not alignment normalized"):
+        mma.MMAModel(alignment="normalized", product="lmul")
+    m = mma.MMAModel(n=2, product="lmul")
+    with pytest.raises(FormatError, match="one operand format"):
+        mma.step([[0x38, 0x38]], [[0x3C00, 0x3C00]], 0, "float8_e4m3fn", "float16", model=m)
+    with pytest.raises(FormatError, match="must hold finite"):
+        mma.step([[0x7F, 0x38]], [[0x38, 0x38]], 0, "float8_e4m3fn", model=m)

@@ -46,6 +46,8 @@ CONFIGS: list[dict[str, Any]] = [
     {"a": "float8_e4m3fn", "n": 4, "frac_bits": 13, "acc_frac_bits": 13, "normalization": 4},
     {"a": "bfloat16", "n": 2, "acc_rounding": "rne", "normalization": 6, "stages": 2},
     {"a": "float16", "n": 3, "acc": "float16", "acc_rounding": "rne", "normalization": 5},
+    # L-Mul lanes (arXiv 2410.00907).
+    {"a": "float8_e4m3fn", "n": 4, "frac_bits": 13, "acc_frac_bits": 13, "product": "lmul"},
 ]
 
 #: Integer configurations (corner vectors, wrap included, then random).

@@ -229,6 +229,12 @@ PARAMS: dict[str, Param] = {
     "normalization": Param("int", None, "approximate normalization: the leading-zero count and "
                                         "shift of the sum cover only this many bits below its "
                                         "top (arXiv 2408.11997; default: exact)", 1, 64),
+    "product": Param(f"choice:{'|'.join(mma.PRODUCTS)}", None,
+                     "how each lane multiplies: exact, or lmul (L-Mul, arXiv 2410.00907: the "
+                     "fractions added with the offset 2**-l; one operand format; default: "
+                     "exact)"),
+    "lmul_offset": Param("int", None, "L-Mul's offset bits l (default: the paper's l(m))",
+                         0, 40),
     "group": Param("int", None, "products per group g, summed exactly first (a two-level "
                                 "tree; a divisor of n; default 1: none)", 1, MAX_N),
     "scale": Param("format", None, "block scale format: float8_e8m0fnu (OCP MX E8M0) or "
@@ -269,7 +275,10 @@ _MODEL_FIELDS = {"n": "n", "frac_bits": "frac_bits", "term_rounding": "term_roun
 
 #: Parameters of float operands only (refused with integer operands).
 FLOAT_ONLY = ("frac_bits", "term_rounding", "alignment", "acc_frac_bits", "acc_rounding",
-              "model", "normalization", "promote", "out")
+              "model", "normalization", "promote", "out", "product", "lmul_offset")
+
+#: Parameters of the lanes' multipliers (:attr:`MMAModel.product`), None: exact products.
+_PRODUCT_FIELDS = ("product", "lmul_offset")
 
 
 def _float_format(value: Any, what: str) -> FloatFormat:
@@ -366,9 +375,9 @@ def _build_model(fa: FloatFormat, fb: FloatFormat, given: dict[str, Any], preset
             want = _model_value(field, base)
             if value is not None and value != want:
                 raise ValueError(f"{pname}={value} contradicts model {preset} ({pname}={want})")
-        if given.get("normalization") is not None:  # a window on the preset's step
-            return dataclasses.replace(base, normalization=given["normalization"])
-        return base
+        changes = {k: given[k] for k in ("normalization", *_PRODUCT_FIELDS)
+                   if given.get(k) is not None}  # a window or L-Mul lanes on the preset's step
+        return dataclasses.replace(base, **changes) if changes else base
     narrow = max(fa.bits, fb.bits) <= 8
     acc = given.get("acc") or "float32"
     acc_fmt = get_format(acc)
@@ -384,7 +393,8 @@ def _build_model(fa: FloatFormat, fb: FloatFormat, given: dict[str, Any], preset
         acc_frac_bits=default_acc_frac if given.get("acc_frac_bits") is None
         else given["acc_frac_bits"],
         acc_rounding=as_rounding(given.get("acc_rounding") or "rtz"),
-        normalization=given.get("normalization"))
+        normalization=given.get("normalization"),
+        product=given.get("product") or "exact", lmul_offset=given.get("lmul_offset"))
 
 
 # -- around the steps: promotion, K order, output (the unit's accumulator state) ----------------
@@ -416,7 +426,7 @@ def _around(model: mma.MMAModel, promote: Any, output: Any) -> mma.MMAModel:
 
 #: Options of the GEMM model (None: the unit's default) besides ``model``.
 _OPTIONS = ("n", "frac_bits", "term_rounding", "alignment", "acc_frac_bits", "normalization",
-            "promote")
+            "promote", "product", "lmul_offset")
 _TERM_ROUNDINGS = PARAMS["term_rounding"].choices or ()
 
 
@@ -461,8 +471,9 @@ def _check_model(options: dict[str, Any]) -> dict[str, Any]:
     options["acc_frac_bits"] = int_option(options, "acc_frac_bits", 0, 23, none=True)
     options["normalization"] = int_option(options, "normalization", 1, 64, none=True)
     options["promote"] = int_option(options, "promote", 1, 1 << 16, none=True)
+    options["lmul_offset"] = int_option(options, "lmul_offset", 0, 40, none=True)
     for key, choices in (("term_rounding", _TERM_ROUNDINGS), ("alignment", ALIGNMENTS),
-                         ("model", tuple(mma.PRESETS))):
+                         ("model", tuple(mma.PRESETS)), ("product", mma.PRODUCTS)):
         value = options[key]
         if value is not None and value not in choices:
             raise ValueError(f"option {key} must be one of {', '.join(choices)} (or none), not "
@@ -609,6 +620,9 @@ def _run(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
     try:
         fa, fb = _float_format(fx, "activations"), _float_format(fw, "weights")
         model = gemm_model(fa, fb, acc, config.rounding, config.options)
+        if model.product == "lmul" and fa != fb:
+            raise ValueError(f"L-Mul products take one operand format, not {fa.name} x "
+                             f"{fb.name}")
     except ValueError as exc:  # FormatError included
         raise ArithforgeError(f"dot: {exc}") from None
     if not (np.isfinite(qx.values).all() and np.isfinite(qw.values).all()):
@@ -795,7 +809,8 @@ class DotUnit(Unit):
                  normalization: int | None = None, kulisch: bool = False,
                  acc_width: int | None = None, acc_lsb: int | None = None,
                  acc_result: str | None = None, promote: int | None = None,
-                 out: FloatFormat | str | None = None) -> None:
+                 out: FloatFormat | str | None = None, product: str | None = None,
+                 lmul_offset: int | None = None) -> None:
         fa = _operand_format(a, "a")
         fb = _operand_format(a if b is None else b, "b")
         if isinstance(acc, FloatFormat | IntFormat):
@@ -822,7 +837,7 @@ class DotUnit(Unit):
                 "frac_bits": frac_bits, "term_rounding": term_rounding, "alignment": alignment,
                 "acc": acc, "acc_frac_bits": acc_frac_bits, "acc_rounding": acc_rounding,
                 "model": model, "normalization": normalization, "promote": promote,
-                "out": out})
+                "out": out, "product": product, "lmul_offset": lmul_offset})
             return
         if kul_given:
             raise ValueError(f"{kul_given} applies to a Kulisch accumulator only (kulisch=true)")
@@ -830,7 +845,8 @@ class DotUnit(Unit):
             self._init_int(ints, n, acc, stages, {
                 "frac_bits": frac_bits, "term_rounding": term_rounding, "alignment": alignment,
                 "acc_frac_bits": acc_frac_bits, "acc_rounding": acc_rounding, "model": model,
-                "normalization": normalization, "promote": promote, "out": out})
+                "normalization": normalization, "promote": promote, "out": out,
+                "product": product, "lmul_offset": lmul_offset})
             return
         assert isinstance(fa, FloatFormat)
         assert isinstance(fb, FloatFormat)
@@ -838,8 +854,9 @@ class DotUnit(Unit):
         self._int: tuple[IntFormat, IntFormat, IntFormat] | None = None
         given = {"n": n, "frac_bits": frac_bits, "term_rounding": term_rounding,
                  "alignment": alignment, "acc": acc, "acc_frac_bits": acc_frac_bits,
-                 "acc_rounding": acc_rounding, "normalization": normalization}
-        for what in ("n", "frac_bits", "acc_frac_bits", "normalization"):
+                 "acc_rounding": acc_rounding, "normalization": normalization,
+                 "product": product, "lmul_offset": lmul_offset}
+        for what in ("n", "frac_bits", "acc_frac_bits", "normalization", "lmul_offset"):
             v = given[what]
             if v is not None and (isinstance(v, bool) or not isinstance(v, int | np.integer)):
                 raise TypeError(f"{what} must be an integer, not {v!r}")
@@ -848,6 +865,11 @@ class DotUnit(Unit):
                              f"{alignment!r}")
         if acc is not None and acc not in ACCS:
             raise ValueError(f"acc must be one of {', '.join(ACCS)}, not {acc!r}")
+        if product is not None and product not in mma.PRODUCTS:
+            raise ValueError(f"product must be one of {', '.join(mma.PRODUCTS)}, not "
+                             f"{product!r}")
+        if product == "lmul" and fa != fb:
+            raise ValueError(f"L-Mul lanes take one operand format, not {fa.name} x {fb.name}")
         if model is not None and model not in mma.PRESETS:
             mma.get_model(str(model))  # the error naming the close presets
         try:
@@ -1101,8 +1123,9 @@ class DotUnit(Unit):
         m = self._model
         fa, fb = self._fa, self._fb
         f = m.frac_bits
-        pfrac = fa.man_bits + fb.man_bits
-        P = fa.precision + fb.precision
+        pfrac = mma.product_frac_bits(fa, fb, m)
+        # An L-Mul product's significand lies in [1, 2) at its exponent.
+        P = fa.precision + fb.precision if m.product == "exact" else pfrac + 1
         # The shift E - e is at least 0 (sum), at least -pfrac (normalized: a product whose
         # leading bit lies below its exponent may set E).
         low = pfrac if m.alignment == "normalized" else 0
@@ -1289,7 +1312,9 @@ class DotUnit(Unit):
                 "latency": self.latency,
                 "label": m.label(), "formats": {k: v.name for k, v in self.formats.items()},
                 "element_formats": {"a": self._fa.name, "b": self._fb.name},
-                **self._describe_blocks(), **self._describe_around()}
+                **self._describe_blocks(), **self._describe_around(),
+                **({} if m.product == "exact" else
+                   {"product": m.product, "lmul_offset": m.lmul_offset})}
 
     def _describe_blocks(self) -> dict[str, Any]:
         m = self._model
@@ -1970,9 +1995,21 @@ class DotUnit(Unit):
                      gates=2 * fb.bits + 2 * fb.exp_bits, depth=3)
         uc = gr.node("unpack_c", "logic", fc.bits, "in_c", gates=2 * fc.bits + 2 * fc.exp_bits,
                      depth=3)
-        mul = gr.node("multiplier", "multiplier", g.P, ua, ub, count=n, a_width=fa.precision,
-                      b_width=fb.precision)
-        exp = gr.node("exp_add", "adder", max(fa.exp_bits, fb.exp_bits) + 2, ua, ub, count=n)
+        if m.product == "lmul":
+            # L-Mul (arXiv 2410.00907): the two fraction fields and the offset in one adder of
+            # G + 1 bits (the offset is a constant), the carries into a three-input exponent
+            # sum, a select for zero or subnormal operands; no multiplier.
+            lbits = (ops.lmul_offset_bits(fa.man_bits) if m.lmul_offset is None
+                     else m.lmul_offset)
+            mul = gr.node("lmul_adder", "adder", max(fa.man_bits, lbits) + 1, ua, ub, count=n)
+            exp = gr.node("exp_add", "adder", max(fa.exp_bits, fb.exp_bits) + 2, ua, ub, mul,
+                          count=n, inputs=3)
+            mul = gr.node("lmul_zero", "mux", g.P, mul, count=n)
+        else:
+            mul = gr.node("multiplier", "multiplier", g.P, ua, ub, count=n,
+                          a_width=fa.precision, b_width=fb.precision)
+            exp = gr.node("exp_add", "adder", max(fa.exp_bits, fb.exp_bits) + 2, ua, ub,
+                          count=n)
         if m.alignment == "sum_fp16":
             # Subnormal operands re-expressed as float16 normals: a leading-zero count and a
             # small left shift per operand.
@@ -2175,6 +2212,13 @@ _CHECKS: tuple[tuple[str, dict[str, Any]], ...] = (
      _dot(_FP8, model="h100-fp8")),
     ("dot e5m2 x e4m3 h100-fp8-mma-sync (sum_fp16, promotion every 32)",
      _dot("float8_e5m2", b=_FP8, model="h100-fp8-mma-sync")),
+    # L-Mul lanes (arXiv 2410.00907): L-Mul products into the aligned adder tree.
+    ("dot L-Mul e4m3 h100-fp8-fastacc step (n=32)",
+     _dot(_FP8, model="h100-fp8-fastacc", product="lmul")),
+    ("dot L-Mul bf16 n=8 F=25 float32 rne, 1 stage",
+     _dot("bfloat16", n=8, acc_rounding="rne", product="lmul", stages=1)),
+    ("dot L-Mul e5m2 n=4 l=5 term rne", _dot("float8_e5m2", n=4, product="lmul",
+                                             lmul_offset=5, term_rounding="rne")),
 )
 
 #: Acceptance checks of integer operands.
@@ -2258,6 +2302,9 @@ _CALIBRATION: tuple[dict[str, Any], ...] = (
 
 def _acceptance() -> tuple[AcceptanceCheck, ...]:
     out = [AcceptanceCheck("dot e2m1 n=1 float16", _dot("float4_e2m1fn", n=1, acc="float16"),
+                           "exhaustive"),
+           AcceptanceCheck("dot L-Mul e2m1 n=1 float16",
+                           _dot("float4_e2m1fn", n=1, acc="float16", product="lmul"),
                            "exhaustive")]
     for i, (label, params) in enumerate(_CHECKS):
         # The corner set (about 5 x 10^4 vectors) topped up with random ones.
@@ -2345,6 +2392,9 @@ class Dot(Descriptor):
         "acc_rounding": Param("choice:rtz|rne", "rtz", "rounding of each step"),
         "normalization": Param("int", None, "approximate normalization window W of the sum "
                                             "(default: exact)", 1, 64),
+        "product": Param(f"choice:{'|'.join(mma.PRODUCTS)}", "exact",
+                         "how each lane multiplies: exact, or lmul (L-Mul products into the "
+                         "aligned adder tree, arXiv 2410.00907; one operand format)"),
         "promote": Param("int", None, "promotion period P in elements of K, a multiple of n: "
                                       "a float32 main accumulator and adder (default: none)",
                          1, 1 << 16),
@@ -2416,7 +2466,7 @@ class Dot(Descriptor):
         """A Kulisch design: the register's step in hardware (its result the register; the one
         float32 rounding per output of K is not costed), the Kulisch GEMM model."""
         given = [k for k in ("frac_bits", "acc_frac_bits", "term_rounding", "acc_rounding",
-                             "normalization")
+                             "normalization", "product")
                  if params.get(k, self.sweep[k].default) != self.sweep[k].default]
         if given:
             return Skip(label, weights, acts, acc,
@@ -2449,6 +2499,7 @@ class Dot(Descriptor):
         given = [k for k in ("normalization", "promote", "acc_width")
                  if params.get(k) is not None]
         given += ["kulisch"] if params.get("kulisch") else []
+        given += ["product=lmul"] if params.get("product", "exact") != "exact" else []
         if given:
             return Skip(label, weights, acts, acc,
                         f"dot: {given[0]} is not built with block scales")
@@ -2508,11 +2559,16 @@ class Dot(Descriptor):
         assert isinstance(fa, FloatFormat)
         assert isinstance(fb, FloatFormat)
         assert isinstance(facc, FloatFormat)
+        product = params.get("product", "exact")
+        if product != "exact" and fa != fb:
+            return Skip(label, weights, acts, acc, f"dot: {product} lanes take one operand "
+                                                   f"format, not {acts} x {weights}")
         options = {"n": params["n"], "frac_bits": params["frac_bits"], "term_rounding":
                    params["term_rounding"], "alignment": None,
                    "acc_frac_bits": params["acc_frac_bits"],
                    "normalization": params.get("normalization"),
-                   "promote": params.get("promote")}
+                   "promote": params.get("promote"),
+                   "product": None if product == "exact" else product}
         try:
             m = gemm_model(fa, fb, facc, params["acc_rounding"], options)
         except ValueError as exc:
@@ -2526,11 +2582,14 @@ class Dot(Descriptor):
             hdl["normalization"] = m.normalization
         if m.promote is not None:
             hdl["promote"] = m.promote
+        lanes = {} if m.product == "exact" else {"product": m.product}
+        hdl.update(lanes)
         model = ctx.model(weights, acts, acc, self.name, rounding=m.acc_rounding.value,
                           options={"n": m.n, "frac_bits": m.frac_bits,
                                    "term_rounding": m.term_rounding.value,
                                    "alignment": m.alignment, "acc_frac_bits": m.acc_frac_bits,
-                                   "normalization": m.normalization, "promote": m.promote})
+                                   "normalization": m.normalization, "promote": m.promote,
+                                   **lanes})
         return self.make_design(label, weights, acts, acc, params, (self.name, hdl), model,
                                 macs=m.n)
 

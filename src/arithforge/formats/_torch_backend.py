@@ -689,7 +689,7 @@ def mma_matmul(a_codes: Any, b_codes: Any, fa: FloatFormat, fb: FloatFormat, m: 
     chunk = max(1, CHUNK_ELEMENTS // max(cols * max(k, 1), 1))
     for r0 in range(0, rows, chunk):
         r1 = min(rows, r0 + chunk)
-        ps, pg, pe = mma._products(tuple(x[r0:r1] for x in ua), ub)
+        ps, pg, pe = mma._products(tuple(x[r0:r1] for x in ua), ub, fa, fb, m)
         res = mma._accumulate(TORCH, ps, pg, pe, acc[r0:r1].reshape(-1), m, step, _reduce_add)
         r32 = res.to(torch.float32)
         if scale is not None:

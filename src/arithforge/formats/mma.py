@@ -224,6 +224,16 @@ class MMAModel:
     (the accumulator included), or with infinities of both signs, gives NaN, else one with an
     infinite term gives that infinity, else the rounded finite sum (which may overflow, see
     ``overflow``). Promotion and split-K add in IEEE float32 (``inf - inf`` is NaN).
+    product : {"exact", "lmul"}
+        How each lane multiplies: ``"exact"`` (the exact product) or ``"lmul"``, an L-Mul
+        product (arXiv 2410.00907, the paper's integer form, as ``ops.lmul(form="int")``):
+        ``(1 + xm + ym + 2**-l) 2**(xe + ye)`` with the carries out of the fraction moved into
+        the exponent, for normal operands of one format; a zero or subnormal operand gives a
+        zero product. The L-Mul product enters the step exactly, as an exact product would
+        (alignment ``sum``; no groups, block scales or Kulisch register; finite operands).
+    lmul_offset : int or None
+        L-Mul's ``l`` (``None``: the paper's ``l(m)``,
+        :func:`~arithforge.formats.ops.lmul_offset_bits`).
     shape_splits : tuple of (output, M, N, K, split, split_tile)
         The library's split-K per call shape, as measured (``arithforge.formats.mma_probe``):
         :func:`matmul` on an ``M x K`` by ``K x N`` product uses the ``split``, ``split_tile``
@@ -271,6 +281,8 @@ class MMAModel:
     overflow: str = "rounding"
     nan_output: str = "quiet"
     shape_splits: tuple[tuple[str, int, int, int, int, int], ...] = ()
+    product: str = "exact"
+    lmul_offset: int | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -336,6 +348,7 @@ class MMAModel:
         _check_blocks(self)
         if self.kulisch is not None:  # (the presets, built above that function, have none)
             _check_kulisch_model(self)
+        _check_product(self)
 
     def label(self) -> str:
         """Short description of the parameters (``n=32 F=13 acc=float32:13rtz promote=128``)."""
@@ -363,12 +376,73 @@ class MMAModel:
             s += f" overflow={self.overflow}"
         if self.nan_output != "quiet":
             s += f" nan={self.nan_output}"
+        if self.product != "exact":
+            s += f" product={self.product}"
+            if self.lmul_offset is not None:
+                s += f":{self.lmul_offset}"
         return s
 
     @property
     def blocked(self) -> bool:
         """Whether the step has groups or block scales (:func:`step`'s two-level path)."""
         return self.group > 1 or self.scale_format is not None
+
+
+#: How a lane multiplies (:class:`MMAModel`'s ``product``).
+PRODUCTS = ("exact", "lmul")
+
+
+def _check_product(m: MMAModel) -> None:
+    """Validate ``product`` and ``lmul_offset`` of ``m``."""
+    if m.product not in PRODUCTS:
+        raise FormatError(f"product must be one of {', '.join(PRODUCTS)}, not {m.product!r}")
+    if m.lmul_offset is not None:
+        object.__setattr__(m, "lmul_offset", _index(m.lmul_offset, "lmul_offset"))
+        if m.product != "lmul":
+            raise FormatError("lmul_offset applies to L-Mul products only (product='lmul')")
+        assert m.lmul_offset is not None
+        if not 0 <= m.lmul_offset <= 40:
+            raise FormatError(f"lmul_offset must be between 0 and 40, not {m.lmul_offset!r}")
+    if m.product == "lmul":
+        bad = [why for why, on in (("groups or block scales", m.blocked),
+                                   ("a Kulisch register", m.kulisch is not None),
+                                   (f"alignment {m.alignment}", m.alignment != "sum")) if on]
+        if bad:
+            raise FormatError(f"L-Mul products (product='lmul') enter plain steps with "
+                              f"alignment 'sum', not {bad[0]}")
+
+
+def product_frac_bits(fa: FloatFormat, fb: FloatFormat, m: MMAModel) -> int:
+    """Fraction bits of a lane's product: ``ma + mb`` for exact products; for L-Mul products
+    ``max(2 m, m, l)`` (the L-Mul fraction ``max(m, l)`` bits, placed at the exact product's
+    ``2 m`` where it fits)."""
+    from .ops import lmul_offset_bits
+
+    if m.product == "lmul":
+        lbits = lmul_offset_bits(fa.man_bits) if m.lmul_offset is None else m.lmul_offset
+        return max(2 * fa.man_bits, lbits)
+    return fa.man_bits + fb.man_bits
+
+
+def _lmul_lanes(a: tuple[Any, ...], b: tuple[Any, ...], fmt: FloatFormat, m: MMAModel,
+                xp: Any = NP) -> tuple[Any, Any, Any, int]:
+    """L-Mul products of unpacked operands ``(neg, sig, exp)`` (broadcast against each other):
+    ``(sign, sig, exp, pfrac)`` with value ``sig * 2**(exp - pfrac)``, as ``ops.lmul(form="int")``
+    computes them (zero or subnormal operands give zero products)."""
+    from .ops import lmul_offset_bits
+
+    (an, ag, ae), (bn, bg, be) = a, b
+    mb = fmt.man_bits
+    lbits = lmul_offset_bits(mb) if m.lmul_offset is None else m.lmul_offset
+    grid = max(mb, lbits)
+    pfrac = product_frac_bits(fmt, fmt, m)
+    normal = ((ag >> mb) != 0) & ((bg >> mb) != 0)
+    one = 1 << grid
+    s = (((ag - (1 << mb)) + (bg - (1 << mb))) << (grid - mb)) + (1 << (grid - lbits))
+    carries = s >> grid
+    sig = xp.where(normal, (one + (s & (one - 1))) << (pfrac - grid), 0)
+    exp = ae + be + carries
+    return (an ^ bn) & normal, sig, exp, pfrac
 
 
 def _check_blocks(m: MMAModel) -> None:
@@ -957,7 +1031,7 @@ def _unpack_operand(codes: Any, fmt: FloatFormat, m: MMAModel, what: str, xp: An
     included), in the order given. A plain step's infinities and NaNs become significand 1
     at exponent ``_INF_EXP`` or ``_NAN_EXP`` (:func:`_mma_step` tells them apart); groups,
     block scales and Kulisch registers take finite codes only."""
-    if m.blocked or m.kulisch is not None:
+    if m.blocked or m.kulisch is not None or m.product != "exact":
         neg, sig, exp = _unpack_finite(fmt, codes, what, xp)
     else:
         cls, neg, sig, exp = _core.unpack_float(fmt, codes, xp=xp)
@@ -970,16 +1044,30 @@ def _unpack_operand(codes: Any, fmt: FloatFormat, m: MMAModel, what: str, xp: An
     return neg, sig, exp
 
 
-def _products(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, Any, Any]:
-    """Exact products of every row of ``a`` with every row of ``b`` (unpacked operands,
-    ``(neg, sig, exp)`` of shapes ``(R, K)`` and ``(C, K)``): ``(sign, sig, exp)`` of shape
-    ``(R * C, K)``, zero products positive."""
+def _lane_products(a: tuple[Any, ...], b: tuple[Any, ...], fa: FloatFormat, fb: FloatFormat,
+                   m: MMAModel, xp: Any = NP) -> tuple[Any, Any, Any, int]:
+    """Products of unpacked operands ``(neg, sig, exp)`` that broadcast against each other, as
+    ``m.product`` forms them: ``(sign, sig, exp, pfrac)``, value ``sig * 2**(exp - pfrac)``,
+    zero products positive."""
+    if m.product == "lmul":
+        if fa != fb:
+            raise FormatError(f"L-Mul products take one operand format, not {fa.name} x "
+                              f"{fb.name}")
+        return _lmul_lanes(a, b, fa, m, xp)
     (an, ag, ae), (bn, bg, be) = a, b
-    k = ag.shape[-1]
-    pg = (ag[:, None, :] * bg[None, :, :]).reshape(-1, k)
-    ps = (an[:, None, :] ^ bn[None, :, :]).reshape(-1, k) & (pg != 0)
-    pe = (ae[:, None, :] + be[None, :, :]).reshape(-1, k)
-    return ps, pg, pe
+    pg = ag * bg
+    return (an ^ bn) & (pg != 0), pg, ae + be, fa.man_bits + fb.man_bits
+
+
+def _products(a: tuple[Any, ...], b: tuple[Any, ...], fa: FloatFormat, fb: FloatFormat,
+              m: MMAModel) -> tuple[Any, Any, Any]:
+    """Products (:func:`_lane_products`) of every row of ``a`` with every row of ``b``
+    (unpacked operands of shapes ``(R, K)`` and ``(C, K)``): ``(sign, sig, exp)`` of shape
+    ``(R * C, K)``."""
+    k = a[1].shape[-1]
+    ps, pg, pe, _ = _lane_products(tuple(x[:, None, :] for x in a),
+                                   tuple(x[None, :, :] for x in b), fa, fb, m)
+    return ps.reshape(-1, k), pg.reshape(-1, k), pe.reshape(-1, k)
 
 
 def _finish(res: Any, m: MMAModel, scale: Any) -> Any:
@@ -1104,6 +1192,8 @@ def matmul(
     if m.kulisch is not None and device != "cpu":
         raise FormatError("the Kulisch accumulator is modelled on the CPU only (device='cpu'); "
                           "its register is wider than the torch backend's int64")
+    if m.product != "exact" and device != "cpu":
+        raise FormatError(f"{m.product} products are modelled on the CPU only (device='cpu')")
     if device != "cpu":
         from ._device import torch_backend
 
@@ -1133,7 +1223,7 @@ def matmul(
     chunk = max(1, _CHUNK_ELEMENTS // max(cols * max(k, 1), 1))
     for r0 in range(0, rows, chunk):
         r1 = min(rows, r0 + chunk)
-        ps, pg, pe = _products(tuple(x[r0:r1] for x in ua), ub)
+        ps, pg, pe = _products(tuple(x[r0:r1] for x in ua), ub, fa, fb, m)
         res = _accumulate(NP, ps, pg, pe, acc[r0:r1].reshape(-1), m, step, _reduce_add)
         if nan is not None:  # a NaN block scale anywhere in the row of A or column of B
             res = np.where((nan[0][r0:r1, None] | nan[1][None, :]).reshape(-1), np.nan, res)
@@ -1147,7 +1237,7 @@ def _blocked_operands(ua: tuple[Any, ...], ub: tuple[Any, ...], fa: FloatFormat,
                       ) -> tuple[tuple[Any, ...], tuple[Any, ...], int, Any]:
     """Unpacked operands (rows along K) with the block scales folded in, the products'
     fraction bits and the NaN-scale rows ``(nan_a, nan_b)`` (None without scales)."""
-    pfrac = fa.man_bits + fb.man_bits
+    pfrac = product_frac_bits(fa, fb, m)
     if m.scale_format is None:
         if sa is not None or sb is not None:
             raise FormatError("block scale codes given to a model without scale_format")
@@ -1186,17 +1276,16 @@ def dot(
     k = a.shape[-1]
     if m.kulisch is not None:
         return _kulisch_dot(a.reshape(-1, k), b.reshape(-1, k), fa, fb, m, c).reshape(shape)
-    an, ag, ae = _prepare_operand(a.reshape(-1, k), fa, m, "a_codes")
-    bn, bg, be = _prepare_operand(b.reshape(-1, k), fb, m, "b_codes")
-    pg = ag * bg
-    ps = (an ^ bn) & (pg != 0)
+    ua = _prepare_operand(a.reshape(-1, k), fa, m, "a_codes")
+    ub = _prepare_operand(b.reshape(-1, k), fb, m, "b_codes")
+    ps, pg, pe, pfrac = _lane_products(ua, ub, fa, fb, m)
     rows = int(np.prod(shape, dtype=np.int64))
     cc = None if c is None else np.broadcast_to(np.asarray(c), shape).reshape(rows, 1)
     acc = _accumulator_values(cc, m, rows, 1).reshape(-1)
     if m.scale_format is not None:
         raise FormatError("dot takes no block scales; use matmul or step")
-    step = _step_fn(m, fa.man_bits + fb.man_bits)
-    res = _accumulate(NP, ps, pg, ae + be, acc, m, step, _reduce_add)
+    step = _step_fn(m, pfrac)
+    res = _accumulate(NP, ps, pg, pe, acc, m, step, _reduce_add)
     return _finish(res, m, None).reshape(shape)
 
 
@@ -1254,8 +1343,7 @@ def step(
         return _kulisch_step(a.reshape(rows, m.n), b.reshape(rows, m.n), c, shape, fa, fb, m)
     an, ag, ae = _unpack_operand(a.reshape(rows, m.n), fa, m, "a_codes")
     bn, bg, be = _unpack_operand(b.reshape(rows, m.n), fb, m, "b_codes")
-    pg = ag * bg
-    ps = (an ^ bn) & (pg != 0)
+    ps, pg, pe, pfrac = _lane_products((an, ag, ae), (bn, bg, be), fa, fb, m)
     cc = np.broadcast_to(np.asarray(c), shape).reshape(rows, 1)
     acc = _accumulator_values(cc, m, rows, 1).reshape(-1)
     if m.blocked:
@@ -1264,7 +1352,7 @@ def step(
     else:
         if block_scale_a is not None or block_scale_b is not None:
             raise FormatError("block scale codes given to a model without scale_format")
-        res = _mma_step(NP, ps, pg, ae + be, acc, **_step_consts(m, fa.man_bits + fb.man_bits))
+        res = _mma_step(NP, ps, pg, pe, acc, **_step_consts(m, pfrac))
     out: npt.NDArray[Any] = m.acc_format.encode(res, Rounding.RNE)  # exact: res is on its grid
     return out.reshape(shape)
 

@@ -14,6 +14,12 @@ normals, a leading-zero count and a small shift per operand) or its leading bit'
 (``normalized``, a leading-zero count of the product); ``E`` is the largest over the non-zero
 terms (a comparator tree).
 
+L-Mul lanes (``product="lmul"``, arXiv 2410.00907; :meth:`DotProduct._lmul_lane`): instead of
+the significand product, one adder of the two fraction fields and the constant offset
+``2**-l`` on a grid of ``G = max(m, l)`` bits; its carries (0 to 2) join the exponent sum, the
+significand ``1.s`` sits at ``pfrac = max(2m, G)`` fraction bits (below ``2**(pfrac + 1)``), and
+a lane with a zero or subnormal operand is no term. The rest of the step is the same.
+
 Alignment (``arithforge.datapaths.dot.DotGeometry``): a term ``X`` with ``frac`` fraction bits
 and exponent ``e`` enters a right shifter as ``X << B`` and is shifted by ``E - e + D``, ``D = B -
 1 - F + frac``: the kept bits ``R >> 1`` are then ``floor(X 2**(F - frac - (E - e)))``, the term
@@ -81,7 +87,7 @@ from typing import Any
 from amaranth import Cat, Const, Module, Mux, Signal, Value
 
 from ..datapaths.dot import EXP_BITS, DotUnit
-from ..formats import FloatFormat, Rounding, get_format
+from ..formats import FloatFormat, Rounding, get_format, ops
 from ._float import unpack
 from .base import Datapath, Pipeline, choose_cuts, wire
 from .fma import Adder
@@ -130,6 +136,26 @@ class DotProduct(DotUnit, Datapath):
         s = Mux(~x.sig.any() | (room <= 0), 0, Mux(room < lz.count, room, lz.count))
         s = wire(m, f"widen_shift_{name}", s[:len(lz.count)])
         return SimpleNamespace(neg=x.neg, sig=(x.sig << s)[:precision], exp=x.exp - s)
+
+    def _lmul_lane(self, m: Module, k: int, x: SimpleNamespace, y: SimpleNamespace
+                   ) -> tuple[Value, Value]:
+        """Lane ``k``'s L-Mul product (``product="lmul"``, ``ops.lmul(form="int")``): the two
+        fraction fields added with the offset ``2**-l`` on a grid of ``G = max(m, l)`` bits, the
+        carries out of the fraction into the exponent sum, the significand ``1.s`` placed at
+        ``pfrac`` fraction bits; zero unless both operands are normal."""
+        mdl = self._model
+        mb = self._fa.man_bits
+        lbits = ops.lmul_offset_bits(mb) if mdl.lmul_offset is None else mdl.lmul_offset
+        grid = max(mb, lbits)
+        pfrac = self.geometry.pfrac
+        up = grid - mb
+        s = wire(m, f"lmul_sum_{k}", (x.sig[:mb] << up) + (y.sig[:mb] << up)
+                 + Const(1 << (grid - lbits), grid + 1))
+        normal = x.sig[mb] & y.sig[mb]
+        sig = wire(m, f"product_{k}",
+                   Mux(normal, Cat(s[:grid], Const(1, 1)) << (pfrac - grid), 0))
+        exp = wire(m, f"product_exp_{k}", x.exp + y.exp + s[grid:grid + 2])
+        return sig, exp
 
     def _term(self, m: Module, name: str, x: Value, exp: Value, E: Value, neg: Value,
               width: int, B: int, D: int) -> Value:
@@ -367,8 +393,11 @@ class DotProduct(DotUnit, Datapath):
             if mdl.alignment == "sum_fp16":
                 x = self._widen(m, f"a{k}", x, fa.precision)
                 y = self._widen(m, f"b{k}", y, fb.precision)
-            sig = wire(m, f"product_{k}", x.sig * y.sig)
-            exp = wire(m, f"product_exp_{k}", x.exp + y.exp)
+            if mdl.product == "lmul":
+                sig, exp = self._lmul_lane(m, k, x, y)
+            else:
+                sig = wire(m, f"product_{k}", x.sig * y.sig)
+                exp = wire(m, f"product_exp_{k}", x.exp + y.exp)
             al: Value = exp
             if mdl.alignment == "normalized":
                 m.submodules[f"product_lzc_{k}"] = lz = LeadingZeroCount(g.P)
