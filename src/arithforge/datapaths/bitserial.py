@@ -97,6 +97,13 @@ ACCEPTANCE: list[tuple[str, dict[str, Any]]] = [
     ("bf16 int4,fp4,fp4_er_pos,fp4_ea_neg term, align 4, 4 lanes x 4",
      {"acts": "bfloat16", "family": "int4,fp4,fp4_er_pos,fp4_ea_neg", "align_bits": 4,
       "group": 4, "groups": 4}),
+    # The paper's bit-serial dequantizer (uint8 scales): 4 bits per cycle over a group's 2
+    # cycles; 2 bits per cycle with 8-weight groups in 2 steps of 4 lanes (4 cycles).
+    ("fp16 bitmod4 term, bit-serial dequantizer uint8",
+     {"acts": "float16", "family": "bitmod4", "rescale": "bitserial", "scale": "uint8"}),
+    ("int8 bitmod4 term, bit-serial dequantizer uint8, groups of 8 in 4 lanes",
+     {"acts": "int8", "family": "bitmod4", "rescale": "bitserial", "scale": "uint8",
+      "parallel": 4, "group": 8, "groups": 2}),
 ]
 
 
