@@ -156,10 +156,22 @@ class BitSerialPE(BitSerialUnit, Datapath):
                 sig = Mux(neg, -val, val)[:ab]
                 eff = Const(0, 1)
             lanes.append((neg, sig, eff))
-        emax: Value = lanes[0][2]
-        for _, _, eff in lanes[1:]:
-            emax = Mux(eff > emax, eff, emax)
-        emax_w = Signal(len(Value.cast(lanes[0][2])), name="emax")
+        # A tree of comparators, each level in signals: a chain of nested Mux expressions uses
+        # each partial maximum twice and grows exponentially with the lanes in Amaranth.
+        ew = len(Value.cast(lanes[0][2]))
+        level: list[Value] = [eff for _, _, eff in lanes]
+        depth = 0
+        while len(level) > 1:
+            nxt: list[Value] = []
+            for i in range(0, len(level) - 1, 2):
+                mx = Signal(ew, name=f"emax_l{depth}_{i // 2}")
+                m.d.comb += mx.eq(Mux(level[i + 1] > level[i], level[i + 1], level[i]))
+                nxt.append(mx)
+            if len(level) % 2:
+                nxt.append(level[-1])
+            level, depth = nxt, depth + 1
+        emax = level[0]
+        emax_w = Signal(ew, name="emax")
         if S > 1:
             # The whole group sits in the low bits at its first step: hold its largest exponent
             # for the later steps.
