@@ -105,7 +105,7 @@ def test_dequantizer_schedule(group: int, parallel: int | None, scale: str, bits
     """The dequantizer takes the fewest scale bits per cycle that finish within a group's
     ``T`` cycles (one when ``T`` covers the scale, as in the paper), then one adder cycle."""
     cfg = bitmod.PEConfig(group=group, groups=3, scale=scale, rescale="bitserial",
-                          lanes=parallel)
+                          parallel=parallel)
     t = (group // (parallel or group)) * 2
     assert cfg.cycles_per_group == t
     assert cfg.initiation_interval == 3 * t
@@ -118,7 +118,7 @@ def test_dequantizer_schedule(group: int, parallel: int | None, scale: str, bits
 def test_dequantizer_equals_fma_with_exact_float_scales(rng) -> None:
     """Q = P * s rounded once by the adder is the FMA's value with s as an exact float scale."""
     f32 = get_format("float32")
-    for kw in ({"group": 4, "groups": 3}, {"group": 8, "lanes": 2, "groups": 2,
+    for kw in ({"group": 4, "groups": 3}, {"group": 8, "parallel": 2, "groups": 2,
                                              "acc": "bfloat16", "rounding": "rtz"}):
         cfg = bitmod.PEConfig(scale="uint8", rescale="bitserial", **kw)
         fcfg = bitmod.PEConfig(scale="float32", group=kw["group"], groups=kw["groups"],
@@ -147,10 +147,11 @@ def test_config_errors() -> None:
         bitmod.PEConfig(rescale="bitserial")
     with pytest.raises(FormatError, match="scale must be a float format, not 'uint8'"):
         bitmod.PEConfig(scale="uint8")
-    with pytest.raises(ValueError, match=r"lanes must divide group \(8\), not 3"):
-        bitmod.PEConfig(group=8, lanes=3)
-    with pytest.raises(ValueError, match="lanes below group .* need serial='term', not 'bit'"):
-        bitmod.PEConfig(group=8, lanes=4, serial="bit")
+    with pytest.raises(ValueError, match=r"parallel must divide group \(8\), not 3"):
+        bitmod.PEConfig(group=8, parallel=3)
+    with pytest.raises(ValueError, match="parallel below group .* needs serial='term', not "
+                                         "'bit'"):
+        bitmod.PEConfig(group=8, parallel=4, serial="bit")
 
 
 # -- the PE against a Fraction oracle --------------------------------------------------------------
@@ -246,7 +247,7 @@ CONFIGS = [
     {"acts": "float16", "family": "bitmod4", "serial": "term", "rescale": "bitserial",
      "scale": "uint8"},
     {"acts": "int8", "family": "int4", "serial": "term", "rescale": "bitserial", "scale": "uint4",
-     "lanes": 2},
+     "parallel": 2},
 ], ids=lambda p: "-".join(map(str, p.values())))
 def test_pe_against_fractions(params, rng) -> None:
     cfg = bitmod.PEConfig(group=4, groups=3, **params)

@@ -58,7 +58,7 @@ A transaction is a dot product of ``K = groups * group`` activations ``a`` and w
    ``s`` as an exact float scale: one rounding per group either way.
 
 Cycles: ``C`` cycles per weight (``ceil(bits/2)`` in term mode, ``digits`` in bit mode) and
-``T = (group / lanes) * C`` per group; a transaction takes ``II = groups * T`` cycles at full
+``T = (group / parallel) * C`` per group; a transaction takes ``II = groups * T`` cycles at full
 throughput and its result appears ``II + D + 1`` cycles after it is accepted (``D`` =
 :attr:`PEConfig.dequant_cycles`, 1 for the FMA); ``n`` back-to-back transactions take
 ``n * II + D + 1`` cycles (:meth:`PEConfig.cycles`).
@@ -299,9 +299,9 @@ class PEConfig:
         integer (the second-level per-group scale; the per-channel float scale is applied
         outside the PE), ``Q = P * scale`` exactly by shift-and-add, :attr:`dequant_bits` scale
         bits per cycle, then ``Q`` rounded once into the accumulator by a float adder.
-    lanes : int or None
+    parallel : int or None
         Weights of a group processed per cycle (``None``: ``group``); ``group`` must be a
-        multiple. A group takes ``group / lanes`` steps of ``C`` cycles.
+        multiple. A group takes ``group / parallel`` steps of ``C`` cycles.
     """
 
     acts: Format | str = "float16"
@@ -314,7 +314,7 @@ class PEConfig:
     rounding: Rounding | str = Rounding.RNE
     serial: str = "term"
     rescale: str = "fma"
-    lanes: int | None = None
+    parallel: int | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -345,13 +345,14 @@ class PEConfig:
                 raise FormatError(f"{key} must be a float format, not "
                                   f"{getattr(f, 'name', f)!r}")
             set_(self, key, f)
-        lanes = self.group if self.lanes is None else _positive(self.lanes, "lanes")
+        lanes = self.group if self.parallel is None else _positive(self.parallel, "parallel")
         if self.group % lanes:
-            raise ValueError(f"lanes must divide group ({self.group}), not {lanes!r}")
+            raise ValueError(f"parallel must divide group ({self.group}), not {lanes!r}")
         if lanes != self.group and self.serial != "term":
-            raise ValueError(f"lanes below group ({lanes} < {self.group}) need serial='term', "
+            raise ValueError(f"parallel below group ({lanes} < {self.group}) needs "
+                             f"serial='term', "
                              f"not {self.serial!r}")
-        set_(self, "lanes", lanes)
+        set_(self, "parallel", lanes)
         mode = as_rounding(self.rounding)
         if mode is Rounding.STOCHASTIC:
             raise ValueError("rounding must be deterministic (rne, rna, rtz, rup, rdn, rto), "
@@ -435,13 +436,13 @@ class PEConfig:
 
     @property
     def lane_count(self) -> int:
-        """Weights processed per cycle (:attr:`lanes`, resolved)."""
-        lanes: int = self.lanes  # type: ignore[assignment]
+        """Weights processed per cycle, the PE's lanes (:attr:`parallel`, resolved)."""
+        lanes: int = self.parallel  # type: ignore[assignment]
         return lanes
 
     @property
     def steps(self) -> int:
-        """Steps per group, ``group / lanes``."""
+        """Steps per group, ``group / parallel``."""
         return self.group // self.lane_count
 
     @property
@@ -543,7 +544,7 @@ class PEConfig:
                 "groups": self.groups, "length": self.length, "align_bits": self.align_bits,
                 "scale": self.scale_format.name, "acc": self.acc_format.name,
                 "rounding": str(self.mode), "serial": self.serial, "rescale": self.rescale,
-                "lanes": self.lane_count, "cycles_per_weight": self.cycles_per_weight,
+                "parallel": self.lane_count, "cycles_per_weight": self.cycles_per_weight,
                 "cycles_per_group": self.cycles_per_group,
                 "dequant_bits": self.dequant_bits, "dequant_cycles": self.dequant_cycles,
                 "initiation_interval": self.initiation_interval, "latency": self.latency,
