@@ -18,6 +18,11 @@ result and a one-cycle ``o.valid`` follow the last group's FMA: latency ``NG C +
 transaction may be accepted at edge ``k + NG C`` (``initiation_interval``), overlapping the
 previous transaction's rescale.
 
+With ``parallel = L`` lanes a group takes ``group / L`` steps, ``T = (group / L) C`` cycles, in
+place of ``C`` above; with ``rescale="bitserial"`` the FMA is replaced by the paper's
+shift-and-add dequantizer (``D - 1`` cycles after the group's last, overlapping the next group)
+and an adder one cycle later: latency ``NG T + D + 1``.
+
 This module is the hardware; the PE's other faces (facts, reference, transactions, structure)
 are its unit's, :class:`arithforge.datapaths.bitserial.BitSerialUnit`.
 """
