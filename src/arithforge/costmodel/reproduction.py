@@ -875,7 +875,8 @@ def bitmod_pe(registry: Any, tech: Technology, cache: dict[str, Any]) -> Claim:
             f"({adder / model_total:.0%} of the PE) against the paper's "
             f"{BITMOD_SHEET['group accum']:.1f} um2 group accumulator, while the 4 lanes "
             f"({lanes * scale28:,.0f} um2) are close to the paper's exponent match and "
-            f"bit-serial multiplier ({front:.1f} um2)")
+            f"bit-serial multiplier ({front:.1f} um2); our fp16 PE scales to {fp16_28:,.0f} "
+            f"um2 against the paper's 1733.5 without registers")
     claim.note = (
         f"Ours: `bitserial acts=float16 family=bitmod4 group=4 groups=1` (4 lanes, two weight "
         f"bits per cycle as term pairs, alignment to the group's largest exponent, operand "
