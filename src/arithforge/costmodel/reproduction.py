@@ -932,15 +932,51 @@ def horowitz(tech: Technology) -> Claim:
     return claim
 
 
-def claims(registry: Any, tech: Technology | None = None) -> list[Claim]:
+def claims(registry: Any, tech: Technology | None = None, only: str | None = None
+           ) -> list[Claim]:
     """Every claim, measured with what ``registry`` (``arithforge.hdl.registry``, or ``None``
-    for none) has."""
+    for none) has; with ``only``, the claims whose function name contains it (``"bitmod"``)."""
     tech = load_tech() if tech is None else tech
     cache: dict[str, Measured] = {}
     steps: Sequence[Callable[[Any, Technology, dict[str, Measured]], Claim]] = (
         approx_normalization, fp8_vs_int8, dot_fp8_vs_int8, h100_fp8_step,
         dot_approx_normalization, mx_dot_vs_fma, lmul, lut_core, bitmod_pe)
-    return [*(step(registry, tech, cache) for step in steps), horowitz(tech)]
+    chosen = [step for step in steps if only is None or only in step.__name__]
+    out = [step(registry, tech, cache) for step in chosen]
+    if only is None or only in horowitz.__name__:
+        out.append(horowitz(tech))
+    return out
+
+
+def splice(page: str, found: Sequence[Claim], tech: Technology) -> str:
+    """Replace the verdict rows and sections of the claims ``found`` in an existing ``page``
+    (what :func:`render` wrote), leaving the rest of it as it is.
+
+    Raises
+    ------
+    ValueError
+        When a claim's row or section is not in ``page``.
+    """
+    new = render(found, tech)
+    for c in found:
+        head = f"| {c.title} |"
+        row = next(line for line in new.splitlines() if line.startswith(head))
+        lines = page.splitlines(keepends=True)
+        at = [i for i, line in enumerate(lines) if line.startswith(head)]
+        if len(at) != 1:
+            raise ValueError(f"the page must have one verdict row for {c.title!r}")
+        lines[at[0]] = row + "\n"
+        page = "".join(lines)
+        title = f"## {c.title}\n"
+        if title not in page:
+            raise ValueError(f"the page must have a section {title.strip()!r}")
+        start = page.index(title)
+        end = page.find("\n## ", start + 1)
+        section = new[new.index(title):]
+        section = section[:section.find("\n## ") + 1] if "\n## " in section else section
+        page = page[:start] + section.rstrip("\n") + "\n" + (
+            "\n" + page[end + 1:] if end >= 0 else "")
+    return page
 
 
 #: Designs of the data-dependent energy table: label, datapath, parameters.
