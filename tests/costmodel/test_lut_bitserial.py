@@ -178,19 +178,41 @@ def test_lut_claim_verdict_from_synthesis() -> None:
     assert claim.verdict.startswith(("disagrees:", "disagrees in size:"))
 
 
+def _bitmod_cache(pe_um2: float) -> dict[str, object]:
+    """Synthesis results seeded so the claim runs no tool: the fp16 PE 100,000 um2 (mul 60,000 +
+    add 40,000), the float-FMA PE 1.2x the dequantizer PE."""
+    cache: dict[str, object] = {"fma float16 + float32": _measured("fp16", 40_000, 2_000),
+                                "bitserial float16 bitmod4 G=4": _measured("pe", 30_000, 1_500)}
+
+    def area(um2: float) -> rep.AsicArea:
+        return rep.AsicArea(um2, um2 / 50, 0)
+
+    cache.update({
+        "asic mul float16": area(60_000), "asic add float16": area(40_000),
+        "asic bitserial G=4, float FMA rescale": area(1.2 * pe_um2),
+        "asic bitserial G=4, bit-serial dequantizer": area(pe_um2),
+        "asic bitserial G=16 in 4 lanes, bit-serial dequantizer": area(1.1 * pe_um2)})
+    return cache
+
+
 def test_bitmod_claim_verdict() -> None:
-    cache = {"fma float16 + float32": _measured("fp16", 40_000, 2_000)}
-    cache["bitserial float16 bitmod4 G=4"] = _measured("pe", 30_000, 1_500)
-    claim = rep.bitmod_pe(registry, TECH, cache)
-    assert claim.verdict == ("agrees: the bit-serial PE is 0.75x the fp16 PE's transistors "
-                             "(claim 0.77x)")
-    assert claim.rows[0][1] == "0.75x"
+    claim = rep.bitmod_pe(registry, TECH, _bitmod_cache(75_000))
+    assert claim.verdict == ("agrees: with the paper's dequantizer the bit-serial PE is 0.75x "
+                             "the fp16 PE's um2 (claim 0.77x)")
+    rows = {r[0]: r for r in claim.rows}
+    assert rows["PE area ratio, transistors (float FMA rescale)"][1] == "0.75x"
+    assert rows["PE area ratio, um2 (dequantizer / fp16 PE)"][1] == "0.75x"
     # Two MACs per cycle (4 lanes, 2 cycles per 4-bit weight): half the area per MAC/cycle.
-    assert claim.rows[2][1] == "0.38x"
-    # The model's breakdown: the float32 rescale FMA of each group is a large part of the PE.
-    share = int(claim.rows[3][0].split("(")[1].split("%")[0])
-    assert 30 <= share <= 90
-    cache["bitserial float16 bitmod4 G=4"] = _measured("pe", 80_000, 4_000)
-    claim = rep.bitmod_pe(registry, TECH, cache)
-    assert claim.verdict.startswith("disagrees: the bit-serial PE is 2.00x")
+    per_mac = next(r for r in claim.rows if r[0].startswith("area per MAC/cycle ratio, um2"))
+    assert per_mac[1] == "0.38x"
+    assert rows["float FMA rescale replaced by the dequantizer: PE area change, um2"][1] == "-17%"
+    # The model's split of the PE by the paper's blocks sums to its total.
+    shares = [int(r[2].split("(")[1].split("%")[0]) for r in claim.rows
+              if r[0].startswith("where the dequantizer PE's area goes")]
+    assert len(shares) == len(rep.BITMOD_BLOCKS)
+    assert 98 <= sum(shares) <= 102
+    claim = rep.bitmod_pe(registry, TECH, _bitmod_cache(300_000))
+    assert claim.verdict.startswith("disagrees: with the paper's bit-serial dequantizer the PE "
+                                    "is 3.00x the fp16 PE's um2")
+    assert "the cause is the float32 normalization, adder and accumulator" in claim.verdict
     assert math.isclose(1507.7 / 1968.7, 0.7658, rel_tol=1e-3)

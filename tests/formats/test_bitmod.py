@@ -97,6 +97,38 @@ def test_cycle_formula(family: str, serial: str, cpw: int) -> None:
     assert cfg.cycles(5) == 5 * 3 * cpw + 2
 
 
+@pytest.mark.parametrize(("group", "parallel", "scale", "bits", "cycles"), [
+    (4, None, "uint8", 4, 3), (16, 4, "uint8", 1, 9), (8, 2, "uint4", 1, 5),
+    (2, None, "uint16", 8, 3)])
+def test_dequantizer_schedule(group: int, parallel: int | None, scale: str, bits: int,
+                              cycles: int) -> None:
+    """The dequantizer takes the fewest scale bits per cycle that finish within a group's
+    ``T`` cycles (one when ``T`` covers the scale, as in the paper), then one adder cycle."""
+    cfg = bitmod.PEConfig(group=group, groups=3, scale=scale, rescale="bitserial",
+                          parallel=parallel)
+    t = (group // (parallel or group)) * 2
+    assert cfg.cycles_per_group == t
+    assert cfg.initiation_interval == 3 * t
+    assert (cfg.dequant_bits, cfg.dequant_cycles) == (bits, cycles)
+    assert cfg.dequant_cycles - 1 <= t
+    assert cfg.latency == 3 * t + cycles + 1
+    assert cfg.cycles(2) == 6 * t + cycles + 1
+
+
+def test_dequantizer_equals_fma_with_exact_float_scales(rng) -> None:
+    """Q = P * s rounded once by the adder is the FMA's value with s as an exact float scale."""
+    f32 = get_format("float32")
+    for kw in ({"group": 4, "groups": 3}, {"group": 8, "parallel": 2, "groups": 2,
+                                             "acc": "bfloat16", "rounding": "rtz"}):
+        cfg = bitmod.PEConfig(scale="uint8", rescale="bitserial", **kw)
+        fcfg = bitmod.PEConfig(scale="float32", group=kw["group"], groups=kw["groups"],
+                               acc=kw.get("acc", "float32"), rounding=kw.get("rounding", "rne"))
+        a, w, sel, scale, c = _vectors(cfg, rng, 300)
+        fscale = f32.encode(scale.astype(np.float64), Rounding.RNE)
+        got = bitmod.pe_dot(a, w, sel, scale, c, cfg)
+        assert np.array_equal(got, bitmod.pe_dot(a, w, sel, fscale, c, fcfg))
+
+
 def test_config_errors() -> None:
     with pytest.raises(FormatError, match="activations must be one of float16, bfloat16, int8"):
         bitmod.PEConfig(acts="float32")
@@ -108,6 +140,18 @@ def test_config_errors() -> None:
         bitmod.PEConfig(rounding="stochastic")
     with pytest.raises(FormatError, match="acc must be a float format"):
         bitmod.PEConfig(acc="int32")
+    with pytest.raises(ValueError, match="rescale must be one of fma, bitserial, not 'lut'"):
+        bitmod.PEConfig(rescale="lut")
+    with pytest.raises(FormatError, match="scale must be an unsigned integer format .* with "
+                                          "rescale='bitserial', not 'float16'"):
+        bitmod.PEConfig(rescale="bitserial")
+    with pytest.raises(FormatError, match="scale must be a float format, not 'uint8'"):
+        bitmod.PEConfig(scale="uint8")
+    with pytest.raises(ValueError, match=r"parallel must divide group \(8\), not 3"):
+        bitmod.PEConfig(group=8, parallel=3)
+    with pytest.raises(ValueError, match="parallel below group .* needs serial='term', not "
+                                         "'bit'"):
+        bitmod.PEConfig(group=8, parallel=4, serial="bit")
 
 
 # -- the PE against a Fraction oracle --------------------------------------------------------------
@@ -139,8 +183,14 @@ def _oracle(cfg: bitmod.PEConfig, a, w, sel, scale, c) -> int:
         for k, x in zip(lanes, xs, strict=True):
             mag = math.floor(abs(x) / unit)
             p += (-mag if x < 0 else mag) * values[int(w[k])]
-        s = oracle.value_fraction(float(fs.decode(np.array([scale[g]], dtype=fs.code_dtype))[0]))
-        term = oracle._scalar_mul(Fraction(p) * unit if p else ("zero", False), s)
+        if cfg.rescale == "bitserial":
+            # The dequantizer's integer product; a zero product is +0.
+            q = p * int(scale[g])
+            term = Fraction(q) * unit if q else ("zero", False)
+        else:
+            s = oracle.value_fraction(float(fs.decode(np.array([scale[g]],
+                                                                dtype=fs.code_dtype))[0]))
+            term = oracle._scalar_mul(Fraction(p) * unit if p else ("zero", False), s)
         total = oracle._scalar_add(term, acc, cfg.mode)
         code = oracle.round_scalar(facc, total, cfg.mode)
         acc = oracle.value_fraction(float(facc.decode(np.array([code], dtype=facc.code_dtype))[0]))
@@ -175,7 +225,11 @@ def _vectors(cfg: bitmod.PEConfig, rng: np.random.Generator, n: int):
     w = rng.integers(0, 1 << cfg.weight_bits, size=(n, cfg.length), dtype=np.uint64)
     sel = rng.integers(0, 4, size=(n, cfg.groups), dtype=np.uint64)
     fs, facc = cfg.scale_format, cfg.acc_format
-    scale = fs.encode(rng.standard_normal((n, cfg.groups)) * 0.01, Rounding.RNE)
+    if cfg.rescale == "bitserial":
+        scale = rng.integers(0, 1 << fs.bits, size=(n, cfg.groups), dtype=np.uint64)
+        scale[:, 0] = (1 << fs.bits) - 1
+    else:
+        scale = fs.encode(rng.standard_normal((n, cfg.groups)) * 0.01, Rounding.RNE)
     c = facc.encode(rng.standard_normal(n) * 4, Rounding.RNE)
     c[::7] = 0
     return a, w, sel, scale.astype(np.uint64), c.astype(np.uint64)
@@ -189,7 +243,12 @@ CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("params", CONFIGS, ids=lambda p: "-".join(p.values()))
+@pytest.mark.parametrize("params", CONFIGS + [
+    {"acts": "float16", "family": "bitmod4", "serial": "term", "rescale": "bitserial",
+     "scale": "uint8"},
+    {"acts": "int8", "family": "int4", "serial": "term", "rescale": "bitserial", "scale": "uint4",
+     "parallel": 2},
+], ids=lambda p: "-".join(map(str, p.values())))
 def test_pe_against_fractions(params, rng) -> None:
     cfg = bitmod.PEConfig(group=4, groups=3, **params)
     a, w, sel, scale, c = _vectors(cfg, rng, 60)

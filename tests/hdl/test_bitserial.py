@@ -62,6 +62,12 @@ CONFIGS = [
     {"acts": "bfloat16", "family": "bitmod3", "serial": "bit", "group": 3, "groups": 2},
     {"acts": "int8", "family": "int4", "serial": "bit", "group": 2, "groups": 3},
     {"acts": "float16", "family": "int2", "serial": "term", "group": 4, "groups": 1},
+    # The paper's dequantizer: 2 scale bits per cycle fill a group's 2 cycles (D - 1 == T).
+    {"acts": "float16", "family": "bitmod4", "group": 2, "groups": 2, "rescale": "bitserial",
+     "scale": "uint4"},
+    # Two steps of two lanes per group, one scale bit per cycle over the group's 4 cycles.
+    {"acts": "bfloat16", "family": "int4", "group": 4, "parallel": 2, "groups": 2,
+     "rescale": "bitserial", "scale": "uint4", "acc": "bfloat16"},
 ]
 
 
@@ -81,7 +87,8 @@ def test_back_to_back(params, rng) -> None:
         else:
             assert valid == 0, c
     # The tile of all transactions ends on the documented cycle (from the first accept).
-    assert max(due) - starts[0] == dp.cycles(len(rows)) == len(rows) * ii + 2
+    d = dp.config.dequant_cycles
+    assert max(due) - starts[0] == dp.cycles(len(rows)) == len(rows) * ii + d + 1
 
 
 def test_reset_drops_work_in_flight(rng) -> None:
@@ -171,3 +178,26 @@ def test_structure_is_costed(serial: str) -> None:
     assert est.area_um2 > 0
     kinds = {c.kind for c in est.components}
     assert {"shifter", "adder", "register", "lut", "multiplier", "lzc"} <= kinds
+
+
+def test_dequantizer_costs_less_than_the_fma() -> None:
+    """The paper's shift-and-add dequantizer and a float adder cost less than a float FMA per
+    group, and lanes shared over steps cost per lane, not per weight of the group."""
+    fma = estimate(BitSerialPE(group=4, groups=1).structure())
+    dq = estimate(BitSerialPE(group=4, groups=1, rescale="bitserial", scale="uint8").structure())
+    assert dq.area_um2 < fma.area_um2
+    assert "multiplier" not in {c.kind for c in dq.components if c.name.startswith("rescale_")}
+    wide = BitSerialPE(group=16, groups=1, rescale="bitserial", scale="uint8")
+    narrow = BitSerialPE(group=16, parallel=4, groups=1, rescale="bitserial", scale="uint8")
+    # 8 scale bits: one per cycle over the 8 cycles of 4 steps, four per cycle over 2 cycles.
+    assert narrow.config.dequant_bits == 1
+    assert wide.config.dequant_bits == 4
+    counts = {c.name: c.count for c in estimate(narrow.structure()).components}
+    assert counts["align"] == 4
+    assert counts["term_shift"] == 4
+    # Area per MAC per cycle: 4 lanes over 4 steps give a quarter of the throughput of 16 lanes
+    # for less than a quarter of their lane logic.
+    lanes = {n: sum(c.cost.area_um2 for c in estimate(dp.structure()).components
+                    if c.name.startswith(("align", "negate", "term_", "adder_tree")))
+             for n, dp in (("wide", wide), ("narrow", narrow))}
+    assert lanes["narrow"] < lanes["wide"] / 4 * 1.01

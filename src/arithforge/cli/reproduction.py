@@ -29,13 +29,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"page to write (default {DEFAULT_OUTPUT.relative_to(ROOT)})")
     parser.add_argument("--no-activity", action="store_true",
                         help="leave out the data-dependent energy table (Verilator runs)")
+    parser.add_argument("--only", metavar="NAME",
+                        help="measure only the claims whose function name contains NAME "
+                        "(e.g. bitmod) and replace their rows and sections in the existing "
+                        "page")
     args = parser.parse_args(argv)
 
     from ..costmodel import load_tech
-    from ..costmodel.reproduction import activity_rows, claims, render
+    from ..costmodel.reproduction import activity_rows, claims, render, splice
     from ..hdl import registry
 
     tech = load_tech()
+    if args.only is not None:
+        found = claims(registry, tech, args.only)
+        if not found:
+            parser.error(f"--only must name a claim function (e.g. bitmod), not {args.only!r}")
+        try:
+            page = args.output.read_text()
+            args.output.write_text(splice(page, found, tech))
+        except (OSError, ValueError) as exc:
+            parser.error(f"--only: {exc}")
+        print(f"updated {len(found)} claim(s) in {args.output}", file=sys.stderr)
+        return 0
     activity: list[list[str]] = []
     if not args.no_activity:
         from ..sim.activity import data_energy

@@ -37,20 +37,23 @@ from .base import (
     Skip,
     SweepContext,
 )
-from .fma import FMAUnit
+from .fma import AddUnit, FMAUnit
 from .unit import Graph, Unit, check_kind
 
 if TYPE_CHECKING:
     import networkx as nx
 
-__all__ = ["BitSerial", "BitSerialUnit", "RescaleUnit", "pack_fields", "unpack_fields"]
+__all__ = ["BitSerial", "BitSerialUnit", "RescaleAdd", "RescaleUnit", "pack_fields",
+           "unpack_fields"]
 
 ROUNDINGS = "|".join(r.value for r in Rounding if r is not Rounding.STOCHASTIC)
 #: Most lanes per group the descriptor takes (reference, vectors, structure and cost), as a
 #: sweep spec allows them.
 MAX_GROUP = 1024
-#: Most lanes per group that elaborate: Amaranth's time grows steeply with the lanes of the
-#: group's alignment and adder tree (8 lanes 3.5 s, 14 lanes 22 s, 16 lanes 140 s and 1 GB).
+#: Most lanes per group that elaborate. It was set when Amaranth's time grew exponentially with
+#: the lanes (16 lanes 140 s and 1 GB: the largest exponent was a chain of nested Mux
+#: expressions); with the comparator tree in signals 16 lanes take 0.9 s of CPU. Larger groups
+#: are not yet verified in Verilator, so the limit stays.
 MAX_ELABORATED_GROUP = 16
 #: Most groups per transaction.
 MAX_GROUPS = 64
@@ -70,6 +73,11 @@ PARAMS: dict[str, Param] = {
     "acc": Param("format", "float32", "accumulator format (c and the result)"),
     "rounding": Param(f"choice:{ROUNDINGS}", "rne", "rounding of each accumulation"),
     "serial": Param("choice:term|bit", "term", "one term per cycle, or one bit (digit)"),
+    "rescale": Param("choice:fma|bitserial", "fma",
+                     "per-group rescale: a float FMA, or the paper's bit-serial dequantizer "
+                     "(scale an unsigned integer format, e.g. uint8) and a float adder"),
+    "parallel": Param("int", 0, "weights of a group processed per cycle, the PE's lanes (0: "
+                      "group); group must be a multiple", 0, MAX_GROUP),
 }
 
 #: BitMoD bit-serial PE configurations of the acceptance sweep (tests/sim/test_bitserial.py runs
@@ -91,6 +99,13 @@ ACCEPTANCE: list[tuple[str, dict[str, Any]]] = [
     ("bf16 int4,fp4,fp4_er_pos,fp4_ea_neg term, align 4, 4 lanes x 4",
      {"acts": "bfloat16", "family": "int4,fp4,fp4_er_pos,fp4_ea_neg", "align_bits": 4,
       "group": 4, "groups": 4}),
+    # The paper's bit-serial dequantizer (uint8 scales): 4 bits per cycle over a group's 2
+    # cycles; 2 bits per cycle with 8-weight groups in 2 steps of 4 lanes (4 cycles).
+    ("fp16 bitmod4 term, bit-serial dequantizer uint8",
+     {"acts": "float16", "family": "bitmod4", "rescale": "bitserial", "scale": "uint8"}),
+    ("int8 bitmod4 term, bit-serial dequantizer uint8, groups of 8 in 4 lanes",
+     {"acts": "int8", "family": "bitmod4", "rescale": "bitserial", "scale": "uint8",
+      "parallel": 4, "group": 8, "groups": 2}),
 ]
 
 
@@ -124,7 +139,9 @@ def _run(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
         ng = -(-k // g)
         cfg = bitmod.PEConfig(qx.fmt, opts["family"], g, ng, int(opts["align_bits"]),
                               opts["scale"], acc, config.rounding)
-        codes, sel, scales = bitmod.quantize_groups(qw.values, cfg.types, g, cfg.scale_format)
+        sfmt = cfg.scale_format
+        assert isinstance(sfmt, FloatFormat)  # rescale "fma": _check_model takes float scales
+        codes, sel, scales = bitmod.quantize_groups(qw.values, cfg.types, g, sfmt)
     except (FormatError, ValueError, TypeError) as exc:
         raise ArithforgeError(f"bitserial: {exc}") from None
     # K padded to whole groups with zeros (activation code 0 is +0, weight code 0 is 0).
@@ -196,21 +213,33 @@ class RescaleUnit(FMAUnit):
                     "exact", 8)
 
 
+class RescaleAdd(AddUnit):
+    """``round(q + acc)``: the float adder after the bit-serial dequantizer, ``q`` of the
+    product format (wider than the adder generator's limit allows through its parameters)."""
+
+    def __init__(self, fmt_q: FloatFormat, fmt_acc: FloatFormat, rounding: Rounding) -> None:
+        self._setup({"a": fmt_q, "b": fmt_acc}, fmt_acc, rounding, 0, False, True, "exact", 8)
+
+
 class BitSerialUnit(Unit):
     """BitMoD bit-serial PE: ``o = c`` plus, group by group, ``P_g * scale_g`` rounded once each.
 
     Bit for bit :func:`arithforge.formats.bitmod.pe_dot` with the same :class:`PEConfig`: the
     weights of each group are in the datatype its 2-bit selector picks from ``family``; each
     weight is processed as at most two signed power-of-two terms, ``ceil(bits/2)`` cycles per
-    weight (``serial="term"``) or one signed-digit position per cycle (``serial="bit"``); all
-    ``group`` lanes of a group work in parallel. Activations with an infinite or NaN code are
-    outside the contract (the emulator refuses them; the hardware reads their exponent field as
-    a normal one).
+    weight (``serial="term"``) or one signed-digit position per cycle (``serial="bit"``);
+    ``parallel`` weights of a group work in parallel (all ``group`` by default; ``group /
+    parallel`` steps otherwise). With ``rescale="bitserial"`` each group's ``P`` is multiplied
+    by its unsigned integer scale in the paper's shift-and-add dequantizer (``D = dequant_cycles``
+    cycles) and the exact product is added to the accumulator, rounded once. Activations with
+    an infinite or NaN code are outside the contract (the emulator refuses them; the hardware
+    reads their exponent field as a normal one).
 
-    Cycles: ``C = cycles_per_weight``; one transaction is accepted every ``initiation_interval =
-    groups * C`` cycles (``i.valid`` at other times is ignored while the PE is busy); its result
-    comes ``latency = groups * C + 2`` cycles after acceptance, with ``o.valid`` high for one
-    cycle; ``T`` back-to-back transactions take ``T * groups * C + 2`` cycles. A synchronous
+    Cycles: ``T = cycles_per_group = (group / lanes) * cycles_per_weight``; one transaction is
+    accepted every ``initiation_interval = groups * T`` cycles (``i.valid`` at other times is
+    ignored while the PE is busy); its result comes ``latency = groups * T + D + 1`` cycles after
+    acceptance (``D = 1`` for the FMA), with ``o.valid`` high for one cycle; ``n`` back-to-back
+    transactions take ``n * groups * T + D + 1`` cycles. A synchronous
     reset drops every transaction in flight (``o.valid`` stays low until a new one finishes).
 
     Parameters
@@ -231,6 +260,10 @@ class BitSerialUnit(Unit):
         Rounding of each per-group accumulation.
     serial : str
         ``term`` or ``bit``.
+    rescale : str
+        ``fma`` (``scale`` a float format) or ``bitserial`` (``scale`` unsigned integers).
+    parallel : int
+        Weights of a group per cycle (the PE's lanes); 0 for ``group``.
 
     Operands: ``a``, ``length`` activation codes packed, lane 0 in the low bits (group 0 first);
     ``w`` likewise the weight codes; ``sel``, 2 bits per group; ``scale``, one code per group;
@@ -243,9 +276,9 @@ class BitSerialUnit(Unit):
     def __init__(self, acts: str = "float16", family: Any = "bitmod4", *, group: int = 8,
                  groups: int = 2, align_bits: int = 8, scale: Any = "float16",
                  acc: Any = "float32", rounding: Rounding | str = Rounding.RNE,
-                 serial: str = "term") -> None:
+                 serial: str = "term", rescale: str = "fma", parallel: int = 0) -> None:
         self._cfg = bitmod.PEConfig(acts, family, group, groups, align_bits, scale, acc,
-                                    rounding, serial)
+                                    rounding, serial, rescale, parallel or None)
         self._ready()
 
     # -- facts ------------------------------------------------------------------------------------
@@ -321,7 +354,7 @@ class BitSerialUnit(Unit):
 
     def _random(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         cfg = self._cfg
-        fa, fs, facc = cfg.act_format, cfg.scale_format, cfg.acc_format
+        fa, fs = cfg.act_format, cfg.scale_format
         k = cfg.length
         if fa.name == "int8":
             a = rng.integers(0, 256, size=(n, k), dtype=np.uint64)
@@ -338,10 +371,19 @@ class BitSerialUnit(Unit):
             a = np.where(rng.random((n, 1)) < 0.25, raw, a)
         w = rng.integers(0, 1 << cfg.weight_bits, size=(n, k), dtype=np.uint64)
         sel = rng.integers(0, 4, size=(n, cfg.groups), dtype=np.uint64)
+        if not isinstance(fs, FloatFormat):
+            scale = rng.integers(0, 1 << fs.bits, size=(n, cfg.groups), dtype=np.uint64)
+            scale[rng.random((n, cfg.groups)) < 0.05] = (1 << fs.bits) - 1
+            return self._random_tail(rng, n, a, w, sel, scale)
         scale = fs.encode(rng.standard_normal((n, cfg.groups)) * np.exp2(
             rng.integers(-10, 4, (n, 1))), Rounding.RNE).astype(np.uint64)
         raw_s = rng.integers(0, 1 << fs.bits, size=(n, cfg.groups), dtype=np.uint64)
         scale = np.where(rng.random((n, cfg.groups)) < 0.05, raw_s, scale)
+        return self._random_tail(rng, n, a, w, sel, scale)
+
+    def _random_tail(self, rng: np.random.Generator, n: int, a: Any, w: Any, sel: Any,
+                     scale: Any) -> dict[str, np.ndarray]:
+        facc = self._cfg.acc_format
         c = facc.encode(rng.standard_normal(n) * np.exp2(rng.integers(-8, 8, n)),
                         Rounding.RNE).astype(np.uint64)
         raw_c = rng.integers(0, 1 << facc.bits, size=n, dtype=np.uint64)
@@ -372,11 +414,15 @@ class BitSerialUnit(Unit):
         a[::3, 0] = acts[min(3, len(acts) - 1)]
         w = np.array([[r[1]] * k for r in rows], dtype=np.uint64)
         sel = np.array([[r[2]] * ng for r in rows], dtype=np.uint64)
-        one = int(fs.encode(np.array([1.0]), Rounding.RNE)[0])
-        specials = [one, 0, 1 << (fs.bits - 1), fs.max_mag, 1]
-        if fs.has_inf and fs.inf_code is not None:
+        specials: list[int]
+        if not isinstance(fs, FloatFormat):
+            specials = [1, 0, (1 << fs.bits) - 1, 1 << (fs.bits - 1), 3]
+        else:
+            one = int(fs.encode(np.array([1.0]), Rounding.RNE)[0])
+            specials = [one, 0, 1 << (fs.bits - 1), fs.max_mag, 1]
+        if isinstance(fs, FloatFormat) and fs.has_inf and fs.inf_code is not None:
             specials.append(fs.inf_code)
-        if fs.nan_code is not None:
+        if isinstance(fs, FloatFormat) and fs.nan_code is not None:
             specials.append(fs.nan_code)
         scale = np.array([[specials[(i + g) % len(specials)] for g in range(ng)]
                           for i in range(n)], dtype=np.uint64)
@@ -421,11 +467,9 @@ class BitSerialUnit(Unit):
         operation is one transaction: the cost model charges every component once per cycle
         of it, which is exact for the lane logic and counts the per-group rescale ``C`` times
         where it runs once per group: an overestimate of its share)."""
-        import networkx as nx
-
         cfg = self._cfg
-        fa, fs, facc = cfg.act_format, cfg.scale_format, cfg.acc_format
-        G, C = cfg.group, cfg.cycles_per_weight
+        fa, facc = cfg.act_format, cfg.acc_format
+        G, L, C = cfg.group, cfg.lane_count, cfg.cycles_per_weight
         wp = cfg.partial_bits
         gr = Graph(())
         widths = self.operand_widths
@@ -434,48 +478,93 @@ class BitSerialUnit(Unit):
         regs = gr.node("operand_regs", "register", sum(widths.values()) + 1,
                        *(f"in_{op}" for op in widths))
         ctrl = gr.node("control", "logic", 8, regs, gates=24, depth=3)
-        ctrl_reg = gr.node("control_regs", "register", 1 + 2 * max(2, C).bit_length(), ctrl)
+        steps = max(2, cfg.steps)
+        ctrl_reg = gr.node("control_regs", "register",
+                           1 + 2 * max(2, C).bit_length() + steps.bit_length(), ctrl)
         eb = fa.exp_bits if isinstance(fa, FloatFormat) else 1
         emax = gr.node("exp_max", "comparator", eb, regs, count=max(G - 1, 1))
-        align = gr.node("align", "shifter", cfg.aligned_bits, emax, regs, count=G,
+        if L < G:
+            # The group's largest exponent is held while its steps run through the lanes.
+            emax = gr.node("emax_reg", "register", eb, emax)
+        align = gr.node("align", "shifter", cfg.aligned_bits, emax, regs, count=L,
                         shift_bits=max(1, eb))
-        negate = gr.node("negate", "adder", cfg.aligned_bits + 1, align, count=G, inputs=1)
-        rom = gr.node("term_rom", "lut", 10, regs, count=G, entries=4 << cfg.weight_bits,
+        negate = gr.node("negate", "adder", cfg.aligned_bits + 1, align, count=L, inputs=1)
+        rom = gr.node("term_rom", "lut", 10, regs, count=L, entries=4 << cfg.weight_bits,
                       storage="rom")
         if cfg.serial == "term":
-            term = gr.node("term_shift", "shifter", wp + 1, negate, rom, ctrl_reg, count=G,
+            term = gr.node("term_shift", "shifter", wp + 1, negate, rom, ctrl_reg, count=L,
                            shift_bits=3)
         else:
-            term = gr.node("digit_select", "mux", wp + 1, negate, rom, ctrl_reg, count=G,
+            term = gr.node("digit_select", "mux", wp + 1, negate, rom, ctrl_reg, count=L,
                            inputs=3)
-        tree = gr.node("adder_tree", "adder", wp + 1, term, inputs=G + 1)
+        tree = gr.node("adder_tree", "adder", wp + 1, term, inputs=L + 1)
         psum = gr.node("psum_reg", "register", wp + 1, tree)
-        stage = gr.node("rescale_regs", "register", wp + 1 + eb + fs.bits + facc.bits + 3, psum)
-        pabs = gr.node("p_abs", "adder", wp, stage, inputs=1)
-        plzc = gr.node("p_lzc", "lzc", wp, pabs)
-        pnorm = gr.node("p_normalize", "shifter", wp, plzc, pabs,
-                        shift_bits=max(1, wp.bit_length()))
-        pexp = gr.node("p_exp", "adder", cfg.partial_format.exp_bits, plzc, inputs=2)
-        fma = RescaleUnit(cfg.partial_format, fs, facc, cfg.mode).structure()
-        mapping = {n: f"rescale_{n}" for n in fma.nodes}
-        fma = nx.relabel_nodes(fma, mapping)
-        gr.g.add_nodes_from(fma.nodes(data=True))
-        gr.g.add_edges_from(fma.edges)
-        for n in ("rescale_in_a", "rescale_in_b", "rescale_in_c"):
-            gr.g.nodes[n]["kind"] = "logic"
-            gr.g.nodes[n]["gates"] = 0
-        gr.g.add_edge(pnorm, "rescale_in_a")
-        gr.g.add_edge(pexp, "rescale_in_a")
-        gr.g.add_edge(stage, "rescale_in_b")
-        gr.g.add_edge(stage, "rescale_in_c")
-        gr.g.nodes["rescale_out"]["kind"] = "logic"
-        gr.g.nodes["rescale_out"]["gates"] = 0
+        if cfg.rescale == "bitserial":
+            self._structure_dequant(gr, psum, eb)
+        else:
+            self._structure_fma(gr, psum, eb)
         acc = gr.node("acc_reg", "register", 2 * facc.bits + 1, "rescale_out")
         gr.node("out", "output", facc.bits, acc)
         gr.g.graph.update(name=self.name, latency=self.latency,
                           initiation_interval=self.initiation_interval,
                           cycles_per_op=self.initiation_interval)
         return gr.g
+
+
+    def _attach(self, gr: Graph, sub: nx.DiGraph, ins: dict[str, tuple[str, ...]]) -> None:
+        """Add a float unit's graph as ``rescale_*`` nodes, its inputs fed from ``ins``."""
+        import networkx as nx
+
+        sub = nx.relabel_nodes(sub, {n: f"rescale_{n}" for n in sub.nodes})
+        gr.g.add_nodes_from(sub.nodes(data=True))
+        gr.g.add_edges_from(sub.edges)
+        for port, sources in ins.items():
+            node = f"rescale_in_{port}"
+            gr.g.nodes[node]["kind"] = "logic"
+            gr.g.nodes[node]["gates"] = 0
+            for src in sources:
+                gr.g.add_edge(src, node)
+        gr.g.nodes["rescale_out"]["kind"] = "logic"
+        gr.g.nodes["rescale_out"]["gates"] = 0
+
+    def _normalize(self, gr: Graph, prefix: str, width: int, exp_bits: int, *after: str
+                   ) -> tuple[str, str]:
+        """|x|, leading-zero count, shift and exponent: a signed integer as a float code."""
+        xabs = gr.node(f"{prefix}_abs", "adder", width, *after, inputs=1)
+        lzc = gr.node(f"{prefix}_lzc", "lzc", width, xabs)
+        norm = gr.node(f"{prefix}_normalize", "shifter", width, lzc, xabs,
+                       shift_bits=max(1, width.bit_length()))
+        exp = gr.node(f"{prefix}_exp", "adder", exp_bits, lzc, inputs=2)
+        return norm, exp
+
+    def _structure_fma(self, gr: Graph, psum: str, eb: int) -> None:
+        cfg = self._cfg
+        fs, facc, wp = cfg.scale_format, cfg.acc_format, cfg.partial_bits
+        assert isinstance(fs, FloatFormat)
+        stage = gr.node("rescale_regs", "register", wp + 1 + eb + fs.bits + facc.bits + 3, psum)
+        pnorm, pexp = self._normalize(gr, "p", wp, cfg.partial_format.exp_bits, stage)
+        self._attach(gr, RescaleUnit(cfg.partial_format, fs, facc, cfg.mode).structure(),
+                     {"a": (pnorm, pexp), "b": (stage,), "c": (stage,)})
+
+    def _structure_dequant(self, gr: Graph, psum: str, eb: int) -> None:
+        # Ref: the paper's code, yc2367/BitMoD hardware/pe/dequant.v: the partial sum ANDed
+        # with one scale bit per cycle and added to the running sum shifted left by one.
+        cfg = self._cfg
+        facc, wp = cfg.acc_format, cfg.partial_bits
+        sb, r, d = cfg.scale_format.bits, cfg.dequant_bits, cfg.dequant_cycles
+        wq = wp + sb
+        stage = gr.node("dequant_regs", "register",
+                        wp + 1 + eb + d * r + facc.bits + 3 + max(2, d).bit_length(), psum)
+        if r == 1:
+            digit = gr.node("dequant_and", "logic", wp + 1, stage, gates=wp + 1, depth=1)
+        else:
+            digit = gr.node("dequant_mul", "multiplier", wp + 1 + r, stage, a_width=wp + 1,
+                            b_width=r)
+        shift_add = gr.node("dequant_add", "adder", wq + 1, digit, inputs=2)
+        q = gr.node("dequant_q_reg", "register", wq + 1 + eb + facc.bits + 3, shift_add)
+        qnorm, qexp = self._normalize(gr, "q", wq, cfg.product_format.exp_bits, q)
+        add = RescaleAdd(cfg.product_format, facc, cfg.mode).structure()
+        self._attach(gr, add, {"a": (qnorm, qexp), "b": (q,)})
 
 
 class BitSerial(Descriptor):

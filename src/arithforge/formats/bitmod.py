@@ -49,11 +49,19 @@ A transaction is a dot product of ``K = groups * group`` activations ``a`` and w
    the accumulator format (``acc = c`` before the first group): ``ops.fma`` with ``P`` as a code
    of :attr:`PEConfig.partial_format`, which holds every ``P`` exactly. Scales and ``c`` follow
    IEEE rules (NaN and inf propagate, overflow gives inf under RNE).
+5. With ``rescale="bitserial"`` (the paper's dequantizer, §IV; ``yc2367/BitMoD``
+   ``hardware/pe/dequant.v``) the scale is an unsigned integer ``s`` (the per-group scale
+   quantized against a per-channel float scale, which is applied outside the PE: the paper's
+   ``wiki_c4_ppl/quant_utils/quant_weight_double.py``); ``Q = P * s`` is exact (shift and add,
+   most significant scale bit first) and ``acc = round(Q * 2**(Emax - F) + acc)``: ``ops.add``
+   with ``Q`` a code of :attr:`PEConfig.product_format`. The value is the same as step 4 with
+   ``s`` as an exact float scale: one rounding per group either way.
 
-Cycles: ``C`` cycles per weight (``ceil(bits/2)`` in term mode, ``digits`` in bit mode); a
-transaction takes ``II = groups * C`` cycles at full throughput and its result appears
-``II + 2`` cycles after it is accepted; a tile of ``T`` back-to-back transactions takes
-``T * II + 2`` cycles (:meth:`PEConfig.cycles`).
+Cycles: ``C`` cycles per weight (``ceil(bits/2)`` in term mode, ``digits`` in bit mode) and
+``T = (group / parallel) * C`` per group; a transaction takes ``II = groups * T`` cycles at full
+throughput and its result appears ``II + D + 1`` cycles after it is accepted (``D`` =
+:attr:`PEConfig.dequant_cycles`, 1 for the FMA); ``n`` back-to-back transactions take
+``n * II + D + 1`` cycles (:meth:`PEConfig.cycles`).
 """
 
 from __future__ import annotations
@@ -74,7 +82,8 @@ from .catalog import get_format
 from .descriptors import FloatFormat, Format, IntFormat, Specials
 from .rounding import Rounding, as_rounding
 
-__all__ = ["FAMILIES", "SERIAL_MODES", "WEIGHT_TYPES", "PEConfig", "WeightType", "accumulate",
+__all__ = ["FAMILIES", "RESCALES", "SERIAL_MODES", "WEIGHT_TYPES", "PEConfig", "WeightType",
+           "accumulate",
            "aligned_activations", "dequantize_groups", "get_family", "partial_sum_steps",
            "partial_sums", "pe_dot", "quantize_groups", "unified_terms", "weight_values"]
 
@@ -82,6 +91,9 @@ I64 = npt.NDArray[np.int64]
 
 #: Serial modes of the PE: one term per cycle, or one signed-digit position per cycle.
 SERIAL_MODES = ("term", "bit")
+
+#: Rescale units: a float FMA per group, or the paper's bit-serial dequantizer and an adder.
+RESCALES = ("fma", "bitserial")
 
 #: Largest term exponent of any datatype (16 = 2**4).
 MAX_TERM_EXP = 4
@@ -281,6 +293,15 @@ class PEConfig:
         Rounding of each per-group accumulation (not stochastic).
     serial : str
         ``"term"`` (one power-of-two term per cycle) or ``"bit"`` (one digit per cycle).
+    rescale : str
+        ``"fma"``: each group's partial sum times a float ``scale`` and plus the accumulator in
+        one fused multiply-add; ``"bitserial"``: the paper's dequantizer, ``scale`` an unsigned
+        integer (the second-level per-group scale; the per-channel float scale is applied
+        outside the PE), ``Q = P * scale`` exactly by shift-and-add, :attr:`dequant_bits` scale
+        bits per cycle, then ``Q`` rounded once into the accumulator by a float adder.
+    parallel : int or None
+        Weights of a group processed per cycle (``None``: ``group``); ``group`` must be a
+        multiple. A group takes ``group / parallel`` steps of ``C`` cycles.
     """
 
     acts: Format | str = "float16"
@@ -292,6 +313,8 @@ class PEConfig:
     acc: FloatFormat | str = "float32"
     rounding: Rounding | str = Rounding.RNE
     serial: str = "term"
+    rescale: str = "fma"
+    parallel: int | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -307,13 +330,29 @@ class PEConfig:
         if align > 16:
             raise ValueError(f"align_bits must be at most 16, not {align!r}")
         set_(self, "align_bits", 0 if isinstance(acts, IntFormat) else align)
+        if self.rescale not in RESCALES:
+            raise ValueError(f"rescale must be one of {', '.join(RESCALES)}, not "
+                             f"{self.rescale!r}")
         for key in ("scale", "acc"):
             f = get_format(getattr(self, key)) if isinstance(getattr(self, key), str) \
                 else getattr(self, key)
-            if not isinstance(f, FloatFormat):
+            if key == "scale" and self.rescale == "bitserial":
+                if not (isinstance(f, IntFormat) and not f.signed):
+                    raise FormatError(f"scale must be an unsigned integer format (uint4, uint8, "
+                                      f"...) with rescale='bitserial', not "
+                                      f"{getattr(f, 'name', f)!r}")
+            elif not isinstance(f, FloatFormat):
                 raise FormatError(f"{key} must be a float format, not "
                                   f"{getattr(f, 'name', f)!r}")
             set_(self, key, f)
+        lanes = self.group if self.parallel is None else _positive(self.parallel, "parallel")
+        if self.group % lanes:
+            raise ValueError(f"parallel must divide group ({self.group}), not {lanes!r}")
+        if lanes != self.group and self.serial != "term":
+            raise ValueError(f"parallel below group ({lanes} < {self.group}) needs "
+                             f"serial='term', "
+                             f"not {self.serial!r}")
+        set_(self, "parallel", lanes)
         mode = as_rounding(self.rounding)
         if mode is Rounding.STOCHASTIC:
             raise ValueError("rounding must be deterministic (rne, rna, rtz, rup, rdn, rto), "
@@ -322,7 +361,7 @@ class PEConfig:
         if self.serial not in SERIAL_MODES:
             raise ValueError(f"serial must be one of {', '.join(SERIAL_MODES)}, not "
                              f"{self.serial!r}")
-        if self.partial_bits + self.scale_format.precision > _core.SIG_LIMIT_BITS - 2:
+        if self.partial_bits + self.scale_precision > _core.SIG_LIMIT_BITS - 2:
             raise ValueError(f"partial sums of {self.partial_bits} bits are too wide; lower "
                              f"group or align_bits")
 
@@ -345,10 +384,17 @@ class PEConfig:
         return self.acts
 
     @property
-    def scale_format(self) -> FloatFormat:
-        """Format of the per-group scales."""
-        assert isinstance(self.scale, FloatFormat)
+    def scale_format(self) -> Format:
+        """Format of the per-group scales (a float format, or unsigned integers with
+        ``rescale="bitserial"``)."""
+        assert isinstance(self.scale, Format)
         return self.scale
+
+    @property
+    def scale_precision(self) -> int:
+        """Significant bits of a scale (its significand, or its integer width)."""
+        f = self.scale_format
+        return f.precision if isinstance(f, FloatFormat) else f.bits
 
     @property
     def acc_format(self) -> FloatFormat:
@@ -389,18 +435,52 @@ class PEConfig:
         return self.term_slots if self.serial == "term" else self.digits
 
     @property
+    def lane_count(self) -> int:
+        """Weights processed per cycle, the PE's lanes (:attr:`parallel`, resolved)."""
+        lanes: int = self.parallel  # type: ignore[assignment]
+        return lanes
+
+    @property
+    def steps(self) -> int:
+        """Steps per group, ``group / parallel``."""
+        return self.group // self.lane_count
+
+    @property
+    def cycles_per_group(self) -> int:
+        """``T = steps * C``: cycles the PE spends on each group."""
+        return self.steps * self.cycles_per_weight
+
+    @property
+    def dequant_bits(self) -> int:
+        """Scale bits the bit-serial dequantizer takes per cycle: the fewest that finish a
+        group's scale within the group's ``T`` cycles (1 when ``T`` is at least the scale
+        width, as in the paper); 0 with ``rescale="fma"``."""
+        if self.rescale != "bitserial":
+            return 0
+        return -(-self.scale_format.bits // self.cycles_per_group)
+
+    @property
+    def dequant_cycles(self) -> int:
+        """``D``: cycles from a group's partial sum to its sum in the accumulator: 1 for the
+        FMA; the shift-and-add cycles ``ceil(scale bits / dequant_bits)`` (at most ``T``) and
+        one for the adder with ``rescale="bitserial"``."""
+        if self.rescale != "bitserial":
+            return 1
+        return -(-self.scale_format.bits // self.dequant_bits) + 1
+
+    @property
     def initiation_interval(self) -> int:
-        """Cycles between back-to-back transactions: ``groups * C``."""
-        return self.groups * self.cycles_per_weight
+        """Cycles between back-to-back transactions: ``groups * T``."""
+        return self.groups * self.cycles_per_group
 
     @property
     def latency(self) -> int:
-        """Cycles from accepting a transaction to its result: ``groups * C + 2``."""
-        return self.initiation_interval + 2
+        """Cycles from accepting a transaction to its result: ``groups * T + D + 1``."""
+        return self.initiation_interval + self.dequant_cycles + 1
 
     def cycles(self, tiles: int = 1) -> int:
-        """Cycles for ``tiles`` back-to-back transactions: ``tiles * groups * C + 2``."""
-        return _positive(tiles, "tiles") * self.initiation_interval + 2
+        """Cycles for ``tiles`` back-to-back transactions: ``tiles * groups * T + D + 1``."""
+        return _positive(tiles, "tiles") * self.initiation_interval + self.dequant_cycles + 1
 
     @property
     def act_fields(self) -> tuple[int, int, int]:
@@ -445,14 +525,28 @@ class PEConfig:
         exp_bits = max(2, (high - low + 2).bit_length())
         return FloatFormat(exp_bits, self.partial_bits - 1, bias=1 - low, specials=Specials.NONE)
 
+    @cached_property
+    def product_format(self) -> FloatFormat:
+        """With ``rescale="bitserial"``: a float format holding every ``P * scale * 2**(Emax -
+        F)`` exactly, as a normal number (the dequantizer's output into the adder)."""
+        _, e_lo, e_hi = self.act_fields
+        f = self.align_bits
+        bits = self.partial_bits + self.scale_format.bits
+        low = e_lo - f
+        high = e_hi - f + bits - 1
+        exp_bits = max(2, (high - low + 2).bit_length())
+        return FloatFormat(exp_bits, bits - 1, bias=1 - low, specials=Specials.NONE)
+
     def describe(self) -> dict[str, Any]:
         """Parameters and derived facts for reports."""
         return {"acts": self.act_format.name, "family": self.family_name,
                 "types": [t.name for t in self.types], "group": self.group,
                 "groups": self.groups, "length": self.length, "align_bits": self.align_bits,
                 "scale": self.scale_format.name, "acc": self.acc_format.name,
-                "rounding": str(self.mode), "serial": self.serial,
-                "cycles_per_weight": self.cycles_per_weight,
+                "rounding": str(self.mode), "serial": self.serial, "rescale": self.rescale,
+                "parallel": self.lane_count, "cycles_per_weight": self.cycles_per_weight,
+                "cycles_per_group": self.cycles_per_group,
+                "dequant_bits": self.dequant_bits, "dequant_cycles": self.dequant_cycles,
                 "initiation_interval": self.initiation_interval, "latency": self.latency,
                 "partial_bits": self.partial_bits, "partial_format": self.partial_format.name}
 
@@ -543,6 +637,13 @@ def accumulate(p: npt.ArrayLike, lsb: npt.ArrayLike, scale: npt.ArrayLike, c: np
     acc = np.broadcast_to(np.asarray(c), lead).astype(cfg.acc_format.code_dtype)
     fp = cfg.partial_format
     for g in range(cfg.groups):
+        if cfg.rescale == "bitserial":
+            # The dequantizer's exact integer product, one rounding in the adder.
+            q = p[..., g] * scale[..., g]
+            fq = cfg.product_format
+            qc = _core.round_float(fq, q < 0, np.abs(q), lsb[..., g], Rounding.RNE)
+            acc = ops.add(qc, acc, fq, cfg.acc_format, cfg.acc_format, cfg.mode)
+            continue
         pc = _core.round_float(fp, p[..., g] < 0, np.abs(p[..., g]), lsb[..., g], Rounding.RNE)
         acc = ops.fma(pc, scale[..., g], acc, fp, cfg.scale_format, cfg.acc_format,
                       cfg.acc_format, cfg.mode)

@@ -18,6 +18,11 @@ result and a one-cycle ``o.valid`` follow the last group's FMA: latency ``NG C +
 transaction may be accepted at edge ``k + NG C`` (``initiation_interval``), overlapping the
 previous transaction's rescale.
 
+With ``parallel = L`` lanes a group takes ``group / L`` steps, ``T = (group / L) C`` cycles, in
+place of ``C`` above; with ``rescale="bitserial"`` the FMA is replaced by the paper's
+shift-and-add dequantizer (``D - 1`` cycles after the group's last, overlapping the next group)
+and an adder one cycle later: latency ``NG T + D + 1``.
+
 This module is the hardware; the PE's other faces (facts, reference, transactions, structure)
 are its unit's, :class:`arithforge.datapaths.bitserial.BitSerialUnit`.
 """
@@ -32,13 +37,14 @@ from ..datapaths.bitserial import (
     MAX_ELABORATED_GROUP,
     MAX_GROUP,
     BitSerialUnit,
+    RescaleAdd,
     RescaleUnit,
     pack_fields,
     unpack_fields,
 )
 from ..formats import FloatFormat
 from .base import Datapath, DatapathError
-from .fma import FusedMultiplyAdd
+from .fma import Adder, FusedMultiplyAdd
 from .primitives import LeadingZeroCount
 
 # The port packing and the limits (MAX_GROUP, MAX_ELABORATED_GROUP, ...) are the unit's and the
@@ -60,6 +66,11 @@ def _mux_tree(index: Value, table: list[int], width: int) -> Value:
 class _Rescale(RescaleUnit, FusedMultiplyAdd):
     """The hardware of :class:`~arithforge.datapaths.bitserial.RescaleUnit`:
     ``round(p * scale + acc)`` on the FMA datapath."""
+
+
+class _Dequant(RescaleAdd, Adder):
+    """The hardware of :class:`~arithforge.datapaths.bitserial.RescaleAdd`: ``round(q + acc)``
+    on the adder datapath."""
 
 
 class BitSerialPE(BitSerialUnit, Datapath):
@@ -95,8 +106,9 @@ class BitSerialPE(BitSerialUnit, Datapath):
                                 f"to hours past that); the cost model takes up to {MAX_GROUP}")
         m = Module()
         cfg = self._cfg
-        fa, fs, facc = cfg.act_format, cfg.scale_format, cfg.acc_format
+        fa, fs = cfg.act_format, cfg.scale_format
         G, NG, C = cfg.group, cfg.groups, cfg.cycles_per_weight
+        L, S = cfg.lane_count, cfg.steps
         ab, wb, sb = fa.bits, cfg.weight_bits, fs.bits
         wp = cfg.partial_bits
         F = cfg.align_bits
@@ -107,22 +119,27 @@ class BitSerialPE(BitSerialUnit, Datapath):
         busy = Signal()
         g = Signal(range(max(NG, 2)))
         t = Signal(range(max(C, 2)))
+        st = Signal(range(max(S, 2)))
         last_t = t == C - 1
+        last_st = st == S - 1
         last_g = g == NG - 1
-        last_step = busy & last_t & last_g
+        group_end = busy & last_t & last_st
+        last_step = group_end & last_g
         accept = self.i.valid & (~busy | last_step)
         with m.If(accept):
             m.d.sync += [regs[op].eq(getattr(self.i, op)) for op in self.operands]
-            m.d.sync += [busy.eq(1), g.eq(0), t.eq(0)]
+            m.d.sync += [busy.eq(1), g.eq(0), t.eq(0), st.eq(0)]
         with m.Elif(busy):
             with m.If(last_t):
-                m.d.sync += t.eq(0)
-                with m.If(last_g):
+                # Every step moves the next lanes' operands into the low bits.
+                m.d.sync += [t.eq(0), regs["a"].eq(regs["a"] >> (L * ab)),
+                             regs["w"].eq(regs["w"] >> (L * wb))]
+                with m.If(~last_st):
+                    m.d.sync += st.eq(st + 1)
+                with m.Elif(last_g):
                     m.d.sync += busy.eq(0)
                 with m.Else():
-                    m.d.sync += [g.eq(g + 1), regs["a"].eq(regs["a"] >> (G * ab)),
-                                 regs["w"].eq(regs["w"] >> (G * wb)),
-                                 regs["sel"].eq(regs["sel"] >> 2),
+                    m.d.sync += [st.eq(0), g.eq(g + 1), regs["sel"].eq(regs["sel"] >> 2),
                                  regs["scale"].eq(regs["scale"] >> sb)]
             with m.Else():
                 m.d.sync += t.eq(t + 1)
@@ -144,13 +161,33 @@ class BitSerialPE(BitSerialUnit, Datapath):
                 sig = Mux(neg, -val, val)[:ab]
                 eff = Const(0, 1)
             lanes.append((neg, sig, eff))
-        emax: Value = lanes[0][2]
-        for _, _, eff in lanes[1:]:
-            emax = Mux(eff > emax, eff, emax)
-        emax_w = Signal(len(Value.cast(lanes[0][2])), name="emax")
-        m.d.comb += emax_w.eq(emax)
+        # A tree of comparators, each level in signals: a chain of nested Mux expressions uses
+        # each partial maximum twice and grows exponentially with the lanes in Amaranth.
+        ew = len(Value.cast(lanes[0][2]))
+        level: list[Value] = [eff for _, _, eff in lanes]
+        depth = 0
+        while len(level) > 1:
+            nxt: list[Value] = []
+            for i in range(0, len(level) - 1, 2):
+                mx = Signal(ew, name=f"emax_l{depth}_{i // 2}")
+                m.d.comb += mx.eq(Mux(level[i + 1] > level[i], level[i + 1], level[i]))
+                nxt.append(mx)
+            if len(level) % 2:
+                nxt.append(level[-1])
+            level, depth = nxt, depth + 1
+        emax = level[0]
+        emax_w = Signal(ew, name="emax")
+        if S > 1:
+            # The whole group sits in the low bits at its first step: hold its largest exponent
+            # for the later steps.
+            emax_r = Signal(len(emax_w), name="emax_r", reset_less=True)
+            with m.If(busy & (st == 0) & (t == 0)):
+                m.d.sync += emax_r.eq(emax)
+            m.d.comb += emax_w.eq(Mux((st == 0) & (t == 0), emax, emax_r))
+        else:
+            m.d.comb += emax_w.eq(emax)
         aligned = []
-        for k, (neg, sig, eff) in enumerate(lanes):
+        for k, (neg, sig, eff) in enumerate(lanes[:L]):
             dist = Signal(len(emax_w), name=f"align_dist{k}")
             m.d.comb += dist.eq(emax_w - eff)
             mag = Signal(sig_w, name=f"aligned{k}")
@@ -165,7 +202,7 @@ class BitSerialPE(BitSerialUnit, Datapath):
         # whose index stays at its power-on value would read X).
         table = self._term_table()
         contribs = []
-        for k in range(G):
+        for k in range(L):
             word = Signal(10, name=f"terms{k}")
             index = Cat(regs["w"][k * wb:(k + 1) * wb], regs["sel"][:2])
             m.d.comb += word.eq(_mux_tree(index, table, 10))
@@ -190,10 +227,51 @@ class BitSerialPE(BitSerialUnit, Datapath):
         psum = Signal(signed(wp + 1), name="psum")
         base = psum if cfg.serial == "term" else psum << 1
         psum_next = Signal(signed(wp + 1), name="psum_next")
-        m.d.comb += psum_next.eq(Mux(t.any(), base, 0) + contribs[0])
+        m.d.comb += psum_next.eq(Mux(t.any() | st.any(), base, 0) + contribs[0])
         with m.If(busy):
             m.d.sync += psum.eq(psum_next)
 
+        if cfg.rescale == "bitserial":
+            o_valid, result = self._dequant(m, psum_next, emax_w, regs, group_end, last_g, g)
+        else:
+            o_valid, result = self._rescale_fma(m, psum_next, emax_w, regs, group_end, last_g,
+                                                g)
+        m.d.comb += [self.o.valid.eq(o_valid), self.o.result.eq(result)]
+        return m
+
+    def _lsb_exp(self, emax: Value) -> Value:
+        """Exponent of the partial sum's LSB from the group's largest exponent field."""
+        cfg = self._cfg
+        fa = cfg.act_format
+        if isinstance(fa, FloatFormat):
+            return emax - (int(fa.bias or 0) + fa.man_bits + cfg.align_bits)
+        return Const(0, 1)
+
+    def _to_code(self, m: Module, x: Value, width: int, lsb_exp: Value, fmt: FloatFormat,
+                 prefix: str) -> Signal:
+        """A signed integer ``x * 2**lsb_exp`` as a code of ``fmt`` (exact: ``fmt`` holds it)."""
+        neg = x < 0
+        mag = Signal(width, name=f"{prefix}_mag")
+        m.d.comb += mag.eq(Mux(neg, -x, x))
+        lzc = LeadingZeroCount(width)
+        m.submodules[f"{prefix}_lzc"] = lzc
+        m.d.comb += lzc.value.eq(mag)
+        norm = Signal(width, name=f"{prefix}_norm")
+        m.d.comb += norm.eq(mag << lzc.count)
+        assert fmt.bias is not None
+        field = Signal(fmt.exp_bits, name=f"{prefix}_field")
+        m.d.comb += field.eq(lsb_exp + (width - 1 + fmt.bias) - lzc.count)
+        code = Signal(fmt.bits, name=f"{prefix}_code")
+        m.d.comb += code.eq(Mux(lzc.zero, 0, Cat(norm[:width - 1], field, neg)))
+        return code
+
+    def _rescale_fma(self, m: Module, psum_next: Value, emax_w: Signal, regs: dict[str, Signal],
+                     group_end: Value, last_g: Value, g: Signal) -> tuple[Signal, Signal]:
+        """The group's partial sum times its float scale plus the accumulator: one FMA."""
+        cfg = self._cfg
+        fs, facc = cfg.scale_format, cfg.acc_format
+        assert isinstance(fs, FloatFormat)
+        sb, wp = fs.bits, cfg.partial_bits
         # Rescale stage registers: the group's partial sum, exponent, scale and accumulator seed.
         r_valid = Signal(name="rescale_valid")
         r_first = Signal(name="rescale_first", reset_less=True)
@@ -202,29 +280,14 @@ class BitSerialPE(BitSerialUnit, Datapath):
         r_emax = Signal(len(emax_w), name="rescale_emax", reset_less=True)
         r_scale = Signal(sb, name="rescale_scale", reset_less=True)
         r_c = Signal(facc.bits, name="rescale_c", reset_less=True)
-        m.d.sync += r_valid.eq(busy & last_t)
-        with m.If(busy & last_t):
+        m.d.sync += r_valid.eq(group_end)
+        with m.If(group_end):
             m.d.sync += [r_p.eq(psum_next), r_emax.eq(emax_w), r_scale.eq(regs["scale"][:sb]),
                          r_c.eq(regs["c"]), r_first.eq(~g.any()), r_last.eq(last_g)]
 
         # P as a code of the partial-sum format: normalize |P| (leading-zero count and shift).
         fp = cfg.partial_format
-        pneg = r_p < 0
-        pmag = Signal(wp, name="p_mag")
-        m.d.comb += pmag.eq(Mux(pneg, -r_p, r_p))
-        m.submodules.p_lzc = lzc = LeadingZeroCount(wp)
-        m.d.comb += lzc.value.eq(pmag)
-        norm = Signal(wp, name="p_norm")
-        m.d.comb += norm.eq(pmag << lzc.count)
-        if isinstance(fa, FloatFormat):
-            lsb_exp = r_emax - (int(fa.bias or 0) + fa.man_bits + F)
-        else:
-            lsb_exp = Const(0, 1)
-        assert fp.bias is not None
-        field_p = Signal(fp.exp_bits, name="p_field")
-        m.d.comb += field_p.eq(lsb_exp + (wp - 1 + fp.bias) - lzc.count)
-        pcode = Signal(fp.bits, name="p_code")
-        m.d.comb += pcode.eq(Mux(lzc.zero, 0, Cat(norm[:wp - 1], field_p, pneg)))
+        pcode = self._to_code(m, r_p, wp, self._lsb_exp(r_emax), fp, "p")
 
         # Rescale and accumulate: the FMA datapath, one rounding per group.
         m.submodules.rescale = fma = _Rescale(fp, fs, facc, cfg.mode)
@@ -238,5 +301,59 @@ class BitSerialPE(BitSerialUnit, Datapath):
             m.d.sync += acc.eq(fma.o.result)
             with m.If(r_last):
                 m.d.sync += result.eq(fma.o.result)
-        m.d.comb += [self.o.valid.eq(o_valid), self.o.result.eq(result)]
-        return m
+        return o_valid, result
+
+    def _dequant(self, m: Module, psum_next: Value, emax_w: Signal, regs: dict[str, Signal],
+                 group_end: Value, last_g: Value, g: Signal) -> tuple[Signal, Signal]:
+        """The paper's bit-serial dequantizer: ``Q = P * s`` by shift and add, ``r`` scale bits
+        per cycle, most significant first, over the next group's cycles; then ``Q`` plus the
+        accumulator in the float adder."""
+        # Ref: yc2367/BitMoD hardware/pe/dequant.v (one scale bit per cycle: the partial sum
+        # ANDed with it, plus the running sum shifted left by one).
+        cfg = self._cfg
+        facc = cfg.acc_format
+        sb, wp, r = cfg.scale_format.bits, cfg.partial_bits, cfg.dequant_bits
+        d = cfg.dequant_cycles - 1
+        wq = wp + sb
+        d_busy = Signal(name="dq_busy")
+        d_cnt = Signal(range(max(d, 2)), name="dq_count")
+        d_p = Signal(signed(wp + 1), name="dq_p", reset_less=True)
+        d_s = Signal(d * r, name="dq_scale", reset_less=True)
+        d_emax = Signal(len(emax_w), name="dq_emax", reset_less=True)
+        d_c = Signal(facc.bits, name="dq_c", reset_less=True)
+        d_first = Signal(name="dq_first", reset_less=True)
+        d_last = Signal(name="dq_last", reset_less=True)
+        q = Signal(signed(wq + 1), name="dq_q", reset_less=True)
+        digit = d_s[d * r - r:]
+        step = Signal(signed(wq + 1), name="dq_step")
+        m.d.comb += step.eq(Mux(d_cnt == 0, 0, q << r) + d_p * digit)
+        q_valid = Signal(name="q_valid")
+        q_emax = Signal(len(emax_w), name="q_emax", reset_less=True)
+        q_c = Signal(facc.bits, name="q_c", reset_less=True)
+        q_first = Signal(name="q_first", reset_less=True)
+        q_last = Signal(name="q_last", reset_less=True)
+        done = d_busy & (d_cnt == d - 1)
+        m.d.sync += q_valid.eq(done)
+        with m.If(d_busy):
+            m.d.sync += [q.eq(step), d_s.eq(d_s << r), d_cnt.eq(d_cnt + 1)]
+            with m.If(done):
+                m.d.sync += [d_busy.eq(0), q_emax.eq(d_emax), q_c.eq(d_c),
+                             q_first.eq(d_first), q_last.eq(d_last)]
+        # A new group's partial sum (after the previous one's last shift-and-add: D <= T).
+        with m.If(group_end):
+            m.d.sync += [d_busy.eq(1), d_cnt.eq(0), d_p.eq(psum_next),
+                         d_s.eq(regs["scale"][:sb]), d_emax.eq(emax_w), d_c.eq(regs["c"]),
+                         d_first.eq(~g.any()), d_last.eq(last_g)]
+        qcode = self._to_code(m, q, wq, self._lsb_exp(q_emax), cfg.product_format, "q")
+        m.submodules.rescale = add = _Dequant(cfg.product_format, facc, cfg.mode)
+        acc = Signal(facc.bits, name="acc", reset_less=True)
+        result = Signal(facc.bits, name="result", reset_less=True)
+        o_valid = Signal(name="o_valid")
+        m.d.comb += [add.i.valid.eq(q_valid), add.i.a.eq(qcode),
+                     add.i.b.eq(Mux(q_first, q_c, acc))]
+        m.d.sync += o_valid.eq(q_valid & q_last)
+        with m.If(q_valid):
+            m.d.sync += acc.eq(add.o.result)
+            with m.If(q_last):
+                m.d.sync += result.eq(add.o.result)
+        return o_valid, result
