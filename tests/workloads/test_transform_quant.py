@@ -253,6 +253,12 @@ def test_cli(synthetic64: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["evaluate", str(synthetic64), "--weights", "int8", "--acts", "int8",
                      "--datapath", "imac", "--transform", "zeropoint+smoothquant"]) == 0
     assert ", transform smoothquant:0.5+zeropoint" in capsys.readouterr().out.splitlines()[0]
+    doc = evaluate(synthetic64, "int8", "float32", scaling="per-channel", act_scaling="none",
+                   transform="zeropoint")["config"]["scaling"]
+    assert doc == {"weights": "per-channel zero-point", "acts": "none"}
+    doc = evaluate(synthetic64, "float4_e2m1fn", "float32", scaling="none",
+                   transform="afpq")["config"]["scaling"]
+    assert doc == {"weights": "afpq:128", "acts": "none"}
 
 
 @pytest.mark.parametrize(("args", "message"), [

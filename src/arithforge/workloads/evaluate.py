@@ -288,12 +288,20 @@ class _Setup:
         def scaling(fmt: Format, asked: str) -> str:
             return "per-block" if fmt.kind == "block" else asked
 
+        t = self.transform
+        w_scaling = scaling(self.fmt_w, self.scaling_w)
+        x_scaling = scaling(self.fmt_x, self.scaling_x)
+        if t.quantizer == "zeropoint" and t.group is None:
+            # The asymmetric quantizer replaces the integer operands' symmetric scaling.
+            w_scaling += " zero-point" if self._is_int(self.fmt_w) else ""
+            x_scaling += " zero-point" if self._is_int(self.fmt_x) else ""
+        elif t.quantizer != "none":
+            w_scaling = f"{t.quantizer}:{t.group}"
         return {
             "weights": self.fmt_w.name, "acts": self.fmt_x.name,
             "datapath": self.datapath.name, "acc": self.acc.name,
             "rounding": self.rounding.value,
-            "scaling": {"weights": scaling(self.fmt_w, self.scaling_w),
-                        "acts": scaling(self.fmt_x, self.scaling_x)},
+            "scaling": {"weights": w_scaling, "acts": x_scaling},
             "pow2_scales": self.pow2, "block_size": self.block_size,
             "options": dict(self.options), "transform": self.transform.name,
         }
