@@ -14,6 +14,10 @@ from arithforge.workloads import build
 from arithforge.workloads.evaluate import evaluate
 from arithforge.workloads.transform import Transform, parse_transform
 
+GRAMMAR = ("none or a '+'-joined list of smoothquant[:ALPHA], hadamard[:BLOCK], "
+           "rht[:BLOCK[:SEED]], afpq[:GROUP], group[:GROUP], zeropoint[:GROUP] (one of each "
+           "stage)")
+
 
 @pytest.fixture(scope="module")
 def synthetic64(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -36,9 +40,8 @@ def test_parse_and_name_round_trip(text: str | None, want: Transform) -> None:
     ("hadamard:24", "transform block must be a power of two from 2 to 4096, not 24"),
     ("hadamard:1", "transform block must be a power of two from 2 to 4096, not 1"),
     ("hadamard:x", "transform block must be a non-negative integer, not 'x' (in 'hadamard:x')"),
-    ("hadamard:32:1", ("transform must be none, hadamard[:BLOCK] or rht[:BLOCK[:SEED]], not "
-                       "'hadamard:32:1'")),
-    ("rotate", "transform must be none, hadamard[:BLOCK] or rht[:BLOCK[:SEED]], not 'rotate'"),
+    ("hadamard:32:1", f"transform must be {GRAMMAR}, not 'hadamard:32:1'"),
+    ("rotate", f"transform must be {GRAMMAR}, not 'rotate'"),
     ("rht:16:-1", "transform seed must be a non-negative integer, not '-1'"),
 ])
 def test_bad_spellings(text: str, message: str) -> None:
@@ -89,7 +92,7 @@ def test_cli(synthetic64: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize(("value", "message"), [
     ("hadamard:48", "transform block must be a power of two from 2 to 4096, not 48"),
-    ("spin", "transform must be none, hadamard[:BLOCK] or rht[:BLOCK[:SEED]], not 'spin'")])
+    ("spin", f"transform must be {GRAMMAR}, not 'spin'")])
 def test_cli_errors(synthetic64: Path, capsys: pytest.CaptureFixture[str], value: str,
                     message: str) -> None:
     status = cli.main(["evaluate", str(synthetic64), "--transform", value])

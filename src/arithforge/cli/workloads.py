@@ -195,10 +195,14 @@ def configure_evaluate_parser(parser: argparse.ArgumentParser) -> None:
                         help="evaluate each GEMM on at most N output columns (default all)")
     parser.add_argument("--seed", type=SEED, default=0, help="seed of row and column samples")
     parser.add_argument("--transform", type=_transform, default=None, metavar="T",
-                        help="rotate activations and weights along K before quantization: none "
-                             "(default), hadamard[:BLOCK] (block Hadamard, default block 32) or "
-                             "rht[:BLOCK[:SEED]] (with random signs); the product is unchanged "
-                             "in exact arithmetic")
+                        help="transform the operands before quantization: none (default) or "
+                             "a '+'-joined list of smoothquant[:ALPHA] (per-channel scales, "
+                             "default alpha 0.5), hadamard[:BLOCK] (block Hadamard, default "
+                             "block 32) or rht[:BLOCK[:SEED]] (with random signs), and "
+                             "afpq[:GROUP] (asymmetric FP weights, two scales per group, "
+                             "default 128), group[:GROUP] (symmetric group scales) or "
+                             "zeropoint[:GROUP] (integer zero-points; GROUP: weights per "
+                             "group)")
     parser.add_argument("--attention", choices=("emulate", "float"), default="emulate",
                         help="emulate the attention GEMMs (QK^T, PV per head; both operands in "
                              "the activation format) or keep them fp32 (default emulate)")

@@ -60,7 +60,14 @@ from ..formats import Format, Rounding, get_format
 from ..formats.rounding import as_rounding
 from .limits import check_block_size, check_sample_limit, check_seed
 from .nonlinear import FloatReference, Nonlinear, get_nonlinear
-from .quantize import SCALINGS, Quantized, quantize
+from .quantize import (
+    SCALINGS,
+    Quantized,
+    quantize,
+    quantize_groups,
+    quantize_zero_point,
+    zero_point_correction,
+)
 from .trace import (
     AttnGEMM,
     AttnGEMMOverride,
@@ -70,7 +77,7 @@ from .trace import (
     load_trace,
     sample_rows,
 )
-from .transform import Transform, parse_transform
+from .transform import Transform, parse_transform, smooth_scales
 
 __all__ = ["DEFAULT_SLOW_ROWS", "accuracy_model", "check_options", "evaluate", "rel_err",
            "sqnr_db"]
@@ -167,25 +174,90 @@ class _Setup:
         self.block_size = check_block_size(block_size)
         self.config = Config(self.acc, self.rounding, self.options)
         self._weights: dict[str, tuple[tuple[int, ...], Quantized]] = {}
+        self._smooth: dict[str, F64] = {}
+        self._check_quantizer()
+
+    def _is_int(self, fmt: Format) -> bool:
+        return fmt.kind == "int"
+
+    def _check_quantizer(self) -> None:
+        """Refuse a transform quantizer the formats or scalings cannot take, before any work."""
+        t = self.transform
+        if t.quantizer in ("afpq", "group") and self.fmt_w.kind not in ("float", "int"):
+            raise ArithforgeError(f"transform {t.quantizer} needs a float or integer element "
+                                  f"format for the weights, not {self.fmt_w.name!r}")
+        if t.quantizer == "zeropoint" and t.group is not None and not self._is_int(self.fmt_w):
+            raise ArithforgeError(f"transform zeropoint:{t.group} needs integer weights "
+                                  f"(int8, int4...), not {self.fmt_w.name!r}")
+        if t.quantizer == "zeropoint" and t.group is None:
+            ints = [(f, s, what) for f, s, what in ((self.fmt_w, self.scaling_w, "weight"),
+                                                      (self.fmt_x, self.scaling_x, "activation"))
+                    if self._is_int(f)]
+            if not ints:
+                raise ArithforgeError(f"transform zeropoint needs integer weights or "
+                                      f"activations (int8, int4...), not {self.fmt_w.name!r} "
+                                      f"and {self.fmt_x.name!r}")
+            for _, s, what in ints:
+                if s not in ("per-tensor", "per-channel"):
+                    raise ArithforgeError(f"transform zeropoint needs per-tensor or per-channel "
+                                          f"{what} scaling, not {s!r}")
+
+    def calibrate(self, trace: Trace) -> None:
+        """SmoothQuant's per-channel scales of every weight GEMM from the trace's stored rows."""
+        alpha = self.transform.alpha
+        if alpha is None:
+            return
+        for g in trace.gemms:
+            x, w, _, _, _ = trace.operands(g.name)
+            amax = np.max(np.abs(np.asarray(x, dtype=np.float64)), axis=0)
+            self._smooth[g.name] = smooth_scales(amax, w, alpha)
+
+    def _scales(self, name: str, k: int) -> F64:
+        s = self._smooth.get(name)
+        if s is None or s.shape != (k,):
+            raise ArithforgeError(f"smoothquant has no calibration for GEMM {name!r} with K = "
+                                  f"{k} (the trace has not recorded it)")
+        return s
 
     def quantize_w(self, name: str, w: np.ndarray) -> Quantized:
         """The weights, transformed (offline: once per GEMM) and quantized."""
         hit = self._weights.get(name)
         if hit is None or hit[0] != w.shape:
-            q = quantize(self.transform.apply(w), self.fmt_w, self.scaling_w, pow2=self.pow2,
-                         block_size=self.block_size)
+            t = self.transform
+            v = np.asarray(w, dtype=np.float64) * self._scales(name, w.shape[1]) \
+                if t.smooths else w
+            v = t.apply(v)
+            if t.quantizer in ("afpq", "group") or (t.quantizer == "zeropoint"
+                                                    and t.group is not None):
+                assert t.group is not None
+                q = quantize_groups(v, self.fmt_w, t.quantizer, t.group)
+            elif t.quantizer == "zeropoint" and self._is_int(self.fmt_w):
+                q = quantize_zero_point(v, self.fmt_w, self.scaling_w)
+            else:
+                q = quantize(v, self.fmt_w, self.scaling_w, pow2=self.pow2,
+                             block_size=self.block_size)
             hit = (w.shape, q)
             self._weights[name] = hit
         return hit[1]
 
-    def quantize_x(self, x: np.ndarray) -> Quantized:
-        """The activations, transformed and quantized."""
-        return quantize(self.transform.apply(x), self.fmt_x, self.scaling_x, pow2=self.pow2,
+    def quantize_x(self, x: np.ndarray, name: str | None = None) -> Quantized:
+        """The activations, transformed and quantized; ``name``: the weight GEMM they feed
+        (SmoothQuant divides them by its scales; attention GEMMs give none)."""
+        t = self.transform
+        v = x
+        if t.smooths and name is not None:
+            v = np.asarray(x, dtype=np.float64) / self._scales(name, x.shape[1])
+        v = t.apply(v)
+        if t.quantizer == "zeropoint" and t.group is None and self._is_int(self.fmt_x):
+            return quantize_zero_point(v, self.fmt_x, self.scaling_x)
+        return quantize(v, self.fmt_x, self.scaling_x, pow2=self.pow2,
                         block_size=self.block_size)
 
     def gemm(self, qx: Quantized, qw: Quantized, b: np.ndarray | None) -> tuple[F64, str]:
-        """Emulated ``X @ W.T + b`` in float64 (scales and bias applied in float64)."""
+        """Emulated ``X @ W.T + b`` in float64 (zero-point correction, scales and bias applied
+        in float64)."""
         acc, path = self.datapath.run(qx, qw, self.config)
+        acc = zero_point_correction(acc, qx, qw)
         with np.errstate(invalid="ignore", over="ignore"):
             y = acc * qx.scale * qw.scale.T
             if b is not None:
@@ -196,7 +268,7 @@ class _Setup:
         """A GEMM override for the models' forward passes (float32 out)."""
 
         def run(name: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-            y, _ = self.gemm(self.quantize_x(x), self.quantize_w(name, w), b)
+            y, _ = self.gemm(self.quantize_x(x, name), self.quantize_w(name, w), b)
             with np.errstate(over="ignore"):
                 return y.astype(np.float32)
 
@@ -216,12 +288,20 @@ class _Setup:
         def scaling(fmt: Format, asked: str) -> str:
             return "per-block" if fmt.kind == "block" else asked
 
+        t = self.transform
+        w_scaling = scaling(self.fmt_w, self.scaling_w)
+        x_scaling = scaling(self.fmt_x, self.scaling_x)
+        if t.quantizer == "zeropoint" and t.group is None:
+            # The asymmetric quantizer replaces the integer operands' symmetric scaling.
+            w_scaling += " zero-point" if self._is_int(self.fmt_w) else ""
+            x_scaling += " zero-point" if self._is_int(self.fmt_x) else ""
+        elif t.quantizer != "none":
+            w_scaling = f"{t.quantizer}:{t.group}"
         return {
             "weights": self.fmt_w.name, "acts": self.fmt_x.name,
             "datapath": self.datapath.name, "acc": self.acc.name,
             "rounding": self.rounding.value,
-            "scaling": {"weights": scaling(self.fmt_w, self.scaling_w),
-                        "acts": scaling(self.fmt_x, self.scaling_x)},
+            "scaling": {"weights": w_scaling, "acts": x_scaling},
             "pow2_scales": self.pow2, "block_size": self.block_size,
             "options": dict(self.options), "transform": self.transform.name,
         }
@@ -242,7 +322,7 @@ def _layer(setup: _Setup, trace: Trace, name: str, max_rows: int | None,
     g = trace.gemm(name)
     start = time.perf_counter()
     x, w, b, y, _ = trace.operands(name)
-    qx = setup.quantize_x(x)
+    qx = setup.quantize_x(x, name)
     qw = setup.quantize_w(name, w)
     rows = _sample(x.shape[0], max_rows, seed)
     cols = _sample(w.shape[0], max_cols, seed + 1)
@@ -538,8 +618,11 @@ def evaluate(trace: Trace | str | Path, weights: str | Format = "float8_e4m3fn",
         metric except the attention softmax when attention is emulated), a float format name
         (inputs and outputs rounded to it), ``ibert`` or ``ivit``.
     transform : str or Transform, optional
-        Rotate activations and weights along K before quantization: ``none`` (default),
-        ``hadamard[:BLOCK]`` or ``rht[:BLOCK[:SEED]]`` (:mod:`arithforge.workloads.transform`).
+        ``none`` (default) or a ``+``-joined list of ``smoothquant[:ALPHA]`` (per-channel
+        scales from the trace's stored rows), ``hadamard[:BLOCK]`` or ``rht[:BLOCK[:SEED]]``
+        (rotation along K), and ``afpq[:GROUP]``, ``group[:GROUP]`` or ``zeropoint[:GROUP]``
+        (asymmetric or group quantizers in place of the weights' or integer operands'
+        scaling): see :mod:`arithforge.workloads.transform`.
 
     Returns
     -------
@@ -573,6 +656,7 @@ def evaluate(trace: Trace | str | Path, weights: str | Format = "float8_e4m3fn",
     with _open(trace) as t:
         if not t.gemms:
             raise ArithforgeError(f"trace {str(t.path)!r} has no traced GEMM to evaluate")
+        setup.calibrate(t)
         metric_fn = _END_METRICS.get(t.name) if end_metric else None
         if metric_fn is not None:
             _check_end_metric(t)
