@@ -549,6 +549,10 @@ def lmul(registry: Any, tech: Technology, cache: dict[str, Measured]) -> Claim:
                     f"adder tree and normalizer L-Mul keeps.")
     claim.verdict = ("agrees" if 0.3 <= t <= 0.65 else "disagrees") + (
         f": L-Mul is {t:.2f}x the multiplier's transistors (claim 0.48)")
+    if dot_note:
+        claim.verdict += (f"; as dot-product lanes it saves {1 - td:.0%} of the step's "
+                          f"transistors (claim -80% energy): the significand multipliers it "
+                          f"replaces are that share of the step")
     claim.note = ("Both handle zero, saturation and NaN as the emulator specifies; the "
                   "multiplier rounds to nearest even. The -95% and -80% energy claims come from "
                   "Horowitz's table, not from a circuit; in a MAC the accumulator's addition, "
