@@ -29,13 +29,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"page to write (default {DEFAULT_OUTPUT.relative_to(ROOT)})")
     parser.add_argument("--no-activity", action="store_true",
                         help="leave out the data-dependent energy table (Verilator runs)")
+    from ..costmodel.reproduction import CLAIMS
+
+    parser.add_argument("--claim", choices=sorted(CLAIMS),
+                        help="measure this claim only and replace its verdict and section in "
+                             "the existing page")
     args = parser.parse_args(argv)
 
     from ..costmodel import load_tech
-    from ..costmodel.reproduction import activity_rows, claims, render
+    from ..costmodel.reproduction import activity_rows, claims, render, splice
     from ..hdl import registry
 
     tech = load_tech()
+    if args.claim:
+        if not args.output.exists():
+            parser.error(f"--claim updates an existing page; {args.output} does not exist")
+        found = CLAIMS[args.claim](registry, tech, {})
+        args.output.write_text(splice(args.output.read_text(), found))
+        print(f"updated {args.claim} in {args.output}", file=sys.stderr)
+        return 0
     activity: list[list[str]] = []
     if not args.no_activity:
         from ..sim.activity import data_energy
