@@ -56,3 +56,25 @@ def test_only_replaces_its_claims(registry, tmp_path) -> None:
     with pytest.raises(SystemExit) as exc:
         reproduction.main(["-o", str(out), "--only", "nothing"])
     assert exc.value.code == 2
+
+
+def test_splice_replaces_one_claim(registry) -> None:
+    """`splice` rewrites one claim's verdict row and section and leaves the rest."""
+    import dataclasses
+
+    import pytest
+
+    from arithforge.costmodel.reproduction import splice
+
+    tech = load_tech()
+    found = claims(registry, tech)
+    page = render(found, tech)
+    lut = next(c for c in found if c.title.startswith("LUT tensor core"))
+    new = dataclasses.replace(lut, verdict="agrees: test", rows=[("q", "1", "2", "3")],
+                              note="a note")
+    got = splice(page, [new], tech)
+    assert got == render([new if c is lut else c for c in found], tech)
+    assert f"| {lut.title} | {lut.source} | agrees: test |" in got
+    gone = dataclasses.replace(lut, title="no such claim")
+    with pytest.raises(ValueError, match="one verdict row for 'no such claim'"):
+        splice(page, [gone], tech)

@@ -11,7 +11,7 @@ from amaranth.sim import Simulator
 
 from arithforge.costmodel import estimate
 from arithforge.formats import get_format
-from arithforge.formats.lut import LUTConfig, lut_tile
+from arithforge.formats.lut import LUTConfig, lut_tile, lut_tile_tables
 from arithforge.hdl import LUTTensorCore, registry
 from arithforge.hdl.lut import pack, unpack
 
@@ -226,3 +226,80 @@ def test_structure_counts_what_synthesis_keeps() -> None:
     for n in ("table_reg", "w_reg", "c_reg", "acc_reg"):
         assert sym[n]["enable"] is True
     assert "enable" not in sym["control"]
+
+
+# -- the paper's core: external tables, quantized float tables ------------------------------------
+
+EXTERNAL = [
+    pytest.param(dict(m=1, n=2, k=2, weight_bits=2, entry="float16", acc="float16",
+                      precompute="external"), id="ext-fp16-fp16"),
+    pytest.param(dict(m=1, n=1, k=2, weight_bits=2, entry="float16", acc="float16",
+                      table="int8", precompute="external", signed=True),
+                 id="ext-fp16-int8table"),
+    pytest.param(dict(m=2, n=2, k=2, weight_bits=3, entry="int8", symmetric=False,
+                      precompute="external"), id="ext-int8-full"),
+]
+
+
+@pytest.mark.parametrize("params", EXTERNAL)
+def test_external_tiles_in_amaranth(params: dict, rng: np.random.Generator) -> None:
+    dut = LUTTensorCore(**params)
+    vec = dut.test_cases(rng, "random", 6)
+    corner = dut.test_cases(rng, "corner", 4)
+    vec = {op: np.concatenate([vec[op], corner[op]]) for op in dut.operands}
+    presented, out_cycles, results = run_tiles(dut, vec)
+    assert out_cycles == [c + dut.latency for c in presented]
+    assert results == _ints(dut.reference(**vec))
+
+
+def test_external_ports_and_reference(rng: np.random.Generator) -> None:
+    # The paper's RTL ports: a_lut [M][2**(K-1)] float16, b_tile [K][N] 2-bit, c [M][N] float16.
+    dut = LUTTensorCore(2, 64, 4, weight_bits=2, entry="float16", acc="float16",
+                        precompute="external")
+    assert dut.operands == ("a", "w", "c")
+    assert dut.operand_widths == {"a": 2 * 8 * 16, "w": 4 * 64 * 2, "c": 2 * 64 * 16}
+    q = LUTTensorCore(2, 4, 4, weight_bits=2, table="int8", precompute="external")
+    assert q.operands == ("a", "s", "w", "c")
+    assert q.operand_widths == {"a": 2 * 8 * 8, "s": 2 * 6, "w": 4 * 4 * 2, "c": 2 * 4 * 32}
+    vec = q.test_cases(rng, "random", 20)
+    tables, w, c = q.split(vec["a"], vec["w"], vec["c"])
+    e = unpack(vec["s"], 2, 6).astype(np.int64)
+    e = np.where(e >= 32, e - 64, e)
+    want = lut_tile_tables(get_format("int8").to_int(tables.astype(np.uint8)), e, w, c,
+                           q.config)
+    got = unpack(q.reference(vec["a"], vec["s"], vec["w"], vec["c"]), 8, 32).reshape(20, 2, 4)
+    np.testing.assert_array_equal(got, want.astype(np.uint64))
+    with pytest.raises(ValueError, match="takes random or corner tiles$"):
+        q.test_cases(rng, "exhaustive")
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    (dict(precompute="outside"), "precompute must be 'internal' or 'external', not 'outside'"),
+    (dict(table="int8"), ("quantized tables of float activations (table) need "
+                         "precompute='external': the core has no float-to-integer quantizer")),
+])
+def test_external_errors(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)")
+                       + "$"):
+        LUTTensorCore(**kwargs)
+
+
+def test_sharing_across_n_lowers_area_per_mac() -> None:
+    """The paper's elongated tile: one table per row serves N columns, so the area per MAC
+    falls as N grows; without the precompute (external) the core is smaller at every N, and
+    int8 tables shrink the storage and lookup."""
+    def per_mac(n: int, **kw: object) -> float:
+        g = LUTTensorCore(2, n, 4, weight_bits=2, entry="float16", acc="float16",
+                          **kw).structure()  # type: ignore[arg-type]
+        return estimate(g).area_um2 / (g.graph["ops_per_cycle"] / g.graph["cycles_per_op"])
+
+    internal = [per_mac(n) for n in (1, 4, 16, 64)]
+    external = [per_mac(n, precompute="external") for n in (1, 4, 16, 64)]
+    assert internal == sorted(internal, reverse=True)
+    assert all(e < i for e, i in zip(external, internal, strict=True))
+    # Sharing matters where the table is computed in the core: 1 column vs 64 differ more.
+    assert internal[0] / internal[-1] > external[0] / external[-1]
+    g = LUTTensorCore(2, 8, 4, weight_bits=2, precompute="external").structure()
+    q = LUTTensorCore(2, 8, 4, weight_bits=2, precompute="external", table="int8").structure()
+    assert q.nodes["table_reg"]["width"] * 2 == g.nodes["table_reg"]["width"] + 2 * 2 * 6
+    assert not any(n.startswith("pre") for n in g.nodes)

@@ -54,6 +54,23 @@ def test_random_and_corner_tiles(params: dict[str, Any], n: int, seed: int) -> N
     assert corner.vectors >= 44
 
 
+@pytest.mark.cosim
+@pytest.mark.slow  # a Verilator build each (over a minute on the shared machine)
+@pytest.mark.parametrize("params", [
+    pytest.param({"entry": "int8", "weight_bits": 2, "signed": True, "precompute": "external"},
+                 id="int8"),
+    pytest.param({"entry": "float16", "acc": "float16", "m": 1, "n": 2, "k": 2, "weight_bits": 2,
+                  "precompute": "external", "table": "int8"}, id="fp16-int8table"),
+])
+def test_external_tables(params: dict[str, Any], seed: int) -> None:
+    """The paper's core: tables (and their scales) on the ports."""
+    dp = registry.build("lut", **params)
+    result = harness.verify(dp, "random", 5_000, seed=seed, lanes=1)
+    assert (result.vectors, result.mismatches) == (5_000, 0), result.first_failures
+    corner = harness.verify(dp, "corner", seed=seed, lanes=1)
+    assert corner.mismatches == 0, corner.first_failures
+
+
 @pytest.mark.parametrize("params", [
     pytest.param({"m": 1, "n": 2, "k": 2, "weight_bits": 2, "entry": "int8", "ternary": True},
                  id="int8"),

@@ -69,6 +69,11 @@ PARAMS: dict[str, Param] = {
     "acc": Param("format", None, "accumulator format (default float32, int32 for int8 "
                                  "entries)"),
     "symmetric": Param("bool", True, "table symmetrization: 2**(K-1) stored entries"),
+    "precompute": Param("choice:internal|external", "internal",
+                        "table precompute inside the core, or outside it (the paper's: tables "
+                        "arrive on port a, fused with the preceding operator)"),
+    "table": Param("format", None, "table entry format for float activations: int8 quantized "
+                                   "tables with a scale exponent per table (external precompute)"),
 }
 
 #: LUT tensor core configurations of the acceptance sweep (tests/sim/test_lut.py runs a bounded
@@ -89,6 +94,17 @@ ACCEPTANCE: list[tuple[str, dict[str, Any], bool]] = [
     ("int8 w2 sym k3, int32 acc", {"entry": "int8", "weight_bits": 2, "k": 3}, False),
     ("fp16 int4 signed sym, fp32 acc", {"entry": "float16", "weight_bits": 4, "signed": True},
      False),
+    # The paper's RTL (Hamerlate/lut_tensor_core sv_lut_array/rtl/fp_lut_array_b_cycle_stage1.sv
+    # lines 4-14): external float16 tables of 2**(K-1) entries, M=2 N=64 K=4, 2-bit weights,
+    # float16 accumulators.
+    ("fp16 w2 sym external, fp16 acc, 2x64x4", {"entry": "float16", "acc": "float16",
+                                               "weight_bits": 2, "n": 64,
+                                               "precompute": "external"}, False),
+    ("fp16 int8-table w2 sym external, fp32 acc", {"entry": "float16", "table": "int8",
+                                                  "weight_bits": 2, "precompute": "external"},
+     False),
+    ("int8 w4 full external, int32 acc", {"entry": "int8", "weight_bits": 4, "symmetric": False,
+                                         "precompute": "external"}, False),
 ]
 
 
@@ -98,7 +114,7 @@ def _acceptance() -> tuple[AcceptanceCheck, ...]:
         full = {"m": 2, "n": 4, "k": 4, **params}
         out.append(AcceptanceCheck(f"lut {label}", full, "random", 10**5))
         out.append(AcceptanceCheck(f"lut {label}", full, "corner"))
-        if exhaustive:
+        if exhaustive and full.get("precompute", "internal") == "internal":
             out.append(AcceptanceCheck(f"lut {label}, int4 groups", full, "exhaustive"))
     return tuple(out)
 
@@ -239,10 +255,21 @@ class LUTUnit(Unit):
         Two's-complement weight codes: the top plane negated, the offset step adds ``T[0]``.
     symmetric : bool
         Table symmetrization (half the entries and precompute adders).
+    precompute : {"internal", "external"}
+        ``internal``: the core computes each row's table from ``M*K`` activations. ``external``:
+        the paper's core (arXiv 2408.06003 §3.1, precompute fused with the preceding operator;
+        its RTL's port ``a_lut [M][2**(K-1)]``): the tables arrive precomputed, one per row,
+        broadcast to all ``N`` columns.
+    table : Format or str, optional
+        Quantized tables for float activations (``int8``; needs ``precompute="external"``):
+        integer entries with a signed scale exponent per table (``formats.lut``).
 
-    Operands: ``a``, ``M*K`` entry codes (element ``m*K + k`` at bit ``(m*K + k) * entry.bits``);
-    ``w``, ``K*N`` weight codes (element ``k*N + n``); ``c``, ``M*N`` accumulator codes (element
-    ``m*N + n``). The result: ``M*N`` accumulator codes, as ``c``.
+    Operands: ``a``, ``M*K`` entry codes (element ``m*K + k`` at bit ``(m*K + k) * entry.bits``),
+    or with an external precompute ``M*E`` stored table entries (element ``m*E + j``, ``E`` =
+    ``entries``, in the table format); ``s`` (external integer tables only), ``M`` table scales of
+    ``quant_bits`` bits (unsigned shift for integer activations, two's-complement exponent for
+    quantized float tables); ``w``, ``K*N`` weight codes (element ``k*N + n``); ``c``, ``M*N``
+    accumulator codes (element ``m*N + n``). The result: ``M*N`` accumulator codes, as ``c``.
     """
 
     name: ClassVar[str] = "lut"
@@ -250,7 +277,8 @@ class LUTUnit(Unit):
 
     def __init__(self, m: int = 2, n: int = 4, k: int = 4, *, weight_bits: int = 4,
                  entry: Format | str = "float16", acc: Format | str | None = None,
-                 ternary: bool = False, symmetric: bool = True, signed: bool = False) -> None:
+                 ternary: bool = False, symmetric: bool = True, signed: bool = False,
+                 precompute: str = "internal", table: Format | str | None = None) -> None:
         self._m = _side(m, "m", 1, MAX_SIDE)
         self._n = _side(n, "n", 1, MAX_SIDE)
         self._k = _side(k, "k", 1, MAX_GROUP)
@@ -260,7 +288,13 @@ class LUTUnit(Unit):
         self._cfg = flut.LUTConfig(weight_bits, fe, acc, group=self._k,
                                    ternary=check_bool(ternary, "ternary"),
                                    symmetric=check_bool(symmetric, "symmetric"),
-                                   signed=check_bool(signed, "signed"))
+                                   signed=check_bool(signed, "signed"), table=table)
+        if precompute not in ("internal", "external"):
+            raise ValueError(f"precompute must be 'internal' or 'external', not {precompute!r}")
+        if self._cfg.table is not None and precompute != "external":
+            raise ValueError("quantized tables of float activations (table) need "
+                             "precompute='external': the core has no float-to-integer quantizer")
+        self._external = precompute == "external"
         self._ready()
 
     @classmethod
@@ -279,14 +313,33 @@ class LUTUnit(Unit):
         return self._cfg.steps
 
     @property
+    def external(self) -> bool:
+        """Whether the tables arrive precomputed on port ``a``."""
+        return self._external
+
+    @property
     def operands(self) -> tuple[str, ...]:
+        if self._external and self._cfg.int_table:
+            return ("a", "s", "w", "c")
         return ("a", "w", "c")
+
+    @property
+    def _a_elements(self) -> tuple[int, int]:
+        """Elements of port ``a`` and their width."""
+        c = self._cfg
+        if self._external:
+            return self._m * c.entries, c.table_format.bits
+        return self._m * self._k, c.entry.bits
 
     @property
     def operand_widths(self) -> dict[str, int]:
         c = self._cfg
-        return {"a": self._m * self._k * c.entry.bits, "w": self._k * self._n * c.weight_bits,
-                "c": self._m * self._n * c.acc.bits}
+        count, bits = self._a_elements
+        out = {"a": count * bits, "w": self._k * self._n * c.weight_bits,
+               "c": self._m * self._n * c.acc.bits}
+        if "s" in self.operands:
+            out["s"] = self._m * c.quant_bits
+        return dict(sorted(out.items(), key=lambda kv: self.operands.index(kv[0])))
 
     @property
     def result_width(self) -> int:
@@ -316,34 +369,70 @@ class LUTUnit(Unit):
         return {"datapath": self.name, "m": self._m, "n": self._n, "k": self._k,
                 "weight_bits": c.weight_bits, "ternary": c.ternary, "signed": c.signed,
                 "symmetric": c.symmetric,
+                "precompute": "external" if self._external else "internal",
+                "table": c.table_format.name,
                 "entry": c.entry.name, "acc": c.acc.name, "entries": c.entries,
                 "steps": self.steps, "latency": self.latency,
                 "initiation_interval": self.initiation_interval,
                 "macs_per_tile": self._m * self._n * self._k,
                 "weight_values": flut.weight_values(c).tolist(),
-                "element_formats": {"a": c.entry.name, "c": c.acc.name, "result": c.acc.name}}
+                "element_formats": {"a": (c.table_format if self._external else c.entry).name,
+                                    "c": c.acc.name, "result": c.acc.name}}
 
     # -- reference and vectors ------------------------------------------------------------------
     def split(self, a: np.ndarray, w: np.ndarray, c: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Port codes as element arrays ``(n, M, K)``, ``(n, K, N)``, ``(n, M, N)``."""
+        """Port codes as element arrays ``(n, M, K)`` (external: ``(n, M, entries)``),
+        ``(n, K, N)``, ``(n, M, N)``."""
         cfg, mm, nn, kk = self._cfg, self._m, self._n, self._k
-        return (unpack(a, mm * kk, cfg.entry.bits).reshape(-1, mm, kk),
+        count, bits = self._a_elements
+        return (unpack(a, count, bits).reshape(-1, mm, count // mm),
                 unpack(w, kk * nn, cfg.weight_bits).reshape(-1, kk, nn),
                 unpack(c, mm * nn, cfg.acc.bits).reshape(-1, mm, nn))
 
-    def join(self, a: np.ndarray, w: np.ndarray, c: np.ndarray) -> dict[str, np.ndarray]:
-        """Element arrays (as :meth:`split` returns them) as port codes."""
+    def join(self, a: np.ndarray, w: np.ndarray, c: np.ndarray, s: np.ndarray | None = None
+             ) -> dict[str, np.ndarray]:
+        """Element arrays (as :meth:`split` returns them; ``s``: ``(n, M)`` table scales as
+        two's-complement codes) as port codes."""
         cfg = self._cfg
         n = len(a)
-        return {"a": pack(np.asarray(a).reshape(n, -1), cfg.entry.bits),
-                "w": pack(np.asarray(w).reshape(n, -1), cfg.weight_bits),
-                "c": pack(np.asarray(c).reshape(n, -1), cfg.acc.bits)}
+        out = {"a": pack(np.asarray(a).reshape(n, -1), self._a_elements[1])}
+        if "s" in self.operands:
+            assert s is not None
+            out["s"] = pack(np.asarray(s).reshape(n, -1), cfg.quant_bits)
+        out["w"] = pack(np.asarray(w).reshape(n, -1), cfg.weight_bits)
+        out["c"] = pack(np.asarray(c).reshape(n, -1), cfg.acc.bits)
+        return out
 
-    def reference(self, a: np.ndarray, w: np.ndarray, c: np.ndarray) -> np.ndarray:
+    def _scales(self, s: np.ndarray) -> np.ndarray:
+        """Port ``s`` as ``(n, M)`` integer scales (signed exponents of quantized float
+        tables)."""
+        qb = self._cfg.quant_bits
+        raw = unpack(s, self._m, qb).astype(np.int64)
+        if self._cfg.table is not None:
+            raw = np.where(raw >> (qb - 1), raw - (1 << qb), raw)
+        return raw
+
+    def reference(self, *args: np.ndarray, **kwargs: np.ndarray) -> np.ndarray:
+        """Results of tiles given as port codes, positionally in :attr:`operands` order (``a``,
+        [``s``,] ``w``, ``c``) or by name."""
+        cfg = self._cfg
+        ops = dict(zip(self.operands, args, strict=False)) | kwargs
+        if set(ops) != set(self.operands):
+            raise DatapathError(f"reference takes the operands {', '.join(self.operands)}, not "
+                                f"{', '.join(ops)}")
+        a, w, c, s = ops["a"], ops["w"], ops["c"], ops.get("s")
         ea, ew, ec = self.split(a, w, c)
-        d = flut.lut_tile(ea, ew, ec, self._cfg)
-        return pack(np.asarray(d).reshape(len(ea), -1), self._cfg.acc.bits)
+        if not self._external:
+            d = flut.lut_tile(ea, ew, ec, cfg)
+        else:
+            tables = ea
+            if cfg.int_table:
+                ft = cfg.table_format
+                assert isinstance(ft, IntFormat)
+                tables = ft.to_int(ea.astype(ft.code_dtype))
+            d = flut.lut_tile_tables(tables, None if s is None else self._scales(s), ew, ec, cfg)
+        return pack(np.asarray(d).reshape(len(ea), -1), cfg.acc.bits)
 
     def _acts(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
         """Activation codes: mostly values near one, some subnormal, large and any codes."""
@@ -354,6 +443,39 @@ class LUTUnit(Unit):
             return np.where(rng.random(shape) < 0.1, extreme, codes).astype(np.uint64)
         assert isinstance(fe, FloatFormat)
         return _float_codes(rng, fe, shape)
+
+    def _tables(self, rng: np.random.Generator, t: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """``t`` tiles of external tables ``(t, M, entries)`` (codes of the table format) and
+        their scales ``(t, M)`` (two's-complement codes; None for float tables)."""
+        cfg, mm = self._cfg, self._m
+        half = t // 2
+        # Tables of real activations; quantized float tables need finite activations.
+        acts = self._acts(rng, (half, mm, self._k))
+        fe = cfg.entry
+        if cfg.table is not None:
+            assert isinstance(fe, FloatFormat)
+            vals = fe.decode(acts.astype(fe.code_dtype))
+            acts = np.where(np.isfinite(vals), acts, fe.encode(np.ones(1))[0]).astype(np.uint64)
+        full, shift = flut.precompute(acts, cfg)
+        stored = full[..., 0::2] if cfg.symmetric else full
+        ft = cfg.table_format
+        qb = cfg.quant_bits
+        if isinstance(ft, FloatFormat):
+            anyt = _float_codes(rng, ft, (t - half, mm, cfg.entries))
+            return np.concatenate([stored.astype(np.uint64), anyt]), None
+        assert isinstance(ft, IntFormat)
+        anyt = rng.integers(ft.min_int, ft.max_int + 1, size=(t - half, mm, cfg.entries))
+        if cfg.table is not None:
+            lo, hi = flut.scale_range(fe, self._k)  # type: ignore[arg-type]
+            anys = np.where(rng.random((t - half, mm)) < 0.8,
+                            rng.integers(lo, hi + 1, size=(t - half, mm)),
+                            rng.integers(-(1 << (qb - 1)), 1 << (qb - 1), size=(t - half, mm)))
+        else:
+            anys = rng.integers(0, 1 << qb, size=(t - half, mm))
+        ints = np.concatenate([stored.astype(np.int64), anyt])
+        scales = np.concatenate([shift.astype(np.int64), anys])
+        return (ft.from_int(ints).astype(np.uint64),
+                (scales & ((1 << qb) - 1)).astype(np.uint64))
 
     def _accs(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
         fa = self._cfg.acc
@@ -379,6 +501,11 @@ class LUTUnit(Unit):
         ``corner``: groups of boundary values (zeros, range ends, infinities, NaN) against
         all-zero, all-one and random weights and boundary accumulators; with ``n``, subsampled
         or topped up with random tiles.
+
+        With an external precompute the tables take the activations' place: half of the random
+        tiles carry the tables of random activations (``formats.lut.precompute``), half arbitrary
+        entry codes and scales (the core's whole input space); corner tiles hold boundary entries
+        (and the extreme scales); there are no exhaustive tiles.
         """
         check_kind(kind, n)
         mm, nn, kk = self._m, self._n, self._k
@@ -386,8 +513,15 @@ class LUTUnit(Unit):
         if kind == "random":
             assert n is not None
             t = int(n)
+            if self._external:
+                a, sc = self._tables(rng, t)
+                return self.join(a, self._weights(rng, (t, kk, nn)), self._accs(rng, (t, mm, nn)),
+                                 sc)
             return self.join(self._acts(rng, (t, mm, kk)), self._weights(rng, (t, kk, nn)),
                              self._accs(rng, (t, mm, nn)))
+        if kind == "exhaustive" and self._external:
+            raise DatapathError("exhaustive tiles cover activation groups; a core with external "
+                                "tables takes random or corner tiles")
         if kind == "exhaustive":
             if kk > 4:
                 raise DatapathError(f"exhaustive tiles cover every int4 activation group, 16**k of "
@@ -408,6 +542,8 @@ class LUTUnit(Unit):
             return self.join(a, w, zero)
         # corner
         fe, fa = cfg.entry, cfg.acc
+        if self._external:
+            fe = cfg.table_format
         if isinstance(fe, FloatFormat):
             vals = _cases.corner_codes(fe)
         else:
@@ -421,14 +557,22 @@ class LUTUnit(Unit):
             accs = fa.from_int(np.array([0, 1, -1, fa.max_int, fa.min_int, fa.max_int - 100,
                                          fa.min_int + 100]))
         t = 3 * len(vals) + 2 * len(accs)
-        a = rng.choice(vals, size=(t, mm, kk)).astype(np.uint64)
+        width = self._a_elements[0] // mm
+        a = rng.choice(vals, size=(t, mm, width)).astype(np.uint64)
         a[:len(vals)] = np.asarray(vals).reshape(-1, 1, 1)  # one value in every position
         top = 3 if cfg.ternary else 1 << cfg.weight_bits
         w = self._weights(rng, (t, kk, nn))
         w[0::3] = 0
         w[1::3] = top - 1
         c = rng.choice(accs, size=(t, mm, nn)).astype(np.uint64)
-        out = self.join(a, w, c)
+        sc = None
+        if "s" in self.operands:
+            qb = cfg.quant_bits
+            lo, hi = ((-(1 << (qb - 1)), (1 << (qb - 1)) - 1) if cfg.table is not None
+                      else (0, (1 << qb) - 1))
+            sc = (rng.choice([lo, hi, 0, 1, -1 if lo < 0 else 2], size=(t, mm))
+                  & ((1 << qb) - 1)).astype(np.uint64)
+        out = self.join(a, w, c, sc)
         if n is not None and int(n) != t:
             if int(n) < t:
                 pick = np.sort(rng.choice(t, size=int(n), replace=False))
@@ -472,12 +616,20 @@ class LUTUnit(Unit):
         eb, ab, b = cfg.entry.bits, cfg.acc.bits, cfg.weight_bits
         P = self.steps
         g = Graph()
-        g.node("in_a", "input", mm * kk * eb)
+        tb, qb = cfg.table_format.bits, cfg.quant_bits
+        g.node("in_a", "input", self.operand_widths["a"])
         g.node("in_w", "input", kk * nn * b)
         g.node("in_c", "input", mm * nn * ab)
         # The precompute works once per tile: activity 1/P of a per-cycle component.
         act = 1.0 / P
-        if cfg.is_float:
+        after: tuple[str, ...] = ("in_a",)
+        if self._external:
+            # The paper's core: no precompute (fused with the preceding operator), the tables
+            # and their scales arrive on the ports.
+            if qb and cfg.int_table:
+                g.node("in_s", "input", mm * qb)
+                after = ("in_a", "in_s")
+        elif cfg.is_float:
             fe, fa = cfg.entry, cfg.acc
             assert isinstance(fe, FloatFormat)
             assert isinstance(fa, FloatFormat)
@@ -489,7 +641,6 @@ class LUTUnit(Unit):
             # Yosys 0.23 cmos: float16 K=3 table 60,414 transistors against 58,704 symmetric,
             # the same NAND/NOR count within 2%; the difference is the table registers).
             levels = _tree_adders(kk)
-            after: tuple[str, ...] = ("in_a",)
             # Each tree node adds every left entry to both signs of each right entry (the right
             # half is a full table): the two adders of such a pair see the same magnitudes, and
             # synthesis merges their operand unpacking, exponent difference and alignment shift.
@@ -518,16 +669,30 @@ class LUTUnit(Unit):
         # symmetrization: the complement entries' flip-flops mostly survive (their D inputs
         # are merged only after the flip-flops are placed; measured 113 of 128 table bits of a
         # float16 K=3 table).
-        table = g.node("table_reg", "register", mm * (cfg.entries * eb + cfg.quant_bits),
+        table = g.node("table_reg", "register", mm * (cfg.entries * tb + qb),
                        *after, activity=act, enable=True)
         wreg = g.node("w_reg", "register", kk * nn * b, "in_w", activity=act, enable=True)
         creg = g.node("c_reg", "register", mm * nn * ab, "in_c", activity=act, enable=True)
         ctrl = g.node("control", "register", (max(P, 2) - 1).bit_length() + 2)
         plane = g.node("plane_mux", "mux", kk, wreg, ctrl, inputs=max(b, 2), count=mm * nn)
-        read = g.node("lookup", "mux", eb, table, plane, inputs=cfg.entries, count=mm * nn)
+        read = g.node("lookup", "mux", tb, table, plane, inputs=cfg.entries, count=mm * nn)
         accreg = g.node("acc_reg", "register", ab, count=mm * nn, enable=True)
         start = g.node("acc_start_mux", "mux", ab, creg, accreg, ctrl, count=mm * nn)
-        if cfg.is_float:
+        if cfg.is_float and cfg.int_table:
+            fa = cfg.acc
+            assert isinstance(fa, FloatFormat)
+            tf = flut.int_term_format(cfg)
+            # Integer entry to float term: negate, magnitude, leading one, normalizing shift,
+            # exponent = scale + plane + position.
+            neg = g.node("lookup_negate", "adder", tb + 1, read, inputs=1, count=mm * nn)
+            mag = g.node("term_abs", "adder", tb + 1, neg, inputs=1, count=mm * nn)
+            lead = g.node("term_lzc", "lzc", 8, mag, count=mm * nn)
+            norm = g.node("term_norm", "shifter", 8, mag, lead, shift_bits=3, count=mm * nn)
+            exp = g.node("term_exp", "adder", tf.exp_bits, lead, table, plane, inputs=3,
+                         count=mm * nn)
+            sub = AddUnit(tf, fa, fa).structure()
+            ends = self._embed(g, sub, "acc", mm * nn, (norm, exp, start))
+        elif cfg.is_float:
             fe, fa = cfg.entry, cfg.acc
             assert isinstance(fe, FloatFormat)
             assert isinstance(fa, FloatFormat)
@@ -545,7 +710,8 @@ class LUTUnit(Unit):
             g.g.add_edge(e, accreg)
         g.node("out", "output", mm * nn * ab, accreg)
         g.g.graph.update(name=self.name, latency=self.latency, cycles_per_op=P,
-                         ops_per_cycle=mm * nn * kk)
+                         ops_per_cycle=mm * nn * kk,
+                         precompute="external" if self._external else "internal")
         return g.g
 
 

@@ -41,6 +41,22 @@ Float accumulators: the term (entry with ``i`` added to its exponent, never roun
 the entry format with two more exponent bits) is added to the accumulator and rounded once to the
 accumulator format, RNE (``ops.add``). Integer accumulators: ``acc + (entry << (s + i))`` wraps
 modulo ``2**acc_bits``.
+
+**Quantized tables for float activations** (``table="int8"``, LUT Tensor Core §3.2 "table
+quantization", T-MAC §3): the table of a group of float activations is quantized to signed
+integer entries with one power-of-two scale per table, the rule of the integer entries above with
+a signed exponent: with ``S = sum_k |a_k|`` (exact), ``e`` is the least integer with
+``S <= 127 * 2**e`` (``e = 0`` when ``S = 0``) and each entry is ``round_half_even(T / 2**e)``; the
+entry stands for ``entry * 2**e``. Non-finite activations have no quantized table. The core adds
+the term ``entry * 2**(e + i)``, exact in :func:`int_term_format`, to its float accumulator with one
+rounding (RNE); a zero entry is the term +0.
+
+**External precompute** (:func:`lut_tile_tables`): the paper fuses the table precompute with the
+preceding operator, so its core takes the *stored* entries of each table (2**(K-1) with
+symmetrization, entry ``j`` the pattern ``idx = 2j``, i.e. ``beta_0 = 0``) and, for integer
+entries, the table's scale exponent. The core expands them as the lookup above does: entry
+``idx`` with ``idx[0] = 1`` is the stored entry ``~idx[K-1:1]`` negated (a sign flip for floats,
+``-x`` for integers, so ``-(-128)`` is 128).
 """
 
 from __future__ import annotations
@@ -58,7 +74,8 @@ from .catalog import get_format
 from .descriptors import FloatFormat, Format, IntFormat
 from .rounding import Rounding
 
-__all__ = ["LUTConfig", "weight_values", "precompute", "lookup_index", "lut_tile", "term_format"]
+__all__ = ["LUTConfig", "expand", "int_term_format", "lookup_index", "lut_tile", "lut_tile_tables",
+           "precompute", "term_format", "weight_values"]
 
 I64 = npt.NDArray[np.int64]
 
@@ -101,6 +118,10 @@ class LUTConfig:
         Ternary weights through the offset step (needs ``weight_bits == 2``).
     symmetric : bool
         Table symmetrization: 2**(K-1) stored entries per table instead of 2**K.
+    table : Format or str, optional
+        Table entry format when it differs from the activations': a signed integer of 4 to 8 bits
+        for float activations (quantized tables, a signed scale exponent per table). Integer
+        activations' tables are always in their own format.
     """
 
     weight_bits: int
@@ -110,10 +131,11 @@ class LUTConfig:
     ternary: bool = False
     symmetric: bool = True
     signed: bool = False
+    table: Format | None = None
 
     def __init__(self, weight_bits: int, entry: Format | str, acc: Format | str, *,
                  group: int = 4, ternary: bool = False, symmetric: bool = True,
-                 signed: bool = False) -> None:
+                 signed: bool = False, table: Format | str | None = None) -> None:
         for value, what in ((weight_bits, "weight_bits"), (group, "group")):
             if isinstance(value, bool):
                 raise TypeError(f"{what} must be an integer, not {value!r}")
@@ -154,6 +176,16 @@ class LUTConfig:
         else:
             raise ValueError(f"entry must be a float of at most 16 bits or a signed integer "
                              f"of 4 to 8 bits, not {fe.name!r}")
+        ft = None if table is None else _fmt(table, "table")
+        if ft is not None:
+            if not (isinstance(ft, IntFormat) and ft.signed and 4 <= ft.bits <= 8):
+                raise ValueError(f"table must be a signed integer format of 4 to 8 bits, "
+                                 f"not {ft.name!r}")
+            if isinstance(fe, IntFormat):
+                if ft != fe:
+                    raise ValueError(f"integer activations keep their tables in their own "
+                                     f"format, table must be {fe.name!r}, not {ft.name!r}")
+                ft = None
         object.__setattr__(self, "weight_bits", b)
         object.__setattr__(self, "entry", fe)
         object.__setattr__(self, "acc", fa)
@@ -161,6 +193,7 @@ class LUTConfig:
         object.__setattr__(self, "ternary", bool(ternary))
         object.__setattr__(self, "symmetric", bool(symmetric))
         object.__setattr__(self, "signed", bool(signed))
+        object.__setattr__(self, "table", ft)
 
     @staticmethod
     def _int_term_bits(fe: IntFormat, b: int, k: int) -> int:
@@ -171,7 +204,8 @@ class LUTConfig:
     def __repr__(self) -> str:
         return (f"LUTConfig({self.weight_bits}, {self.entry.name!r}, {self.acc.name!r}, "
                 f"group={self.group}, ternary={self.ternary}, symmetric={self.symmetric}"
-                + (", signed=True)" if self.signed else ")"))
+                + (", signed=True" if self.signed else "")
+                + (f", table={self.table.name!r})" if self.table is not None else ")"))
 
     # -- derived facts --------------------------------------------------------------------------
     @property
@@ -198,8 +232,23 @@ class LUTConfig:
         return isinstance(self.entry, FloatFormat)
 
     @property
+    def table_format(self) -> Format:
+        """Format of the table entries: ``table``, else the activations'."""
+        return self.entry if self.table is None else self.table
+
+    @property
+    def int_table(self) -> bool:
+        """Whether table entries are integers (integer activations or quantized tables)."""
+        return isinstance(self.table_format, IntFormat)
+
+    @property
     def quant_bits(self) -> int:
-        """Width of the per-table shift of integer entries (0 for floats)."""
+        """Width of the per-table scale of integer entries: the unsigned shift of integer
+        activations' tables, the signed exponent of quantized float tables (0: float entries)."""
+        if self.table is not None:
+            assert isinstance(self.entry, FloatFormat)
+            lo, hi = scale_range(self.entry, self.group)
+            return max(5, (max(-lo, hi + 1) - 1).bit_length() + 1)
         if self.is_float:
             return 0
         assert isinstance(self.entry, IntFormat)
@@ -214,6 +263,32 @@ def max_shift(fe: IntFormat, group: int) -> int:
     while top > q << s:
         s += 1
     return s
+
+
+def _least_exp(total: npt.NDArray[np.float64], qmax: int) -> I64:
+    """Least integer ``e`` with ``total <= qmax * 2**e`` (0 where ``total`` is 0); exact."""
+    safe = np.where(total > 0, total, 1.0)
+    m, ex = np.frexp(safe / qmax)  # safe / qmax = m * 2**ex, 0.5 <= m < 1 (rounded quotient)
+    e = ex.astype(np.int64)
+    # The quotient is rounded: step down while the bound still holds, up while it does not.
+    e = np.where(np.ldexp(float(qmax), e - 1) >= safe, e - 1, e)
+    e = np.where(np.ldexp(float(qmax), e) < safe, e + 1, e)
+    return np.where(total > 0, e, 0)
+
+
+def scale_range(fe: FloatFormat, group: int) -> tuple[int, int]:
+    """Least and greatest scale exponent of a quantized table of ``group`` finite activations of
+    ``fe`` (``S`` from the least subnormal to ``group`` times the greatest finite value)."""
+    lo = _least_exp(np.array([fe.min_subnormal]), 127)[0]
+    hi = _least_exp(np.array([group * fe.max_finite]), 127)[0]
+    return int(lo), int(hi)  # both bounds are powers of two times small integers: exact
+
+
+def int_term_format(config: LUTConfig) -> FloatFormat:
+    """Format that holds every term ``entry * 2**(e + i)`` of a quantized float table exactly, for
+    any ``e`` of the signed ``quant_bits`` field: an 8-bit significand (``|entry| <= 128``) and
+    one more exponent bit than the field."""
+    return FloatFormat(config.quant_bits + 1, 7)
 
 
 def weight_values(config: LUTConfig) -> npt.NDArray[np.int64]:
@@ -298,6 +373,44 @@ def _int_table(a: npt.NDArray[Any], config: LUTConfig) -> tuple[I64, I64]:
     return _rne_shift(exact, s[..., None]), s
 
 
+def _quantized_table(a: npt.NDArray[Any], config: LUTConfig) -> tuple[I64, I64]:
+    fe, ft = config.entry, config.table
+    assert isinstance(fe, FloatFormat)
+    assert isinstance(ft, IntFormat)
+    vals = fe.decode(a.astype(fe.code_dtype)).astype(np.float64)
+    if not np.all(np.isfinite(vals)):
+        raise FormatError("quantized tables need finite activations")
+    # Exact integer arithmetic in units of the least subnormal u = 2**e0 (a bfloat16 group can
+    # span more than float64's 53 bits): T / 2**e = T_u / 2**(e - e0).
+    e0 = int(np.frexp(fe.min_subnormal)[1]) - 1
+    units = np.vectorize(lambda v: int(np.ldexp(v, -e0)), otypes=[object])(vals)
+    signs = _signs(config.group).astype(object)
+    exact = units.dot(signs.T) if units.ndim > 1 else units @ signs.T
+    total = np.abs(units).sum(axis=-1)
+    qmax = (1 << (ft.bits - 1)) - 1
+
+    def least(t: int) -> int:  # least e - e0 with t <= qmax * 2**(e - e0), may be negative
+        if t == 0:
+            return -e0
+        d = max(t.bit_length() - qmax.bit_length() - 1, -64)
+        while qmax * 2**d < t:
+            d += 1
+        while qmax * 2**(d - 1) >= t:
+            d -= 1
+        return d
+
+    def rne(x: int, d: int) -> int:  # round_half_even(x / 2**d)
+        if d <= 0:
+            return x << -d
+        q, r = x >> d, x & ((1 << d) - 1)
+        half = 1 << (d - 1)
+        return q + (1 if r > half or (r == half and q & 1) else 0)
+
+    dd = np.vectorize(least, otypes=[object])(total)
+    entries = np.vectorize(rne, otypes=[object])(exact, np.asarray(dd)[..., None])
+    return entries.astype(np.int64), (np.asarray(dd).astype(np.int64) + e0)
+
+
 def precompute(a: npt.ArrayLike, config: LUTConfig) -> tuple[npt.NDArray[Any], I64]:
     """Compute the table of each activation group.
 
@@ -321,11 +434,33 @@ def precompute(a: npt.ArrayLike, config: LUTConfig) -> tuple[npt.NDArray[Any], I
                           f"{config.group}, not shape {arr.shape}")
     if arr.dtype.kind not in "iu":
         raise FormatError(f"activation codes must be an integer array, not {arr.dtype}")
+    if config.table is not None:
+        return _quantized_table(arr, config)
     if config.is_float:
         assert isinstance(config.entry, FloatFormat)
         codes = arr.astype(config.entry.code_dtype)
         return _float_table(codes, config), np.zeros(arr.shape[:-1], dtype=np.int64)
     return _int_table(arr, config)
+
+
+def expand(stored: npt.ArrayLike, config: LUTConfig) -> npt.NDArray[Any]:
+    """All 2**K entries of tables given by their stored entries ``(..., config.entries)`` (codes
+    of a float table format, or integers), as the core's lookup reads them."""
+    st = np.asarray(stored)
+    if st.ndim == 0 or st.shape[-1] != config.entries:
+        raise FormatError(f"tables must have a last axis of {config.entries} stored entries, "
+                          f"not shape {st.shape}")
+    if not config.symmetric:
+        return st
+    k = config.group
+    ft = config.table_format
+    if isinstance(ft, FloatFormat):
+        return _full(st.astype(ft.code_dtype), k, ft)
+    idx = np.arange(1 << k)
+    odd = (idx & 1) == 1
+    src = np.where(odd, (~idx & ((1 << k) - 1)) >> 1, idx >> 1)
+    vals = st.astype(np.int64)[..., src]
+    return np.where(odd, -vals, vals)
 
 
 def lookup_index(w: npt.ArrayLike, plane: int, group: int) -> I64:
@@ -348,6 +483,15 @@ def _shifted_terms(entries: npt.NDArray[Any], fmt: FloatFormat, shift: int
     return _core.round_float(wide, neg, sig, exp + shift, Rounding.RNE, cls=cls)
 
 
+def _check_w(wv: npt.NDArray[Any], config: LUTConfig) -> None:
+    k = config.group
+    if wv.ndim < 2 or wv.shape[-2] != k:
+        raise FormatError(f"w must have shape (..., {k}, N), not {wv.shape}")
+    if wv.size and (int(wv.min()) < 0 or int(wv.max()) >> config.weight_bits):
+        raise FormatError(f"weight codes must lie in [0, 2**{config.weight_bits}), not "
+                          f"{int(wv.min()) if int(wv.min()) < 0 else int(wv.max())}")
+
+
 def lut_tile(a: npt.ArrayLike, w: npt.ArrayLike, c: npt.ArrayLike, config: LUTConfig
              ) -> npt.NDArray[Any]:
     """Compute tiles ``D = C + A @ v(W)`` as the LUT tensor core does, bit for bit.
@@ -367,19 +511,50 @@ def lut_tile(a: npt.ArrayLike, w: npt.ArrayLike, c: npt.ArrayLike, config: LUTCo
     """
     k = config.group
     av = np.asarray(a)
-    wv = np.asarray(w)
-    cv = np.asarray(c)
     if av.ndim < 2 or av.shape[-1] != k:
         raise FormatError(f"a must have shape (..., M, {k}), not {av.shape}")
-    if wv.ndim < 2 or wv.shape[-2] != k:
-        raise FormatError(f"w must have shape (..., {k}, N), not {wv.shape}")
-    if wv.size and (int(wv.min()) < 0 or int(wv.max()) >> config.weight_bits):
-        raise FormatError(f"weight codes must lie in [0, 2**{config.weight_bits}), not "
-                          f"{int(wv.min()) if int(wv.min()) < 0 else int(wv.max())}")
-    shape = np.broadcast_shapes(av.shape[:-1] + (1,), cv.shape[:-1] + (1,),
-                                wv.shape[:-2] + (1, wv.shape[-1]))
+    _check_w(np.asarray(w), config)
     table, shift = precompute(av, config)  # (..., M, 2**K), (..., M)
-    out_shape = shape[:-2] + (av.shape[-2], wv.shape[-1])
+    return _accumulate(table, shift, w, c, config)
+
+
+def lut_tile_tables(tables: npt.ArrayLike, scale: npt.ArrayLike | None, w: npt.ArrayLike,
+                    c: npt.ArrayLike, config: LUTConfig) -> npt.NDArray[Any]:
+    """Compute tiles ``D = C + T @ v(W)`` from precomputed tables, as the core with an external
+    precompute does (the paper's: the precompute is fused with the preceding operator).
+
+    Parameters
+    ----------
+    tables : shape ``(..., M, config.entries)``
+        Stored entries of each row's table: codes of a float table format, or the integers of an
+        integer one (for ``symmetric`` tables the patterns with ``beta_0 = 0``, see
+        :func:`expand`).
+    scale : int array, shape ``(..., M)``, or None
+        Integer tables: the scale of each table (the shift ``s >= 0`` of integer activations, the
+        signed exponent ``e`` of quantized float tables); None for float tables.
+    w, c : as :func:`lut_tile`.
+    """
+    tv = np.asarray(tables)
+    _check_w(np.asarray(w), config)
+    full = expand(tv, config)
+    if config.int_table:
+        if scale is None:
+            raise FormatError("integer tables need their scales")
+        sv = np.broadcast_to(np.asarray(scale).astype(np.int64), tv.shape[:-1])
+    else:
+        sv = np.zeros(tv.shape[:-1], dtype=np.int64)
+    return _accumulate(full, sv, w, c, config)
+
+
+def _accumulate(table: npt.NDArray[Any], shift: I64, w: npt.ArrayLike, c: npt.ArrayLike,
+                config: LUTConfig) -> npt.NDArray[Any]:
+    """Bit-plane accumulation of full tables ``(..., M, 2**K)`` with scales ``(..., M)``."""
+    k = config.group
+    wv = np.asarray(w)
+    cv = np.asarray(c)
+    shape = np.broadcast_shapes(table.shape[:-2] + (table.shape[-2], 1),
+                                cv.shape[:-1] + (1,), wv.shape[:-2] + (1, wv.shape[-1]))
+    out_shape = shape[:-2] + (table.shape[-2], wv.shape[-1])
     acc = np.broadcast_to(cv, out_shape).copy()
     # (index, shift, negate) of every step, in order.
     steps: list[tuple[npt.NDArray[Any], int, bool]] = []
@@ -390,7 +565,8 @@ def lut_tile(a: npt.ArrayLike, w: npt.ArrayLike, c: npt.ArrayLike, config: LUTCo
     if config.offset_index is not None:
         steps.append((np.full(out_shape, config.offset_index, dtype=np.int64), 0, False))
     tab = np.broadcast_to(table[..., :, None, :], out_shape + (table.shape[-1],))
-    if config.is_float:
+    sh = np.broadcast_to(shift[..., :, None], out_shape)
+    if config.is_float and not config.int_table:
         fe, fa = config.entry, config.acc
         assert isinstance(fe, FloatFormat)
         assert isinstance(fa, FloatFormat)
@@ -402,10 +578,22 @@ def lut_tile(a: npt.ArrayLike, w: npt.ArrayLike, c: npt.ArrayLike, config: LUTCo
                 entries = _neg(entries, fe)
             acc = ops.add(_shifted_terms(entries, fe, i), acc, wide, fa, fa)
         return acc
+    if config.is_float:
+        fa = config.acc
+        assert isinstance(fa, FloatFormat)
+        tf = int_term_format(config)
+        acc = acc.astype(fa.code_dtype)
+        for idx, i, negate in steps:
+            entries = np.take_along_axis(tab, idx[..., None], axis=-1)[..., 0].astype(np.int64)
+            if negate:
+                entries = -entries
+            # Exact: |entry| <= 128 and the exponent lies inside the term format's range.
+            term = tf.encode(np.ldexp(entries.astype(np.float64), sh + i))
+            acc = ops.add(term, acc, tf, fa, fa)
+        return acc
     fa = config.acc
     assert isinstance(fa, IntFormat)
     total = fa.to_int(acc)
-    sh = np.broadcast_to(shift[..., :, None], out_shape)
     modulus = 1 << fa.bits
     for idx, i, negate in steps:
         entries = np.take_along_axis(tab, idx[..., None], axis=-1)[..., 0]

@@ -25,6 +25,18 @@ back-to-back tiles keep every accumulator busy every cycle), ``P = weight_bits``
 and signed weights).
 A tile presented while the core is busy (other than at the last step's edge) is ignored.
 Synchronous reset drops the tile in flight: no ``o.valid`` for it.
+
+With ``precompute="external"`` (the paper's core) there is no precompute: the table registers
+load the stored entries from ``i.a`` (and the scales from ``i.s``), as the authors' RTL takes
+``a_lut [M_DIM][2**(K_DIM-1)]`` (Hamerlate/lut_tensor_core,
+``sv_lut_array/rtl/fp_lut_array_b_cycle_stage1.sv`` lines 17-21); its lookup (one index per weight
+column shared by the ``M`` rows, lines 66-75), sign flip on ``idx[0]`` and exponent add of the
+plane (lines 86-89) and one float adder per output (lines 100-116) are ours too. Two differences:
+our lookup complements ``idx[K-1:1]`` when ``idx[0]`` is set (that RTL has the complement
+commented out, line 73, which reads the wrong entry for such indices), and our core registers its
+operands for the ``P`` steps where that RTL reads them from its ports every cycle. Quantized float
+tables (``table="int8"``): the looked-up integer (negated as above) becomes a float term
+``entry * 2**(e + i)`` through a leading-one detector and a left shift, then the float adder.
 """
 
 from __future__ import annotations
@@ -181,22 +193,34 @@ class LUTTensorCore(LUTUnit, Datapath):
         with m.Elif(busy):
             m.d.sync += step.eq(step + 1)
 
-        # Table precompute (combinational from i.a) into the table registers.
+        # Table precompute (combinational from i.a) into the table registers, or the external
+        # tables straight from i.a.
         tables: list[list[Signal]] = []
         shifts: list[Value] = []
+        tb = cfg.table_format.bits
+        qb = cfg.quant_bits
         for r in range(mm):
-            acts = [self.i.a[(r * kk + j) * eb:(r * kk + j + 1) * eb] for j in range(kk)]
-            if cfg.is_float:
-                entries = self._precompute_float(m, acts, r)
-                shift: Value = Const(0, 1)
+            shift: Value = Const(0, 1)
+            pre_shift: Value | None = None
+            if self._external:
+                count = cfg.entries
+                entries = [self.i.a[(r * count + j) * tb:(r * count + j + 1) * tb]
+                           for j in range(count)]
+                if cfg.int_table:
+                    pre_shift = self.i.s[r * qb:(r + 1) * qb]
             else:
-                entries, pre_shift = self._precompute_int(m, acts, r)
-                shift = Signal(cfg.quant_bits, name=f"table{r}_shift", reset_less=True)
+                acts = [self.i.a[(r * kk + j) * eb:(r * kk + j + 1) * eb] for j in range(kk)]
+                if cfg.is_float:
+                    entries = self._precompute_float(m, acts, r)
+                else:
+                    entries, pre_shift = self._precompute_int(m, acts, r)
+            if pre_shift is not None:
+                shift = Signal(qb, name=f"table{r}_shift", reset_less=True)
                 with m.If(accept):
                     m.d.sync += shift.eq(pre_shift)
             regs = []
             for j, e in enumerate(entries):
-                reg = Signal(eb, name=f"table{r}_{j}", reset_less=True)
+                reg = Signal(tb, name=f"table{r}_{j}", reset_less=True)
                 with m.If(accept):
                     m.d.sync += reg.eq(e)
                 regs.append(reg)
@@ -235,14 +259,25 @@ class LUTTensorCore(LUTUnit, Datapath):
                     j_, negate = Const(0, 1), idx[0] ^ top_plane if cfg.signed else idx[0]
                 else:
                     j_, negate = idx, top_plane
-                entry = Signal(eb, name=f"entry{r}_{col}")
+                entry = Signal(tb, name=f"entry{r}_{col}")
                 m.d.comb += entry.eq(_select(table, j_))
                 acc = Signal(ab, name=f"acc{r}_{col}", reset_less=True)
                 start = c_reg[(r * nn + col) * ab:(r * nn + col + 1) * ab]
                 acc_in = Signal(ab, name=f"acc_in{r}_{col}")
                 m.d.comb += acc_in.eq(Mux(first, start, acc))
                 new = Signal(ab, name=f"acc_next{r}_{col}")
-                if cfg.is_float:
+                if cfg.is_float and cfg.int_table:
+                    fa = cfg.acc
+                    assert isinstance(fa, FloatFormat)
+                    tf = flut.int_term_format(cfg)
+                    term = _int_term(m, entry.as_signed(), negate, shifts[r].as_signed(), plane,
+                                     tf, f"term{r}_{col}")
+                    name = f"acc_add{r}_{col}"
+                    adder = _renamed(Adder(tf, fa, fa), name)
+                    m.submodules[name] = adder
+                    m.d.comb += [adder.i.a.eq(term), adder.i.b.eq(acc_in),
+                                 new.eq(adder.o.result)]
+                elif cfg.is_float:
                     fe, fa = cfg.entry, cfg.acc
                     assert isinstance(fe, FloatFormat)
                     assert isinstance(fa, FloatFormat)
@@ -261,6 +296,30 @@ class LUTTensorCore(LUTUnit, Datapath):
                 accs.append(acc)
         m.d.comb += [self.o.valid.eq(done), self.o.result.eq(Cat(*accs))]
         return m
+
+
+def _int_term(m: Module, val: Value, negate: Value, scale: Value, plane: Value,
+              tf: FloatFormat, name: str) -> Signal:
+    """Code of ``(negate ? -val : val) * 2**(scale + plane)`` in ``tf`` (exact: an 8-bit
+    magnitude, the exponent inside ``tf``'s normal range; zero gives +0)."""
+    v = Signal(range(-256, 256), name=f"{name}_int")
+    m.d.comb += v.eq(Mux(negate, -val, val))
+    neg = v < 0
+    mag = Signal(8, name=f"{name}_mag")
+    m.d.comb += mag.eq(Mux(neg, -v, v))
+    # Leading one: the highest set bit wins (a Mux chain, no priority case block).
+    top: Value = Const(0, 3)
+    for bit in range(1, 8):
+        top = Mux(mag[bit], bit, top)
+    lead = Signal(3, name=f"{name}_lead")
+    m.d.comb += lead.eq(top)
+    norm = Signal(8, name=f"{name}_norm")
+    m.d.comb += norm.eq(mag << (~lead))  # the leading one at bit 7
+    exp = Signal(tf.exp_bits, name=f"{name}_exp")
+    m.d.comb += exp.eq(scale + plane + lead + tf.bias)
+    out = Signal(tf.bits, name=name)
+    m.d.comb += out.eq(Mux(mag.any(), Cat(norm[:7], exp, neg), 0))
+    return out
 
 
 def _select(values: list[Any], sel: Value) -> Value:
