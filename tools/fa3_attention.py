@@ -266,6 +266,24 @@ def attention(qkv: np.ndarray, variant: Variant | str, scale: float | None = Non
     return out
 
 
+def operand_error(q: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """e4m3 quantization of ``q`` (``(heads, seqlen, headdim)``, one per-tensor amax scale) with
+    and without the random-sign Hadamard rotation: RMS error of the dequantized values and the
+    share of elements that land on zero or a subnormal; for contrast the RMS error of int8 with
+    the same per-tensor amax scale (``int8_*``)."""
+    d = q.shape[-1]
+    out: dict[str, float] = {}
+    for name, x in (("raw", q), ("rotated", hadamard.rotate(q, d, hadamard.random_signs(d,
+                                                                                        seed)))):
+        s = float(_amax_scale(x))
+        v = E4M3.decode(E4M3.encode(x / s, saturate=True))
+        out[f"{name}_rmse"] = float(np.sqrt(np.mean((v * s - x) ** 2)))
+        out[f"{name}_subnormal"] = float(np.mean(np.abs(v) < E4M3.min_normal))
+        step = float(np.max(np.abs(x))) / 127
+        out[f"int8_{name}_rmse"] = float(np.sqrt(np.mean((np.round(x / step) * step - x) ** 2)))
+    return out
+
+
 def rmse(outputs: list[np.ndarray], refs: list[np.ndarray]) -> float:
     """Root mean square error over every output element of every head."""
     err = np.concatenate([(np.asarray(o, np.float64) - r).ravel()
