@@ -118,6 +118,31 @@ sentence pairs; differences of one image (0.0028) or a few thousandths of Spearm
 """
 
 
+#: Results of earlier runs by command line (``--results``): ``Report.run`` returns them as they
+#: are instead of evaluating again.
+SAVED: dict[str, dict[str, Any]] = {}
+
+
+def _command(key: str, weights: Any, acts: Any, datapath: str, kw: dict[str, Any]) -> str:
+    """The ``arithforge evaluate`` command line of a run (empty for formats it cannot spell)."""
+    if not (isinstance(weights, str) and isinstance(acts, str)):
+        return ""
+    cmd = [f"arithforge evaluate traces/{key}", f"--weights {weights}", f"--acts {acts}",
+           f"--datapath {datapath}"]
+    for name, value in kw.items():
+        if name == "options":
+            cmd += [f"-O {k}={v}" for k, v in value.items()]
+        elif name == "end_metric":
+            cmd += [] if value else ["--no-end-metric"]
+        elif name == "attention":
+            cmd += [] if value else ["--attention float"]
+        elif isinstance(value, bool):
+            cmd += [f"--{name.replace('_', '-')}"] if value else []
+        else:
+            cmd.append(f"--{name.replace('_', '-')} {value}")
+    return " ".join(cmd)
+
+
 class Report:
     """Runs evaluations, remembers the command line of each, and collects Markdown."""
 
@@ -142,6 +167,9 @@ class Report:
             # Findings 1-5 and the context table keep attention in fp32, as they were made;
             # finding 6 asks for emulated attention explicitly.
             kw.setdefault("attention", False)
+        saved = SAVED.get(_command(key, weights, acts, datapath, kw))
+        if saved is not None:
+            return saved
         result = evaluate(self.trace(key), weights, acts, datapath, **kw)
         self.seconds += time.perf_counter() - start
         self.runs += 1
@@ -151,20 +179,7 @@ class Report:
                               *(f"{k}={v!r}" for k, v in kw.items())])
             result["cmd"] = f"python -c 'evaluate({args})'  # arithforge.workloads.evaluate"
             return result
-        cmd = [f"arithforge evaluate traces/{key}", f"--weights {weights}", f"--acts {acts}",
-               f"--datapath {datapath}"]
-        for name, value in kw.items():
-            if name == "options":
-                cmd += [f"-O {k}={v}" for k, v in value.items()]
-            elif name == "end_metric":
-                cmd += [] if value else ["--no-end-metric"]
-            elif name == "attention":
-                cmd += [] if value else ["--attention float"]
-            elif isinstance(value, bool):
-                cmd += [f"--{name.replace('_', '-')}"] if value else []
-            else:
-                cmd.append(f"--{name.replace('_', '-')} {value}")
-        result["cmd"] = " ".join(cmd)
+        result["cmd"] = _command(key, weights, acts, datapath, kw)
         summary = result["summary"]
         print(f"{time.perf_counter() - start:6.1f} s  {result['cmd']}  -> SQNR mean "
               f"{_f(summary['sqnr_db_mean'])}", file=sys.stderr)
@@ -995,8 +1010,14 @@ def main() -> None:
     parser.add_argument("--fa3-json", type=Path, nargs="+", default=[],
                         help="section 7 from these `tools/fa3_attention.py --json` outputs "
                              "(the first with --minilm) instead of recomputing them")
+    parser.add_argument("--results", type=Path, nargs="+", default=[],
+                        help="saved Report.run results (JSON with their `cmd`) to use instead "
+                             "of evaluating those commands again")
     args = parser.parse_args()
     FA3_JSON.extend(args.fa3_json)
+    for path in args.results:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        SAVED[saved["cmd"]] = saved
     if args.only:
         rep = Report(args.traces)
         for name in args.only:
