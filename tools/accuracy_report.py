@@ -6,7 +6,8 @@ Usage (from the repository root, with the trace extra installed)::
     .venv/bin/python tools/accuracy_report.py --only fa3 [--fa3-json FILE ...] --out PART.md
 
 ``--only`` writes the named sections alone, to splice into the document; ``--fa3-json`` renders
-section 7 from ``tools/fa3_attention.py --json`` outputs instead of recomputing them.
+section 7 from ``tools/fa3_attention.py --json`` outputs, ``--results`` any section from saved
+``Report.run`` results (JSON with their ``cmd``), instead of computing them again.
 
 Traces are built into ``--traces`` (default ``build/accuracy-traces``) when missing, with the
 same commands the report prints. Every number comes from :func:`arithforge.workloads.evaluate`
