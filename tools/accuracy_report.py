@@ -785,7 +785,7 @@ def finding_fp4_attention(rep: Report) -> None:
     def gain(label: str, k: str) -> str:
         return f"{kind(label, 'rht:32:0', k) - kind(label, 'none', k):+.2f}"
 
-    parts = [f"{label} gains {gain(label, 'linear')} dB on the Linear layers, "
+    parts = [f"{label} moves by {gain(label, 'linear')} dB on the Linear layers, "
              f"{gain(label, 'attn_qk')} dB on QK^T and {gain(label, 'attn_pv')} dB on PV "
              f"(Spearman {_end(found[label, 'none'])} without, "
              f"{_end(found[label, 'rht:32:0'])} with the rotation)"
@@ -797,6 +797,13 @@ def finding_fp4_attention(rep: Report) -> None:
         rep.add("**Result.** With the random-sign rotation (`rht:32:0`) "
                 + "; ".join(parts) + f" (fp32 Spearman {runs[0]['end_metric']['fp32']:.4f})."
                 + (f" {', '.join(missing)}: not run for this table." if missing else ""), "")
+    pv_loss = [label for label in ("MXFP4", "NVFP4") if (label, "none") in found
+               and (label, "rht:32:0") in found and float(gain(label, "attn_pv")) < 0]
+    if pv_loss:
+        rep.add(f"Rotating PV's operands along the tokens costs {' and '.join(pv_loss)} there: "
+                "P holds softmax probabilities, all non-negative, the case of the digits CNN's "
+                "ReLU outputs in the table above; a deployment would rotate QK^T (and the "
+                "Linear layers) and leave PV alone.", "")
 
 
 # -- FlashAttention-3's FP8 error experiment ---------------------------------------------------
