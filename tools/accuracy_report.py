@@ -800,7 +800,7 @@ def finding_fp4_attention(rep: Report) -> None:
     pv_loss = [label for label in ("MXFP4", "NVFP4") if (label, "none") in found
                and (label, "rht:32:0") in found and float(gain(label, "attn_pv")) < 0]
     if pv_loss:
-        rep.add(f"Rotating PV's operands along the tokens (12-14 of them, zero-padded to the "
+        rep.add(f"Rotating PV's operands along the tokens (a sentence's, zero-padded to the "
                 f"block) costs {' and '.join(pv_loss)} there; we did not isolate why (P, the "
                 "softmax output, is non-negative and often dominated by one token). "
                 "FlashAttention-3 rotates Q and K only; so should a 4-bit design: the Linear "
