@@ -874,7 +874,10 @@ def finding_fa3(rep: Report) -> None:
         cmd = (f"python tools/fa3_attention.py --heads {sh['heads']} --seqlen {sh['seqlen']} "
                f"--headdim {sh['headdim']} --seed {sh['seed']}")
         cmds.append(cmd + (" --minilm traces/minilm" if r is results[0] else ""))
-    rep.add("<details><summary>commands</summary>", "", "```", *cmds, "```", "</details>", "")
+    rep.add("<details><summary>commands</summary>", "", "```", *cmds,
+            "# saved as data/studies/fa3_attention.json; this section from it:",
+            "python tools/accuracy_report.py --only fa3 --fa3-json "
+            "data/studies/fa3_attention.json --out PART.md", "```", "</details>", "")
     _fa3_verdict(rep, fa3, results, mini)
 
 
