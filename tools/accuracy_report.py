@@ -755,8 +755,10 @@ def finding_fp4_attention(rep: Report) -> None:
             "quantized per head; `--transform` rotates them too: QK^T along the head "
             "dimension, which is FlashAttention-3's incoherent processing, and PV along the "
             "tokens, zero-padded to the block). Mean SQNR in dB per op kind "
-            "(`summary.by_kind`); end metric over the whole model with every GEMM emulated.",
-            "")
+            "(`summary.by_kind`); end metric over the whole model with every GEMM emulated. "
+            "The runs are saved in `data/studies/fp4_attention/` (this table from them: "
+            "`python tools/accuracy_report.py --only fp4_attention --results "
+            "data/studies/fp4_attention/*.json --out PART.md`).", "")
     rows, runs = [], []
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for label, fmt, dp, kw in HADAMARD_FORMATS[:2]:
