@@ -356,6 +356,10 @@ def _build_model(fa: FloatFormat, fb: FloatFormat, given: dict[str, Any], preset
     if preset is not None:
         # A preset's cuBLAS split-K table (shape_splits) describes library calls, not a unit.
         base = dataclasses.replace(mma.get_model(preset), shape_splits=())
+        if base.step_kind != "fused":
+            raise ValueError(f"model {preset} has step_kind {base.step_kind} (AMD CDNA3 "
+                             f"MFMA), which the dot unit does not build; evaluate it with the "
+                             f"tensorcore datapath")
         refused = [why for why, bad in (
             (f"promotion every {base.promote}", base.promote is not None and not around),
             (f"split-K {base.split}", base.split > 1),
@@ -536,7 +540,7 @@ def _run_int(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
             f"dot integer steps {steps} {fa.name}x{fb.name}->{acc.name} wrapping")
 
 
-def _block_scale_format(fmt: BlockFormat) -> FloatFormat:
+def _block_scale_format(fmt: BlockFormat, who: str = "dot") -> FloatFormat:
     """The step's ``scale_format`` of a block format's scales: E8M0 as it is; UE4M3 (the
     catalog's ``float8_ue4m3``, NVFP4's) as ``float8_e4m3fn`` codes with sign 0, the same
     bits."""
@@ -547,7 +551,7 @@ def _block_scale_format(fmt: BlockFormat) -> FloatFormat:
         out = get_format("float8_e4m3fn")
         assert isinstance(out, FloatFormat)
         return out
-    raise ArithforgeError(f"dot: block scales in the step are E8M0 or UE4M3, not {sf.name} "
+    raise ArithforgeError(f"{who}: block scales in the step are E8M0 or UE4M3, not {sf.name} "
                           f"({fmt.name})")
 
 
@@ -563,32 +567,38 @@ def _block_model(ea: FloatFormat, eb: FloatFormat, acc: FloatFormat, rounding: A
     return model
 
 
-def _run_blocks(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
-    """Block formats (OCP MX, NVFP4): steps of ``n`` lanes (default one block), each block a
-    group summed exactly and scaled by its two block scales (:class:`MMAModel`'s ``group``,
-    ``block``, ``scale_format``); a per-tensor scale (NVFP4) is the operand's row scale, applied
-    after the GEMM as cuBLAS's epilogue applies it. K is padded with zero elements to whole
-    steps."""
+#: ``build(ea, eb, block, scale_format) -> MMAModel``: the block-scaled GEMM model of
+#: :func:`block_gemm` for the operands' elements, block size and step scale format.
+BlockModelBuilder = Callable[[FloatFormat, FloatFormat, int, FloatFormat], mma.MMAModel]
+
+
+def block_gemm(qx: Operand, qw: Operand, build: BlockModelBuilder, who: str
+               ) -> tuple[F64, mma.MMAModel]:
+    """Run block-scaled operands (OCP MX, NVFP4) through the model ``build`` gives: steps of
+    ``n`` lanes, each group summed exactly and scaled by its block's two scales
+    (:class:`MMAModel`'s ``group``, ``block``, ``scale_format``); a per-tensor scale (NVFP4) is
+    the operand's row scale, applied after the GEMM as cuBLAS's epilogue applies it. K is
+    padded with zero elements (and unit scales) to whole steps. Shared by the ``dot`` and
+    ``tensorcore`` datapaths; ``who`` prefixes the one-line errors."""
     fx, fw = qx.fmt, qw.fmt
     if not (isinstance(fx, BlockFormat) and isinstance(fw, BlockFormat)):
-        raise ArithforgeError(f"dot: block-scaled steps need both operands in block formats "
+        raise ArithforgeError(f"{who}: block-scaled steps need both operands in block formats "
                               f"(mxfp8_e4m3, mxfp4_e2m1, nvfp4...), not {fx.name} x {fw.name}; "
                               f"quantize both per block")
     if fx.block_size != fw.block_size:
-        raise ArithforgeError(f"dot: both operands need one block size, not {fx.block_size} "
+        raise ArithforgeError(f"{who}: both operands need one block size, not {fx.block_size} "
                               f"and {fw.block_size}")
-    sfx, sfw = _block_scale_format(fx), _block_scale_format(fw)
+    sfx, sfw = _block_scale_format(fx, who), _block_scale_format(fw, who)
     if sfx != sfw:
-        raise ArithforgeError(f"dot: both operands need one scale format, not {fx.scale.name} "
-                              f"and {fw.scale.name}")
+        raise ArithforgeError(f"{who}: both operands need one scale format, not "
+                              f"{fx.scale.name} and {fw.scale.name}")
     block = fx.block_size
-    acc = float_acc(config, "dot")
     try:
         ea = _float_format(fx.element, "activation elements")
         eb = _float_format(fw.element, "weight elements")
-        model = _block_model(ea, eb, acc, config.rounding, config.options, block, sfx)
+        model = build(ea, eb, block, sfx)
     except ValueError as exc:  # FormatError included
-        raise ArithforgeError(f"dot: {' '.join(str(exc).split())}") from None
+        raise ArithforgeError(f"{who}: {' '.join(str(exc).split())}") from None
     xa, xw = qx.codes, qw.codes
     k = np.asarray(xa.element).shape[1]
     kp = -(-k // model.n) * model.n
@@ -604,7 +614,19 @@ def _run_blocks(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
     a, sa = padded(xa)
     b, sb = padded(xw)
     codes = mma.matmul(a, b.T, ea, eb, model=model, block_scale_a=sa, block_scale_b=sb.T)
-    return model.output.decode(codes), f"dot block steps {model.label()}"
+    return model.output.decode(codes), model
+
+
+def _run_blocks(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
+    """Block formats through the unit's block-scaled steps (:func:`block_gemm`; ``n`` one
+    block unless given, one group per block)."""
+    acc = float_acc(config, "dot")
+
+    def build(ea: FloatFormat, eb: FloatFormat, block: int, sf: FloatFormat) -> mma.MMAModel:
+        return _block_model(ea, eb, acc, config.rounding, config.options, block, sf)
+
+    values, model = block_gemm(qx, qw, build, "dot")
+    return values, f"dot block steps {model.label()}"
 
 
 def _run(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:

@@ -7,7 +7,11 @@ frac_bits=13 (H100 fp8) for operands of at most 8 bits, n=16, frac_bits=25 (H100
 otherwise. Option ``model``: a preset of :mod:`arithforge.formats.mma` (``h100-fp8``,
 ``h100-fp8-fastacc``, ``h100-bf16``, ``a100-bf16``, ``v100-fp16``...; :data:`MODELS`) runs
 ``mma.matmul`` instead, what that GPU computes: its steps, promotion and float32 output (``acc``
-and ``rounding`` are then the model's, not the config's).
+and ``rounding`` are then the model's, not the config's). The block-scaled presets
+(``b200-mxf8f6f4``, ``b200-mxf4``, ``b200-nvfp4``) take operands quantized to the block formats
+whose scales they read (``mxfp8_e4m3``/``mxfp8_e5m2``, ``mxfp4_e2m1``..., ``nvfp4``), run through
+the ``dot`` datapath's :func:`~arithforge.datapaths.dot.block_gemm`; the AMD MI300 presets
+(``mi300-bf16``, ``mi300-fp16``, ``mi300-fp8``) take plain float operands.
 
 In a sweep spec, ``[references] tensorcore = ["MODEL[:WEIGHTS[/ACTS]]", ...]`` adds a preset as
 an accuracy-only reference point (:meth:`TensorCore.reference_design`).
@@ -20,10 +24,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._errors import ArithforgeError
-from ..formats import FloatFormat, FormatError, get_format, mma
+from ..formats import BlockFormat, FloatFormat, FormatError, catalog, get_format, mma
 from . import gemm
 from ._common import F64, element, float_acc, int_option
 from .base import Accuracy, Config, Descriptor, Design, Operand, SweepContext
+from .dot import block_gemm
 
 __all__ = ["MODELS", "TensorCore"]
 
@@ -31,6 +36,7 @@ __all__ = ["MODELS", "TensorCore"]
 MAX_STEP = 1024
 #: Presets the ``model`` option takes.
 MODELS = tuple(mma.PRESETS)
+_BLOCK_MODELS = tuple(n for n, m in mma.PRESETS.items() if m.scale_format is not None)
 
 
 def _check_model(options: dict[str, Any]) -> dict[str, Any]:
@@ -57,12 +63,53 @@ def _run_model(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
         model = mma.get_model(str(opts["model"]))
     except FormatError as exc:
         raise ArithforgeError(f"tensorcore {exc}") from None
+    if (model.scale_format is not None or isinstance(qx.fmt, BlockFormat)
+            or isinstance(qw.fmt, BlockFormat)):
+        return _run_block_model(qx, qw, model)
     fx, fw = element(qx, "tensorcore"), element(qw, "tensorcore")
     if not (np.isfinite(qx.values).all() and np.isfinite(qw.values).all()):
         raise ArithforgeError("the tensor-core model needs finite operands; quantize with "
                               "saturation")
     codes = mma.matmul(qx.codes, np.asarray(qw.codes).T, fx, fw, model=model)
     return model.output.decode(codes), f"{model.name}: {model.label()}"
+
+
+def block_formats(model: mma.MMAModel) -> str:
+    """The catalog's block formats whose scales ``model``'s steps take (for messages)."""
+    names = [n for n in catalog.names() if isinstance(f := get_format(n), BlockFormat)
+             and isinstance(f.element, FloatFormat) and model.scale_format is not None
+             and f.block_size == model.block
+             and f.scale.name == _scale_name(model.scale_format)]
+    return ", ".join(names) or "none in the catalog"
+
+
+def _scale_name(sf: FloatFormat) -> str:
+    # NVFP4's UE4M3 scales enter a step as float8_e4m3fn codes with sign 0 (MMAModel).
+    return "float8_ue4m3" if sf.name == "float8_e4m3fn" else sf.name
+
+
+def _run_block_model(qx: Operand, qw: Operand, model: mma.MMAModel) -> tuple[F64, str]:
+    """A block-scaled preset (``b200-mxf8f6f4``, ``b200-mxf4``, ``b200-nvfp4``) on operands
+    quantized to the block formats it takes: the ``dot`` datapath's :func:`block_gemm`."""
+    msf = model.scale_format
+    if msf is None:
+        raise ArithforgeError(f"tensorcore: model {model.name or model.label()} takes element "
+                              f"formats, not block formats ({qx.fmt.name} x {qw.fmt.name}); use "
+                              f"a block-scaled model ({', '.join(_BLOCK_MODELS)})")
+    if not (isinstance(qx.fmt, BlockFormat) and isinstance(qw.fmt, BlockFormat)):
+        raise ArithforgeError(f"tensorcore: model {model.name} takes block-scaled operands "
+                              f"({block_formats(model)}), not {qx.fmt.name} x {qw.fmt.name}; "
+                              f"give --weights and --acts in one of them")
+
+    def build(ea: FloatFormat, eb: FloatFormat, block: int, sf: FloatFormat) -> mma.MMAModel:
+        if block != model.block or sf != msf:
+            raise ValueError(f"model {model.name} takes {_scale_name(msf)} "
+                             f"scales per {model.block} elements ({block_formats(model)}), not "
+                             f"{qx.fmt.name}'s {_scale_name(sf)} per {block}")
+        return model
+
+    values, _ = block_gemm(qx, qw, build, "tensorcore")
+    return values, f"{model.name}: {model.label()}"
 
 
 def _run(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
@@ -88,8 +135,9 @@ class TensorCore(Descriptor):
 
     def parse_reference(self, item: str) -> dict[str, str]:
         """``MODEL`` or ``MODEL:WEIGHTS`` or ``MODEL:WEIGHTS/ACTS``: a preset and float operand
-        formats (default from the preset's name: fp8 -> float8_e4m3fn, bf16 -> bfloat16, fp16
-        -> float16). Raises ``ValueError`` saying what is wrong."""
+        formats (default from the preset's name: fp8 -> float8_e4m3fn, float8_e4m3fnuz for
+        mi300-fp8, bf16 -> bfloat16, fp16 -> float16). Raises ``ValueError`` saying what is
+        wrong."""
         model, _, fmts = item.partition(":")
         model = model.strip()
         if model.lower().endswith(".json"):  # a model file (arithforge probe-gpu writes them)
@@ -104,7 +152,9 @@ class TensorCore(Descriptor):
             w, _, a = fmts.partition("/")
             w, a = w.strip(), (a.strip() or w.strip())
         else:
-            w = a = next((f for tag, f in (("fp8", "float8_e4m3fn"), ("bf16", "bfloat16"),
+            # MI300's fp8 is the fnuz encoding (MMA-Sim mmasim/isa/common.py amd_torch_dtype).
+            w = a = next((f for tag, f in (("mi300-fp8", "float8_e4m3fnuz"),
+                                           ("fp8", "float8_e4m3fn"), ("bf16", "bfloat16"),
                                            ("fp16", "float16")) if tag in model), "")
             if not w:
                 raise ValueError(f"give the operand formats of {model!r}: "

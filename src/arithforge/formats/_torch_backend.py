@@ -633,12 +633,13 @@ def _step_fn(device: torch.device, m: MMAModel, pfrac: int) -> Any:
     from . import mma
 
     consts = mma._step_consts(m, pfrac)
+    fn = mma._plain_step(m)  # the fused step, or a CDNA3 one (MMAModel.step_kind)
     if device.type != "cuda" or not COMPILE_MMA:
-        return functools.partial(mma._mma_step, TORCH, **consts)
-    key = ("mma_step", *consts.values())
+        return functools.partial(fn, TORCH, **consts)
+    key = (fn.__name__, *consts.values())
     if key not in _compiled:
         def step(psign: Tensor, psig: Tensor, pexp: Tensor, c_in: Tensor) -> Tensor:
-            out: Tensor = mma._mma_step(TORCH, psign, psig, pexp, c_in, **consts)
+            out: Tensor = fn(TORCH, psign, psig, pexp, c_in, **consts)
             return out
 
         _compiled[key] = _compile(step)

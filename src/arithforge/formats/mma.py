@@ -94,6 +94,9 @@ K_ORDERS: dict[str, tuple[int, ...] | None] = {
                        + [k for k in range(32) if (k // 2) % 2 == 1]),
 }
 
+#: How one step combines its products and the accumulator (see ``MMAModel.step_kind``).
+STEP_KINDS = ("fused", "cdna3", "cdna3_fp8")
+
 #: What a step whose result exceeds the accumulator's range gives (see ``MMAModel.overflow``).
 OVERFLOWS = ("rounding", "inf")
 #: The NaN code of the output (see ``MMAModel.nan_output``).
@@ -107,6 +110,16 @@ _BF16 = FloatFormat(8, 7)
 #: Float accumulators a step rounds into (their exponent ranges).
 _ACC_FORMATS = (_F32, _F16, _BF16)
 _NO_TERM = -(1 << 40)  # alignment exponent of an absent (zero) term
+# CDNA3 steps (MMA-Sim mmasim/simulator/arithmetic.py, commit c785138): the product sum is
+# floored to 31 fraction bits (L275, L283) and the accumulator to 24 (L277, L284) at the step's
+# exponent; in fp8 steps an accumulator more than 25 binades below it is dropped (L276-279); a
+# zero has exponent -126 in every format (L93-94); a product of 2**128 or more is infinite
+# (L244-247).
+_CDNA3_SUM_BITS = 31
+_CDNA3_ACC_BITS = 24
+_CDNA3_FP8_DROP = 25
+_CDNA3_ZERO_EXP = -126
+_CDNA3_PRODUCT_INF = 128
 # Special operands enter the steps as significand 1 with these exponents (finite exponents stay
 # within +-2**11): an infinity at 2**36, a NaN at 2**38. A product's exponent is the sum, so a
 # product at or above _SPECIAL is special: NaN when at or above _NAN_PRODUCT (a NaN operand) or
@@ -234,6 +247,23 @@ class MMAModel:
     lmul_offset : int or None
         L-Mul's ``l`` (``None``: the paper's ``l(m)``,
         :func:`~arithforge.formats.ops.lmul_offset_bits`).
+    step_kind : {"fused", "cdna3", "cdna3_fp8"}
+        ``"fused"``: the step above (NVIDIA). ``"cdna3"``: AMD CDNA3 (MI300) MFMA as MMA-Sim
+        models it (:func:`_cdna3_step`): the ``n`` products alone are aligned to their largest
+        exponent ``E_p`` and cut toward zero to ``frac_bits`` bits (the accumulator not among
+        them); the product sum and the float32 accumulator are then aligned to ``E =
+        max(E_p, E_c)`` and cut toward minus infinity, the sum to 31 fraction bits and the
+        accumulator to 24, and their exact sum is rounded to nearest even to float32. A zero
+        operand has exponent -126 (float32's ``emin``) whatever its format, and a zero product
+        takes part in ``E_p`` with the sum of its operands' exponents; a product of magnitude
+        at least ``2**128`` makes the result infinite (NaN with both signs).
+        ``"cdna3_fp8"``: the same with the products split by the parity of their lane (even and
+        odd k): each half is aligned and cut toward zero to ``frac_bits`` at its own largest
+        exponent, the two half sums are cut toward minus infinity to ``frac_bits`` at the
+        larger of the two, and an accumulator more than 25 binades below ``E`` is dropped.
+        Both need ``alignment="sum"``, ``term_rounding="rtz"``, a float32 accumulator rounded
+        to nearest even (``acc_frac_bits=23``), no groups, scales, promotion, split-K,
+        approximate normalizer or Kulisch register.
     shape_splits : tuple of (output, M, N, K, split, split_tile)
         The library's split-K per call shape, as measured (``arithforge.formats.mma_probe``):
         :func:`matmul` on an ``M x K`` by ``K x N`` product uses the ``split``, ``split_tile``
@@ -283,6 +313,7 @@ class MMAModel:
     shape_splits: tuple[tuple[str, int, int, int, int, int], ...] = ()
     product: str = "exact"
     lmul_offset: int | None = None
+    step_kind: str = "fused"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -349,6 +380,7 @@ class MMAModel:
         if self.kulisch is not None:  # (the presets, built above that function, have none)
             _check_kulisch_model(self)
         _check_product(self)
+        _check_step_kind(self)
 
     def label(self) -> str:
         """Short description of the parameters (``n=32 F=13 acc=float32:13rtz promote=128``)."""
@@ -380,6 +412,8 @@ class MMAModel:
             s += f" product={self.product}"
             if self.lmul_offset is not None:
                 s += f":{self.lmul_offset}"
+        if self.step_kind != "fused":
+            s += f" step={self.step_kind}"
         return s
 
     @property
@@ -406,7 +440,8 @@ def _check_product(m: MMAModel) -> None:
     if m.product == "lmul":
         bad = [why for why, on in (("groups or block scales", m.blocked),
                                    ("a Kulisch register", m.kulisch is not None),
-                                   (f"alignment {m.alignment}", m.alignment != "sum")) if on]
+                                   (f"alignment {m.alignment}", m.alignment != "sum"),
+                                   (f"step_kind {m.step_kind}", m.step_kind != "fused")) if on]
         if bad:
             raise FormatError(f"L-Mul products (product='lmul') enter plain steps with "
                               f"alignment 'sum', not {bad[0]}")
@@ -484,6 +519,33 @@ def _check_blocks(m: MMAModel) -> None:
                           f"scales, not {m.frac_bits!r}")
 
 
+def _check_step_kind(m: MMAModel) -> None:
+    """Refuse what the CDNA3 step kinds cannot express (``MMAModel.step_kind``)."""
+    if m.step_kind not in STEP_KINDS:
+        raise FormatError(f"step_kind must be one of {', '.join(STEP_KINDS)}, not "
+                          f"{m.step_kind!r}")
+    if m.step_kind == "fused":
+        return
+    if (m.alignment != "sum" or m.term_rounding is not Rounding.RTZ or m.acc_format != _F32
+            or m.acc_frac_bits != 23 or m.acc_rounding is not Rounding.RNE):
+        raise FormatError(f"step_kind {m.step_kind} needs alignment sum, term_rounding rtz and "
+                          f"a float32 accumulator rounded to nearest even (acc_frac_bits 23)")
+    given = [what for what, on in (("group", m.group > 1), ("block", m.block is not None),
+                                   ("promote", m.promote is not None), ("split", m.split > 1),
+                                   ("shape_splits", bool(m.shape_splits)),
+                                   ("k_order", m.k_order != "natural"),
+                                   ("normalization", m.normalization is not None),
+                                   ("kulisch", m.kulisch is not None)) if on]
+    if given:
+        raise FormatError(f"step_kind {m.step_kind} is modelled without {given[0]}")
+    if m.frac_bits > _CDNA3_SUM_BITS:
+        raise FormatError(f"frac_bits must be at most {_CDNA3_SUM_BITS} with step_kind "
+                          f"{m.step_kind}, not {m.frac_bits!r}")
+    if m.step_kind == "cdna3_fp8" and m.n % 2:
+        raise FormatError(f"step_kind cdna3_fp8 splits a step into even and odd lanes: n must "
+                          f"be even, not {m.n!r}")
+
+
 def _group_term_bits(m: MMAModel) -> int:
     """Bits of the signed sum of a step's cut terms above ``frac_bits``: a group term is below
     ``g * 4 * 2**F`` (times 4 for scales with a significand), rounded up by one unit at most;
@@ -552,6 +614,15 @@ _B200 = ("published (MMA-Sim arXiv 2511.10909, Blackwell B200 sm_100a), not meas
 #: MMA-Sim's Blackwell special values: a NaN result is 0x7fffffff, an infinite sum infinity.
 _B200_SPECIALS: dict[str, Any] = {"overflow": "inf", "nan_output": "ones"}
 
+#: Ref: MMA-Sim (arXiv 2511.10909) code, github.com/microsoft/MMA-Sim at commit c785138
+#:      (2026-01-29): mmasim/simulator/amd.py (class mfma), mmasim/simulator/arithmetic.py
+#:      (fused_sum, amd_fused_dot_rd_add), mmasim/isa/common.py (amd_torch_dtype); validated
+#:      there on an AMD MI300 (CDNA3). Line numbers below are of that commit.
+_MI300 = "published (MMA-Sim arXiv 2511.10909, AMD CDNA3 MI300), not measured by us"
+#: CDNA3 steps: a float32 accumulator, each step rounded to nearest even (a product sum
+#: beyond float32's range gives infinity: torch's float64 -> float32 conversion, amd.py L97).
+_MI300_ACC: dict[str, Any] = {"acc_rounding": Rounding.RNE}
+
 #: Named models. ``h100-*`` are fitted bit for bit to our H100 recordings; the others follow
 #: published measurements.
 PRESETS: dict[str, MMAModel] = {m.name: m for m in (
@@ -608,6 +679,25 @@ PRESETS: dict[str, MMAModel] = {m.name: m for m in (
             "codes, sign 0) per group of 16; F=35; same group-alignment approximation",
             n=64, frac_bits=35, group=16, block=16, scale_format="float8_e4m3fn",
             **_B200_SPECIALS),
+    _preset("mi300-bf16", _MI300 + ": v_mfma_f32_32x32x8_bf16 / 16x16x16_bf16 (CDNA3). "
+            "n=8: steps of min(8, K) products (simulator/amd.py L39-43; the 4x4x4_16b, "
+            "16x16x4_4b and 32x32x4_2b variants have K=4: n=4); products cut toward zero to "
+            "F=24 bits at their own largest exponent (amd.py L94 n_fractional_bits=24, "
+            "arithmetic.py L115-129 fused_sum); sum floored to 31 and float32 accumulator to 24 "
+            "fraction bits at the larger exponent (arithmetic.py L281-284); result RNE to "
+            "float32 (amd.py L97); a product >= 2**128 gives inf (arithmetic.py L243-259). "
+            "NaN code: not published (arithmetic.py L236 TODO)", n=8, frac_bits=24,
+            step_kind="cdna3", **_MI300_ACC),
+    _preset("mi300-fp16", _MI300 + ": v_mfma_f32_32x32x8_f16 / 16x16x16_f16 (CDNA3); same "
+            "step as mi300-bf16 (simulator/amd.py L30-34)", n=8, frac_bits=24,
+            step_kind="cdna3", **_MI300_ACC),
+    _preset("mi300-fp8", _MI300 + ": v_mfma_f32_16x16x32 / 32x32x16 _fp8/_bf8 (CDNA3; fp8 "
+            "is float8_e4m3fnuz, bf8 float8_e5m2fnuz: isa/common.py L148-156). n=16 "
+            "(simulator/amd.py L48-51); even and odd lanes each cut toward zero to F=24 at "
+            "their own largest exponent, the two half sums floored to 24 bits at the larger, "
+            "then as mi300-bf16 except that an accumulator more than 25 binades below is "
+            "dropped (arithmetic.py L261-279; is_fp8 amd.py L95)", n=16, frac_bits=24,
+            step_kind="cdna3_fp8", **_MI300_ACC),
     _preset("a100-bf16", _PUB + ": A100 mma, bf16", n=8, frac_bits=24),
     _preset("a100-fp16", _PUB + ": A100 mma, fp16", n=8, frac_bits=24),
     _preset("v100-fp16", _PUB + ": V100 HMMA, fp16", n=4, frac_bits=23),
@@ -777,7 +867,9 @@ def _round_scaled(s: Any, scale_exp: Any, *, p: int, emin: int, emax: int,
 
 def _step_consts(m: MMAModel, pfrac: int) -> dict[str, Any]:
     """The facts of model ``m`` one step needs, as plain constants (a compiler specialises on
-    them)."""
+    them); :func:`_plain_step` takes them."""
+    if m.step_kind != "fused":
+        return {"pfrac": pfrac, "f": m.frac_bits, "fp8": m.step_kind == "cdna3_fp8"}
     return {
         "pfrac": pfrac, "f": m.frac_bits, "term": m.term_rounding,
         "normalized": m.alignment == "normalized", "p": m.acc_frac_bits + 1,
@@ -818,6 +910,67 @@ def _mma_step(xp: Any, psign: Any, psig: Any, pexp: Any, c_in: Any, *, pfrac: in
     floor = None if window is None else big - window
     res = _round_scaled(total, big - f, p=p, emin=emin, emax=emax, rounding=acc_rounding, xp=xp,
                         floor=floor, overflow_inf=overflow_inf)
+    return _special_result(xp, psign, psig, pexp, c_in, res)
+
+
+def _plain_step(m: MMAModel) -> Callable[..., Any]:
+    """The step function of a model without groups or scales: :func:`_mma_step` or, for the
+    CDNA3 kinds, :func:`_cdna3_step` (both take :func:`_step_consts`)."""
+    return _mma_step if m.step_kind == "fused" else _cdna3_step
+
+
+def _floor_shift(v: Any, shift: Any, xp: Any) -> Any:
+    """Signed int64 ``v`` times ``2**shift``, cut toward minus infinity."""
+    neg = v < 0
+    mag = _align(xp.abs(v), shift, Rounding.RDN, neg, xp)
+    return xp.where(neg, -mag, mag)
+
+
+def _cdna3_step(xp: Any, psign: Any, psig: Any, pexp: Any, c_in: Any, *, pfrac: int, f: int,
+                fp8: bool) -> Any:
+    """One CDNA3 MFMA step (``MMAModel.step_kind`` ``"cdna3"``, or ``"cdna3_fp8"`` with
+    ``fp8``) over the last axis of products ``(B, n)`` plus float32 accumulator values ``c_in
+    (B,)``; returns the float32 result values (float64).
+
+    Ref: MMA-Sim, mmasim/simulator/arithmetic.py ``amd_fused_dot_rd_add`` and ``fused_sum``
+    (commit c785138). Products carry the exponent sum of their operands, zeros included
+    (:func:`_unpack_operand` gives zero operands exponent -126)."""
+    special = pexp >= _SPECIAL
+    top = pexp - pfrac + _core.bit_length(psig, xp) - 1
+    over = ~special & (psig != 0) & (top >= _CDNA3_PRODUCT_INF)
+    live = ~special & ~over
+
+    def fused(sign: Any, sig: Any, exp: Any, ok: Any) -> tuple[Any, Any]:
+        # The terms cut toward zero to f bits at the largest exponent (zero products count).
+        e = xp.amax(xp.where(ok, exp, _NO_TERM), -1)
+        t = xp.where(ok, _align(sig, exp - pfrac + f - e[:, None], Rounding.RTZ, sign, xp), 0)
+        return xp.sum(xp.where(sign, -t, t), -1), e
+
+    if fp8:
+        s0, e0 = fused(psign[:, 0::2], psig[:, 0::2], pexp[:, 0::2], live[:, 0::2])
+        s1, e1 = fused(psign[:, 1::2], psig[:, 1::2], pexp[:, 1::2], live[:, 1::2])
+        e_p = xp.maximum(e0, e1)
+        total_p = _floor_shift(s0, e0 - e_p, xp) + _floor_shift(s1, e1 - e_p, xp)
+    else:
+        total_p, e_p = fused(psign, psig, pexp, live)
+    c_inf = ~xp.isfinite(c_in)
+    c = xp.where(c_inf, 0.0, c_in)
+    _, cneg, csig, cexp = _core.unpack_float(_F32, xp.f32_bits(c), xp=xp)
+    cexp = xp.where(csig != 0, cexp + 23, _CDNA3_ZERO_EXP)
+    e = xp.maximum(e_p, cexp)
+    # The product sum (a multiple of 2**(e_p - f)) and the accumulator, floored at 2**(e - 31)
+    # and 2**(e - 24); their sum is exact at 2**(e - 31).
+    t_p = _floor_shift(total_p, _CDNA3_SUM_BITS - f + e_p - e, xp)
+    t_c = _floor_shift(xp.where(cneg, -csig, csig), _CDNA3_ACC_BITS - 23 + cexp - e, xp)
+    if fp8:
+        t_c = xp.where(cexp >= e - _CDNA3_FP8_DROP, t_c, 0)
+    total = t_p + (t_c << (_CDNA3_SUM_BITS - _CDNA3_ACC_BITS))
+    res = _round_scaled(total, e - _CDNA3_SUM_BITS, p=24, emin=_F32.emin, emax=_F32.emax,
+                        rounding=Rounding.RNE, xp=xp)
+    pos = xp.sum(xp.astype(over & ~psign, xp.int64), -1) > 0
+    neg = xp.sum(xp.astype(over & psign, xp.int64), -1) > 0
+    res = xp.where(pos, float("inf"), xp.where(neg, -float("inf"), res))
+    res = xp.where(pos & neg, float("nan"), res)
     return _special_result(xp, psign, psig, pexp, c_in, res)
 
 
@@ -915,7 +1068,7 @@ def _step_fn(m: MMAModel, pfrac: int, xp: Any = NP) -> Step:
     consts = _step_consts(m, pfrac)
     if m.blocked:
         return functools.partial(_mma_group_step, xp, group=m.group, **consts)
-    return functools.partial(_mma_step, xp, **consts)
+    return functools.partial(_plain_step(m), xp, **consts)
 
 
 def _scale_codes(codes: Any, m: MMAModel, shape: tuple[int, ...], what: str
@@ -997,10 +1150,15 @@ def _accumulate(xp: Any, ps: Any, pg: Any, pe: Any, c: Any, m: MMAModel, step: S
     k = pg.shape[-1]
     unit = int(np.lcm(m.n, m.promote)) if m.promote else m.n
 
+    # Padding lanes are products of two zeros: exponent 0 in the fused step (no term), twice
+    # a zero's exponent in the CDNA3 steps, where zero products set the step's exponent too.
+    zexp = 0 if m.step_kind == "fused" else 2 * _CDNA3_ZERO_EXP
+
     def padded(lo: int, hi: int, c0: Any) -> Any:
         extra = -(hi - lo) % unit
-        arrs = [xp.pad_last(x[:, lo:hi], extra) for x in (ps, pg, pe)]
-        return _promoted(xp, arrs[0], arrs[1], arrs[2], c0, m, step)
+        sg, gg = (xp.pad_last(x[:, lo:hi], extra) for x in (ps, pg))
+        eg = xp.pad_last(pe[:, lo:hi] - zexp, extra) + zexp
+        return _promoted(xp, sg, gg, eg, c0, m, step)
 
     if m.split == 1:
         return padded(0, k, c)
@@ -1041,6 +1199,8 @@ def _unpack_operand(codes: Any, fmt: FloatFormat, m: MMAModel, what: str, xp: An
         exp = xp.where(inf, _INF_EXP, xp.where(nan, _NAN_EXP, exp))
     if m.alignment == "sum_fp16":
         sig, exp = _widen(sig, exp, fmt, _F16.emin, xp)
+    if m.step_kind != "fused":  # MMA-Sim's exponent of a zero (every format)
+        exp = xp.where(sig == 0, _CDNA3_ZERO_EXP, exp)
     return neg, sig, exp
 
 
@@ -1352,7 +1512,7 @@ def step(
     else:
         if block_scale_a is not None or block_scale_b is not None:
             raise FormatError("block scale codes given to a model without scale_format")
-        res = _mma_step(NP, ps, pg, pe, acc, **_step_consts(m, pfrac))
+        res = _plain_step(m)(NP, ps, pg, pe, acc, **_step_consts(m, pfrac))
     out: npt.NDArray[Any] = m.acc_format.encode(res, Rounding.RNE)  # exact: res is on its grid
     return out.reshape(shape)
 
