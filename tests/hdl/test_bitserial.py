@@ -171,3 +171,25 @@ def test_structure_is_costed(serial: str) -> None:
     assert est.area_um2 > 0
     kinds = {c.kind for c in est.components}
     assert {"shifter", "adder", "register", "lut", "multiplier", "lzc"} <= kinds
+
+
+@pytest.mark.parametrize("saturation", [pytest.param("SatFinite", marks=pytest.mark.slow),
+                                        "SatPropagate"])
+def test_p3109_saturation_modes(saturation, rng) -> None:
+    """The accumulation's overflow mode reaches the shared rescale FMA: a float16 accumulator
+    fed corner operands (huge scales, infinite c) differs from OvfInf, and the hardware follows
+    the reference transaction by transaction."""
+    dp = BitSerialPE(group=2, groups=2, acc="float16", saturation=saturation)
+    assert dp.describe()["saturation"] == saturation
+    ops = dp.test_cases(rng, "corner", 400)
+    base = BitSerialPE(group=2, groups=2, acc="float16").reference(**ops)
+    want = dp.reference(**ops)
+    assert (want != base).any()
+    pick = np.flatnonzero(want != base)[:3]
+    sub = {k: np.asarray(v)[pick] for k, v in ops.items()}
+    rows = _rows(dp, sub)
+    ii, lat = dp.initiation_interval, dp.latency
+    starts = [2 + k * ii for k in range(len(rows))]
+    out = _simulate(dp, rows, starts, starts[-1] + lat + 2)
+    for k, s in enumerate(starts):
+        assert out[s + lat] == (1, int(want[pick[k]])), k

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from .._errors import ArithforgeError
-from ..formats import FloatFormat, FormatError, Rounding, bitmod, get_format
+from ..formats import FloatFormat, FormatError, Rounding, Saturation, bitmod, get_format
 from ._common import F64, float_acc, int_option, kinds
 from .base import (
     AcceptanceCheck,
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BitSerial", "BitSerialUnit", "RescaleUnit", "pack_fields", "unpack_fields"]
 
-ROUNDINGS = "|".join(r.value for r in Rounding if r is not Rounding.STOCHASTIC)
+ROUNDINGS = "|".join(r.value for r in Rounding if not r.stochastic)
 #: Most lanes per group the descriptor takes (reference, vectors, structure and cost), as a
 #: sweep spec allows them.
 MAX_GROUP = 1024
@@ -70,6 +70,8 @@ PARAMS: dict[str, Param] = {
     "acc": Param("format", "float32", "accumulator format (c and the result)"),
     "rounding": Param(f"choice:{ROUNDINGS}", "rne", "rounding of each accumulation"),
     "serial": Param("choice:term|bit", "term", "one term per cycle, or one bit (digit)"),
+    "saturation": Param("choice:SatFinite|SatPropagate|OvfInf", "OvfInf",
+                        "overflow mode of each accumulation, by its IEEE P3109 name"),
 }
 
 #: BitMoD bit-serial PE configurations of the acceptance sweep (tests/sim/test_bitserial.py runs
@@ -191,9 +193,9 @@ class RescaleUnit(FMAUnit):
     may be wider than the FMA generator's 32-bit limit: its products still fit the emulator)."""
 
     def __init__(self, fmt_p: FloatFormat, fmt_s: FloatFormat, fmt_acc: FloatFormat,
-                 rounding: Rounding) -> None:
+                 rounding: Rounding, saturation: Saturation | str = Saturation.OVF_INF) -> None:
         self._setup({"a": fmt_p, "b": fmt_s, "c": fmt_acc}, fmt_acc, rounding, 0, False, True,
-                    "exact", 8)
+                    "exact", 8, str(saturation))
 
 
 class BitSerialUnit(Unit):
@@ -243,9 +245,9 @@ class BitSerialUnit(Unit):
     def __init__(self, acts: str = "float16", family: Any = "bitmod4", *, group: int = 8,
                  groups: int = 2, align_bits: int = 8, scale: Any = "float16",
                  acc: Any = "float32", rounding: Rounding | str = Rounding.RNE,
-                 serial: str = "term") -> None:
+                 serial: str = "term", saturation: str = "OvfInf") -> None:
         self._cfg = bitmod.PEConfig(acts, family, group, groups, align_bits, scale, acc,
-                                    rounding, serial)
+                                    rounding, serial, saturation)
         self._ready()
 
     # -- facts ------------------------------------------------------------------------------------
@@ -456,7 +458,7 @@ class BitSerialUnit(Unit):
         pnorm = gr.node("p_normalize", "shifter", wp, plzc, pabs,
                         shift_bits=max(1, wp.bit_length()))
         pexp = gr.node("p_exp", "adder", cfg.partial_format.exp_bits, plzc, inputs=2)
-        fma = RescaleUnit(cfg.partial_format, fs, facc, cfg.mode).structure()
+        fma = RescaleUnit(cfg.partial_format, fs, facc, cfg.mode, cfg.saturation).structure()
         mapping = {n: f"rescale_{n}" for n in fma.nodes}
         fma = nx.relabel_nodes(fma, mapping)
         gr.g.add_nodes_from(fma.nodes(data=True))

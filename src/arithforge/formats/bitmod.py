@@ -72,7 +72,7 @@ from . import _core, ops
 from ._errors import FormatError
 from .catalog import get_format
 from .descriptors import FloatFormat, Format, IntFormat, Specials
-from .rounding import Rounding, as_rounding
+from .rounding import Rounding, Saturation, as_rounding, as_saturation
 
 __all__ = ["FAMILIES", "SERIAL_MODES", "WEIGHT_TYPES", "PEConfig", "WeightType", "accumulate",
            "aligned_activations", "dequantize_groups", "get_family", "partial_sum_steps",
@@ -281,6 +281,9 @@ class PEConfig:
         Rounding of each per-group accumulation (not stochastic).
     serial : str
         ``"term"`` (one power-of-two term per cycle) or ``"bit"`` (one digit per cycle).
+    saturation : Saturation or str
+        Overflow mode of each per-group accumulation (IEEE P3109's SatFinite, SatPropagate,
+        OvfInf; default OvfInf, what the PE did before it was a parameter).
     """
 
     acts: Format | str = "float16"
@@ -292,6 +295,7 @@ class PEConfig:
     acc: FloatFormat | str = "float32"
     rounding: Rounding | str = Rounding.RNE
     serial: str = "term"
+    saturation: Saturation | str = Saturation.OVF_INF
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -315,10 +319,11 @@ class PEConfig:
                                   f"{getattr(f, 'name', f)!r}")
             set_(self, key, f)
         mode = as_rounding(self.rounding)
-        if mode is Rounding.STOCHASTIC:
+        if mode.stochastic:
             raise ValueError("rounding must be deterministic (rne, rna, rtz, rup, rdn, rto), "
                              "not 'stochastic'")
         set_(self, "rounding", mode)
+        set_(self, "saturation", as_saturation(self.saturation))
         if self.serial not in SERIAL_MODES:
             raise ValueError(f"serial must be one of {', '.join(SERIAL_MODES)}, not "
                              f"{self.serial!r}")
@@ -452,6 +457,7 @@ class PEConfig:
                 "groups": self.groups, "length": self.length, "align_bits": self.align_bits,
                 "scale": self.scale_format.name, "acc": self.acc_format.name,
                 "rounding": str(self.mode), "serial": self.serial,
+                "saturation": str(self.saturation),
                 "cycles_per_weight": self.cycles_per_weight,
                 "initiation_interval": self.initiation_interval, "latency": self.latency,
                 "partial_bits": self.partial_bits, "partial_format": self.partial_format.name}
@@ -545,7 +551,7 @@ def accumulate(p: npt.ArrayLike, lsb: npt.ArrayLike, scale: npt.ArrayLike, c: np
     for g in range(cfg.groups):
         pc = _core.round_float(fp, p[..., g] < 0, np.abs(p[..., g]), lsb[..., g], Rounding.RNE)
         acc = ops.fma(pc, scale[..., g], acc, fp, cfg.scale_format, cfg.acc_format,
-                      cfg.acc_format, cfg.mode)
+                      cfg.acc_format, cfg.mode, saturate=cfg.saturation)
     return np.asarray(acc).reshape(lead)
 
 

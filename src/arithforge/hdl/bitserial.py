@@ -227,7 +227,7 @@ class BitSerialPE(BitSerialUnit, Datapath):
         m.d.comb += pcode.eq(Mux(lzc.zero, 0, Cat(norm[:wp - 1], field_p, pneg)))
 
         # Rescale and accumulate: the FMA datapath, one rounding per group.
-        m.submodules.rescale = fma = _Rescale(fp, fs, facc, cfg.mode)
+        m.submodules.rescale = fma = _Rescale(fp, fs, facc, cfg.mode, cfg.saturation)
         acc = Signal(facc.bits, name="acc", reset_less=True)
         result = Signal(facc.bits, name="result", reset_less=True)
         o_valid = Signal(name="o_valid")
