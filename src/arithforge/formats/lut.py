@@ -56,7 +56,7 @@ from . import _core, ops
 from ._errors import FormatError
 from .catalog import get_format
 from .descriptors import FloatFormat, Format, IntFormat
-from .rounding import Rounding
+from .rounding import Rounding, Saturation, as_saturation
 
 __all__ = ["LUTConfig", "weight_values", "precompute", "lookup_index", "lut_tile", "term_format"]
 
@@ -101,6 +101,10 @@ class LUTConfig:
         Ternary weights through the offset step (needs ``weight_bits == 2``).
     symmetric : bool
         Table symmetrization: 2**(K-1) stored entries per table instead of 2**K.
+    saturation : Saturation or str
+        Overflow mode of each float accumulation (IEEE P3109's SatFinite, SatPropagate, OvfInf;
+        default OvfInf). Integer accumulators wrap and take OvfInf only; the tables (entry
+        sums) are built without saturation.
     """
 
     weight_bits: int
@@ -110,10 +114,12 @@ class LUTConfig:
     ternary: bool = False
     symmetric: bool = True
     signed: bool = False
+    saturation: Saturation = Saturation.OVF_INF
 
     def __init__(self, weight_bits: int, entry: Format | str, acc: Format | str, *,
                  group: int = 4, ternary: bool = False, symmetric: bool = True,
-                 signed: bool = False) -> None:
+                 signed: bool = False, saturation: Saturation | str = Saturation.OVF_INF
+                 ) -> None:
         for value, what in ((weight_bits, "weight_bits"), (group, "group")):
             if isinstance(value, bool):
                 raise TypeError(f"{what} must be an integer, not {value!r}")
@@ -161,6 +167,11 @@ class LUTConfig:
         object.__setattr__(self, "ternary", bool(ternary))
         object.__setattr__(self, "symmetric", bool(symmetric))
         object.__setattr__(self, "signed", bool(signed))
+        sat = as_saturation(saturation)
+        if isinstance(fa, IntFormat) and sat is not Saturation.OVF_INF:
+            raise ValueError(f"an integer accumulator wraps: saturation must be OvfInf, "
+                             f"not {str(sat)!r}")
+        object.__setattr__(self, "saturation", sat)
 
     @staticmethod
     def _int_term_bits(fe: IntFormat, b: int, k: int) -> int:
@@ -171,7 +182,9 @@ class LUTConfig:
     def __repr__(self) -> str:
         return (f"LUTConfig({self.weight_bits}, {self.entry.name!r}, {self.acc.name!r}, "
                 f"group={self.group}, ternary={self.ternary}, symmetric={self.symmetric}"
-                + (", signed=True)" if self.signed else ")"))
+                + (", signed=True" if self.signed else "")
+                + (f", saturation={str(self.saturation)!r})"
+                   if self.saturation is not Saturation.OVF_INF else ")"))
 
     # -- derived facts --------------------------------------------------------------------------
     @property
@@ -400,7 +413,8 @@ def lut_tile(a: npt.ArrayLike, w: npt.ArrayLike, c: npt.ArrayLike, config: LUTCo
             entries = np.take_along_axis(tab, idx[..., None], axis=-1)[..., 0]
             if negate:
                 entries = _neg(entries, fe)
-            acc = ops.add(_shifted_terms(entries, fe, i), acc, wide, fa, fa)
+            acc = ops.add(_shifted_terms(entries, fe, i), acc, wide, fa, fa,
+                          saturate=config.saturation)
         return acc
     fa = config.acc
     assert isinstance(fa, IntFormat)
