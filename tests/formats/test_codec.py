@@ -210,8 +210,11 @@ def oracle_encode(
     up = up & ~exact
     mag = grid.codes[i + up.astype(np.int64)]
     over = (mag == OVER) | beyond
-    # Overflow: saturate to max, or what the direction asks for (inf, or NaN/max without inf).
-    if saturate or rounding in (Rounding.RTZ, Rounding.RTO):
+    # Overflow: saturate to max, or what the direction asks for (inf, or NaN/max without inf);
+    # ToOdd in the P3109 layouts overflows like the nearest modes (P3109 interim report §4.9.4).
+    if rounding is Rounding.RTO and fmt.p3109_layout and not saturate:
+        over_inf = np.ones_like(over)
+    elif saturate or rounding in (Rounding.RTZ, Rounding.RTO):
         over_inf = np.zeros_like(over)
     elif rounding is Rounding.RUP:
         over_inf = ~neg
@@ -854,11 +857,13 @@ def test_fixed_nan_is_an_error() -> None:
 
 def test_bad_rounding_name_suggests_the_closest() -> None:
     fmt = get_format("float8_e4m3fn")
-    msg = ("rounding must be one of rne, rna, rtz, rup, rdn, rto, stochastic, not 'rnx' "
+    msg = ("rounding must be one of rne, rna, rtz, rup, rdn, rto, stochastic, stochastic_b, "
+           "stochastic_c, not 'rnx' "
            "(did you mean 'rne' or 'rna'?)")
     with pytest.raises(FormatError, match=re.escape(msg)):
         fmt.encode([1.0], "rnx")
-    msg = "rounding must be one of rne, rna, rtz, rup, rdn, rto, stochastic, not 'nearest'"
+    msg = ("rounding must be one of rne, rna, rtz, rup, rdn, rto, stochastic, stochastic_b, "
+           "stochastic_c, not 'nearest'")
     with pytest.raises(FormatError, match=re.escape(msg) + "$"):
         fmt.encode([1.0], "nearest")
     assert fmt.encode([1.0], "RNE").tolist() == fmt.encode([1.0], Rounding.RNE).tolist()
