@@ -175,8 +175,11 @@ def mag_code(fmt: FloatFormat, v: F64) -> npt.NDArray[np.int64]:
 
 # -- shared: overflow, classes and signs to codes ------------------------------------------------
 
-def _overflow_to_inf(rounding: Rounding, neg: B, saturate: bool) -> B:
-    """Whether an overflow goes to the infinite value (inf, or NaN without inf) per the table."""
+def _overflow_to_inf(rounding: Rounding, neg: B, saturate: bool, p3109: bool = False) -> B:
+    """Whether an overflow goes to the infinite value (inf, or NaN without inf) per the table;
+    ToOdd overflows like the nearest modes in the P3109 layouts (interim report §4.9.4)."""
+    if rounding is Rounding.RTO and p3109 and not saturate:
+        return np.ones_like(neg)
     if saturate or rounding in (Rounding.RTZ, Rounding.RTO):
         return np.zeros_like(neg)
     if rounding is Rounding.RUP:
@@ -191,7 +194,7 @@ def _assemble(
     rounding: Rounding, saturate: bool,
 ) -> npt.NDArray[np.uint64]:
     """Codes from result classes, signs, rounded magnitude codes and overflow flags."""
-    to_inf = _overflow_to_inf(rounding, neg, saturate)
+    to_inf = _overflow_to_inf(rounding, neg, saturate, fmt.p3109_layout)
     finite = kind == FINITE
     inf_like = (kind == INF) & (not saturate) | (finite & over & to_inf)
     mag = np.where(finite & over & ~to_inf, fmt.max_mag, mag)
@@ -567,6 +570,7 @@ def round_scalar(
     if v > Fraction(fmt.max_finite):
         to_inf = not saturate and (
             rounding in (Rounding.RNE, Rounding.RNA, Rounding.STOCHASTIC)
+            or (rounding is Rounding.RTO and fmt.p3109_layout)
             or (rounding is Rounding.RUP and not neg) or (rounding is Rounding.RDN and neg)
         )
         return infinite(neg) if to_inf else fmt.max_mag | (sign_bit if neg else 0)

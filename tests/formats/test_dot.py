@@ -29,7 +29,7 @@ from . import oracle
 E4M3, E5M2 = get_format("float8_e4m3fn"), get_format("float8_e5m2")
 BF16, F16, F32 = get_format("bfloat16"), get_format("float16"), get_format("float32")
 
-DETERMINISTIC = [r for r in Rounding if r is not Rounding.STOCHASTIC]
+DETERMINISTIC = [r for r in Rounding if not r.stochastic]
 
 Codes = npt.NDArray[Any]
 

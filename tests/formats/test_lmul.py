@@ -37,7 +37,7 @@ EIGHT_BIT = [get_format(n) for n in ("float8_e4m3fn", "float8_e4m3", "float8_e5m
 # The constants the docs give (docs/formats.md, L-Mul).
 DOCUMENTED_C = {"float8_e4m3fn": 0x37, "float8_e4m3": 0x37, "float8_e5m2": 0x3B, "bfloat16": 0x3F78}
 
-DETERMINISTIC = [r for r in Rounding if r is not Rounding.STOCHASTIC]
+DETERMINISTIC = [r for r in Rounding if not r.stochastic]
 
 
 def _ids(f: object) -> str:

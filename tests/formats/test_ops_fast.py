@@ -24,7 +24,7 @@ from arithforge.formats import FloatFormat, FormatError, Rounding, get_format, n
 
 SMALL = [f for f in map(get_format, names())
          if isinstance(f, FloatFormat) and f.bits <= 8 and f.signed and f.zero]
-DETERMINISTIC = [r for r in Rounding if r is not Rounding.STOCHASTIC]
+DETERMINISTIC = [r for r in Rounding if not r.stochastic]
 E4M3, E5M2, BF16 = get_format("float8_e4m3fn"), get_format("float8_e5m2"), get_format("bfloat16")
 
 

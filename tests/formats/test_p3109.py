@@ -13,6 +13,7 @@ import pytest
 
 from arithforge.formats import FloatFormat, FormatError, get_format, ops
 from arithforge.formats.p3109 import SATURATIONS, encode, p3109_format, p3109_name
+from arithforge.formats.rounding import P3109_NAMES, as_rounding
 
 from . import oracle
 from .oracle import Rounding
@@ -130,21 +131,82 @@ def test_encode_matches_gfloat(kpse: Kpse, mode: Rounding, sat: str,
     assert not bad, bad[:8]
 
 
+#: The report's stochastic variants (§4.9.3) and gfloat's names for the same inequalities.
+STOCHASTIC = {"StochasticA": RoundMode.StochasticFastest, "StochasticB": RoundMode.StochasticFast,
+              "StochasticC": RoundMode.Stochastic}
+
+
 @pytest.mark.parametrize("kpse", [(8, 3, True, True), (8, 4, True, False), (8, 1, True, True),
                                   (8, 4, False, True)], ids=_id)
 @pytest.mark.parametrize("sat", SATURATIONS)
-def test_stochastic_matches_gfloat(kpse: Kpse, sat: str, rng: np.random.Generator) -> None:
-    """The library's stochastic rounding (up exactly when the first r bits below the rounding
-    point plus the r random bits reach 2**r) is gfloat's StochasticFastest, bit for bit."""
+@pytest.mark.parametrize("name", list(STOCHASTIC))
+def test_stochastic_matches_gfloat(kpse: Kpse, sat: str, name: str,
+                                   rng: np.random.Generator) -> None:
+    """StochasticA (up exactly when the first n bits below the rounding point plus the n random
+    bits reach 2**n) is gfloat's StochasticFastest, StochasticB its StochasticFast, StochasticC
+    its Stochastic, bit for bit, with 1 to 8 random bits."""
     fmt = _fmt(_id(kpse))
     fi = _fi(*kpse)
     x = _dense(fmt, rng)
     for width in (1, 3, 8):
         rand = rng.integers(0, 1 << width, x.size)
-        got = encode(fmt, x, "stochastic", saturation=sat, random_bits=rand, random_width=width)
-        want = _gfloat_codes(fi, fmt, x, RoundMode.StochasticFastest, sat, srbits=rand,
-                             srnumbits=width)
+        got = encode(fmt, x, name, saturation=sat, random_bits=rand, random_width=width)
+        want = _gfloat_codes(fi, fmt, x, STOCHASTIC[name], sat, srbits=rand, srnumbits=width)
         assert got.tolist() == want, width
+
+
+def test_report_rounding_names() -> None:
+    """Every rounding mode of the report is reachable by its name, through encode and ops."""
+    assert list(P3109_NAMES) == ["TowardZero", "TowardNegative", "TowardPositive",
+                                 "NearestTiesToEven", "NearestTiesToAway", "ToOdd",
+                                 "StochasticA", "StochasticB", "StochasticC"]
+    assert as_rounding("towardzero") is Rounding.RTZ
+    assert [as_rounding(n).value for n in P3109_NAMES] == [
+        "rtz", "rdn", "rup", "rne", "rna", "rto", "stochastic", "stochastic_b", "stochastic_c"]
+    fmt = _fmt("binary8p3se")
+    x = np.linspace(-70000.0, 70000.0, 2001)
+    a = fmt.encode(x[::7])
+    for name, mode in P3109_NAMES.items():
+        kw = {"random_bits": np.arange(x.size) % 8, "random_width": 3} if mode.stochastic else {}
+        assert encode(fmt, x, name, **kw).tolist() == encode(fmt, x, mode, **kw).tolist()
+        assert ops.add(a, a[::-1], fmt, rounding=name, **{k: v[:a.size] if k == "random_bits"
+                                                           else v for k, v in kw.items()}
+                       ).tolist() == ops.add(a, a[::-1], fmt, rounding=mode, **{
+                           k: v[:a.size] if k == "random_bits" else v for k, v in kw.items()}
+                       ).tolist()
+    with pytest.raises(FormatError, match="rounding must be one of .*stochastic_c, not 'ToEven'"):
+        as_rounding("ToEven")
+
+
+@pytest.mark.parametrize("name", ["binary8p1se", "binary8p1uf", "binary8p3se", "binary8p3sf",
+                                  "binary8p4se", "binary8p4uf", "binary8p3ue", "binary6p3sf"])
+def test_to_odd_matches_the_exact_projection(name: str, rng: np.random.Generator) -> None:
+    """ToOdd against the report's projection written out (exact on float64 inputs): dense values
+    and overflow, every saturation mode."""
+    fmt = _fmt(name)
+    x = np.concatenate([_dense(fmt, rng), [np.inf, np.nan] + ([-np.inf] if fmt.signed else [])])
+    for sat in SATURATIONS:
+        got = encode(fmt, x, "ToOdd", saturation=sat)
+        want = project(fmt, x, Rounding.RTO, sat)
+        bad = np.flatnonzero(got != want)
+        assert not bad.size, (sat, [(float(x[i]), int(got[i]), int(want[i])) for i in bad[:5]])
+
+
+def test_to_odd_by_hand() -> None:
+    """ToOdd's two P3109 rules (§4.9.3, §4.9.4) on a few values."""
+    p1 = _fmt("binary8p1se")  # value 2**(c - 64) at code c
+    # 1.5 lies between codes 64 (1) and 65 (2): 64 is even, so away; 3 between 65 and 66 stays.
+    assert encode(p1, np.array([1.5, 3.0, 2.0, -1.5]), "ToOdd").tolist() == [65, 65, 65, 0xC1]
+    e = _fmt("binary8p4se")  # max 224 at 0x7E, +inf 0x7F
+    big = np.array([230.0, 1e6, -1e6, 224.0])
+    assert encode(e, big, "ToOdd", saturation="OvfInf").tolist() == [0x7F, 0x7F, 0xFF, 0x7E]
+    assert encode(e, big, "ToOdd", saturation="SatPropagate").tolist() == [0x7E, 0x7E, 0xFE, 0x7E]
+    assert encode(e, big, "ToOdd", saturation="SatFinite").tolist() == [0x7E, 0x7E, 0xFE, 0x7E]
+    f = _fmt("binary8p4sf")  # max 240 at 0x7F, NaN 0x80
+    assert encode(f, big[:2], "ToOdd", saturation="OvfInf").tolist() == [0x7F, 0x80]
+    assert encode(_fmt("binary8p3ue"), np.array([1e12]), "ToOdd").tolist() == [0xFE]
+    # Other formats keep round-to-odd's truncation beyond max (no P3109 rule applies).
+    assert get_format("float8_e4m3fn").encode(np.array([1e6]), "rto").tolist() == [0x7E]
 
 
 def test_saturation_modes_by_hand() -> None:
@@ -257,13 +319,13 @@ def project(fmt: FloatFormat, x: np.ndarray, mode: Rounding, sat: str) -> np.nda
     up = {Rounding.RNE: (rem > 0.5) | ((rem == 0.5) & parity), Rounding.RNA: rem >= 0.5,
           Rounding.RTZ: np.zeros_like(nan), Rounding.RUP: (rem > 0) & ~neg,
           Rounding.RDN: (rem > 0) & neg,
-          # ToOdd: gfloat has no ToOdd; beyond max it saturates like TowardZero (the library's
-          # choice, unchecked against the report).
-          Rounding.RTO: (rem > 0) & (n % 2 == 0)}[mode]
+          # ToOdd (§4.9.3): away when inexact and the code (at p = 1) or significand is even;
+          # gfloat has none. Beyond max it overflows like the nearest modes (§4.9.4: only
+          # TowardZero and the direction toward the finite range come back to max).
+          Rounding.RTO: (rem > 0) & ~parity}[mode]
     v = (n + up) * q
     over = v > fmt.max_finite
-    back = {Rounding.RTZ: True, Rounding.RDN: ~neg, Rounding.RUP: neg,
-            Rounding.RTO: True}.get(mode, False)
+    back = {Rounding.RTZ: True, Rounding.RDN: ~neg, Rounding.RUP: neg}.get(mode, False)
     inf_code = fmt.nan_code if fmt.inf_code is None else fmt.inf_code
     inf_codes = np.where(neg & fmt.has_inf, inf_code | sign, inf_code)
     top = fmt.max_mag | np.where(neg, sign, 0)

@@ -92,3 +92,63 @@ def test_torch_float4_e2m1fn_x2_interop() -> None:
         to_float4_e2m1fn_x2(np.zeros(3, np.uint8))
     with pytest.raises(FormatError, match="expected a torch.float4_e2m1fn_x2 tensor"):
         from_float4_e2m1fn_x2(torch.zeros(2, dtype=torch.uint8))
+
+
+# -- NVIDIA's Blackwell layouts (PTX ISA §9.7.16.10.4.4, cvt .e2m3x2/.e3m2x2) --------------------
+
+@pytest.mark.parametrize(("bits", "data_bytes"), [(6, 12), (4, 8)])
+def test_padded_rows_round_trip_every_code(bits: int, data_bytes: int,
+                                           rng: np.random.Generator) -> None:
+    """16 codes per 16-byte row: the dense stream of the 16 (12 bytes of FP6, .b6x16_p32; 8 of
+    FP4, .b4x16_p64), then padding that pack zeroes and unpack ignores."""
+    every = np.arange(1 << bits, dtype=np.uint8)
+    for n in (0, 1, 15, 16, 17, 64, 65):
+        codes = np.resize(rng.permutation(every), n).astype(np.uint8)
+        data = pack(codes, bits, layout="padded")
+        assert data.size == 16 * -(-n // 16)
+        rows = data.reshape(-1, 16)
+        assert (rows[:, data_bytes:] == 0).all()
+        # Each row is the dense packing of its 16 codes (zero-filled at the end).
+        full = np.resize(np.concatenate([codes, np.zeros(-n % 16, np.uint8)]), rows.shape[0] * 16)
+        np.testing.assert_array_equal(rows[:, :data_bytes], pack(full.reshape(-1, 16), bits))
+        np.testing.assert_array_equal(unpack(data, bits, n, layout="padded"), codes)
+        junk = rows.copy()
+        junk[:, data_bytes:] = rng.integers(0, 256, junk[:, data_bytes:].shape)
+        np.testing.assert_array_equal(unpack(junk.reshape(-1), bits, n, layout="padded"), codes)
+    data = pack(np.tile(every, 2), bits, layout="padded")  # 2 x 64 or 2 x 16 codes
+    np.testing.assert_array_equal(unpack(data, bits, layout="padded"), np.tile(every, 2))
+
+
+def test_padded_fp6_row_by_hand() -> None:
+    data = pack(np.array([0x01, 0x02, 0x03, 0x3F, 0x2A]), 6, layout="padded")
+    assert data.tolist() == [0x81, 0x30, 0xFC, 0x2A] + [0] * 12
+    two_rows = pack(np.array([[5] * 17]), 6, layout="padded")
+    assert two_rows.shape == (1, 32)
+    assert two_rows[0, 16:].tolist() == [5] + [0] * 15
+
+
+def test_unpacked_fp6_one_code_per_byte() -> None:
+    """cvt .e2m3x2/.e3m2x2: each code in the low 6 bits of its byte, the 2 high bits zero."""
+    e2m3 = get_format("float6_e2m3fn")
+    every = np.arange(64, dtype=np.uint8)
+    data = pack(every, e2m3, layout="unpacked")
+    assert data.tolist() == every.tolist()
+    np.testing.assert_array_equal(unpack(data, 6, layout="unpacked"), every)
+    np.testing.assert_array_equal(unpack(data, 6, 10, layout="unpacked"), every[:10])
+    with pytest.raises(FormatError, match="keep the high 2 bits of each byte zero; found 0x40"):
+        unpack(np.array([0x40], np.uint8), 6, layout="unpacked")
+
+
+def test_layout_errors() -> None:
+    with pytest.raises(FormatError, match="layout must be one of dense, padded, unpacked, not 'x'"):
+        pack(np.zeros(4, np.uint8), 6, layout="x")
+    with pytest.raises(FormatError, match="padded layout holds 4- or 6-bit codes .* not 8-bit"):
+        pack(np.zeros(4, np.uint8), 8, layout="padded")
+    with pytest.raises(FormatError, match="unpacked layout holds 6-bit codes .* not 4-bit"):
+        unpack(np.zeros(4, np.uint8), 4, layout="unpacked")
+    with pytest.raises(FormatError, match="rows of 16 bytes; 12 bytes"):
+        unpack(np.zeros(12, np.uint8), 6, layout="padded")
+    with pytest.raises(FormatError, match=r"n must lie in \[1, 16\]"):
+        unpack(np.zeros(16, np.uint8), 6, 0, layout="padded")
+    with pytest.raises(FormatError, match=r"codes must lie in \[0, 63\]"):
+        pack(np.array([64]), 6, layout="padded")

@@ -201,3 +201,34 @@ def test_dequantizer_costs_less_than_the_fma() -> None:
                     if c.name.startswith(("align", "negate", "term_", "adder_tree")))
              for n, dp in (("wide", wide), ("narrow", narrow))}
     assert lanes["narrow"] < lanes["wide"] / 4 * 1.01
+
+
+def test_p3109_saturation_reference(rng) -> None:
+    """The accumulation's overflow mode reaches the reference: a float16 accumulator fed corner
+    operands (huge scales, infinite c) differs between the three modes."""
+    ops = BitSerialPE(group=2, groups=2, acc="float16").test_cases(rng, "corner", 300)
+    got = {s: BitSerialPE(group=2, groups=2, acc="float16", saturation=s).reference(**ops)
+           for s in ("SatFinite", "SatPropagate", "OvfInf")}
+    assert (got["SatFinite"] != got["OvfInf"]).any()
+    assert (got["SatPropagate"] != got["OvfInf"]).any()
+    assert (got["SatPropagate"] != got["SatFinite"]).any()
+    assert BitSerialPE(saturation="SatPropagate").describe()["saturation"] == "SatPropagate"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("saturation", ["SatFinite", "SatPropagate"])
+def test_p3109_saturation_in_amaranth(saturation, rng) -> None:
+    """The hardware follows the reference transaction by transaction where the mode matters."""
+    dp = BitSerialPE(group=2, groups=2, acc="float16", saturation=saturation)
+    ops = dp.test_cases(rng, "corner", 400)
+    base = BitSerialPE(group=2, groups=2, acc="float16").reference(**ops)
+    want = dp.reference(**ops)
+    pick = np.flatnonzero(want != base)[:3]
+    assert pick.size
+    sub = {k: np.asarray(v)[pick] for k, v in ops.items()}
+    rows = _rows(dp, sub)
+    ii, lat = dp.initiation_interval, dp.latency
+    starts = [2 + k * ii for k in range(len(rows))]
+    out = _simulate(dp, rows, starts, starts[-1] + lat + 2)
+    for k, s in enumerate(starts):
+        assert out[s + lat] == (1, int(want[pick[k]])), k

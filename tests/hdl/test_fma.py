@@ -97,7 +97,8 @@ def test_errors() -> None:
     with pytest.raises(ValueError, match=r"^stages must be at least 0, not -1$"):
         FusedMultiplyAdd(BF, BF, BF, BF, stages=-1)
     with pytest.raises(ValueError, match=r"^rounding must be one of rne, rna, rtz, rup, rdn, rto, "
-                                         r"stochastic, not 'round'$"):
+                                         r"stochastic, stochastic_b, stochastic_c, not "
+                                         r"'round'$"):
         FusedMultiplyAdd(BF, BF, BF, BF, rounding="round")
     with pytest.raises(ValueError, match=r"^normalization must be 'exact' or a window width "
                                          r"\(int >= 1\), not 'approx'$"):

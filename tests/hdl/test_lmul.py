@@ -76,3 +76,22 @@ def test_errors() -> None:
         LMulMultiplier("float64")
     with pytest.raises(ValueError, match=r"^stages must be at least 0, not -1$"):
         LMulMAC("bfloat16", "float32", stages=-1)
+
+
+@pytest.mark.parametrize("saturation", ["SatFinite", "SatPropagate", "OvfInf"])
+def test_p3109_saturation_modes(saturation, rng, check_against_reference) -> None:
+    """The report's saturation modes reach the shared pack: the three give different codes on
+    the corner vectors (an infinity, an overflow), and the hardware matches each."""
+    dut = LMulMultiplier("binary8p3se", saturation=saturation)
+    vec = dut.test_cases(rng, "corner", 800)
+    check_against_reference(dut, vec)
+    # As the FMA describes it: finite overflows saturate unless OvfInf; SatPropagate is named.
+    assert dut.describe()["saturate"] is (saturation != "OvfInf")
+    assert dut.describe().get("saturation") == ("SatPropagate" if saturation == "SatPropagate"
+                                                else None)
+    others = [LMulMultiplier("binary8p3se", saturation=s).reference(vec["a"], vec["b"])
+              for s in ("SatFinite", "SatPropagate", "OvfInf") if s != saturation]
+    mine = dut.reference(vec["a"], vec["b"])
+    assert all((mine != o).any() for o in others)
+    with pytest.raises(ValueError, match="saturate=True is SatFinite, which contradicts"):
+        LMulMultiplier("binary8p3se", saturate=True, saturation="OvfInf")

@@ -303,3 +303,30 @@ def test_sharing_across_n_lowers_area_per_mac() -> None:
     q = LUTTensorCore(2, 8, 4, weight_bits=2, precompute="external", table="int8").structure()
     assert q.nodes["table_reg"]["width"] * 2 == g.nodes["table_reg"]["width"] + 2 * 2 * 6
     assert not any(n.startswith("pre") for n in g.nodes)
+
+
+def _saturating_tiles(rng: np.random.Generator) -> tuple[LUTTensorCore, dict, np.ndarray]:
+    """A float16-accumulator core with SatFinite, corner tiles, and those whose result differs
+    from OvfInf's (a sum overflowing float16: ±max instead of ±inf)."""
+    kw = dict(m=1, n=2, k=2, weight_bits=2, entry="float16", acc="float16")
+    dut = LUTTensorCore(**kw, saturation="SatFinite")
+    vec = {k: np.asarray(v)[:400] for k, v in dut.test_cases(rng, "corner").items()}
+    want, base = dut.reference(**vec), LUTTensorCore(**kw).reference(**vec)
+    return dut, vec, np.flatnonzero(want != base)
+
+
+def test_p3109_saturation_reference(rng: np.random.Generator) -> None:
+    dut, _, diff = _saturating_tiles(rng)
+    assert dut.describe()["saturation"] == "SatFinite"
+    assert diff.size
+    with pytest.raises(ValueError, match="integer accumulator wraps: saturation must be OvfInf"):
+        LUTTensorCore(entry="int8", saturation="SatFinite")
+
+
+@pytest.mark.slow
+def test_p3109_saturation_in_amaranth(rng: np.random.Generator) -> None:
+    """The hardware follows the SatFinite reference on the tiles where it matters."""
+    dut, vec, diff = _saturating_tiles(rng)
+    sub = {k: v[diff[:4]] for k, v in vec.items()}
+    _, _, results = run_tiles(dut, sub, 0)
+    assert results == _ints(dut.reference(**sub))

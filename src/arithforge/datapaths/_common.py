@@ -10,15 +10,31 @@ import numpy as np
 import numpy.typing as npt
 
 from .._errors import ArithforgeError
-from ..formats import FloatFormat, Rounding, get_format
+from ..formats import FloatFormat, Rounding, Saturation, get_format
 from .base import Config, DatapathError, Operand, format_kind
 
 F64 = npt.NDArray[np.float64]
 
 #: Rounding modes of the float datapaths (``choice:`` text).
-ROUNDINGS = "|".join(r.value for r in Rounding)
+ROUNDINGS = "|".join(r.value for r in Rounding if r.hardware)
 #: Rounding modes a sweep spec takes.
 SWEEP_ROUNDINGS = "rne|rtz|rna|rup|rdn|stochastic"
+#: Help of the ``saturation`` parameter every datapath with a float output rounder takes.
+SATURATION_HELP = ("overflow mode by its IEEE P3109 name (SatFinite is --saturate true; "
+                   "default: from --saturate)")
+
+
+def saturation_mode(saturate: bool, saturation: Any) -> Saturation:
+    """The overflow mode of ``saturate`` and ``saturation`` (a P3109 name, or None)."""
+    if saturation is None:
+        return Saturation.SAT_FINITE if saturate else Saturation.OVF_INF
+    names = [s.value for s in Saturation]
+    if saturation not in names:
+        raise ValueError(f"saturation must be one of {', '.join(names)}, not {saturation!r}")
+    if saturate and saturation != Saturation.SAT_FINITE:
+        raise ValueError(f"saturate=True is SatFinite, which contradicts saturation="
+                         f"{saturation!r}: give one of them")
+    return Saturation(saturation)
 
 
 def int_option(options: Mapping[str, Any], key: str, low: int, high: int, *,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from .._errors import ArithforgeError
-from ..formats import FloatFormat, FormatError, Rounding, bitmod, get_format
+from ..formats import FloatFormat, FormatError, Rounding, Saturation, bitmod, get_format
 from ._common import F64, float_acc, int_option, kinds
 from .base import (
     AcceptanceCheck,
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["BitSerial", "BitSerialUnit", "RescaleAdd", "RescaleUnit", "pack_fields",
            "unpack_fields"]
 
-ROUNDINGS = "|".join(r.value for r in Rounding if r is not Rounding.STOCHASTIC)
+ROUNDINGS = "|".join(r.value for r in Rounding if not r.stochastic)
 #: Most lanes per group the descriptor takes (reference, vectors, structure and cost), as a
 #: sweep spec allows them.
 MAX_GROUP = 1024
@@ -78,6 +78,8 @@ PARAMS: dict[str, Param] = {
                      "(scale an unsigned integer format, e.g. uint8) and a float adder"),
     "parallel": Param("int", 0, "weights of a group processed per cycle, the PE's lanes (0: "
                       "group); group must be a multiple", 0, MAX_GROUP),
+    "saturation": Param("choice:SatFinite|SatPropagate|OvfInf", "OvfInf",
+                        "overflow mode of each accumulation, by its IEEE P3109 name"),
 }
 
 #: BitMoD bit-serial PE configurations of the acceptance sweep (tests/sim/test_bitserial.py runs
@@ -208,9 +210,9 @@ class RescaleUnit(FMAUnit):
     may be wider than the FMA generator's 32-bit limit: its products still fit the emulator)."""
 
     def __init__(self, fmt_p: FloatFormat, fmt_s: FloatFormat, fmt_acc: FloatFormat,
-                 rounding: Rounding) -> None:
+                 rounding: Rounding, saturation: Saturation | str = Saturation.OVF_INF) -> None:
         self._setup({"a": fmt_p, "b": fmt_s, "c": fmt_acc}, fmt_acc, rounding, 0, False, True,
-                    "exact", 8)
+                    "exact", 8, str(saturation))
 
 
 class RescaleAdd(AddUnit):
@@ -276,9 +278,10 @@ class BitSerialUnit(Unit):
     def __init__(self, acts: str = "float16", family: Any = "bitmod4", *, group: int = 8,
                  groups: int = 2, align_bits: int = 8, scale: Any = "float16",
                  acc: Any = "float32", rounding: Rounding | str = Rounding.RNE,
-                 serial: str = "term", rescale: str = "fma", parallel: int = 0) -> None:
+                 serial: str = "term", rescale: str = "fma", parallel: int = 0,
+                 saturation: str = "OvfInf") -> None:
         self._cfg = bitmod.PEConfig(acts, family, group, groups, align_bits, scale, acc,
-                                    rounding, serial, rescale, parallel or None)
+                                    rounding, serial, rescale, parallel or None, saturation)
         self._ready()
 
     # -- facts ------------------------------------------------------------------------------------
@@ -543,7 +546,8 @@ class BitSerialUnit(Unit):
         assert isinstance(fs, FloatFormat)
         stage = gr.node("rescale_regs", "register", wp + 1 + eb + fs.bits + facc.bits + 3, psum)
         pnorm, pexp = self._normalize(gr, "p", wp, cfg.partial_format.exp_bits, stage)
-        self._attach(gr, RescaleUnit(cfg.partial_format, fs, facc, cfg.mode).structure(),
+        self._attach(gr, RescaleUnit(cfg.partial_format, fs, facc, cfg.mode,
+                                     cfg.saturation).structure(),
                      {"a": (pnorm, pexp), "b": (stage,), "c": (stage,)})
 
     def _structure_dequant(self, gr: Graph, psum: str, eb: int) -> None:

@@ -35,12 +35,14 @@ from . import _cases, gemm
 from ._common import (
     F64,
     ROUNDINGS,
+    SATURATION_HELP,
     SWEEP_ROUNDINGS,
     element,
     float_acc,
     fmt,
     int_option,
     kinds,
+    saturation_mode,
 )
 from .base import (
     AcceptanceCheck,
@@ -76,9 +78,7 @@ PARAMS: dict[str, Param] = {
     "rounding": Param(f"choice:{ROUNDINGS}", "rne", "rounding mode"),
     "stages": stages_param(),
     "saturate": Param("bool", False, "overflow to the largest finite value"),
-    "saturation": Param("choice:SatFinite|SatPropagate|OvfInf", None,
-                        "overflow mode by its IEEE P3109 name (SatFinite is --saturate true; "
-                        "default: from --saturate)"),
+    "saturation": Param("choice:SatFinite|SatPropagate|OvfInf", None, SATURATION_HELP),
     "subnormals": Param("bool", True, "subnormal inputs and outputs (else DAZ and FTZ)"),
     "normalization": Param("str", "exact", f"'exact' or the window W (1 to {ops.MAX_WINDOW}) "
                                            "of an approximate normalizer"),
@@ -100,17 +100,8 @@ SMALL_FLOATS = ("float8_e4m3fn", "float8_e5m2", "float6_e3m2fn", "float6_e2m3fn"
 ACCEPTANCE_ROUNDINGS = ("rne", "rna", "rtz", "rup", "rdn", "rto", "stochastic")
 
 
-def _saturation(saturate: bool, saturation: Any) -> Saturation:
-    """The overflow mode of ``saturate`` and ``saturation`` (a P3109 name, or None)."""
-    if saturation is None:
-        return Saturation.SAT_FINITE if saturate else Saturation.OVF_INF
-    names = [s.value for s in Saturation]
-    if saturation not in names:
-        raise ValueError(f"saturation must be one of {', '.join(names)}, not {saturation!r}")
-    if saturate and saturation != Saturation.SAT_FINITE:
-        raise ValueError(f"saturate=True is SatFinite, which contradicts saturation="
-                         f"{saturation!r}: give one of them")
-    return Saturation(saturation)
+#: The overflow mode of ``saturate`` and ``saturation`` (shared with lmul, bitserial).
+_saturation = saturation_mode
 
 
 def _fma(fmt: str, out: str | None = None, **kw: Any) -> dict[str, Any]:

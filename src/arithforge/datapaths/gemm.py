@@ -171,7 +171,7 @@ def round_values(v: F64, fmt: FloatFormat, rounding: Rounding = Rounding.RNE, *,
     specials, formats without subnormals, zero or sign) goes through the emulator's encode.
     Stochastic rounding is not supported.
     """
-    if rounding is Rounding.STOCHASTIC:
+    if rounding.stochastic:
         raise ArithforgeError("accumulator rounding must be deterministic, not 'stochastic'")
     v = np.ascontiguousarray(v, dtype=np.float64)
     ieee32 = fmt == FloatFormat(8, 23)

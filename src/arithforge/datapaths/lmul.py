@@ -23,10 +23,20 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 
 from .._errors import ArithforgeError
-from ..formats import FloatFormat, Rounding, ops
+from ..formats import FloatFormat, Rounding, Saturation, ops
 from ..formats.ops import lmul_offset_bits
 from . import _cases, gemm
-from ._common import F64, choice_option, element, float_acc, int_option, kinds, zeros
+from ._common import (
+    F64,
+    SATURATION_HELP,
+    choice_option,
+    element,
+    float_acc,
+    int_option,
+    kinds,
+    saturation_mode,
+    zeros,
+)
 from .base import (
     AcceptanceCheck,
     Accuracy,
@@ -87,6 +97,7 @@ LMUL_PARAMS: dict[str, Param] = {
                                                  "or the literal equation"),
     "stages": stages_param(),
     "saturate": Param("bool", False, "overflow to the largest finite value"),
+    "saturation": Param("choice:SatFinite|SatPropagate|OvfInf", None, SATURATION_HELP),
 }
 LMAC_PARAMS: dict[str, Param] = {
     "fmt": Param("format", "float8_e4m3fn", "format of a and b"),
@@ -117,7 +128,9 @@ class LMulUnit(Unit):
     emulator's choice, the paper has none): the sign is the XOR of the signs; zero and subnormal
     inputs give zero; NaN gives NaN, inf gives inf, inf times zero NaN; results below the
     smallest normal flush to zero; overflow goes to inf (NaN without inf) or, with
-    ``saturate``, to the largest finite value. Latency ``stages``, one per cycle.
+    ``saturate``, to the largest finite value; ``saturation`` names the IEEE P3109 mode instead
+    (``SatPropagate``: a finite overflow saturates, an infinity stays). Latency ``stages``, one
+    per cycle.
 
     Parameters
     ----------
@@ -127,6 +140,9 @@ class LMulUnit(Unit):
     stages : int
         Pipeline registers: after the field addition, then after unpacking, then at the output.
     saturate : bool
+    saturation : str, optional
+        ``SatFinite`` (``saturate=True``), ``OvfInf`` (``saturate=False``) or ``SatPropagate``,
+        applied by the shared pack (``hdl._float.pack``), as in the FMA.
     """
 
     name: ClassVar[str] = "lmul"
@@ -134,11 +150,11 @@ class LMulUnit(Unit):
     _CUTS: ClassVar[tuple[str, ...]] = ("add", "unpack")
 
     def __init__(self, fmt: FloatFormat | str, *, form: str = "int", stages: int = 0,
-                 saturate: bool = False) -> None:
+                 saturate: bool = False, saturation: str | None = None) -> None:
         self._fmt = _float_format(fmt, "fmt")
         self._form = _form(form)
         self._stages = check_stages(stages)
-        self._saturate = check_bool(saturate, "saturate")
+        self._saturate = saturation_mode(check_bool(saturate, "saturate"), saturation)
         self._ready()
 
     @property
@@ -168,9 +184,12 @@ class LMulUnit(Unit):
 
     def describe(self) -> dict[str, Any]:
         return {"datapath": self.name, "fmt": self._fmt.name, "form": self._form,
-                "stages": self._stages, "saturate": self._saturate, "latency": self.latency,
+                "stages": self._stages,
+                "saturate": self._saturate is not Saturation.OVF_INF, "latency": self.latency,
                 "offset_bits": self.offset_bits,
-                "formats": {k: f.name for k, f in self.formats.items()}}
+                "formats": {k: f.name for k, f in self.formats.items()}} | (
+                    {"saturation": str(self._saturate)}
+                    if self._saturate is Saturation.SAT_PROPAGATE else {})
 
     def reference(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return ops.lmul(a, b, self._fmt, form=self._form,

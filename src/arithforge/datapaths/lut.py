@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 
 from .._errors import ArithforgeError
-from ..formats import FloatFormat, Format, IntFormat, Rounding, get_format
+from ..formats import FloatFormat, Format, IntFormat, Rounding, Saturation, get_format
 from ..formats import lut as flut
 from . import _cases
 from ._common import F64, bool_option, fmt, int_option, kinds
@@ -74,6 +74,8 @@ PARAMS: dict[str, Param] = {
                         "arrive on port a, fused with the preceding operator)"),
     "table": Param("format", None, "table entry format for float activations: int8 quantized "
                                    "tables with a scale exponent per table (external precompute)"),
+    "saturation": Param("choice:SatFinite|SatPropagate|OvfInf", "OvfInf",
+                        "overflow mode of each float accumulation, by its IEEE P3109 name"),
 }
 
 #: LUT tensor core configurations of the acceptance sweep (tests/sim/test_lut.py runs a bounded
@@ -207,9 +209,11 @@ class ShiftAdderUnit(AddUnit):
     """``round(a * 2**shift + b)``: the adder of :class:`~.fma.AddUnit` with ``shift`` added to the
     exponent of ``a`` (never rounded; ``ops.add`` of the term in ``lut.term_format``)."""
 
-    def __init__(self, fmt_a: FloatFormat, fmt_b: FloatFormat, shift_bits: int) -> None:
+    def __init__(self, fmt_a: FloatFormat, fmt_b: FloatFormat, shift_bits: int,
+                 saturation: Saturation | str = Saturation.OVF_INF) -> None:
         self._shift_bits = shift_bits
-        self._setup({"a": fmt_a, "b": fmt_b}, fmt_b, Rounding.RNE, 0, False, True, "exact", 8)
+        self._setup({"a": fmt_a, "b": fmt_b}, fmt_b, Rounding.RNE, 0, False, True, "exact", 8,
+                    str(saturation))
 
     @property
     def operands(self) -> tuple[str, ...]:
@@ -278,7 +282,8 @@ class LUTUnit(Unit):
     def __init__(self, m: int = 2, n: int = 4, k: int = 4, *, weight_bits: int = 4,
                  entry: Format | str = "float16", acc: Format | str | None = None,
                  ternary: bool = False, symmetric: bool = True, signed: bool = False,
-                 precompute: str = "internal", table: Format | str | None = None) -> None:
+                 precompute: str = "internal", table: Format | str | None = None,
+                 saturation: str = "OvfInf") -> None:
         self._m = _side(m, "m", 1, MAX_SIDE)
         self._n = _side(n, "n", 1, MAX_SIDE)
         self._k = _side(k, "k", 1, MAX_GROUP)
@@ -288,7 +293,8 @@ class LUTUnit(Unit):
         self._cfg = flut.LUTConfig(weight_bits, fe, acc, group=self._k,
                                    ternary=check_bool(ternary, "ternary"),
                                    symmetric=check_bool(symmetric, "symmetric"),
-                                   signed=check_bool(signed, "signed"), table=table)
+                                   signed=check_bool(signed, "signed"), table=table,
+                                   saturation=saturation)
         if precompute not in ("internal", "external"):
             raise ValueError(f"precompute must be 'internal' or 'external', not {precompute!r}")
         if self._cfg.table is not None and precompute != "external":
@@ -368,7 +374,7 @@ class LUTUnit(Unit):
         c = self._cfg
         return {"datapath": self.name, "m": self._m, "n": self._n, "k": self._k,
                 "weight_bits": c.weight_bits, "ternary": c.ternary, "signed": c.signed,
-                "symmetric": c.symmetric,
+                "symmetric": c.symmetric, "saturation": str(c.saturation),
                 "precompute": "external" if self._external else "internal",
                 "table": c.table_format.name,
                 "entry": c.entry.name, "acc": c.acc.name, "entries": c.entries,

@@ -77,11 +77,21 @@ def shift_right_round(
         return q | xp.astype(inexact, xp.int64)
     else:
         assert rand is not None
-        # The first rwidth bits below the rounding point, as an integer.
-        down = shift - rwidth
+        # P3109 §4.9.3: StochasticB is StochasticA with one more fraction bit and the random
+        # number 2R + 1; StochasticC rounds the fraction to rwidth bits (ties to even) first.
+        width = rwidth + 1 if rounding is Rounding.STOCHASTIC_B else rwidth
+        r = 2 * rand + 1 if rounding is Rounding.STOCHASTIC_B else rand
+        # The first `width` bits below the rounding point, as an integer.
+        down = shift - width
         up = xp.clip(-down, 0)
         frac = xp.where(down >= 63, 0, (rem >> xp.clip(down, 0, 62)) << up)
-        inc = inexact & (frac + rand >= (1 << rwidth))
+        if rounding is Rounding.STOCHASTIC_C:
+            d = xp.clip(down, 1, 62)
+            below = rem - ((rem >> d) << d)  # the bits under the first `width`
+            dhalf = xp.pow2(d - 1)
+            rne_up = (below > dhalf) | ((below == dhalf) & ((frac & 1) == 1))
+            frac = frac + xp.astype((down >= 1) & (down < 63) & rne_up, xp.int64)
+        inc = inexact & (frac + r >= (1 << width))
     return q + xp.astype(inc, xp.int64)
 
 
@@ -120,10 +130,10 @@ def check_random(
     random_width: int | None,
 ) -> tuple[I64 | None, int]:
     """Validate the random bits of stochastic rounding and broadcast them to ``shape``."""
-    if rounding is not Rounding.STOCHASTIC:
+    if not rounding.stochastic:
         if random_bits is not None:
             raise FormatError(
-                f"random_bits are only used with rounding='stochastic', not {rounding}"
+                f"random_bits are only used with the stochastic roundings, not {rounding}"
             )
         return None, 0
     if random_bits is None or random_width is None:
@@ -185,6 +195,13 @@ def round_float(
     # (float4_e3m0fn) keep ties up.
     if fmt.ties_by_code and rounding is Rounding.RNE:
         q = _round_p1_ties_even_code(sig, shift, e_t - emin, neg, xp)
+    elif fmt.ties_by_code and rounding is Rounding.RTO:
+        # P3109 §4.9.3 CodeIsEven at p = 1: away from zero when inexact and the truncated
+        # value's code (exponent field + significand) is even.
+        q = shift_right_round(sig, shift, neg, Rounding.RTZ, None, 0, xp)
+        inexact = shift_right_round(sig, shift, True, Rounding.RDN, None, 0, xp) != q
+        even = (((e_t - emin) + q) & 1) == 0
+        q = q + xp.astype(inexact & even, xp.int64)
     else:
         q = shift_right_round(sig, shift, neg, rounding, rand, rwidth, xp)
     mag = ((e_t - emin) << m) + q
@@ -199,7 +216,11 @@ def round_float(
     to_inf: B
     if saturate:
         to_inf = xp.zeros_like(over)
-    elif rounding in (Rounding.RNE, Rounding.RNA, Rounding.STOCHASTIC):
+    elif rounding in (Rounding.RNE, Rounding.RNA) or rounding.stochastic:
+        to_inf = over
+    elif rounding is Rounding.RTO and fmt.p3109_layout:
+        # P3109 §4.9.4 Saturate (SatNone, i.e. OvfInf): ToOdd overflows like the nearest modes
+        # (±inf, NaN in the finite domain); other formats keep round-to-odd's truncation (±max).
         to_inf = over
     elif rounding is Rounding.RUP:
         to_inf = over & ~neg

@@ -80,7 +80,7 @@ from . import _core, ops
 from ._errors import FormatError
 from .catalog import get_format
 from .descriptors import FloatFormat, Format, IntFormat, Specials
-from .rounding import Rounding, as_rounding
+from .rounding import Rounding, Saturation, as_rounding, as_saturation
 
 __all__ = ["FAMILIES", "RESCALES", "SERIAL_MODES", "WEIGHT_TYPES", "PEConfig", "WeightType",
            "accumulate",
@@ -302,6 +302,9 @@ class PEConfig:
     parallel : int or None
         Weights of a group processed per cycle (``None``: ``group``); ``group`` must be a
         multiple. A group takes ``group / parallel`` steps of ``C`` cycles.
+    saturation : Saturation or str
+        Overflow mode of each per-group accumulation (IEEE P3109's SatFinite, SatPropagate,
+        OvfInf; default OvfInf, what the PE did before it was a parameter).
     """
 
     acts: Format | str = "float16"
@@ -315,6 +318,7 @@ class PEConfig:
     serial: str = "term"
     rescale: str = "fma"
     parallel: int | None = None
+    saturation: Saturation | str = Saturation.OVF_INF
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -354,10 +358,14 @@ class PEConfig:
                              f"not {self.serial!r}")
         set_(self, "parallel", lanes)
         mode = as_rounding(self.rounding)
-        if mode is Rounding.STOCHASTIC:
+        if mode.stochastic:
             raise ValueError("rounding must be deterministic (rne, rna, rtz, rup, rdn, rto), "
                              "not 'stochastic'")
         set_(self, "rounding", mode)
+        set_(self, "saturation", as_saturation(self.saturation))
+        if self.rescale == "bitserial" and self.saturation is not Saturation.OVF_INF:
+            raise ValueError(f"the bit-serial dequantizer's adder takes saturation OvfInf only, "
+                             f"not {str(self.saturation)!r} (use rescale='fma')")
         if self.serial not in SERIAL_MODES:
             raise ValueError(f"serial must be one of {', '.join(SERIAL_MODES)}, not "
                              f"{self.serial!r}")
@@ -547,6 +555,7 @@ class PEConfig:
                 "parallel": self.lane_count, "cycles_per_weight": self.cycles_per_weight,
                 "cycles_per_group": self.cycles_per_group,
                 "dequant_bits": self.dequant_bits, "dequant_cycles": self.dequant_cycles,
+                "saturation": str(self.saturation),
                 "initiation_interval": self.initiation_interval, "latency": self.latency,
                 "partial_bits": self.partial_bits, "partial_format": self.partial_format.name}
 
@@ -646,7 +655,7 @@ def accumulate(p: npt.ArrayLike, lsb: npt.ArrayLike, scale: npt.ArrayLike, c: np
             continue
         pc = _core.round_float(fp, p[..., g] < 0, np.abs(p[..., g]), lsb[..., g], Rounding.RNE)
         acc = ops.fma(pc, scale[..., g], acc, fp, cfg.scale_format, cfg.acc_format,
-                      cfg.acc_format, cfg.mode)
+                      cfg.acc_format, cfg.mode, saturate=cfg.saturation)
     return np.asarray(acc).reshape(lead)
 
 

@@ -389,7 +389,7 @@ class BlockFormat(Format):
             tb = torch_backend(device)
             if self.scale_rule == "amax":
                 mode = as_rounding(rounding)
-                if mode is Rounding.STOCHASTIC or random_bits is not None:
+                if mode.stochastic or random_bits is not None:
                     raise FormatError(
                         f"{self.name} rounds deterministically (scale_rule='amax'): use rne, "
                         f"rtz, rup, rdn, rna or rto"
@@ -779,7 +779,7 @@ def mx_dot(
     assert isinstance(fa, BlockFormat)
     assert isinstance(fb, BlockFormat)
     mode = as_rounding(rounding)
-    if mode is Rounding.STOCHASTIC:
+    if mode.stochastic:
         raise FormatError("mx_dot rounds deterministically: use rne, rtz, rup, rdn, rna or rto")
     ea, eb = np.asarray(element_a), np.asarray(element_b)
     if ea.ndim == 0 or ea.shape != eb.shape:

@@ -295,9 +295,15 @@ class FloatFormat(Format):
         """Whether ties to even go to the even *code*, not the even significand: the IEEE
         P3109 rule at precision 1 (every significand is 1), for the P3109 code layouts (fnuz and
         ext signed, fn and ext unsigned) without fraction bits."""
-        p3109_like = self.specials in (Specials.FNUZ, Specials.EXT) or (
+        return self.man_bits == 0 and self.zero and self.p3109_layout
+
+    @property
+    def p3109_layout(self) -> bool:
+        """Whether the specials sit where IEEE P3109 puts them (fnuz and ext signed, fn and ext
+        unsigned): the formats whose rounding follows the P3109 interim report where it differs
+        from other formats (ties and ToOdd at precision 1, ToOdd overflow)."""
+        return self.specials in (Specials.FNUZ, Specials.EXT) or (
             self.specials is Specials.FN and not self.signed)
-        return self.man_bits == 0 and self.zero and p3109_like
 
     @property
     def has_nan(self) -> bool:

@@ -72,7 +72,7 @@ from . import _core, ops
 from ._errors import FormatError
 from .catalog import get_format
 from .descriptors import FloatFormat, Format, IntFormat
-from .rounding import Rounding
+from .rounding import Rounding, Saturation, as_saturation
 
 __all__ = ["LUTConfig", "expand", "int_term_format", "lookup_index", "lut_tile", "lut_tile_tables",
            "precompute", "term_format", "weight_values"]
@@ -122,6 +122,10 @@ class LUTConfig:
         Table entry format when it differs from the activations': a signed integer of 4 to 8 bits
         for float activations (quantized tables, a signed scale exponent per table). Integer
         activations' tables are always in their own format.
+    saturation : Saturation or str
+        Overflow mode of each float accumulation (IEEE P3109's SatFinite, SatPropagate, OvfInf;
+        default OvfInf). Integer accumulators wrap and take OvfInf only; the tables (entry
+        sums) are built without saturation.
     """
 
     weight_bits: int
@@ -132,10 +136,12 @@ class LUTConfig:
     symmetric: bool = True
     signed: bool = False
     table: Format | None = None
+    saturation: Saturation = Saturation.OVF_INF
 
     def __init__(self, weight_bits: int, entry: Format | str, acc: Format | str, *,
                  group: int = 4, ternary: bool = False, symmetric: bool = True,
-                 signed: bool = False, table: Format | str | None = None) -> None:
+                 signed: bool = False, table: Format | str | None = None,
+                 saturation: Saturation | str = Saturation.OVF_INF) -> None:
         for value, what in ((weight_bits, "weight_bits"), (group, "group")):
             if isinstance(value, bool):
                 raise TypeError(f"{what} must be an integer, not {value!r}")
@@ -194,6 +200,11 @@ class LUTConfig:
         object.__setattr__(self, "symmetric", bool(symmetric))
         object.__setattr__(self, "signed", bool(signed))
         object.__setattr__(self, "table", ft)
+        sat = as_saturation(saturation)
+        if isinstance(fa, IntFormat) and sat is not Saturation.OVF_INF:
+            raise ValueError(f"an integer accumulator wraps: saturation must be OvfInf, "
+                             f"not {str(sat)!r}")
+        object.__setattr__(self, "saturation", sat)
 
     @staticmethod
     def _int_term_bits(fe: IntFormat, b: int, k: int) -> int:
@@ -205,7 +216,9 @@ class LUTConfig:
         return (f"LUTConfig({self.weight_bits}, {self.entry.name!r}, {self.acc.name!r}, "
                 f"group={self.group}, ternary={self.ternary}, symmetric={self.symmetric}"
                 + (", signed=True" if self.signed else "")
-                + (f", table={self.table.name!r})" if self.table is not None else ")"))
+                + (f", table={self.table.name!r}" if self.table is not None else "")
+                + (f", saturation={str(self.saturation)!r})"
+                   if self.saturation is not Saturation.OVF_INF else ")"))
 
     # -- derived facts --------------------------------------------------------------------------
     @property
@@ -576,7 +589,8 @@ def _accumulate(table: npt.NDArray[Any], shift: I64, w: npt.ArrayLike, c: npt.Ar
             entries = np.take_along_axis(tab, idx[..., None], axis=-1)[..., 0]
             if negate:
                 entries = _neg(entries, fe)
-            acc = ops.add(_shifted_terms(entries, fe, i), acc, wide, fa, fa)
+            acc = ops.add(_shifted_terms(entries, fe, i), acc, wide, fa, fa,
+                          saturate=config.saturation)
         return acc
     if config.is_float:
         fa = config.acc

@@ -499,7 +499,7 @@ def mul(
     fb = _float_format(fmt_b if fmt_b is not None else fa, "fmt_b")
     fo = _float_format(fmt_out if fmt_out is not None else fa, "fmt_out")
     mode = as_rounding(rounding)
-    if random_bits is None and random_width is None and mode is not Rounding.STOCHASTIC:
+    if random_bits is None and random_width is None and not mode.stochastic:
         fast = _pair_fast(mul, a, b, fa, fb, fo, mode, saturate, ftz, daz)
         if fast is None and fa.precision + fb.precision <= 53:
             fast = _f64_fast("mul", [a, b], [fa, fb], fo, mode, saturate, ftz, daz)
@@ -541,7 +541,7 @@ def add(
     fb = _float_format(fmt_b if fmt_b is not None else fa, "fmt_b")
     fo = _float_format(fmt_out if fmt_out is not None else fa, "fmt_out")
     mode = as_rounding(rounding)
-    if random_bits is None and random_width is None and mode is not Rounding.STOCHASTIC:
+    if random_bits is None and random_width is None and not mode.stochastic:
         fast = _pair_fast(add, a, b, fa, fb, fo, mode, saturate, ftz, daz)
         if fast is None:
             fast = _f64_fast("add", [a, b], [fa, fb], fo, mode, saturate, ftz, daz)
@@ -595,7 +595,7 @@ def fma(
     mode = as_rounding(rounding)
     window = _window(normalization)
     if (window is None and random_bits is None and random_width is None
-            and mode is not Rounding.STOCHASTIC):
+            and not mode.stochastic):
         fast = _fma_fast(a, b, c, fa, fb, fc, fo, mode, saturate, ftz, daz)
         if fast is None and fa.precision + fb.precision <= 53:
             fast = _f64_fast("fma", [a, b, c], [fa, fb, fc], fo, mode, saturate, ftz, daz)
@@ -624,7 +624,7 @@ def lmul_offset_bits(man_bits: int) -> int:
 def lmul(
     a: npt.ArrayLike, b: npt.ArrayLike, fmt: Format | str, *, form: str = "int",
     fmt_out: Format | str | None = None, rounding: Rounding | str = Rounding.RNE,
-    saturate: bool = False, offset_bits: int | None = None,
+    saturate: bool | Saturation | str = False, offset_bits: int | None = None,
 ) -> npt.NDArray[Any]:
     """Compute the L-Mul approximate product of two codes of ``fmt``.
 
@@ -646,7 +646,7 @@ def lmul(
     if form not in ("int", "equation"):
         raise FormatError(f"form must be 'int' or 'equation', not {form!r}")
     mode = as_rounding(rounding)
-    if mode is Rounding.STOCHASTIC:
+    if mode.stochastic:
         raise FormatError("lmul does not take stochastic rounding; use rne, rtz, ... instead")
     m = f.man_bits
     lbits = lmul_offset_bits(m) if offset_bits is None else int(offset_bits)

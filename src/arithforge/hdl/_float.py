@@ -93,8 +93,10 @@ def pack(fmt: FloatFormat, rounding: Rounding, *, saturate: bool | Saturation, n
     over = finite & (mag > max_mag)
     if saturate or fmt.specials is Specials.NONE:
         to_inf = Const(0, 1)
-    elif rounding in (Rounding.RNE, Rounding.RNA, Rounding.STOCHASTIC):
+    elif rounding in (Rounding.RNE, Rounding.RNA) or rounding.stochastic:
         to_inf = over
+    elif rounding is Rounding.RTO and fmt.p3109_layout:
+        to_inf = over  # P3109 §4.9.4: ToOdd overflows like the nearest modes (as _core does)
     elif rounding is Rounding.RUP:
         to_inf = over & ~neg
     elif rounding is Rounding.RDN:

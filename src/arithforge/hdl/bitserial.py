@@ -290,7 +290,7 @@ class BitSerialPE(BitSerialUnit, Datapath):
         pcode = self._to_code(m, r_p, wp, self._lsb_exp(r_emax), fp, "p")
 
         # Rescale and accumulate: the FMA datapath, one rounding per group.
-        m.submodules.rescale = fma = _Rescale(fp, fs, facc, cfg.mode)
+        m.submodules.rescale = fma = _Rescale(fp, fs, facc, cfg.mode, cfg.saturation)
         acc = Signal(facc.bits, name="acc", reset_less=True)
         result = Signal(facc.bits, name="result", reset_less=True)
         o_valid = Signal(name="o_valid")

@@ -169,9 +169,9 @@ class FusedMultiplyAdd(FMAUnit, Datapath):
         # Round once.
         m.submodules.rounder = rounder = Rounder(self._rounding, frac_bits=g.f,
                                                  random_width=self._rw)
-        # IEEE P3109 at precision 1: ties go to the even code, whose parity is the exponent
-        # field's (e_t - emin) plus the truncated significand's.
-        by_code = fo.ties_by_code and self._rounding is Rounding.RNE
+        # IEEE P3109 at precision 1: ties (RNE) and ToOdd look at the code's parity, which is
+        # the exponent field's (e_t - emin) plus the truncated significand's.
+        by_code = fo.ties_by_code and self._rounding in (Rounding.RNE, Rounding.RTO)
         lsb = s.q[0] ^ (s.e_t - emin)[0] if by_code else s.q[0]
         m.d.comb += [rounder.lsb.eq(lsb), rounder.frac.eq(s.frac),
                      rounder.sticky.eq(s.sticky), rounder.neg.eq(s.neg),

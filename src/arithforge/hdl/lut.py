@@ -282,7 +282,8 @@ class LUTTensorCore(LUTUnit, Datapath):
                     assert isinstance(fe, FloatFormat)
                     assert isinstance(fa, FloatFormat)
                     name = f"acc_add{r}_{col}"
-                    adder = _renamed(_ShiftAdder(fe, fa, max(1, (b - 1).bit_length())), name)
+                    adder = _renamed(_ShiftAdder(fe, fa, max(1, (b - 1).bit_length()),
+                                                 cfg.saturation), name)
                     m.submodules[name] = adder
                     m.d.comb += [adder.i.a.eq(entry ^ (negate << (eb - 1))),
                                  adder.i.shift.eq(plane), adder.i.b.eq(acc_in),

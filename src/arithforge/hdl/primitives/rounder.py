@@ -49,6 +49,9 @@ class Rounder(wiring.Component):
     def __init__(self, rounding: Rounding | str, *, frac_bits: int = 1,
                  random_width: int = 0) -> None:
         self._rounding = as_rounding(rounding)
+        if not self._rounding.hardware:
+            raise ValueError(f"the hardware rounder implements rne, rna, rtz, rup, rdn, rto and "
+                             f"stochastic (StochasticA), not {self._rounding.value!r}")
         self._frac = _positive(frac_bits, "frac_bits")
         stochastic = self._rounding is Rounding.STOCHASTIC
         if stochastic and random_width != frac_bits:
