@@ -28,6 +28,14 @@ ALLOWED: dict[tuple[str, str], str] = {
        for n in ("fma", "mul", "lmul", "lmac", "imac", "lut", "bitserial", "dot")},
     # The FMA's sweep scores MX (block) formats with the OCP MX dot product's GEMM model.
     ("datapaths/fma.py", "mx"): "fma's MX designs use the mx GEMM model",
+    # Operation kinds that share a datapath's name: the dot step's L-Mul lanes
+    # (formats.mma.PRODUCTS), BitMoD's per-group rescale by a fused multiply-add.
+    ("datapaths/dot.py", "lmul"): "product kind 'lmul' of the dot step's lanes",
+    ("hdl/dot.py", "lmul"): "product kind 'lmul' of the dot step's lanes",
+    ("datapaths/bitserial.py", "fma"): "rescale kind 'fma' (a fused multiply-add per group)",
+    # A float nonlinear unit is charged as FMA equivalents in the transformer-block cost.
+    **{(f"datapaths/{n}.py", "fma"): "block_float: float units costed as FMA equivalents"
+       for n in ("gelu", "softmax", "layernorm")},
 }
 
 # Names that are also ordinary words of other vocabularies (operation names of the traced
