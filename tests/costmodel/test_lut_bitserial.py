@@ -159,23 +159,47 @@ def _measured(label: str, transistors: int, luts: int) -> rep.Measured:
     return rep.Measured(label, transistors, luts, float(transistors), 1.0)
 
 
-def test_lut_claim_verdict_from_synthesis() -> None:
-    cache = {f"fma float16 + {rep.LUT_ACC}": _measured("mac", 30_000, 2_000)}
+def _lut_cache(tile_share: float) -> dict[str, object]:
+    """Synthesis results seeded so the LUT claim runs no tool: every tile (the precompute
+    inside, the paper's core, its int8-table variant) at ``tile_share`` of the FMAs of equal
+    MACs per cycle, at the FMA's delay."""
+    def asic(um2: float) -> rep.AsicArea:
+        return rep.AsicArea(um2, um2 / 50, 0, 10.0)
+
+    cache: dict[str, object] = {
+        f"fma float16 + {rep.LUT_ACC}": _measured("mac", 30_000, 2_000),
+        f"fma float16 + {rep.PAPER_ACC}": _measured("mac16", 20_000, 0),
+        f"asic fma float16 + {rep.PAPER_ACC}": asic(80_000),
+        "asic add float16": asic(40_000)}
     for m, n, k in rep.LUT_TILES:
         macs = m * n * k / 2
-        # A tile at 1/40 of the array's area: dense enough to agree whatever the Fmax ratio.
-        cache[rep._tile_label(m, n, k)] = _measured("tile", int(macs * 30_000 / 40),
-                                                    int(macs * 2_000 / 40))
-    claim = rep.lut_core(registry, TECH, cache)
-    assert claim.verdict.startswith("agrees: up to")
-    area = [r[1] for r in claim.rows if r[0].endswith("area at equal MACs/cycle, transistors")]
-    assert area == ["2.5%"] * len(rep.LUT_TILES) + ["not synthesized"] * len(rep.LUT_MODEL_TILES)
-    assert "; the model puts a 1x64x4 tile at " in claim.verdict
-    for m, n, k in rep.LUT_TILES:  # as large as the array: no denser than the Fmax ratio
+        cache[rep._tile_label(m, n, k)] = _measured("tile", int(macs * 30_000 * tile_share),
+                                                    int(macs * 2_000 * tile_share))
+    for m, n, k in rep.PAPER_TILES:
         macs = m * n * k / 2
-        cache[rep._tile_label(m, n, k)] = _measured("tile", int(macs * 30_000), 2_000)
-    claim = rep.lut_core(registry, TECH, cache)
-    assert claim.verdict.startswith(("disagrees:", "disagrees in size:"))
+        label = f"lut {m}x{n}x{k} w2 float16 external + {rep.PAPER_ACC}"
+        cache["asic " + label] = asic(macs * 80_000 * tile_share)
+        cache[label] = _measured("tile", int(macs * 20_000 * tile_share), 0)
+    cache[f"asic lut 1x8x4 w2 int8-table external + {rep.PAPER_ACC}"] = asic(
+        16 * 80_000 * tile_share)
+    return cache
+
+
+def test_lut_claim_verdict_from_synthesis() -> None:
+    """The verdict follows the seeded areas: a core at 1/40 of the FMA array agrees, one as
+    large as the array disagrees and names the accumulators' share."""
+    claim = rep.lut_core(registry, TECH, _lut_cache(1 / 40))
+    assert claim.verdict.startswith("agrees: the paper's core"), claim.verdict
+    m, n, k = rep.PAPER_TILES[-1]
+    assert f"at M={m} N={n} K={k} is 2% of the FMA array's um2" in claim.verdict
+    rows = {r[0]: r for r in claim.rows}
+    macs = f"{m * n * k / 2:g}"
+    key = (f"paper's core M={m} N={n} K={k} ({macs} MACs/cycle, vs {macs} FMAs): area at equal "
+           f"MACs/cycle, um2")
+    assert rows[key][1] == "2.5%"
+    claim = rep.lut_core(registry, TECH, _lut_cache(1.0))
+    assert claim.verdict.startswith("disagrees in size, cause measured"), claim.verdict
+    assert "float16 accumulator adders" in claim.verdict
 
 
 def _bitmod_cache(pe_um2: float) -> dict[str, object]:
