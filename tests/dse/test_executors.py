@@ -9,6 +9,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from .conftest import run_explore
 
 
@@ -23,6 +25,8 @@ def _results(db: Path) -> dict[str, dict]:
     return out
 
 
+# The Ray runs of tests/dse share a worker under pytest-xdist: one local Ray runtime at a time.
+@pytest.mark.xdist_group("ray")
 def test_ray_matches_local(tiny_spec, tmp_path):
     import ray  # noqa: F401  (a missing Ray is an install error here, not a skip)
 

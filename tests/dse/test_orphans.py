@@ -118,7 +118,9 @@ def _synthesizing(seen: Seen) -> bool:
     return True
 
 
-@pytest.mark.parametrize("executor", ["local", "ray"])
+# The Ray runs of tests/dse share a worker under pytest-xdist: one local Ray runtime at a time.
+@pytest.mark.parametrize("executor",
+                         ["local", pytest.param("ray", marks=pytest.mark.xdist_group("ray"))])
 def test_sigkill_of_explore_leaves_no_process(executor, tmp_path):
     if executor == "ray":
         import ray  # noqa: F401  (a missing Ray is an install error here, not a skip)
