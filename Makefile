@@ -48,10 +48,11 @@ TYPED := formats __init__.py _errors.py cli costmodel dse workloads tools hdl si
 MYPY_PATHS := $(wildcard $(addprefix src/arithforge/,$(TYPED)))
 PYTEST_ARGS ?=
 # pytest-xdist workers of `make test`: one per core (`auto`; CI has two). A file's tests stay on
-# one worker, sharing its module fixtures, and tests/conftest.py gives the rest of the grouping
-# (--dist loadgroup, xdist_group marks). PYTEST_WORKERS=0 runs serially, in this process.
+# one worker, sharing its module fixtures (--dist loadfile; loadgroup would honour xdist_group
+# marks, but xdist 3.8.0 loses them under pytest 9.2: pytest-dev/pytest-xdist#1386).
+# PYTEST_WORKERS=0 runs serially, in this process.
 PYTEST_WORKERS ?= auto
-PYTEST_XDIST = -n $(PYTEST_WORKERS) --dist loadgroup
+PYTEST_XDIST = -n $(PYTEST_WORKERS) --dist loadfile
 
 comma := ,
 INSTALL_STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))

@@ -10,10 +10,10 @@
   (``arithforge.datapaths.DATAPATHS`` emptied), for a plug-in datapath's descriptor to be
   registered alone through the public ``arithforge.datapaths.register`` call.
 - ``gpu``: the test needs a CUDA device through torch; without one it is skipped with the reason.
-- pytest-xdist (``make test`` runs ``-n auto --dist loadgroup``): a file's tests run on one worker
-  unless an ``xdist_group`` mark puts them in a named group with tests of other files. Tests write
-  only under ``tmp_path``/``tmp_path_factory`` (one base folder per worker) or into the build
-  folder's caches, which are safe for concurrent processes (``arithforge.tools.build.locked``).
+- pytest-xdist: ``make test`` runs ``-n auto --dist loadfile``, so a file's tests share a worker
+  and its module fixtures. Tests write under ``tmp_path``/``tmp_path_factory`` (a base folder per
+  worker) or into the build folder's caches, which concurrent processes share safely
+  (``arithforge.tools.build.locked``); tests/dse's ``one_ray_runtime`` keeps Ray runs apart.
 - Hypothesis: profile ``ci`` under ``CI=true`` (derandomized, no deadline, no example
   database), ``dev`` otherwise (no deadline: a 2-core machine under load misses any fixed one).
   ``HYPOTHESIS_PROFILE`` picks another.
@@ -129,25 +129,7 @@ def _no_gpu_reason() -> str | None:
     return None
 
 
-def _group_by_file(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist, give each test without an ``xdist_group`` mark its file's group.
-
-    ``make test`` runs ``--dist loadgroup``: a group runs on one worker, so a file's tests share
-    its module fixtures (a Verilator model, a trace) as in ``--dist loadfile``, and an explicit
-    ``@pytest.mark.xdist_group(name)`` still brings tests of several files onto one worker (the
-    tests that start a local Ray runtime: two at once on a 2-core machine only slow both down).
-    """
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
-
-
-# tryfirst: the groups must be marked before xdist's own hook reads them on each worker.
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    _group_by_file(config, items)
     for item in items:
         marker = item.get_closest_marker("cosim")
         unknown = set(marker.args) - set(_SIMULATORS) if marker is not None else set()

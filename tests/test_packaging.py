@@ -116,10 +116,10 @@ def test_make_test_steps() -> None:
     layers = commands.index("lint-imports")
     pytest_at = commands.index('-m pytest -m "not slow"')
     assert ruff < mypy < layers < pytest_at
-    # On every core, a file's tests on one worker (tests/conftest.py groups them).
-    assert "-n auto --dist loadgroup" in commands[pytest_at:]
+    # On every core, a file's tests on one worker.
+    assert "-n auto --dist loadfile" in commands[pytest_at:]
     serial = _make("-n", "test", "PYTEST_WORKERS=0")
-    assert "-n 0 --dist loadgroup" in serial.stdout, serial.stderr
+    assert "-n 0 --dist loadfile" in serial.stdout, serial.stderr
 
 
 @needs_make

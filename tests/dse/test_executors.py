@@ -9,8 +9,6 @@ import json
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 from .conftest import run_explore
 
 
@@ -25,9 +23,7 @@ def _results(db: Path) -> dict[str, dict]:
     return out
 
 
-# The Ray runs of tests/dse share a worker under pytest-xdist: one local Ray runtime at a time.
-@pytest.mark.xdist_group("ray")
-def test_ray_matches_local(tiny_spec, tmp_path):
+def test_ray_matches_local(tiny_spec, tmp_path, one_ray_runtime):
     import ray  # noqa: F401  (a missing Ray is an install error here, not a skip)
 
     local = run_explore(tiny_spec, tmp_path / "local", "--executor", "local", "-j", "2")

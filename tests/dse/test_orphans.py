@@ -118,12 +118,11 @@ def _synthesizing(seen: Seen) -> bool:
     return True
 
 
-# The Ray runs of tests/dse share a worker under pytest-xdist: one local Ray runtime at a time.
-@pytest.mark.parametrize("executor",
-                         ["local", pytest.param("ray", marks=pytest.mark.xdist_group("ray"))])
-def test_sigkill_of_explore_leaves_no_process(executor, tmp_path):
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_sigkill_of_explore_leaves_no_process(executor, tmp_path, request):
     if executor == "ray":
         import ray  # noqa: F401  (a missing Ray is an install error here, not a skip)
+        request.getfixturevalue("one_ray_runtime")
     spec = tmp_path / "synth.toml"
     spec.write_text(SYNTH)
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "ARITHFORGE_BUILD": str(tmp_path / "build")}
