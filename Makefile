@@ -47,6 +47,12 @@ LINT_PATHS := $(wildcard src tests benchmarks)
 TYPED := formats __init__.py _errors.py cli costmodel dse workloads tools hdl sim
 MYPY_PATHS := $(wildcard $(addprefix src/arithforge/,$(TYPED)))
 PYTEST_ARGS ?=
+# pytest-xdist workers of `make test`: one per core (`auto`; CI has two). A file's tests stay on
+# one worker, sharing its module fixtures (--dist loadfile; loadgroup would honour xdist_group
+# marks, but xdist 3.8.0 loses them under pytest 9.2: pytest-dev/pytest-xdist#1386).
+# PYTEST_WORKERS=0 runs serially, in this process.
+PYTEST_WORKERS ?= auto
+PYTEST_XDIST = -n $(PYTEST_WORKERS) --dist loadfile
 
 comma := ,
 INSTALL_STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
@@ -57,7 +63,7 @@ TRACE_STAMP := $(VENV)/.installed-trace
 
 help:
 	@echo "make explore      install everything, run the main job on the built-in default"
-	@echo "make test         install (with trace), lint, run the tests except those marked slow"
+	@echo "make test         install (with trace), lint, the tests not marked slow, on every core"
 	@echo "make install      apt packages (as root) and .venv with extras $(EXTRAS)"
 	@echo "make install-trace  torch==2.13.0 (CPU) then the trace extra, for workloads"
 	@echo "make lint         ruff on src tests benchmarks, mypy on the typed packages, layer contracts"
@@ -130,7 +136,7 @@ test-latest: install-system
 	$(LATEST_VENV)/bin/python -m pip --disable-pip-version-check install --upgrade \
 	  -e '.[$(EXTRAS),trace]' 'torch==2.13.0'
 	$(LATEST_VENV)/bin/python -m pip --disable-pip-version-check list
-	$(call run-pytest,$(LATEST_VENV)/bin/python,-m "not slow")
+	$(call run-pytest,$(LATEST_VENV)/bin/python,-m "not slow" $(PYTEST_XDIST))
 
 lint: install
 	$(VENV)/bin/ruff check $(LINT_PATHS)
@@ -149,10 +155,10 @@ define run-pytest
 endef
 
 test: $(TEST_INSTALL) lint
-	$(call run-pytest,$(PY),-m "not slow")
+	$(call run-pytest,$(PY),-m "not slow" $(PYTEST_XDIST))
 
 verify-all: install
-	$(call run-pytest,$(PY),-m slow)
+	$(call run-pytest,$(PY),-m slow $(PYTEST_XDIST))
 	$(PY) -m arithforge.sim.acceptance --full
 
 explore: install install-trace

@@ -10,6 +10,10 @@
   (``arithforge.datapaths.DATAPATHS`` emptied), for a plug-in datapath's descriptor to be
   registered alone through the public ``arithforge.datapaths.register`` call.
 - ``gpu``: the test needs a CUDA device through torch; without one it is skipped with the reason.
+- pytest-xdist: ``make test`` runs ``-n auto --dist loadfile``, so a file's tests share a worker
+  and its module fixtures. Tests write under ``tmp_path``/``tmp_path_factory`` (a base folder per
+  worker) or into the build folder's caches, which concurrent processes share safely
+  (``arithforge.tools.build.locked``); tests/dse's ``one_ray_runtime`` keeps Ray runs apart.
 - Hypothesis: profile ``ci`` under ``CI=true`` (derandomized, no deadline, no example
   database), ``dev`` otherwise (no deadline: a 2-core machine under load misses any fixed one).
   ``HYPOTHESIS_PROFILE`` picks another.

@@ -116,6 +116,10 @@ def test_make_test_steps() -> None:
     layers = commands.index("lint-imports")
     pytest_at = commands.index('-m pytest -m "not slow"')
     assert ruff < mypy < layers < pytest_at
+    # On every core, a file's tests on one worker.
+    assert "-n auto --dist loadfile" in commands[pytest_at:]
+    serial = _make("-n", "test", "PYTEST_WORKERS=0")
+    assert "-n 0 --dist loadfile" in serial.stdout, serial.stderr
 
 
 @needs_make
@@ -128,7 +132,9 @@ def test_make_lint_checks_the_layer_contracts() -> None:
 
 @needs_make
 def test_make_fails_when_pytest_collects_nothing() -> None:
-    result = _make("verify-all", f"PY={sys.executable}",
+    # Serially (PYTEST_WORKERS=0): starting xdist workers to find nothing only costs time, and
+    # pytest under xdist exits 5 all the same when it collects no test.
+    result = _make("verify-all", f"PY={sys.executable}", "PYTEST_WORKERS=0",
                    "PYTEST_ARGS=tests/test_packaging.py -p no:cacheprovider -k no_such_test_zz")
     assert result.returncode != 0
     assert "pytest collected no test (exit 5)" in result.stderr

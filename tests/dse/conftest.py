@@ -6,9 +6,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from arithforge.tools.build import locked
 
 #: Four formats, three datapaths, the synthetic workload on 8 rows: 12 tasks of about a second.
 TINY = """\
@@ -24,6 +27,16 @@ max_rows = 8
 [stages]
 verify = "none"
 """
+
+
+@pytest.fixture
+def one_ray_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Wait until no other test of this pytest run has a local Ray runtime up, then hold the
+    turn: pytest-xdist workers (``make test``) each start one otherwise, and two runtimes on a
+    2-core machine slow each other down past the timing the SIGKILL tests allow."""
+    # The parent of the base folder: one for the whole run, whatever the worker.
+    with locked(tmp_path_factory.getbasetemp().parent / "arithforge-ray.lock"):
+        yield
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ def _results(db: Path) -> dict[str, dict]:
     return out
 
 
-def test_ray_matches_local(tiny_spec, tmp_path):
+def test_ray_matches_local(tiny_spec, tmp_path, one_ray_runtime):
     import ray  # noqa: F401  (a missing Ray is an install error here, not a skip)
 
     local = run_explore(tiny_spec, tmp_path / "local", "--executor", "local", "-j", "2")

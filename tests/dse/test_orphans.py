@@ -119,9 +119,10 @@ def _synthesizing(seen: Seen) -> bool:
 
 
 @pytest.mark.parametrize("executor", ["local", "ray"])
-def test_sigkill_of_explore_leaves_no_process(executor, tmp_path):
+def test_sigkill_of_explore_leaves_no_process(executor, tmp_path, request):
     if executor == "ray":
         import ray  # noqa: F401  (a missing Ray is an install error here, not a skip)
+        request.getfixturevalue("one_ray_runtime")
     spec = tmp_path / "synth.toml"
     spec.write_text(SYNTH)
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "ARITHFORGE_BUILD": str(tmp_path / "build")}

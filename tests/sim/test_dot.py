@@ -23,15 +23,12 @@ from arithforge.tools import export
 
 from .conftest import verify_corner_and_random
 
-#: Configurations of the bounded verification: each well under 30 s (corner + random).
+#: Configurations of the bounded verification: each well under 30 s (corner + random), a fresh
+#: Verilator build each (about 8 CPU-seconds with its 60,000 vectors). Between them they take
+#: every option of the lists here and below: the operand formats, mixed operands, both
+#: accumulators, explicit fraction widths, every term and accumulator rounding, the three
+#: alignments, approximate normalization, 0 to 3 stages, 2 to 5 lanes.
 CONFIGS: list[dict[str, Any]] = [
-    {"a": "float8_e4m3fn", "n": 4, "frac_bits": 13, "acc_frac_bits": 13},
-    {"a": "float8_e5m2", "n": 4},
-    {"a": "bfloat16", "n": 2, "frac_bits": 25},
-    {"a": "float16", "n": 4},
-    {"a": "float16", "n": 3, "acc": "float16", "acc_rounding": "rne"},
-    {"a": "float8_e4m3fn", "n": 4, "term_rounding": "rdn"},
-    {"a": "float8_e4m3fn", "n": 4, "term_rounding": "rne", "stages": 2},
     {"a": "float8_e4m3fn", "n": 3, "term_rounding": "rne", "alignment": "normalized",
      "stages": 3},
     {"a": "bfloat16", "n": 2, "alignment": "normalized", "term_rounding": "rdn",
@@ -50,10 +47,27 @@ CONFIGS: list[dict[str, Any]] = [
     {"a": "float8_e4m3fn", "n": 4, "frac_bits": 13, "acc_frac_bits": 13, "product": "lmul"},
 ]
 
-#: Integer configurations (corner vectors, wrap included, then random).
+#: More combinations of the same values, for `make verify-all` (marked slow): each repeats paths
+#: the list above takes (the same formats, roundings and alignments, another pairing).
+MORE_CONFIGS: list[dict[str, Any]] = [
+    {"a": "float8_e4m3fn", "n": 4, "frac_bits": 13, "acc_frac_bits": 13},
+    {"a": "float8_e5m2", "n": 4},
+    {"a": "bfloat16", "n": 2, "frac_bits": 25},
+    {"a": "float16", "n": 4},
+    {"a": "float16", "n": 3, "acc": "float16", "acc_rounding": "rne"},
+    {"a": "float8_e4m3fn", "n": 4, "term_rounding": "rdn"},
+    {"a": "float8_e4m3fn", "n": 4, "term_rounding": "rne", "stages": 2},
+]
+
+#: Integer configurations (corner vectors, wrap included, then random): signed and unsigned
+#: operands, the int32 and the int16 accumulator, combinational and pipelined.
 INT_CONFIGS: list[dict[str, Any]] = [
     {"a": "int8", "n": 4},
     {"a": "int4", "b": "uint4", "n": 8, "acc": "int16", "stages": 2},
+]
+
+#: The same paths at other widths and lane counts, for `make verify-all` (marked slow).
+MORE_INT_CONFIGS: list[dict[str, Any]] = [
     {"a": "uint8", "n": 32, "stages": 3},
     {"a": "int3", "b": "int8", "n": 5, "acc": "int16", "stages": 1},
 ]
@@ -63,14 +77,18 @@ def _id(params: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in params.items())
 
 
+def _with_slow(configs: list[dict[str, Any]], more: list[dict[str, Any]]) -> list[Any]:
+    return [*configs, *(pytest.param(c, marks=pytest.mark.slow) for c in more)]
+
+
 @pytest.mark.cosim
-@pytest.mark.parametrize("params", CONFIGS, ids=_id)
+@pytest.mark.parametrize("params", _with_slow(CONFIGS, MORE_CONFIGS), ids=_id)
 def test_harness_corner_and_random(params: dict[str, Any], seed: int) -> None:
     verify_corner_and_random(params, seed)
 
 
 @pytest.mark.cosim
-@pytest.mark.parametrize("params", INT_CONFIGS, ids=_id)
+@pytest.mark.parametrize("params", _with_slow(INT_CONFIGS, MORE_INT_CONFIGS), ids=_id)
 def test_harness_integer(params: dict[str, Any], seed: int) -> None:
     verify_corner_and_random(params, seed, corners=1000)
 

@@ -6,10 +6,16 @@ flags, a format version of the caller) and lives in ``<build>/<kind>/<hash>/``; 
 the same inputs returns the cached binary at once. Verilator's runtime objects, the same for every
 design built with the same flags and most of a small design's compile time, are compiled once
 per flags in ``<build>/<kind>/runtime-<hash>/`` and copied into later builds.
+
+Processes share the build folder (two pytest workers, two ``explore`` runs): a build is written
+to a private folder and renamed into place, and :func:`locked` makes a second process wanting the
+same build wait for the first and take its result instead of compiling it again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -17,14 +23,14 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .._errors import ArithforgeError
 from . import toolchain
 
-__all__ = ["BuiltModel", "VerilatorBuild", "build_dir"]
+__all__ = ["BuiltModel", "VerilatorBuild", "build_dir", "locked"]
 
 #: Verilator's runtime objects reused across builds (see the module docstring).
 RUNTIME_OBJECTS = ("verilated", "verilated_threads", "verilated_vcd_c")
@@ -43,6 +49,23 @@ def build_dir() -> Path:
     if (root / "pyproject.toml").is_file() and (root / "src" / "arithforge").is_dir():
         return root / "build"
     return Path.home() / ".cache" / "arithforge"
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created, with its folder, if missing).
+
+    A ``flock`` on an open file: the kernel releases it when the holder exits, killed or not, so
+    a crashed build never leaves a stale lock behind. Callers check for the finished output again
+    once they hold the lock, since another process may have built it while they waited.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _reuse_runtime(obj_dir: Path, runtime: Path) -> None:
@@ -134,10 +157,16 @@ class VerilatorBuild:
         """
         if self.binary.is_file():
             return self.binary
+        # One compile per build however many processes ask at once: the others wait here.
+        with locked(self.dir.parent / f".{self.hash}.lock"):
+            if self.binary.is_file():
+                return self.binary
+            return self._build()
+
+    def _build(self) -> Path:
         tool = toolchain.verilator()
         self.cached = False
         start = time.perf_counter()
-        self.dir.parent.mkdir(parents=True, exist_ok=True)
         # Build in a private folder and rename it into place: concurrent runs never see half a
         # build, and the loser of a race throws its copy away.
         tmp = Path(tempfile.mkdtemp(prefix=f".{self.hash}-", dir=self.dir.parent))
