@@ -2021,8 +2021,7 @@ class DotUnit(Unit):
             # L-Mul (arXiv 2410.00907): the two fraction fields and the offset in one adder of
             # G + 1 bits (the offset is a constant), the carries into a three-input exponent
             # sum, a select for zero or subnormal operands; no multiplier.
-            lbits = (ops.lmul_offset_bits(fa.man_bits) if m.lmul_offset is None
-                     else m.lmul_offset)
+            lbits = mma.lmul_bits(fa, m)
             mul = gr.node("lmul_adder", "adder", max(fa.man_bits, lbits) + 1, ua, ub, count=n)
             exp = gr.node("exp_add", "adder", max(fa.exp_bits, fb.exp_bits) + 2, ua, ub, mul,
                           count=n, inputs=3)

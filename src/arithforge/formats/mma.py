@@ -447,15 +447,20 @@ def _check_product(m: MMAModel) -> None:
                               f"alignment 'sum', not {bad[0]}")
 
 
-def product_frac_bits(fa: FloatFormat, fb: FloatFormat, m: MMAModel) -> int:
-    """Fraction bits of a lane's product: ``ma + mb`` for exact products; for L-Mul products
-    ``max(2 m, m, l)`` (the L-Mul fraction ``max(m, l)`` bits, placed at the exact product's
-    ``2 m`` where it fits)."""
+def lmul_bits(fmt: FloatFormat, m: MMAModel) -> int:
+    """L-Mul's offset bits ``l`` of ``m`` for operands of ``fmt``: ``m.lmul_offset``, else the
+    paper's ``l(m)`` (:func:`~arithforge.formats.ops.lmul_offset_bits`)."""
     from .ops import lmul_offset_bits
 
+    return lmul_offset_bits(fmt.man_bits) if m.lmul_offset is None else m.lmul_offset
+
+
+def product_frac_bits(fa: FloatFormat, fb: FloatFormat, m: MMAModel) -> int:
+    """Fraction bits of a lane's product: ``ma + mb`` for exact products; for L-Mul products
+    ``max(2 m, l)`` (the L-Mul fraction ``max(m, l)`` bits, placed at the exact product's
+    ``2 m`` where it fits)."""
     if m.product == "lmul":
-        lbits = lmul_offset_bits(fa.man_bits) if m.lmul_offset is None else m.lmul_offset
-        return max(2 * fa.man_bits, lbits)
+        return max(2 * fa.man_bits, lmul_bits(fa, m))
     return fa.man_bits + fb.man_bits
 
 
@@ -464,11 +469,9 @@ def _lmul_lanes(a: tuple[Any, ...], b: tuple[Any, ...], fmt: FloatFormat, m: MMA
     """L-Mul products of unpacked operands ``(neg, sig, exp)`` (broadcast against each other):
     ``(sign, sig, exp, pfrac)`` with value ``sig * 2**(exp - pfrac)``, as ``ops.lmul(form="int")``
     computes them (zero or subnormal operands give zero products)."""
-    from .ops import lmul_offset_bits
-
     (an, ag, ae), (bn, bg, be) = a, b
     mb = fmt.man_bits
-    lbits = lmul_offset_bits(mb) if m.lmul_offset is None else m.lmul_offset
+    lbits = lmul_bits(fmt, m)
     grid = max(mb, lbits)
     pfrac = product_frac_bits(fmt, fmt, m)
     normal = ((ag >> mb) != 0) & ((bg >> mb) != 0)

@@ -87,7 +87,7 @@ from typing import Any
 from amaranth import Cat, Const, Module, Mux, Signal, Value
 
 from ..datapaths.dot import EXP_BITS, DotUnit
-from ..formats import FloatFormat, Rounding, get_format, ops
+from ..formats import FloatFormat, Rounding, get_format, mma
 from ._float import unpack
 from .base import Datapath, Pipeline, choose_cuts, wire
 from .fma import Adder
@@ -145,7 +145,7 @@ class DotProduct(DotUnit, Datapath):
         ``pfrac`` fraction bits; zero unless both operands are normal."""
         mdl = self._model
         mb = self._fa.man_bits
-        lbits = ops.lmul_offset_bits(mb) if mdl.lmul_offset is None else mdl.lmul_offset
+        lbits = mma.lmul_bits(self._fa, mdl)
         grid = max(mb, lbits)
         pfrac = self.geometry.pfrac
         up = grid - mb
