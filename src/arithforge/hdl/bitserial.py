@@ -292,16 +292,9 @@ class BitSerialPE(BitSerialUnit, Datapath):
         # Rescale and accumulate: the FMA datapath, one rounding per group.
         m.submodules.rescale = fma = _Rescale(fp, fs, facc, cfg.mode, cfg.saturation)
         acc = Signal(facc.bits, name="acc", reset_less=True)
-        result = Signal(facc.bits, name="result", reset_less=True)
-        o_valid = Signal(name="o_valid")
         m.d.comb += [fma.i.valid.eq(r_valid), fma.i.a.eq(pcode), fma.i.b.eq(r_scale),
                      fma.i.c.eq(Mux(r_first, r_c, acc))]
-        m.d.sync += o_valid.eq(r_valid & r_last)
-        with m.If(r_valid):
-            m.d.sync += acc.eq(fma.o.result)
-            with m.If(r_last):
-                m.d.sync += result.eq(fma.o.result)
-        return o_valid, result
+        return _accumulate(m, acc, r_valid, r_last, fma.o.result)
 
     def _dequant(self, m: Module, psum_next: Value, emax_w: Signal, regs: dict[str, Signal],
                  group_end: Value, last_g: Value, g: Signal) -> tuple[Signal, Signal]:
@@ -347,13 +340,21 @@ class BitSerialPE(BitSerialUnit, Datapath):
         qcode = self._to_code(m, q, wq, self._lsb_exp(q_emax), cfg.product_format, "q")
         m.submodules.rescale = add = _Dequant(cfg.product_format, facc, cfg.mode)
         acc = Signal(facc.bits, name="acc", reset_less=True)
-        result = Signal(facc.bits, name="result", reset_less=True)
-        o_valid = Signal(name="o_valid")
         m.d.comb += [add.i.valid.eq(q_valid), add.i.a.eq(qcode),
                      add.i.b.eq(Mux(q_first, q_c, acc))]
-        m.d.sync += o_valid.eq(q_valid & q_last)
-        with m.If(q_valid):
-            m.d.sync += acc.eq(add.o.result)
-            with m.If(q_last):
-                m.d.sync += result.eq(add.o.result)
-        return o_valid, result
+        return _accumulate(m, acc, q_valid, q_last, add.o.result)
+
+
+def _accumulate(m: Module, acc: Signal, valid: Value, last: Value, value: Value
+                ) -> tuple[Signal, Signal]:
+    """The group accumulator of the rescale (FMA or dequantizer adder): ``acc`` takes the
+    unit's ``value`` on every valid group, ``result`` on the last group of a transaction, and
+    ``o_valid`` rises the cycle after."""
+    result = Signal(len(acc), name="result", reset_less=True)
+    o_valid = Signal(name="o_valid")
+    m.d.sync += o_valid.eq(valid & last)
+    with m.If(valid):
+        m.d.sync += acc.eq(value)
+        with m.If(last):
+            m.d.sync += result.eq(value)
+    return o_valid, result
