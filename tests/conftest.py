@@ -177,6 +177,21 @@ def bare_registry() -> Iterator[ModuleType]:
         datapaths.DATAPATHS.update(builtins)
 
 
+def load_module(path: Path, name: str | None = None) -> ModuleType:
+    """A Python file outside the package (a script under ``tools/``, another test file) as a
+    module of ``name`` (default its stem), registered in ``sys.modules`` first so that its
+    dataclasses can look their module up; executed anew on every call."""
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name or path.stem, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def chain_over_k(unit: Any, a: np.ndarray, w: np.ndarray, start: Any = None) -> Any:
     """A dot unit's reference chained over K (zero codes pad the last step): accumulator
     values, ``M * N`` of them (row-major), from ``start`` (default +0 codes)."""

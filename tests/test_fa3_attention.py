@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import subprocess
 import sys
@@ -14,19 +13,13 @@ import pytest
 
 from arithforge.formats import get_format, hadamard, mma
 
+from .conftest import load_module
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fa3_attention",
-                                                  ROOT / "tools" / "fa3_attention.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses look the module up by name while the class body is processed
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_module(ROOT / "tools" / "fa3_attention.py")
 
 
 fa3 = _tool()

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 
+from .conftest import load_module
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("worked_example",
-                                                  ROOT / "tools" / "worked_example.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(ROOT / "tools" / "worked_example.py")
 
 
 def test_doc_quotes_the_script() -> None:

@@ -14,9 +14,7 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -24,22 +22,14 @@ import pytest
 
 from arithforge.formats import FormatError, get_format, mma
 
+from ..conftest import load_module
+
 ROOT = Path(__file__).resolve().parents[2]
 NPZ = ROOT / "data" / "tensorcore" / "h100_special.npz"
 
 
-def _load_tool() -> ModuleType:
-    """``tools/probe/special_match.py``: the path-to-preset map and the replay."""
-    path = ROOT / "tools" / "probe" / "special_match.py"
-    spec = importlib.util.spec_from_file_location("special_match", path)
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-TOOL = _load_tool()
+#: ``tools/probe/special_match.py``: the path-to-preset map and the replay.
+TOOL = load_module(ROOT / "tools" / "probe" / "special_match.py")
 DATA = np.load(NPZ)
 SETS = TOOL.sets(DATA)
 

@@ -10,27 +10,16 @@ and bfloat16 output through Verilator. ``slow``: every product (no split-K) thro
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from ..conftest import load_module
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # its dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
-
-
-replay = _load(ROOT / "tools" / "probe" / "replay_rtl.py", "replay_rtl")
+replay = load_module(ROOT / "tools" / "probe" / "replay_rtl.py")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +30,7 @@ def rec() -> object:
 def test_every_path_has_a_pe_and_it_is_the_model_tests_preset(rec: object) -> None:
     from arithforge.datapaths import get
 
-    test_mma = _load(ROOT / "tests" / "formats" / "test_mma.py", "test_mma_presets")
+    test_mma = load_module(ROOT / "tests" / "formats" / "test_mma.py", "test_mma_presets")
     paths = rec.paths()  # type: ignore[attr-defined]
     assert len(paths) == 29
     for group, path in paths:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,18 +10,14 @@ import pytest
 
 from arithforge.workloads import load_trace
 
+from ..conftest import load_module
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
 def test_minilm_heads_reproduce_the_traced_attention(minilm_dir: Path) -> None:
-    spec = importlib.util.spec_from_file_location("fa3_attention",
-                                                  ROOT / "tools" / "fa3_attention.py")
-    assert spec is not None
-    assert spec.loader is not None
-    fa3 = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = fa3
-    spec.loader.exec_module(fa3)
+    fa3 = load_module(ROOT / "tools" / "fa3_attention.py")
     heads = fa3.minilm_heads(minilm_dir)
     with load_trace(minilm_dir) as trace:
         pv = {g.layer: g for g in trace.attn_gemms if g.role == "attn_pv"}
