@@ -41,7 +41,7 @@ TEST_INSTALL ?= install install-trace
 APT_PACKAGES := yosys iverilog nextpnr-ice40 make g++ perl qflow-tech-osu018
 
 # What the checks look at; folders that do not exist yet are left out.
-LINT_PATHS := $(wildcard src tests benchmarks)
+LINT_PATHS := $(wildcard src tests benchmarks tools)
 # mypy (strict, see pyproject.toml): every package: the emulator, the generators, verification
 # and simulation, the command line, the cost model, the workloads, the DSE engine, the tools layer.
 TYPED := formats __init__.py _errors.py cli costmodel dse workloads tools hdl sim
@@ -66,7 +66,7 @@ help:
 	@echo "make test         install (with trace), lint, the tests not marked slow, on every core"
 	@echo "make install      apt packages (as root) and .venv with extras $(EXTRAS)"
 	@echo "make install-trace  torch==2.13.0 (CPU) then the trace extra, for workloads"
-	@echo "make lint         ruff on src tests benchmarks, mypy on the typed packages, layer contracts"
+	@echo "make lint         ruff on src tests benchmarks tools, mypy on the typed packages, layer contracts"
 	@echo "make lock         regenerate $(LOCK) (LOCK_ARGS=--upgrade: newest releases)"
 	@echo "make test-latest  the tests against the newest releases, in $(LATEST_VENV) (not CI)"
 	@echo "make verify-all   the slow tests, then the acceptance sweep (docs/verification.md)"
