@@ -68,6 +68,12 @@ CONFIGS = [
     # Two steps of two lanes per group, one scale bit per cycle over the group's 4 cycles.
     {"acts": "bfloat16", "family": "int4", "group": 4, "parallel": 2, "groups": 2,
      "rescale": "bitserial", "scale": "uint4", "acc": "bfloat16"},
+    # The paper's group accumulator: a 10-bit block-floating register (truncating every cycle),
+    # alignment per step of two lanes; int8 in single steps.
+    {"acts": "float16", "family": "bitmod4", "group": 8, "parallel": 2, "groups": 2,
+     "rescale": "bitserial", "scale": "uint4", "accumulate": "fixed:10"},
+    {"acts": "int8", "family": "int4", "group": 2, "groups": 2, "rescale": "bitserial",
+     "scale": "uint4", "accumulate": "fixed:8"},
 ]
 
 
