@@ -95,8 +95,8 @@ from .catalog import get_format
 from .descriptors import FloatFormat, Format, IntFormat, Specials
 from .rounding import Rounding, Saturation, as_rounding, as_saturation
 
-__all__ = ["ACCUMULATORS", "FAMILIES", "FIXED_ACC_BITS", "RESCALES", "SERIAL_MODES", "WEIGHT_TYPES", "PEConfig", "WeightType",
-           "accumulate",
+__all__ = ["ACCUMULATORS", "FAMILIES", "FIXED_ACC_BITS", "RESCALES", "SERIAL_MODES",
+           "WEIGHT_TYPES", "PEConfig", "WeightType", "accumulate",
            "aligned_activations", "dequantize_groups", "fixed_group_sums", "get_family",
            "partial_sum_steps",
            "partial_sums", "pe_dot", "quantize_groups", "unified_terms", "weight_values"]

@@ -111,7 +111,7 @@ class BitSerialPE(BitSerialUnit, Datapath):
                                 f"the cost model takes up to {MAX_GROUP}")
         m = Module()
         fa, fs = cfg.act_format, cfg.scale_format
-        G, NG, C = cfg.group, cfg.groups, cfg.cycles_per_weight
+        NG, C = cfg.groups, cfg.cycles_per_weight
         L, S = cfg.lane_count, cfg.steps
         ab, wb, sb = fa.bits, cfg.weight_bits, fs.bits
         wp = cfg.partial_bits
