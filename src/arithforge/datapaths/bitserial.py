@@ -514,11 +514,12 @@ class BitSerialUnit(Unit):
         negate = gr.node("negate", "adder", cfg.aligned_bits + 1, align, count=L, inputs=1)
         rom = gr.node("term_rom", "lut", 10, regs, count=L, entries=4 << cfg.weight_bits,
                       storage="rom")
+        wc = cfg.step_bits if fixed else wp
         if cfg.serial == "term":
-            term = gr.node("term_shift", "shifter", wp + 1, negate, rom, ctrl_reg, count=L,
+            term = gr.node("term_shift", "shifter", wc + 1, negate, rom, ctrl_reg, count=L,
                            shift_bits=3)
         else:
-            term = gr.node("digit_select", "mux", wp + 1, negate, rom, ctrl_reg, count=L,
+            term = gr.node("digit_select", "mux", wc + 1, negate, rom, ctrl_reg, count=L,
                            inputs=3)
         if fixed:
             wx = cfg.step_bits

@@ -205,6 +205,9 @@ class BitSerialPE(BitSerialUnit, Datapath):
         # case process: Icarus runs a combinational process only when its inputs change, so one
         # whose index stays at its power-on value would read X).
         table = self._term_table()
+        # A lane's contribution: within one step's sum with the fixed accumulator, else within
+        # the partial sum.
+        wc = cfg.step_bits if fixed else wp
         contribs = []
         for k in range(L):
             word = Signal(10, name=f"terms{k}")
@@ -222,7 +225,7 @@ class BitSerialPE(BitSerialUnit, Datapath):
                 hit1 = slots[1][0] & (slots[1][2] == pos)
                 dneg = Mux(hit0, slots[0][1], slots[1][1])
                 value = Mux(hit0 | hit1, Mux(dneg, -sa, sa), 0)
-            c_k = Signal(signed(wp + 1), name=f"contrib{k}")
+            c_k = Signal(signed(wc + 1), name=f"contrib{k}")
             m.d.comb += c_k.eq(value)
             contribs.append(c_k)
         while len(contribs) > 1:
