@@ -21,7 +21,11 @@ previous transaction's rescale.
 With ``parallel = L`` lanes a group takes ``group / L`` steps, ``T = (group / L) C`` cycles, in
 place of ``C`` above; with ``rescale="bitserial"`` the FMA is replaced by the paper's
 shift-and-add dequantizer (``D - 1`` cycles after the group's last, overlapping the next group)
-and an adder one cycle later: latency ``NG T + D + 1``.
+and an adder one cycle later: latency ``NG T + D + 1``. With ``accumulate="fixed:W"`` the
+partial-sum register is the paper's group accumulator (a ``W``-bit mantissa and an exponent,
+renormalized every cycle; yc2367/BitMoD ``hardware/pe/grp_accum.v``) and each step's lanes are
+aligned to their own largest exponent, so only ``parallel`` lanes elaborate whatever ``group``
+is; the schedule is unchanged.
 
 This module is the hardware; the PE's other faces (facts, reference, transactions, structure)
 are its unit's, :class:`arithforge.datapaths.bitserial.BitSerialUnit`.
