@@ -305,7 +305,8 @@ def test_pe_against_fractions(params, rng) -> None:
 
 def test_fixed_accumulator_truncates_and_differs(rng) -> None:
     """The fixed group accumulator is not the exact partial sum: narrow, it truncates (floor)
-    and changes results; wide enough (no renormalization), it equals the exact sum."""
+    and changes results; in one step (the exact sum's alignment) it never exceeds the exact sum,
+    and wide enough (no renormalization) it equals it."""
     base = {"acts": "float16", "family": "bitmod4", "group": 16, "groups": 2, "parallel": 4,
             "rescale": "bitserial", "scale": "uint8"}
     exact = bitmod.PEConfig(**base)
@@ -314,13 +315,15 @@ def test_fixed_accumulator_truncates_and_differs(rng) -> None:
     narrow = bitmod.PEConfig(**base, accumulate="fixed:8")
     m, e = bitmod.fixed_group_sums(a, w, sel, narrow)
     assert np.all((m >= -(1 << 7)) & (m < 1 << 7))
-    # Value never above the exact sum's (every shift floors; per-step alignment truncates too).
-    assert np.all(m.astype(object) * 2 ** (e - lsb).astype(object) <= p.astype(object))
     assert np.any(bitmod.pe_dot(a, w, sel, scale, c, narrow)
                   != bitmod.pe_dot(a, w, sel, scale, c, exact))
-    # One step of 16 lanes, W above the partial sum: the accumulator is exact.
-    wide = bitmod.PEConfig(**{**base, "parallel": 16}, accumulate="fixed:32")
-    m, e = bitmod.fixed_group_sums(a, w, sel, wide)
+    one_step = {**base, "parallel": 16}
+    m, e = bitmod.fixed_group_sums(a, w, sel, bitmod.PEConfig(**one_step, accumulate="fixed:8"))
+    assert np.all(e >= lsb)
+    value = m.astype(object) * 2 ** (e - lsb).astype(object)
+    assert np.all(value <= p.astype(object))
+    assert np.any(value < p.astype(object))
+    m, e = bitmod.fixed_group_sums(a, w, sel, bitmod.PEConfig(**one_step, accumulate="fixed:32"))
     assert np.array_equal(m * 2 ** (e - lsb), p)
 
 
