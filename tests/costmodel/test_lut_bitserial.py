@@ -204,7 +204,8 @@ def test_lut_claim_verdict_from_synthesis() -> None:
 
 def _bitmod_cache(pe_um2: float) -> dict[str, object]:
     """Synthesis results seeded so the claim runs no tool: the fp16 PE 100,000 um2 (mul 60,000 +
-    add 40,000), the float-FMA PE 1.2x the dequantizer PE."""
+    add 40,000), the float-FMA PE 1.2x the dequantizer PE, the fixed-accumulator PE as large as
+    the dequantizer PE, the float adder after its dequantizer 30,000 um2."""
     cache: dict[str, object] = {"fma float16 + float32": _measured("fp16", 40_000, 2_000),
                                 "bitserial float16 bitmod4 G=4": _measured("pe", 30_000, 1_500)}
 
@@ -215,14 +216,16 @@ def _bitmod_cache(pe_um2: float) -> dict[str, object]:
         "asic mul float16": area(60_000), "asic add float16": area(40_000),
         "asic bitserial G=4, float FMA rescale": area(1.2 * pe_um2),
         "asic bitserial G=4, bit-serial dequantizer": area(pe_um2),
-        "asic bitserial G=16 in 4 lanes, bit-serial dequantizer": area(1.1 * pe_um2)})
+        "asic bitserial G=16 in 4 lanes, bit-serial dequantizer": area(1.1 * pe_um2),
+        "asic bitserial G=16 in 4 lanes, dequantizer, fixed group accumulator": area(pe_um2),
+        "asic add float29_e7m21b33fn_nonan + float32": area(30_000)})
     return cache
 
 
 def test_bitmod_claim_verdict() -> None:
     claim = rep.bitmod_pe(registry, TECH, _bitmod_cache(75_000))
-    assert claim.verdict == ("agrees: with the paper's dequantizer the bit-serial PE is 0.75x "
-                             "the fp16 PE's um2 (claim 0.77x)")
+    assert claim.verdict == ("agrees: with the paper's dequantizer and group accumulator the "
+                             "bit-serial PE is 0.75x the fp16 PE's um2 (claim 0.77x)")
     rows = {r[0]: r for r in claim.rows}
     assert rows["PE area ratio, transistors (float FMA rescale)"][1] == "0.75x"
     assert rows["PE area ratio, um2 (dequantizer / fp16 PE)"][1] == "0.75x"
@@ -232,11 +235,17 @@ def test_bitmod_claim_verdict() -> None:
     assert rows["float FMA rescale replaced by the dequantizer: PE area change, um2"][1] == "-17%"
     # The model's split of the PE by the paper's blocks sums to its total.
     shares = [int(r[2].split("(")[1].split("%")[0]) for r in claim.rows
-              if r[0].startswith("where the dequantizer PE's area goes")]
+              if r[0].startswith("where the fixed-accumulator PE's area goes")]
     assert len(shares) == len(rep.BITMOD_BLOCKS)
     assert 98 <= sum(shares) <= 102
     claim = rep.bitmod_pe(registry, TECH, _bitmod_cache(300_000))
-    assert claim.verdict.startswith("disagrees: with the paper's bit-serial dequantizer the PE "
-                                    "is 3.00x the fp16 PE's um2")
-    assert "the cause is the float32 normalization, adder and accumulator" in claim.verdict
+    assert claim.verdict.startswith("disagrees: with the paper's dequantizer, schedule (16-weight "
+                                    "groups in 4 lanes) and fixed group accumulator the PE is "
+                                    "3.00x the fp16 PE's um2")
+    assert ("Measured cause: the float adder that our PE keeps after the dequantizer"
+            in claim.verdict)
+    assert "600 um2 at 28 nm synthesized alone; less it the PE is 2.70x" in claim.verdict
+    rows = {r[0]: r for r in claim.rows}
+    assert rows["PE area ratio less that adder (fixed-accumulator PE - adder) / fp16 PE, "
+                "um2"][1] == "2.70x"
     assert math.isclose(1507.7 / 1968.7, 0.7658, rel_tol=1e-3)

@@ -179,6 +179,15 @@ def _oracle(cfg: bitmod.PEConfig, a, w, sel, scale, c) -> int:
         f = cfg.align_bits
         unit = Fraction(2) ** (emax - f)
         values = EXPECTED_BY_CODE[cfg.types[int(sel[g])].name]
+        if cfg.fixed_bits:
+            m, e = _fixed_oracle(cfg, fa, xs, [values[int(w[k])] for k in lanes])
+            q = m * int(scale[g])
+            term = Fraction(q) * Fraction(2) ** e if q else ("zero", False)
+            total = oracle._scalar_add(term, acc, cfg.mode)
+            last = code = oracle.round_scalar(facc, total, cfg.mode)
+            acc = oracle.value_fraction(float(facc.decode(np.array([code],
+                                                                   dtype=facc.code_dtype))[0]))
+            continue
         p = 0
         for k, x in zip(lanes, xs, strict=True):
             mag = math.floor(abs(x) / unit)
@@ -196,6 +205,36 @@ def _oracle(cfg: bitmod.PEConfig, a, w, sel, scale, c) -> int:
         acc = oracle.value_fraction(float(facc.decode(np.array([code], dtype=facc.code_dtype))[0]))
         last = code
     return last
+
+
+def _fixed_oracle(cfg: bitmod.PEConfig, fa, xs: list[Fraction], vals: list[int]
+                  ) -> tuple[int, int]:
+    """The paper's group accumulator with Python integers: per step of ``parallel`` lanes the
+    lanes aligned to their own largest exponent, per term slot the exact lane sum, then the
+    mantissa and the sum shifted to the larger exponent and renormalized into ``W`` bits,
+    every shift a floor division."""
+    W, L, f = cfg.fixed_bits, cfg.lane_count, cfg.align_bits
+    m, e = 0, 0
+    for st in range(cfg.steps):
+        sx, sv = xs[st * L:(st + 1) * L], vals[st * L:(st + 1) * L]
+        grid = max(_lsb_exp(fa, x) for x in sx) - f
+        unit = Fraction(2) ** grid
+        aligned = [(-1 if x < 0 else 1) * math.floor(abs(x) / unit) for x in sx]
+        for t in range(cfg.cycles_per_weight):
+            x = 0
+            for a_k, v in zip(aligned, sv, strict=True):
+                terms = bitmod.unified_terms(v)
+                if t < len(terms):
+                    neg, te = terms[t]
+                    x += (-1 if neg else 1) * a_k * 2**te
+            if st == 0 and t == 0:
+                m, e = 0, grid
+            n = max(e, grid)
+            total = x // 2 ** (n - grid) + m // 2 ** (n - e)
+            d = max(0, abs(total).bit_length() - (W - 1))
+            m, e = total // 2**d, n + d
+            assert -(1 << (W - 1)) <= m < 1 << (W - 1)
+    return m, e
 
 
 def _by_code(name: str) -> list[int]:
@@ -248,6 +287,13 @@ CONFIGS = [
      "scale": "uint8"},
     {"acts": "int8", "family": "int4", "serial": "term", "rescale": "bitserial", "scale": "uint4",
      "parallel": 2},
+    # The paper's group accumulator, narrow enough to truncate often.
+    {"acts": "float16", "family": "bitmod4", "rescale": "bitserial", "scale": "uint8",
+     "parallel": 2, "accumulate": "fixed:8"},
+    {"acts": "bfloat16", "family": "bitmod3", "rescale": "bitserial", "scale": "uint4",
+     "accumulate": "fixed"},
+    {"acts": "int8", "family": "int4", "rescale": "bitserial", "scale": "uint8",
+     "parallel": 1, "accumulate": "fixed:6"},
 ], ids=lambda p: "-".join(map(str, p.values())))
 def test_pe_against_fractions(params, rng) -> None:
     cfg = bitmod.PEConfig(group=4, groups=3, **params)
@@ -255,6 +301,48 @@ def test_pe_against_fractions(params, rng) -> None:
     got = bitmod.pe_dot(a, w, sel, scale, c, cfg)
     want = [_oracle(cfg, a[i], w[i], sel[i], scale[i], c[i]) for i in range(len(c))]
     assert [int(x) for x in got] == want
+
+
+def test_fixed_accumulator_truncates_and_differs(rng) -> None:
+    """The fixed group accumulator is not the exact partial sum: narrow, it truncates (floor)
+    and changes results; in one step (the exact sum's alignment) it never exceeds the exact sum,
+    and wide enough (no renormalization) it equals it."""
+    base = {"acts": "float16", "family": "bitmod4", "group": 16, "groups": 2, "parallel": 4,
+            "rescale": "bitserial", "scale": "uint8"}
+    exact = bitmod.PEConfig(**base)
+    a, w, sel, scale, c = _vectors(exact, rng, 200)
+    p, lsb = bitmod.partial_sums(a, w, sel, exact)
+    narrow = bitmod.PEConfig(**base, accumulate="fixed:8")
+    m, e = bitmod.fixed_group_sums(a, w, sel, narrow)
+    assert np.all((m >= -(1 << 7)) & (m < 1 << 7))
+    assert np.any(bitmod.pe_dot(a, w, sel, scale, c, narrow)
+                  != bitmod.pe_dot(a, w, sel, scale, c, exact))
+    one_step = {**base, "parallel": 16}
+    m, e = bitmod.fixed_group_sums(a, w, sel, bitmod.PEConfig(**one_step, accumulate="fixed:8"))
+    assert np.all(e >= lsb)
+    value = m.astype(object) * 2 ** (e - lsb).astype(object)
+    assert np.all(value <= p.astype(object))
+    assert np.any(value < p.astype(object))
+    m, e = bitmod.fixed_group_sums(a, w, sel, bitmod.PEConfig(**one_step, accumulate="fixed:32"))
+    assert np.array_equal(m * 2 ** (e - lsb), p)
+
+
+def test_fixed_accumulator_errors() -> None:
+    base = {"group": 8, "rescale": "bitserial", "scale": "uint8"}
+    assert bitmod.PEConfig(**base, accumulate="fixed").accumulate == "fixed:15"
+    with pytest.raises(ValueError, match=r"^accumulate='fixed:15' needs rescale='bitserial'"):
+        bitmod.PEConfig(group=8, accumulate="fixed")
+    with pytest.raises(ValueError, match=r"needs serial='term', not 'bit'"):
+        bitmod.PEConfig(**base, serial="bit", accumulate="fixed")
+    with pytest.raises(ValueError, match=r"^the W of accumulate='fixed:W' must be 6 to 32, "
+                                         r"not 5$"):
+        bitmod.PEConfig(**base, accumulate="fixed:5")
+    with pytest.raises(ValueError, match=r"^accumulate must be 'float', 'fixed' or 'fixed:W', "
+                                         r"not 'int'$"):
+        bitmod.PEConfig(**base, accumulate="int")
+    with pytest.raises(ValueError, match=r"a group of 64 cycles needs W of at least 9$"):
+        bitmod.PEConfig(group=128, parallel=4, rescale="bitserial", scale="uint8",
+                        accumulate="fixed:8")
 
 
 @pytest.mark.parametrize("rounding", ["rtz", "rup", "rdn", "rna"])

@@ -12,6 +12,7 @@ from arithforge import ArithforgeError
 from arithforge.costmodel import estimate
 from arithforge.formats import bitmod
 from arithforge.hdl import BitSerialPE, registry
+from arithforge.hdl.base import DatapathError
 from arithforge.hdl.bitserial import pack_fields, unpack_fields
 
 
@@ -68,6 +69,12 @@ CONFIGS = [
     # Two steps of two lanes per group, one scale bit per cycle over the group's 4 cycles.
     {"acts": "bfloat16", "family": "int4", "group": 4, "parallel": 2, "groups": 2,
      "rescale": "bitserial", "scale": "uint4", "acc": "bfloat16"},
+    # The paper's group accumulator: a 10-bit block-floating register (truncating every cycle),
+    # alignment per step of two lanes; int8 in single steps.
+    {"acts": "float16", "family": "bitmod4", "group": 8, "parallel": 2, "groups": 2,
+     "rescale": "bitserial", "scale": "uint4", "accumulate": "fixed:10"},
+    {"acts": "int8", "family": "int4", "group": 2, "groups": 2, "rescale": "bitserial",
+     "scale": "uint4", "accumulate": "fixed:8"},
 ]
 
 
@@ -232,3 +239,32 @@ def test_p3109_saturation_in_amaranth(saturation, rng) -> None:
     out = _simulate(dp, rows, starts, starts[-1] + lat + 2)
     for k, s in enumerate(starts):
         assert out[s + lat] == (1, int(want[pick[k]])), k
+
+
+def test_fixed_accumulator_makes_the_group_a_counter(rng) -> None:
+    """With the paper's group accumulator a group of 128 weights elaborates 4 lanes and runs in
+    Amaranth bit for bit (3 back-to-back transactions of 64 cycles); only the operand registers
+    grow with the group. Without it, 128 lanes are refused with the documented message."""
+    params = {"group": 128, "groups": 1, "parallel": 4, "rescale": "bitserial",
+              "scale": "uint8"}
+    dp = BitSerialPE(**params, accumulate="fixed")
+    assert (dp.initiation_interval, dp.latency) == (64, 74)
+    ops = dp.test_cases(rng, "random", 3)
+    rows = _rows(dp, ops)
+    want = [int(x) for x in dp.reference(**ops)]
+    starts = [1 + 64 * k for k in range(3)]
+    out = _simulate(dp, rows, starts, starts[-1] + dp.latency + 2)
+    assert [out[s + dp.latency] for s in starts] == [(1, x) for x in want]
+    assert sum(v for v, _ in out) == 3
+    small = BitSerialPE(**{**params, "group": 16}, accumulate="fixed")
+    counts = {n: {c.name: c.count for c in estimate(d.structure()).components}
+              for n, d in (("128", dp), ("16", small))}
+    assert counts["128"]["exp_max"] == counts["16"]["exp_max"] == 3
+    areas = {n: {c.name: c.cost.area_um2 for c in estimate(d.structure()).components}
+             for n, d in (("128", dp), ("16", small))}
+    lanes = ("exp_max", "align", "negate", "term_rom", "term_shift", "adder_tree")
+    assert [areas["128"][k] for k in lanes] == [areas["16"][k] for k in lanes]
+    assert areas["128"]["operand_regs"] > 7 * areas["16"]["operand_regs"]
+    with pytest.raises(DatapathError, match=r"^bitserial hardware must have at most 16 lanes per "
+                                            r"group, not 128 \(Amaranth"):
+        BitSerialPE(**params).elaborate(None)

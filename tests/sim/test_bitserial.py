@@ -52,6 +52,19 @@ def test_harness(params: dict[str, Any], seed: int) -> None:
     assert dp.cycles(5000) == 5000 * dp.initiation_interval + 2
 
 
+@pytest.mark.slow
+def test_harness_paper_group_of_128(seed: int) -> None:
+    """The paper's group of 128 weights in 4 lanes with its fixed group accumulator (one
+    Verilator build, about 90 s on a loaded machine)."""
+    dp = registry.build("bitserial", acts="float16", family="bitmod4", rescale="bitserial",
+                        scale="uint8", accumulate="fixed", parallel=4, group=128, groups=1)
+    result = harness.verify(dp, "random", 3000, seed=seed)
+    assert (result.vectors, result.mismatches) == (3000, 0), result.first_failures
+    assert result.initiation_interval == 64
+    corner = harness.verify(dp, "corner", seed=seed)
+    assert (corner.vectors, corner.mismatches) == (448, 0), corner.first_failures
+
+
 class _TooEager(BitSerialPE):
     """Claims one cycle less between transactions than it needs."""
 

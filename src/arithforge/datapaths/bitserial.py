@@ -53,7 +53,8 @@ MAX_GROUP = 1024
 #: Most lanes per group that elaborate. It was set when Amaranth's time grew exponentially with
 #: the lanes (16 lanes 140 s and 1 GB: the largest exponent was a chain of nested Mux
 #: expressions); with the comparator tree in signals 16 lanes take 0.9 s of CPU. Larger groups
-#: are not yet verified in Verilator, so the limit stays.
+#: are not yet verified in Verilator, so the limit stays. With ``accumulate=fixed`` the hardware
+#: elaborates only ``parallel`` lanes (the group is a step counter) and the limit applies to them.
 MAX_ELABORATED_GROUP = 16
 #: Most groups per transaction.
 MAX_GROUPS = 64
@@ -80,6 +81,11 @@ PARAMS: dict[str, Param] = {
                       "group); group must be a multiple", 0, MAX_GROUP),
     "saturation": Param("choice:SatFinite|SatPropagate|OvfInf", "OvfInf",
                         "overflow mode of each accumulation, by its IEEE P3109 name"),
+    "accumulate": Param("str", "float",
+                        "group accumulator: float (the exact partial sum, one conversion per "
+                        "group) or fixed[:W], the paper's W-bit (15) block-floating register "
+                        "truncated every cycle, aligned per step of parallel lanes (needs "
+                        "rescale=bitserial; the group becomes a counter)"),
 }
 
 #: BitMoD bit-serial PE configurations of the acceptance sweep (tests/sim/test_bitserial.py runs
@@ -108,6 +114,14 @@ ACCEPTANCE: list[tuple[str, dict[str, Any]]] = [
     ("int8 bitmod4 term, bit-serial dequantizer uint8, groups of 8 in 4 lanes",
      {"acts": "int8", "family": "bitmod4", "rescale": "bitserial", "scale": "uint8",
       "parallel": 4, "group": 8, "groups": 2}),
+    # The paper's group accumulator (15-bit block-floating register, hardware/pe/grp_accum.v)
+    # and its group of 128 weights in 4 lanes (64 cycles per group).
+    ("fp16 bitmod4 term, fixed group accumulator, groups of 16 in 4 lanes",
+     {"acts": "float16", "family": "bitmod4", "rescale": "bitserial", "scale": "uint8",
+      "accumulate": "fixed", "parallel": 4, "group": 16, "groups": 2}),
+    ("fp16 bitmod4 term, fixed group accumulator, the paper's group of 128 in 4 lanes",
+     {"acts": "float16", "family": "bitmod4", "rescale": "bitserial", "scale": "uint8",
+      "accumulate": "fixed", "parallel": 4, "group": 128, "groups": 1}),
 ]
 
 
@@ -266,6 +280,9 @@ class BitSerialUnit(Unit):
         ``fma`` (``scale`` a float format) or ``bitserial`` (``scale`` unsigned integers).
     parallel : int
         Weights of a group per cycle (the PE's lanes); 0 for ``group``.
+    accumulate : str
+        ``float`` (exact partial sums) or ``fixed[:W]``, the paper's group accumulator
+        (:class:`~arithforge.formats.bitmod.PEConfig`).
 
     Operands: ``a``, ``length`` activation codes packed, lane 0 in the low bits (group 0 first);
     ``w`` likewise the weight codes; ``sel``, 2 bits per group; ``scale``, one code per group;
@@ -279,9 +296,10 @@ class BitSerialUnit(Unit):
                  groups: int = 2, align_bits: int = 8, scale: Any = "float16",
                  acc: Any = "float32", rounding: Rounding | str = Rounding.RNE,
                  serial: str = "term", rescale: str = "fma", parallel: int = 0,
-                 saturation: str = "OvfInf") -> None:
+                 saturation: str = "OvfInf", accumulate: str = "float") -> None:
         self._cfg = bitmod.PEConfig(acts, family, group, groups, align_bits, scale, acc,
-                                    rounding, serial, rescale, parallel or None, saturation)
+                                    rounding, serial, rescale, parallel or None, saturation,
+                                    accumulate)
         self._ready()
 
     # -- facts ------------------------------------------------------------------------------------
@@ -485,8 +503,10 @@ class BitSerialUnit(Unit):
         ctrl_reg = gr.node("control_regs", "register",
                            1 + 2 * max(2, C).bit_length() + steps.bit_length(), ctrl)
         eb = fa.exp_bits if isinstance(fa, FloatFormat) else 1
-        emax = gr.node("exp_max", "comparator", eb, regs, count=max(G - 1, 1))
-        if L < G:
+        fixed = cfg.fixed_bits
+        # The fixed group accumulator aligns each step's lanes to their own largest exponent.
+        emax = gr.node("exp_max", "comparator", eb, regs, count=max((L if fixed else G) - 1, 1))
+        if L < G and not fixed:
             # The group's largest exponent is held while its steps run through the lanes.
             emax = gr.node("emax_reg", "register", eb, emax)
         align = gr.node("align", "shifter", cfg.aligned_bits, emax, regs, count=L,
@@ -494,14 +514,20 @@ class BitSerialUnit(Unit):
         negate = gr.node("negate", "adder", cfg.aligned_bits + 1, align, count=L, inputs=1)
         rom = gr.node("term_rom", "lut", 10, regs, count=L, entries=4 << cfg.weight_bits,
                       storage="rom")
+        wc = cfg.step_bits if fixed else wp
         if cfg.serial == "term":
-            term = gr.node("term_shift", "shifter", wp + 1, negate, rom, ctrl_reg, count=L,
+            term = gr.node("term_shift", "shifter", wc + 1, negate, rom, ctrl_reg, count=L,
                            shift_bits=3)
         else:
-            term = gr.node("digit_select", "mux", wp + 1, negate, rom, ctrl_reg, count=L,
+            term = gr.node("digit_select", "mux", wc + 1, negate, rom, ctrl_reg, count=L,
                            inputs=3)
-        tree = gr.node("adder_tree", "adder", wp + 1, term, inputs=L + 1)
-        psum = gr.node("psum_reg", "register", wp + 1, tree)
+        if fixed:
+            wx = cfg.step_bits
+            tree = gr.node("adder_tree", "adder", wx + 1, term, inputs=L)
+            psum = self._structure_group_acc(gr, tree, emax, eb)
+        else:
+            tree = gr.node("adder_tree", "adder", wp + 1, term, inputs=L + 1)
+            psum = gr.node("psum_reg", "register", wp + 1, tree)
         if cfg.rescale == "bitserial":
             self._structure_dequant(gr, psum, eb)
         else:
@@ -540,6 +566,21 @@ class BitSerialUnit(Unit):
         exp = gr.node(f"{prefix}_exp", "adder", exp_bits, lzc, inputs=2)
         return norm, exp
 
+    def _structure_group_acc(self, gr: Graph, tree: str, emax: str, eb: int) -> str:
+        # Ref: yc2367/BitMoD hardware/pe/grp_accum.v: the larger of the two exponents, the
+        # accumulator's mantissa shifted right to it, the fixed-point sum, its normalization.
+        cfg = self._cfg
+        W, wx = cfg.fixed_bits, cfg.step_bits
+        ew = cfg.fixed_exp_bits
+        ws = max(wx, W - 1) + 2
+        emx = gr.node("gacc_exp_max", "comparator", ew, emax)
+        dist = gr.node("gacc_exp_diff", "adder", ew, emx, count=2, inputs=2)
+        xs = gr.node("gacc_x_shift", "shifter", wx + 1, tree, dist, shift_bits=ew)
+        ms = gr.node("gacc_m_shift", "shifter", W, dist, shift_bits=ew)
+        add = gr.node("gacc_add", "adder", ws, xs, ms, inputs=2)
+        norm, exp = self._normalize(gr, "gacc", ws, ew, add)
+        return gr.node("gacc_reg", "register", W + ew, norm, exp)
+
     def _structure_fma(self, gr: Graph, psum: str, eb: int) -> None:
         cfg = self._cfg
         fs, facc, wp = cfg.scale_format, cfg.acc_format, cfg.partial_bits
@@ -556,6 +597,8 @@ class BitSerialUnit(Unit):
         cfg = self._cfg
         facc, wp = cfg.acc_format, cfg.partial_bits
         sb, r, d = cfg.scale_format.bits, cfg.dequant_bits, cfg.dequant_cycles
+        wp = cfg.group_sum_bits
+        eb = max(eb, cfg.fixed_exp_bits)
         wq = wp + sb
         stage = gr.node("dequant_regs", "register",
                         wp + 1 + eb + d * r + facc.bits + 3 + max(2, d).bit_length(), psum)

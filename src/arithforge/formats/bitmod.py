@@ -56,6 +56,19 @@ A transaction is a dot product of ``K = groups * group`` activations ``a`` and w
    most significant scale bit first) and ``acc = round(Q * 2**(Emax - F) + acc)``: ``ops.add``
    with ``Q`` a code of :attr:`PEConfig.product_format`. The value is the same as step 4 with
    ``s`` as an exact float scale: one rounding per group either way.
+6. With ``accumulate="fixed:W"`` (the paper's group accumulator, ``yc2367/BitMoD``
+   ``hardware/pe/grp_accum.v``; needs ``rescale="bitserial"`` and ``serial="term"``) the group
+   is summed cycle by cycle in a block-floating register of a ``W``-bit signed mantissa ``m``
+   and an exponent ``e`` instead of the exact partial sum, and alignment is per step, not per
+   group: at each step the ``parallel`` lanes are aligned to *their* largest exponent ``Es``
+   (step 2 with ``Es`` for ``Emax``), their term slot summed exactly into ``x`` (LSB exponent
+   ``Es - F``), and then ``n = max(e, Es - F)``, ``s = floor(x / 2**(n - Es + F)) + floor(m /
+   2**(n - e))`` (``m = 0``, ``e = Es - F`` at the group's first cycle), ``d = max(0,
+   bitlen(|s|) - (W - 1))``, ``m = floor(s / 2**d)``, ``e = n + d``: every shift truncates
+   toward minus infinity (arithmetic right shifts), the paper's only conversion. The
+   dequantizer takes ``m`` (``Q = m * s`` exact, LSB exponent ``e``) and the adder rounds
+   ``Q`` once per group into the accumulator as in step 5. The group is then a counter: the
+   PE's logic sees ``parallel`` lanes per cycle whatever ``group`` is.
 
 Cycles: ``C`` cycles per weight (``ceil(bits/2)`` in term mode, ``digits`` in bit mode) and
 ``T = (group / parallel) * C`` per group; a transaction takes ``II = groups * T`` cycles at full
@@ -82,9 +95,10 @@ from .catalog import get_format
 from .descriptors import FloatFormat, Format, IntFormat, Specials
 from .rounding import Rounding, Saturation, as_rounding, as_saturation
 
-__all__ = ["FAMILIES", "RESCALES", "SERIAL_MODES", "WEIGHT_TYPES", "PEConfig", "WeightType",
-           "accumulate",
-           "aligned_activations", "dequantize_groups", "get_family", "partial_sum_steps",
+__all__ = ["ACCUMULATORS", "FAMILIES", "FIXED_ACC_BITS", "RESCALES", "SERIAL_MODES",
+           "WEIGHT_TYPES", "PEConfig", "WeightType", "accumulate",
+           "aligned_activations", "dequantize_groups", "fixed_group_sums", "get_family",
+           "partial_sum_steps",
            "partial_sums", "pe_dot", "quantize_groups", "unified_terms", "weight_values"]
 
 I64 = npt.NDArray[np.int64]
@@ -97,6 +111,38 @@ RESCALES = ("fma", "bitserial")
 
 #: Largest term exponent of any datatype (16 = 2**4).
 MAX_TERM_EXP = 4
+
+#: Accumulator organisations of a group: the exact partial sum (``float``: then one float
+#: conversion per group), or the paper's block-floating ``fixed:W`` register.
+ACCUMULATORS = ("float", "fixed")
+
+#: Mantissa width (sign included) of ``accumulate="fixed"``: ``ACC_MAN_WIDTH = 15`` of the
+#: paper's ``hardware/pe/grp_accum.v`` (its fixed-point adder is 23 bits wide).
+FIXED_ACC_BITS = 15
+#: Range of ``W`` in ``accumulate="fixed:W"``.
+FIXED_ACC_RANGE = (6, 32)
+
+
+def _parse_accumulate(spec: Any) -> int:
+    """``0`` for ``"float"``, else the ``W`` of ``"fixed"`` / ``"fixed:W"``."""
+    if not isinstance(spec, str):
+        raise TypeError(f"accumulate must be a string, not {spec!r}")
+    kind, _, width = spec.strip().partition(":")
+    if kind == "float" and not width:
+        return 0
+    if kind != "fixed":
+        raise ValueError(f"accumulate must be 'float', 'fixed' or 'fixed:W', not {spec!r}")
+    if not width:
+        return FIXED_ACC_BITS
+    try:
+        w = int(width)
+    except ValueError:
+        raise ValueError(f"accumulate must be 'float', 'fixed' or 'fixed:W', not {spec!r}"
+                         ) from None
+    lo, hi = FIXED_ACC_RANGE
+    if not lo <= w <= hi:
+        raise ValueError(f"the W of accumulate='fixed:W' must be {lo} to {hi}, not {w!r}")
+    return w
 
 
 def unified_terms(value: int) -> tuple[tuple[bool, int], ...]:
@@ -305,6 +351,11 @@ class PEConfig:
     saturation : Saturation or str
         Overflow mode of each per-group accumulation (IEEE P3109's SatFinite, SatPropagate,
         OvfInf; default OvfInf, what the PE did before it was a parameter).
+    accumulate : str
+        ``"float"`` (the exact partial sum of a group, converted once; the default) or
+        ``"fixed[:W]"``: the paper's group accumulator (module documentation, step 6), a
+        ``W``-bit signed mantissa (default :data:`FIXED_ACC_BITS`) renormalized by truncating
+        right shifts every cycle, alignment per step of ``parallel`` lanes.
     """
 
     acts: Format | str = "float16"
@@ -319,6 +370,7 @@ class PEConfig:
     rescale: str = "fma"
     parallel: int | None = None
     saturation: Saturation | str = Saturation.OVF_INF
+    accumulate: str = "float"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -369,6 +421,19 @@ class PEConfig:
         if self.serial not in SERIAL_MODES:
             raise ValueError(f"serial must be one of {', '.join(SERIAL_MODES)}, not "
                              f"{self.serial!r}")
+        w = _parse_accumulate(self.accumulate)
+        set_(self, "accumulate", f"fixed:{w}" if w else "float")
+        if w and self.rescale != "bitserial":
+            raise ValueError(f"accumulate={self.accumulate!r} needs rescale='bitserial' (the "
+                             f"paper's group accumulator feeds its dequantizer), not "
+                             f"{self.rescale!r}")
+        if w and self.serial != "term":
+            raise ValueError(f"accumulate={self.accumulate!r} needs serial='term', not "
+                             f"{self.serial!r}")
+        if w and self.cycles_per_group > 1 << (w - 3):
+            raise ValueError(f"accumulate={self.accumulate!r} truncates once per cycle: a group "
+                             f"of {self.cycles_per_group} cycles needs W of at least "
+                             f"{3 + (self.cycles_per_group - 1).bit_length()}")
         if self.partial_bits + self.scale_precision > _core.SIG_LIMIT_BITS - 2:
             raise ValueError(f"partial sums of {self.partial_bits} bits are too wide; lower "
                              f"group or align_bits")
@@ -491,6 +556,42 @@ class PEConfig:
         return _positive(tiles, "tiles") * self.initiation_interval + self.dequant_cycles + 1
 
     @property
+    def fixed_bits(self) -> int:
+        """``W`` of ``accumulate="fixed:W"`` (the group accumulator's signed mantissa); 0 for
+        ``"float"``."""
+        return _parse_accumulate(self.accumulate)
+
+    @property
+    def fixed_shift_max(self) -> int:
+        """Largest ``e - (Emax - F)`` of the fixed group accumulator over a group (``Emax`` the
+        group's largest exponent): with at most ``2**(W-3)`` truncations per group its value
+        stays within twice the exact sum's bound ``2**partial_bits``; 0 for ``"float"``."""
+        w = self.fixed_bits
+        return max(0, self.partial_bits - w + 3) if w else 0
+
+    @property
+    def step_bits(self) -> int:
+        """Magnitude bits of one cycle's sum of ``parallel`` lanes (one term slot each)."""
+        amax = (1 << self.aligned_bits) - 1
+        top = max((1 << e for t in self.types for ts in t.terms for _, e in ts), default=1)
+        return max(1, (self.lane_count * amax * top).bit_length())
+
+    @property
+    def fixed_exp_bits(self) -> int:
+        """Width of the fixed group accumulator's exponent in the hardware, which counts in
+        activation exponent-field units (int8: shifts from 0); 0 for ``"float"``."""
+        if not self.fixed_bits:
+            return 0
+        f = self.act_format
+        top = (1 << f.exp_bits) - 1 if isinstance(f, FloatFormat) else 0
+        return max(1, (top + self.fixed_shift_max).bit_length())
+
+    @property
+    def group_sum_bits(self) -> int:
+        """Magnitude bits of what the dequantizer multiplies: ``partial_bits``, or ``W - 1``."""
+        return self.fixed_bits - 1 if self.fixed_bits else self.partial_bits
+
+    @property
     def act_fields(self) -> tuple[int, int, int]:
         """Activation significand bits and the range of ``E`` (exponent of the LSB)."""
         f = self.act_format
@@ -539,9 +640,9 @@ class PEConfig:
         F)`` exactly, as a normal number (the dequantizer's output into the adder)."""
         _, e_lo, e_hi = self.act_fields
         f = self.align_bits
-        bits = self.partial_bits + self.scale_format.bits
+        bits = self.group_sum_bits + self.scale_format.bits
         low = e_lo - f
-        high = e_hi - f + bits - 1
+        high = e_hi - f + self.fixed_shift_max + bits - 1
         exp_bits = max(2, (high - low + 2).bit_length())
         return FloatFormat(exp_bits, bits - 1, bias=1 - low, specials=Specials.NONE)
 
@@ -555,7 +656,7 @@ class PEConfig:
                 "parallel": self.lane_count, "cycles_per_weight": self.cycles_per_weight,
                 "cycles_per_group": self.cycles_per_group,
                 "dequant_bits": self.dequant_bits, "dequant_cycles": self.dequant_cycles,
-                "saturation": str(self.saturation),
+                "saturation": str(self.saturation), "accumulate": self.accumulate,
                 "initiation_interval": self.initiation_interval, "latency": self.latency,
                 "partial_bits": self.partial_bits, "partial_format": self.partial_format.name}
 
@@ -659,6 +760,67 @@ def accumulate(p: npt.ArrayLike, lsb: npt.ArrayLike, scale: npt.ArrayLike, c: np
     return np.asarray(acc).reshape(lead)
 
 
+def _term_tables(cfg: PEConfig) -> tuple[I64, I64]:
+    """Per (type, code, term slot): the term's sign factor (0 when absent) and exponent."""
+    factor = np.zeros((4, 1 << cfg.weight_bits, 2), dtype=np.int64)
+    expo = np.zeros_like(factor)
+    for ti, wt in enumerate(cfg.types):
+        for code, terms in enumerate(wt.terms):
+            for s, (tn, te) in enumerate(terms):
+                factor[ti, code, s] = -1 if tn else 1
+                expo[ti, code, s] = te
+    return factor, expo
+
+
+def _bit_length(x: I64) -> I64:
+    """``bitlen(x)`` of non-negative integers below ``2**53`` (exact through float64)."""
+    return np.frexp(x.astype(np.float64))[1].astype(np.int64)
+
+
+def fixed_group_sums(a: npt.ArrayLike, w: npt.ArrayLike, sel: npt.ArrayLike,
+                     config: PEConfig) -> tuple[I64, I64]:
+    """Compute each group's sum in the paper's block-floating group accumulator
+    (``accumulate="fixed:W"``, module documentation step 6): the mantissa ``m`` and the
+    exponent of its LSB, two ``(..., groups)`` arrays, cycle by cycle in the PE's order (step
+    by step of ``parallel`` lanes, term slot by term slot within a step).
+    """
+    # Ref: yc2367/BitMoD hardware/pe/exp_match.v (the largest exponent of the lanes of one
+    # cycle), hardware/pe/grp_accum.v (max_2to1, shifter_right, the 23-bit sum, normalize).
+    cfg = config
+    W = cfg.fixed_bits
+    if not W:
+        raise ValueError("fixed_group_sums needs accumulate='fixed[:W]'")
+    a = _check_codes("a", a, cfg.act_format.bits, cfg.length)
+    w = _check_codes("w", w, cfg.weight_bits, cfg.length)
+    sel = _check_codes("sel", sel, 2, cfg.groups)
+    a, w = np.broadcast_arrays(a, w)
+    lead = a.shape[:-1]
+    sel = np.broadcast_to(sel, (*lead, cfg.groups))
+    ng, S, L = cfg.groups, cfg.steps, cfg.lane_count
+    neg, sig, exp = _act_fields(a.reshape(*lead, ng, S, L), cfg.act_format)
+    es = exp.max(axis=-1)  # (..., groups, steps): each step's largest exponent
+    f = cfg.align_bits
+    aligned = (sig << f) >> (es[..., None] - exp)
+    aligned = np.where(neg, -aligned, aligned)
+    factor, expo = _term_tables(cfg)
+    idx_t = np.broadcast_to(sel[..., None, None], (*lead, ng, S, L))
+    idx_c = w.reshape(*lead, ng, S, L)
+    fac, ex = factor[idx_t, idx_c], expo[idx_t, idx_c]  # (..., groups, steps, lanes, 2)
+    m = np.zeros((*lead, ng), dtype=np.int64)
+    e = np.zeros_like(m)
+    for st in range(S):
+        grid = es[..., st] - f
+        for t in range(cfg.cycles_per_weight):
+            x = np.sum(fac[..., st, :, t] * (aligned[..., st, :] << ex[..., st, :, t]), axis=-1)
+            if st == 0 and t == 0:
+                m, e = np.zeros_like(m), grid
+            n = np.maximum(e, grid)
+            s = (x >> (n - grid)) + (m >> (n - e))
+            d = np.maximum(0, _bit_length(np.abs(s)) - (W - 1))
+            m, e = s >> d, n + d
+    return m, e
+
+
 def partial_sum_steps(a: npt.ArrayLike, w: npt.ArrayLike, sel: npt.ArrayLike,
                       config: PEConfig) -> I64:
     """The partial-sum register after each cycle of the configured serial mode.
@@ -681,14 +843,7 @@ def partial_sum_steps(a: npt.ArrayLike, w: npt.ArrayLike, sel: npt.ArrayLike,
     aligned = (sig << cfg.align_bits) >> (emax - exp)
     aligned = np.where(neg, -aligned, aligned)
     slots = 2
-    # Per (type, code): term slot -> (sign factor, exponent), absent terms factor 0.
-    factor = np.zeros((4, 1 << cfg.weight_bits, slots), dtype=np.int64)
-    expo = np.zeros_like(factor)
-    for ti, wt in enumerate(cfg.types):
-        for code, terms in enumerate(wt.terms):
-            for s, (tn, te) in enumerate(terms):
-                factor[ti, code, s] = -1 if tn else 1
-                expo[ti, code, s] = te
+    factor, expo = _term_tables(cfg)
     idx_t = np.repeat(sel[..., None], n, axis=-1)
     idx_c = w.reshape(*lead, g, n)
     fac, ex = factor[idx_t, idx_c], expo[idx_t, idx_c]
@@ -726,7 +881,10 @@ def pe_dot(a: npt.ArrayLike, w: npt.ArrayLike, sel: npt.ArrayLike, scale: npt.Ar
     numpy.ndarray
         Accumulator codes ``(...)``.
     """
-    p, lsb = partial_sums(a, w, sel, config)
+    if config.fixed_bits:
+        p, lsb = fixed_group_sums(a, w, sel, config)
+    else:
+        p, lsb = partial_sums(a, w, sel, config)
     return accumulate(p, lsb, scale, c, config)
 
 

@@ -21,7 +21,11 @@ previous transaction's rescale.
 With ``parallel = L`` lanes a group takes ``group / L`` steps, ``T = (group / L) C`` cycles, in
 place of ``C`` above; with ``rescale="bitserial"`` the FMA is replaced by the paper's
 shift-and-add dequantizer (``D - 1`` cycles after the group's last, overlapping the next group)
-and an adder one cycle later: latency ``NG T + D + 1``.
+and an adder one cycle later: latency ``NG T + D + 1``. With ``accumulate="fixed:W"`` the
+partial-sum register is the paper's group accumulator (a ``W``-bit mantissa and an exponent,
+renormalized every cycle; yc2367/BitMoD ``hardware/pe/grp_accum.v``) and each step's lanes are
+aligned to their own largest exponent, so only ``parallel`` lanes elaborate whatever ``group``
+is; the schedule is unchanged.
 
 This module is the hardware; the PE's other faces (facts, reference, transactions, structure)
 are its unit's, :class:`arithforge.datapaths.bitserial.BitSerialUnit`.
@@ -100,14 +104,18 @@ class BitSerialPE(BitSerialUnit, Datapath):
         return table
 
     def elaborate(self, platform: Any) -> Module:
-        if self._cfg.group > MAX_ELABORATED_GROUP:
-            raise DatapathError(f"bitserial hardware must have at most {MAX_ELABORATED_GROUP} "
-                                f"lanes per group, not {self._cfg.group} (Amaranth takes minutes "
-                                f"to hours past that); the cost model takes up to {MAX_GROUP}")
-        m = Module()
         cfg = self._cfg
+        fixed = cfg.fixed_bits
+        # The fixed group accumulator aligns step by step: only the step's lanes elaborate.
+        nl = cfg.lane_count if fixed else cfg.group
+        if nl > MAX_ELABORATED_GROUP:
+            raise DatapathError(f"bitserial hardware must have at most {MAX_ELABORATED_GROUP} "
+                                f"lanes per group, not {nl} (Amaranth takes minutes to hours "
+                                f"past that; accumulate=fixed elaborates parallel lanes only); "
+                                f"the cost model takes up to {MAX_GROUP}")
+        m = Module()
         fa, fs = cfg.act_format, cfg.scale_format
-        G, NG, C = cfg.group, cfg.groups, cfg.cycles_per_weight
+        NG, C = cfg.groups, cfg.cycles_per_weight
         L, S = cfg.lane_count, cfg.steps
         ab, wb, sb = fa.bits, cfg.weight_bits, fs.bits
         wp = cfg.partial_bits
@@ -147,7 +155,7 @@ class BitSerialPE(BitSerialUnit, Datapath):
         # Alignment of the group's activations to its largest exponent.
         sig_w = cfg.aligned_bits
         lanes = []
-        for k in range(G):
+        for k in range(nl):
             code = regs["a"][k * ab:(k + 1) * ab]
             if isinstance(fa, FloatFormat):
                 mb, eb = fa.man_bits, fa.exp_bits
@@ -177,7 +185,7 @@ class BitSerialPE(BitSerialUnit, Datapath):
             level, depth = nxt, depth + 1
         emax = level[0]
         emax_w = Signal(ew, name="emax")
-        if S > 1:
+        if S > 1 and not fixed:
             # The whole group sits in the low bits at its first step: hold its largest exponent
             # for the later steps.
             emax_r = Signal(len(emax_w), name="emax_r", reset_less=True)
@@ -201,6 +209,9 @@ class BitSerialPE(BitSerialUnit, Datapath):
         # case process: Icarus runs a combinational process only when its inputs change, so one
         # whose index stays at its power-on value would read X).
         table = self._term_table()
+        # A lane's contribution: within one step's sum with the fixed accumulator, else within
+        # the partial sum.
+        wc = cfg.step_bits if fixed else wp
         contribs = []
         for k in range(L):
             word = Signal(10, name=f"terms{k}")
@@ -218,34 +229,82 @@ class BitSerialPE(BitSerialUnit, Datapath):
                 hit1 = slots[1][0] & (slots[1][2] == pos)
                 dneg = Mux(hit0, slots[0][1], slots[1][1])
                 value = Mux(hit0 | hit1, Mux(dneg, -sa, sa), 0)
-            c_k = Signal(signed(wp + 1), name=f"contrib{k}")
+            c_k = Signal(signed(wc + 1), name=f"contrib{k}")
             m.d.comb += c_k.eq(value)
             contribs.append(c_k)
         while len(contribs) > 1:
             contribs = [contribs[i] + contribs[i + 1] if i + 1 < len(contribs) else contribs[i]
                         for i in range(0, len(contribs), 2)]
-        psum = Signal(signed(wp + 1), name="psum")
-        base = psum if cfg.serial == "term" else psum << 1
-        psum_next = Signal(signed(wp + 1), name="psum_next")
-        m.d.comb += psum_next.eq(Mux(t.any() | st.any(), base, 0) + contribs[0])
-        with m.If(busy):
-            m.d.sync += psum.eq(psum_next)
+        if fixed:
+            psum_next, gexp = self._group_acc(m, contribs[0], emax_w, t.any() | st.any(), busy)
+        else:
+            psum = Signal(signed(wp + 1), name="psum")
+            base = psum if cfg.serial == "term" else psum << 1
+            psum_next = Signal(signed(wp + 1), name="psum_next")
+            m.d.comb += psum_next.eq(Mux(t.any() | st.any(), base, 0) + contribs[0])
+            with m.If(busy):
+                m.d.sync += psum.eq(psum_next)
+            gexp = emax_w
 
         if cfg.rescale == "bitserial":
-            o_valid, result = self._dequant(m, psum_next, emax_w, regs, group_end, last_g, g)
+            o_valid, result = self._dequant(m, psum_next, gexp, regs, group_end, last_g, g)
         else:
             o_valid, result = self._rescale_fma(m, psum_next, emax_w, regs, group_end, last_g,
                                                 g)
         m.d.comb += [self.o.valid.eq(o_valid), self.o.result.eq(result)]
         return m
 
+    def _group_acc(self, m: Module, x: Value, emax: Value, more: Value, busy: Value
+                   ) -> tuple[Signal, Signal]:
+        """The paper's group accumulator (``accumulate="fixed:W"``): the step's lane sum ``x``
+        (LSB at the step's largest exponent ``emax``) added to a ``W``-bit signed mantissa with
+        an exponent, both shifted right to the larger exponent and the sum renormalized into
+        ``W`` bits, every shift truncating; ``more`` is low at a group's first cycle. Returns
+        the accumulator's next mantissa and exponent (exponent-field units)."""
+        # Ref: yc2367/BitMoD hardware/pe/grp_accum.v (max_2to1, shifter_right, the fixed-point
+        # sum acc_sum, normalize). The paper adds the lanes' sum unshifted (line 164) when the
+        # accumulator's exponent is the larger; ours shifts it, one more shifter.
+        cfg = self._cfg
+        W, wx, ew = cfg.fixed_bits, cfg.step_bits, cfg.fixed_exp_bits
+        ws = max(wx, W - 1) + 2
+        acc_m = Signal(signed(W), name="gacc_m", reset_less=True)
+        acc_e = Signal(ew, name="gacc_e", reset_less=True)
+        xv = Signal(signed(wx + 1), name="gacc_x")
+        ge = Signal(ew, name="gacc_xe")
+        m.d.comb += [xv.eq(x), ge.eq(emax)]
+        base_m = Signal(signed(W), name="gacc_base_m")
+        base_e = Signal(ew, name="gacc_base_e")
+        m.d.comb += [base_m.eq(Mux(more, acc_m, 0)), base_e.eq(Mux(more, acc_e, ge))]
+        top = Signal(ew, name="gacc_top")
+        m.d.comb += top.eq(Mux(ge > base_e, ge, base_e))
+        dx = Signal(ew, name="gacc_dx")
+        dm = Signal(ew, name="gacc_dm")
+        m.d.comb += [dx.eq(top - ge), dm.eq(top - base_e)]
+        total = Signal(signed(ws), name="gacc_sum")
+        m.d.comb += total.eq((xv >> dx) + (base_m >> dm))
+        mag = Signal(ws, name="gacc_mag")
+        m.d.comb += mag.eq(Mux(total < 0, -total, total))
+        lzc = LeadingZeroCount(ws)
+        m.submodules.gacc_lzc = lzc
+        m.d.comb += lzc.value.eq(mag)
+        # Right shift that leaves |sum| below 2**(W-1): bitlen(|sum|) - (W - 1), if positive.
+        over = Signal(range(ws + 1), name="gacc_over")
+        m.d.comb += over.eq(Mux(lzc.count < ws - (W - 1), ws - (W - 1) - lzc.count, 0))
+        m_next = Signal(signed(W), name="gacc_m_next")
+        e_next = Signal(ew, name="gacc_e_next")
+        m.d.comb += [m_next.eq(total >> over), e_next.eq(top + over)]
+        with m.If(busy):
+            m.d.sync += [acc_m.eq(m_next), acc_e.eq(e_next)]
+        return m_next, e_next
+
     def _lsb_exp(self, emax: Value) -> Value:
-        """Exponent of the partial sum's LSB from the group's largest exponent field."""
+        """Exponent of the partial sum's LSB from its exponent in field units (the group's
+        largest exponent field; the fixed accumulator's exponent)."""
         cfg = self._cfg
         fa = cfg.act_format
         if isinstance(fa, FloatFormat):
             return emax - (int(fa.bias or 0) + fa.man_bits + cfg.align_bits)
-        return Const(0, 1)
+        return emax
 
     def _to_code(self, m: Module, x: Value, width: int, lsb_exp: Value, fmt: FloatFormat,
                  prefix: str) -> Signal:
@@ -305,7 +364,7 @@ class BitSerialPE(BitSerialUnit, Datapath):
         # ANDed with it, plus the running sum shifted left by one).
         cfg = self._cfg
         facc = cfg.acc_format
-        sb, wp, r = cfg.scale_format.bits, cfg.partial_bits, cfg.dequant_bits
+        sb, wp, r = cfg.scale_format.bits, cfg.group_sum_bits, cfg.dequant_bits
         d = cfg.dequant_cycles - 1
         wq = wp + sb
         d_busy = Signal(name="dq_busy")
