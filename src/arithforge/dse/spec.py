@@ -79,11 +79,11 @@ BOUNDS: dict[str, tuple[int, int]] = {
 #: Objectives of the accelerator stage (``[stages] accel``): per inference of the workload on a
 #: systolic array of the design's PEs (``arithforge.sim.accelerator``).
 ACCEL_OBJECTIVES = ("latency_s", "energy_uj")
-#: ``memory``: bits of weight and activation traffic per MAC of the workload, each operand read
-#: once in its format's storage with block scales counted (``arithforge.costmodel.memory``).
 #: Objectives of the block stage (``[stages] block``, :mod:`.block`): the first transformer
 #: block's area and energy per inference, and the whole model's energy per inference.
 BLOCK_OBJECTIVES = ("block_area_um2", "block_energy_uj", "model_energy_uj")
+#: ``memory``: bits of weight and activation traffic per MAC of the workload, each operand read
+#: once in its format's storage with block scales counted (``arithforge.costmodel.memory``).
 OBJECTIVES = ("accuracy", "area_um2", "energy_pj", "delay_ns", "ice40_luts", "transistors",
               "memory", *ACCEL_OBJECTIVES, *BLOCK_OBJECTIVES)
 #: ``[pareto] objectives`` when not given (plus :data:`ACCEL_OBJECTIVES` with the stage on).
