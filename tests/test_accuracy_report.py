@@ -14,7 +14,8 @@ from .conftest import load_module
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize(("section", "study"), [("fwht_lanes", "fwht_lanes")])
+@pytest.mark.parametrize(("section", "study"), [("fwht_lanes", "fwht_lanes"),
+                                                ("quant_transforms", "quant_transforms")])
 def test_generated_section_is_on_the_page(section: str, study: str,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(ROOT / "tools"))

@@ -716,7 +716,9 @@ def finding_fwht_lanes(rep: Report) -> None:
             "against), then 1/sqrt(32) in float64 and the operand quantizer; the weights stay "
             "rotated offline in float64. MiniLM, attention GEMMs in fp32 (as above); the cost "
             "columns are the unit's per rotated element (`arithforge cost hadamard --n 32 --fmt "
-            "LANES`, generic 45 nm).", "")
+            "LANES`, generic 45 nm). The runs are saved in `data/studies/fwht_lanes/` (this "
+            "section from them: `python tools/accuracy_report.py --only fwht_lanes --results "
+            "data/studies/fwht_lanes/*.json --out PART.md`).", "")
     rows, runs = [], []
     found: dict[tuple[str, str], dict[str, Any]] = {}
     costs = {lanes: _fwht_cost(32, lanes) for lanes in FWHT_LANES[1:]}
@@ -881,7 +883,9 @@ def finding_quant_transforms(rep: Report) -> None:
     fp32 = float(first["end_metric"]["fp32"])
     rep.add(f"MiniLM (`build/accuracy-traces/minilm`, 40 STS pairs, fp32 Spearman {fp32:.4f}), "
             "attention GEMMs emulated in the activation format (the default), pooled SQNR over "
-            "the Linear GEMMs:", "")
+            "the Linear GEMMs. The runs are saved in `data/studies/quant_transforms/` (this "
+            "section from them: `python tools/accuracy_report.py --only quant_transforms "
+            "--results data/studies/quant_transforms/*.json --out PART.md`).", "")
     rep.table(["setting", "transform", "pooled SQNR dB", "median SQNR dB", "Spearman",
                "cosine to fp32 (mean)"], rows)
     rep.commands(list(runs.values()))
