@@ -12,6 +12,7 @@ import pytest
 from arithforge.dse.block import block_cost, block_ops, nonlinear_units, transform_unit
 from arithforge.dse.engine import explore
 from arithforge.dse.executors import LocalExecutor
+from arithforge.dse.pareto import non_dominated
 from arithforge.dse.spec import SpecError, parse_spec
 from arithforge.workloads import registry
 from arithforge.workloads.nonlinear import FloatReference
@@ -38,7 +39,11 @@ accel = false
 block = true
 [accel]
 array = "4x4"
+[pareto]
+objectives = ["accuracy", "area_um2", "block_area_um2", "model_energy_uj"]
 """
+#: ``hadamard:16`` of the spec, with the lanes of ``[block] fwht_format`` (float16 by default).
+ROT = "hadamard:16@float16"
 #: The spec on a built-in workload (spec errors, without the test workload registered).
 SYNTHETIC = SPEC.replace('"tinyblock"', '"synthetic"')
 
@@ -94,13 +99,19 @@ def tinyblock(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return out
 
 
-def test_block_ops_counts_the_first_block(tmp_path: Path) -> None:
+def test_block_ops_counts_the_first_block_and_the_model(tmp_path: Path) -> None:
     ops = block_ops(str(_tiny_block(tmp_path / "t")))
     assert ops["block"] == "layer.0"
     assert ops["macs"] == ROWS * (WIDTH * WIDTH + 2 * FF * WIDTH)
     assert ops["elements"] == {"softmax": ROWS * ROWS, "gelu": ROWS * FF,
                                "layer_norm": ROWS * WIDTH}
     assert ops["rotated"] == ROWS * (WIDTH + WIDTH + FF)
+    # Two blocks of the same shapes: the model counts twice each.
+    model = ops["model"]
+    assert model["blocks"] == 2
+    assert model["macs"] == 2 * ops["macs"]
+    assert model["elements"] == {k: 2 * v for k, v in ops["elements"].items()}
+    assert model["rotated"] == 2 * ops["rotated"]
 
 
 def test_unit_facts_come_from_the_registry() -> None:
@@ -117,7 +128,13 @@ def test_unit_facts_come_from_the_registry() -> None:
     assert h16 is not None
     assert h32 is not None
     assert 0 < h16["area_um2"] < h32["area_um2"]
-    assert h32["unit"].startswith("hadamard n=32")
+    assert h32["unit"].startswith("hadamard n=32 float16")
+    # The transform's own lanes win over the fwht_format argument.
+    named = transform_unit("hadamard:16@bfloat16", "float16")
+    assert named is not None
+    assert named == transform_unit("hadamard:16", "bfloat16")
+    assert named["unit"].startswith("hadamard n=16 bfloat16")
+    assert named["area_um2"] != h16["area_um2"]
 
 
 def test_explore_writes_block_fronts(tinyblock: Path) -> None:
@@ -128,17 +145,18 @@ def test_explore_writes_block_fronts(tinyblock: Path) -> None:
           for p in o.points}
     assert len(by) == 4
     assert all(p["status"] == "ok" for p in by.values())
-    assert by[("ibert", "hadamard:16")]["label"] == \
-        "e4m3fn/fma,nonlinear=ibert,transform=hadamard:16"
+    assert by[("ibert", ROT)]["label"] == \
+        f"e4m3fn/fma,nonlinear=ibert,transform={ROT}"
     assert by[("float", "none")]["label"] == "e4m3fn/fma"
     # One hardware: one cost; the block's area tells the implementations apart.
     assert len({p["area_um2"] for p in by.values()}) == 1
-    for tr in ("none", "hadamard:16"):
+    for tr in ("none", ROT):
         assert by[("ibert", tr)]["block_area_um2"] < by[("float", tr)]["block_area_um2"]
         assert by[("ibert", tr)]["block_energy_uj"] < by[("float", tr)]["block_energy_uj"]
     for nl in ("float", "ibert"):
-        plain, rot = by[(nl, "none")], by[(nl, "hadamard:16")]
+        plain, rot = by[(nl, "none")], by[(nl, ROT)]
         fwht = rot["block"]["parts"]["transform"]
+        assert fwht["unit"].startswith("hadamard n=16 float16")
         assert "transform" not in plain["block"]["parts"]
         assert math.isclose(rot["block_area_um2"] - plain["block_area_um2"], fwht["area_um2"])
         assert rot["block_energy_uj"] > plain["block_energy_uj"]
@@ -149,11 +167,20 @@ def test_explore_writes_block_fronts(tinyblock: Path) -> None:
     assert acc[("ibert", "none")]["nonlinear_by_op"]["gelu"]["sqnr_db_mean"] < 60
     # The float64 reference against its own float32 rounding: only that rounding is left.
     assert acc[("float", "none")]["nonlinear_by_op"]["gelu"]["sqnr_db_mean"] > 140
-    assert acc[("float", "hadamard:16")]["by_kind"] != acc[("float", "none")]["by_kind"]
-    for obj in ("block_area_um2", "block_energy_uj"):
+    assert acc[("float", ROT)]["by_kind"] != acc[("float", "none")]["by_kind"]
+    for obj in ("block_area_um2", "block_energy_uj", "model_energy_uj"):
         front = o.fronts[("tinyblock", obj)]
         assert front
         assert all(o.points[i]["status"] == "ok" for i in front)
+    # Two blocks of the same shapes: the whole model's energy is twice the first block's.
+    for p in by.values():
+        assert math.isclose(p["model_energy_uj"], 2 * p["block_energy_uj"])
+    # [pareto] objectives holds block objectives: the N-objective front is over them.
+    cols = ["metric", "area_um2", "block_area_um2", "model_energy_uj"]
+    matrix = [[o.points[i][c] for c in cols] for i in range(len(o.points))]
+    want = non_dominated(matrix, ["max", "min", "min", "min"])
+    assert o.fronts[("tinyblock", "nd")] == [int(i) for i in want]
+    assert "model energy uJ/inf" in (tinyblock / "report.md").read_text()
     for f in ("pareto_block_area.png", "pareto_block_energy.png", "error_sources_tinyblock.png"):
         assert (tinyblock / f).stat().st_size > 0
     report = (tinyblock / "report.md").read_text()
@@ -172,6 +199,25 @@ def test_bad_dimension_is_a_spec_error(key: str, value: str, message: str) -> No
     with pytest.raises(SpecError, match=r"block\.toml:1[0-9]: " + message.replace("[", r"\[")
                        .replace("]", r"\]")):
         parse_spec(text, "block.toml")
+
+
+def test_block_objectives_need_the_block_stage() -> None:
+    text = SYNTHETIC.replace("block = true", "block = false")
+    with pytest.raises(SpecError, match=r"\[pareto\] objectives: 'block_area_um2' needs "
+                                        r"\[stages\] block = true"):
+        parse_spec(text, "block.toml")
+
+
+def test_rotations_take_the_fwht_lanes() -> None:
+    """The accuracy emulates the unit the block cost charges: one setting for both."""
+    assert parse_spec(SYNTHETIC, "b.toml").workloads.transforms == ["none", ROT]
+    text = SYNTHETIC.replace('"hadamard:16"]', '"hadamard:16", "rht:32:1@int16"]\n'
+                             '[block]\nfwht_format = "bfloat16"')
+    assert parse_spec(text, "b.toml").workloads.transforms == \
+        ["none", "hadamard:16@bfloat16", "rht:32:1@int16"]
+    with pytest.raises(SpecError, match=r"\[workloads\] transforms: transform lanes @float16 "
+                                        r"with block 256"):
+        parse_spec(SYNTHETIC.replace('"hadamard:16"]', '"hadamard:256"]'), "b.toml")
 
 
 def test_block_stage_needs_cost() -> None:

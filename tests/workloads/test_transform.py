@@ -14,9 +14,9 @@ from arithforge.workloads import build
 from arithforge.workloads.evaluate import evaluate
 from arithforge.workloads.transform import Transform, parse_transform
 
-GRAMMAR = ("none or a '+'-joined list of smoothquant[:ALPHA], hadamard[:BLOCK], "
-           "rht[:BLOCK[:SEED]], afpq[:GROUP], group[:GROUP], zeropoint[:GROUP] (one of each "
-           "stage)")
+GRAMMAR = ("none or a '+'-joined list of smoothquant[:ALPHA], hadamard[:BLOCK][@LANES], "
+           "rht[:BLOCK[:SEED]][@LANES], afpq[:GROUP], group[:GROUP], zeropoint[:GROUP] (one of "
+           "each stage)")
 
 
 @pytest.fixture(scope="module")

@@ -53,8 +53,8 @@ def _jsonable(v: Any) -> Any:
 def _point_json(p: dict[str, Any]) -> dict[str, Any]:
     keys = ("label", "kind", "datapath", "weights", "acts", "acc", "params", "workload", "metric",
             "metric_name", "area_um2", "energy_pj", "delay_ns", "ice40_luts", "latency_s",
-            "energy_uj", "memory", "memory_mb", "block_area_um2", "block_energy_uj", "reference",
-            "status")
+            "energy_uj", "memory", "memory_mb", "block_area_um2", "block_energy_uj",
+            "model_energy_uj", "reference", "status")
     return {k: _jsonable(p.get(k)) for k in keys}
 
 

@@ -11,9 +11,11 @@ Area (um^2)
     PE) + one unit for each nonlinear op type the block runs (softmax, GELU, LayerNorm: the
     descriptor whose ``block_op`` it is) in the design's ``--nonlinear`` implementation + one
     FWHT unit when the design's ``--transform`` rotates activations online (the descriptor whose
-    ``block_transforms`` holds the transform's kind, ``n`` = the transform's block, lanes in
-    ``[block] fwht_format``). Weight transforms are offline and cost nothing; a transform kind
-    no descriptor claims (a scale folded into the weights) costs nothing either.
+    ``block_transforms`` holds the transform's kind, ``n`` = the transform's block, lanes in the
+    transform's ``@LANES``, else ``[block] fwht_format``; ``explore`` writes the latter into
+    every rotation of the spec, so the accuracy it scores emulates this very unit: see
+    :mod:`arithforge.workloads.transform`). Weight transforms are offline and cost nothing; a
+    transform kind no descriptor claims (a scale folded into the weights) costs nothing either.
 Energy per inference of the block (uJ)
     the block's MACs x the PE's energy per MAC + each nonlinear op's elements x its unit's
     energy per element + the rotated activation elements x the FWHT unit's energy per element.
@@ -36,6 +38,10 @@ Nonlinear units
 
 The block is the first one of the trace: the layers under the first path prefix that ends in a
 number (``encoder.layer.0``); a trace without numbered layers (synthetic) is one block.
+Energy per inference of the whole model (``model_energy_uj``)
+    the same sum over every GEMM and nonlinear op of the trace (all blocks, and the ops outside
+    them), with the same PE and units; area is the first block's (one block's hardware runs
+    every block in turn).
 """
 
 from __future__ import annotations
@@ -57,12 +63,33 @@ def _block_of(layer: str) -> str | None:
     return None
 
 
+def _counts(nodes: list[dict[str, Any]], per: int) -> dict[str, Any]:
+    """``macs``, ``macs_by_op``, ``elements`` and ``rotated`` of trace nodes, per inference."""
+    macs: dict[str, float] = {}
+    elements: dict[str, float] = {}
+    rotated = 0.0
+    for d in nodes:
+        if d.get("kind") == "gemm":
+            m, n, k, b = (int(d["M"]), int(d["N"]), int(d["K"]), int(d.get("batch", 1)))
+            kind = str(d.get("role") or d.get("op") or "gemm")
+            macs[kind] = macs.get(kind, 0.0) + m * n * k * b
+            rotated += b * (m * k + (n * k if d.get("role") else 0))
+        else:
+            shape = [int(s) for s in d.get("out_shape", [])]
+            count = int(d["M"]) * shape[-1] if "M" in d and shape else math.prod(shape)
+            elements[str(d["op"])] = elements.get(str(d["op"]), 0.0) + count
+    return {"macs": sum(macs.values()) / per, "macs_by_op": {k: v / per for k, v in macs.items()},
+            "elements": {k: v / per for k, v in elements.items()}, "rotated": rotated / per}
+
+
 @cache
 def block_ops(trace: str) -> dict[str, Any]:
     """Op counts per inference of the first block of the trace in directory ``trace``:
     ``macs`` (GEMM MACs), ``macs_by_op`` (``linear``, ``attn_qk``...), ``elements`` (outputs of
     each nonlinear op type), ``rotated`` (activation elements entering the GEMMs: a Linear's
-    ``M x K``, both operands of an attention GEMM), ``block`` and ``inferences``."""
+    ``M x K``, both operands of an attention GEMM), ``block`` and ``inferences``; ``model``:
+    the same counts over every GEMM and nonlinear op of the trace, and ``blocks``, the number
+    of numbered blocks."""
     from ..workloads.trace import load_trace
     from .tasks import inferences
 
@@ -77,25 +104,10 @@ def block_ops(trace: str) -> dict[str, Any]:
               or (d.get("kind") == "op" and d.get("op") in ops)]
     blocks = [b for b in (_block_of(str(d.get("layer", ""))) for d in wanted) if b is not None]
     name = blocks[0] if blocks else None
-    if name is not None:
-        wanted = [d for d in wanted if _block_of(str(d.get("layer", ""))) == name]
-    macs: dict[str, float] = {}
-    elements: dict[str, float] = {}
-    rotated = 0.0
-    for d in wanted:
-        if d.get("kind") == "gemm":
-            m, n, k, b = (int(d["M"]), int(d["N"]), int(d["K"]), int(d.get("batch", 1)))
-            kind = str(d.get("role") or d.get("op") or "gemm")
-            macs[kind] = macs.get(kind, 0.0) + m * n * k * b
-            rotated += b * (m * k + (n * k if d.get("role") else 0))
-        else:
-            shape = [int(s) for s in d.get("out_shape", [])]
-            count = int(d["M"]) * shape[-1] if "M" in d and shape else math.prod(shape)
-            elements[str(d["op"])] = elements.get(str(d["op"]), 0.0) + count
-    return {"block": name or "(whole trace)", "inferences": per,
-            "macs": sum(macs.values()) / per,
-            "macs_by_op": {k: v / per for k, v in macs.items()},
-            "elements": {k: v / per for k, v in elements.items()}, "rotated": rotated / per}
+    first = wanted if name is None else \
+        [d for d in wanted if _block_of(str(d.get("layer", ""))) == name]
+    return {"block": name or "(whole trace)", "inferences": per, **_counts(first, per),
+            "model": {**_counts(wanted, per), "blocks": max(len(set(blocks)), 1)}}
 
 
 @cache
@@ -160,7 +172,7 @@ def transform_unit(transform: str, fwht_format: str = "float16",
                    tech: tuple[Any, ...] = (None, True, None)) -> dict[str, Any] | None:
     """The online unit of ``transform`` (a ``--transform`` spec): ``area_um2``, ``energy_pj``
     per activation element, ``unit``; None when it needs none (``none``, offline or folded
-    transforms)."""
+    transforms). Its lanes are the transform's ``@LANES``, else ``fwht_format``."""
     from ..datapaths import DATAPATHS
     from ..formats import IntFormat, get_format
     from ..workloads.transform import parse_transform
@@ -168,6 +180,7 @@ def transform_unit(transform: str, fwht_format: str = "float16",
     t = parse_transform(transform)
     for d in DATAPATHS.values():
         if t.kind in getattr(d, "block_transforms", ()):
+            fwht_format = t.lanes or fwht_format
             fmt = get_format(fwht_format)
             lane: tuple[tuple[str, Any], ...] = (("bits", fmt.bits),) \
                 if isinstance(fmt, IntFormat) else (("fmt", fwht_format),)
@@ -203,25 +216,37 @@ def block_cost(pe: dict[str, Any], ops: dict[str, Any], nonlinear: str = "float"
     -------
     dict
         ``area_um2``, ``energy_uj`` (per inference), and ``parts``: per part (``gemm``, each
-        nonlinear op type, ``transform``) its ``area_um2``, ``energy_uj`` and ``unit``.
+        nonlinear op type, ``transform``) its ``area_um2``, ``energy_uj`` and ``unit``;
+        ``model_energy_uj``: the whole model's energy per inference (``ops["model"]``; the
+        first block's when ``ops`` has no ``model``), ``model_parts`` its energy per part.
     """
     r, c = (int(v) for v in array.split("x"))
-    parts: dict[str, dict[str, Any]] = {
-        "gemm": {"area_um2": r * c * float(pe["area_um2_total"]),
-                 "energy_uj": ops["macs"] * float(pe["energy_pj"]) * 1e-6,
-                 "unit": f"{r}x{c} PEs, {ops['macs']:.4g} MACs/inference"}}
     units = nonlinear_units(nonlinear, tech)
-    for op, count in ops["elements"].items():
-        if count <= 0 or op not in units:
-            continue
-        u = units[op]
-        parts[op] = {"area_um2": u["area_um2"], "energy_uj": count * u["energy_pj"] * 1e-6,
-                     "unit": u["unit"]}
     tu = transform_unit(transform, fwht_format, tech)
+
+    def energy(counts: dict[str, Any]) -> dict[str, float]:
+        """Energy per inference (uJ) per part of the op counts ``counts``."""
+        out = {"gemm": counts["macs"] * float(pe["energy_pj"]) * 1e-6}
+        for op, count in counts["elements"].items():
+            if count > 0 and op in units:
+                out[op] = count * units[op]["energy_pj"] * 1e-6
+        if tu is not None:
+            out["transform"] = counts["rotated"] * tu["energy_pj"] * 1e-6
+        return out
+
+    first = energy(ops)
+    parts: dict[str, dict[str, Any]] = {
+        "gemm": {"area_um2": r * c * float(pe["area_um2_total"]), "energy_uj": first["gemm"],
+                 "unit": f"{r}x{c} PEs, {ops['macs']:.4g} MACs/inference"}}
+    for op in ops["elements"]:
+        if op in first:
+            parts[op] = {"area_um2": units[op]["area_um2"], "energy_uj": first[op],
+                         "unit": units[op]["unit"]}
     if tu is not None:
-        parts["transform"] = {"area_um2": tu["area_um2"],
-                              "energy_uj": ops["rotated"] * tu["energy_pj"] * 1e-6,
+        parts["transform"] = {"area_um2": tu["area_um2"], "energy_uj": first["transform"],
                               "unit": tu["unit"]}
+    model = energy(ops.get("model", ops))
     return {"area_um2": sum(p["area_um2"] for p in parts.values()),
             "energy_uj": sum(p["energy_uj"] for p in parts.values()), "parts": parts,
-            "block": ops["block"]}
+            "block": ops["block"], "model_energy_uj": sum(model.values()),
+            "model_parts": model}

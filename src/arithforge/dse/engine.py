@@ -33,7 +33,7 @@ from .run import (
     run_tasks,
     verify_config,
 )
-from .spec import Spec
+from .spec import BLOCK_OBJECTIVES, Spec
 from .store import Store
 from .tasks import task_key
 
@@ -42,10 +42,8 @@ __all__ = ["STATUS_EVERY_S", "explore"]
 #: Objective columns and their senses.
 SENSES = {"accuracy": "max", "area_um2": "min", "energy_pj": "min", "delay_ns": "min",
           "ice40_luts": "min", "transistors": "min", "latency_s": "min", "energy_uj": "min",
-          "memory": "min", "block_area_um2": "min", "block_energy_uj": "min"}
-
-#: The block-level fronts of ``[stages] block`` (:mod:`.block`), beside the per-MAC ones.
-BLOCK_OBJECTIVES = ("block_area_um2", "block_energy_uj")
+          "memory": "min", "block_area_um2": "min", "block_energy_uj": "min",
+          "model_energy_uj": "min"}
 
 #: Seconds between two status lines of a stage where no progress bar is drawn (stderr is not a
 #: terminal: a CI log, ``2>log``); what ``arithforge explore`` passes as ``status_every``.
@@ -291,7 +289,7 @@ def _add_block(spec: Spec, points: list[dict[str, Any]], traces: dict[str, Path]
     tech = (spec.cost.tech, spec.cost.calibrated, spec.cost.node)
     for p in points:
         p["block"] = None
-        p["block_area_um2"] = p["block_energy_uj"] = math.nan
+        p["block_area_um2"] = p["block_energy_uj"] = p["model_energy_uj"] = math.nan
         if p["cost"] is None:
             continue
         b = block_cost(p["cost"], block_ops(str(traces[p["workload"]])),
@@ -300,6 +298,7 @@ def _add_block(spec: Spec, points: list[dict[str, Any]], traces: dict[str, Path]
                        fwht_format=spec.block.fwht_format, tech=tech)
         p["block"] = b
         p["block_area_um2"], p["block_energy_uj"] = b["area_um2"], b["energy_uj"]
+        p["model_energy_uj"] = b["model_energy_uj"]
 
 
 def _fronts(spec: Spec, points: list[dict[str, Any]]
@@ -313,8 +312,9 @@ def _fronts(spec: Spec, points: list[dict[str, Any]]
                and not p["reference"]]
         if not idx:
             continue
-        block = [(["metric", o], o) for o in BLOCK_OBJECTIVES] if spec.stages.block else []
-        for cols, name in [(["metric", o], o) for o in objectives] + block + \
+        # The block stage's 2-D fronts are drawn whether or not [pareto] objectives holds them.
+        block = [o for o in BLOCK_OBJECTIVES if o not in objectives] if spec.stages.block else []
+        for cols, name in [(["metric", o], o) for o in [*objectives, *block]] + \
                           [(["metric", *objectives], "nd")]:
             senses = ["max"] + [SENSES[c] for c in cols[1:]]
             matrix = [[_finite(points[i][c]) for c in cols] for i in idx]

@@ -41,11 +41,13 @@ _UNITS = {"area_um2": "area per MAC/cycle (um^2, 45 nm)", "energy_pj": "energy p
           "memory": "weight + activation traffic (bits per MAC)",
           "block_area_um2": "transformer-block area (um^2, 45 nm): PE array + nonlinear + "
                             "transform units",
-          "block_energy_uj": "transformer-block energy per inference (uJ, compute)"}
+          "block_energy_uj": "transformer-block energy per inference (uJ, compute)",
+          "model_energy_uj": "whole-model energy per inference (uJ, compute, every block)"}
 _REF_COLORS = ("tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:cyan")
 _TITLES = {"area_um2": "area", "energy_pj": "energy per MAC",
            "energy_uj": "energy per inference", "memory": "memory traffic",
-           "block_area_um2": "block area", "block_energy_uj": "block energy"}
+           "block_area_um2": "block area", "block_energy_uj": "block energy",
+           "model_energy_uj": "model energy"}
 _METRIC = {"accuracy": "test accuracy (fraction)", "spearman": "Spearman ρ (rank correlation)",
            "sqnr_db": "pooled output SQNR (dB)"}
 #: What an empty panel says.
@@ -103,7 +105,8 @@ def write_plots(outcome: Outcome) -> dict[str, str]:
         plots.append(("memory", "pareto_memory"))
     if outcome.spec.stages.block:
         plots += [("block_area_um2", "pareto_block_area"),
-                  ("block_energy_uj", "pareto_block_energy")]
+                  ("block_energy_uj", "pareto_block_energy"),
+                  ("model_energy_uj", "pareto_model_energy")]
     for objective, name in plots:
         files[name] = _pareto(outcome, objective, outcome.out_dir / name)
     for w in outcome.spec.workloads.names:

@@ -133,7 +133,8 @@ def _blocks(o: Outcome) -> list[Block]:
                                     "per MAC)")))
         if spec.stages.block:
             shown += [("block_area_um2", "accuracy vs transformer-block area"),
-                      ("block_energy_uj", "accuracy vs transformer-block energy per inference")]
+                      ("block_energy_uj", "accuracy vs transformer-block energy per inference"),
+                      ("model_energy_uj", "accuracy vs whole-model energy per inference")]
         shown.append(("nd", "all objectives: " + ", ".join(spec.pareto.objectives)))
         for obj, title in shown:
             if obj not in ("area_um2", "energy_pj", "nd") and (w, obj) not in o.fronts:
@@ -152,6 +153,8 @@ def _blocks(o: Outcome) -> list[Block]:
                 extra = [("block area um2", [_num(o.points[i].get("block_area_um2"), ",.0f")
                                              for i in order]),
                          ("block energy uJ/inf", [_num(o.points[i].get("block_energy_uj"),
+                                                       ".4g") for i in order]),
+                         ("model energy uJ/inf", [_num(o.points[i].get("model_energy_uj"),
                                                        ".4g") for i in order]), *extra]
             b.append(_points_table([o.points[i] for i in order], extra))
         if spec.stages.block:
@@ -215,7 +218,7 @@ def _blocks(o: Outcome) -> list[Block]:
 
 def _block_blocks(o: Outcome, w: str) -> list[Block]:
     """What each design on a block-level front of workload ``w`` is made of."""
-    idx = sorted({i for obj in ("block_area_um2", "block_energy_uj")
+    idx = sorted({i for obj in ("block_area_um2", "block_energy_uj", "model_energy_uj")
                   for i in o.fronts.get((w, obj), [])},
                  key=lambda i: o.points[i]["block_area_um2"])
     blocks = [o.points[i]["block"] for i in idx if o.points[i].get("block")]
@@ -225,7 +228,9 @@ def _block_blocks(o: Outcome, w: str) -> list[Block]:
                              "nonlinear op type of its --nonlinear implementation + the FWHT "
                              "unit of an online --transform; energy per inference = the block's "
                              "MACs, nonlinear elements and rotated activations (from the trace) "
-                             "x each unit's energy per operation (`arithforge.dse.block`). "
+                             "x each unit's energy per operation (`arithforge.dse.block`); "
+                             "the whole model's energy per inference sums the same over every "
+                             "block of the trace. "
                              "Float nonlinear implementations are charged as FMAs (the unit "
                              "column says how many); compute only, no SRAM/DRAM."))]
     rows = []
@@ -233,10 +238,12 @@ def _block_blocks(o: Outcome, w: str) -> list[Block]:
         p = o.points[i]
         if not p.get("block"):
             continue
+        model = p["block"].get("model_parts", {})
         for part, v in p["block"]["parts"].items():
             rows.append([p["label"], part, _num(v["area_um2"], ",.0f"),
-                         _num(v["energy_uj"], ".4g"), v["unit"]])
-    b.append(("table", (["design", "part", "area um2", "energy uJ/inf", "unit"], rows)))
+                         _num(v["energy_uj"], ".4g"), _num(model.get(part), ".4g"), v["unit"]])
+    b.append(("table", (["design", "part", "area um2", "energy uJ/inf", "model energy uJ/inf",
+                         "unit"], rows)))
     return b
 
 

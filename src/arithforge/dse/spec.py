@@ -79,10 +79,13 @@ BOUNDS: dict[str, tuple[int, int]] = {
 #: Objectives of the accelerator stage (``[stages] accel``): per inference of the workload on a
 #: systolic array of the design's PEs (``arithforge.sim.accelerator``).
 ACCEL_OBJECTIVES = ("latency_s", "energy_uj")
+#: Objectives of the block stage (``[stages] block``, :mod:`.block`): the first transformer
+#: block's area and energy per inference, and the whole model's energy per inference.
+BLOCK_OBJECTIVES = ("block_area_um2", "block_energy_uj", "model_energy_uj")
 #: ``memory``: bits of weight and activation traffic per MAC of the workload, each operand read
 #: once in its format's storage with block scales counted (``arithforge.costmodel.memory``).
 OBJECTIVES = ("accuracy", "area_um2", "energy_pj", "delay_ns", "ice40_luts", "transistors",
-              "memory", *ACCEL_OBJECTIVES)
+              "memory", *ACCEL_OBJECTIVES, *BLOCK_OBJECTIVES)
 #: ``[pareto] objectives`` when not given (plus :data:`ACCEL_OBJECTIVES` with the stage on).
 DEFAULT_OBJECTIVES = ("accuracy", "area_um2", "energy_pj", "delay_ns", "ice40_luts")
 
@@ -195,6 +198,20 @@ def _transform_names(value: Any, what: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _with_lanes(transforms: list[str], lanes: str) -> list[str]:
+    """Each transform, a rotation without ``@LANES`` given ``lanes`` (``[block] fwht_format``):
+    the accuracy then emulates the FWHT unit the block cost charges."""
+    from ..workloads.transform import parse_transform
+
+    out = []
+    for n in transforms:
+        t = parse_transform(n)
+        if t.kind != "none" and t.lanes is None:
+            t = dataclasses.replace(t, lanes=lanes)
+        out.append(t.name)
+    return list(dict.fromkeys(out))
+
+
 def _block_format(value: Any, what: str) -> str:
     """A format name for the FWHT unit's lanes: a float of at most 16 bits, or an integer."""
     from ..formats import FloatFormat, IntFormat, get_format
@@ -261,7 +278,9 @@ class Stages:
 @dataclass(frozen=True)
 class Block:
     """``[block]``: the transformer block of the ``block`` stage (:mod:`.block`): the lane
-    format of its FWHT unit (the online activation rotation)."""
+    format of its FWHT unit (the online activation rotation). Every rotation of ``[workloads]
+    transforms`` that names no lanes gets these (``hadamard:32`` is ``hadamard:32@float16``),
+    so its accuracy emulates the unit its block cost charges."""
 
     fwht_format: str = _key("float16", check=_block_format)
 
@@ -748,6 +767,13 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     for o in pareto.objectives:
         if o in ACCEL_OBJECTIVES and not stages.accel:
             raise check.fail(("pareto", "objectives"), f"{o!r} needs [stages] accel = true")
+        if o in BLOCK_OBJECTIVES and not stages.block:
+            raise check.fail(("pareto", "objectives"), f"{o!r} needs [stages] block = true")
+    try:
+        workloads = dataclasses.replace(workloads, transforms=_with_lanes(
+            workloads.transforms, block.fwht_format))
+    except ArithforgeError as exc:
+        raise check.fail(("workloads", "transforms"), str(exc)) from None
     if "accuracy" not in pareto.objectives or len(pareto.objectives) < 2:
         raise check.fail(("pareto", "objectives"), "must hold accuracy and at least one cost")
     names = workloads.names

@@ -247,7 +247,8 @@ class _Setup:
         v = x
         if t.smooths and name is not None:
             v = np.asarray(x, dtype=np.float64) / self._scales(name, x.shape[1])
-        v = t.apply(v)
+        # Online: the FWHT unit in its lane format (float64 when the transform names none).
+        v = t.apply_online(v)
         if t.quantizer == "zeropoint" and t.group is None and self._is_int(self.fmt_x):
             return quantize_zero_point(v, self.fmt_x, self.scaling_x)
         return quantize(v, self.fmt_x, self.scaling_x, pow2=self.pow2,
@@ -620,7 +621,8 @@ def evaluate(trace: Trace | str | Path, weights: str | Format = "float8_e4m3fn",
     transform : str or Transform, optional
         ``none`` (default) or a ``+``-joined list of ``smoothquant[:ALPHA]`` (per-channel
         scales from the trace's stored rows), ``hadamard[:BLOCK]`` or ``rht[:BLOCK[:SEED]]``
-        (rotation along K), and ``afpq[:GROUP]``, ``group[:GROUP]`` or ``zeropoint[:GROUP]``
+        (rotation along K; ``@LANES``: the activations rotated in the FWHT unit's lane
+        format, bit for bit), and ``afpq[:GROUP]``, ``group[:GROUP]`` or ``zeropoint[:GROUP]``
         (asymmetric or group quantizers in place of the weights' or integer operands'
         scaling): see :mod:`arithforge.workloads.transform`.
 

@@ -34,6 +34,9 @@ this order whatever order they are written in (:attr:`Transform.name` writes it 
    spread over its block). K is padded with zeros to a multiple of the block, which leaves the
    product unchanged too. Smoothing comes first (``smoothquant+hadamard``): the rotation then
    spreads what smoothing left, and the diagonal scale still folds into the previous op.
+   ``@LANES`` after the rotation (``hadamard:32@float16``, ``rht:32:0@bfloat16``,
+   ``hadamard:16@int16``) names the lane format of the FWHT unit that rotates the activations
+   online (:meth:`Transform.apply_online`); without it the activations are rotated in float64.
 3. An asymmetric (or group) quantizer in place of ``--scaling`` (:mod:`.quantize`):
    ``afpq[:GROUP]`` quantizes the weights (float formats) with two scales per group of
    ``GROUP`` (default 128) along K, one for the positive and one for the negative values
@@ -45,10 +48,28 @@ this order whatever order they are written in (:attr:`Transform.name` writes it 
    (code times scale, exact in float32) before the GEMM, as weight-only kernels do: the datapath
    sees float32 weights.
 
-The rotation is computed in float64 (:func:`arithforge.formats.hadamard.rotate`), i.e. an exact
-rotation up to float64 rounding; in hardware the weights are rotated offline and the
-activations by the FWHT unit (``arithforge generate hadamard``), whose cost ``arithforge cost
-hadamard`` gives. What each transform needs in hardware is :func:`facts`.
+The weights are rotated offline, in float64 (:func:`arithforge.formats.hadamard.rotate`: an
+exact rotation up to float64 rounding), then quantized. The activations are rotated online by
+the FWHT unit (``arithforge generate hadamard``, cost ``arithforge cost hadamard``); with
+``@LANES`` the emulation is that unit bit for bit, on the model it is verified against:
+
+- float lanes (``float16``, ``bfloat16``, ``float8_e4m3fn``...: a float format of at most 16
+  bits with NaN): the activations (after the random signs, which flip sign bits exactly) are
+  rounded to the lane format (round to nearest even, overflow to infinity), every butterfly is
+  two adds rounded to nearest even in that format
+  (:func:`arithforge.formats.hadamard.fwht_float`), and the outputs are decoded;
+- integer lanes (``int8`` to ``int16``): the activations are quantized to the lane integers with
+  one symmetric per-tensor scale (amax of the rows the GEMM sees), transformed exactly in
+  ``bits + log2(BLOCK)`` bits (:func:`arithforge.formats.hadamard.fwht_int`) and scaled back.
+
+Then, in both cases, the normalizing ``1/sqrt(BLOCK)`` (in float64: in hardware it folds into
+the operand quantizer's scale) and the operand quantizer (``--acts`` at its ``--scaling``).
+Which lane formats the unit takes is its descriptor's rule (the datapath that declares the
+rotation in ``block_transforms``, :func:`lane_unit`): a block above its largest ``n`` (128) or a
+format it refuses is refused here too. ``arithforge explore`` gives every rotation of
+``[workloads] transforms`` without ``@`` the lanes of ``[block] fwht_format``, so the accuracy
+and the block cost (:func:`arithforge.dse.block.transform_unit`) describe the same unit. What
+each transform needs in hardware is :func:`facts`.
 """
 
 from __future__ import annotations
@@ -64,7 +85,7 @@ from .._errors import ArithforgeError
 from ..formats import hadamard
 
 __all__ = ["DEFAULT_ALPHA", "DEFAULT_BLOCK", "DEFAULT_GROUP", "KINDS", "QUANTIZERS",
-           "SCALE_BITS", "TRANSFORMS", "Transform", "TransformFacts", "facts",
+           "SCALE_BITS", "TRANSFORMS", "Transform", "TransformFacts", "facts", "lane_unit",
            "parse_transform", "smooth_scales"]
 
 #: Rotation names (:attr:`Transform.kind`).
@@ -75,8 +96,10 @@ QUANTIZERS = ("none", "afpq", "group", "zeropoint")
 TRANSFORMS: dict[str, tuple[str, str]] = {
     "smoothquant": ("smoothquant[:ALPHA]", ("per-channel scales moved from activations to "
                                             "weights (folded, free at inference)")),
-    "hadamard": ("hadamard[:BLOCK]", "block Hadamard rotation of both operands along K"),
-    "rht": ("rht[:BLOCK[:SEED]]", "random-sign block Hadamard rotation along K"),
+    "hadamard": ("hadamard[:BLOCK][@LANES]", ("block Hadamard rotation of both operands along "
+                                              "K (LANES: the FWHT unit's lane format for the "
+                                              "activations; default float64)")),
+    "rht": ("rht[:BLOCK[:SEED]][@LANES]", "random-sign block Hadamard rotation along K"),
     "afpq": ("afpq[:GROUP]", "weights: asymmetric FP, a positive and a negative scale per group"),
     "group": ("group[:GROUP]", "weights: symmetric, one scale per group"),
     "zeropoint": ("zeropoint[:GROUP]", ("integer operands: scale and integer zero-point, exact "
@@ -100,7 +123,8 @@ _GROUP_MAX = 1 << 16
 @dataclass(frozen=True)
 class Transform:
     """A transform of the GEMM operands (module docstring): a rotation ``kind`` (``block``,
-    ``seed``), SmoothQuant with ``alpha`` (None: none) and a ``quantizer`` with ``group``
+    ``seed``; ``lanes``: the format name of the FWHT unit's lanes that rotate the activations,
+    None: float64), SmoothQuant with ``alpha`` (None: none) and a ``quantizer`` with ``group``
     (None: at the ``--scaling`` granularity)."""
 
     kind: str = "none"
@@ -109,6 +133,7 @@ class Transform:
     alpha: float | None = None
     quantizer: str = "none"
     group: int | None = None
+    lanes: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -140,6 +165,11 @@ class Transform:
             object.__setattr__(self, "group", DEFAULT_GROUP)
         if self.quantizer == "none" and g is not None:
             raise ArithforgeError("transform group needs a quantizer (afpq, group, zeropoint)")
+        if self.lanes is not None:
+            if self.kind == "none":
+                raise ArithforgeError(f"transform lanes @{self.lanes} need a rotation "
+                                      f"(hadamard, rht)")
+            lane_unit(self.kind, b, self.lanes)  # the FWHT unit's own checks
 
     @property
     def name(self) -> str:
@@ -147,10 +177,11 @@ class Transform:
         parts = []
         if self.alpha is not None:
             parts.append(f"smoothquant:{self.alpha!r}")
+        lanes = "" if self.lanes is None else f"@{self.lanes}"
         if self.kind == "hadamard":
-            parts.append(f"hadamard:{self.block}")
+            parts.append(f"hadamard:{self.block}{lanes}")
         elif self.kind == "rht":
-            parts.append(f"rht:{self.block}:{self.seed}")
+            parts.append(f"rht:{self.block}:{self.seed}{lanes}")
         if self.quantizer != "none":
             parts.append(self.quantizer + ("" if self.group is None else f":{self.group}"))
         return "+".join(parts) or "none"
@@ -160,14 +191,81 @@ class Transform:
         """Whether SmoothQuant scales the weight GEMMs (needs calibration rows)."""
         return self.alpha is not None
 
+    def _signs(self, k: int) -> npt.NDArray[np.float64] | None:
+        kp = -(-k // self.block) * self.block
+        return hadamard.random_signs(kp, self.seed) if self.kind == "rht" else None
+
     def apply(self, operand: npt.ArrayLike) -> npt.NDArray[Any]:
-        """Rotate the rows of a ``(rows, K)`` operand; no rotation returns it as it is."""
+        """Rotate the rows of a ``(rows, K)`` operand in float64 (the weights, offline); no
+        rotation returns it as it is."""
         if self.kind == "none":
             return np.asarray(operand)
         v = np.asarray(operand, dtype=np.float64)
-        kp = -(-v.shape[-1] // self.block) * self.block
-        signs = hadamard.random_signs(kp, self.seed) if self.kind == "rht" else None
-        return hadamard.rotate(v, self.block, signs)
+        return hadamard.rotate(v, self.block, self._signs(v.shape[-1]))
+
+    def apply_online(self, operand: npt.ArrayLike) -> npt.NDArray[Any]:
+        """Rotate the rows of a ``(rows, K)`` activation operand as the FWHT unit does: in its
+        ``lanes`` format (module docstring), then scaled by ``1/sqrt(block)`` in float64;
+        float64 lanes (None) are :meth:`apply`.
+
+        Returns
+        -------
+        ndarray of float64, shape ``(rows, ceil(K / block) * block)``
+        """
+        if self.kind == "none" or self.lanes is None:
+            return self.apply(operand)
+        from ..formats import FloatFormat, get_format
+
+        v = np.asarray(operand, dtype=np.float64)
+        lead, k = v.shape[:-1], v.shape[-1]
+        kp = -(-k // self.block) * self.block
+        if kp != k:
+            v = np.concatenate([v, np.zeros((*lead, kp - k))], axis=-1)
+        signs = self._signs(k)
+        if signs is not None:
+            v = v * signs  # a sign flip: exact in any lane format
+        blocks = v.reshape(*lead, kp // self.block, self.block)
+        fmt = get_format(self.lanes)
+        if isinstance(fmt, FloatFormat):
+            codes = fmt.encode(blocks)
+            y = fmt.decode(hadamard.fwht_float(codes, fmt))
+        else:
+            from .quantize import quantize
+
+            q = quantize(blocks.reshape(-1, self.block), fmt, "per-tensor")
+            width = fmt.bits + self.block.bit_length() - 1
+            out = hadamard.fwht_int(np.asarray(q.codes), fmt.bits).astype(np.int64)
+            out = out - ((out >> (width - 1)) << width)  # two's complement
+            y = (out.astype(np.float64) * q.scale).reshape(blocks.shape)
+        return (y / np.sqrt(self.block)).reshape(*lead, kp)
+
+
+def lane_unit(kind: str, block: int, lanes: str) -> Any:
+    """The FWHT unit that rotates activations of rotation ``kind`` in blocks of ``block`` with
+    lanes ``lanes`` (a format name): the unit of the datapath whose ``block_transforms`` holds
+    ``kind``, built with ``n = block`` and ``fmt = lanes`` (float) or ``bits`` (integer).
+
+    Raises
+    ------
+    ArithforgeError
+        One line, when no datapath claims ``kind`` or the unit refuses the block or the format.
+    """
+    from ..datapaths import DATAPATHS
+    from ..formats import IntFormat, get_format
+
+    try:
+        fmt = get_format(lanes)
+    except ValueError as exc:
+        raise ArithforgeError(f"transform lanes @{lanes}: {exc}") from None
+    for d in DATAPATHS.values():
+        if kind in getattr(d, "block_transforms", ()):
+            lane = {"bits": fmt.bits} if isinstance(fmt, IntFormat) else {"fmt": lanes}
+            try:
+                return d.build_unit(n=block, **lane)
+            except ArithforgeError as exc:
+                raise ArithforgeError(f"transform lanes @{lanes} with block {block}: the FWHT "
+                                      f"unit ({d.name}) refuses them: {exc}") from None
+    raise ArithforgeError(f"transform lanes @{lanes}: no datapath computes {kind!r} online")
 
 
 def smooth_scales(x_amax: npt.ArrayLike, w: npt.ArrayLike, alpha: float) -> npt.NDArray[Any]:
@@ -202,6 +300,9 @@ class TransformFacts:
         rotation block, ``arithforge cost hadamard``).
     online_block : int or None
         Its block size.
+    online_lanes : str or None
+        Its lane format as the transform names it (None: not named; the block cost then uses
+        ``[block] fwht_format``, the accuracy float64 lanes).
     weight_group : int or None
         Weights per stored group scale (group quantizers).
     scales_per_group : int
@@ -233,6 +334,7 @@ class TransformFacts:
     unfoldable: str = ""
     online_unit: str | None = None
     online_block: int | None = None
+    online_lanes: str | None = None
     weight_group: int | None = None
     scales_per_group: int = 0
     scale_bits: int = 0
@@ -266,7 +368,7 @@ def facts(transform: str | Transform | None, *, weights_int: bool = True,
     online = t.kind != "none"
     kw: dict[str, Any] = {}
     if online:
-        kw.update(online_unit="hadamard", online_block=t.block)
+        kw.update(online_unit="hadamard", online_block=t.block, online_lanes=t.lanes)
     if t.smooths:
         kw["unfoldable"] = ("a GEMM whose input comes from a nonlinear op (BERT's FFN output "
                             "projection after GELU) needs one multiply per input channel")
@@ -308,7 +410,14 @@ def parse_transform(text: str | Transform | None) -> Transform:
     kw: dict[str, Any] = {}
     seen: dict[int, str] = {}
     for part in spec.split("+"):
-        kind, *rest = part.strip().split(":")
+        body, at, lanes = part.strip().partition("@")
+        kind, *rest = body.strip().split(":")
+        if at:
+            if kind not in ("hadamard", "rht") or not lanes.strip():
+                raise ArithforgeError(f"transform lanes (@FORMAT) follow a rotation "
+                                      f"(hadamard[:BLOCK]@LANES), not {part.strip()!r} "
+                                      f"(in {text!r})")
+            kw["lanes"] = lanes.strip()
         limit = {"smoothquant": 1, "hadamard": 1, "rht": 2, "afpq": 1, "group": 1,
                  "zeropoint": 1}.get(kind)
         if limit is None or len(rest) > limit:
