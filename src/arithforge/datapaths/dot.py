@@ -2070,10 +2070,11 @@ class DotUnit(Unit):
         clamp = gr.node("align_clamp", "logic", ew, amount, count=n + 1,
                         gates=ew + 2 * max(1, g.YW.bit_length()),
                         depth=max(1, ew.bit_length()) + 1)
+        # Each shifter takes its significand at the top of its word (x << B), zeros below.
         align = gr.node("align", "shifter", g.YW, clamp, *after, count=n, sticky=True,
-                        shift_bits=max(1, g.YW.bit_length()))
+                        shift_bits=max(1, g.YW.bit_length()), data_bits=g.YW - g.B)
         align_c = gr.node("align_c", "shifter", g.YWc, clamp, *after, sticky=True,
-                          shift_bits=max(1, g.YWc.bit_length()))
+                          shift_bits=max(1, g.YWc.bit_length()), data_bits=g.YWc - g.Bc)
         last = [align, align_c]
         if m.term_rounding is not Rounding.RTZ:
             last = [gr.node("term_round", "rounder", g.TW, *last, count=n + 1)]
@@ -2157,7 +2158,8 @@ class DotUnit(Unit):
         nodes["exp_max"]["count"] = groups
         nodes["exp_max_select"]["count"] = groups
         nodes["align_amount"]["count"] = groups + 1
-        nodes["align"].update(count=groups, width=gg.YW, shift_bits=max(1, gg.YW.bit_length()))
+        nodes["align"].update(count=groups, width=gg.YW, shift_bits=max(1, gg.YW.bit_length()),
+                              data_bits=gg.YW - gg.B)
         for name in ("term_round", "term_negate"):
             if name in nodes:
                 nodes[name]["count"] = groups + 1

@@ -1,0 +1,54 @@
+"""Structure graphs say which bits of a wide component vary, and the approximate normalizer's
+logic is in the FMA's graph: the facts the um^2 calibration found the model missing
+(docs/asic.md, "Calibration in um^2")."""
+
+from __future__ import annotations
+
+import pytest
+
+from arithforge.costmodel import estimate, load_tech
+from arithforge.datapaths import get
+from arithforge.formats import get_format
+
+TECH = load_tech(calibration=False)
+
+
+@pytest.mark.parametrize(("a", "c"), [("bfloat16", "bfloat16"), ("float8_e4m3fn", "float32"),
+                                      ("float4_e2m1fn", "float16")])
+def test_fma_addend_and_product_widths(a: str, c: str) -> None:
+    unit = get("fma").build_unit(a=a, c=c)
+    g, nodes = unit.geometry, unit.structure().nodes
+    assert g.pc == get_format(c).precision
+    assert g.px == 2 * get_format(a).precision
+    # The addend's significand at the top of the alignment window, zeros below it; the
+    # product's px bits at a fixed place of the sum, only carries elsewhere.
+    assert (nodes["align"]["width"], nodes["align"]["data_bits"]) == (g.N - 2, g.pc)
+    assert (nodes["add"]["width"], nodes["add"]["data_bits"]) == (g.N + 1, g.px)
+    assert nodes["abs"]["inputs"] == 1  # a negation
+    assert nodes["add_select"]["kind"] == nodes["abs_select"]["kind"] == "mux"
+
+
+def test_fma_window_logic_is_costed() -> None:
+    # Yosys 0.23 on the OSU 0.18 um cells: bfloat16 FMA 64,694 um2 exact, 69,461 / 72,857 /
+    # 72,934 um2 with windows 2 / 4 / 8: the window's floor, its compare and select, and the
+    # post-normalization cost more than the narrower leading-zero count saves.
+    exact = get("fma").build_unit(a="bfloat16")
+    approx = get("fma").build_unit(a="bfloat16", normalization="8")
+    extra = set(approx.structure().nodes) - set(exact.structure().nodes)
+    assert extra == {"approx_top", "approx_top_select", "approx_floor", "approx_use",
+                     "approx_exp_select", "post_lzc", "post_room", "post_cap", "post_shift",
+                     "post_normalize", "post_select", "post_exp", "post_exp_select"}
+    assert estimate(approx.structure(), TECH).transistors > \
+        estimate(exact.structure(), TECH).transistors
+    flush = get("fma").build_unit(a="bfloat16", normalization="8", subnormals="false")
+    assert not {"post_room", "post_cap", "post_shift"} & set(flush.structure().nodes)
+
+
+@pytest.mark.parametrize("params", [{"a": "float4_e2m1fn", "acc": "float16", "n": 2},
+                                    {"a": "bfloat16", "n": 4}])
+def test_dot_alignment_shifters_know_their_significands(params: dict[str, object]) -> None:
+    unit = get("dot").build_unit(**params)
+    g, nodes = unit.geometry, unit.structure().nodes
+    assert nodes["align"]["data_bits"] == g.YW - g.B == g.P
+    assert nodes["align_c"]["data_bits"] == g.YWc - g.Bc
+    assert 1 <= nodes["align"]["data_bits"] <= nodes["align"]["width"]
