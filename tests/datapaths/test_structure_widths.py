@@ -26,6 +26,10 @@ def test_fma_addend_and_product_widths(a: str, c: str) -> None:
     assert (nodes["add"]["width"], nodes["add"]["data_bits"]) == (g.N + 1, g.px)
     assert nodes["abs"]["inputs"] == 1  # a negation
     assert nodes["add_select"]["kind"] == nodes["abs_select"]["kind"] == "mux"
+    # The normalizer shifts the N-bit magnitude into N + K bits, by an amount computed from
+    # the exponents (the LSB's, the leading one's raised to emin) and clamped.
+    assert (nodes["normalize"]["width"], nodes["normalize"]["data_bits"]) == (g.N + g.K, g.N)
+    assert {"lsb_exp", "lsb_select", "exp_min_select", "norm_amount", "norm_clamp"} <= set(nodes)
 
 
 def test_fma_window_logic_is_costed() -> None:

@@ -540,7 +540,9 @@ class FMAUnit(Unit):
         after = gr.cut("unpack", width_unpack, *unpacked)
         term = self._structure_term(gr, after)
         if self._ADDEND is None:
-            after = gr.cut("product", g.px + exp_w + 3 + self._rw, *term)
+            # The exponent of the product's LSB: the top's less a constant.
+            lsb = gr.node("lsb_exp", "adder", exp_w, *term, inputs=1)
+            after = gr.cut("product", g.px + exp_w + 3 + self._rw, *term, lsb)
         else:
             diff = gr.node("exp_diff", "adder", exp_w, *after)
             amt = gr.node("align_amount", "comparator", exp_w, diff)
@@ -548,7 +550,11 @@ class FMAUnit(Unit):
             align = gr.node("align", "shifter", g.N - 2, amt, *after, sticky=True,
                             shift_bits=max(1, (g.N - 2).bit_length()), data_bits=g.pc)
             specials = gr.node("specials", "logic", 12, *after, gates=24, depth=3)
-            live = [align, specials, *term]
+            # The exponent of the sum's LSB: the product's or (an addend far above it) the
+            # addend's, each less a constant, and a select.
+            lsb = gr.node("lsb_exp", "adder", exp_w, *term, count=2, inputs=1)
+            lsb = gr.node("lsb_select", "mux", exp_w, lsb, amt)
+            live = [align, specials, lsb, *term]
             if self._window is not None:
                 # The window's floor: max(top of the product, addend's exponent) + 1 - W.
                 top = gr.node("approx_top", "comparator", exp_w, *after)
@@ -568,13 +574,21 @@ class FMAUnit(Unit):
         lzc = gr.node("lzc", "lzc", g.N - g.lo, *after)
         sel = gr.node("exp_select", "adder", exp_w, lzc)
         cmp = gr.node("exp_compare", "comparator", exp_w, sel)
+        # The leading one's exponent raised to emin (a compare and a select).
+        cmp = gr.node("exp_min_select", "mux", exp_w, cmp)
         if self._window is not None:
             # Round at the window's floor when the leading one lies below it: a compare and a
             # select of the rounding exponent.
             cmp = gr.node("approx_use", "comparator", exp_w, cmp, *after)
             cmp = gr.node("approx_exp_select", "mux", exp_w, cmp)
-        norm = gr.node("normalize", "shifter", g.N + g.K, cmp, *after,
-                       shift_bits=max(1, g.smax.bit_length()))
+        # The normalizing shift from the rounding exponent and the LSB's, clamped to the
+        # shifter's range (a compare with constants and a select of the amount's bits).
+        shift = gr.node("norm_amount", "adder", exp_w, cmp, *after)
+        sb = max(1, g.smax.bit_length())
+        shift = gr.node("norm_clamp", "logic", exp_w, shift, gates=exp_w + 2 * sb,
+                        depth=max(1, exp_w.bit_length()) + 1)
+        norm = gr.node("normalize", "shifter", g.N + g.K, shift, *after, shift_bits=sb,
+                       data_bits=g.N)
         sticky = gr.node("sticky", "logic", g.N, norm, gates=g.N, depth=max(1, g.N.bit_length()))
         after = gr.cut("normalize", mo + 1 + g.f + 1 + exp_w + 6 + self._rw, norm, sticky)
         rnd = gr.node("round", "rounder", mo + 2, *after)
