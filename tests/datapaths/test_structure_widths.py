@@ -56,3 +56,16 @@ def test_dot_alignment_shifters_know_their_significands(params: dict[str, object
     assert nodes["align"]["data_bits"] == g.YW - g.B == g.P
     assert nodes["align_c"]["data_bits"] == g.YWc - g.Bc
     assert 1 <= nodes["align"]["data_bits"] <= nodes["align"]["width"]
+    assert (nodes["normalize"]["width"], nodes["normalize"]["data_bits"]) == (g.OW, g.SW)
+
+
+def test_dot_exponent_width_follows_the_formats() -> None:
+    from arithforge.datapaths.dot import EXP_BITS
+
+    # float4 products and a float16 accumulator: exponents from -45 (14 below float16's emin,
+    # the 31-bit normalizer's word below that) to 17 fit 7 signed bits of the 12 carried.
+    small = get("dot").build_unit(a="float4_e2m1fn", acc="float16", n=2)
+    assert small.exp_width == 7
+    assert small.structure().nodes["exp_max"]["width"] == 7
+    wide = get("dot").build_unit(a="bfloat16", n=4)  # product exponents up to 254
+    assert small.exp_width < wide.exp_width == 10 <= EXP_BITS
