@@ -23,6 +23,9 @@ TIMEOUT = 15.0
 #: An environment whose PATH holds no program at all (no perl, make, g++, yosys, nextpnr).
 NO_TOOLS = {"PATH": "{tmp}/empty-bin"}
 _EMPTY_BIN = {"empty-bin/.keep": ""}
+# The shipped technology at a node the area scaling table (180 to 7 nm) does not cover.
+_TECH_5NM = (Path(__file__).resolve().parents[1] / "src/arithforge/costmodel/data/tech_45nm.toml"
+             ).read_text().replace("node_nm = 45", "node_nm = 5")
 
 
 def case(id: str, *argv: str, files: dict[str, str] | None = None,
@@ -244,6 +247,11 @@ COST = [
          files={"t.toml": "this is [not toml"}),
     case("cost-tech-empty", "cost", "fma", "--tech", "{tmp}/t.toml", files={"t.toml": ""}),
     case("cost-json-with-value", "cost", "fma", "--json=yes"),
+    case("cost-area-unknown", "cost", "fma", "--area", "osu035"),
+    case("cost-area-twice", "cost", "fma", "--area", "osu018", "--area", "model"),
+    case("cost-area-uncalibrated", "cost", "fma", "--area", "osu018", "--uncalibrated"),
+    case("cost-area-node-outside-scaling", "cost", "fma", "--area", "osu018", "--tech",
+         "{tmp}/t.toml", files={"t.toml": _TECH_5NM}),
 ]
 
 SYNTH = [

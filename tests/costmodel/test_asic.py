@@ -210,6 +210,24 @@ def test_scaling_factors() -> None:
         scaling.scale(1.0, 1.0, 350)
 
 
+def test_area_factor_of_any_node_in_the_table() -> None:
+    assert scaling.area_factor(45) == (pytest.approx(1 / 19), False)
+    assert scaling.area_factor(180) == (1.0, False)
+    f28, interpolated = scaling.area_factor(28)
+    assert interpolated is True
+    # scale() rounds its factors to six places.
+    assert f28 == pytest.approx(scaling.scale(1.0, None, 180)["nodes"]["28"]["area_factor"],
+                                abs=1e-6)
+    # From another node of the table: the ratio of the two rows.
+    assert scaling.area_factor(7, 45)[0] == pytest.approx(19 / 320)
+    with pytest.raises(synth.ArithforgeError,
+                       match=r"^node scaling covers 180 to 7 nm \(Stillmaker & Baas 2017\), "
+                             r"not 5 nm$"):
+        scaling.area_factor(5)
+    with pytest.raises(synth.ArithforgeError, match="not 350$"):
+        scaling.area_factor(45, 350)
+
+
 def test_calibration_reports_um2_per_family() -> None:
     from arithforge.costmodel import calibrate as cal
 

@@ -47,7 +47,59 @@ def test_cost_table(registry, capsys) -> None:
     assert [ln.split()[0] for ln in lines[2:6]] == ["mul", "add", "r0", "total"]
 
 
+def test_cost_area_osu018(registry, capsys) -> None:
+    from arithforge.costmodel import estimate, library_area, load_tech
+    from arithforge.costmodel.scaling import AREA_FROM_180
+    from arithforge.datapaths import get
+
+    status, out, err = run_cli(capsys, "cost", "tinymac", "--stages", "1", "--json",
+                               "--area", "osu018")
+    assert (status, err) == (0, "")
+    data = json.loads(out)
+    area = data["area"]
+    assert (area["source"], area["library_nm"], area["node_nm"]) == ("osu018", 180, 45)
+    # The um^2 factors of calibrated_asic.toml times the uncalibrated transistors per kind.
+    tech = load_tech()
+    unit = get("tinymac").build_unit(stages=1)
+    raw = estimate(unit.structure(), tech.with_calibration(None))
+    expected = sum(tech.calibration.asic_um2[c.kind] * c.cost.raw_transistors
+                   for c in raw.components)
+    assert area["library_um2"] == pytest.approx(expected, rel=1e-6)
+    assert library_area(raw, tech).library_um2 == pytest.approx(expected)
+    assert data["area_um2"] == pytest.approx(expected / AREA_FROM_180[45], rel=1e-5)
+    assert sum(c["area_um2"] for c in data["components"]) == pytest.approx(data["area_um2"],
+                                                                          abs=0.01)
+    # Transistors, energy and delay stay the model's.
+    _, plain, _ = run_cli(capsys, "cost", "tinymac", "--stages", "1", "--json")
+    model = json.loads(plain)
+    assert model["area_um2"] != data["area_um2"]
+    assert {k: model[k] for k in ("transistors", "energy_pj", "delay_ns")} == \
+        {k: data[k] for k in ("transistors", "energy_pj", "delay_ns")}
+    _, at28, _ = run_cli(capsys, "cost", "tinymac", "--stages", "1", "--json", "--area",
+                         "osu018", "--node", "28")
+    area28 = json.loads(at28)["area"]
+    assert (area28["node_nm"], area28["interpolated"]) == (28, True)
+    assert area28["library_um2"] == area["library_um2"]
+    assert 1 / 88 < area28["factor"] < 1 / 40
+    status, out, _ = run_cli(capsys, "cost", "tinymac", "--stages", "1", "--area", "osu018",
+                             "--node", "7")
+    lines = out.splitlines()
+    assert status == 0
+    assert lines[0].endswith("(generic-45nm@7nm, area osu018 cells)")
+    total = next(ln for ln in lines if ln.startswith("total")).split()
+    assert float(total[1].replace(",", "")) == pytest.approx(
+        area["library_um2"] / AREA_FROM_180[7], rel=0.01)
+    assert lines[-2].startswith(f"area: {area['library_um2']:,.0f} um2 of osu018 cells at 180 "
+                                f"nm (um^2 calibration), x0.003125 to 7 nm (Stillmaker")
+
+
 @pytest.mark.parametrize(("argv", "message"), [
+    (["cost", "tinymac", "--area", "osu018", "--uncalibrated"],
+     ("--area osu018 prices components with the um^2 calibration; drop --uncalibrated or use "
+      "--area model")),
+    (["cost", "tinymac", "--area", "osu035"],
+     ("cost tinymac: argument --area: invalid choice: 'osu035' (choose from 'model', "
+      "'osu018')")),
     (["cost", "tinymac", "--node", "5"], "node must be one of 7, 16, 28, 45 nm"),
     (["cost", "tinymac", "--stagse", "1"],
      "cost tinymac: unrecognized arguments: --stagse 1 (see `arithforge cost tinymac --help`)"),

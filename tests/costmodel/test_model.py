@@ -5,6 +5,7 @@ from __future__ import annotations
 import networkx as nx
 import pytest
 
+from arithforge._errors import ArithforgeError
 from arithforge.costmodel import critical_path, estimate, load_tech
 from arithforge.costmodel.primitives import cost
 
@@ -129,3 +130,28 @@ def test_signed_product_into_an_adder_is_a_macc(signed: bool) -> None:
     assert apart == alone
     # Yosys sign-extends the fused partial products to the sum's width: about twice the area.
     assert fused == (pytest.approx(alone + 0.65 * 8 * 17 * 42) if signed else alone)
+
+
+def test_library_area_prices_kinds_with_the_um2_factors() -> None:
+    from arithforge.costmodel import Calibration, library_area
+    from arithforge.costmodel.scaling import AREA_FROM_180
+
+    factors = {"multiplier": 4.0, "adder": 2.0, "register": 7.0}
+    tech = TECH.with_calibration(Calibration(asic_um2=factors))
+    est = estimate(mac(1), tech)
+    raw = {c.name: c.cost.raw_transistors for c in est.components}
+    at180 = library_area(est, tech)
+    assert (at180.library, at180.library_nm, at180.node_nm) == ("osu018", 180, 180.0)
+    assert at180.library_um2 == pytest.approx(4 * raw["mul"] + 2 * raw["add"]
+                                              + 7 * (raw["acc"] + raw["p0"]))
+    assert (at180.factor, at180.interpolated) == (1.0, False)
+    assert set(at180.components) == {"mul", "add", "acc", "p0"}  # the input costs nothing
+    at45 = library_area(est, tech, 45)
+    assert at45.area_um2 == pytest.approx(at180.library_um2 / AREA_FROM_180[45])
+    assert sum(at45.components.values()) == pytest.approx(at45.area_um2)
+    at28 = library_area(est, tech, 28).as_dict()
+    assert (at28["node_nm"], at28["interpolated"]) == (28, True)
+    assert at28["library_um2"] == round(at180.library_um2, 3)
+    assert "Stillmaker" in at28["scaling"]
+    with pytest.raises(ArithforgeError, match=r"^the calibration has no um\^2 factors of osu018"):
+        library_area(est, TECH)

@@ -67,6 +67,13 @@ def _cost_options(parser: argparse.ArgumentParser) -> None:
                              "in the default one; approximate factors) (default: the file's)")
     parser.add_argument("--uncalibrated", action="store_true",
                         help="leave out the factors fitted by `arithforge calibrate`")
+    asic_lib = import_package("arithforge.costmodel.tech").ASIC_LIB
+    parser.add_argument("--area", choices=("model", asic_lib), default="model", action=StoreOnce,
+                        help=f"model: area of the technology file's cells; {asic_lib}: um^2 of "
+                             f"the {asic_lib} standard cells from the um^2 calibration "
+                             f"(calibrated_asic.toml), scaled from the library's node to the "
+                             f"technology's (or --node's) with Stillmaker & Baas 2017 "
+                             f"(default: model)")
     parser.add_argument("--stream", metavar="STREAM", type=_stream, action=StoreOnce,
                         help=f"also the data-dependent energy: toggles of a Verilator run on "
                              f"{streams} or trace:DIR operands (default: none)")
@@ -111,13 +118,22 @@ def cost(args: argparse.Namespace) -> int:
     area in um2, Yosys-cmos transistors, energy per operation at the activity of uniformly random
     operands, and the critical-path delay, pipeline registers cutting paths. Without --json it
     prints one row per component. --stream adds the energy on a chosen operand stream, scaled by
-    the toggle counts of a Verilator run (costmodel.activity, run by sim.activity).
+    the toggle counts of a Verilator run (costmodel.activity, run by sim.activity). --area osu018
+    gives the area in um^2 of the OSU 0.18 um standard cells instead (the um^2 calibration of
+    `arithforge calibrate --asic-only`), scaled from 180 nm to the technology's node (--node)
+    with the area table of Stillmaker & Baas 2017.
     """
     params, options = datapath_options("cost", args, _cost_options)
     if options.stream_vectors is not None and options.stream is None:
         raise ArithforgeError("--stream-vectors counts the operations of --stream; add --stream "
                               "or drop --stream-vectors")
+    if options.area != "model" and options.uncalibrated:
+        raise ArithforgeError(f"--area {options.area} prices components with the um^2 "
+                              f"calibration; drop --uncalibrated or use --area model")
     est, unit, tech = _estimate(args.datapath, params, options)
+    lib = None
+    if options.area != "model":
+        lib = import_package("arithforge.costmodel").library_area(est, tech, tech.node_nm)
     activity = None
     if options.stream is not None:
         activity_mod = import_package("arithforge.costmodel.activity")
@@ -130,19 +146,34 @@ def cost(args: argparse.Namespace) -> int:
     if options.json:
         out = {"datapath": args.datapath, "params": params, "latency": int(unit.latency),
                **est.as_dict()}
+        if lib is not None:
+            # area_um2 (the total and each component's) in the library's cells at the node.
+            out["area_um2"] = round(lib.area_um2, 3)
+            for c in out["components"]:
+                c["area_um2"] = round(lib.components.get(c["name"], 0.0), 3)
+            out["area"] = lib.as_dict()
         if activity is not None:
             out["activity"] = activity.as_dict()
         print(json.dumps(out, default=str))
         return 0
-    rows = [[c.name, c.kind, str(c.width), _number(c.cost.area_um2), _number(c.cost.transistors),
-             f"{c.cost.energy_pj:.4f}", f"{c.cost.delay_ns:.3f}", "*" if c.critical else ""]
+    def area(name: str, model: float) -> str:
+        return _number(model if lib is None else lib.components.get(name, 0.0))
+
+    rows = [[c.name, c.kind, str(c.width), area(c.name, c.cost.area_um2),
+             _number(c.cost.transistors), f"{c.cost.energy_pj:.4f}", f"{c.cost.delay_ns:.3f}",
+             "*" if c.critical else ""]
             for c in est.components if c.kind not in ("input", "output", "port", "const")]
-    rows.append(["total", "", "", _number(est.area_um2), _number(est.transistors),
-                 f"{est.energy_pj:.4f}", f"{est.delay_ns:.3f}", ""])
+    rows.append(["total", "", "", _number(est.area_um2 if lib is None else lib.area_um2),
+                 _number(est.transistors), f"{est.energy_pj:.4f}", f"{est.delay_ns:.3f}", ""])
     shown = " ".join(f"{k}={v}" for k, v in params.items())
+    where = est.tech if lib is None else f"{est.tech}, area {lib.library} cells"
     print_table(["component", "kind", "width", "area um2", "transistors", "energy pJ",
                  "delay ns", "crit"], rows, align="lllrrrrl",
-                title=f"cost {args.datapath} {shown} ({est.tech})".replace("  ", " "))
+                title=f"cost {args.datapath} {shown} ({where})".replace("  ", " "))
+    if lib is not None:
+        print(f"area: {lib.library_um2:,.0f} um2 of {lib.library} cells at {lib.library_nm} nm "
+              f"(um^2 calibration), x{lib.factor:.4g} to {lib.node_nm:g} nm"
+              f"{' (interpolated)' if lib.interpolated else ''} (Stillmaker & Baas 2017)")
     if est.ice40_luts is not None:
         print(f"predicted iCE40 LUT4s: {est.ice40_luts:,.0f}")
     if activity is not None:

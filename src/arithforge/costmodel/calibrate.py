@@ -37,13 +37,18 @@ from .._errors import ArithforgeError
 from ..workloads.metrics import spearman
 from .fit import fit_factors, held_out, median_abs_err
 from .model import FREE_KINDS, estimate
-from .tech import DEFAULT_ASIC_CALIBRATION, DEFAULT_CALIBRATION, KINDS, Technology, load_tech
+from .tech import (
+    ASIC_LIB,
+    DEFAULT_ASIC_CALIBRATION,
+    DEFAULT_CALIBRATION,
+    KINDS,
+    Technology,
+    load_tech,
+)
 
 __all__ = ["ASIC_LIB", "ASIC_TIMEOUT_S", "Design", "Report", "Sample", "calibrate", "design_set",
            "features", "measure", "write_asic_calibration", "write_calibration"]
 
-#: Standard-cell library of the um^2 calibration.
-ASIC_LIB = "osu018"
 #: Longest asic synthesis of one design; a slower one is left out of the um^2 fit.
 ASIC_TIMEOUT_S = 300.0
 

@@ -24,10 +24,14 @@ from typing import Any
 
 import networkx as nx
 
+from .._errors import ArithforgeError
 from .primitives import ComponentCost, cost
-from .tech import Technology, load_tech
+from .scaling import SOURCE as SCALING_SOURCE
+from .scaling import area_factor
+from .tech import ASIC_LIB, Technology, load_tech
 
-__all__ = ["FREE_KINDS", "Component", "Estimate", "estimate", "critical_path", "node_attrs"]
+__all__ = ["FREE_KINDS", "Component", "Estimate", "LibraryArea", "estimate", "critical_path",
+           "library_area", "node_attrs"]
 
 #: Node kinds that stand for ports and constants and cost nothing.
 FREE_KINDS = ("input", "output", "port", "const")
@@ -226,3 +230,76 @@ def estimate(graph: nx.DiGraph, tech: Technology | None = None) -> Estimate:
         ice40_luts=luts,
         tech=tech.name,
     )
+
+
+@dataclass(frozen=True)
+class LibraryArea:
+    """A datapath's area in the standard cells of the um^2 calibration, scaled to a node.
+
+    Each component costs its kind's um^2-per-transistor factor (``calibrated_asic.toml``,
+    fitted by ``arithforge calibrate --asic-only`` against ``synth --target asic``) times the
+    transistors the uncalibrated model counts for it; the sum is scaled from the library's node
+    with the area table of Stillmaker & Baas 2017 (:func:`.scaling.area_factor`).
+
+    Members
+    -------
+    library : str
+        The cell library the factors predict (:data:`~.tech.ASIC_LIB`).
+    library_nm : int
+        Its node.
+    library_um2 : float
+        Predicted area in that library, at its node.
+    node_nm : float
+        Node of :attr:`area_um2`.
+    factor : float
+        ``area_um2 / library_um2``.
+    interpolated : bool
+        Whether ``node_nm`` lies between the nodes of the scaling table.
+    components : dict of str to float
+        Area at ``node_nm`` per component name (ports and constants left out).
+    """
+
+    library: str
+    library_nm: int
+    library_um2: float
+    node_nm: float
+    factor: float
+    interpolated: bool
+    components: Mapping[str, float]
+
+    @property
+    def area_um2(self) -> float:
+        """Predicted area at :attr:`node_nm`."""
+        return self.library_um2 * self.factor
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the area as JSON-ready data."""
+        return {"source": self.library, "library_nm": self.library_nm,
+                "library_um2": round(self.library_um2, 3),
+                "node_nm": int(self.node_nm) if self.node_nm.is_integer() else self.node_nm,
+                "area_um2": round(self.area_um2, 3), "factor": round(self.factor, 6),
+                "interpolated": self.interpolated, "scaling": SCALING_SOURCE}
+
+
+def library_area(est: Estimate, tech: Technology, node_nm: float | None = None) -> LibraryArea:
+    """Area of the estimated datapath in the standard cells of ``tech``'s um^2 calibration
+    (:class:`LibraryArea`), at ``node_nm`` (default the library's own node).
+
+    Raises
+    ------
+    ArithforgeError
+        When ``tech`` has no um^2 factors, or for a node outside the scaling table.
+    """
+    from ..tools.toolchain import LIBERTY
+
+    factors = tech.calibration.asic_um2
+    if not factors:
+        raise ArithforgeError(f"the calibration has no um^2 factors of {ASIC_LIB} (run "
+                              f"`arithforge calibrate --asic-only --write`)")
+    library_nm = LIBERTY[ASIC_LIB][1]
+    node = float(library_nm if node_nm is None else node_nm)
+    factor, interpolated = area_factor(node, library_nm)
+    parts = {c.name: factors.get(c.kind, 0.0) * c.cost.raw_transistors
+             for c in est.components if c.kind not in FREE_KINDS}
+    return LibraryArea(ASIC_LIB, library_nm, sum(parts.values()), node, factor, interpolated,
+                       {k: v * factor for k, v in parts.items()})

@@ -96,13 +96,17 @@ def _check(value: int, what: str, minimum: int = 1) -> int:
 
 # -- primitives ---------------------------------------------------------------------------------
 
-def adder(width: int, *, arch: str = "ripple", inputs: int = 2) -> Primitive:
+def adder(width: int, *, arch: str = "ripple", inputs: int = 2,
+          data_bits: int | None = None) -> Primitive:
     """Carry-propagate adder of ``inputs`` ``width``-bit variable operands.
 
     One variable operand (``inputs=1``: increment, negate, add a constant) is a half-adder
     chain: one half adder per bit, delay linear in the width. More than two operands first go
     through a carry-save tree of full adders. ``ripple``: one full
     adder per bit, delay linear in the width (what Yosys and ABC build when optimizing area).
+    ``data_bits`` (two operands, ripple): only that many bits of one operand vary (an FMA's
+    narrow product term inside the wide sum window, the rest constant zero); the other
+    positions add a carry to one variable bit, a half adder each.
     ``brent-kung`` / ``kogge-stone``: generate/propagate half adders, a prefix tree of
     ``2w - 2 - log2 w`` / ``w log2 w - w + 1`` carry cells (three gates each) and sum XORs; delay
     logarithmic.
@@ -117,6 +121,11 @@ def adder(width: int, *, arch: str = "ripple", inputs: int = 2) -> Primitive:
     cells: dict[str, float] = {"fa": float((inputs - 2) * w)}
     lg = clog2(w)
     if arch == "ripple":
+        if inputs == 2 and data_bits is not None:
+            d = min(w, _check(data_bits, "adder data_bits"))
+            cells.update(fa=float(d), ha=float(w - d))
+            return Primitive(cells, lambda t: d * t.cell("fa").delay_ns
+                             + (w - d) * t.cell("ha").delay_ns)
         cells["fa"] += w
         return Primitive(cells, lambda t: (levels + w) * t.cell("fa").delay_ns)
     prefix = 2 * w - 2 - lg if arch == "brent-kung" else w * lg - w + 1
@@ -174,22 +183,46 @@ def multiplier(a_width: int, b_width: int | None = None, *, arch: str = "array",
 
 
 def shifter(width: int, *, shift_bits: int | None = None, bidirectional: bool = False,
-            sticky: bool = False) -> Primitive:
+            sticky: bool = False, data_bits: int | None = None) -> Primitive:
     """Logarithmic barrel shifter of a ``width``-bit word by a ``shift_bits``-bit distance.
 
     One MUX2 row per distance bit up to ``log2(width)``; larger distances only force zeros (one
     gate per bit per further bit). ``bidirectional`` doubles the rows and adds a direction MUX;
     ``sticky`` adds an OR tree over the bits shifted out.
+
+    ``data_bits``: only that many bits at the far end of the word vary (an alignment shifter
+    placing a ``p``-bit significand at the top of a wide window; the rest is constant zero).
+    The rows run from the shortest distance up, as :class:`arithforge.hdl.primitives.
+    AlignShifter` builds them, so after the row of distance ``2**k`` the varying span is
+    ``data_bits + 2**(k + 1) - 1`` bits: a row costs a MUX2 per varying output bit, not per
+    word bit, since synthesis removes a multiplexer whose inputs are both constant (and a
+    sticky OR gate over constant bits). Default: every bit varies.
     """
     w = _check(width, "shifter width")
     s = clog2(w) if shift_bits is None else _check(shift_bits, "shifter shift_bits", 0)
     stages = min(s, clog2(w))
-    cells: dict[str, float] = {"mux2": float(w * stages), "gate": float(w * (s - stages))}
+    d = w if data_bits is None else min(w, _check(data_bits, "shifter data_bits"))
+    if d == w:
+        rows = float(w * stages)
+        span = float(w)
+        ors = float(w)
+    else:
+        # Varying bits entering row k (the word's top ``before``) and leaving it; the sticky
+        # OR of row k looks at the ``2**k`` bits it drops, of which the varying ones count.
+        rows = ors = 0.0
+        before = d
+        for k in range(stages):
+            after = min(w, d + (2 << k) - 1)
+            rows += after
+            ors += max(0, (1 << k) - (w - before))
+            before = after
+        span = float(before)
+    cells: dict[str, float] = {"mux2": rows, "gate": span * (s - stages)}
     if bidirectional:
         cells["mux2"] = 2 * cells["mux2"] + w
         cells["gate"] *= 2
     if sticky:
-        cells["gate"] += w
+        cells["gate"] += ors
     extra = 1 if bidirectional else 0
     zero = 1 if s > stages else 0
     return Primitive(cells, lambda t: (stages + extra) * t.cell("mux2").delay_ns
@@ -298,8 +331,8 @@ def primitive(attrs: Mapping[str, Any], node: str = "?") -> Primitive:
 
     Attributes read (besides ``kind`` and ``width``): adder ``arch``, ``inputs``; multiplier
     ``a_width``, ``b_width`` (default ``width`` each), ``arch``, ``signed``, ``cpa``,
-    ``macc_width`` (set by :func:`~.model.node_attrs`); shifter
-    ``shift_bits``, ``bidirectional``, ``sticky``; comparator ``op``; mux ``inputs``; register
+    ``macc_width`` (set by :func:`~.model.node_attrs`); shifter ``shift_bits``,
+    ``bidirectional``, ``sticky``, ``data_bits``; comparator ``op``; mux ``inputs``; register
     ``enable``; logic
     ``gates``, ``depth``; lut ``entries``, ``storage``. Others are ignored.
     """
@@ -310,8 +343,11 @@ def primitive(attrs: Mapping[str, Any], node: str = "?") -> Primitive:
     width = _int_attr(attrs, "width", node, 0 if kind == "logic" else None)
     try:
         if kind == "adder":
+            data = attrs.get("data_bits")
             return adder(width, arch=attrs.get("arch", "ripple"),
-                         inputs=_int_attr(attrs, "inputs", node, 2))
+                         inputs=_int_attr(attrs, "inputs", node, 2),
+                         data_bits=None if data is None else _int_attr(attrs, "data_bits",
+                                                                       node))
         if kind == "multiplier":
             a = _int_attr(attrs, "a_width", node, width)
             b = _int_attr(attrs, "b_width", node, width if "a_width" not in attrs else a)
@@ -321,9 +357,12 @@ def primitive(attrs: Mapping[str, Any], node: str = "?") -> Primitive:
                               macc_width=_int_attr(attrs, "macc_width", node, 0))
         if kind == "shifter":
             bits = attrs.get("shift_bits")
+            data = attrs.get("data_bits")
             return shifter(width, shift_bits=None if bits is None else int(bits),
                            bidirectional=bool(attrs.get("bidirectional", False)),
-                           sticky=bool(attrs.get("sticky", False)))
+                           sticky=bool(attrs.get("sticky", False)),
+                           data_bits=None if data is None else _int_attr(attrs, "data_bits",
+                                                                         node))
         if kind == "lzc":
             return lzc(width)
         if kind == "comparator":

@@ -26,7 +26,8 @@ from typing import Any
 
 from .._errors import ArithforgeError
 
-__all__ = ["AREA_FROM_180", "DELAY_POLY", "NODES", "SOURCE", "VDD_V", "delay_factor", "scale"]
+__all__ = ["AREA_FROM_180", "DELAY_POLY", "NODES", "SOURCE", "VDD_V", "area_factor",
+           "delay_factor", "scale"]
 
 SOURCE = ("Stillmaker & Baas, Integration 58 (2017) 74-81: area table (area at 180 nm / area at "
           "node) and HP delay polynomials at the nominal supplies vdd_v; 28 nm interpolated "
@@ -67,10 +68,30 @@ def delay_factor(node_nm: int) -> float:
     return ((a * v + b) * v + c) * v + d
 
 
-def _interpolate(node_nm: int, value: dict[int, float]) -> float:
+def area_factor(node_nm: float, from_nm: int = 180) -> tuple[float, bool]:
+    """Area at ``node_nm`` divided by the area at ``from_nm`` (the paper's area table, log-log
+    between its nodes), and whether ``node_nm`` was interpolated (not a node of the table).
+
+    Raises
+    ------
+    ArithforgeError
+        For ``from_nm`` not a node of the table, or ``node_nm`` outside its 180 to 7 nm range.
+    """
+    if from_nm not in AREA_FROM_180:
+        raise ArithforgeError(f"node scaling covers {', '.join(map(str, AREA_FROM_180))} nm "
+                              f"(Stillmaker & Baas 2017), not {from_nm!r}")
+    lo, hi = min(AREA_FROM_180), max(AREA_FROM_180)
+    if not lo <= node_nm <= hi:
+        raise ArithforgeError(f"node scaling covers {hi} to {lo} nm (Stillmaker & Baas 2017), "
+                              f"not {node_nm:g} nm")
+    return (AREA_FROM_180[from_nm] / _interpolate(node_nm, AREA_FROM_180),
+            node_nm not in AREA_FROM_180)
+
+
+def _interpolate(node_nm: float, value: dict[int, float]) -> float:
     """``value`` at ``node_nm``: exact at a tabulated node, else log-log between neighbours."""
-    if node_nm in value:
-        return value[node_nm]
+    if float(node_nm).is_integer() and int(node_nm) in value:
+        return value[int(node_nm)]
     above = min(n for n in value if n > node_nm)
     below = max(n for n in value if n < node_nm)
     t = (math.log(above) - math.log(node_nm)) / (math.log(above) - math.log(below))

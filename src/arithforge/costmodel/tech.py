@@ -20,8 +20,8 @@ from typing import Any
 from .._errors import ArithforgeError
 
 __all__ = ["CELLS", "KINDS", "Calibration", "Cell", "TechError", "Technology", "DATA_DIR",
-           "DEFAULT_TECH", "DEFAULT_CALIBRATION", "DEFAULT_ASIC_CALIBRATION", "load_tech",
-           "load_calibration"]
+           "DEFAULT_TECH", "DEFAULT_CALIBRATION", "DEFAULT_ASIC_CALIBRATION", "ASIC_LIB",
+           "load_tech", "load_calibration"]
 
 #: Folder of the technology and calibration files shipped with the package.
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -29,6 +29,9 @@ DEFAULT_TECH = DATA_DIR / "tech_45nm.toml"
 DEFAULT_CALIBRATION = DATA_DIR / "calibrated.toml"
 #: The um^2 factors of ``arithforge calibrate --asic-only --write``, added to the calibration.
 DEFAULT_ASIC_CALIBRATION = DATA_DIR / "calibrated_asic.toml"
+#: Standard-cell library (a name of :data:`arithforge.tools.toolchain.LIBERTY`) whose um^2 the
+#: calibration's ``asic_um2`` factors predict.
+ASIC_LIB = "osu018"
 
 #: The standard cells every technology file describes.
 CELLS = ("gate", "and2", "xor2", "mux2", "ha", "fa", "dff", "sram_bit")

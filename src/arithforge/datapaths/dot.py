@@ -1133,6 +1133,18 @@ class DotUnit(Unit):
         return {"c": fc, "result": fc}
 
     @property
+    def exp_width(self) -> int:
+        """Bits of the exponent signals that vary: the signed width of every exponent the step
+        computes (the products' and the accumulator's, and positions down to the widest word
+        below them). The hardware carries :data:`EXP_BITS` bits; synthesis folds the rest,
+        which narrow formats leave constant."""
+        g = self.geometry
+        fa, fb, fc = self._fa, self._fb, self._facc
+        hi = max(fa.emax + fb.emax, fc.emax) + 2
+        lo = min(fa.emin + fb.emin, fc.emin) - max(g.YW, g.YWc, g.SW, g.OW)
+        return min(EXP_BITS, max(hi.bit_length(), (-lo - 1).bit_length()) + 1)
+
+    @property
     def window(self) -> int:
         """Bits the sum's leading-zero count covers below its top: the approximate normalizer's
         window, or the whole sum register (exact normalization)."""
@@ -2007,7 +2019,7 @@ class DotUnit(Unit):
         fa, fb, fc = self._fa, self._fb, self._facc
         cuts, extra = choose_cuts(self._CUTS, self._stages)
         gr = Graph(cuts)
-        ew = EXP_BITS
+        ew = EXP_BITS if m.blocked else self.exp_width
         gr.node("in_a", "input", n * fa.bits)
         gr.node("in_b", "input", n * fb.bits)
         gr.node("in_c", "input", fc.bits)
@@ -2070,10 +2082,11 @@ class DotUnit(Unit):
         clamp = gr.node("align_clamp", "logic", ew, amount, count=n + 1,
                         gates=ew + 2 * max(1, g.YW.bit_length()),
                         depth=max(1, ew.bit_length()) + 1)
+        # Each shifter takes its significand at the top of its word (x << B), zeros below.
         align = gr.node("align", "shifter", g.YW, clamp, *after, count=n, sticky=True,
-                        shift_bits=max(1, g.YW.bit_length()))
+                        shift_bits=max(1, g.YW.bit_length()), data_bits=g.YW - g.B)
         align_c = gr.node("align_c", "shifter", g.YWc, clamp, *after, sticky=True,
-                          shift_bits=max(1, g.YWc.bit_length()))
+                          shift_bits=max(1, g.YWc.bit_length()), data_bits=g.YWc - g.Bc)
         last = [align, align_c]
         if m.term_rounding is not Rounding.RTZ:
             last = [gr.node("term_round", "rounder", g.TW, *last, count=n + 1)]
@@ -2095,8 +2108,9 @@ class DotUnit(Unit):
         nclamp = gr.node("norm_clamp", "logic", ew, shift,
                          gates=ew + 2 * max(1, (g.OW - 1).bit_length()),
                          depth=max(1, ew.bit_length()) + 1)
+        # The SW-bit magnitude shifted left into the OW-bit word.
         norm = gr.node("normalize", "shifter", g.OW, nclamp, absval,
-                       shift_bits=max(1, (g.OW - 1).bit_length()))
+                       shift_bits=max(1, (g.OW - 1).bit_length()), data_bits=min(g.SW, g.OW))
         sticky = gr.node("sticky", "logic", g.OW, norm, gates=g.OW,
                          depth=max(1, g.OW.bit_length()))
         after = gr.cut("normalize", g.p + 2 + ew + 3, norm, sticky)
@@ -2157,7 +2171,8 @@ class DotUnit(Unit):
         nodes["exp_max"]["count"] = groups
         nodes["exp_max_select"]["count"] = groups
         nodes["align_amount"]["count"] = groups + 1
-        nodes["align"].update(count=groups, width=gg.YW, shift_bits=max(1, gg.YW.bit_length()))
+        nodes["align"].update(count=groups, width=gg.YW, shift_bits=max(1, gg.YW.bit_length()),
+                              data_bits=gg.YW - gg.B)
         for name in ("term_round", "term_negate"):
             if name in nodes:
                 nodes[name]["count"] = groups + 1

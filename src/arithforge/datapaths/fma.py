@@ -540,31 +540,73 @@ class FMAUnit(Unit):
         after = gr.cut("unpack", width_unpack, *unpacked)
         term = self._structure_term(gr, after)
         if self._ADDEND is None:
-            after = gr.cut("product", g.px + exp_w + 3 + self._rw, *term)
+            # The exponent of the product's LSB: the top's less a constant.
+            lsb = gr.node("lsb_exp", "adder", exp_w, *term, inputs=1)
+            after = gr.cut("product", g.px + exp_w + 3 + self._rw, *term, lsb)
         else:
             diff = gr.node("exp_diff", "adder", exp_w, *after)
             amt = gr.node("align_amount", "comparator", exp_w, diff)
+            # The addend's pc bits enter at the top of the N - 2 bit window, the rest is 0.
             align = gr.node("align", "shifter", g.N - 2, amt, *after, sticky=True,
-                            shift_bits=max(1, (g.N - 2).bit_length()))
+                            shift_bits=max(1, (g.N - 2).bit_length()), data_bits=g.pc)
             specials = gr.node("specials", "logic", 12, *after, gates=24, depth=3)
-            after = gr.cut("product", 2 * (g.N - 1) + exp_w + 6 + self._rw, align, specials,
-                           *term)
-            add = gr.node("add", "adder", g.N + 1, *after)
-            absval = gr.node("abs", "adder", g.N, add)
-            after = gr.cut("add", g.N + exp_w + 5 + self._rw, absval)
+            # The exponent of the sum's LSB: the product's or (an addend far above it) the
+            # addend's, each less a constant, and a select.
+            lsb = gr.node("lsb_exp", "adder", exp_w, *term, count=2, inputs=1)
+            lsb = gr.node("lsb_select", "mux", exp_w, lsb, amt)
+            live = [align, specials, lsb, *term]
+            if self._window is not None:
+                # The window's floor: max(top of the product, addend's exponent) + 1 - W.
+                top = gr.node("approx_top", "comparator", exp_w, *after)
+                top = gr.node("approx_top_select", "mux", exp_w, top)
+                live.append(gr.node("approx_floor", "adder", exp_w, top, inputs=1))
+            window_w = 0 if self._window is None else exp_w
+            after = gr.cut("product", 2 * (g.N - 1) + exp_w + 6 + self._rw + window_w, *live)
+            # The product term is px bits at a fixed place of the window: the other positions
+            # only carry through the aligned addend.
+            add = gr.node("add", "adder", g.N + 1, *after, data_bits=g.px)
+            # Both p + c and p - c are built and selected by the signs, as the magnitude is
+            # by the sum's sign.
+            add = gr.node("add_select", "mux", g.N + 1, add)
+            absval = gr.node("abs", "adder", g.N, add, inputs=1)
+            absval = gr.node("abs_select", "mux", g.N, absval)
+            after = gr.cut("add", g.N + exp_w + 5 + self._rw + window_w, absval)
         lzc = gr.node("lzc", "lzc", g.N - g.lo, *after)
         sel = gr.node("exp_select", "adder", exp_w, lzc)
         cmp = gr.node("exp_compare", "comparator", exp_w, sel)
-        norm = gr.node("normalize", "shifter", g.N + g.K, cmp, *after,
-                       shift_bits=max(1, g.smax.bit_length()))
+        # The leading one's exponent raised to emin (a compare and a select).
+        cmp = gr.node("exp_min_select", "mux", exp_w, cmp)
+        if self._window is not None:
+            # Round at the window's floor when the leading one lies below it: a compare and a
+            # select of the rounding exponent.
+            cmp = gr.node("approx_use", "comparator", exp_w, cmp, *after)
+            cmp = gr.node("approx_exp_select", "mux", exp_w, cmp)
+        # The normalizing shift from the rounding exponent and the LSB's, clamped to the
+        # shifter's range (a compare with constants and a select of the amount's bits).
+        shift = gr.node("norm_amount", "adder", exp_w, cmp, *after)
+        sb = max(1, g.smax.bit_length())
+        shift = gr.node("norm_clamp", "logic", exp_w, shift, gates=exp_w + 2 * sb,
+                        depth=max(1, exp_w.bit_length()) + 1)
+        norm = gr.node("normalize", "shifter", g.N + g.K, shift, *after, shift_bits=sb,
+                       data_bits=g.N)
         sticky = gr.node("sticky", "logic", g.N, norm, gates=g.N, depth=max(1, g.N.bit_length()))
         after = gr.cut("normalize", mo + 1 + g.f + 1 + exp_w + 6 + self._rw, norm, sticky)
         rnd = gr.node("round", "rounder", mo + 2, *after)
         last = rnd
         if self._window is not None:
+            # Post-normalization of the rounded significand: its leading zeros capped by the
+            # room above emin (unless results flush), a left shift, and the selects of the
+            # significand and the exponent (less the shift) by whether the window was used.
             plz = gr.node("post_lzc", "lzc", mo + 1, rnd)
-            last = gr.node("post_normalize", "shifter", mo + 2, plz,
-                           shift_bits=max(1, (mo + 1).bit_length()))
+            sb = max(1, (mo + 1).bit_length())
+            if not (self._daz or not fo.subnormals):
+                room = gr.node("post_room", "adder", exp_w, rnd, inputs=1)
+                cap = gr.node("post_cap", "comparator", sb, plz, room)
+                plz = gr.node("post_shift", "mux", sb, cap)
+            last = gr.node("post_normalize", "shifter", mo + 2, plz, shift_bits=sb)
+            last = gr.node("post_select", "mux", mo + 2, last, rnd)
+            pexp = gr.node("post_exp", "adder", exp_w, plz)
+            last = gr.node("post_exp_select", "mux", exp_w, pexp, last)
         exp = gr.node("exp_pack", "adder", exp_w + mo, last)
         after = gr.cut("round", exp_w + mo + 8, exp)
         over = gr.node("overflow", "comparator", exp_w + mo, *after)
