@@ -400,3 +400,25 @@ def test_dot_matches_mpfr_sum(fmt: FloatFormat, rng: np.random.Generator) -> Non
             with gmpy2.context(ctx):
                 want = float(gmpy2.fsum(terms))
             assert got[i] == want, (mode, i, got[i], want)  # values (signs of zero: above)
+
+
+NAN_FREE = [get_format(n) for n in ("float6_e2m3fn", "float6_e3m2fn", "float4_e2m1fn")]
+
+
+@pytest.mark.parametrize("fmt", NAN_FREE, ids=_ids)
+def test_dot_into_formats_without_nan(fmt: FloatFormat, rng: np.random.Generator) -> None:
+    """FP6/FP4 rows (exact float64 sums) in every mode, saturating or not; a NaN sum into a format
+    without NaN still raises the exact path's error, from dot and from the carrier kernels."""
+    a = rng.integers(0, 1 << fmt.bits, (2048, 16)).astype(fmt.code_dtype)
+    b = rng.integers(0, 1 << fmt.bits, (2048, 16)).astype(fmt.code_dtype)
+    b[:512] = a[:512] ^ (1 << (fmt.bits - 1))  # exact cancellations
+    for mode in DETERMINISTIC:
+        for sat in (False, True):
+            fast, exact = _both(ops.dot, a, b, fmt, fmt_out=fmt, rounding=mode, saturate=sat)
+            np.testing.assert_array_equal(fast, exact, err_msg=f"{mode} {sat}")
+    nan = np.array([[E5M2.nan_code or 0, 0]], dtype=np.uint8)
+    with pytest.raises(FormatError, match="no NaN"):
+        ops.dot(nan, nan, E5M2, fmt_out=fmt)
+    h = np.array([0x7E00, 0x3C00], dtype=np.uint16)  # float16 NaN, 1.0
+    with pytest.raises(FormatError, match="no NaN"):
+        ops.add(h, h, F16, F16, fmt)

@@ -95,6 +95,8 @@ def _table_codes(codes: Any, fmt: FloatFormat) -> Any:
         return None  # the exact path reports the error
     if (c.dtype == np.uint8 and fmt.bits == 8) or (c.dtype == np.uint16 and fmt.bits == 16):
         return c
+    if c.dtype.kind == "u" and c.dtype.itemsize * 8 > fmt.bits:
+        return c & c.dtype.type((1 << fmt.bits) - 1)  # narrow codes stay narrow (FP6, FP4)
     return c.astype(np.intp) & ((1 << fmt.bits) - 1)
 
 
@@ -255,6 +257,10 @@ def _round_table(fo: FloatFormat, mode: Rounding, sat: Saturation, ftz: bool,
                 | frac[None, :].astype(utype))
         with np.errstate(invalid="ignore"):  # signalling NaNs quiet on widening: still NaN
             x = bits.reshape(-1).view(_CARRIERS[width][0]).astype(np.float64)
+        if not fo.has_nan:
+            # The NaN row of a format without NaN is never read: the kernels send NaN results
+            # to the exact path, which raises its error.
+            x = np.where(np.isnan(x), 0.0, x)
         table = encode_float_exact(fo, x, mode, saturate=sat, rand=None, rwidth=0, ftz=ftz)
         return rows, table
 
@@ -445,6 +451,8 @@ def _f64_fast(
             nm = nan_mask[:n]
             np.isnan(ss, out=nm)
             if nm.any():
+                if not fo.has_nan:
+                    return None  # the exact path raises its error
                 idx = np.flatnonzero(nm)
                 if terms is None:  # the sign of a NaN product is the XOR of the signs
                     _set_sign(ss, idx, np.signbit(xs[idx]) ^ np.signbit(ys[idx]))
@@ -856,8 +864,8 @@ def _big_exact_sum(neg: Any, sig: I64, exp: I64, precision: int = 60) -> tuple[A
 #: Rows per step of the certified dot (about 2**15 products: the step's arrays stay in cache).
 _DOT_ROWS = 1 << 11
 def _dot_certified(
-    ia: Any, ib: Any, cval: Any, fa: FloatFormat, fb: FloatFormat, fo: FloatFormat,
-    mode: Rounding, rt: Any,
+    ia: Any, ib: Any, cval: Any, fa: FloatFormat, fb: FloatFormat, mode: Rounding, rt: Any,
+    exact: bool, has_nan: bool,
 ) -> tuple[Any, Any]:
     """Codes of the exact dot of each row where a float64 sum certifies them, and the rows it
     does not (to take the exact path).
@@ -874,10 +882,13 @@ def _dot_certified(
     NaN term take their class from the float64 sum (inf and NaN propagate as the exact path's
     rules say; the sign of a NaN is that of the exact sum of the finite terms, certified the same
     way); all-zero rows keep the IEEE 754 §6.3 sign of a zero sum.
+
+    With ``exact`` (every term on one grid of at most 53 bits: the float64 sum is the exact sum)
+    ``delta`` is 0 and every row is certified.
     """
     rows, k = ia.shape
     # Headroom for (k + 1) terms: 2**e >= k + 1, times 4 for A's own error and the two roundings.
-    scale = float(2.0 ** (int(k + 1).bit_length() + 2 - 53))
+    scale = 0.0 if exact else float(2.0 ** (int(k + 1).bit_length() + 2 - 53))
     da, db = _decode_table(fa, False), _decode_table(fb, False)
     out = np.empty(rows, dtype=rt[1].dtype)
     bad: list[Any] = []
@@ -887,53 +898,64 @@ def _dot_certified(
     with np.errstate(all="ignore"):
         for start in range(0, rows, step):
             stop = min(start + step, rows)
-            prod = np.take(da, ia[start:stop], mode="clip")
-            prod *= np.take(db, ib[start:stop], mode="clip")
+            n = stop - start
+            # Terms down the columns: the row sums become k vector additions.
+            prod = np.take(da, np.ascontiguousarray(ia[start:stop].T), mode="clip")
+            prod *= np.take(db, np.ascontiguousarray(ib[start:stop].T), mode="clip")
             c = cval[start:stop]
-            s = prod.sum(axis=1)
+            finite = np.isfinite(prod)
+            row_finite = finite.all(axis=0) & np.isfinite(c)
+            total = None
+            if not row_finite.all():
+                total = prod.sum(axis=0) + c  # NaN, or inf of its sign, as the exact rules say
+                prod = np.where(finite, prod, 0.0)
+                c = np.where(np.isfinite(c), c, 0.0)
+            s = prod.sum(axis=0)
             s += c
             mag = np.abs(prod)
-            a = mag.sum(axis=1)
+            a = mag.sum(axis=0)
             a += np.abs(c)
-            finite = np.isfinite(a)  # no inf or NaN term
-            if not finite.all():
-                _dot_nan_signs(prod, c, s, finite, scale, bad, start)
-            zero = a == 0
-            if zero.any() and mode is Rounding.RDN:
-                # A zero sum is -0 under rdn unless every term is +0.
+            zero = (s == 0) if exact else (a == 0)  # an exact zero sum
+            if zero.any():
+                # Zeros of one sign keep it, otherwise +0, or -0 under rdn unless every term is
+                # +0 (IEEE 754 §6.3); numpy's reduction starts from +0, so it is set here.
                 z = np.flatnonzero(zero)
-                negz = np.signbit(prod[z]).any(axis=1) | np.signbit(c[z])
+                signs = np.signbit(prod[:, z])
+                if mode is Rounding.RDN:
+                    negz = signs.any(axis=0) | np.signbit(c[z])
+                else:
+                    negz = signs.all(axis=0) & np.signbit(c[z])
                 s[z] = np.where(negz, -0.0, 0.0)
-            delta = np.where(finite, a * scale, 0.0)
-            lo = s - delta
-            hi = s + delta
-            n = stop - start
-            scratch.round(lo, out[start:stop])
-            scratch.round(hi, code_hi[:n])
-            ok = (out[start:stop] == code_hi[:n]) & ((lo > 0) | (hi < 0) | (delta == 0)
-                                                      | np.isnan(s))
+            codes = out[start:stop]
+            if exact:
+                lo = hi = s
+                scratch.round(s, codes)
+                ok = np.ones(n, dtype=bool)
+            else:
+                delta = a * scale
+                lo = s - delta
+                hi = s + delta
+                lo[zero] = hi[zero] = s[zero]  # -0 + 0 would be +0
+                scratch.round(lo, codes)
+                scratch.round(hi, code_hi[:n])
+                # Certified: one code across [lo, hi], on one side of zero (or an exact zero).
+                ok = (codes == code_hi[:n]) & ((lo > 0) | (hi < 0) | zero)
+            if total is not None:
+                # Rows with an inf or NaN term: the class from the float64 sum; the sign of a NaN
+                # is that of the exact sum of the finite terms (certified the same way).
+                odd = np.flatnonzero(~row_finite)
+                tv = total[odd]
+                nan = np.isnan(tv)
+                neg = hi[odd] < 0
+                val = np.where(nan, np.where(neg, -np.nan, np.nan), tv)
+                sub = np.empty(odd.size, dtype=codes.dtype)
+                scratch.round(np.ascontiguousarray(val), sub)
+                codes[odd] = sub
+                # (A NaN into a format without NaN: the exact path raises its error.)
+                ok[odd] = (~nan | neg | (lo[odd] > 0) | zero[odd]) & (~nan | has_nan)
             if not ok.all():
                 bad.append(np.flatnonzero(~ok) + start)
     return out, (np.concatenate(bad) if bad else np.zeros(0, dtype=np.intp))
-
-
-def _dot_nan_signs(prod: Any, c: Any, s: Any, finite: Any, scale: float, bad: list[Any],
-                   start: int) -> None:
-    """Set the sign of the NaN sums in ``s`` to that of the exact sum of the finite terms (the
-    exact path's rule), certified as in :func:`_dot_certified`; rows it cannot certify go to
-    ``bad``."""
-    nan = np.flatnonzero(np.isnan(s))
-    if nan.size == 0:
-        return
-    terms = np.concatenate([prod[nan], c[nan, None]], axis=1)
-    fin = np.where(np.isfinite(terms), terms, 0.0)
-    fs = fin.sum(axis=1)
-    fd = np.abs(fin).sum(axis=1) * scale
-    neg = fs + fd < 0
-    sure = neg | (fs - fd > 0) | (fd == 0)
-    _set_sign(s, nan, neg)
-    if not sure.all():
-        bad.append(nan[~sure] + start)
 
 
 def _dot_f64(
@@ -952,14 +974,15 @@ def _dot_f64(
     k = av.shape[-1]
     lsb = min(fa.emin - fa.man_bits + fb.emin - fb.man_bits, facc.emin - facc.man_bits)
     top = max(fa.emax + fb.emax + 2, facc.emax + 1) + int(k + 1).bit_length()
+    exact = top - lsb <= 53  # every row's float64 sum is exact
     rt = None
-    if top - lsb > 53 and lsb - 60 > -1022:  # the sum is not always exact; delta stays normal
+    if exact or lsb - 60 > -1022:  # else delta could leave float64's normal range
         rt = _round_table(fo, mode, as_saturation(saturate), False, 64)
     if rt is not None:
         out_shape = av.shape[:-1]
         cval = _core.decode_values(facc, np.broadcast_to(c0, out_shape)).reshape(-1)
-        codes, bad = _dot_certified(ia.reshape(-1, k), ib.reshape(-1, k), cval, fa, fb, fo,
-                                    mode, rt)
+        codes, bad = _dot_certified(ia.reshape(-1, k), ib.reshape(-1, k), cval, fa, fb, mode,
+                                    rt, exact, fo.has_nan)
         if bad.size:
             c_flat = np.broadcast_to(c0, out_shape).reshape(-1)
             codes[bad] = _dot_exact(av.reshape(-1, k)[bad], bv.reshape(-1, k)[bad],
