@@ -422,3 +422,28 @@ def test_dot_into_formats_without_nan(fmt: FloatFormat, rng: np.random.Generator
     h = np.array([0x7E00, 0x3C00], dtype=np.uint16)  # float16 NaN, 1.0
     with pytest.raises(FormatError, match="no NaN"):
         ops.add(h, h, F16, F16, fmt)
+
+
+def test_dot_exact_float64_sums_skip_the_integer_path(monkeypatch: pytest.MonkeyPatch,
+                                                      rng: np.random.Generator) -> None:
+    """Rows of small integers (sums on float16 grid points, where a directed mode's certificate
+    fails) are recognised as exact float64 sums (TwoSum errors all zero) instead of taking the
+    exact integer path; rows with a tiny term far below still do, and all match it."""
+    calls: list[int] = []
+    exact_rows = ops._dot_exact
+
+    def spy(av: Any, *args: Any) -> Any:
+        if not ops._EXACT_ONLY.get():
+            calls.append(len(av))
+        return exact_rows(av, *args)
+
+    monkeypatch.setattr(ops, "_dot_exact", spy)
+    ints = rng.integers(-8, 9, (256, 16)).astype(np.float16)
+    a, b = ints.view(np.uint16), np.abs(ints[::-1]).view(np.uint16)
+    a[:4, 0] = _f16([2.0**-24] * 4)  # ... plus 2**-24 * |b|: not exact in float64 with 2**15
+    a[:4, 1] = _f16([2.0**15] * 4)
+    b[:4, 1] = _f16([2.0**15] * 4)
+    for mode in DETERMINISTIC:
+        fast, exact = _both(ops.dot, a, b, F16, fmt_out=F16, rounding=mode)
+        np.testing.assert_array_equal(fast, exact, err_msg=str(mode))
+    assert max(calls, default=0) <= 4  # only the rows with the far-apart terms

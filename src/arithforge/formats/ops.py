@@ -940,6 +940,8 @@ def _dot_certified(
                 scratch.round(hi, code_hi[:n])
                 # Certified: one code across [lo, hi], on one side of zero (or an exact zero).
                 ok = (codes == code_hi[:n]) & ((lo > 0) | (hi < 0) | zero)
+                if not ok.all():
+                    _dot_rescue_exact(prod, c, ok, codes, scratch, mode)
             if total is not None:
                 # Rows with an inf or NaN term: the class from the float64 sum; the sign of a NaN
                 # is that of the exact sum of the finite terms (certified the same way).
@@ -956,6 +958,36 @@ def _dot_certified(
             if not ok.all():
                 bad.append(np.flatnonzero(~ok) + start)
     return out, (np.concatenate(bad) if bad else np.zeros(0, dtype=np.intp))
+
+
+def _dot_rescue_exact(prod: Any, c: Any, ok: Any, codes: Any, scratch: _Scratch,
+                      mode: Rounding) -> None:
+    """Rows ``~ok`` whose float64 sum is exact after all (structured data: small integers, sums
+    on a grid point under a directed mode), found by summing their columns with TwoSum: where
+    every error term is zero the sum is exact; round it and mark the row ``ok``."""
+    idx = np.flatnonzero(~ok)
+    terms = prod[:, idx]
+    s = c[idx].copy()
+    inexact = np.zeros(idx.size, dtype=bool)
+    nxt, err, tmp = np.empty_like(s), np.empty_like(s), np.empty_like(s)
+    for row in terms:
+        _two_sum(s, row, nxt, err, tmp)
+        s, nxt = nxt, s
+        inexact |= err != 0
+    good = ~inexact & np.isfinite(s)
+    if not good.any():
+        return
+    sel, sg = idx[good], s[good]
+    zero = sg == 0
+    if zero.any():  # IEEE 754 §6.3, as in _dot_certified
+        signs = np.signbit(terms[:, good][:, zero])
+        cz = np.signbit(c[sel[zero]])
+        negz = signs.any(axis=0) | cz if mode is Rounding.RDN else signs.all(axis=0) & cz
+        sg[zero] = np.where(negz, -0.0, 0.0)
+    sub = np.empty(sel.size, dtype=codes.dtype)
+    scratch.round(np.ascontiguousarray(sg), sub)
+    codes[sel] = sub
+    ok[sel] = True
 
 
 def _dot_f64(
