@@ -1,4 +1,5 @@
-# Ref: docs/performance.md (the fast paths of formats.ops and what they must preserve).
+# Ref: docs/formats.md "Speed: the fast paths" (what the fast paths of formats.ops must preserve);
+#      Boldo & Melquiond 2008 (round to odd); Higham, Accuracy and Stability, 2nd ed., §4.2.
 """The derived-table fast paths of ``ops.mul``/``add``/``fma`` against the exact path, bit for bit.
 
 - mul and add: every code pair of every catalog float of at most 8 bits (sign and zero), every
@@ -6,6 +7,11 @@
 - fma: every code pair of e4m3fn (every deterministic mode) and e5m2 (rne, rup, rto) against a
   set of addends of every class and both signs; random triples of the other small formats; the
   product ids merge only products of equal exact value.
+- The float carrier kernels (float16, bfloat16): random and far-apart operands in every mode;
+  the fma whose exact product sits on a midpoint (why fma keeps TwoSum under rne).
+- dot: the certified float64 sum against the exact path (rows on rounding boundaries, exact
+  cancellations, zeros of both signs, NaN/inf rows, FP6/FP4 outputs) and against MPFR's
+  ``mpfr_sum``; the uncertified rows really take the exact path.
 - The API is unchanged: shapes broadcast, 0-d inputs, signed code dtypes, the errors of the exact
   path (non-integer codes, NaN into a format without NaN) still come from the exact path.
 
