@@ -411,6 +411,17 @@ def test_dot_matches_mpfr_sum(fmt: FloatFormat, rng: np.random.Generator) -> Non
 NAN_FREE = [get_format(n) for n in ("float6_e2m3fn", "float6_e3m2fn", "float4_e2m1fn")]
 
 
+def test_dot_empty_rows_and_scalars() -> None:
+    """Rows of no products (the sum is c), no rows, and one 1-d row, as the exact path gives."""
+    c = _f16([1.5, -0.0, 2.0])
+    for shape in ((3, 0), (0, 16), (16,)):
+        a = np.full(shape, 0x3C00, dtype=np.uint16)
+        cc = c if shape == (3, 0) else None
+        for mode in (Rounding.RNE, Rounding.RDN):
+            fast, exact = _both(ops.dot, a, a, F16, fmt_out=F16, c=cc, rounding=mode)
+            np.testing.assert_array_equal(fast, exact)
+
+
 @pytest.mark.parametrize("fmt", NAN_FREE, ids=_ids)
 def test_dot_into_formats_without_nan(fmt: FloatFormat, rng: np.random.Generator) -> None:
     """FP6/FP4 rows (exact float64 sums) in every mode, saturating or not; a NaN sum into a format

@@ -1008,7 +1008,8 @@ def _dot_f64(
     top = max(fa.emax + fb.emax + 2, facc.emax + 1) + int(k + 1).bit_length()
     exact = top - lsb <= 53  # every row's float64 sum is exact
     rt = None
-    if exact or lsb - 60 > -1022:  # else delta could leave float64's normal range
+    # (Rows of no products keep the path below; delta must stay in float64's normal range.)
+    if k > 0 and (exact or lsb - 60 > -1022):
         rt = _round_table(fo, mode, as_saturation(saturate), False, 64)
     if rt is not None:
         out_shape = av.shape[:-1]
