@@ -1,6 +1,7 @@
 """Throughput of ``formats.ops`` add, mul, fma and dot on small float formats, against APyTypes.
 
-Usage: ``taskset -c 0 python benchmarks/bench_ops.py [--log2n 21] [--repeat 3] [--exact]``
+Usage: ``taskset -c 0 python benchmarks/bench_ops.py [--log2n 21] [--repeat 3] [--exact]
+[--formats float16,bfloat16] [--ops add,dot]``
 
 APyTypes (github.com/apytypes/apytypes, C++ behind nanobind) is the peer: bit-accurate
 arbitrary-format floating point. It has IEEE-like formats only (the top exponent is inf/NaN), so
@@ -15,10 +16,10 @@ APyTypes' format of the same exponent and mantissa widths. Rows: M results/s of 
 - dot: rows of K = 16; ours ``ops.dot(..., fmt_out=fmt)`` (exact sum, one rounding); the peer's
   ``(a * b).sum(axis=1)`` in the same format (rounded per step). Results are M products/s.
 
-``--exact`` adds a column with the exact path (``ops._EXACT``, the fast paths off) measured in the
-same process: the "before" of the table in docs/performance.md. The script checks that the fast
-and exact paths give equal codes (and says where APyTypes agrees) for the formats both share.
-Results go to stdout only.
+``--exact`` adds a column with the exact path (``ops.exact_only()``, the fast paths off) measured
+in the same process: the "before" of the table in docs/formats.md ("Speed: the fast paths"). The
+script checks that the fast and exact paths give equal codes. ``--formats`` and ``--ops`` pick
+rows. Results go to stdout only.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-# Ref: docs/performance.md (the fast paths of formats.ops and what they must preserve).
+# Ref: docs/formats.md "Speed: the fast paths" (what the fast paths of formats.ops must preserve);
+#      Boldo & Melquiond 2008 (round to odd); Higham, Accuracy and Stability, 2nd ed., §4.2.
 """The derived-table fast paths of ``ops.mul``/``add``/``fma`` against the exact path, bit for bit.
 
 - mul and add: every code pair of every catalog float of at most 8 bits (sign and zero), every
@@ -6,6 +7,11 @@
 - fma: every code pair of e4m3fn (every deterministic mode) and e5m2 (rne, rup, rto) against a
   set of addends of every class and both signs; random triples of the other small formats; the
   product ids merge only products of equal exact value.
+- The float carrier kernels (float16, bfloat16): random and far-apart operands in every mode;
+  the fma whose exact product sits on a midpoint (why fma keeps TwoSum under rne).
+- dot: the certified float64 sum against the exact path (rows on rounding boundaries, exact
+  cancellations, zeros of both signs, NaN/inf rows, FP6/FP4 outputs) and against MPFR's
+  ``mpfr_sum``; the uncertified rows really take the exact path.
 - The API is unchanged: shapes broadcast, 0-d inputs, signed code dtypes, the errors of the exact
   path (non-integer codes, NaN into a format without NaN) still come from the exact path.
 
@@ -276,3 +282,183 @@ def test_table_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         np.testing.assert_array_equal(fast, exact)
         assert sum(ops._nbytes(v) for v in ops._TABLES.values()) <= 100_000
     assert len(ops._TABLES) == 1  # each 65,536-byte table pushed the previous one out
+
+
+# -- the carrier kernels: the cases their shortcuts hinge on --------------------------------------
+
+def _f16(values: list[float]) -> Any:
+    return np.array(values, dtype=np.float16).view(np.uint16)
+
+
+def test_fma_midpoint_product_needs_the_sticky_bit() -> None:
+    """An exact float16 product on a midpoint of float16 plus an addend far below it: the float32
+    (or float64) sum rounds the addend away and leaves a tie, so fma must carry TwoSum's error as
+    a sticky bit (the double-rounding argument that spares ``add`` does not hold for fma)."""
+    a, b = _f16([1366 / 1024] * 2), _f16([1.5] * 2)  # a * b = 2 + 2**-10: half an ulp above 2
+    c = _f16([2.0**-24, -(2.0**-24)])
+    got = ops.fma(a, b, c, F16)
+    np.testing.assert_array_equal(got.view(np.float16), np.array([2 + 2.0**-9, 2.0], np.float16))
+    for mode, sat in [(m, False) for m in DETERMINISTIC] + [(Rounding.RNE, True)]:
+        fast, exact = _both(ops.fma, a, b, c, F16, rounding=mode, saturate=sat)
+        np.testing.assert_array_equal(fast, exact)
+
+
+@pytest.mark.parametrize("fmt", [F16, BF16], ids=_ids)
+def test_add_far_apart_operands_every_mode(fmt: FloatFormat, rng: np.random.Generator) -> None:
+    """Sums the carrier rounds (one operand far below the other, either sign, ties of the output
+    below it): plain carrier addition under rne/rna, TwoSum otherwise, equal to the exact path."""
+    n = 1 << 14
+    m = fmt.man_bits
+    big = rng.integers(0, 1 << fmt.bits, n)
+    small = rng.integers(0, 1 << (fmt.bits - 1 - fmt.exp_bits // 2), n)  # low exponents
+    small |= rng.integers(0, 2, n) << (fmt.bits - 1)
+    # Big operands with the bits below the output's lsb+1 cleared: a tie once something is added.
+    big = (big & ~((1 << max(m - 3, 0)) - 1)) | (1 << max(m - 4, 0))
+    a, b = big.astype(fmt.code_dtype), small.astype(fmt.code_dtype)
+    for mode in DETERMINISTIC:
+        fast, exact = _both(ops.add, a, b, fmt, rounding=mode)
+        bad = np.flatnonzero(fast != exact)
+        assert bad.size == 0, (mode, a[bad[:3]], b[bad[:3]], fast[bad[:3]], exact[bad[:3]])
+
+
+def _dot_rows(fmt: FloatFormat) -> tuple[Any, Any, Any]:
+    """Rows that defeat the float64 certificate or test its special cases, for float16 (one
+    product per column; the rest of a row is zero)."""
+    nan, inf = float("nan"), float("inf")
+    rows = [
+        ([2.0**15, 2.0**3, 2.0**-14], [2.0**15, 2.0**3, 2.0**-10]),   # 2**30 + 2**6 + 2**-24
+        ([2.0**15, -(2.0**2), 2.0**-14], [2.0**15, 2.0**3, 2.0**-10]),  # ... - 2**5 + tiny
+        ([2.0**15, -(2.0**15), 2.0**-24], [1.0, 1.0, 2.0**-24]),       # cancels to a tiny sum
+        ([2.0**15, -(2.0**15)], [3.0, 3.0]),                           # exact zero
+        ([0.0, -0.0], [1.0, 1.0]),                                      # zeros of both signs
+        ([-0.0, -0.0], [1.0, 1.0]),                                     # negative zeros
+        ([nan, 1.0, -1.0], [1.0, 1.0, 1.0]),                            # NaN, finite sum 0
+        ([nan, 1.0, -(2.0**-24)], [1.0, -1.0, 1.0]),                    # NaN, finite sum < 0
+        ([inf, 2.0**15], [1.0, 2.0**15]),                               # inf
+        ([inf, -inf], [1.0, 1.0]),                                      # inf - inf
+        ([65504.0] * 4, [65504.0] * 4),                                 # overflow
+        ([2.0**-24, 2.0**-24], [2.0**-24, -(2.0**-24)]),               # tiny products cancel
+    ]
+    k = 16
+    a = np.zeros((len(rows), k), dtype=np.float16)
+    b = np.zeros((len(rows), k), dtype=np.float16)
+    for i, (x, y) in enumerate(rows):
+        a[i, : len(x)], b[i, : len(y)] = x, y
+    c = _f16([0.0, 0.0, 2.0**-24, -0.0, 0.0, -0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0])
+    return a.view(np.uint16), b.view(np.uint16), c
+
+
+def test_dot_certificate_corners(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows within the float64 error of a rounding boundary, exact cancellations, zeros, NaN and
+    inf rows: equal to the exact path in every mode (and two saturating), and the uncertified
+    rows really took the exact path."""
+    a, b, c = _dot_rows(F16)
+    calls: list[int] = []
+    exact_rows = ops._dot_exact
+
+    def spy(av: Any, *args: Any) -> Any:
+        if not ops._EXACT_ONLY.get():  # the fallback of the fast path, not the exact run
+            calls.append(len(av))
+        return exact_rows(av, *args)
+
+    monkeypatch.setattr(ops, "_dot_exact", spy)
+    f32 = get_format("float32")
+    cases = [(m, False) for m in DETERMINISTIC] + [(Rounding.RNE, True), (Rounding.RUP, True)]
+    for fo in (F16, f32):
+        for mode, sat in cases:
+            fast, exact = _both(ops.dot, a, b, F16, fmt_out=fo, rounding=mode, c=c,
+                                saturate=sat)
+            np.testing.assert_array_equal(fast, exact, err_msg=f"{fo.name} {mode} {sat}")
+    assert calls  # some rows fell back ...
+    assert max(calls) < len(a)  # ... never all of them
+    # 2**30 + 2**6 + 2**-24 and 2**30 - 2**5 + 2**-24 lie just above float32 midpoints (the
+    # float64 sums lose the 2**-24): rne rounds them up.
+    got = ops.dot(a[:2], b[:2], F16, fmt_out=f32, c=c[:2]).view(np.float32)
+    np.testing.assert_array_equal(got, np.array([2.0**30 + 2**7, 2.0**30], np.float32))
+
+
+_MPFR_ROUND = {Rounding.RNE: "RoundToNearest", Rounding.RTZ: "RoundToZero",
+               Rounding.RUP: "RoundUp", Rounding.RDN: "RoundDown"}
+
+
+@pytest.mark.parametrize("fmt", [F16, BF16, E5M2], ids=_ids)
+def test_dot_matches_mpfr_sum(fmt: FloatFormat, rng: np.random.Generator) -> None:
+    """Rows of finite codes (wide exponent spread, cancellation) against MPFR's correctly rounded
+    sum (``mpfr_sum`` through gmpy2.fsum) in the output format's precision and range."""
+    gmpy2 = pytest.importorskip("gmpy2")
+    n, k = 300, 16
+    a = rng.integers(0, 1 << fmt.bits, (n, k))
+    b = rng.integers(0, 1 << fmt.bits, (n, k))
+    b[: n // 2] = a[: n // 2] ^ (rng.integers(0, 2, (n // 2, k)) << (fmt.bits - 1))
+    a, b = a.astype(fmt.code_dtype), b.astype(fmt.code_dtype)
+    va, vb = fmt.decode(a), fmt.decode(b)
+    keep = np.isfinite(va).all(1) & np.isfinite(vb).all(1)
+    a, b, va, vb = a[keep], b[keep], va[keep], vb[keep]
+    f32 = get_format("float32")
+    for mode, rname in _MPFR_ROUND.items():
+        got = f32.decode(ops.dot(a, b, fmt, fmt_out=f32, rounding=mode))
+        ctx = gmpy2.context(precision=f32.precision, emin=f32.emin - f32.man_bits + 1,
+                            emax=f32.emax + 1, subnormalize=True, round=getattr(gmpy2, rname))
+        for i in range(len(a)):
+            terms = [gmpy2.mpfr(float(x), 53) * gmpy2.mpfr(float(y), 53)  # exact: <= 22 bits
+                     for x, y in zip(va[i], vb[i], strict=True)]
+            with gmpy2.context(ctx):
+                want = float(gmpy2.fsum(terms))
+            assert got[i] == want, (mode, i, got[i], want)  # values (signs of zero: above)
+
+
+NAN_FREE = [get_format(n) for n in ("float6_e2m3fn", "float6_e3m2fn", "float4_e2m1fn")]
+
+
+def test_dot_empty_rows_and_scalars() -> None:
+    """Rows of no products (the sum is c), no rows, and one 1-d row, as the exact path gives."""
+    c = _f16([1.5, -0.0, 2.0])
+    for shape in ((3, 0), (0, 16), (16,)):
+        a = np.full(shape, 0x3C00, dtype=np.uint16)
+        cc = c if shape == (3, 0) else None
+        for mode in (Rounding.RNE, Rounding.RDN):
+            fast, exact = _both(ops.dot, a, a, F16, fmt_out=F16, c=cc, rounding=mode)
+            np.testing.assert_array_equal(fast, exact)
+
+
+@pytest.mark.parametrize("fmt", NAN_FREE, ids=_ids)
+def test_dot_into_formats_without_nan(fmt: FloatFormat, rng: np.random.Generator) -> None:
+    """FP6/FP4 rows (exact float64 sums) in every mode (rtz saturating too); a NaN sum into a format
+    without NaN still raises the exact path's error, from dot and from the carrier kernels."""
+    a = rng.integers(0, 1 << fmt.bits, (2048, 16)).astype(fmt.code_dtype)
+    b = rng.integers(0, 1 << fmt.bits, (2048, 16)).astype(fmt.code_dtype)
+    b[:512] = a[:512] ^ (1 << (fmt.bits - 1))  # exact cancellations
+    for mode, sat in [(m, False) for m in DETERMINISTIC] + [(Rounding.RTZ, True)]:
+        fast, exact = _both(ops.dot, a, b, fmt, fmt_out=fmt, rounding=mode, saturate=sat)
+        np.testing.assert_array_equal(fast, exact, err_msg=f"{mode} {sat}")
+    nan = np.array([[E5M2.nan_code or 0, 0]], dtype=np.uint8)
+    with pytest.raises(FormatError, match="no NaN"):
+        ops.dot(nan, nan, E5M2, fmt_out=fmt)
+    h = np.array([0x7E00, 0x3C00], dtype=np.uint16)  # float16 NaN, 1.0
+    with pytest.raises(FormatError, match="no NaN"):
+        ops.add(h, h, F16, F16, fmt)
+
+
+def test_dot_exact_float64_sums_skip_the_integer_path(monkeypatch: pytest.MonkeyPatch,
+                                                      rng: np.random.Generator) -> None:
+    """Rows of small integers (sums on float16 grid points, where a directed mode's certificate
+    fails) are recognised as exact float64 sums (TwoSum errors all zero) instead of taking the
+    exact integer path; rows with a tiny term far below still do, and all match it."""
+    calls: list[int] = []
+    exact_rows = ops._dot_exact
+
+    def spy(av: Any, *args: Any) -> Any:
+        if not ops._EXACT_ONLY.get():
+            calls.append(len(av))
+        return exact_rows(av, *args)
+
+    monkeypatch.setattr(ops, "_dot_exact", spy)
+    ints = rng.integers(-8, 9, (256, 16)).astype(np.float16)
+    a, b = ints.view(np.uint16), np.abs(ints[::-1]).view(np.uint16)
+    a[:4, 0] = _f16([2.0**-24] * 4)  # ... plus 2**-24 * |b|: not exact in float64 with 2**15
+    a[:4, 1] = _f16([2.0**15] * 4)
+    b[:4, 1] = _f16([2.0**15] * 4)
+    for mode in DETERMINISTIC:
+        fast, exact = _both(ops.dot, a, b, F16, fmt_out=F16, rounding=mode)
+        np.testing.assert_array_equal(fast, exact, err_msg=str(mode))
+    assert max(calls, default=0) <= 4  # only the rows with the far-apart terms

@@ -95,6 +95,8 @@ def _table_codes(codes: Any, fmt: FloatFormat) -> Any:
         return None  # the exact path reports the error
     if (c.dtype == np.uint8 and fmt.bits == 8) or (c.dtype == np.uint16 and fmt.bits == 16):
         return c
+    if c.dtype.kind == "u" and c.dtype.itemsize * 8 > fmt.bits:
+        return c & c.dtype.type((1 << fmt.bits) - 1)  # narrow codes stay narrow (FP6, FP4)
     return c.astype(np.intp) & ((1 << fmt.bits) - 1)
 
 
@@ -255,6 +257,10 @@ def _round_table(fo: FloatFormat, mode: Rounding, sat: Saturation, ftz: bool,
                 | frac[None, :].astype(utype))
         with np.errstate(invalid="ignore"):  # signalling NaNs quiet on widening: still NaN
             x = bits.reshape(-1).view(_CARRIERS[width][0]).astype(np.float64)
+        if not fo.has_nan:
+            # The NaN row of a format without NaN is never read: the kernels send NaN results
+            # to the exact path, which raises its error.
+            x = np.where(np.isnan(x), 0.0, x)
         table = encode_float_exact(fo, x, mode, saturate=sat, rand=None, rwidth=0, ftz=ftz)
         return rows, table
 
@@ -262,26 +268,77 @@ def _round_table(fo: FloatFormat, mode: Rounding, sat: Saturation, ftz: bool,
     return None if built is None else (*built, k, width)
 
 
-def _round_carrier(x: Any, fo: FloatFormat, rt: Any) -> Any:
-    rows, table, k, width = rt
-    _, utype, _, mant, _ = _CARRIERS[width]
-    u = x.view(utype)
-    # Bits k-1 and up of the fraction keep their place, the lower ones OR into bit k-1: the same
-    # index as (top m+1 bits) << 1 | sticky.
-    idx = rows[u >> utype(mant)] | ((u >> utype(k - 1)) & utype((1 << (fo.man_bits + 2)) - 1))
-    idx |= (u & utype((1 << (k - 1)) - 1)) != 0
-    return np.asarray(table[idx])
+#: Elements per step of the carrier kernels: the dozen arrays of one step stay in the cache.
+_CHUNK = 1 << 16
 
 
-def _odd_sum(a: Any, b: Any) -> Any:
-    """``a + b`` rounded to odd at the carrier's precision (exact inputs; inf/NaN as IEEE)."""
-    s = a + b
-    bb = s - a
-    err = (a - (s - bb)) + (b - bb)  # TwoSum: the exact sum is s + err (NaN where s is not finite)
-    # Inexact with an even last bit: the odd neighbour on the side of the exact sum.
-    itype = np.int64 if s.dtype == np.float64 else np.int32
-    fix = np.isfinite(err) & (err != 0) & ((s.view(itype) & 1) == 0)
-    return np.where(fix, np.nextafter(s, np.copysign(np.inf, err)), s)
+class _Scratch:
+    """Buffers reused by every step of one carrier-kernel call, and the rounding through the table.
+
+    :meth:`round` writes the codes of carrier floats ``r`` into ``out``. Given ``err`` (the exact
+    value is ``r + err`` with ``|err|`` below an ulp of ``r``; NaN where ``r`` is not finite) it
+    indexes ``r`` rounded to odd instead: one unit toward zero where ``err`` points inward, the
+    sticky bit set where ``err`` is nonzero (Boldo & Melquiond 2008: then the one rounding to the
+    output's ``p <= carrier - 2`` bits is the correct one in every mode).
+    """
+
+    def __init__(self, rt: Any, n: int) -> None:
+        rows, self.table, self.k, width = rt
+        _, self.utype, _, self.mant, _ = _CARRIERS[width]
+        ut = self.utype
+        # 64-bit indices are viewed as intp (no cast); 32-bit ones are cast by the gathers.
+        self.rows = rows.astype(np.intp if width == 64 else ut)
+        self.wide = width == 64
+        self.low = ut((1 << (self.k - 1)) - 1)  # the bits below k - 1: the sticky bits
+        self.frac_mask = ut((1 << (self.mant - self.k + 1)) - 1)  # top man_bits + 1, bit k-1
+        self.sign_shift = ut(width - 1)
+        self.w, self.t, self.ui = (np.empty(n, dtype=ut) for _ in range(3))
+        self.b1 = np.empty(n, dtype=bool)
+        self.b2 = np.empty(n, dtype=bool)
+
+    def round(self, r: Any, out: Any, err: Any = None) -> None:
+        n = r.size
+        ut = self.utype
+        u = r.view(ut)
+        w, t, b1 = self.w[:n], self.t[:n], self.b1[:n]
+        if err is not None:
+            ui, b2 = self.ui[:n], self.b2[:n]
+            np.bitwise_xor(u, err.view(ut), out=ui)
+            np.right_shift(ui, self.sign_shift, out=ui)  # 1 where err and r differ in sign
+            np.abs(err, out=err)
+            np.greater(err, 0, out=b1)  # inexact (False for NaN)
+            np.logical_and(b1, ui, out=b2)
+            u = np.subtract(u, b2, out=ui, casting="unsafe")
+        # Bit k-1 ORed with the sticky bits below it: (u & low) + low carries into bit k-1 iff
+        # any of them is set, and stays below bit k.
+        np.bitwise_and(u, self.low, out=w)
+        np.add(w, self.low, out=w)
+        np.bitwise_or(w, u, out=w)
+        np.right_shift(w, ut(self.k - 1), out=w)
+        if err is not None:
+            np.bitwise_or(w, b1, out=w, casting="unsafe")
+        np.bitwise_and(w, self.frac_mask, out=w)
+        np.right_shift(u, ut(self.mant), out=t)  # sign and exponent field
+        if self.wide:
+            ti = t.view(np.intp)
+            np.take(self.rows, ti, out=ti, mode="clip")
+            np.bitwise_or(w, t, out=w)
+            np.take(self.table, w.view(np.intp), out=out, mode="clip")
+        else:
+            np.take(self.rows, t, out=t, mode="clip")
+            np.bitwise_or(w, t, out=w)
+            np.take(self.table, w, out=out, mode="clip")
+
+
+def _two_sum(a: Any, b: Any, s: Any, err: Any, tmp: Any) -> None:
+    """``s = fl(a + b)`` and ``err = a + b - s`` exactly (TwoSum, Knuth; NaN where ``s`` is not
+    finite)."""
+    np.add(a, b, out=s)
+    np.subtract(s, a, out=tmp)      # bb
+    np.subtract(b, tmp, out=err)    # b - bb
+    np.subtract(s, tmp, out=tmp)    # s - bb
+    np.subtract(a, tmp, out=tmp)    # a - (s - bb)
+    np.add(tmp, err, out=err)
 
 
 def _set_sign(x: Any, where: Any, neg: Any) -> None:
@@ -306,11 +363,36 @@ def _carrier_width(op: str, fmts: list[FloatFormat], fo: FloatFormat) -> int:
     return 32 if fits else 64
 
 
+def _nearest_add_is_one_rounding(fmts: list[FloatFormat], fo: FloatFormat, mode: Rounding,
+                                 width: int) -> bool:
+    """Whether rounding ``a + b`` to nearest in the carrier, then to nearest in ``fo``, is the one
+    correct rounding, so that the sum needs no TwoSum (Figueroa's double-rounding condition
+    ``P >= 2p + 1`` for addition, ``P`` the carrier's precision and ``p`` the format's).
+
+    Both operands are values of ``fo``. Where the carrier sum ``r`` is inexact, the smaller
+    operand ``y`` has ``|y| < 2**(t - P + p)`` (``t`` the exact sum's leading bit) and ``r`` lies
+    within ``|y| + 2**(t - P)`` of the larger operand ``x`` on the side of the exact sum: less
+    than half an ulp of ``fo`` at ``x`` (``2**(t - p)``) when ``P >= 2p + 1``, so ``r`` and the
+    exact sum both round to ``x`` and no tie arises (RNE and RNA alike). This does *not* hold for
+    ``fma`` (an exact product of ``2p`` bits may sit on a midpoint of ``fo``; see the tests) nor
+    for the directed modes: those take TwoSum.
+    """
+    if mode not in (Rounding.RNE, Rounding.RNA):
+        return False
+    carrier = _CARRIERS[width][3] + 1
+    return all(f == fo and 2 * f.precision + 1 <= carrier for f in fmts)
+
+
 def _f64_fast(
     op: str, operands: list[Any], fmts: list[FloatFormat], fo: FloatFormat, mode: Rounding,
     saturate: Any, ftz: bool, daz: bool, width: int | None = None,
 ) -> Any:
-    """``op`` (mul, add, fma) through float32 or float64, or None where that is not exact."""
+    """``op`` (mul, add, fma) through float32 or float64, or None where that is not exact.
+
+    Works in steps of :data:`_CHUNK` elements: decode by table gathers, the operation in the
+    carrier (TwoSum where a sum is not provably rounded once), the table rounding; then the
+    contract's NaN signs and the zero sign under ``rdn``.
+    """
     if _EXACT_ONLY.get() or fo.precision > 51 or not all(map(_f64_table_ok, fmts)):
         return None
     codes = [_table_codes(c, f) for c, f in zip(operands, fmts, strict=True)]
@@ -324,41 +406,84 @@ def _f64_fast(
         rt = _round_table(fo, mode, sat, ftz, width)
     if rt is None:
         return None
-    vals = [_decode_table(f, daz, width)[c] for c, f in zip(codes, fmts, strict=True)]
-    vals = list(np.broadcast_arrays(*vals))
+    ftype = _CARRIERS[width][0]
+    # A float64 product of operands float32 holds decodes through float32 tables: half the cache.
+    narrow = op == "mul" and width == 64 and all(
+        f.precision <= 24 and f.emin - f.man_bits >= -149 and f.emax <= 127 for f in fmts)
+    decs = [_decode_table(f, daz, 32 if narrow else width) for f in fmts]
+    arrays = np.broadcast_arrays(*codes)
+    shape = arrays[0].shape
+    flat = [a.reshape(-1) if a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1)
+            for a in arrays]
+    size = flat[0].size
+    out = np.empty(size, dtype=rt[1].dtype)
+    # Whether a finite float32 sum can overflow: float64 values of the largest terms.
+    big = [f.max_finite for f in fmts]
+    reach = big[0] + big[1] if op == "add" else big[0] * big[1] + big[-1]
+    may_overflow = width == 32 and reach >= float(np.finfo(np.float32).max)
+    plain = op == "mul" or (op == "add" and _nearest_add_is_one_rounding(fmts, fo, mode, width))
+    step = max(1, min(_CHUNK, size))
+    scratch = _Scratch(rt, step)
+    x, y, z, s, err, tmp = (np.empty(step, dtype=ftype) for _ in range(6))
+    if narrow:
+        x, y = (np.empty(step, dtype=np.float32) for _ in range(2))
+    nan_mask = np.empty(step, dtype=bool)
+    redo: list[Any] = []
     with np.errstate(all="ignore"):
-        if op == "mul":
-            r = np.array(vals[0] * vals[1])
-            nan = np.flatnonzero(np.isnan(r))
-            if nan.size:  # the sign of a NaN product is the XOR of the signs (as the exact path)
-                _set_sign(r, nan, np.signbit(vals[0].flat[nan]) ^ np.signbit(vals[1].flat[nan]))
-            terms = None
-        elif op == "add":
-            r = np.array(_odd_sum(vals[0], vals[1]))
-            terms = vals
-        else:
-            p = vals[0] * vals[1]  # exact
-            r = np.array(_odd_sum(p, vals[2]))
-            terms = [p, vals[2]]
-        if terms is not None:
-            nan = np.flatnonzero(np.isnan(r))
-            if nan.size:  # sign of the sum of the finite terms, as the exact path gives it
-                t1, t2 = terms[0].flat[nan], terms[1].flat[nan]
-                fin = (np.where(np.isfinite(t1), t1, 0) + np.where(np.isfinite(t2), t2, 0))
-                _set_sign(r, nan, fin < 0)
-            if mode is Rounding.RDN:  # an exact zero sum of unlike signs is -0 (IEEE 754 §6.3)
-                zero = np.flatnonzero(r == 0)
+        for start in range(0, size, step):
+            stop = min(start + step, size)
+            n = stop - start
+            xs, ys, ss = x[:n], y[:n], s[:n]
+            np.take(decs[0], flat[0][start:stop], out=xs, mode="clip")
+            np.take(decs[1], flat[1][start:stop], out=ys, mode="clip")
+            terms: tuple[Any, Any] | None = None
+            if op == "mul":
+                np.multiply(xs, ys, out=ss, dtype=ftype)
+            elif op == "add":
+                terms = (xs, ys)
+            else:
+                zs = z[:n]
+                np.take(decs[2], flat[2][start:stop], out=zs, mode="clip")
+                np.multiply(xs, ys, out=xs)  # exact
+                terms = (xs, zs)
+            e = None
+            if terms is not None:
+                if plain:
+                    np.add(terms[0], terms[1], out=ss)
+                else:
+                    e = err[:n]
+                    _two_sum(terms[0], terms[1], ss, e, tmp[:n])
+            nm = nan_mask[:n]
+            np.isnan(ss, out=nm)
+            if nm.any():
+                if not fo.has_nan:
+                    return None  # the exact path raises its error
+                idx = np.flatnonzero(nm)
+                if terms is None:  # the sign of a NaN product is the XOR of the signs
+                    _set_sign(ss, idx, np.signbit(xs[idx]) ^ np.signbit(ys[idx]))
+                else:  # the sign of the sum of the finite terms, as the exact path gives it
+                    t1, t2 = terms[0][idx], terms[1][idx]
+                    fin = (np.where(np.isfinite(t1), t1, 0) + np.where(np.isfinite(t2), t2, 0))
+                    _set_sign(ss, idx, fin < 0)
+            if terms is not None and mode is Rounding.RDN:
+                # An exact zero sum of unlike signs is -0 (IEEE 754 §6.3).
+                zero = np.flatnonzero(ss == 0)
                 if zero.size:
-                    s1, s2 = np.signbit(terms[0].flat[zero]), np.signbit(terms[1].flat[zero])
-                    _set_sign(r, zero, s1 | s2)
-    out = _round_carrier(r, fo, rt)
-    if width == 32 and terms is not None:
-        # A finite sum beyond float32's range: those elements again on float64.
-        over = np.flatnonzero(np.isinf(r) & np.isfinite(terms[0]) & np.isfinite(terms[1]))
-        if over.size:
-            sub = [np.broadcast_to(c, r.shape).reshape(-1)[over] for c in codes]
-            out.reshape(-1)[over] = _f64_fast(op, sub, fmts, fo, mode, saturate, ftz, daz, 64)
-    return out
+                    s1, s2 = np.signbit(terms[0][zero]), np.signbit(terms[1][zero])
+                    _set_sign(ss, zero, s1 | s2)
+            if may_overflow and terms is not None:
+                # A finite sum beyond float32's range: those elements again on float64.
+                inf = np.flatnonzero(np.isinf(ss))
+                if inf.size:
+                    over = inf[np.isfinite(terms[0][inf]) & np.isfinite(terms[1][inf])]
+                    if over.size:
+                        redo.append(over + start)
+            scratch.round(ss, out[start:stop], e)
+    if redo:
+        over = np.concatenate(redo)
+        sub = [f[over] for f in flat]
+        out[over] = _f64_fast(op, sub, fmts, fo, mode, saturate, ftz, daz, 64)
+    return out.reshape(shape)
 
 
 def _float_format(fmt: Format | str, what: str) -> FloatFormat:
@@ -741,6 +866,135 @@ def _big_exact_sum(neg: Any, sig: I64, exp: I64, precision: int = 60) -> tuple[A
     return (out_neg.reshape(out_shape), mag.reshape(out_shape), out_exp.reshape(out_shape))
 
 
+#: Rows per step of the certified dot (about 2**15 products: the step's arrays stay in cache).
+_DOT_ROWS = 1 << 11
+def _dot_certified(
+    ia: Any, ib: Any, cval: Any, fa: FloatFormat, fb: FloatFormat, mode: Rounding, rt: Any,
+    exact: bool, has_nan: bool,
+) -> tuple[Any, Any]:
+    """Codes of the exact dot of each row where a float64 sum certifies them, and the rows it
+    does not (to take the exact path).
+
+    The products are exact in float64 (``fa.precision + fb.precision <= 53``, every value
+    normal). Their float64 sum ``s`` (with ``c``) is within ``delta = A * 2**(e - 53)`` of the
+    exact sum, ``A`` the float64 sum of the magnitudes and ``2**e`` the row length rounded up,
+    with room for the rounding of ``A`` and of ``s -/+ delta`` (the error of any float64 sum of
+    ``n`` terms is at most ``gamma_{n-1}`` times ``A``: Higham, "Accuracy and Stability of
+    Numerical Algorithms", 2nd ed., §4.2, eq. (4.4)). Rounding is monotone in every
+    deterministic mode, so where ``s - delta`` and ``s + delta`` round to the same code and lie
+    on one side of zero, that code is the exact sum's. The rest (a sum within ``delta`` of a
+    rounding boundary, an exact cancellation) is listed for the exact path. Rows with an inf or
+    NaN term take their class from the float64 sum (inf and NaN propagate as the exact path's
+    rules say; the sign of a NaN is that of the exact sum of the finite terms, certified the same
+    way); all-zero rows keep the IEEE 754 §6.3 sign of a zero sum.
+
+    With ``exact`` (every term on one grid of at most 53 bits: the float64 sum is the exact sum)
+    ``delta`` is 0 and every row is certified.
+    """
+    rows, k = ia.shape
+    # Headroom for (k + 1) terms: 2**e >= k + 1, times 4 for A's own error and the two roundings.
+    scale = 0.0 if exact else float(2.0 ** (int(k + 1).bit_length() + 2 - 53))
+    da, db = _decode_table(fa, False), _decode_table(fb, False)
+    out = np.empty(rows, dtype=rt[1].dtype)
+    bad: list[Any] = []
+    step = max(1, min(_DOT_ROWS, rows))
+    scratch = _Scratch(rt, step)
+    code_hi = np.empty(step, dtype=out.dtype)
+    with np.errstate(all="ignore"):
+        for start in range(0, rows, step):
+            stop = min(start + step, rows)
+            n = stop - start
+            # Terms down the columns: the row sums become k vector additions.
+            prod = np.take(da, np.ascontiguousarray(ia[start:stop].T), mode="clip")
+            prod *= np.take(db, np.ascontiguousarray(ib[start:stop].T), mode="clip")
+            c = cval[start:stop]
+            finite = np.isfinite(prod)
+            row_finite = finite.all(axis=0) & np.isfinite(c)
+            total = None
+            if not row_finite.all():
+                total = prod.sum(axis=0) + c  # NaN, or inf of its sign, as the exact rules say
+                prod = np.where(finite, prod, 0.0)
+                c = np.where(np.isfinite(c), c, 0.0)
+            s = prod.sum(axis=0)
+            s += c
+            mag = np.abs(prod)
+            a = mag.sum(axis=0)
+            a += np.abs(c)
+            zero = (s == 0) if exact else (a == 0)  # an exact zero sum
+            if zero.any():
+                # Zeros of one sign keep it, otherwise +0, or -0 under rdn unless every term is
+                # +0 (IEEE 754 §6.3); numpy's reduction starts from +0, so it is set here.
+                z = np.flatnonzero(zero)
+                signs = np.signbit(prod[:, z])
+                if mode is Rounding.RDN:
+                    negz = signs.any(axis=0) | np.signbit(c[z])
+                else:
+                    negz = signs.all(axis=0) & np.signbit(c[z])
+                s[z] = np.where(negz, -0.0, 0.0)
+            codes = out[start:stop]
+            if exact:
+                lo = hi = s
+                scratch.round(s, codes)
+                ok = np.ones(n, dtype=bool)
+            else:
+                delta = a * scale
+                lo = s - delta
+                hi = s + delta
+                lo[zero] = hi[zero] = s[zero]  # -0 + 0 would be +0
+                scratch.round(lo, codes)
+                scratch.round(hi, code_hi[:n])
+                # Certified: one code across [lo, hi], on one side of zero (or an exact zero).
+                ok = (codes == code_hi[:n]) & ((lo > 0) | (hi < 0) | zero)
+                if not ok.all():
+                    _dot_rescue_exact(prod, c, ok, codes, scratch, mode)
+            if total is not None:
+                # Rows with an inf or NaN term: the class from the float64 sum; the sign of a NaN
+                # is that of the exact sum of the finite terms (certified the same way).
+                odd = np.flatnonzero(~row_finite)
+                tv = total[odd]
+                nan = np.isnan(tv)
+                neg = hi[odd] < 0
+                val = np.where(nan, np.where(neg, -np.nan, np.nan), tv)
+                sub = np.empty(odd.size, dtype=codes.dtype)
+                scratch.round(np.ascontiguousarray(val), sub)
+                codes[odd] = sub
+                # (A NaN into a format without NaN: the exact path raises its error.)
+                ok[odd] = (~nan | neg | (lo[odd] > 0) | zero[odd]) & (~nan | has_nan)
+            if not ok.all():
+                bad.append(np.flatnonzero(~ok) + start)
+    return out, (np.concatenate(bad) if bad else np.zeros(0, dtype=np.intp))
+
+
+def _dot_rescue_exact(prod: Any, c: Any, ok: Any, codes: Any, scratch: _Scratch,
+                      mode: Rounding) -> None:
+    """Rows ``~ok`` whose float64 sum is exact after all (structured data: small integers, sums
+    on a grid point under a directed mode), found by summing their columns with TwoSum: where
+    every error term is zero the sum is exact; round it and mark the row ``ok``."""
+    idx = np.flatnonzero(~ok)
+    terms = prod[:, idx]
+    s = c[idx].copy()
+    inexact = np.zeros(idx.size, dtype=bool)
+    nxt, err, tmp = np.empty_like(s), np.empty_like(s), np.empty_like(s)
+    for row in terms:
+        _two_sum(s, row, nxt, err, tmp)
+        s, nxt = nxt, s
+        inexact |= err != 0
+    good = ~inexact & np.isfinite(s)
+    if not good.any():
+        return
+    sel, sg = idx[good], s[good]
+    zero = sg == 0
+    if zero.any():  # IEEE 754 §6.3, as in _dot_certified
+        signs = np.signbit(terms[:, good][:, zero])
+        cz = np.signbit(c[sel[zero]])
+        negz = signs.any(axis=0) | cz if mode is Rounding.RDN else signs.all(axis=0) & cz
+        sg[zero] = np.where(negz, -0.0, 0.0)
+    sub = np.empty(sel.size, dtype=codes.dtype)
+    scratch.round(np.ascontiguousarray(sg), sub)
+    codes[sel] = sub
+    ok[sel] = True
+
+
 def _dot_f64(
     av: Any, bv: Any, c0: Any, fa: FloatFormat, fb: FloatFormat, facc: FloatFormat,
     fo: FloatFormat, mode: Rounding, saturate: bool,
@@ -754,6 +1008,24 @@ def _dot_f64(
     ia, ib = _table_codes(av, fa), _table_codes(bv, fb)
     if ia is None or ib is None or np.asarray(c0).dtype.kind not in "iu":
         return None
+    k = av.shape[-1]
+    lsb = min(fa.emin - fa.man_bits + fb.emin - fb.man_bits, facc.emin - facc.man_bits)
+    top = max(fa.emax + fb.emax + 2, facc.emax + 1) + int(k + 1).bit_length()
+    exact = top - lsb <= 53  # every row's float64 sum is exact
+    rt = None
+    # (Rows of no products keep the path below; delta must stay in float64's normal range.)
+    if k > 0 and (exact or lsb - 60 > -1022):
+        rt = _round_table(fo, mode, as_saturation(saturate), False, 64)
+    if rt is not None:
+        out_shape = av.shape[:-1]
+        cval = _core.decode_values(facc, np.broadcast_to(c0, out_shape)).reshape(-1)
+        codes, bad = _dot_certified(ia.reshape(-1, k), ib.reshape(-1, k), cval, fa, fb, mode,
+                                    rt, exact, fo.has_nan)
+        if bad.size:
+            c_flat = np.broadcast_to(c0, out_shape).reshape(-1)
+            codes[bad] = _dot_exact(av.reshape(-1, k)[bad], bv.reshape(-1, k)[bad],
+                                    c_flat[bad], fa, fb, facc, fo, mode, saturate)
+        return codes.reshape(out_shape)
     with np.errstate(all="ignore"):
         prod = _decode_table(fa, False)[ia] * _decode_table(fb, False)[ib]
         cval = _core.decode_values(facc, np.broadcast_to(c0, prod.shape[:-1]))
@@ -789,6 +1061,35 @@ def _dot_f64(
     rneg = np.where(zero, zero_neg, np.where(inf, total < 0, rneg))
     rcls = np.select([nan, inf, zero], [NAN, INF, ZERO], FINITE).astype(np.int8)
     return _core.round_float(fo, rneg, rsig, rexp, mode, saturate=saturate, cls=rcls)
+
+
+def _dot_exact(
+    av: Any, bv: Any, c0: Any, fa: FloatFormat, fb: FloatFormat, facc: FloatFormat,
+    fo: FloatFormat, mode: Rounding, saturate: bool,
+) -> Any:
+    """The exact dot of each row by integers (``dot(model="exact")`` without the float64 path)."""
+    x, y = _prepare([av, bv], [fa, fb], daz=False)
+    cls, neg, sig, exp = _product(x, y)
+    z = _Operand(facc, c0, daz=False)
+    all_cls = np.concatenate([cls, z.cls[..., None]], axis=-1)
+    all_neg = np.concatenate([neg, z.neg[..., None]], axis=-1)
+    all_sig = np.concatenate([sig, z.sig[..., None]], axis=-1)
+    all_exp = np.concatenate([exp, z.exp[..., None]], axis=-1)
+    rneg, rsig, rexp = _big_exact_sum(all_neg, all_sig, all_exp, fo.precision)
+    nan = (all_cls == NAN).any(-1)
+    pinf = ((all_cls == INF) & ~all_neg).any(-1)
+    ninf = ((all_cls == INF) & all_neg).any(-1)
+    nan |= pinf & ninf
+    inf = ~nan & (pinf | ninf)
+    zero = ~nan & ~inf & (rsig == 0)
+    # Zeros of one sign keep it (x + x = x); otherwise +0, or -0 under RDN (IEEE 754 §6.3).
+    all_zero = (all_cls == ZERO).all(-1)
+    all_pos_zero = all_zero & ~all_neg.any(-1)
+    zero_neg = (all_zero & all_neg.all(-1)) | ((mode is Rounding.RDN) & ~all_pos_zero)
+    rneg = np.where(zero, zero_neg, np.where(inf, ninf, rneg))
+    rcls = np.select([nan, inf, zero], [NAN, INF, ZERO], FINITE).astype(np.int8)
+    return _core.round_float(fo, rneg, rsig, rexp, mode, saturate=saturate,
+                             cls=rcls)
 
 
 def _big_exact_sum_py(neg: Any, sig: I64, exp: I64) -> tuple[Any, I64, I64]:
@@ -862,28 +1163,7 @@ def dot(
         fast = _dot_f64(av, bv, c0, fa, fb, facc, fo, mode, saturate)
         if fast is not None:
             return fast.reshape(out_shape)
-        x, y = _prepare([av, bv], [fa, fb], daz=False)
-        cls, neg, sig, exp = _product(x, y)
-        z = _Operand(facc, c0, daz=False)
-        all_cls = np.concatenate([cls, z.cls[..., None]], axis=-1)
-        all_neg = np.concatenate([neg, z.neg[..., None]], axis=-1)
-        all_sig = np.concatenate([sig, z.sig[..., None]], axis=-1)
-        all_exp = np.concatenate([exp, z.exp[..., None]], axis=-1)
-        rneg, rsig, rexp = _big_exact_sum(all_neg, all_sig, all_exp, fo.precision)
-        nan = (all_cls == NAN).any(-1)
-        pinf = ((all_cls == INF) & ~all_neg).any(-1)
-        ninf = ((all_cls == INF) & all_neg).any(-1)
-        nan |= pinf & ninf
-        inf = ~nan & (pinf | ninf)
-        zero = ~nan & ~inf & (rsig == 0)
-        # Zeros of one sign keep it (x + x = x); otherwise +0, or -0 under RDN (IEEE 754 §6.3).
-        all_zero = (all_cls == ZERO).all(-1)
-        all_pos_zero = all_zero & ~all_neg.any(-1)
-        zero_neg = (all_zero & all_neg.all(-1)) | ((mode is Rounding.RDN) & ~all_pos_zero)
-        rneg = np.where(zero, zero_neg, np.where(inf, ninf, rneg))
-        rcls = np.select([nan, inf, zero], [NAN, INF, ZERO], FINITE).astype(np.int8)
-        return _core.round_float(fo, rneg, rsig, rexp, mode, saturate=saturate,
-                                 cls=rcls).reshape(out_shape)
+        return _dot_exact(av, bv, c0, fa, fb, facc, fo, mode, saturate).reshape(out_shape)
     if model == "fma_chain":
         acc = c0
         for i in range(k):
