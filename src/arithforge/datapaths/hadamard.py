@@ -368,6 +368,12 @@ class Hadamard(Descriptor):
     #: activation side this unit computes online, one block of ``n`` = the transform's block a
     #: cycle (the weights are rotated offline, for free).
     block_transforms: ClassVar[tuple[str, ...]] = ("hadamard", "rht")
+    #: Cost-model calibration (``arithforge calibrate``): integer lanes at the rotation block
+    #: sizes 16 to 128, with and without the rounding shift. Float lanes are left out: their
+    #: Verilog (64 ``add`` units at n = 16, 1.8 MB) takes Yosys too long on a shared machine,
+    #: and their butterflies are the ``add`` datapath that ``fma``'s calibration covers.
+    calibration = ({"n": 16}, {"n": 16, "bits": 4, "shift": 2}, {"n": 32}, {"n": 64},
+                   {"n": 64, "shift": 3}, {"n": 128})
     acceptance = (
         AcceptanceCheck("hadamard n=2 int8 (exhaustive, 2**16 blocks)", {"n": 2, "bits": 8},
                         "exhaustive"),
