@@ -124,5 +124,6 @@ def test_divider_row_and_constant_compare_against_yosys() -> None:
     raw = {n: cost(a, RAW).raw_transistors for n, a in g.g.nodes(data=True) if n != "x"}
     # Eight 15-bit rows: Yosys 7,416 transistors (within 13 %; the subtractors alone are 5,040).
     assert raw["div"] + raw[row] == pytest.approx(7416, rel=0.13)
-    # `q > 127` and `q < -128` of an 11-bit word: 86 transistors; two comparators were 764.
+    # `q > 127` and `q < -128` of an 11-bit word, with their select: 86 transistors in all;
+    # the two magnitude comparators they were priced as: 572.
     assert raw["clamp"] < 2 * 86

@@ -86,7 +86,7 @@ class Graph:
         zero bits fold away), so this is a multiplier by a ``popcount(constant)``-bit operand;
         measured with ``stat -tech cmos``: 8 x 373 1,844 transistors against 1,870 modelled,
         signed 22 x 37854 10,302 against 11,904, where a full 22 x 16 multiplier is priced at
-        20,000. A power of two (one row) is a shift: a wire, priced at nothing.
+        19,374. A power of two (one row) is a shift: a wire, priced at nothing.
         """
         rows = bin(abs(int(constant))).count("1")
         width = a_width + abs(int(constant)).bit_length()
@@ -97,8 +97,9 @@ class Graph:
 
     def const_compare(self, name: str, width: int, *after: str, count: int = 1) -> str:
         """A comparison of a ``width``-bit word with a design-time constant (a clamp bound):
-        no XOR row and a chain of about one gate per bit, not a magnitude comparator
-        (``q > 127`` of an 11-bit word: 86 transistors; a two-operand comparator: 390)."""
+        no XOR row and a chain of about one gate per bit, not a magnitude comparator (the clamp
+        ``q > 127``, ``q < -128`` of an 11-bit word with its select: 86 transistors in all; the
+        two magnitude comparators it was priced as: 572)."""
         return self.node(name, "logic", width, *after, gates=width, count=count,
                          depth=max(1, width.bit_length()))
 
