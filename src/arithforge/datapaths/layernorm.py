@@ -215,11 +215,13 @@ class LayerNorm(Descriptor):
     block_op: ClassVar[str] = "layer_norm"
     block_impls: ClassVar[dict[str, dict[str, Any]]] = {"ibert": {}, "ivit": {}}
     block_float: ClassVar[tuple[str, int]] = ("fma", 5)
-    #: Cost-model calibration (``arithforge calibrate``): rows of 2 to 4 (3: a constant
-    #: multiplier by n that is not a shift), 12- and 16-bit outputs; n = 8 is 380k model
-    #: transistors, past what Yosys finishes in minutes on a shared machine.
-    calibration = ({"n": 2}, {"n": 3}, {"n": 4}, {"n": 4, "out_bits": 12, "frac_bits": 8},
-                   {"n": 2, "out_bits": 16, "frac_bits": 12})
+    #: No cost-model calibration designs (``arithforge calibrate``): the smallest unit
+    #: (n = 2: a 16-row square root, a 29-row reciprocal divider, two 13 x 29-bit products)
+    #: passed Yosys's 1,800 s limit in the CMOS flow on the shared 2-core machine (ABC's
+    #: ``&fraig -x`` sweep; iCE40 took 252 s), and a CMOS or iCE40 run that times out stops
+    #: ``calibrate`` (only an asic timeout leaves a design out). docs/nonlinear.md has its
+    #: iCE40 check.
+    calibration = ()
     acceptance = (
         AcceptanceCheck("layernorm n=2", {"n": 2}, "exhaustive"),
         AcceptanceCheck("layernorm n=8", {"n": 8}, "random", 10**6),
