@@ -148,10 +148,12 @@ class GeluUnit(Unit):
         return {"a": out}
 
     def structure(self) -> nx.DiGraph:
-        """i-GELU: abs, clip, ``+q_b``, squarer, ``+q_c``, sign, ``+q_1``, product with the
-        input, the requantizing constant multiplier and rounding, the clamp. ShiftGELU: the
-        three-shift adder, abs, ShiftExp (adder, barrel shifter), the divider (``P`` subtract
-        rows), the product with the input and its rounding."""
+        """i-GELU: abs, clip (against a constant), ``+q_b``, squarer, ``+q_c``, sign (negation
+        and its select), ``+q_1``, product with the input, the negation and requantizing
+        constant multiplier (its one bits' rows) and rounding, the clamp (against constants).
+        ShiftGELU: the three-shift adder, abs, ShiftExp (adders, the saturated shift distance,
+        barrel shifter), the denominator ``1 + E``, the divider (``P`` subtract-and-select
+        rows), the sigmoid's select, the product with the input and its rounding."""
         cuts, extra = choose_cuts(self._CUTS, self._stages)
         g = Graph(cuts)
         w, k = self._bits, self._k
@@ -160,22 +162,23 @@ class GeluUnit(Unit):
             wq = max(abs(k.q_b), 1).bit_length() + 1
             wc = max(abs(k.q_c), abs(k.q_1)).bit_length() + 2
             g.node("abs", "adder", w, "in_a", inputs=1)
-            g.node("clip", "comparator", w, "abs")
+            g.const_compare("clip", w, "abs")
             g.node("clip_mux", "mux", wq, "clip", "abs")
             g.node("add_qb", "adder", wq, "clip_mux", inputs=1)
             g.node("square", "multiplier", 2 * wq, "add_qb", a_width=wq, b_width=wq)
             g.node("add_qc", "adder", wc, "square", inputs=1)
             g.node("sign", "adder", wc, "add_qc", "in_a", inputs=1)
-            last = g.node("add_q1", "adder", wc + 1, "sign", inputs=1)
+            g.node("sign_mux", "mux", wc, "sign", "add_qc", count=2)
+            last = g.node("add_q1", "adder", wc + 1, "sign_mux", inputs=1)
             after = g.cut("poly", wc + 1 + w, last, "in_a")
             mul = g.node("product", "multiplier", w + wc + 1, *after, a_width=w,
                          b_width=wc + 1, signed=True)
             after = g.cut("product", w + wc + 1, mul)
             wv = w + wc + 1
-            req = g.node("requant", "multiplier", wv + 16, *after, a_width=wv, b_width=16,
-                         signed=True)
+            neg = g.node("negate", "adder", wv, *after, inputs=1)
+            req = g.const_multiplier("requant", wv, k.m, neg, signed=True)
             rnd = g.node("round", "adder", wv + 16, req, inputs=1)
-            cmp = g.node("clamp", "comparator", wv + 16 - k.k, rnd, count=2)
+            cmp = g.const_compare("clamp", wv + 16 - k.k, rnd, count=2)
             after = (g.node("clamp_mux", "mux", w, cmp, rnd, inputs=3),)
         else:
             s, p = self._scale_exp, k.p
@@ -184,10 +187,15 @@ class GeluUnit(Unit):
             g.node("abs", "adder", w + 1, "times_1702", inputs=1)
             g.node("log2e", "adder", w + 2, "abs", inputs=3)
             g.node("frac", "adder", s + 2, "log2e", inputs=1)
-            g.node("exp_shift", "shifter", we, "frac", "log2e",
+            # The integer part u >> s saturates at the exponent's width (a constant bound).
+            sat = g.const_compare("exp_sat", max(1, w + 2 - s), "log2e")
+            g.node("exp_sat_mux", "mux", we.bit_length(), sat, "log2e")
+            g.node("exp_shift", "shifter", we, "frac", "exp_sat_mux",
                    shift_bits=max(1, (we).bit_length()))
-            last = g.node("divider", "adder", we + 1, "exp_shift", inputs=2, count=p)
-            g.node("sigmoid_sel", "adder", p + 1, last, "times_1702", inputs=1)
+            g.node("den", "adder", we + 1, "exp_shift", inputs=1)
+            last = g.divider("divider", we + 2, p, "exp_shift", "den")
+            g.node("sigmoid_neg", "adder", p + 1, last, inputs=1)
+            g.node("sigmoid_sel", "mux", p + 1, "sigmoid_neg", last, "times_1702")
             after = g.cut("poly", p + 1 + w, "sigmoid_sel", "in_a")
             mul = g.node("product", "multiplier", w + p + 1, *after, a_width=w, b_width=p + 1,
                          signed=True)
@@ -218,6 +226,14 @@ class GELU(Descriptor):
     block_impls: ClassVar[dict[str, dict[str, Any]]] = {"ibert": {"variant": "ibert"},
                                                         "ivit": {"variant": "shift"}}
     block_float: ClassVar[tuple[str, int]] = ("fma", 14)
+    #: Cost-model calibration (``arithforge calibrate``): both variants at the int8 scales of
+    #: the accuracy table (s = 3, 4) and at 12 bits, ShiftGELU also at 16 bits (i-GELU int16,
+    #: with its 31 x 16-bit requantization, takes Yosys past 10 minutes on a shared machine).
+    calibration = (
+        *({"variant": v, "bits": b, "scale_exp": s}
+          for v in VARIANTS for b, s in ((8, 3), (8, 4), (12, 6))),
+        {"variant": "shift", "bits": 16, "scale_exp": 10},
+    )
     acceptance = tuple(
         AcceptanceCheck(f"gelu {v} int{b} s={s}", {"variant": v, "bits": b, "scale_exp": s},
                         "exhaustive", bounded=b == 8)

@@ -368,6 +368,14 @@ class Hadamard(Descriptor):
     #: activation side this unit computes online, one block of ``n`` = the transform's block a
     #: cycle (the weights are rotated offline, for free).
     block_transforms: ClassVar[tuple[str, ...]] = ("hadamard", "rht")
+    #: Cost-model calibration (``arithforge calibrate``): integer lanes at the rotation block
+    #: sizes 16 to 64, with and without the rounding shift. n = 128 is left out: at n = 64 Yosys
+    #: took 257 s (CMOS) and 241 s (OSU 0.18 um) on the shared machine, and n = 128, twice the
+    #: butterflies, would pass the 300 s asic limit. Float lanes are left out too: their Verilog
+    #: (64 ``add`` units at n = 16, 1.8 MB) is larger still, and their butterflies are the ``add``
+    #: datapath that ``fma``'s calibration covers.
+    calibration = ({"n": 16}, {"n": 16, "bits": 4, "shift": 2}, {"n": 32}, {"n": 64},
+                   {"n": 64, "shift": 3})
     acceptance = (
         AcceptanceCheck("hadamard n=2 int8 (exhaustive, 2**16 blocks)", {"n": 2, "bits": 8},
                         "exhaustive"),

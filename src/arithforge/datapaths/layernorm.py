@@ -159,29 +159,37 @@ class LayerNormUnit(Unit):
         return {op: np.ascontiguousarray(codes[:, i]) for i, op in enumerate(self.operands)}
 
     def structure(self) -> nx.DiGraph:
-        """Adder tree of the sum, ``n`` deviations (``n x - sum``), squarers and their adder
-        tree, the square root (one compare-subtract row per root bit), the reciprocal divider
-        (one per quotient bit), ``n`` output multipliers and clamps."""
+        """Adder tree of the sum, ``n`` deviations (``n x - sum``: a constant multiplier and a
+        subtractor), squarers and their adder tree, ``n V`` (a constant multiplier), the square
+        root (one subtract-and-select row per root bit), the reciprocal divider (one per
+        quotient bit) with its zero-root selects, ``n`` constant multipliers by ``n``, output
+        multipliers and clamps (against constants)."""
         cuts, extra = choose_cuts(self._CUTS, self._stages)
         g = Graph(cuts)
         m, k, ob = self._n, self._k, self._out_bits
         wd = (m * 255).bit_length() + 1
         g.node("in_x", "input", 8 * m)
         g.node("sum", "adder", 12, "in_x", count=m - 1)
-        g.node("dev", "adder", wd, "sum", "in_x", count=m)
+        g.const_multiplier("times_n", 8, m, "in_x", signed=True, count=m)
+        g.node("dev", "adder", wd, "sum", "times_n", count=m)
         g.node("square", "multiplier", 2 * wd, "dev", a_width=wd, b_width=wd, signed=True,
                count=m)
         last = g.node("var", "adder", k.sqrt_in_bits, "square", count=m - 1)
         after = g.cut("var", k.sqrt_in_bits + m * wd, last, "dev")
-        root = g.node("sqrt", "adder", k.sqrt_bits + 2, *after, count=k.sqrt_bits)
+        nv = g.const_multiplier("var_times_n", k.sqrt_in_bits - 2 * k.guard, m, *after)
+        root = g.divider("sqrt", k.sqrt_bits + 2, k.sqrt_bits, nv)
         after = g.cut("sqrt", k.sqrt_bits + m * wd, root, *after)
-        rec = g.node("recip", "adder", k.sqrt_bits + 1, *after, count=k.recip_bits)
+        # A zero root (a constant row) selects a safe divisor and a zero reciprocal.
+        safe = g.node("root_safe", "mux", k.sqrt_bits, *after)
+        rec = g.divider("recip", max(k.sqrt_bits, k.rb - k.recip_bits + 1) + 1, k.recip_bits,
+                        safe)
+        rec = g.node("recip_zero", "mux", k.recip_bits, rec)
         after = g.cut("recip", k.recip_bits + m * wd, rec, *after)
+        dn = g.const_multiplier("dev_times_n", wd, m, *after, signed=True, count=m)
         wm = wd + m.bit_length() + k.recip_bits
-        mul = g.node("scale", "multiplier", wm, *after, a_width=wd + m.bit_length(),
+        mul = g.node("scale", "multiplier", wm, dn, *after, a_width=wd + m.bit_length(),
                      b_width=k.recip_bits, signed=True, count=m)
-        cmp = g.node("clamp", "comparator", wm - (k.rb - k.frac_bits - k.guard), mul,
-                     count=2 * m)
+        cmp = g.const_compare("clamp", wm - (k.rb - k.frac_bits - k.guard), mul, count=2 * m)
         after = (g.node("clamp_mux", "mux", ob, cmp, mul, inputs=3, count=m),)
         for name in self._output_stages(extra):
             after = g.cut(name, m * ob, *after)
@@ -207,6 +215,13 @@ class LayerNorm(Descriptor):
     block_op: ClassVar[str] = "layer_norm"
     block_impls: ClassVar[dict[str, dict[str, Any]]] = {"ibert": {}, "ivit": {}}
     block_float: ClassVar[tuple[str, int]] = ("fma", 5)
+    #: No cost-model calibration designs (``arithforge calibrate``): the smallest unit
+    #: (n = 2: a 16-row square root, a 29-row reciprocal divider, two 13 x 29-bit products)
+    #: passed Yosys's 1,800 s limit in the CMOS flow on the shared 2-core machine (ABC's
+    #: ``&fraig -x`` sweep; iCE40 took 252 s), and a CMOS or iCE40 run that times out stops
+    #: ``calibrate`` (only an asic timeout leaves a design out). docs/nonlinear.md has its
+    #: iCE40 check.
+    calibration = ()
     acceptance = (
         AcceptanceCheck("layernorm n=2", {"n": 2}, "exhaustive"),
         AcceptanceCheck("layernorm n=8", {"n": 8}, "random", 10**6),

@@ -186,9 +186,11 @@ class SoftmaxUnit(Unit):
         return {op: np.ascontiguousarray(codes[:, i]) for i, op in enumerate(self.operands)}
 
     def structure(self) -> nx.DiGraph:
-        """Max tree (``n - 1`` comparators and muxes), ``n`` subtractors and exponential units,
-        the adder tree, the reciprocal divider (one compare-subtract row per quotient bit) and
-        ``n`` output multipliers with their saturation."""
+        """Max tree (``n - 1`` comparators and muxes), ``n`` subtractors and exponential units
+        (ibert: the constant multipliers of ``z = floor(u / q_ln2)`` and ``z q_ln2``, the
+        squarer; both: the saturated shift distance and the barrel shifter), the adder tree, the
+        reciprocal divider (one subtract-and-select row per quotient bit) and ``n`` output
+        multipliers with their saturation (against a constant)."""
         cuts, extra = choose_cuts(self._CUTS, self._stages)
         g = Graph(cuts)
         n, k, ob = self._n, self._k, self._out_bits
@@ -200,30 +202,31 @@ class SoftmaxUnit(Unit):
         g.node("sub", "adder", 9, *after, count=n)
         if self._variant == "ibert":
             wz = (255 // k.q_ln2).bit_length()
-            g.node("div_ln2", "multiplier", 8 + k.div_m.bit_length(), "sub", a_width=8,
-                   b_width=k.div_m.bit_length(), count=n)
-            g.node("rem_ln2", "multiplier", 8, "div_ln2", a_width=wz,
-                   b_width=k.q_ln2.bit_length(), count=n)
+            g.const_multiplier("div_ln2", 8, k.div_m, "sub", count=n)
+            g.const_multiplier("rem_ln2", wz, k.q_ln2, "div_ln2", count=n)
             g.node("poly_t", "adder", k.q_b.bit_length() + 1, "rem_ln2", count=n)
             wl = (k.q_b * k.q_b + k.q_c).bit_length()
             g.node("square", "multiplier", wl, "poly_t", a_width=k.q_b.bit_length(),
                    b_width=k.q_b.bit_length(), count=n)
-            g.node("poly_c", "adder", wl, "square", inputs=1, count=n)
-            last = g.node("exp_shift", "shifter", we, "poly_c", "div_ln2",
-                          shift_bits=max(1, we.bit_length()), count=n)
+            base = g.node("poly_c", "adder", wl, "square", inputs=1, count=n)
+            dist, dist_bits = "div_ln2", wz
         else:
             s = self._scale_exp
             g.node("log2e", "adder", 10, "sub", inputs=3, count=n)
-            g.node("frac", "adder", s + 2, "log2e", inputs=1, count=n)
-            last = g.node("exp_shift", "shifter", we, "frac", "log2e",
-                          shift_bits=max(1, we.bit_length()), count=n)
+            base = g.node("frac", "adder", s + 2, "log2e", inputs=1, count=n)
+            dist, dist_bits = "log2e", max(1, 10 - s)
+        # The shift distance saturates at the exponential's width (a constant bound).
+        sat = g.const_compare("exp_sat", dist_bits, dist, count=n)
+        g.node("exp_sat_mux", "mux", we.bit_length(), sat, dist, count=n)
+        last = g.node("exp_shift", "shifter", we, base, "exp_sat_mux",
+                      shift_bits=max(1, we.bit_length()), count=n)
         after = g.cut("exp", n * we, last)
         total = g.node("sum", "adder", k.sum_bits, *after, count=n - 1)
         rq = self.recip_bits
-        last = g.node("recip", "adder", k.sum_bits + 1, total, count=rq)
+        last = g.divider("recip", max(k.sum_bits, k.rb - rq + 1) + 1, rq, total)
         after = g.cut("recip", rq + n * we, last, *after)
         mul = g.node("scale", "multiplier", we + rq, *after, a_width=we, b_width=rq, count=n)
-        cmp = g.node("saturate", "comparator", we + rq - (k.rb - ob), mul, count=n)
+        cmp = g.const_compare("saturate", we + rq - (k.rb - ob), mul, count=n)
         after = (g.node("saturate_mux", "mux", ob, cmp, mul, count=n),)
         for name in self._output_stages(extra):
             after = g.cut(name, n * ob, *after)
@@ -250,6 +253,15 @@ class Softmax(Descriptor):
     block_impls: ClassVar[dict[str, dict[str, Any]]] = {"ibert": {"variant": "ibert"},
                                                         "ivit": {"variant": "shift"}}
     block_float: ClassVar[tuple[str, int]] = ("fma", 10)
+    #: Cost-model calibration (``arithforge calibrate``): both variants at rows of 2 and 4, a
+    #: finer input scale (a wider exponential), an odd row (ibert n = 3) and 12-bit
+    #: probabilities (shift n = 2); rows of 8 take Yosys too long on a shared machine.
+    calibration = (
+        *({"variant": v, "n": n, "scale_exp": s}
+          for v in VARIANTS for n, s in ((2, 4), (4, 4), (4, 6 if v == "ibert" else 8))),
+        {"variant": "ibert", "n": 3, "scale_exp": 4},
+        {"variant": "shift", "n": 2, "scale_exp": 4, "out_bits": 12},
+    )
     acceptance = (
         *(AcceptanceCheck(f"softmax {v} n=2 s=4", {"variant": v, "n": 2, "scale_exp": 4},
                           "exhaustive") for v in VARIANTS),

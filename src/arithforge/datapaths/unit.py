@@ -78,6 +78,40 @@ class Graph:
             self.g.add_edge(a, name)
         return name
 
+    def const_multiplier(self, name: str, a_width: int, constant: int, *after: str,
+                         signed: bool = False, count: int = 1) -> str:
+        """A product of an ``a_width``-bit operand by the design-time ``constant``.
+
+        Yosys keeps only the partial-product rows of the constant's one bits (the rows of its
+        zero bits fold away), so this is a multiplier by a ``popcount(constant)``-bit operand;
+        measured with ``stat -tech cmos``: 8 x 373 1,844 transistors against 1,870 modelled,
+        signed 22 x 37854 10,302 against 11,904, where a full 22 x 16 multiplier is priced at
+        19,374. A power of two (one row) is a shift: a wire, priced at nothing.
+        """
+        rows = bin(abs(int(constant))).count("1")
+        width = a_width + abs(int(constant)).bit_length()
+        if rows <= 1:
+            return self.node(name, "logic", width, *after, gates=0, depth=0)
+        return self.node(name, "multiplier", width, *after, a_width=a_width, b_width=rows,
+                         signed=signed, count=count)
+
+    def const_compare(self, name: str, width: int, *after: str, count: int = 1) -> str:
+        """A comparison of a ``width``-bit word with a design-time constant (a clamp bound):
+        no XOR row and a chain of about one gate per bit, not a magnitude comparator (the clamp
+        ``q > 127``, ``q < -128`` of an 11-bit word with its select: 86 transistors in all; the
+        two magnitude comparators it was priced as: 572)."""
+        return self.node(name, "logic", width, *after, gates=width, count=count,
+                         depth=max(1, width.bit_length()))
+
+    def divider(self, name: str, width: int, rows: int, *after: str, count: int = 1) -> str:
+        """A restoring divider (or square root) of ``rows`` compare-subtract rows of ``width``
+        bits: each row a subtractor (the compare is its borrow) and a MUX2 row that keeps the
+        difference or the partial remainder (``arithforge.hdl.primitives.divide``). A 15-bit
+        row: 1,032 transistors, 810 modelled as subtractor and multiplexer, 630 as the
+        subtractor alone."""
+        sub = self.node(name, "adder", width, *after, count=rows * count)
+        return self.node(f"{name}_mux", "mux", width, sub, count=rows * count)
+
     def cut(self, name: str, width: int, *after: str) -> tuple[str, ...]:
         """A register of ``width`` bits (plus valid) after ``after`` when ``name`` is a cut."""
         if name not in self._cuts:
