@@ -8,6 +8,8 @@ output, with the full log beside the design.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,14 +36,30 @@ def run(argv: Sequence[str], cwd: Path, what: str, *, timeout_s: float | None = 
         message names ``what``, the exit status and the first ``ERROR`` line).
     """
     limit = TIMEOUT_S if timeout_s is None else timeout_s
+    # Its own process group, so that a timeout (or an interrupt of ours) stops the tool's children
+    # too: Yosys runs ABC as a child process, which a kill of Yosys alone leaves running.
+    proc = subprocess.Popen(list(argv), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
     try:
-        proc = subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, timeout=limit)
-    except subprocess.TimeoutExpired as exc:
-        raise SynthError(f"{what} ran longer than {limit:g} s") from exc
-    log = proc.stdout + proc.stderr
+        stdout, stderr = proc.communicate(timeout=limit)
+    except BaseException as exc:
+        _kill_group(proc)
+        if isinstance(exc, subprocess.TimeoutExpired):
+            raise SynthError(f"{what} ran longer than {limit:g} s") from exc
+        raise
+    log = stdout + stderr
     (cwd / f"{Path(argv[0]).name}.log").write_text(log)
     if proc.returncode != 0:
         errors = [ln.strip() for ln in log.splitlines() if "ERROR" in ln]
         raise SynthError(f"{what} failed (exit {proc.returncode}): "
                          f"{(errors or [log.strip()[-300:] or 'no output'])[0]}")
     return log
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    """Kill ``proc`` and every process of its group (the tool's children), and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.communicate()
