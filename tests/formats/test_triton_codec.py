@@ -87,16 +87,15 @@ def test_encode_kernel_matches_numpy(name: str, rng: np.random.Generator) -> Non
         extra: dict[str, Any] = {}
         if mode.stochastic:
             extra = {"random_bits": rand, "random_width": 5}
-        for sat in SATURATIONS:
-            for ftz in (False, True):
-                if ftz and (mode.stochastic or sat is not Saturation.OVF_INF) and fmt.bits <= 8:
-                    continue  # keep the compile count down: ftz meets every mode on 16 bits
-                want = fmt.encode(x, mode, saturate=sat, ftz=ftz, **extra)
-                got = fmt.encode(xd, mode, saturate=sat, ftz=ftz, device="cuda", **extra)
-                np.testing.assert_array_equal(_codes(got, fmt.bits), want,
-                                              err_msg=f"{name} {mode} {sat} ftz={ftz}")
-                checked += 1
-    assert checked >= 18
+        # Each combination compiles a kernel: every mode meets every saturation, and ftz.
+        for sat, ftz in ((Saturation.OVF_INF, False), (Saturation.SAT_FINITE, False),
+                         (Saturation.SAT_PROPAGATE, True)):
+            want = fmt.encode(x, mode, saturate=sat, ftz=ftz, **extra)
+            got = fmt.encode(xd, mode, saturate=sat, ftz=ftz, device="cuda", **extra)
+            np.testing.assert_array_equal(_codes(got, fmt.bits), want,
+                                          err_msg=f"{name} {mode} {sat} ftz={ftz}")
+            checked += 1
+    assert checked == 3 * len(MODES)
 
 
 @pytest.mark.parametrize("mode", [m for m in Rounding if m.stochastic], ids=str)
@@ -162,6 +161,8 @@ def test_block_kernel_matches_numpy(name: str, rng: np.random.Generator) -> None
         if mode.stochastic:
             extra = {"random_bits": rand, "random_width": 6}
         for sat, ftz in ((True, False), (False, False), (True, True)):
+            if (sat, ftz) != (True, False) and mode not in (Rounding.RNE, Rounding.RUP):
+                continue  # each combination compiles a kernel: keep their number down
             for axis in (-1, 0) if mode is Rounding.RNE and not ftz else (-1,):
                 want = fmt.quantize(x, axis, mode, saturate=sat, ftz=ftz, **extra)
                 got = fmt.quantize(xd, axis, mode, saturate=sat, ftz=ftz, device="cuda", **extra)
