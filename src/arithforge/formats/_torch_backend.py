@@ -228,8 +228,8 @@ def _random(rounding: Rounding, shape: tuple[int, ...], random_bits: Any, random
         lo, hi = torch.aminmax(random_bits.to(device).reshape(-1))
         probe = np.array([int(lo), int(hi)], dtype=np.int64)
         _core.check_random(rounding, (2,), probe, random_width)  # raises as numpy does
-        r = torch.broadcast_to(random_bits.to(device=device, dtype=_I64), shape)
-        return r, int(random_width)  # type: ignore[arg-type]  # checked by check_random
+        bits = torch.broadcast_to(random_bits.to(device=device, dtype=_I64), shape)
+        return bits, int(random_width or 0)  # check_random refused None
     if random_bits is not None and isinstance(random_bits, Tensor):
         random_bits = random_bits.cpu().numpy()
     r, width = _core.check_random(rounding, shape, random_bits, random_width)

@@ -109,7 +109,7 @@ def _prefixed(consts: dict[str, int], prefix: str) -> dict[str, int]:
     return {prefix + k: v for k, v in consts.items()}
 
 
-@triton.jit  # type: ignore[untyped-decorator]
+@triton.jit
 def bit_length(sig):  # type: ignore[no-untyped-def]
     # Exact for 0 <= sig < 2**24: the float32 conversion is exact, its exponent the answer.
     bits = sig.to(tl.float32).to(tl.int32, bitcast=True)
@@ -231,7 +231,7 @@ def round_code(neg, sig, exp, cls, rand,  # type: ignore[no-untyped-def]
             code = tl.where(is_nan, NAN_CODE, code)
     return code
 
-@triton.jit  # type: ignore[untyped-decorator]
+@triton.jit
 def split_f32(u):  # type: ignore[no-untyped-def]
     # _torch_backend.split_float on float32 bit patterns (int32): (cls, neg, sig, exp).
     neg = u < 0
@@ -373,7 +373,7 @@ def block_kernel(x_ptr, r_ptr, s_ptr, e_ptr, sinfo_ptr, nrows, n, nblocks,  # ty
     tl.store(e_ptr + offs, ecode.to(e_ptr.dtype.element_ty), mask=emask)
     tl.store(s_ptr + b, scode.to(s_ptr.dtype.element_ty), mask=bmask)
 
-@triton.jit  # type: ignore[untyped-decorator]
+@triton.jit
 def div_odd24(sig_a, exp_a, sig_b, exp_b):  # type: ignore[no-untyped-def]
     # block._div_odd (sig_a < 2**24, odd sig_b < 2**40), its quotient then compressed to odd
     # at 23-24 bits (compress_odd): a later rounding to 21 or fewer mantissa bits is the
