@@ -23,7 +23,10 @@ float64 tensors, like the numpy backend's.
 Speed: for float32 inputs and deterministic rounding, ``encode`` gathers from a table *derived
 from the golden numpy path* (the result depends only on the sign, exponent, kept mantissa bits,
 round bit and sticky bit) for formats of up to 5 mantissa bits (8-bit and narrower), and on CUDA
-that gather is one Triton kernel (or ``torch.compile``'s); ``mma.matmul``'s step is compiled with
+that gather is one Triton kernel (or ``torch.compile``'s). On CUDA with Triton, float32 inputs to
+formats of up to 16 bits (bfloat16, float16; 8-bit ones under stochastic rounding) and the block
+quantize of float32 values (MX power-of-two rules and NVFP4's amax rule) run the golden rounding
+as one Triton kernel each (:mod:`._triton_codec`). ``mma.matmul``'s step is compiled with
 ``torch.compile`` on CUDA; the other paths are eager tensor code.
 """
 
@@ -309,6 +312,8 @@ def _gather_fn(device: torch.device, k: int) -> Any:
 
 #: Kernel of the float32 table encode on CUDA: ``"triton"`` (a Triton kernel, where Triton is
 #: installed, else ``"compile"``), ``"compile"`` (torch.compile of the gather) or ``"eager"``.
+#: Only ``"triton"`` takes the arithmetic kernels of :mod:`._triton_codec` (wider formats,
+#: stochastic rounding, block quantize); the others leave those to the eager code.
 ENCODE_KERNEL = "triton"
 _TRITON_BLOCK = 8192
 

@@ -3,8 +3,8 @@
 #      P3109 interim report §4.9.3 for the stochastic modes (as _core.py cites it).
 """Triton kernels of the float32 encode and the block-scaled quantize (CUDA only).
 
-Imported by :mod:`._torch_backend` only on a CUDA device, and ``triton`` only inside
-:func:`_kernels`, so that :mod:`arithforge.formats` imports without either.
+Imported by :mod:`._torch_backend` only for CUDA tensors (it imports ``triton`` at the top), so
+that :mod:`arithforge.formats` imports without torch or Triton and CPU-only machines never load it.
 
 The kernels run the golden path's integer algorithm, not a table: ``_round_code`` is
 ``_core.round_float`` (with ``shift_right_round``) line by line, in int32 with every format fact a
