@@ -10,8 +10,8 @@ The kernels run the golden path's integer algorithm, not a table: ``_round_code`
 ``_core.round_float`` (with ``shift_right_round``) line by line, in int32 with every format fact a
 compile-time constant taken from the descriptor (:func:`format_consts`), so one kernel is built
 per format, rounding and saturation. It holds for significands below 2**24 (float32 inputs, or an
-odd-rounded quotient compressed to 23-24 bits, which decides every rounding to a format of 21 or
-fewer mantissa bits as the exact quotient would): ``shift_right_round``'s shifts clamp at 30
+odd-rounded quotient of 23-24 bits, which decides every rounding to a format of 20 or fewer
+mantissa bits as the exact quotient would): ``shift_right_round``'s shifts clamp at 30
 instead of 63 with the same results. The stochastic modes widen to int64 where the random
 number's ``rwidth + 1`` bits need it. Each kernel reads the input once and writes the codes once.
 
@@ -375,23 +375,23 @@ def block_kernel(x_ptr, r_ptr, s_ptr, e_ptr, sinfo_ptr, nrows, n, nblocks,  # ty
 
 @triton.jit
 def div_odd24(sig_a, exp_a, sig_b, exp_b):  # type: ignore[no-untyped-def]
-    # block._div_odd (sig_a < 2**24, odd sig_b < 2**40), its quotient then compressed to odd
-    # at 23-24 bits (compress_odd): a later rounding to 21 or fewer mantissa bits is the
-    # exact quotient's.
-    a64 = sig_a.to(tl.int64)
-    up = tl.where(sig_a == 0, 0, 62 - bit_length(sig_a))
-    a = a64 << up
-    q = a // sig_b
-    r = a - q * sig_b
-    q = q | (r != 0).to(tl.int64)
-    exp = exp_a - up - exp_b
-    # q < 2**62 / sig_b * 2: drop all but its top 23-24 bits, keeping a sticky bit.
+    # sig_a * 2**exp_a / (sig_b * 2**exp_b) for sig_a < 2**24 and sig_b < 2**39, as block._div_odd
+    # gives it but with a quotient of 23-24 bits, its last bit sticky (round to odd): a later
+    # rounding to 21 or fewer bits of precision (every format of up to 16 bits) is then the
+    # exact quotient's. No integer division: a float64 reciprocal of sig_b gives the quotient
+    # to within one, an exact int64 remainder corrects it.
     bl_b = (sig_b.to(tl.float64).to(tl.int64, bitcast=True) >> 52) - 1022
-    drop = tl.maximum(39 - bl_b, 0).to(tl.int32)
-    kept = q >> drop
-    sticky = (q - (kept << drop)) != 0
-    kept = kept | sticky.to(tl.int64)
-    return kept.to(tl.int32), exp + drop
+    up = 23 + bl_b - bit_length(sig_a)  # a / sig_b in (2**22, 2**24)
+    a = sig_a.to(tl.int64) << up
+    q = (a.to(tl.float64) * (1.0 / sig_b.to(tl.float64))).to(tl.int64)
+    r = a - q * sig_b
+    q = tl.where(r < 0, q - 1, q)
+    r = tl.where(r < 0, r + sig_b, r)
+    q = tl.where(r >= sig_b, q + 1, q)
+    r = tl.where(r >= sig_b, r - sig_b, r)
+    q = q | (r != 0).to(tl.int64)
+    return q.to(tl.int32), exp_a - up - exp_b
+
 
 @triton.jit  # type: ignore[untyped-decorator]
 def amax_kernel(x_ptr, o_ptr, n, BLOCK: tl.constexpr):  # type: ignore[no-untyped-def]
