@@ -381,7 +381,7 @@ def encode_float(fmt: FloatFormat, values: Any, rounding: Rounding, *,
             table, k = found
             u = x.contiguous().view(torch.int32)
             return _table_encode(u, table, k)
-    if fast and x.dtype == torch.float32 and x.is_cuda and ENCODE_KERNEL == "triton":
+    if fast and x.dtype == torch.float32 and _use_triton(x):
         tc = _triton_codec()
         if tc is not None and tc.encode_supported(fmt, rounding):
             return tc.encode(fmt, x.contiguous().view(torch.int32), rounding, saturate, ftz, rand,
@@ -390,6 +390,12 @@ def encode_float(fmt: FloatFormat, values: Any, rounding: Rounding, *,
     code = _core.round_float(fmt, neg, sig, exp, rounding, saturate=saturate, ftz=ftz, rand=rand,
                              rwidth=rwidth, cls=cls, xp=TORCH)
     return _pack(code, fmt.bits)
+
+
+def _use_triton(x: Tensor) -> bool:
+    """Whether ``x`` goes to the Triton kernels of :mod:`._triton_codec`: a CUDA tensor, with
+    ``ENCODE_KERNEL = "triton"``."""
+    return x.is_cuda and ENCODE_KERNEL == "triton"
 
 
 def _triton_codec() -> Any:
@@ -460,7 +466,7 @@ def block_quantize(fmt: BlockFormat, values: Any, axis: int, rounding: Rounding,
     x = _float_input(values, dev)
     ax = _axis(axis, x.dim())
     rand, rwidth = _random(rounding, tuple(x.shape), random_bits, random_width, dev)
-    if x.dtype == torch.float32 and x.is_cuda and ENCODE_KERNEL == "triton":
+    if x.dtype == torch.float32 and _use_triton(x):
         tc = _triton_codec()
         if tc is not None and tc.block_supported(fmt, rounding):
             u = torch.movedim(x, ax, -1).contiguous().view(torch.int32)
@@ -522,7 +528,7 @@ def block_quantize_amax(fmt: BlockFormat, values: Any, axis: int, rounding: Roun
     dev = torch.device(device)
     x = _float_input(values, dev)
     ax = _axis(axis, x.dim())
-    if x.dtype == torch.float32 and x.is_cuda and ENCODE_KERNEL == "triton":
+    if x.dtype == torch.float32 and _use_triton(x):
         tc = _triton_codec()
         if tc is not None and tc.block_supported(fmt, rounding):
             return _block_quantize_amax_triton(tc, fmt, x, ax, rounding, saturate, ftz,
