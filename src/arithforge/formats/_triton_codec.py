@@ -115,6 +115,7 @@ def bit_length(sig):  # type: ignore[no-untyped-def]
     bits = sig.to(tl.float32).to(tl.int32, bitcast=True)
     return tl.where(sig == 0, 0, (bits >> 23) - 126)
 
+
 @triton.jit  # type: ignore[untyped-decorator]
 def shift_right_round(sig, shift, neg, rand, MODE: tl.constexpr,  # type: ignore[no-untyped-def]
                       RW: tl.constexpr):
@@ -158,6 +159,7 @@ def shift_right_round(sig, shift, neg, rand, MODE: tl.constexpr,  # type: ignore
             frac = frac + ((down >= 1) & (down < 63) & rne_up).to(tl.int64)
         q = q + (inexact & (frac + r >= (1 << RW))).to(tl.int32)
     return q
+
 
 @triton.jit  # type: ignore[untyped-decorator]
 def round_code(neg, sig, exp, cls, rand,  # type: ignore[no-untyped-def]
@@ -231,6 +233,7 @@ def round_code(neg, sig, exp, cls, rand,  # type: ignore[no-untyped-def]
             code = tl.where(is_nan, NAN_CODE, code)
     return code
 
+
 @triton.jit
 def split_f32(u):  # type: ignore[no-untyped-def]
     # _torch_backend.split_float on float32 bit patterns (int32): (cls, neg, sig, exp).
@@ -246,6 +249,7 @@ def split_f32(u):  # type: ignore[no-untyped-def]
     cls = tl.where(special & (man == 0), 2, cls)
     cls = tl.where(special & (man != 0), 3, cls)
     return cls, neg, sig, exp
+
 
 @triton.jit  # type: ignore[untyped-decorator]
 def encode_kernel(x_ptr, r_ptr, o_ptr, n,  # type: ignore[no-untyped-def]
@@ -268,6 +272,7 @@ def encode_kernel(x_ptr, r_ptr, o_ptr, n,  # type: ignore[no-untyped-def]
                       SAT, KEEP_INF, TO_INF, HAS_INF, INF_CODE, HAS_NAN, NAN_CODE,
                       NAN_SIGNED, SIGNED, UZERO, BITS, RW)
     tl.store(o_ptr + offs, code.to(o_ptr.dtype.element_ty), mask=mask)
+
 
 @triton.jit  # type: ignore[untyped-decorator]
 def block_kernel(x_ptr, r_ptr, s_ptr, e_ptr, sinfo_ptr, nrows, n, nblocks,  # type: ignore[no-untyped-def]
@@ -372,6 +377,7 @@ def block_kernel(x_ptr, r_ptr, s_ptr, e_ptr, sinfo_ptr, nrows, n, nblocks,  # ty
         ecode = tl.where(nan_block[:, None], 0, ecode)
     tl.store(e_ptr + offs, ecode.to(e_ptr.dtype.element_ty), mask=emask)
     tl.store(s_ptr + b, scode.to(s_ptr.dtype.element_ty), mask=bmask)
+
 
 @triton.jit
 def div_odd24(sig_a, exp_a, sig_b, exp_b):  # type: ignore[no-untyped-def]
