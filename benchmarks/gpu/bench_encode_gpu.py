@@ -71,8 +71,18 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: list[tuple[str, float, float, str]] = []  # name, seconds, bytes, exact
 
+    print(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}, "
+          f"n = 2^{args.log2n} float32 (eager bf16 and quantize rows: 2^{args.log2n - 2}), "
+          f"median of {args.repeat}")
+    print(f"{'method':34s} {'ms':>9s} {'GB/s':>9s} {'of copy':>8s} {'exact':>6s}")
+
     def row(name: str, fn: Callable[[], Any], nbytes: float, exact: str) -> None:
-        rows.append((name, _time(fn, args.repeat), nbytes, exact))
+        """Time ``fn`` and print its row at once (against the first row, the copy)."""
+        sec = _time(fn, args.repeat)
+        rows.append((name, sec, nbytes, exact))
+        bw, peer = nbytes / sec, rows[0][2] / rows[0][1]
+        print(f"{name:34s} {sec * 1e3:9.3f} {bw / 1e9:9.1f} {bw / peer:8.1%} {exact:>6s}",
+              flush=True)
 
     row("copy float32 (peer)", lambda: dst.copy_(x), 8.0 * n, "-")
     row("torch .to(float8_e4m3fn)", lambda: x.to(torch.float8_e4m3fn), 5.0 * n, "-")
@@ -149,14 +159,6 @@ def main(argv: list[str] | None = None) -> int:
             nbytes / 4, ok)
         tb.ENCODE_KERNEL = "triton"
 
-    peer = rows[0][2] / rows[0][1]
-    print(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}, "
-          f"n = 2^{args.log2n} float32 (eager bf16 and quantize rows: 2^{args.log2n - 2}), "
-          f"median of {args.repeat}")
-    print(f"{'method':34s} {'ms':>9s} {'GB/s':>9s} {'of copy':>8s} {'exact':>6s}")
-    for name, sec, nbytes, exact in rows:
-        bw = nbytes / sec
-        print(f"{name:34s} {sec * 1e3:9.3f} {bw / 1e9:9.1f} {bw / peer:8.1%} {exact:>6s}")
     return 0 if all(r[3] in ("yes", "-") for r in rows) else 1
 
 
