@@ -318,7 +318,9 @@ def block_kernel(x_ptr, r_ptr, s_ptr, e_ptr, sinfo_ptr, nrows, n, nblocks,  # ty
     zero_i = tl.zeros([BB], dtype=tl.int32)
     if RULE == 4:
         # amax (block._quantize_amax): X = round_S(A / (M * T)), saturating, RNE.
-        q_sig, q_exp = div_odd24(a_sig, a_exp, MAX_SIG * t_sig, MAX_EXP + t_exp)
+        # (a tensor divisor: Triton may pass t_sig == 1 as a constant)
+        m_t = (zero_i + MAX_SIG).to(tl.int64) * t_sig
+        q_sig, q_exp = div_odd24(a_sig, a_exp, m_t, zero_i + MAX_EXP + t_exp)
         s_cls = tl.where(nan_block, 3, tl.where(a_zero, 0, 1))
         if not S_HAS_ZERO:
             low = a_zero & ~nan_block
