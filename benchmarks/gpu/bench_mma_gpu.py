@@ -1,6 +1,6 @@
 """Emulated FP8 GEMM (``mma.matmul(..., device="cuda")``) next to the native ``torch._scaled_mm``.
 
-Usage: ``python benchmarks/gpu/bench_mma_gpu.py [--shapes 256,1024,2048] [--repeat 5]``
+Usage: ``python benchmarks/gpu/bench_mma_gpu.py [--shapes 256,1024,2048] [--repeat 5] [--no-eager]``
 
 For each square shape M = N = K and each preset (``h100-fp8``: ``use_fast_accum=False``,
 ``h100-fp8-fastacc``: ``use_fast_accum=True``), on random e4m3 operands (codes of N(0, 1) values):
@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-log2", type=int, default=26,
                         help="products per chunk of the emulator (2^N, default 26)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-eager", action="store_true",
+                        help="time the compiled step only (eager is 10-20x slower)")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("needs a CUDA GPU (torch.cuda.is_available() is False)", file=sys.stderr)
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                 return mma.matmul(a, b, e4m3, model=preset, device="cuda")
 
             ref = native().view(torch.int32).cpu().numpy().view(np.uint32)
-            for compiled in (True, False):
+            for compiled in (True,) if args.no_eager else (True, False):
                 tb.COMPILE_MMA = compiled
                 t_emu = _cuda_time(emulated, max(args.emu_repeat, 1), warm=1)
                 got = emulated().cpu().numpy().view(np.uint32)

@@ -88,6 +88,26 @@ def test_stochastic_encode_matches_numpy(name: str, device: str, rng: np.random.
     np.testing.assert_array_equal(_np(got, fmt.bits), want)
 
 
+def test_random_bits_as_a_tensor_stay_on_the_device(device: str,
+                                                     rng: np.random.Generator) -> None:
+    """Random bits given as a tensor are checked on their device: the same codes as numpy, and
+    numpy's error for a value out of range."""
+    fmt = get_format("bfloat16")
+    x = _values(rng, 2000)[24:]
+    bits = rng.integers(0, 1 << 12, x.shape)
+    want = fmt.encode(x, "stochastic_c", random_bits=bits, random_width=12)
+    got = fmt.encode(x, "stochastic_c", random_bits=torch.from_numpy(bits).to(device),
+                     random_width=12, device=device)
+    np.testing.assert_array_equal(_np(got, 16), want)
+    bits[7] = 1 << 12
+    with pytest.raises(FormatError) as want_err:
+        fmt.encode(x, "stochastic", random_bits=bits, random_width=12)
+    with pytest.raises(FormatError) as got_err:
+        fmt.encode(x, "stochastic", random_bits=torch.from_numpy(bits).to(device),
+                   random_width=12, device=device)
+    assert str(got_err.value) == str(want_err.value)
+
+
 @pytest.mark.parametrize("name", FLOATS)
 def test_decode_matches_numpy(name: str, device: str, rng: np.random.Generator) -> None:
     fmt = get_format(name)

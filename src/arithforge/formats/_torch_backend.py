@@ -23,7 +23,10 @@ float64 tensors, like the numpy backend's.
 Speed: for float32 inputs and deterministic rounding, ``encode`` gathers from a table *derived
 from the golden numpy path* (the result depends only on the sign, exponent, kept mantissa bits,
 round bit and sticky bit) for formats of up to 5 mantissa bits (8-bit and narrower), and on CUDA
-that gather is one Triton kernel (or ``torch.compile``'s); ``mma.matmul``'s step is compiled with
+that gather is one Triton kernel (or ``torch.compile``'s). On CUDA with Triton, float32 inputs to
+formats of up to 16 bits (bfloat16, float16; 8-bit ones under stochastic rounding) and the block
+quantize of float32 values (MX power-of-two rules and NVFP4's amax rule) run the golden rounding
+as one Triton kernel each (:mod:`._triton_codec`). ``mma.matmul``'s step is compiled with
 ``torch.compile`` on CUDA; the other paths are eager tensor code.
 """
 
@@ -220,6 +223,16 @@ def _float_input(values: Any, device: str | torch.device) -> Tensor:
 def _random(rounding: Rounding, shape: tuple[int, ...], random_bits: Any, random_width: Any,
             device: str | torch.device) -> tuple[Tensor | None, int]:
     """Validate random bits with the numpy rules (``_core.check_random``), as a tensor."""
+    if isinstance(random_bits, Tensor) and rounding.stochastic and random_bits.numel() > 1 \
+            and not random_bits.dtype.is_floating_point and random_bits.dtype != torch.bool:
+        # A tensor stays on its device: the same checks, its range reduced there (one pass),
+        # instead of a round trip through host memory.
+        np.broadcast_shapes(tuple(random_bits.shape), shape)  # raises as numpy does
+        lo, hi = torch.aminmax(random_bits.to(device).reshape(-1))
+        probe = np.array([int(lo), int(hi)], dtype=np.int64)
+        _core.check_random(rounding, (2,), probe, random_width)  # raises as numpy does
+        bits = torch.broadcast_to(random_bits.to(device=device, dtype=_I64), shape)
+        return bits, int(random_width or 0)  # check_random refused None
     if random_bits is not None and isinstance(random_bits, Tensor):
         random_bits = random_bits.cpu().numpy()
     r, width = _core.check_random(rounding, shape, random_bits, random_width)
@@ -299,6 +312,8 @@ def _gather_fn(device: torch.device, k: int) -> Any:
 
 #: Kernel of the float32 table encode on CUDA: ``"triton"`` (a Triton kernel, where Triton is
 #: installed, else ``"compile"``), ``"compile"`` (torch.compile of the gather) or ``"eager"``.
+#: Only ``"triton"`` takes the arithmetic kernels of :mod:`._triton_codec` (wider formats,
+#: stochastic rounding, block quantize); the others leave those to the eager code.
 ENCODE_KERNEL = "triton"
 _TRITON_BLOCK = 8192
 
@@ -366,10 +381,32 @@ def encode_float(fmt: FloatFormat, values: Any, rounding: Rounding, *,
             table, k = found
             u = x.contiguous().view(torch.int32)
             return _table_encode(u, table, k)
+    if fast and x.dtype == torch.float32 and _use_triton(x):
+        tc = _triton_codec()
+        if tc is not None and tc.encode_supported(fmt, rounding):
+            return tc.encode(fmt, x.contiguous().view(torch.int32), rounding, saturate, ftz, rand,
+                             rwidth, code_dtype(fmt.bits))
     cls, neg, sig, exp = split_float(x)
     code = _core.round_float(fmt, neg, sig, exp, rounding, saturate=saturate, ftz=ftz, rand=rand,
                              rwidth=rwidth, cls=cls, xp=TORCH)
     return _pack(code, fmt.bits)
+
+
+def _use_triton(x: Tensor) -> bool:
+    """Whether ``x`` goes to the Triton kernels of :mod:`._triton_codec`: a CUDA tensor, with
+    ``ENCODE_KERNEL = "triton"``."""
+    return x.is_cuda and ENCODE_KERNEL == "triton"
+
+
+def _triton_codec() -> Any:
+    """The Triton kernels' module (:mod:`._triton_codec`), or None without Triton."""
+    try:
+        from . import _triton_codec as tc
+
+        tc._kernels()
+    except ImportError:
+        return None
+    return tc
 
 
 def decode_float(fmt: FloatFormat, codes: Any, *, daz: bool = False,
@@ -426,9 +463,18 @@ def block_quantize(fmt: BlockFormat, values: Any, axis: int, rounding: Rounding,
         raise FormatError(
             f"{fmt.name} has no inf or NaN elements to overflow to: it always saturates")
     dev = torch.device(device)
-    x = _float_input(values, dev).to(torch.float64)
+    x = _float_input(values, dev)
     ax = _axis(axis, x.dim())
     rand, rwidth = _random(rounding, tuple(x.shape), random_bits, random_width, dev)
+    if x.dtype == torch.float32 and _use_triton(x):
+        tc = _triton_codec()
+        if tc is not None and tc.block_supported(fmt, rounding):
+            u = torch.movedim(x, ax, -1).contiguous().view(torch.int32)
+            r = None if rand is None else torch.movedim(rand, ax, -1)
+            sc, el = tc.block_quantize(fmt, u, rounding, saturate, ftz, r, rwidth, 1, 0,
+                                       code_dtype(fmt.scale.bits), code_dtype(fmt.element.bits))
+            return torch.movedim(sc, -1, ax), torch.movedim(el, -1, ax)
+    x = x.to(torch.float64)
     xm = torch.movedim(x, ax, -1)
     n, k = xm.shape[-1], fmt.block_size
     nblocks = -(-n // k)
@@ -480,8 +526,14 @@ def block_quantize_amax(fmt: BlockFormat, values: Any, axis: int, rounding: Roun
         raise FormatError(
             f"{fmt.name} has no inf or NaN elements to overflow to: it always saturates")
     dev = torch.device(device)
-    x = _float_input(values, dev).to(torch.float64)
+    x = _float_input(values, dev)
     ax = _axis(axis, x.dim())
+    if x.dtype == torch.float32 and _use_triton(x):
+        tc = _triton_codec()
+        if tc is not None and tc.block_supported(fmt, rounding):
+            return _block_quantize_amax_triton(tc, fmt, x, ax, rounding, saturate, ftz,
+                                               tensor_code)
+    x = x.to(torch.float64)
     xm = torch.movedim(x, ax, -1)
     n, k = xm.shape[-1], fmt.block_size
     nblocks = -(-n // k)
@@ -540,6 +592,34 @@ def block_quantize_amax(fmt: BlockFormat, values: Any, axis: int, rounding: Roun
     assert fmt.tensor_scale is not None
     tensor_t = _pack(torch.tensor(int(t_code), dtype=_I64), fmt.tensor_scale.bits).to(dev)
     return scale_t, element_t, tensor_t
+
+
+def _block_quantize_amax_triton(tc: Any, fmt: BlockFormat, x: Tensor, ax: int,
+                                rounding: Rounding, saturate: bool, ftz: bool,
+                                tensor_code: np.ndarray | None
+                                ) -> tuple[Tensor, Tensor, Tensor | None]:
+    """:func:`block_quantize_amax` of float32 CUDA values as one Triton kernel (after one
+    reduction pass for ``T`` when no ``tensor_code`` is given)."""
+    from .block import _strip
+
+    u = torch.movedim(x, ax, -1).contiguous().view(torch.int32)
+    t_code: np.ndarray | None = None
+    t_sig, t_exp = 1, 0
+    if fmt.tensor_scale is not None:
+        t_code = tensor_code
+        if t_code is None:
+            t_code = fmt._tensor_code_of_amax(tc.finite_amax_f32(u))
+        _, _, ts, te = _core.unpack_float(fmt.tensor_scale, t_code)
+        ts, te = _strip(ts, te)
+        t_sig, t_exp = int(ts), int(te)
+    sc, el = tc.block_quantize(fmt, u, rounding, saturate, ftz, None, 0, t_sig, t_exp,
+                               code_dtype(fmt.scale.bits), code_dtype(fmt.element.bits))
+    sc, el = torch.movedim(sc, -1, ax), torch.movedim(el, -1, ax)
+    if t_code is None:
+        return sc, el, None
+    assert fmt.tensor_scale is not None
+    tensor_t = _pack(torch.tensor(int(t_code), dtype=_I64), fmt.tensor_scale.bits).to(x.device)
+    return sc, el, tensor_t
 
 
 def _shared_exponents(fmt: BlockFormat, blocks: Tensor) -> tuple[Tensor, Tensor]:
