@@ -95,8 +95,9 @@ def _table_codes(codes: Any, fmt: FloatFormat) -> Any:
         return None  # the exact path reports the error
     if (c.dtype == np.uint8 and fmt.bits == 8) or (c.dtype == np.uint16 and fmt.bits == 16):
         return c
-    if c.dtype.kind == "u" and c.dtype.itemsize * 8 > fmt.bits:
-        return c & c.dtype.type((1 << fmt.bits) - 1)  # narrow codes stay narrow (FP6, FP4)
+    if c.dtype.kind == "u" and fmt.bits < c.dtype.itemsize * 8 < 64:
+        # Narrow codes stay narrow (FP6, FP4); uint64 would not mix with the signed indices.
+        return c & c.dtype.type((1 << fmt.bits) - 1)
     return c.astype(np.intp) & ((1 << fmt.bits) - 1)
 
 
