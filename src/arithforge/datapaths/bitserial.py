@@ -24,6 +24,7 @@ import numpy as np
 
 from .._errors import ArithforgeError
 from ..formats import FloatFormat, FormatError, Rounding, Saturation, bitmod, get_format
+from . import gemm
 from ._common import F64, float_acc, int_option, kinds
 from .base import (
     AcceptanceCheck,
@@ -159,9 +160,40 @@ def _run(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
                               "align_bits")
     p = np.stack([aligned[:, j, :].astype(np.float64) @ values[:, j, :].T.astype(np.float64)
                   for j in range(ng)], axis=-1).astype(np.int64)  # (M, N, NG)
+    fast = _accumulate_chain(p, lsb, scales, cfg)
+    if fast is not None:
+        return fast, f"chain, {ng} groups of {g}"
     zero = np.zeros((), dtype=np.uint64)
     out = bitmod.accumulate(p, lsb[:, None, :], scales[None, :, :], zero, cfg)
     return acc.decode(out), f"emulator, {ng} groups of {g}"
+
+
+def _accumulate_chain(p: np.ndarray, lsb: np.ndarray, scales: np.ndarray,
+                      cfg: bitmod.PEConfig) -> F64 | None:
+    """``bitmod.accumulate`` from +0 as :func:`gemm.fma_chain` over the groups, or None where
+    it does not apply (the dequantizer rescale, saturation, products over 53 bits).
+
+    With ``rescale="fma"`` each group adds ``round(P * 2**lsb * scale + acc)``, one rounding of an
+    exact product: ``P * 2**lsb`` is exact (the partial format holds every ``P``), and times the
+    scale it stays exact in float64 while ``partial_bits`` plus the scale's precision is at most
+    53. That is the FMA chain with these products in place of ``x * w``.
+    """
+    fa, fs = cfg.acc_format, cfg.scale_format
+    if (cfg.rescale != "fma" or cfg.saturation is not Saturation.OVF_INF
+            or not isinstance(fa, FloatFormat) or fa.precision > gemm.MAX_PRECISION
+            or cfg.partial_bits + fs.precision > 53):
+        return None
+    sv = fs.decode(scales)  # (N, groups)
+    if not np.isfinite(sv).all():
+        return None
+    m, n, ng = p.shape
+    lsb32 = lsb.astype(np.int32)
+
+    def product(k: int, rows: slice) -> F64:
+        part = np.ldexp(p[rows, :, k].astype(np.float64), lsb32[rows, k, None])  # exact
+        return part * sv[:, k]  # exact: at most 53 significant bits
+
+    return gemm.fma_chain(np.zeros((m, ng)), np.zeros((n, ng)), fa, cfg.mode, product=product)
 
 
 # -- the unit -----------------------------------------------------------------------------------
