@@ -57,7 +57,9 @@ __all__ = [
     "block_chain",
     "exact_dot",
     "float32_chain_exact",
+    "float32_rne",
     "fma_chain",
+    "fma_chain_window",
     "lmul_pairs",
     "round_to_odd",
     "round_values",
@@ -419,7 +421,7 @@ def fma_chain(x: F64, w: F64, fmt_acc: FloatFormat, rounding: Rounding = Roundin
 
         def product32(k: int, rows: slice, out: npt.NDArray[np.float32]) -> None:
             np.multiply.outer(xt[k, rows], wt[k], out=out)  # exact: float32_chain_exact
-    elif product is not None and products_float32 and _float32_rne(fmt_acc, rounding, saturate):
+    elif product is not None and products_float32 and float32_rne(fmt_acc, rounding, saturate):
         def product32(k: int, rows: slice, out: npt.NDArray[np.float32]) -> None:
             out[...] = product(k, rows)  # exact: the caller's guarantee
     for r0 in range(0, m, step):
@@ -442,9 +444,9 @@ def _float32_keeps_subnormals() -> bool:
     return bool(half[0] == np.float32(2.0 ** -127)) and bool(tiny[1] != 0)
 
 
-def _float32_rne(fmt_acc: FloatFormat, rounding: Rounding, saturate: bool) -> bool:
-    """Whether float32 additions are the accumulator's rounding: IEEE float32, RNE, no saturation,
-    subnormals kept."""
+def float32_rne(fmt_acc: FloatFormat, rounding: Rounding, saturate: bool) -> bool:
+    """Whether numpy's float32 additions are the accumulator's rounding: IEEE float32, RNE, no
+    saturation, subnormals kept."""
     return (fmt_acc == _F32 and rounding is Rounding.RNE and not saturate
             and _float32_keeps_subnormals())
 
@@ -460,7 +462,7 @@ def float32_chain_exact(x: F64, w: F64, fmt_acc: FloatFormat, rounding: Rounding
     is the FMA's one rounding of ``acc + x * w``: the value the float64 TwoSum path gives.
     ``bits``: the products' significand bits, if already known.
     """
-    if not _float32_rne(fmt_acc, rounding, saturate):
+    if not float32_rne(fmt_acc, rounding, saturate):
         return False
     if not (np.isfinite(x).all() and np.isfinite(w).all()):
         return False
@@ -518,6 +520,115 @@ def _fma_rows(x: F64, w: F64, rows: slice, fmt_acc: FloatFormat, rounding: Round
             exact = np.where((exact == 0) & ~same, -0.0, exact)
         acc = round_values(exact, fmt_acc, rounding, saturate=saturate)
     return acc
+
+
+# -- sequential accumulation with an approximate normalizer ---------------------------------------
+
+#: Elements per chunk of :func:`fma_chain_window`: larger than :data:`CHUNK_ELEMENTS`, as each
+#: step with a flagged result costs a fixed ~20 numpy calls whatever the chunk's size.
+WINDOW_CHUNK_ELEMENTS = 1 << 17
+
+
+def _field_exp(v: F64, fmt: FloatFormat) -> I64:
+    """The exponent each value's exponent field gives: ``floor(log2 |v|)`` for normal values,
+    ``emin`` for subnormals and zeros (``ops.fma``'s ``field_exp``)."""
+    e = np.frexp(v)[1].astype(np.int64) - 1
+    return np.where(np.abs(v) >= fmt.min_normal, e, fmt.emin)
+
+
+def fma_chain_window(x: F64, w: F64, fmt_x: FloatFormat, fmt_w: FloatFormat,
+                     fmt_acc: FloatFormat, rounding: Rounding, window: int) -> F64 | None:
+    """:func:`fma_chain` with an approximate normalizer of window ``window``, or None where the
+    fast path does not apply (then ``ops.dot(model="fma_chain", normalization=window)`` does).
+
+    Equal to ``ops.dot(model="fma_chain", normalization=window)`` from +0 with ``fmt_acc`` as
+    accumulator and output. The normalizer changes a step's result only where the exact sum's
+    leading bit lies below ``T - window`` (``T = max(Ex + Ew + 1, Ec) + 1`` from the operands'
+    exponent fields): it is then rounded at ``T - window - man_bits`` instead of its own
+    position. Each step runs as the float32 chain (one IEEE addition of an exact float32
+    product: :func:`float32_chain_exact` must hold); a cheap test on the float32 patterns finds
+    every step result whose magnitude could be below ``2**(T - window)`` (a superset: ``|acc|``
+    stands for ``2**Ec``), and only those are recomputed exactly (TwoSum in float64, then the
+    window's rounding). RNE only (the float32 chain's mode).
+    """
+    if window < 1 or not float32_chain_exact(x, w, fmt_acc, rounding):
+        return None
+    fex, few = _field_exp(x, fmt_x), _field_exp(w, fmt_w)
+    m, n = x.shape[0], w.shape[0]
+    steps = x.shape[1]
+    x32t, w32t = np.ascontiguousarray(x.T, np.float32), np.ascontiguousarray(w.T, np.float32)
+
+    def pow2(e: I64) -> npt.NDArray[np.float32]:
+        # 2**e as float32, raised to 2**emin below it and inf above the range: never below
+        # 2**e. A step is windowed only where 2**(T - W) > 2**emin, so the product of two of
+        # these bounds 2**(T - W) from above wherever it matters.
+        with np.errstate(over="ignore"):
+            v = np.ldexp(1.0, np.clip(e, _F32.emin, _F32.emax + 1).T.astype(np.int32))
+            return np.ascontiguousarray(v, np.float32)
+
+    qxt, pwt = pow2(fex + 2 - window), pow2(few)  # product 2**(Ex + Ew + 2 - W)
+    fext, fewt = np.ascontiguousarray(fex.T), np.ascontiguousarray(few.T)
+    shift = np.int32((window - 1) << 23)  # 2**(1 - W) on a positive float32's pattern
+    out = np.empty((m, n))
+    step = max(1, WINDOW_CHUNK_ELEMENTS // max(n, 1))
+    for r0 in range(0, m, step):
+        r1 = min(r0 + step, m)
+        shape = (r1 - r0, n)
+        old = np.zeros(shape, dtype=np.float32)
+        new = np.empty_like(old)
+        p = np.empty_like(old)
+        t = np.empty_like(old)
+        mag_old = np.zeros(shape, dtype=np.int32)  # |acc| bits scaled by 2**(1 - W)
+        mag_new = np.empty_like(mag_old)
+        test = np.empty(shape, dtype=np.bool_)
+        with np.errstate(invalid="ignore", over="ignore"):
+            for k in range(steps):
+                np.multiply.outer(x32t[k, r0:r1], w32t[k], out=p)  # exact
+                np.add(old, p, out=new)  # the step's result under exact normalization
+                np.multiply.outer(qxt[k, r0:r1], pwt[k], out=t)  # 2**(Ex + Ew + 2 - W)
+                tb = t.view(np.int32)
+                np.maximum(tb, mag_old, out=tb)  # >= 2**(T - W) (as bits)
+                np.bitwise_and(new.view(np.int32), np.int32(0x7FFFFFFF), out=mag_new)
+                np.less_equal(mag_new, tb, out=test)  # |new| <= 2**(T - W): maybe windowed
+                if test.any():
+                    _window_fix(test, old, p, new, fext[k, r0:r1], fewt[k], window)
+                    np.bitwise_and(new.view(np.int32), np.int32(0x7FFFFFFF), out=mag_new)
+                np.subtract(mag_new, shift, out=mag_old)
+                old, new = new, old
+        out[r0:r1] = old
+    return out
+
+
+def _window_fix(test: B, old: npt.NDArray[np.float32], p: npt.NDArray[np.float32],
+                new: npt.NDArray[np.float32], fex: I64, few: I64, window: int) -> None:
+    """Recompute the flagged step results exactly and round those the window reaches."""
+    idx = np.flatnonzero(test)
+    i, j = np.divmod(idx, test.shape[1])
+    c = old.ravel()[idx].astype(np.float64)
+    q = p.ravel()[idx].astype(np.float64)
+    # TwoSum: s + e == q + c exactly.
+    s = q + c
+    bb = s - q
+    e = (q - (s - bb)) + (c - bb)
+    fec = _field_exp(c, _F32)
+    top_bit = np.maximum(fex[i] + few[j] + 1, fec) + 1
+    frac, ex = np.frexp(s)
+    top = ex.astype(np.int64) - 1
+    # s rounded up to a power of two from just below it: the exact sum's leading bit is one less.
+    top -= (np.abs(frac) == 0.5) & (e != 0) & (np.signbit(e) != np.signbit(s))
+    limit = top_bit - window
+    use = np.isfinite(s) & (s != 0) & (limit > np.maximum(top, _F32.emin))
+    if not use.any():
+        return
+    s, e, lsb = s[use], e[use], (limit - _F32.man_bits)[use]
+    scale = (-lsb).astype(np.int32)
+    ts, te = np.ldexp(s, scale), np.ldexp(e, scale)  # exact: powers of two, far from limits
+    r = np.rint(ts)
+    fl = np.floor(ts)
+    tie = (ts - fl == 0.5) & (te != 0)  # the exact sum is off the tie: e decides
+    r = np.where(tie, fl + (te > 0), r)
+    v = np.copysign(np.ldexp(r, lsb.astype(np.int32)), s)  # a zero keeps the sum's sign
+    new.ravel()[idx[use]] = v.astype(np.float32)  # exact: on a grid float32 holds
 
 
 def block_chain(x: F64, w: F64, fmt_acc: FloatFormat, *, n: int, frac_bits: int,
