@@ -91,9 +91,10 @@ POINTS: tuple[tuple[str, dict[str, Any]], ...] = (
                    "weight_scaling": "none", "act_scaling": "none",
                    "options": {"family": "bitmod4", "group": 8, "align_bits": 8,
                                "scale": "float16"}}),
+    # The LUT core takes integer weights: the attention GEMMs (two activations) stay float32.
     ("lut", {"weights": "int4", "acts": "float16", "datapath": "lut",
              "weight_scaling": "per-channel", "act_scaling": "none",
-             "options": {"group": 4, "symmetric": True}}),
+             "options": {"group": 4, "symmetric": True}, "attention": False}),
     ("tensorcore", {"datapath": "tensorcore"}),
     ("tensorcore h100-fp8", {"datapath": "tensorcore", "options": {"model": "h100-fp8"}}),
     ("dot", {"datapath": "dot"}),
@@ -110,6 +111,8 @@ def command_line(kwargs: dict[str, Any]) -> str:
     for key, flag in _FLAGS.items():
         if key in kwargs:
             parts.append(f"{flag} {kwargs[key]}")
+    if kwargs.get("attention") is False:
+        parts.append("--attention float")
     for key, value in kwargs.get("options", {}).items():
         v = str(value).lower() if isinstance(value, bool) else value
         parts.append(f"-O {key}={v}")
@@ -131,14 +134,15 @@ print(json.dumps({"wall": wall, "seconds": r["seconds"], "end": r["end_metric"][
 
 
 def time_point(trace_dir: Path, kwargs: dict[str, Any], timeout: float) -> dict[str, Any] | None:
-    """One point in a child process (the model loaded first, untimed); None past ``timeout``."""
+    """One point in a child process (the model loaded first, untimed); None past ``timeout``,
+    ``{"error": last line of stderr}`` when it fails."""
     try:
         proc = subprocess.run([sys.executable, "-c", _CHILD, str(trace_dir), json.dumps(kwargs)],
                               capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return None
     if proc.returncode != 0:
-        sys.exit(f"{command_line(kwargs)} failed: {proc.stderr[-2000:]}")
+        return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
     out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return out
 
@@ -152,21 +156,23 @@ def datapath_table(trace_dir: Path, labels: list[str], repeat: int, timeout: flo
         runs = []
         for _ in range(repeat):
             r = time_point(trace_dir, kwargs, timeout)
-            if r is None:
+            if r is None or "error" in r:
                 break
             runs.append(r)
         if not runs:
-            rows.append([label, f"> {timeout:.0f}", "", "", "", command_line(kwargs)])
+            what = f"> {timeout:.0f}" if r is None else f"failed: {r['error']}"
+            rows.append([label, what, "", "", "", command_line(kwargs)])
             over.append(label)
-            continue
-        best = min(runs, key=lambda r: r["seconds"]["total"])
-        sec = best["seconds"]
-        end = best["end"]
-        rows.append([label, f"{sec['total']:.1f}", f"{sec['layers']:.1f}",
-                     f"{sec['end_metric']:.1f}", "" if end is None else f"{end:.4f}",
-                     command_line(kwargs)])
-        if sec["total"] > 60:
-            over.append(label)
+        else:
+            best = min(runs, key=lambda r: r["seconds"]["total"])
+            sec = best["seconds"]
+            end = best["end"]
+            rows.append([label, f"{sec['total']:.1f}", f"{sec['layers']:.1f}",
+                         f"{sec['end_metric']:.1f}", "" if end is None else f"{end:.4f}",
+                         command_line(kwargs)])
+            if sec["total"] > 60:
+                over.append(label)
+        print("  " + " | ".join(rows[-1]), file=sys.stderr, flush=True)  # progress
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print_table(["point", "total s", "per-layer s", "end metric s", "Spearman", "command"], rows,
                 align="lrrrrl",

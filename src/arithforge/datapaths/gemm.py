@@ -524,11 +524,6 @@ def _fma_rows(x: F64, w: F64, rows: slice, fmt_acc: FloatFormat, rounding: Round
 
 # -- sequential accumulation with an approximate normalizer ---------------------------------------
 
-#: Elements per chunk of :func:`fma_chain_window`: larger than :data:`CHUNK_ELEMENTS`, as each
-#: step with a flagged result costs a fixed ~20 numpy calls whatever the chunk's size.
-WINDOW_CHUNK_ELEMENTS = 1 << 17
-
-
 def _field_exp(v: F64, fmt: FloatFormat) -> I64:
     """The exponent each value's exponent field gives: ``floor(log2 |v|)`` for normal values,
     ``emin`` for subnormals and zeros (``ops.fma``'s ``field_exp``)."""
@@ -542,16 +537,29 @@ def fma_chain_window(x: F64, w: F64, fmt_x: FloatFormat, fmt_w: FloatFormat,
     fast path does not apply (then ``ops.dot(model="fma_chain", normalization=window)`` does).
 
     Equal to ``ops.dot(model="fma_chain", normalization=window)`` from +0 with ``fmt_acc`` as
-    accumulator and output. The normalizer changes a step's result only where the exact sum's
-    leading bit lies below ``T - window`` (``T = max(Ex + Ew + 1, Ec) + 1`` from the operands'
-    exponent fields): it is then rounded at ``T - window - man_bits`` instead of its own
-    position. Each step runs as the float32 chain (one IEEE addition of an exact float32
-    product: :func:`float32_chain_exact` must hold); a cheap test on the float32 patterns finds
-    every step result whose magnitude could be below ``2**(T - window)`` (a superset: ``|acc|``
-    stands for ``2**Ec``), and only those are recomputed exactly (TwoSum in float64, then the
-    window's rounding). RNE only (the float32 chain's mode).
+    accumulator and output. The normalizer rounds a step's exact sum at ``L = T - window - 23``
+    instead of its own position where its leading bit lies below ``T - window`` (``T =
+    max(Ex + Ew + 1, Ec) + 1`` from the operands' exponent fields). Each step runs as the float32
+    chain (one IEEE addition of an exact float32 product: :func:`float32_chain_exact` must
+    hold), and only steps whose result that rounding can change are recomputed exactly:
+
+    - the accumulator's last bit ``2**(Ec - 23)`` lies on that grid when ``Ec >= T - window``;
+    - the product's last bit is ``2**(Ex + Ew - mx - mw)`` (``m``: mantissa bits). Where the
+      product sets ``T`` (``T = Ex + Ew + 2``) it lies on the grid when ``mx + mw <= 21 +
+      window``. Where the accumulator sets ``T`` (``T = Ec + 1``), the window takes a result
+      below ``2**(Ec + 1 - window)`` only by cancellation: with ``window >= 2`` the product
+      exceeds ``2**(Ec - 1)``, so ``Ex + Ew >= Ec - 2``, on the grid when ``mx + mw <= 20 +
+      window``;
+    - a sum of values on the grid below ``2**(T - window)`` is unchanged by the window. So a
+      change needs ``Ec < T - window = Ex + Ew + 2 - window``: both ``|acc|`` and ``|result|``
+      at most ``t = 2**(Ex + Ew + 2 - window)``. That test on the float32 patterns (``t`` from
+      tables of powers of two) flags a superset, recomputed by TwoSum in float64 and rounded at
+      ``L`` where the window reaches.
+
+    ``window = 1`` (a product of any size can cancel) and wider products stay on the emulator.
     """
-    if window < 1 or not float32_chain_exact(x, w, fmt_acc, rounding):
+    if (window < 2 or fmt_x.man_bits + fmt_w.man_bits > 20 + window
+            or not float32_chain_exact(x, w, fmt_acc, rounding)):
         return None
     fex, few = _field_exp(x, fmt_x), _field_exp(w, fmt_w)
     m, n = x.shape[0], w.shape[0]
@@ -568,9 +576,8 @@ def fma_chain_window(x: F64, w: F64, fmt_x: FloatFormat, fmt_w: FloatFormat,
 
     qxt, pwt = pow2(fex + 2 - window), pow2(few)  # product 2**(Ex + Ew + 2 - W)
     fext, fewt = np.ascontiguousarray(fex.T), np.ascontiguousarray(few.T)
-    shift = np.int32((window - 1) << 23)  # 2**(1 - W) on a positive float32's pattern
     out = np.empty((m, n))
-    step = max(1, WINDOW_CHUNK_ELEMENTS // max(n, 1))
+    step = max(1, CHUNK_ELEMENTS // max(n, 1))
     for r0 in range(0, m, step):
         r1 = min(r0 + step, m)
         shape = (r1 - r0, n)
@@ -578,23 +585,26 @@ def fma_chain_window(x: F64, w: F64, fmt_x: FloatFormat, fmt_w: FloatFormat,
         new = np.empty_like(old)
         p = np.empty_like(old)
         t = np.empty_like(old)
-        mag_old = np.zeros(shape, dtype=np.int32)  # |acc| bits scaled by 2**(1 - W)
+        tb = t.view(np.int32)
+        mag_old = np.zeros(shape, dtype=np.int32)  # |acc| as bits: ordered like the values
         mag_new = np.empty_like(mag_old)
         test = np.empty(shape, dtype=np.bool_)
+        big_test = np.empty_like(test)
         with np.errstate(invalid="ignore", over="ignore"):
             for k in range(steps):
                 np.multiply.outer(x32t[k, r0:r1], w32t[k], out=p)  # exact
                 np.add(old, p, out=new)  # the step's result under exact normalization
-                np.multiply.outer(qxt[k, r0:r1], pwt[k], out=t)  # 2**(Ex + Ew + 2 - W)
-                tb = t.view(np.int32)
-                np.maximum(tb, mag_old, out=tb)  # >= 2**(T - W) (as bits)
+                np.multiply.outer(qxt[k, r0:r1], pwt[k], out=t)  # >= 2**(Ex + Ew + 2 - W)
+                np.less_equal(mag_old, tb, out=test)  # |acc| <= t
                 np.bitwise_and(new.view(np.int32), np.int32(0x7FFFFFFF), out=mag_new)
-                np.less_equal(mag_new, tb, out=test)  # |new| <= 2**(T - W): maybe windowed
                 if test.any():
-                    _window_fix(test, old, p, new, fext[k, r0:r1], fewt[k], window)
-                    np.bitwise_and(new.view(np.int32), np.int32(0x7FFFFFFF), out=mag_new)
-                np.subtract(mag_new, shift, out=mag_old)
+                    np.less_equal(mag_new, tb, out=big_test)  # and |result| <= t: maybe changed
+                    np.logical_and(test, big_test, out=test)
+                    if test.any():
+                        _window_fix(test, old, p, new, fext[k, r0:r1], fewt[k], window)
+                        np.bitwise_and(new.view(np.int32), np.int32(0x7FFFFFFF), out=mag_new)
                 old, new = new, old
+                mag_old, mag_new = mag_new, mag_old
         out[r0:r1] = old
     return out
 
