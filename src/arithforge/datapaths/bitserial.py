@@ -181,7 +181,7 @@ def _accumulate_chain(p: np.ndarray, lsb: np.ndarray, scales: np.ndarray,
     fa, fs = cfg.acc_format, cfg.scale_format
     if (cfg.rescale != "fma" or cfg.saturation is not Saturation.OVF_INF
             or not isinstance(fa, FloatFormat) or fa.precision > gemm.MAX_PRECISION
-            or cfg.partial_bits + fs.precision > 53):
+            or not isinstance(fs, FloatFormat) or cfg.partial_bits + fs.precision > 53):
         return None
     sv = fs.decode(scales)  # (N, groups)
     if not np.isfinite(sv).all():
