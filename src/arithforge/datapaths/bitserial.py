@@ -158,17 +158,18 @@ def _run(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
     if cfg.partial_bits > 53:
         raise ArithforgeError("bitserial: partial sums wider than 53 bits; lower group or "
                               "align_bits")
-    p = np.stack([aligned[:, j, :].astype(np.float64) @ values[:, j, :].T.astype(np.float64)
-                  for j in range(ng)], axis=-1).astype(np.int64)  # (M, N, NG)
-    fast = _accumulate_chain(p, lsb, scales, cfg)
+    af = np.ascontiguousarray(aligned.transpose(1, 0, 2), dtype=np.float64)  # (NG, M, G)
+    vf = np.ascontiguousarray(values.transpose(1, 2, 0), dtype=np.float64)  # (NG, G, N)
+    fast = _accumulate_chain(af, vf, lsb, scales, cfg)
     if fast is not None:
         return fast, f"chain, {ng} groups of {g}"
+    p = np.stack([af[j] @ vf[j] for j in range(ng)], axis=-1).astype(np.int64)  # (M, N, NG)
     zero = np.zeros((), dtype=np.uint64)
     out = bitmod.accumulate(p, lsb[:, None, :], scales[None, :, :], zero, cfg)
     return acc.decode(out), f"emulator, {ng} groups of {g}"
 
 
-def _accumulate_chain(p: np.ndarray, lsb: np.ndarray, scales: np.ndarray,
+def _accumulate_chain(af: np.ndarray, vf: np.ndarray, lsb: np.ndarray, scales: np.ndarray,
                       cfg: bitmod.PEConfig) -> F64 | None:
     """``bitmod.accumulate`` from +0 as :func:`gemm.fma_chain` over the groups, or None where
     it does not apply (the dequantizer rescale, saturation, products over 53 bits).
@@ -176,7 +177,10 @@ def _accumulate_chain(p: np.ndarray, lsb: np.ndarray, scales: np.ndarray,
     With ``rescale="fma"`` each group adds ``round(P * 2**lsb * scale + acc)``, one rounding of an
     exact product: ``P * 2**lsb`` is exact (the partial format holds every ``P``), and times the
     scale it stays exact in float64 while ``partial_bits`` plus the scale's precision is at most
-    53. That is the FMA chain with these products in place of ``x * w``.
+    53. That is the FMA chain with these products in place of ``x * w``. ``af`` and ``vf``: the
+    aligned activations ``(groups, M, G)`` and weight values ``(groups, G, N)`` as float64; each
+    group's partial sums ``P`` are their matrix product, exact (``|P| < 2**53``), formed a row
+    chunk at a time.
     """
     fa, fs = cfg.acc_format, cfg.scale_format
     if (cfg.rescale != "fma" or cfg.saturation is not Saturation.OVF_INF
@@ -186,11 +190,12 @@ def _accumulate_chain(p: np.ndarray, lsb: np.ndarray, scales: np.ndarray,
     sv = fs.decode(scales)  # (N, groups)
     if not np.isfinite(sv).all():
         return None
-    m, n, ng = p.shape
+    ng, m, _ = af.shape
+    n = vf.shape[2]
     lsb32 = lsb.astype(np.int32)
 
     def product(k: int, rows: slice) -> F64:
-        part = np.ldexp(p[rows, :, k].astype(np.float64), lsb32[rows, k, None])  # exact
+        part = np.ldexp(af[k, rows] @ vf[k], lsb32[rows, k, None])  # exact
         return part * sv[:, k]  # exact: at most 53 significant bits
 
     return gemm.fma_chain(np.zeros((m, ng)), np.zeros((n, ng)), fa, cfg.mode, product=product)
