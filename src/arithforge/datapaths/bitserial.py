@@ -17,6 +17,7 @@ hardware.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -129,6 +130,13 @@ def _check_model(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+@functools.lru_cache(maxsize=64)
+def _pe_config(*args: Any) -> bitmod.PEConfig:
+    """``bitmod.PEConfig(*args)``, built once: its derived widths take milliseconds in Python,
+    and MiniLM's end metric calls the model 11,520 times (attention GEMMs) with a few shapes."""
+    return bitmod.PEConfig(*args)
+
+
 def _run(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
     acc = float_acc(config, "bitserial")
     opts = config.options
@@ -140,8 +148,12 @@ def _run(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
     try:
         g = int(opts["group"])
         ng = -(-k // g)
-        cfg = bitmod.PEConfig(qx.fmt, opts["family"], g, ng, int(opts["align_bits"]),
-                              opts["scale"], acc, config.rounding)
+        args = (qx.fmt, opts["family"], g, ng, int(opts["align_bits"]), opts["scale"], acc,
+                config.rounding)
+        try:
+            cfg = _pe_config(*args)
+        except TypeError:  # a family given as a list: not hashable, not cached
+            cfg = bitmod.PEConfig(*args)
         sfmt = cfg.scale_format
         assert isinstance(sfmt, FloatFormat)  # rescale "fma": _check_model takes float scales
         codes, sel, scales = bitmod.quantize_groups(qw.values, cfg.types, g, sfmt)
