@@ -276,7 +276,8 @@ def test_workload_only_bounds_a_workload():
     on_minilm = {d.label for d in designs
                  if spec.workloads.runs("minilm", d.kind, d.weights)}
     assert on_minilm == {"e4m3fn/fma", "e5m2/fma", "bf16/fma", "mxfp8_e4m3/fma",
-                         "mxfp4_e2m1/fma", "e4m3fn/fma_approx", "int8/imac", "int4/imac"}
+                         "mxfp4_e2m1/fma", "e4m3fn/fma_approx", "int8/imac", "int4/imac",
+                         "bitmod4xfp16/bitserial"}
     assert all(spec.workloads.runs("digits-cnn", d.kind, d.weights) for d in designs)
     text = BASE.replace('names = ["synthetic"]', 'names = ["synthetic"]\nonly.synthetic = ["fma"]')
     assert parse_spec(text, "s.toml").workloads.runs("synthetic", "fma", "int8")

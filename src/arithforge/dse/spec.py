@@ -407,7 +407,8 @@ end_metric = true
 # minilm's end metric runs 807 tokens through every GEMM of the design's bit-exact model: a
 # bounded subset (docs/explore.md, "Run time"); LABEL or LABEL:WEIGHTS
 only.minilm = ["fma:float8_e4m3fn", "fma:float8_e5m2", "fma:bfloat16", "fma:mxfp8_e4m3",
-               "fma:mxfp4_e2m1", "fma_approx:float8_e4m3fn", "imac:int8", "imac:int4"]
+               "fma:mxfp4_e2m1", "fma_approx:float8_e4m3fn", "imac:int8", "imac:int4",
+               "bitserial"]
 
 [stages]
 accuracy = true
