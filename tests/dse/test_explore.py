@@ -93,3 +93,32 @@ def test_spec_error_is_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr == (f"arithforge: error: {spec}:4: [datapaths.fma] stages: must be an "
                            "integer between 0 and 64, not 'two'\n")
+
+
+@pytest.mark.slow  # a whole explore: 32 s on the loaded 2-core machine
+def test_workload_only_runs_the_listed_designs(tmp_path):
+    """[workloads] only: the named workload gets accuracy tasks and points for its designs
+    only; the other workloads keep every design."""
+    from arithforge.dse.engine import explore
+    from arithforge.dse.spec import parse_spec
+
+    spec = parse_spec("""\
+[formats]
+weights = ["int8", "int4"]
+accumulators = ["int32"]
+[datapaths]
+enabled = ["imac"]
+[workloads]
+names = ["synthetic"]
+only.synthetic = ["imac:int4"]
+max_rows = 8
+end_metric = false
+[stages]
+verify = "none"
+accel = false
+[mixed]
+enabled = false
+""", "only.toml")
+    outcome = explore(spec, tmp_path / "out")
+    assert [p["label"] for p in outcome.points] == ["int4/imac"]
+    assert all(p["status"] == "ok" for p in outcome.points)

@@ -186,9 +186,13 @@ def test_as_dict_is_plain_data():
                           "verify", "cost", "pareto", "search", "mixed", "accel", "references",
                           "source", "block"]
     assert json.loads(json.dumps(data)) == data
-    assert data["workloads"] == {"names": ["synthetic", "digits-cnn"], "scaling": "auto",
-                                 "max_rows": 64, "max_cols": None, "end_metric": True, "seed": 0,
-                                 "nonlinear": ["float"], "transforms": ["none"]}
+    only = data["workloads"].pop("only")
+    assert data["workloads"] == {"names": ["synthetic", "digits-cnn", "minilm"],
+                                 "scaling": "auto", "max_rows": 64, "max_cols": None,
+                                 "end_metric": True, "seed": 0, "nonlinear": ["float"],
+                                 "transforms": ["none"]}
+    assert list(only) == ["minilm"]
+    assert "imac:int8" in only["minilm"]
     assert data["datapaths"]["sections"]["fma"]["only"] is None
     assert data["mixed"]["datapath"] == spec.datapaths.enabled[0]
 
@@ -262,6 +266,28 @@ def test_bounds_follow_the_descriptors():
         assert 0 <= low < high, key
     spec = load_spec(None)
     assert spec.verify.random <= BOUNDS["[verify] random"][1]
+
+
+def test_workload_only_bounds_a_workload():
+    """[workloads] only: the named workload runs the listed designs (LABEL or LABEL:WEIGHTS),
+    the others every design; names are checked against the spec."""
+    spec = load_spec(None)
+    designs, _ = plan(spec)
+    on_minilm = {d.label for d in designs
+                 if spec.workloads.runs("minilm", d.kind, d.weights)}
+    assert on_minilm == {"e4m3fn/fma", "e5m2/fma", "bf16/fma", "mxfp8_e4m3/fma",
+                         "mxfp4_e2m1/fma", "e4m3fn/fma_approx", "int8/imac", "int4/imac",
+                         "bitmod4xfp16/bitserial"}
+    assert all(spec.workloads.runs("digits-cnn", d.kind, d.weights) for d in designs)
+    text = BASE.replace('names = ["synthetic"]', 'names = ["synthetic"]\nonly.synthetic = ["fma"]')
+    assert parse_spec(text, "s.toml").workloads.runs("synthetic", "fma", "int8")
+    with pytest.raises(SpecError, match=r"^s\.toml:\d+: \[workloads\] only: synthetic: 'imacc' "
+                                        r"names no enabled label"):
+        parse_spec(text.replace('["fma"]', '["imacc"]'), "s.toml")
+    with pytest.raises(SpecError, match=r"\[workloads\] only: names 'digits-cnn', which is not"):
+        parse_spec(text.replace("only.synthetic", "only.digits-cnn"), "s.toml")
+    with pytest.raises(SpecError, match=r"\[workloads\] only: must be a table"):
+        parse_spec(text.replace('only.synthetic = ["fma"]', 'only = 3'), "s.toml")
 
 
 def test_scalars_become_lists_and_defaults_fill_in():

@@ -24,7 +24,7 @@ def test_equals_pe_dot(acts: str, family: str, rng: np.random.Generator) -> None
     acc = get_format("float32")
     opts = {**dp.options, "family": family, "group": g}
     values, path = dp.run(qx, qw, Config(acc, Rounding.RNE, opts))
-    assert path == "emulator, 3 groups of 16"
+    assert path == "chain, 3 groups of 16"
     # The same with the emulator's PE, one transaction per (row, column).
     codes, sel, scales = bitmod.quantize_groups(w, family, g)
     cfg = bitmod.PEConfig(acts, family, g, 3)
@@ -50,3 +50,27 @@ def test_errors() -> None:
     with pytest.raises(ArithforgeError, match="bitserial: weight datatype family must be"):
         dp.run(q16, q16, Config(get_format("float32"), Rounding.RNE,
                                 {**dp.options, "family": "int9"}))
+
+
+@pytest.mark.parametrize(("acc", "mode"), [("float32", "rne"), ("float32", "rtz"),
+                                           ("bfloat16", "rdn"), ("float16", "rup")])
+def test_chain_equals_accumulate(acc: str, mode: str, rng: np.random.Generator) -> None:
+    """The fast group chain (gemm.fma_chain over exact rescaled partial sums) equals the PE
+    emulator's accumulate code for code, in every accumulator and rounding."""
+    m, n, k, g = 6, 5, 32, 8
+    x = rng.standard_normal((m, k)) * np.exp2(rng.integers(-6, 7, (m, k)))
+    x[:, ::5] = 0.0
+    w = rng.standard_normal((n, k))
+    qx = quantize(x, get_format("float16"), "none")
+    fa = get_format(acc)
+    dp = accuracy_model("bitserial")
+    values, path = dp.run(qx, quantize(w, get_format("float32"), "none"),
+                          Config(fa, Rounding(mode), {**dp.options, "group": g}))
+    assert path == f"chain, {k // g} groups of {g}"
+    cfg = bitmod.PEConfig("float16", "bitmod4", g, k // g, 8, "float16", acc, mode)
+    codes, sel, scales = bitmod.quantize_groups(w, "bitmod4", g, cfg.scale_format)
+    aligned, lsb = bitmod.aligned_activations(qx.codes.astype(np.int64), cfg)
+    wv = bitmod.weight_values(codes, sel, cfg)
+    p = np.einsum("mgk,ngk->mng", aligned, wv)
+    want = bitmod.accumulate(p, lsb[:, None, :], scales[None, :, :], np.zeros((), np.uint64), cfg)
+    assert np.array_equal(fa.encode(values, mode), want)

@@ -180,6 +180,58 @@ def test_fma_normalization_window(rng: np.random.Generator) -> None:
     assert not np.array_equal(exact, got)  # a 1-bit window loses bits on cancellation
 
 
+@pytest.mark.parametrize("name", ["float8_e4m3fn", "float8_e5m2", "float4_e2m1fn", "bfloat16",
+                                  "float16"])
+@pytest.mark.parametrize("window", [2, 4])
+def test_fma_window_float32_path(name: str, window: int, rng: np.random.Generator) -> None:
+    """The approximate normalizer's float32 chain equals the emulator code for code: wide
+    spreads (subnormal factors), zeros, and products cancelling the accumulator."""
+    f = _fmt(name)
+    a, b = _codes(f, rng, (6, 120), 12), _codes(f, rng, (5, 120), 3)
+    a[:, 1::2] = a[:, 0::2]  # pairs of steps nearly cancel: the window rounds what is left
+    bv = f.decode(b[:, 0::2])
+    b[:, 1::2] = f.encode(-bv * (1 + rng.choice([0.0, 2.0 ** -f.man_bits], bv.shape)),
+                          saturate=True)
+    x, w = f.decode(a), f.decode(b)
+    got = gemm.fma_chain_window(x, w, f, f, F32, Rounding.RNE, window)
+    assert got is not None
+    want = _dot(a, b, f, f, fmt_out="float32", model="fma_chain", normalization=window)
+    np.testing.assert_array_equal(F32.encode(got), want)
+    dp = accuracy_model("fma")
+    qa = Quantized(x, a, np.ones((6, 1)), f, "none")
+    qb = Quantized(w, b, np.ones((5, 1)), f, "none")
+    values, path = dp.run(qa, qb, Config(F32, Rounding.RNE, {"normalization": window}))
+    assert path == "chain, window"
+    np.testing.assert_array_equal(values.view(np.int64), got.view(np.int64))
+
+
+def test_fma_window_changes_results() -> None:
+    """A case (fixed seed) where the window changes outputs: the float32 path's recomputed
+    steps are what the emulator gives, not the exact-normalization chain."""
+    f = _fmt("float8_e5m2")
+    rng = np.random.default_rng(1)
+    a, b = _codes(f, rng, (6, 120), 12), _codes(f, rng, (5, 120), 3)
+    a[:, 1::2] = a[:, 0::2]
+    bv = f.decode(b[:, 0::2])
+    b[:, 1::2] = f.encode(-bv * (1 + rng.choice([0.0, 0.25], bv.shape)), saturate=True)
+    x, w = f.decode(a), f.decode(b)
+    got = gemm.fma_chain_window(x, w, f, f, F32, Rounding.RNE, 2)
+    assert got is not None
+    assert (got != gemm.fma_chain(x, w, F32)).sum() >= 2
+    want = _dot(a, b, f, f, fmt_out="float32", model="fma_chain", normalization=2)
+    np.testing.assert_array_equal(F32.encode(got), want)
+
+
+def test_fma_window_declined() -> None:
+    """A 1-bit window, another accumulator or rounding keep the emulator."""
+    f = _fmt("float8_e4m3fn")
+    x = np.array([[1.5, -2.0]])
+    assert gemm.fma_chain_window(x, x, f, f, F32, Rounding.RNE, 1) is None
+    assert gemm.fma_chain_window(x, x, f, f, _fmt("bfloat16"), Rounding.RNE, 4) is None
+    assert gemm.fma_chain_window(x, x, f, f, F32, Rounding.RTZ, 4) is None
+    assert gemm.fma_chain_window(x, x, f, f, F32, Rounding.RNE, 4) is not None
+
+
 @pytest.mark.parametrize(("name", "n", "frac_bits"), [
     ("float8_e4m3fn", 32, 13), ("float8_e5m2", 32, 13), ("bfloat16", 16, 25),
     ("float16", 8, 24), ("float8_e4m3fn", 4, 3)])

@@ -27,7 +27,7 @@ def test_equals_chained_tiles(acts: str, acc: str, weights: str,
     dp = accuracy_model("lut")
     fa = get_format(acc)
     values, path = dp.run(qx, qw, Config(fa, Rounding.RNE, dp.options))
-    assert path == "tiles of K=4, 5 per row"
+    assert path == "tiles of K=4, 5 per row" + (", float32 chain" if acc == "float32" else "")
     # The emulator's tiles, one (row, column) at a time, chained through the accumulator.
     bits = get_format(weights).bits
     cfg = lut.LUTConfig(bits, acts, acc, signed=True)
@@ -46,6 +46,38 @@ def test_equals_chained_tiles(acts: str, acc: str, weights: str,
     # And close to the exact product of the element values.
     ref = qx.values @ qw.values.T
     assert np.abs(values - ref).max() <= 0.02 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize(("acts", "weights", "symmetric", "spread"), [
+    ("float16", "int4", True, 4), ("float16", "int2", False, 4), ("bfloat16", "int3", True, 30),
+    ("float16", "int4", True, 17)])  # float16 2**17: table sums overflow to inf, then NaN
+def test_float32_chain_equals_tiles(acts: str, weights: str, symmetric: bool, spread: int,
+                                    rng: np.random.Generator) -> None:
+    """The float32 chain of the tiles equals lut_tile chained along K, code for code."""
+    m, n, k = 9, 11, 40
+    x = rng.standard_normal((m, k)) * np.exp2(rng.integers(-spread, spread + 1, (m, k)))
+    x[:, ::7] = 0.0
+    qx = quantize(x, get_format(acts), "none")
+    qw = quantize(rng.standard_normal((n, k)), get_format(weights), "per-channel")
+    dp = accuracy_model("lut")
+    fa = get_format("float32")
+    values, path = dp.run(qx, qw, Config(fa, Rounding.RNE, {**dp.options,
+                                                            "symmetric": symmetric}))
+    assert path == "tiles of K=4, 10 per row, float32 chain"
+    bits = get_format(weights).bits
+    cfg = lut.LUTConfig(bits, acts, "float32", symmetric=symmetric, signed=True)
+    xc = np.asarray(qx.codes).astype(np.int64)
+    wc = np.asarray(qw.codes).astype(np.int64) & ((1 << bits) - 1)
+    c = np.zeros((m, n), dtype=np.uint64)
+    for g in range(k // 4):
+        c = lut.lut_tile(xc[:, 4 * g:4 * g + 4], wc[:, 4 * g:4 * g + 4].T, c, cfg)
+    # Values (the model's output) bit for bit; NaN codes decode alike, whatever their sign.
+    got, want = values * 2.0, fa.decode(c)
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(got), nan)
+    assert np.array_equal(got[~nan].view(np.int64), want[~nan].view(np.int64))
+    if spread == 17:
+        assert np.isinf(values).any()
 
 
 def test_exact_when_nothing_rounds(rng: np.random.Generator) -> None:

@@ -160,6 +160,9 @@ def _run(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
     if window == "exact":
         return gemm.fma_chain(qx.values, qw.values, acc, config.rounding), "chain"
     fx, fw = element(qx, "fma"), element(qw, "fma")
+    fast = gemm.fma_chain_window(qx.values, qw.values, fx, fw, acc, config.rounding, int(window))
+    if fast is not None:
+        return fast, "chain, window"
     codes = ops.dot(qx.codes[:, None, :], qw.codes[None, :, :], fx, fw, fmt_out=acc,
                     model="fma_chain", fmt_acc=acc, rounding=config.rounding,
                     normalization=window)

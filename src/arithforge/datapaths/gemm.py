@@ -57,7 +57,9 @@ __all__ = [
     "block_chain",
     "exact_dot",
     "float32_chain_exact",
+    "float32_rne",
     "fma_chain",
+    "fma_chain_window",
     "lmul_pairs",
     "round_to_odd",
     "round_values",
@@ -419,7 +421,7 @@ def fma_chain(x: F64, w: F64, fmt_acc: FloatFormat, rounding: Rounding = Roundin
 
         def product32(k: int, rows: slice, out: npt.NDArray[np.float32]) -> None:
             np.multiply.outer(xt[k, rows], wt[k], out=out)  # exact: float32_chain_exact
-    elif product is not None and products_float32 and _float32_rne(fmt_acc, rounding, saturate):
+    elif product is not None and products_float32 and float32_rne(fmt_acc, rounding, saturate):
         def product32(k: int, rows: slice, out: npt.NDArray[np.float32]) -> None:
             out[...] = product(k, rows)  # exact: the caller's guarantee
     for r0 in range(0, m, step):
@@ -442,9 +444,9 @@ def _float32_keeps_subnormals() -> bool:
     return bool(half[0] == np.float32(2.0 ** -127)) and bool(tiny[1] != 0)
 
 
-def _float32_rne(fmt_acc: FloatFormat, rounding: Rounding, saturate: bool) -> bool:
-    """Whether float32 additions are the accumulator's rounding: IEEE float32, RNE, no saturation,
-    subnormals kept."""
+def float32_rne(fmt_acc: FloatFormat, rounding: Rounding, saturate: bool) -> bool:
+    """Whether numpy's float32 additions are the accumulator's rounding: IEEE float32, RNE, no
+    saturation, subnormals kept."""
     return (fmt_acc == _F32 and rounding is Rounding.RNE and not saturate
             and _float32_keeps_subnormals())
 
@@ -460,7 +462,7 @@ def float32_chain_exact(x: F64, w: F64, fmt_acc: FloatFormat, rounding: Rounding
     is the FMA's one rounding of ``acc + x * w``: the value the float64 TwoSum path gives.
     ``bits``: the products' significand bits, if already known.
     """
-    if not _float32_rne(fmt_acc, rounding, saturate):
+    if not float32_rne(fmt_acc, rounding, saturate):
         return False
     if not (np.isfinite(x).all() and np.isfinite(w).all()):
         return False
@@ -518,6 +520,125 @@ def _fma_rows(x: F64, w: F64, rows: slice, fmt_acc: FloatFormat, rounding: Round
             exact = np.where((exact == 0) & ~same, -0.0, exact)
         acc = round_values(exact, fmt_acc, rounding, saturate=saturate)
     return acc
+
+
+# -- sequential accumulation with an approximate normalizer ---------------------------------------
+
+def _field_exp(v: F64, fmt: FloatFormat) -> I64:
+    """The exponent each value's exponent field gives: ``floor(log2 |v|)`` for normal values,
+    ``emin`` for subnormals and zeros (``ops.fma``'s ``field_exp``)."""
+    e = np.frexp(v)[1].astype(np.int64) - 1
+    return np.where(np.abs(v) >= fmt.min_normal, e, fmt.emin)
+
+
+def fma_chain_window(x: F64, w: F64, fmt_x: FloatFormat, fmt_w: FloatFormat,
+                     fmt_acc: FloatFormat, rounding: Rounding, window: int) -> F64 | None:
+    """:func:`fma_chain` with an approximate normalizer of window ``window``, or None where the
+    fast path does not apply (then ``ops.dot(model="fma_chain", normalization=window)`` does).
+
+    Equal to ``ops.dot(model="fma_chain", normalization=window)`` from +0 with ``fmt_acc`` as
+    accumulator and output. The normalizer rounds a step's exact sum at ``L = T - window - 23``
+    instead of its own position where its leading bit lies below ``T - window`` (``T =
+    max(Ex + Ew + 1, Ec) + 1`` from the operands' exponent fields). Each step runs as the float32
+    chain (one IEEE addition of an exact float32 product: :func:`float32_chain_exact` must
+    hold), and only steps whose result that rounding can change are recomputed exactly:
+
+    - the accumulator's last bit ``2**(Ec - 23)`` lies on that grid when ``Ec >= T - window``;
+    - the product's last bit is ``2**(Ex + Ew - mx - mw)`` (``m``: mantissa bits). Where the
+      product sets ``T`` (``T = Ex + Ew + 2``) it lies on the grid when ``mx + mw <= 21 +
+      window``. Where the accumulator sets ``T`` (``T = Ec + 1``), the window takes a result
+      below ``2**(Ec + 1 - window)`` only by cancellation: with ``window >= 2`` the product
+      exceeds ``2**(Ec - 1)``, so ``Ex + Ew >= Ec - 2``, on the grid when ``mx + mw <= 20 +
+      window``;
+    - a sum of values on the grid below ``2**(T - window)`` is unchanged by the window. So a
+      change needs ``Ec < T - window = Ex + Ew + 2 - window``: both ``|acc|`` and ``|result|``
+      at most ``t = 2**(Ex + Ew + 2 - window)``. That test on the float32 patterns (``t`` from
+      tables of powers of two) flags a superset, recomputed by TwoSum in float64 and rounded at
+      ``L`` where the window reaches.
+
+    ``window = 1`` (a product of any size can cancel) and wider products stay on the emulator.
+    """
+    if (window < 2 or fmt_x.man_bits + fmt_w.man_bits > 20 + window
+            or not float32_chain_exact(x, w, fmt_acc, rounding)):
+        return None
+    fex, few = _field_exp(x, fmt_x), _field_exp(w, fmt_w)
+    m, n = x.shape[0], w.shape[0]
+    steps = x.shape[1]
+    x32t, w32t = np.ascontiguousarray(x.T, np.float32), np.ascontiguousarray(w.T, np.float32)
+
+    def pow2(e: I64) -> npt.NDArray[np.float32]:
+        # 2**e as float32, raised to 2**emin below it and inf above the range: never below
+        # 2**e. A step is windowed only where 2**(T - W) > 2**emin, so the product of two of
+        # these bounds 2**(T - W) from above wherever it matters.
+        with np.errstate(over="ignore"):
+            v = np.ldexp(1.0, np.clip(e, _F32.emin, _F32.emax + 1).T.astype(np.int32))
+            return np.ascontiguousarray(v, np.float32)
+
+    qxt, pwt = pow2(fex + 2 - window), pow2(few)  # product 2**(Ex + Ew + 2 - W)
+    fext, fewt = np.ascontiguousarray(fex.T), np.ascontiguousarray(few.T)
+    out = np.empty((m, n))
+    step = max(1, CHUNK_ELEMENTS // max(n, 1))
+    for r0 in range(0, m, step):
+        r1 = min(r0 + step, m)
+        shape = (r1 - r0, n)
+        old = np.zeros(shape, dtype=np.float32)
+        new = np.empty_like(old)
+        p = np.empty_like(old)
+        t = np.empty_like(old)
+        tb = t.view(np.int32)
+        mag_old = np.zeros(shape, dtype=np.int32)  # |acc| as bits: ordered like the values
+        mag_new = np.empty_like(mag_old)
+        test = np.empty(shape, dtype=np.bool_)
+        big_test = np.empty_like(test)
+        with np.errstate(invalid="ignore", over="ignore"):
+            for k in range(steps):
+                np.multiply.outer(x32t[k, r0:r1], w32t[k], out=p)  # exact
+                np.add(old, p, out=new)  # the step's result under exact normalization
+                np.multiply.outer(qxt[k, r0:r1], pwt[k], out=t)  # >= 2**(Ex + Ew + 2 - W)
+                np.less_equal(mag_old, tb, out=test)  # |acc| <= t
+                np.bitwise_and(new.view(np.int32), np.int32(0x7FFFFFFF), out=mag_new)
+                if test.any():
+                    np.less_equal(mag_new, tb, out=big_test)  # and |result| <= t: maybe changed
+                    np.logical_and(test, big_test, out=test)
+                    if test.any():
+                        _window_fix(test, old, p, new, fext[k, r0:r1], fewt[k], window)
+                        np.bitwise_and(new.view(np.int32), np.int32(0x7FFFFFFF), out=mag_new)
+                old, new = new, old
+                mag_old, mag_new = mag_new, mag_old
+        out[r0:r1] = old
+    return out
+
+
+def _window_fix(test: B, old: npt.NDArray[np.float32], p: npt.NDArray[np.float32],
+                new: npt.NDArray[np.float32], fex: I64, few: I64, window: int) -> None:
+    """Recompute the flagged step results exactly and round those the window reaches."""
+    idx = np.flatnonzero(test)
+    i, j = np.divmod(idx, test.shape[1])
+    c = old.ravel()[idx].astype(np.float64)
+    q = p.ravel()[idx].astype(np.float64)
+    # TwoSum: s + e == q + c exactly.
+    s = q + c
+    bb = s - q
+    e = (q - (s - bb)) + (c - bb)
+    fec = _field_exp(c, _F32)
+    top_bit = np.maximum(fex[i] + few[j] + 1, fec) + 1
+    frac, ex = np.frexp(s)
+    top = ex.astype(np.int64) - 1
+    # s rounded up to a power of two from just below it: the exact sum's leading bit is one less.
+    top -= (np.abs(frac) == 0.5) & (e != 0) & (np.signbit(e) != np.signbit(s))
+    limit = top_bit - window
+    use = np.isfinite(s) & (s != 0) & (limit > np.maximum(top, _F32.emin))
+    if not use.any():
+        return
+    s, e, lsb = s[use], e[use], (limit - _F32.man_bits)[use]
+    scale = (-lsb).astype(np.int32)
+    ts, te = np.ldexp(s, scale), np.ldexp(e, scale)  # exact: powers of two, far from limits
+    r = np.rint(ts)
+    fl = np.floor(ts)
+    tie = (ts - fl == 0.5) & (te != 0)  # the exact sum is off the tie: e decides
+    r = np.where(tie, fl + (te > 0), r)
+    v = np.copysign(np.ldexp(r, lsb.astype(np.int32)), s)  # a zero keeps the sum's sign
+    new.ravel()[idx[use]] = v.astype(np.float32)  # exact: on a grid float32 holds
 
 
 def block_chain(x: F64, w: F64, fmt_acc: FloatFormat, *, n: int, frac_bits: int,

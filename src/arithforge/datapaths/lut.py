@@ -25,7 +25,7 @@ import numpy as np
 from .._errors import ArithforgeError
 from ..formats import FloatFormat, Format, IntFormat, Rounding, Saturation, get_format
 from ..formats import lut as flut
-from . import _cases
+from . import _cases, gemm
 from ._common import F64, bool_option, fmt, int_option, kinds
 from .base import (
     AcceptanceCheck,
@@ -152,6 +152,9 @@ def _run(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
     if pad:  # zero activations and zero weights add nothing
         xc = np.concatenate([xc, np.zeros((rows, pad), dtype=xc.dtype)], axis=1)
         wc = np.concatenate([wc, np.zeros((wc.shape[0], pad), dtype=wc.dtype)], axis=1)
+    fast = _float32_chain(xc, wc, cfg)
+    if fast is not None:
+        return fast / 2.0, f"tiles of K={k}, {groups} per row, float32 chain"
     fa = cfg.acc
     acc = np.zeros((rows, wc.shape[0]), dtype=np.uint64)  # +0, or the integer 0
     for g in range(groups):
@@ -165,6 +168,55 @@ def _run(qx: Operand, qw: Operand, config: Config) -> tuple[F64, str]:
         values = fa.to_int(acc.astype(fa.code_dtype)).astype(np.float64)
     # The core's weight values are twice the signed codes (v = 2w): halve, exactly.
     return values / 2.0, f"tiles of K={k}, {groups} per row"
+
+
+def _float32_chain(xc: np.ndarray, wc: np.ndarray, cfg: flut.LUTConfig) -> F64 | None:
+    """The tiles of :func:`_run` chained along K in IEEE float32 arithmetic, or None where that
+    is not the core's arithmetic.
+
+    With float table entries and an IEEE float32 accumulator (RNE, overflow to inf), each step
+    of a tile adds the term ``+-2**i * T[idx]`` (exact in float32: float16 entries always,
+    bfloat16 entries while ``2**(b-1) * max |T|`` stays finite) to the accumulator with one
+    rounding, which is one numpy float32 addition. The tables come from the emulator's own
+    precompute (``formats.lut.precompute``); only the lookups and additions move to float32,
+    all outputs at once instead of through ``ops.add`` on codes. ``xc``, ``wc``: activation and
+    weight codes padded to whole groups.
+    """
+    fe, fa = cfg.entry, cfg.acc
+    if (not isinstance(fe, FloatFormat) or not isinstance(fa, FloatFormat) or cfg.int_table
+            or cfg.saturation is not Saturation.OVF_INF
+            or not gemm.float32_rne(fa, Rounding.RNE, False)):
+        return None
+    k, b = cfg.group, cfg.weight_bits
+    rows, depth = xc.shape
+    groups = depth // k
+    codes = np.asarray(xc).astype(fe.code_dtype).reshape(rows, groups, k)
+    table = fe.decode(flut.precompute(codes, cfg)[0])  # (rows, groups, 2**K), exact values
+    finite = table[np.isfinite(table)]
+    if finite.size and float(np.abs(finite).max()) * 2.0 ** (b - 1) > fa.max_finite:
+        return None
+    # Every step of a tile: (table index of each column, the factor of its term).
+    wg = np.asarray(wc).reshape(wc.shape[0], groups, k)
+    steps: list[tuple[np.ndarray, float]] = []
+    for i in range(b):
+        idx = flut.lookup_index(np.moveaxis(wg, 0, -1), i, k)  # (groups, N)
+        steps.append((idx, -2.0 ** i if cfg.signed and i == b - 1 else 2.0 ** i))
+    if cfg.offset_index is not None:
+        steps.append((np.full((groups, wc.shape[0]), cfg.offset_index), 1.0))
+    n = wc.shape[0]
+    out = np.empty((rows, n))
+    chunk = max(1, gemm.CHUNK_ELEMENTS // max(n, 1))
+    with np.errstate(invalid="ignore", over="ignore"):
+        terms = [np.ascontiguousarray(table * f, np.float32) for _, f in steps]  # exact
+        for r0 in range(0, rows, chunk):
+            acc = np.zeros((min(chunk, rows - r0), n), np.float32)
+            term = np.empty_like(acc)
+            for g in range(groups):
+                for (idx, _), tab in zip(steps, terms, strict=True):
+                    np.take(tab[r0:r0 + chunk, g], idx[g], axis=1, out=term)
+                    np.add(acc, term, out=acc)  # one RNE rounding of acc + term
+            out[r0:r0 + chunk] = acc
+    return out
 
 
 # -- the unit -----------------------------------------------------------------------------------

@@ -132,10 +132,12 @@ def explore(spec: Spec, out_dir: str | Path, *,
                           for d in with_hw]
             if spec.stages.accuracy:
                 tasks += [("accuracy", accuracy_config(spec, d, w), {"trace": str(traces[w])})
-                          for w in spec.workloads.names for d in designs]
+                          for w in spec.workloads.names for d in designs
+                          if spec.workloads.runs(w, d.kind, d.weights)]
             if spec.stages.accel:
                 tasks += [("accel", accel_config(spec, d, w), {"trace": str(traces[w])})
-                          for w in spec.workloads.names for d in with_hw]
+                          for w in spec.workloads.names for d in with_hw
+                          if spec.workloads.runs(w, d.kind, d.weights)]
             phase("evaluate", tasks)
 
             points = _points(spec, store, designs, _memory_gemms(spec, traces))
@@ -247,6 +249,8 @@ def _points(spec: Spec, store: Store, designs: Sequence[Design],
             elif row is not None:
                 errors.append(f"synth: {row['error']}")
         for w in spec.workloads.names:
+            if not spec.workloads.runs(w, d.kind, d.weights):
+                continue
             p = dict(base, workload=w, cost=cost, synth=synth, accuracy=None)
             p["memory"], p["memory_mb"] = _memory(d, (memory_gemms or {}).get(w))
             for key in ("area_um2", "energy_pj", "delay_ns", "ice40_luts", "transistors"):

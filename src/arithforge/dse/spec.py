@@ -110,7 +110,7 @@ def _key(default: Any, *, what: str = "",
     must be ...`` (the checks of :mod:`arithforge.workloads.limits`, shared with ``evaluate``).
     """
     meta = {"what": what, "choices": choices, "bounds": bounds, "check": check}
-    if isinstance(default, list):
+    if isinstance(default, list | dict):
         return field(default_factory=default.copy, metadata=meta)
     return field(default=default, metadata=meta)
 
@@ -228,6 +228,21 @@ def _block_format(value: Any, what: str) -> str:
     return value
 
 
+def _workload_only(value: Any, what: str) -> dict[str, list[str]]:
+    """A table workload -> designs that run on it: ``LABEL`` (every design of a
+    ``[datapaths]`` label or ``[references]`` datapath) or ``LABEL:WEIGHTS`` (the one with
+    those weights). Names are checked against the rest of the spec by :func:`parse_spec`."""
+    if not isinstance(value, dict):
+        raise ArithforgeError(f"{what} must be a table of workload = [designs], not {value!r}")
+    out: dict[str, list[str]] = {}
+    for workload, items in value.items():
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise ArithforgeError(f"{what} {workload} must be a list of 'LABEL' or "
+                                  f"'LABEL:WEIGHTS', not {items!r}")
+        out[workload] = list(items)
+    return out
+
+
 def _workload_names() -> list[str]:
     from ..workloads import WORKLOADS
 
@@ -261,6 +276,14 @@ class Workloads:
     # nonlinear implementation and each transform (arithforge evaluate --nonlinear, --transform).
     nonlinear: list[str] = _key(["float"], check=_nonlinear_names)
     transforms: list[str] = _key(["none"], check=_transform_names)
+    # A workload named here runs only these designs (LABEL or LABEL:WEIGHTS); the others run
+    # every design. Bounds a slow workload (minilm) to a subset.
+    only: dict[str, list[str]] = _key({}, check=_workload_only)
+
+    def runs(self, workload: str, kind: str, weights: str) -> bool:
+        """Whether the design of section ``kind`` with ``weights`` runs on ``workload``."""
+        items = self.only.get(workload)
+        return items is None or kind in items or f"{kind}:{weights}" in items
 
 
 @dataclass(frozen=True)
@@ -396,10 +419,15 @@ accumulators = ["float32", "int32"]
 
 _DEFAULT_TAIL = """\
 [workloads]
-names = ["synthetic", "digits-cnn"]
+names = ["synthetic", "digits-cnn", "minilm"]
 scaling = "auto"
 max_rows = 64
 end_metric = true
+# minilm's end metric runs 807 tokens through every GEMM of the design's bit-exact model: a
+# bounded subset (docs/explore.md, "Run time"); LABEL or LABEL:WEIGHTS
+only.minilm = ["fma:float8_e4m3fn", "fma:float8_e5m2", "fma:bfloat16", "fma:mxfp8_e4m3",
+               "fma:mxfp4_e2m1", "fma_approx:float8_e4m3fn", "imac:int8", "imac:int4",
+               "bitserial"]
 
 [stages]
 accuracy = true
@@ -469,6 +497,10 @@ def _toml(value: Any) -> str:
         return repr(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        keys = (k if re.fullmatch(r"[A-Za-z0-9_-]+", str(k)) else _toml(str(k)) for k in value)
+        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in zip(keys, value.values(),
+                                                                   strict=True)) + "}"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -777,6 +809,16 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     if "accuracy" not in pareto.objectives or len(pareto.objectives) < 2:
         raise check.fail(("pareto", "objectives"), "must hold accuracy and at least one cost")
     names = workloads.names
+    kinds = {*datapaths.enabled, *(r["datapath"] for r in references)}
+    for workload, items in workloads.only.items():
+        if workload not in names:
+            raise check.fail(("workloads", "only"), f"names {workload!r}, which is not one of "
+                                                    f"[workloads] names ({', '.join(names)})")
+        for item in items:
+            if item.partition(":")[0] not in kinds:
+                raise check.fail(("workloads", "only"), f"{workload}: {item!r} names no "
+                                                        f"enabled label or reference datapath "
+                                                        f"({', '.join(sorted(kinds))})")
     if search.workload is not None and search.workload not in names:
         raise check.fail(("search", "workload"), f"must be one of [workloads] names "
                                                  f"({', '.join(names)}), not "
