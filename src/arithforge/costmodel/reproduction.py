@@ -115,6 +115,12 @@ def _ratio(x: float) -> str:
     return f"{x:.2f}x"
 
 
+def _span(values: Sequence[float]) -> str:
+    """``"+6% to +10%"``, or one figure where both ends print alike."""
+    lo, hi = _pct(min(values)), _pct(max(values))
+    return lo if lo == hi else f"{lo} to {hi}"
+
+
 def _um2(a: AsicArea, per: float = 1) -> str:
     """OSU 0.18 um area (per ``per`` MACs) and the same scaled to 28 nm."""
     return f"{a.um2 / per:,.0f} ({a.um2_28nm / per:,.0f} at 28 nm)"
@@ -235,9 +241,8 @@ def approx_normalization(registry: Any, tech: Technology, cache: dict[str, Measu
     if best < 0:
         claim.verdict = f"disagrees in size: {-best:.0%} less um2 at best (claim 16%)"
     else:
-        claim.verdict = (f"disagrees: the approximate units are {min(um2_changes):+.0%} to "
-                         f"{max(um2_changes):+.0%} in um2 ({min(changes):+.0%} to "
-                         f"{max(changes):+.0%} in transistors) against the exact one")
+        claim.verdict = (f"disagrees: the approximate units are {_span(um2_changes)} in um2 "
+                         f"({_span(changes)} in transistors) against the exact one")
     ex = split["exact"]
     w = f"W={FMA_WINDOWS[0]}"
     win = split[w]
@@ -366,9 +371,10 @@ def fp8_vs_int8(registry: Any, tech: Technology, cache: dict[str, Measured]) -> 
             f"accumulator alone moves the e4m3 MAC from {um2_apart[0]:+.0%} to "
             f"{um2_apart[1]:+.0%} against the unfused INT8 MAC; Yosys's $macc fusion adds "
             f"{a_int8.um2 - a_apart.um2:,.0f} um2 ({a_int8.um2 / a_apart.um2 - 1:+.0%}) to the "
-            f"INT8 MAC, whose 8x8 multiplier is {imac_parts.get('multiplier', 0.0):,.0f} of its "
-            f"{sum(imac_parts.values()):,.0f} um2 in the model, which is what puts the float16 "
-            f"MACs at {um2_default[0]:+.0%} and {um2_default[2]:+.0%} against the default one")
+            f"INT8 MAC (the model prices its fused 8x8 multiplier at "
+            f"{imac_parts.get('multiplier', 0.0):,.0f} of {sum(imac_parts.values()):,.0f} um2), "
+            f"which pulls the float16 MACs down to {um2_default[0]:+.0%} and "
+            f"{um2_default[2]:+.0%} against the default one")
     claim.note = (f"Ours are single fused multiply-adds with one rounding into the accumulator "
                   f"format (`fma a=b=FP8 c=out=acc`), against `imac` (int8 x int8 + int32, "
                   f"wrapping): bare combinational datapaths, one MAC per cycle each. The "
