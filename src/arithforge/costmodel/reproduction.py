@@ -74,16 +74,31 @@ def unexplained(found: Sequence[Claim]) -> list[str]:
     return out
 
 
+def _export(registry: Any, name: str, params: dict[str, Any], cache: dict[str, Any]
+            ) -> tuple[str, str]:
+    """Verilog and module name of ``name`` at ``params``, exported once per run (the export, not
+    the cached synthesis, is what a rerun spends its time on)."""
+    from .synth import export_datapath
+
+    key = f"verilog {name} {sorted(params.items())!r}"
+    if key not in cache:
+        verilog, top, _ = export_datapath(registry.build(name, **params))
+        cache[key] = (verilog, top)
+    found: tuple[str, str] = cache[key]
+    return found
+
+
 def _measure(registry: Any, tech: Technology, label: str, name: str, params: dict[str, Any],
-             cache: dict[str, Measured], *, ice40: bool = True, **flow: Any) -> Measured:
+             cache: dict[str, Any], *, ice40: bool = True, **flow: Any) -> Measured:
     from .model import estimate
-    from .synth import export_datapath, synthesize
+    from .synth import synthesize
 
     if label in cache:
-        return cache[label]
+        found: Measured = cache[label]
+        return found
     dp = registry.build(name, **params)
     est = estimate(dp.structure(), tech)
-    verilog, top, _ = export_datapath(dp)
+    verilog, top = _export(registry, name, params, cache)
     cmos = synthesize(verilog, top, "cmos", **flow)
     luts = synthesize(verilog, top, "ice40").luts if ice40 else 0
     cache[label] = Measured(label, int(cmos.transistors or 0), int(luts or 0),
@@ -160,11 +175,11 @@ def _modules(registry: Any, label: str, name: str, params: dict[str, Any],
     """Measured OSU 0.18 um area of each submodule of ``name`` at ``params`` (synthesized
     without flattening, :func:`.synth.asic_modules`), keyed by the name after the top's dot
     (``""`` for the top module's own logic)."""
-    from .synth import asic_modules, export_datapath
+    from .synth import asic_modules
 
     key = f"modules {label}"
     if key not in cache:
-        verilog, top, _ = export_datapath(registry.build(name, **params))
+        verilog, top = _export(registry, name, params, cache)
         areas = asic_modules(verilog, top, noalumacc=noalumacc)
         cache[key] = {k.split(".", 1)[1] if "." in k else "": v for k, v in areas.items()}
         print(f"  {label}: modules {cache[key]}", file=sys.stderr)
@@ -1379,13 +1394,13 @@ def _asic(registry: Any, label: str, name: str, params: dict[str, Any],
           cache: dict[str, Any], *, noalumacc: bool = False) -> AsicArea:
     """``name`` at ``params`` synthesized to OSU 0.18 um cells, once per ``label``
     (``noalumacc``: ``synth -noalumacc``, no $macc fusion)."""
-    from .synth import export_datapath, synthesize
+    from .synth import synthesize
 
     key = f"asic {label}"
     if key in cache:
         found: AsicArea = cache[key]
         return found
-    verilog, top, _ = export_datapath(registry.build(name, **params))
+    verilog, top = _export(registry, name, params, cache)
     res = synthesize(verilog, top, "asic", noalumacc=noalumacc)
     assert res.area_um2 is not None
     assert res.scaled is not None
