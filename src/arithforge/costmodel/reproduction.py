@@ -567,9 +567,9 @@ def dot_fp8_vs_int8(registry: Any, tech: Technology, cache: dict[str, Measured])
             f"(measured); the {name} step replaces it by a 4x4-bit significand multiplier "
             f"({mul4:,.0f} um2) and an alignment to the step's largest exponent ({align:,.0f} "
             f"um2, {split[DOT_ALIGN] / sum(split.values()):.0%}), and shares one normalization "
-            f"and rounding among its {k} products ({norm:,.0f} um2 per MAC), where the paper's "
-            f"MACs normalize every product (as our one-MAC-at-a-time FMAs of the claim above "
-            f"do)")
+            f"and rounding among its {k} products ({norm:,.0f} um2 per MAC), where a MAC that "
+            f"takes one product at a time, as the paper's do, normalizes each (our FMAs of the "
+            f"claim above)")
     claim.note = (
         f"Ours: one `dot` step of n = {DOT_N} products as the H100 FP8 tensor core computes it "
         f"(`dot a=float8_e4m3fn model=h100-fp8-fastacc`, and e5m2 with the same F = 13 and "
