@@ -19,10 +19,12 @@ TECH = load_tech()
 
 
 @pytest.fixture
-def model_synthesis(monkeypatch: pytest.MonkeyPatch) -> None:
+def model_synthesis(monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
     """Synthesis results from the model: CMOS transistors, iCE40 LUTs and OSU um2 (the
-    calibrated um2 per transistor of each kind), and a module split of the top's area."""
+    calibrated um2 per transistor of each kind), and a module split of the top's area; the
+    returned dict scales the um2 of the modules it names."""
     designs: dict[str, Any] = {}
+    factors: dict[str, float] = {}
 
     def export(dp: Any) -> tuple[str, str, list[synth.Port]]:
         key = f"design{len(designs)}"
@@ -31,8 +33,9 @@ def model_synthesis(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def synthesize(verilog: str, top: str, target: str = "cmos", **_: Any) -> synth.SynthResult:
         est = estimate(designs[verilog].structure(), TECH)
-        um2 = sum(TECH.calibration.asic_um2.get(c.kind, 0.0) * c.cost.raw_transistors
-                  for c in est.components)
+        um2 = factors.get(top, 1.0) * sum(
+            TECH.calibration.asic_um2.get(c.kind, 0.0) * c.cost.raw_transistors
+            for c in est.components)
         return synth.SynthResult(target=target, top=top, cells={},
                                  transistors=round(est.transistors),
                                  luts=round(est.ice40_luts or 1), ffs=0, area_um2=um2,
@@ -46,10 +49,11 @@ def model_synthesis(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(synth, "export_datapath", export)
     monkeypatch.setattr(synth, "synthesize", synthesize)
     monkeypatch.setattr(synth, "asic_modules", modules)
+    return factors
 
 
 @pytest.mark.parametrize("name", ["approx", "fp8-int8", "dot-fp8-int8", "dot-approx", "lmul"])
-def test_disagreeing_verdicts_name_a_cause(model_synthesis: None, name: str) -> None:
+def test_disagreeing_verdicts_name_a_cause(model_synthesis: dict[str, float], name: str) -> None:
     claim = rep.CLAIMS[name](registry, TECH, {})
     # The model's numbers disagree with each of these claims: the cause must be measured.
     assert claim.verdict.startswith(rep.DISAGREEING), claim.verdict
@@ -61,11 +65,22 @@ def test_disagreeing_verdicts_name_a_cause(model_synthesis: None, name: str) -> 
 
 
 @pytest.mark.parametrize("name", [n for n in rep.CLAIMS if n not in ("lut", "bitmod")])
-def test_every_claim_explains_itself(model_synthesis: None, name: str) -> None:
+def test_every_claim_explains_itself(model_synthesis: dict[str, float], name: str) -> None:
     """Whatever the verdict (the model agrees with some claims), none is left unexplained."""
     claim = rep.CLAIMS[name](registry, TECH, {})
     assert rep.unexplained([claim]) == [], claim.verdict
     assert any("um2" in r[0] for r in claim.rows), claim.rows
+
+
+def test_lmul_element_disagreement_names_the_multiplier_parts(
+        model_synthesis: dict[str, float]) -> None:
+    """An L-Mul far below the claimed 0.48x of the multiplier: the cause splits the
+    multiplier (product, normalization, rounding) in um2."""
+    model_synthesis["lmul"] = 0.5
+    claim = rep.lmul(registry, TECH, {})
+    assert claim.verdict.startswith("disagrees: L-Mul is 0.16x the multiplier's um2")
+    assert "its significand product is only" in claim.cause
+    assert rep.unexplained([claim]) == []
 
 
 def test_unexplained_lists_a_bare_disagreement() -> None:
