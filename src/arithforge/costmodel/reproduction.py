@@ -769,8 +769,9 @@ def dot_approx_normalization(registry: Any, tech: Technology, cache: dict[str, M
         "(`tests/formats/test_mma.py`). The paper's engine and windows are not public in "
         "enough detail to rebuild; its accuracy effect on our workloads is in "
         "docs/accumulator-study.md. um2: `arithforge synth --target asic` (OSU 0.18 um, 28 nm "
-        "by Stillmaker & Baas 2017); changes of a percent or two between windows are within "
-        "what ABC's mapping of a 470,000 um2 netlist moves by itself. The normalization's "
+        "by Stillmaker & Baas 2017); where um2 and transistors move in opposite directions "
+        "for a window (the rows above), the change is smaller than what the two mappings "
+        "tell apart. The normalization's "
         "share is the model's split of the step's component graph with the um2 per "
         "transistor of `calibrated_asic.toml`.")
     return claim
