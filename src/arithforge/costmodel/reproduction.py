@@ -742,12 +742,10 @@ def dot_approx_normalization(registry: Any, tech: Technology, cache: dict[str, M
                          f" (claim -16%)")
         return claim
     each = ", ".join(
-        f"{c:+.1%} (transistors {t:+.1%}) at W={w}"
-        + (" (lossless)" if w == max(DOT_WINDOWS) else " (lossy)")
-        for w, c, t in zip(DOT_WINDOWS, changes, t_changes, strict=True))
+        f"{c:+.1%} at W={w} ({'lossless' if w == max(DOT_WINDOWS) else 'lossy'}; transistors "
+        f"{t:+.1%})" for w, c, t in zip(DOT_WINDOWS, changes, t_changes, strict=True))
     claim.verdict = (("disagrees in size" if best < 0 else "disagrees")
-                     + f": the windowed steps are {each} in um2 against the exact one (claim "
-                     f"-16%)")
+                     + f": the window changes the step's um2 by {each} (claim -16%)")
     claim.explain(
         f"the step's normalization and rounding, which the window narrows, are "
         f"{split[DOT_NORM]:,.0f} um2 ({split[DOT_NORM] / m_exact:.1%}) of the step in the "
