@@ -200,6 +200,7 @@ def test_lut_claim_verdict_from_synthesis() -> None:
     claim = rep.lut_core(registry, TECH, _lut_cache(1.0))
     assert claim.verdict.startswith("disagrees in size, cause measured"), claim.verdict
     assert "float16 accumulator adders" in claim.verdict
+    assert rep.unexplained([claim]) == []
 
 
 def _bitmod_cache(pe_um2: float) -> dict[str, object]:
@@ -248,4 +249,5 @@ def test_bitmod_claim_verdict() -> None:
     rows = {r[0]: r for r in claim.rows}
     assert rows["PE area ratio less that adder (fixed-accumulator PE - adder) / fp16 PE, "
                 "um2"][1] == "2.70x"
+    assert rep.unexplained([claim]) == []
     assert math.isclose(1507.7 / 1968.7, 0.7658, rel_tol=1e-3)

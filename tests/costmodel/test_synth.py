@@ -207,6 +207,59 @@ def test_scripts() -> None:
     assert "synth -flatten -noalumacc -top t;" in synth.yosys_script("cmos", "t", noalumacc=True)
     assert synth.yosys_script("ecp5", "t", nodsp=True).startswith(
         "read_verilog design.v; synth_ecp5 -top t -nodsp;")
-    with pytest.raises(synth.ArithforgeError, match="noalumacc is an option of the cmos flow "
-                                                    "only, not of ice40"):
+    assert "synth -flatten -noalumacc -top t;" in synth.yosys_script(
+        "asic", "t", noalumacc=True, liberty="/x/osu018.lib")
+    assert "synth -flatten -top t;" in synth.yosys_script("asic", "t", liberty="/x/osu018.lib")
+    with pytest.raises(synth.ArithforgeError, match="noalumacc is an option of the cmos and asic "
+                                                    "flows only, not of ice40"):
         synth.yosys_script("ice40", "t", noalumacc=True)
+
+
+_HIER_STAT = """
+=== fma ===
+
+   Number of wires:                620
+   Number of cells:                749
+     AND2X1                         55
+     NAND2X1                       103
+     fma.lzc                         1
+     fma.normalize                   2
+
+   Area for cell type \\fma.lzc is unknown!
+   Area for cell type \\fma.normalize is unknown!
+
+   Chip area for module '\\fma': 24147.000000
+
+=== fma.lzc ===
+
+   Number of cells:                 52
+     NOR2X1                         52
+
+   Chip area for module '\\fma.lzc': 2215.000000
+
+=== fma.normalize ===
+
+   Number of cells:                 90
+     MUX2X1                         90
+
+   Chip area for module '\\fma.normalize': 10259.000000
+
+=== design hierarchy ===
+
+   fma                               1
+     fma.lzc                         1
+     fma.normalize                   2
+
+   Chip area for top module '\\fma': 46880.000000
+"""
+
+
+def test_module_areas_of_an_unflattened_stat() -> None:
+    """`stat -liberty` over a hierarchy: each module's own area, the top total left out, and
+    `asic_modules` multiplies a module's area by its instances in the module that holds it."""
+    assert synth.parse_module_areas(_HIER_STAT) == {
+        "fma": 24147.0, "fma.lzc": 2215.0, "fma.normalize": 10259.0}
+    assert synth._instances(_HIER_STAT, "fma") == {
+        "AND2X1": 55, "NAND2X1": 103, "fma.lzc": 1, "fma.normalize": 2}
+    with pytest.raises(synth.SynthError, match="printed no module area"):
+        synth.parse_module_areas("=== fma ===\n")

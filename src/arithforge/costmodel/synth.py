@@ -58,9 +58,10 @@ from ..tools.yosys import SynthError
 from .scaling import scale
 
 __all__ = ["DEFAULT_LIB", "DSP_TARGETS", "FMAX_TARGETS", "TARGETS", "LibertyStat", "Port", "Stat",
-           "SynthError", "SynthResult", "cache_dir", "check_tools", "export_datapath",
-           "fmax_wrapper", "parse_abc_delay", "parse_liberty_stat", "parse_report", "parse_stat",
-           "synth_datapath", "synthesize", "yosys_script"]
+           "SynthError", "SynthResult", "asic_modules", "cache_dir", "check_tools",
+           "export_datapath", "fmax_wrapper", "parse_abc_delay", "parse_liberty_stat",
+           "parse_module_areas", "parse_report", "parse_stat", "synth_datapath", "synthesize",
+           "yosys_script"]
 
 TARGETS = ("cmos", "ice40", "ecp5", "xc7", "asic")
 #: Standard-cell library of the ``asic`` target when none is given.
@@ -305,13 +306,14 @@ def yosys_script(target: str, top: str, *, nodsp: bool = False, noalumacc: bool 
     and with ``json_out`` the netlist to that file (for place and route). ``liberty`` is the
     ``.lib`` file of ``asic`` (required there, refused elsewhere).
 
-    ``noalumacc`` (CMOS only) keeps Yosys from fusing a product and a sum into one ``$macc``,
-    which it maps worse for signed operands (see :func:`~.primitives.multiplier`).
+    ``noalumacc`` (CMOS and ``asic``) keeps Yosys from fusing a product and a sum into one
+    ``$macc``, which it maps worse for signed operands (see :func:`~.primitives.multiplier`).
     """
     if target not in TARGETS:
         raise ArithforgeError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
-    if noalumacc and target != "cmos":
-        raise ArithforgeError(f"noalumacc is an option of the cmos flow only, not of {target}")
+    if noalumacc and target not in ("cmos", "asic"):
+        raise ArithforgeError(f"noalumacc is an option of the cmos and asic flows only, not of "
+                              f"{target}")
     if (liberty is None) != (target != "asic"):
         raise ArithforgeError("a Liberty file is needed by target asic and by no other target")
     if target == "asic":
@@ -319,7 +321,8 @@ def yosys_script(target: str, top: str, *, nodsp: bool = False, noalumacc: bool 
         if any(c in lib for c in "\"; \t\n"):
             raise ArithforgeError(f"Liberty path must have no blanks, quotes or semicolons, "
                                   f"not {lib!r}")
-        return (f"read_verilog design.v; synth -flatten -top {top}; "
+        alumacc = " -noalumacc" if noalumacc else ""
+        return (f"read_verilog design.v; synth -flatten{alumacc} -top {top}; "
                 f"dfflegalize -cell $_DFF_P_ 01; dfflibmap -liberty {lib}; "
                 f"abc -liberty {lib} -script \"{_ABC_ASIC}\"; opt_clean; "
                 f"tee -q -o stat.txt stat -liberty {lib}")
@@ -557,7 +560,7 @@ def synthesize(verilog: str, top: str, target: str = "cmos", *, nodsp: bool = Fa
     nodsp : bool
         Keep multipliers out of DSP blocks (ECP5, Xilinx 7).
     noalumacc : bool
-        Keep products and sums apart (CMOS; :func:`yosys_script`).
+        Keep products and sums apart (CMOS, ASIC; :func:`yosys_script`).
     fmax : bool
         Also place and route the registered wrapper (iCE40, ECP5) for Fmax; needs ``ports``.
     ports : sequence of Port, optional
@@ -629,6 +632,82 @@ def synthesize(verilog: str, top: str, target: str = "cmos", *, nodsp: bool = Fa
     if cache:
         _cache_store(key, {k: v for k, v in asdict(result).items() if k != "cached"})
     return result
+
+
+def parse_module_areas(text: str) -> dict[str, float]:
+    """Cell area of each module in the text of Yosys ``stat -liberty`` over a hierarchy: its own
+    cells, submodule instances not included (the top module's own logic under its name).
+
+    Raises
+    ------
+    SynthError
+        When no module area is printed.
+    """
+    areas = {name.lstrip("\\"): float(raw) for top, name, raw in _CHIP_AREA.findall(text)
+             if not top}
+    if not areas:
+        raise SynthError("yosys stat -liberty printed no module area")
+    return areas
+
+
+def asic_modules(verilog: str, top: str, *, noalumacc: bool = False, lib: str | None = None,
+                 cache: bool = True, timeout_s: float | None = None) -> dict[str, float]:
+    """Cell area (um^2) of each module of ``verilog`` mapped to a Liberty library without
+    flattening: the measured split of a design by its submodules (Amaranth's ``m.submodules``).
+
+    Each module is mapped on its own, so no logic is shared across a module's boundary and the
+    areas add up to somewhat more than the flattened design's; use the shares, not the sum.
+    Cached on disk like :func:`synthesize` (the key names the unflattened script).
+
+    Returns
+    -------
+    dict of str to float
+        Module name (``top`` for the top module's own logic, ``top.sub`` for a submodule) to
+        the area of its own cells, times the number of its instances.
+    """
+    tools = check_tools("asic", lib=lib)
+    library = toolchain.liberty(DEFAULT_LIB if lib is None else lib)
+    script = yosys_script("asic", top, noalumacc=noalumacc, liberty=library.path)
+    script = script.replace("synth -flatten", "synth", 1)
+    key_data = {"v": _CACHE_VERSION, "verilog": hashlib.sha256(verilog.encode()).hexdigest(),
+                "script": script, "tools": tools, "liberty": library.sha256,
+                "modules": True}
+    key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()
+    if cache:
+        hit = _cache_load(key)
+        if hit is not None:
+            return {str(k): float(v) for k, v in hit["modules"].items()}
+    _, tmp = _run_yosys(verilog, script, "asic", timeout_s)
+    try:
+        text = (tmp / "stat.txt").read_text()
+    except OSError:
+        raise SynthError(f"yosys (asic) printed no statistics; log: {tmp / 'yosys.log'}") from None
+    shutil.rmtree(tmp, ignore_errors=True)
+    own = parse_module_areas(text)
+    # Instances per module: the top's cell list names its submodules like cells.
+    counts = {name: 1 for name in own}
+    for name in own:
+        for other, n in _instances(text, name).items():
+            if other in counts and other != name:
+                counts[other] = max(counts[other], n)
+    modules = {name: area * counts[name] for name, area in own.items()}
+    if cache:
+        _cache_store(key, {"modules": modules})
+    return modules
+
+
+def _instances(text: str, module: str) -> dict[str, int]:
+    """Cells of ``module``'s block of a ``stat`` text, as name to count."""
+    out: dict[str, int] = {}
+    block = re.search(rf"^=== \\?{re.escape(module)} ===\n(.*?)(?=^===|\Z)", text,
+                      re.M | re.S)
+    if block is None:
+        return out
+    for line in block.group(1).splitlines():
+        match = _CELL_LINE.match(line)
+        if match:
+            out[match.group(1).lstrip("\\")] = int(match.group(2))
+    return out
 
 
 def export_datapath(dp: Any) -> tuple[str, str, list[Port]]:
