@@ -24,6 +24,12 @@ tb = pytest.importorskip("arithforge.formats._torch_backend")
 
 pytestmark = pytest.mark.gpu
 
+
+@pytest.fixture(autouse=True)
+def _arith_kernels_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernels under test are opt-in (``ARITH_KERNELS``) until measured on a GPU."""
+    monkeypatch.setattr(tb, "ARITH_KERNELS", True)
+
 MODES = list(Rounding)
 SATURATIONS = list(Saturation)
 

@@ -392,10 +392,18 @@ def encode_float(fmt: FloatFormat, values: Any, rounding: Rounding, *,
     return _pack(code, fmt.bits)
 
 
+#: Whether the arithmetic kernels of :mod:`._triton_codec` (float32 -> bf16/fp16 and other
+#: formats by arithmetic, MX/NVFP4 block quantize) are taken. Off by default: they match numpy
+#: bit for bit under Triton's CPU interpreter (tests/formats/test_triton_codec.py) but have not
+#: yet run on a GPU (no device could be started in the stop that wrote them); the GPU tests and
+#: ``benchmarks/gpu/bench_encode_gpu.py`` turn them on.
+ARITH_KERNELS = False
+
+
 def _use_triton(x: Tensor) -> bool:
     """Whether ``x`` goes to the Triton kernels of :mod:`._triton_codec`: a CUDA tensor, with
-    ``ENCODE_KERNEL = "triton"``."""
-    return x.is_cuda and ENCODE_KERNEL == "triton"
+    ``ENCODE_KERNEL = "triton"`` and :data:`ARITH_KERNELS` on."""
+    return x.is_cuda and ENCODE_KERNEL == "triton" and ARITH_KERNELS
 
 
 def _triton_codec() -> Any:
