@@ -695,6 +695,16 @@ def _check_codes(name: str, arr: npt.ArrayLike, bits: int, shape_tail: int) -> I
     return a
 
 
+def _check_operands(a: npt.ArrayLike, w: npt.ArrayLike, sel: npt.ArrayLike, cfg: PEConfig
+                    ) -> tuple[I64, I64, I64]:
+    """Activation, weight and selector codes checked, broadcast to one leading shape."""
+    ca = _check_codes("a", a, cfg.act_format.bits, cfg.length)
+    cw = _check_codes("w", w, cfg.weight_bits, cfg.length)
+    cs = _check_codes("sel", sel, 2, cfg.groups)
+    ca, cw = np.broadcast_arrays(ca, cw)
+    return ca, cw, np.broadcast_to(cs, (*ca.shape[:-1], cfg.groups))
+
+
 def aligned_activations(a: npt.ArrayLike, config: PEConfig) -> tuple[I64, I64]:
     """Align activation codes group by group: ``A`` ``(..., groups, group)`` (signed, truncated
     toward zero) and the exponent of their LSB, ``Emax - F``, ``(..., groups)``."""
@@ -790,12 +800,8 @@ def fixed_group_sums(a: npt.ArrayLike, w: npt.ArrayLike, sel: npt.ArrayLike,
     W = cfg.fixed_bits
     if not W:
         raise ValueError("fixed_group_sums needs accumulate='fixed[:W]'")
-    a = _check_codes("a", a, cfg.act_format.bits, cfg.length)
-    w = _check_codes("w", w, cfg.weight_bits, cfg.length)
-    sel = _check_codes("sel", sel, 2, cfg.groups)
-    a, w = np.broadcast_arrays(a, w)
+    a, w, sel = _check_operands(a, w, sel, cfg)
     lead = a.shape[:-1]
-    sel = np.broadcast_to(sel, (*lead, cfg.groups))
     ng, S, L = cfg.groups, cfg.steps, cfg.lane_count
     neg, sig, exp = _act_fields(a.reshape(*lead, ng, S, L), cfg.act_format)
     es = exp.max(axis=-1)  # (..., groups, steps): each step's largest exponent
@@ -831,12 +837,8 @@ def partial_sum_steps(a: npt.ArrayLike, w: npt.ArrayLike, sel: npt.ArrayLike,
     digits at position ``digits - 1 - t``.
     """
     cfg = config
-    a = _check_codes("a", a, cfg.act_format.bits, cfg.length)
-    w = _check_codes("w", w, cfg.weight_bits, cfg.length)
-    sel = _check_codes("sel", sel, 2, cfg.groups)
-    a, w = np.broadcast_arrays(a, w)
+    a, w, sel = _check_operands(a, w, sel, cfg)
     lead = a.shape[:-1]
-    sel = np.broadcast_to(sel, (*lead, cfg.groups))
     g, n = cfg.groups, cfg.group
     neg, sig, exp = _act_fields(a.reshape(*lead, g, n), cfg.act_format)
     emax = exp.max(axis=-1, keepdims=True)
