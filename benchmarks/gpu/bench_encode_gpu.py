@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--e4m3-kernels", default="triton,compile,eager",
                         help="kernels of the e4m3 table rows (torch.compile's takes ~20 s)")
     args = parser.parse_args(argv)
-    tb.ARITH_KERNELS = True  # the arithmetic kernels are measured here (opt-in elsewhere)
+    tb.ARITH_KERNELS = True  # the arithmetic kernels are measured here (the default)
     if not torch.cuda.is_available():
         print("needs a CUDA GPU (torch.cuda.is_available() is False)", file=sys.stderr)
         return 2

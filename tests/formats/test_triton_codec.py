@@ -27,7 +27,7 @@ pytestmark = pytest.mark.gpu
 
 @pytest.fixture(autouse=True)
 def _arith_kernels_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The kernels under test are opt-in (``ARITH_KERNELS``) until measured on a GPU."""
+    """The kernels under test are on (``ARITH_KERNELS``, the default) whatever a test before set."""
     monkeypatch.setattr(tb, "ARITH_KERNELS", True)
 
 MODES = list(Rounding)
