@@ -394,8 +394,8 @@ def encode_float(fmt: FloatFormat, values: Any, rounding: Rounding, *,
 
 #: Whether the arithmetic kernels of :mod:`._triton_codec` (float32 -> bf16/fp16 and other
 #: formats by arithmetic, MX/NVFP4 block quantize) are taken (with ``ENCODE_KERNEL = "triton"``).
-#: On the H100 (2026-12-08) they matched numpy on all 26 tests of tests/formats/test_triton_codec.py;
-#: ``False`` keeps the eager tensor code for them.
+#: On the H100 (2026-12-08) they matched numpy on all 26 tests of
+#: tests/formats/test_triton_codec.py; ``False`` keeps the eager tensor code for them.
 ARITH_KERNELS = True
 
 
