@@ -116,6 +116,14 @@ def _measured(label: str, transistors: int, luts: int, energy: float) -> rep.Mea
     return rep.Measured(label, transistors, luts, float(transistors), energy)
 
 
+def _with_um2(cache: dict[str, object]) -> dict[str, object]:
+    """The OSU um2 of every given design (4 um2 per transistor), so that no Yosys runs."""
+    for label, m in list(cache.items()):
+        assert isinstance(m, rep.Measured)
+        cache[f"asic {label}"] = rep.AsicArea(4.0 * m.transistors, 0.08 * m.transistors, 0)
+    return cache
+
+
 def test_dot_fp8_vs_int8_rows_per_mac() -> None:
     # Synthesis numbers given through the claim's cache: no Yosys run.
     cache = {rep._dot_label(rep.DOT_INT8): _measured("int8", 32_000, 1_600, 3.2),
@@ -123,7 +131,7 @@ def test_dot_fp8_vs_int8_rows_per_mac() -> None:
                                                                              0, 0.0)}
     for (_, params), t in zip(rep.DOT_FP8, (64_000, 96_000), strict=True):
         cache[rep._dot_label(params)] = _measured("fp8", t, 3_200, 6.4)
-    claim = rep.dot_fp8_vs_int8(hdl_registry, load_tech(), cache)
+    claim = rep.dot_fp8_vs_int8(hdl_registry, load_tech(), _with_um2(cache))
     rows = {q: (s, m, c) for q, s, m, c in claim.rows}
     assert rows["e4m3 vs int8 per MAC: transistors"] == ("+100%", "+100%", "+50% to +180%")
     assert rows["e5m2 vs int8 per MAC: transistors"][0] == "+200%"
@@ -133,9 +141,12 @@ def test_dot_fp8_vs_int8_rows_per_mac() -> None:
         "1,000 / 50.0")
     # Against the unfused int8 step (half the transistors): +300% and +500%.
     assert rows["e4m3 vs int8 without the $macc fusion per MAC: transistors"][0] == "+300%"
-    assert claim.verdict.startswith("partly: FP8 steps cost +100% to +200% per MAC")
-    assert "+300% to +500% in transistors against the unfused one" in claim.verdict
-    assert "(3 of 6 inside" in claim.verdict
+    assert rows["e4m3 vs int8 per MAC: um2"][0] == "+100%"
+    assert claim.verdict.startswith("partly: FP8 steps cost +100% to +200% um2 per MAC")
+    assert "+300% to +500% against the unfused one" in claim.verdict
+    assert "(transistors +100% to +200% and +300% to +500%; 1 of 4 um2 ratios inside" in (
+        claim.verdict)
+    assert rep.unexplained([claim]) == []
 
 
 def test_h100_fp8_step_against_bf16_per_mac() -> None:
@@ -143,7 +154,7 @@ def test_h100_fp8_step_against_bf16_per_mac() -> None:
     for _, preset in rep.H100_FP8_STEPS:
         cache[rep._dot_label({"a": "float8_e4m3fn", "model": preset})] = _measured(
             "fp8", 128_000, 6_400, 12.8)
-    claim = rep.h100_fp8_step(hdl_registry, load_tech(), cache)
+    claim = rep.h100_fp8_step(hdl_registry, load_tech(), _with_um2(cache))
     rows = {q: (s, m, c) for q, s, m, c in claim.rows}
     assert rows["bf16 step (h100-bf16, n=16): transistors / iCE40 LUTs per MAC"][0] == (
         "10,000 / 500.0")
@@ -173,7 +184,7 @@ def test_steps_without_ice40_say_so() -> None:
     for _, preset in rep.H100_FP8_STEPS:
         cache[rep._dot_label({"a": "float8_e4m3fn", "model": preset})] = _measured(
             "fp8", 128_000, 0, 12.8)
-    claim = rep.h100_fp8_step(hdl_registry, load_tech(), cache)
+    claim = rep.h100_fp8_step(hdl_registry, load_tech(), _with_um2(cache))
     rows = {q: s for q, s, _, _ in claim.rows}
     assert rows["bf16 step (h100-bf16, n=16): transistors / iCE40 LUTs per MAC"] == (
         "10,000 / not synthesized")
@@ -187,18 +198,18 @@ def test_window_and_mx_rows_from_given_measurements() -> None:
     cache = {rep._dot_label(step): _measured("exact", 100_000, 0, 10.0)}
     for w, t in zip(rep.DOT_WINDOWS, (101_000, 90_000), strict=True):
         cache[rep._dot_label({**step, "normalization": w})] = _measured(f"W{w}", t, 0, 10.0)
-    claim = rep.dot_approx_normalization(hdl_registry, load_tech(), cache)
+    claim = rep.dot_approx_normalization(hdl_registry, load_tech(), _with_um2(cache))
     rows = {q: (s, m, c) for q, s, m, c in claim.rows}
     assert rows["area change, window 6 (transistors)"][0] == "-10%"
-    assert claim.verdict.startswith("partly: 10.0% fewer transistors at the lossy window W=6, "
-                                    "+1.0% at the lossless W=9")
+    assert rows["area change, window 6 (OSU 0.18 um um2)"][0] == "-10%"
+    assert claim.verdict == "agrees: 10.0% less um2 at W=6 (claim -16%)"
     cache = {}
     for _, fmt, params in rep.MX_DOTS:
         cache[rep._dot_label(params)] = _measured("mx", 32 * 5_000, 0, 32 * 0.5)
         cache[f"fma {fmt} + float32"] = _measured("fma", 20_000, 1_000, 2.0)
-    claim = rep.mx_dot_vs_fma(hdl_registry, load_tech(), cache)
+    claim = rep.mx_dot_vs_fma(hdl_registry, load_tech(), _with_um2(cache))
     rows = {q: (s, m, c) for q, s, m, c in claim.rows}
     assert rows["MXFP8 e4m3 dot / FMA chain per MAC: transistors"][0] == "0.25x"
     assert rows["MXFP4 e2m1 dot / FMA chain per MAC: energy"][1] == "0.25x"
     assert claim.verdict == ("agrees: the MX dot step is 0.25x, 0.25x the element FMA's "
-                             "transistors per MAC (MXFP8, MXFP4)")
+                             "um2 per MAC (MXFP8, MXFP4)")
