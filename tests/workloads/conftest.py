@@ -63,6 +63,14 @@ def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def synthetic64(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic trace of 64 samples (the transform tests' small GEMMs)."""
+    out = tmp_path_factory.mktemp("synthetic64")
+    build("synthetic", out, size=64).close()
+    return out
+
+
+@pytest.fixture(scope="session")
 def digits_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("digits")
     build("digits-cnn", out).close()

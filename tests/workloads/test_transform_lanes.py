@@ -13,7 +13,7 @@ import pytest
 
 from arithforge import ArithforgeError, cli
 from arithforge.formats import get_format, hadamard
-from arithforge.workloads import build, load_trace
+from arithforge.workloads import load_trace
 from arithforge.workloads.evaluate import _Setup
 from arithforge.workloads.quantize import quantize
 from arithforge.workloads.transform import Transform, facts, parse_transform
@@ -129,13 +129,6 @@ def test_float64_lanes_are_unchanged(spec: str) -> None:
     signs = hadamard.random_signs(kp, t.seed) if t.kind == "rht" else None
     want = hadamard.rotate(x, t.block, signs)
     assert np.array_equal(t.apply_online(x).view(np.uint64), want.view(np.uint64))
-
-
-@pytest.fixture(scope="module")
-def synthetic64(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("synthetic64")
-    build("synthetic", out, size=64).close()
-    return out
 
 
 def test_evaluate_quantizes_the_unit_output(synthetic64: Path) -> None:

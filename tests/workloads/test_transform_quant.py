@@ -14,18 +14,11 @@ import pytest
 
 from arithforge import ArithforgeError, cli
 from arithforge.formats import get_format
-from arithforge.workloads import build, load_trace
+from arithforge.workloads import load_trace
 from arithforge.workloads.evaluate import _Setup, evaluate
 from arithforge.workloads.transform import Transform, facts, parse_transform, smooth_scales
 
 SEED = 20
-
-
-@pytest.fixture(scope="module")
-def synthetic64(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("synthetic64")
-    build("synthetic", out, size=64).close()
-    return out
 
 
 def _round_f32(v: Fraction) -> float:
