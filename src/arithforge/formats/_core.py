@@ -35,6 +35,17 @@ ZERO, FINITE, INF, NAN = 0, 1, 2, 3
 SIG_LIMIT_BITS = 62
 
 
+def sum_specials(cls: Any, neg: Any) -> tuple[Any, Any, Any]:
+    """``(nan, inf, ninf)`` of a sum of terms of classes ``cls`` and signs ``neg`` (last axis):
+    any NaN term, or infinities of both signs, make a NaN; else any infinity makes an infinity
+    of its sign (IEEE 754 §6.1, §7.2)."""
+    nan = (cls == NAN).any(-1)
+    pinf = ((cls == INF) & ~neg).any(-1)
+    ninf = ((cls == INF) & neg).any(-1)
+    nan |= pinf & ninf
+    return nan, ~nan & (pinf | ninf), ninf
+
+
 def bit_length(sig: A, xp: Any = NP) -> A:
     """Exact bit length of non-negative int64 values (0 for 0)."""
     _, e = xp.frexp(xp.astype(sig, xp.float64))

@@ -44,11 +44,7 @@ def _step(
     kept = np.where(shift > 0, sig >> np.clip(shift, 0, 63), sig << np.clip(-shift, 0, 62))
     kept = np.where(finite, kept, 0)
     total = np.where(neg, -kept, kept).sum(axis=-1)
-    nan = (cls == NAN).any(-1)
-    pinf = ((cls == INF) & ~neg).any(-1)
-    ninf = ((cls == INF) & neg).any(-1)
-    nan |= pinf & ninf
-    inf = ~nan & (pinf | ninf)
+    nan, inf, ninf = _core.sum_specials(cls, neg)
     zero = ~nan & ~inf & (total == 0)
     rcls = np.select([nan, inf, zero], [NAN, INF, ZERO], FINITE).astype(np.int8)
     rneg = np.where(inf, ninf, total < 0) & ~zero

@@ -1077,11 +1077,7 @@ def _dot_exact(
     all_sig = np.concatenate([sig, z.sig[..., None]], axis=-1)
     all_exp = np.concatenate([exp, z.exp[..., None]], axis=-1)
     rneg, rsig, rexp = _big_exact_sum(all_neg, all_sig, all_exp, fo.precision)
-    nan = (all_cls == NAN).any(-1)
-    pinf = ((all_cls == INF) & ~all_neg).any(-1)
-    ninf = ((all_cls == INF) & all_neg).any(-1)
-    nan |= pinf & ninf
-    inf = ~nan & (pinf | ninf)
+    nan, inf, ninf = _core.sum_specials(all_cls, all_neg)
     zero = ~nan & ~inf & (rsig == 0)
     # Zeros of one sign keep it (x + x = x); otherwise +0, or -0 under RDN (IEEE 754 §6.3).
     all_zero = (all_cls == ZERO).all(-1)
